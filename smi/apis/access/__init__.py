@@ -1,0 +1,1 @@
+"""SMI access group: wire models per version and the unversioned hub."""

@@ -1,0 +1,1 @@
+"""SMI metrics group: wire models per version and the unversioned hub."""

@@ -1,0 +1,1 @@
+"""SMI specs group: wire models per version and the unversioned hub."""

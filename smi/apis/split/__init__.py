@@ -1,0 +1,1 @@
+"""SMI split group: wire models per version and the unversioned hub."""

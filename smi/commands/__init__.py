@@ -1,0 +1,1 @@
+"""The `smi` package's own subcommands of `smictl` (registered through entry points)."""

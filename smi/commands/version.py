@@ -1,0 +1,32 @@
+"""`smictl version`: the release and every SMI group/version this build serves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from smi import __version__
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("version", help="print the version and the supported SMI versions")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smi.apis.registry import supported_versions
+
+    versions = supported_versions()
+    if args.output == "json":
+        doc: dict[str, Any] = {"version": __version__, "smi": versions}
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"smictl {__version__}")
+    for group, kinds in versions.items():
+        for kind, vs in kinds.items():
+            print(f"  {group:<22} {kind:<16} {', '.join(vs)}")
+    return 0

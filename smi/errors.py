@@ -1,0 +1,122 @@
+"""The one error vocabulary of smictl.
+
+Every problem a user can cause is a `Diagnostic`: a stable code (`SMI2103`), a reason, the JSON
+path of the offending field and, where known, the file and line. Diagnostics are values; code that
+must stop raises an `SMIError` carrying them. Third-party exceptions (YAML, pydantic, regopy,
+cryptography) are mapped to these in one place per boundary, with ``raise ... from exc``.
+
+    SMIError                  anything smictl reports to a user (carries diagnostics)
+    ├── LoadError             a file or document cannot be read or parsed
+    ├── SchemaError           a document does not match its kind's schema or a hard check
+    ├── ConversionError       an object cannot be converted between two versions
+    ├── CompileError          resources cannot be compiled into a MeshPolicy
+    └── PolicyError           a Rego policy cannot be parsed, compiled or evaluated
+
+Codes are grouped by the stage that finds them (see `smi.codes`): SMI1xxx loading, SMI2xxx
+per-object schema and hard checks, SMI3xxx cross-resource checks, SMI4xxx conversion,
+SMI5xxx Rego policies, SMI6xxx compiling and serving policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem (or warning) about one field of one object."""
+
+    code: str
+    message: str
+    path: str = ""
+    file: str | None = None
+    line: int | None = None
+    severity: Severity = "error"
+    object_ref: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def located(self, *, file: str | None = None, line: int | None = None) -> Diagnostic:
+        """Fill in a location where this diagnostic has none yet."""
+        return replace(
+            self,
+            file=self.file if self.file is not None else file,
+            line=self.line if self.line is not None else line,
+        )
+
+    def format(self) -> str:
+        """`file:line: path: reason (CODE)` — the one-line form every text output uses."""
+        where = self.file or "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}: {prefix}{path}{self.message} ({self.code})"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "path": self.path,
+            "file": self.file,
+            "line": self.line,
+            "object": self.object_ref,
+        }
+
+
+class SMIError(Exception):
+    """Base of every error smictl reports to a user; never shown as a traceback."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]) -> None:
+        diags = (diagnostics,) if isinstance(diagnostics, Diagnostic) else tuple(diagnostics)
+        if not diags:
+            raise ValueError("an SMIError needs at least one diagnostic")
+        self.diagnostics: tuple[Diagnostic, ...] = diags
+        super().__init__("\n".join(d.format() for d in diags))
+
+    @classmethod
+    def of(
+        cls,
+        code: str,
+        message: str,
+        *,
+        path: str = "",
+        file: str | None = None,
+        line: int | None = None,
+    ) -> SMIError:
+        return cls(Diagnostic(code=code, message=message, path=path, file=file, line=line))
+
+
+class LoadError(SMIError):
+    """A file or document cannot be read or parsed."""
+
+
+class SchemaError(SMIError):
+    """A document does not match its kind's schema or fails a hard check."""
+
+
+class ConversionError(SMIError):
+    """An object cannot be converted between two versions of its group."""
+
+
+class CompileError(SMIError):
+    """Resources cannot be compiled into a MeshPolicy."""
+
+
+class PolicyError(SMIError):
+    """A Rego policy cannot be parsed, compiled or evaluated."""
+
+
+def errors_of(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in diagnostics if d.is_error]
+
+
+def warnings_of(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in diagnostics if not d.is_error]

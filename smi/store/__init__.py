@@ -1,0 +1,1 @@
+"""Resource stores behind one interface: local SQLite (embedded default) and Kubernetes."""
