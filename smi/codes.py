@@ -26,236 +26,421 @@ def _c(code: str, title: str, explanation: str, fix: str) -> tuple[str, Code]:
 CODES: dict[str, Code] = dict(
     [
         # --- SMI1xxx: loading --------------------------------------------------------------------
-        _c("SMI1001", "file cannot be read",
-           "The path does not exist, is not readable, or is not UTF-8 text.",
-           "Check the path and permissions; smictl reads .yaml, .yml and .json files."),
-        _c("SMI1002", "YAML or JSON syntax error",
-           "The document is not well-formed YAML (or JSON).",
-           "Fix the syntax at the reported line; `yamllint` shows the same spot."),
-        _c("SMI1003", "document is not an object",
-           "A manifest must be a mapping with apiVersion, kind and metadata.",
-           "Make the document a mapping; remove stray scalars or lists at the top level."),
-        _c("SMI1004", "apiVersion missing",
-           "Every Kubernetes object names its API group and version.",
-           "Add `apiVersion:`, e.g. `split.smi-spec.io/v1alpha4`."),
-        _c("SMI1005", "kind missing",
-           "Every Kubernetes object names its kind.",
-           "Add `kind:`, e.g. `TrafficSplit`."),
-        _c("SMI1006", "unsupported SMI version",
-           "The apiVersion belongs to an SMI group, but smictl does not serve that version "
-           "(unreleased drafts such as specs v1alpha5 are not accepted).",
-           "Use a released version; `smictl convert` moves objects between versions."),
-        _c("SMI1007", "kind not in this SMI version",
-           "The SMI group and version exist but do not define this kind "
-           "(UDPRoute needs specs v1alpha4; IdentityBinding needs access v1alpha4).",
-           "Use a version that defines the kind, or fix the kind's spelling."),
-        _c("SMI1008", "object skipped",
-           "The object is neither an SMI resource nor a context object smictl uses "
-           "(Service, ServiceAccount, Deployment, Pod, Namespace); it is ignored.",
-           "Nothing to do; pass only the manifests you want checked to silence this."),
-        _c("SMI1009", "metadata.name missing",
-           "Every object needs a name.",
-           "Add `metadata.name`."),
-        _c("SMI1010", "document too large",
-           "The document exceeds the size limit smictl accepts.",
-           "Split the file; SMI objects are small."),
-        # --- SMI20xx: generic schema checks ---------------------------------------------------------
-        _c("SMI2001", "unknown field",
-           "The field is not part of this kind's schema in this version. Kubernetes would "
-           "silently prune it, so it would have no effect.",
-           "Remove the field, or move it to where this version expects it (see "
-           "`smictl explain-code SMI2005` for flat-vs-spec layouts)."),
-        _c("SMI2002", "required field missing",
-           "The schema of this kind and version requires the field.",
-           "Add the field."),
-        _c("SMI2003", "wrong type",
-           "The value has the wrong JSON type for this field.",
-           "Use the type the message names (string, integer, list, object)."),
-        _c("SMI2004", "value not allowed",
-           "The value is not one of the values this field accepts.",
-           "Use one of the values the message lists."),
-        _c("SMI2005", "layout does not match the version",
-           "specs v1alpha1/v1alpha2 and access v1alpha1 are flat (fields at the object root); "
-           "later versions put them under `spec`. A field in the wrong place would be pruned.",
-           "Move the fields under `spec:` (or out of it) as the version requires, or change "
-           "apiVersion to the version whose layout you wrote."),
-        _c("SMI2006", "invalid name",
-           "Names must be DNS-1123 labels or subdomains: lowercase letters, digits, '-' "
-           "(and '.'), starting and ending alphanumeric, at most 253 characters.",
-           "Rename the object or reference."),
-        _c("SMI2007", "duplicate entry",
-           "The list holds the same item twice.",
-           "Remove the duplicate."),
+        _c(
+            "SMI1001",
+            "file cannot be read",
+            "The path does not exist, is not readable, or is not UTF-8 text.",
+            "Check the path and permissions; smictl reads .yaml, .yml and .json files.",
+        ),
+        _c(
+            "SMI1002",
+            "YAML or JSON syntax error",
+            "The document is not well-formed YAML (or JSON).",
+            "Fix the syntax at the reported line; `yamllint` shows the same spot.",
+        ),
+        _c(
+            "SMI1003",
+            "document is not an object",
+            "A manifest must be a mapping with apiVersion, kind and metadata.",
+            "Make the document a mapping; remove stray scalars or lists at the top level.",
+        ),
+        _c(
+            "SMI1004",
+            "apiVersion missing",
+            "Every Kubernetes object names its API group and version.",
+            "Add `apiVersion:`, e.g. `split.smi-spec.io/v1alpha4`.",
+        ),
+        _c(
+            "SMI1005",
+            "kind missing",
+            "Every Kubernetes object names its kind.",
+            "Add `kind:`, e.g. `TrafficSplit`.",
+        ),
+        _c(
+            "SMI1006",
+            "unsupported SMI version",
+            "The apiVersion belongs to an SMI group, but smictl does not serve that version "
+            "(unreleased drafts such as specs v1alpha5 are not accepted).",
+            "Use a released version; `smictl convert` moves objects between versions.",
+        ),
+        _c(
+            "SMI1007",
+            "kind not in this SMI version",
+            "The SMI group and version exist but do not define this kind "
+            "(UDPRoute needs specs v1alpha4; IdentityBinding needs access v1alpha4).",
+            "Use a version that defines the kind, or fix the kind's spelling.",
+        ),
+        _c(
+            "SMI1008",
+            "object skipped",
+            "The object is neither an SMI resource nor a context object smictl uses "
+            "(Service, ServiceAccount, Deployment, Pod, Namespace); it is ignored.",
+            "Nothing to do; pass only the manifests you want checked to silence this.",
+        ),
+        _c(
+            "SMI1009", "metadata.name missing", "Every object needs a name.", "Add `metadata.name`."
+        ),
+        _c(
+            "SMI1010",
+            "document too large",
+            "The document exceeds the size limit smictl accepts.",
+            "Split the file; SMI objects are small.",
+        ),
+        # --- SMI20xx: generic schema checks ---------------------------------------------------
+        _c(
+            "SMI2001",
+            "unknown field",
+            "The field is not part of this kind's schema in this version. Kubernetes would "
+            "silently prune it, so it would have no effect.",
+            "Remove the field, or move it to where this version expects it (see "
+            "`smictl explain-code SMI2005` for flat-vs-spec layouts).",
+        ),
+        _c(
+            "SMI2002",
+            "required field missing",
+            "The schema of this kind and version requires the field.",
+            "Add the field.",
+        ),
+        _c(
+            "SMI2003",
+            "wrong type",
+            "The value has the wrong JSON type for this field.",
+            "Use the type the message names (string, integer, list, object).",
+        ),
+        _c(
+            "SMI2004",
+            "value not allowed",
+            "The value is not one of the values this field accepts.",
+            "Use one of the values the message lists.",
+        ),
+        _c(
+            "SMI2005",
+            "layout does not match the version",
+            "specs v1alpha1/v1alpha2 and access v1alpha1 are flat (fields at the object root); "
+            "later versions put them under `spec`. A field in the wrong place would be pruned.",
+            "Move the fields under `spec:` (or out of it) as the version requires, or change "
+            "apiVersion to the version whose layout you wrote.",
+        ),
+        _c(
+            "SMI2006",
+            "invalid name",
+            "Names must be DNS-1123 labels or subdomains: lowercase letters, digits, '-' "
+            "(and '.'), starting and ending alphanumeric, at most 253 characters.",
+            "Rename the object or reference.",
+        ),
+        _c(
+            "SMI2007",
+            "duplicate entry",
+            "The list holds the same item twice.",
+            "Remove the duplicate.",
+        ),
         # --- SMI21xx: TrafficSplit ----------------------------------------------------------------
-        _c("SMI2101", "backends empty",
-           "A TrafficSplit needs at least one backend.",
-           "Add `spec.backends` with at least one Service."),
-        _c("SMI2102", "split service invalid",
-           "`spec.service` must name a Service in the TrafficSplit's namespace: `name` or "
-           "`name.<same-namespace>[.svc[.cluster.local]]`.",
-           "Use the plain Service name; cross-namespace roots are not part of SMI."),
-        _c("SMI2103", "weight invalid",
-           "Weights are relative shares: integers >= 0 (split v1alpha2+), or non-negative "
-           "Kubernetes quantities with at most milli precision (v1alpha1, e.g. `500m`).",
-           "Use a whole number >= 0, e.g. `weight: 90`."),
-        _c("SMI2104", "all weights are zero",
-           "The weights must sum to more than zero, or no request could be routed.",
-           "Give at least one backend a positive weight."),
-        _c("SMI2105", "duplicate backend",
-           "A backend Service appears twice in one TrafficSplit.",
-           "Merge the two entries into one weight."),
-        _c("SMI2106", "root service listed as a backend",
-           "The root Service selects every version, so traffic attribution is unclear "
-           "(discouraged by the spec).",
-           "List the versioned Services as backends, not the root."),
-        _c("SMI2107", "split match kind invalid",
-           "`spec.matches[].kind` must be HTTPRouteGroup.",
-           "Reference an HTTPRouteGroup."),
+        _c(
+            "SMI2101",
+            "backends empty",
+            "A TrafficSplit needs at least one backend.",
+            "Add `spec.backends` with at least one Service.",
+        ),
+        _c(
+            "SMI2102",
+            "split service invalid",
+            "`spec.service` must name a Service in the TrafficSplit's namespace: `name` or "
+            "`name.<same-namespace>[.svc[.cluster.local]]`.",
+            "Use the plain Service name; cross-namespace roots are not part of SMI.",
+        ),
+        _c(
+            "SMI2103",
+            "weight invalid",
+            "Weights are relative shares: integers >= 0 (split v1alpha2+), or non-negative "
+            "Kubernetes quantities with at most milli precision (v1alpha1, e.g. `500m`).",
+            "Use a whole number >= 0, e.g. `weight: 90`.",
+        ),
+        _c(
+            "SMI2104",
+            "all weights are zero",
+            "The weights must sum to more than zero, or no request could be routed.",
+            "Give at least one backend a positive weight.",
+        ),
+        _c(
+            "SMI2105",
+            "duplicate backend",
+            "A backend Service appears twice in one TrafficSplit.",
+            "Merge the two entries into one weight.",
+        ),
+        _c(
+            "SMI2106",
+            "root service listed as a backend",
+            "The root Service selects every version, so traffic attribution is unclear "
+            "(discouraged by the spec).",
+            "List the versioned Services as backends, not the root.",
+        ),
+        _c(
+            "SMI2107",
+            "split match kind invalid",
+            "`spec.matches[].kind` must be HTTPRouteGroup.",
+            "Reference an HTTPRouteGroup.",
+        ),
         # --- SMI22xx: HTTPRouteGroup --------------------------------------------------------------
-        _c("SMI2201", "matches empty",
-           "An HTTPRouteGroup needs at least one match.",
-           "Add a match with at least a name."),
-        _c("SMI2202", "duplicate match name",
-           "Match names are the keys TrafficTargets refer to; they must be unique in a group.",
-           "Rename one of the matches."),
-        _c("SMI2203", "invalid method",
-           "Methods must be one of *, GET, HEAD, PUT, POST, DELETE, CONNECT, OPTIONS, TRACE, "
-           "PATCH (uppercase).",
-           "Use an uppercase method from the list."),
-        _c("SMI2204", "regex not RE2",
-           "The regex does not compile as RE2. smictl matches in linear time with RE2, which has "
-           "no back-references or look-arounds.",
-           "Rewrite without back-references and look-arounds; test with RE2 syntax."),
-        _c("SMI2205", "header entry invalid",
-           "In the list form each header entry must be a map with exactly one key; header "
-           "names must be unique (case-insensitively) and values strings.",
-           "Write `headers: [{user-agent: '.*Android.*'}]` or the map form "
-           "`headers: {user-agent: '.*Android.*'}`."),
-        _c("SMI2206", "pathRegex not end-anchored",
-           "pathRegex is anchored at the start only, so `/api` also matches `/apiary`.",
-           "End the regex with `$`, `/` or `.*` to say what you mean."),
+        _c(
+            "SMI2201",
+            "matches empty",
+            "An HTTPRouteGroup needs at least one match.",
+            "Add a match with at least a name.",
+        ),
+        _c(
+            "SMI2202",
+            "duplicate match name",
+            "Match names are the keys TrafficTargets refer to; they must be unique in a group.",
+            "Rename one of the matches.",
+        ),
+        _c(
+            "SMI2203",
+            "invalid method",
+            "Methods must be one of *, GET, HEAD, PUT, POST, DELETE, CONNECT, OPTIONS, TRACE, "
+            "PATCH (uppercase).",
+            "Use an uppercase method from the list.",
+        ),
+        _c(
+            "SMI2204",
+            "regex not RE2",
+            "The regex does not compile as RE2. smictl matches in linear time with RE2, which has "
+            "no back-references or look-arounds.",
+            "Rewrite without back-references and look-arounds; test with RE2 syntax.",
+        ),
+        _c(
+            "SMI2205",
+            "header entry invalid",
+            "In the list form each header entry must be a map with exactly one key; header "
+            "names must be unique (case-insensitively) and values strings.",
+            "Write `headers: [{user-agent: '.*Android.*'}]` or the map form "
+            "`headers: {user-agent: '.*Android.*'}`.",
+        ),
+        _c(
+            "SMI2206",
+            "pathRegex not end-anchored",
+            "pathRegex is anchored at the start only, so `/api` also matches `/apiary`.",
+            "End the regex with `$`, `/` or `.*` to say what you mean.",
+        ),
         # --- SMI23xx: TCPRoute / UDPRoute ---------------------------------------------------------
-        _c("SMI2301", "port out of range",
-           "Ports are integers from 1 to 65535.",
-           "Use a valid port number."),
-        _c("SMI2302", "duplicate port",
-           "The port is listed twice.",
-           "Remove the duplicate."),
+        _c(
+            "SMI2301",
+            "port out of range",
+            "Ports are integers from 1 to 65535.",
+            "Use a valid port number.",
+        ),
+        _c("SMI2302", "duplicate port", "The port is listed twice.", "Remove the duplicate."),
         # --- SMI24xx: TrafficTarget / IdentityBinding ---------------------------------------------
-        _c("SMI2401", "destination namespace differs",
-           "`spec.destination.namespace` must equal the TrafficTarget's own namespace, so that "
-           "only a namespace's owners can open access to its workloads.",
-           "Create the TrafficTarget in the destination's namespace."),
-        _c("SMI2402", "rules empty",
-           "A TrafficTarget must have at least one rule (access v1alpha3).",
-           "Add a rule referencing an HTTPRouteGroup, TCPRoute or UDPRoute."),
-        _c("SMI2403", "sources empty",
-           "A TrafficTarget must have at least one source (access v1alpha3).",
-           "Add the ServiceAccounts allowed to call the destination."),
-        _c("SMI2404", "subject kind invalid",
-           "Sources and destinations are ServiceAccounts (or IdentityBindings in access v1alpha4).",
-           "Use `kind: ServiceAccount`."),
-        _c("SMI2405", "rule kind invalid",
-           "Rule kinds are HTTPRouteGroup and TCPRoute (and UDPRoute from access v1alpha3).",
-           "Use a rule kind this version supports."),
-        _c("SMI2406", "source namespace missing",
-           "A source without a namespace means the TrafficTarget's namespace.",
-           "Write the namespace explicitly."),
-        _c("SMI2407", "matches on a non-HTTP rule",
-           "Only HTTPRouteGroup rules select matches by name; TCPRoute and UDPRoute rules ignore "
-           "`matches`.",
-           "Remove `matches` from the TCPRoute/UDPRoute rule."),
-        _c("SMI2408", "identity binding schemes invalid",
-           "IdentityBinding schemes: `podLabelSelector` and `serviceAccount` are mutually "
-           "exclusive, and at least one scheme is needed.",
-           "Keep one of podLabelSelector or serviceAccount."),
+        _c(
+            "SMI2401",
+            "destination namespace differs",
+            "`spec.destination.namespace` must equal the TrafficTarget's own namespace, so that "
+            "only a namespace's owners can open access to its workloads.",
+            "Create the TrafficTarget in the destination's namespace.",
+        ),
+        _c(
+            "SMI2402",
+            "rules empty",
+            "A TrafficTarget must have at least one rule (access v1alpha3).",
+            "Add a rule referencing an HTTPRouteGroup, TCPRoute or UDPRoute.",
+        ),
+        _c(
+            "SMI2403",
+            "sources empty",
+            "A TrafficTarget must have at least one source (access v1alpha3).",
+            "Add the ServiceAccounts allowed to call the destination.",
+        ),
+        _c(
+            "SMI2404",
+            "subject kind invalid",
+            "Sources and destinations are ServiceAccounts "
+            "(or IdentityBindings in access v1alpha4).",
+            "Use `kind: ServiceAccount`.",
+        ),
+        _c(
+            "SMI2405",
+            "rule kind invalid",
+            "Rule kinds are HTTPRouteGroup and TCPRoute (and UDPRoute from access v1alpha3).",
+            "Use a rule kind this version supports.",
+        ),
+        _c(
+            "SMI2406",
+            "source namespace missing",
+            "A source without a namespace means the TrafficTarget's namespace.",
+            "Write the namespace explicitly.",
+        ),
+        _c(
+            "SMI2407",
+            "matches on a non-HTTP rule",
+            "Only HTTPRouteGroup rules select matches by name; TCPRoute and UDPRoute rules ignore "
+            "`matches`.",
+            "Remove `matches` from the TCPRoute/UDPRoute rule.",
+        ),
+        _c(
+            "SMI2408",
+            "identity binding schemes invalid",
+            "IdentityBinding schemes: `podLabelSelector` and `serviceAccount` are mutually "
+            "exclusive, and at least one scheme is needed.",
+            "Keep one of podLabelSelector or serviceAccount.",
+        ),
         # --- SMI3xxx: cross-resource checks -------------------------------------------------------
-        _c("SMI3001", "referenced route not found",
-           "A TrafficTarget rule (or TrafficSplit match) names a route that is not in the set. "
-           "The spec allows any order of creation; until it exists, the rule allows nothing.",
-           "Create the route, or fix the name. `--strict` turns this warning into an error."),
-        _c("SMI3002", "referenced match name not found",
-           "A TrafficTarget rule names a match the HTTPRouteGroup does not define; it allows "
-           "nothing.",
-           "Fix the match name or add the match to the group."),
-        _c("SMI3003", "two TrafficSplits for one root service",
-           "SMI leaves several splits for one root undefined; smictl accepts only one per root "
-           "service per namespace.",
-           "Merge the backends into one TrafficSplit."),
-        _c("SMI3004", "backend Service not found",
-           "A TrafficSplit backend names a Service that is not in the set.",
-           "Create the Service, or fix the name."),
-        _c("SMI3005", "backend lacks the root service's port",
-           "Every backend needs each port the root Service exposes; a backend without it is "
-           "left out of the split for that port.",
-           "Add the port to the backend Service."),
-        _c("SMI3006", "backend is itself a split root",
-           "Splits are not hierarchical; a backend that is another split's root is not split "
-           "again.",
-           "Point the split at leaf Services."),
-        _c("SMI3007", "root service not found",
-           "The TrafficSplit's root Service is not in the set.",
-           "Create the root Service, or fix the name."),
+        _c(
+            "SMI3001",
+            "referenced route not found",
+            "A TrafficTarget rule (or TrafficSplit match) names a route that is not in the set. "
+            "The spec allows any order of creation; until it exists, the rule allows nothing.",
+            "Create the route, or fix the name. `--strict` turns this warning into an error.",
+        ),
+        _c(
+            "SMI3002",
+            "referenced match name not found",
+            "A TrafficTarget rule names a match the HTTPRouteGroup does not define; it allows "
+            "nothing.",
+            "Fix the match name or add the match to the group.",
+        ),
+        _c(
+            "SMI3003",
+            "two TrafficSplits for one root service",
+            "SMI leaves several splits for one root undefined; smictl accepts only one per root "
+            "service per namespace.",
+            "Merge the backends into one TrafficSplit.",
+        ),
+        _c(
+            "SMI3004",
+            "backend Service not found",
+            "A TrafficSplit backend names a Service that is not in the set.",
+            "Create the Service, or fix the name.",
+        ),
+        _c(
+            "SMI3005",
+            "backend lacks the root service's port",
+            "Every backend needs each port the root Service exposes; a backend without it is "
+            "left out of the split for that port.",
+            "Add the port to the backend Service.",
+        ),
+        _c(
+            "SMI3006",
+            "backend is itself a split root",
+            "Splits are not hierarchical; a backend that is another split's root is not split "
+            "again.",
+            "Point the split at leaf Services.",
+        ),
+        _c(
+            "SMI3007",
+            "root service not found",
+            "The TrafficSplit's root Service is not in the set.",
+            "Create the root Service, or fix the name.",
+        ),
         # --- SMI4xxx: conversion ------------------------------------------------------------------
-        _c("SMI4001", "target version unknown",
-           "The requested group/version is not one smictl serves.",
-           "Pick a version listed by `smictl version`."),
-        _c("SMI4002", "kind not in target version",
-           "The kind does not exist in the target version (e.g. UDPRoute before specs v1alpha4).",
-           "Choose a version that has the kind."),
-        _c("SMI4003", "wrong group for conversion",
-           "Objects convert only between versions of their own API group.",
-           "Pick a version of the object's own group."),
-        _c("SMI4004", "lossy-field annotation corrupt",
-           "The `smictl.io/lossy-fields` annotation that keeps fields across conversions is not "
-           "valid JSON for this kind.",
-           "Remove the annotation (its fields are lost) or restore it."),
+        _c(
+            "SMI4001",
+            "target version unknown",
+            "The requested group/version is not one smictl serves.",
+            "Pick a version listed by `smictl version`.",
+        ),
+        _c(
+            "SMI4002",
+            "kind not in target version",
+            "The kind does not exist in the target version (e.g. UDPRoute before specs v1alpha4).",
+            "Choose a version that has the kind.",
+        ),
+        _c(
+            "SMI4003",
+            "wrong group for conversion",
+            "Objects convert only between versions of their own API group.",
+            "Pick a version of the object's own group.",
+        ),
+        _c(
+            "SMI4004",
+            "lossy-field annotation corrupt",
+            "The `smictl.io/lossy-fields` annotation that keeps fields across conversions is not "
+            "valid JSON for this kind.",
+            "Remove the annotation (its fields are lost) or restore it.",
+        ),
         # --- SMI5xxx: Rego policies ---------------------------------------------------------------
-        _c("SMI5001", "policy does not parse",
-           "A .rego module has a syntax error.",
-           "Fix the module at the reported line; `smictl policy test` re-checks it."),
-        _c("SMI5002", "policy does not compile",
-           "The policy parsed but could not be compiled (unknown reference, type error, "
-           "conflicting rules).",
-           "Fix the reported rule."),
-        _c("SMI5003", "policy evaluation failed",
-           "Evaluating a policy raised an error at run time; the object is refused "
-           "(fail closed) and the server keeps running.",
-           "Fix the policy; the message names the rule."),
-        _c("SMI5004", "policy metadata invalid",
-           "A policy's METADATA block lacks custom.code or has an enforcement other than "
-           "deny or warn.",
-           "Add `custom: {code: ..., enforcement: deny}` to the package METADATA."),
-        _c("SMI5005", "denied by policy",
-           "A Rego policy denied the object.",
-           "Read the policy's message; `smictl explain-code` on the policy's own code tells more."),
-        _c("SMI5006", "remote OPA unreachable",
-           "The remote OPA server did not answer.",
-           "Check the URL and that the server is up; the embedded engine needs no server."),
-        _c("SMI5007", "policy test failed",
-           "A `test_*` rule did not succeed.",
-           "Run `smictl policy test -v` and fix the policy or the test."),
+        _c(
+            "SMI5001",
+            "policy does not parse",
+            "A .rego module has a syntax error.",
+            "Fix the module at the reported line; `smictl policy test` re-checks it.",
+        ),
+        _c(
+            "SMI5002",
+            "policy does not compile",
+            "The policy parsed but could not be compiled (unknown reference, type error, "
+            "conflicting rules).",
+            "Fix the reported rule.",
+        ),
+        _c(
+            "SMI5003",
+            "policy evaluation failed",
+            "Evaluating a policy raised an error at run time; the object is refused "
+            "(fail closed) and the server keeps running.",
+            "Fix the policy; the message names the rule.",
+        ),
+        _c(
+            "SMI5004",
+            "policy metadata invalid",
+            "A policy's METADATA block lacks custom.code or has an enforcement other than "
+            "deny or warn.",
+            "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
+        ),
+        _c(
+            "SMI5005",
+            "denied by policy",
+            "A Rego policy denied the object.",
+            "Read the policy's message; `smictl explain-code` on the policy's own code tells more.",
+        ),
+        _c(
+            "SMI5006",
+            "remote OPA unreachable",
+            "The remote OPA server did not answer.",
+            "Check the URL and that the server is up; the embedded engine needs no server.",
+        ),
+        _c(
+            "SMI5007",
+            "policy test failed",
+            "A `test_*` rule did not succeed.",
+            "Run `smictl policy test -v` and fix the policy or the test.",
+        ),
         # --- SMI6xxx: compiling and serving policy ------------------------------------------------
-        _c("SMI6001", "reference skipped by the compiler",
-           "A rule, match or backend did not resolve and was left out of the MeshPolicy; it "
-           "allows nothing.",
-           "Create the missing object; `smictl compile` lists what was skipped."),
-        _c("SMI6002", "MeshPolicy schema version unsupported",
-           "The MeshPolicy JSON was written by a newer smictl.",
-           "Upgrade the reader, or recompile with this version."),
-        _c("SMI6003", "MeshPolicy document invalid",
-           "The MeshPolicy JSON does not have the expected shape.",
-           "Recompile it with `smictl compile`."),
+        _c(
+            "SMI6001",
+            "reference skipped by the compiler",
+            "A rule, match or backend did not resolve and was left out of the MeshPolicy; it "
+            "allows nothing.",
+            "Create the missing object; `smictl compile` lists what was skipped.",
+        ),
+        _c(
+            "SMI6002",
+            "MeshPolicy schema version unsupported",
+            "The MeshPolicy JSON was written by a newer smictl.",
+            "Upgrade the reader, or recompile with this version.",
+        ),
+        _c(
+            "SMI6003",
+            "MeshPolicy document invalid",
+            "The MeshPolicy JSON does not have the expected shape.",
+            "Recompile it with `smictl compile`.",
+        ),
         # --- SMI7xxx: control plane and proxy -----------------------------------------------------
-        _c("SMI7001", "control plane unreachable",
-           "smictl could not reach the control plane.",
-           "Start it with `smictl serve`, or pass --server."),
-        _c("SMI7002", "request rejected by the control plane",
-           "The control plane refused the request; the message carries its reasons.",
-           "Fix the objects as the reasons say; nothing was changed."),
-        _c("SMI7003", "certificate problem",
-           "A certificate or key could not be read, is expired, or does not match its key.",
-           "Re-issue it with `smictl certs issue`."),
+        _c(
+            "SMI7001",
+            "control plane unreachable",
+            "smictl could not reach the control plane.",
+            "Start it with `smictl serve`, or pass --server.",
+        ),
+        _c(
+            "SMI7002",
+            "request rejected by the control plane",
+            "The control plane refused the request; the message carries its reasons.",
+            "Fix the objects as the reasons say; nothing was changed.",
+        ),
+        _c(
+            "SMI7003",
+            "certificate problem",
+            "A certificate or key could not be read, is expired, or does not match its key.",
+            "Re-issue it with `smictl certs issue`.",
+        ),
     ]
 )
 

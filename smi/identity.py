@@ -56,5 +56,7 @@ class Identity:
         )
 
 
-def spiffe_id(namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> str:
+def spiffe_id(
+    namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN
+) -> str:
     return Identity(namespace, service_account, trust_domain).spiffe_id

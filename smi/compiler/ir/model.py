@@ -225,8 +225,9 @@ def _from_dict(doc: dict[str, Any]) -> MeshPolicy:
             str(k): Service(
                 ports=tuple(int(p) for p in v.get("ports", ())),
                 endpoints=tuple(
-                    Endpoint(address=str(e["address"]), port=int(e["port"]),
-                             identity=str(e["identity"]))
+                    Endpoint(
+                        address=str(e["address"]), port=int(e["port"]), identity=str(e["identity"])
+                    )
                     for e in v.get("endpoints", ())
                 ),
             )
