@@ -1,0 +1,86 @@
+"""access.smi-spec.io/v1alpha3 (latest released): TrafficTarget under `spec`.
+
+`destination`, `rules` and `sources` are all required (presence only: emptiness is a
+validation error, SMI2402/SMI2403). `destination.port` is gone: a destination port from an
+older version rides in the lossy-fields annotation. Rule kinds gain UDPRoute.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import Field
+
+from smi.apis import lossy
+from smi.apis.access import hub
+from smi.apis.access.common import (
+    Rule,
+    Subject,
+    plain_subject,
+    require_expressible,
+    rule_from_hub,
+    rules_to_hub,
+    subject_to_hub,
+)
+from smi.apis.meta import ObjectMeta
+from smi.apis.served import Served
+from smi.apis.wire import WireModel, WireObject
+
+VERSION = "v1alpha3"
+API_VERSION: Final = "access.smi-spec.io/v1alpha3"
+
+
+class TrafficTargetSpec(WireModel):
+    destination: Subject
+    rules: list[Rule]
+    sources: list[Subject]
+
+
+class TrafficTarget(WireObject):
+    hub_type = hub.TrafficTarget
+
+    api_version: Literal["access.smi-spec.io/v1alpha3"] = Field(alias="apiVersion")
+    kind: Literal["TrafficTarget"]
+    spec: TrafficTargetSpec
+
+
+def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
+    return hub.TrafficTarget(
+        metadata=meta,
+        destination=subject_to_hub(wire.spec.destination),
+        rules=rules_to_hub(wire.spec.rules),
+        sources=tuple(subject_to_hub(s) for s in wire.spec.sources),
+    )
+
+
+def _project(target: hub.TrafficTarget) -> TrafficTarget:
+    require_expressible(target, version=VERSION, bindings=False, udp=True)
+    spec = TrafficTargetSpec(
+        destination=plain_subject(target.destination),
+        rules=[rule_from_hub(r) for r in target.rules],
+        sources=[plain_subject(s) for s in target.sources],
+    )
+    return TrafficTarget(
+        apiVersion=API_VERSION, kind="TrafficTarget", metadata=target.metadata, spec=spec
+    )
+
+
+def to_hub(wire: TrafficTarget) -> hub.TrafficTarget:
+    return lossy.to_hub_via(wire, _read)
+
+
+def from_hub(target: hub.TrafficTarget) -> TrafficTarget:
+    return lossy.from_hub_via(target, _project, _read)
+
+
+SERVED = (
+    Served(
+        group=hub.GROUP,
+        version=VERSION,
+        kind="TrafficTarget",
+        wire=TrafficTarget,
+        to_hub=to_hub,
+        from_hub=from_hub,
+        flat=False,
+    ),
+)

@@ -1,0 +1,203 @@
+"""access.smi-spec.io/v1alpha4 (unreleased draft): TrafficTarget and IdentityBinding.
+
+TrafficTarget is v1alpha3 plus subjects that may be `kind: IdentityBinding` with
+`group: access.smi-spec.io`. IdentityBinding names the workloads of its own namespace by
+`spec.schemes`: `podLabelSelector`, `spiffeIdentities`, `serviceAccount` (OR-ed; the
+mutual-exclusion rule is a validation check, SMI2408). No CRD exists; required fields follow
+the draft text (a binding without `spec.schemes` says nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from pydantic import Field, ValidationError
+
+from smi.apis import lossy
+from smi.apis.access import hub
+from smi.apis.access.common import (
+    GroupSubject,
+    Rule,
+    group_subject,
+    require_expressible,
+    rule_from_hub,
+    rules_to_hub,
+    subject_to_hub,
+)
+from smi.apis.meta import ObjectMeta
+from smi.apis.served import ConversionNotPossible, Served
+from smi.apis.wire import WireModel, WireObject
+
+VERSION = "v1alpha4"
+API_VERSION: Final = "access.smi-spec.io/v1alpha4"
+
+
+class TrafficTargetSpec(WireModel):
+    destination: GroupSubject
+    rules: list[Rule]
+    sources: list[GroupSubject]
+
+
+class TrafficTarget(WireObject):
+    hub_type = hub.TrafficTarget
+
+    api_version: Literal["access.smi-spec.io/v1alpha4"] = Field(alias="apiVersion")
+    kind: Literal["TrafficTarget"]
+    spec: TrafficTargetSpec
+
+
+class LabelSelectorRequirement(WireModel):
+    key: str
+    operator: str
+    values: list[str] | None = None
+
+
+class LabelSelector(WireModel):
+    """A Kubernetes LabelSelector (`matchLabels`, `matchExpressions`)."""
+
+    match_labels: dict[str, str] | None = Field(default=None, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, alias="matchExpressions"
+    )
+
+
+class Schemes(WireModel):
+    pod_label_selector: LabelSelector | None = Field(default=None, alias="podLabelSelector")
+    spiffe_identities: list[str] | None = Field(default=None, alias="spiffeIdentities")
+    service_account: str | None = Field(default=None, alias="serviceAccount")
+
+
+class IdentityBindingSpec(WireModel):
+    schemes: Schemes
+
+
+class IdentityBinding(WireObject):
+    hub_type = hub.IdentityBinding
+
+    api_version: Literal["access.smi-spec.io/v1alpha4"] = Field(alias="apiVersion")
+    kind: Literal["IdentityBinding"]
+    spec: IdentityBindingSpec
+
+
+# --- TrafficTarget ----------------------------------------------------------------------------
+
+
+def _read_target(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
+    return hub.TrafficTarget(
+        metadata=meta,
+        destination=subject_to_hub(wire.spec.destination),
+        rules=rules_to_hub(wire.spec.rules),
+        sources=tuple(subject_to_hub(s) for s in wire.spec.sources),
+    )
+
+
+def _project_target(target: hub.TrafficTarget) -> TrafficTarget:
+    require_expressible(target, version=VERSION, bindings=True, udp=True)
+    spec = TrafficTargetSpec(
+        destination=group_subject(target.destination),
+        rules=[rule_from_hub(r) for r in target.rules],
+        sources=[group_subject(s) for s in target.sources],
+    )
+    return TrafficTarget(
+        apiVersion=API_VERSION, kind="TrafficTarget", metadata=target.metadata, spec=spec
+    )
+
+
+def target_to_hub(wire: TrafficTarget) -> hub.TrafficTarget:
+    return lossy.to_hub_via(wire, _read_target)
+
+
+def target_from_hub(target: hub.TrafficTarget) -> TrafficTarget:
+    return lossy.from_hub_via(target, _project_target, _read_target)
+
+
+# --- IdentityBinding --------------------------------------------------------------------------
+
+
+def _read_binding(wire: IdentityBinding, meta: ObjectMeta) -> hub.IdentityBinding:
+    schemes = wire.spec.schemes
+    selector = schemes.pod_label_selector
+    return hub.IdentityBinding(
+        metadata=meta,
+        schemes=hub.IdentityBindingSchemes(
+            pod_label_selector=None
+            if selector is None
+            else selector.model_dump(by_alias=True, exclude_none=True),
+            spiffe_identities=tuple(schemes.spiffe_identities or ()),
+            service_account=schemes.service_account,
+        ),
+    )
+
+
+def _selector(raw: dict[str, Any] | None) -> LabelSelector | None:
+    if raw is None:
+        return None
+    try:
+        return LabelSelector.model_validate(raw)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise ConversionNotPossible(
+            f"schemes.pod_label_selector is not a Kubernetes label selector: {reason}"
+        ) from exc
+
+
+def _project_binding(binding: hub.IdentityBinding) -> IdentityBinding:
+    schemes = binding.schemes
+    wire_schemes = Schemes(
+        podLabelSelector=_selector(schemes.pod_label_selector),
+        spiffeIdentities=list(schemes.spiffe_identities) or None,
+        serviceAccount=schemes.service_account,
+    )
+    return IdentityBinding(
+        apiVersion=API_VERSION,
+        kind="IdentityBinding",
+        metadata=binding.metadata,
+        spec=IdentityBindingSpec(schemes=wire_schemes),
+    )
+
+
+def binding_to_hub(wire: IdentityBinding) -> hub.IdentityBinding:
+    return lossy.to_hub_via(wire, _read_binding)
+
+
+def binding_from_hub(binding: hub.IdentityBinding) -> IdentityBinding:
+    return lossy.from_hub_via(binding, _project_binding, _read_binding)
+
+
+# --- one entry point per direction ------------------------------------------------------------
+
+
+def to_hub(wire: TrafficTarget | IdentityBinding) -> hub.AccessHub:
+    if isinstance(wire, IdentityBinding):
+        return binding_to_hub(wire)
+    return target_to_hub(wire)
+
+
+def from_hub(obj: hub.AccessHub) -> TrafficTarget | IdentityBinding:
+    if isinstance(obj, hub.IdentityBinding):
+        return binding_from_hub(obj)
+    return target_from_hub(obj)
+
+
+SERVED = (
+    Served(
+        group=hub.GROUP,
+        version=VERSION,
+        kind="TrafficTarget",
+        wire=TrafficTarget,
+        to_hub=target_to_hub,
+        from_hub=target_from_hub,
+        flat=False,
+        draft=True,
+    ),
+    Served(
+        group=hub.GROUP,
+        version=VERSION,
+        kind="IdentityBinding",
+        wire=IdentityBinding,
+        to_hub=binding_to_hub,
+        from_hub=binding_from_hub,
+        flat=False,
+        draft=True,
+    ),
+)

@@ -1,0 +1,107 @@
+"""Lossless conversion through the hub: what a version cannot hold rides in an annotation.
+
+Each version module supplies two plain functions: `project(hub) -> wire` (the best this
+version can say) and `read(wire, metadata) -> hub` (what the wire says, annotation aside).
+`from_hub` compares the hub with what its projection reads back; every hub field that differs
+is stored in the `LOSSY_ANNOTATION` with its exact value and a fingerprint of what the wire
+gives for it. `to_hub` reads the wire and puts those fields back, removing the annotation,
+so that `to_hub(from_hub(h)) == h` for every hub object the version can take.
+
+The fingerprint makes an edited object safe: when someone changes a field after converting
+(say, the weights), the wire no longer gives the fingerprinted value and the stale stored
+value is ignored: the wire wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from smi.apis.meta import LOSSY_ANNOTATION, ObjectMeta
+from smi.apis.served import LossyAnnotationCorrupt
+from smi.apis.wire import WireObject, parse_lossy_payload
+
+H = TypeVar("H", bound=BaseModel)
+W = TypeVar("W", bound=WireObject)
+
+_NOT_LOSSY = frozenset({"metadata", "kind"})
+
+
+def fingerprint(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _as_json(model: BaseModel, name: str) -> Any:
+    return model.model_dump(mode="json", include={name})[name]
+
+
+def meta_of(obj: BaseModel) -> ObjectMeta:
+    meta = obj.__dict__.get("metadata")
+    if not isinstance(meta, ObjectMeta):
+        raise TypeError(f"{type(obj).__name__} has no ObjectMeta metadata")
+    return meta
+
+
+def lost_fields(hub: BaseModel, kept: BaseModel) -> dict[str, Any]:
+    """The annotation payload: hub fields whose value `kept` (the read-back) does not give."""
+    lost: dict[str, Any] = {}
+    for name in type(hub).model_fields:
+        if name in _NOT_LOSSY or getattr(hub, name) == getattr(kept, name):
+            continue
+        lost[name] = {"value": _as_json(hub, name), "was": fingerprint(_as_json(kept, name))}
+    return lost
+
+
+def with_payload(meta: ObjectMeta, lost: dict[str, Any]) -> ObjectMeta:
+    text = json.dumps(lost, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return meta.model_copy(update={"annotations": {**meta.annotations, LOSSY_ANNOTATION: text}})
+
+
+def split_payload(meta: ObjectMeta) -> tuple[ObjectMeta, str | None]:
+    """Metadata without the annotation, and the annotation's text (None when absent)."""
+    raw = meta.annotations.get(LOSSY_ANNOTATION)
+    if raw is None:
+        return meta, None
+    rest = {k: v for k, v in meta.annotations.items() if k != LOSSY_ANNOTATION}
+    return meta.model_copy(update={"annotations": rest}), raw
+
+
+def restore(hub: H, raw: str) -> H:
+    """Put back the stored fields whose fingerprint still matches what the wire gave."""
+    try:
+        payload = parse_lossy_payload(type(hub), raw)
+    except ValueError as exc:
+        raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {exc}") from exc
+    updates = {
+        name: value
+        for name, (value, was) in payload.items()
+        if was == fingerprint(_as_json(hub, name))
+    }
+    if not updates:
+        return hub
+    data = {name: getattr(hub, name) for name in type(hub).model_fields}
+    data.update(updates)
+    try:
+        return type(hub).model_validate(data)
+    except ValidationError as exc:  # pragma: no cover - each value was checked on its own
+        raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {exc}") from exc
+
+
+def to_hub_via(wire: W, read: Callable[[W, ObjectMeta], H]) -> H:
+    meta, raw = split_payload(wire.metadata)
+    hub = read(wire, meta)
+    return hub if raw is None else restore(hub, raw)
+
+
+def from_hub_via(hub: H, project: Callable[[H], W], read: Callable[[W, ObjectMeta], H]) -> W:
+    wire = project(hub)
+    meta = meta_of(hub)
+    lost = lost_fields(hub, read(wire, meta))
+    if not lost:
+        return wire
+    return wire.model_copy(update={"metadata": with_payload(meta, lost)})

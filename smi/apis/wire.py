@@ -1,0 +1,224 @@
+"""Building blocks every versioned wire model uses.
+
+Wire models mirror one apiVersion exactly: camelCase aliases, `extra="forbid"` (an unknown
+field is an error with its path, never silently dropped), strict JSON types (a port written as
+`"8080"` is a type error, as it is for the API server). `metadata` is the one open object.
+
+Errors the schema layer must report with an SMI code are raised as
+`PydanticCustomError("SMI####", reason)`; the loader maps an error whose `type` is a code to
+that code. Semantic checks (ranges, emptiness, regex syntax, duplicates) are not done here:
+they run on the hub, in `smi.validation`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from smi.apis.meta import LOSSY_ANNOTATION, ObjectMeta
+from smi.apis.quantity import QuantityError, to_decimal, to_milli
+
+
+class WireModel(BaseModel):
+    """Any object inside a wire document other than `metadata`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class WireObject(WireModel):
+    """A top-level SMI object. `hub_type` names the hub it converts to, so that the lossy-field
+    annotation can be checked against the hub's field types while the document is validated."""
+
+    hub_type: ClassVar[type[BaseModel]]
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, strict=False)
+
+    @field_validator("metadata")
+    @classmethod
+    def _lossy_annotation_valid(cls, meta: ObjectMeta) -> ObjectMeta:
+        raw = meta.annotations.get(LOSSY_ANNOTATION)
+        if raw is not None:
+            reason = lossy_payload_problem(cls.hub_type, raw)
+            if reason is not None:
+                raise PydanticCustomError(
+                    "SMI4004",
+                    "annotation {key}: {reason}",
+                    {"key": LOSSY_ANNOTATION, "reason": reason},
+                )
+        return meta
+
+
+# --- the lossy-fields annotation --------------------------------------------------------------
+# Its value is a JSON object keyed by hub field name: {"<field>": {"value": <hub field as JSON>,
+# "was": "<fingerprint of what the wire object itself gives for that field>"}}.
+
+_NOT_LOSSY = frozenset({"metadata", "kind"})
+
+
+@cache
+def hub_field_adapter(hub_type: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    annotation: Any = hub_type.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def parse_lossy_payload(hub_type: type[BaseModel], raw: str) -> dict[str, tuple[Any, str]]:
+    """The annotation as {field: (typed hub value, fingerprint)}; ValueError with a reason."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc.args[0]})") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    out: dict[str, tuple[Any, str]] = {}
+    for name, entry in doc.items():
+        if name not in hub_type.model_fields or name in _NOT_LOSSY:
+            raise ValueError(f"{name!r} is not a field of {hub_type.__name__}")
+        if not isinstance(entry, dict) or set(entry) != {"value", "was"}:
+            raise ValueError(f"{name!r}: expected an object with 'value' and 'was'")
+        if not isinstance(entry["was"], str):
+            raise ValueError(f"{name!r}: 'was' must be a string")
+        try:
+            value = hub_field_adapter(hub_type, name).validate_python(entry["value"])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{name!r}: {first['msg']}") from exc
+        out[name] = (value, entry["was"])
+    return out
+
+
+def lossy_payload_problem(hub_type: type[BaseModel], raw: str) -> str | None:
+    try:
+        parse_lossy_payload(hub_type, raw)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+# --- field types ------------------------------------------------------------------------------
+
+StrictInt = Annotated[int, Strict()]
+
+
+def _quantity(value: Any) -> str:
+    """Split v1alpha1 weight: an int or a quantity string, held as written (ints as text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError(
+            "SMI2003",
+            "a quantity is an integer or a string like '500m', not {type}",
+            {"type": type(value).__name__},
+        )
+    try:
+        to_milli(value)
+    except QuantityError as exc:
+        raise PydanticCustomError("SMI2103", "{reason}", {"reason": str(exc)}) from exc
+    return value if isinstance(value, str) else format_number(value)
+
+
+def format_number(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+Quantity = Annotated[str, PlainValidator(_quantity)]
+
+
+def _any_quantity(value: Any) -> int | float | str:
+    """A metric value: any quantity (sub-milli allowed), held as written."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError(
+            "SMI2003",
+            "a quantity is a number or a string, not {type}",
+            {"type": type(value).__name__},
+        )
+    try:
+        to_decimal(value)
+    except QuantityError as exc:
+        raise PydanticCustomError("SMI2103", "{reason}", {"reason": str(exc)}) from exc
+    return value
+
+
+AnyQuantity = Annotated[int | float | str, PlainValidator(_any_quantity)]
+
+
+def _whole_weight(value: Any) -> int:
+    """Split v1alpha2+ weight: a JSON number (the CRD says `number`) that must be whole."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "SMI2003", "weight must be a number, not {type}", {"type": type(value).__name__}
+        )
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError(
+                "SMI2103",
+                "weight {value} is not a whole number (weights are integers from "
+                "split v1alpha2 on)",
+                {"value": value},
+            )
+        return int(value)
+    return value
+
+
+WholeWeight = Annotated[int, PlainValidator(_whole_weight)]
+
+
+def _one_key(entry: dict[str, str]) -> dict[str, str]:
+    if len(entry) != 1:
+        raise PydanticCustomError(
+            "SMI2205",
+            "a header entry must be a map with exactly one key, this one has {count}",
+            {"count": len(entry)},
+        )
+    return entry
+
+
+HeaderEntry = Annotated[dict[str, str], AfterValidator(_one_key)]
+
+
+def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Both wire forms: a list of single-key maps (validated element by element, so errors
+    carry the element's index) and a map, turned into the list form here."""
+    if isinstance(value, Mapping):
+        for name, regex in value.items():
+            if not isinstance(name, str):
+                raise PydanticCustomError(
+                    "SMI2003", "header name {name} must be a string", {"name": repr(name)}
+                )
+            if not isinstance(regex, str):
+                raise PydanticCustomError(
+                    "SMI2003",
+                    "header {name}: value must be a string, not {type}",
+                    {"name": name, "type": type(regex).__name__},
+                )
+        return handler([{name: regex} for name, regex in value.items()])
+    return handler(value)
+
+
+Headers = Annotated[list[HeaderEntry], WrapValidator(_headers)]
+
+
+def header_pairs(headers: list[dict[str, str]] | None) -> tuple[tuple[str, str], ...] | None:
+    """Hub form of headers: (lower-case name, value regex) pairs in document order."""
+    if headers is None:
+        return None
+    return tuple((name.lower(), regex) for entry in headers for name, regex in entry.items())
+
+
+def header_list(pairs: tuple[tuple[str, str], ...] | None) -> list[dict[str, str]] | None:
+    """Canonical wire form of headers: the list of single-key maps (SPEC.md §3.1)."""
+    return None if pairs is None else [{name: regex} for name, regex in pairs]
