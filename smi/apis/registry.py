@@ -27,6 +27,7 @@ from smi.apis.access import v1alpha3 as access_v1alpha3
 from smi.apis.access import v1alpha4 as access_v1alpha4
 from smi.apis.lossy import meta_of
 from smi.apis.meta import LOSSY_ANNOTATION
+from smi.apis.metrics import v1alpha1 as metrics_v1alpha1
 from smi.apis.served import (
     ConversionNotPossible,
     KindNotInTarget,
@@ -35,6 +36,14 @@ from smi.apis.served import (
     UnknownTarget,
     WrongGroup,
 )
+from smi.apis.specs import v1alpha1 as specs_v1alpha1
+from smi.apis.specs import v1alpha2 as specs_v1alpha2
+from smi.apis.specs import v1alpha3 as specs_v1alpha3
+from smi.apis.specs import v1alpha4 as specs_v1alpha4
+from smi.apis.split import v1alpha1 as split_v1alpha1
+from smi.apis.split import v1alpha2 as split_v1alpha2
+from smi.apis.split import v1alpha3 as split_v1alpha3
+from smi.apis.split import v1alpha4 as split_v1alpha4
 
 __all__ = [
     "SMI_GROUPS",
@@ -67,6 +76,15 @@ _MODULES = (
     access_v1alpha2,
     access_v1alpha3,
     access_v1alpha4,
+    specs_v1alpha1,
+    specs_v1alpha2,
+    specs_v1alpha3,
+    specs_v1alpha4,
+    split_v1alpha1,
+    split_v1alpha2,
+    split_v1alpha3,
+    split_v1alpha4,
+    metrics_v1alpha1,
 )
 
 
@@ -170,7 +188,7 @@ def dump(wire: BaseModel) -> dict[str, Any]:
     meta = getattr(wire, "metadata", None)
     if isinstance(meta, BaseModel):
         meta_doc = meta.model_dump(mode="json", exclude_defaults=True)
-        if meta_doc or "metadata" in wire.model_fields_set:
+        if meta_doc:
             out["metadata"] = meta_doc
     out.update(body)
     return out

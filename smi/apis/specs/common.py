@@ -1,0 +1,77 @@
+"""Wire pieces and conversion helpers shared by the specs.smi-spec.io versions.
+
+HTTP matches are the same in every version except that v1alpha1 has no `headers`. TCPRoute
+and UDPRoute v1alpha4 share the `spec.matches.ports` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import Field
+
+from smi.apis.specs import hub
+from smi.apis.wire import Headers, StrictInt, WireModel, header_list, header_pairs
+
+
+class Match(WireModel):
+    """v1alpha1 HTTP match: name, pathRegex, methods (a string each: the validation layer
+    reports methods outside the CRD enum as SMI2203 with its own message)."""
+
+    name: str
+    path_regex: str | None = Field(default=None, alias="pathRegex")
+    methods: list[str] | None = None
+
+
+class HeaderMatch(Match):
+    """v1alpha2+ HTTP match: headers in either wire form (held as the list form)."""
+
+    headers: Headers | None = None
+
+
+def match_to_hub(match: Match) -> hub.HTTPMatch:
+    headers = match.headers if isinstance(match, HeaderMatch) else None
+    return hub.HTTPMatch(
+        name=match.name,
+        path_regex=match.path_regex,
+        methods=None if match.methods is None else tuple(match.methods),
+        headers=header_pairs(headers),
+    )
+
+
+def matches_to_hub(matches: Iterable[Match]) -> tuple[hub.HTTPMatch, ...]:
+    return tuple(match_to_hub(m) for m in matches)
+
+
+def plain_match(match: hub.HTTPMatch) -> Match:
+    return Match(
+        name=match.name,
+        pathRegex=match.path_regex,
+        methods=None if match.methods is None else list(match.methods),
+    )
+
+
+def header_match(match: hub.HTTPMatch) -> HeaderMatch:
+    return HeaderMatch(
+        name=match.name,
+        pathRegex=match.path_regex,
+        methods=None if match.methods is None else list(match.methods),
+        headers=header_list(match.headers),
+    )
+
+
+class PortMatches(WireModel):
+    """`spec.matches` of TCPRoute/UDPRoute v1alpha4: the ports to allow ([] = all)."""
+
+    ports: list[StrictInt]
+
+
+class PortSpec(WireModel):
+    matches: PortMatches
+
+
+def port_spec(ports: tuple[int, ...], *, has_matches: bool) -> PortSpec | None:
+    """The v1alpha4 `spec` of a TCPRoute/UDPRoute hub (None = no `spec` at all)."""
+    if not has_matches and not ports:
+        return None
+    return PortSpec(matches=PortMatches(ports=list(ports)))

@@ -1,0 +1,103 @@
+"""specs.smi-spec.io/v1alpha1: HTTPRouteGroup (flat `matches`, no headers) and TCPRoute
+(no fields at all: any raw traffic to the destination).
+
+What this version cannot hold (headers, TCP ports) rides in the lossy-fields annotation.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import Field
+
+from smi.apis import lossy
+from smi.apis.meta import ObjectMeta
+from smi.apis.served import Served
+from smi.apis.specs import hub
+from smi.apis.specs.common import Match, matches_to_hub, plain_match
+from smi.apis.wire import WireObject
+
+VERSION = "v1alpha1"
+API_VERSION: Final = "specs.smi-spec.io/v1alpha1"
+
+
+class HTTPRouteGroup(WireObject):
+    hub_type = hub.HTTPRouteGroup
+
+    api_version: Literal["specs.smi-spec.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["HTTPRouteGroup"]
+    matches: list[Match]
+
+
+class TCPRoute(WireObject):
+    hub_type = hub.TCPRoute
+
+    api_version: Literal["specs.smi-spec.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["TCPRoute"]
+
+
+def _read_group(wire: HTTPRouteGroup, meta: ObjectMeta) -> hub.HTTPRouteGroup:
+    return hub.HTTPRouteGroup(metadata=meta, matches=matches_to_hub(wire.matches))
+
+
+def _project_group(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
+    return HTTPRouteGroup(
+        apiVersion=API_VERSION,
+        kind="HTTPRouteGroup",
+        metadata=group.metadata,
+        matches=[plain_match(m) for m in group.matches],
+    )
+
+
+def _read_tcp(wire: TCPRoute, meta: ObjectMeta) -> hub.TCPRoute:
+    return hub.TCPRoute(metadata=meta)
+
+
+def _project_tcp(route: hub.TCPRoute) -> TCPRoute:
+    return TCPRoute(apiVersion=API_VERSION, kind="TCPRoute", metadata=route.metadata)
+
+
+def group_to_hub(wire: HTTPRouteGroup) -> hub.HTTPRouteGroup:
+    return lossy.to_hub_via(wire, _read_group)
+
+
+def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
+    return lossy.from_hub_via(group, _project_group, _read_group)
+
+
+def tcp_to_hub(wire: TCPRoute) -> hub.TCPRoute:
+    return lossy.to_hub_via(wire, _read_tcp)
+
+
+def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
+    return lossy.from_hub_via(route, _project_tcp, _read_tcp)
+
+
+def to_hub(wire: HTTPRouteGroup | TCPRoute) -> hub.HTTPRouteGroup | hub.TCPRoute:
+    return group_to_hub(wire) if isinstance(wire, HTTPRouteGroup) else tcp_to_hub(wire)
+
+
+def from_hub(obj: hub.HTTPRouteGroup | hub.TCPRoute) -> HTTPRouteGroup | TCPRoute:
+    return group_from_hub(obj) if isinstance(obj, hub.HTTPRouteGroup) else tcp_from_hub(obj)
+
+
+SERVED = (
+    Served(
+        group=hub.GROUP,
+        version=VERSION,
+        kind="HTTPRouteGroup",
+        wire=HTTPRouteGroup,
+        to_hub=group_to_hub,
+        from_hub=group_from_hub,
+        flat=True,
+    ),
+    Served(
+        group=hub.GROUP,
+        version=VERSION,
+        kind="TCPRoute",
+        wire=TCPRoute,
+        to_hub=tcp_to_hub,
+        from_hub=tcp_from_hub,
+        flat=True,
+    ),
+)

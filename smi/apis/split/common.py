@@ -1,0 +1,83 @@
+"""Wire pieces and conversion helpers shared by the TrafficSplit versions.
+
+The hub holds weights in milli-units. v1alpha1 quantities convert exactly both ways. The
+integer versions (v1alpha2+) read `w` as `w * 1000`; going back, whole units are written as
+they are, and anything finer is written as ratio-preserving integers (the milli weights divided
+by their greatest common divisor: 10m/100m/1500m -> 1/10/150), the exact milli weights riding
+in the lossy-fields annotation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from pydantic import Field
+
+from smi.apis.quantity import format_milli, to_milli
+from smi.apis.split import hub
+from smi.apis.wire import Quantity, WholeWeight, WireModel
+
+
+class QuantityBackend(WireModel):
+    """v1alpha1 backend: the weight is a Kubernetes quantity (`1` = `1000m`)."""
+
+    service: str
+    weight: Quantity
+
+
+class Backend(WireModel):
+    """v1alpha2+ backend: the weight is a whole number."""
+
+    service: str
+    weight: WholeWeight
+
+
+class MatchRef(WireModel):
+    """v1alpha3+ `spec.matches[]`: an HTTPRouteGroup in the split's namespace. `apiGroup` is
+    in the Go type (TypedLocalObjectReference), not in the CRD; accepted, never required."""
+
+    kind: str
+    name: str
+    api_group: str | None = Field(default=None, alias="apiGroup")
+
+
+def quantity_backends_to_hub(backends: Iterable[QuantityBackend]) -> tuple[hub.Backend, ...]:
+    return tuple(hub.Backend(service=b.service, weight_milli=to_milli(b.weight)) for b in backends)
+
+
+def quantity_backends(backends: Iterable[hub.Backend]) -> list[QuantityBackend]:
+    return [
+        QuantityBackend(service=b.service, weight=format_milli(b.weight_milli)) for b in backends
+    ]
+
+
+def backends_to_hub(backends: Iterable[Backend]) -> tuple[hub.Backend, ...]:
+    return tuple(hub.Backend(service=b.service, weight_milli=b.weight * 1000) for b in backends)
+
+
+def integer_weights(milli: list[int]) -> list[int]:
+    """Whole-number weights with the same ratios as `milli` (exact when all are whole units)."""
+    unit = 1000 if all(m % 1000 == 0 for m in milli) else math.gcd(*milli)
+    return [m // unit for m in milli] if unit else list(milli)
+
+
+def int_backends(backends: tuple[hub.Backend, ...]) -> list[Backend]:
+    weights = integer_weights([b.weight_milli for b in backends])
+    return [Backend(service=b.service, weight=w) for b, w in zip(backends, weights, strict=True)]
+
+
+def match_to_hub(match: MatchRef) -> hub.MatchRef:
+    return hub.MatchRef(kind=match.kind, name=match.name, api_group=match.api_group)
+
+
+def match_ref(match: hub.MatchRef) -> MatchRef:
+    return MatchRef(kind=match.kind, name=match.name, apiGroup=match.api_group)
+
+
+def matches_to_hub(matches: Iterable[MatchRef] | None) -> tuple[hub.MatchRef, ...] | None:
+    return None if matches is None else tuple(match_to_hub(m) for m in matches)
+
+
+def match_refs(matches: tuple[hub.MatchRef, ...] | None) -> list[MatchRef] | None:
+    return None if matches is None else [match_ref(m) for m in matches]
