@@ -86,6 +86,14 @@ CODES: dict[str, Code] = dict(
             "The document exceeds the size limit smictl accepts.",
             "Split the file; SMI objects are small.",
         ),
+        _c(
+            "SMI1011",
+            "SMI kind under a non-SMI apiVersion",
+            "The kind is an SMI kind (TrafficTarget, HTTPRouteGroup, TrafficSplit, ...) but the "
+            "apiVersion does not name an SMI group, e.g. `apiVersion: v1alpha1`. Such an object "
+            "would be skipped, and a skipped TrafficTarget allows nothing.",
+            "Write the group and version, e.g. `apiVersion: specs.smi-spec.io/v1alpha4`.",
+        ),
         # --- SMI20xx: generic schema checks ---------------------------------------------------
         _c(
             "SMI2001",
@@ -330,6 +338,21 @@ CODES: dict[str, Code] = dict(
             "The TrafficSplit's root Service is not in the set.",
             "Create the root Service, or fix the name.",
         ),
+        _c(
+            "SMI3008",
+            "object defined twice",
+            "Two documents in the set define the same kind, namespace and name. Applied in "
+            "order, the later one replaces the earlier one.",
+            "Keep one definition, or rename one of the objects.",
+        ),
+        _c(
+            "SMI3009",
+            "referenced IdentityBinding not found",
+            "A TrafficTarget subject names an IdentityBinding (access v1alpha4) that is not in "
+            "the set; until it exists the subject names no workload. `--strict` turns this "
+            "warning into an error.",
+            "Create the IdentityBinding in the subject's namespace, or fix the name.",
+        ),
         # --- SMI4xxx: conversion ------------------------------------------------------------------
         _c(
             "SMI4001",
@@ -421,6 +444,29 @@ CODES: dict[str, Code] = dict(
             "MeshPolicy document invalid",
             "The MeshPolicy JSON does not have the expected shape.",
             "Recompile it with `smictl compile`.",
+        ),
+        _c(
+            "SMI6004",
+            "TrafficTarget allows nothing",
+            "After skipping what did not resolve, the TrafficTarget has no source or no rule "
+            "left, so it is left out of the MeshPolicy (default deny).",
+            "Add sources and rules, or create the objects its references name.",
+        ),
+        _c(
+            "SMI6005",
+            "conflicting objects",
+            "Two objects claim the same thing: two different objects with one kind and "
+            "namespace/name, or two TrafficSplits for one root service. The compiler keeps one "
+            "(the first by name, or by content) and ignores the other.",
+            "Delete or merge the duplicate.",
+        ),
+        _c(
+            "SMI6006",
+            "object part not compilable",
+            "Part of an object breaks a rule the compiler relies on (destination in another "
+            "namespace, unsupported subject or rule kind, a regex RE2 cannot run, a split "
+            "root in another namespace); that part is left out and allows nothing.",
+            "Fix the object; `smictl validate` reports the same problem with its field.",
         ),
         # --- SMI7xxx: control plane and proxy -----------------------------------------------------
         _c(

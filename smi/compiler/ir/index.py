@@ -1,0 +1,268 @@
+"""The per-revision index of a MeshPolicy: everything `authorize` and `pick_backend` look up.
+
+Built once per MeshPolicy revision (the proxy swaps it atomically), so the request path does
+dictionary lookups and at most a few RE2 matches: rules are pre-grouped by destination, then by
+source identity, then by HTTP method; L4 grants are flattened to port -> TrafficTarget tables;
+every regex is compiled once; split weights are cumulative for bisection; allow decisions are
+pre-built. Rules are walked in origin order, so the TrafficTarget named in a decision is
+deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Literal
+
+from smi.compiler.ir.decision import Decision
+from smi.compiler.ir.matching import HttpMatcher, RegexCache, compile_matches
+from smi.compiler.ir.model import AuthzRule, MeshPolicy, Mode, Service, Split
+
+Ports = frozenset[int] | None  # None = every port
+
+
+def _restrict(
+    ports: tuple[int, ...] | None, restriction: tuple[int, ...]
+) -> Ports | Literal[False]:
+    """Effective ports of one rule kind: False = the kind is absent; None = every port.
+    `restriction` is AuthzRule.ports (access v1alpha1/v1alpha2 destination.port)."""
+    if ports is None:
+        return False
+    if not ports:
+        return frozenset(restriction) if restriction else None
+    if not restriction:
+        return frozenset(ports)
+    return frozenset(ports) & frozenset(restriction)
+
+
+class PortGrant:
+    """Which ports some rule kind covers, and the first TrafficTarget (by origin) that covers
+    each. Fed rules in origin order."""
+
+    __slots__ = ("all_origin", "ports")
+
+    def __init__(self) -> None:
+        self.all_origin: str | None = None
+        self.ports: dict[int, str] = {}
+
+    def add(self, ports: Ports, origin: str) -> None:
+        if ports is None:
+            if self.all_origin is None:
+                self.all_origin = origin
+            return
+        for port in ports:
+            self.ports.setdefault(port, origin)
+
+    def lookup(self, port: int | None) -> str | None:
+        """The origin that covers `port` (None = any port at all), or None."""
+        if port is None:
+            return self.all_origin or (min(self.ports.values()) if self.ports else None)
+        specific = self.ports.get(port)
+        if specific is None or self.all_origin is None:
+            return specific or self.all_origin
+        return min(specific, self.all_origin)
+
+    def __bool__(self) -> bool:
+        return self.all_origin is not None or bool(self.ports)
+
+
+class HttpEntry:
+    """One HTTP match reachable through one TrafficTarget, with its pre-built allow."""
+
+    __slots__ = ("allow", "matcher", "ports", "rule")
+
+    def __init__(self, *, rule: str, ports: Ports, matcher: HttpMatcher, mode: Mode) -> None:
+        self.rule = rule
+        self.ports = ports
+        self.matcher = matcher
+        self.allow = Decision(True, mode, "allow", (rule,), False, matcher.origin)
+
+
+class SourceView:
+    """What one source identity may do to one destination (the union of its rules)."""
+
+    __slots__ = (
+        "by_method",
+        "http",
+        "http_any",
+        "origins",
+        "rules",
+        "tcp",
+        "tcp_allow",
+        "udp",
+        "udp_allow",
+    )
+
+    def __init__(self, rules: tuple[AuthzRule, ...], cache: RegexCache, mode: Mode) -> None:
+        self.rules = rules
+        self.origins = tuple(r.origin for r in rules)
+        self.tcp, self.udp, self.http = PortGrant(), PortGrant(), PortGrant()
+        entries: list[HttpEntry] = []
+        for rule in rules:
+            self._add_rule(rule, cache, mode, entries)
+        self.http_any = tuple(e for e in entries if e.matcher.any_method)
+        methods = {m for e in entries for m in e.matcher.methods if m != "*"}
+        self.by_method = {
+            m: tuple(e for e in entries if e.matcher.any_method or m in e.matcher.methods)
+            for m in sorted(methods)
+        }
+        # Pre-built L4 allows, per granting TrafficTarget.
+        self.tcp_allow = {
+            o: Decision(True, mode, "allow", (o,), False, "tcp") for o in self.origins
+        }
+        self.udp_allow = {
+            o: Decision(True, mode, "allow", (o,), False, "udp") for o in self.origins
+        }
+
+    def _add_rule(
+        self, rule: AuthzRule, cache: RegexCache, mode: Mode, entries: list[HttpEntry]
+    ) -> None:
+        tcp = _restrict(rule.tcp_ports, rule.ports)
+        if tcp is not False:
+            self.tcp.add(tcp, rule.origin)
+        udp = _restrict(rule.udp_ports, rule.ports)
+        if udp is not False:
+            self.udp.add(udp, rule.origin)
+        if not rule.http:
+            return
+        http = _restrict((), rule.ports)
+        assert http is not False
+        self.http.add(http, rule.origin)
+        for matcher in compile_matches(rule.http, cache):
+            entries.append(HttpEntry(rule=rule.origin, ports=http, matcher=matcher, mode=mode))
+
+    def http_candidates(self, method: str) -> tuple[HttpEntry, ...]:
+        """The HTTP entries whose method condition `method` satisfies, in origin order."""
+        return self.by_method.get(method, self.http_any)
+
+
+class DestinationIndex:
+    """Every rule for one destination identity, grouped by source."""
+
+    __slots__ = ("by_source", "http", "identity", "origins", "rules", "tcp")
+
+    def __init__(
+        self, identity: str, rules: Iterable[AuthzRule], cache: RegexCache, mode: Mode
+    ) -> None:
+        self.identity = identity
+        self.rules = tuple(sorted(rules, key=lambda r: r.origin))
+        self.origins = tuple(r.origin for r in self.rules)
+        grouped: dict[str, list[AuthzRule]] = {}
+        for rule in self.rules:
+            for source in dict.fromkeys(rule.sources):
+                grouped.setdefault(source, []).append(rule)
+        self.by_source = {s: SourceView(tuple(rs), cache, mode) for s, rs in grouped.items()}
+        self.http, self.tcp = PortGrant(), PortGrant()
+        for view in self.by_source.values():
+            _merge(self.http, view.http)
+            _merge(self.tcp, view.tcp)
+
+
+def _merge(into: PortGrant, grant: PortGrant) -> None:
+    if grant.all_origin is not None:
+        into.all_origin = min(filter(None, (into.all_origin, grant.all_origin)))
+    for port, origin in grant.ports.items():
+        into.ports[port] = min(origin, into.ports.get(port, origin))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class IndexedSplit(Split):
+    """A `Split` with what `pick_backend` needs pre-computed: cumulative weights for bisection
+    and compiled matchers. Compares and hashes as the plain `Split` it was built from."""
+
+    cumulative: tuple[int, ...] = ()
+    total: int = 0
+    matchers: tuple[HttpMatcher, ...] = ()
+
+    @classmethod
+    def of(cls, split: Split, cache: RegexCache | None = None) -> IndexedSplit:
+        cumulative = tuple(accumulate(max(b.weight, 0) for b in split.backends))
+        return cls(
+            origin=split.origin,
+            backends=split.backends,
+            matches=split.matches,
+            cumulative=cumulative,
+            total=cumulative[-1] if cumulative else 0,
+            matchers=compile_matches(split.matches, cache or RegexCache()),
+        )
+
+    def plain(self) -> Split:
+        return Split(origin=self.origin, backends=self.backends, matches=self.matches)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Split):
+            return NotImplemented
+        return (self.origin, self.backends, self.matches) == (
+            other.origin,
+            other.backends,
+            other.matches,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.origin, self.backends, self.matches))
+
+
+class PolicyIndex:
+    """A MeshPolicy, indexed for lookups. Immutable after `build`."""
+
+    __slots__ = (
+        "destinations",
+        "mode",
+        "permissive",
+        "policy",
+        "regex_errors",
+        "services",
+        "splits",
+    )
+
+    def __init__(self, policy: MeshPolicy) -> None:
+        cache = RegexCache()
+        self.policy = policy
+        self.mode: Mode = policy.mode
+        self.destinations = {
+            dest: DestinationIndex(dest, rules, cache, policy.mode)
+            for dest, rules in policy.destinations.items()
+            if rules
+        }
+        self.splits = {k: IndexedSplit.of(s, cache) for k, s in policy.splits.items()}
+        self.services: dict[str, Service] = dict(policy.services)
+        self.permissive = Decision(True, policy.mode, "permissive", (), False, "")
+        # Patterns that are not RE2: their matches never match. The compiler never emits
+        # them; a hand-edited MeshPolicy might.
+        self.regex_errors: dict[str, str] = dict(cache.errors)
+
+    @classmethod
+    def build(cls, policy: MeshPolicy) -> PolicyIndex:
+        return cls(policy)
+
+    def destination(self, identity: str) -> DestinationIndex | None:
+        return self.destinations.get(identity)
+
+    def port_protocol(
+        self, destination: str, port: int, *, source: str | None = None
+    ) -> Literal["http", "tcp"]:
+        """ "tcp" when only TCPRoute rules cover `port` for `destination` (no HTTPRouteGroup
+        rule applies there), so the proxy passes bytes through at L4; "http" otherwise,
+        including ports nothing covers (the proxy then answers the deny as HTTP 403).
+        With `source` (the verified peer), only that source's rules count."""
+        dest = self.destinations.get(destination)
+        if dest is None:
+            return "http"
+        if source is None:
+            http, tcp = dest.http, dest.tcp
+        else:
+            view = dest.by_source.get(source)
+            if view is None:
+                return "http"
+            http, tcp = view.http, view.tcp
+        if http.lookup(port) is None and tcp.lookup(port) is not None:
+            return "tcp"
+        return "http"
+
+    def split_for(self, service_key: str) -> IndexedSplit | None:
+        """The split of root service "ns/name", or None."""
+        return self.splits.get(service_key)
+
+    def service(self, service_key: str) -> Service | None:
+        return self.services.get(service_key)

@@ -1,0 +1,153 @@
+"""RE2 matchers for HTTP matches: the only place smictl compiles route regexes.
+
+Regexes come from users and are matched against attacker-controlled paths and headers, so they
+run on RE2 (pyre2), whose matching time is linear in the input. pyre2 silently falls back to
+Python `re` for patterns RE2 cannot run (back-references, look-arounds) — which would bring
+back exponential backtracking — so this module turns that fallback into an exception at import.
+
+Semantics (DESIGN.md §3): within one match, method AND path AND every header; `pathRegex` is
+matched against the path without its query string, anchored at the start only; header values
+must match the whole value; a header named by a match but absent from the request fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import re2
+
+from smi.compiler.ir.model import HttpMatch
+
+re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
+
+# Regexes that match every path: skipping them saves a regex call per request.
+_MATCH_ALL_PATHS = frozenset({".*", "^.*", ".*$", "^.*$", "/?.*", "(.*)"})
+
+_RE2_ERRORS = (re2.error, re2.BackreferencesException, re2.CharClassProblemException, ValueError)
+
+
+class RegexError(ValueError):
+    """A regex is not valid RE2 syntax (for example a back-reference or a look-around)."""
+
+
+def compile_regex(pattern: str) -> re2.Pattern:
+    """Compile one RE2 regex, or raise `RegexError` with RE2's reason."""
+    try:
+        return re2.compile(pattern)
+    except _RE2_ERRORS as exc:
+        raise RegexError(f"{pattern!r} is not an RE2 regex: {exc}") from exc
+
+
+def check_regex(pattern: str) -> str | None:
+    """The reason `pattern` is not RE2, or None when it compiles."""
+    try:
+        compile_regex(pattern)
+    except RegexError as exc:
+        return str(exc)
+    return None
+
+
+def strip_query(path: str) -> str:
+    """The request path without its query string (and fragment, which clients never send)."""
+    if "?" in path:
+        path = path.partition("?")[0]
+    if "#" in path:
+        path = path.partition("#")[0]
+    return path
+
+
+class RegexCache:
+    """Compiles each distinct regex once per index build; thousands of rules usually share a
+    handful of patterns."""
+
+    __slots__ = ("_compiled", "errors")
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, re2.Pattern] = {}
+        self.errors: dict[str, str] = {}
+
+    def get(self, pattern: str) -> re2.Pattern | None:
+        """The compiled regex, or None (and the reason in `errors`) if it is not RE2."""
+        compiled = self._compiled.get(pattern)
+        if compiled is not None or pattern in self.errors:
+            return compiled
+        try:
+            compiled = compile_regex(pattern)
+        except RegexError as exc:
+            self.errors[pattern] = str(exc)
+            return None
+        self._compiled[pattern] = compiled
+        return compiled
+
+
+class HttpMatcher:
+    """One `HttpMatch`, compiled. A match whose regex is not RE2 never matches (fail closed):
+    the compiler drops such matches, so this only guards hand-written MeshPolicy documents."""
+
+    __slots__ = ("any_method", "broken", "headers", "match", "methods", "path")
+
+    def __init__(self, match: HttpMatch, cache: RegexCache) -> None:
+        self.match = match
+        self.methods = frozenset(match.methods)
+        self.any_method = not self.methods or "*" in self.methods
+        self.broken = False
+        self.path: re2.Pattern | None = None
+        if match.path_regex is not None and match.path_regex not in _MATCH_ALL_PATHS:
+            self.path = cache.get(match.path_regex)
+            self.broken = self.path is None
+        compiled: list[tuple[str, re2.Pattern]] = []
+        for name, regex in match.headers:
+            pattern = cache.get(regex)
+            if pattern is None:
+                self.broken = True
+            else:
+                compiled.append((name.lower(), pattern))
+        self.headers: tuple[tuple[str, re2.Pattern], ...] = tuple(compiled)
+
+    @property
+    def origin(self) -> str:
+        return self.match.origin
+
+    def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """`path` must already be stripped of its query (see `strip_query`). Cheap checks
+        (method, header presence) run before any regex."""
+        if self.broken:
+            return False
+        if not self.any_method and method not in self.methods:
+            return False
+        for name, _ in self.headers:
+            if name not in headers:
+                return False
+        if self.path is not None and self.path.match(path) is None:
+            return False
+        return all(pattern.fullmatch(headers[name]) is not None for name, pattern in self.headers)
+
+    def failures(self, method: str, path: str, headers: Mapping[str, str]) -> list[str]:
+        """Which conditions of this match the request fails, for explanations (not the hot
+        path): e.g. ["method GET", "path /books"]."""
+        out: list[str] = []
+        if self.broken:
+            out.append("regex is not RE2")
+        if not self.any_method and method not in self.methods:
+            out.append("method " + "|".join(sorted(self.methods)))
+        if self.path is not None and self.path.match(path) is None:
+            out.append(f"path {self.match.path_regex}")
+        for name, pattern in self.headers:
+            value = headers.get(name)
+            if value is None or pattern.fullmatch(value) is None:
+                out.append(f"header {name}: {pattern.pattern}")
+        return out
+
+
+def compile_matches(matches: tuple[HttpMatch, ...], cache: RegexCache) -> tuple[HttpMatcher, ...]:
+    return tuple(HttpMatcher(m, cache) for m in matches)
+
+
+def any_matches(
+    matchers: tuple[HttpMatcher, ...], method: str, path: str, headers: Mapping[str, str]
+) -> HttpMatcher | None:
+    """The first matcher the request satisfies (OR across matches), or None."""
+    for matcher in matchers:
+        if matcher.matches(method, path, headers):
+            return matcher
+    return None

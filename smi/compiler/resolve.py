@@ -1,0 +1,160 @@
+"""The compiler's view of its input: hub objects sorted by kind and key, context Services, and
+where each object came from.
+
+`compile()` accepts hub objects or `smi.loading.Resource` values (which carry the hub object in
+`.obj` and its file and line); context objects (`smi.loading.ContextObject`, or a plain manifest
+mapping) contribute Services and their ports. Objects sharing a kind and `namespace/name` are
+reduced to one, chosen by content so that the result does not depend on input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from smi.apis.access.hub import IdentityBinding, TrafficTarget
+from smi.apis.meta import ObjectMeta
+from smi.apis.specs.hub import HTTPRouteGroup, TCPRoute, UDPRoute
+from smi.apis.split.hub import TrafficSplit
+from smi.compiler.ir.model import Endpoint
+from smi.errors import Diagnostic
+
+DEFAULT_NAMESPACE = "default"
+
+# Diagnostics the compiler reports (smi.codes, SMI6xxx).
+UNRESOLVED = "SMI6001"
+ALLOWS_NOTHING = "SMI6004"
+CONFLICT = "SMI6005"
+NOT_COMPILABLE = "SMI6006"
+
+Hub = TrafficTarget | IdentityBinding | HTTPRouteGroup | TCPRoute | UDPRoute | TrafficSplit
+_HUB_TYPES = (TrafficTarget, IdentityBinding, HTTPRouteGroup, TCPRoute, UDPRoute, TrafficSplit)
+
+
+def namespace_of(meta: ObjectMeta) -> str:
+    """An object without a namespace lives in "default", as `kubectl apply` would put it."""
+    return meta.namespace or DEFAULT_NAMESPACE
+
+
+def ref(kind: str, meta: ObjectMeta) -> str:
+    """ "ns/Kind/name": how diagnostics and MeshPolicy origins name an object."""
+    return f"{namespace_of(meta)}/{kind}/{meta.name}"
+
+
+@dataclass(slots=True)
+class Inventory:
+    """Everything `compile()` was given, by kind, keyed "ns/name"."""
+
+    targets: dict[str, TrafficTarget] = field(default_factory=dict)
+    bindings: dict[str, IdentityBinding] = field(default_factory=dict)
+    groups: dict[str, HTTPRouteGroup] = field(default_factory=dict)
+    tcp_routes: dict[str, TCPRoute] = field(default_factory=dict)
+    udp_routes: dict[str, UDPRoute] = field(default_factory=dict)
+    splits: dict[str, TrafficSplit] = field(default_factory=dict)
+    service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    endpoints: dict[str, tuple[Endpoint, ...]] = field(default_factory=dict)
+    locations: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def diag(self, code: str, obj_ref: str, message: str, *, path: str = "") -> None:
+        """Record a warning about the object "ns/Kind/name", located where it was loaded."""
+        file, line = self.locations.get(obj_ref, (None, None))
+        self.diagnostics.append(
+            Diagnostic(
+                code=code,
+                message=message,
+                path=path,
+                file=file,
+                line=line,
+                severity="warning",
+                object_ref=obj_ref,
+            )
+        )
+
+    def known_service(self, key: str) -> bool:
+        return key in self.service_ports or key in self.endpoints
+
+
+def collect(
+    resources: Iterable[Any],
+    *,
+    context: Iterable[Any] = (),
+    endpoints: Mapping[str, Sequence[Endpoint]] | None = None,
+) -> Inventory:
+    inv = Inventory()
+    seen: dict[str, list[tuple[Hub, str | None, int | None]]] = {}
+    for item in resources:
+        obj = getattr(item, "obj", item)
+        if isinstance(obj, _HUB_TYPES):
+            key = ref(obj.kind, obj.metadata)
+            seen.setdefault(key, []).append(
+                (obj, getattr(item, "file", None), getattr(item, "line", None))
+            )
+    for key, copies in seen.items():
+        obj, file, line = _one_of(copies)
+        inv.locations[key] = (file, line)
+        if any(c[0] != copies[0][0] for c in copies[1:]):
+            inv.diag(CONFLICT, key, f"{len(copies)} different objects named {key}; one is used")
+        _file(inv, obj)
+    for ctx in context:
+        _add_context(inv, ctx)
+    for key, eps in (endpoints or {}).items():
+        inv.endpoints[key] = tuple(eps)
+    return inv
+
+
+def _one_of(
+    copies: list[tuple[Hub, str | None, int | None]],
+) -> tuple[Hub, str | None, int | None]:
+    """The copy whose JSON sorts first, so that input order never decides."""
+    if len(copies) == 1:
+        return copies[0]
+    return min(copies, key=lambda c: (c[0].model_dump_json(), c[1] or "", c[2] or 0))
+
+
+def _file(inv: Inventory, obj: Hub) -> None:
+    key = f"{namespace_of(obj.metadata)}/{obj.metadata.name}"
+    if isinstance(obj, TrafficTarget):
+        inv.targets[key] = obj
+    elif isinstance(obj, IdentityBinding):
+        inv.bindings[key] = obj
+    elif isinstance(obj, HTTPRouteGroup):
+        inv.groups[key] = obj
+    elif isinstance(obj, TCPRoute):
+        inv.tcp_routes[key] = obj
+    elif isinstance(obj, UDPRoute):
+        inv.udp_routes[key] = obj
+    else:
+        inv.splits[key] = obj
+
+
+def _add_context(inv: Inventory, ctx: Any) -> None:
+    """A context Service contributes its key and the `port` of each `spec.ports` entry."""
+    raw = manifest_of(ctx)
+    if raw is None or raw.get("kind") != "Service":
+        return
+    meta = raw.get("metadata")
+    spec = raw.get("spec")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return
+    ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+    ports: set[int] = set()
+    if isinstance(spec, Mapping) and isinstance(spec.get("ports"), list):
+        for entry in spec["ports"]:
+            port = entry.get("port") if isinstance(entry, Mapping) else None
+            if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+                ports.add(port)
+    inv.service_ports[f"{ns or DEFAULT_NAMESPACE}/{meta['name']}"] = tuple(sorted(ports))
+
+
+def manifest_of(ctx: Any) -> Mapping[str, Any] | None:
+    """The raw Kubernetes manifest of a context object: a mapping itself, or the mapping a
+    `smi.loading.ContextObject` holds."""
+    if isinstance(ctx, Mapping):
+        return ctx
+    for attr in ("raw", "doc", "document", "manifest", "body", "data"):
+        value = getattr(ctx, attr, None)
+        if isinstance(value, Mapping):
+            return value
+    return None
