@@ -33,7 +33,7 @@ _NOT_LOSSY = frozenset({"metadata", "kind"})
 
 def fingerprint(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _as_json(model: BaseModel, name: str) -> Any:

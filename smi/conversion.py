@@ -1,0 +1,100 @@
+"""Convert SMI objects between versions of their group, through the unversioned hub.
+
+`convert_document(doc, to)` validates a document, reads it into the hub and writes it in the
+target version; `convert_object(hub_obj, to)` does the last step for an object already read.
+Fields the target version cannot hold ride in the `smictl.io/lossy-fields` annotation, so
+converting back gives the original object (see `smi.apis.lossy`).
+
+This is the boundary where `smi.apis`' own exceptions become smictl errors:
+ConversionError with SMI4001 (target version unknown), SMI4002 (kind, or something the
+object holds, does not exist in the target version), SMI4003 (target in another group, or the
+document is not an SMI object), SMI4004 (lossy-field annotation corrupt); SchemaError for a
+document that does not match its own version's schema; LoadError when its apiVersion or kind
+is missing or not served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from smi.apis import registry
+from smi.apis.registry import (
+    ConversionNotPossible,
+    LossyAnnotationCorrupt,
+    UnknownTarget,
+    WrongGroup,
+)
+from smi.errors import ConversionError, Diagnostic, LoadError, SchemaError
+
+_PYDANTIC_CODES = {
+    "extra_forbidden": "SMI2001",
+    "missing": "SMI2002",
+    "literal_error": "SMI2004",
+}
+
+
+def convert_object(hub_obj: Any, to: str) -> dict[str, Any]:
+    """`hub_obj` written as a document of apiVersion `to` (`GROUP/VERSION`)."""
+    try:
+        return registry.render(hub_obj, to)
+    except UnknownTarget as exc:
+        raise ConversionError.of("SMI4001", f"{exc}; see `smictl version`") from exc
+    except WrongGroup as exc:
+        raise ConversionError.of("SMI4003", str(exc)) from exc
+    except LossyAnnotationCorrupt as exc:
+        raise ConversionError.of("SMI4004", str(exc), path="metadata.annotations") from exc
+    except ConversionNotPossible as exc:
+        raise ConversionError.of("SMI4002", str(exc)) from exc
+
+
+def convert_document(doc: Mapping[str, Any], to: str) -> dict[str, Any]:
+    """Validate `doc` in its own version and write it in version `to`."""
+    if not registry.kinds_of(to):
+        raise ConversionError.of("SMI4001", f"{to!r} is not an SMI version smictl serves")
+    _require_served(doc)
+    try:
+        hub_obj = registry.parse(doc)
+    except ValidationError as exc:
+        raise SchemaError(schema_diagnostics(exc.errors())) from exc
+    return convert_object(hub_obj, to)
+
+
+def _require_served(doc: Mapping[str, Any]) -> None:
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if not isinstance(api_version, str) or not api_version:
+        raise LoadError.of("SMI1004", "apiVersion missing", path="apiVersion")
+    if not isinstance(kind, str) or not kind:
+        raise LoadError.of("SMI1005", "kind missing", path="kind")
+    if not registry.is_smi_group(api_version):
+        raise ConversionError.of(
+            "SMI4003", f"{kind} {api_version} is not an SMI object; only SMI objects convert"
+        )
+    if not registry.kinds_of(api_version):
+        raise LoadError.of("SMI1006", f"smictl does not serve {api_version}", path="apiVersion")
+    if registry.lookup(api_version, kind) is None:
+        served = ", ".join(registry.kinds_of(api_version))
+        raise LoadError.of(
+            "SMI1007", f"{api_version} has no kind {kind} (it has {served})", path="kind"
+        )
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """`('spec', 'backends', 1, 'weight')` -> `spec.backends[1].weight`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def schema_diagnostics(errors: Sequence[Mapping[str, Any]]) -> list[Diagnostic]:
+    """One diagnostic per pydantic error: the SMI code its type names, or the generic one."""
+    out = []
+    for error in errors:
+        kind = str(error["type"])
+        code = kind if kind.startswith("SMI") else _PYDANTIC_CODES.get(kind, "SMI2003")
+        message = "unknown field" if kind == "extra_forbidden" else str(error["msg"])
+        out.append(Diagnostic(code=code, message=message, path=field_path(error["loc"])))
+    return out
