@@ -487,6 +487,51 @@ CODES: dict[str, Code] = dict(
             "A certificate or key could not be read, is expired, or does not match its key.",
             "Re-issue it with `smictl certs issue`.",
         ),
+        _c(
+            "SMI7004",
+            "object not found",
+            "The object named in `smictl get` or `smictl delete` is not in the store.",
+            "Check kind, namespace (-n) and name with `smictl get KIND -A`.",
+        ),
+        _c(
+            "SMI7005",
+            "store cannot be opened",
+            "The local SQLite store could not be created or opened (path, permissions, disk).",
+            "Pass a writable path with --store (SMI_WEBHOOK_STORE).",
+        ),
+        _c(
+            "SMI7006",
+            "store is read-only",
+            "In Kubernetes mode the API server is the store; the control plane only watches it.",
+            "Change resources with kubectl; the admission webhook checks them there.",
+        ),
+        _c(
+            "SMI7007",
+            "identity not proven",
+            "A certificate or endpoint request carried no valid bootstrap or ServiceAccount "
+            "token, or asked for an identity the token does not prove.",
+            "Use a token for exactly that identity: `smictl certs token --identity NS/SA`.",
+        ),
+        _c(
+            "SMI7008",
+            "endpoint owned by another identity",
+            "An endpoint address is registered by another workload; only it may remove it.",
+            "Deregister with the identity that registered the address.",
+        ),
+        _c(
+            "SMI7009",
+            "invalid control plane setting",
+            "An SMI_WEBHOOK_* variable (or its `smictl serve` flag) has a value of the wrong type.",
+            "Fix the value the message names; docs/control-plane.md lists every setting.",
+        ),
+        _c(
+            "SMI7010",
+            "malformed review",
+            "The body sent to /validate, /mutate or /convert is not JSON, not an AdmissionReview "
+            "or ConversionReview, or exceeds SMI_WEBHOOK_MAX_REVIEW_BYTES.",
+            "Send admission.k8s.io/v1 AdmissionReview or apiextensions.k8s.io/v1 "
+            "ConversionReview JSON.",
+        ),
     ]
 )
 

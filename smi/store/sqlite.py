@@ -1,0 +1,301 @@
+"""The local store: one SQLite database file in WAL mode, shared by every process that opens it.
+
+Why SQLite: `smictl serve` runs several gunicorn workers; the database file is what they share,
+and its transactions give the two guarantees the control plane promises:
+- an apply of several documents is all-or-nothing (one transaction), even when the process is
+  killed in the middle (the WAL either holds the commit record or it does not);
+- the revision increases strictly: every write takes the write lock first (`BEGIN IMMEDIATE`),
+  reads the current revision, and commits revision + 1 with its rows.
+
+Reads use one connection per thread (sqlite3 connections must not be shared across threads
+without a lock). Waiting for a change polls the one-row `meta` table every `poll_interval`
+seconds (a few microseconds per look), and is woken at once by writes of the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from smi.store.base import (
+    Action,
+    Change,
+    Check,
+    EndpointRecord,
+    ObjectKey,
+    Outcome,
+    Snapshot,
+    Store,
+    StoredObject,
+    store_error,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+CREATE TABLE IF NOT EXISTS objects (
+    api_group TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    body TEXT NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (api_group, kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    address TEXT NOT NULL, port INTEGER NOT NULL, identity TEXT NOT NULL,
+    services TEXT NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (address, port)
+);
+"""
+
+
+def _canonical(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+class SQLiteStore(Store):
+    """The writable local store (see the module docstring)."""
+
+    writable = True
+
+    def __init__(self, path: str | Path, *, poll_interval: float = 0.05) -> None:
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        # Per-connection state: one sqlite3 connection per thread, all closed by close().
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        # Writes of this process wake waiters at once; other processes are seen by polling.
+        self._changed = threading.Condition()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise store_error("SMI7005", f"cannot open the store {self.path}: {exc}") from exc
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN ourselves, so a write holds the lock from
+            # its first read (BEGIN IMMEDIATE) and no implicit transaction surprises us.
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        with self._changed:
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        return self._revision(self._conn())
+
+    @staticmethod
+    def _revision(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(row[0])
+
+    def snapshot(self) -> Snapshot:
+        conn = self._conn()
+        if conn.in_transaction:  # called from inside a write's check: read its view
+            return self._snapshot(conn)
+        # One read transaction, so the objects, endpoints and revision agree.
+        conn.execute("BEGIN")
+        try:
+            return self._snapshot(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    def _snapshot(self, conn: sqlite3.Connection) -> Snapshot:
+        rows = conn.execute(
+            "SELECT api_group, kind, namespace, name, body, revision FROM objects "
+            "ORDER BY api_group, kind, namespace, name"
+        ).fetchall()
+        objects = tuple(
+            StoredObject(key=ObjectKey(g, k, ns, n), body=json.loads(body), revision=rev)
+            for g, k, ns, n, body, rev in rows
+        )
+        eps = conn.execute(
+            "SELECT address, port, identity, services FROM endpoints ORDER BY address, port"
+        ).fetchall()
+        endpoints = tuple(
+            EndpointRecord(address=a, port=p, identity=i, services=tuple(json.loads(s)))
+            for a, p, i, s in eps
+        )
+        return Snapshot(revision=self._revision(conn), objects=objects, endpoints=endpoints)
+
+    def wait_for_change(self, revision: int, *, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        current = self.revision()
+        while current <= revision:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with self._changed:
+                self._changed.wait(min(self.poll_interval, left))
+            current = self.revision()
+        return current
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        docs: Sequence[Mapping[str, Any]],
+        *,
+        check: Check | None = None,
+        dry_run: bool = False,
+    ) -> Outcome:
+        keyed = [(ObjectKey.of(doc), doc) for doc in docs]
+        seen: set[ObjectKey] = set()
+        for key, _ in keyed:
+            if key in seen:
+                raise store_error("SMI2007", f"{key} appears twice in one apply")
+            seen.add(key)
+        conn = self._conn()
+        with self._write(conn):
+            snap = self._snapshot(conn)
+            index = {o.key: o for o in snap.objects}
+            changes = [
+                _apply_change(index=i, key=key, doc=doc, old=index.get(key))
+                for i, (key, doc) in enumerate(keyed)
+            ]
+            if check is not None:
+                check(snap, changes)
+            return self._commit(conn, snap=snap, changes=changes, dry_run=dry_run)
+
+    def delete(
+        self,
+        keys: Sequence[ObjectKey],
+        *,
+        check: Check | None = None,
+        dry_run: bool = False,
+        ignore_missing: bool = False,
+    ) -> Outcome:
+        conn = self._conn()
+        with self._write(conn):
+            snap = self._snapshot(conn)
+            index = {o.key: o for o in snap.objects}
+            changes: list[Change] = []
+            for i, key in enumerate(keys):
+                old = index.get(key)
+                if old is None:
+                    if ignore_missing:
+                        continue
+                    raise store_error("SMI7004", f"{key} not found")
+                changes.append(Change("DELETE", key, None, old, index=i))
+            if check is not None:
+                check(snap, changes)
+            return self._commit(conn, snap=snap, changes=changes, dry_run=dry_run)
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        snap: Snapshot,
+        changes: Sequence[Change],
+        dry_run: bool,
+    ) -> Outcome:
+        results = tuple((c.key, _action(c)) for c in changes)
+        real = [c for c in changes if _action(c) != "unchanged"]
+        if dry_run or not real:
+            return Outcome(revision=snap.revision, results=results, dry_run=dry_run)
+        revision = snap.revision + 1
+        for c in real:
+            k = c.key
+            if c.new is None:
+                conn.execute(
+                    "DELETE FROM objects WHERE api_group=? AND kind=? AND namespace=? AND name=?",
+                    (k.group, k.kind, k.namespace, k.name),
+                )
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?)",
+                    (k.group, k.kind, k.namespace, k.name, _canonical(c.new), revision),
+                )
+        self._bump(conn, revision)
+        return Outcome(revision=revision, results=results, changed=True)
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection, revision: int) -> None:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+
+    def register_endpoint(self, record: EndpointRecord) -> int:
+        conn = self._conn()
+        with self._write(conn):
+            current = self._revision(conn)
+            row = conn.execute(
+                "SELECT identity, services FROM endpoints WHERE address=? AND port=?",
+                (record.address, record.port),
+            ).fetchone()
+            services = json.dumps(sorted(set(record.services)))
+            if row is not None and (row[0], row[1]) == (record.identity, services):
+                return current
+            conn.execute(
+                "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?, ?)",
+                (record.address, record.port, record.identity, services, current + 1),
+            )
+            self._bump(conn, current + 1)
+            return current + 1
+
+    def deregister_endpoint(self, *, address: str, port: int, identity: str) -> int:
+        conn = self._conn()
+        with self._write(conn):
+            current = self._revision(conn)
+            row = conn.execute(
+                "SELECT identity FROM endpoints WHERE address=? AND port=?", (address, port)
+            ).fetchone()
+            if row is None:
+                return current
+            if row[0] != identity:
+                raise store_error(
+                    "SMI7008",
+                    f"endpoint {address}:{port} belongs to {row[0]}, not to {identity}",
+                )
+            conn.execute("DELETE FROM endpoints WHERE address=? AND port=?", (address, port))
+            self._bump(conn, current + 1)
+            return current + 1
+
+
+def _apply_change(
+    *, index: int, key: ObjectKey, doc: Mapping[str, Any], old: StoredObject | None
+) -> Change:
+    return Change("UPDATE" if old else "CREATE", key, doc, old, index=index)
+
+
+def _action(change: Change) -> Action:
+    if change.new is None:
+        return "deleted"
+    if change.old is None:
+        return "created"
+    if _canonical(change.old.body) == _canonical(change.new):
+        return "unchanged"
+    return "configured"

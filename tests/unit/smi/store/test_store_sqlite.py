@@ -1,0 +1,167 @@
+"""The local SQLite store: all-or-nothing writes, strictly increasing revisions, waiting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smi.store.base import Change, EndpointRecord, ObjectKey, Snapshot, StoreError
+from smi.store.sqlite import SQLiteStore
+
+
+def split(name: str, *, weight: int = 1, ns: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "split.smi-spec.io/v1alpha4",
+        "kind": "TrafficSplit",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": weight}]},
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
+def test_apply_creates_updates_and_reports_unchanged(store: SQLiteStore) -> None:
+    first = store.apply([split("a"), split("b")])
+    assert first.revision == 1
+    assert [a for _, a in first.results] == ["created", "created"]
+    again = store.apply([split("a"), split("b", weight=5)])
+    assert [a for _, a in again.results] == ["unchanged", "configured"]
+    assert again.revision == 2
+    same = store.apply([split("a")])
+    assert same.revision == 2 and not same.changed
+    body = store.snapshot().get(ObjectKey.of(split("b")))
+    assert body is not None and body.body["spec"]["backends"][0]["weight"] == 5
+    assert body.revision == 2
+
+
+def test_missing_namespace_defaults_and_cluster_scoped_has_none(store: SQLiteStore) -> None:
+    doc = split("a")
+    del doc["metadata"]["namespace"]
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    store.apply([doc, ns])
+    keys = {str(o.key) for o in store.snapshot().objects}
+    assert keys == {"default/TrafficSplit/a", "Namespace/shop"}
+
+
+def test_a_refused_check_writes_nothing(store: SQLiteStore) -> None:
+    store.apply([split("a")])
+
+    def refuse(snap: Snapshot, changes: list[Change]) -> None:
+        assert snap.revision == 1
+        assert [c.operation for c in changes] == ["UPDATE", "CREATE"]
+        raise RuntimeError("denied")
+
+    with pytest.raises(RuntimeError, match="denied"):
+        store.apply([split("a", weight=9), split("c")], check=refuse)
+    snap = store.snapshot()
+    assert snap.revision == 1
+    assert [o.key.name for o in snap.objects] == ["a"]
+    assert snap.objects[0].body["spec"]["backends"][0]["weight"] == 1
+
+
+def test_dry_run_reports_but_keeps_state(store: SQLiteStore) -> None:
+    outcome = store.apply([split("a")], dry_run=True)
+    assert outcome.dry_run and [a for _, a in outcome.results] == ["created"]
+    assert store.snapshot().objects == () and store.revision() == 0
+
+
+def test_duplicate_in_one_apply_and_bad_documents_are_refused(store: SQLiteStore) -> None:
+    with pytest.raises(StoreError, match="appears twice"):
+        store.apply([split("a"), split("a", weight=2)])
+    with pytest.raises(StoreError, match="metadata.name missing"):
+        store.apply([{"apiVersion": "v1", "kind": "Service", "metadata": {}}])
+    assert store.revision() == 0
+
+
+def test_delete_is_all_or_nothing(store: SQLiteStore) -> None:
+    store.apply([split("a"), split("b")])
+    missing = ObjectKey("split.smi-spec.io", "TrafficSplit", "shop", "zzz")
+    with pytest.raises(StoreError, match="not found") as info:
+        store.delete([ObjectKey.of(split("a")), missing])
+    assert info.value.diagnostics[0].code == "SMI7004"
+    assert len(store.snapshot().objects) == 2
+    out = store.delete([ObjectKey.of(split("a")), missing], ignore_missing=True)
+    assert out.revision == 2 and [a for _, a in out.results] == ["deleted"]
+    assert [o.key.name for o in store.snapshot().objects] == ["b"]
+
+
+def test_endpoints_register_once_and_only_their_owner_removes_them(store: SQLiteStore) -> None:
+    rec = EndpointRecord("127.0.0.1", 15006, "spiffe://cluster.local/ns/shop/sa/web", ("shop/web",))
+    assert store.register_endpoint(rec) == 1
+    assert store.register_endpoint(rec) == 1  # the same registration changes nothing
+    assert store.snapshot().endpoints == (rec,)
+    with pytest.raises(StoreError, match="belongs to"):
+        store.deregister_endpoint(address="127.0.0.1", port=15006, identity="spiffe://x/ns/a/sa/b")
+    assert store.deregister_endpoint(address="127.0.0.1", port=15006, identity=rec.identity) == 2
+    assert store.snapshot().endpoints == ()
+
+
+def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db", poll_interval=0.01)
+    try:
+        a.apply([split("a")])
+        assert b.revision() == 1
+        assert [o.key.name for o in b.snapshot().objects] == ["a"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_wait_for_change_wakes_on_a_write_and_times_out_without_one(tmp_path: Path) -> None:
+    writer = SQLiteStore(tmp_path / "s.db")
+    waiter = SQLiteStore(tmp_path / "s.db", poll_interval=0.02)
+    try:
+        started = time.monotonic()
+        assert waiter.wait_for_change(0, timeout=0.2) == 0
+        assert time.monotonic() - started >= 0.19
+        timer = threading.Timer(0.1, lambda: writer.apply([split("a")]))
+        timer.start()
+        started = time.monotonic()
+        assert waiter.wait_for_change(0, timeout=10) == 1
+        assert time.monotonic() - started < 5
+        timer.join()
+    finally:
+        writer.close()
+        waiter.close()
+
+
+def test_concurrent_applies_lose_nothing_and_revisions_strictly_increase(tmp_path: Path) -> None:
+    stores = [SQLiteStore(tmp_path / "s.db") for _ in range(4)]
+    revisions: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        for j in range(10):
+            out = stores[i].apply([split(f"s{i}-{j}")])
+            with lock:
+                revisions.append(out.revision)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert sorted(revisions) == list(range(1, 41))  # distinct: no two writes share one
+        assert len(stores[0].snapshot().objects) == 40
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_an_unopenable_path_is_an_smictl_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(blocker / "store.db")
+    assert info.value.diagnostics[0].code == "SMI7005"
