@@ -54,23 +54,17 @@ class Inventory:
     splits: dict[str, TrafficSplit] = field(default_factory=dict)
     service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
     endpoints: dict[str, tuple[Endpoint, ...]] = field(default_factory=dict)
-    locations: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    # "ns/Kind/name" -> what the object came in (a `smi.loading.Resource` knows its file and
+    # the line of every field), used to locate diagnostics.
+    origins: dict[str, Any] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def diag(self, code: str, obj_ref: str, message: str, *, path: str = "") -> None:
         """Record a warning about the object "ns/Kind/name", located where it was loaded."""
-        file, line = self.locations.get(obj_ref, (None, None))
-        self.diagnostics.append(
-            Diagnostic(
-                code=code,
-                message=message,
-                path=path,
-                file=file,
-                line=line,
-                severity="warning",
-                object_ref=obj_ref,
-            )
+        diag = Diagnostic(
+            code=code, message=message, path=path, severity="warning", object_ref=obj_ref
         )
+        self.diagnostics.append(_located(diag, self.origins.get(obj_ref)))
 
     def known_service(self, key: str) -> bool:
         return key in self.service_ports or key in self.endpoints
@@ -83,17 +77,14 @@ def collect(
     endpoints: Mapping[str, Sequence[Endpoint]] | None = None,
 ) -> Inventory:
     inv = Inventory()
-    seen: dict[str, list[tuple[Hub, str | None, int | None]]] = {}
+    seen: dict[str, list[tuple[Hub, Any]]] = {}
     for item in resources:
         obj = getattr(item, "obj", item)
         if isinstance(obj, _HUB_TYPES):
-            key = ref(obj.kind, obj.metadata)
-            seen.setdefault(key, []).append(
-                (obj, getattr(item, "file", None), getattr(item, "line", None))
-            )
+            seen.setdefault(ref(obj.kind, obj.metadata), []).append((obj, item))
     for key, copies in seen.items():
-        obj, file, line = _one_of(copies)
-        inv.locations[key] = (file, line)
+        obj, item = _one_of(copies)
+        inv.origins[key] = item
         if any(c[0] != copies[0][0] for c in copies[1:]):
             inv.diag(CONFLICT, key, f"{len(copies)} different objects named {key}; one is used")
         _file(inv, obj)
@@ -104,13 +95,27 @@ def collect(
     return inv
 
 
-def _one_of(
-    copies: list[tuple[Hub, str | None, int | None]],
-) -> tuple[Hub, str | None, int | None]:
+def _one_of(copies: list[tuple[Hub, Any]]) -> tuple[Hub, Any]:
     """The copy whose JSON sorts first, so that input order never decides."""
     if len(copies) == 1:
         return copies[0]
-    return min(copies, key=lambda c: (c[0].model_dump_json(), c[1] or "", c[2] or 0))
+    return min(copies, key=lambda c: (c[0].model_dump_json(), repr(_where(c[1]))))
+
+
+def _where(item: Any) -> tuple[str, int]:
+    source = getattr(item, "source", None)
+    return (str(getattr(source, "file", "")), getattr(source, "line", None) or 0)
+
+
+def _located(diag: Diagnostic, item: Any) -> Diagnostic:
+    """Give a diagnostic the file and line of the object it is about, when known."""
+    locate = getattr(item, "locate", None)
+    if callable(locate):
+        located = locate(diag)
+        if isinstance(located, Diagnostic):
+            return located
+    file, line = _where(item)
+    return diag.located(file=file or None, line=line or None)
 
 
 def _file(inv: Inventory, obj: Hub) -> None:

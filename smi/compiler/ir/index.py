@@ -84,6 +84,7 @@ class SourceView:
 
     __slots__ = (
         "by_method",
+        "entries",
         "http",
         "http_any",
         "origins",
@@ -101,6 +102,7 @@ class SourceView:
         entries: list[HttpEntry] = []
         for rule in rules:
             self._add_rule(rule, cache, mode, entries)
+        self.entries = tuple(entries)
         self.http_any = tuple(e for e in entries if e.matcher.any_method)
         methods = {m for e in entries for m in e.matcher.methods if m != "*"}
         self.by_method = {

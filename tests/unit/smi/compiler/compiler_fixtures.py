@@ -7,7 +7,8 @@ v1alpha2+ integers (w -> w * 1000 milli) or v1alpha1 quantities ("500m" -> 500).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from smi.apis.access.hub import (
@@ -22,6 +23,10 @@ from smi.apis.specs.hub import HTTPMatch, HTTPRouteGroup, TCPRoute, UDPRoute
 from smi.apis.split.hub import Backend, MatchRef, TrafficSplit
 
 TD = "cluster.local"
+MANIFESTS = Path(__file__).parent / "manifests"
+
+# (argv...) -> (exit code, stdout, stderr): the `run_cli` fixture
+RunCli = Callable[..., tuple[int, str, str]]
 
 
 def ident(ns: str, sa: str) -> str:

@@ -1,0 +1,198 @@
+"""`smictl explain`: would this call be allowed, and why?
+
+    smictl explain -f PATH... --from NS/SA --to NS/SA|NS/SERVICE [--port N]
+                   [--method M --path P --header K=V...] [--protocol http|tcp|udp]
+
+Prints ALLOW or DENY with the TrafficTarget and match that allowed it, or why nothing did
+("source in sources but no match for POST /x; closest match: buy-a-book (method GET)").
+`--to NS/SERVICE` (when the files hold that Service) follows the request the way a proxy
+would: through the service's TrafficSplit if it has one, to the ServiceAccounts of the
+Deployments and Pods the Service selects; each identity gets its own verdict. Without
+`--method`, `--path` or `--header` the question is "what may the caller do on that port?".
+Exit 0 when every verdict is ALLOW, 1 when any is DENY (or the manifests have errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smi.commands.compile import Compiled, add_input_arguments, load_and_compile
+
+if TYPE_CHECKING:
+    from smi.compiler.explain import Probe
+    from smi.compiler.ir.index import PolicyIndex
+
+
+class UsageError(Exception):
+    """A flag value smictl cannot use; printed as one line, exit 2."""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="explain whether one workload may call another, and why",
+        description="ALLOW or DENY for a caller, a callee and a request, with the "
+        "TrafficTarget and match that allowed it or the reason nothing did.",
+    )
+    add_input_arguments(p)
+    p.add_argument("--from", dest="source", required=True, metavar="NS/SA",
+                   help="the caller's ServiceAccount (or a SPIFFE id)")  # fmt: skip
+    p.add_argument("--to", dest="target", required=True, metavar="NS/SA|NS/SERVICE",
+                   help="the callee: a ServiceAccount, or a Service in the files")  # fmt: skip
+    p.add_argument("--port", type=int, help="destination port (default: the Service's ports)")
+    p.add_argument("--method", help="HTTP method, e.g. GET")
+    p.add_argument("--path", help="HTTP path, e.g. /books?page=2")
+    p.add_argument("--header", action="append", default=[], metavar="K=V",
+                   help="HTTP request header; repeatable")  # fmt: skip
+    p.add_argument("--protocol", choices=["http", "tcp", "udp"], default="http")
+    p.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Who `--to` leads to: identities, the ports to ask about, and how we got there."""
+
+    identities: tuple[str, ...]
+    ports: tuple[int, ...]
+    route: tuple[str, ...] = ()
+
+
+def run(args: argparse.Namespace) -> int:
+    compiled = load_and_compile(args)
+    if compiled is None:
+        return 1
+    try:
+        return _answer(args, compiled)
+    except UsageError as exc:
+        print(f"smictl explain: {exc}", file=sys.stderr)
+        return 2
+
+
+def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
+    from smi.compiler.explain import explain, short
+    from smi.compiler.ir.index import PolicyIndex
+
+    index = PolicyIndex.build(compiled.result.policy)
+    td = index.policy.trust_domain
+    source = _identity(args.source, td, flag="--from")
+    probe_base = _probe(args, port=0)
+    dest = _destination(args, compiled, index, probe_base)
+    asked = [(identity, _probe(args, port=port)) for identity in dest.identities
+             for port in dest.ports]  # fmt: skip
+    skipped = compiled.result.skipped
+    verdicts = [
+        explain(index, source=source, destination=identity, probe=probe, skipped=skipped)
+        for identity, probe in asked
+    ]
+    for line in dest.route:
+        print(line)
+    for verdict, (_, probe) in zip(verdicts, asked, strict=True):
+        word = "ALLOW" if verdict.allowed else "DENY"
+        print(f"{word} {short(source, td)} -> {short(verdict.destination, td)}: {probe.describe()}")
+        for line in verdict.because:
+            print(f"  {line}")
+        for route in verdict.allowed_routes:
+            print(f"    {route}")
+    if index.policy.mode != "deny":
+        print(f"note: mode {index.policy.mode}: the verdicts above say what deny mode would do")
+    denied = sum(1 for v in verdicts if not v.allowed)
+    if len(verdicts) > 1:
+        print(
+            f"{'DENY' if denied else 'ALLOW'}: {len(verdicts) - denied} of {len(verdicts)} allowed"
+        )
+    return 1 if denied else 0
+
+
+def _identity(text: str, trust_domain: str, *, flag: str) -> str:
+    from smi.identity import Identity, IdentityError
+
+    try:
+        return Identity.parse(text, trust_domain=trust_domain).spiffe_id
+    except IdentityError as exc:
+        raise UsageError(f"{flag}: {exc}") from exc
+
+
+def _probe(args: argparse.Namespace, *, port: int) -> Probe:
+    from smi.compiler.explain import Probe
+
+    headers: dict[str, str] = {}
+    for item in args.header:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {item!r}: write it as NAME=VALUE")
+        headers[name.strip().lower()] = value
+    return Probe(
+        port=port, protocol=args.protocol, method=args.method, path=args.path, headers=headers
+    )
+
+
+def _destination(
+    args: argparse.Namespace, compiled: Compiled, index: PolicyIndex, probe: Probe
+) -> Destination:
+    from smi.compiler.workloads import find_service
+
+    target = args.target
+    if target.count("/") != 1 or target.startswith("spiffe://"):
+        identity = _identity(target, index.policy.trust_domain, flag="--to")
+        return Destination((identity,), _ports(args, ()))
+    service = find_service(compiled.loaded.context, target)
+    if service is None:
+        identity = _identity(target, index.policy.trust_domain, flag="--to")
+        return Destination((identity,), _ports(args, ()))
+    return _through_service(args, compiled, index, probe, service_key=target)
+
+
+def _ports(args: argparse.Namespace, service_ports: Sequence[int]) -> tuple[int, ...]:
+    if args.port is not None:
+        if not 0 < args.port < 65536:
+            raise UsageError(f"--port {args.port}: ports are 1-65535")
+        return (args.port,)
+    if service_ports:
+        return tuple(service_ports)
+    raise UsageError("--port is needed: --to names a ServiceAccount (or a Service without ports)")
+
+
+def _through_service(
+    args: argparse.Namespace,
+    compiled: Compiled,
+    index: PolicyIndex,
+    probe: Probe,
+    *,
+    service_key: str,
+) -> Destination:
+    from smi.compiler.explain import short
+    from smi.compiler.ir.decide import Request, pick_backend
+    from smi.compiler.workloads import service_identities
+
+    td = index.policy.trust_domain
+    context = compiled.loaded.context
+    svc = index.service(service_key)
+    ports = _ports(args, svc.ports if svc is not None else ())
+    backends = [(service_key, 1.0)]
+    route: list[str] = []
+    split = index.split_for(service_key)
+    if split is not None:
+        request = Request(probe.method or "GET", probe.path or "/", probe.headers)
+        if pick_backend(split, request if probe.is_request else None, 0.0) is not None:
+            total = split.total
+            backends = [(b.service, b.weight / total) for b in split.backends if b.weight > 0]
+            shares = ", ".join(f"{k} ({share:.0%})" for k, share in backends)
+            route.append(f"{service_key}: TrafficSplit {split.origin} sends this to {shares}")
+        else:
+            route.append(f"{service_key}: TrafficSplit {split.origin} does not apply to this")
+    identities: dict[str, None] = {}
+    for key, _ in backends:
+        found = service_identities(context, key, trust_domain=td) or ()
+        names = ", ".join(short(i, td) for i in found) or "no workload in the files"
+        route.append(f"{key}: selects ServiceAccount(s) {names}")
+        identities.update(dict.fromkeys(found))
+    if not identities:
+        raise UsageError(
+            f"no Deployment or Pod in the files is selected by {service_key}; "
+            "pass --to NS/SERVICEACCOUNT instead"
+        )
+    return Destination(tuple(identities), ports, tuple(route))

@@ -1,0 +1,92 @@
+"""Which identities run behind a Service, read from context manifests.
+
+A request to a Service reaches the pods its selector matches, and each pod's identity is its
+ServiceAccount (DESIGN.md §3). Given the context objects the loader keeps (Services,
+Deployments, Pods), this answers "which SPIFFE ids does `ns/service` lead to?" — what
+`smictl explain --to NS/SERVICE` needs. A Deployment's pods carry its template labels and
+ServiceAccount; a pod without `serviceAccountName` runs as "default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from smi.compiler.resolve import DEFAULT_NAMESPACE, manifest_of
+from smi.identity import spiffe_id
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    meta = raw.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return None
+    ns = meta.get("namespace")
+    return (ns if isinstance(ns, str) and ns else DEFAULT_NAMESPACE), meta["name"]
+
+
+def find_service(context: Iterable[Any], key: str) -> Mapping[str, Any] | None:
+    """The Service manifest "ns/name" among the context objects, or None."""
+    ns, _, name = key.partition("/")
+    for ctx in context:
+        raw = manifest_of(ctx)
+        if raw is not None and raw.get("kind") == "Service" and _key(raw) == (ns, name):
+            return raw
+    return None
+
+
+def _pods(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], str]]:
+    """(namespace, pod labels, ServiceAccount) of every Pod and Deployment pod template."""
+    for ctx in context:
+        raw = manifest_of(ctx)
+        key = _key(raw) if raw is not None else None
+        if raw is None or key is None:
+            continue
+        spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+        assert isinstance(spec, Mapping)
+        if raw.get("kind") == "Pod":
+            meta = raw["metadata"]
+            yield key[0], _str_map(meta.get("labels")), _service_account(spec)
+        elif raw.get("kind") == "Deployment":
+            template = spec.get("template")
+            if not isinstance(template, Mapping):
+                continue
+            meta = template.get("metadata") if isinstance(template.get("metadata"), Mapping) else {}
+            pod_spec = template.get("spec") if isinstance(template.get("spec"), Mapping) else {}
+            assert isinstance(meta, Mapping) and isinstance(pod_spec, Mapping)
+            yield key[0], _str_map(meta.get("labels")), _service_account(pod_spec)
+
+
+def _service_account(pod_spec: Mapping[str, Any]) -> str:
+    for field in ("serviceAccountName", "serviceAccount"):  # the second is the deprecated alias
+        value = pod_spec.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return "default"
+
+
+def service_identities(
+    context: Iterable[Any], key: str, *, trust_domain: str
+) -> tuple[str, ...] | None:
+    """The sorted SPIFFE ids of the workloads Service "ns/name" selects; None when there is
+    no such Service. A Service without a selector selects nothing."""
+    objects = list(context)
+    service = find_service(objects, key)
+    if service is None:
+        return None
+    spec = service.get("spec")
+    selector = _str_map(spec.get("selector")) if isinstance(spec, Mapping) else {}
+    if not selector:
+        return ()
+    ns = key.partition("/")[0]
+    found = {
+        spiffe_id(pod_ns, sa, trust_domain)
+        for pod_ns, labels, sa in _pods(objects)
+        if pod_ns == ns and all(labels.get(k) == v for k, v in selector.items())
+    }
+    return tuple(sorted(found))
