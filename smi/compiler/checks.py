@@ -1,0 +1,229 @@
+"""`validate`: the one validation path (CLI, `smictl admit`, the webhook, conformance).
+
+Per-object hard checks come from `smi.validation.check_resource`; the checks here need the
+whole set: rule -> route and match names, one TrafficSplit per root service per namespace,
+split matches -> HTTPRouteGroups, and backend Services and their ports when the set holds
+Services. References may point at objects that do not exist yet (the spec allows any order of
+creation), so those are warnings; `strict=True` makes them errors (`smictl admit --strict`).
+
+With `subjects`, only those objects are checked (against the whole set, in which each subject
+replaces any object of the same key: that is what applying it does), as admission needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from smi.apis.access.hub import TrafficTarget
+from smi.apis.specs.hub import HTTPRouteGroup
+from smi.apis.split.hub import TrafficSplit
+from smi.errors import Diagnostic
+from smi.loading import ContextObject, Resource
+from smi.validation import check_resource, root_service
+from smi.validation.names import error, warning
+
+# Reference warnings that `strict` turns into errors.
+STRICT_CODES = frozenset({"SMI3001", "SMI3002", "SMI3004", "SMI3007", "SMI3009"})
+ROUTE_KINDS = frozenset({"HTTPRouteGroup", "TCPRoute", "UDPRoute"})
+
+
+def validate(
+    resources: Sequence[Resource],
+    context: Sequence[ContextObject] = (),
+    *,
+    strict: bool = False,
+    subjects: Sequence[Resource] | None = None,
+) -> list[Diagnostic]:
+    """Per-object checks of `subjects` (default: every resource) plus the cross-resource checks
+    that concern them, against the whole set. Diagnostics are located (file, line, object)."""
+    whole_set = subjects is None
+    checked = list(resources) if subjects is None else list(subjects)
+    index = _Index.build([*resources, *([] if whole_set else checked)], context)
+    out: list[Diagnostic] = []
+    for resource in checked:
+        out.extend(check_resource(resource))
+        found = list(_cross(resource, index))
+        if whole_set:
+            found.extend(_duplicate(resource, index))
+        out.extend(resource.locate(d) for d in found)
+    if strict:
+        out = [replace(d, severity="error") if d.code in STRICT_CODES else d for d in out]
+    return out
+
+
+@dataclass
+class _Index:
+    """The set as the cross-resource checks see it (later definitions of a key win, as in
+    `kubectl apply` of the files in order)."""
+
+    by_key: dict[str, Resource] = field(default_factory=dict)
+    first_seen: dict[str, Resource] = field(default_factory=dict)
+    split_roots: dict[tuple[str, str], str] = field(default_factory=dict)
+    service_ports: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
+    namespaces_with_services: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, resources: Sequence[Resource], context: Sequence[ContextObject]) -> _Index:
+        index = cls()
+        for resource in resources:
+            index.by_key[resource.key] = resource
+            index.first_seen.setdefault(resource.key, resource)
+        for resource in resources:
+            obj = resource.obj
+            if isinstance(obj, TrafficSplit) and index.by_key[resource.key] is resource:
+                root = root_service(obj.service, resource.namespace)
+                if root is not None:
+                    index.split_roots.setdefault((resource.namespace, root), resource.key)
+        for ctx in context:
+            if ctx.kind == "Service":
+                index.service_ports[(ctx.namespace, ctx.name)] = _ports(ctx.raw)
+                index.namespaces_with_services.add(ctx.namespace)
+        return index
+
+    def get(self, kind: str, namespace: str, name: str) -> Resource | None:
+        return self.by_key.get(f"{kind}/{namespace}/{name}")
+
+
+def _ports(raw: Mapping[str, Any]) -> frozenset[int]:
+    spec = raw.get("spec")
+    ports = spec.get("ports") if isinstance(spec, Mapping) else None
+    if not isinstance(ports, list):
+        return frozenset()
+    return frozenset(
+        p["port"] for p in ports if isinstance(p, Mapping) and isinstance(p.get("port"), int)
+    )
+
+
+def _cross(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
+    obj = resource.obj
+    if isinstance(obj, TrafficTarget):
+        yield from _target_refs(resource, obj, index)
+    elif isinstance(obj, TrafficSplit):
+        yield from _split_refs(resource, obj, index)
+
+
+def _target_refs(resource: Resource, target: TrafficTarget, index: _Index) -> Iterator[Diagnostic]:
+    v1alpha1 = resource.api_version.endswith("/v1alpha1")
+    spec = "" if v1alpha1 else "spec."
+    rules = f"{spec}specs" if v1alpha1 else f"{spec}rules"
+    ns = resource.namespace
+    for i, rule in enumerate(target.rules):
+        if rule.kind not in ROUTE_KINDS:
+            continue  # reported by the per-object checks
+        route = index.get(rule.kind, ns, rule.name)
+        if route is None:
+            yield warning(
+                "SMI3001",
+                f"{rule.kind} {ns}/{rule.name} is not in the set; until it exists this rule "
+                "allows nothing",
+                f"{rules}[{i}].name",
+            )
+            continue
+        if isinstance(route.obj, HTTPRouteGroup):
+            yield from _match_names(rule.matches or (), route.obj, path=f"{rules}[{i}].matches")
+    if not resource.api_version.endswith("/v1alpha4"):
+        return  # IdentityBinding subjects exist only in access v1alpha4 (else SMI2404)
+    for where, subject in _subjects(target, spec=spec):
+        if (
+            subject.kind == "IdentityBinding"
+            and index.get("IdentityBinding", subject.namespace or ns, subject.name) is None
+        ):
+            yield warning(
+                "SMI3009",
+                f"IdentityBinding {subject.namespace or ns}/{subject.name} is not in the set; "
+                "until it exists it names no workload",
+                f"{where}.name",
+            )
+
+
+def _subjects(target: TrafficTarget, *, spec: str) -> Iterator[tuple[str, Any]]:
+    yield f"{spec}destination", target.destination
+    for i, source in enumerate(target.sources):
+        yield f"{spec}sources[{i}]", source
+
+
+def _match_names(names: Sequence[str], group: HTTPRouteGroup, *, path: str) -> Iterator[Diagnostic]:
+    defined = [m.name for m in group.matches]
+    for j, name in enumerate(names):
+        if name not in defined:
+            yield warning(
+                "SMI3002",
+                f"HTTPRouteGroup {group.metadata.namespace}/{group.metadata.name} has no match "
+                f"{name!r} (it has: {', '.join(defined) or 'none'})",
+                f"{path}[{j}]",
+            )
+
+
+def _split_refs(resource: Resource, split: TrafficSplit, index: _Index) -> Iterator[Diagnostic]:
+    ns = resource.namespace
+    root = root_service(split.service, ns)
+    if root is not None:
+        first = index.split_roots.get((ns, root))
+        if first is not None and first != resource.key:
+            yield error(
+                "SMI3003",
+                f"{first} already splits root service {ns}/{root}; one TrafficSplit per root "
+                "service per namespace",
+                "spec.service",
+            )
+    for i, match in enumerate(split.matches or ()):
+        if match.kind == "HTTPRouteGroup" and index.get("HTTPRouteGroup", ns, match.name) is None:
+            yield warning(
+                "SMI3001",
+                f"HTTPRouteGroup {ns}/{match.name} is not in the set; until it exists no request "
+                "matches this split",
+                f"spec.matches[{i}].name",
+            )
+    yield from _backend_refs(split, root=root, namespace=ns, index=index)
+
+
+def _backend_refs(
+    split: TrafficSplit, *, root: str | None, namespace: str, index: _Index
+) -> Iterator[Diagnostic]:
+    services = namespace in index.namespaces_with_services
+    root_ports = index.service_ports.get((namespace, root)) if root is not None else None
+    if services and root is not None and root_ports is None:
+        yield warning(
+            "SMI3007", f"root Service {namespace}/{root} is not in the set", "spec.service"
+        )
+    for i, backend in enumerate(split.backends):
+        at = f"spec.backends[{i}].service"
+        if backend.service != root and (namespace, backend.service) in index.split_roots:
+            yield warning(
+                "SMI3006",
+                f"backend {backend.service!r} is itself the root of "
+                f"{index.split_roots[(namespace, backend.service)]}; splits are not hierarchical",
+                at,
+            )
+        if not services:
+            continue
+        ports = index.service_ports.get((namespace, backend.service))
+        if ports is None:
+            yield warning(
+                "SMI3004", f"backend Service {namespace}/{backend.service} is not in the set", at
+            )
+        elif root_ports and (missing := sorted(root_ports - ports)):
+            yield warning(
+                "SMI3005",
+                f"backend Service {backend.service!r} lacks port {_join(missing)} of root "
+                f"service {root!r}; it gets no traffic on {'it' if len(missing) == 1 else 'them'}",
+                at,
+            )
+
+
+def _join(ports: Sequence[int]) -> str:
+    return ", ".join(str(p) for p in ports)
+
+
+def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
+    first = index.first_seen[resource.key]
+    if first is not resource:
+        where = first.source.file + (f":{first.source.line}" if first.source.line else "")
+        yield warning(
+            "SMI3008",
+            f"{resource.key} is defined more than once (first at {where}); the last definition "
+            "takes effect",
+            "metadata.name",
+        )

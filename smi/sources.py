@@ -1,0 +1,157 @@
+"""Reading manifest sources: files, directories, standard input; text -> raw documents.
+
+Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.json` files. A
+file that cannot be read is a diagnostic (SMI1001), never an exception for the caller to catch;
+`read_documents` and `read_source` (used by `smictl convert`) raise `LoadError` instead.
+
+Line maps: YAML documents get theirs from `smi.yamlpos` while they are parsed. JSON is parsed by
+the much faster `json` module, and its line map is computed (by reading the JSON as YAML) only
+when a diagnostic asks for a line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from smi.errors import Diagnostic, LoadError
+from smi.yamlpos import LineMap, PathPart, YamlError, load_documents, parse_path
+
+EXTENSIONS = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 64 * 1024 * 1024
+STDIN = "-"
+
+
+class Lines(Protocol):
+    """Where the fields of one document were written (absent for objects given as data)."""
+
+    def line_of(self, path: str | Sequence[PathPart]) -> int | None: ...
+
+    def sub(self, path: str | Sequence[PathPart]) -> Lines: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """One document of a file as data, before dispatch (for `smictl convert`)."""
+
+    value: Any
+    index: int
+    lines: Lines | None
+
+
+def read_documents(text: str, *, filename: str) -> list[RawDocument]:
+    """Every non-empty document of one file's text; LoadError (SMI1002, SMI1010) when the
+    text is not YAML (or JSON, for a .json name)."""
+    if filename.lower().endswith(".json"):
+        try:
+            return [RawDocument(json.loads(text), 0, LazyLines(text))]
+        except json.JSONDecodeError as exc:
+            raise LoadError.of(
+                "SMI1002", f"invalid JSON: {exc.msg}", file=filename, line=exc.lineno
+            ) from exc
+        except RecursionError as exc:
+            raise LoadError.of("SMI1010", "JSON nested too deeply", file=filename) from exc
+    try:
+        return [RawDocument(d.value, d.index, d.lines) for d in load_documents(text)]
+    except YamlError as exc:
+        code = "SMI1010" if exc.too_large else "SMI1002"
+        raise LoadError.of(code, exc.message, file=filename, line=exc.line) from exc
+
+
+def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:
+    """(name, text) of one file or `-`; LoadError (SMI1001) when it cannot be read."""
+    for name, text, problem in read_path(path, stdin=stdin):
+        if problem is not None:
+            raise LoadError(problem)
+        if Path(path).is_dir():
+            raise LoadError.of("SMI1001", "is a directory; give a file", file=path)
+        return name, text
+    raise LoadError.of("SMI1001", "nothing to read", file=path)  # pragma: no cover
+
+
+def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Diagnostic | None]]:
+    if path == STDIN:
+        try:
+            yield "<stdin>", (stdin or sys.stdin).read(), None
+        except (OSError, UnicodeDecodeError) as exc:
+            yield "<stdin>", "", _unreadable("<stdin>", exc)
+        return
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(
+            (f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()),
+            key=lambda f: f.as_posix(),
+        )
+        if not files:
+            yield (
+                path,
+                "",
+                Diagnostic(
+                    code="SMI1001",
+                    message="directory holds no .yaml, .yml or .json files",
+                    file=path,
+                ),
+            )
+        for f in files:
+            yield read_file(str(f))
+        return
+    yield read_file(path)
+
+
+def read_file(name: str) -> tuple[str, str, Diagnostic | None]:
+    p = Path(name)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            return (
+                name,
+                "",
+                Diagnostic(
+                    code="SMI1010",
+                    message=f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                    file=name,
+                ),
+            )
+        return name, p.read_text(encoding="utf-8"), None
+    except (OSError, UnicodeDecodeError) as exc:
+        return name, "", _unreadable(name, exc)
+
+
+def _unreadable(name: str, exc: OSError | UnicodeDecodeError) -> Diagnostic:
+    if isinstance(exc, UnicodeDecodeError):
+        reason = "not UTF-8 text"
+    elif isinstance(exc, FileNotFoundError):
+        reason = "no such file or directory"
+    else:
+        reason = exc.strerror or type(exc).__name__
+    return Diagnostic(code="SMI1001", message=f"cannot read: {reason}", file=name)
+
+
+@dataclass(frozen=True, slots=True)
+class LazyLines:
+    """Line map of a JSON document, computed (by reading the JSON as YAML) only when a
+    diagnostic asks for a line: JSON itself is parsed by the much faster `json` module."""
+
+    text: str
+    prefix: tuple[PathPart, ...] = ()
+    cache: list[LineMap | None] = field(default_factory=list)
+
+    def _map(self) -> LineMap | None:
+        if not self.cache:
+            try:
+                docs = list(load_documents(self.text))
+            except YamlError:
+                docs = []
+            self.cache.append(docs[0].lines.sub(self.prefix) if len(docs) == 1 else None)
+        return self.cache[0]
+
+    def line_of(self, path: str | Sequence[PathPart]) -> int | None:
+        lines = self._map()
+        return None if lines is None else lines.line_of(path)
+
+    def sub(self, path: str | Sequence[PathPart]) -> Lines:
+        parts = tuple(path) if not isinstance(path, str) else parse_path(path)
+        return LazyLines(self.text, self.prefix + parts)

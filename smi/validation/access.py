@@ -1,0 +1,174 @@
+"""Hard checks and warnings for access.smi-spec.io: TrafficTarget and IdentityBinding.
+
+DESIGN.md §3: the destination namespace defaults to the TrafficTarget's and must equal it; a
+source without a namespace means the TrafficTarget's (warned); a TrafficTarget needs at least one
+rule and one source in every version (it would allow nothing otherwise). Paths follow the wire
+layout of the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from smi.apis.access import hub
+from smi.errors import Diagnostic
+from smi.validation.names import (
+    check_label,
+    check_subdomain,
+    duplicates,
+    error,
+    warning,
+)
+
+if TYPE_CHECKING:
+    from smi.loading import Resource
+
+_RULE_KINDS = {
+    "v1alpha1": ("HTTPRouteGroup", "TCPRoute"),
+    "v1alpha2": ("HTTPRouteGroup", "TCPRoute"),
+    "v1alpha3": ("HTTPRouteGroup", "TCPRoute", "UDPRoute"),
+    "v1alpha4": ("HTTPRouteGroup", "TCPRoute", "UDPRoute"),
+}
+_SUBJECT_KINDS = {"v1alpha4": ("ServiceAccount", "IdentityBinding")}
+_DEFAULT_SUBJECT_KINDS = ("ServiceAccount",)
+
+
+def check_traffic_target(resource: Resource) -> Iterator[Diagnostic]:
+    target: hub.TrafficTarget = resource.obj
+    version = resource.api_version.rpartition("/")[2]
+    spec = "" if version == "v1alpha1" else "spec."
+    namespace = target.metadata.namespace
+    yield from _destination(
+        target.destination, path=f"{spec}destination", namespace=namespace, version=version
+    )
+    yield from _rules(
+        target.rules,
+        path=f"{spec}{'specs' if not spec else 'rules'}",
+        api_version=resource.api_version,
+    )
+    yield from _sources(target.sources, path=f"{spec}sources", namespace=namespace, version=version)
+
+
+def _subject(subject: hub.Subject, *, path: str, version: str) -> Iterator[Diagnostic]:
+    kinds = _SUBJECT_KINDS.get(version, _DEFAULT_SUBJECT_KINDS)
+    if subject.kind not in kinds:
+        yield error(
+            "SMI2404",
+            f"subject kind {subject.kind!r} is not allowed here (allowed: {', '.join(kinds)})",
+            f"{path}.kind",
+        )
+    elif subject.kind == "IdentityBinding" and subject.group not in ("", hub.GROUP):
+        yield error(
+            "SMI2404", f"an IdentityBinding subject belongs to group {hub.GROUP}", f"{path}.group"
+        )
+    elif subject.kind == "ServiceAccount" and subject.group:
+        yield error(
+            "SMI2404",
+            f"a ServiceAccount is in the core group, not {subject.group!r}",
+            f"{path}.group",
+        )
+    yield from check_subdomain(subject.name, f"{path}.name")
+    if subject.namespace:
+        yield from check_label(subject.namespace, f"{path}.namespace", what="namespace")
+
+
+def _destination(
+    subject: hub.Subject, *, path: str, namespace: str, version: str
+) -> Iterator[Diagnostic]:
+    yield from _subject(subject, path=path, version=version)
+    if subject.namespace and subject.namespace != namespace:
+        yield error(
+            "SMI2401",
+            f"destination namespace {subject.namespace!r} differs from the TrafficTarget's "
+            f"namespace {namespace!r}",
+            f"{path}.namespace",
+        )
+    if subject.port is not None and not 1 <= subject.port <= 65535:
+        yield error("SMI2301", f"port {subject.port} is not in 1-65535", f"{path}.port")
+
+
+def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Iterator[Diagnostic]:
+    if not rules:
+        yield error(
+            "SMI2402",
+            "at least one rule is needed (a TrafficTarget without rules allows nothing)",
+            path,
+        )
+    allowed = _RULE_KINDS.get(api_version.rpartition("/")[2], ())
+    for i, rule in enumerate(rules):
+        at = f"{path}[{i}]"
+        if rule.kind not in allowed:
+            yield error(
+                "SMI2405",
+                f"rule kind {rule.kind!r} is not allowed in {api_version} "
+                f"(allowed: {', '.join(allowed)})",
+                f"{at}.kind",
+            )
+        yield from check_subdomain(rule.name, f"{at}.name", what="route name")
+        if rule.matches and rule.kind != "HTTPRouteGroup":
+            yield warning(
+                "SMI2407",
+                f"matches are ignored on a {rule.kind} rule (only HTTPRouteGroup "
+                "rules select matches by name)",
+                f"{at}.matches",
+            )
+        for j, name in duplicates(rule.matches or ()):
+            yield warning("SMI2007", f"match {name!r} listed twice", f"{at}.matches[{j}]")
+    keys = [f"{r.kind}/{r.name}/{sorted(r.matches or ())}" for r in rules]
+    for i, _ in duplicates(keys):
+        yield warning("SMI2007", "the same rule is listed twice", f"{path}[{i}]")
+
+
+def _sources(
+    sources: tuple[hub.Subject, ...], *, path: str, namespace: str, version: str
+) -> Iterator[Diagnostic]:
+    if not sources:
+        yield error(
+            "SMI2403",
+            "at least one source is needed (a TrafficTarget without sources allows nothing)",
+            path,
+        )
+    for i, source in enumerate(sources):
+        at = f"{path}[{i}]"
+        yield from _subject(source, path=at, version=version)
+        if not source.namespace:
+            yield warning(
+                "SMI2406",
+                f"source without a namespace means the TrafficTarget's namespace "
+                f"{namespace!r}; write it explicitly",
+                f"{at}.namespace",
+            )
+    keys = [f"{s.kind}/{s.namespace or namespace}/{s.name}" for s in sources]
+    for i, key in duplicates(keys):
+        yield warning("SMI2007", f"source {key} is listed twice", f"{path}[{i}]")
+
+
+def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
+    binding: hub.IdentityBinding = resource.obj
+    schemes = binding.schemes
+    path = "spec.schemes"
+    if schemes.pod_label_selector is not None and schemes.service_account is not None:
+        yield error(
+            "SMI2408",
+            "podLabelSelector and serviceAccount are mutually exclusive; keep one",
+            path,
+        )
+    if (
+        schemes.pod_label_selector is None
+        and schemes.service_account is None
+        and not schemes.spiffe_identities
+    ):
+        yield error(
+            "SMI2408",
+            "no scheme: give podLabelSelector, spiffeIdentities or serviceAccount",
+            path,
+        )
+    if schemes.service_account is not None:
+        yield from check_subdomain(
+            schemes.service_account, f"{path}.serviceAccount", what="ServiceAccount name"
+        )
+    for i, identity in duplicates(schemes.spiffe_identities):
+        yield warning(
+            "SMI2007", f"identity {identity!r} listed twice", f"{path}.spiffeIdentities[{i}]"
+        )

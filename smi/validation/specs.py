@@ -1,0 +1,104 @@
+"""Hard checks and warnings for specs.smi-spec.io: HTTPRouteGroup, TCPRoute, UDPRoute.
+
+Match names are the keys TrafficTargets refer to (unique); methods come from the CRD's enum,
+uppercase; every regex must be RE2 (matching stays linear in the input); header names are
+case-insensitive and unique. Paths follow the wire layout: flat `matches[0]` in v1alpha1 and
+v1alpha2, `spec.matches[0]` later; a header is `headers[1]` in the list form and
+`headers.user-agent` in the map form, as the document wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from smi.apis.specs import hub
+from smi.errors import Diagnostic
+from smi.validation.names import duplicates, error, warning
+from smi.validation.regex import end_anchored, re2_problem
+from smi.yamlpos import join_path
+
+if TYPE_CHECKING:
+    from smi.loading import Resource
+
+_FLAT_VERSIONS = frozenset({"v1alpha1", "v1alpha2"})
+
+
+def check_route_group(resource: Resource) -> Iterator[Diagnostic]:
+    group: hub.HTTPRouteGroup = resource.obj
+    flat = resource.api_version.rpartition("/")[2] in _FLAT_VERSIONS
+    path = "matches" if flat else "spec.matches"
+    if not group.matches:
+        yield error("SMI2201", "at least one match is needed", path)
+    raw_matches = _raw_matches(resource.raw, flat=flat)
+    for i, name in duplicates(m.name for m in group.matches):
+        yield error("SMI2202", f"match name {name!r} is used twice", f"{path}[{i}].name")
+    for i, match in enumerate(group.matches):
+        raw = raw_matches[i] if i < len(raw_matches) else {}
+        yield from _match(match, path=f"{path}[{i}]", raw=raw if isinstance(raw, Mapping) else {})
+
+
+def _raw_matches(raw: Mapping[str, Any], *, flat: bool) -> list[Any]:
+    holder: Any = raw if flat else raw.get("spec")
+    matches = holder.get("matches") if isinstance(holder, Mapping) else None
+    return matches if isinstance(matches, list) else []
+
+
+def _match(match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]) -> Iterator[Diagnostic]:
+    for j, method in enumerate(match.methods or ()):
+        if method not in hub.HTTP_METHODS:
+            hint = f"; write {method.upper()!r}" if method.upper() in hub.HTTP_METHODS else ""
+            yield error(
+                "SMI2203",
+                f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
+                f"{path}.methods[{j}]",
+            )
+    if match.path_regex is not None:
+        yield from _path_regex(match.path_regex, path=f"{path}.pathRegex")
+    yield from _headers(match.headers or (), path=f"{path}.headers", raw=raw.get("headers"))
+
+
+def _path_regex(regex: str, *, path: str) -> Iterator[Diagnostic]:
+    problem = re2_problem(regex)
+    if problem is not None:
+        yield error("SMI2204", f"pathRegex {regex!r} is not RE2 syntax: {problem}", path)
+    elif not end_anchored(regex):
+        yield warning(
+            "SMI2206",
+            f"pathRegex {regex!r} is anchored at the start only, so it also matches longer "
+            f"paths such as {regex + 'x'!r}; end it with '$', '/' or '.*'",
+            path,
+        )
+
+
+def _headers(headers: tuple[tuple[str, str], ...], *, path: str, raw: Any) -> Iterator[Diagnostic]:
+    wire_paths = _header_paths(raw, path=path, count=len(headers))
+    seen: set[str] = set()
+    for (name, regex), at in zip(headers, wire_paths, strict=True):
+        if name in seen:
+            yield error(
+                "SMI2205",
+                f"header {name!r} is given twice (header names are case-insensitive)",
+                at,
+            )
+        seen.add(name)
+        problem = re2_problem(regex)
+        if problem is not None:
+            yield error("SMI2204", f"header {name!r}: {regex!r} is not RE2 syntax: {problem}", at)
+
+
+def _header_paths(raw: Any, *, path: str, count: int) -> list[str]:
+    """Wire path of each header, in document order (the order the hub keeps)."""
+    if isinstance(raw, Mapping) and len(raw) == count:
+        return [join_path(path, str(name)) for name in raw]
+    return [f"{path}[{j}]" for j in range(count)]
+
+
+def check_l4_route(resource: Resource) -> Iterator[Diagnostic]:
+    route: hub.TCPRoute | hub.UDPRoute = resource.obj
+    path = "spec.matches.ports"
+    for i, port in enumerate(route.ports):
+        if not 1 <= port <= 65535:
+            yield error("SMI2301", f"port {port} is not in 1-65535", f"{path}[{i}]")
+    for i, text in duplicates(str(p) for p in route.ports):
+        yield error("SMI2302", f"port {text} is listed twice", f"{path}[{i}]")

@@ -1,0 +1,106 @@
+"""Hard checks and warnings for split.smi-spec.io: TrafficSplit.
+
+Weights are relative shares held in milli-units by the hub: whole numbers >= 0 from v1alpha2 on,
+non-negative quantities in v1alpha1; their sum must be > 0. The root service is a Service of the
+split's own namespace, written `name` or `name.<namespace>[.svc[.cluster.local]]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from smi.apis.split import hub
+from smi.errors import Diagnostic
+from smi.validation.names import check_label, check_subdomain, duplicates, error, warning
+
+if TYPE_CHECKING:
+    from smi.loading import Resource
+
+SPECS_GROUP = "specs.smi-spec.io"
+
+
+def root_service(service: str, namespace: str) -> str | None:
+    """The Service name `spec.service` designates in `namespace`, or None when it names a
+    Service elsewhere (or nothing a Service could be called)."""
+    name, _, rest = service.partition(".")
+    if rest in ("", namespace, f"{namespace}.svc", f"{namespace}.svc.cluster.local"):
+        return name or None
+    return None
+
+
+def check_traffic_split(resource: Resource) -> Iterator[Diagnostic]:
+    split: hub.TrafficSplit = resource.obj
+    namespace = split.metadata.namespace
+    root = root_service(split.service, namespace)
+    if root is None:
+        yield error(
+            "SMI2102",
+            f"{split.service!r} is not a Service of namespace {namespace!r}: write 'name' or "
+            f"'name.{namespace}[.svc[.cluster.local]]'",
+            "spec.service",
+        )
+    else:
+        yield from check_label(root, "spec.service", what="Service name")
+    yield from _backends(
+        split,
+        root=root,
+        v1alpha1=resource.api_version.endswith("/v1alpha1"),
+        raw=_raw_backends(resource.raw),
+    )
+    yield from _matches(split.matches or ())
+
+
+def _raw_backends(raw: Mapping[str, Any]) -> list[Any]:
+    spec = raw.get("spec")
+    backends = spec.get("backends") if isinstance(spec, Mapping) else None
+    return backends if isinstance(backends, list) else []
+
+
+def _backends(
+    split: hub.TrafficSplit, *, root: str | None, v1alpha1: bool, raw: list[Any]
+) -> Iterator[Diagnostic]:
+    if not split.backends:
+        yield error("SMI2101", "at least one backend is needed", "spec.backends")
+        return
+    weights_ok = True
+    for i, backend in enumerate(split.backends):
+        at = f"spec.backends[{i}]"
+        yield from check_label(backend.service, f"{at}.service", what="Service name")
+        if backend.service == root:
+            yield warning(
+                "SMI2106",
+                f"the root service {root!r} is listed as a backend; list the "
+                "versioned Services instead",
+                f"{at}.service",
+            )
+        problem = _weight_problem(backend.weight_milli, v1alpha1=v1alpha1)
+        if problem is not None:
+            weights_ok = False
+            written = raw[i].get("weight") if i < len(raw) and isinstance(raw[i], dict) else None
+            shown = f" (got {written!r})" if written is not None else ""
+            yield error("SMI2103", f"{problem}{shown}", f"{at}.weight")
+    for i, service in duplicates(b.service for b in split.backends):
+        yield error(
+            "SMI2105", f"backend {service!r} is listed twice", f"spec.backends[{i}].service"
+        )
+    if weights_ok and sum(b.weight_milli for b in split.backends) == 0:
+        yield error("SMI2104", "every weight is 0, so no request could be routed", "spec.backends")
+
+
+def _weight_problem(milli: int, *, v1alpha1: bool) -> str | None:
+    if v1alpha1:
+        return "must be a quantity >= 0" if milli < 0 else None
+    if milli < 0 or milli % 1000:
+        return "must be an integer >= 0"
+    return None
+
+
+def _matches(matches: tuple[hub.MatchRef, ...]) -> Iterator[Diagnostic]:
+    for i, match in enumerate(matches):
+        at = f"spec.matches[{i}]"
+        if match.kind != "HTTPRouteGroup":
+            yield error("SMI2107", f"match kind {match.kind!r} is not HTTPRouteGroup", f"{at}.kind")
+        if match.api_group not in (None, "", SPECS_GROUP):
+            yield error("SMI2107", f"apiGroup must be {SPECS_GROUP}", f"{at}.apiGroup")
+        yield from check_subdomain(match.name, f"{at}.name", what="HTTPRouteGroup name")

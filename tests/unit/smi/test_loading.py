@@ -1,0 +1,330 @@
+"""smi.loading: files, directories, stdin, multi-document YAML, `kind: List`, JSON, context
+objects, and every loader diagnostic with its file, line, path and code."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from smi.apis.split.hub import TrafficSplit
+from smi.errors import LoadError
+from smi.loading import load_object, load_paths, load_text, read_documents, read_source
+
+SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata:
+  name: canary
+  namespace: shop
+spec:
+  service: web
+  backends:
+  - service: web-v1
+    weight: 90
+  - service: web-v2
+    weight: 10
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports: [{port: 80}]
+"""
+
+
+def load(text: str, name: str = "m.yaml") -> tuple[list[str], list[tuple[str, int | None, str]]]:
+    """(keys of the resources, [(code, line, path)] of the diagnostics)."""
+    result = load_text(textwrap.dedent(text), filename=name)
+    return [r.key for r in result.resources], [(d.code, d.line, d.path) for d in result.diagnostics]
+
+
+def test_a_valid_object_becomes_a_resource_with_its_hub_form_and_source() -> None:
+    result = load_text(SPLIT, filename="split.yaml")
+    assert result.ok and result.diagnostics == []
+    [res] = result.resources
+    assert isinstance(res.obj, TrafficSplit)
+    assert res.obj.backends[1].weight_milli == 10_000
+    assert (res.key, res.api_version, res.kind) == (
+        "TrafficSplit/shop/canary",
+        "split.smi-spec.io/v1alpha4",
+        "TrafficSplit",
+    )
+    assert (res.source.file, res.source.line, res.source.index) == ("split.yaml", 1, 0)
+    assert res.raw["spec"]["service"] == "web"
+
+
+def test_line_of_points_at_the_field_or_its_nearest_parent() -> None:
+    [res] = load_text(SPLIT, filename="s.yaml").resources
+    assert res.line_of("spec.backends[1].weight") == 12
+    assert res.line_of("spec.backends[1]") == 11
+    assert res.line_of("spec.backends[1].nope") == 11
+    assert res.line_of("spec.backends[7].weight") == 8
+    assert res.line_of("metadata.namespace") == 5
+
+
+def test_multi_document_yaml_keeps_order_index_and_skips_empty_documents() -> None:
+    text = f"---\n{SPLIT}---\n---\n# only a comment\n---\n{SERVICE}"
+    result = load_text(text, filename="all.yaml")
+    assert [r.key for r in result.resources] == ["TrafficSplit/shop/canary"]
+    [svc] = result.context
+    assert (svc.kind, svc.namespace, svc.name) == ("Service", "default", "web")
+    assert result.resources[0].source.index == 0
+    assert svc.source.index == 3
+    assert svc.source.line == 18
+
+
+def test_missing_namespace_gets_the_default_but_raw_stays_as_written() -> None:
+    text = SPLIT.replace("  namespace: shop\n", "")
+    [res] = load_text(text, filename="s.yaml", default_namespace="team-a").resources
+    assert res.namespace == "team-a"
+    assert "namespace" not in res.raw["metadata"]
+
+
+def test_kind_list_items_are_loaded_with_lines_inside_the_list() -> None:
+    text = """\
+    apiVersion: v1
+    kind: List
+    items:
+    - apiVersion: specs.smi-spec.io/v1alpha4
+      kind: TCPRoute
+      metadata: {name: db}
+      spec:
+        matches:
+          ports: [5432]
+    - apiVersion: specs.smi-spec.io/v1alpha4
+      kind: TCPRoute
+      metadata: {name: cache}
+      spec:
+        matches:
+          ports: [0]
+    """
+    result = load_text(textwrap.dedent(text), filename="list.yaml")
+    assert [r.key for r in result.resources] == ["TCPRoute/default/db", "TCPRoute/default/cache"]
+    assert [r.source.line for r in result.resources] == [4, 10]
+    assert result.resources[1].line_of("spec.matches.ports[0]") == 15
+
+
+def test_json_files_load_and_report_lines_on_demand(tmp_path: Path) -> None:
+    doc = json.loads(
+        json.dumps(
+            {
+                "apiVersion": "split.smi-spec.io/v1alpha4",
+                "kind": "TrafficSplit",
+                "metadata": {"name": "j"},
+                "spec": {"service": "web", "backends": [{"service": "a", "weight": 1, "typo": 2}]},
+            }
+        )
+    )
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc, indent=2))
+    result = load_paths([str(path)])
+    [d] = result.diagnostics
+    assert (d.code, d.path, d.file) == ("SMI2001", "spec.backends[0].typo", str(path))
+    assert d.line == path.read_text().splitlines().index('        "typo": 2') + 1
+
+
+def test_invalid_json_is_a_syntax_error_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "apiVersion": "v1",\n  "kind": \n}\n')
+    [d] = load_paths([str(path)]).diagnostics
+    assert (d.code, d.line) == ("SMI1002", 4)
+
+
+def test_directories_are_walked_recursively_in_sorted_order(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a.yaml").write_text(SERVICE)
+    (tmp_path / "b" / "z.yml").write_text(SPLIT)
+    (tmp_path / "b" / "notes.txt").write_text("not a manifest: [")
+    (tmp_path / "c.json").write_text(
+        json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    )
+    result = load_paths([str(tmp_path)])
+    assert result.diagnostics == []
+    assert result.files == [
+        str(tmp_path / "a.yaml"),
+        str(tmp_path / "b" / "z.yml"),
+        str(tmp_path / "c.json"),
+    ]
+    assert [(c.kind, c.namespace) for c in result.context] == [
+        ("Service", "default"),
+        ("Namespace", ""),
+    ]
+
+
+def test_stdin_is_read_for_a_dash() -> None:
+    result = load_paths(["-"], stdin=io.StringIO(SPLIT))
+    assert [r.source.file for r in result.resources] == ["<stdin>"]
+
+
+def test_unreadable_inputs_are_smi1001(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    result = load_paths(
+        [str(tmp_path / "nope.yaml"), str(tmp_path / "empty"), str(tmp_path / "latin1.yaml")]
+    )
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("SMI1001", "cannot read: no such file or directory"),
+        ("SMI1001", "directory holds no .yaml, .yml or .json files"),
+        ("SMI1001", "cannot read: not UTF-8 text"),
+    ]
+    assert not result.ok
+
+
+def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
+    keys, diags = load(SPLIT + "---\nkind: [unclosed\n")
+    assert keys == ["TrafficSplit/shop/canary"]
+    assert [(c, line) for c, line, _ in diags] == [("SMI1002", 15)]
+
+
+def test_duplicate_keys_are_refused_with_the_line_of_the_second() -> None:
+    _, diags = load("apiVersion: v1\nkind: Service\nkind: Pod\n")
+    assert diags == [("SMI1002", 3, "")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kind: TrafficSplit\nmetadata: {name: a}\n", [("SMI1004", 1, "apiVersion")]),
+        ("apiVersion: v1\n", [("SMI1005", 1, "kind")]),
+        ("metadata: {}\n", [("SMI1004", 1, "apiVersion"), ("SMI1005", 1, "kind")]),
+        ("- a\n- b\n", [("SMI1003", 1, "")]),
+        ("just text\n", [("SMI1003", 1, "")]),
+        ("apiVersion: 3\nkind: Service\n", [("SMI2003", 1, "apiVersion")]),
+        (
+            "apiVersion: split.smi-spec.io/v1alpha5\nkind: TrafficSplit\n",
+            [("SMI1006", 1, "apiVersion")],
+        ),
+        ("apiVersion: specs.smi-spec.io/v1alpha3\nkind: UDPRoute\n", [("SMI1007", 2, "kind")]),
+        ("apiVersion: v1alpha1\nkind: HTTPRouteGroup\n", [("SMI1011", 1, "apiVersion")]),
+        ("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n", [("SMI1008", 1, "")]),
+        (
+            "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {}\n",
+            [("SMI1009", 3, "metadata.name")],
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n",
+            [("SMI1009", 3, "metadata.name")],
+        ),
+    ],
+)
+def test_loader_codes(text: str, expected: list[tuple[str, int, str]]) -> None:
+    keys, diags = load(text)
+    assert keys == []
+    assert diags == expected
+
+
+def test_skipped_objects_are_warnings_not_errors() -> None:
+    result = load_text("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n", filename="r")
+    [d] = result.diagnostics
+    assert d.severity == "warning"
+    assert result.ok
+
+
+def test_context_kinds_are_kept_with_their_api_versions() -> None:
+    text = "\n---\n".join(
+        f"apiVersion: {av}\nkind: {kind}\nmetadata: {{name: x, namespace: ns}}"
+        for av, kind in [
+            ("v1", "Service"),
+            ("v1", "ServiceAccount"),
+            ("v1", "Pod"),
+            ("apps/v1", "Deployment"),
+            ("v1", "Namespace"),
+            ("v2", "Service"),
+        ]
+    )
+    result = load_text(text, filename="ctx.yaml")
+    assert [(c.kind, c.namespace) for c in result.context] == [
+        ("Service", "ns"),
+        ("ServiceAccount", "ns"),
+        ("Pod", "ns"),
+        ("Deployment", "ns"),
+        ("Namespace", ""),
+    ]
+    assert [d.code for d in result.diagnostics] == ["SMI1008"]
+
+
+def test_schema_errors_carry_wire_paths_and_lines() -> None:
+    text = SPLIT.replace("    weight: 10\n", "    weight: ten\n    wieght: 1\n")
+    _, diags = load(text)
+    assert sorted(diags) == [
+        ("SMI2001", 13, "spec.backends[1].wieght"),
+        ("SMI2003", 12, "spec.backends[1].weight"),
+    ]
+
+
+def test_flat_layout_in_a_spec_version_is_smi2005_at_the_misplaced_field() -> None:
+    text = """\
+    apiVersion: specs.smi-spec.io/v1alpha4
+    kind: HTTPRouteGroup
+    metadata: {name: g}
+    matches:
+    - name: all
+    """
+    _, diags = load(text)
+    assert diags == [("SMI2005", 4, "matches")]
+
+
+def test_spec_in_a_flat_version_is_smi2005() -> None:
+    _, diags = load(
+        "apiVersion: access.smi-spec.io/v1alpha1\nkind: TrafficTarget\n"
+        "metadata: {name: t}\nspec: {}\n"
+    )
+    assert diags == [("SMI2005", 4, "spec")]
+
+
+def test_timestamps_stay_strings_and_keys_are_always_strings() -> None:
+    [doc] = read_documents("a: 2019-04-08T22:25:55Z\n80: x\ntrue: y\n", filename="t.yaml")
+    assert doc.value == {"a": "2019-04-08T22:25:55Z", "80": "x", "true": "y"}
+
+
+def test_merge_keys_and_aliases_resolve() -> None:
+    text = "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\ncopy: *b\n"
+    [doc] = read_documents(text, filename="m.yaml")
+    assert doc.value["merged"] == {"x": 1, "y": 3}
+    assert doc.value["copy"] == {"x": 1, "y": 2}
+
+
+def test_alias_bombs_and_deep_nesting_are_refused_as_too_large() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdef", "bcdefg", strict=True)
+    )
+    _, diags = load(bomb)
+    assert [c for c, _, _ in diags] == ["SMI1010"]
+    _, diags = load("deep: " + "[" * 200 + "]" * 200)
+    assert [c for c, _, _ in diags] == ["SMI1010"]
+    _, diags = load('{"deep": ' + "[" * 200 + "]" * 200 + "}", name="deep.json")
+    assert [c for c, _, _ in diags] == ["SMI1010"]
+    assert [d.code for d in load_object({"deep": [[[[[[]]]]]] * 50_000}).diagnostics] == ["SMI1010"]
+
+
+def test_unsupported_tags_are_syntax_errors() -> None:
+    _, diags = load("apiVersion: !!python/name:os.system v1\n")
+    assert [(c, line) for c, line, _ in diags] == [("SMI1002", 1)]
+
+
+def test_load_object_has_no_lines_but_full_checks() -> None:
+    doc = {
+        "apiVersion": "split.smi-spec.io/v1alpha4",
+        "kind": "TrafficSplit",
+        "metadata": {"name": "x"},
+        "spec": {"service": "web", "backends": "none"},
+    }
+    result = load_object(doc, default_namespace="ns")
+    [d] = result.diagnostics
+    assert (d.code, d.path, d.file, d.line) == ("SMI2003", "spec.backends", "<request>", None)
+
+
+def test_read_source_and_read_documents_raise_our_errors(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as err:
+        read_source(str(tmp_path / "missing.yaml"))
+    assert err.value.diagnostics[0].code == "SMI1001"
+    with pytest.raises(LoadError) as err:
+        read_documents("a: [\n", filename="x.yaml")
+    assert (err.value.diagnostics[0].code, err.value.diagnostics[0].line) == ("SMI1002", 2)
