@@ -53,6 +53,7 @@ __all__ = [
     "Served",
     "UnknownTarget",
     "WrongGroup",
+    "dump",
     "group_of",
     "is_smi_group",
     "kinds_of",
@@ -61,6 +62,7 @@ __all__ = [
     "render",
     "served",
     "supported_versions",
+    "target",
 ]
 
 SMI_GROUPS: tuple[str, ...] = (

@@ -84,6 +84,8 @@ def parse_lossy_payload(hub_type: type[BaseModel], raw: str) -> dict[str, tuple[
         doc = json.loads(raw)
     except ValueError as exc:
         raise ValueError(f"not JSON ({exc.args[0]})") from exc
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     out: dict[str, tuple[Any, str]] = {}
@@ -149,7 +151,8 @@ def _any_quantity(value: Any) -> int | float | str:
     try:
         to_decimal(value)
     except QuantityError as exc:
-        raise PydanticCustomError("SMI2103", "{reason}", {"reason": str(exc)}) from exc
+        # SMI2103 is about split weights; a metric value that is no quantity is a wrong value
+        raise PydanticCustomError("SMI2003", "{reason}", {"reason": str(exc)}) from exc
     return value
 
 

@@ -354,3 +354,25 @@ def test_an_unrelated_edit_keeps_the_lossy_fields() -> None:
     assert registry.parse(doc).destination.port == 8080
     lossy = json.loads(doc["metadata"]["annotations"][LOSSY_ANNOTATION])
     assert set(lossy) == {"destination"}
+
+
+def test_traffic_metrics_read_quantities_times_and_backends() -> None:
+    doc = {
+        "apiVersion": "metrics.smi-spec.io/v1alpha1",
+        "kind": "TrafficMetrics",
+        "resource": {"kind": "TrafficSplit", "name": "ts", "namespace": "shop"},
+        "edge": {"direction": "from", "side": "client", "resource": {}},
+        "backend": {"apex": "web", "name": "web-v1", "weight": 90},
+        "timestamp": "2019-04-08T22:25:55Z",
+        "window": "30s",
+        "metrics": [{"name": "p99_response_latency", "unit": "seconds", "value": "10m"}],
+    }
+    tm = registry.parse(doc)
+    assert (tm.backend.weight, tm.metrics[0].value, tm.timestamp.year) == (90, "10m", 2019)
+    assert registry.render(tm, "metrics.smi-spec.io/v1alpha1") == doc
+    doc["metrics"] = [{"name": "x", "value": "ten"}]
+    doc["edge"] = {"direction": "sideways", "side": "client", "resource": {}}
+    assert set(errors(doc)) == {
+        ("SMI2003", ("metrics", 0, "value")),
+        ("literal_error", ("edge", "direction")),
+    }
