@@ -1,0 +1,141 @@
+"""`smictl conformance`: run the SMI conformance scenarios and write the reports.
+
+    smictl conformance run [--target inproc|webhook|proxy|all] [--scenario GLOB]...
+                           [--report DIR] [--smi-version v0.6.0|GROUP/VERSION|all]
+    smictl conformance list [--scenario GLOB]... [--smi-version ...]
+
+Exit codes: 0 every selected scenario passed (or was skipped with a reason), 1 a scenario
+failed, a target could not start, or a scenario file is broken, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("conformance", help="run the SMI conformance suite against smictl")
+    inner = p.add_subparsers(dest="conformance_command", metavar="{run,list}")
+    run_p = inner.add_parser("run", help="run scenarios and write JUnit, JSON, Markdown, HTML")
+    run_p.add_argument(
+        "--target", default="inproc", help="inproc, webhook, proxy, or all (default: inproc)"
+    )
+    _selection_args(run_p)
+    run_p.add_argument(
+        "--report", type=Path, default=None, metavar="DIR", help="write the four reports into DIR"
+    )
+    run_p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures and the summary"
+    )
+    run_p.set_defaults(func=run_command)
+    list_p = inner.add_parser("list", help="list the scenarios a selection picks")
+    _selection_args(list_p)
+    list_p.set_defaults(func=list_command)
+    p.set_defaults(func=lambda _args: _usage(p))
+
+
+def _selection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="scenario names to run, e.g. 'split/*' (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="read scenarios from DIR (<area>/<behaviour>.yaml) instead of the shipped ones",
+    )
+    p.add_argument(
+        "--smi-version",
+        default="all",
+        help="an SMI release (v0.4.0, v0.5.0, v0.6.0), a group/version such as "
+        "split.smi-spec.io/v1alpha1, or all (default)",
+    )
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _targets(value: str) -> list[str] | None:
+    from conformance.targets import TARGETS
+
+    names = list(TARGETS) if value == "all" else [v.strip() for v in value.split(",")]
+    return names if all(n in TARGETS for n in names) else None
+
+
+def _select(args: argparse.Namespace, err: TextIO) -> list[Any] | int:
+    from conformance.catalog import ScenarioError, discover
+
+    try:
+        scenarios = discover(
+            patterns=args.scenario or ["*"], smi_version=args.smi_version, root=args.dir
+        )
+    except ValueError as exc:  # an unknown --smi-version
+        print(f"smictl conformance: {exc}", file=err)
+        return EXIT_USAGE
+    except ScenarioError as exc:
+        for line in exc.lines:
+            print(line, file=err)
+        return EXIT_FAILED
+    if not scenarios:
+        print("smictl conformance: no scenario matches the selection", file=err)
+        return EXIT_USAGE
+    return scenarios
+
+
+def list_command(args: argparse.Namespace) -> int:
+    selected = _select(args, sys.stderr)
+    if isinstance(selected, int):
+        return selected
+    for s in selected:
+        print(f"{s.name:<72} {s.capability:<32} {', '.join(s.smi_versions)}")
+    print(f"{len(selected)} scenarios")
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from conformance.console import Console
+    from conformance.reports import write_reports
+    from conformance.runner import run
+    from conformance.targets import TARGETS, make_target
+    from smi import __version__
+
+    names = _targets(args.target)
+    if names is None:
+        print(
+            f"smictl conformance: unknown target {args.target!r}; use {', '.join(TARGETS)} or all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    selected = _select(args, sys.stderr)
+    if isinstance(selected, int):
+        return selected
+    console = Console(sys.stdout, quiet=args.quiet)
+    console.intro(targets=names, count=len(selected))
+    result = run(
+        [make_target(n) for n in names],
+        selected,
+        progress=console.scenario,
+        version=__version__,
+        selection={
+            "target": args.target,
+            "scenario": ",".join(args.scenario or ["*"]),
+            "smi-version": args.smi_version,
+        },
+    )
+    console.outro(result)
+    if args.report is not None:
+        for fmt, path in write_reports(result, args.report).items():
+            print(f"{fmt:>8}: {path}")
+    return EXIT_OK if result.ok else EXIT_FAILED

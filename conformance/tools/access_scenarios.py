@@ -1,0 +1,688 @@
+"""Generated scenarios of area `access`: TrafficTarget authorization in every access/specs
+version pair that can express each behaviour (DESIGN.md §3 "TrafficTarget")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conformance.tools.cast import (
+    ACCESS_COMBOS,
+    CATALOG,
+    CATALOG_L4,
+    CATALOG_PORTS,
+    CHECKOUT,
+    FRONTEND,
+    INTRUDER,
+    LATEST,
+    MONITOR,
+    NS,
+    OPS_FRONTEND,
+    PAYMENTS,
+    SHOP_MONITOR,
+    AccessCombo,
+    admit,
+    all_ports_route,
+    allowed,
+    apply,
+    delete,
+    denied,
+    everything_group,
+    http_rule,
+    request,
+    sa,
+    scenario,
+    tcp_rule,
+)
+from conformance.tools.render import (
+    Match,
+    Rule,
+    http_route_group,
+    tcp_route,
+    traffic_target,
+    udp_route,
+)
+
+Builder = Callable[[AccessCombo], dict[str, Any]]
+
+
+def _tt(combo: AccessCombo, rules: list[Rule], **kw: Any) -> dict[str, Any]:
+    kw.setdefault("name", "catalog-access")
+    kw.setdefault("namespace", NS)
+    kw.setdefault("destination", sa("catalog"))
+    kw.setdefault("sources", [sa("frontend")])
+    return traffic_target(combo.access, rules=rules, **kw)
+
+
+def default_deny(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="A destination with no TrafficTarget accepts nothing: not with no SMI "
+        "objects at all, not with route groups alone, not with a TrafficTarget for another "
+        "destination.",
+        capability="traffic-access/default-deny",
+        versions=combo.versions,
+        decisions=["default-deny", "mode-deny"],
+        workloads=[FRONTEND, CATALOG, PAYMENTS],
+        resources={
+            "routes": everything_group(combo),
+            "payments-access": _tt(
+                combo,
+                [http_rule("everything")],
+                name="payments-access",
+                destination=sa("payments"),
+            ),
+        },
+        steps=[
+            request("shop/frontend", "catalog", denied(3), count=3, name="no SMI objects"),
+            apply("routes"),
+            request("shop/frontend", "catalog", denied(2), count=2, name="a route group alone"),
+            apply("payments-access"),
+            request("shop/frontend", "payments", allowed(identity="shop/frontend")),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(2),
+                method="POST",
+                path="/orders",
+                count=2,
+                name="a TrafficTarget for another destination",
+            ),
+        ],
+    )
+
+
+def allow_by_traffictarget(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="A TrafficTarget allows its sources, on its rules, to its destination; a "
+        "caller not in the sources stays denied. The destination sees the caller's identity.",
+        capability="traffic-access/allow",
+        versions=combo.versions,
+        decisions=["sources-and-rules", "identity-serviceaccount", "every-version-accepted"],
+        workloads=[FRONTEND, INTRUDER, CATALOG],
+        resources={
+            "routes": everything_group(combo),
+            "tt": _tt(combo, [http_rule("everything")]),
+        },
+        steps=[
+            apply("routes", "tt"),
+            request("shop/frontend", "catalog", allowed(5, identity="shop/frontend"), count=5),
+            request(
+                "shop/frontend",
+                "catalog:8080",
+                allowed(identity="shop/frontend"),
+                method="POST",
+                path="/orders/17",
+            ),
+            request("shop/intruder", "catalog", denied(3), count=3, name="caller not in sources"),
+        ],
+    )
+
+
+def tcproute_allows_http(combo: AccessCombo) -> dict[str, Any]:
+    ports = "`ports: []`" if combo.has_ports else "no ports (every port)"
+    return scenario(
+        description=f"A TrafficTarget whose only rule is a TCPRoute with {ports} allows HTTP "
+        "traffic of any method and path, on every port, to its sources (SMI conformance suite "
+        "behaviour).",
+        capability="traffic-access/tcproute",
+        versions=combo.versions,
+        decisions=["tcproute-allows-all-traffic"],
+        workloads=[FRONTEND, INTRUDER, CATALOG_PORTS],
+        resources={"all-ports": all_ports_route(combo), "tt": _tt(combo, [tcp_rule("all-ports")])},
+        steps=[
+            apply("all-ports", "tt"),
+            request(
+                "shop/frontend",
+                "catalog:8080",
+                allowed(2, identity="shop/frontend"),
+                path="/anything/at/all",
+                count=2,
+            ),
+            request("shop/frontend", "catalog:9090", allowed(), method="DELETE", path="/x"),
+            request("shop/intruder", "catalog:8080", denied(2), count=2),
+        ],
+    )
+
+
+def ports(combo: AccessCombo) -> dict[str, Any]:
+    if combo.has_ports:
+        resources = {
+            "port-8080": tcp_route(combo.specs, name="port-8080", namespace=NS, ports=[8080]),
+            "tt": _tt(combo, [tcp_rule("port-8080")]),
+        }
+        how = "a TCPRoute rule with ports [8080]"
+        tcp_steps = [
+            request(
+                "shop/frontend",
+                "catalog:8080",
+                allowed(http=False),
+                protocol="tcp",
+                name="TCP to the listed port",
+            ),
+            request(
+                "shop/frontend",
+                "catalog:9090",
+                denied(http=False),
+                protocol="tcp",
+                name="TCP to another port",
+            ),
+        ]
+    else:
+        resources = {
+            "routes": everything_group(combo),
+            "tt": _tt(combo, [http_rule("everything")], port=8080),
+        }
+        how = "`destination.port: 8080`"
+        tcp_steps = []
+    return scenario(
+        description=f"A TrafficTarget restricted by {how} allows traffic to port 8080 and "
+        "blocks port 9090 of the same destination.",
+        capability="traffic-access/ports",
+        versions=combo.versions,
+        decisions=["tcproute-allows-all-traffic", "sources-and-rules"],
+        workloads=[FRONTEND, CATALOG_PORTS],
+        resources=resources,
+        steps=[
+            apply(*resources),
+            request("shop/frontend", "catalog:8080", allowed(3), count=3),
+            request("shop/frontend", "catalog:9090", denied(3), count=3),
+            *tcp_steps,
+        ],
+    )
+
+
+def rule_kinds_union(combo: AccessCombo) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="metrics",
+        namespace=NS,
+        matches=[Match("metrics", path="/metrics$", methods=("GET",))],
+    )
+    return scenario(
+        description="A TCPRoute rule (port 8080) and an HTTPRouteGroup rule (GET /metrics) in "
+        "one TrafficTarget are a union: anything on 8080, and GET /metrics on any port.",
+        capability="traffic-access/rule-kinds",
+        versions=combo.versions,
+        decisions=["rule-kinds-union", "tcproute-allows-all-traffic"],
+        workloads=[FRONTEND, CATALOG_PORTS],
+        resources={
+            "port-8080": tcp_route(combo.specs, name="port-8080", namespace=NS, ports=[8080]),
+            "metrics": group,
+            "tt": _tt(combo, [tcp_rule("port-8080"), http_rule("metrics", ("metrics",))]),
+        },
+        steps=[
+            apply("port-8080", "metrics", "tt"),
+            request("shop/frontend", "catalog:8080", allowed(), method="POST", path="/orders"),
+            request("shop/frontend", "catalog:9090", allowed(), path="/metrics"),
+            request("shop/frontend", "catalog:9090", denied(), path="/orders"),
+            request("shop/frontend", "catalog:9090", denied(), method="POST", path="/metrics"),
+        ],
+    )
+
+
+def udp(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="TCP and UDP rules are evaluated per protocol (SMI access v1alpha3 L4 "
+        "example): TCPRoute ports {8300, 8301, 8302} and UDPRoute ports {8301, 8302} allow TCP "
+        "on all three, UDP on 8301 and 8302 only.",
+        capability="traffic-access/udp",
+        versions=combo.versions,
+        decisions=["udproute-ports", "rule-kinds-union"],
+        workloads=[FRONTEND, INTRUDER, CATALOG_L4],
+        resources={
+            "tcp-ports": tcp_route(
+                combo.specs, name="tcp-ports", namespace=NS, ports=[8300, 8301, 8302]
+            ),
+            "udp-ports": udp_route(combo.specs, name="udp-ports", namespace=NS, ports=[8301, 8302]),
+            "tt": _tt(combo, [tcp_rule("tcp-ports"), Rule(kind="UDPRoute", name="udp-ports")]),
+        },
+        steps=[
+            apply("tcp-ports", "udp-ports", "tt"),
+            request("shop/frontend", "catalog:8300", allowed(http=False), protocol="tcp"),
+            request(
+                "shop/frontend",
+                "catalog:8300",
+                denied(http=False),
+                protocol="udp",
+                name="UDP 8300 is blocked",
+            ),
+            request(
+                "shop/frontend", "catalog:8301", allowed(2, http=False), protocol="udp", count=2
+            ),
+            request("shop/frontend", "catalog:8302", allowed(http=False), protocol="udp"),
+            request("shop/intruder", "catalog:8301", denied(http=False), protocol="udp"),
+        ],
+    )
+
+
+def path_matching(combo: AccessCombo) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="api",
+        namespace=NS,
+        matches=[
+            Match("counter", path="/counter$", methods=("GET",)),
+            Match("api", path="/api", methods=("*",)),
+        ],
+    )
+    return scenario(
+        description="pathRegex is matched against the path without its query string and "
+        "anchored at the start only: `/counter$` does not allow `/incrementcounter`, `/api` "
+        "allows `/apiary`.",
+        capability="traffic-specs/path",
+        versions=combo.versions,
+        decisions=["path-anchored-at-start", "match-and-or"],
+        workloads=[FRONTEND, CATALOG],
+        resources={"api": group, "tt": _tt(combo, [http_rule("api")])},
+        steps=[
+            apply("api", "tt"),
+            request("shop/frontend", "catalog", allowed(), path="/counter"),
+            request("shop/frontend", "catalog", allowed(), path="/counter?step=2&x=/y"),
+            request("shop/frontend", "catalog", denied(), path="/incrementcounter"),
+            request("shop/frontend", "catalog", denied(), path="/counter/reset"),
+            request("shop/frontend", "catalog", allowed(), path="/api"),
+            request("shop/frontend", "catalog", allowed(), method="PUT", path="/apiary"),
+            request("shop/frontend", "catalog", denied(), path="/v1/api"),
+        ],
+    )
+
+
+def method_matching(combo: AccessCombo) -> dict[str, Any]:
+    matches = [
+        Match("read-books", path="/books", methods=("GET", "HEAD")),
+        Match("cart", path="/cart", methods=("*",)),
+    ]
+    steps = [
+        request("shop/frontend", "catalog", allowed(), path="/books/1"),
+        request("shop/frontend", "catalog", allowed(), method="HEAD", path="/books"),
+        request("shop/frontend", "catalog", denied(), method="POST", path="/books"),
+        request("shop/frontend", "catalog", allowed(), method="DELETE", path="/cart/3"),
+        request("shop/frontend", "catalog", allowed(), method="PATCH", path="/cart"),
+    ]
+    decisions = ["match-and-or"]
+    if combo.specs != "v1alpha1":  # v1alpha1 requires every field of a match
+        matches += [
+            Match("wishlist", path="/wishlist"),
+            Match("uploads", methods=("PUT",)),
+        ]
+        steps += [
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(),
+                method="OPTIONS",
+                path="/wishlist",
+                name="no methods = any method",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(),
+                method="PUT",
+                path="/files/x",
+                name="no pathRegex = any path",
+            ),
+            request("shop/frontend", "catalog", denied(), method="POST", path="/files/x"),
+        ]
+        decisions.append("missing-path-or-method")
+    group = http_route_group(combo.specs, name="shop-api", namespace=NS, matches=matches)
+    return scenario(
+        description="Methods: a list allows any of its methods, `*` allows every method"
+        + (
+            "; a match without methods allows every method, one without pathRegex every path."
+            if combo.specs != "v1alpha1"
+            else "."
+        ),
+        capability="traffic-specs/method",
+        versions=combo.versions,
+        decisions=decisions,
+        workloads=[FRONTEND, CATALOG],
+        resources={"shop-api": group, "tt": _tt(combo, [http_rule("shop-api")])},
+        steps=[apply("shop-api", "tt"), *steps],
+    )
+
+
+def _header_matching(combo: AccessCombo, form: str) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="clients",
+        namespace=NS,
+        header_form=form,  # type: ignore[arg-type]
+        matches=[
+            Match(
+                "android-insiders",
+                path="/shop/",
+                methods=("GET",),
+                headers=(("user-agent", ".*Android.*"), ("cookie", ".*type=insider.*")),
+            ),
+            Match("iphone-users", headers=(("user-agent", ".*iPhone.*"),)),
+            Match("gold-tier", headers=(("x-tier", "gold"),)),
+        ],
+    )
+    android = {"user-agent": "Mozilla/5.0 (Linux; Android 14)", "cookie": "a=1; type=insider"}
+    return scenario(
+        description=f"Header matching, headers in the {form} form: within a match path AND "
+        "method AND every header; across matches OR; header names are case-insensitive; "
+        "values are regexes matched against the whole value.",
+        capability="traffic-specs/headers",
+        versions=combo.versions,
+        decisions=["match-and-or", "header-forms"],
+        workloads=[FRONTEND, CATALOG],
+        resources={"clients": group, "tt": _tt(combo, [http_rule("clients")])},
+        steps=[
+            apply("clients", "tt"),
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(),
+                path="/shop/cart",
+                headers=android,
+                name="every condition of android-insiders",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(),
+                path="/shop/cart",
+                headers={"user-agent": android["user-agent"]},
+                name="one header missing",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(),
+                path="/shop/cart",
+                headers={"cookie": android["cookie"]},
+                name="the other header missing",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(),
+                method="POST",
+                path="/shop/cart",
+                headers=android,
+                name="method differs",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(),
+                path="/account",
+                headers=android,
+                name="path differs",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(),
+                method="DELETE",
+                path="/account",
+                headers={"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"},
+                name="another match (OR)",
+            ),
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(),
+                path="/x",
+                headers={"USER-AGENT": "iPhone"},
+                name="header name in upper case",
+            ),
+            request("shop/frontend", "catalog", allowed(), headers={"x-tier": "gold"}),
+            request(
+                "shop/frontend",
+                "catalog",
+                denied(),
+                headers={"x-tier": "golden"},
+                name="value regex matches the whole value",
+            ),
+            request("shop/frontend", "catalog", denied(), name="no headers at all"),
+        ],
+    )
+
+
+def header_matching_list(combo: AccessCombo) -> dict[str, Any]:
+    return _header_matching(combo, "list")
+
+
+def header_matching_map(combo: AccessCombo) -> dict[str, Any]:
+    return _header_matching(combo, "map")
+
+
+def rule_matches(combo: AccessCombo) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="the-routes",
+        namespace=NS,
+        matches=[
+            Match("metrics", path="/metrics$", methods=("GET",)),
+            Match("health", path="/health$", methods=("GET",)),
+        ],
+    )
+    return scenario(
+        description="A rule naming `matches: [metrics]` allows only that match; the same rule "
+        "without `matches`, or with an empty list, allows every match of the group, and "
+        "nothing outside it.",
+        capability="traffic-access/rule-matches",
+        versions=combo.versions,
+        decisions=["rule-without-matches"],
+        workloads=[FRONTEND, CATALOG],
+        resources={
+            "the-routes": group,
+            "metrics-only": _tt(combo, [http_rule("the-routes", ("metrics",))]),
+            "no-matches": _tt(combo, [http_rule("the-routes")]),
+            "empty-matches": _tt(combo, [http_rule("the-routes", ())]),
+        },
+        steps=[
+            apply("the-routes", "metrics-only"),
+            request("shop/frontend", "catalog", allowed(), path="/metrics"),
+            request("shop/frontend", "catalog", denied(), path="/health"),
+            apply("no-matches", name="update the TrafficTarget: rule without matches"),
+            request("shop/frontend", "catalog", allowed(), path="/metrics"),
+            request("shop/frontend", "catalog", allowed(), path="/health"),
+            request("shop/frontend", "catalog", denied(), path="/orders"),
+            apply("empty-matches", name="update the TrafficTarget: matches: []"),
+            request("shop/frontend", "catalog", allowed(), path="/health"),
+        ],
+    )
+
+
+def several_traffictargets(combo: AccessCombo) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="store",
+        namespace=NS,
+        matches=[
+            Match("read", path="/books", methods=("GET",)),
+            Match("write", path="/orders", methods=("POST",)),
+        ],
+    )
+    return scenario(
+        description="Two TrafficTargets for one destination are a union: each allows its own "
+        "sources on its own rules, and deleting one leaves the other in force.",
+        capability="traffic-access/union",
+        versions=combo.versions,
+        decisions=["traffictargets-union", "sources-and-rules"],
+        workloads=[FRONTEND, CHECKOUT, CATALOG],
+        resources={
+            "store": group,
+            "readers": _tt(combo, [http_rule("store", ("read",))], name="readers"),
+            "writers": _tt(
+                combo, [http_rule("store", ("write",))], name="writers", sources=[sa("checkout")]
+            ),
+        },
+        steps=[
+            apply("store", "readers", "writers"),
+            request("shop/frontend", "catalog", allowed(), path="/books/9"),
+            request("shop/frontend", "catalog", denied(), method="POST", path="/orders"),
+            request("shop/checkout", "catalog", allowed(), method="POST", path="/orders"),
+            request("shop/checkout", "catalog", denied(), path="/books/9"),
+            delete("readers"),
+            request("shop/frontend", "catalog", denied(), path="/books/9"),
+            request("shop/checkout", "catalog", allowed(), method="POST", path="/orders"),
+        ],
+    )
+
+
+def cross_namespace_sources(combo: AccessCombo) -> dict[str, Any]:
+    tt = _tt(combo, [http_rule("everything")], sources=[sa("monitor", "ops"), sa("frontend", None)])
+    return scenario(
+        description="A source in another namespace is allowed by namespace and name; the same "
+        "ServiceAccount name in another namespace is not. A source without a namespace means "
+        "the TrafficTarget's namespace (admission warns).",
+        capability="traffic-access/cross-namespace",
+        versions=combo.versions,
+        decisions=["source-namespace-default", "sources-and-rules"],
+        workloads=[FRONTEND, OPS_FRONTEND, MONITOR, SHOP_MONITOR, CATALOG],
+        resources={"routes": everything_group(combo), "tt": tt},
+        steps=[
+            apply("routes"),
+            admit("tt", allowed=True, warning="SMI2406", name="source without namespace warns"),
+            apply("tt"),
+            request("ops/monitor", "catalog.shop", allowed(identity="ops/monitor")),
+            request("shop/monitor", "catalog", denied(), name="same name, other namespace"),
+            request("shop/frontend", "catalog", allowed(identity="shop/frontend")),
+            request(
+                "ops/frontend",
+                "catalog.shop",
+                denied(),
+                name="the namespace-less source is the TrafficTarget's namespace",
+            ),
+        ],
+    )
+
+
+def delete_revokes(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="Deleting a TrafficTarget revokes access at once; deleting the route group "
+        "it references does too (a dangling reference never allows); re-creating restores it.",
+        capability="traffic-access/revoke",
+        versions=combo.versions,
+        decisions=["dangling-references", "sources-and-rules"],
+        workloads=[FRONTEND, CATALOG],
+        resources={"routes": everything_group(combo), "tt": _tt(combo, [http_rule("everything")])},
+        steps=[
+            apply("routes", "tt"),
+            request("shop/frontend", "catalog", allowed(3), count=3),
+            delete("tt"),
+            request("shop/frontend", "catalog", denied(3), count=3),
+            apply("tt"),
+            request("shop/frontend", "catalog", allowed()),
+            delete("routes"),
+            request("shop/frontend", "catalog", denied(2), count=2),
+            apply("routes"),
+            request("shop/frontend", "catalog", allowed()),
+        ],
+    )
+
+
+def dangling_references(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="Objects may be created in any order: a TrafficTarget whose route group does "
+        "not exist yet is accepted with a warning (refused under --strict) and allows nothing "
+        "until the group exists; a rule naming an unknown match allows nothing.",
+        capability="traffic-access/references",
+        versions=combo.versions,
+        decisions=["dangling-references"],
+        workloads=[FRONTEND, CATALOG],
+        resources={
+            "routes": everything_group(combo),
+            "tt": _tt(combo, [http_rule("everything")]),
+            "unknown-match": _tt(combo, [http_rule("everything", ("nope",))], name="unknown-match"),
+        },
+        steps=[
+            admit("tt", allowed=True, warning="SMI3001"),
+            admit("tt", allowed=False, strict=True, message="SMI3001", name="--strict refuses"),
+            apply("tt"),
+            request("shop/frontend", "catalog", denied(2), count=2),
+            apply("routes"),
+            request("shop/frontend", "catalog", allowed(2), count=2),
+            delete("tt"),
+            admit("unknown-match", allowed=True, warning="SMI3002"),
+            apply("unknown-match"),
+            request("shop/frontend", "catalog", denied()),
+        ],
+    )
+
+
+def hostile_regex(combo: AccessCombo) -> dict[str, Any]:
+    group = http_route_group(
+        combo.specs,
+        name="letters",
+        namespace=NS,
+        matches=[Match("as", path="/(a+)+$", methods=("GET",))],
+    )
+    hostile = "/" + "a" * 4000 + "b"
+    return scenario(
+        description="Path regexes are matched in linear time: `/(a+)+$`, catastrophic for a "
+        "backtracking engine, answers a 4,000-character hostile path at once.",
+        capability="traffic-specs/re2",
+        versions=combo.versions,
+        decisions=["re2-only"],
+        workloads=[FRONTEND, CATALOG],
+        resources={"letters": group, "tt": _tt(combo, [http_rule("letters")])},
+        steps=[
+            apply("letters", "tt"),
+            request("shop/frontend", "catalog", allowed(), path="/aaaa"),
+            request("shop/frontend", "catalog", denied(3), path=hostile, count=3),
+        ],
+    )
+
+
+def identity(combo: AccessCombo) -> dict[str, Any]:
+    spoof = {"x-smi-source-identity": "spiffe://cluster.local/ns/shop/sa/frontend"}
+    return scenario(
+        description="The caller's identity comes from its certificate, never from a header: an "
+        "intruder claiming to be the frontend in x-smi-source-identity is denied, and the "
+        "destination sees the real caller even when the caller sends that header.",
+        capability="traffic-access/identity",
+        versions=combo.versions,
+        decisions=["identity-from-mtls-only", "identity-serviceaccount"],
+        workloads=[FRONTEND, INTRUDER, CATALOG],
+        resources={"routes": everything_group(combo), "tt": _tt(combo, [http_rule("everything")])},
+        steps=[
+            apply("routes", "tt"),
+            request("shop/intruder", "catalog", denied(2), headers=spoof, count=2),
+            request(
+                "shop/frontend",
+                "catalog",
+                allowed(identity="shop/frontend"),
+                headers={"x-smi-source-identity": "spiffe://cluster.local/ns/ops/sa/admin"},
+            ),
+        ],
+    )
+
+
+ALL = ACCESS_COMBOS
+L4 = tuple(c for c in ACCESS_COMBOS if c.has_ports)
+HEADERS = tuple(c for c in ACCESS_COMBOS if c.has_headers)
+
+BEHAVIOURS: dict[str, tuple[Builder, tuple[AccessCombo, ...]]] = {
+    "default-deny": (default_deny, ALL),
+    "allow-by-traffictarget": (allow_by_traffictarget, ALL),
+    "tcproute-allows-http": (tcproute_allows_http, ALL),
+    "ports": (ports, ALL),
+    "rule-kinds-union": (rule_kinds_union, L4),
+    "udp": (udp, L4),
+    "path-matching": (path_matching, ALL),
+    "method-matching": (method_matching, ALL),
+    "header-matching-list-form": (header_matching_list, HEADERS),
+    "header-matching-map-form": (header_matching_map, HEADERS),
+    "rule-matches": (rule_matches, ALL),
+    "several-traffictargets": (several_traffictargets, ALL),
+    "cross-namespace-sources": (cross_namespace_sources, ALL),
+    "delete-revokes": (delete_revokes, ALL),
+    "dangling-references": (dangling_references, ALL),
+    "hostile-regex": (hostile_regex, ALL),
+    "identity": (identity, (LATEST,)),
+}
+
+
+def generate() -> dict[str, dict[str, Any]]:
+    """Scenario name -> document."""
+    out: dict[str, dict[str, Any]] = {}
+    for behaviour, (build, combos) in BEHAVIOURS.items():
+        for combo in combos:
+            out[f"access/{behaviour}.{combo.tag}"] = build(combo)
+    return out
