@@ -9,13 +9,14 @@ This is the boundary where `smi.apis`' own exceptions become smictl errors:
 ConversionError with SMI4001 (target version unknown), SMI4002 (kind, or something the
 object holds, does not exist in the target version), SMI4003 (target in another group, or the
 document is not an SMI object), SMI4004 (lossy-field annotation corrupt); SchemaError for a
-document that does not match its own version's schema; LoadError when its apiVersion or kind
+document that does not match its own version's schema (mapped by `smi.schema_errors`, as
+the loader does); LoadError when its apiVersion or kind
 is missing or not served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,13 +28,8 @@ from smi.apis.registry import (
     UnknownTarget,
     WrongGroup,
 )
-from smi.errors import ConversionError, Diagnostic, LoadError, SchemaError
-
-_PYDANTIC_CODES = {
-    "extra_forbidden": "SMI2001",
-    "missing": "SMI2002",
-    "literal_error": "SMI2004",
-}
+from smi.errors import ConversionError, LoadError, SchemaError
+from smi.schema_errors import schema_diagnostics
 
 
 def convert_object(hub_obj: Any, to: str) -> dict[str, Any]:
@@ -58,7 +54,8 @@ def convert_document(doc: Mapping[str, Any], to: str) -> dict[str, Any]:
     try:
         hub_obj = registry.parse(doc)
     except ValidationError as exc:
-        raise SchemaError(schema_diagnostics(exc.errors())) from exc
+        where = f"{doc['apiVersion']} {doc['kind']}"
+        raise SchemaError(schema_diagnostics(exc, where=where)) from exc
     return convert_object(hub_obj, to)
 
 
@@ -79,22 +76,3 @@ def _require_served(doc: Mapping[str, Any]) -> None:
         raise LoadError.of(
             "SMI1007", f"{api_version} has no kind {kind} (it has {served})", path="kind"
         )
-
-
-def field_path(loc: Sequence[int | str]) -> str:
-    """`('spec', 'backends', 1, 'weight')` -> `spec.backends[1].weight`."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def schema_diagnostics(errors: Sequence[Mapping[str, Any]]) -> list[Diagnostic]:
-    """One diagnostic per pydantic error: the SMI code its type names, or the generic one."""
-    out = []
-    for error in errors:
-        kind = str(error["type"])
-        code = kind if kind.startswith("SMI") else _PYDANTIC_CODES.get(kind, "SMI2003")
-        message = "unknown field" if kind == "extra_forbidden" else str(error["msg"])
-        out.append(Diagnostic(code=code, message=message, path=field_path(error["loc"])))
-    return out

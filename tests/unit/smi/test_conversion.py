@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from smi.apis.meta import LOSSY_ANNOTATION
-from smi.conversion import convert_document, convert_object, field_path
+from smi.conversion import convert_document, convert_object
 from smi.errors import ConversionError, LoadError, SchemaError
 
 SPLIT_V1 = {
@@ -132,9 +132,3 @@ def test_convert_object_maps_refusals_to_smi4002() -> None:
         convert_object(registry.parse(v4), "access.smi-spec.io/v1alpha3")
     assert _code(info)[0] == "SMI4002"
     assert "destination is an IdentityBinding" in str(info.value)
-
-
-def test_field_paths_read_like_json_paths() -> None:
-    assert field_path(("spec", "backends", 1, "weight")) == "spec.backends[1].weight"
-    assert field_path(()) == ""
-    assert field_path(("matches", 0, "headers", 2)) == "matches[0].headers[2]"
