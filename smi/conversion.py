@@ -10,8 +10,7 @@ ConversionError with SMI4001 (target version unknown), SMI4002 (kind, or somethi
 object holds, does not exist in the target version), SMI4003 (target in another group, or the
 document is not an SMI object), SMI4004 (lossy-field annotation corrupt); SchemaError for a
 document that does not match its own version's schema (mapped by `smi.schema_errors`, as
-the loader does); LoadError when its apiVersion or kind
-is missing or not served.
+the loader does); LoadError when its apiVersion or kind is missing or not served.
 """
 
 from __future__ import annotations
