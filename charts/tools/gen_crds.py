@@ -11,7 +11,11 @@ published apiextensions/v1 CRDs) and differ where our wire models accept more or
   `x-kubernetes-preserve-unknown-fields` without a type; the admission webhook checks its shape;
 - TrafficSplit v1alpha1 weights are quantities (int-or-string with the quantity pattern),
   v1alpha2+ weights are non-negative integers (the SDK said `number`; the spec says whole numbers);
-- ports are integers 1-65535 and TCP/UDP `matches`/`ports` are optional (absent = all ports).
+- ports are integers 1-65535; a TCPRoute/UDPRoute without `spec` means every port;
+- `spec` is required wherever our wire models require it (the SDK left the root open).
+
+A unit test checks every schema against our wire models (`smi.apis.registry`): the same
+properties and the same required fields at every level.
 
 Run `python charts/tools/gen_crds.py` after changing this file; a unit test fails when the
 committed CRDs differ from what this file produces.
@@ -208,11 +212,14 @@ def _hrg_spec(matches: Schema) -> Schema:
 
 def _l4_spec(protocol: str) -> Schema:
     ports = _array(
-        f"{protocol} ports to allow; empty or absent means every port.",
-        _port(f"A {protocol} port."),
+        f"{protocol} ports to allow; empty means every port.", _port(f"A {protocol} port.")
     )
-    matches = _obj(f"Match conditions of this {protocol} route.", {"ports": ports})
-    return _obj(f"The {protocol} route.", {"matches": matches})
+    matches = _obj(f"Match conditions of this {protocol} route.", {"ports": ports}, ["ports"])
+    return _obj(
+        f"The {protocol} route; no spec at all also means every port.",
+        {"matches": matches},
+        ["matches"],
+    )
 
 
 def tcp_route_versions() -> list[Schema]:
@@ -222,15 +229,17 @@ def tcp_route_versions() -> list[Schema]:
         _version("v1alpha1", bare, storage=False),
         _version("v1alpha2", bare, storage=False),
         _version(
-            "v1alpha3", _root(desc, {"type": "object", "description": "Empty."}), storage=False
+            "v1alpha3",
+            _root(desc, {"type": "object", "description": "Empty."}, spec_required=False),
+            storage=False,
         ),
-        _version("v1alpha4", _root(desc, _l4_spec("TCP")), storage=True),
+        _version("v1alpha4", _root(desc, _l4_spec("TCP"), spec_required=False), storage=True),
     ]
 
 
 def udp_route_versions() -> list[Schema]:
     desc = "UDPRoute names UDP traffic, optionally restricted to ports."
-    return [_version("v1alpha4", _root(desc, _l4_spec("UDP")), storage=True)]
+    return [_version("v1alpha4", _root(desc, _l4_spec("UDP"), spec_required=False), storage=True)]
 
 
 # --- split.smi-spec.io ------------------------------------------------------------------------
@@ -293,8 +302,12 @@ def traffic_split_versions() -> list[Schema]:
 # --- CRD assembly -----------------------------------------------------------------------------
 
 
-def _root(description: str, spec: Schema) -> Schema:
-    return {"type": "object", "description": description, "properties": {"spec": spec}}
+def _root(description: str, spec: Schema, *, spec_required: bool = True) -> Schema:
+    node: Schema = {"type": "object", "description": description}
+    if spec_required:
+        node["required"] = ["spec"]
+    node["properties"] = {"spec": spec}
+    return node
 
 
 def _version(

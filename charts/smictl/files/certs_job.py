@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 PREVIOUS_CA_KEY = "previous-ca.crt"
 CONFLICT_RETRIES = 5
@@ -52,8 +54,12 @@ class JobError(Exception):
 
 @dataclass(frozen=True)
 class KeyPair:
+    """A certificate and its key, with the file names `smictl certs` gave them."""
+
     cert_pem: bytes
     key_pem: bytes
+    cert_name: str = "tls.crt"
+    key_name: str = "tls.key"
 
     @property
     def cert(self) -> x509.Certificate:
@@ -67,24 +73,36 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+def _public_der(public: Any) -> bytes:
+    return bytes(public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
 def read_pair(directory: Path, *, want_ca: bool) -> KeyPair:
-    """The certificate (CA or not, as asked) and private key among the PEM files of a dir."""
-    certs: list[bytes] = []
-    keys: list[bytes] = []
+    """The one certificate (CA or not, as asked) among a directory's PEM files, and the key
+    that belongs to it. `smictl certs init` writes a CA pair and a server pair side by side."""
+    certs: dict[str, bytes] = {}
+    keys: dict[str, bytes] = {}
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         data = path.read_bytes()
         if b"PRIVATE KEY-----" in data:
-            keys.append(data)
+            keys[path.name] = data
         elif b"-----BEGIN CERTIFICATE-----" in data:
-            certs.append(data)
-    chosen = [c for c in certs if _is_ca(x509.load_pem_x509_certificate(c)) == want_ca]
-    if len(chosen) != 1 or len(keys) != 1:
-        kind = "CA" if want_ca else "leaf"
-        raise JobError(
-            f"{directory}: expected one {kind} certificate and one key,"
-            f" found {len(chosen)} and {len(keys)}"
-        )
-    return KeyPair(chosen[0], keys[0])
+            certs[path.name] = data
+    kind = "CA" if want_ca else "leaf"
+    chosen = {n: c for n, c in certs.items() if _is_ca(_load(c)) == want_ca}
+    if len(chosen) != 1:
+        raise JobError(f"{directory}: expected one {kind} certificate, found {len(chosen)}")
+    ((cert_name, cert_pem),) = chosen.items()
+    wanted = _public_der(_load(cert_pem).public_key())
+    for key_name, key_pem in keys.items():
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if _public_der(key.public_key()) == wanted:
+            return KeyPair(cert_pem, key_pem, cert_name, key_name)
+    raise JobError(f"{directory}: no private key matches the {kind} certificate {cert_name}")
+
+
+def _load(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem)
 
 
 def expires_within(cert_pem: bytes, days: int, *, now: datetime) -> bool:
@@ -368,8 +386,9 @@ class Phases:
             self.cluster.log("serving CA close to expiry: replacing it (old CA kept in the bundle)")
         with tempfile.TemporaryDirectory() as tmp:
             self.tool.init_ca(Path(tmp))
-            read_pair(Path(tmp), want_ca=True)  # fail early on unexpected output
-            files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+            pair = read_pair(Path(tmp), want_ca=True)
+        # Kept under the names `smictl certs` wrote, so `certs issue --ca-dir` finds them again.
+        files = {pair.cert_name: pair.cert_pem, pair.key_name: pair.key_pem}
         if stored is not None:
             files[PREVIOUS_CA_KEY] = _ca_cert(stored)
         write_secret(

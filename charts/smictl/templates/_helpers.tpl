@@ -53,6 +53,11 @@ app.kubernetes.io/part-of: smictl
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "smictl.serviceAccountName" .) }}
 {{- end }}
 
+{{/* Where injected proxies reach the control plane (policy long poll, certificate signing). */}}
+{{- define "smictl.controlPlaneURL" -}}
+{{- printf "https://%s.%s.svc:%d" (include "smictl.fullname" .) .Release.Namespace (int .Values.controlPlane.service.port) }}
+{{- end }}
+
 {{- define "smictl.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
