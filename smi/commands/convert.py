@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not registry.kinds_of(args.to):
         raise ConversionError.of(
-            "SMI4001", f"{args.to!r} is not an SMI version smictl serves (see `smictl version`)"
+            "SMI4001",
+            f"{args.to!r} is not an SMI version smictl serves (see `smictl version`)",
+            path="--to",
         )
     name, text = read_source(args.path)
     group = args.to.partition("/")[0]

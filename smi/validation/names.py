@@ -24,6 +24,12 @@ def warning(code: str, message: str, path: str) -> Diagnostic:
     return Diagnostic(code=code, message=message, path=path, severity="warning")
 
 
+def show(text: str) -> str:
+    """A user's value quoted as they wrote it: regexes read badly with repr's doubled
+    backslashes. Falls back to repr for control characters."""
+    return f"'{text}'" if text.isprintable() and "'" not in text else repr(text)
+
+
 def is_label(name: str) -> bool:
     return len(name) <= MAX_LABEL and _LABEL.fullmatch(name) is not None
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from smi.apis.specs import hub
 from smi.errors import Diagnostic
-from smi.validation.names import duplicates, error, warning
+from smi.validation.names import duplicates, error, show, warning
 from smi.validation.regex import end_anchored, re2_problem
 from smi.yamlpos import join_path
 
@@ -61,12 +61,12 @@ def _match(match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]) -> Iterat
 def _path_regex(regex: str, *, path: str) -> Iterator[Diagnostic]:
     problem = re2_problem(regex)
     if problem is not None:
-        yield error("SMI2204", f"pathRegex {regex!r} is not RE2 syntax: {problem}", path)
+        yield error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path)
     elif not end_anchored(regex):
         yield warning(
             "SMI2206",
-            f"pathRegex {regex!r} is anchored at the start only, so it also matches longer "
-            f"paths such as {regex + 'x'!r}; end it with '$', '/' or '.*'",
+            f"pathRegex {show(regex)} is anchored at the start only, so it also matches longer "
+            f"paths such as {show(regex + 'x')}; end it with '$', '/' or '.*'",
             path,
         )
 
@@ -84,7 +84,9 @@ def _headers(headers: tuple[tuple[str, str], ...], *, path: str, raw: Any) -> It
         seen.add(name)
         problem = re2_problem(regex)
         if problem is not None:
-            yield error("SMI2204", f"header {name!r}: {regex!r} is not RE2 syntax: {problem}", at)
+            yield error(
+                "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}", at
+            )
 
 
 def _header_paths(raw: Any, *, path: str, count: int) -> list[str]:

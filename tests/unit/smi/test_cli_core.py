@@ -1,0 +1,171 @@
+"""`smictl validate`, `convert` and `explain-code` through `smi.cli.main`: exit codes, what goes
+to stdout and stderr, stdin, JSON output, --strict."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smi.cli import main
+from smi.codes import CODES
+
+Capsys = pytest.CaptureFixture[str]
+TT_V1ALPHA1 = """\
+apiVersion: access.smi-spec.io/v1alpha1
+kind: TrafficTarget
+metadata: {name: t, namespace: shop}
+destination: {kind: ServiceAccount, name: api, namespace: shop, port: 8080}
+specs:
+- {kind: TCPRoute, name: db}
+sources:
+- {kind: ServiceAccount, name: web, namespace: shop}
+"""
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+
+
+@pytest.fixture
+def in_repo(repo_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(repo_root)
+    return repo_root
+
+
+def test_validate_a_valid_tree_exits_0_with_only_a_summary(in_repo: Path, capsys: Capsys) -> None:
+    assert main(["validate", "-f", "examples/mesh", "-f", "examples/legacy"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "valid: 10 SMI objects in 7 files; 0 errors, 0 warnings\n"
+
+
+def test_validate_broken_tree_prints_every_problem_and_exits_1(
+    in_repo: Path, capsys: Capsys
+) -> None:
+    assert main(["validate", "-f", "examples/broken"]) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    line_form = re.compile(
+        r"^examples/broken/[a-z-]+\.yaml:\d+: (warning: )?([^:]+: )?.+ \(SMI\d{4}\)$"
+    )
+    assert lines and all(line_form.match(line) for line in lines), lines
+    files = {line.split(":")[0] for line in lines}
+    assert files == {
+        str(p.relative_to(in_repo)) for p in (in_repo / "examples/broken").glob("*.yaml")
+    }
+    assert "Traceback" not in out + err
+    assert err.startswith("INVALID: ")
+
+
+def test_validate_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(TT_V1ALPHA1))
+    assert main(["validate", "-f", "-"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("<stdin>:6: warning: specs[0].name: TCPRoute shop/db is not in the set")
+
+
+def test_strict_fails_on_dangling_references(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "tt.yaml"
+    path.write_text(TT_V1ALPHA1)
+    assert main(["validate", "-f", str(path)]) == 0
+    assert main(["validate", "--strict", "-f", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    assert f"{path}:6: specs[0].name: TCPRoute shop/db is not in the set" in out
+
+
+def test_json_output_is_one_document_with_every_diagnostic(in_repo: Path, capsys: Capsys) -> None:
+    assert main(["validate", "-o", "json", "-f", "examples/broken/route-group.yaml"]) == 1
+    out, _ = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["valid"], doc["errors"], doc["warnings"]) == (False, 5, 1)
+    assert len(doc["diagnostics"]) == 6
+    assert {d["code"] for d in doc["diagnostics"]} == {
+        "SMI2202",
+        "SMI2203",
+        "SMI2204",
+        "SMI2205",
+        "SMI2206",
+    }
+    assert all(
+        d["line"] and d["object"] == "HTTPRouteGroup/shop/sloppy" for d in doc["diagnostics"]
+    )
+
+
+def test_missing_paths_are_load_errors_not_tracebacks(tmp_path: Path, capsys: Capsys) -> None:
+    assert main(["validate", "-f", str(tmp_path / "nope.yaml")]) == 1
+    out, _ = capsys.readouterr()
+    assert out == f"{tmp_path / 'nope.yaml'}: cannot read: no such file or directory (SMI1001)\n"
+
+
+@pytest.mark.parametrize("argv", [["validate"], ["validate", "-f", "x", "-o", "xml"], ["nope"]])
+def test_usage_errors_exit_2(argv: list[str], capsys: Capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_convert_round_trips_and_passes_other_documents_through(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    path = tmp_path / "tt.yaml"
+    path.write_text(TT_V1ALPHA1 + "---\n" + SERVICE)
+    assert main(["convert", "-f", str(path), "--to", "access.smi-spec.io/v1alpha3"]) == 0
+    out, _ = capsys.readouterr()
+    converted, service = yaml.safe_load_all(out)
+    assert converted["apiVersion"] == "access.smi-spec.io/v1alpha3"
+    assert converted["spec"]["rules"] == [{"kind": "TCPRoute", "name": "db"}]
+    assert service == yaml.safe_load(SERVICE)
+    back_path = tmp_path / "v3.yaml"
+    back_path.write_text(yaml.safe_dump(converted))
+    assert main(["convert", "-f", str(back_path), "--to", "access.smi-spec.io/v1alpha1"]) == 0
+    out, _ = capsys.readouterr()
+    assert yaml.safe_load(out) == yaml.safe_load(TT_V1ALPHA1)
+
+
+def test_convert_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(TT_V1ALPHA1))
+    assert main(["convert", "-f", "-", "--to", "access.smi-spec.io/v1alpha2"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["spec"]["destination"]["port"] == 8080
+
+
+def test_convert_reports_invalid_objects_at_their_line(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(TT_V1ALPHA1.replace("port: 8080", "port: '8080'"))
+    assert main(["convert", "-f", str(path), "--to", "access.smi-spec.io/v1alpha3"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"{path}:4: destination.port: ")
+    assert err.rstrip().endswith("(SMI2003)")
+
+
+def test_convert_needs_an_object_of_the_target_group(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "svc.yaml"
+    path.write_text(SERVICE)
+    assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v1alpha4"]) == 1
+    assert "no split.smi-spec.io object to convert (SMI4003)" in capsys.readouterr().err
+
+
+def test_explain_code(capsys: Capsys) -> None:
+    assert main(["explain-code", "SMI2104"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("SMI2104: all weights are zero\n\n")
+    assert "Fix: Give at least one backend a positive weight." in out
+    assert main(["explain-code", "SMI0000"]) == 2
+    assert "unknown code 'SMI0000'" in capsys.readouterr().err
+    assert main(["explain-code"]) == 2
+    capsys.readouterr()
+    assert main(["explain-code", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == sorted(CODES)
+
+
+def test_every_code_the_core_emits_is_explained(in_repo: Path, smi_examples: Path) -> None:
+    from smi.compiler import validate
+    from smi.loading import load_paths
+
+    loaded = load_paths([str(smi_examples), "examples"])
+    codes = {d.code for d in loaded.diagnostics + validate(loaded.resources, loaded.context)}
+    assert codes and codes <= set(CODES)
