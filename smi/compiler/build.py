@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from smi.compiler.ir.index import gc_paused
 from smi.compiler.ir.model import MODES, Endpoint, MeshPolicy, Mode
 from smi.compiler.resolve import collect
 from smi.compiler.routes import RouteTable
@@ -46,10 +47,11 @@ def compile(
 ) -> CompileResult:
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    inv = collect(resources, context=context, endpoints=endpoints)
-    routes = RouteTable(inv)
-    destinations = TargetCompiler(inv, routes, trust_domain).compile_all()
-    splits = SplitCompiler(inv, routes).compile_all()
+    with gc_paused():
+        inv = collect(resources, context=context, endpoints=endpoints)
+        routes = RouteTable(inv)
+        destinations = TargetCompiler(inv, routes, trust_domain).compile_all()
+        splits = SplitCompiler(inv, routes).compile_all()
     policy = MeshPolicy(
         revision=revision,
         mode=mode,

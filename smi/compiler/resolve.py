@@ -79,7 +79,8 @@ def collect(
     inv = Inventory()
     seen: dict[str, list[tuple[Hub, Any]]] = {}
     for item in resources:
-        obj = getattr(item, "obj", item)
+        # (isinstance first: a missing attribute on a pydantic model is slow to report)
+        obj = item if isinstance(item, _HUB_TYPES) else getattr(item, "obj", None)
         if isinstance(obj, _HUB_TYPES):
             seen.setdefault(ref(obj.kind, obj.metadata), []).append((obj, item))
     for key, copies in seen.items():
