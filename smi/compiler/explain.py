@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from smi.compiler.ir.decide import authorize
 from smi.compiler.ir.decision import Decision, Protocol
 from smi.compiler.ir.index import HttpEntry, PolicyIndex, PortGrant, SourceView
-from smi.compiler.ir.matching import strip_query
+from smi.compiler.ir.matching import request_path
 from smi.compiler.ir.model import HttpMatch
 from smi.errors import Diagnostic
 
@@ -165,12 +165,12 @@ def _denied(
 
 
 def _request(probe: Probe) -> str:
-    return f"{probe.method or 'GET'} {strip_query(probe.path or '/')}"
+    return f"{probe.method or 'GET'} {request_path(probe.path or '/')}"
 
 
 def _closest(view: SourceView, probe: Probe) -> str:
     best: tuple[int, HttpEntry, list[str]] | None = None
-    path = strip_query(probe.path or "/")
+    path = request_path(probe.path or "/")
     for entry in view.entries:
         failures = entry.matcher.failures(probe.method or "GET", path, probe.headers)
         if entry.ports is not None and probe.port not in entry.ports:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from smi.compiler.ir.decision import Decision, Protocol, Reason, denied
 from smi.compiler.ir.index import IndexedSplit, PolicyIndex, PortGrant, SourceView
-from smi.compiler.ir.matching import strip_query
+from smi.compiler.ir.matching import request_path
 from smi.compiler.ir.model import Mode, Split
 
 __all__ = ["Decision", "Reason", "Request", "authorize", "pick_backend"]
@@ -133,7 +133,7 @@ def _http(
                 detail=f"port {port} is open to this source for udp only",
             )
         return _port_denied(view, port, mode)
-    path = strip_query(path)
+    path = request_path(path)
     for entry in view.http_candidates(method):
         if entry.ports is not None and port not in entry.ports:
             continue
@@ -157,7 +157,7 @@ def pick_backend(split: Split, request: Request | None, r: float) -> str | None:
     if indexed.matchers:
         if request is None:
             return None
-        path = strip_query(request.path)
+        path = request_path(request.path)
         if not any(m.matches(request.method, path, request.headers) for m in indexed.matchers):
             return None
     if indexed.total <= 0:

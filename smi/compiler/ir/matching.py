@@ -8,6 +8,11 @@ back exponential backtracking — so this module turns that fallback into an exc
 Semantics (DESIGN.md §3): within one match, method AND path AND every header; `pathRegex` is
 matched against the path without its query string, anchored at the start only; header values
 must match the whole value; a header named by a match but absent from the request fails it.
+
+Paths are matched in normalised form (`request_path`): dot segments removed (also written
+`%2e`), runs of `/` merged. Otherwise `/public/../admin` would pass a rule for `/public/.*`
+and reach `/admin` once the application resolves it. Normalising can only turn an allow into
+a deny for an application that takes such paths literally, never the reverse.
 """
 
 from __future__ import annotations
@@ -54,6 +59,29 @@ def strip_query(path: str) -> str:
     if "#" in path:
         path = path.partition("#")[0]
     return path
+
+
+def request_path(raw: str) -> str:
+    """The path a match sees: no query, no dot segments, no empty segments (see above)."""
+    path = strip_query(raw)
+    if "%2" in path:
+        path = path.replace("%2e", ".").replace("%2E", ".")
+    if "/." not in path and "//" not in path:
+        return path
+    parts = path.split("/")
+    last = len(parts) - 1
+    out: list[str] = []
+    for i, segment in enumerate(parts):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment == "." or (segment == "" and 0 < i < last):
+            continue
+        else:
+            out.append(segment)
+    if parts[-1] in (".", ".."):
+        out.append("")  # "/a/b/.." is the directory "/a/"
+    return "/".join(out) or "/"
 
 
 class RegexCache:

@@ -245,6 +245,7 @@ def headers_index() -> PolicyIndex:
                 match("counter", "/counter", ["GET"]),
                 match("anything", methods=["*"], headers={"x-debug": "1"}),
                 match("no-methods", "/open$", []),
+                match("public", "/public/.*", ["GET"]),
             ),
             target("clients", dest=sa("web"), sources=[sa("app")], rules=[http_rule("clients")]),
         ]
@@ -274,6 +275,12 @@ def headers_index() -> PolicyIndex:
         ("PATCH", "/open", {}, True),
         ("PATCH", "/open?x", {}, True),
         ("PATCH", "/opened", {}, False),
+        # dot segments cannot climb out of an allowed prefix
+        ("GET", "/public/index.html", {}, True),
+        ("GET", "/public/../admin", {}, False),
+        ("GET", "/public/%2e%2e/admin", {}, False),
+        ("GET", "/public//../admin", {}, False),
+        ("GET", "/public/a/../b", {}, True),
     ],
 )
 def test_http_match_semantics(

@@ -12,17 +12,24 @@ import random
 from pathlib import Path
 
 import pytest
+from compiler_fixtures import MANIFESTS
 from compiler_scenarios import SCENARIOS
 
 from smi.compiler.build import compile
 from smi.compiler.ir.model import MeshPolicy
+from smi.loading import load_paths
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 def _render(name: str) -> str:
-    scenario = SCENARIOS[name]()
-    result = compile(scenario.resources, context=scenario.context)
+    if name in MANIFEST_SETS:
+        loaded = load_paths([str(MANIFESTS / MANIFEST_SETS[name])])
+        assert loaded.ok, [d.format() for d in loaded.diagnostics]
+        result = compile(loaded.resources, context=loaded.context)
+    else:
+        scenario = SCENARIOS[name]()
+        result = compile(scenario.resources, context=scenario.context)
     doc = {
         "policy": result.policy.to_dict(),
         "skipped": [d.to_json() for d in result.skipped],
@@ -30,7 +37,11 @@ def _render(name: str) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+# Golden files compiled from YAML through the loader, as `smictl compile` does.
+MANIFEST_SETS = {"bookstore_yaml": "bookstore"}
+
+
+@pytest.mark.parametrize("name", sorted([*SCENARIOS, *MANIFEST_SETS]))
 def test_compiled_policy_matches_golden_file(name: str) -> None:
     path = GOLDEN / f"{name}.json"
     text = _render(name)

@@ -12,6 +12,7 @@ from smi.compiler.ir.matching import (
     RegexError,
     check_regex,
     compile_regex,
+    request_path,
     strip_query,
 )
 from smi.compiler.ir.model import HttpMatch
@@ -76,3 +77,24 @@ def test_regex_cache_compiles_each_pattern_once() -> None:
     assert cache.get("/a") is cache.get("/a")
     assert cache.get(r"(a)\1") is None
     assert r"(a)\1" in cache.errors
+
+
+@pytest.mark.parametrize(
+    ("raw", "seen"),
+    [
+        ("/books/7?x=/../admin", "/books/7"),
+        ("/public/../admin", "/admin"),
+        ("/public/%2e%2E/admin", "/admin"),
+        ("/public//../admin", "/admin"),  # as a server that merges slashes resolves it
+        ("/a/./b/", "/a/b/"),
+        ("/../../etc/passwd", "/etc/passwd"),
+        ("/a/b/..", "/a/"),
+        ("/a/.", "/a/"),
+        ("//a///b", "/a/b"),
+        ("/a/..b/.c", "/a/..b/.c"),  # not dot segments
+        ("/", "/"),
+        ("", ""),
+    ],
+)
+def test_request_path_normalises_before_matching(raw: str, seen: str) -> None:
+    assert request_path(raw) == seen
