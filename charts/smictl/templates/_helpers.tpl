@@ -146,7 +146,7 @@ projected back to its path by the volume's items.
 
 {{- define "smictl.policyItems" -}}
 {{- $files := include "smictl.policyFiles" . | fromJsonArray }}
-{{- if $files }}
+{{- if $files -}}
 items:
 {{- range $files }}
   - key: {{ trimPrefix "files/policies/" . | replace "/" "__" }}

@@ -10,6 +10,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,13 @@ SMI_GROUPS = ("access.smi-spec.io", "specs.smi-spec.io", "split.smi-spec.io")
 
 def load_module(path: Path, name: str) -> ModuleType:
     """Import a script that is not on sys.path (charts/tools, charts/smictl/files)."""
-    spec = importlib.util.spec_from_file_location(name, path)
+    qualified = f"smictl_chart_{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
 
@@ -218,7 +223,7 @@ def smi_examples(root: Path) -> Iterator[Example]:
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _OPENERS = ("if", "range", "with", "define", "block")
-_VALUES_REF = re.compile(r"(?<![\w)])\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+_VALUES_REF = re.compile(r"(?<![\w)])(?:\$\w*)?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
 @dataclass(frozen=True)
