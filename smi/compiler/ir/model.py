@@ -88,6 +88,10 @@ class MeshPolicy:
     destinations: dict[str, tuple[AuthzRule, ...]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     splits: dict[str, Split] = field(default_factory=dict)
+    # The content hash, computed on first use: serialising a large policy takes a while, and
+    # servers ask for the hash (ETag) on every poll. The policy is immutable, so it never
+    # goes stale.
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- serialisation ---------------------------------------------------------------------------
 
@@ -107,11 +111,19 @@ class MeshPolicy:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.content())
+        digest = self._hash
+        if digest is None:
+            digest = content_hash(self.content())
+            object.__setattr__(self, "_hash", digest)
+        return digest
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.content()
-        return {"revision": self.revision, "hash": content_hash(doc), **doc}
+        digest = self._hash
+        if digest is None:
+            digest = content_hash(doc)
+            object.__setattr__(self, "_hash", digest)
+        return {"revision": self.revision, "hash": digest, **doc}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

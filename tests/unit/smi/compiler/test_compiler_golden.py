@@ -83,3 +83,13 @@ def test_hash_ignores_the_revision_but_not_the_content() -> None:
     assert first.to_json() != second.to_json()
     fewer = compile(scenario.resources[1:], context=scenario.context, revision=1).policy
     assert fewer.hash != first.hash
+
+
+def test_hash_is_computed_once_and_matches_the_document() -> None:
+    scenario = SCENARIOS["splits"]()
+    policy = compile(scenario.resources, context=scenario.context).policy
+    first = policy.hash
+    assert policy.hash is first  # served as the ETag on every poll: not re-serialised
+    assert policy.to_dict()["hash"] == first
+    assert policy.with_revision(3).hash == first
+    assert MeshPolicy.from_json(policy.to_json()).hash == first
