@@ -58,8 +58,9 @@ class RouteTable:
         regexes = [match.path_regex] if match.path_regex is not None else []
         regexes += [value for _, value in match.headers or ()]
         for regex in regexes:
-            if self._regexes.get(regex) is None:
-                return self._regexes.errors[regex]
+            problem = self._regexes.problem(regex)
+            if problem is not None:
+                return problem
         return None
 
 

@@ -28,6 +28,10 @@ re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 # Regexes that match every path: skipping them saves a regex call per request.
 _MATCH_ALL_PATHS = frozenset({".*", "^.*", ".*$", "^.*$", "/?.*", "(.*)"})
 
+# RE2 metacharacters: a pattern without any of them matches only its own text.
+_META = frozenset(".^$*+?{}[]\\|()")
+_QUANTIFIERS = frozenset("*+?{")
+
 _RE2_ERRORS = (re2.error, re2.BackreferencesException, re2.CharClassProblemException, ValueError)
 
 
@@ -41,6 +45,26 @@ def compile_regex(pattern: str) -> re2.Pattern:
         return re2.compile(pattern)
     except _RE2_ERRORS as exc:
         raise RegexError(f"{pattern!r} is not an RE2 regex: {exc}") from exc
+
+
+def is_literal(pattern: str) -> bool:
+    """True when the pattern has no metacharacter, so it matches exactly its own text."""
+    return not any(ch in _META for ch in pattern)
+
+
+def literal_prefix(pattern: str) -> tuple[str, bool]:
+    """(a prefix every path the pattern matches starts with, whether the pattern is only that
+    prefix). Lets a matcher reject most paths with `startswith` and skip RE2 entirely for
+    literal patterns such as `/metrics`; a quantified last character is left out of the
+    prefix, and an alternation anywhere gives no prefix."""
+    if "|" in pattern:
+        return "", False
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    for i, ch in enumerate(body):
+        if ch in _META:
+            end = i - 1 if ch in _QUANTIFIERS else i
+            return body[: max(end, 0)], False
+    return body, True
 
 
 def check_regex(pattern: str) -> str | None:
@@ -94,6 +118,12 @@ class RegexCache:
         self._compiled: dict[str, re2.Pattern] = {}
         self.errors: dict[str, str] = {}
 
+    def problem(self, pattern: str) -> str | None:
+        """Why `pattern` is not RE2, or None when it is (literals need no compiling)."""
+        if is_literal(pattern) or self.get(pattern) is not None:
+            return None
+        return self.errors[pattern]
+
     def get(self, pattern: str) -> re2.Pattern | None:
         """The compiled regex, or None (and the reason in `errors`) if it is not RE2."""
         compiled = self._compiled.get(pattern)
@@ -110,9 +140,13 @@ class RegexCache:
 
 class HttpMatcher:
     """One `HttpMatch`, compiled. A match whose regex is not RE2 never matches (fail closed):
-    the compiler drops such matches, so this only guards hand-written MeshPolicy documents."""
+    the compiler drops such matches, so this only guards hand-written MeshPolicy documents.
 
-    __slots__ = ("any_method", "broken", "headers", "match", "methods", "path")
+    Header conditions are (name, regex text, compiled regex or None for a literal value,
+    compared with ==); the path condition is a literal prefix plus, unless the pattern is
+    only that literal, the compiled regex."""
+
+    __slots__ = ("any_method", "broken", "headers", "match", "methods", "path", "prefix")
 
     def __init__(self, match: HttpMatch, cache: RegexCache) -> None:
         self.match = match
@@ -120,35 +154,43 @@ class HttpMatcher:
         self.any_method = not self.methods or "*" in self.methods
         self.broken = False
         self.path: re2.Pattern | None = None
-        if match.path_regex is not None and match.path_regex not in _MATCH_ALL_PATHS:
-            self.path = cache.get(match.path_regex)
-            self.broken = self.path is None
-        compiled: list[tuple[str, re2.Pattern]] = []
-        for name, regex in match.headers:
-            pattern = cache.get(regex)
-            if pattern is None:
-                self.broken = True
-            else:
-                compiled.append((name.lower(), pattern))
-        self.headers: tuple[tuple[str, re2.Pattern], ...] = tuple(compiled)
+        self.prefix = ""
+        regex = match.path_regex
+        if regex is not None and regex not in _MATCH_ALL_PATHS:
+            self.prefix, literal = literal_prefix(regex)
+            if not literal:
+                self.path = cache.get(regex)
+                self.broken = self.path is None
+        headers: list[tuple[str, str, re2.Pattern | None]] = []
+        for name, value in match.headers:
+            pattern = None if is_literal(value) else cache.get(value)
+            self.broken = self.broken or (pattern is None and not is_literal(value))
+            headers.append((name.lower(), value, pattern))
+        self.headers: tuple[tuple[str, str, re2.Pattern | None], ...] = tuple(headers)
 
     @property
     def origin(self) -> str:
         return self.match.origin
 
     def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
-        """`path` must already be stripped of its query (see `strip_query`). Cheap checks
-        (method, header presence) run before any regex."""
-        if self.broken:
+        """`path` must already be normalised (see `request_path`). Cheap checks (method,
+        path prefix, header presence) run before any regex."""
+        if (
+            self.broken
+            or not (self.any_method or method in self.methods)
+            or not path.startswith(self.prefix)
+        ):
             return False
-        if not self.any_method and method not in self.methods:
-            return False
-        for name, _ in self.headers:
+        for name, _, _ in self.headers:
             if name not in headers:
                 return False
         if self.path is not None and self.path.match(path) is None:
             return False
-        return all(pattern.fullmatch(headers[name]) is not None for name, pattern in self.headers)
+        for name, text, pattern in self.headers:
+            value = headers[name]
+            if value != text if pattern is None else pattern.fullmatch(value) is None:
+                return False
+        return True
 
     def failures(self, method: str, path: str, headers: Mapping[str, str]) -> list[str]:
         """Which conditions of this match the request fails, for explanations (not the hot
@@ -158,12 +200,16 @@ class HttpMatcher:
             out.append("regex is not RE2")
         if not self.any_method and method not in self.methods:
             out.append("method " + "|".join(sorted(self.methods)))
-        if self.path is not None and self.path.match(path) is None:
+        if not path.startswith(self.prefix) or (
+            self.path is not None and self.path.match(path) is None
+        ):
             out.append(f"path {self.match.path_regex}")
-        for name, pattern in self.headers:
+        for name, text, pattern in self.headers:
             value = headers.get(name)
-            if value is None or pattern.fullmatch(value) is None:
-                out.append(f"header {name}: {pattern.pattern}")
+            if value is None or (
+                value != text if pattern is None else not pattern.fullmatch(value)
+            ):
+                out.append(f"header {name}: {text}")
         return out
 
 

@@ -12,6 +12,7 @@ from smi.compiler.ir.matching import (
     RegexError,
     check_regex,
     compile_regex,
+    literal_prefix,
     request_path,
     strip_query,
 )
@@ -98,3 +99,58 @@ def test_regex_cache_compiles_each_pattern_once() -> None:
 )
 def test_request_path_normalises_before_matching(raw: str, seen: str) -> None:
     assert request_path(raw) == seen
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix", "literal"),
+    [
+        ("/metrics", "/metrics", True),
+        ("^/metrics", "/metrics", True),
+        ("/api/v1/items/[0-9]+$", "/api/v1/items/", False),
+        ("/restock-books$", "/restock-books", False),
+        ("/apis?/x", "/api", False),  # the quantified "s" is not part of the prefix
+        ("/a{2}", "/", False),
+        ("/a|/b", "", False),
+        ("(?i)/admin", "", False),
+        ("\\/x", "", False),
+        ("", "", True),
+    ],
+)
+def test_literal_prefix(pattern: str, prefix: str, literal: bool) -> None:
+    assert literal_prefix(pattern) == (prefix, literal)
+
+
+@pytest.mark.parametrize(
+    ("path_regex", "path", "expected"),
+    [
+        ("/metrics", "/metrics", True),
+        ("/metrics", "/metricsz", True),
+        ("/metrics", "/metric", False),
+        ("/apis?/x", "/api/x", True),
+        ("/apis?/x", "/apis/x", True),
+        ("/a|/b", "/b", True),
+        ("(?i)/admin", "/ADMIN", True),
+        ("/api/v[0-9]+$", "/api/v12", True),
+        ("/api/v[0-9]+$", "/api/v12/x", False),
+    ],
+)
+def test_prefix_shortcut_agrees_with_re2(path_regex: str, path: str, expected: bool) -> None:
+    matcher = HttpMatcher(HttpMatch(origin="g#m", path_regex=path_regex), RegexCache())
+    assert matcher.matches("GET", path, {}) is expected
+    assert (compile_regex(path_regex).match(path) is not None) is expected
+
+
+@pytest.mark.parametrize(
+    ("regex", "value", "expected"),
+    [
+        ("bookbuyer", "bookbuyer", True),
+        ("bookbuyer", "bookbuyer2", False),
+        ("bookbuyer", "xbookbuyer", False),
+        ("book.*", "bookbuyer", True),
+        ("yes|true", "true", True),
+        ("yes|true", "yes!", False),
+    ],
+)
+def test_header_values_match_whole(regex: str, value: str, expected: bool) -> None:
+    matcher = HttpMatcher(HttpMatch(origin="g#m", headers=(("x", regex),)), RegexCache())
+    assert matcher.matches("GET", "/", {"x": value}) is expected
