@@ -6,6 +6,7 @@ round trips. Kept apart from the test files so each test reads as the behaviour 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import re
 import shutil
@@ -204,8 +205,13 @@ def example_api_versions(text: str, doc: dict[str, Any]) -> list[str]:
     return versions
 
 
-def smi_examples(root: Path) -> Iterator[Example]:
-    """Every document of an SMI CRD group among the example manifests."""
+@functools.cache
+def smi_examples(root: Path) -> tuple[Example, ...]:
+    """Every document of an SMI CRD group among the example manifests (parsed once)."""
+    return tuple(_smi_examples(root))
+
+
+def _smi_examples(root: Path) -> Iterator[Example]:
     for path in sorted(root.rglob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         try:
@@ -345,11 +351,22 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
+def client_problem(doc: dict[str, Any]) -> str | None:
+    """Why the kubernetes client's model refuses or changes the object, or None.
+
+    The client's models (pydantic in client 37) refuse a missing required field or a value of
+    the wrong type; a misspelt or misplaced key is dropped, so the round trip differs."""
+    try:
+        back = client_round_trip(doc)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        return f"refused by the model: {str(exc).splitlines()[0]}"
+    if back != doc:
+        return "changed by the round trip (an unknown or misplaced field)"
+    return None
+
+
 def client_round_trip(doc: dict[str, Any]) -> dict[str, Any]:
-    """Deserialise into the kubernetes client's model (required fields and types checked by
-    the model) and serialise back. Equal to the input iff the model knows every field under
-    its real name and type: a misspelt or misplaced key, or a string where an int belongs,
-    comes back different."""
+    """Deserialise into the kubernetes client's model and serialise back."""
     from kubernetes import client
 
     api = client.ApiClient()

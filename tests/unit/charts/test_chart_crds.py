@@ -15,7 +15,7 @@ from chart_support import (
     CRD_DIR,
     SHARED_EXAMPLES,
     Example,
-    client_round_trip,
+    client_problem,
     load_crds,
     load_module,
     served_schemas,
@@ -110,7 +110,7 @@ def test_single_version_udproute_needs_no_conversion_webhook() -> None:
 def test_crd_is_a_valid_kubernetes_object(name: str) -> None:
     # Every key must be known to the CustomResourceDefinition model under its real name.
     doc = CRDS[name]
-    assert client_round_trip(doc) == doc
+    assert client_problem(doc) is None
 
 
 @pytest.mark.parametrize(
