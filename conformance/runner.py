@@ -136,6 +136,7 @@ def run(
     t0 = time.perf_counter()
     for target in targets:
         try:
+            target.plan(scenarios)
             with target:
                 for scenario in scenarios:
                     r = run_scenario(target, scenario)

@@ -9,6 +9,7 @@ reports that step as skipped with the reason, never as passed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,10 +28,14 @@ class TargetError(Exception):
 
 
 class Target(ABC):
-    """Lifecycle: `start()` once (servers), then per scenario `begin()`, the steps, `end()`
-    (which must leave no SMI object behind), and finally `stop()` (every process ended)."""
+    """Lifecycle: `plan()` and `start()` once (servers), then per scenario `begin()`, the
+    steps, `end()` (which must leave no SMI object behind), and finally `stop()` (every
+    process ended)."""
 
     name: str = ""
+
+    def plan(self, scenarios: Sequence[Scenario]) -> None:  # noqa: B027
+        """Told every scenario of the run before `start()` (to size pools of workloads)."""
 
     def start(self) -> None:  # noqa: B027 - most targets need no servers
         """Bring up whatever the target needs for the whole run."""

@@ -24,17 +24,15 @@ from conformance.assertions import (
     ApplyObservation,
     ConvertObservation,
     RequestObservation,
-    Response,
 )
-from conformance.model import AdmitSpec, ConvertSpec, RequestSpec, Scenario, Workload, split_service
+from conformance.model import AdmitSpec, ConvertSpec, RequestSpec, Scenario
 from conformance.targets.base import Target, admission_request
+from conformance.targets.decide import decide_requests, spiffe
 from smi.compiler import compile as compile_policy
-from smi.compiler.ir.decide import Request, authorize, pick_backend
 from smi.compiler.ir.index import PolicyIndex
 from smi.compiler.ir.model import Endpoint
 from smi.conversion import convert_document
 from smi.errors import SMIError
-from smi.identity import Identity
 from smi.loading import ContextObject, Resource, load_object
 
 SEED = 20210119  # SMI v0.6.0's release date: any fixed number makes shares reproducible
@@ -62,10 +60,6 @@ def service_manifests(scenario: Scenario) -> list[dict[str, Any]]:
         }
         for (ns, name), ps in sorted(ports.items())
     ]
-
-
-def spiffe(identity: str) -> str:
-    return Identity.parse(identity).spiffe_id
 
 
 @dataclass
@@ -193,56 +187,7 @@ class InprocTarget(Target):
 
     def request(self, scenario: Scenario, spec: RequestSpec) -> RequestObservation:
         assert self._index is not None, "begin() was not called"
-        source = scenario.workload(spec.source)
-        assert source is not None  # checked by the scenario model
-        ns, svc = split_service(spec.service_ref, default_namespace=source.namespace)
-        headers = {k.lower(): v for k, v in spec.headers.items()}
-        http = spec.protocol == "http"
-        req = Request(spec.method, spec.path, headers) if http else None
-        port = spec.port or _first_port(scenario.backing(ns, svc))
-        responses: list[Response] = []
-        would_deny = 0
-        for _ in range(spec.count):
-            workload = self._route(scenario, f"{ns}/{svc}", req)
-            if workload is None:
-                responses.append(
-                    Response(allowed=False, status=503 if http else None, reason="no endpoint")
-                )
-                continue
-            decision = authorize(
-                self._index,
-                spiffe(source.identity),
-                spiffe(workload.identity),
-                port,
-                spec.method if http else None,
-                spec.path if http else None,
-                headers,
-                protocol=spec.protocol,
-            )
-            would_deny += decision.would_deny
-            responses.append(
-                Response(
-                    allowed=decision.allowed,
-                    status=(200 if decision.allowed else 403) if http else None,
-                    backend=workload.label if decision.allowed else None,
-                    identity=source.identity if decision.allowed else None,
-                    reason=f"{decision.reason}: {decision.detail}",
-                )
-            )
-        return RequestObservation(responses=tuple(responses), would_deny=would_deny)
-
-    def _route(self, scenario: Scenario, root: str, req: Request | None) -> Workload | None:
-        """The client side: root service -> split backend (if any) -> one of its workloads."""
-        assert self._index is not None
-        target = root
-        split = self._index.split_for(root)
-        if split is not None:
-            target = pick_backend(split, req, self._rng.random()) or root
-        ns, _, name = target.partition("/")
-        backing = scenario.backing(ns, name)
-        if not backing:
-            return None
-        return backing[0] if len(backing) == 1 else self._rng.choice(backing)
+        return decide_requests(self._index, scenario, spec, rng=self._rng)
 
     # --- conversion ----------------------------------------------------------------------------
 
@@ -256,10 +201,6 @@ class InprocTarget(Target):
                 original=original, error="\n".join(d.format() for d in exc.diagnostics)
             )
         return ConvertObservation(original=original, converted=converted, back=back)
-
-
-def _first_port(workloads: list[Workload]) -> int:
-    return workloads[0].ports[0] if workloads else 80
 
 
 def endpoints_of(scenario: Scenario, *, address: str = "127.0.0.1") -> dict[str, list[Endpoint]]:

@@ -580,8 +580,8 @@ def delete_revokes(combo: AccessCombo) -> dict[str, Any]:
 def dangling_references(combo: AccessCombo) -> dict[str, Any]:
     return scenario(
         description="Objects may be created in any order: a TrafficTarget whose route group does "
-        "not exist yet is accepted with a warning (refused under --strict) and allows nothing "
-        "until the group exists; a rule naming an unknown match allows nothing.",
+        "not exist yet is accepted with a warning and allows nothing until the group exists; a "
+        "rule naming an unknown match allows nothing.",
         capability="traffic-access/references",
         versions=combo.versions,
         decisions=["dangling-references"],
@@ -593,7 +593,6 @@ def dangling_references(combo: AccessCombo) -> dict[str, Any]:
         },
         steps=[
             admit("tt", allowed=True, warning="SMI3001"),
-            admit("tt", allowed=False, strict=True, message="SMI3001", name="--strict refuses"),
             apply("tt"),
             request("shop/frontend", "catalog", denied(2), count=2),
             apply("routes"),
@@ -602,6 +601,28 @@ def dangling_references(combo: AccessCombo) -> dict[str, Any]:
             admit("unknown-match", allowed=True, warning="SMI3002"),
             apply("unknown-match"),
             request("shop/frontend", "catalog", denied()),
+        ],
+    )
+
+
+def strict_references(combo: AccessCombo) -> dict[str, Any]:
+    return scenario(
+        description="`smictl admit --strict` turns the warnings about references that do not "
+        "resolve (route group, match name) into refusals.",
+        capability="admission/strict",
+        versions=combo.versions,
+        decisions=["dangling-references"],
+        workloads=[],
+        resources={
+            "routes": everything_group(combo),
+            "tt": _tt(combo, [http_rule("everything")]),
+            "unknown-match": _tt(combo, [http_rule("everything", ("nope",))], name="unknown-match"),
+        },
+        steps=[
+            admit("tt", allowed=False, strict=True, message="SMI3001"),
+            apply("routes"),
+            admit("tt", allowed=True, strict=True, name="--strict accepts it once it resolves"),
+            admit("unknown-match", allowed=False, strict=True, message="SMI3002"),
         ],
     )
 
@@ -674,6 +695,7 @@ BEHAVIOURS: dict[str, tuple[Builder, tuple[AccessCombo, ...]]] = {
     "cross-namespace-sources": (cross_namespace_sources, ALL),
     "delete-revokes": (delete_revokes, ALL),
     "dangling-references": (dangling_references, ALL),
+    "strict-references": (strict_references, ALL),
     "hostile-regex": (hostile_regex, ALL),
     "identity": (identity, (LATEST,)),
 }

@@ -1,0 +1,349 @@
+"""A small real mesh on 127.0.0.0/8: test apps, one `smictl proxy` per workload, mTLS between
+proxies, endpoints registered with the control plane — for the proxy target and the demo.
+
+Each workload slot gets its own loopback address (127.77.0.N) for its app, so an app can listen
+on the very port a scenario names (8080, 9090, ...) without clashing with anything on 127.0.0.1;
+the proxies themselves listen on 127.0.0.1, port 0, and report their ports in a ports file.
+A proxy authorizes on the app port, so logical ports are real here.
+
+The apps live in this process (one thread per listener) and answer every request with the name
+of the workload they currently play and the caller identity the proxy passed in
+`x-smi-source-identity`; a slot can play different workloads in different scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from conformance.targets.base import TargetError
+from conformance.targets.controlplane import ControlPlane
+from conformance.targets.processes import LAUNCH, Child, spawn, stop_all, wait_for
+
+APP_MARK = "x-conformance-workload"
+SOURCE_HEADER = "x-smi-source-identity"
+
+
+class _AppHandler(BaseHTTPRequestHandler):
+    """Answers anything with 200 and who it is, reading (and discarding) any body."""
+
+    protocol_version = "HTTP/1.1"
+    server: _AppServer
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        label = self.server.slot.label
+        body = json.dumps(
+            {
+                "workload": label,
+                "identity": self.headers.get(SOURCE_HEADER, ""),
+                "port": self.server.server_address[1],
+                "path": self.path,
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header(APP_MARK, label)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _answer
+    do_TRACE = do_CONNECT = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _AppServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], slot: Slot) -> None:
+        self.slot = slot
+        super().__init__(address, _AppHandler)
+
+
+@dataclass
+class Slot:
+    """One running workload: an identity, its app address and ports, its proxy."""
+
+    identity: str
+    index: int
+    address: str
+    ports: tuple[int, ...]
+    label: str = ""
+    child: Child | None = None
+    listeners: dict[str, Any] = field(default_factory=dict)
+    apps: list[_AppServer] = field(default_factory=list)
+    token_file: Path | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.identity, self.index
+
+    @property
+    def outbound(self) -> int:
+        return int(self.listeners["outbound"])
+
+    @property
+    def admin(self) -> int:
+        return int(self.listeners["admin"])
+
+    def inbound(self, app_port: int) -> int:
+        return int(self.listeners["inbound"][str(app_port)])
+
+
+class Mesh:
+    """Slots started on demand and kept for the whole run; `stop()` ends every one."""
+
+    def __init__(self, plane: ControlPlane, workdir: Path, *, certificates: str = "files") -> None:
+        self.plane = plane
+        self.workdir = workdir
+        self.certificates = certificates
+        self.slots: dict[tuple[str, int], Slot] = {}
+        self._next_ip = 1
+
+    # --- slots -----------------------------------------------------------------------------------
+
+    def slot(self, identity: str, index: int, ports: tuple[int, ...]) -> Slot:
+        """The running slot `(identity, index)`, started with `ports` if it is not running."""
+        key = (identity, index)
+        existing = self.slots.get(key)
+        if existing is not None:
+            missing = set(ports) - set(existing.ports)
+            if not missing:
+                return existing
+            self._stop_slot(existing)  # restart with every port it has been asked for
+            ports = tuple(sorted(set(existing.ports) | missing))
+        slot = Slot(identity=identity, index=index, address=self._address(key), ports=ports)
+        self.slots[key] = slot
+        self._start_apps(slot)
+        self._start_proxy(slot)
+        return slot
+
+    def _address(self, key: tuple[str, int]) -> str:
+        old = self.slots.get(key)
+        if old is not None:
+            return old.address
+        n = self._next_ip
+        self._next_ip += 1
+        return f"127.77.{n // 250}.{n % 250 + 1}"
+
+    def _start_apps(self, slot: Slot) -> None:
+        for port in slot.ports:
+            try:
+                app = _AppServer((slot.address, port), slot)
+            except OSError as exc:
+                raise TargetError(
+                    f"app of {slot.identity} cannot listen on {slot.address}:{port}: {exc}"
+                ) from exc
+            threading.Thread(
+                target=app.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name=f"app-{slot.address}:{port}",
+                daemon=True,
+            ).start()
+            slot.apps.append(app)
+
+    def _start_proxy(self, slot: Slot) -> None:
+        plane = self.plane
+        name = f"proxy-{slot.identity.replace('/', '-')}-{slot.index}"
+        ports_file = self.workdir / f"{name}.ports.json"
+        ports_file.unlink(missing_ok=True)
+        slot.token_file = self.workdir / f"{name}.token"
+        slot.token_file.write_text(plane.token(slot.identity), encoding="utf-8")
+        argv = [
+            *LAUNCH,
+            "proxy",
+            "--identity",
+            slot.identity,
+            *[a for p in slot.ports for a in ("--inbound", f"0:{p}")],
+            "--outbound",
+            "0",
+            "--admin",
+            "0",
+            "--policy",
+            f"{plane.url}/mesh/v1/policy",
+            "--ca",
+            str(plane.ca_file),
+            *self._certificate_args(slot, name),
+            "--app-host",
+            slot.address,
+            "--ports-file",
+            str(ports_file),
+            "--log-level",
+            "warning",
+        ]
+        slot.child = spawn(name, argv, log_dir=self.workdir)
+        slot.listeners = wait_for(
+            lambda: _read_json(ports_file), what=f"{name} to listen", watch=[slot.child]
+        )
+        wait_for(
+            lambda: True if self.admin_get(slot, "/ready")[0] == 200 else None,
+            what=f"{name} to be ready",
+            watch=[slot.child],
+        )
+
+    def _certificate_args(self, slot: Slot, name: str) -> list[str]:
+        """`csr`: the proxy asks the control plane to sign its key, proving its identity with
+        its bootstrap token; `files`: a certificate the mesh CA issued, read from files."""
+        if self.certificates == "csr":
+            assert slot.token_file is not None
+            return [
+                "--csr-url",
+                f"{self.plane.url}/mesh/v1/certificates",
+                "--token-file",
+                str(slot.token_file),
+            ]
+        cert, key = self.workload_certificate(slot.identity, prefix=name)
+        return ["--cert", str(cert), "--key", str(key)]
+
+    def _stop_slot(self, slot: Slot) -> None:
+        for app in slot.apps:
+            app.shutdown()
+            app.server_close()
+        slot.apps.clear()
+        if slot.child is not None:
+            slot.child.stop()
+
+    def stop(self) -> None:
+        for slot in self.slots.values():
+            for app in slot.apps:
+                app.shutdown()
+                app.server_close()
+        stop_all([s.child for s in self.slots.values() if s.child is not None])
+        self.slots.clear()
+
+    # --- endpoints and policy propagation ------------------------------------------------------
+
+    def register(self, slot: Slot, services: tuple[str, ...], *, app_port: int) -> None:
+        """Register the slot's inbound listener for `app_port` as an endpoint of `services`
+        (what a proxy does in local mode), with the workload's own bootstrap token."""
+        body = {"address": "127.0.0.1", "port": slot.inbound(app_port), "services": list(services)}
+        self._endpoint("POST", slot, body)
+
+    def deregister(self, slot: Slot, *, app_port: int) -> None:
+        body = {"address": "127.0.0.1", "port": slot.inbound(app_port)}
+        self._endpoint("DELETE", slot, body, missing_ok=True)
+
+    def _endpoint(
+        self, method: str, slot: Slot, body: dict[str, Any], *, missing_ok: bool = False
+    ) -> None:
+        assert slot.token_file is not None
+        token = slot.token_file.read_text(encoding="utf-8").strip()
+        reply = self.plane.request(
+            method, "/mesh/v1/endpoints", body=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        if reply.status != 200 and not (missing_ok and reply.status in (404, 405)):
+            raise TargetError(
+                f"{method} /mesh/v1/endpoints for {slot.identity}: "
+                f"HTTP {reply.status}: {reply.body}"
+            )
+
+    def settle(self, slots: list[Slot] | None = None, *, timeout: float = 15.0) -> str:
+        """Wait until every proxy (or `slots`) enforces the policy the control plane serves."""
+        etag, _ = self.plane.policy()
+        want = etag.strip('"').removeprefix("W/").strip('"')
+        targets = list(self.slots.values()) if slots is None else slots
+
+        def current() -> bool | None:
+            for slot in targets:
+                status, body = self.admin_get(slot, "/config")
+                policy = json.loads(body).get("policy") if status == 200 else None
+                if not policy or policy.get("hash") != want:
+                    return None
+            return True
+
+        wait_for(
+            current,
+            what=f"proxies to enforce policy {want[:19]}",
+            timeout=timeout,
+            watch=[s.child for s in targets if s.child is not None],
+        )
+        return want
+
+    def admin_get(self, slot: Slot, path: str) -> tuple[int, bytes]:
+        try:
+            with socket.create_connection(("127.0.0.1", slot.admin), timeout=5) as sock:
+                sock.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode()
+                )
+                raw = _read_all(sock)
+        except OSError:
+            return 0, b""
+        head, _, body = raw.partition(b"\r\n\r\n")
+        try:
+            status = int(head.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            return 0, b""
+        return status, body
+
+    def would_deny(self, slots: list[Slot]) -> int:
+        """The audit-mode would-deny counters of these proxies, summed."""
+        total = 0
+        for slot in slots:
+            _, body = self.admin_get(slot, "/metrics")
+            for line in body.decode(errors="replace").splitlines():
+                if line.startswith(
+                    ("inbound_http_authz_would_deny_total", "inbound_tcp_authz_would_deny_total")
+                ):
+                    total += int(float(line.rsplit(" ", 1)[1]))
+        return total
+
+    # --- certificates for direct connections --------------------------------------------------
+
+    def workload_certificate(self, identity: str, *, prefix: str) -> tuple[Path, Path]:
+        """A certificate for `identity` signed by the mesh CA, written as PEM files."""
+        from smi.identity import Identity
+        from webhook.cli import load_ca_dir
+
+        ca = load_ca_dir(self.plane.certs)
+        cert, key = ca.issue_workload(Identity.parse(identity))
+        cert_file, key_file = self.workdir / f"{prefix}.crt", self.workdir / f"{prefix}.key"
+        cert_file.write_bytes(cert)
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key)
+        return cert_file, key_file
+
+    def client_context(self, identity: str) -> ssl.SSLContext:
+        """A TLS client context holding `identity`'s workload certificate from the mesh CA."""
+        from smi.identity import Identity
+        from webhook.cli import load_ca_dir
+
+        ca = load_ca_dir(self.plane.certs)
+        cert, key = ca.issue_workload(Identity.parse(identity))
+        with tempfile.TemporaryDirectory(prefix="smictl-client-") as tmp:
+            cert_file, key_file = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
+            cert_file.write_bytes(cert)
+            key_file.write_bytes(key)
+            ctx = ssl.create_default_context(cafile=str(self.plane.ca_file))
+            ctx.check_hostname = False  # workload certificates name SPIFFE ids, not hosts
+            ctx.load_cert_chain(str(cert_file), str(key_file))
+        return ctx
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)

@@ -1,0 +1,232 @@
+"""The `proxy` target: the control plane of the `webhook` target plus a real mesh — one
+`smictl proxy` per workload, each running as that workload's identity with a certificate the
+control plane signed, test apps behind them, traffic over mTLS between the proxies.
+
+Admission, apply/delete and conversion go to the control plane exactly as in the `webhook`
+target; after every change the target waits until each proxy enforces the new policy (its
+`/config` hash equals the served ETag), then sends traffic:
+
+- HTTP to a service's first port goes through the caller's outbound proxy (`Host: name.ns`),
+  which applies the TrafficSplit and opens mTLS to the chosen backend's inbound proxy;
+- a request for another port of the service, or a TCP connection, is opened by the suite itself
+  straight to the destination's inbound listener for that port, presenting the caller's
+  workload certificate (the outbound listener addresses services, not ports);
+- UDP is not proxied, so UDP steps are skipped with that reason.
+
+Allowed = the answer came from the destination app (it marks its responses); the identity the
+app saw is the `x-smi-source-identity` the inbound proxy set; audit would-denies are read from
+the destination proxies' metrics.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conformance.assertions import ApplyObservation, RequestObservation, Response
+from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
+from conformance.targets.base import TargetError
+from conformance.targets.mesh import APP_MARK, Mesh, Slot
+from conformance.targets.webhook import WebhookTarget
+from smi.identity import Identity, IdentityError
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one scenario workload runs: its slot, and the port it registered."""
+
+    workload: Workload
+    slot: Slot
+
+
+class ProxyTarget(WebhookTarget):
+    name = "proxy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mesh: Mesh | None = None
+        self._ports: dict[tuple[str, int], set[int]] = {}
+        self._placed: list[Placement] = []
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._conns: dict[int, http.client.HTTPConnection] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def plan(self, scenarios: Sequence[Scenario]) -> None:
+        """Each identity's k-th workload in any scenario runs in slot (identity, k), which
+        listens on every port any of them uses."""
+        for s in scenarios:
+            if _needs_mesh(s):
+                for key, w in _slot_keys(s):
+                    self._ports.setdefault(key, set()).update(w.ports)
+
+    def start(self) -> None:
+        super().start()
+        assert self.plane is not None and self._workdir is not None
+        self.mesh = Mesh(self.plane, self._workdir / "mesh")
+        self.mesh.workdir.mkdir(parents=True, exist_ok=True)
+
+    def stop(self) -> None:
+        self._close_connections()
+        if self.mesh is not None:
+            self.mesh.stop()
+            self.mesh = None
+        super().stop()
+
+    def begin(self, scenario: Scenario) -> None:
+        super().begin(scenario)
+        self._placed = []
+        if not _needs_mesh(scenario):
+            return
+        mesh = self._mesh()
+        for key, w in _slot_keys(scenario):
+            ports = tuple(sorted(self._ports.get(key) or set(w.ports)))
+            slot = mesh.slot(key[0], key[1], ports)
+            slot.label = w.label
+            if w.services:
+                mesh.register(slot, w.services, app_port=w.ports[0])
+            self._placed.append(Placement(w, slot))
+        mesh.settle([p.slot for p in self._placed])
+
+    def end(self, scenario: Scenario) -> None:
+        super().end(scenario)
+        if self.mesh is None:
+            return
+        for p in self._placed:
+            if p.workload.services and p.slot.child is not None and p.slot.child.alive:
+                self.mesh.deregister(p.slot, app_port=p.workload.ports[0])
+        self._placed = []
+
+    def unsupported(self, step: Step, scenario: Scenario) -> str | None:
+        if isinstance(step, RequestStep) and step.request.protocol == "udp":
+            return "smictl proxy does not carry UDP"
+        return super().unsupported(step, scenario)
+
+    def _mesh(self) -> Mesh:
+        if self.mesh is None:
+            raise TargetError("the mesh is not running")
+        return self.mesh
+
+    # --- changes: wait until the proxies enforce them ---------------------------------------------
+
+    def apply(self, scenario: Scenario, keys: tuple[str, ...]) -> ApplyObservation:
+        outcome = super().apply(scenario, keys)
+        self._settle()
+        return outcome
+
+    def delete(self, scenario: Scenario, keys: tuple[str, ...]) -> ApplyObservation:
+        outcome = super().delete(scenario, keys)
+        self._settle()
+        return outcome
+
+    def _settle(self) -> None:
+        if self._placed:
+            self._mesh().settle([p.slot for p in self._placed])
+
+    # --- traffic -------------------------------------------------------------------------------
+
+    def request(self, scenario: Scenario, spec: RequestSpec) -> RequestObservation:
+        mesh = self._mesh()
+        source = self._placement(spec.source)
+        ns, svc = split_service(spec.service_ref, default_namespace=source.workload.namespace)
+        backing = [
+            p for p in self._placed if p.workload.namespace == ns and svc in p.workload.services
+        ]
+        if not backing:
+            raise TargetError(f"no running workload backs {ns}/{svc}")
+        first = backing[0].workload.ports[0]
+        port = spec.port or first
+        direct = spec.protocol == "tcp" or port != first
+        audit = scenario.mode == "audit"
+        dest_slots = [p.slot for p in self._placed if p.workload.services]
+        before = mesh.would_deny(dest_slots) if audit else 0
+        responses = [
+            self._direct(source, backing[0], port, spec)
+            if direct
+            else self._outbound(source, f"{svc}.{ns}", spec)
+            for _ in range(spec.count)
+        ]
+        would_deny = mesh.would_deny(dest_slots) - before if audit else None
+        return RequestObservation(responses=tuple(responses), would_deny=would_deny)
+
+    def _placement(self, identity: str) -> Placement:
+        for p in self._placed:
+            if p.workload.identity == identity:
+                return p
+        raise TargetError(f"{identity} is not running")
+
+    def _outbound(self, source: Placement, host: str, spec: RequestSpec) -> Response:
+        port = source.slot.outbound
+        conn = self._conns.get(port)
+        if conn is None:
+            conn = self._conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        try:
+            return _exchange(conn, spec, host=host)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            self._conns.pop(port, None)
+            return Response(allowed=False, status=None, reason=f"outbound proxy: {exc!r}")
+
+    def _direct(self, source: Placement, dest: Placement, port: int, spec: RequestSpec) -> Response:
+        ctx = self._contexts.get(source.workload.identity)
+        if ctx is None:
+            ctx = self._mesh().client_context(source.workload.identity)
+            self._contexts[source.workload.identity] = ctx
+        try:
+            inbound = dest.slot.inbound(port)
+        except KeyError as exc:
+            raise TargetError(f"{dest.workload.label} has no inbound listener for {port}") from exc
+        conn = http.client.HTTPSConnection("127.0.0.1", inbound, timeout=15, context=ctx)
+        try:
+            return _exchange(conn, spec, host=f"{dest.workload.label}:{port}")
+        except (OSError, http.client.HTTPException) as exc:
+            # A denied L4 connection is closed by the destination proxy.
+            return Response(allowed=False, status=None, reason=f"connection closed: {exc!r}")
+        finally:
+            conn.close()
+
+    def _close_connections(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+def _exchange(conn: http.client.HTTPConnection, spec: RequestSpec, *, host: str) -> Response:
+    body = spec.body.encode() if spec.body is not None else None
+    method = spec.method if spec.protocol == "http" else "GET"
+    path = spec.path if spec.protocol == "http" else "/tcp-probe"
+    conn.request(method, path, body=body, headers={"Host": host, **spec.headers})
+    resp = conn.getresponse()
+    raw = resp.read()
+    backend = resp.getheader(APP_MARK)
+    http_status = resp.status if spec.protocol == "http" else None
+    if backend is None:  # the proxy answered, not the app
+        return Response(
+            allowed=False, status=http_status, reason=raw.decode(errors="replace").strip()[:200]
+        )
+    return Response(allowed=True, status=http_status, backend=backend, identity=_seen_identity(raw))
+
+
+def _seen_identity(raw: bytes) -> str | None:
+    try:
+        spiffe = json.loads(raw).get("identity") or ""
+        return Identity.parse(spiffe).short if spiffe else None
+    except (ValueError, AttributeError, IdentityError):
+        return None
+
+
+def _needs_mesh(scenario: Scenario) -> bool:
+    return any(isinstance(s, RequestStep) for s in scenario.steps)
+
+
+def _slot_keys(scenario: Scenario) -> list[tuple[tuple[str, int], Workload]]:
+    seen: dict[str, int] = {}
+    out = []
+    for w in scenario.workloads:
+        k = seen.get(w.identity, 0)
+        seen[w.identity] = k + 1
+        out.append(((w.identity, k), w))
+    return out
