@@ -1,1 +1,20 @@
-"""proxy package."""
+"""The smictl sidecar proxy: one asyncio (uvloop) process per workload.
+
+    app ──plain HTTP──► outbound listener ─┐ Host → service → TrafficSplit → endpoint
+                                           └─mTLS (this workload's cert)──► peer's inbound
+    peer ──mTLS──► inbound listener ── identity (verified cert) → authorize → local app
+
+Modules, request path first:
+- `server` (downstream HTTP/1.1 protocol), `exchange` (per-request state, Router interface),
+  `upstream` (upstream connections and the keep-alive pool), `http1` (sans-io header rules and
+  canned replies), `flow` (back-pressure), `tcp` (L4 relays for TCPRoute-only ports);
+- `routing` (inbound authorization and outbound split/endpoint choice, over
+  `smi.compiler.ir.decide`), `metrics` (plain counters, Prometheus text on scrape);
+- `policy` (MeshPolicy from a watched file or the control plane's long poll), `tls`
+  (certificates from files or CSRs, rotation), `httpclient` (the proxy's own control-plane
+  calls), `admin` (/metrics, /ready, /config), `state` (connections, deadlines, draining);
+- `app` (one process: listeners, signals), `config` (`ProxyConfig`), `cli` (`smictl proxy`).
+
+The proxy imports nothing of smictl but `smi.compiler.ir`, `smi.identity` and `smi.pki`
+(import-linter enforces it): the MeshPolicy is the whole contract with the control plane.
+"""

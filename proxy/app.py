@@ -1,0 +1,334 @@
+"""One proxy process: listeners, policy and certificate sources, signals, draining.
+
+`Proxy(config).serve()` binds every listener (inbound mTLS per app port, outbound HTTP,
+outbound TCP per mapped service, admin), loads the first policy and certificate, and runs until
+SIGTERM/SIGINT. SIGHUP re-reads certificates and policy. On SIGTERM the listeners stop
+accepting, `/ready` turns false, idle connections close, and requests in flight get up to
+`drain_timeout` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proxy.accesslog import AccessLog
+from proxy.admin import AdminProtocol, json_page
+from proxy.config import ProxyConfig
+from proxy.metrics import Metrics
+from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
+from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
+from proxy.server import HttpProxy
+from proxy.state import ServerState
+from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
+from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS
+from proxy.upstream import ConnectionPool, Target
+
+log = logging.getLogger("smictl.proxy")
+
+
+class StartupError(Exception):
+    """The proxy cannot start (a port is taken, the CA cannot be read)."""
+
+
+@dataclass
+class Listeners:
+    servers: list[asyncio.Server] = field(default_factory=list)
+    ports: dict[str, Any] = field(default_factory=dict)
+
+
+class Proxy:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.state = ServerState()
+        self.holder = PolicyHolder(self.metrics)
+        self.listeners = Listeners()
+        self.stopping = asyncio.Event()
+        self.tls = self._tls()
+        self.pool = ConnectionPool(connect_timeout=config.connect_timeout)
+        self.access_log = (
+            AccessLog.open(config.access_log, sample=config.access_log_sample)
+            if config.access_log
+            else None
+        )
+        self.policy_source: FileSource | ControlPlaneSource = self._policy_source()
+        self.endpoints_source = (
+            FileSource(
+                config.endpoints, self.holder, kind="endpoints", interval=config.watch_interval
+            )
+            if config.endpoints
+            else None
+        )
+        self.certs: FileCertificates | CsrCertificates = self._cert_source()
+        self.state.on_tick.append(self.pool.sweep)
+
+    def _tls(self) -> WorkloadTLS:
+        try:
+            ca_pem = self.config.ca.read_bytes()
+        except OSError as exc:
+            raise StartupError(f"--ca {self.config.ca}: {exc.strerror}") from exc
+        try:
+            return WorkloadTLS(identity=self.config.identity, ca_pem=ca_pem, metrics=self.metrics)
+        except (CertificateError, ValueError) as exc:
+            raise StartupError(f"--ca {self.config.ca}: {exc}") from exc
+
+    def _policy_source(self) -> FileSource | ControlPlaneSource:
+        cfg = self.config
+        if cfg.policy_is_url:
+            ctx = self.tls.control_plane_context() if cfg.policy.startswith("https") else None
+            return ControlPlaneSource(cfg.policy, self.holder, ssl_context=ctx)
+        return FileSource(Path(cfg.policy), self.holder, interval=cfg.watch_interval)
+
+    def _cert_source(self) -> FileCertificates | CsrCertificates:
+        cfg = self.config
+        if cfg.csr_url:
+            ctx = self.tls.control_plane_context() if cfg.csr_url.startswith("https") else None
+            return CsrCertificates(self.tls, url=cfg.csr_url, token=cfg.token, ssl_context=ctx)
+        assert cfg.cert is not None and cfg.key is not None
+        return FileCertificates(self.tls, cert=cfg.cert, key=cfg.key)
+
+    # --- readiness and admin pages ----------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.holder.index is not None and self.tls.ready and not self.state.draining
+
+    def _pages(self) -> dict[str, Any]:
+        def metrics() -> tuple[int, str, bytes]:
+            return 200, "text/plain; version=0.0.4", self.metrics.render().encode()
+
+        def ready() -> tuple[int, str, bytes]:
+            missing = [
+                name
+                for name, ok in (
+                    ("policy", self.holder.index is not None),
+                    ("certificate", self.tls.ready),
+                    ("not draining", not self.state.draining),
+                )
+                if not ok
+            ]
+            if missing:
+                return 503, "text/plain", f"not ready: {', '.join(missing)}\n".encode()
+            return 200, "text/plain", b"ready\n"
+
+        return {
+            "/metrics": metrics,
+            "/ready": ready,
+            "/config": lambda: json_page(200, self.describe()),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        policy = self.holder.policy
+        not_after = self.tls.not_after
+        return {
+            "identity": self.config.identity.spiffe_id,
+            "ready": self.ready,
+            "policy": None
+            if policy is None
+            else {
+                "revision": policy.revision,
+                "hash": policy.hash,
+                "mode": policy.mode,
+                "source": self.holder.source,
+            },
+            "certificate": None if not_after is None else {"notAfter": not_after.isoformat()},
+            "listeners": self.listeners.ports,
+        }
+
+    # --- listeners ----------------------------------------------------------------------------
+
+    async def _listen(self, factory: Any, host: str, port: int, **kw: Any) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                factory, host, port, backlog=1024, reuse_address=True, **kw
+            )
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        self.listeners.servers.append(server)
+        port_bound: int = server.sockets[0].getsockname()[1]
+        return port_bound
+
+    async def _start_listeners(self) -> None:
+        cfg, ports = self.config, self.listeners.ports
+        peers = PeerIdentities(trust_domain=cfg.identity.trust_domain)
+        limits = cfg.limits
+        inbound: dict[str, int] = {}
+        for spec in cfg.inbound:
+            router = InboundRouter(
+                identity=cfg.identity.spiffe_id,
+                app=Target(cfg.app_host, spec.app_port),
+                app_port=spec.app_port,
+                policy=self.holder,
+                metrics=self.metrics,
+                peers=peers,
+            )
+            factory = self._inbound_factory(router)
+            inbound[str(spec.app_port)] = await self._listen(
+                factory,
+                cfg.bind,
+                spec.port,
+                ssl=self.tls.server,
+                ssl_handshake_timeout=limits.header_timeout,
+            )
+        ports["inbound"] = inbound
+        outbound = OutboundRouter(
+            namespace=cfg.identity.namespace, policy=self.holder, tls=self.tls, metrics=self.metrics
+        )
+        if cfg.outbound is not None:
+            ports["outbound"] = await self._listen(
+                lambda: HttpProxy(
+                    router=outbound,
+                    pool=self.pool,
+                    state=self.state,
+                    limits=limits,
+                    direction="outbound",
+                    access_log=self.access_log,
+                ),
+                cfg.bind,
+                cfg.outbound,
+            )
+        tcp_ports: dict[str, int] = {}
+        for tspec in cfg.outbound_tcp:
+            tcp_ports[tspec.service] = await self._listen(
+                lambda s=tspec.service: OutboundTcp(
+                    router=outbound, service=s, state=self.state, timeout=cfg.connect_timeout
+                ),
+                cfg.bind,
+                tspec.port,
+            )
+        ports["outbound_tcp"] = tcp_ports
+        if cfg.admin is not None:
+            pages = self._pages()
+            ports["admin"] = await self._listen(
+                lambda: AdminProtocol(pages), cfg.admin_bind, cfg.admin
+            )
+
+    def _inbound_factory(self, router: InboundRouter) -> Any:
+        cfg = self.config
+
+        def http() -> HttpProxy:
+            return HttpProxy(
+                router=router,
+                pool=self.pool,
+                state=self.state,
+                limits=cfg.limits,
+                direction="inbound",
+                access_log=self.access_log,
+            )
+
+        def tcp() -> InboundTcp:
+            return InboundTcp(router=router, state=self.state, timeout=cfg.connect_timeout)
+
+        return lambda: InboundDispatch(router=router, http=http, tcp=tcp)
+
+    # --- sources ------------------------------------------------------------------------------
+
+    async def _first_load(self) -> None:
+        try:
+            await self._refresh_certs(force=True)
+        except CertificateError as exc:
+            log.error("certificate: %s (not ready until one loads)", exc)
+        for source in (self.endpoints_source, self.policy_source):
+            if source is None:
+                continue
+            try:
+                async with asyncio.timeout(5.0):
+                    await source.load()
+            except (PolicySourceError, TimeoutError) as exc:
+                log.error("policy: %s (not ready until one loads)", exc or "timed out")
+
+    async def _refresh_certs(self, *, force: bool = False) -> bool:
+        if isinstance(self.certs, CsrCertificates):
+            return await self.certs.refresh(force=force)
+        return self.certs.refresh(force=force)
+
+    async def _cert_loop(self) -> None:
+        """Files: look for changes every watch interval. CSR: renew at 2/3 of the lifetime."""
+        failures = 0
+        while True:
+            if isinstance(self.certs, FileCertificates):
+                delay = self.config.watch_interval
+            elif not self.tls.ready or failures:
+                delay = min(30.0, 0.5 * 2**failures)
+            else:
+                delay = self.tls.next_renewal()
+            await asyncio.sleep(delay)
+            try:
+                await self._refresh_certs(force=isinstance(self.certs, CsrCertificates))
+                failures = 0
+            except CertificateError as exc:
+                failures = min(failures + 1, 6)
+                log.error("certificate refresh failed: %s; keeping the current one", exc)
+
+    def reload(self) -> None:
+        """SIGHUP."""
+        log.info("SIGHUP: reloading certificates and policy")
+        self.policy_source.reload()
+        if self.endpoints_source is not None:
+            self.endpoints_source.reload()
+        self.state.spawn(self._reload_certs())
+
+    async def _reload_certs(self) -> None:
+        try:
+            await self._refresh_certs(force=True)
+        except CertificateError as exc:
+            log.error("certificate reload failed: %s; keeping the current one", exc)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._first_load()
+        await self._start_listeners()
+        self.state.start()
+        self.state.spawn(self.policy_source.run())
+        if self.endpoints_source is not None:
+            self.state.spawn(self.endpoints_source.run())
+        self.state.spawn(self._cert_loop())
+        if self.config.ports_file is not None:
+            tmp = self.config.ports_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.listeners.ports), encoding="utf-8")
+            tmp.replace(self.config.ports_file)
+        log.info("proxy %s listening: %s", self.config.identity, self.listeners.ports)
+
+    async def shutdown(self) -> None:
+        started = time.monotonic()
+        for server in self.listeners.servers:
+            server.close()
+        clean = await self.state.drain(self.config.drain_timeout)
+        log.info(
+            "drained in %.2fs%s",
+            time.monotonic() - started,
+            "" if clean else " (timed out; closing the rest)",
+        )
+        for conn in list(self.state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+        await self.state.stop()
+        self.pool.close_all()
+        for server in self.listeners.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self.tls.cleanup()
+        if self.access_log is not None:
+            self.access_log.close()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            await self.start()
+            await self.stopping.wait()
+        finally:
+            await self.shutdown()

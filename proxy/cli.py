@@ -1,0 +1,156 @@
+"""`smictl proxy`: run the sidecar for one workload (flags, or `SMI_PROXY_*` variables)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_CONFIG, EXIT_STARTUP = 0, 2, 1
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get(f"SMI_PROXY_{name}", default)
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "proxy",
+        help="run the sidecar proxy of one workload",
+        description="Sidecar proxy: mTLS identities, route authorization, traffic splits. "
+        "Every flag can also be set as SMI_PROXY_<FLAG> (e.g. SMI_PROXY_INBOUND=15006:8080).",
+    )
+    add = p.add_argument
+    add("--identity", default=_env("IDENTITY"), help="this workload: NS/SA or a SPIFFE id")
+    add("--trust-domain", default=_env("TRUST_DOMAIN"), help="default: cluster.local")
+    add(
+        "--inbound",
+        action="append",
+        default=_list("INBOUND"),
+        metavar="PORT:APP_PORT",
+        help="mTLS listener PORT in front of the app's APP_PORT (repeatable)",
+    )
+    add(
+        "--outbound",
+        default=_env("OUTBOUND"),
+        metavar="PORT",
+        help="plain HTTP listener for the app's outgoing requests (Host names the service)",
+    )
+    add(
+        "--outbound-tcp",
+        action="append",
+        default=_list("OUTBOUND_TCP"),
+        metavar="PORT:NS/SERVICE",
+        help="plain TCP listener relayed to SERVICE (repeatable)",
+    )
+    add("--admin", default=_env("ADMIN"), metavar="PORT", help="/metrics, /ready, /config")
+    add(
+        "--policy",
+        default=_env("POLICY"),
+        metavar="FILE|URL",
+        help="MeshPolicy JSON file (watched) or control-plane URL (long poll)",
+    )
+    add(
+        "--endpoints",
+        default=_env("ENDPOINTS"),
+        metavar="FILE",
+        help='endpoints JSON {"ns/svc": [{"address","port","identity"}]} (watched)',
+    )
+    add("--ca", default=_env("CA"), metavar="FILE", help="mesh CA certificate(s), PEM")
+    add("--cert", default=_env("CERT"), metavar="FILE", help="workload certificate, PEM")
+    add("--key", default=_env("KEY"), metavar="FILE", help="workload key, PEM")
+    add(
+        "--csr-url",
+        default=_env("CSR_URL"),
+        metavar="URL",
+        help="get certificates from the control plane instead of --cert/--key",
+    )
+    add(
+        "--token-file",
+        default=_env("TOKEN_FILE"),
+        metavar="FILE",
+        help="bearer token proving this identity to the control plane",
+    )
+    add("--bind", default=_env("BIND", "127.0.0.1"), help="listen address (default 127.0.0.1)")
+    add("--admin-bind", default=_env("ADMIN_BIND", "127.0.0.1"))
+    add("--app-host", default=_env("APP_HOST", "127.0.0.1"), help="where the app listens")
+    add("--max-header-bytes", type=int, default=int(_env("MAX_HEADER_BYTES", 32768)))
+    add("--max-headers", type=int, default=int(_env("MAX_HEADERS", 100)))
+    for name, default, what in (
+        ("header-timeout", 10.0, "to read a request head (408)"),
+        ("body-timeout", 30.0, "between request body reads (408)"),
+        ("idle-timeout", 60.0, "for an idle keep-alive connection"),
+        ("response-timeout", 30.0, "for the upstream's response (504)"),
+        ("connect-timeout", 1.0, "to connect upstream (503)"),
+        ("drain-timeout", 10.0, "for requests in flight on SIGTERM"),
+        ("watch-interval", 1.0, "between looks at watched files"),
+    ):
+        env = name.upper().replace("-", "_")
+        add(
+            f"--{name}",
+            type=float,
+            default=float(_env(env, default)),
+            metavar="SECONDS",
+            help=f"seconds {what}",
+        )
+    add(
+        "--ports-file",
+        default=_env("PORTS_FILE"),
+        metavar="FILE",
+        help="write the bound ports here as JSON once listening (useful with port 0)",
+    )
+    add("--access-log", default=_env("ACCESS_LOG"), metavar="FILE|-", help="JSON access log")
+    add(
+        "--access-log-sample",
+        type=float,
+        default=float(_env("ACCESS_LOG_SAMPLE", 1.0)),
+        metavar="FRACTION",
+    )
+    add(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    p.set_defaults(func=run)
+
+
+def _list(name: str) -> list[str]:
+    value = _env(name)
+    return [value] if value else []
+
+
+def run(args: argparse.Namespace) -> int:
+    from proxy.app import Proxy, StartupError
+    from proxy.config import ProxyConfigError, from_args
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = from_args(args)
+    except ProxyConfigError as exc:
+        print(f"smictl proxy: {exc.option}: {exc.message} (SMI7101)", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        try:
+            runner.run(_serve(config, Proxy))
+        except StartupError as exc:
+            print(f"smictl proxy: {exc} (SMI7102)", file=sys.stderr)
+            return EXIT_STARTUP
+    return EXIT_OK
+
+
+async def _serve(config: Any, proxy_cls: Any) -> None:
+    proxy = proxy_cls(config)
+    await proxy.serve()

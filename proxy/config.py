@@ -1,0 +1,157 @@
+"""`ProxyConfig`: everything one proxy process needs, built once from flags or `SMI_PROXY_*`.
+
+Flags win over environment variables; every flag has one (`--inbound` ↔ `SMI_PROXY_INBOUND`,
+repeated values comma-separated). Parsing problems are `ProxyConfigError`s naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy.exchange import Limits
+from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
+
+
+class ProxyConfigError(ValueError):
+    """A flag or environment variable has a value the proxy cannot use."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPort:
+    """Listen on `port` (mTLS) in front of the app's `app_port`."""
+
+    port: int
+    app_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundTcpPort:
+    """Listen on `port` (plain, for the app) and relay every connection to `service`."""
+
+    port: int
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    identity: Identity
+    policy: str  # a file path or an http(s) URL of the control plane
+    ca: Path
+    inbound: tuple[InboundPort, ...] = ()
+    outbound: int | None = None
+    outbound_tcp: tuple[OutboundTcpPort, ...] = ()
+    admin: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    csr_url: str | None = None
+    token: str = ""
+    endpoints: Path | None = None
+    bind: str = "127.0.0.1"
+    admin_bind: str = "127.0.0.1"
+    app_host: str = "127.0.0.1"
+    limits: Limits = field(default_factory=Limits)
+    connect_timeout: float = 1.0
+    drain_timeout: float = 10.0
+    watch_interval: float = 1.0
+    ports_file: Path | None = None
+    access_log: str | None = None
+    access_log_sample: float = 1.0
+
+    @property
+    def policy_is_url(self) -> bool:
+        return self.policy.startswith(("http://", "https://"))
+
+
+def _port(text: str, option: str) -> int:
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise ProxyConfigError(option, f"{text!r} is not a port number")
+    return int(text)
+
+
+def parse_inbound(text: str) -> InboundPort:
+    port, sep, app = text.partition(":")
+    if not sep:
+        raise ProxyConfigError("--inbound", f"{text!r} is not PORT:APP_PORT")
+    return InboundPort(_port(port, "--inbound"), _port(app, "--inbound"))
+
+
+def parse_outbound_tcp(text: str) -> OutboundTcpPort:
+    port, sep, service = text.partition(":")
+    ns, slash, name = service.partition("/")
+    if not sep or not slash or not ns or not name:
+        raise ProxyConfigError("--outbound-tcp", f"{text!r} is not PORT:NAMESPACE/SERVICE")
+    return OutboundTcpPort(_port(port, "--outbound-tcp"), service)
+
+
+def _many(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def _required(value: str | None, option: str) -> str:
+    if not value:
+        env = "SMI_PROXY_" + option.lstrip("-").upper().replace("-", "_")
+        raise ProxyConfigError(option, f"required (or set {env})")
+    return value
+
+
+def from_args(args: argparse.Namespace) -> ProxyConfig:
+    trust_domain = args.trust_domain or DEFAULT_TRUST_DOMAIN
+    try:
+        identity = Identity.parse(_required(args.identity, "--identity"), trust_domain=trust_domain)
+    except IdentityError as exc:
+        raise ProxyConfigError("--identity", str(exc)) from exc
+    inbound = tuple(parse_inbound(v) for v in _many(args.inbound))
+    outbound_tcp = tuple(parse_outbound_tcp(v) for v in _many(args.outbound_tcp))
+    outbound = None if args.outbound in (None, "") else _port(str(args.outbound), "--outbound")
+    if not inbound and outbound is None and not outbound_tcp:
+        raise ProxyConfigError("--inbound", "give at least one of --inbound, --outbound")
+    csr_url = args.csr_url or None
+    if csr_url is None and not (args.cert and args.key):
+        raise ProxyConfigError("--cert", "give --cert and --key, or --csr-url")
+    token = ""
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ProxyConfigError("--token-file", exc.strerror or str(exc)) from exc
+    return ProxyConfig(
+        identity=identity,
+        policy=_required(args.policy, "--policy"),
+        ca=Path(_required(args.ca, "--ca")),
+        inbound=inbound,
+        outbound=outbound,
+        outbound_tcp=outbound_tcp,
+        admin=None if args.admin in (None, "") else _port(str(args.admin), "--admin"),
+        cert=Path(args.cert) if args.cert else None,
+        key=Path(args.key) if args.key else None,
+        csr_url=csr_url,
+        token=token,
+        endpoints=Path(args.endpoints) if args.endpoints else None,
+        bind=args.bind,
+        admin_bind=args.admin_bind,
+        app_host=args.app_host,
+        limits=Limits(
+            max_header_bytes=args.max_header_bytes,
+            max_headers=args.max_headers,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
+            response_timeout=args.response_timeout,
+        ),
+        connect_timeout=args.connect_timeout,
+        drain_timeout=args.drain_timeout,
+        watch_interval=args.watch_interval,
+        ports_file=Path(args.ports_file) if args.ports_file else None,
+        access_log=args.access_log or None,
+        access_log_sample=args.access_log_sample,
+    )

@@ -1,0 +1,144 @@
+"""The values a downstream connection works with: one `Exchange` per request, the `Router`
+interface that decides where it goes, `Forward` (the decision to send it on) and `Limits`.
+
+`Exchange` keeps per-request state as plain attributes over class-level defaults: a request
+sets only the few that differ from the defaults, which is most of what it costs to create one
+(this is on the request path, once per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from proxy import http1
+from proxy.http1 import Reply
+from proxy.metrics import DirectionStats
+
+if TYPE_CHECKING:
+    from proxy.upstream import Target, UpstreamConnection
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_pipeline: int = 64
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 60.0
+    response_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send the request to `target`, adding the serialised header lines in `extra`."""
+
+    target: Target
+    extra: bytes = b""
+
+
+class Router(Protocol):
+    """Decides where each request goes; pure apart from counting (no I/O)."""
+
+    stats: DirectionStats
+
+    def peer_of(self, transport: asyncio.BaseTransport) -> Any: ...
+    def route(self, ex: Exchange, peer: Any) -> Forward | Reply: ...
+
+
+class Headers(Mapping[str, str]):
+    """Lower-case header names to values, decoded only if a match asks for them. Repeated
+    headers are joined with commas (RFC 9110 §5.3)."""
+
+    __slots__ = ("_dict", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._dict: dict[str, str] | None = None
+
+    def _d(self) -> dict[str, str]:
+        if self._dict is None:
+            d: dict[str, str] = {}
+            for name, value in self._raw:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                d[key] = f"{d[key]},{text}" if key in d else text
+            self._dict = d
+        return self._dict
+
+    def __getitem__(self, key: str) -> str:
+        return self._d()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d())
+
+    def __len__(self) -> int:
+        return len(self._d())
+
+    def __bool__(self) -> bool:  # without decoding anything
+        return bool(self._raw)
+
+
+class Exchange:
+    """One request and its response (Per-request state)."""
+
+    # request head
+    method = b""
+    url = b""
+    authority: bytes | None = None  # from a proxy-form target
+    host: bytes | None = None
+    header_bytes = 0
+    connection_names: frozenset[bytes] = frozenset()
+    chunked = False
+    content_length = 0
+    continue_ = False
+    upgrade = False
+    upgrade_value = b""
+    keep_alive = True
+    http10 = False
+    # progress
+    done = False  # the whole request has been read
+    discard = False  # answered locally: drop the rest of the body
+    started = False
+    started_at = 0.0
+    conn: UpstreamConnection | None = None
+    route: Forward | None = None
+    retried = False
+    # response
+    responded = False
+    resp_chunked = False
+    close_after = False
+    status = 0
+    reason = ""  # the router's reason code, for the access log
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []  # forwarded header lines, serialised
+        self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, value), for matching
+        self.body: list[bytes] = []  # framed body pieces waiting for an upstream
+
+    @property
+    def method_str(self) -> str:
+        return self.method.decode("latin-1")
+
+    @property
+    def path_str(self) -> str:
+        return self.url.decode("latin-1")
+
+    def header_map(self) -> Mapping[str, str]:
+        return Headers(self.headers)
+
+    def head(self, forward: Forward) -> bytes:
+        """The request head to send upstream."""
+        parts = [self.method, b" ", self.url, b" HTTP/1.1\r\n", *self.lines]
+        if self.chunked:
+            parts.append(http1.CHUNKED_HEADER)
+        if self.upgrade:
+            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n" % self.upgrade_value)
+        if self.host is None and self.authority is not None:
+            parts.append(b"host: %s\r\n" % self.authority)
+        parts.append(forward.extra)
+        parts.append(b"\r\n")
+        return b"".join(parts)

@@ -1,0 +1,157 @@
+"""HTTP/1.1 pieces with no I/O: header rules, canned responses, framing, Host parsing.
+
+The protocols in `proxy.server` and `proxy.upstream` parse with httptools and call into here to
+decide which headers travel, how bodies are framed, and what a local reply looks like. Local
+replies are built once per (status, reason) and reused, so a deny allocates nothing.
+
+Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy: `Connection` and every header it
+names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` (bodies are
+re-framed), `Upgrade` (re-added only for an authorized upgrade), `Proxy-Authorization`. The
+caller-supplied `x-smi-source-identity` is dropped too: only the proxy may set it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+SOURCE_IDENTITY = b"x-smi-source-identity"
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"expect",
+        SOURCE_IDENTITY,
+    }
+)
+# Headers never forwarded in a response (the proxy re-frames and decides persistence).
+RESPONSE_HOP_BY_HOP = HOP_BY_HOP - {b"proxy-authorization", b"expect", SOURCE_IDENTITY}
+
+CHUNKED_HEADER = b"transfer-encoding: chunked\r\n"
+CLOSE_HEADER = b"connection: close\r\n"
+KEEP_ALIVE_HEADER = b"connection: keep-alive\r\n"
+UPGRADE_HEADER = b"connection: upgrade\r\n"
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+PHRASES: dict[int, bytes] = {
+    100: b"Continue",
+    101: b"Switching Protocols",
+    200: b"OK",
+    204: b"No Content",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+def phrase(status: int) -> bytes:
+    return PHRASES.get(status, b"Unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response the proxy answers itself. `data` is the whole response on the wire; `close`
+    says whether the connection must close after it."""
+
+    status: int
+    reason: str
+    data: bytes
+    close: bool
+
+
+@lru_cache(maxsize=256)
+def local_reply(status: int, reason: str, *, close: bool = False) -> Reply:
+    """`<status> <phrase>` with a one-line text body naming `reason` (a closed-set code, so the
+    cache stays small); `x-smi-reason` carries the same code for programs."""
+    body = f"{phrase(status).decode().lower()}: {reason}\n".encode()
+    head = [
+        b"HTTP/1.1 %d %s\r\n" % (status, phrase(status)),
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"x-smi-reason: %s\r\n" % reason.encode(),
+        CLOSE_HEADER if close else b"",
+        b"\r\n",
+    ]
+    return Reply(status=status, reason=reason, data=b"".join(head) + body, close=close)
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (never called with empty data: that ends the body)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """The lower-case tokens of a `Connection` header value."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:
+    """Remove the header lines whose (lower-case) name is in `names` (the extra hop-by-hop
+    headers a `Connection` header lists). `pieces` are serialised header lines, possibly cut
+    into fragments; the result has one element per line. Rare, so it re-parses."""
+    lines = b"".join(pieces).split(b"\r\n")
+    return [
+        ln + b"\r\n" for ln in lines if ln and ln.split(b":", 1)[0].strip().lower() not in names
+    ]
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    return b"%s %s HTTP/1.1\r\n" % (method, target)
+
+
+def origin_form(url: bytes) -> tuple[bytes, bytes | None]:
+    """Split a request target into (origin-form target, authority or None).
+
+    `http://web.shop:8080/a?b` → (`/a?b`, `web.shop:8080`); `/a` → (`/a`, None). Proxy-form
+    targets are what an app sends when it uses the outbound listener as its HTTP proxy."""
+    if url[:1] == b"/":
+        return url, None
+    lowered = url[:8].lower()
+    for scheme in (b"http://", b"https://"):
+        if lowered.startswith(scheme):
+            rest = url[len(scheme) :]
+            slash = rest.find(b"/")
+            if slash < 0:
+                return b"/", rest
+            return rest[slash:], rest[:slash]
+    return url, None
+
+
+def split_host(host: bytes) -> tuple[str, int | None]:
+    """`web.shop:8080` → ("web.shop", 8080); a bad port gives None."""
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):  # IPv6 literal
+        end = text.find("]")
+        name, rest = text[1:end], text[end + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port_text = text.partition(":")
+    if not port_text:
+        return name, None
+    return name, int(port_text) if port_text.isdigit() else None
+
+
+def service_key(host: str, *, namespace: str) -> str | None:
+    """The "ns/name" a Host names: `name` (the caller's namespace), `name.ns`,
+    `name.ns.svc`, `name.ns.svc.<cluster-domain>`; None for any other host name."""
+    parts = host.rstrip(".").split(".")
+    if len(parts) == 1:
+        return f"{namespace}/{parts[0]}" if parts[0] else None
+    if len(parts) == 2 or parts[2] == "svc":
+        return f"{parts[1]}/{parts[0]}"
+    return None

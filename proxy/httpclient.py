@@ -1,0 +1,112 @@
+"""A small HTTP/1.1 client for the proxy's own calls to the control plane (policy long-poll,
+certificate signing): one request per connection, asyncio streams, httptools parsing.
+
+It lives here rather than using a client library so that the proxy's dependencies stay what
+DESIGN.md §2 allows, and because the proxy already parses HTTP with httptools. Every failure
+(refused, TLS, timeout, malformed or oversized response) is an `HttpClientError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httptools
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+class HttpClientError(Exception):
+    """The request could not be made or the response could not be read."""
+
+
+@dataclass(slots=True)
+class Response:
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.response = Response()
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.response.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_BODY:
+            raise HttpClientError("response body too large")
+        self.parts.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+async def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    ssl_context: ssl.SSLContext | None = None,
+    deadline: float = 30.0,
+) -> Response:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpClientError(f"not an http(s) URL: {url}")
+    tls = ssl_context if parts.scheme == "https" else None
+    if parts.scheme == "https" and tls is None:
+        tls = ssl.create_default_context()
+    port = parts.port or (443 if tls else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"host: {parts.netloc}",
+        "connection: close",
+        f"content-length: {len(body)}",
+    ]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        async with asyncio.timeout(deadline):
+            return await _exchange(parts.hostname, port, tls, raw, method=method)
+    except TimeoutError as exc:
+        raise HttpClientError(f"no response within {deadline:g}s") from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise HttpClientError(str(exc) or type(exc).__name__) from exc
+
+
+async def _exchange(
+    host: str, port: int, tls: ssl.SSLContext | None, raw: bytes, *, method: str
+) -> Response:
+    reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        collector = _Collector()
+        parser = httptools.HttpResponseParser(collector)
+        while not collector.done:
+            data = await reader.read(65536)
+            if not data:
+                break
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                raise HttpClientError(f"malformed response: {exc}") from exc
+            if method == "HEAD" and collector.response.headers:
+                break
+        if not collector.done and parser.get_status_code() == 0:
+            raise HttpClientError("connection closed before a response")
+        collector.response.status = parser.get_status_code()
+        collector.response.body = b"".join(collector.parts)
+        return collector.response
+    finally:
+        writer.close()

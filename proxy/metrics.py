@@ -1,0 +1,244 @@
+"""The proxy's counters: plain integers on the request path, Prometheus text on scrape.
+
+No metrics library touches the request path (a `labels().inc()` costs microseconds; a dict
+increment costs tens of nanoseconds). Every label comes from a closed set: direction, authz
+outcome, status code, reason code, or a rule origin from the MeshPolicy in use — never a raw
+path or header. Names follow Linkerd's proxy metrics where they exist.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from smi.compiler.ir.decide import Decision
+
+# Linkerd's latency buckets (ms).
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
+    1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000,
+)  # fmt: skip
+DIRECTIONS = ("inbound", "outbound")
+
+
+class Histogram:
+    __slots__ = ("count", "counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(LATENCY_BOUNDS_MS, value)] += 1
+        self.total += value
+        self.count += 1
+
+
+class DirectionStats:
+    """Counters of one direction; the protocols hold a reference and bump fields directly."""
+
+    __slots__ = ("close_total", "errors", "latency", "open", "open_total", "requests",
+                 "responses")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}  # authz outcome -> count
+        self.responses: dict[int, int] = {}  # status -> count
+        self.latency = Histogram()
+        self.errors: dict[str, int] = {}  # kind -> count
+        self.open = 0
+        self.open_total = 0
+        self.close_total = 0
+
+    def request(self, authz: str) -> None:
+        self.requests[authz] = self.requests.get(authz, 0) + 1
+
+    def response(self, status: int, latency_ms: float) -> None:
+        responses = self.responses
+        responses[status] = responses.get(status, 0) + 1
+        h = self.latency
+        h.counts[bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
+        h.total += latency_ms
+        h.count += 1
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def opened(self) -> None:
+        self.open += 1
+        self.open_total += 1
+
+    def closed(self) -> None:
+        self.open -= 1
+        self.close_total += 1
+
+
+class Metrics:
+    """Everything /metrics shows. One per proxy process, passed to whoever counts."""
+
+    def __init__(self) -> None:
+        self.inbound = DirectionStats()
+        self.outbound = DirectionStats()
+        # protocol ("http" | "tcp") -> label -> count
+        self.authz_allow: dict[str, dict[str, int]] = {"http": {}, "tcp": {}}  # by rule
+        self.authz_deny: dict[str, dict[str, int]] = {"http": {}, "tcp": {}}  # by reason
+        self.authz_would_deny: dict[str, dict[tuple[str, str], int]] = {"http": {}, "tcp": {}}
+        self.policy_updates: dict[str, int] = {}
+        self.policy_revision = -1
+        self.cert_expiry: float = 0.0
+        self.cert_renewals: dict[str, int] = {}
+        self.started = time.time()
+
+    def authz(self, decision: Decision, protocol: str) -> str:
+        """Count an inbound decision; return its `authz` label for request_total."""
+        if decision.allowed and not decision.would_deny:
+            if decision.reason != "allow":
+                return "permissive"
+            allow = self.authz_allow[protocol]
+            for rule in decision.rules:
+                allow[rule] = allow.get(rule, 0) + 1
+            return "allow"
+        if not decision.allowed:
+            deny = self.authz_deny[protocol]
+            deny[decision.reason] = deny.get(decision.reason, 0) + 1
+            return "deny"
+        would = self.authz_would_deny[protocol]
+        for rule in decision.rules or ("",):
+            key = (rule, decision.reason)
+            would[key] = would.get(key, 0) + 1
+        return "would_deny"
+
+    def policy_update(self, result: str, revision: int | None = None) -> None:
+        self.policy_updates[result] = self.policy_updates.get(result, 0) + 1
+        if revision is not None:
+            self.policy_revision = revision
+
+    def cert_renewal(self, result: str) -> None:
+        self.cert_renewals[result] = self.cert_renewals.get(result, 0) + 1
+
+    def render(self) -> str:
+        return "".join(f"{line}\n" for line in self._lines())
+
+    def _lines(self) -> Iterator[str]:
+        yield from _family("request_total", "counter", "HTTP requests by authorization outcome.",
+                           self._requests())  # fmt: skip
+        yield from _family("response_total", "counter", "HTTP responses by status.",
+                           self._responses())  # fmt: skip
+        yield from self._latency()
+        for proto in ("http", "tcp"):
+            allow = sorted(self.authz_allow[proto].items())
+            deny = sorted(self.authz_deny[proto].items())
+            would = sorted(self.authz_would_deny[proto].items())
+            yield from _family(
+                f"inbound_{proto}_authz_allow_total",
+                "counter",
+                "Allowed by a TrafficTarget.",
+                ((f'rule="{_esc(rule)}"', n) for rule, n in allow),
+            )
+            yield from _family(
+                f"inbound_{proto}_authz_deny_total",
+                "counter",
+                "Denied, by reason code.",
+                ((f'reason="{reason}"', n) for reason, n in deny),
+            )
+            yield from _family(
+                f"inbound_{proto}_authz_would_deny_total",
+                "counter",
+                "Audit mode: would have been denied, by rule.",
+                ((f'rule="{_esc(rule)}",reason="{why}"', n) for (rule, why), n in would),
+            )
+        yield from self._tcp()
+        yield from _family("proxy_errors_total", "counter", "Upstream failures by kind.",
+                           ((f'direction="{d}",kind="{k}"', n) for d, s in self._dirs()
+                            for k, n in sorted(s.errors.items())))  # fmt: skip
+        yield from _family("policy_updates_total", "counter", "Policy updates by result.",
+                           ((f'result="{r}"', n) for r, n in
+                            sorted(self.policy_updates.items())))  # fmt: skip
+        yield from _family("policy_revision", "gauge", "Revision of the MeshPolicy in use.",
+                           [("", self.policy_revision)])  # fmt: skip
+        yield from _family("identity_cert_expiration_timestamp_seconds", "gauge",
+                           "When this workload's certificate expires.",
+                           [("", self.cert_expiry)])  # fmt: skip
+        yield from _family("identity_cert_refresh_total", "counter", "Certificate reloads.",
+                           ((f'result="{r}"', n) for r, n in
+                            sorted(self.cert_renewals.items())))  # fmt: skip
+        yield from self._process()
+
+    def _dirs(self) -> Iterator[tuple[str, DirectionStats]]:
+        yield "inbound", self.inbound
+        yield "outbound", self.outbound
+
+    def _requests(self) -> Iterator[tuple[str, float]]:
+        for d, stats in self._dirs():
+            for authz, n in sorted(stats.requests.items()):
+                yield f'direction="{d}",authz="{authz}"', n
+
+    def _responses(self) -> Iterator[tuple[str, float]]:
+        for d, stats in self._dirs():
+            for status, n in sorted(stats.responses.items()):
+                cls = "failure" if status >= 500 else "success"
+                yield f'direction="{d}",status_code="{status}",classification="{cls}"', n
+
+    def _latency(self) -> Iterator[str]:
+        name = "response_latency_ms"
+        yield f"# HELP {name} Time from request head to response end, in milliseconds."
+        yield f"# TYPE {name} histogram"
+        for d, stats in self._dirs():
+            h, running = stats.latency, 0
+            for bound, n in zip((*LATENCY_BOUNDS_MS, "+Inf"), h.counts, strict=True):
+                running += n
+                yield f'{name}_bucket{{direction="{d}",le="{bound}"}} {running}'
+            yield f'{name}_sum{{direction="{d}"}} {h.total:.3f}'
+            yield f'{name}_count{{direction="{d}"}} {h.count}'
+
+    def _tcp(self) -> Iterator[str]:
+        for name, kind, attr in (("tcp_open_connections", "gauge", "open"),
+                                 ("tcp_open_total", "counter", "open_total"),
+                                 ("tcp_close_total", "counter", "close_total")):  # fmt: skip
+            yield from _family(name, kind, "Downstream connections.",
+                               ((f'direction="{d}"', getattr(s, attr)) for d, s in
+                                self._dirs()))  # fmt: skip
+
+    def _process(self) -> Iterator[str]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        yield from _family("process_cpu_seconds_total", "counter", "CPU time used.",
+                           [("", usage.ru_utime + usage.ru_stime)])  # fmt: skip
+        yield from _family("process_resident_memory_bytes", "gauge", "Resident set size.",
+                           [("", _rss_bytes())])  # fmt: skip
+        yield from _family("process_open_fds", "gauge", "Open file descriptors.",
+                           [("", _open_fds())])  # fmt: skip
+        yield from _family("process_start_time_seconds", "gauge", "Start time (Unix).",
+                           [("", self.started)])  # fmt: skip
+
+
+def _family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]
+) -> Iterator[str]:
+    yield f"# HELP {name} {help_text}"
+    yield f"# TYPE {name} {kind}"
+    for labels, value in samples:
+        shown = int(value) if float(value).is_integer() else value
+        yield f"{name}{{{labels}}} {shown}" if labels else f"{name} {shown}"
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _rss_bytes() -> int:
+    try:
+        statm = Path("/proc/self/statm").read_text(encoding="ascii")
+        return int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _open_fds() -> int:
+    try:
+        return sum(1 for _ in Path("/proc/self/fd").iterdir())
+    except OSError:
+        return -1

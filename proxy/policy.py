@@ -1,0 +1,250 @@
+"""The MeshPolicy in use, and the sources that replace it: a watched file or the control plane.
+
+`PolicyHolder.index` is the only thing the request path reads: a `PolicyIndex` built off the
+request path (in a worker thread) and swapped in by one assignment, so a request sees either the
+old policy or the new one, never a mix. A document that does not parse or build is refused and
+the last good policy stays; so does a control plane that cannot be reached.
+
+Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy`; with `If-None-Match: <etag>` the
+server holds the request until the policy changes (200 with the JSON MeshPolicy and a new ETag)
+or a timeout passes (304).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from proxy.httpclient import HttpClientError, request
+from proxy.metrics import Metrics
+from smi.compiler.ir import Endpoint, MeshPolicy
+from smi.compiler.ir.index import PolicyIndex
+from smi.compiler.ir.model import MeshPolicyFormatError
+
+log = logging.getLogger("smictl.proxy.policy")
+
+
+class PolicySourceError(Exception):
+    """A policy or endpoints document cannot be read, parsed or indexed."""
+
+
+def _build(raw: bytes) -> tuple[MeshPolicy, PolicyIndex]:
+    try:
+        policy = MeshPolicy.from_json(raw)
+        return policy, PolicyIndex.build(policy)
+    except MeshPolicyFormatError as exc:
+        raise PolicySourceError(str(exc)) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PolicySourceError(f"MeshPolicy cannot be indexed: {exc!r}") from exc
+
+
+def parse_endpoints(raw: bytes) -> dict[str, tuple[Endpoint, ...]]:
+    """An endpoints file: `{"ns/name": [{"address": ..., "port": ..., "identity": ...}]}`."""
+    try:
+        doc = json.loads(raw)
+        return {
+            str(key): tuple(
+                Endpoint(
+                    address=str(e["address"]), port=int(e["port"]), identity=str(e["identity"])
+                )
+                for e in eps
+            )
+            for key, eps in doc.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PolicySourceError(f"endpoints file is invalid: {exc!r}") from exc
+
+
+class PolicyHolder:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.index: PolicyIndex | None = None
+        self.endpoints: dict[str, tuple[Endpoint, ...]] = {}
+        self.source = ""
+        self.on_change: list[Callable[[PolicyIndex], None]] = []
+
+    @property
+    def policy(self) -> MeshPolicy | None:
+        return None if self.index is None else self.index.policy
+
+    async def install(self, raw: bytes) -> bool:
+        """Parse and index `raw` in a worker thread, then swap it in. True if it changed."""
+        loop = asyncio.get_running_loop()
+        try:
+            policy, index = await loop.run_in_executor(None, _build, raw)
+        except PolicySourceError:
+            self.metrics.policy_update("rejected")
+            raise
+        current = self.policy
+        if current is not None and (current.hash, current.revision) == (
+            policy.hash,
+            policy.revision,
+        ):
+            self.metrics.policy_update("unchanged")
+            return False
+        self.index = index
+        self.metrics.policy_update("applied", policy.revision)
+        log.info("policy revision %d (%s) in use", policy.revision, policy.hash[:19])
+        for hook in self.on_change:
+            hook(index)
+        return True
+
+    def endpoints_of(self, key: str) -> tuple[Endpoint, ...] | None:
+        """Endpoints of service "ns/name": the endpoints file wins over the MeshPolicy."""
+        eps = self.endpoints.get(key)
+        if eps is not None:
+            return eps
+        index = self.index
+        service = None if index is None else index.service(key)
+        return None if service is None else service.endpoints
+
+
+class _Watched:
+    """A file, and whether it changed since the last look (mtime, size, inode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sig: tuple[int, int, int] | None = None
+
+    def changed(self) -> bool:
+        try:
+            st = self.path.stat()
+        except OSError as exc:
+            raise PolicySourceError(f"{self.path}: {exc.strerror}") from exc
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if sig == self._sig:
+            return False
+        self._sig = sig
+        return True
+
+    def forget(self) -> None:
+        self._sig = None
+
+    def read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise PolicySourceError(f"{self.path}: {exc.strerror}") from exc
+
+
+class FileSource:
+    """A watched file: a MeshPolicy (`kind="policy"`) or an endpoints file."""
+
+    def __init__(
+        self, path: Path, holder: PolicyHolder, *, kind: str = "policy", interval: float = 1.0
+    ) -> None:
+        self.file = _Watched(path)
+        self.holder = holder
+        self.kind = kind
+        self.interval = interval
+        self._wake = asyncio.Event()
+        if kind == "policy":
+            holder.source = str(path)
+
+    async def load(self) -> None:
+        """Read the file if it changed since the last look; PolicySourceError if it is bad."""
+        if not self.file.changed():
+            return
+        raw = self.file.read()
+        if self.kind == "policy":
+            await self.holder.install(raw)
+        else:
+            self.holder.endpoints = parse_endpoints(raw)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read now, even if the file looks unchanged."""
+        self.file.forget()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.load()
+            except PolicySourceError as exc:
+                log.error("%s file: %s; keeping the last good one", self.kind, exc)
+            try:
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+
+class ControlPlaneSource:
+    """Long-polls the control plane; on errors backs off (with jitter) and keeps the policy."""
+
+    def __init__(
+        self,
+        url: str,
+        holder: PolicyHolder,
+        *,
+        ssl_context: Any = None,
+        poll_timeout: float = 90.0,
+        backoff: tuple[float, float] = (0.2, 15.0),
+    ) -> None:
+        self.url = url
+        self.holder = holder
+        self.ssl_context = ssl_context
+        self.poll_timeout = poll_timeout
+        self.backoff = backoff
+        self.etag: str | None = None
+        self.failures = 0
+        self._task: asyncio.Task[bool] | None = None
+        self._reloading = False
+        holder.source = url
+
+    async def poll_once(self) -> bool:
+        """One request; True when a new policy was installed."""
+        headers = {"accept": "application/json"}
+        if self.etag is not None:
+            headers["if-none-match"] = self.etag
+        try:
+            resp = await request(
+                "GET",
+                self.url,
+                headers=headers,
+                ssl_context=self.ssl_context,
+                deadline=self.poll_timeout,
+            )
+        except HttpClientError as exc:
+            raise PolicySourceError(f"control plane {self.url}: {exc}") from exc
+        if resp.status == 304:
+            return False
+        if resp.status != 200:
+            raise PolicySourceError(f"control plane {self.url} answered {resp.status}")
+        changed = await self.holder.install(resp.body)
+        policy = self.holder.policy
+        self.etag = resp.headers.get("etag") or (None if policy is None else f'"{policy.hash}"')
+        return changed
+
+    def reload(self) -> None:
+        """SIGHUP: ask again now, for the full policy."""
+        self.etag = None
+        if self._task is not None and not self._task.done():
+            self._reloading = True
+            self._task.cancel()
+
+    async def load(self) -> None:
+        """The first policy, before serving (raises PolicySourceError)."""
+        await self.poll_once()
+
+    async def run(self) -> None:
+        while True:
+            self._task = asyncio.ensure_future(self.poll_once())
+            try:
+                await self._task
+                self.failures = 0
+            except asyncio.CancelledError:
+                if not self._reloading:
+                    raise
+                self._reloading = False
+            except PolicySourceError as exc:
+                self.failures += 1
+                delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
+                log.error("%s; keeping the last good policy, retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311

@@ -1,0 +1,222 @@
+"""Where a request goes: the inbound and outbound routers (decisions only, no I/O).
+
+Inbound: the caller's identity comes from its verified certificate, once per connection; every
+request is authorized with `authorize(...)` against this workload's identity and app port; a
+deny becomes a canned 403 naming the reason; an allow forwards to the local app with
+`x-smi-source-identity` set (the protocol has already dropped any copy the caller sent).
+
+Outbound: `Host` (or the proxy-form target) names a service; its TrafficSplit, if any, picks a
+backend with `pick_backend`; the backend's endpoints (from the MeshPolicy or an endpoints file)
+are used round-robin, and the request goes over mTLS to that endpoint's inbound proxy, which
+must prove the endpoint's identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from proxy.exchange import Exchange, Forward, Headers
+from proxy.http1 import Reply, local_reply, service_key, split_host
+from proxy.metrics import Metrics
+from proxy.policy import PolicyHolder
+from proxy.upstream import ClientTLS, Target
+from smi.compiler.ir import Endpoint
+from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
+from smi.compiler.ir.index import PolicyIndex
+from smi.pki import identity_of
+
+log = logging.getLogger("smictl.proxy")
+
+_NO_POLICY = local_reply(503, "no-policy")
+_NO_HOST = local_reply(400, "missing-host")
+_UNKNOWN = local_reply(404, "unknown-service")
+_NO_ENDPOINTS = local_reply(503, "no-endpoints")
+
+
+class PeerIdentities:
+    """SPIFFE id of a verified peer certificate, parsed once per distinct certificate."""
+
+    def __init__(self, *, trust_domain: str | None, size: int = 4096) -> None:
+        self.trust_domain = trust_domain
+        self.size = size
+        self._cache: dict[bytes, str | None] = {}
+
+    def of(self, transport: asyncio.BaseTransport) -> str | None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return None
+        if der in self._cache:
+            return self._cache[der]
+        ident = identity_of(x509.load_der_x509_certificate(der), trust_domain=self.trust_domain)
+        if len(self._cache) >= self.size:
+            self._cache.clear()
+        spiffe = None if ident is None else ident.spiffe_id
+        self._cache[der] = spiffe
+        return spiffe
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPeer:
+    identity: str | None
+    forward: Forward
+
+
+class InboundRouter:
+    """Authorizes requests to this workload (`identity`) on `app_port`."""
+
+    def __init__(
+        self,
+        *,
+        identity: str,
+        app: Target,
+        app_port: int,
+        policy: PolicyHolder,
+        metrics: Metrics,
+        peers: PeerIdentities,
+    ) -> None:
+        self.identity = identity
+        self.app_port = app_port
+        self.policy = policy
+        self.metrics = metrics
+        self.stats = metrics.inbound
+        self.peers = peers
+        self._anonymous = InboundPeer(None, Forward(app))
+        self.app = app
+
+    def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
+        spiffe = self.peers.of(transport)
+        if spiffe is None:
+            return self._anonymous
+        return InboundPeer(
+            spiffe, Forward(self.app, b"x-smi-source-identity: %s\r\n" % spiffe.encode())
+        )
+
+    def decide(self, peer: str | None, *, protocol: str, ex: Exchange | None) -> Decision | None:
+        """Authorize and count; None when no policy is loaded yet."""
+        index = self.policy.index
+        if index is None:
+            return None
+        if ex is None:
+            decision = authorize(index, peer, self.identity, self.app_port, protocol="tcp")
+        else:
+            decision = authorize(
+                index,
+                peer,
+                self.identity,
+                self.app_port,
+                ex.method.decode("latin-1"),
+                ex.url.decode("latin-1"),
+                Headers(ex.headers),
+            )
+        label = self.metrics.authz(decision, protocol)
+        if ex is not None:
+            self.stats.request(label)
+        if decision.would_deny:
+            self._audit(decision, peer, protocol, ex)
+        return decision
+
+    def _audit(
+        self, decision: Decision, peer: str | None, protocol: str, ex: Exchange | None
+    ) -> None:
+        what = protocol if ex is None else f"{ex.method_str} {ex.path_str}"
+        log.warning(
+            "audit: would deny %s from %s: %s (%s) rules=%s",
+            what,
+            peer or "-",
+            decision.reason,
+            decision.detail,
+            ",".join(decision.rules) or "-",
+        )
+
+    def route(self, ex: Exchange, peer: InboundPeer) -> Forward | Reply:
+        decision = self.decide(peer.identity, protocol="http", ex=ex)
+        if decision is None:
+            self.stats.request("no-policy")
+            ex.reason = "no-policy"
+            return _NO_POLICY
+        ex.reason = decision.reason
+        if not decision.allowed:
+            return local_reply(403, decision.reason)
+        return peer.forward
+
+    def protocol_for(self, peer: str | None) -> str:
+        index = self.policy.index
+        if index is None:
+            return "http"
+        return index.port_protocol(self.identity, self.app_port, source=peer)
+
+
+class OutboundRouter:
+    """Host → service → split → endpoint, for requests this workload sends."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        policy: PolicyHolder,
+        tls: ClientTLS,
+        metrics: Metrics,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.namespace = namespace
+        self.policy = policy
+        self.tls = tls
+        self.stats = metrics.outbound
+        self.rng = rng
+        self._forwards: dict[Endpoint, Forward] = {}
+        self._next: dict[str, int] = {}
+        self._seen: PolicyIndex | None = None
+
+    def peer_of(self, transport: asyncio.BaseTransport) -> None:
+        return None
+
+    def route(self, ex: Exchange, peer: None) -> Forward | Reply:
+        self.stats.request("none")
+        index = self.policy.index
+        if index is None:
+            return _NO_POLICY
+        host = ex.authority or ex.host
+        if host is None:
+            return _NO_HOST
+        key = service_key(split_host(host)[0], namespace=self.namespace)
+        if key is None:
+            return _UNKNOWN
+        return self.resolve(
+            index, key, lambda: Request(ex.method_str, ex.path_str, ex.header_map())
+        )
+
+    def resolve(
+        self, index: PolicyIndex, key: str, request: Callable[[], Request | None]
+    ) -> Forward | Reply:
+        """The forward for service `key`, after its split; `request` is built only if a split
+        needs it."""
+        split = index.split_for(key)
+        if split is not None:
+            backend = pick_backend(split, request(), self.rng())
+            if backend is not None:
+                key = backend
+        endpoints = self.policy.endpoints_of(key)
+        if endpoints is None:
+            return _UNKNOWN
+        if not endpoints:
+            return _NO_ENDPOINTS
+        n = self._next.get(key, 0)
+        self._next[key] = n + 1
+        return self._forward(index, endpoints[n % len(endpoints)])
+
+    def _forward(self, index: PolicyIndex, ep: Endpoint) -> Forward:
+        if index is not self._seen:  # a new policy: drop targets of endpoints that may be gone
+            self._seen = index
+            self._forwards.clear()
+        fwd = self._forwards.get(ep)
+        if fwd is None:
+            fwd = Forward(Target(ep.address, ep.port, tls=self.tls, identity=ep.identity))
+            self._forwards[ep] = fwd
+        return fwd

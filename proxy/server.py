@@ -1,0 +1,579 @@
+"""The downstream HTTP/1.1 connection: parse requests, route each, stream it to an upstream.
+
+One `HttpProxy` per accepted connection, on both listeners; the `Router` it is given decides
+what happens to a request (inbound: authorize and forward to the app; outbound: pick a backend
+and forward over mTLS). The protocol itself only moves bytes:
+
+- requests are parsed with httptools; every request is an `Exchange`; pipelined requests queue
+  and are answered in order, one in flight at a time (reading pauses while one waits);
+- bodies stream both ways without being collected: Content-Length bodies as they are, chunked
+  bodies re-chunked; reading pauses while the other side's write buffer is above high water;
+- `Expect: 100-continue` is answered by the proxy once the request is authorized and an
+  upstream is ready; `Upgrade` is forwarded after authorization and, on 101, both sides become
+  a byte tunnel;
+- limits: header bytes and count (431), pipeline depth, malformed requests (400, then close);
+  deadlines are stored on the connection and enforced by `ServerState`'s ticker: a slow request
+  head or body (408), an upstream that does not answer (504), an idle keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from time import monotonic
+from typing import Any, cast
+
+import httptools
+
+from proxy import http1
+from proxy.accesslog import AccessLog
+from proxy.exchange import Exchange, Forward, Limits, Router
+from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
+from proxy.http1 import Reply, local_reply
+from proxy.state import ServerState
+from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
+
+__all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router"]
+
+# Deadline kinds: what happens when the connection's deadline passes.
+NONE, IDLE, HEAD, BODY, RESPONSE, STREAM = range(6)
+FAR = float("inf")
+DISCARD_LIMIT = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+
+class HttpProxy(asyncio.Protocol):
+    def __init__(
+        self,
+        *,
+        router: Router,
+        pool: ConnectionPool,
+        state: ServerState,
+        limits: Limits,
+        direction: str = "inbound",
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.router = router
+        self.direction = direction
+        self.access_log = access_log
+        self.pool = pool
+        self.state = state
+        self.limits = limits
+        self.stats = router.stats
+        self.max_header_bytes = limits.max_header_bytes
+        self.header_timeout = limits.header_timeout
+        self.body_timeout = limits.body_timeout
+        self.response_timeout = limits.response_timeout
+        # Per-connection state
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer: Any = None
+        self.out: list[bytes] = []
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.upstream: UpstreamConnection | None = None  # bound to queue[0]
+        self.write_paused = False
+        self.broken: Reply | None = None  # parse error waiting for earlier responses
+        self.upgraded = False
+        self.tunnel: UpstreamConnection | None = None
+        self.tunnel_pending: list[bytes] = []
+        self.deadline = FAR
+        self.deadline_kind = NONE
+        self.in_head = False
+        self.head_bytes = 0
+        self._advancing = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        self.peer = self.router.peer_of(transport)
+        self.state.opened(self)
+        self.stats.opened()
+        self._set_deadline(IDLE, self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.closed(self)
+        self.stats.closed()
+        self.transport = None
+        for conn in (self.upstream, self.tunnel):
+            if conn is not None:
+                conn.abort()  # a half-done exchange cannot be reused
+        self.upstream = self.tunnel = None
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgraded:
+            self._tunnel_in(data)
+            return
+        if self.broken is not None:
+            return
+        head_was_open = self.in_head and self.parsing is not None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgraded = True
+            self.tunnel_pending.append(data[exc.args[0] :])
+            self.flow.pause(UPGRADE)  # type: ignore[union-attr]
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _LimitExceeded):
+                if self.broken is None:
+                    self._fail(cause.reply)
+            else:
+                raise
+        except httptools.HttpParserError:
+            self._fail(local_reply(400, "malformed-request", close=True))
+        if self.in_head and self.parsing is not None and self.broken is None:
+            self._count_head(len(data) if head_was_open else 0)
+        self.flush()
+
+    def _count_head(self, size: int) -> None:
+        # httptools reports a header only once it is complete, so a never-ending header would
+        # grow inside the parser unseen: count the bytes of reads that stay inside one head.
+        self.head_bytes += size
+        if self.head_bytes > self.limits.max_header_bytes:
+            self._fail(local_reply(431, "header-too-large", close=True))
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still reads its responses; close when they are written.
+        # (TLS transports cannot stay half-open.)
+        transport = self.transport
+        if not self.queue or transport is None or transport.get_extra_info("sslcontext"):
+            return None
+        for ex in self.queue:
+            ex.keep_alive = False
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        conn = self.tunnel or self.upstream
+        if conn is not None and conn.flow is not None:
+            conn.flow.pause(PEER_BUSY)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        conn = self.tunnel or self.upstream
+        if conn is not None and conn.flow is not None:
+            conn.flow.resume(PEER_BUSY)
+
+    # --- httptools callbacks (request side) -----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.broken is not None:
+            raise _LimitExceeded(self.broken)
+        queue = self.queue
+        if queue and len(queue) >= self.limits.max_pipeline:
+            raise _LimitExceeded(local_reply(503, "pipeline-limit", close=True))
+        self.parsing = Exchange()
+        self.in_head = True
+        self.head_bytes = 0
+        if not queue:
+            self.deadline_kind = HEAD
+            self.deadline = self.state.now + self.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        ex.url += url
+        ex.header_bytes += len(url)
+        if ex.header_bytes > self.max_header_bytes:
+            raise _LimitExceeded(local_reply(431, "header-too-large", close=True))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        ex.header_bytes += len(name) + len(value) + 4
+        if ex.header_bytes > self.max_header_bytes:
+            raise _LimitExceeded(local_reply(431, "header-too-large", close=True))
+        if len(ex.headers) >= self.limits.max_headers:
+            raise _LimitExceeded(local_reply(431, "too-many-headers", close=True))
+        lname = name.lower()
+        ex.headers.append((lname, value))
+        if lname in http1.HOP_BY_HOP:
+            self._hop_header(ex, lname, value)
+            return
+        if lname == b"host":
+            ex.host = value
+        elif lname == b"content-length" and value.strip().isdigit():
+            ex.content_length = int(value)
+        ex.lines += (name, b": ", value, b"\r\n")
+
+    def _hop_header(self, ex: Exchange, lname: bytes, value: bytes) -> None:
+        if lname == b"transfer-encoding":
+            ex.chunked = b"chunked" in value.lower()
+        elif lname == b"expect":
+            ex.continue_ = value.lower() == b"100-continue"
+        elif lname == b"upgrade":
+            ex.upgrade_value = value
+        elif lname == b"connection":
+            ex.connection_names = http1.connection_tokens(value) - {
+                b"close",
+                b"keep-alive",
+                b"upgrade",
+            }
+
+    def on_headers_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        self.in_head = False
+        parser = self.parser
+        ex.method = parser.get_method()
+        if not parser.should_keep_alive():
+            ex.keep_alive = False
+        if parser.get_http_version() != "1.1":
+            ex.http10 = True
+        if ex.upgrade_value and parser.should_upgrade():
+            ex.upgrade = True
+        if ex.connection_names:
+            ex.lines = http1.drop_named(ex.lines, ex.connection_names)
+        if ex.url[:1] != b"/":
+            ex.url, ex.authority = http1.origin_form(ex.url)
+        if ex.host is None and ex.authority is None and not ex.http10:
+            self._fail(local_reply(400, "missing-host", close=True))
+            return
+        ex.started_at = monotonic()
+        queue = self.queue
+        queue.append(ex)
+        if len(queue) == 1:
+            self._advance()
+        else:
+            self.flow.pause(PIPELINE)  # type: ignore[union-attr]
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is None or ex.discard:
+            return
+        piece = http1.chunk(body) if ex.chunked else body
+        if ex.conn is not None:
+            ex.conn.out.append(piece)
+            self.deadline = self.state.now + self.body_timeout
+        else:
+            ex.body.append(piece)
+
+    def on_message_complete(self) -> None:
+        ex, self.parsing = self.parsing, None
+        if ex is None:
+            return
+        ex.done = True
+        if ex.discard:
+            return
+        if ex.chunked:
+            (ex.conn.out if ex.conn is not None else ex.body).append(http1.LAST_CHUNK)
+        if ex.conn is not None and not ex.responded:
+            self.deadline_kind = RESPONSE
+            self.deadline = self.state.now + self.response_timeout
+
+    # --- routing --------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Start queued requests in order; loops (never recurses) through local replies."""
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            while self.queue and not self.queue[0].started and self.transport is not None:
+                self._start(self.queue[0])
+        finally:
+            self._advancing = False
+
+    def _start(self, ex: Exchange) -> None:
+        ex.started = True
+        if ex.method == b"CONNECT":
+            self._reply(ex, local_reply(501, "connect-not-supported"))
+            return
+        route = self.router.route(ex, self.peer)
+        if route.__class__ is not Forward:
+            self._reply(ex, cast(Reply, route))
+            return
+        ex.route = route
+        conn = self.pool.acquire(route.target)
+        if conn is not None:
+            self._attach(ex, conn, route)
+            return
+        self.flow.pause(CONNECTING)  # type: ignore[union-attr]
+        self._set_deadline(NONE, 0)
+        self.state.spawn(self._connect(ex, route))
+
+    async def _connect(self, ex: Exchange, route: Forward) -> None:
+        try:
+            conn = await self.pool.connect(route.target)
+        except UpstreamError as exc:
+            self.stats.error(exc.kind)
+            if self.transport is not None and self.queue and self.queue[0] is ex:
+                self.flow.resume(CONNECTING)  # type: ignore[union-attr]
+                self._reply(ex, local_reply(exc.status, exc.kind))
+                self.flush()
+            return
+        if self.transport is None or not self.queue or self.queue[0] is not ex:
+            self.pool.release(conn)
+            return
+        self.flow.resume(CONNECTING)  # type: ignore[union-attr]
+        self._attach(ex, conn, route)
+        self.flush()
+
+    def _attach(self, ex: Exchange, conn: UpstreamConnection, route: Forward) -> None:
+        self.upstream = ex.conn = conn
+        conn.bind(self, head_only=ex.method == b"HEAD")
+        if self.write_paused and conn.flow is not None:
+            conn.flow.pause(PEER_BUSY)
+        conn.out.append(ex.head(route))
+        conn.out.extend(ex.body)
+        ex.body.clear()
+        conn.flush()
+        if ex.done:
+            self.deadline_kind = RESPONSE
+            self.deadline = self.state.now + self.response_timeout
+            return
+        if ex.continue_:
+            self.out.append(http1.CONTINUE_RESPONSE)
+        self.deadline_kind = BODY
+        self.deadline = self.state.now + self.body_timeout
+
+    def _reply(self, ex: Exchange, reply: Reply) -> None:
+        # A small unread body is read and dropped to keep the connection; a large or
+        # chunked one is not worth reading: close instead.
+        unread = not ex.done and (ex.chunked or ex.content_length > 0)
+        close = (
+            reply.close
+            or (unread and (ex.chunked or ex.continue_ or ex.content_length > DISCARD_LIMIT))
+            or ex.upgrade
+            or not ex.keep_alive
+            or ex.http10
+            or self.state.draining
+        )
+        if close and not reply.close:
+            reply = local_reply(reply.status, reply.reason, close=True)
+        self.out.append(reply.data)
+        ex.status = reply.status
+        ex.close_after = close
+        ex.discard = True
+        self._finish(ex)
+
+    def _fail(self, reply: Reply) -> None:
+        """The request stream is broken: answer after the requests already queued, then close."""
+        self.broken = reply
+        self.parsing = None
+        if self.flow is not None:
+            self.flow.pause(PIPELINE)
+        if not self.queue:
+            self.out.append(reply.data)
+            self._close_when_flushed()
+
+    # --- ResponseSink (called by the upstream connection) ---------------------------------------
+
+    def on_interim(self, conn: UpstreamConnection) -> None:
+        if conn.status == 100:
+            return  # the proxy answered 100-continue itself
+        self.out.append(
+            b"HTTP/1.1 %d %s\r\n%s\r\n" % (conn.status, conn.reason, b"".join(conn.lines))
+        )
+
+    def on_response_head(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        ex.responded = True
+        ex.status = status = conn.status
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or http1.phrase(status))]
+        parts.extend(conn.lines)
+        if status == 101:
+            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)
+            self.out.append(b"".join(parts))
+            self._open_tunnel(conn)
+            return
+        no_body = conn.head_only or status in (204, 304)
+        close = (
+            not ex.keep_alive or ex.close_after or ex.upgrade or self.state.draining or not ex.done
+        )
+        if conn.chunked and not no_body:
+            if ex.http10:
+                close = True
+            else:
+                ex.resp_chunked = True
+                parts.append(http1.CHUNKED_HEADER)
+        elif not conn.has_length and not no_body:
+            close = True  # the body ends when the upstream closes: so must this response
+        if close:
+            parts.append(http1.CLOSE_HEADER)
+        elif ex.http10:
+            parts.append(http1.KEEP_ALIVE_HEADER)
+        parts.append(b"\r\n")
+        ex.close_after = close
+        self.out.append(b"".join(parts))
+        self.deadline_kind = STREAM
+        self.deadline = self.state.now + self.response_timeout
+
+    def on_response_body(self, data: bytes) -> None:
+        ex = self.queue[0]
+        self.out.append(http1.chunk(data) if ex.resp_chunked else data)
+        self.deadline = self.state.now + self.response_timeout
+
+    def on_response_end(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        if ex.resp_chunked:
+            self.out.append(http1.LAST_CHUNK)
+        self.upstream = ex.conn = None
+        if self.write_paused and conn.flow is not None:
+            conn.flow.resume(PEER_BUSY)
+        if ex.done:
+            self.pool.release(conn)
+        else:  # answered before the request body was read: that connection is spent
+            conn.close()
+            ex.close_after = True
+            ex.discard = True
+        flow = self.flow
+        if flow is not None and flow.paused:
+            flow.resume(PEER_BUSY)
+        self._finish(ex)
+
+    def on_tunnel_data(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def on_upstream_lost(self, conn: UpstreamConnection) -> None:
+        self.upstream = None
+        if self.tunnel is conn:
+            self.tunnel = None
+            self._close_when_flushed()
+            return
+        if not self.queue or self.transport is None:
+            return
+        ex = self.queue[0]
+        ex.conn = None
+        self.flow.resume(PEER_BUSY)  # type: ignore[union-attr]
+        if ex.responded:  # mid-body: the client must see a broken response, not a short one
+            self.flush()
+            self.transport.abort()
+            return
+        if self._retry(ex, conn):
+            return
+        self.stats.error("reset")
+        self._reply(ex, local_reply(502, "upstream-reset"))
+        self.flush()
+
+    def _retry(self, ex: Exchange, conn: UpstreamConnection) -> bool:
+        """A pooled connection the upstream had closed: resend a body-less request once."""
+        if ex.retried or conn.requests < 2 or conn.got_bytes or not ex.done or ex.chunked:
+            return False
+        if any(name == b"content-length" for name, _ in ex.headers):
+            return False
+        ex.retried = True
+        route = ex.route
+        assert route is not None
+        self.flow.pause(CONNECTING)  # type: ignore[union-attr]
+        self.state.spawn(self._connect(ex, route))
+        return True
+
+    def on_upstream_busy(self, busy: bool) -> None:
+        if self.flow is not None:
+            (self.flow.pause if busy else self.flow.resume)(PEER_BUSY)
+
+    def flush(self) -> None:
+        if self.out:
+            if self.transport is not None:
+                self.transport.write(b"".join(self.out))
+            self.out.clear()
+        if self.upstream is not None:
+            self.upstream.flush()
+
+    # --- completion, tunnels, deadlines ---------------------------------------------------------
+
+    def _finish(self, ex: Exchange) -> None:
+        queue = self.queue
+        if queue and queue[0] is ex:
+            queue.popleft()
+        elapsed = (monotonic() - ex.started_at) * 1000.0
+        self.stats.response(ex.status, elapsed)
+        if self.access_log is not None:
+            self._log(ex, elapsed)
+        if ex.close_after or not ex.keep_alive or self.state.draining:
+            self._close_when_flushed()
+        elif queue:
+            if len(queue) == 1 and self.broken is None:
+                self.flow.resume(PIPELINE)  # type: ignore[union-attr]
+            self._advance()
+        elif self.broken is not None:
+            self.out.append(self.broken.data)
+            self._close_when_flushed()
+        elif self.parsing is not None:
+            self._set_deadline(HEAD, self.header_timeout)
+        else:
+            self._set_deadline(IDLE, self.limits.idle_timeout)
+
+    def _log(self, ex: Exchange, elapsed: float) -> None:
+        assert self.access_log is not None
+        peer = getattr(self.peer, "identity", None)
+        self.access_log.record(
+            direction=self.direction,
+            peer=peer,
+            method=ex.method,
+            path=ex.url,
+            status=ex.status,
+            reason=ex.reason,
+            duration_ms=elapsed,
+        )
+
+    def _open_tunnel(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        self.stats.response(101, (monotonic() - ex.started_at) * 1000.0)
+        self.tunnel, self.upstream = conn, None
+        self.queue.clear()
+        early = b"".join(self.tunnel_pending)
+        self.tunnel_pending.clear()
+        if early:
+            conn.write_raw(early)
+        self._set_deadline(NONE, 0)
+        self.flow.resume(UPGRADE)  # type: ignore[union-attr]
+
+    def _tunnel_in(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write_raw(data)
+        else:
+            self.tunnel_pending.append(data)
+
+    def _close_when_flushed(self) -> None:
+        self.flush()
+        self.deadline_kind, self.deadline = NONE, FAR
+        if self.transport is not None:
+            self.transport.close()
+
+    def _set_deadline(self, kind: int, seconds: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = FAR if kind == NONE else self.state.now + seconds
+
+    def on_deadline(self, now: float) -> None:
+        """Called by the ticker once `deadline` has passed."""
+        kind = self.deadline_kind
+        if kind in (HEAD, BODY, RESPONSE) and self.queue and not self.queue[0].responded:
+            ex = self.queue[0]
+            if ex.conn is not None:
+                ex.conn.abort()
+                self.upstream = ex.conn = None
+            status, reason = (504, "upstream-timeout") if kind == RESPONSE else (408, "timeout")
+            self.stats.error("timeout" if kind == RESPONSE else "client-timeout")
+            self.queue.clear()
+            self.out.append(local_reply(status, reason, close=True).data)
+            self.stats.response(status, (now - ex.started_at) * 1000.0)
+        elif kind == HEAD:
+            self.out.append(local_reply(408, "timeout", close=True).data)
+        if kind == STREAM and self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+            self.flush()
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self._close_when_flushed()
+
+    def shutdown(self) -> None:
+        """Draining: close now if idle; otherwise close after the response in flight."""
+        if not self.queue and self.parsing is None and self.tunnel is None:
+            self._close_when_flushed()
+        for ex in self.queue:
+            ex.keep_alive = False

@@ -1,0 +1,395 @@
+"""Connections from the proxy to where requests go (the local app, or a backend's inbound proxy),
+and the keep-alive pool that reuses them.
+
+An `UpstreamConnection` sends one request at a time and parses the response with httptools,
+handing the head, body pieces and end to the `ResponseSink` it is bound to (the downstream
+connection that owns the request). Between requests it sits in the `ConnectionPool`. For mTLS
+upstreams the peer's SPIFFE identity is checked against the endpoint's before the connection is
+used (secure naming): a backend proxy holding another workload's certificate gets no request.
+
+    UpstreamError            the request could not be delivered (carries the status to answer)
+    ├── ConnectFailed        nothing listening, refused, TLS handshake refused    → 503
+    ├── ConnectTimeout       no connection within the connect timeout             → 503
+    └── IdentityMismatch     the peer's certificate names another workload        → 502
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+import httptools
+from cryptography import x509
+
+from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
+from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
+from smi.pki import identity_of
+
+_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
+class ClientTLS(Protocol):
+    """Where the current client TLS context comes from (rotated certificates swap it)."""
+
+    @property
+    def client_context(self) -> ssl.SSLContext: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Target:
+    """Where to send a request: address, TLS (None = plain), and the SPIFFE id the peer must
+    prove. `key` names the pool bucket."""
+
+    host: str
+    port: int
+    tls: ClientTLS | None = None
+    identity: str | None = None
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.host}:{self.port}/{self.identity or ''}")
+
+
+class UpstreamError(Exception):
+    status = 502
+    kind = "upstream"
+
+
+class ConnectFailed(UpstreamError):
+    status = 503
+    kind = "connect"
+
+
+class ConnectTimeout(UpstreamError):
+    status = 503
+    kind = "connect-timeout"
+
+
+class IdentityMismatch(UpstreamError):
+    status = 502
+    kind = "identity"
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection reports to the downstream connection it serves."""
+
+    def on_interim(self, conn: UpstreamConnection) -> None: ...
+    def on_response_head(self, conn: UpstreamConnection) -> None: ...
+    def on_response_body(self, data: bytes) -> None: ...
+    def on_response_end(self, conn: UpstreamConnection) -> None: ...
+    def on_tunnel_data(self, data: bytes) -> None: ...
+    def on_upstream_lost(self, conn: UpstreamConnection) -> None: ...
+    def on_upstream_busy(self, busy: bool) -> None: ...
+    def flush(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, pool: ConnectionPool, target: Target) -> None:
+        # Per-connection state
+        self.pool = pool
+        self.target = target
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.sink: ResponseSink | None = None
+        self.out: list[bytes] = []
+        self.closed = False
+        self.tunnel = False
+        self.idle_since = 0.0
+        self.peer_identity: str | None = None
+        self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.requests = 0
+        self._reset_parser = False
+        # Per-response state
+        self.head_only = False  # the request was HEAD: the response has no body
+        self.status = 0
+        self.reason = b""
+        self.lines: list[bytes] = []
+        self.chunked = False
+        self.has_length = False
+        self.upgrade = b""
+        self.keep_alive = True
+        self.responding = False  # a response head arrived and its end has not
+        self.got_bytes = False
+        self._drop: frozenset[bytes] = frozenset()
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        if self.target.tls is not None and not self._peer_ok(transport):
+            self.connected.set_exception(
+                IdentityMismatch(
+                    f"{self.target.host}:{self.target.port} presented "
+                    f"{self.peer_identity or 'no identity'}, expected {self.target.identity}"
+                )
+            )
+            transport.abort()
+            return
+        self.connected.set_result(None)
+
+    def _peer_ok(self, transport: asyncio.Transport) -> bool:
+        self.peer_identity = peer_spiffe_id(transport)
+        return self.target.identity is None or self.peer_identity == self.target.identity
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:  # bytes nobody asked for: the connection cannot be trusted again
+            self.close()
+            return
+        self.got_bytes = True
+        if self.tunnel:
+            sink.on_tunnel_data(data)
+            sink.flush()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded(data[exc.args[0] :])
+        except httptools.HttpParserError:
+            self.keep_alive = False
+            self._lost()
+            return
+        if self._reset_parser:
+            self._reset_parser = False
+            self.parser = httptools.HttpResponseParser(self)
+        sink.flush()
+
+    def _upgraded(self, rest: bytes) -> None:
+        self.tunnel = True
+        self.keep_alive = False
+        if self.sink is not None and rest:
+            self.sink.on_tunnel_data(rest)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.connected.done():
+            self.connected.set_exception(ConnectFailed(f"closed during connect: {exc}"))
+        self._lost()
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.on_upstream_busy(True)
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.on_upstream_busy(False)
+
+    # --- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.status, self.reason, self.lines = 0, b"", []
+        self.chunked = self.has_length = False
+        self.upgrade = b""
+        self._drop = frozenset()
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname in RESPONSE_HOP_BY_HOP:
+            if lname == b"connection":
+                if value.lower() not in _PLAIN_CONNECTION:
+                    self._drop = connection_tokens(value) - _PLAIN_CONNECTION
+            elif lname == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            elif lname == b"upgrade":
+                self.upgrade = value
+            return
+        if lname == b"content-length":
+            self.has_length = True
+        self.lines += (name, b": ", value, b"\r\n")
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        if self._drop:
+            self.lines = drop_named(self.lines, self._drop)
+        sink = self.sink
+        if sink is None:
+            return
+        if self.status < 200 and self.status != 101:
+            sink.on_interim(self)
+            return
+        self.responding = True
+        sink.on_response_head(self)
+        if self.head_only and self.status != 101:
+            # httptools cannot be told that a HEAD response has no body; end it here and
+            # start a fresh parser for the next response.
+            self._reset_parser = True
+            self._end()
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.on_response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.status < 200 or self.head_only or not self.responding:
+            return
+        self._end()
+
+    # --- used by the downstream side ------------------------------------------------------------
+
+    def bind(self, sink: ResponseSink, *, head_only: bool) -> None:
+        self.sink = sink
+        self.head_only = head_only
+        self.responding = False
+        self.got_bytes = False
+        self.requests += 1
+
+    def flush(self) -> None:
+        if self.out and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
+
+    def write_raw(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sink = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.sink = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _end(self) -> None:
+        self.responding = False
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.on_response_end(self)
+
+    def _lost(self) -> None:
+        """The connection ended or broke. A close-delimited response ends here normally."""
+        sink = self.sink
+        if sink is None:
+            self.pool.discard(self)
+            return
+        if self.responding and not self.chunked and not self.has_length and not self.tunnel:
+            self.keep_alive = False
+            self._end()
+            return
+        self.sink = None
+        sink.on_upstream_lost(self)
+
+
+def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:
+    """The SPIFFE id in the verified certificate of a TLS peer, or None."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return None
+    ident = identity_of(x509.load_der_x509_certificate(der))
+    return None if ident is None else ident.spiffe_id
+
+
+Connector = Callable[["ConnectionPool", Target], Awaitable[UpstreamConnection]]
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per target, plus connecting new ones with a timeout."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 1.0,
+        max_idle_per_target: int = 128,
+        idle_timeout: float = 60.0,
+        connector: Connector | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.max_idle = max_idle_per_target
+        self.idle_timeout = idle_timeout
+        self._idle: dict[str, list[UpstreamConnection]] = {}
+        self._connector = connector or _open
+        self.opened = 0
+        self.now = time.monotonic()  # coarse, advanced by `sweep`
+
+    def acquire(self, target: Target) -> UpstreamConnection | None:
+        idle = self._idle.get(target.key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def connect(self, target: Target) -> UpstreamConnection:
+        try:
+            conn = await asyncio.wait_for(self._connector(self, target), self.connect_timeout)
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"no connection to {target.host}:{target.port}") from exc
+        except ssl.SSLError as exc:
+            raise ConnectFailed(f"TLS with {target.host}:{target.port} failed: {exc}") from exc
+        except OSError as exc:
+            raise ConnectFailed(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
+        self.opened += 1
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if conn.closed or not conn.keep_alive or conn.tunnel:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.target.key, [])
+        if len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = self.now
+        idle.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.target.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def idle_count(self) -> int:
+        return sum(len(v) for v in self._idle.values())
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle for longer than the idle timeout."""
+        self.now = now
+        limit = now - self.idle_timeout
+        for key, idle in list(self._idle.items()):
+            keep = [c for c in idle if c.idle_since > limit and not c.closed]
+            for conn in idle:
+                if conn not in keep:
+                    conn.close()
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+
+    def close_all(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+async def _open(pool: ConnectionPool, target: Target) -> UpstreamConnection:
+    loop = asyncio.get_running_loop()
+    ctx = target.tls.client_context if target.tls is not None else None
+    _, conn = await loop.create_connection(
+        lambda: UpstreamConnection(pool, target),
+        target.host,
+        target.port,
+        ssl=ctx,
+        server_hostname="" if ctx is not None else None,
+    )
+    await conn.connected
+    return conn
