@@ -67,7 +67,13 @@ class Inventory:
         self.diagnostics.append(_located(diag, self.origins.get(obj_ref)))
 
     def known_service(self, key: str) -> bool:
-        return key in self.service_ports or key in self.endpoints
+        """Whether a split may send traffic to Service `key`. Services are checked only where
+        the set knows some Services of that namespace (as validation does): a CI run on SMI
+        manifests alone compiles splits as written instead of dropping every backend."""
+        if key in self.service_ports or key in self.endpoints:
+            return True
+        namespace = key.partition("/")[0] + "/"
+        return not any(k.startswith(namespace) for k in (*self.service_ports, *self.endpoints))
 
 
 def collect(

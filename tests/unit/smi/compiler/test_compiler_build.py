@@ -252,3 +252,15 @@ def test_split_left_without_positive_weight_is_dropped() -> None:
         "no backend with a positive weight resolved: split skipped",
         "backend Service default/web-v2 not found: skipped",
     ]
+
+
+def test_split_compiles_as_written_when_the_set_knows_no_services_of_its_namespace() -> None:
+    """A CI run on SMI manifests alone: nothing says the backends are missing, so the split
+    is kept; a Service of another namespace does not change that."""
+    s = split("canary", "web", {"web-v1": 9, "web-v2": 1})
+    result = compile([s], context=[service("api", 80, ns="other")])
+    assert result.policy.splits["default/web"].backends == (
+        SplitBackend("default/web-v1", 9000),
+        SplitBackend("default/web-v2", 1000),
+    )
+    assert result.skipped == ()
