@@ -336,6 +336,9 @@ class Phases:
 
     def prepare(self) -> None:
         self._ensure_mesh_ca()
+        warning = self.mesh_ca_warning()
+        if warning:
+            self.cluster.log(f"warning: {warning}")
         ca_files, bundle = self._ensure_serving_ca()
         set_webhook_bundle(self.cluster, self.target, bundle)
         point_crds(self.cluster, self.target, bundle)
@@ -353,8 +356,26 @@ class Phases:
         self._wait_ready(bundle)
 
     def rotate(self) -> None:
+        """Renew what is due, then fail (a failed CronJob run is what alerts see) if the mesh
+        CA is close to expiry: it is never replaced automatically (docs/helm.md)."""
         self.prepare()
         self.inject()
+        warning = self.mesh_ca_warning()
+        if warning:
+            raise JobError(warning)
+
+    def mesh_ca_warning(self) -> str | None:
+        name = self.target.mesh_ca_secret
+        stored = read_secret(self.cluster, self.target.namespace, name) if name else None
+        if stored is None or "tls.crt" not in stored:
+            return None
+        if not expires_within(stored["tls.crt"], self.ca_renew_before_days, now=self.now()):
+            return None
+        end = _load(stored["tls.crt"]).not_valid_after_utc.date().isoformat()
+        return (
+            f"the mesh CA in secret {self.target.namespace}/{name} expires on {end}:"
+            ' replace it (docs/helm.md, "The mesh CA and its rotation")'
+        )
 
     # mesh CA ----------------------------------------------------------------------------------
 

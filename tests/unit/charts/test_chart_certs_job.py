@@ -388,7 +388,7 @@ def test_an_expired_previous_ca_leaves_the_bundle() -> None:
     _phases(cluster).prepare()
     cluster.add_webhooks()
     _phases(cluster, now=datetime.now(UTC) + timedelta(days=300)).prepare()
-    much_later = datetime.now(UTC) + timedelta(days=400)
+    much_later = datetime.now(UTC) + timedelta(days=380)
     _phases(cluster, now=much_later).inject()
     (bundle,) = cluster.bundles()
     assert bundle.count(b"BEGIN CERTIFICATE") == 1
@@ -410,6 +410,20 @@ def test_an_existing_mesh_ca_is_never_replaced() -> None:
     mesh = cluster.secret("smictl-mesh-ca")
     _phases(cluster, now=datetime.now(UTC) + timedelta(days=300)).prepare()
     assert cluster.secret("smictl-mesh-ca") == mesh
+
+
+def test_rotation_fails_loudly_when_the_mesh_ca_is_close_to_expiry() -> None:
+    cluster = Cluster()
+    _phases(cluster).prepare()
+    cluster.add_webhooks()
+    later = datetime.now(UTC) + timedelta(days=300)
+    with pytest.raises(JOB.JobError, match=r"the mesh CA in secret mesh/smictl-mesh-ca expires on"):
+        _phases(cluster, now=later).rotate()
+    # Everything else was still renewed, and an upgrade (prepare) only warns.
+    (bundle,) = cluster.bundles()
+    assert bundle.count(b"BEGIN CERTIFICATE") == 2
+    _phases(cluster, now=later).prepare()
+    assert any(e.startswith("warning: the mesh CA") for e in cluster.events)
 
 
 def test_update_conflicts_are_retried() -> None:

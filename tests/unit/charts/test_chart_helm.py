@@ -594,6 +594,15 @@ def test_demo_graph(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert _one(docs, "Deployment", "smictl")["spec"]["replicas"] == 1
 
 
+def test_demo_clients_call_through_the_injected_proxy(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    injection = pytest.importorskip("webhook.injection")
+    for name in ("frontend", "intruder"):
+        env = _env(_one(rendered["demo"], "Deployment", name))
+        assert env["http_proxy"] == f"http://127.0.0.1:{injection.OUTBOUND_PORT}"
+
+
 def test_demo_services_select_their_deployments(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["demo"]
     pods = [

@@ -1,8 +1,8 @@
 """Demo caller: sends the requests in DEMO_TARGETS forever and logs one JSON line per answer.
 
 DEMO_TARGETS is a comma-separated list of "METHOD URL". urllib honours the http_proxy
-environment, so the injected sidecar's outbound listener sees every call. A denied call shows
-as its HTTP status (403) or as a connection error.
+environment (the chart points it at the injected proxy's outbound listener), so the proxy sees
+every call. A denied call shows as its HTTP status (403) or as a connection error.
 """
 
 import json
