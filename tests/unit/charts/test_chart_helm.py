@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -624,3 +625,38 @@ def test_user_policy_configmap_data_is_base64_free(
     configmap = _one(rendered["configmap-policies"], "ConfigMap", "smictl-user-policies")
     assert "binaryData" not in configmap
     assert base64.b64encode(b"package team\n").decode() not in str(configmap)
+
+
+def _notes(tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` would print it: helm template skips NOTES, so render a copy
+    of the chart where the notes are an ordinary (YAML-wrapped) template."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text(encoding="utf-8")
+    (chart / "templates" / "NOTES.txt").unlink()
+    wrapped = "notes: |\n" + "\n".join(f"  {line}" for line in notes.splitlines())
+    (chart / "templates" / "notes.yaml").write_text(wrapped + "\n", encoding="utf-8")
+    done = helm_run(
+        "template",
+        "smictl",
+        str(chart),
+        "--namespace",
+        NS,
+        "--kube-version",
+        "1.29.0",
+        "--show-only",
+        "templates/notes.yaml",
+        *args,
+    )
+    assert done.returncode == 0, done.stderr
+    return str(yaml.safe_load(done.stdout)["notes"])
+
+
+def test_notes_warn_about_permissive_mode_and_show_the_demo(tmp_path: Path) -> None:
+    notes = _notes(tmp_path, "--set", "mesh.mode=permissive")
+    assert "WARNING: permissive mode allows every call" in notes
+    assert "kubectl -n smictl-system rollout status deploy/smictl" in notes
+    assert "smictl-demo" not in notes
+    demo = _notes(tmp_path / "demo", "-f", str(CHART / "values-demo.yaml"))
+    assert "Mode: deny\n" in demo
+    assert "catalog split 90/10 (v1/v2)" in demo
