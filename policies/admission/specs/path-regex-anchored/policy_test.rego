@@ -1,0 +1,44 @@
+package smi.admission.specs.path_regex_anchored_test
+
+import data.smi.admission.specs.path_regex_anchored as policy
+import rego.v1
+
+group(regexes) := {
+	"kind": "HTTPRouteGroup",
+	"metadata": {"name": "routes", "namespace": "default"},
+	"matches": [{"name": sprintf("m%v", [i]), "pathRegex": regexes[i], "methods": null, "headers": null} |
+		some i in numbers.range(0, count(regexes) - 1)
+	],
+}
+
+paths(regexes) := {x.path | some x in v} if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	v := policy.violation with input.request as request with input.hub as group(regexes)
+}
+
+test_anchored_forms_are_allowed if {
+	paths(["/metrics$", "/api/", "/static/.*", ".*"]) == set()
+}
+
+test_prefix_only_regex_is_denied if {
+	paths(["/metrics$", "/api"]) == {"spec.matches[1].pathRegex"}
+}
+
+test_message_names_the_match_and_the_fix if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	v := policy.violation with input.request as request with input.hub as group(["/api"])
+	some x in v
+	x.msg == "match m0: pathRegex /api is anchored at the start only, so it also allows longer paths (/apix); end it with $, / or .*"
+}
+
+test_match_without_path_regex_means_any_path_and_passes if {
+	hub := {"kind": "HTTPRouteGroup", "matches": [{"name": "all", "pathRegex": null}]}
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	count(policy.violation) == 0 with input.request as request with input.hub as hub
+}
+
+test_flat_layout_points_at_root_matches if {
+	request := {"operation": "CREATE", "object": {"matches": []}}
+	v := policy.violation with input.request as request with input.hub as group(["/a", "/b$"])
+	{x.path | some x in v} == {"matches[0].pathRegex"}
+}

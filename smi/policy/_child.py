@@ -1,0 +1,159 @@
+"""The child side of `smi.policy.sandbox`: load Rego modules into regopy in a process that may die.
+
+rego-cpp 1.5.2 aborts or segfaults the whole process on some modules (for instance a test that
+uses `with input as {...}` over a rule that calls a built-in), so policies are compiled (and
+their tests run) here first. The parent reads one JSON event per line from this process's
+original standard output; rego-cpp's own output (its error log, `print()` from policies) and a
+crash message go to the capture file the parent names, so the parent sees them even after a
+crash. Each event is written *before* the step it announces, so the last event says where a
+crash happened.
+
+Run as `python -m smi.policy._child CAPTURE_FILE` with the request as JSON on standard input:
+`{"modules": [[name, source], ...], "data": {...}, "entrypoints": [...],
+  "evaluate": [[entrypoint, input], ...], "variants": [[name, source], ...]}`.
+Each variant is the module set with one module's source replaced (coverage mutants, see
+`smi.policy.coverage`); for each, the child reports which entrypoints no longer return true.
+This module imports nothing from smictl, so a child starts in about 50 ms.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+
+def test_passed(ok: bool, text: str) -> bool:
+    """`opa test` semantics: a test passes when its value is defined and not false."""
+    stripped = text.strip()
+    if not ok or stripped in ("undefined", "<error>") or stripped.startswith("(error"):
+        return False
+    try:
+        doc = json.loads(stripped)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(doc, dict):
+        return False
+    expressions = doc.get("expressions")
+    return isinstance(expressions, list) and bool(expressions) and expressions[0] is not False
+
+
+class _Child:
+    def __init__(self, proto: IO[str], capture: IO[bytes]) -> None:
+        self._proto = proto
+        self._capture = capture
+        self._libc = ctypes.CDLL(None)
+        self._runtime: Any = None
+
+    def emit(self, **event: Any) -> None:
+        self._proto.write(json.dumps(event) + "\n")
+        self._proto.flush()
+
+    def captured(self) -> str:
+        """What rego-cpp wrote since the last call (C stdio is flushed first)."""
+        self._libc.fflush(None)
+        return self._capture.read().decode("utf-8", "replace")
+
+    def run(self, request: dict[str, Any]) -> None:
+        built = self.build(request["modules"], request)
+        if built is None:
+            return
+        for entrypoint, value in request.get("evaluate", ()):
+            self.emit(stage="eval", entrypoint=entrypoint)
+            started = time.perf_counter()
+            ok, text = self.query(built, entrypoint, value)
+            self.emit(
+                result=entrypoint,
+                ok=ok,
+                output=text,
+                seconds=time.perf_counter() - started,
+                printed=self.captured(),
+            )
+        for index, (name, source) in enumerate(request.get("variants", ())):
+            self.emit(stage="variant", index=index)
+            modules = [(n, source if n == name else s) for n, s in request["modules"]]
+            mutant = self.build(modules, request, announce=False)
+            if mutant is None:
+                self.emit(variant=index, failed=None)
+                continue
+            failed = [
+                e
+                for e, value in request.get("evaluate", ())
+                if not test_passed(*self.query(mutant, e, value))
+            ]
+            self.captured()
+            self.emit(variant=index, failed=failed)
+
+    def build(
+        self, modules: Sequence[Sequence[str]], request: dict[str, Any], *, announce: bool = True
+    ) -> tuple[Any, Any] | None:
+        """(interpreter, bundle), or None after reporting why not."""
+        from regopy import Interpreter, RegoError
+
+        build = Interpreter()
+        for name, source in modules:
+            if announce:
+                self.emit(stage="add", module=name)
+            try:
+                build.add_module(name, source)
+            except RegoError as exc:
+                if announce:
+                    self.emit(error="add", module=name, message=str(exc), log=self.captured())
+                return None
+        if request.get("data"):
+            build.add_data(request["data"])
+        if announce:
+            self.emit(stage="build")
+        try:
+            bundle = build.build(None, request["entrypoints"])
+        except RegoError as exc:
+            if announce:
+                self.emit(error="build", message=str(exc), log=self.captured())
+            return None
+        if not bundle.ok():
+            if announce:
+                self.emit(error="build", message="", log=self.captured())
+            return None
+        if announce:
+            self.emit(built=True, log=self.captured())
+        return build, bundle
+
+    def query(self, built: tuple[Any, Any], entrypoint: str, value: Any) -> tuple[bool, str]:
+        from regopy import Input, Interpreter
+        from regopy.rego_shared import (
+            rego_bundle_query_entrypoint,
+            rego_free_output,
+            rego_output_ok,
+            rego_output_string,
+        )
+
+        if self._runtime is None:
+            self._runtime = Interpreter()
+        self._runtime.set_input(Input(value))
+        out = rego_bundle_query_entrypoint(self._runtime._impl, built[1]._impl, entrypoint)
+        try:
+            return bool(rego_output_ok(out)), str(rego_output_string(out))
+        finally:
+            rego_free_output(out)
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    capture_fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(capture_fd, 1)
+    os.dup2(capture_fd, 2)
+    with Path(sys.argv[1]).open("rb") as capture:
+        child = _Child(proto, capture)
+        child.run(request)
+        child.emit(done=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The admission chain: built-in validation, then Rego policies, with Gatekeeper's answers.
+
+`admit(request, policies)` is what the webhook calls with an AdmissionReview's `request`, and
+`admit_loaded(load, policies)` what `smictl admit` calls for files (each object as a CREATE,
+the other objects of the files as the inventory). Both end in the same `_decide`:
+
+    load the object (smi.loading) and check it (smi.compiler.checks.validate, the one
+    validation path); any error                 -> 422 Invalid, one line per field path
+    else evaluate every applicable policy:
+        a deny policy's violation               -> 403 Forbidden, "[policy] message" lines
+        a deny policy that fails to evaluate    -> 403 as well (fail closed, SMI5003)
+        a warn policy's violation or failure    -> a warning, admitted
+    built-in warnings (dangling references, a pathRegex without end anchor, ...) -> warnings
+    otherwise                                   -> 200 allowed
+
+An invalid object is not shown to the policies (as in Kubernetes, where schema validation runs
+before admission webhooks): the hub form they expect does not exist for it. A DELETE is not
+validated; policies see it with `input.hub` null and `input.oldHub` set. The request's `uid` is
+echoed in every result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from smi.compiler.checks import validate
+from smi.errors import Diagnostic, errors_of, warnings_of
+from smi.loading import LoadResult, Resource, Source, load_object
+from smi.policy.engine import EVAL_FAILED
+from smi.policy.input import EMPTY_INVENTORY, Inventory, admission_input, create_request
+from smi.policy.policyset import PolicyDecision, PolicySet
+
+AdmissionRequestLike = Mapping[str, Any]
+
+ALLOWED, FORBIDDEN, INVALID = 200, 403, 422
+
+
+@dataclass(frozen=True)
+class AdmissionResult:
+    """The verdict on one object, as the API server and `smictl admit` need it."""
+
+    uid: str
+    allowed: bool
+    code: int
+    messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    object_ref: str = ""
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def reason(self) -> str:
+        return {ALLOWED: "", FORBIDDEN: "Forbidden", INVALID: "Invalid"}.get(self.code, "")
+
+    @property
+    def verdict(self) -> str:
+        return {ALLOWED: "allowed", FORBIDDEN: "denied", INVALID: "invalid"}.get(self.code, "")
+
+    def to_response(self) -> dict[str, Any]:
+        """The AdmissionReview `response` (admission.k8s.io/v1)."""
+        response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
+        if not self.allowed:
+            status: dict[str, Any] = {
+                "code": self.code,
+                "reason": self.reason,
+                "message": "\n".join(self.messages),
+            }
+            if self.code == INVALID:
+                status["details"] = {"causes": [_cause(d) for d in errors_of(self.diagnostics)]}
+            response["status"] = status
+        if self.warnings:
+            response["warnings"] = list(self.warnings)
+        return response
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "object": self.object_ref,
+            "file": self.source.file if self.source else None,
+            "line": self.source.line if self.source else None,
+            "verdict": self.verdict,
+            "allowed": self.allowed,
+            "code": self.code,
+            "messages": list(self.messages),
+            "warnings": list(self.warnings),
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }
+
+
+def _cause(d: Diagnostic) -> dict[str, str]:
+    return {"field": d.path, "message": f"{d.message} ({d.code})", "reason": "FieldValueInvalid"}
+
+
+def admit(
+    request: AdmissionRequestLike,
+    policies: PolicySet,
+    *,
+    inventory: Inventory = EMPTY_INVENTORY,
+    strict: bool = False,
+) -> AdmissionResult:
+    """Decide one AdmissionRequest (the `request` of an AdmissionReview, as a dict)."""
+    uid = str(request.get("uid") or "")
+    namespace = str(request.get("namespace") or "default")
+    old_hub = _hub_of(request.get("oldObject"), namespace=namespace)
+    if str(request.get("operation") or "CREATE") == "DELETE":
+        return _decide_policies(
+            request,
+            policies,
+            uid=uid,
+            hub=None,
+            old_hub=old_hub,
+            inventory=inventory,
+            resource=None,
+            found=(),
+        )
+    obj = request.get("object")
+    if not isinstance(obj, Mapping):
+        diag = Diagnostic(code="SMI1003", message="request.object is not an object")
+        return _invalid(uid, [diag], object_ref="", source=None)
+    loaded = load_object(obj, filename="<request>", default_namespace=namespace)
+    if not loaded.ok or not loaded.resources:
+        return _not_smi(uid, loaded)
+    resource = loaded.resources[0]
+    found = validate(
+        list(inventory.resources), inventory.context, strict=strict, subjects=[resource]
+    )
+    return _decide(
+        request, policies, resource=resource, found=found, old_hub=old_hub, inventory=inventory
+    )
+
+
+def admit_loaded(
+    load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
+) -> list[AdmissionResult]:
+    """Decide every SMI object of loaded files, each as a CREATE against all the others."""
+    inventory = Inventory.of(load.resources, load.context)
+    found = validate(load.resources, load.context, strict=strict)
+    grouped: dict[tuple[str, str | None], list[Diagnostic]] = {}
+    for d in found:
+        grouped.setdefault((d.object_ref, d.file), []).append(d)
+    results: list[AdmissionResult] = []
+    for r in load.resources:
+        request = create_request(r, uid=_uid(r), username=username)
+        mine = grouped.get((r.key, r.source.file), [])
+        results.append(
+            _decide(request, policies, resource=r, found=mine, old_hub=None, inventory=inventory)
+        )
+    return results
+
+
+def _uid(resource: Resource) -> str:
+    name = f"{resource.source.file}#{resource.source.index}#{resource.key}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def _hub_of(doc: Any, *, namespace: str) -> Any:
+    if not isinstance(doc, Mapping):
+        return None
+    loaded = load_object(doc, filename="<oldObject>", default_namespace=namespace)
+    return loaded.resources[0].obj if loaded.ok and loaded.resources else None
+
+
+def _decide(
+    request: AdmissionRequestLike,
+    policies: PolicySet,
+    *,
+    resource: Resource,
+    found: Sequence[Diagnostic],
+    old_hub: Any,
+    inventory: Inventory,
+) -> AdmissionResult:
+    uid = str(request.get("uid") or "")
+    if errors_of(found):
+        return _invalid(uid, found, object_ref=resource.key, source=resource.source)
+    return _decide_policies(
+        request,
+        policies,
+        uid=uid,
+        hub=resource.obj,
+        old_hub=old_hub,
+        inventory=inventory,
+        resource=resource,
+        found=found,
+    )
+
+
+def _decide_policies(
+    request: AdmissionRequestLike,
+    policies: PolicySet,
+    *,
+    uid: str,
+    hub: Any,
+    old_hub: Any,
+    inventory: Inventory,
+    resource: Resource | None,
+    found: Sequence[Diagnostic],
+) -> AdmissionResult:
+    kind = resource.kind if resource is not None else _request_kind(request)
+
+    def input_for(kinds: Collection[str]) -> Mapping[str, Any]:
+        return admission_input(
+            request, hub=hub, old_hub=old_hub, inventory=inventory.document(kinds)
+        )
+
+    decisions = policies.evaluate(kind=kind, input_for=input_for)
+    denials, warned, diags = _policy_lines(decisions, resource=resource)
+    builtin = warnings_of(found)
+    warnings = [_field_line(d) for d in builtin] + warned
+    diagnostics = (*builtin, *diags)
+    ref = resource.key if resource is not None else _request_ref(request)
+    source = resource.source if resource is not None else None
+    if denials:
+        return AdmissionResult(
+            uid, False, FORBIDDEN, tuple(denials), tuple(warnings), diagnostics, ref, source
+        )
+    return AdmissionResult(uid, True, ALLOWED, (), tuple(warnings), diagnostics, ref, source)
+
+
+def _policy_lines(
+    decisions: Sequence[PolicyDecision], *, resource: Resource | None
+) -> tuple[list[str], list[str], list[Diagnostic]]:
+    denials: list[str] = []
+    warned: list[str] = []
+    diags: list[Diagnostic] = []
+    for d in decisions:
+        deny = d.policy.enforcement == "deny"
+        items = [(v.msg, v.path, d.policy.code) for v in d.violations]
+        if d.error is not None:
+            items.append((f"policy evaluation failed: {d.error}", "", EVAL_FAILED))
+        for msg, path, code in items:
+            line = f"[{d.policy.name}] {msg}"
+            (denials if deny else warned).append(line)
+            diag = Diagnostic(
+                code=code, message=line, path=path, severity="error" if deny else "warning"
+            )
+            diags.append(resource.locate(diag) if resource is not None else diag)
+    return denials, warned, diags
+
+
+def _invalid(
+    uid: str, found: Sequence[Diagnostic], *, object_ref: str, source: Source | None
+) -> AdmissionResult:
+    errors = errors_of(found)
+    return AdmissionResult(
+        uid=uid,
+        allowed=False,
+        code=INVALID,
+        messages=tuple(_field_line(d) for d in errors),
+        warnings=tuple(_field_line(d) for d in warnings_of(found)),
+        diagnostics=tuple(found),
+        object_ref=object_ref,
+        source=source,
+    )
+
+
+def _not_smi(uid: str, loaded: LoadResult) -> AdmissionResult:
+    """The object did not load as an SMI resource: invalid if it is broken, else let through
+    (the webhook is registered for SMI kinds only; anything else is not ours to judge)."""
+    if not loaded.ok:
+        return _invalid(uid, loaded.diagnostics, object_ref="", source=None)
+    warnings = tuple(_field_line(d) for d in warnings_of(loaded.diagnostics))
+    return AdmissionResult(uid, True, ALLOWED, (), warnings, tuple(loaded.diagnostics))
+
+
+def _field_line(d: Diagnostic) -> str:
+    """`spec.backends[1].weight: reason (SMI2103)`: one line per field path."""
+    return f"{d.path}: {d.message} ({d.code})" if d.path else f"{d.message} ({d.code})"
+
+
+def _request_kind(request: AdmissionRequestLike) -> str:
+    kind = request.get("kind")
+    return str(kind.get("kind", "")) if isinstance(kind, Mapping) else ""
+
+
+def _request_ref(request: AdmissionRequestLike) -> str:
+    return f"{_request_kind(request)}/{request.get('namespace') or ''}/{request.get('name') or ''}"

@@ -1,0 +1,129 @@
+"""A loaded set of admission policies: their METADATA plus the engine that evaluates them.
+
+`PolicySet.load(dirs)` reads the shipped policies (`policies/admission`, unless
+`include_shipped=False`) and every directory given, checks the whole set in a child process, and
+builds one bundle in this process (or points at a remote OPA). `evaluate(...)` runs every policy
+that applies to the object's kind and returns one `PolicyDecision` per policy: violations, or the
+error that made the policy fail (the caller fails closed on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smi.errors import PolicyError
+from smi.policy import engine as engine_mod
+from smi.policy.engine import Engine, EvalOutcome, Violation
+from smi.policy.modules import PolicyInfo, RegoModule, policies_of, read_modules
+
+
+def shipped_dir() -> Path:
+    """Where the policies that ship with smictl live (package data of `policies`)."""
+    import policies
+
+    return policies.ADMISSION
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """What one policy said about one object."""
+
+    policy: PolicyInfo
+    violations: tuple[Violation, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    policies: tuple[PolicyInfo, ...] = ()
+    engine: Engine | None = None
+    modules: tuple[RegoModule, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        dirs: Sequence[str | Path] = (),
+        *,
+        include_shipped: bool = True,
+        parameters: Mapping[str, Any] | None = None,
+        remote: str | None = None,
+    ) -> PolicySet:
+        """Read, check and compile the policies; raises PolicyError (one line per problem)."""
+        roots: list[str | Path] = [shipped_dir()] if include_shipped else []
+        roots.extend(dirs)
+        modules = tuple(m for m in read_modules(roots) if not m.is_test)
+        return cls.from_modules(modules, parameters=parameters or {}, remote=remote)
+
+    @classmethod
+    def from_modules(
+        cls,
+        modules: Sequence[RegoModule],
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        remote: str | None = None,
+    ) -> PolicySet:
+        params = dict(parameters or {})
+        infos = tuple(policies_of(modules))
+        if not infos:
+            return cls(modules=tuple(modules), parameters=params)
+        engine: Engine
+        if remote is not None:
+            from smi.policy.remote import RemoteOPA
+
+            engine = RemoteOPA(remote)
+        else:
+            engine = engine_mod.EmbeddedEngine(
+                modules, entrypoints=[p.entrypoint for p in infos], data={"parameters": params}
+            )
+        return cls(policies=infos, engine=engine, modules=tuple(modules), parameters=params)
+
+    def applicable(self, kind: str) -> list[PolicyInfo]:
+        return [p for p in self.policies if p.applies_to(kind)]
+
+    def evaluate(
+        self, *, kind: str, input_for: Callable[[Collection[str]], Mapping[str, Any]]
+    ) -> list[PolicyDecision]:
+        """Evaluate the policies for `kind`; `input_for(inventory_kinds)` builds the input.
+
+        Policies that ask for the same inventory kinds share one input document (building the
+        document is most of the cost of an evaluation).
+        """
+        groups: dict[tuple[str, ...], list[PolicyInfo]] = {}
+        for p in self.applicable(kind):
+            groups.setdefault(tuple(sorted(p.inventory)), []).append(p)
+        decisions: list[PolicyDecision] = []
+        for inventory_kinds, group in groups.items():
+            doc = input_for(inventory_kinds)
+            for p, outcome in zip(group, self._evaluate(group, doc), strict=True):
+                decisions.append(PolicyDecision(p, outcome.violations, outcome.error))
+        return sorted(decisions, key=lambda d: d.policy.name)
+
+    def _evaluate(self, group: Sequence[PolicyInfo], doc: Mapping[str, Any]) -> list[EvalOutcome]:
+        if self.engine is None:
+            return [EvalOutcome() for _ in group]
+        try:
+            return self.engine.evaluate([p.entrypoint for p in group], doc)
+        except Exception as exc:  # the engine must never take the admission chain down
+            return [EvalOutcome(error=f"{type(exc).__name__}: {exc}") for _ in group]
+
+
+def read_parameters(path: str | Path) -> dict[str, Any]:
+    """`--parameters FILE`: a YAML or JSON mapping that becomes `data.parameters`."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PolicyError.of(
+            "SMI5004", f"cannot read policy parameters: {exc}", file=str(p)
+        ) from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise PolicyError.of("SMI5004", "policy parameters must be a mapping", file=str(p))
+    return doc

@@ -1,0 +1,239 @@
+"""`smictl admit` reports: text, JSON, JUnit XML, SARIF 2.1.0 and GitHub workflow annotations.
+
+One `AdmitReport` (the admission results of every object plus what could not be loaded) is
+rendered by one function per format. Every problem keeps its file and line, so that a CI
+system can point at the spot: SARIF as `physicalLocation.region.startLine`, GitHub as
+`::error file=...,line=...::`, JUnit as the testcase's `file` and `line` attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smi import __version__
+from smi.codes import lookup
+from smi.errors import Diagnostic
+from smi.policy.admission import AdmissionResult
+from smi.policy.modules import PolicyInfo
+
+FORMATS = ("text", "json", "junit", "sarif", "github")
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFO_URI = "https://smi-spec.io"
+
+
+@dataclass(frozen=True)
+class AdmitReport:
+    results: tuple[AdmissionResult, ...]
+    load_diagnostics: tuple[Diagnostic, ...] = ()
+    policies: tuple[PolicyInfo, ...] = ()
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for r in self.results if r.verdict == verdict)
+
+    @property
+    def load_errors(self) -> list[Diagnostic]:
+        return [d for d in self.load_diagnostics if d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.load_errors and all(r.allowed for r in self.results)
+
+    def diagnostics(self) -> Iterator[Diagnostic]:
+        """Every problem and warning, load problems first, then object by object."""
+        yield from self.load_diagnostics
+        for r in self.results:
+            yield from r.diagnostics
+
+    def summary(self) -> dict[str, int]:
+        every = list(self.diagnostics())
+        return {
+            "objects": len(self.results),
+            "allowed": self.count("allowed"),
+            "denied": self.count("denied"),
+            "invalid": self.count("invalid"),
+            "load_errors": len(self.load_errors),
+            "warnings": sum(1 for d in every if not d.is_error),
+            "policies": len(self.policies),
+        }
+
+    def summary_line(self) -> str:
+        s = self.summary()
+        parts = [f"{s['allowed']} allowed", f"{s['denied']} denied", f"{s['invalid']} invalid"]
+        if s["load_errors"]:
+            parts.append(f"{s['load_errors']} load errors")
+        verdict = "ok" if self.ok else "FAILED"
+        return (
+            f"smictl admit: {verdict}: {s['objects']} objects ({', '.join(parts)}), "
+            f"{s['warnings']} warnings, {s['policies']} policies"
+        )
+
+
+def render(report: AdmitReport, fmt: str, *, quiet: bool = False) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "junit":
+        return render_junit(report)
+    if fmt == "sarif":
+        return render_sarif(report)
+    if fmt == "github":
+        return render_github(report, quiet=quiet)
+    return render_text(report, quiet=quiet)
+
+
+def render_text(report: AdmitReport, *, quiet: bool = False) -> str:
+    lines = [d.format() for d in report.diagnostics() if d.is_error or not quiet]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_json(report: AdmitReport) -> str:
+    doc = {
+        "ok": report.ok,
+        "summary": report.summary(),
+        "load": [d.to_json() for d in report.load_diagnostics],
+        "results": [r.to_json() for r in report.results],
+        "policies": [p.to_json() for p in report.policies],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _case_name(r: AdmissionResult) -> str:
+    kind, _, rest = r.object_ref.partition("/")
+    return f"{kind} {rest}" if rest else r.object_ref or "<object>"
+
+
+def render_junit(report: AdmitReport) -> str:
+    s = report.summary()
+    failures = s["denied"] + s["invalid"] + s["load_errors"]
+    suites = ET.Element(
+        "testsuites",
+        name="smictl admit",
+        tests=str(s["objects"]),
+        failures=str(failures),
+        errors="0",
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="smictl admit",
+        tests=str(s["objects"]),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+    )
+    for d in report.load_errors:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=d.file or "<input>",
+            name="load",
+            file=d.file or "",
+            line=str(d.line or 0),
+        )
+        ET.SubElement(case, "failure", type="load", message=d.message).text = d.format()
+    for r in report.results:
+        attrs = {"classname": r.source.file if r.source else "<request>", "name": _case_name(r)}
+        if r.source is not None:
+            attrs |= {"file": r.source.file, "line": str(r.source.line or 0)}
+        case = ET.SubElement(suite, "testcase", attrs)
+        if not r.allowed:
+            body = "\n".join(d.format() for d in r.diagnostics if d.is_error)
+            failure = ET.SubElement(
+                case, "failure", type=r.verdict, message=r.messages[0] if r.messages else r.verdict
+            )
+            failure.text = body
+        if r.warnings:
+            ET.SubElement(case, "system-out").text = "\n".join(r.warnings)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _uri(file: str | None) -> str:
+    if not file:
+        return "<input>"
+    p = Path(file)
+    return p.as_uri() if p.is_absolute() else p.as_posix()
+
+
+def _rule(code: str, policies: Sequence[PolicyInfo]) -> dict[str, Any]:
+    known = lookup(code)
+    if known is not None:
+        return {
+            "id": code,
+            "name": known.title,
+            "shortDescription": {"text": known.title},
+            "fullDescription": {"text": known.explanation},
+            "help": {"text": known.fix},
+        }
+    policy = next((p for p in policies if p.code == code), None)
+    title = policy.title if policy else code
+    return {
+        "id": code,
+        "name": title,
+        "shortDescription": {"text": title},
+        "fullDescription": {"text": (policy.description if policy else "") or title},
+    }
+
+
+def render_sarif(report: AdmitReport) -> str:
+    every = list(report.diagnostics())
+    codes = sorted({d.code for d in every})
+    index = {c: i for i, c in enumerate(codes)}
+    results = [
+        {
+            "ruleId": d.code,
+            "ruleIndex": index[d.code],
+            "level": "error" if d.is_error else "warning",
+            "message": {"text": f"{d.path}: {d.message}" if d.path else d.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(d.file)},
+                        "region": {"startLine": max(d.line or 1, 1)},
+                    }
+                }
+            ],
+        }
+        for d in every
+    ]
+    run = {
+        "tool": {
+            "driver": {
+                "name": "smictl",
+                "version": __version__,
+                "informationUri": INFO_URI,
+                "rules": [_rule(c, report.policies) for c in codes],
+            }
+        },
+        "results": results,
+    }
+    doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(report: AdmitReport, *, quiet: bool = False) -> str:
+    """GitHub Actions workflow commands: one annotation per problem, on its file and line."""
+    lines = []
+    for d in report.diagnostics():
+        if quiet and not d.is_error:
+            continue
+        level = "error" if d.is_error else "warning"
+        props = [f"file={_escape_property(d.file or '<input>')}"]
+        if d.line is not None:
+            props.append(f"line={d.line}")
+        props.append(f"title={_escape_property(d.code)}")
+        text = f"{d.path}: {d.message}" if d.path else d.message
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(text)}")
+    return "\n".join(lines) + ("\n" if lines else "")
