@@ -425,6 +425,67 @@ CODES: dict[str, Code] = dict(
             "A `test_*` rule did not succeed.",
             "Run `smictl policy test -v` and fix the policy or the test.",
         ),
+        _c(
+            "SMI5008",
+            "policy test construct refused",
+            "regopy 1.5.2 gets two test constructs wrong: `with input as {...}` crashes the "
+            "engine over rules that call built-ins, and `with x as <rule>` evaluates the rule "
+            "as undefined, so the test would be meaningless.",
+            "Override parts of the input (`with input.request as ...`, `with input.hub as "
+            "...`) and bind rules to locals first (`h := fixture` ... `with input.hub as h`).",
+        ),
+        _c(
+            "SMI5009",
+            "policy coverage below the threshold",
+            "`smictl policy test --threshold PCT` found fewer rule bodies covered: a body is "
+            "covered when some test fails with that body disabled.",
+            "Add tests for the bodies listed as `not covered`.",
+        ),
+        _c(
+            "SMI5101",
+            "canary weight moved too far in one update",
+            "Shipped policy split/canary-step: on an UPDATE of a TrafficSplit a backend's share "
+            "of the traffic changed by more than data.parameters.canaryMaxStep percentage "
+            "points (default 20).",
+            "Roll out in smaller steps, or raise canaryMaxStep in --parameters.",
+        ),
+        _c(
+            "SMI5102",
+            "source namespace not allowed",
+            "Shipped policy access/allowed-source-namespaces: a TrafficTarget names a source "
+            "outside its own namespace and the namespaces data.parameters."
+            "allowedSourceNamespaces allows for it.",
+            "Use a source from an allowed namespace, or allow the namespace in --parameters.",
+        ),
+        _c(
+            "SMI5103",
+            "pathRegex not end-anchored (policy)",
+            "Shipped policy specs/path-regex-anchored: a pathRegex that does not end in $, / or "
+            ".* also allows every longer path (`/api` allows `/apiary`).",
+            "End the regex with `$`, `/` or `.*`.",
+        ),
+        _c(
+            "SMI5104",
+            "whole namespace allowed to a sensitive destination",
+            "Shipped policy access/sensitive-destination: the destination (its ServiceAccount, "
+            "IdentityBinding or Namespace is labelled smictl.io/sensitive=true) would accept "
+            "every workload of a namespace.",
+            "Name only the ServiceAccounts that need access.",
+        ),
+        _c(
+            "SMI5105",
+            "owner label missing",
+            "Shipped policy meta/owner-label (a warning): the SMI object has no owner label "
+            "(key `owner`, or data.parameters.ownerLabel).",
+            "Add `metadata.labels.owner: <team>`.",
+        ),
+        _c(
+            "SMI5106",
+            "default ServiceAccount in a TrafficTarget",
+            "Shipped policy access/no-default-serviceaccount (a warning): the TrafficTarget "
+            "names the `default` ServiceAccount, which every pod without its own uses.",
+            "Give the workloads their own ServiceAccounts and name those.",
+        ),
         # --- SMI6xxx: compiling and serving policy ------------------------------------------------
         _c(
             "SMI6001",
