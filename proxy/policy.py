@@ -7,7 +7,8 @@ the last good policy stays; so does a control plane that cannot be reached.
 
 Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy`; with `If-None-Match: <etag>` the
 server holds the request until the policy changes (200 with the JSON MeshPolicy and a new ETag)
-or a timeout passes (304).
+or `?timeout=` seconds pass (304). A 304 with `Retry-After` was not held (the server is busy):
+the client waits that long before asking again.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class ControlPlaneSource:
         holder: PolicyHolder,
         *,
         ssl_context: Any = None,
-        poll_timeout: float = 90.0,
+        poll_timeout: float = 25.0,
         backoff: tuple[float, float] = (0.2, 15.0),
     ) -> None:
         self.url = url
@@ -194,6 +195,7 @@ class ControlPlaneSource:
         self.backoff = backoff
         self.etag: str | None = None
         self.failures = 0
+        self.pause = 0.0  # Retry-After of the last 304
         self._task: asyncio.Task[bool] | None = None
         self._reloading = False
         holder.source = url
@@ -201,19 +203,22 @@ class ControlPlaneSource:
     async def poll_once(self) -> bool:
         """One request; True when a new policy was installed."""
         headers = {"accept": "application/json"}
+        url = self.url
         if self.etag is not None:
             headers["if-none-match"] = self.etag
+            url += ("&" if "?" in url else "?") + f"timeout={self.poll_timeout:g}"
         try:
             resp = await request(
                 "GET",
-                self.url,
+                url,
                 headers=headers,
                 ssl_context=self.ssl_context,
-                deadline=self.poll_timeout,
+                deadline=self.poll_timeout + 15.0,
             )
         except HttpClientError as exc:
             raise PolicySourceError(f"control plane {self.url}: {exc}") from exc
         if resp.status == 304:
+            self.pause = _seconds(resp.headers.get("retry-after"))
             return False
         if resp.status != 200:
             raise PolicySourceError(f"control plane {self.url} answered {resp.status}")
@@ -239,6 +244,8 @@ class ControlPlaneSource:
             try:
                 await self._task
                 self.failures = 0
+                if self.pause:
+                    await asyncio.sleep(self.pause)
             except asyncio.CancelledError:
                 if not self._reloading:
                     raise
@@ -248,3 +255,10 @@ class ControlPlaneSource:
                 delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
                 log.error("%s; keeping the last good policy, retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return min(30.0, max(0.0, float(value))) if value else 0.0
+    except ValueError:
+        return 1.0

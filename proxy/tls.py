@@ -186,9 +186,9 @@ class FileCertificates:
 class CsrCertificates:
     """Certificates signed by the control plane for a fresh key each time.
 
-    Request: `POST <url>` with JSON `{"csr": <PEM>, "identity": "<spiffe id>"}` and
-    `Authorization: Bearer <token>`; response: JSON `{"certificate": <PEM>}` (a PEM body is
-    accepted too)."""
+    Request: `POST <url>` with JSON `{"csr": <PEM>}` and `Authorization: Bearer <token>` (the
+    token proves the identity; the CSR must name exactly that identity); response: 200/201
+    with JSON `{"certificate": <PEM>, ...}` (a bare PEM body is accepted too)."""
 
     def __init__(
         self, tls: WorkloadTLS, *, url: str, token: str, ssl_context: ssl.SSLContext | None
@@ -198,7 +198,7 @@ class CsrCertificates:
     async def refresh(self, *, force: bool = False) -> bool:
         key = generate_key()
         csr = make_csr(key, self.tls.identity)
-        body = json.dumps({"csr": csr.decode(), "identity": self.tls.identity.spiffe_id}).encode()
+        body = json.dumps({"csr": csr.decode()}).encode()
         headers = {"content-type": "application/json", "authorization": f"Bearer {self.token}"}
         try:
             resp = await request(
@@ -211,7 +211,7 @@ class CsrCertificates:
             )
         except HttpClientError as exc:
             raise CertificateError(f"control plane {self.url}: {exc}") from exc
-        if resp.status != 200:
+        if resp.status not in (200, 201):
             reason = resp.body[:200].decode("utf-8", "replace").strip()
             raise CertificateError(f"control plane refused the CSR ({resp.status}): {reason}")
         return self.tls.install(_certificate_from(resp.body), key_to_pem(key))

@@ -1,0 +1,101 @@
+"""`smictl proxy` flags and SMI_PROXY_* variables become one ProxyConfig, or one clear error."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from proxy.__main__ import main
+from proxy.cli import register
+from proxy.config import InboundPort, OutboundTcpPort, ProxyConfigError, from_args
+
+BASE = [
+    "--identity",
+    "shop/web",
+    "--policy",
+    "p.json",
+    "--ca",
+    "ca.pem",
+    "--cert",
+    "c",
+    "--key",
+    "k",
+]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["proxy", *argv])
+
+
+def test_flags_build_the_config() -> None:
+    cfg = from_args(
+        _parse(
+            [*BASE, "--inbound", "15006:8080", "--inbound", "15007:9090,15008:5432",
+             "--outbound", "15001", "--outbound-tcp", "15010:shop/db", "--admin", "15090",
+             "--header-timeout", "2.5", "--max-header-bytes", "4096"]
+        )
+    )  # fmt: skip
+    assert cfg.identity.spiffe_id == "spiffe://cluster.local/ns/shop/sa/web"
+    assert cfg.inbound == (InboundPort(15006, 8080), InboundPort(15007, 9090),
+                           InboundPort(15008, 5432))  # fmt: skip
+    assert cfg.outbound == 15001 and cfg.admin == 15090
+    assert cfg.outbound_tcp == (OutboundTcpPort(15010, "shop/db"),)
+    assert cfg.limits.header_timeout == 2.5 and cfg.limits.max_header_bytes == 4096
+    assert not cfg.policy_is_url and cfg.ca == Path("ca.pem")
+
+
+def test_environment_variables_are_defaults_and_flags_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMI_PROXY_IDENTITY", "spiffe://corp.example/ns/a/sa/b")
+    monkeypatch.setenv("SMI_PROXY_INBOUND", "1:2,3:4")
+    monkeypatch.setenv("SMI_PROXY_POLICY", "https://cp:8443/mesh/v1/policy")
+    monkeypatch.setenv("SMI_PROXY_CA", "ca.pem")
+    monkeypatch.setenv("SMI_PROXY_CSR_URL", "https://cp:8443/mesh/v1/certificates")
+    monkeypatch.setenv("SMI_PROXY_IDLE_TIMEOUT", "7")
+    cfg = from_args(_parse(["--admin", "9"]))
+    assert cfg.identity.trust_domain == "corp.example"
+    assert cfg.inbound == (InboundPort(1, 2), InboundPort(3, 4))
+    assert cfg.policy_is_url and cfg.csr_url is not None and cfg.cert is None
+    assert cfg.limits.idle_timeout == 7.0 and cfg.admin == 9
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "message"),
+    [
+        (["--policy", "p", "--ca", "c", "--cert", "c", "--key", "k", "--outbound", "1"],
+         "--identity", "required (or set SMI_PROXY_IDENTITY)"),
+        ([*BASE[:-4], "--outbound", "1"], "--cert", "give --cert and --key, or --csr-url"),
+        ([*BASE], "--inbound", "give at least one"),
+        ([*BASE, "--inbound", "8080"], "--inbound", "'8080' is not PORT:APP_PORT"),
+        ([*BASE, "--inbound", "1:99999"], "--inbound", "is not a port number"),
+        ([*BASE, "--outbound-tcp", "1:db"], "--outbound-tcp", "PORT:NAMESPACE/SERVICE"),
+        (["--identity", "Not An Identity", *BASE[2:], "--outbound", "1"], "--identity",
+         "is not an identity"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_names_the_flag(argv: list[str], option: str, message: str) -> None:
+    with pytest.raises(ProxyConfigError) as info:
+        from_args(_parse(argv))
+    assert info.value.option == option and message in info.value.message
+
+
+def test_cli_reports_a_config_error_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*BASE, "--inbound", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["smictl proxy: --inbound: 'nope' is not PORT:APP_PORT (SMI7101)"]
+
+
+def test_cli_reports_an_unreadable_ca_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "none.pem")
+    argv = ["--identity", "a/b", "--policy", "p", "--ca", missing, "--cert", "c", "--key", "k",
+            "--outbound", "0"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("smictl proxy: --ca ") and err[-1].endswith("(SMI7102)")

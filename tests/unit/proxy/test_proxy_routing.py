@@ -1,0 +1,289 @@
+"""proxy.routing: inbound authorization and outbound split/endpoint choice over a real index."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from proxy_fakes import FakeTransport
+
+from proxy.exchange import Exchange, Forward
+from proxy.http1 import Reply
+from proxy.metrics import Metrics
+from proxy.policy import PolicyHolder
+from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
+from proxy.upstream import Target
+from smi.compiler.ir import (
+    AuthzRule,
+    Endpoint,
+    HttpMatch,
+    MeshPolicy,
+    Service,
+    Split,
+    SplitBackend,
+)
+from smi.compiler.ir.index import PolicyIndex
+from smi.identity import Identity
+from smi.pki import CertificateAuthority
+
+WEB = Identity("shop", "web").spiffe_id
+FRONT = Identity("shop", "front").spiffe_id
+OTHER = Identity("shop", "other").spiffe_id
+RULE = "shop/TrafficTarget/front-to-web"
+
+
+def _policy(mode: str = "deny") -> MeshPolicy:
+    api = HttpMatch(origin="shop/HTTPRouteGroup/api#read", methods=("GET",), path_regex="/api/")
+    canary = HttpMatch(origin="shop/HTTPRouteGroup/canary#beta", headers=(("x-beta", "yes"),))
+    return MeshPolicy(
+        revision=3,
+        mode=mode,  # type: ignore[arg-type]
+        destinations={
+            WEB: (AuthzRule(origin=RULE, sources=(FRONT,), http=(api,)),),
+            Identity("shop", "db").spiffe_id: (
+                AuthzRule(origin="shop/TrafficTarget/db", sources=(WEB,), tcp_ports=(5432,)),
+            ),
+        },
+        services={
+            "shop/web": Service(ports=(80,), endpoints=(Endpoint("10.0.0.1", 15006, WEB),)),
+            "shop/web-v1": Service(
+                endpoints=(Endpoint("10.0.0.2", 15006, WEB), Endpoint("10.0.0.3", 15006, WEB))
+            ),
+            "shop/web-v2": Service(endpoints=(Endpoint("10.0.0.4", 15006, WEB),)),
+            "shop/empty": Service(),
+        },
+        splits={
+            "shop/web": Split(
+                origin="shop/TrafficSplit/web",
+                backends=(SplitBackend("shop/web-v1", 750), SplitBackend("shop/web-v2", 250)),
+            ),
+            "shop/beta": Split(
+                origin="shop/TrafficSplit/beta",
+                backends=(SplitBackend("shop/web-v2", 1000),),
+                matches=(canary,),
+            ),
+        },
+    )
+
+
+def _holder(policy: MeshPolicy | None) -> PolicyHolder:
+    holder = PolicyHolder(Metrics())
+    holder.index = None if policy is None else PolicyIndex.build(policy)
+    return holder
+
+
+def _exchange(method: bytes, url: bytes, headers: dict[bytes, bytes] | None = None) -> Exchange:
+    ex = Exchange()
+    ex.method, ex.url = method, url
+    for name, value in (headers or {}).items():
+        ex.headers.append((name.lower(), value))
+        if name.lower() == b"host":
+            ex.host = value
+    return ex
+
+
+class _SSLObject:
+    def __init__(self, der: bytes | None) -> None:
+        self.der = der
+
+    def getpeercert(self, binary_form: bool = False) -> bytes | None:
+        assert binary_form
+        return self.der
+
+
+def _transport_for(identity: Identity | None, ca: CertificateAuthority) -> FakeTransport:
+    if identity is None:
+        return FakeTransport({"ssl_object": _SSLObject(None)})
+    cert_pem, _ = ca.issue_workload(identity)
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    return FakeTransport({"ssl_object": _SSLObject(der)})
+
+
+@pytest.fixture(scope="module")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority.create()
+
+
+def _inbound(policy: MeshPolicy | None) -> tuple[InboundRouter, Metrics]:
+    metrics = Metrics()
+    router = InboundRouter(
+        identity=WEB,
+        app=Target("127.0.0.1", 8080),
+        app_port=8080,
+        policy=_holder(policy),
+        metrics=metrics,
+        peers=PeerIdentities(trust_domain="cluster.local"),
+    )
+    return router, metrics
+
+
+def test_peer_identity_comes_from_the_certificate_once(ca: CertificateAuthority) -> None:
+    router, _ = _inbound(_policy())
+    transport = _transport_for(Identity("shop", "front"), ca)
+    peer = router.peer_of(transport)
+    assert peer.identity == FRONT
+    assert peer.forward.extra == f"x-smi-source-identity: {FRONT}\r\n".encode()
+    assert router.peer_of(transport).identity == FRONT  # cached by certificate
+    assert router.peer_of(_transport_for(None, ca)).identity is None
+    foreign = Identity("shop", "front", trust_domain="elsewhere.example")
+    assert router.peer_of(_transport_for(foreign, ca)).identity is None
+
+
+@pytest.mark.parametrize(
+    ("source", "method", "path", "status", "reason"),
+    [
+        (FRONT, b"GET", b"/api/items?x=1", None, "allow"),
+        (FRONT, b"POST", b"/api/items", 403, "no-route-match"),
+        (FRONT, b"GET", b"/admin", 403, "no-route-match"),
+        (OTHER, b"GET", b"/api/items", 403, "source-not-allowed"),
+        (None, b"GET", b"/api/items", 403, "no-identity"),
+    ],
+)
+def test_inbound_allow_deny(
+    ca: CertificateAuthority,
+    *,
+    source: str | None,
+    method: bytes,
+    path: bytes,
+    status: int | None,
+    reason: str,
+) -> None:
+    router, metrics = _inbound(_policy())
+    peer = router.peer_of(_transport_for(None if source is None else Identity.parse(source), ca))
+    ex = _exchange(method, path, {b"Host": b"web"})
+    route = router.route(ex, peer)
+    assert ex.reason == reason
+    if status is None:
+        assert isinstance(route, Forward) and route is peer.forward
+        assert metrics.authz_allow["http"] == {RULE: 1}
+    else:
+        assert isinstance(route, Reply) and route.status == status
+        assert route.data.endswith(f"forbidden: {reason}\n".encode())
+        assert metrics.authz_deny["http"] == {reason: 1}
+
+
+def test_audit_mode_allows_but_counts_and_logs_the_would_deny(
+    ca: CertificateAuthority, caplog: pytest.LogCaptureFixture
+) -> None:
+    router, metrics = _inbound(_policy("audit"))
+    peer = router.peer_of(_transport_for(Identity("shop", "front"), ca))
+    with caplog.at_level(logging.WARNING, logger="smictl.proxy"):
+        route = router.route(_exchange(b"DELETE", b"/api/x", {b"Host": b"w"}), peer)
+    assert isinstance(route, Forward)
+    assert metrics.authz_would_deny["http"] == {(RULE, "no-route-match"): 1}
+    assert metrics.inbound.requests == {"would_deny": 1}
+    assert "would deny DELETE /api/x" in caplog.text and RULE in caplog.text
+
+
+def test_permissive_mode_allows_anyone(ca: CertificateAuthority) -> None:
+    router, metrics = _inbound(_policy("permissive"))
+    route = router.route(_exchange(b"GET", b"/x"), router.peer_of(_transport_for(None, ca)))
+    assert isinstance(route, Forward)
+    assert metrics.inbound.requests == {"permissive": 1}
+
+
+def test_no_policy_yet_is_503(ca: CertificateAuthority) -> None:
+    router, _ = _inbound(None)
+    route = router.route(_exchange(b"GET", b"/api/"), router.peer_of(_transport_for(None, ca)))
+    assert isinstance(route, Reply) and route.status == 503 and route.reason == "no-policy"
+
+
+def test_tcp_decisions_and_port_protocols() -> None:
+    db = Identity("shop", "db").spiffe_id
+    metrics = Metrics()
+    router = InboundRouter(
+        identity=db,
+        app=Target("127.0.0.1", 5432),
+        app_port=5432,
+        policy=_holder(_policy()),
+        metrics=metrics,
+        peers=PeerIdentities(trust_domain=None),
+    )
+    assert router.protocol_for(WEB) == "tcp"
+    allowed = router.decide(WEB, protocol="tcp", ex=None)
+    denied = router.decide(FRONT, protocol="tcp", ex=None)
+    assert allowed is not None and allowed.allowed
+    assert denied is not None and not denied.allowed
+    assert metrics.authz_allow["tcp"] == {"shop/TrafficTarget/db": 1}
+    assert metrics.authz_deny["tcp"] == {"source-not-allowed": 1}
+
+
+class _Seq:
+    def __init__(self, values: list[float]) -> None:
+        self.values = iter(values)
+
+    def __call__(self) -> float:
+        return next(self.values)
+
+
+def _outbound(policy: MeshPolicy | None, rng: Any = None) -> OutboundRouter:
+    return OutboundRouter(
+        namespace="shop",
+        policy=_holder(policy),
+        tls=None,  # type: ignore[arg-type]
+        metrics=Metrics(),
+        rng=rng or (lambda: 0.5),
+    )
+
+
+def test_outbound_split_weights_pick_backends() -> None:
+    draws = [i / 1000 for i in range(1000)]
+    router = _outbound(_policy(), _Seq(draws))
+    picked: Counter[str] = Counter()
+    for _ in draws:
+        route = router.route(
+            _exchange(b"GET", b"/", {b"Host": b"web.shop.svc.cluster.local"}), None
+        )
+        assert isinstance(route, Forward)
+        picked[route.target.host] += 1
+    assert picked["10.0.0.2"] + picked["10.0.0.3"] == 750  # web-v1, round-robin over two
+    assert picked["10.0.0.2"] == picked["10.0.0.3"] == 375
+    assert picked["10.0.0.4"] == 250
+
+
+def test_outbound_target_requires_the_endpoint_identity() -> None:
+    route = _outbound(_policy()).route(_exchange(b"GET", b"/", {b"Host": b"web"}), None)
+    assert isinstance(route, Forward)
+    assert route.target.identity == WEB and route.target.port == 15006
+
+
+def test_header_matched_split_only_takes_matching_requests() -> None:
+    policy = _policy()
+    policy.services["shop/beta"] = Service(endpoints=(Endpoint("10.0.0.9", 1, WEB),))
+    router = _outbound(policy)
+    plain = router.route(_exchange(b"GET", b"/", {b"Host": b"beta"}), None)
+    beta = router.route(_exchange(b"GET", b"/", {b"Host": b"beta", b"X-Beta": b"yes"}), None)
+    assert isinstance(plain, Forward) and plain.target.host == "10.0.0.9"  # the root service
+    assert isinstance(beta, Forward) and beta.target.host == "10.0.0.4"  # web-v2
+
+
+def test_proxy_form_targets_name_the_service() -> None:
+    ex = _exchange(b"GET", b"/api")
+    ex.authority = b"web-v2.shop:80"
+    route = _outbound(_policy()).route(ex, None)
+    assert isinstance(route, Forward) and route.target.host == "10.0.0.4"
+
+
+@pytest.mark.parametrize(
+    ("host", "status", "reason"),
+    [
+        (b"nowhere", 404, "unknown-service"),
+        (b"www.example.com", 404, "unknown-service"),
+        (b"empty", 503, "no-endpoints"),
+    ],
+)
+def test_outbound_failures(host: bytes, status: int, reason: str) -> None:
+    route = _outbound(_policy()).route(_exchange(b"GET", b"/", {b"Host": host}), None)
+    assert isinstance(route, Reply) and (route.status, route.reason) == (status, reason)
+
+
+def test_endpoints_file_overrides_the_policy() -> None:
+    router = _outbound(_policy())
+    router.policy.endpoints = {"shop/web-v2": (Endpoint("192.168.0.7", 9, WEB),)}
+    router.rng = lambda: 0.99
+    route = router.route(_exchange(b"GET", b"/", {b"Host": b"web"}), None)
+    assert isinstance(route, Forward) and route.target.host == "192.168.0.7"
