@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def test_dry_run_reports_but_keeps_state(store: SQLiteStore) -> None:
 def test_duplicate_in_one_apply_and_bad_documents_are_refused(store: SQLiteStore) -> None:
     with pytest.raises(StoreError, match="appears twice"):
         store.apply([split("a"), split("a", weight=2)])
-    with pytest.raises(StoreError, match="metadata.name missing"):
+    with pytest.raises(StoreError, match=r"metadata\.name missing"):
         store.apply([{"apiVersion": "v1", "kind": "Service", "metadata": {}}])
     assert store.revision() == 0
 
