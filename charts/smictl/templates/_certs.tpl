@@ -100,6 +100,10 @@ containers:
     env:
       - name: PYTHONDONTWRITEBYTECODE
         value: "1"
+      # smictl resolves its default state directory from HOME at start; uid 65532 has no
+      # passwd entry, and the root filesystem is read-only.
+      - name: HOME
+        value: /tmp
     resources:
       {{- toYaml $root.Values.certificates.job.resources | nindent 6 }}
     securityContext:
