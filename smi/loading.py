@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -38,7 +39,14 @@ from smi.sources import (
     read_path,
     read_source,
 )
-from smi.yamlpos import PathPart, YamlError, bounds_problem, format_path, load_documents
+from smi.yamlpos import (
+    LineMap,
+    PathPart,
+    YamlError,
+    bounds_problem,
+    format_path,
+    load_documents,
+)
 
 # Non-SMI kinds the cross-resource checks use, with the apiVersions that define them.
 CONTEXT_KINDS: Mapping[str, frozenset[str]] = {
@@ -106,7 +114,7 @@ class Resource:
     def namespace(self) -> str:
         return str(getattr(self.obj.metadata, "namespace", "") or "")
 
-    @property
+    @cached_property
     def key(self) -> str:
         """`kind/namespace/name`, how diagnostics and the compiler name the object."""
         return f"{self.kind}/{self.namespace}/{self.name}"
@@ -176,7 +184,7 @@ def load_paths(
 ) -> LoadResult:
     """Load files, directories (recursive, sorted) and `-` (standard input), in the order given."""
     result = LoadResult()
-    with _gc_paused():
+    with gc_paused():
         for path in paths:
             for name, text, problem in read_path(path, stdin=stdin):
                 if problem is not None:
@@ -188,7 +196,7 @@ def load_paths(
 
 def load_text(text: str, *, filename: str, default_namespace: str = "default") -> LoadResult:
     """Load every document of one file's text (YAML, or JSON when the name ends in .json)."""
-    with _gc_paused():
+    with gc_paused():
         return _load(text, filename=filename, default_namespace=default_namespace)
 
 
@@ -210,7 +218,7 @@ def load_object(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Loading builds many small acyclic containers; CPython's cyclic collector would rescan the
     growing heap again and again (measured: a quarter of the load time). Paused, then restored."""
     was_enabled = gc.isenabled()
@@ -246,8 +254,19 @@ class _Loader:
         self.default_namespace = default_namespace
 
     def problem(
-        self, code: str, message: str, *, path: str = "", line: int | None, warning: bool = False
+        self,
+        code: str,
+        message: str,
+        *,
+        path: str = "",
+        line: int | None,
+        lines: Lines | None = None,
+        warning: bool = False,
     ) -> None:
+        """Record a problem; without a line, ask `lines` for the line of `path` (lazily: for
+        JSON that is a second parse, paid only here)."""
+        if line is None and lines is not None:
+            line = lines.line_of(path)
         self.out.diagnostics.append(
             Diagnostic(
                 code=code,
@@ -286,10 +305,11 @@ class _Loader:
         return True
 
     def document(self, value: Any, *, lines: Lines | None, index: int) -> None:
-        line = lines.line_of(()) if lines is not None else None
+        # A JSON document's lines cost a second parse: computed only when a diagnostic asks.
+        line = lines.line if isinstance(lines, LineMap) else None
         if not isinstance(value, dict):
             what = "a list" if isinstance(value, list) else f"a {type(value).__name__} scalar"
-            self.problem("SMI1003", f"document is {what}, not an object", line=line)
+            self.problem("SMI1003", f"document is {what}, not an object", line=line, lines=lines)
             return
         api_version, kind = value.get("apiVersion"), value.get("kind")
         if kind == "List" and isinstance(value.get("items"), list):
@@ -318,6 +338,7 @@ class _Loader:
                 "SMI1008",
                 f"skipped {api_version} {kind}: not an SMI resource or a context object",
                 line=line,
+                lines=lines,
                 warning=True,
             )
 
@@ -330,7 +351,7 @@ class _Loader:
             ("kind", kind, "SMI1005"),
         ):
             if value is None or value == "":
-                self.problem(code, "required field missing", path=name, line=line)
+                self.problem(code, "required field missing", path=name, line=line, lines=lines)
                 ok = False
             elif not isinstance(value, str):
                 self.problem(

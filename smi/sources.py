@@ -137,16 +137,18 @@ class LazyLines:
 
     text: str
     prefix: tuple[PathPart, ...] = ()
-    cache: list[LineMap | None] = field(default_factory=list)
+    # The whole file's map, shared by every sub-map of the file: parsed at most once.
+    parsed: list[LineMap | None] = field(default_factory=list)
 
     def _map(self) -> LineMap | None:
-        if not self.cache:
+        if not self.parsed:
             try:
                 docs = list(load_documents(self.text))
             except YamlError:
                 docs = []
-            self.cache.append(docs[0].lines.sub(self.prefix) if len(docs) == 1 else None)
-        return self.cache[0]
+            self.parsed.append(docs[0].lines if len(docs) == 1 else None)
+        whole = self.parsed[0]
+        return None if whole is None else whole.sub(self.prefix)
 
     def line_of(self, path: str | Sequence[PathPart]) -> int | None:
         lines = self._map()
@@ -154,4 +156,4 @@ class LazyLines:
 
     def sub(self, path: str | Sequence[PathPart]) -> Lines:
         parts = tuple(path) if not isinstance(path, str) else parse_path(path)
-        return LazyLines(self.text, self.prefix + parts)
+        return LazyLines(self.text, self.prefix + parts, self.parsed)

@@ -134,23 +134,24 @@ class YamlDocument:
 
 def bounds_problem(value: Any) -> str | None:
     """Why a value parsed by other means (JSON, a webhook request) exceeds the limits YAML
-    documents are held to (MAX_DEPTH, MAX_NODES), or None. Iterative, like the builder."""
-    nodes = 0
+    documents are held to (MAX_DEPTH, MAX_NODES), or None. Iterative, like the builder, and
+    visits containers only (scalars are counted by their container's length)."""
+    if type(value) is not dict and type(value) is not list:
+        return None
+    nodes = 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        nodes += 1
+        children = item.values() if type(item) is dict else item
+        nodes += len(children)
         if nodes > MAX_NODES:
             return f"more than {MAX_NODES} values"
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
-        stack.extend((child, depth + 1) for child in children)
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth >= MAX_DEPTH:
+                    return f"nested deeper than {MAX_DEPTH} levels"
+                stack.append((child, depth + 1))
     return None
 
 

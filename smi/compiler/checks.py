@@ -20,7 +20,7 @@ from smi.apis.access.hub import TrafficTarget
 from smi.apis.specs.hub import HTTPRouteGroup
 from smi.apis.split.hub import TrafficSplit
 from smi.errors import Diagnostic
-from smi.loading import ContextObject, Resource
+from smi.loading import ContextObject, Resource, gc_paused
 from smi.validation import check_resource, root_service
 from smi.validation.names import error, warning
 
@@ -40,14 +40,15 @@ def validate(
     that concern them, against the whole set. Diagnostics are located (file, line, object)."""
     whole_set = subjects is None
     checked = list(resources) if subjects is None else list(subjects)
-    index = _Index.build([*resources, *([] if whole_set else checked)], context)
     out: list[Diagnostic] = []
-    for resource in checked:
-        out.extend(check_resource(resource))
-        found = list(_cross(resource, index))
-        if whole_set:
-            found.extend(_duplicate(resource, index))
-        out.extend(resource.locate(d) for d in found)
+    with gc_paused():
+        index = _Index.build([*resources, *([] if whole_set else checked)], context)
+        for resource in checked:
+            out.extend(check_resource(resource))
+            found = list(_cross(resource, index))
+            if whole_set:
+                found.extend(_duplicate(resource, index))
+            out.extend(resource.locate(d) for d in found)
     if strict:
         out = [replace(d, severity="error") if d.code in STRICT_CODES else d for d in out]
     return out
