@@ -82,8 +82,13 @@ class ScriptedAPI:
         assert call.path.endswith(path) and call.watch == watch, (call, path, watch)
         data = (RECORDINGS / recording).read_bytes()
         body = RecordedBody(data, drop=drop)
-        return HTTPResponse(body=body, headers={"Content-Type": "application/json"}, status=200,
-                            reason="OK", preload_content=False)  # fmt: skip
+        return HTTPResponse(
+            body=body,
+            headers={"Content-Type": "application/json"},
+            status=200,
+            reason="OK",
+            preload_content=False,
+        )
 
     def clear(self) -> None:
         self.calls.clear()

@@ -94,7 +94,7 @@ def test_a_dropped_watch_resumes_from_the_last_event(api: tuple[Any, Any]) -> No
     scripted.expect("/api/v1/services", "services-watch-dropped.jsonl", watch=True, drop=True)
     scripted.expect("/api/v1/services", "services-watch-resumed.jsonl", watch=True)
     inf.relist()
-    with pytest.raises(Exception, match="Connection broken|reset"):
+    with pytest.raises(Exception, match=r"Connection broken|reset"):
         inf.watch_once()
     assert inf.resource_version == "48500"  # the event before the drop was applied
     inf.watch_once()
@@ -136,7 +136,10 @@ def test_the_kubernetes_store_is_read_only(api: tuple[Any, Any]) -> None:
 
 def test_wait_for_change_wakes_on_an_event(api: tuple[Any, Any]) -> None:
     store = KubernetesStore(api[0], watched=[SERVICES])
-    doc = {"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": "x", "namespace": "a", "resourceVersion": "7"}}  # fmt: skip
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x", "namespace": "a", "resourceVersion": "7"},
+    }
     threading.Timer(0.05, lambda: store.event("ADDED", doc)).start()
     assert store.wait_for_change(0, timeout=5) == 7

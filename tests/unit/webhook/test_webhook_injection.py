@@ -1,0 +1,146 @@
+"""Sidecar injection: who is injected, what the patch adds, and that it is idempotent."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jsonpatch
+from flask.testing import FlaskClient
+
+from webhook.injection import (
+    INJECTED_KEY,
+    PROXY_CONTAINER,
+    InjectionConfig,
+    decide,
+    escape_pointer,
+)
+
+Review = Callable[..., dict[str, Any]]
+CONFIG = InjectionConfig(image="registry.local/smictl:1", control_plane_url="https://cp:8443")
+
+
+def pod(*, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web-1", "namespace": "shop"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "serviceAccountName": "web",
+            "containers": [{"name": "app", "image": "web:1", "ports": [{"containerPort": 8080}]}],
+            **spec,
+        },
+    }
+
+
+def inject(p: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    d = decide(p, namespace="shop", namespace_labels=labels or {}, config=CONFIG)
+    assert d.inject, d.reason
+    assert all(op["op"] == "add" for op in d.patch)
+    return jsonpatch.apply_patch(p, list(d.patch))
+
+
+def test_rfc6901_escaping() -> None:
+    assert escape_pointer("smictl.io/injected") == "smictl.io~1injected"
+    assert escape_pointer("a~b/c") == "a~0b~1c"
+
+
+def test_annotated_pod_gets_the_proxy_with_identity_ports_volumes_and_readiness() -> None:
+    out = inject(pod(annotations={"smictl.io/inject": "enabled"}))
+    containers = {c["name"]: c for c in out["spec"]["containers"]}
+    assert list(containers) == ["app", PROXY_CONTAINER]
+    proxy = containers[PROXY_CONTAINER]
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert proxy["image"] == "registry.local/smictl:1"
+    assert env["SMI_PROXY_IDENTITY"] == "shop/web"
+    assert env["SMI_PROXY_CONTROL_PLANE"] == "https://cp:8443"
+    assert env["SMI_PROXY_POLICY"] == "https://cp:8443/mesh/v1/policy"
+    assert env["SMI_PROXY_INBOUND"] == "15006:8080"
+    assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15020}
+    assert proxy["securityContext"]["runAsNonRoot"] is True
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["smictl-certs", "smictl-token"]
+    token = out["spec"]["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "smictl"
+    assert out["metadata"]["annotations"][INJECTED_KEY] == "true"
+
+
+def test_namespace_label_opts_in_and_pod_annotation_disabled_wins() -> None:
+    labels = {"smictl.io/inject": "enabled"}
+    out = inject(pod(), labels)
+    assert out["metadata"]["annotations"] == {INJECTED_KEY: "true"}  # map created by the patch
+    refused = decide(
+        pod(annotations={"smictl.io/inject": "disabled"}),
+        namespace="shop",
+        namespace_labels=labels,
+        config=CONFIG,
+    )
+    assert not refused.inject and "disabled" in refused.reason
+    nobody = decide(pod(), namespace="shop", namespace_labels={}, config=CONFIG)
+    assert not nobody.inject and nobody.patch == ()
+
+
+def test_existing_volumes_are_appended_to_not_replaced() -> None:
+    out = inject(
+        pod(annotations={"smictl.io/inject": "enabled"}, volumes=[{"name": "data", "emptyDir": {}}])
+    )
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["data", "smictl-certs", "smictl-token"]
+
+
+def test_injection_is_idempotent_and_host_network_is_skipped() -> None:
+    once = inject(pod(annotations={"smictl.io/inject": "enabled"}))
+    again = decide(once, namespace="shop", namespace_labels={}, config=CONFIG)
+    assert not again.inject and again.patch == () and again.reason == "already injected"
+    host = decide(
+        pod(annotations={"smictl.io/inject": "enabled"}, hostNetwork=True),
+        namespace="shop",
+        namespace_labels={},
+        config=CONFIG,
+    )
+    assert not host.inject and "host-network" in host.reason
+
+
+def test_mutate_endpoint_returns_a_base64_json_patch(
+    client: FlaskClient, make_review: Review
+) -> None:
+    review = make_review
+    body = review(pod(annotations={"smictl.io/inject": "enabled"}), uid="u-1")
+    answer = client.post("/mutate", json=body).get_json()
+    response = answer["response"]
+    assert response["uid"] == "u-1" and response["allowed"] is True
+    assert response["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(response["patch"]))
+    patched = jsonpatch.apply_patch(body["request"]["object"], patch)
+    assert patched["spec"]["containers"][-1]["name"] == PROXY_CONTAINER
+    # The injected pod, reviewed again, gets no patch.
+    second = client.post("/mutate", json=review(patched, uid="u-2")).get_json()["response"]
+    assert second["allowed"] is True and "patch" not in second
+
+
+def test_mutate_uses_the_stored_namespace_label(client: FlaskClient, make_review: Review) -> None:
+    review = make_review
+    ns = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "shop", "labels": {"smictl.io/inject": "enabled"}},
+    }
+    plane = client.application.extensions["smictl"]
+    plane.store.apply([ns])
+    response = client.post("/mutate", json=review(pod())).get_json()["response"]
+    assert response.get("patchType") == "JSONPatch"
+
+
+def test_mutate_skips_non_pods_and_excluded_namespaces(
+    client: FlaskClient, make_review: Review
+) -> None:
+    review = make_review
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "a"}}
+    assert "patch" not in client.post("/mutate", json=review(svc)).get_json()["response"]
+    system = pod(annotations={"smictl.io/inject": "enabled"})
+    system["metadata"]["namespace"] = "kube-system"
+    response = client.post("/mutate", json=review(system)).get_json()["response"]
+    assert response["allowed"] is True and "patch" not in response

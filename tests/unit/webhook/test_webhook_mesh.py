@@ -1,0 +1,183 @@
+"""Policy distribution (ETag long poll), workload certificates and endpoint registration."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from cryptography import x509
+from flask.testing import FlaskClient
+
+from smi.identity import Identity
+from smi.pki import generate_key, make_csr
+from webhook.auth import BootstrapTokens, token_key
+
+
+def tokens(client: FlaskClient) -> BootstrapTokens:
+    plane = client.application.extensions["smictl"]
+    return BootstrapTokens(key=token_key(plane.ca.key), trust_domain="cluster.local")
+
+
+def bearer(client: FlaskClient, identity: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens(client).issue(Identity.parse(identity))}"}
+
+
+def service(name: str, ns: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": [{"port": 8080}]},
+    }
+
+
+# --- policy -------------------------------------------------------------------------------------
+
+
+def test_policy_carries_etag_and_revision(client: FlaskClient) -> None:
+    r = client.get("/mesh/v1/policy")
+    assert r.status_code == 200
+    doc = r.get_json()
+    assert r.headers["ETag"] == f'"{doc["hash"]}"'
+    assert r.headers["X-Smictl-Revision"] == "0" and doc["revision"] == 0
+    assert doc["mode"] == "deny" and doc["schemaVersion"] == 1
+
+
+def test_unchanged_policy_long_polls_then_304(client: FlaskClient) -> None:
+    etag = client.get("/mesh/v1/policy").headers["ETag"]
+    started = time.monotonic()
+    r = client.get("/mesh/v1/policy?timeout=0.3", headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.headers["ETag"] == etag
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_long_poll_returns_as_soon_as_the_policy_changes(client: FlaskClient) -> None:
+    etag = client.get("/mesh/v1/policy").headers["ETag"]
+    store = client.application.extensions["smictl"].store
+    timer = threading.Timer(0.2, lambda: store.apply([service("web")]))
+    timer.start()
+    started = time.monotonic()
+    r = client.get("/mesh/v1/policy?timeout=5", headers={"If-None-Match": etag})
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert r.status_code == 200 and r.headers["ETag"] != etag
+    assert "shop/web" in r.get_json()["services"]
+    assert elapsed < 1.0
+
+
+def test_a_stale_etag_gets_the_policy_at_once(client: FlaskClient) -> None:
+    r = client.get("/mesh/v1/policy", headers={"If-None-Match": '"sha256:old"'})
+    assert r.status_code == 200 and r.get_json()["revision"] == 0
+
+
+def test_bad_timeout_is_a_400(client: FlaskClient) -> None:
+    etag = client.get("/mesh/v1/policy").headers["ETag"]
+    r = client.get("/mesh/v1/policy?timeout=soon", headers={"If-None-Match": etag})
+    assert r.status_code == 400 and "timeout" in r.get_json()["error"]
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+
+def csr_for(identity: str) -> str:
+    return make_csr(generate_key(), Identity.parse(identity)).decode()
+
+
+def test_a_token_holder_gets_a_certificate_for_its_identity(client: FlaskClient) -> None:
+    r = client.post(
+        "/mesh/v1/certificates",
+        json={"csr": csr_for("shop/web")},
+        headers=bearer(client, "shop/web"),
+    )
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    cert = x509.load_pem_x509_certificate(body["certificate"].encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://cluster.local/ns/shop/sa/web"
+    ]
+    assert "BEGIN CERTIFICATE" in body["caCertificate"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'smictl_certificates_issued_total{result="issued"} 1.0' in metrics
+
+
+def test_a_csr_for_someone_else_is_refused(client: FlaskClient) -> None:
+    r = client.post(
+        "/mesh/v1/certificates",
+        json={"csr": csr_for("shop/payments")},
+        headers=bearer(client, "shop/web"),
+    )
+    assert r.status_code == 403
+    assert "caller proved spiffe://cluster.local/ns/shop/sa/web" in r.get_json()["error"]
+
+
+def test_no_or_forged_token_is_401(client: FlaskClient) -> None:
+    body = {"csr": csr_for("shop/web")}
+    assert client.post("/mesh/v1/certificates", json=body).status_code == 401
+    forged = BootstrapTokens(key=b"k" * 32, trust_domain="cluster.local").issue(
+        Identity.parse("shop/web")
+    )
+    r = client.post(
+        "/mesh/v1/certificates", json=body, headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert r.status_code == 401 and "signature" in r.get_json()["error"]
+
+
+def test_garbage_csr_is_400(client: FlaskClient) -> None:
+    r = client.post(
+        "/mesh/v1/certificates", json={"csr": "hello"}, headers=bearer(client, "shop/web")
+    )
+    assert r.status_code == 400
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def test_registered_endpoints_reach_the_policy(client: FlaskClient) -> None:
+    store = client.application.extensions["smictl"].store
+    store.apply([service("web")])
+    r = client.post(
+        "/mesh/v1/endpoints",
+        headers=bearer(client, "shop/web"),
+        json={"address": "127.0.0.1", "port": 15006, "services": ["web"]},
+    )
+    assert r.status_code == 200, r.get_json()
+    eps = client.get("/mesh/v1/policy").get_json()["services"]["shop/web"]["endpoints"]
+    assert eps == [
+        {"address": "127.0.0.1", "port": 15006, "identity": "spiffe://cluster.local/ns/shop/sa/web"}
+    ]
+    gone = client.delete(
+        "/mesh/v1/endpoints",
+        headers=bearer(client, "shop/web"),
+        json={"address": "127.0.0.1", "port": 15006},
+    )
+    assert gone.status_code == 200
+    assert client.get("/mesh/v1/policy").get_json()["services"]["shop/web"]["endpoints"] == []
+
+
+def test_endpoints_only_for_own_namespace_and_only_owner_deregisters(client: FlaskClient) -> None:
+    r = client.post(
+        "/mesh/v1/endpoints",
+        headers=bearer(client, "shop/web"),
+        json={"address": "10.0.0.1", "port": 1, "services": ["bank/vault"]},
+    )
+    assert r.status_code == 403 and "namespace shop only" in r.get_json()["error"]
+    client.post(
+        "/mesh/v1/endpoints",
+        headers=bearer(client, "shop/web"),
+        json={"address": "10.0.0.1", "port": 1, "services": ["web"]},
+    )
+    r = client.delete(
+        "/mesh/v1/endpoints",
+        headers=bearer(client, "shop/intruder"),
+        json={"address": "10.0.0.1", "port": 1},
+    )
+    assert r.status_code == 403
+
+
+def test_endpoint_validation(client: FlaskClient) -> None:
+    h = bearer(client, "shop/web")
+    assert client.post("/mesh/v1/endpoints", headers=h, json={"port": 1}).status_code == 400
+    bad_port = {"address": "127.0.0.1", "port": 70000}
+    assert client.post("/mesh/v1/endpoints", headers=h, json=bad_port).status_code == 400

@@ -1,0 +1,87 @@
+"""The OPA Data API: policy documents, the admission chain and MeshPolicy decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+OWNER = "/v1/data/smi/admission/meta/owner_label"
+
+
+def hub_input(labels: dict[str, str]) -> dict[str, Any]:
+    return {"hub": {"kind": "TrafficSplit", "metadata": {"name": "s", "labels": labels}}}
+
+
+def test_a_policy_rule_answers_its_violations(client: FlaskClient) -> None:
+    r = client.post(f"{OWNER}/violation", json={"input": hub_input({})})
+    assert r.status_code == 200
+    [violation] = r.get_json()["result"]
+    assert violation["msg"] == "TrafficSplit s has no owner label"
+    assert violation["path"] == "metadata.labels"
+    clean = client.post(f"{OWNER}/violation", json={"input": hub_input({"owner": "me"})})
+    assert clean.get_json() == {"result": []}
+
+
+def test_a_policy_package_answers_an_object(client: FlaskClient) -> None:
+    r = client.post(OWNER, json={"input": hub_input({})})
+    assert list(r.get_json()["result"]) == ["violation"]
+
+
+def test_undefined_documents_answer_an_empty_object_like_opa(client: FlaskClient) -> None:
+    r = client.post("/v1/data/nothing/here", json={"input": {}})
+    assert r.status_code == 200 and r.get_json() == {}
+
+
+def test_the_admission_chain_as_a_document(client: FlaskClient) -> None:
+    request = {
+        "uid": "u",
+        "operation": "CREATE",
+        "namespace": "shop",
+        "name": "s",
+        "kind": {"group": "split.smi-spec.io", "version": "v1alpha4", "kind": "TrafficSplit"},
+        "userInfo": {"username": "alice"},
+        "object": {
+            "apiVersion": "split.smi-spec.io/v1alpha4",
+            "kind": "TrafficSplit",
+            "metadata": {"name": "s", "namespace": "shop"},
+            "spec": {"service": "web", "backends": [{"service": "v1", "weight": 0}]},
+        },
+    }
+    result = client.post("/v1/data/smictl/admission", json={"input": request}).get_json()["result"]
+    assert result["allowed"] is False and result["code"] == 422
+    assert any("SMI2104" in m for m in result["messages"])
+    bad = client.post("/v1/data/smictl/admission", json={"input": [1]})
+    assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_parameter"
+
+
+def test_mesh_decisions_follow_the_stored_policy(client: FlaskClient) -> None:
+    store = client.application.extensions["smictl"].store
+    store.apply(
+        [
+            {
+                "apiVersion": "specs.smi-spec.io/v1alpha4",
+                "kind": "TCPRoute",
+                "metadata": {"name": "any", "namespace": "shop"},
+                "spec": {"matches": {"ports": []}},
+            },
+            {
+                "apiVersion": "access.smi-spec.io/v1alpha3",
+                "kind": "TrafficTarget",
+                "metadata": {"name": "web-to-api", "namespace": "shop"},
+                "spec": {
+                    "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+                    "rules": [{"kind": "TCPRoute", "name": "any"}],
+                    "sources": [{"kind": "ServiceAccount", "name": "web", "namespace": "shop"}],
+                },
+            },
+        ]
+    )
+    ask = {"destination": "shop/api", "port": 8080, "method": "GET", "path": "/"}
+    allowed = client.post("/v1/data/smictl/authz", json={"input": {**ask, "source": "shop/web"}})
+    assert allowed.get_json()["result"]["allowed"] is True
+    assert allowed.get_json()["result"]["rules"] == ["shop/TrafficTarget/web-to-api"]
+    denied = client.post("/v1/data/smictl/authz", json={"input": {**ask, "source": "shop/evil"}})
+    assert denied.get_json()["result"]["allowed"] is False
+    bad = client.post("/v1/data/smictl/authz", json={"input": {**ask, "destination": "x"}})
+    assert bad.status_code == 400

@@ -1,0 +1,163 @@
+"""`POST /validate` and `POST /mutate`: the admission webhooks, with gatekeeper's semantics.
+
+/validate calls `smi.policy.admission.admit` — the same chain as `smictl admit` and the local
+apply — on the AdmissionRequest as the API server sent it, with the store's objects as the
+inventory. Denied = `allowed: false` with status 403 and `[policy] message` lines; invalid = 422
+with one line per field path; an internal failure = 500 (fail closed); warnings pass through;
+the uid is echoed and the answer uses the request's apiVersion (v1 or v1beta1). Requests in an
+excluded namespace or by the control plane's own ServiceAccount are allowed with the reason.
+
+/mutate injects the sidecar into Pods that opt in (`webhook.injection`), as a JSON Patch.
+A body that is not an AdmissionReview gets a 400 with the reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from smi.errors import SMIError
+from webhook import logs
+from webhook.injection import InjectionConfig, decide
+from webhook.plane import ControlPlane, current_plane
+from webhook.policies import admit
+from webhook.reviews import AdmissionReview, BadReview, admission_response, parse_admission
+from webhook.reviews import read_json as read_review
+
+bp = Blueprint("admission", __name__)
+
+
+def _review(plane: ControlPlane) -> AdmissionReview | tuple[Response, int]:
+    try:
+        doc = read_review(request.stream, limit=plane.settings.max_review_bytes)
+        return parse_admission(doc)
+    except BadReview as exc:
+        return jsonify(error=str(exc), code="SMI7010"), 400
+
+
+@bp.post("/validate")
+def validate() -> Response | tuple[Response, int]:
+    plane = current_plane()
+    started = time.perf_counter()
+    review = _review(plane)
+    if not isinstance(review, AdmissionReview):
+        return review
+    answer, decision, messages = validate_review(plane, review)
+    _finish(
+        plane, review, webhook="validate", decision=decision, messages=messages, started=started
+    )
+    return jsonify(answer)
+
+
+def validate_review(
+    plane: ControlPlane, review: AdmissionReview
+) -> tuple[dict[str, Any], str, list[str]]:
+    """The AdmissionReview answer, the decision label, and the reasons (for the log)."""
+    bypass = _bypass(plane, review)
+    if bypass:
+        return admission_response(review, allowed=True, message=bypass), "bypassed", [bypass]
+    try:
+        result = admit(plane, review.request, plane.view().inventory)
+    except SMIError as exc:
+        reason = "; ".join(d.message for d in exc.diagnostics)
+        return _internal(review, f"admission chain failed: {reason}")
+    except Exception as exc:  # fail closed, and keep the traceback in the log only
+        logging.getLogger(logs.SERVER).exception("admission chain crashed")
+        return _internal(review, f"admission chain failed: {type(exc).__name__}")
+    messages = list(result.messages)
+    answer = admission_response(
+        review,
+        allowed=bool(result.allowed),
+        code=None if result.allowed else int(result.code),
+        message="\n".join(messages),
+        warnings=list(result.warnings),
+    )
+    decision = "allowed" if result.allowed else ("invalid" if result.code == 422 else "denied")
+    return answer, decision, messages
+
+
+def _internal(review: AdmissionReview, reason: str) -> tuple[dict[str, Any], str, list[str]]:
+    return admission_response(review, allowed=False, code=500, message=reason), "error", [reason]
+
+
+def _bypass(plane: ControlPlane, review: AdmissionReview) -> str:
+    settings = plane.settings
+    if review.namespace and review.namespace in settings.excluded_namespaces:
+        return (
+            f"namespace {review.namespace} is excluded from smictl admission "
+            "(SMI_WEBHOOK_EXCLUDED_NAMESPACES)"
+        )
+    ns, _, sa = settings.service_account.partition("/")
+    if review.username == f"system:serviceaccount:{ns}:{sa}":
+        return f"request by the control plane's own service account {settings.service_account}"
+    return ""
+
+
+@bp.post("/mutate")
+def mutate() -> Response | tuple[Response, int]:
+    plane = current_plane()
+    started = time.perf_counter()
+    review = _review(plane)
+    if not isinstance(review, AdmissionReview):
+        return review
+    answer, decision, reason = mutate_review(plane, review)
+    _finish(plane, review, webhook="mutate", decision=decision, messages=[reason], started=started)
+    return jsonify(answer)
+
+
+def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[str, Any], str, str]:
+    if review.kind != "Pod" or review.operation != "CREATE":
+        reason = f"{review.operation} {review.kind}: only Pod creations are injected"
+        return admission_response(review, allowed=True), "skipped", reason
+    bypass = _bypass(plane, review)
+    if bypass:
+        return admission_response(review, allowed=True), "skipped", bypass
+    pod = review.request.get("object") or {}
+    namespace = review.namespace or str((pod.get("metadata") or {}).get("namespace") or "")
+    settings = plane.settings
+    config = InjectionConfig(
+        image=settings.proxy_image,
+        trust_domain=settings.trust_domain,
+        control_plane_url=settings.control_plane_url,
+    )
+    decision = decide(
+        pod,
+        namespace=namespace,
+        config=config,
+        namespace_labels=plane.view().namespace_labels.get(namespace, {}),
+    )
+    answer = admission_response(review, allowed=True, patch=decision.patch or None)
+    return answer, "injected" if decision.inject else "skipped", decision.reason
+
+
+def _finish(
+    plane: ControlPlane,
+    review: AdmissionReview,
+    *,
+    webhook: str,
+    decision: str,
+    messages: list[str],
+    started: float,
+) -> None:
+    elapsed = time.perf_counter() - started
+    plane.metrics.count_admission(operation=review.operation, kind=review.kind, decision=decision)
+    plane.metrics.admission_duration.labels(webhook=webhook).observe(elapsed)
+    logs.emit(
+        logs.DECISION,
+        {
+            "webhook": webhook,
+            "uid": review.uid,
+            "operation": review.operation,
+            "kind": review.kind,
+            "namespace": review.namespace,
+            "name": review.name,
+            "user": review.username,
+            "dryRun": review.dry_run,
+            "decision": decision,
+            "messages": messages,
+            "duration_ms": round(elapsed * 1000, 3),
+        },
+    )

@@ -1,0 +1,173 @@
+"""Who is calling: a workload proves its identity before it gets a certificate or registers an
+endpoint.
+
+Two authenticators, one interface (`authenticate(bearer) -> Identity`):
+- `BootstrapTokens` (local mode): `smi1.<payload>.<mac>` tokens bound to one identity, signed with
+  a key derived from the mesh CA key (HKDF), so `smictl certs token` and every gunicorn worker
+  agree without sharing any state, and rotating the CA revokes every token.
+- `TokenReviewer` (Kubernetes mode): the pod's projected ServiceAccount token (audience `smictl`)
+  checked by the API server's TokenReview; `system:serviceaccount:<ns>:<sa>` becomes `ns/sa`.
+Anything else is refused with `AuthError` (401), and owning an identity is all a token proves.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from smi.identity import Identity, IdentityError
+
+TOKEN_PREFIX = "smi1"  # noqa: S105 - a format marker, not a secret
+_HKDF_INFO = b"smictl bootstrap token v1"
+SA_PREFIX = "system:serviceaccount:"
+
+
+class AuthError(Exception):
+    """The caller did not prove an identity (HTTP 401)."""
+
+
+class Authenticator(Protocol):
+    def authenticate(self, bearer: str) -> Identity:
+        """The identity the bearer token proves; raises AuthError."""
+        ...
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def token_key(ca_key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The MAC key of bootstrap tokens, derived from the mesh CA's private key."""
+    der = ca_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(der)
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapTokens:
+    """Issue and verify identity-bound bootstrap tokens (local mode)."""
+
+    key: bytes
+    trust_domain: str
+    clock: Callable[[], float] = time.time
+
+    def issue(self, identity: Identity, *, ttl_seconds: int = 24 * 3600) -> str:
+        now = int(self.clock())
+        claims = {"sub": identity.spiffe_id, "iat": now, "exp": now + ttl_seconds}
+        body = f"{TOKEN_PREFIX}.{_b64(json.dumps(claims, sort_keys=True).encode())}"
+        return f"{body}.{_b64(self._mac(body))}"
+
+    def authenticate(self, bearer: str) -> Identity:
+        prefix, _, rest = bearer.partition(".")
+        payload, _, mac = rest.partition(".")
+        if prefix != TOKEN_PREFIX or not payload or not mac:
+            raise AuthError("not a smictl bootstrap token")
+        try:
+            given = _unb64(mac)
+            claims: dict[str, Any] = json.loads(_unb64(payload))
+        except (ValueError, TypeError) as exc:
+            raise AuthError("bootstrap token is malformed") from exc
+        if not hmac.compare_digest(given, self._mac(f"{prefix}.{payload}")):
+            raise AuthError("bootstrap token signature is invalid (another mesh CA?)")
+        if not isinstance(claims, dict) or int(claims.get("exp", 0)) < self.clock():
+            raise AuthError("bootstrap token has expired")
+        try:
+            identity = Identity.parse(str(claims.get("sub", "")))
+        except IdentityError as exc:
+            raise AuthError(f"bootstrap token names no identity: {exc}") from exc
+        if identity.trust_domain != self.trust_domain:
+            raise AuthError(f"bootstrap token is for trust domain {identity.trust_domain}")
+        return identity
+
+    def _mac(self, body: str) -> bytes:
+        return hmac.new(self.key, body.encode(), hashlib.sha256).digest()
+
+
+class TokenReviewer:
+    """Kubernetes mode: ask the API server whose ServiceAccount token this is.
+
+    `review` sends one TokenReview and returns its `status` as a dict; results are cached for
+    `cache_seconds` keyed by the token's hash, so a restarting fleet does not flood the API.
+    """
+
+    def __init__(
+        self,
+        review: Callable[[str], dict[str, Any]],
+        *,
+        trust_domain: str,
+        audience: str = "smictl",
+        cache_seconds: float = 60.0,
+    ) -> None:
+        self._review = review
+        self.trust_domain = trust_domain
+        self.audience = audience
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Identity]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, bearer: str) -> Identity:
+        digest = hashlib.sha256(bearer.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        identity = identity_from_review(self._review(bearer), trust_domain=self.trust_domain)
+        with self._lock:
+            self._cache[digest] = (now + self.cache_seconds, identity)
+        return identity
+
+
+def identity_from_review(status: dict[str, Any], *, trust_domain: str) -> Identity:
+    """The workload identity of an authenticated TokenReview status, or AuthError."""
+    if not status.get("authenticated"):
+        raise AuthError(f"token rejected by the API server: {status.get('error') or 'unknown'}")
+    username = str((status.get("user") or {}).get("username", ""))
+    if not username.startswith(SA_PREFIX):
+        raise AuthError(f"{username or 'the caller'} is not a ServiceAccount")
+    ns, _, sa = username[len(SA_PREFIX) :].partition(":")
+    try:
+        return Identity.parse(f"{ns}/{sa}", trust_domain=trust_domain)
+    except IdentityError as exc:
+        raise AuthError(str(exc)) from exc
+
+
+def kubernetes_token_review(api_client: Any, *, audience: str) -> Callable[[str], dict[str, Any]]:
+    """A `review` function for TokenReviewer that uses the kubernetes client."""
+    from kubernetes import client
+
+    api = client.AuthenticationV1Api(api_client)
+
+    def review(token: str) -> dict[str, Any]:
+        body = client.V1TokenReview(
+            spec=client.V1TokenReviewSpec(token=token, audiences=[audience])
+        )
+        try:
+            result = api.create_token_review(body)
+        except client.ApiException as exc:
+            raise AuthError(f"TokenReview failed: HTTP {exc.status} {exc.reason}") from exc
+        status = result.status
+        if status is None:
+            raise AuthError("TokenReview returned no status")
+        out: dict[str, Any] = api_client.sanitize_for_serialization(status)
+        return out
+
+    return review

@@ -1,0 +1,69 @@
+"""`POST /convert`: the CRD conversion webhook (ConversionReview `apiextensions.k8s.io/v1`).
+
+Every object converts through its group's hub (`smi.conversion.convert_document`), so any served
+version reaches any other and fields the target cannot hold survive in the lossy-field
+annotation. One object that cannot convert fails the whole review with `result.status: Failure`
+and the reason, as the API server expects; a body that is not a ConversionReview is a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from smi.errors import SMIError
+from webhook import logs
+from webhook.plane import current_plane
+from webhook.reviews import BadReview, ConversionReview, conversion_response, parse_conversion
+from webhook.reviews import read_json as read_review
+
+bp = Blueprint("conversion", __name__)
+
+
+@bp.post("/convert")
+def convert() -> tuple[Response, int]:
+    plane = current_plane()
+    try:
+        review = parse_conversion(
+            read_review(request.stream, limit=plane.settings.max_review_bytes)
+        )
+    except BadReview as exc:
+        return jsonify(error=str(exc), code="SMI7010"), 400
+    body, failure = convert_review(review)
+    plane.metrics.conversions.labels(result="failure" if failure else "success").inc(
+        max(1, len(review.objects))
+    )
+    if failure:
+        logs.emit(
+            logs.DECISION,
+            {
+                "event": "conversion_failed",
+                "uid": review.uid,
+                "to": review.desired,
+                "reason": failure,
+            },
+        )
+    return jsonify(body), 200
+
+
+def convert_review(review: ConversionReview) -> tuple[dict[str, Any], str]:
+    """The ConversionReview answer and the failure reason ("" on success)."""
+    from smi.conversion import convert_document
+
+    converted: list[dict[str, Any]] = []
+    for index, obj in enumerate(review.objects):
+        try:
+            converted.append(convert_document(obj, to=review.desired))
+        except SMIError as exc:
+            name = _name(obj)
+            reasons = "; ".join(d.message for d in exc.diagnostics)
+            failure = f"objects[{index}] {name}: cannot convert to {review.desired}: {reasons}"
+            return conversion_response(review, failure=failure), failure
+    return conversion_response(review, converted=converted), ""
+
+
+def _name(obj: dict[str, Any]) -> str:
+    raw = obj.get("metadata")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return f"{obj.get('kind', '?')} {meta.get('namespace', '')}/{meta.get('name', '')}".strip()

@@ -1,0 +1,95 @@
+"""gunicorn configuration of the control plane.
+
+    gunicorn -c webhook/gunicorn.conf.py 'webhook:create_app()'
+
+
+Everything comes from the same `SMI_WEBHOOK_*` variables the app reads (webhook/settings.py):
+- gthread workers: they keep connections alive (sync workers do not, and every TLS request would
+  pay a handshake; NOTES.md), and long polls wait in a thread instead of blocking a process;
+- TLS from SMI_WEBHOOK_CERT_FILE / SMI_WEBHOOK_KEY_FILE through `ServingContext`, which picks up
+  a renewed certificate on the next connection (SIGHUP, which restarts the workers, works too);
+- prometheus-client multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, before any worker
+  imports the client, emptied at start, and dead workers are marked in `child_exit` (NOTES.md);
+- `when_ready` logs the bound addresses as JSON and, with SMI_WEBHOOK_ADDRESS_FILE, writes the
+  first one there, so callers that bind port 0 learn the real port.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from webhook.settings import Settings
+
+_settings = Settings.from_env()
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smictl-metrics-")
+
+bind = [_settings.bind]
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.threads
+# The kube-apiserver and proxies reuse connections; keep idle ones long enough to matter.
+keepalive = 75
+# A long poll may legitimately run for long_poll_seconds; the worker timeout must exceed it.
+timeout = int(_settings.long_poll_seconds) + 30
+graceful_timeout = 10
+accesslog = None  # the app writes JSON access logs itself (webhook/logs.py)
+errorlog = "-"
+loglevel = "warning"
+proc_name = "smictl-control-plane"
+if _settings.cert_file is not None and _settings.key_file is not None:
+    certfile = str(_settings.cert_file)
+    keyfile = str(_settings.key_file)
+
+
+@functools.cache
+def _serving() -> Any:
+    from webhook.tls import ServingContext
+
+    assert _settings.cert_file is not None and _settings.key_file is not None
+    return ServingContext(cert_file=_settings.cert_file, key_file=_settings.key_file)
+
+
+def ssl_context(config: Any, default_ssl_context_factory: Any) -> Any:
+    return _serving().get()
+
+
+def on_starting(server: Any) -> None:
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def when_ready(server: Any) -> None:
+    scheme = "https" if _settings.cert_file is not None else "http"
+    addresses = []
+    for listener in server.LISTENERS:
+        host, port = listener.sock.getsockname()[:2]
+        addresses.append(f"{scheme}://{host}:{port}")
+    sys.stderr.write(
+        json.dumps({"log": "smictl.server", "event": "listening", "addresses": addresses}) + "\n"
+    )
+    sys.stderr.flush()
+    target = os.environ.get("SMI_WEBHOOK_ADDRESS_FILE")
+    if target and addresses:
+        tmp = Path(target + ".tmp")
+        tmp.write_text(addresses[0] + "\n")
+        tmp.replace(target)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,194 @@
+"""Sidecar injection as a pure function: a Pod in, the JSON Patch that adds the proxy out.
+
+Kept free of Flask so that `/mutate`, tests and `smictl` tooling share it. The rules:
+- a Pod opts in with the annotation `smictl.io/inject: enabled` or through its namespace's label
+  `smictl.io/inject: enabled`; the pod annotation `disabled` wins over the namespace;
+- host-network pods are never injected (the proxy's ports would collide on the node);
+- an injected pod (it already has the `smictl-proxy` container) gets no patch, so a replayed
+  review or a second mutating pass changes nothing;
+- the patch holds only `add` operations, with JSON Pointer (RFC 6901) escaping of keys such as
+  `smictl.io/injected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+INJECT_KEY = "smictl.io/inject"
+INJECTED_KEY = "smictl.io/injected"
+APP_PORT_KEY = "smictl.io/app-port"
+PROXY_CONTAINER = "smictl-proxy"
+CERT_VOLUME = "smictl-certs"
+TOKEN_VOLUME = "smictl-token"  # noqa: S105 - a volume name
+CERT_DIR = "/var/run/smictl/certs"
+TOKEN_DIR = "/var/run/secrets/smictl/token"  # noqa: S105 - a mount path
+TOKEN_AUDIENCE = "smictl"  # noqa: S105 - an audience name
+INBOUND_PORT = 15006
+OUTBOUND_PORT = 15001
+ADMIN_PORT = 15020
+PROXY_UID = 1337
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionConfig:
+    """What the proxy container is built from (the control plane's settings)."""
+
+    image: str
+    control_plane_url: str
+    trust_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionDecision:
+    """Whether a pod is injected, why (for the decision log), and the patch."""
+
+    inject: bool
+    reason: str
+    patch: tuple[dict[str, Any], ...] = ()
+
+
+def escape_pointer(token: str) -> str:
+    """RFC 6901: `~` becomes `~0` and `/` becomes `~1` (in that order)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def decide(
+    pod: Mapping[str, Any],
+    *,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    config: InjectionConfig,
+) -> InjectionDecision:
+    """Whether and how to inject `pod`, created in `namespace`."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    annotations = meta.get("annotations") or {}
+    wanted = annotations.get(INJECT_KEY)
+    if wanted == "disabled":
+        return InjectionDecision(False, f"pod annotation {INJECT_KEY}=disabled")
+    if wanted != "enabled" and namespace_labels.get(INJECT_KEY) != "enabled":
+        return InjectionDecision(False, "neither the pod nor its namespace opted in")
+    if spec.get("hostNetwork"):
+        return InjectionDecision(False, "host-network pods are not injected")
+    if any(c.get("name") == PROXY_CONTAINER for c in spec.get("containers") or ()):
+        return InjectionDecision(False, "already injected")
+    patch = build_patch(pod, namespace=namespace, config=config)
+    return InjectionDecision(True, "injected", tuple(patch))
+
+
+def build_patch(
+    pod: Mapping[str, Any], *, namespace: str, config: InjectionConfig
+) -> list[dict[str, Any]]:
+    """The `add` operations that inject the proxy, its volumes and the injected marker."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    identity = f"{namespace}/{spec.get('serviceAccountName') or 'default'}"
+    container = proxy_container(identity=identity, app_port=app_port(pod), config=config)
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/containers/-", "value": container}]
+    ops += _add_to_list(spec, "volumes", "/spec/volumes", proxy_volumes())
+    ops += _add_to_map(meta, "annotations", "/metadata/annotations", {INJECTED_KEY: "true"})
+    return ops
+
+
+def app_port(pod: Mapping[str, Any]) -> int | None:
+    """The application port the inbound proxy forwards to: the `smictl.io/app-port`
+    annotation, else the first declared containerPort, else None (no inbound listener)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if str(annotations.get(APP_PORT_KEY, "")).isdigit():
+        return int(annotations[APP_PORT_KEY])
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        for port in container.get("ports") or ():
+            if isinstance(port.get("containerPort"), int):
+                return int(port["containerPort"])
+    return None
+
+
+def proxy_container(
+    *, identity: str, app_port: int | None, config: InjectionConfig
+) -> dict[str, Any]:
+    env = [
+        {"name": "SMI_PROXY_IDENTITY", "value": identity},
+        {"name": "SMI_PROXY_TRUST_DOMAIN", "value": config.trust_domain},
+        {"name": "SMI_PROXY_CONTROL_PLANE", "value": config.control_plane_url},
+        {"name": "SMI_PROXY_POLICY", "value": f"{config.control_plane_url}/mesh/v1/policy"},
+        {"name": "SMI_PROXY_OUTBOUND", "value": str(OUTBOUND_PORT)},
+        {"name": "SMI_PROXY_ADMIN", "value": str(ADMIN_PORT)},
+        {"name": "SMI_PROXY_CERT_DIR", "value": CERT_DIR},
+        {"name": "SMI_PROXY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    if app_port is not None:
+        env.insert(4, {"name": "SMI_PROXY_INBOUND", "value": f"{INBOUND_PORT}:{app_port}"})
+    return {
+        "name": PROXY_CONTAINER,
+        "image": config.image,
+        "args": ["proxy"],
+        "env": env,
+        "ports": [
+            {"name": "smi-inbound", "containerPort": INBOUND_PORT, "protocol": "TCP"},
+            {"name": "smi-outbound", "containerPort": OUTBOUND_PORT, "protocol": "TCP"},
+            {"name": "smi-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": ADMIN_PORT},
+            "periodSeconds": 2,
+            "failureThreshold": 30,
+        },
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "32Mi"},
+            "limits": {"memory": "128Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": PROXY_UID,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": CERT_VOLUME, "mountPath": CERT_DIR},
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
+        ],
+    }
+
+
+def proxy_volumes() -> list[dict[str, Any]]:
+    """An in-memory directory for the workload key and certificate, and a projected
+    ServiceAccount token (audience `smictl`) the proxy presents to get its certificate."""
+    return [
+        {"name": CERT_VOLUME, "emptyDir": {"medium": "Memory"}},
+        {
+            "name": TOKEN_VOLUME,
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": TOKEN_AUDIENCE,
+                            "expirationSeconds": 3600,
+                            "path": "token",
+                        }
+                    }
+                ]
+            },
+        },
+    ]
+
+
+def _add_to_list(
+    parent: Mapping[str, Any], key: str, path: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    if not parent.get(key):
+        return [{"op": "add", "path": path, "value": items}]
+    return [{"op": "add", "path": f"{path}/-", "value": item} for item in items]
+
+
+def _add_to_map(
+    parent: Mapping[str, Any], key: str, path: str, entries: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    if not parent.get(key):
+        return [{"op": "add", "path": path, "value": dict(entries)}]
+    return [
+        {"op": "add", "path": f"{path}/{escape_pointer(k)}", "value": v} for k, v in entries.items()
+    ]

@@ -1,0 +1,218 @@
+"""What proxies talk to: the MeshPolicy (long poll), their certificates, their endpoints.
+
+- `GET /mesh/v1/policy` answers the MeshPolicy JSON with `ETag: "<hash>"`. With
+  `If-None-Match: "<hash>"` it waits (long poll) until the policy changes or `?timeout=` seconds
+  pass (at most SMI_WEBHOOK_LONG_POLL_SECONDS), then 304. Waiting requests hold a gunicorn
+  thread, so each worker lets at most half its threads wait; past that a poll gets its answer at
+  once, with `Retry-After: 1`.
+- `POST /mesh/v1/certificates` signs a CSR for the identity the caller proves (bootstrap token
+  or ServiceAccount token as `Authorization: Bearer`); a CSR for any other identity is 403.
+- `POST` / `DELETE /mesh/v1/endpoints` registers or removes the caller's inbound address for the
+  services it backs (local mode); services must be in the caller's own namespace.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from cryptography import x509
+from flask import Blueprint, Response, abort, jsonify, request
+
+from smi.identity import Identity
+from smi.pki import WORKLOAD_TTL, PKIError, not_after
+from smi.store.base import EndpointRecord, StoreError
+from webhook import logs
+from webhook.auth import AuthError
+from webhook.plane import ControlPlane, View, current_plane
+from webhook.reviews import BadReview, read_json
+
+bp = Blueprint("mesh", __name__, url_prefix="/mesh/v1")
+MAX_BODY = 64 * 1024
+
+
+@bp.get("/policy")
+def policy() -> Response:
+    plane = current_plane()
+    wanted = _etag_of(request.headers.get("If-None-Match", ""))
+    view = plane.view()
+    if wanted and wanted == view.etag:
+        view, waited = _long_poll(plane, wanted)
+        if view.etag == wanted:
+            response = Response(status=304)
+            if not waited:
+                response.headers["Retry-After"] = "1"
+            return _tag(response, view)
+    return _tag(Response(view.policy_json, mimetype="application/json"), view)
+
+
+def _long_poll(plane: ControlPlane, etag: str) -> tuple[View, bool]:
+    timeout = _timeout(plane.settings.long_poll_seconds)
+    gate = plane.long_polls
+    if not gate.acquire(blocking=False):
+        return plane.view(), False
+    try:
+        return plane.wait_for_policy(etag, timeout=timeout), True
+    finally:
+        gate.release()
+
+
+def _timeout(limit: float) -> float:
+    raw = request.args.get("timeout", "")
+    try:
+        asked = float(raw) if raw else limit
+    except ValueError:
+        abort(400, f"timeout={raw!r} is not a number of seconds")
+    return max(0.0, min(asked, limit))
+
+
+def _etag_of(header: str) -> str:
+    """The first entity tag of an If-None-Match header, without W/ and quotes."""
+    first = header.split(",", maxsplit=1)[0].strip()
+    first = first.removeprefix("W/")
+    return first.strip('"')
+
+
+def _tag(response: Response, view: View) -> Response:
+    response.headers["ETag"] = f'"{view.etag}"'
+    response.headers["X-Smictl-Revision"] = str(view.revision)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+
+@bp.post("/certificates")
+def certificates() -> tuple[Response, int]:
+    plane = current_plane()
+    if plane.ca is None:
+        abort(503, "certificate signing is not configured (SMI_WEBHOOK_MESH_CA_CERT_FILE/KEY_FILE)")
+    caller = _caller(plane)
+    body = _body()
+    csr_pem = body.get("csr")
+    if not isinstance(csr_pem, str) or "BEGIN CERTIFICATE REQUEST" not in csr_pem:
+        abort(400, "csr: expected a PEM certificate request")
+    requested = _requested_identity(csr_pem.encode())
+    if requested is not None and requested != caller.spiffe_id:
+        plane.metrics.certificates_issued.labels(result="refused").inc()
+        _audit("certificate_refused", caller=caller, requested=requested)
+        abort(403, f"CSR asks for {requested}, but the caller proved {caller.spiffe_id}")
+    ttl = _ttl(body.get("ttlSeconds"))
+    try:
+        cert_pem = plane.ca.sign_workload_csr(csr_pem.encode(), identity=caller, ttl=ttl)
+    except PKIError as exc:
+        plane.metrics.certificates_issued.labels(result="invalid").inc()
+        abort(400, f"CSR refused: {exc}")
+    plane.metrics.certificates_issued.labels(result="issued").inc()
+    _audit("certificate_issued", caller=caller, requested=caller.spiffe_id)
+    return jsonify(
+        identity=caller.spiffe_id,
+        certificate=cert_pem.decode(),
+        caCertificate=plane.ca.cert_pem().decode(),
+        expiresAt=not_after(cert_pem).isoformat(),
+    ), 201
+
+
+def _requested_identity(csr_pem: bytes) -> str | None:
+    """The single URI SAN the CSR asks for, or None (pki then refuses it with a reason)."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if len(uris) == 1 else None
+
+
+def _ttl(raw: Any) -> timedelta:
+    if raw is None:
+        return WORKLOAD_TTL
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 60:
+        abort(400, "ttlSeconds: expected an integer of at least 60")
+    return min(timedelta(seconds=raw), WORKLOAD_TTL)
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+@bp.post("/endpoints")
+def register_endpoint() -> tuple[Response, int]:
+    plane = current_plane()
+    caller = _caller(plane)
+    body = _body()
+    address, port = _address(body)
+    services = body.get("services", [])
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        abort(400, "services: expected a list of service names (`name` or `namespace/name`)")
+    keys = [s if "/" in s else f"{caller.namespace}/{s}" for s in services]
+    foreign = [k for k in keys if k.split("/", 1)[0] != caller.namespace]
+    if foreign:
+        abort(
+            403,
+            f"{caller.short} may back services of namespace {caller.namespace} only, "
+            f"not {', '.join(foreign)}",
+        )
+    record = EndpointRecord(
+        address=address, port=port, identity=caller.spiffe_id, services=tuple(sorted(set(keys)))
+    )
+    try:
+        revision = plane.store.register_endpoint(record)
+    except StoreError as exc:
+        abort(405, exc.diagnostics[0].message)
+    _audit("endpoint_registered", caller=caller, requested=f"{address}:{port}")
+    return jsonify(
+        revision=revision, identity=caller.spiffe_id, services=list(record.services)
+    ), 200
+
+
+@bp.delete("/endpoints")
+def deregister_endpoint() -> tuple[Response, int]:
+    plane = current_plane()
+    caller = _caller(plane)
+    address, port = _address(_body())
+    try:
+        revision = plane.store.deregister_endpoint(
+            address=address, port=port, identity=caller.spiffe_id
+        )
+    except StoreError as exc:
+        code = 403 if exc.diagnostics[0].code == "SMI7008" else 405
+        abort(code, exc.diagnostics[0].message)
+    _audit("endpoint_deregistered", caller=caller, requested=f"{address}:{port}")
+    return jsonify(revision=revision), 200
+
+
+def _address(body: dict[str, Any]) -> tuple[str, int]:
+    address, port = body.get("address"), body.get("port")
+    if not isinstance(address, str) or not address:
+        abort(400, "address: expected the proxy's inbound IP address")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        abort(400, "port: expected an integer from 1 to 65535")
+    return address, port
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def _caller(plane: ControlPlane) -> Identity:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(401, "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)")
+    if plane.authenticator is None:
+        abort(503, "no authenticator is configured (local mode needs the mesh CA)")
+    try:
+        return plane.authenticator.authenticate(token.strip())
+    except AuthError as exc:
+        abort(401, str(exc))
+
+
+def _body() -> dict[str, Any]:
+    try:
+        return read_json(request.stream, limit=MAX_BODY)
+    except BadReview as exc:
+        abort(400, str(exc))
+
+
+def _audit(event: str, *, caller: Identity, requested: str) -> None:
+    logs.emit(logs.DECISION, {"event": event, "caller": caller.spiffe_id, "subject": requested})

@@ -1,0 +1,224 @@
+"""The control plane's state in one object: store, policies, CA, authenticator, metrics, and the
+compiled view of the current store revision.
+
+`ControlPlane.build(settings)` opens everything once per worker; the views reach it through
+`current_plane()`. A `View` is everything derived from one store revision (the loaded resources,
+the compiled MeshPolicy and its JSON, namespace labels for injection); it is rebuilt only when the
+revision moves, by one thread while the others keep serving the previous view, so a request never
+pays for a compile it does not need.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from flask import current_app
+
+from smi.compiler.ir.model import Endpoint, MeshPolicy
+from smi.errors import Diagnostic, SMIError
+from smi.loading import ContextObject, LoadResult, Resource, load_object
+from smi.pki import CertificateAuthority, PKIError, not_after
+from smi.policy.input import Inventory
+from smi.store.base import Snapshot, Store
+from webhook import logs
+from webhook.auth import Authenticator
+from webhook.metrics import Metrics
+from webhook.settings import Settings
+
+EXTENSION = "smictl"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything derived from one store revision."""
+
+    revision: int
+    snapshot: Snapshot
+    resources: tuple[Resource, ...]
+    context: tuple[ContextObject, ...]
+    policy: MeshPolicy
+    policy_json: bytes
+    skipped: tuple[Diagnostic, ...] = ()
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    inventory: Inventory = field(default_factory=Inventory)
+
+    @property
+    def etag(self) -> str:
+        return self.policy.hash
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    store: Store
+    policies: Any
+    metrics: Metrics
+    ca: CertificateAuthority | None = None
+    authenticator: Authenticator | None = None
+    # The view cache: replaced whole, read without the lock (a reference read is atomic).
+    _view: View | None = None
+    _build_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Long polls hold a gunicorn thread each: at most half the threads of a worker may wait.
+    long_polls: threading.BoundedSemaphore = field(init=False)
+
+    # Values derived from one view on demand (the authz index for /v1/data): latest per name.
+    _derived: dict[str, tuple[int, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.long_polls = threading.BoundedSemaphore(max(1, self.settings.threads // 2))
+
+    def derived(self, name: str, build: Callable[[View], T]) -> T:
+        """`build(view)` for the current view, computed once per revision."""
+        view = self.view()
+        hit = self._derived.get(name)
+        if hit is not None and hit[0] == view.revision:
+            return cast(T, hit[1])
+        value = build(view)
+        self._derived[name] = (view.revision, value)
+        return value
+
+    def view(self) -> View:
+        """The view of the current revision (compiled on first use after a change)."""
+        revision = self.store.revision()
+        current = self._view
+        if current is not None and current.revision == revision:
+            return current
+        with self._build_lock:
+            current = self._view
+            if current is None or current.revision != self.store.revision():
+                current = self._build()
+                self._view = current
+        return current
+
+    def ready(self) -> bool:
+        return self._view is not None and self.store.ready()
+
+    def wait_for_policy(self, etag: str, *, timeout: float) -> View:
+        """Block until the served policy's hash differs from `etag`, or `timeout`; the view
+        at return (compare its etag to know which)."""
+        deadline = time.monotonic() + timeout
+        view = self.view()
+        while view.etag == etag:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.store.wait_for_change(view.revision, timeout=left)
+            view = self.view()
+        return view
+
+    def _build(self) -> View:
+        snap = self.store.snapshot()
+        loaded = load_snapshot(snap)
+        from smi.compiler.build import compile as compile_policy
+
+        result = compile_policy(
+            loaded.resources,
+            context=loaded.context,
+            mode=self.settings.mode,
+            trust_domain=self.settings.trust_domain,
+            revision=snap.revision,
+            endpoints=endpoints_of(snap),
+        )
+        policy = result.policy.with_revision(snap.revision)
+        self.metrics.policy_revision.set(snap.revision)
+        logs.emit(
+            logs.SERVER,
+            {
+                "event": "policy_compiled",
+                "revision": snap.revision,
+                "hash": policy.hash,
+                "resources": len(loaded.resources),
+                "skipped": len(result.skipped),
+            },
+        )
+        return View(
+            revision=snap.revision,
+            snapshot=snap,
+            resources=tuple(loaded.resources),
+            context=tuple(loaded.context),
+            policy=policy,
+            policy_json=policy.to_json().encode(),
+            skipped=tuple(result.skipped),
+            namespace_labels=namespace_labels(loaded.context),
+            inventory=Inventory.of(loaded.resources, loaded.context),
+        )
+
+
+def load_snapshot(snap: Snapshot) -> LoadResult:
+    """Every stored document as resources and context. A stored document that no longer loads
+    (written by another smictl version) is left out and logged, not fatal."""
+    out = LoadResult()
+    for obj in snap.objects:
+        loaded = load_object(
+            obj.body, filename=f"store:{obj.key}", default_namespace=obj.key.namespace or "default"
+        )
+        if not loaded.ok:
+            logs.emit(
+                logs.SERVER,
+                {
+                    "event": "stored_object_skipped",
+                    "object": str(obj.key),
+                    "problems": [d.format() for d in loaded.diagnostics if d.is_error],
+                },
+                level=logging.WARNING,
+            )
+            continue
+        out.extend(loaded)
+    return out
+
+
+def endpoints_of(snap: Snapshot) -> dict[str, list[Endpoint]]:
+    out: dict[str, list[Endpoint]] = {}
+    for rec in snap.endpoints:
+        for service in rec.services:
+            out.setdefault(service, []).append(
+                Endpoint(address=rec.address, port=rec.port, identity=rec.identity)
+            )
+    return out
+
+
+def namespace_labels(
+    context: tuple[ContextObject, ...] | list[ContextObject],
+) -> dict[str, Mapping[str, str]]:
+    out: dict[str, Mapping[str, str]] = {}
+    for obj in context:
+        if obj.kind == "Namespace":
+            labels = (obj.raw.get("metadata") or {}).get("labels") or {}
+            out[obj.name] = {str(k): str(v) for k, v in labels.items()}
+    return out
+
+
+def load_ca(settings: Settings) -> CertificateAuthority | None:
+    """The mesh CA from its files, or None when none is configured (no certificate signing)."""
+    if settings.mesh_ca_cert_file is None or settings.mesh_ca_key_file is None:
+        return None
+    try:
+        return CertificateAuthority.load(
+            settings.mesh_ca_cert_file.read_bytes(), settings.mesh_ca_key_file.read_bytes()
+        )
+    except (OSError, PKIError) as exc:
+        raise SMIError(
+            Diagnostic(
+                code="SMI7003",
+                message=f"mesh CA {settings.mesh_ca_cert_file}: {exc}",
+                file=str(settings.mesh_ca_cert_file),
+            )
+        ) from exc
+
+
+def record_expiry(metrics: Metrics, *, name: str, cert_pem: bytes) -> None:
+    try:
+        metrics.certificate_expiry.labels(certificate=name).set(not_after(cert_pem).timestamp())
+    except PKIError:
+        return
+
+
+def current_plane() -> ControlPlane:
+    plane: ControlPlane = current_app.extensions[EXTENSION]
+    return plane

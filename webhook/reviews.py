@@ -1,0 +1,170 @@
+"""AdmissionReview and ConversionReview as typed values: parse the request, build the response.
+
+The API server sends `admission.k8s.io/v1` (or the older `v1beta1`) AdmissionReviews and
+`apiextensions.k8s.io/v1` ConversionReviews. A body that is not one of these, is not JSON, or is
+larger than the configured limit raises `BadReview` with a one-line reason, which the views turn
+into a 400; nothing here can produce a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+CONVERSION_VERSION = "apiextensions.k8s.io/v1"
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+
+
+class BadReview(ValueError):
+    """The request body is not a review this endpoint accepts (HTTP 400)."""
+
+
+def read_json(stream: IO[bytes], *, limit: int) -> dict[str, Any]:
+    """Read at most `limit` bytes of JSON object from `stream`."""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise BadReview(f"request body exceeds {limit} bytes (SMI_WEBHOOK_MAX_REVIEW_BYTES)")
+    if not body:
+        raise BadReview("request body is empty; expected a JSON object")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadReview(f"request body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadReview("request body must be a JSON object")
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionReview:
+    """One AdmissionReview request, with the fields the webhook decides on lifted out."""
+
+    api_version: str
+    request: dict[str, Any]
+    uid: str
+    operation: str
+    group: str
+    version: str
+    kind: str
+    namespace: str
+    name: str
+    username: str
+    dry_run: bool
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """The object the review is about: `object`, or `oldObject` for a DELETE."""
+        obj = self.request.get("object") or self.request.get("oldObject") or {}
+        return obj if isinstance(obj, dict) else {}
+
+
+def parse_admission(doc: dict[str, Any]) -> AdmissionReview:
+    api_version = doc.get("apiVersion")
+    if api_version not in ADMISSION_VERSIONS:
+        raise BadReview(
+            f"apiVersion {api_version!r} is not an AdmissionReview version this webhook serves "
+            f"({', '.join(ADMISSION_VERSIONS)})"
+        )
+    if doc.get("kind") != "AdmissionReview":
+        raise BadReview(f"kind {doc.get('kind')!r} is not AdmissionReview")
+    req = doc.get("request")
+    if not isinstance(req, dict):
+        raise BadReview("request: missing or not an object")
+    uid = req.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid: missing; the API server matches answers by uid")
+    operation = req.get("operation")
+    if operation not in OPERATIONS:
+        raise BadReview(f"request.operation: {operation!r} is not one of {', '.join(OPERATIONS)}")
+    kind = req.get("kind")
+    if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str):
+        raise BadReview("request.kind: missing or not a GroupVersionKind object")
+    for field in ("object", "oldObject"):
+        if req.get(field) is not None and not isinstance(req.get(field), dict):
+            raise BadReview(f"request.{field}: must be an object or null")
+    user_info = req.get("userInfo")
+    user: dict[str, Any] = user_info if isinstance(user_info, dict) else {}
+    return AdmissionReview(
+        api_version=str(api_version),
+        request=req,
+        uid=uid,
+        operation=str(operation),
+        group=str(kind.get("group") or ""),
+        version=str(kind.get("version") or ""),
+        kind=str(kind["kind"]),
+        namespace=str(req.get("namespace") or ""),
+        name=str(req.get("name") or ""),
+        username=str(user.get("username") or ""),
+        dry_run=bool(req.get("dryRun")),
+    )
+
+
+def admission_response(
+    review: AdmissionReview,
+    *,
+    allowed: bool,
+    code: int | None = None,
+    message: str = "",
+    warnings: Sequence[str] = (),
+    patch: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The AdmissionReview answer, in the request's own apiVersion, uid echoed."""
+    response: dict[str, Any] = {"uid": review.uid, "allowed": allowed}
+    if code is not None or message:
+        status: dict[str, Any] = {"message": message} if message else {}
+        if code is not None:
+            status["code"] = code
+        if not allowed:
+            status["status"] = "Failure"
+            status["reason"] = _REASONS.get(code or 0, "Forbidden")
+        response["status"] = status
+    if warnings:
+        response["warnings"] = list(warnings)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode()
+    return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}
+
+
+_REASONS = {403: "Forbidden", 422: "Invalid", 500: "InternalError", 400: "BadRequest"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionReview:
+    uid: str
+    desired: str
+    objects: tuple[dict[str, Any], ...]
+
+
+def parse_conversion(doc: dict[str, Any]) -> ConversionReview:
+    if doc.get("apiVersion") != CONVERSION_VERSION or doc.get("kind") != "ConversionReview":
+        raise BadReview(
+            f"expected a {CONVERSION_VERSION} ConversionReview, got "
+            f"{doc.get('apiVersion')!r} {doc.get('kind')!r}"
+        )
+    req = doc.get("request")
+    if not isinstance(req, dict):
+        raise BadReview("request: missing or not an object")
+    uid, desired, objects = req.get("uid"), req.get("desiredAPIVersion"), req.get("objects")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid: missing")
+    if not isinstance(desired, str) or "/" not in desired:
+        raise BadReview("request.desiredAPIVersion: missing or not group/version")
+    if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+        raise BadReview("request.objects: must be a list of objects")
+    return ConversionReview(uid=uid, desired=desired, objects=tuple(objects))
+
+
+def conversion_response(
+    review: ConversionReview, *, converted: Sequence[dict[str, Any]] = (), failure: str = ""
+) -> dict[str, Any]:
+    result: dict[str, Any] = (
+        {"status": "Failure", "message": failure} if failure else {"status": "Success"}
+    )
+    response: dict[str, Any] = {"uid": review.uid, "result": result}
+    response["convertedObjects"] = [] if failure else list(converted)
+    return {"apiVersion": CONVERSION_VERSION, "kind": "ConversionReview", "response": response}

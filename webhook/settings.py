@@ -1,0 +1,148 @@
+"""The control plane's one typed settings object, read from `SMI_WEBHOOK_*` or from flags.
+
+`smictl serve` turns its flags into these environment variables and starts gunicorn, whose
+workers each call `create_app()` → `Settings.from_env()`; so the environment is the single
+channel, and the Helm chart sets the same names. The names are a public contract
+(docs/control-plane.md lists them); renaming one breaks deployed charts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import get_args
+
+from smi.compiler.ir.model import MODES, Mode
+from smi.errors import Diagnostic, SMIError
+from smi.identity import DEFAULT_TRUST_DOMAIN
+
+PREFIX = "SMI_WEBHOOK_"
+IN_CLUSTER = "in-cluster"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "smictl"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the control plane is configured with; built once and passed in."""
+
+    bind: str = "127.0.0.1:8443"
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    mesh_ca_cert_file: Path | None = None
+    mesh_ca_key_file: Path | None = None
+    policies: tuple[Path, ...] = ()
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    mode: Mode = "deny"
+    excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+    proxy_image: str = "ghcr.io/smictl/smictl:0.1.0"
+    service_account: str = "smictl-system/smictl"
+    store: Path | None = None
+    kubeconfig: str | None = None
+    max_review_bytes: int = 3 * 1024 * 1024
+    control_plane_url: str = "https://smictl.smictl-system.svc:8443"
+    long_poll_seconds: float = 30.0
+    workers: int = 2
+    threads: int = 16
+
+    @property
+    def kubernetes(self) -> bool:
+        """Kubernetes mode: a kubeconfig (or `in-cluster`) is configured."""
+        return bool(self.kubeconfig)
+
+    def store_path(self) -> Path:
+        return self.store or default_state_dir() / "store.db"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read `SMI_WEBHOOK_<FIELD>`; unset variables keep their defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw)
+        if env.get(PREFIX + "IN_CLUSTER", "").lower() in {"1", "true", "yes"}:
+            values.setdefault("kubeconfig", IN_CLUSTER)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes `from_env` rebuild these settings exactly."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                sep = ":" if f.name == "policies" else ","
+                text = sep.join(str(v) for v in value)
+            else:
+                text = str(value)
+            out[PREFIX + f.name.upper()] = text
+        return out
+
+
+def _parse(name: str, raw: str) -> object:
+    try:
+        return _PARSERS.get(name, str)(raw)
+    except ValueError as exc:
+        raise SMIError(
+            Diagnostic(
+                code="SMI7009",
+                message=f"{PREFIX}{name.upper()}={raw!r}: {exc}",
+                path=PREFIX + name.upper(),
+            )
+        ) from exc
+
+
+def _mode(raw: str) -> Mode:
+    if raw not in MODES:
+        raise ValueError(f"must be one of {', '.join(get_args(Mode))}")
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in raw.split(":") if p)
+
+
+_PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
+    {
+        "cert_file": Path,
+        "key_file": Path,
+        "mesh_ca_cert_file": Path,
+        "mesh_ca_key_file": Path,
+        "store": Path,
+        "policies": _paths,
+        "excluded_namespaces": _csv,
+        "mode": _mode,
+        "max_review_bytes": _positive_int,
+        "workers": _positive_int,
+        "threads": _positive_int,
+        "long_poll_seconds": _positive_float,
+    }
+)

@@ -1,0 +1,245 @@
+"""`smictl apply`, `smictl get`, `smictl delete`: the local store over HTTPS (`smictl serve`).
+
+Files are loaded here first (`smi.loading`), so a syntax error is reported with file and line
+before anything is sent. The server's refusals come back with the index of each object and
+diagnostics with JSON paths; they are printed as `file:line: path: reason (CODE)` at the line of
+the object in the file it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smi.errors import Diagnostic, SMIError
+from smi.loading import SMI_KIND_GROUPS, ContextObject, Resource, load_paths
+from webhook.client import DEFAULT_SERVER, ControlPlaneClient, Reply, refused
+
+EXIT_OK, EXIT_INVALID = 0, 1
+
+
+def _client_flags(p: argparse.ArgumentParser) -> None:
+    import os
+
+    p.add_argument(
+        "--server",
+        default=os.environ.get("SMICTL_SERVER", DEFAULT_SERVER),
+        help="control plane URL (env SMICTL_SERVER, default %(default)s)",
+    )
+    p.add_argument(
+        "--ca", type=Path, default=None, help="CA bundle to verify the server (env SMICTL_CA_FILE)"
+    )
+
+
+def _client(args: argparse.Namespace) -> ControlPlaneClient:
+    return ControlPlaneClient(server=args.server, ca_file=args.ca)
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def register_apply(sub: Any) -> None:
+    p = sub.add_parser("apply", help="create or update resources in the local control plane")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
+    p.add_argument("--dry-run", action="store_true", help="admit only; store nothing")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    _client_flags(p)
+    p.set_defaults(func=run_apply)
+
+
+def _loaded(paths: Sequence[str]) -> list[Resource | ContextObject]:
+    result = load_paths(paths)
+    for d in result.diagnostics:
+        if not d.is_error:
+            print(d.format(), file=sys.stderr)
+    if not result.ok:
+        raise SMIError([d for d in result.diagnostics if d.is_error])
+    objects: list[Resource | ContextObject] = [*result.resources, *result.context]
+    objects.sort(key=lambda o: (o.source.file, o.source.index))
+    if not objects:
+        raise SMIError(Diagnostic("SMI1008", f"no objects to send in {', '.join(paths)}"))
+    return objects
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    objects = _loaded(args.filename)
+    reply = _client(args).request(
+        "POST",
+        "/apis/smictl.io/v1/apply",
+        body={"items": [dict(o.raw) for o in objects], "dryRun": args.dry_run},
+    )
+    return _report(reply, objects, output=args.output)
+
+
+def _report(reply: Reply, objects: Sequence[Resource | ContextObject], *, output: str) -> int:
+    if output == "json":
+        json.dump(reply.body, sys.stdout, indent=2)
+        print()
+    for w in reply.body.get("warnings") or []:
+        print(_locate(w, objects).format(), file=sys.stderr)
+    if reply.status == 200:
+        if output == "text":
+            suffix = " (dry run)" if reply.body.get("dryRun") else ""
+            for r in reply.body.get("results") or []:
+                print(f"{r['kind']} {_ref(r)} {r['action']}{suffix}")
+            print(f"revision {reply.body.get('revision')}")
+        return EXIT_OK
+    denials = reply.body.get("denials")
+    if not denials:
+        raise refused(reply)
+    for denial in denials:
+        for d in denial.get("diagnostics") or []:
+            print(_locate({**d, "index": denial.get("index")}, objects).format(), file=sys.stderr)
+    print(f"smictl: {reply.body.get('error')}; nothing was changed", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _ref(r: dict[str, Any]) -> str:
+    return f"{r['namespace']}/{r['name']}" if r.get("namespace") else str(r["name"])
+
+
+def _locate(d: dict[str, Any], objects: Sequence[Resource | ContextObject]) -> Diagnostic:
+    diag = Diagnostic(
+        code=str(d.get("code") or "SMI7002"),
+        message=str(d.get("message", "")),
+        path=str(d.get("path") or ""),
+        severity="warning" if d.get("severity") == "warning" else "error",
+        object_ref=str(d.get("object") or ""),
+    )
+    index = d.get("index")
+    if isinstance(index, int) and 0 <= index < len(objects):
+        obj = objects[index]
+        if isinstance(obj, Resource):
+            return obj.locate(diag)
+        return diag.located(file=obj.source.file, line=obj.source.line)
+    return diag
+
+
+# --- get ----------------------------------------------------------------------------------------
+
+
+def register_get(sub: Any) -> None:
+    p = sub.add_parser("get", help="list resources in the local control plane")
+    p.add_argument("kind", help="kind, plural or lower-case (trafficsplit, trafficsplits, all)")
+    p.add_argument("name", nargs="?", default="")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    _client_flags(p)
+    p.set_defaults(func=run_get)
+
+
+KNOWN_KINDS = (*SMI_KIND_GROUPS, "Service", "ServiceAccount", "Namespace", "Pod", "Deployment")
+
+
+def kind_of(text: str) -> str:
+    """`trafficsplits`, `TrafficSplit`, `trafficsplit` -> `TrafficSplit`; `all` -> ""."""
+    lower = text.lower()
+    if lower == "all":
+        return ""
+    for kind in KNOWN_KINDS:
+        k = kind.lower()
+        if lower in {k, k + "s", k + "es"}:
+            return kind
+    raise SMIError(Diagnostic("SMI1007", f"unknown kind {text!r}; one of {', '.join(KNOWN_KINDS)}"))
+
+
+def run_get(args: argparse.Namespace) -> int:
+    kind = kind_of(args.kind)
+    query = {"kind": kind, "name": args.name}
+    if not args.all_namespaces and kind != "Namespace":
+        query["namespace"] = args.namespace
+    reply = _client(args).request(
+        "GET", "/apis/smictl.io/v1/objects", query={k: v for k, v in query.items() if v}
+    )
+    if reply.status != 200:
+        raise refused(reply)
+    items: list[dict[str, Any]] = reply.body.get("items") or []
+    if args.name and not items:
+        raise SMIError(Diagnostic("SMI7004", f"{kind or 'object'} {args.name!r} not found"))
+    if args.output == "json":
+        doc: Any = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(json.dumps(doc, indent=2))
+    elif args.output == "yaml":
+        doc = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
+    else:
+        print(table(items))
+    return EXIT_OK
+
+
+def table(items: Sequence[dict[str, Any]]) -> str:
+    rows = [("KIND", "NAMESPACE", "NAME", "APIVERSION", "REVISION")]
+    for it in items:
+        meta = it.get("metadata") or {}
+        rows.append(
+            (
+                str(it.get("kind", "")),
+                str(meta.get("namespace", "")),
+                str(meta.get("name", "")),
+                str(it.get("apiVersion", "")),
+                str(meta.get("resourceVersion", "")),
+            )
+        )
+    if len(rows) == 1:
+        return "No resources found."
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+
+def register_delete(sub: Any) -> None:
+    p = sub.add_parser("delete", help="delete resources from the local control plane")
+    p.add_argument("kind", nargs="?", help="kind (with NAME), or use -f")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-f", "--filename", action="append", metavar="PATH")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("--ignore-not-found", action="store_true")
+    _client_flags(p)
+    p.set_defaults(func=run_delete)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    objects: list[Resource | ContextObject] = []
+    if args.filename:
+        if args.kind:
+            raise SMIError(Diagnostic("SMI7002", "give either -f PATH or KIND NAME, not both"))
+        objects = _loaded(args.filename)
+        items = [_reference(o) for o in objects]
+    elif args.kind and args.name:
+        items = [
+            {
+                "kind": kind_of(args.kind) or args.kind,
+                "name": args.name,
+                "namespace": args.namespace,
+            }
+        ]
+    else:
+        raise SMIError(Diagnostic("SMI7002", "delete needs -f PATH or KIND NAME"))
+    reply = _client(args).request(
+        "POST",
+        "/apis/smictl.io/v1/delete",
+        body={"items": items, "ignoreNotFound": args.ignore_not_found},
+    )
+    if reply.status == 404:
+        raise refused(reply)
+    return _report(reply, objects, output="text")
+
+
+def _reference(obj: Resource | ContextObject) -> dict[str, Any]:
+    return {
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "name": obj.name,
+        "namespace": obj.namespace,
+    }

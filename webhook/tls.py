@@ -1,0 +1,70 @@
+"""The serving TLS context, reloaded when the certificate files change, without a restart.
+
+gunicorn's gthread worker asks its `ssl_context` hook for a context on every new connection
+(gunicorn/workers/gthread.py), and the default hook re-reads the files each time: correct but
+a file read and key parse per handshake. `ServingContext` keeps one context and checks the
+files' modification stamps at most once per `check_interval`; when they change it builds a new
+context and swaps it in. A pair caught half-written (key not matching certificate) is skipped
+and the old context kept, so a renewal never makes the server refuse a connection; open
+connections keep the context they were accepted with.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from pathlib import Path
+
+from webhook import logs
+
+
+class ServingContext:
+    def __init__(self, *, cert_file: Path, key_file: Path, check_interval: float = 1.0) -> None:
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._stamp = self._read_stamp()
+        self._context = self._build()
+        self._checked = time.monotonic()
+
+    def get(self) -> ssl.SSLContext:
+        """The context for a new connection; reloads first if the files changed."""
+        now = time.monotonic()
+        if now - self._checked >= self.check_interval:
+            with self._lock:
+                if now - self._checked >= self.check_interval:
+                    self._checked = now
+                    self._maybe_reload()
+        return self._context
+
+    def _maybe_reload(self) -> None:
+        try:
+            stamp = self._read_stamp()
+        except OSError:
+            return  # a file is being replaced; look again at the next check
+        if stamp == self._stamp:
+            return
+        try:
+            context = self._build()
+        except (OSError, ssl.SSLError) as exc:
+            logs.emit(
+                logs.SERVER,
+                {"event": "tls_reload_failed", "error": str(exc)},
+                level=logging.WARNING,
+            )
+            return
+        self._context, self._stamp = context, stamp
+        logs.emit(logs.SERVER, {"event": "tls_reloaded", "cert": str(self.cert_file)})
+
+    def _read_stamp(self) -> tuple[int, int, int, int]:
+        cert, key = self.cert_file.stat(), self.key_file.stat()
+        return (cert.st_mtime_ns, cert.st_size, key.st_mtime_ns, key.st_size)
+
+    def _build(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile=str(self.cert_file), keyfile=str(self.key_file))
+        return context
