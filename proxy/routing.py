@@ -147,9 +147,14 @@ class InboundRouter:
         return peer.forward
 
     def protocol_for(self, peer: str | None) -> str:
+        """ "tcp" when this port is covered only by TCPRoutes, for every caller (then a denied
+        caller's connection is simply closed) or for this caller (a source with a TCPRoute and
+        no HTTP rule here); "http" otherwise."""
         index = self.policy.index
         if index is None:
             return "http"
+        if index.port_protocol(self.identity, self.app_port) == "tcp":
+            return "tcp"
         return index.port_protocol(self.identity, self.app_port, source=peer)
 
 
