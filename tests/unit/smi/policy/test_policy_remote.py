@@ -1,0 +1,146 @@
+"""RemoteOPA (opa-python-client) against a tiny OPA-compatible Data API on 127.0.0.1.
+
+The server answers `POST /v1/data/<path>` with `{"result": ...}` from our embedded engine
+(undefined -> `{}`, as OPA does), so the remote verdicts must equal the embedded ones.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import WritePolicy
+
+from smi.policy.admission import admit
+from smi.policy.policyset import PolicySet
+
+pytestmark = pytest.mark.integration
+
+ROUTE = {
+    "apiVersion": "specs.smi-spec.io/v1alpha4",
+    "kind": "HTTPRouteGroup",
+    "metadata": {"name": "admin", "namespace": "shop", "labels": {"owner": "me"}},
+    "spec": {"matches": [{"name": "m", "pathRegex": "/admin"}]},
+}
+REQUEST = {
+    "uid": "r-1",
+    "kind": {"kind": "HTTPRouteGroup"},
+    "namespace": "shop",
+    "operation": "CREATE",
+    "object": ROUTE,
+}
+
+
+class DataAPI(ThreadingHTTPServer):
+    def __init__(self, policies: PolicySet) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.policies = policies
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.fail_with: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DataAPI
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def _reply(self, code: int, doc: Any) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._reply(200, {}) if self.path == "/health" else self._reply(404, {})
+
+    def do_POST(self) -> None:
+        doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        path = self.path.removeprefix("/v1/data/")
+        self.server.seen.append((path, doc))
+        if self.server.fail_with is not None:
+            self._reply(self.server.fail_with, {"code": "internal_error", "message": "boom"})
+            return
+        engine = self.server.policies.engine
+        assert engine is not None
+        if path not in {p.entrypoint for p in self.server.policies.policies}:
+            self._reply(200, {})  # undefined document
+            return
+        [outcome] = engine.evaluate([path], doc["input"])
+        result = [{"msg": v.msg, "path": v.path} for v in outcome.violations]
+        self._reply(200, {"result": result})
+
+
+@pytest.fixture
+def server(shipped: PolicySet) -> Iterator[DataAPI]:
+    srv = DataAPI(shipped)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while True:  # readiness by polling, not by sleeping
+        try:
+            if requests.get(f"{srv.url}/health", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: PolicySet) -> None:
+    remote = PolicySet.load(remote=server.url)
+    embedded = admit(REQUEST, shipped)
+    over_http = admit(REQUEST, remote)
+    assert (over_http.code, over_http.messages) == (embedded.code, embedded.messages)
+    assert over_http.messages[0].startswith("[path-regex-anchored] match m: pathRegex /admin")
+    asked = dict(server.seen)
+    assert set(asked) == {  # the policies whose kinds match, nothing else
+        "smi/admission/meta/owner_label/violation",
+        "smi/admission/specs/path_regex_anchored/violation",
+    }
+    body = asked["smi/admission/specs/path_regex_anchored/violation"]
+    assert body["input"]["request"]["uid"] == "r-1"
+    assert body["input"]["hub"]["kind"] == "HTTPRouteGroup"
+
+
+def test_undefined_answer_is_no_violation(server: DataAPI, write_policy: WritePolicy) -> None:
+    # A policy the server does not know: OPA answers {} (undefined), which admits.
+    root = write_policy("unknown-to-server", 'violation contains "no" if true\n')
+    remote = PolicySet.load([root], include_shipped=False, remote=server.url)
+    assert admit(REQUEST, remote).allowed
+
+
+def test_server_error_fails_closed(server: DataAPI) -> None:
+    server.fail_with = 500
+    result = admit(REQUEST, PolicySet.load(remote=server.url))
+    assert result.code == 403
+    assert "[canary-step]" not in "".join(result.messages)  # kinds still filter what is asked
+    assert all(
+        "policy evaluation failed: OPA at" in m and "HTTP 500: boom" in m for m in result.messages
+    )
+
+
+def test_unreachable_server_fails_closed_with_smi5006(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nobody listens there
+    result = admit(REQUEST, PolicySet.load(remote=f"http://127.0.0.1:{port}"))
+    assert result.code == 403
+    assert "unreachable (SMI5006)" in result.messages[0]

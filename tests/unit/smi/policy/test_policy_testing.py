@@ -1,0 +1,181 @@
+"""`smictl policy test` machinery: opa-test semantics, refusals, crash isolation, coverage."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from smi.errors import PolicyError
+from smi.policy import testing
+from smi.policy.coverage import blank_comments, find_bodies
+from smi.policy.modules import read_modules
+
+POLICY = """\
+package demo
+
+import rego.v1
+
+violation contains "big" if input.x > 10
+
+violation contains "negative" if {
+    input.x < 0
+}
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def run(root: Path, **kwargs: bool) -> testing.TestReport:
+    return testing.run(read_modules([root]), **kwargs)
+
+
+def statuses(report: testing.TestReport) -> dict[str, str]:
+    return {r.case.name: r.status for r in report.results}
+
+
+def test_each_test_rule_passes_fails_errors_or_is_skipped(tmp_path: Path) -> None:
+    tests = """\
+    package demo_test
+
+    import data.demo
+    import rego.v1
+
+    test_big if {
+        demo.violation == {"big"} with input.x as 11
+    }
+
+    test_wrong if {
+        demo.violation == {"big"} with input.x as 1
+    }
+
+    test_false := false
+
+    test_conflict := 1
+    test_conflict := 2 if true
+
+    todo_test_later if false
+    """
+    report = run(write(tmp_path, {"demo.rego": POLICY, "demo_test.rego": tests}))
+    assert statuses(report) == {
+        "data.demo_test.test_big": "PASS",
+        "data.demo_test.test_wrong": "FAIL",
+        "data.demo_test.test_false": "FAIL",
+        "data.demo_test.test_conflict": "ERROR",
+        "data.demo_test.todo_test_later": "SKIP",
+    }
+    assert not report.ok and report.count("PASS") == 1
+    big = report.results[0]
+    assert (big.case.module, big.case.line) == (str(tmp_path / "demo_test.rego"), 6)
+
+
+def test_print_output_is_kept_per_test(tmp_path: Path) -> None:
+    tests = 'package t\n\nimport rego.v1\n\ntest_loud if {\n\tprint("hello from the test")\n}\n'
+    [result] = run(write(tmp_path, {"t_test.rego": tests})).results
+    assert result.status == "PASS" and result.printed == "hello from the test\n"
+
+
+def test_with_input_as_is_refused_before_it_can_crash(tmp_path: Path) -> None:
+    tests = "package t\n\ntest_x if {\n\tcount(data.demo.violation) == 0 with input as {}\n}\n"
+    with pytest.raises(PolicyError) as info:
+        run(write(tmp_path, {"demo.rego": POLICY, "t_test.rego": tests}))
+    [d] = info.value.diagnostics
+    assert (d.code, d.line) == ("SMI5008", 4)
+    assert "with input.request as" in d.message
+
+
+def test_with_a_rule_as_the_value_is_refused(tmp_path: Path) -> None:
+    tests = (
+        "package t\n\nfixture := 11\n\ntest_x if {\n"
+        '\tdata.demo.violation == {"big"} with input.x as fixture\n}\n'
+        "# a comment naming `with input as` is fine\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        run(write(tmp_path, {"demo.rego": POLICY, "t_test.rego": tests}))
+    [d] = info.value.diagnostics
+    assert d.line == 6 and "bind it to a local first" in d.message
+
+
+def test_a_test_file_that_crashes_the_engine_only_fails_its_own_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refusal above would stop this file first; switched off, regopy really crashes
+    # compiling it, and the runner must survive and still run the other file's tests.
+    monkeypatch.setattr(testing, "lint", lambda modules: [])
+    good = (
+        "package good_test\n\nimport rego.v1\n\ntest_ok if {\n"
+        '\tdata.demo.violation == {"big"} with input.x as 11\n}\n'
+    )
+    crashing = (
+        "package bad_test\n\nimport rego.v1\n\ntest_boom if {\n"
+        '\tcount(data.demo.violation) == 1 with input as {"x": 11}\n}\n'
+    )
+    files = {"demo.rego": POLICY, "good_test.rego": good, "bad_test.rego": crashing}
+    report = run(write(tmp_path, files))
+    assert statuses(report) == {
+        "data.bad_test.test_boom": "ERROR",
+        "data.good_test.test_ok": "PASS",
+    }
+    boom = next(r for r in report.results if r.status == "ERROR")
+    assert boom.error is not None and "the Rego engine crashed (SIGABRT)" in boom.error
+
+
+def test_a_policy_that_does_not_parse_is_one_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as info:
+        run(write(tmp_path, {"demo.rego": "package demo\n\nx := [1,\n"}))
+    assert (
+        info.value.diagnostics[0].format() == f"{tmp_path}/demo.rego:3: this is unclosed (SMI5001)"
+    )
+
+
+def test_coverage_counts_bodies_whose_removal_a_test_notices(tmp_path: Path) -> None:
+    tests = (
+        "package t\n\nimport rego.v1\n\ntest_big if {\n"
+        '\tdata.demo.violation == {"big"} with input.x as 11\n}\n'
+    )
+    report = run(write(tmp_path, {"demo.rego": POLICY, "t_test.rego": tests}), coverage=True)
+    cov = report.coverage
+    assert cov is not None
+    assert [(b.line, b.rule) for b in cov.covered] == [(5, "violation")]
+    assert [(b.line, b.rule) for b in cov.uncovered] == [(7, "violation")]
+    assert cov.percent == 50.0
+
+
+def test_bodies_are_found_and_disabled_without_moving_lines() -> None:
+    source = textwrap.dedent("""\
+        package p
+
+        # if { not a body }
+        default allow := false
+
+        allow if input.ok # one line
+
+        allow if {
+            "}" != "{"
+            input.admin
+        } else := false
+
+        names contains n if { some n in ["a", "b"] }
+        """)
+    bodies = find_bodies("p.rego", source)
+    assert [(b.line, b.rule, b.inline_end is not None) for b in bodies] == [
+        (6, "allow", True),
+        (8, "allow", False),
+        (13, "names", False),
+    ]
+    for b in bodies:
+        disabled = b.disable(source)
+        assert disabled.count("\n") == source.count("\n")
+        assert "false;" in disabled.splitlines()[b.line - 1]
+    assert bodies[0].disable(source).splitlines()[5] == "allow if { false; input.ok } # one line"
+
+
+def test_comments_are_blanked_in_place() -> None:
+    assert blank_comments('x := "#no" # yes\n') == 'x := "#no"      \n'
