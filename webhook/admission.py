@@ -122,6 +122,7 @@ def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[st
         image=settings.proxy_image,
         trust_domain=settings.trust_domain,
         control_plane_url=settings.control_plane_url,
+        ca_pem=plane.ca.cert_pem().decode() if plane.ca is not None else "",
     )
     decision = decide(
         pod,

@@ -38,6 +38,8 @@ class InjectionConfig:
     image: str
     control_plane_url: str
     trust_domain: str = "cluster.local"
+    # The mesh CA certificate (PEM) the proxy verifies peers with; empty when unknown.
+    ca_pem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +110,25 @@ def app_port(pod: Mapping[str, Any]) -> int | None:
 def proxy_container(
     *, identity: str, app_port: int | None, config: InjectionConfig
 ) -> dict[str, Any]:
+    # The names `smictl proxy` reads (proxy/cli.py: every flag as SMI_PROXY_<FLAG>).
+    url = config.control_plane_url
     env = [
         {"name": "SMI_PROXY_IDENTITY", "value": identity},
         {"name": "SMI_PROXY_TRUST_DOMAIN", "value": config.trust_domain},
-        {"name": "SMI_PROXY_CONTROL_PLANE", "value": config.control_plane_url},
-        {"name": "SMI_PROXY_POLICY", "value": f"{config.control_plane_url}/mesh/v1/policy"},
+        {"name": "SMI_PROXY_POLICY", "value": f"{url}/mesh/v1/policy"},
+        {"name": "SMI_PROXY_CSR_URL", "value": f"{url}/mesh/v1/certificates"},
+        {"name": "SMI_PROXY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
         {"name": "SMI_PROXY_OUTBOUND", "value": str(OUTBOUND_PORT)},
         {"name": "SMI_PROXY_ADMIN", "value": str(ADMIN_PORT)},
-        {"name": "SMI_PROXY_CERT_DIR", "value": CERT_DIR},
-        {"name": "SMI_PROXY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
+        # Inbound and admin listen on the pod IP: peers and the kubelet's probe come from there.
+        {"name": "SMI_PROXY_BIND", "value": "0.0.0.0"},
+        {"name": "SMI_PROXY_ADMIN_BIND", "value": "0.0.0.0"},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
     if app_port is not None:
-        env.insert(4, {"name": "SMI_PROXY_INBOUND", "value": f"{INBOUND_PORT}:{app_port}"})
+        env.insert(3, {"name": "SMI_PROXY_INBOUND", "value": f"{INBOUND_PORT}:{app_port}"})
+    if config.ca_pem:
+        env.append({"name": "SMI_PROXY_CA_PEM", "value": config.ca_pem})
     return {
         "name": PROXY_CONTAINER,
         "image": config.image,

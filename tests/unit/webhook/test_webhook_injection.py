@@ -58,7 +58,8 @@ def test_annotated_pod_gets_the_proxy_with_identity_ports_volumes_and_readiness(
     env = {e["name"]: e.get("value") for e in proxy["env"]}
     assert proxy["image"] == "registry.local/smictl:1"
     assert env["SMI_PROXY_IDENTITY"] == "shop/web"
-    assert env["SMI_PROXY_CONTROL_PLANE"] == "https://cp:8443"
+    assert env["SMI_PROXY_CSR_URL"] == "https://cp:8443/mesh/v1/certificates"
+    assert env["SMI_PROXY_TOKEN_FILE"] == "/var/run/secrets/smictl/token/token"
     assert env["SMI_PROXY_POLICY"] == "https://cp:8443/mesh/v1/policy"
     assert env["SMI_PROXY_INBOUND"] == "15006:8080"
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15020}
@@ -115,7 +116,10 @@ def test_mutate_endpoint_returns_a_base64_json_patch(
     assert response["patchType"] == "JSONPatch"
     patch = json.loads(base64.b64decode(response["patch"]))
     patched = jsonpatch.apply_patch(body["request"]["object"], patch)
-    assert patched["spec"]["containers"][-1]["name"] == PROXY_CONTAINER
+    proxy = patched["spec"]["containers"][-1]
+    assert proxy["name"] == PROXY_CONTAINER
+    ca = {e["name"]: e.get("value") for e in proxy["env"]}["SMI_PROXY_CA_PEM"]
+    assert ca == client.application.extensions["smictl"].ca.cert_pem().decode()
     # The injected pod, reviewed again, gets no patch.
     second = client.post("/mutate", json=review(patched, uid="u-2")).get_json()["response"]
     assert second["allowed"] is True and "patch" not in second
