@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 from smi.errors import Diagnostic
 
@@ -30,10 +31,12 @@ def show(text: str) -> str:
     return f"'{text}'" if text.isprintable() and "'" not in text else repr(text)
 
 
+@lru_cache(maxsize=16384)  # namespaces and Service names repeat across a set
 def is_label(name: str) -> bool:
     return len(name) <= MAX_LABEL and _LABEL.fullmatch(name) is not None
 
 
+@lru_cache(maxsize=16384)
 def is_subdomain(name: str) -> bool:
     return len(name) <= MAX_SUBDOMAIN and _SUBDOMAIN.fullmatch(name) is not None
 
@@ -60,10 +63,15 @@ def check_subdomain(name: str, path: str, *, what: str = "name") -> Iterator[Dia
         )
 
 
-def duplicates(items: Iterable[str]) -> Iterator[tuple[int, str]]:
+def duplicates(items: Iterable[str]) -> list[tuple[int, str]]:
     """(index, item) of every item seen before in the sequence."""
+    seq = list(items)
+    if len(set(seq)) == len(seq):  # the common case, at C speed
+        return []
     seen: set[str] = set()
-    for i, item in enumerate(items):
+    out: list[tuple[int, str]] = []
+    for i, item in enumerate(seq):
         if item in seen:
-            yield i, item
+            out.append((i, item))
         seen.add(item)
+    return out

@@ -17,7 +17,7 @@ re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 _END_ANCHORS = ("$", "/", ".*")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)  # route sets repeat regexes (`/metrics$`, `.*`)
 def re2_problem(pattern: str) -> str | None:
     """Why `pattern` is not an RE2 regex, or None when it compiles."""
     try:

@@ -1,0 +1,328 @@
+"""The hot loop of `smi.yamlpos`: libyaml events -> (value, line shadow) of one document.
+
+Runs once per YAML value of every manifest, so it is written for speed: one loop, the state of
+the container being built in local variables, marks read only where a line is kept (keys,
+sequence items, containers) and not for the scalar values of mappings (their line is their
+key's). Iterative: nesting is bounded by MAX_DEPTH, never by the Python stack; aliases are
+counted as expanded against MAX_NODES.
+
+A shadow is the 1-based line of a scalar, or `(line, children)` for a container: a mapping's
+children are `{key: shadow of the value}` (a value's line is its key's line), a sequence's are
+`[shadow of each item]`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+from yaml import events as ev
+
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+
+Shadow = int | tuple[int, dict[str, "Shadow"] | list["Shadow"]]
+
+_TAG = "tag:yaml.org,2002:"
+_BOOL = {
+    "yes": True, "Yes": True, "YES": True, "true": True, "True": True, "TRUE": True,
+    "on": True, "On": True, "ON": True,
+    "no": False, "No": False, "NO": False, "false": False, "False": False, "FALSE": False,
+    "off": False, "Off": False, "OFF": False,
+}  # fmt: skip
+_MISSING: Any = object()
+# Plain scalars that are not strings by their exact text: YAML 1.1 null and booleans.
+_SPECIAL: dict[str, Any] = {"": None, "~": None, "null": None, "Null": None, "NULL": None, **_BOOL}
+_NUMBER_START = frozenset("-+0123456789.")
+_INT = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+    re.X,
+)
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class YamlError(Exception):
+    """The text is not YAML this loader accepts; `line` is 1-based where known. `too_large`
+    marks a document refused for its size or depth rather than its syntax."""
+
+    def __init__(self, message: str, *, line: int | None, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.too_large = too_large
+
+
+# --- scalars ------------------------------------------------------------------------------------
+
+
+def _to_int(text: str) -> int:
+    value = text.replace("_", "")
+    sign = -1 if value[0] == "-" else 1
+    if value[0] in "+-":
+        value = value[1:]
+    if value == "0":
+        return 0
+    if value.startswith("0b"):
+        return sign * int(value[2:], 2)
+    if value.startswith("0x"):
+        return sign * int(value[2:], 16)
+    if value[0] == "0":
+        return sign * int(value, 8)
+    if ":" in value:
+        total = 0
+        for digit in value.split(":"):
+            total = total * 60 + int(digit)
+        return sign * total
+    return sign * int(value)
+
+
+def _to_float(text: str) -> float:
+    value = text.replace("_", "").lower()
+    sign = -1.0 if value[0] == "-" else 1.0
+    if value[0] in "+-":
+        value = value[1:]
+    if value == ".inf":
+        return sign * math.inf
+    if value == ".nan":
+        return math.nan
+    if ":" in value:
+        total = 0.0
+        for digit in value.split(":"):
+            total = total * 60 + float(digit)
+        return sign * total
+    return sign * float(value)
+
+
+def _number_or_text(text: str) -> Any:
+    if _INT.match(text):
+        return _to_int(text)
+    if _FLOAT.match(text):
+        return _to_float(text)
+    return text
+
+
+def plain(text: str) -> Any:
+    """Resolve an untagged plain scalar the way YAML 1.1 (PyYAML) does, timestamps excepted
+    (they stay strings, as Kubernetes reads them)."""
+    value = _SPECIAL.get(text, _MISSING)
+    if value is not _MISSING:
+        return value
+    return _number_or_text(text) if text[0] in _NUMBER_START else text
+
+
+def _tagged(text: str, tag: str, line: int) -> Any:
+    if tag in ("!", _TAG + "str", _TAG + "timestamp", _TAG + "binary"):
+        return text
+    if tag == _TAG + "null":
+        return None
+    try:
+        if tag == _TAG + "bool":
+            return _BOOL[text]
+        if tag == _TAG + "int":
+            return _to_int(text)
+        if tag == _TAG + "float":
+            return _to_float(text)
+    except (KeyError, ValueError, IndexError):
+        raise YamlError(f"{text!r} is not a valid {tag.removeprefix(_TAG)}", line=line) from None
+    raise YamlError(f"unsupported YAML tag {tag}", line=line)
+
+
+def _scalar(event: Any) -> Any:
+    tag, text = event.tag, event.value
+    if tag is None:
+        return plain(text) if event.implicit[0] else text
+    if tag == "!" and event.implicit[0]:
+        return text
+    return _tagged(text, tag, event.start_mark.line + 1)
+
+
+def _check_container_tag(event: Any, kind: str) -> None:
+    tag = event.tag
+    if tag is not None and tag != "!" and tag != _TAG + kind:
+        raise YamlError(f"unsupported YAML tag {tag}", line=event.start_mark.line + 1)
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def as_yaml_error(exc: yaml.YAMLError) -> YamlError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        parts = [p for p in (exc.context, exc.problem) if p]
+        return YamlError(", ".join(parts) if parts else "invalid YAML", line=line)
+    # reader errors: control characters, bad encoding
+    return YamlError(str(exc).splitlines()[0] if str(exc) else "invalid YAML", line=None)
+
+
+def build_document(parser: Any) -> tuple[Any, Shadow]:
+    """Consume the events of one document (after its DocumentStartEvent) up to and including
+    its DocumentEndEvent; (None, line) for an empty document."""
+    try:
+        return _build(parser)
+    except yaml.YAMLError as exc:
+        raise as_yaml_error(exc) from None
+
+
+def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
+    get_event = parser.get_event
+    scalar_cls, alias_cls = ev.ScalarEvent, ev.AliasEvent
+    map_cls, seq_cls = ev.MappingStartEvent, ev.SequenceStartEvent
+    end_classes = (ev.MappingEndEvent, ev.SequenceEndEvent)
+    stack: list[tuple[Any, ...]] = []
+    anchors: dict[str, tuple[Any, Shadow, int]] = {}
+    nodes = 0
+    # The container being built: None at the document level.
+    value: Any = None
+    shadow: Any = None
+    is_map = False
+    key: Any = _MISSING
+    key_line = 0
+    line = 0
+    anchor: str | None = None
+    start = 0
+    merges: list[tuple[dict[str, Any], dict[str, Shadow]]] | None = None
+    result: tuple[Any, Shadow] | None = None
+    while True:
+        event = get_event()
+        cls = event.__class__
+        if cls is scalar_cls:
+            text = event.value
+            if event.tag is None and event.implicit[0]:
+                item = _SPECIAL.get(text, _MISSING)
+                if item is _MISSING:
+                    item = _number_or_text(text) if text[0] in _NUMBER_START else text
+            else:
+                item = _scalar(event)
+            item_shadow: Any = None  # the line, read from the mark only where it is kept
+            size = 1
+            if event.anchor is not None:
+                anchors[event.anchor] = (item, event.start_mark.line + 1, 1)
+            if is_map and key is _MISSING:  # a key: scalar keys keep their text (`80:` is "80")
+                if text in value:
+                    raise YamlError(
+                        f"duplicate key {text!r} in one mapping", line=event.start_mark.line + 1
+                    )
+                key, key_line = text, event.start_mark.line + 1
+                nodes += 1
+                continue
+        elif cls is map_cls or cls is seq_cls:
+            if len(stack) >= MAX_DEPTH:
+                raise YamlError(
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    line=event.start_mark.line + 1,
+                    too_large=True,
+                )
+            if is_map and key is _MISSING:
+                raise YamlError(
+                    "a mapping key must be a string, not a list or mapping",
+                    line=event.start_mark.line + 1,
+                )
+            child_line = key_line if is_map else event.start_mark.line + 1
+            stack.append((value, shadow, is_map, key, key_line, line, anchor, start, merges))
+            if cls is map_cls:
+                _check_container_tag(event, "map")
+                value, shadow, is_map = {}, {}, True
+            else:
+                _check_container_tag(event, "seq")
+                value, shadow, is_map = [], [], False
+            key, line, anchor, start, merges = _MISSING, child_line, event.anchor, nodes, None
+            nodes += 1
+            continue
+        elif cls in end_classes:
+            if merges:
+                _merge(value, shadow, merges)
+            item, item_shadow, size = value, (line, shadow), 0  # already counted
+            if anchor is not None:
+                anchors[anchor] = (item, item_shadow, nodes - start)
+            value, shadow, is_map, key, key_line, line, anchor, start, merges = stack.pop()
+        elif cls is alias_cls:
+            target = anchors.get(event.anchor)
+            if target is None:
+                raise YamlError(f"unknown alias *{event.anchor}", line=event.start_mark.line + 1)
+            item, item_shadow, size = target
+            if is_map and key is _MISSING:
+                if not isinstance(item, str):
+                    raise YamlError(
+                        "a mapping key must be a string", line=event.start_mark.line + 1
+                    )
+                if item in value:
+                    raise YamlError(
+                        f"duplicate key {item!r} in one mapping", line=event.start_mark.line + 1
+                    )
+                key, key_line = item, event.start_mark.line + 1
+                continue
+            if is_map and not isinstance(item_shadow, int):
+                item_shadow = (key_line, item_shadow[1])  # point at the key, not the anchor
+        elif cls is ev.DocumentEndEvent:
+            if result is None:
+                return None, event.start_mark.line + 1
+            return result
+        else:  # pragma: no cover - libyaml emits nothing else inside a document
+            continue
+        nodes += size
+        if nodes > MAX_NODES:
+            raise YamlError(
+                f"more than {MAX_NODES} values (aliases counted as expanded)",
+                line=event.start_mark.line + 1,
+                too_large=True,
+            )
+        if is_map:
+            if key == "<<" and isinstance(item, dict | list):
+                merges = _collect_merges(merges, item, item_shadow, line=line)
+            else:
+                value[key] = item
+                shadow[key] = key_line if item_shadow is None else item_shadow
+            key = _MISSING
+        elif value is not None:
+            value.append(item)
+            shadow.append(event.start_mark.line + 1 if item_shadow is None else item_shadow)
+        else:
+            result = (item, event.start_mark.line + 1 if item_shadow is None else item_shadow)
+
+
+def _collect_merges(
+    merges: list[tuple[dict[str, Any], dict[str, Shadow]]] | None,
+    item: Any,
+    item_shadow: Any,
+    *,
+    line: int,
+) -> list[tuple[dict[str, Any], dict[str, Shadow]]]:
+    """`<<: *base` or `<<: [*a, *b]`: earlier sources win over later ones, own keys over all."""
+    out = merges or []
+    if isinstance(item, dict):
+        out.append((item, item_shadow[1]))
+        return out
+    for source, source_shadow in zip(item, item_shadow[1], strict=True):
+        if not isinstance(source, dict) or isinstance(source_shadow, int):
+            raise YamlError("a merge key (<<) takes a mapping or a list of them", line=line)
+        out.append((source, source_shadow[1]))
+    return out
+
+
+def _merge(
+    value: dict[str, Any],
+    shadow: dict[str, Shadow],
+    merges: list[tuple[dict[str, Any], dict[str, Shadow]]],
+) -> None:
+    own, own_shadow = dict(value), dict(shadow)
+    value.clear()
+    shadow.clear()
+    for merged, merged_shadow in reversed(merges):
+        value.update(merged)
+        shadow.update(merged_shadow)
+    value.update(own)
+    shadow.update(own_shadow)
