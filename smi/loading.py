@@ -19,8 +19,6 @@ import gc
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -28,6 +26,7 @@ from pydantic import ValidationError
 from smi.apis import registry
 from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt
 from smi.errors import Diagnostic
+from smi.resources import ContextObject, LoadResult, Resource, Source
 from smi.schema_errors import json_type, schema_diagnostics
 from smi.sources import (
     EXTENSIONS,
@@ -81,99 +80,6 @@ _SPEC_FIELDS: Mapping[str, frozenset[str]] = {
     "UDPRoute": frozenset({"matches", "ports"}),
     "TrafficSplit": frozenset({"service", "backends", "matches"}),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where an object came from: file, line of its first field, document number in the file."""
-
-    file: str
-    line: int | None
-    index: int
-
-
-@dataclass(frozen=True)
-class Resource:
-    """An SMI object: its hub form (`obj`), as which version it was written, and where."""
-
-    obj: Any
-    api_version: str
-    kind: str
-    source: Source
-    raw: Mapping[str, Any]
-    lines: Lines | None = field(default=None, compare=False, repr=False)
-
-    def __hash__(self) -> int:
-        return hash((self.key, self.api_version, self.source))
-
-    @property
-    def name(self) -> str:
-        return str(getattr(self.obj.metadata, "name", "") or "")
-
-    @property
-    def namespace(self) -> str:
-        return str(getattr(self.obj.metadata, "namespace", "") or "")
-
-    @cached_property
-    def key(self) -> str:
-        """`kind/namespace/name`, how diagnostics and the compiler name the object."""
-        return f"{self.kind}/{self.namespace}/{self.name}"
-
-    def line_of(self, path: str) -> int | None:
-        """The line of a JSON path inside this document (or of its nearest parent)."""
-        return self.lines.line_of(path) if self.lines is not None else self.source.line
-
-    def locate(self, diagnostic: Diagnostic) -> Diagnostic:
-        """The diagnostic with this object's file, the line of its path, and its key."""
-        located = diagnostic.located(file=self.source.file, line=self.line_of(diagnostic.path))
-        if located.object_ref:
-            return located
-        return Diagnostic(
-            code=located.code,
-            message=located.message,
-            path=located.path,
-            file=located.file,
-            line=located.line,
-            severity=located.severity,
-            object_ref=self.key,
-        )
-
-
-@dataclass(frozen=True)
-class ContextObject:
-    """A non-SMI object the cross-resource checks use (Service, ServiceAccount, ...)."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str
-    raw: Mapping[str, Any]
-    source: Source
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.namespace, self.name, self.source))
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.namespace}/{self.name}"
-
-
-@dataclass
-class LoadResult:
-    resources: list[Resource] = field(default_factory=list)
-    context: list[ContextObject] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.is_error for d in self.diagnostics)
-
-    def extend(self, other: LoadResult) -> None:
-        self.resources.extend(other.resources)
-        self.context.extend(other.context)
-        self.diagnostics.extend(other.diagnostics)
-        self.files.extend(other.files)
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -329,7 +235,7 @@ class _Loader:
                 f"{kind} is an SMI kind, but apiVersion {api_version!r} is not an SMI group "
                 f"(expected {SMI_KIND_GROUPS[kind]}/<version>)",
                 path="apiVersion",
-                line=_line(lines, "apiVersion", line),
+                line=_line(lines, "apiVersion", default=line),
             )
         elif api_version in CONTEXT_KINDS.get(kind, ()):
             self._context(value, api_version=api_version, kind=kind, lines=lines, source=source)
@@ -358,7 +264,7 @@ class _Loader:
                     "SMI2003",
                     f"must be a string, not {json_type(value)}",
                     path=name,
-                    line=_line(lines, name, line),
+                    line=_line(lines, name, default=line),
                 )
                 ok = False
         return ok
@@ -379,7 +285,7 @@ class _Loader:
                 "SMI1009",
                 "metadata.name missing",
                 path="metadata.name",
-                line=_line(lines, "metadata.name", source.line),
+                line=_line(lines, "metadata.name", default=source.line),
             )
             return
         namespace = meta.get("namespace") if isinstance(meta, dict) else None
@@ -522,13 +428,14 @@ class _SmiDocument:
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
 
 
-def _line(lines: Lines | None, path: str, default: int | None) -> int | None:
+def _line(lines: Lines | None, path: str, *, default: int | None) -> int | None:
     return lines.line_of(path) if lines is not None else default
 
 
 __all__ = [
     "CONTEXT_KINDS",
     "EXTENSIONS",
+    "SMI_KIND_GROUPS",
     "STDIN",
     "ContextObject",
     "Lines",
@@ -537,6 +444,7 @@ __all__ = [
     "Resource",
     "Source",
     "format_path",
+    "gc_paused",
     "load_object",
     "load_paths",
     "load_text",

@@ -123,7 +123,7 @@ def plain(text: str) -> Any:
     return _number_or_text(text) if text[0] in _NUMBER_START else text
 
 
-def _tagged(text: str, tag: str, line: int) -> Any:
+def _tagged(text: str, tag: str, *, line: int) -> Any:
     if tag in ("!", _TAG + "str", _TAG + "timestamp", _TAG + "binary"):
         return text
     if tag == _TAG + "null":
@@ -146,7 +146,7 @@ def _scalar(event: Any) -> Any:
         return plain(text) if event.implicit[0] else text
     if tag == "!" and event.implicit[0]:
         return text
-    return _tagged(text, tag, event.start_mark.line + 1)
+    return _tagged(text, tag, line=event.start_mark.line + 1)
 
 
 def _check_container_tag(event: Any, kind: str) -> None:
@@ -244,7 +244,7 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
             continue
         elif cls in end_classes:
             if merges:
-                _merge(value, shadow, merges)
+                _merge(value, shadow, merges=merges)
             item, item_shadow, size = value, (line, shadow), 0  # already counted
             if anchor is not None:
                 anchors[anchor] = (item, item_shadow, nodes - start)
@@ -282,7 +282,7 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
             )
         if is_map:
             if key == "<<" and isinstance(item, dict | list):
-                merges = _collect_merges(merges, item, item_shadow, line=line)
+                merges = _collect_merges(merges, item=item, item_shadow=item_shadow, line=line)
             else:
                 value[key] = item
                 shadow[key] = key_line if item_shadow is None else item_shadow
@@ -296,9 +296,9 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
 
 def _collect_merges(
     merges: list[tuple[dict[str, Any], dict[str, Shadow]]] | None,
+    *,
     item: Any,
     item_shadow: Any,
-    *,
     line: int,
 ) -> list[tuple[dict[str, Any], dict[str, Shadow]]]:
     """`<<: *base` or `<<: [*a, *b]`: earlier sources win over later ones, own keys over all."""
@@ -316,6 +316,7 @@ def _collect_merges(
 def _merge(
     value: dict[str, Any],
     shadow: dict[str, Shadow],
+    *,
     merges: list[tuple[dict[str, Any], dict[str, Shadow]]],
 ) -> None:
     own, own_shadow = dict(value), dict(shadow)

@@ -83,7 +83,7 @@ class _Index:
                 index.namespaces_with_services.add(ctx.namespace)
         return index
 
-    def get(self, kind: str, namespace: str, name: str) -> Resource | None:
+    def get(self, kind: str, *, namespace: str, name: str) -> Resource | None:
         return self.by_key.get(f"{kind}/{namespace}/{name}")
 
 
@@ -100,12 +100,14 @@ def _ports(raw: Mapping[str, Any]) -> frozenset[int]:
 def _cross(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
     obj = resource.obj
     if isinstance(obj, TrafficTarget):
-        yield from _target_refs(resource, obj, index)
+        yield from _target_refs(resource, obj, index=index)
     elif isinstance(obj, TrafficSplit):
-        yield from _split_refs(resource, obj, index)
+        yield from _split_refs(resource, obj, index=index)
 
 
-def _target_refs(resource: Resource, target: TrafficTarget, index: _Index) -> Iterator[Diagnostic]:
+def _target_refs(
+    resource: Resource, target: TrafficTarget, *, index: _Index
+) -> Iterator[Diagnostic]:
     v1alpha1 = resource.api_version.endswith("/v1alpha1")
     spec = "" if v1alpha1 else "spec."
     rules = f"{spec}specs" if v1alpha1 else f"{spec}rules"
@@ -113,13 +115,13 @@ def _target_refs(resource: Resource, target: TrafficTarget, index: _Index) -> It
     for i, rule in enumerate(target.rules):
         if rule.kind not in ROUTE_KINDS:
             continue  # reported by the per-object checks
-        route = index.get(rule.kind, ns, rule.name)
+        route = index.get(rule.kind, namespace=ns, name=rule.name)
         if route is None:
             yield warning(
                 "SMI3001",
                 f"{rule.kind} {ns}/{rule.name} is not in the set; until it exists this rule "
                 "allows nothing",
-                f"{rules}[{i}].name",
+                path=f"{rules}[{i}].name",
             )
             continue
         if isinstance(route.obj, HTTPRouteGroup):
@@ -129,13 +131,14 @@ def _target_refs(resource: Resource, target: TrafficTarget, index: _Index) -> It
     for where, subject in _subjects(target, spec=spec):
         if (
             subject.kind == "IdentityBinding"
-            and index.get("IdentityBinding", subject.namespace or ns, subject.name) is None
+            and index.get("IdentityBinding", namespace=subject.namespace or ns, name=subject.name)
+            is None
         ):
             yield warning(
                 "SMI3009",
                 f"IdentityBinding {subject.namespace or ns}/{subject.name} is not in the set; "
                 "until it exists it names no workload",
-                f"{where}.name",
+                path=f"{where}.name",
             )
 
 
@@ -153,11 +156,11 @@ def _match_names(names: Sequence[str], group: HTTPRouteGroup, *, path: str) -> I
                 "SMI3002",
                 f"HTTPRouteGroup {group.metadata.namespace}/{group.metadata.name} has no match "
                 f"{name!r} (it has: {', '.join(defined) or 'none'})",
-                f"{path}[{j}]",
+                path=f"{path}[{j}]",
             )
 
 
-def _split_refs(resource: Resource, split: TrafficSplit, index: _Index) -> Iterator[Diagnostic]:
+def _split_refs(resource: Resource, split: TrafficSplit, *, index: _Index) -> Iterator[Diagnostic]:
     ns = resource.namespace
     root = root_service(split.service, ns)
     if root is not None:
@@ -167,15 +170,18 @@ def _split_refs(resource: Resource, split: TrafficSplit, index: _Index) -> Itera
                 "SMI3003",
                 f"{first} already splits root service {ns}/{root}; one TrafficSplit per root "
                 "service per namespace",
-                "spec.service",
+                path="spec.service",
             )
     for i, match in enumerate(split.matches or ()):
-        if match.kind == "HTTPRouteGroup" and index.get("HTTPRouteGroup", ns, match.name) is None:
+        if (
+            match.kind == "HTTPRouteGroup"
+            and index.get("HTTPRouteGroup", namespace=ns, name=match.name) is None
+        ):
             yield warning(
                 "SMI3001",
                 f"HTTPRouteGroup {ns}/{match.name} is not in the set; until it exists no request "
                 "matches this split",
-                f"spec.matches[{i}].name",
+                path=f"spec.matches[{i}].name",
             )
     yield from _backend_refs(split, root=root, namespace=ns, index=index)
 
@@ -187,7 +193,7 @@ def _backend_refs(
     root_ports = index.service_ports.get((namespace, root)) if root is not None else None
     if services and root is not None and root_ports is None:
         yield warning(
-            "SMI3007", f"root Service {namespace}/{root} is not in the set", "spec.service"
+            "SMI3007", f"root Service {namespace}/{root} is not in the set", path="spec.service"
         )
     for i, backend in enumerate(split.backends):
         at = f"spec.backends[{i}].service"
@@ -196,21 +202,23 @@ def _backend_refs(
                 "SMI3006",
                 f"backend {backend.service!r} is itself the root of "
                 f"{index.split_roots[(namespace, backend.service)]}; splits are not hierarchical",
-                at,
+                path=at,
             )
         if not services:
             continue
         ports = index.service_ports.get((namespace, backend.service))
         if ports is None:
             yield warning(
-                "SMI3004", f"backend Service {namespace}/{backend.service} is not in the set", at
+                "SMI3004",
+                f"backend Service {namespace}/{backend.service} is not in the set",
+                path=at,
             )
         elif root_ports and (missing := sorted(root_ports - ports)):
             yield warning(
                 "SMI3005",
                 f"backend Service {backend.service!r} lacks port {_join(missing)} of root "
                 f"service {root!r}; it gets no traffic on {'it' if len(missing) == 1 else 'them'}",
-                at,
+                path=at,
             )
 
 
@@ -226,5 +234,5 @@ def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
             "SMI3008",
             f"{resource.key} is defined more than once (first at {where}); the last definition "
             "takes effect",
-            "metadata.name",
+            path="metadata.name",
         )

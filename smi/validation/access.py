@@ -56,17 +56,19 @@ def _subject(subject: hub.Subject, *, path: str, version: str) -> Iterator[Diagn
         yield error(
             "SMI2404",
             f"subject kind {subject.kind!r} is not allowed here (allowed: {', '.join(kinds)})",
-            f"{path}.kind",
+            path=f"{path}.kind",
         )
     elif subject.kind == "IdentityBinding" and subject.group not in ("", hub.GROUP):
         yield error(
-            "SMI2404", f"an IdentityBinding subject belongs to group {hub.GROUP}", f"{path}.group"
+            "SMI2404",
+            f"an IdentityBinding subject belongs to group {hub.GROUP}",
+            path=f"{path}.group",
         )
     elif subject.kind == "ServiceAccount" and subject.group:
         yield error(
             "SMI2404",
             f"a ServiceAccount is in the core group, not {subject.group!r}",
-            f"{path}.group",
+            path=f"{path}.group",
         )
     yield from check_subdomain(subject.name, f"{path}.name")
     if subject.namespace:
@@ -82,10 +84,10 @@ def _destination(
             "SMI2401",
             f"destination namespace {subject.namespace!r} differs from the TrafficTarget's "
             f"namespace {namespace!r}",
-            f"{path}.namespace",
+            path=f"{path}.namespace",
         )
     if subject.port is not None and not 1 <= subject.port <= 65535:
-        yield error("SMI2301", f"port {subject.port} is not in 1-65535", f"{path}.port")
+        yield error("SMI2301", f"port {subject.port} is not in 1-65535", path=f"{path}.port")
 
 
 def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Iterator[Diagnostic]:
@@ -93,7 +95,7 @@ def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Itera
         yield error(
             "SMI2402",
             "at least one rule is needed (a TrafficTarget without rules allows nothing)",
-            path,
+            path=path,
         )
     allowed = _RULE_KINDS.get(api_version.rpartition("/")[2], ())
     for i, rule in enumerate(rules):
@@ -103,7 +105,7 @@ def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Itera
                 "SMI2405",
                 f"rule kind {rule.kind!r} is not allowed in {api_version} "
                 f"(allowed: {', '.join(allowed)})",
-                f"{at}.kind",
+                path=f"{at}.kind",
             )
         yield from check_subdomain(rule.name, f"{at}.name", what="route name")
         if rule.matches and rule.kind != "HTTPRouteGroup":
@@ -111,13 +113,13 @@ def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Itera
                 "SMI2407",
                 f"matches are ignored on a {rule.kind} rule (only HTTPRouteGroup "
                 "rules select matches by name)",
-                f"{at}.matches",
+                path=f"{at}.matches",
             )
         for j, name in duplicates(rule.matches or ()):
-            yield warning("SMI2007", f"match {name!r} listed twice", f"{at}.matches[{j}]")
+            yield warning("SMI2007", f"match {name!r} listed twice", path=f"{at}.matches[{j}]")
     keys = [f"{r.kind}/{r.name}/{sorted(r.matches or ())}" for r in rules]
     for i, _ in duplicates(keys):
-        yield warning("SMI2007", "the same rule is listed twice", f"{path}[{i}]")
+        yield warning("SMI2007", "the same rule is listed twice", path=f"{path}[{i}]")
 
 
 def _sources(
@@ -127,7 +129,7 @@ def _sources(
         yield error(
             "SMI2403",
             "at least one source is needed (a TrafficTarget without sources allows nothing)",
-            path,
+            path=path,
         )
     for i, source in enumerate(sources):
         at = f"{path}[{i}]"
@@ -137,11 +139,11 @@ def _sources(
                 "SMI2406",
                 f"source without a namespace means the TrafficTarget's namespace "
                 f"{namespace!r}; write it explicitly",
-                f"{at}.namespace",
+                path=f"{at}.namespace",
             )
     keys = [f"{s.kind}/{s.namespace or namespace}/{s.name}" for s in sources]
     for i, key in duplicates(keys):
-        yield warning("SMI2007", f"source {key} is listed twice", f"{path}[{i}]")
+        yield warning("SMI2007", f"source {key} is listed twice", path=f"{path}[{i}]")
 
 
 def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
@@ -152,7 +154,7 @@ def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
         yield error(
             "SMI2408",
             "podLabelSelector and serviceAccount are mutually exclusive; keep one",
-            path,
+            path=path,
         )
     if (
         schemes.pod_label_selector is None
@@ -162,7 +164,7 @@ def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
         yield error(
             "SMI2408",
             "no scheme: give podLabelSelector, spiffeIdentities or serviceAccount",
-            path,
+            path=path,
         )
     if schemes.service_account is not None:
         yield from check_subdomain(
@@ -170,5 +172,5 @@ def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
         )
     for i, identity in duplicates(schemes.spiffe_identities):
         yield warning(
-            "SMI2007", f"identity {identity!r} listed twice", f"{path}.spiffeIdentities[{i}]"
+            "SMI2007", f"identity {identity!r} listed twice", path=f"{path}.spiffeIdentities[{i}]"
         )

@@ -17,11 +17,11 @@ MAX_LABEL = 63
 MAX_SUBDOMAIN = 253
 
 
-def error(code: str, message: str, path: str) -> Diagnostic:
+def error(code: str, message: str, *, path: str) -> Diagnostic:
     return Diagnostic(code=code, message=message, path=path)
 
 
-def warning(code: str, message: str, path: str) -> Diagnostic:
+def warning(code: str, message: str, *, path: str) -> Diagnostic:
     return Diagnostic(code=code, message=message, path=path, severity="warning")
 
 
@@ -48,7 +48,7 @@ def check_label(name: str, path: str, *, what: str = "name") -> Iterator[Diagnos
             "SMI2006",
             f"{what} {name!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
             f"starting and ending alphanumeric, at most {MAX_LABEL} characters)",
-            path,
+            path=path,
         )
 
 
@@ -59,7 +59,7 @@ def check_subdomain(name: str, path: str, *, what: str = "name") -> Iterator[Dia
             "SMI2006",
             f"{what} {name!r} is not a DNS-1123 subdomain (lowercase letters, digits, '-' and "
             f"'.', starting and ending alphanumeric, at most {MAX_SUBDOMAIN} characters)",
-            path,
+            path=path,
         )
 
 

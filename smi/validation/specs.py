@@ -29,10 +29,10 @@ def check_route_group(resource: Resource) -> Iterator[Diagnostic]:
     flat = resource.api_version.rpartition("/")[2] in _FLAT_VERSIONS
     path = "matches" if flat else "spec.matches"
     if not group.matches:
-        yield error("SMI2201", "at least one match is needed", path)
+        yield error("SMI2201", "at least one match is needed", path=path)
     raw_matches = _raw_matches(resource.raw, flat=flat)
     for i, name in duplicates(m.name for m in group.matches):
-        yield error("SMI2202", f"match name {name!r} is used twice", f"{path}[{i}].name")
+        yield error("SMI2202", f"match name {name!r} is used twice", path=f"{path}[{i}].name")
     for i, match in enumerate(group.matches):
         raw = raw_matches[i] if i < len(raw_matches) else {}
         yield from _match(match, path=f"{path}[{i}]", raw=raw if isinstance(raw, Mapping) else {})
@@ -51,7 +51,7 @@ def _match(match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]) -> Iterat
             yield error(
                 "SMI2203",
                 f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
-                f"{path}.methods[{j}]",
+                path=f"{path}.methods[{j}]",
             )
     if match.path_regex is not None:
         yield from _path_regex(match.path_regex, path=f"{path}.pathRegex")
@@ -61,13 +61,13 @@ def _match(match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]) -> Iterat
 def _path_regex(regex: str, *, path: str) -> Iterator[Diagnostic]:
     problem = re2_problem(regex)
     if problem is not None:
-        yield error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path)
+        yield error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path=path)
     elif not end_anchored(regex):
         yield warning(
             "SMI2206",
             f"pathRegex {show(regex)} is anchored at the start only, so it also matches longer "
             f"paths such as {show(regex + 'x')}; end it with '$', '/' or '.*'",
-            path,
+            path=path,
         )
 
 
@@ -79,13 +79,13 @@ def _headers(headers: tuple[tuple[str, str], ...], *, path: str, raw: Any) -> It
             yield error(
                 "SMI2205",
                 f"header {name!r} is given twice (header names are case-insensitive)",
-                at,
+                path=at,
             )
         seen.add(name)
         problem = re2_problem(regex)
         if problem is not None:
             yield error(
-                "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}", at
+                "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}", path=at
             )
 
 
@@ -101,6 +101,6 @@ def check_l4_route(resource: Resource) -> Iterator[Diagnostic]:
     path = "spec.matches.ports"
     for i, port in enumerate(route.ports):
         if not 1 <= port <= 65535:
-            yield error("SMI2301", f"port {port} is not in 1-65535", f"{path}[{i}]")
+            yield error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]")
     for i, text in duplicates(str(p) for p in route.ports):
-        yield error("SMI2302", f"port {text} is listed twice", f"{path}[{i}]")
+        yield error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]")

@@ -38,7 +38,7 @@ def check_traffic_split(resource: Resource) -> Iterator[Diagnostic]:
             "SMI2102",
             f"{split.service!r} is not a Service of namespace {namespace!r}: write 'name' or "
             f"'name.{namespace}[.svc[.cluster.local]]'",
-            "spec.service",
+            path="spec.service",
         )
     else:
         yield from check_label(root, "spec.service", what="Service name")
@@ -61,7 +61,7 @@ def _backends(
     split: hub.TrafficSplit, *, root: str | None, v1alpha1: bool, raw: list[Any]
 ) -> Iterator[Diagnostic]:
     if not split.backends:
-        yield error("SMI2101", "at least one backend is needed", "spec.backends")
+        yield error("SMI2101", "at least one backend is needed", path="spec.backends")
         return
     weights_ok = True
     for i, backend in enumerate(split.backends):
@@ -72,20 +72,22 @@ def _backends(
                 "SMI2106",
                 f"the root service {root!r} is listed as a backend; list the "
                 "versioned Services instead",
-                f"{at}.service",
+                path=f"{at}.service",
             )
         problem = _weight_problem(backend.weight_milli, v1alpha1=v1alpha1)
         if problem is not None:
             weights_ok = False
             written = raw[i].get("weight") if i < len(raw) and isinstance(raw[i], dict) else None
             shown = f" (got {written!r})" if written is not None else ""
-            yield error("SMI2103", f"{problem}{shown}", f"{at}.weight")
+            yield error("SMI2103", f"{problem}{shown}", path=f"{at}.weight")
     for i, service in duplicates(b.service for b in split.backends):
         yield error(
-            "SMI2105", f"backend {service!r} is listed twice", f"spec.backends[{i}].service"
+            "SMI2105", f"backend {service!r} is listed twice", path=f"spec.backends[{i}].service"
         )
     if weights_ok and sum(b.weight_milli for b in split.backends) == 0:
-        yield error("SMI2104", "every weight is 0, so no request could be routed", "spec.backends")
+        yield error(
+            "SMI2104", "every weight is 0, so no request could be routed", path="spec.backends"
+        )
 
 
 def _weight_problem(milli: int, *, v1alpha1: bool) -> str | None:
@@ -100,7 +102,9 @@ def _matches(matches: tuple[hub.MatchRef, ...]) -> Iterator[Diagnostic]:
     for i, match in enumerate(matches):
         at = f"spec.matches[{i}]"
         if match.kind != "HTTPRouteGroup":
-            yield error("SMI2107", f"match kind {match.kind!r} is not HTTPRouteGroup", f"{at}.kind")
+            yield error(
+                "SMI2107", f"match kind {match.kind!r} is not HTTPRouteGroup", path=f"{at}.kind"
+            )
         if match.api_group not in (None, "", SPECS_GROUP):
-            yield error("SMI2107", f"apiGroup must be {SPECS_GROUP}", f"{at}.apiGroup")
+            yield error("SMI2107", f"apiGroup must be {SPECS_GROUP}", path=f"{at}.apiGroup")
         yield from check_subdomain(match.name, f"{at}.name", what="HTTPRouteGroup name")

@@ -1,0 +1,100 @@
+"""What loading produces: SMI resources, context objects, and where each came from.
+
+`Resource` carries the hub object (`obj`, the form everything above `smi.apis` reads), the
+apiVersion it was written in (validation reports paths in that version's wire layout), the
+document as written (`raw`) and its line map, so that any check can locate a diagnostic at the
+offending field. `smi.loading` builds these and re-exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from smi.errors import Diagnostic
+from smi.sources import Lines
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an object came from: file, line of its first field, document number in the file."""
+
+    file: str
+    line: int | None
+    index: int
+
+
+@dataclass(frozen=True)
+class Resource:
+    """An SMI object: its hub form (`obj`), as which version it was written, and where."""
+
+    obj: Any
+    api_version: str
+    kind: str
+    source: Source
+    raw: Mapping[str, Any]
+    lines: Lines | None = field(default=None, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.api_version, self.source))
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.obj.metadata, "name", "") or "")
+
+    @property
+    def namespace(self) -> str:
+        return str(getattr(self.obj.metadata, "namespace", "") or "")
+
+    @cached_property
+    def key(self) -> str:
+        """`kind/namespace/name`, how diagnostics and the compiler name the object."""
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    def line_of(self, path: str) -> int | None:
+        """The line of a JSON path inside this document (or of its nearest parent)."""
+        return self.lines.line_of(path) if self.lines is not None else self.source.line
+
+    def locate(self, diagnostic: Diagnostic) -> Diagnostic:
+        """The diagnostic with this object's file, the line of its path, and its key."""
+        located = diagnostic.located(file=self.source.file, line=self.line_of(diagnostic.path))
+        return located if located.object_ref else replace(located, object_ref=self.key)
+
+
+@dataclass(frozen=True)
+class ContextObject:
+    """A non-SMI object the cross-resource checks use (Service, ServiceAccount, ...)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    raw: Mapping[str, Any]
+    source: Source
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.namespace, self.name, self.source))
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass
+class LoadResult:
+    resources: list[Resource] = field(default_factory=list)
+    context: list[ContextObject] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+    def extend(self, other: LoadResult) -> None:
+        self.resources.extend(other.resources)
+        self.context.extend(other.context)
+        self.diagnostics.extend(other.diagnostics)
+        self.files.extend(other.files)
