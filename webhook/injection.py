@@ -120,10 +120,13 @@ def proxy_container(
         {"name": "SMI_PROXY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
         {"name": "SMI_PROXY_OUTBOUND", "value": str(OUTBOUND_PORT)},
         {"name": "SMI_PROXY_ADMIN", "value": str(ADMIN_PORT)},
-        # Inbound and admin listen on the pod IP: peers and the kubelet's probe come from there.
-        {"name": "SMI_PROXY_BIND", "value": "0.0.0.0"},
-        {"name": "SMI_PROXY_ADMIN_BIND", "value": "0.0.0.0"},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        # Peers reach the inbound listener on the pod IP and the app reaches the outbound one
+        # on localhost, so the proxy listens on every address of the pod's own network
+        # namespace; the admin listener only where the kubelet probes it ($(POD_IP) is expanded
+        # by the kubelet from the variable above).
+        {"name": "SMI_PROXY_BIND", "value": "0.0.0.0"},  # noqa: S104 - the pod's own netns
+        {"name": "SMI_PROXY_ADMIN_BIND", "value": "$(POD_IP)"},
     ]
     if app_port is not None:
         env.insert(3, {"name": "SMI_PROXY_INBOUND", "value": f"{INBOUND_PORT}:{app_port}"})
