@@ -36,7 +36,10 @@ from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
 __all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router"]
 
 # Deadline kinds: what happens when the connection's deadline passes.
-NONE, IDLE, HEAD, BODY, RESPONSE, STREAM = range(6)
+NONE, IDLE, HEAD, BODY, RESPONSE, STREAM, LINGER = range(7)
+# After a close, how long a peer may keep the connection half-open (still sending, or not
+# acknowledging the TLS close) before it is cut.
+LINGER_SECONDS = 2.0
 FAR = float("inf")
 DISCARD_LIMIT = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
 
@@ -86,6 +89,7 @@ class HttpProxy(asyncio.Protocol):
         self.deadline_kind = NONE
         self.in_head = False
         self.head_bytes = 0
+        self.begun = 0  # messages begun in the current read
         self._advancing = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -116,7 +120,9 @@ class HttpProxy(asyncio.Protocol):
             return
         if self.broken is not None:
             return
-        head_was_open = self.in_head and self.parsing is not None
+        at_boundary = self.parsing is None
+        head_was_open = self.in_head and not at_boundary
+        self.begun = 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -133,12 +139,15 @@ class HttpProxy(asyncio.Protocol):
         except httptools.HttpParserError:
             self._fail(local_reply(400, "malformed-request", close=True))
         if self.in_head and self.parsing is not None and self.broken is None:
-            self._count_head(len(data) if head_was_open else 0)
+            whole = head_was_open or (at_boundary and self.begun == 1)
+            self._count_head(len(data) if whole else 0)
         self.flush()
 
     def _count_head(self, size: int) -> None:
         # httptools reports a header only once it is complete, so a never-ending header would
-        # grow inside the parser unseen: count the bytes of reads that stay inside one head.
+        # grow inside the parser unseen. Count the reads known to hold nothing but the open
+        # head: those that continue it, and one that starts it at a message boundary. (A head
+        # that starts after other messages in one read escapes for that read only.)
         self.head_bytes += size
         if self.head_bytes > self.limits.max_header_bytes:
             self._fail(local_reply(431, "header-too-large", close=True))
@@ -176,6 +185,7 @@ class HttpProxy(asyncio.Protocol):
         self.parsing = Exchange()
         self.in_head = True
         self.head_bytes = 0
+        self.begun += 1
         if not queue:
             self.deadline_kind = HEAD
             self.deadline = self.state.now + self.header_timeout
@@ -539,7 +549,7 @@ class HttpProxy(asyncio.Protocol):
 
     def _close_when_flushed(self) -> None:
         self.flush()
-        self.deadline_kind, self.deadline = NONE, FAR
+        self._set_deadline(LINGER, LINGER_SECONDS)
         if self.transport is not None:
             self.transport.close()
 
@@ -550,6 +560,11 @@ class HttpProxy(asyncio.Protocol):
     def on_deadline(self, now: float) -> None:
         """Called by the ticker once `deadline` has passed."""
         kind = self.deadline_kind
+        if kind == LINGER:
+            self._set_deadline(NONE, 0)
+            if self.transport is not None:
+                self.transport.abort()
+            return
         if kind in (HEAD, BODY, RESPONSE) and self.queue and not self.queue[0].responded:
             ex = self.queue[0]
             if ex.conn is not None:
@@ -561,6 +576,7 @@ class HttpProxy(asyncio.Protocol):
             self.out.append(local_reply(status, reason, close=True).data)
             self.stats.response(status, (now - ex.started_at) * 1000.0)
         elif kind == HEAD:
+            self.stats.error("client-timeout")
             self.out.append(local_reply(408, "timeout", close=True).data)
         if kind == STREAM and self.upstream is not None:
             self.upstream.abort()

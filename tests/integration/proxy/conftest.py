@@ -30,8 +30,20 @@ from smi.identity import Identity
 FRONT, WEB_V1, WEB_V2, DB = "shop/front", "shop/web-v1", "shop/web-v2", "shop/db"
 TT_WEB = "shop/TrafficTarget/front-to-web"
 TT_DB = "shop/TrafficTarget/web-to-db"
-FAST = ["--watch-interval", "0.1", "--header-timeout", "1", "--body-timeout", "1",
-        "--response-timeout", "1", "--connect-timeout", "0.5", "--drain-timeout", "3"]  # fmt: skip
+FAST = [
+    "--watch-interval",
+    "0.1",
+    "--header-timeout",
+    "1",
+    "--body-timeout",
+    "1",
+    "--response-timeout",
+    "1",
+    "--connect-timeout",
+    "0.5",
+    "--drain-timeout",
+    "3",
+]
 
 
 def sid(name: str) -> str:
@@ -40,13 +52,18 @@ def sid(name: str) -> str:
 
 def web_rules(extra: tuple[HttpMatch, ...] = ()) -> tuple[AuthzRule, ...]:
     matches = (
-        HttpMatch(origin="shop/HTTPRouteGroup/web#api", methods=("GET", "HEAD"), path_regex="/api/"),
-        HttpMatch(origin="shop/HTTPRouteGroup/web#submit", methods=("POST", "PUT"),
-                  path_regex="/api/submit$"),
+        HttpMatch(
+            origin="shop/HTTPRouteGroup/web#api", methods=("GET", "HEAD"), path_regex="/api/"
+        ),
+        HttpMatch(
+            origin="shop/HTTPRouteGroup/web#submit",
+            methods=("POST", "PUT"),
+            path_regex="/api/submit$",
+        ),
         HttpMatch(origin="shop/HTTPRouteGroup/web#ops", path_regex="/(ws|slow|crash|big)"),
         HttpMatch(origin="shop/HTTPRouteGroup/web#root", methods=("GET",), path_regex="/$"),
         *extra,
-    )  # fmt: skip
+    )
     return (AuthzRule(origin=TT_WEB, sources=(sid(FRONT),), http=matches),)
 
 
@@ -62,11 +79,26 @@ class Mesh:
 
     def start(self, name: str, identity: str, args: list[str]) -> ProxyProc:
         cert, key = self.pki.issue(identity)
-        proc = ProxyProc(self.root, name, [
-            "--identity", identity, "--policy", str(self.policy_file),
-            "--ca", str(self.pki.ca_file), "--cert", str(cert), "--key", str(key),
-            "--admin", "0", *FAST, *args,
-        ])  # fmt: skip
+        proc = ProxyProc(
+            self.root,
+            name,
+            [
+                "--identity",
+                identity,
+                "--policy",
+                str(self.policy_file),
+                "--ca",
+                str(self.pki.ca_file),
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+                "--admin",
+                "0",
+                *FAST,
+                *args,
+            ],
+        )
         self.procs[name] = proc
         return proc
 
@@ -80,20 +112,25 @@ class Mesh:
             "shop/web-v1": Endpoint("127.0.0.1", v1.inbound(self.apps["web-v1"].port), sid(WEB_V1)),
             "shop/web-v2": Endpoint("127.0.0.1", v2.inbound(self.apps["web-v2"].port), sid(WEB_V2)),
             "shop/db": Endpoint("127.0.0.1", db.inbound(self.tcp.port), sid(DB)),
-        }  # fmt: skip
+        }
         return MeshPolicy(
             revision=self.policy.revision + 1,
             destinations={
                 sid(WEB_V1): web_rules(),
                 sid(WEB_V2): web_rules(),
-                sid(DB): (AuthzRule(origin=TT_DB, sources=(sid(WEB_V1),),
-                                    tcp_ports=(self.tcp.port,)),),
-            },  # fmt: skip
+                sid(DB): (
+                    AuthzRule(origin=TT_DB, sources=(sid(WEB_V1),), tcp_ports=(self.tcp.port,)),
+                ),
+            },
             services={k: Service(ports=(80,), endpoints=(e,)) for k, e in ep.items()}
             | {"shop/web": Service(ports=(80,), endpoints=(ep["shop/web-v1"],))},
-            splits={"shop/web": Split(origin="shop/TrafficSplit/web", backends=(
-                SplitBackend("shop/web-v1", 800), SplitBackend("shop/web-v2", 200)))},
-        )  # fmt: skip
+            splits={
+                "shop/web": Split(
+                    origin="shop/TrafficSplit/web",
+                    backends=(SplitBackend("shop/web-v1", 800), SplitBackend("shop/web-v2", 200)),
+                )
+            },
+        )
 
     def apply(self, policy: MeshPolicy) -> MeshPolicy:
         """Write `policy` (with the next revision) and wait until every proxy uses it."""
@@ -108,13 +145,21 @@ class Mesh:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root = tmp_path_factory.mktemp("mesh")
-    m = Mesh(root=root, pki=Pki(root), policy_file=root / "policy.json",
-             apps={"web-v1": EchoApp("web-v1"), "web-v2": EchoApp("web-v2")}, tcp=TcpEcho())  # fmt: skip
+    m = Mesh(
+        root=root,
+        pki=Pki(root),
+        policy_file=root / "policy.json",
+        apps={"web-v1": EchoApp("web-v1"), "web-v2": EchoApp("web-v2")},
+        tcp=TcpEcho(),
+    )
     m.policy = MeshPolicy(revision=1)
     write_policy(m.policy_file, m.policy)
     try:
-        m.start("web-v1", WEB_V1, ["--inbound", f"0:{m.apps['web-v1'].port}",
-                                   "--outbound-tcp", "0:shop/db"])  # fmt: skip
+        m.start(
+            "web-v1",
+            WEB_V1,
+            ["--inbound", f"0:{m.apps['web-v1'].port}", "--outbound-tcp", "0:shop/db"],
+        )
         m.start("web-v2", WEB_V2, ["--inbound", f"0:{m.apps['web-v2'].port}"])
         m.start("db", DB, ["--inbound", f"0:{m.tcp.port}"])
         m.start("front", FRONT, ["--outbound", "0", "--outbound-tcp", "0:shop/db"])

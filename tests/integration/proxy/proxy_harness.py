@@ -160,8 +160,9 @@ class EchoApp(ThreadingHTTPServer):
         self.name = name
         self.hits = 0
         self.port: int = self.server_address[1]
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         self.shutdown()
@@ -181,8 +182,9 @@ class TcpEcho(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _TcpEchoHandler)
         self.port: int = self.server_address[1]
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         self.shutdown()
@@ -200,8 +202,16 @@ class ProxyProc:
         self.name = name
         self.ports_file = workdir / f"{name}.ports.json"
         self.log_file = workdir / f"{name}.log"
-        argv = [sys.executable, "-m", "proxy", *args, "--ports-file", str(self.ports_file),
-                "--log-level", "info"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "proxy",
+            *args,
+            "--ports-file",
+            str(self.ports_file),
+            "--log-level",
+            "info",
+        ]
         with self.log_file.open("wb") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         self.ports: dict[str, Any] = wait_for(self._read_ports, what=f"{name} to listen")
@@ -298,8 +308,9 @@ def request(
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
 
 
-def raw_exchange(port: int, data: bytes, *, ctx: ssl.SSLContext | None = None,
-                 timeout: float = 5.0) -> bytes:  # fmt: skip
+def raw_exchange(
+    port: int, data: bytes, *, ctx: ssl.SSLContext | None = None, timeout: float = 5.0
+) -> bytes:
     """Send raw bytes, read until the peer closes (or the timeout)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     if ctx is not None:

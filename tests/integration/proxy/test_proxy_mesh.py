@@ -135,8 +135,10 @@ def test_broken_policy_file_keeps_the_last_good_policy(mesh: Mesh) -> None:
     proc = mesh.procs["web-v1"]
     before = proc.metrics().get('policy_updates_total{result="rejected"}', 0)
     mesh.policy_file.write_text("{ not json")
-    wait_for(lambda: proc.metrics().get('policy_updates_total{result="rejected"}', 0) > before,
-             what="the broken policy to be refused")  # fmt: skip
+    wait_for(
+        lambda: proc.metrics().get('policy_updates_total{result="rejected"}', 0) > before,
+        what="the broken policy to be refused",
+    )
     with https(mesh.inbound("web-v1"), mesh.pki.client(FRONT)) as conn:
         assert request(conn, "GET", "/api/still")[0] == 200
     assert proc.admin_get("/ready")[0] == 200
@@ -184,14 +186,18 @@ def test_upgrade_is_passed_through_after_authorization(mesh: Mesh) -> None:
 def test_bodies_stream_chunked_and_with_100_continue(mesh: Mesh) -> None:
     ctx = mesh.pki.client(FRONT)
     port = mesh.inbound("web-v1")
-    chunked = (b"POST /api/submit HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n"
-               b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")  # fmt: skip
+    chunked = (
+        b"POST /api/submit HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
     reply = raw_exchange(port, chunked, ctx=ctx)
     body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert body["body_len"] == 11
     with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5)) as sock:
-        sock.sendall(b"PUT /api/submit HTTP/1.1\r\nHost: web\r\nContent-Length: 4\r\n"
-                     b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+        sock.sendall(
+            b"PUT /api/submit HTTP/1.1\r\nHost: web\r\nContent-Length: 4\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"data")
         reply = b""

@@ -79,11 +79,20 @@ def _tcp_router(sources: tuple[str, ...]) -> InboundRouter:
     metrics = Metrics()
     holder = PolicyHolder(metrics)
     holder.index = PolicyIndex.build(
-        MeshPolicy(destinations={DB: (AuthzRule(origin="shop/TrafficTarget/db", sources=sources,
-                                                tcp_ports=(5432,)),)})
-    )  # fmt: skip
-    return InboundRouter(identity=DB, app=Target("127.0.0.1", 5432), app_port=5432,
-                         policy=holder, metrics=metrics, peers=_Fixed(WEB))  # fmt: skip
+        MeshPolicy(
+            destinations={
+                DB: (AuthzRule(origin="shop/TrafficTarget/db", sources=sources, tcp_ports=(5432,)),)
+            }
+        )
+    )
+    return InboundRouter(
+        identity=DB,
+        app=Target("127.0.0.1", 5432),
+        app_port=5432,
+        policy=holder,
+        metrics=metrics,
+        peers=_Fixed(WEB),
+    )
 
 
 class _Fixed(PeerIdentities):

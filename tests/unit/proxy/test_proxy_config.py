@@ -34,14 +34,31 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_flags_build_the_config() -> None:
     cfg = from_args(
         _parse(
-            [*BASE, "--inbound", "15006:8080", "--inbound", "15007:9090,15008:5432",
-             "--outbound", "15001", "--outbound-tcp", "15010:shop/db", "--admin", "15090",
-             "--header-timeout", "2.5", "--max-header-bytes", "4096"]
+            [
+                *BASE,
+                "--inbound",
+                "15006:8080",
+                "--inbound",
+                "15007:9090,15008:5432",
+                "--outbound",
+                "15001",
+                "--outbound-tcp",
+                "15010:shop/db",
+                "--admin",
+                "15090",
+                "--header-timeout",
+                "2.5",
+                "--max-header-bytes",
+                "4096",
+            ]
         )
-    )  # fmt: skip
+    )
     assert cfg.identity.spiffe_id == "spiffe://cluster.local/ns/shop/sa/web"
-    assert cfg.inbound == (InboundPort(15006, 8080), InboundPort(15007, 9090),
-                           InboundPort(15008, 5432))  # fmt: skip
+    assert cfg.inbound == (
+        InboundPort(15006, 8080),
+        InboundPort(15007, 9090),
+        InboundPort(15008, 5432),
+    )
     assert cfg.outbound == 15001 and cfg.admin == 15090
     assert cfg.outbound_tcp == (OutboundTcpPort(15010, "shop/db"),)
     assert cfg.limits.header_timeout == 2.5 and cfg.limits.max_header_bytes == 4096
@@ -67,17 +84,23 @@ def test_environment_variables_are_defaults_and_flags_win(
 @pytest.mark.parametrize(
     ("argv", "option", "message"),
     [
-        (["--policy", "p", "--ca", "c", "--cert", "c", "--key", "k", "--outbound", "1"],
-         "--identity", "required (or set SMI_PROXY_IDENTITY)"),
+        (
+            ["--policy", "p", "--ca", "c", "--cert", "c", "--key", "k", "--outbound", "1"],
+            "--identity",
+            "required (or set SMI_PROXY_IDENTITY)",
+        ),
         ([*BASE[:-4], "--outbound", "1"], "--cert", "give --cert and --key, or --csr-url"),
         ([*BASE], "--inbound", "give at least one"),
         ([*BASE, "--inbound", "8080"], "--inbound", "'8080' is not PORT:APP_PORT"),
         ([*BASE, "--inbound", "1:99999"], "--inbound", "is not a port number"),
         ([*BASE, "--outbound-tcp", "1:db"], "--outbound-tcp", "PORT:NAMESPACE/SERVICE"),
-        (["--identity", "Not An Identity", *BASE[2:], "--outbound", "1"], "--identity",
-         "is not an identity"),
+        (
+            ["--identity", "Not An Identity", *BASE[2:], "--outbound", "1"],
+            "--identity",
+            "is not an identity",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_configuration_names_the_flag(argv: list[str], option: str, message: str) -> None:
     with pytest.raises(ProxyConfigError) as info:
         from_args(_parse(argv))
@@ -94,8 +117,20 @@ def test_cli_reports_an_unreadable_ca_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = str(tmp_path / "none.pem")
-    argv = ["--identity", "a/b", "--policy", "p", "--ca", missing, "--cert", "c", "--key", "k",
-            "--outbound", "0"]  # fmt: skip
+    argv = [
+        "--identity",
+        "a/b",
+        "--policy",
+        "p",
+        "--ca",
+        missing,
+        "--cert",
+        "c",
+        "--key",
+        "k",
+        "--outbound",
+        "0",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("smictl proxy: --ca ") and err[-1].endswith("(SMI7102)")

@@ -20,9 +20,10 @@ def _policy(revision: int, path: str = "/api/") -> MeshPolicy:
     match = HttpMatch(origin="shop/HTTPRouteGroup/r#m", path_regex=path)
     return MeshPolicy(
         revision=revision,
-        destinations={WEB: (AuthzRule(origin="shop/TrafficTarget/t", sources=(FRONT,),
-                                      http=(match,)),)},
-    )  # fmt: skip
+        destinations={
+            WEB: (AuthzRule(origin="shop/TrafficTarget/t", sources=(FRONT,), http=(match,)),)
+        },
+    )
 
 
 async def test_install_swaps_the_index_and_reports_changes() -> None:
