@@ -251,6 +251,7 @@ class ControlPlaneSource:
                     raise
                 self._reloading = False
             except PolicySourceError as exc:
+                self.holder.metrics.policy_update("unreachable")
                 self.failures += 1
                 delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
                 log.error("%s; keeping the last good policy, retrying in %.1fs", exc, delay)

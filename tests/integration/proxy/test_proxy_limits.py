@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FAST, FRONT, sid
 from proxy_harness import EchoApp, Pki, ProxyProc, https, request, wait_for, write_policy
+from proxy_mesh import FAST, FRONT, sid
 
 from smi.compiler.ir import AuthzRule, HttpMatch, MeshPolicy
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import FRONT, TT_DB, TT_WEB, WEB_V1, Mesh, sid, web_rules
 from proxy_harness import https, raw_exchange, request, wait_for
+from proxy_mesh import FRONT, TT_DB, TT_WEB, WEB_V1, Mesh, sid, web_rules
 
 from smi.compiler.ir import HttpMatch
 from smi.pki import CertificateAuthority
