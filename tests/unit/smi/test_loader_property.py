@@ -4,7 +4,7 @@ Every problem is a Diagnostic with a known code, and located where a line exists
 Three generators, 700 cases each: raw text from YAML's significant characters,
 random JSON-like documents (as YAML and as JSON) shaped like SMI objects, and real example
 manifests with a random field replaced by a random value. `SMICTL_FUZZ_EXAMPLES=5000` runs
-longer campaigns (done before each release: 15,000 cases, no failure).
+longer campaigns (15,000 cases found nothing when this was written).
 """
 
 from __future__ import annotations
