@@ -30,7 +30,13 @@ from smi.compiler.checks import validate
 from smi.errors import Diagnostic, errors_of, warnings_of
 from smi.loading import LoadResult, Resource, Source, load_object
 from smi.policy.engine import EVAL_FAILED
-from smi.policy.input import EMPTY_INVENTORY, Inventory, admission_input, create_request
+from smi.policy.input import (
+    EMPTY_INVENTORY,
+    Inventory,
+    admission_input,
+    create_request,
+    referenced_namespaces,
+)
 from smi.policy.policyset import PolicyDecision, PolicySet
 
 AdmissionRequestLike = Mapping[str, Any]
@@ -200,10 +206,12 @@ def _decide_policies(
 ) -> AdmissionResult:
     kind = resource.kind if resource is not None else _request_kind(request)
 
+    own = resource.namespace if resource is not None else str(request.get("namespace") or "")
+    namespaces = referenced_namespaces(hub if hub is not None else old_hub, own=own)
+
     def input_for(kinds: Collection[str]) -> Mapping[str, Any]:
-        return admission_input(
-            request, hub=hub, old_hub=old_hub, inventory=inventory.document(kinds)
-        )
+        scoped = inventory.document(kinds, namespaces=namespaces) if kinds else {}
+        return admission_input(request, hub=hub, old_hub=old_hub, inventory=scoped)
 
     decisions = policies.evaluate(kind=kind, input_for=input_for)
     denials, warned, diags = _policy_lines(decisions, resource=resource)

@@ -176,6 +176,20 @@ def raise_for_run(run: sandbox.SandboxRun, *, modules: Sequence[RegoModule]) -> 
 
 
 def _stage_diagnostic(error: Mapping[str, Any], *, sources: Mapping[str, str]) -> Diagnostic:
+    diag = _first_problem(error, sources=sources)
+    clashes = rego_errors.arity_clashes(sources) if "due to cycle" in diag.message else []
+    if clashes:
+        hint = (
+            " (rego-cpp 1.5.2 confuses functions of one name with different arities across "
+            f"packages: {'; '.join(clashes[:3])}; rename one)"
+        )
+        return Diagnostic(
+            code=diag.code, message=diag.message + hint, file=diag.file, line=diag.line
+        )
+    return diag
+
+
+def _first_problem(error: Mapping[str, Any], *, sources: Mapping[str, str]) -> Diagnostic:
     code = rego_errors.PARSE if error.get("error") == "add" else rego_errors.COMPILE
     from_log = rego_errors.diagnose_log(str(error.get("log", "")), sources=sources, code=code)
     message = str(error.get("message", ""))

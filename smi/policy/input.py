@@ -15,18 +15,23 @@ Like Gatekeeper's `input.review`, but for SMI:
                      with this, not with oldObject: the client may have switched API versions.
     input.inventory  other known objects, `inventory[kind][namespace][name]`: SMI objects in hub
                      form, context objects (Service, ServiceAccount, Namespace, Pod, Deployment)
-                     as written. Cluster-scoped objects (Namespace) sit under namespace "".
-                     Only the kinds a policy lists in METADATA `custom.inventory` are included
-                     (copying every object into each evaluation costs about 0.3 ms per 10
-                     objects in regopy; a policy that needs none pays nothing). In the webhook
-                     the inventory is what the store holds; in `smictl admit` it is every other
-                     object in the files given. It may contain the object's stored version.
+                     as written but without `status` and `metadata.managedFields`.
+                     Cluster-scoped objects (Namespace) sit under namespace "". Only the kinds a
+                     policy lists in METADATA `custom.inventory` are included, and only the
+                     namespaces the object refers to (its own, every `namespace` field of its
+                     hub form, such as a TrafficTarget's sources) plus "": regopy copies the
+                     input into the engine on every evaluation, at about 0.07 ms per small
+                     object on the 2-core CI machines (bench/bench_rego.py, "inventory"), so a
+                     policy that needs none pays nothing and one that does pays for what it can
+                     use. In the webhook the inventory is what the store holds; in `smictl
+                     admit` it is every other object in the files given. It may contain the
+                     object's stored version.
     data.parameters  the policy set's parameters (`--parameters FILE`), shared by all policies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,16 +76,51 @@ class Inventory:
         for r in res:
             docs.setdefault(r.kind, {}).setdefault(r.namespace, {})[r.name] = hub_document(r.obj)
         for c in ctx:
-            docs.setdefault(c.kind, {}).setdefault(c.namespace, {})[c.name] = dict(c.raw)
+            docs.setdefault(c.kind, {}).setdefault(c.namespace, {})[c.name] = _trimmed(c.raw)
         return cls(resources=res, context=ctx, documents=docs)
 
-    def document(self, kinds: Collection[str]) -> dict[str, Any]:
-        """The `input.inventory` of a policy that asked for `kinds`."""
-        return {k: self.documents[k] for k in sorted(kinds) if k in self.documents}
+    def document(
+        self, kinds: Collection[str], *, namespaces: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The `input.inventory` of a policy that asked for `kinds`, limited to `namespaces`
+        (cluster-scoped objects, under "", are always kept; None = every namespace)."""
+        out: dict[str, Any] = {}
+        for kind in sorted(kinds):
+            by_ns = self.documents.get(kind)
+            if by_ns is None:
+                continue
+            if namespaces is None:
+                out[kind] = by_ns
+                continue
+            kept = {ns: objs for ns, objs in by_ns.items() if ns == "" or ns in namespaces}
+            if kept:
+                out[kind] = kept
+        return out
 
-    def without(self, key: str) -> tuple[Resource, ...]:
-        """The inventory's resources other than `key` (`kind/namespace/name`)."""
-        return tuple(r for r in self.resources if r.key != key)
+
+def referenced_namespaces(hub: Any, *, own: str) -> frozenset[str]:
+    """The object's namespace and every namespace its hub form names (subjects, ...)."""
+    found = {own, ""}
+    stack = [hub_document(hub)] if hub is not None else []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            ns = value.get("namespace")
+            if isinstance(ns, str) and ns:
+                found.add(ns)
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    return frozenset(found)
+
+
+def _trimmed(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A context object without what only costs: `status` and `metadata.managedFields`."""
+    out = {k: v for k, v in raw.items() if k != "status"}
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 EMPTY_INVENTORY = Inventory()
@@ -122,10 +162,3 @@ def create_request(resource: Resource, *, uid: str, username: str = "smictl") ->
 def _plural(kind: str) -> str:
     lower = kind.lower()
     return lower + ("es" if lower.endswith(("s", "x")) else "s")
-
-
-def kinds_needed(groups: Sequence[Collection[str]]) -> frozenset[str]:
-    out: set[str] = set()
-    for g in groups:
-        out.update(g)
-    return frozenset(out)

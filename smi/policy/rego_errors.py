@@ -191,3 +191,24 @@ def first_line_with(needle: str, sources: Mapping[str, str]) -> tuple[str | None
         if at >= 0:
             return file, source.count("\n", 0, at) + 1
     return None, None
+
+
+_FUNCTION_HEAD = re.compile(
+    r"^(?P<name>[a-z_]\w*)\((?P<args>[^()]*)\)\s*(?::=|=|if\b|\{)", re.MULTILINE
+)
+
+
+def arity_clashes(sources: Mapping[str, str]) -> list[str]:
+    """Function names defined with different arities in different modules, as
+    `name/2 (a.rego) vs name/1 (b.rego)`: rego-cpp 1.5.2 can then fail to compile with
+    "Unable to unify due to cycle"."""
+    seen: dict[str, tuple[int, str]] = {}
+    out: list[str] = []
+    for file, source in sources.items():
+        for hit in _FUNCTION_HEAD.finditer(source):
+            name, arity = hit.group("name"), len(hit.group("args").split(","))
+            first = seen.setdefault(name, (arity, file))
+            clash = f"{name}/{first[0]} ({first[1]}) vs {name}/{arity} ({file})"
+            if first[0] != arity and clash not in out:
+                out.append(clash)
+    return out

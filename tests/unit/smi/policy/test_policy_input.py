@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from smi.loading import load_object
-from smi.policy.input import Inventory, admission_input, create_request, hub_document
+from smi.policy.input import (
+    Inventory,
+    admission_input,
+    create_request,
+    hub_document,
+    referenced_namespaces,
+)
 
 SPLIT_V1ALPHA1 = {
     "apiVersion": "split.smi-spec.io/v1alpha1",
@@ -83,3 +89,44 @@ def test_admission_input_has_request_hub_old_hub_and_inventory() -> None:
     doc = admission_input({"uid": "u"}, hub=r.obj, old_hub=None, inventory={"X": {}})
     assert set(doc) == {"request", "hub", "oldHub", "inventory"}
     assert doc["hub"]["metadata"]["name"] == "s" and doc["oldHub"] is None
+
+
+def test_inventory_is_limited_to_referenced_namespaces_and_cluster_scope() -> None:
+    docs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "a", "namespace": ns}}
+        for ns in ("shop", "web", "unrelated")
+    ]
+    docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})
+    inv = Inventory.of((), [c for d in docs for c in load_object(d).context])
+    target = {
+        "apiVersion": "access.smi-spec.io/v1alpha3",
+        "kind": "TrafficTarget",
+        "metadata": {"name": "t", "namespace": "shop"},
+        "spec": {
+            "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+            "rules": [{"kind": "TCPRoute", "name": "r"}],
+            "sources": [{"kind": "ServiceAccount", "name": "x", "namespace": "web"}],
+        },
+    }
+    namespaces = referenced_namespaces(loaded(target).obj, own="shop")
+    assert namespaces == {"", "shop", "web"}
+    scoped = inv.document(["ServiceAccount", "Namespace"], namespaces=namespaces)
+    assert set(scoped["ServiceAccount"]) == {"shop", "web"}
+    assert set(scoped["Namespace"][""]) == {"web"}
+
+
+def test_context_objects_lose_status_and_managed_fields() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"serviceAccountName": "web"},
+        "status": {"phase": "Running"},
+    }
+    inv = Inventory.of((), load_object(pod).context)
+    assert inv.documents["Pod"]["shop"]["p"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"serviceAccountName": "web"},
+    }

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from smi.errors import PolicyError
-from smi.policy import testing
+from smi.policy import rego_errors, testing
 from smi.policy.coverage import blank_comments, find_bodies
 from smi.policy.modules import read_modules
+from smi.policy.policyset import shipped_dir
 
 POLICY = """\
 package demo
@@ -179,3 +181,32 @@ def test_bodies_are_found_and_disabled_without_moving_lines() -> None:
 
 def test_comments_are_blanked_in_place() -> None:
     assert blank_comments('x := "#no" # yes\n') == 'x := "#no"      \n'
+
+
+def test_function_arity_clash_across_packages_gets_a_hint(tmp_path: Path) -> None:
+    # The state the shipped access policies were in while being written: helper functions of
+    # one name with different arities in two test packages made rego-cpp 1.5.2 fail.
+    shutil.copytree(shipped_dir() / "access", tmp_path / "access")
+    test = tmp_path / "access" / "sensitive-destination" / "policy_test.rego"
+    test.write_text(
+        test.read_text().replace("traffic_target(", "target(").replace("violations_for(", "check(")
+    )
+    policy = tmp_path / "access" / "allowed-source-namespaces" / "policy.rego"
+    policy.write_text(
+        policy.read_text().replace(
+            'namespace := source.namespace\n\tnamespace != ""',
+            "namespace := namespace_of(source, own)",
+        )
+        + '\nnamespace_of(subject, own) := subject.namespace if subject.namespace != ""\n'
+        + '\nnamespace_of(subject, own) := own if subject.namespace == ""\n'
+    )
+    with pytest.raises(PolicyError) as info:
+        run(tmp_path)
+    [d] = info.value.diagnostics
+    assert d.code == "SMI5002" and d.message.startswith("Unable to unify due to cycle")
+    assert "different arities across packages: target/2" in d.message
+
+
+def test_arity_clashes_are_listed_once() -> None:
+    sources = {"a.rego": "f(x, y) := x if true\nf(x, y) := y if false\n", "b.rego": "f(x) := x\n"}
+    assert rego_errors.arity_clashes(sources) == ["f/2 (a.rego) vs f/1 (b.rego)"]
