@@ -112,6 +112,8 @@ def load_object(
     """Load one object given as data (an AdmissionReview's `request.object`)."""
     out = LoadResult(files=[filename])
     loader = _Loader(out, filename=filename, default_namespace=default_namespace)
+    if isinstance(doc, Mapping) and not isinstance(doc, dict):
+        doc = dict(doc)  # a read-only view (MappingProxyType, ...) is still an object
     problem = bounds_problem(doc)
     if problem is not None:
         loader.problem("SMI1010", problem, line=None)

@@ -7,8 +7,10 @@ import io
 import json
 import textwrap
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
+import yaml
 
 from smi.apis.split.hub import TrafficSplit
 from smi.errors import LoadError
@@ -319,6 +321,13 @@ def test_load_object_has_no_lines_but_full_checks() -> None:
     result = load_object(doc, default_namespace="ns")
     [d] = result.diagnostics
     assert (d.code, d.path, d.file, d.line) == ("SMI2003", "spec.backends", "<request>", None)
+
+
+def test_load_object_accepts_any_mapping() -> None:
+    doc = yaml.safe_load(SPLIT)
+    [res] = load_object(MappingProxyType(doc)).resources
+    assert res.key == "TrafficSplit/shop/canary"
+    assert res.line_of("spec.backends[0].weight") is None
 
 
 def test_read_source_and_read_documents_raise_our_errors(tmp_path: Path) -> None:
