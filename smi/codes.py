@@ -442,6 +442,12 @@ CODES: dict[str, Code] = dict(
             "Add tests for the bodies listed as `not covered`.",
         ),
         _c(
+            "SMI5010",
+            "policy path not found",
+            "A `--policies DIR` or a `smictl policy test` path does not exist.",
+            "Check the path; policies are .rego files under <dir>/<area>/<policy>/.",
+        ),
+        _c(
             "SMI5101",
             "canary weight moved too far in one update",
             "Shipped policy split/canary-step: on an UPDATE of a TrafficSplit a backend's share "

@@ -119,7 +119,7 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
             seen.setdefault(p.resolve(), None)
             continue
         if not p.is_dir():
-            raise PolicyError.of(METADATA_INVALID, "no such policy directory", file=str(d))
+            raise PolicyError.of("SMI5010", "no such policy directory or file", file=str(d))
         for f in sorted(p.rglob("*.rego"), key=lambda x: x.as_posix()):
             seen.setdefault(f.resolve(), None)
     return list(seen)

@@ -104,13 +104,30 @@ class PolicySet:
                 decisions.append(PolicyDecision(p, outcome.violations, outcome.error))
         return sorted(decisions, key=lambda d: d.policy.name)
 
+    def data_api(self, path: str, input_doc: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """What an OPA Data API answers to `POST /v1/data/<path>` with `{"input": input_doc}`:
+        (200, {"result": [violations]}) for a policy's `<package path>/violation`, (200, {})
+        for any other path (an undefined document), (500, OPA's error shape) when the policy
+        fails to evaluate. The webhook's Data API and the tests' stand-in serve this."""
+        path = path.strip("/")
+        if self.engine is None or path not in {p.entrypoint for p in self.policies}:
+            return 200, {}
+        [outcome] = self._evaluate_paths([path], input_doc)
+        if outcome.error is not None:
+            return 500, {"code": "internal_error", "message": outcome.error}
+        result = [{"msg": v.msg, "path": v.path, "details": v.details} for v in outcome.violations]
+        return 200, {"result": result}
+
     def _evaluate(self, group: Sequence[PolicyInfo], doc: Mapping[str, Any]) -> list[EvalOutcome]:
+        return self._evaluate_paths([p.entrypoint for p in group], doc)
+
+    def _evaluate_paths(self, paths: Sequence[str], doc: Mapping[str, Any]) -> list[EvalOutcome]:
         if self.engine is None:
-            return [EvalOutcome() for _ in group]
+            return [EvalOutcome() for _ in paths]
         try:
-            return self.engine.evaluate([p.entrypoint for p in group], doc)
+            return self.engine.evaluate(paths, doc)
         except Exception as exc:  # the engine must never take the admission chain down
-            return [EvalOutcome(error=f"{type(exc).__name__}: {exc}") for _ in group]
+            return [EvalOutcome(error=f"{type(exc).__name__}: {exc}") for _ in paths]
 
 
 def read_parameters(path: str | Path) -> dict[str, Any]:

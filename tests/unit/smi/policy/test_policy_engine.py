@@ -151,3 +151,30 @@ def test_test_files_are_not_part_of_the_admission_set(write_policy: WritePolicy)
     root = write_policy("owner", OWNER, test="test_x if { false }\n")
     policies = load(root)
     assert [m.name.endswith("_test.rego") for m in policies.modules] == [False]
+
+
+def test_data_api_answers_like_opa(write_policy: WritePolicy) -> None:
+    policies = load(write_policy("owner", OWNER))
+    assert policies.data_api("test/owner/violation", hub({})) == (
+        200,
+        {"result": [{"msg": "s has no owner", "path": "metadata.labels", "details": None}]},
+    )
+    assert policies.data_api("/test/owner/violation", hub({"owner": "x"})) == (200, {"result": []})
+    assert policies.data_api("test/other/allow", hub({})) == (200, {})
+
+
+def test_data_api_reports_an_evaluation_error_as_500(write_policy: WritePolicy) -> None:
+    body = 'x := 1 if input.hub\nx := 2 if input.hub\nviolation contains "x" if x\n'
+    status, answer = load(write_policy("conflict", body)).data_api(
+        "test/conflict/violation", hub({})
+    )
+    assert status == 500 and answer["code"] == "internal_error" and answer["message"]
+
+
+def test_a_missing_policy_directory_is_smi5010(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as info:
+        load(tmp_path / "nope")
+    assert (
+        info.value.diagnostics[0].format()
+        == f"{tmp_path}/nope: no such policy directory or file (SMI5010)"
+    )

@@ -1,7 +1,7 @@
 """RemoteOPA (opa-python-client) against a tiny OPA-compatible Data API on 127.0.0.1.
 
-The server answers `POST /v1/data/<path>` with `{"result": ...}` from our embedded engine
-(undefined -> `{}`, as OPA does), so the remote verdicts must equal the embedded ones.
+The server answers `POST /v1/data/<path>` through `PolicySet.data_api` (the embedded engine;
+undefined -> `{}`, as OPA does), so the remote verdicts must equal the embedded ones.
 """
 
 from __future__ import annotations
@@ -75,14 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.fail_with is not None:
             self._reply(self.server.fail_with, {"code": "internal_error", "message": "boom"})
             return
-        engine = self.server.policies.engine
-        assert engine is not None
-        if path not in {p.entrypoint for p in self.server.policies.policies}:
-            self._reply(200, {})  # undefined document
-            return
-        [outcome] = engine.evaluate([path], doc["input"])
-        result = [{"msg": v.msg, "path": v.path} for v in outcome.violations]
-        self._reply(200, {"result": result})
+        self._reply(*self.server.policies.data_api(path, doc["input"]))
 
 
 @pytest.fixture
