@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smi.errors import PolicyError
-from smi.policy import rego_errors, testing
+from smi.policy import rego_errors, sandbox, testing
 from smi.policy.coverage import blank_comments, find_bodies
 from smi.policy.modules import read_modules
 from smi.policy.policyset import shipped_dir
@@ -210,3 +210,73 @@ def test_function_arity_clash_across_packages_gets_a_hint(tmp_path: Path) -> Non
 def test_arity_clashes_are_listed_once() -> None:
     sources = {"a.rego": "f(x, y) := x if true\nf(x, y) := y if false\n", "b.rego": "f(x) := x\n"}
     assert rego_errors.arity_clashes(sources) == ["f/2 (a.rego) vs f/1 (b.rego)"]
+
+
+def test_a_crash_while_a_test_runs_fails_that_test_and_the_rest_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No module is known to crash rego-cpp at evaluation time (only at compile time), so the
+    # first child is replaced by a recording of one that died (SIGSEGV) inside the 2nd test.
+    tests = "package t\n\nimport rego.v1\n\ntest_a if true\n\ntest_b if true\n\ntest_c if true\n"
+    root = write(tmp_path, {"t_test.rego": tests})
+    real_run = sandbox.run
+    requests: list[list[str]] = []
+
+    def fake_run(request: sandbox.SandboxRequest, *, timeout: float) -> sandbox.SandboxRun:
+        requests.append([e for e, _ in request.evaluate])
+        if len(requests) > 1:
+            return real_run(request, timeout=timeout)
+        ok = {"ok": True, "output": '{"expressions":[true]}', "seconds": 0.001, "printed": ""}
+        events = (
+            {"built": True, "log": ""},
+            {"stage": "eval", "entrypoint": "t/test_a"},
+            {"result": "t/test_a", **ok},
+            {"stage": "eval", "entrypoint": "t/test_b"},
+        )
+        return sandbox.SandboxRun(events=events, returncode=-11, captured="")
+
+    monkeypatch.setattr(sandbox, "run", fake_run)
+    report = run(root)
+    assert statuses(report) == {
+        "data.t.test_a": "PASS",
+        "data.t.test_b": "ERROR",
+        "data.t.test_c": "PASS",
+    }
+    assert requests == [["t/test_a", "t/test_b", "t/test_c"], ["t/test_c"]]
+    assert report.results[1].error == "the Rego engine crashed (SIGSEGV)"
+
+
+def test_a_mutant_that_crashes_the_engine_is_reported_as_not_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = (
+        "package t\n\nimport rego.v1\n\ntest_big if {\n"
+        '\tdata.demo.violation == {"big"} with input.x as 11\n}\n'
+    )
+    root = write(tmp_path, {"demo.rego": POLICY, "t_test.rego": tests})
+    real_run = sandbox.run
+    variant_batches: list[int] = []
+
+    def fake_run(request: sandbox.SandboxRequest, *, timeout: float) -> sandbox.SandboxRun:
+        real = real_run(request, timeout=timeout)
+        if not request.variants:
+            return real
+        variant_batches.append(len(request.variants))
+        if len(variant_batches) > 1:
+            return real
+        # the first batch "dies" while running its first mutant
+        events = tuple(
+            e
+            for e in real.events
+            if "variant" not in e and e.get("stage") != "variant" and "done" not in e
+        )
+        events += ({"stage": "variant", "index": 0},)
+        return sandbox.SandboxRun(events=events, returncode=-6, captured="")
+
+    monkeypatch.setattr(sandbox, "run", fake_run)
+    cov = run(root, coverage=True).coverage
+    assert cov is not None
+    assert [b.line for b in cov.unmeasured] == [5]
+    assert [b.line for b in cov.uncovered] == [7]
+    assert variant_batches == [2, 1]
+    assert cov.total == 1  # unmeasured bodies count neither way
