@@ -40,11 +40,11 @@ class Resource:
     def __hash__(self) -> int:
         return hash((self.key, self.api_version, self.source))
 
-    @property
+    @cached_property  # the hub object is frozen: computed once, read by every check
     def name(self) -> str:
         return str(getattr(self.obj.metadata, "name", "") or "")
 
-    @property
+    @cached_property
     def namespace(self) -> str:
         return str(getattr(self.obj.metadata, "namespace", "") or "")
 

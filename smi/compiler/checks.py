@@ -42,7 +42,12 @@ def validate(
     checked = list(resources) if subjects is None else list(subjects)
     out: list[Diagnostic] = []
     with gc_paused():
-        index = _Index.build([*resources, *([] if whole_set else checked)], context)
+        if whole_set:
+            index = _Index.build(checked, context, namespaces=None)
+        else:  # admission: index only the namespaces the subjects can reference
+            index = _Index.build(
+                [*resources, *checked], context, namespaces=_namespaces_referenced(checked)
+            )
         for resource in checked:
             out.extend(check_resource(resource))
             found = list(_cross(resource, index))
@@ -66,8 +71,19 @@ class _Index:
     namespaces_with_services: set[str] = field(default_factory=set)
 
     @classmethod
-    def build(cls, resources: Sequence[Resource], context: Sequence[ContextObject]) -> _Index:
+    def build(
+        cls,
+        resources: Sequence[Resource],
+        context: Sequence[ContextObject],
+        *,
+        namespaces: set[str] | None,
+    ) -> _Index:
+        """Index `resources` and `context`, or only their objects in `namespaces`: every
+        reference resolves in one namespace, so that is all one object's checks can see."""
         index = cls()
+        if namespaces is not None:
+            resources = [r for r in resources if r.namespace in namespaces]
+            context = [c for c in context if c.namespace in namespaces]
         for resource in resources:
             index.by_key[resource.key] = resource
             index.first_seen.setdefault(resource.key, resource)
@@ -85,6 +101,17 @@ class _Index:
 
     def get(self, kind: str, *, namespace: str, name: str) -> Resource | None:
         return self.by_key.get(f"{kind}/{namespace}/{name}")
+
+
+def _namespaces_referenced(subjects: Sequence[Resource]) -> set[str]:
+    """Namespaces the cross-resource checks of `subjects` look into: each subject's own, and
+    those of TrafficTarget subjects (IdentityBinding references may name another namespace)."""
+    out: set[str] = set()
+    for resource in subjects:
+        out.add(resource.namespace)
+        if isinstance(resource.obj, TrafficTarget):
+            out.update(s.namespace for _, s in _subjects(resource.obj, spec="") if s.namespace)
+    return out
 
 
 def _ports(raw: Mapping[str, Any]) -> frozenset[int]:
