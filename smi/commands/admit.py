@@ -53,7 +53,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="treat dangling references (routes, matches, Services) as errors",
     )
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="report format: text, json, junit (XML), sarif (2.1.0) or github (annotations)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="text/github: errors only")
     p.add_argument(
