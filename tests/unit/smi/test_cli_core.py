@@ -169,3 +169,24 @@ def test_every_code_the_core_emits_is_explained(in_repo: Path, smi_examples: Pat
     loaded = load_paths([str(smi_examples), "examples"])
     codes = {d.code for d in loaded.diagnostics + validate(loaded.resources, loaded.context)}
     assert codes and codes <= set(CODES)
+
+
+def readme_sessions(readme: str) -> list[tuple[list[str], str]]:
+    """(argv, expected output) of each `$ smictl validate|explain-code ...` console example."""
+    sessions = []
+    for block in re.findall(r"```console\n(.*?)```", readme, re.S):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, _, output = chunk.partition("\n")
+            argv = command.split()[1:]
+            if argv[0] in ("validate", "explain-code"):
+                sessions.append((argv, output.strip("\n")))
+    return sessions
+
+
+def test_the_readme_shows_what_the_cli_prints(in_repo: Path, capsys: Capsys) -> None:
+    sessions = readme_sessions((in_repo / "README.md").read_text())
+    assert len(sessions) == 3
+    for argv, expected in sessions:
+        main(argv)
+        out, err = capsys.readouterr()
+        assert (out + err).strip("\n") == expected, argv
