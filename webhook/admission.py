@@ -13,6 +13,7 @@ A body that is not an AdmissionReview gets a 400 with the reason, never a 500.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -49,7 +50,7 @@ def validate() -> Response | tuple[Response, int]:
     _finish(
         plane, review, webhook="validate", decision=decision, messages=messages, started=started
     )
-    return jsonify(answer)
+    return _json(answer)
 
 
 def validate_review(
@@ -79,6 +80,11 @@ def validate_review(
     return answer, decision, messages
 
 
+def _json(doc: dict[str, Any]) -> Response:
+    """The answer as compact JSON (Flask's jsonify sorts keys: wasted work on the hot path)."""
+    return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/json")
+
+
 def _internal(review: AdmissionReview, reason: str) -> tuple[dict[str, Any], str, list[str]]:
     return admission_response(review, allowed=False, code=500, message=reason), "error", [reason]
 
@@ -105,7 +111,7 @@ def mutate() -> Response | tuple[Response, int]:
         return review
     answer, decision, reason = mutate_review(plane, review)
     _finish(plane, review, webhook="mutate", decision=decision, messages=[reason], started=started)
-    return jsonify(answer)
+    return _json(answer)
 
 
 def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[str, Any], str, str]:

@@ -1,0 +1,271 @@
+"""Admission webhook benchmark: `/validate` under gunicorn (2 gthread workers, TLS), driven by wrk.
+
+    python bench/bench_webhook.py [--quick] [--workers 2] [--threads 16]
+
+Starts `smictl serve` on 127.0.0.1 (port 0) with a fresh CA and store, then runs wrk with a Lua
+script that POSTs a real AdmissionReview (a valid TrafficSplit, through the whole admission
+chain: loading, built-in validation and the shipped Rego policies) over keep-alive TLS
+connections, as the kube-apiserver does:
+- peak: as fast as the server answers (wrk -c 32);
+- fixed rate: 500 reviews/s with `hey -q` (10 keep-alive workers at 50/s each; Debian package
+  `hey`), p50/p99 latency; without hey, wrk paced by its Lua `delay()` (the achieved rate is
+  reported either way);
+- reference: `/healthz` peak on the same server (what Flask + gunicorn + TLS cost alone).
+
+wrk runs on the same 2 cores as the server, so every figure includes the load generator.
+Writes bench/results/webhook.json. Targets (issue 4): p99 <= 10 ms at 500 reviews/s; peak
+>= 1,500 reviews/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "webhook.json"
+TARGET_P99_MS = 10.0
+TARGET_RATE = 500
+TARGET_PEAK = 1500
+
+REVIEW = {
+    "apiVersion": "admission.k8s.io/v1",
+    "kind": "AdmissionReview",
+    "request": {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "split.smi-spec.io", "version": "v1alpha4", "kind": "TrafficSplit"},
+        "resource": {"group": "split.smi-spec.io", "version": "v1alpha4",
+                     "resource": "trafficsplits"},
+        "name": "web-canary",
+        "namespace": "shop",
+        "operation": "CREATE",
+        "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+        "object": {
+            "apiVersion": "split.smi-spec.io/v1alpha4",
+            "kind": "TrafficSplit",
+            "metadata": {"name": "web-canary", "namespace": "shop",
+                         "labels": {"owner": "shop-team"}},
+            "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 90},
+                                                    {"service": "web-v2", "weight": 10}]},
+        },
+        "oldObject": None,
+        "dryRun": False,
+    },
+}  # fmt: skip
+
+
+def lua_script(body: str, *, delay_ms: int = 0) -> str:
+    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    delay = f"function delay()\n  return {delay_ms}\nend\n" if delay_ms else ""
+    return (
+        'wrk.method = "POST"\n'
+        f'wrk.body = "{escaped}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n' + delay
+    )
+
+
+def start_server(work: Path, *, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+    address = work / "address"
+    cmd = [
+        sys.executable,
+        "-m",
+        "smi.cli",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--certs-dir",
+        str(work / "certs"),
+        "--store",
+        str(work / "store.db"),
+        "--address-file",
+        str(address),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    log = (work / "server.log").open("wb")
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"smictl serve exited: {(work / 'server.log').read_text()[-2000:]}")
+        if address.is_file():
+            url = address.read_text().strip()
+            context = ssl.create_default_context(cafile=str(work / "certs" / "ca.crt"))
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as r:
+                    if r.status == 200:
+                        return proc, url
+            except OSError:
+                pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit("smictl serve did not become ready in 120 s")
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"unreadable wrk latency {text!r}")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.M)}
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)$", output, re.M)
+    if not rps or "50" not in pct:
+        raise ValueError(f"unreadable wrk output:\n{output}")
+    return {
+        "rps": float(rps[1]),
+        "requests": int(total[1]) if total else None,
+        "p50_ms": pct["50"],
+        "p75_ms": pct.get("75"),
+        "p90_ms": pct.get("90"),
+        "p99_ms": pct.get("99"),
+        "non_2xx": int(errors[1]) if errors else 0,
+        "socket_errors": socket_errors[1].strip() if socket_errors else "",
+    }
+
+
+def run_wrk(url: str, *, script: Path, connections: int, seconds: int) -> dict[str, Any]:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed: {done.stderr or done.stdout}")
+    result = parse_wrk(done.stdout)
+    return {**result, "connections": connections, "seconds": seconds, "tool": "wrk"}
+
+
+def parse_hey(output: str) -> dict[str, Any]:
+    pct = {
+        p: float(v) * 1000
+        for p, v in re.findall(r"^\s+(50|75|90|99)%+ in ([\d.]+) secs", output, re.M)
+    }
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", output))
+    if not rps or "50" not in pct:
+        raise ValueError(f"unreadable hey output:\n{output}")
+    return {
+        "rps": float(rps[1]),
+        "requests": sum(int(n) for n in codes.values()),
+        "p50_ms": pct["50"],
+        "p75_ms": pct.get("75"),
+        "p90_ms": pct.get("90"),
+        "p99_ms": pct.get("99"),
+        "non_2xx": sum(int(n) for c, n in codes.items() if not c.startswith("2")),
+        "tool": "hey",
+    }
+
+
+def run_hey(url: str, *, body: Path, rate: int, seconds: int) -> dict[str, Any]:
+    workers = 10
+    cmd = [
+        "hey",
+        "-z",
+        f"{seconds}s",
+        "-c",
+        str(workers),
+        "-q",
+        str(rate // workers),
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+        "-D",
+        str(body),
+        url,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"hey failed: {done.stderr or done.stdout}")
+    return {**parse_hey(done.stdout), "connections": workers, "seconds": seconds}
+
+
+def fixed_rate(url: str, work: Path, *, seconds: int) -> dict[str, Any]:
+    body = work / "review.json"
+    body.write_text(json.dumps(REVIEW))
+    if shutil.which("hey"):
+        return run_hey(f"{url}/validate", body=body, rate=TARGET_RATE, seconds=seconds)
+    paced = work / "validate-paced.lua"
+    paced.write_text(lua_script(json.dumps(REVIEW), delay_ms=20))
+    result = run_wrk(f"{url}/validate", script=paced, connections=10, seconds=seconds)
+    return {**result, "tool": "wrk-delay"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (3 s per phase)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench_webhook: wrk is not installed (make bench-deps installs it)", file=sys.stderr)
+        return 2
+    seconds = 3 if args.quick else 10
+    work = Path(tempfile.mkdtemp(prefix="smictl-bench-webhook-"))
+    proc, url = start_server(work, workers=args.workers, threads=args.threads)
+    try:
+        post = work / "validate.lua"
+        post.write_text(lua_script(json.dumps(REVIEW)))
+        plain = work / "get.lua"
+        plain.write_text('wrk.method = "GET"\n')
+        run_wrk(f"{url}/validate", script=post, connections=8, seconds=1)  # warm up
+        peak = run_wrk(f"{url}/validate", script=post, connections=32, seconds=seconds)
+        fixed = fixed_rate(url, work, seconds=seconds)
+        health = run_wrk(f"{url}/healthz", script=plain, connections=32, seconds=seconds)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    report = {
+        "bench": "webhook",
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "server": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread",
+                   "tls": True},
+        "validate_peak": peak,
+        "validate_fixed_rate": {**fixed, "target_rps": TARGET_RATE},
+        "healthz_peak": health,
+        "targets": {"p99_ms_at_500_rps": TARGET_P99_MS, "peak_rps": TARGET_PEAK},
+        "met": {
+            "p99_at_500_rps": (fixed["p99_ms"] or 1e9) <= TARGET_P99_MS,
+            "peak": peak["rps"] >= TARGET_PEAK,
+        },
+    }  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"/validate peak: {peak['rps']:.0f} reviews/s (p50 {peak['p50_ms']:.2f} ms, "
+        f"p99 {peak['p99_ms']:.2f} ms; target >= {TARGET_PEAK})"
+    )
+    print(
+        f"/validate at ~{TARGET_RATE}/s: achieved {fixed['rps']:.0f}/s, p50 "
+        f"{fixed['p50_ms']:.2f} ms, p99 {fixed['p99_ms']:.2f} ms (target <= {TARGET_P99_MS})"
+    )
+    print(f"/healthz peak: {health['rps']:.0f}/s (p99 {health['p99_ms']:.2f} ms)")
+    print(f"wrote {RESULTS}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
