@@ -156,6 +156,17 @@ def preflight(settings: Settings) -> None:
     for directory in settings.policies:
         if not directory.is_dir():
             problems.append(Diagnostic("SMI1001", f"--policies {directory}: not a directory"))
+    kubeconfig = settings.kubeconfig
+    if kubeconfig == "in-cluster" and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        problems.append(
+            Diagnostic(
+                "SMI7009",
+                "--in-cluster: not running in a Kubernetes pod "
+                "(KUBERNETES_SERVICE_HOST is not set)",
+            )
+        )
+    elif kubeconfig and kubeconfig != "in-cluster" and not Path(kubeconfig).is_file():
+        problems.append(Diagnostic("SMI7009", f"--kubeconfig {kubeconfig}: no such file"))
     if problems:
         raise SMIError(problems)
 

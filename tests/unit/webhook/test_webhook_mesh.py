@@ -181,3 +181,20 @@ def test_endpoint_validation(client: FlaskClient) -> None:
     assert client.post("/mesh/v1/endpoints", headers=h, json={"port": 1}).status_code == 400
     bad_port = {"address": "127.0.0.1", "port": 70000}
     assert client.post("/mesh/v1/endpoints", headers=h, json=bad_port).status_code == 400
+
+
+def test_past_the_waiting_limit_a_poll_is_answered_at_once(client: FlaskClient) -> None:
+    plane = client.application.extensions["smictl"]
+    etag = client.get("/mesh/v1/policy").headers["ETag"]
+    held = 0
+    while plane.long_polls.acquire(blocking=False):  # every waiting slot taken
+        held += 1
+    try:
+        started = time.monotonic()
+        r = client.get("/mesh/v1/policy?timeout=5", headers={"If-None-Match": etag})
+        assert r.status_code == 304 and r.headers["Retry-After"] == "1"
+        assert time.monotonic() - started < 1.0
+    finally:
+        for _ in range(held):
+            plane.long_polls.release()
+    assert held == plane.settings.threads // 2

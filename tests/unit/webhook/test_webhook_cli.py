@@ -1,0 +1,147 @@
+"""`smictl certs`, `smictl serve`'s settings and preflight, and the store CLI's helpers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from smi.cli import main
+from smi.errors import SMIError
+from smi.identity import Identity
+from smi.pki import CertificateAuthority, load_certificate
+from webhook.auth import BootstrapTokens, token_key
+from webhook.cli import preflight
+from webhook.settings import Settings
+from webhook.store_cli import kind_of, table
+
+
+def test_certs_init_issue_and_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "certs"
+    assert main(["certs", "init", "--dir", str(d), "--dns", "cp.example", "--ip", "127.0.0.1"]) == 0
+    assert (d / "ca.key").stat().st_mode & 0o777 == 0o600
+    ca = CertificateAuthority.load((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    first = load_certificate((d / "server.crt").read_bytes())
+    assert ca.issued(first)
+    # init refuses to replace a CA that workloads trust
+    assert main(["certs", "init", "--dir", str(d)]) == 1
+    assert "pass --force" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "certs",
+                "issue",
+                "--ca-dir",
+                str(d),
+                "--dns",
+                "a.example",
+                "b.example",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    renewed = load_certificate((out / "server.crt").read_bytes())
+    assert ca.issued(renewed) and renewed.serial_number != first.serial_number
+    capsys.readouterr()
+    assert main(["certs", "token", "--identity", "shop/web", "--dir", str(d)]) == 0
+    token = capsys.readouterr().out.strip()
+    tokens = BootstrapTokens(key=token_key(ca.key), trust_domain="cluster.local")
+    assert tokens.authenticate(token) == Identity.parse("shop/web")
+    assert main(["certs", "token", "--identity", "Not An Identity", "--dir", str(d)]) == 1
+
+
+def test_preflight_reports_every_problem_in_one_go(tmp_path: Path) -> None:
+    settings = Settings(
+        cert_file=tmp_path / "missing.crt",
+        policies=(tmp_path / "nope",),
+        kubeconfig=str(tmp_path / "kubeconfig"),
+    )
+    with pytest.raises(SMIError) as info:
+        preflight(settings)
+    messages = [d.message for d in info.value.diagnostics]
+    assert any("missing.crt: no such file" in m for m in messages)
+    assert any("--cert and --key go together" in m for m in messages)
+    assert any("not a directory" in m for m in messages)
+    assert any("--kubeconfig" in m for m in messages)
+
+
+def test_in_cluster_outside_a_pod_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(SMIError, match="not running in a Kubernetes pod"):
+        preflight(Settings(kubeconfig="in-cluster"))
+
+
+def test_serve_flags_become_settings(tmp_path: Path) -> None:
+    from webhook.cli import register_serve, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    register_serve(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--certs-dir",
+            str(tmp_path),
+            "--mode",
+            "audit",
+            "--policies",
+            str(tmp_path),
+            "--excluded-namespaces",
+            "a, b",
+            "--workers",
+            "3",
+        ]
+    )
+    s = settings_from_args(args)
+    assert (s.bind, s.mode, s.workers) == ("127.0.0.1:0", "audit", 3)
+    assert s.excluded_namespaces == ("a", "b") and s.policies == (tmp_path,)
+    assert s.cert_file == tmp_path / "server.crt" and s.cert_file.is_file()  # created
+    assert s.mesh_ca_key_file == tmp_path / "ca.key"
+    assert Settings.from_env(s.to_env()) == s
+
+
+def test_kind_names_and_table() -> None:
+    assert kind_of("trafficsplits") == "TrafficSplit"
+    assert kind_of("HTTPRouteGroup") == "HTTPRouteGroup"
+    assert kind_of("all") == ""
+    with pytest.raises(SMIError, match="unknown kind"):
+        kind_of("deployments.apps")
+    rendered = table(
+        [
+            {
+                "kind": "TrafficSplit",
+                "apiVersion": "split.smi-spec.io/v1alpha4",
+                "metadata": {"name": "a", "namespace": "shop", "resourceVersion": "3"},
+            }
+        ]
+    )
+    assert rendered.splitlines()[1].split() == [
+        "TrafficSplit",
+        "shop",
+        "a",
+        "split.smi-spec.io/v1alpha4",
+        "3",
+    ]
+    assert table([]) == "No resources found."
+
+
+def test_unreachable_server_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "s.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+    assert main(["apply", "-f", str(manifest), "--server", "https://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the control plane" in err[0] and "(SMI7001)" in err[0]
+
+
+def test_apply_reports_load_errors_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("kind: TrafficSplit\nmetadata: {name: x}\n")
+    assert main(["apply", "-f", str(manifest), "--server", "https://127.0.0.1:9"]) == 1
+    assert f"{manifest}:1:" in capsys.readouterr().err
