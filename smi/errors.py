@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Self
 
 Severity = Literal["error", "warning"]
 
@@ -90,7 +90,7 @@ class SMIError(Exception):
         path: str = "",
         file: str | None = None,
         line: int | None = None,
-    ) -> SMIError:
+    ) -> Self:
         return cls(Diagnostic(code=code, message=message, path=path, file=file, line=line))
 
 
