@@ -56,22 +56,20 @@ def evaluate(plane: ControlPlane, path: str, input_doc: Any) -> tuple[bool, Any]
         return True, _admission(plane, input_doc)
     if path == "smictl/authz":
         return True, _authz(plane, input_doc)
+    doc = input_doc if isinstance(input_doc, dict) else {}
     for policy in plane.policies.policies:
-        package = policy.package.replace(".", "/")
-        if path in {package, policy.entrypoint}:
-            violations = _violations(plane, policy.entrypoint, input_doc)
-            return True, violations if path == policy.entrypoint else {"violation": violations}
-    return False, None
+        if path == policy.package.replace(".", "/"):
+            found, violations = _data(plane, policy.entrypoint, doc)
+            return True, {"violation": violations if found else []}
+    return _data(plane, path, doc)
 
 
-def _violations(plane: ControlPlane, entrypoint: str, input_doc: Any) -> list[dict[str, Any]]:
-    engine = plane.policies.engine
-    if engine is None:
-        return []
-    outcome = engine.evaluate([entrypoint], input_doc if isinstance(input_doc, dict) else {})[0]
-    if outcome.error:
-        raise EvaluationFailed(f"{entrypoint}: {outcome.error}")
-    return [{"msg": v.msg, "path": v.path, "details": v.details} for v in outcome.violations]
+def _data(plane: ControlPlane, path: str, doc: dict[str, Any]) -> tuple[bool, Any]:
+    """A policy document, answered by the PolicySet's own Data API semantics."""
+    status, body = plane.policies.data_api(path, doc)
+    if status != 200:
+        raise EvaluationFailed(str(body.get("message") or body))
+    return "result" in body, body.get("result")
 
 
 def _admission(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:

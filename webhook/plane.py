@@ -64,6 +64,7 @@ class ControlPlane:
     # The view cache: replaced whole, read without the lock (a reference read is atomic).
     _view: View | None = None
     _build_lock: threading.Lock = field(default_factory=threading.Lock)
+    _broken: int = -1  # a revision whose compile failed; the previous view is served
     # Long polls hold a gunicorn thread each: at most half the threads of a worker may wait.
     long_polls: threading.BoundedSemaphore = field(init=False)
 
@@ -84,16 +85,32 @@ class ControlPlane:
         return value
 
     def view(self) -> View:
-        """The view of the current revision (compiled on first use after a change)."""
+        """The view of the current revision (compiled on first use after a change).
+
+        If a revision fails to compile (a bug, not bad input: the compiler skips what it
+        cannot use), the last good view keeps being served and the failure is logged once;
+        the next revision is tried afresh. With no good view yet, the error propagates."""
         revision = self.store.revision()
         current = self._view
-        if current is not None and current.revision == revision:
+        if current is not None and revision in {current.revision, self._broken}:
             return current
         with self._build_lock:
             current = self._view
-            if current is None or current.revision != self.store.revision():
+            revision = self.store.revision()
+            if current is not None and revision in {current.revision, self._broken}:
+                return current
+            try:
                 current = self._build()
-                self._view = current
+            except Exception:
+                logging.getLogger(logs.SERVER).exception(
+                    "policy compile failed", extra={"fields": {
+                        "event": "policy_compile_failed", "revision": revision}},
+                )  # fmt: skip
+                if self._view is None:
+                    raise
+                self._broken = revision
+                return self._view
+            self._view = current
         return current
 
     def ready(self) -> bool:

@@ -208,3 +208,18 @@ def test_health_endpoints(server: Server) -> None:
     assert s.get(f"{server.url}/healthz").json() == {"status": "ok"}
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"{server.url}/healthz", timeout=5)  # not trusted without our CA
+
+
+def test_the_remote_opa_engine_decides_through_our_data_api(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smi.policy.admission import admit
+    from smi.policy.policyset import PolicySet
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca))
+    remote = PolicySet.load([], remote=server.url)
+    request = admission_review(split("r", "r-web"), uid="r-1")["request"]
+    request["object"]["metadata"]["labels"] = {}
+    result = admit(request, remote)
+    assert result.allowed  # owner-label is a warning: evaluated remotely, reported here
+    assert any("has no owner label" in w for w in result.warnings)

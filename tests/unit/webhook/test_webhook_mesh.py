@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from cryptography import x509
 from flask.testing import FlaskClient
 
@@ -198,3 +199,21 @@ def test_past_the_waiting_limit_a_poll_is_answered_at_once(client: FlaskClient) 
         for _ in range(held):
             plane.long_polls.release()
     assert held == plane.settings.threads // 2
+
+
+def test_a_revision_that_fails_to_compile_keeps_the_last_good_policy(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import smi.compiler.build
+
+    good = client.get("/mesh/v1/policy").get_json()
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("compiler bug")
+
+    monkeypatch.setattr(smi.compiler.build, "compile", broken)
+    client.application.extensions["smictl"].store.apply([service("web")])
+    with caplog.at_level("ERROR", logger="smictl.server"):
+        served = client.get("/mesh/v1/policy")
+    assert served.status_code == 200 and served.get_json() == good
+    assert any("policy compile failed" in r.getMessage() for r in caplog.records)
