@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from policy_types import RunCli, WritePolicy
 
 from smi.cli import main
 from smi.policy.policyset import PolicySet
-
-WritePolicy = Callable[..., Path]
-RunCli = Callable[..., tuple[int, str, str]]
 
 
 def metadata(*, code: str = "T0001", enforcement: str = "deny", extra: str = "") -> str:

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import WritePolicy
+from policy_types import WritePolicy
 
 from smi.loading import load_object
 from smi.policy.admission import admit

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, WritePolicy
+from policy_types import RunCli, WritePolicy
 
 from smi.policy.policyset import shipped_dir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import WritePolicy
+from policy_types import WritePolicy
 
 from smi.errors import PolicyError
 from smi.policy.engine import EvalOutcome, Violation, outcome_of_output

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import WritePolicy
+from policy_types import WritePolicy
 
 from smi.policy.admission import admit
 from smi.policy.policyset import PolicySet

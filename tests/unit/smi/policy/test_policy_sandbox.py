@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WritePolicy
+from policy_types import WritePolicy
 
 from smi.errors import PolicyError
 from smi.policy import sandbox

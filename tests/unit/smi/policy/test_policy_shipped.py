@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunCli
+from policy_types import RunCli
 
 from smi.codes import lookup
 from smi.loading import load_paths
