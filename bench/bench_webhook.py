@@ -212,6 +212,33 @@ def fixed_rate(url: str, work: Path, *, seconds: int) -> dict[str, Any]:
     return {**result, "tool": "wrk-delay"}
 
 
+def server_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every process in the server's process group (gunicorn's master and
+    workers), from /proc: the figure machine load does not distort much."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pgid: int, run: Any) -> dict[str, Any]:
+    """Run one load phase and add the server's CPU per request and the machine's load."""
+    before = server_cpu_seconds(pgid)
+    result: dict[str, Any] = run()
+    cpu = server_cpu_seconds(pgid) - before
+    requests = result.get("requests") or 0
+    result["server_cpu_ms_per_request"] = round(cpu / requests * 1000, 3) if requests else None
+    result["loadavg_1m_after"] = os.getloadavg()[0]
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (3 s per phase)")
@@ -222,6 +249,7 @@ def main() -> int:
         print("bench_webhook: wrk is not installed (make bench-deps installs it)", file=sys.stderr)
         return 2
     seconds = 3 if args.quick else 10
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="smictl-bench-webhook-"))
     proc, url = start_server(work, workers=args.workers, threads=args.threads)
     try:
@@ -230,16 +258,22 @@ def main() -> int:
         plain = work / "get.lua"
         plain.write_text('wrk.method = "GET"\n')
         run_wrk(f"{url}/validate", script=post, connections=8, seconds=1)  # warm up
-        peak = run_wrk(f"{url}/validate", script=post, connections=32, seconds=seconds)
-        fixed = fixed_rate(url, work, seconds=seconds)
-        health = run_wrk(f"{url}/healthz", script=plain, connections=32, seconds=seconds)
+        pgid = proc.pid  # started in its own session: the group id is the master's pid
+        peak = measured(
+            pgid, lambda: run_wrk(f"{url}/validate", script=post, connections=32, seconds=seconds)
+        )
+        fixed = measured(pgid, lambda: fixed_rate(url, work, seconds=seconds))
+        health = measured(
+            pgid, lambda: run_wrk(f"{url}/healthz", script=plain, connections=32, seconds=seconds)
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     report = {
         "bench": "webhook",
         "quick": args.quick,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_1m_before": load_before},
         "server": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread",
                    "tls": True},
         "validate_peak": peak,
@@ -262,6 +296,11 @@ def main() -> int:
         f"{fixed['p50_ms']:.2f} ms, p99 {fixed['p99_ms']:.2f} ms (target <= {TARGET_P99_MS})"
     )
     print(f"/healthz peak: {health['rps']:.0f}/s (p99 {health['p99_ms']:.2f} ms)")
+    print(
+        f"server CPU per request: /validate {peak['server_cpu_ms_per_request']} ms, /healthz "
+        f"{health['server_cpu_ms_per_request']} ms; load average before {load_before:.1f}, "
+        f"after {health['loadavg_1m_after']:.1f} (other work on the 2 cores skews the rates)"
+    )
     print(f"wrote {RESULTS}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
