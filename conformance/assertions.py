@@ -29,14 +29,21 @@ from conformance.results import Check
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """One request's fate. `status` is None for TCP/UDP; `backend` is the workload that
-    answered; `identity` is the caller identity (`ns/sa`) that workload saw."""
+    """One request's fate: allowed (the destination app answered), denied by policy, or an
+    error (`error` says what broke: no endpoint, a reset nobody decided). `status` is None for
+    TCP/UDP; `backend` is the workload that answered; `identity` is the caller identity
+    (`ns/sa`) that workload saw."""
 
     allowed: bool
     status: int | None = None
     backend: str | None = None
     identity: str | None = None
     reason: str = ""
+    error: str = ""
+
+    @property
+    def denied(self) -> bool:
+        return not self.allowed and not self.error
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,9 @@ def check_request(expect: RequestExpect, obs: RequestObservation, *, count: int)
     rs = obs.responses
     allowed = [r for r in rs if r.allowed]
     checks = [Check("responses", str(count), str(len(rs)), len(rs) == count)]
+    errors = [r.error for r in rs if r.error]
+    if errors:
+        checks.append(Check("errors", "none", _tally(errors), False))
     if expect.status is not None:
         statuses = [r.status for r in rs]
         ok = bool(rs) and all(s == expect.status for s in statuses)
@@ -93,7 +103,7 @@ def check_request(expect: RequestExpect, obs: RequestObservation, *, count: int)
     if expect.allowed is not None:
         checks.append(_count("allowed", expect.allowed, len(allowed)))
     if expect.denied is not None:
-        checks.append(_count("denied", expect.denied, len(rs) - len(allowed)))
+        checks.append(_count("denied", expect.denied, sum(r.denied for r in rs)))
     if expect.would_deny is not None:
         got = "not reported" if obs.would_deny is None else str(obs.would_deny)
         checks.append(

@@ -102,6 +102,7 @@ class Demo:
     # --- set-up ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._say(f"state, certificates and logs in {self.plane.workdir.parent}")
         self._say("starting the control plane (smictl serve, gunicorn over TLS) ...")
         self.plane.start()
         self.mesh.workdir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +180,8 @@ class Demo:
             elapsed=elapsed,
             duration=self.opts.duration,
             final=final,
+            color=self.opts.live,
+            show_events=self.opts.live or final,
         )
         if self.opts.live and not final:
             self.out.write("\x1b[H\x1b[2J" + text)

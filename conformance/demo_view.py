@@ -126,15 +126,22 @@ class Traffic:
 
 # --- the frame -----------------------------------------------------------------------------------
 
-GREEN, RED, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+ANSI = {
+    "green": "\x1b[32m",
+    "red": "\x1b[31m",
+    "dim": "\x1b[2m",
+    "bold": "\x1b[1m",
+    "reset": "\x1b[0m",
+}
+PLAIN = dict.fromkeys(ANSI, "")
 
 
-def _bar(allowed: int, denied: int, width: int = 20) -> str:
+def _bar(allowed: int, denied: int, c: dict[str, str], width: int = 20) -> str:
     total = allowed + denied
     if total == 0:
         return " " * width
     a = round(width * allowed / total)
-    return f"{GREEN}{'#' * a}{RED}{'x' * (width - a)}{RESET}"
+    return f"{c['green']}{'#' * a}{c['red']}{'x' * (width - a)}{c['reset']}"
 
 
 def render(
@@ -145,12 +152,16 @@ def render(
     elapsed: float,
     duration: float,
     final: bool,
+    color: bool = True,
+    show_events: bool = True,
 ) -> str:
+    c = ANSI if color else PLAIN
     head = "final" if final else f"t={elapsed:5.1f}s of {duration:g}s"
     lines = [
-        f"{BOLD}smictl demo{RESET} - a live SMI mesh on 127.0.0.1 ({head})",
+        f"{c['bold']}smictl demo{c['reset']} - a live SMI mesh on 127.0.0.1 ({head})",
         f"control plane {policy.get('url', '?')}  policy revision {policy.get('revision', '?')} "
-        f"{DIM}{str(policy.get('hash', ''))[:19]}{RESET}  mode {policy.get('mode', '?')}",
+        f"{c['dim']}{str(policy.get('hash', ''))[:19]}{c['reset']}  mode "
+        f"{policy.get('mode', '?')}",
         "proxies enforce revision: "
         + "  ".join(
             f"{label}={rev if rev is not None else '-'}"
@@ -163,17 +174,21 @@ def render(
         rows = [(e, traffic.stats[e]) for e in traffic.edges]
         for edge, st in rows:
             outcome, _ = st.window()
-            seen = f" {DIM}(seen as {st.seen}){RESET}" if st.seen else ""
+            seen = f" {c['dim']}(seen as {st.seen}){c['reset']}" if st.seen else ""
             lines.append(
                 f"{edge.label:<44} {st.allowed:>8} {st.denied:>7} {st.failed:>6}   "
-                f"{_bar(outcome['allowed'], outcome['denied'])}{seen}"
+                f"{_bar(outcome['allowed'], outcome['denied'], c)}{seen}"
             )
         catalog = next(
             (st for e, st in rows if e.host.startswith("catalog") and e.source == "frontend"), None
         )
         lines += ["", _split_line(policy.get("split"), catalog)]
-    lines += ["", "events:"]
-    lines += [f"  {e.at:6.1f}s {GREEN if e.ok else RED}{e.text}{RESET}" for e in events[-6:]]
+    if show_events:
+        lines += ["", "events:"]
+        lines += [
+            f"  {e.at:6.1f}s {c['green'] if e.ok else c['red']}{e.text}{c['reset']}"
+            for e in events[-6:]
+        ]
     return "\n".join(lines) + "\n"
 
 

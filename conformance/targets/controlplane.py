@@ -81,7 +81,9 @@ class ControlPlane:
             "--workers",
             str(self.workers),
             "--threads",
-            "8",
+            # Each worker lets half its threads hold a long poll; every proxy of the suite
+            # must be able to wait at once, or updates reach some only after a 1 s retry.
+            "48",
             "--address-file",
             str(address),
         ]

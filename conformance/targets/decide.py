@@ -37,7 +37,11 @@ def decide_requests(
         workload = route(index, scenario, f"{ns}/{svc}", req, rng=rng)
         if workload is None:
             responses.append(
-                Response(allowed=False, status=503 if http else None, reason="no endpoint")
+                Response(
+                    allowed=False,
+                    status=503 if http else None,
+                    error=f"no endpoint for {ns}/{svc}",
+                )
             )
             continue
         decision = authorize(

@@ -35,6 +35,9 @@ class _AppHandler(BaseHTTPRequestHandler):
     """Answers anything with 200 and who it is, reading (and discarding) any body."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes; with Nagle on, a keep-alive peer's delayed ACK would
+    # stall every response by ~40 ms.
+    disable_nagle_algorithm = True
     server: _AppServer
 
     def _answer(self) -> None:
@@ -288,17 +291,25 @@ class Mesh:
             return 0, b""
         return status, body
 
-    def would_deny(self, slots: list[Slot]) -> int:
-        """The audit-mode would-deny counters of these proxies, summed."""
+    def counter(self, slots: list[Slot], *families: str) -> int:
+        """The sum of these metric families over the proxies of `slots`."""
         total = 0
         for slot in slots:
             _, body = self.admin_get(slot, "/metrics")
             for line in body.decode(errors="replace").splitlines():
-                if line.startswith(
-                    ("inbound_http_authz_would_deny_total", "inbound_tcp_authz_would_deny_total")
-                ):
+                if line.startswith(families):
                     total += int(float(line.rsplit(" ", 1)[1]))
         return total
+
+    def would_deny(self, slots: list[Slot]) -> int:
+        """Audit mode: what these proxies would have denied."""
+        return self.counter(
+            slots, "inbound_http_authz_would_deny_total", "inbound_tcp_authz_would_deny_total"
+        )
+
+    def denies(self, slots: list[Slot]) -> int:
+        """What these proxies denied, HTTP requests and L4 connections."""
+        return self.counter(slots, "inbound_http_authz_deny_total", "inbound_tcp_authz_deny_total")
 
     # --- certificates for direct connections --------------------------------------------------
 

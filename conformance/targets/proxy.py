@@ -24,7 +24,7 @@ import http.client
 import json
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from conformance.assertions import ApplyObservation, RequestObservation, Response
 from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
@@ -143,6 +143,7 @@ class ProxyTarget(WebhookTarget):
         audit = scenario.mode == "audit"
         dest_slots = [p.slot for p in self._placed if p.workload.services]
         before = mesh.would_deny(dest_slots) if audit else 0
+        denies = mesh.denies(dest_slots)
         responses = [
             self._direct(source, backing[0], port, spec)
             if direct
@@ -150,7 +151,8 @@ class ProxyTarget(WebhookTarget):
             for _ in range(spec.count)
         ]
         would_deny = mesh.would_deny(dest_slots) - before if audit else None
-        return RequestObservation(responses=tuple(responses), would_deny=would_deny)
+        confirmed = mesh.denies(dest_slots) - denies
+        return RequestObservation(responses=_confirm(responses, confirmed), would_deny=would_deny)
 
     def _placement(self, identity: str) -> Placement:
         for p in self._placed:
@@ -168,7 +170,7 @@ class ProxyTarget(WebhookTarget):
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             self._conns.pop(port, None)
-            return Response(allowed=False, status=None, reason=f"outbound proxy: {exc!r}")
+            return Response(allowed=False, error=f"outbound proxy failed: {exc!r}")
 
     def _direct(self, source: Placement, dest: Placement, port: int, spec: RequestSpec) -> Response:
         ctx = self._contexts.get(source.workload.identity)
@@ -208,6 +210,21 @@ def _exchange(conn: http.client.HTTPConnection, spec: RequestSpec, *, host: str)
             allowed=False, status=http_status, reason=raw.decode(errors="replace").strip()[:200]
         )
     return Response(allowed=True, status=http_status, backend=backend, identity=_seen_identity(raw))
+
+
+def _confirm(responses: list[Response], denies: int) -> tuple[Response, ...]:
+    """A request counts as denied only if the destination proxy recorded that many denies;
+    anything else that did not reach the app (a 502, a reset nobody decided) is an error."""
+    out = []
+    for r in responses:
+        if r.denied and denies > 0:
+            denies -= 1
+        elif r.denied:
+            detail = f"HTTP {r.status}" if r.status else "no answer"
+            error = f"{detail} without a deny by the destination proxy: {r.reason[:120]}"
+            r = replace(r, error=error)  # noqa: PLW2901 - the same response, judged
+        out.append(r)
+    return tuple(out)
 
 
 def _seen_identity(raw: bytes) -> str | None:

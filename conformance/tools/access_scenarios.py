@@ -123,7 +123,9 @@ def tcproute_allows_http(combo: AccessCombo) -> dict[str, Any]:
     return scenario(
         description=f"A TrafficTarget whose only rule is a TCPRoute with {ports} allows HTTP "
         "traffic of any method and path, on every port, to its sources (SMI conformance suite "
-        "behaviour).",
+        "behaviour). Only TCPRoutes cover these ports, so a proxy may carry them at L4: a "
+        "denied caller may see its connection closed rather than a 403, and the app is not "
+        "told the caller's identity.",
         capability="traffic-access/tcproute",
         versions=combo.versions,
         decisions=["tcproute-allows-all-traffic"],
@@ -134,12 +136,12 @@ def tcproute_allows_http(combo: AccessCombo) -> dict[str, Any]:
             request(
                 "shop/frontend",
                 "catalog:8080",
-                allowed(2, identity="shop/frontend"),
+                allowed(2),
                 path="/anything/at/all",
                 count=2,
             ),
             request("shop/frontend", "catalog:9090", allowed(), method="DELETE", path="/x"),
-            request("shop/intruder", "catalog:8080", denied(2), count=2),
+            request("shop/intruder", "catalog:8080", denied(2, http=False), count=2),
         ],
     )
 
@@ -701,10 +703,15 @@ BEHAVIOURS: dict[str, tuple[Builder, tuple[AccessCombo, ...]]] = {
 }
 
 
+# Behaviours written with the TrafficTarget helpers here but about admission.
+AREAS = {"strict-references": "admission"}
+
+
 def generate() -> dict[str, dict[str, Any]]:
     """Scenario name -> document."""
     out: dict[str, dict[str, Any]] = {}
     for behaviour, (build, combos) in BEHAVIOURS.items():
+        area = AREAS.get(behaviour, "access")
         for combo in combos:
-            out[f"access/{behaviour}.{combo.tag}"] = build(combo)
+            out[f"{area}/{behaviour}.{combo.tag}"] = build(combo)
     return out
