@@ -4,7 +4,10 @@ proxies, endpoints registered with the control plane — for the proxy target an
 Each workload slot gets its own loopback address (127.77.0.N) for its app, so an app can listen
 on the very port a scenario names (8080, 9090, ...) without clashing with anything on 127.0.0.1;
 the proxies themselves listen on 127.0.0.1, port 0, and report their ports in a ports file.
-A proxy authorizes on the app port, so logical ports are real here.
+A proxy authorizes on the app port, so logical ports are real here. Each proxy gets its
+certificate the way a sidecar does: it sends a CSR to the control plane, proving its identity
+with a bootstrap token bound to its ServiceAccount (`certificates="files"` hands it a
+certificate from the mesh CA instead).
 
 The apps live in this process (one thread per listener) and answer every request with the name
 of the workload they currently play and the caller identity the proxy passed in
@@ -109,7 +112,7 @@ class Slot:
 class Mesh:
     """Slots started on demand and kept for the whole run; `stop()` ends every one."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path, *, certificates: str = "files") -> None:
+    def __init__(self, plane: ControlPlane, workdir: Path, *, certificates: str = "csr") -> None:
         self.plane = plane
         self.workdir = workdir
         self.certificates = certificates
