@@ -25,6 +25,7 @@ from conformance.tools.cast import (
     all_ports_route,
     allowed,
     apply,
+    catalog_tt,
     delete,
     denied,
     everything_group,
@@ -39,19 +40,10 @@ from conformance.tools.render import (
     Rule,
     http_route_group,
     tcp_route,
-    traffic_target,
     udp_route,
 )
 
 Builder = Callable[[AccessCombo], dict[str, Any]]
-
-
-def _tt(combo: AccessCombo, rules: list[Rule], **kw: Any) -> dict[str, Any]:
-    kw.setdefault("name", "catalog-access")
-    kw.setdefault("namespace", NS)
-    kw.setdefault("destination", sa("catalog"))
-    kw.setdefault("sources", [sa("frontend")])
-    return traffic_target(combo.access, rules=rules, **kw)
 
 
 def default_deny(combo: AccessCombo) -> dict[str, Any]:
@@ -65,7 +57,7 @@ def default_deny(combo: AccessCombo) -> dict[str, Any]:
         workloads=[FRONTEND, CATALOG, PAYMENTS],
         resources={
             "routes": everything_group(combo),
-            "payments-access": _tt(
+            "payments-access": catalog_tt(
                 combo,
                 [http_rule("everything")],
                 name="payments-access",
@@ -101,7 +93,7 @@ def allow_by_traffictarget(combo: AccessCombo) -> dict[str, Any]:
         workloads=[FRONTEND, INTRUDER, CATALOG],
         resources={
             "routes": everything_group(combo),
-            "tt": _tt(combo, [http_rule("everything")]),
+            "tt": catalog_tt(combo, [http_rule("everything")]),
         },
         steps=[
             apply("routes", "tt"),
@@ -130,7 +122,10 @@ def tcproute_allows_http(combo: AccessCombo) -> dict[str, Any]:
         versions=combo.versions,
         decisions=["tcproute-allows-all-traffic"],
         workloads=[FRONTEND, INTRUDER, CATALOG_PORTS],
-        resources={"all-ports": all_ports_route(combo), "tt": _tt(combo, [tcp_rule("all-ports")])},
+        resources={
+            "all-ports": all_ports_route(combo),
+            "tt": catalog_tt(combo, [tcp_rule("all-ports")]),
+        },
         steps=[
             apply("all-ports", "tt"),
             request(
@@ -150,7 +145,7 @@ def ports(combo: AccessCombo) -> dict[str, Any]:
     if combo.has_ports:
         resources = {
             "port-8080": tcp_route(combo.specs, name="port-8080", namespace=NS, ports=[8080]),
-            "tt": _tt(combo, [tcp_rule("port-8080")]),
+            "tt": catalog_tt(combo, [tcp_rule("port-8080")]),
         }
         how = "a TCPRoute rule with ports [8080]"
         tcp_steps = [
@@ -172,7 +167,7 @@ def ports(combo: AccessCombo) -> dict[str, Any]:
     else:
         resources = {
             "routes": everything_group(combo),
-            "tt": _tt(combo, [http_rule("everything")], port=8080),
+            "tt": catalog_tt(combo, [http_rule("everything")], port=8080),
         }
         how = "`destination.port: 8080`"
         tcp_steps = []
@@ -210,7 +205,7 @@ def rule_kinds_union(combo: AccessCombo) -> dict[str, Any]:
         resources={
             "port-8080": tcp_route(combo.specs, name="port-8080", namespace=NS, ports=[8080]),
             "metrics": group,
-            "tt": _tt(combo, [tcp_rule("port-8080"), http_rule("metrics", ("metrics",))]),
+            "tt": catalog_tt(combo, [tcp_rule("port-8080"), http_rule("metrics", ("metrics",))]),
         },
         steps=[
             apply("port-8080", "metrics", "tt"),
@@ -236,7 +231,9 @@ def udp(combo: AccessCombo) -> dict[str, Any]:
                 combo.specs, name="tcp-ports", namespace=NS, ports=[8300, 8301, 8302]
             ),
             "udp-ports": udp_route(combo.specs, name="udp-ports", namespace=NS, ports=[8301, 8302]),
-            "tt": _tt(combo, [tcp_rule("tcp-ports"), Rule(kind="UDPRoute", name="udp-ports")]),
+            "tt": catalog_tt(
+                combo, [tcp_rule("tcp-ports"), Rule(kind="UDPRoute", name="udp-ports")]
+            ),
         },
         steps=[
             apply("tcp-ports", "udp-ports", "tt"),
@@ -253,239 +250,6 @@ def udp(combo: AccessCombo) -> dict[str, Any]:
             ),
             request("shop/frontend", "catalog:8302", allowed(http=False), protocol="udp"),
             request("shop/intruder", "catalog:8301", denied(http=False), protocol="udp"),
-        ],
-    )
-
-
-def path_matching(combo: AccessCombo) -> dict[str, Any]:
-    group = http_route_group(
-        combo.specs,
-        name="api",
-        namespace=NS,
-        matches=[
-            Match("counter", path="/counter$", methods=("GET",)),
-            Match("api", path="/api", methods=("*",)),
-        ],
-    )
-    return scenario(
-        description="pathRegex is matched against the path without its query string and "
-        "anchored at the start only: `/counter$` does not allow `/incrementcounter`, `/api` "
-        "allows `/apiary`.",
-        capability="traffic-specs/path",
-        versions=combo.versions,
-        decisions=["path-anchored-at-start", "match-and-or"],
-        workloads=[FRONTEND, CATALOG],
-        resources={"api": group, "tt": _tt(combo, [http_rule("api")])},
-        steps=[
-            apply("api", "tt"),
-            request("shop/frontend", "catalog", allowed(), path="/counter"),
-            request("shop/frontend", "catalog", allowed(), path="/counter?step=2&x=/y"),
-            request("shop/frontend", "catalog", denied(), path="/incrementcounter"),
-            request("shop/frontend", "catalog", denied(), path="/counter/reset"),
-            request("shop/frontend", "catalog", allowed(), path="/api"),
-            request("shop/frontend", "catalog", allowed(), method="PUT", path="/apiary"),
-            request("shop/frontend", "catalog", denied(), path="/v1/api"),
-        ],
-    )
-
-
-def method_matching(combo: AccessCombo) -> dict[str, Any]:
-    matches = [
-        Match("read-books", path="/books", methods=("GET", "HEAD")),
-        Match("cart", path="/cart", methods=("*",)),
-    ]
-    steps = [
-        request("shop/frontend", "catalog", allowed(), path="/books/1"),
-        request("shop/frontend", "catalog", allowed(), method="HEAD", path="/books"),
-        request("shop/frontend", "catalog", denied(), method="POST", path="/books"),
-        request("shop/frontend", "catalog", allowed(), method="DELETE", path="/cart/3"),
-        request("shop/frontend", "catalog", allowed(), method="PATCH", path="/cart"),
-    ]
-    decisions = ["match-and-or"]
-    if combo.specs != "v1alpha1":  # v1alpha1 requires every field of a match
-        matches += [
-            Match("wishlist", path="/wishlist"),
-            Match("uploads", methods=("PUT",)),
-        ]
-        steps += [
-            request(
-                "shop/frontend",
-                "catalog",
-                allowed(),
-                method="OPTIONS",
-                path="/wishlist",
-                name="no methods = any method",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                allowed(),
-                method="PUT",
-                path="/files/x",
-                name="no pathRegex = any path",
-            ),
-            request("shop/frontend", "catalog", denied(), method="POST", path="/files/x"),
-        ]
-        decisions.append("missing-path-or-method")
-    group = http_route_group(combo.specs, name="shop-api", namespace=NS, matches=matches)
-    return scenario(
-        description="Methods: a list allows any of its methods, `*` allows every method"
-        + (
-            "; a match without methods allows every method, one without pathRegex every path."
-            if combo.specs != "v1alpha1"
-            else "."
-        ),
-        capability="traffic-specs/method",
-        versions=combo.versions,
-        decisions=decisions,
-        workloads=[FRONTEND, CATALOG],
-        resources={"shop-api": group, "tt": _tt(combo, [http_rule("shop-api")])},
-        steps=[apply("shop-api", "tt"), *steps],
-    )
-
-
-def _header_matching(combo: AccessCombo, form: str) -> dict[str, Any]:
-    group = http_route_group(
-        combo.specs,
-        name="clients",
-        namespace=NS,
-        header_form=form,  # type: ignore[arg-type]
-        matches=[
-            Match(
-                "android-insiders",
-                path="/shop/",
-                methods=("GET",),
-                headers=(("user-agent", ".*Android.*"), ("cookie", ".*type=insider.*")),
-            ),
-            Match("iphone-users", headers=(("user-agent", ".*iPhone.*"),)),
-            Match("gold-tier", headers=(("x-tier", "gold"),)),
-        ],
-    )
-    android = {"user-agent": "Mozilla/5.0 (Linux; Android 14)", "cookie": "a=1; type=insider"}
-    return scenario(
-        description=f"Header matching, headers in the {form} form: within a match path AND "
-        "method AND every header; across matches OR; header names are case-insensitive; "
-        "values are regexes matched against the whole value.",
-        capability="traffic-specs/headers",
-        versions=combo.versions,
-        decisions=["match-and-or", "header-forms"],
-        workloads=[FRONTEND, CATALOG],
-        resources={"clients": group, "tt": _tt(combo, [http_rule("clients")])},
-        steps=[
-            apply("clients", "tt"),
-            request(
-                "shop/frontend",
-                "catalog",
-                allowed(),
-                path="/shop/cart",
-                headers=android,
-                name="every condition of android-insiders",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                denied(),
-                path="/shop/cart",
-                headers={"user-agent": android["user-agent"]},
-                name="one header missing",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                denied(),
-                path="/shop/cart",
-                headers={"cookie": android["cookie"]},
-                name="the other header missing",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                denied(),
-                method="POST",
-                path="/shop/cart",
-                headers=android,
-                name="method differs",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                denied(),
-                path="/account",
-                headers=android,
-                name="path differs",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                allowed(),
-                method="DELETE",
-                path="/account",
-                headers={"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"},
-                name="another match (OR)",
-            ),
-            request(
-                "shop/frontend",
-                "catalog",
-                allowed(),
-                path="/x",
-                headers={"USER-AGENT": "iPhone"},
-                name="header name in upper case",
-            ),
-            request("shop/frontend", "catalog", allowed(), headers={"x-tier": "gold"}),
-            request(
-                "shop/frontend",
-                "catalog",
-                denied(),
-                headers={"x-tier": "golden"},
-                name="value regex matches the whole value",
-            ),
-            request("shop/frontend", "catalog", denied(), name="no headers at all"),
-        ],
-    )
-
-
-def header_matching_list(combo: AccessCombo) -> dict[str, Any]:
-    return _header_matching(combo, "list")
-
-
-def header_matching_map(combo: AccessCombo) -> dict[str, Any]:
-    return _header_matching(combo, "map")
-
-
-def rule_matches(combo: AccessCombo) -> dict[str, Any]:
-    group = http_route_group(
-        combo.specs,
-        name="the-routes",
-        namespace=NS,
-        matches=[
-            Match("metrics", path="/metrics$", methods=("GET",)),
-            Match("health", path="/health$", methods=("GET",)),
-        ],
-    )
-    return scenario(
-        description="A rule naming `matches: [metrics]` allows only that match; the same rule "
-        "without `matches`, or with an empty list, allows every match of the group, and "
-        "nothing outside it.",
-        capability="traffic-access/rule-matches",
-        versions=combo.versions,
-        decisions=["rule-without-matches"],
-        workloads=[FRONTEND, CATALOG],
-        resources={
-            "the-routes": group,
-            "metrics-only": _tt(combo, [http_rule("the-routes", ("metrics",))]),
-            "no-matches": _tt(combo, [http_rule("the-routes")]),
-            "empty-matches": _tt(combo, [http_rule("the-routes", ())]),
-        },
-        steps=[
-            apply("the-routes", "metrics-only"),
-            request("shop/frontend", "catalog", allowed(), path="/metrics"),
-            request("shop/frontend", "catalog", denied(), path="/health"),
-            apply("no-matches", name="update the TrafficTarget: rule without matches"),
-            request("shop/frontend", "catalog", allowed(), path="/metrics"),
-            request("shop/frontend", "catalog", allowed(), path="/health"),
-            request("shop/frontend", "catalog", denied(), path="/orders"),
-            apply("empty-matches", name="update the TrafficTarget: matches: []"),
-            request("shop/frontend", "catalog", allowed(), path="/health"),
         ],
     )
 
@@ -509,8 +273,8 @@ def several_traffictargets(combo: AccessCombo) -> dict[str, Any]:
         workloads=[FRONTEND, CHECKOUT, CATALOG],
         resources={
             "store": group,
-            "readers": _tt(combo, [http_rule("store", ("read",))], name="readers"),
-            "writers": _tt(
+            "readers": catalog_tt(combo, [http_rule("store", ("read",))], name="readers"),
+            "writers": catalog_tt(
                 combo, [http_rule("store", ("write",))], name="writers", sources=[sa("checkout")]
             ),
         },
@@ -528,7 +292,9 @@ def several_traffictargets(combo: AccessCombo) -> dict[str, Any]:
 
 
 def cross_namespace_sources(combo: AccessCombo) -> dict[str, Any]:
-    tt = _tt(combo, [http_rule("everything")], sources=[sa("monitor", "ops"), sa("frontend", None)])
+    tt = catalog_tt(
+        combo, [http_rule("everything")], sources=[sa("monitor", "ops"), sa("frontend", None)]
+    )
     return scenario(
         description="A source in another namespace is allowed by namespace and name; the same "
         "ServiceAccount name in another namespace is not. A source without a namespace means "
@@ -563,7 +329,10 @@ def delete_revokes(combo: AccessCombo) -> dict[str, Any]:
         versions=combo.versions,
         decisions=["dangling-references", "sources-and-rules"],
         workloads=[FRONTEND, CATALOG],
-        resources={"routes": everything_group(combo), "tt": _tt(combo, [http_rule("everything")])},
+        resources={
+            "routes": everything_group(combo),
+            "tt": catalog_tt(combo, [http_rule("everything")]),
+        },
         steps=[
             apply("routes", "tt"),
             request("shop/frontend", "catalog", allowed(3), count=3),
@@ -590,8 +359,10 @@ def dangling_references(combo: AccessCombo) -> dict[str, Any]:
         workloads=[FRONTEND, CATALOG],
         resources={
             "routes": everything_group(combo),
-            "tt": _tt(combo, [http_rule("everything")]),
-            "unknown-match": _tt(combo, [http_rule("everything", ("nope",))], name="unknown-match"),
+            "tt": catalog_tt(combo, [http_rule("everything")]),
+            "unknown-match": catalog_tt(
+                combo, [http_rule("everything", ("nope",))], name="unknown-match"
+            ),
         },
         steps=[
             admit("tt", allowed=True, warning="SMI3001"),
@@ -617,38 +388,16 @@ def strict_references(combo: AccessCombo) -> dict[str, Any]:
         workloads=[],
         resources={
             "routes": everything_group(combo),
-            "tt": _tt(combo, [http_rule("everything")]),
-            "unknown-match": _tt(combo, [http_rule("everything", ("nope",))], name="unknown-match"),
+            "tt": catalog_tt(combo, [http_rule("everything")]),
+            "unknown-match": catalog_tt(
+                combo, [http_rule("everything", ("nope",))], name="unknown-match"
+            ),
         },
         steps=[
             admit("tt", allowed=False, strict=True, message="SMI3001"),
             apply("routes"),
             admit("tt", allowed=True, strict=True, name="--strict accepts it once it resolves"),
             admit("unknown-match", allowed=False, strict=True, message="SMI3002"),
-        ],
-    )
-
-
-def hostile_regex(combo: AccessCombo) -> dict[str, Any]:
-    group = http_route_group(
-        combo.specs,
-        name="letters",
-        namespace=NS,
-        matches=[Match("as", path="/(a+)+$", methods=("GET",))],
-    )
-    hostile = "/" + "a" * 4000 + "b"
-    return scenario(
-        description="Path regexes are matched in linear time: `/(a+)+$`, catastrophic for a "
-        "backtracking engine, answers a 4,000-character hostile path at once.",
-        capability="traffic-specs/re2",
-        versions=combo.versions,
-        decisions=["re2-only"],
-        workloads=[FRONTEND, CATALOG],
-        resources={"letters": group, "tt": _tt(combo, [http_rule("letters")])},
-        steps=[
-            apply("letters", "tt"),
-            request("shop/frontend", "catalog", allowed(), path="/aaaa"),
-            request("shop/frontend", "catalog", denied(3), path=hostile, count=3),
         ],
     )
 
@@ -663,7 +412,10 @@ def identity(combo: AccessCombo) -> dict[str, Any]:
         versions=combo.versions,
         decisions=["identity-from-mtls-only", "identity-serviceaccount"],
         workloads=[FRONTEND, INTRUDER, CATALOG],
-        resources={"routes": everything_group(combo), "tt": _tt(combo, [http_rule("everything")])},
+        resources={
+            "routes": everything_group(combo),
+            "tt": catalog_tt(combo, [http_rule("everything")]),
+        },
         steps=[
             apply("routes", "tt"),
             request("shop/intruder", "catalog", denied(2), headers=spoof, count=2),
@@ -688,17 +440,11 @@ BEHAVIOURS: dict[str, tuple[Builder, tuple[AccessCombo, ...]]] = {
     "ports": (ports, ALL),
     "rule-kinds-union": (rule_kinds_union, L4),
     "udp": (udp, L4),
-    "path-matching": (path_matching, ALL),
-    "method-matching": (method_matching, ALL),
-    "header-matching-list-form": (header_matching_list, HEADERS),
-    "header-matching-map-form": (header_matching_map, HEADERS),
-    "rule-matches": (rule_matches, ALL),
     "several-traffictargets": (several_traffictargets, ALL),
     "cross-namespace-sources": (cross_namespace_sources, ALL),
     "delete-revokes": (delete_revokes, ALL),
     "dangling-references": (dangling_references, ALL),
     "strict-references": (strict_references, ALL),
-    "hostile-regex": (hostile_regex, ALL),
     "identity": (identity, (LATEST,)),
 }
 

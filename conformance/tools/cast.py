@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.tools.render import Match, Rule, Subject, http_route_group, tcp_route
+from conformance.tools.render import (
+    Match,
+    Rule,
+    Subject,
+    http_route_group,
+    tcp_route,
+    traffic_target,
+)
 
 NS = "shop"
 CATALOG_PORT = 8080
@@ -236,6 +243,15 @@ def everything_group(combo: AccessCombo, *, name: str = "everything") -> dict[st
 def all_ports_route(combo: AccessCombo, *, name: str = "all-ports") -> dict[str, Any]:
     """A TCPRoute for every port: no ports before specs v1alpha4, `ports: []` after."""
     return tcp_route(combo.specs, name=name, namespace=NS, ports=[])
+
+
+def catalog_tt(combo: AccessCombo, rules: list[Rule], **kw: Any) -> dict[str, Any]:
+    """A TrafficTarget (default: `catalog-access`, frontend -> catalog) in `combo`'s version."""
+    kw.setdefault("name", "catalog-access")
+    kw.setdefault("namespace", NS)
+    kw.setdefault("destination", sa("catalog"))
+    kw.setdefault("sources", [sa("frontend")])
+    return traffic_target(combo.access, rules=rules, **kw)
 
 
 def sa(name: str, namespace: str | None = NS) -> Subject:

@@ -21,6 +21,7 @@ from conformance.catalog import scenario_root
 from conformance.tools import (
     access_scenarios,
     admission_scenarios,
+    matching_scenarios,
     other_scenarios,
     split_scenarios,
 )
@@ -52,7 +53,13 @@ def render(doc: dict[str, Any]) -> str:
 
 def documents() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for module in (access_scenarios, split_scenarios, admission_scenarios, other_scenarios):
+    for module in (
+        access_scenarios,
+        matching_scenarios,
+        split_scenarios,
+        admission_scenarios,
+        other_scenarios,
+    ):
         for name, doc in module.generate().items():
             if name in out:
                 raise ValueError(f"two generators write {name}")
