@@ -115,11 +115,13 @@ class TokenReviewer:
         trust_domain: str,
         audience: str = "smictl",
         cache_seconds: float = 60.0,
+        max_entries: int = 10_000,
     ) -> None:
         self._review = review
         self.trust_domain = trust_domain
         self.audience = audience
         self.cache_seconds = cache_seconds
+        self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Identity]] = {}
         self._lock = threading.Lock()
 
@@ -132,7 +134,10 @@ class TokenReviewer:
             return hit[1]
         identity = identity_from_review(self._review(bearer), trust_domain=self.trust_domain)
         with self._lock:
-            self._cache[digest] = (now + self.cache_seconds, identity)
+            if len(self._cache) >= self.max_entries:  # tokens rotate: forget the expired ones
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) < self.max_entries:
+                self._cache[digest] = (now + self.cache_seconds, identity)
         return identity
 
 

@@ -81,3 +81,14 @@ def test_token_review_refusals(status: dict[str, Any], reason: str) -> None:
     reviewer = TokenReviewer(lambda _: status, trust_domain="cluster.local")
     with pytest.raises(AuthError, match=reason):
         reviewer.authenticate("tok")
+
+
+def test_the_review_cache_stays_bounded() -> None:
+    reviewer = TokenReviewer(
+        lambda _: review_status("system:serviceaccount:shop:web"),
+        trust_domain="cluster.local",
+        max_entries=3,
+    )
+    for i in range(10):
+        assert reviewer.authenticate(f"token-{i}") == WEB
+    assert len(reviewer._cache) <= 3
