@@ -473,7 +473,8 @@ def unsupported_versions() -> dict[str, Any]:
         description="Unreleased draft versions (specs and split v1alpha5) are refused with "
         "SMI1006.",
         capability="admission/versions",
-        versions=["specs.smi-spec.io/v1alpha5", "split.smi-spec.io/v1alpha5"],
+        # Filed under the latest served versions: v1alpha5 is not a version smictl serves.
+        versions=["specs.smi-spec.io/v1alpha4", "split.smi-spec.io/v1alpha4"],
         decisions=["every-version-accepted"],
         workloads=[],
         resources={"specs-draft": group, "split-draft": split},
