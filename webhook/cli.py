@@ -41,7 +41,7 @@ def default_certs_dir() -> Path:
 
 def register_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the control plane (admission, conversion, policy, certs)")
-    env = Settings.from_env()
+    env = _env_defaults()
     p.add_argument("--bind", default=env.bind, help="HOST:PORT or fd://N (default %(default)s)")
     p.add_argument(
         "--certs-dir",
@@ -85,6 +85,15 @@ def register_serve(sub: Any) -> None:
         "--address-file", type=Path, help="write the bound https://host:port here once listening"
     )
     p.set_defaults(func=run_serve)
+
+
+def _env_defaults() -> Settings:
+    """Flag defaults from SMI_WEBHOOK_*. Parsers are built for every smictl command, so a bad
+    variable must not break them: fall back here, and `serve` reports it when it runs."""
+    try:
+        return Settings.from_env()
+    except SMIError:
+        return Settings()
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -203,7 +212,7 @@ def register_certs(sub: Any) -> None:
     token = certs.add_parser("token", help="print a bootstrap token bound to one identity")
     token.add_argument("--identity", required=True, help="ns/sa or a SPIFFE ID")
     token.add_argument("--dir", type=Path, default=default_certs_dir())
-    token.add_argument("--trust-domain", default=Settings.from_env().trust_domain)
+    token.add_argument("--trust-domain", default=_env_defaults().trust_domain)
     token.add_argument("--ttl-hours", type=float, default=24.0)
     token.set_defaults(func=run_certs_token)
 

@@ -145,3 +145,14 @@ def test_apply_reports_load_errors_with_file_and_line(
     manifest.write_text("kind: TrafficSplit\nmetadata: {name: x}\n")
     assert main(["apply", "-f", str(manifest), "--server", "https://127.0.0.1:9"]) == 1
     assert f"{manifest}:1:" in capsys.readouterr().err
+
+
+def test_a_bad_variable_breaks_only_serve(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMI_WEBHOOK_MODE", "enforce")
+    assert main(["version"]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--bind", "127.0.0.1:0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SMI_WEBHOOK_MODE='enforce'" in err[0] and "(SMI7009)" in err[0]
