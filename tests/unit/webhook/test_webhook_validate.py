@@ -158,3 +158,60 @@ def test_oversized_review_is_400(client: FlaskClient, make_review: Review) -> No
     body["request"]["object"]["metadata"]["annotations"] = {"pad": "x" * limit}
     r = client.post("/validate", json=body)
     assert r.status_code == 400 and "exceeds" in r.get_json()["error"]
+
+
+def every_kind_and_version() -> list[tuple[str, str]]:
+    from smi.apis.registry import supported_versions
+
+    return [
+        (kind, f"{group}/{version}")
+        for group, kinds in supported_versions().items()
+        if group != "metrics.smi-spec.io"  # read-only API responses, never admitted
+        for kind, versions in kinds.items()
+        for version in versions
+    ]
+
+
+NEWEST: dict[str, dict[str, Any]] = {
+    "TrafficTarget": {
+        "apiVersion": "access.smi-spec.io/v1alpha3",
+        "spec": {
+            "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+            "rules": [{"kind": "TCPRoute", "name": "db"}],
+            "sources": [{"kind": "ServiceAccount", "name": "web", "namespace": "shop"}],
+        },
+    },
+    "IdentityBinding": {
+        "apiVersion": "access.smi-spec.io/v1alpha4",
+        "spec": {"schemes": {"serviceAccount": "web"}},
+    },
+    "HTTPRouteGroup": {
+        "apiVersion": "specs.smi-spec.io/v1alpha4",
+        "spec": {"matches": [{"name": "all", "pathRegex": "/.*"}]},
+    },
+    "TCPRoute": {
+        "apiVersion": "specs.smi-spec.io/v1alpha4",
+        "spec": {"matches": {"ports": [5432]}},
+    },
+    "UDPRoute": {"apiVersion": "specs.smi-spec.io/v1alpha4", "spec": {"matches": {"ports": [53]}}},
+    "TrafficSplit": {
+        "apiVersion": "split.smi-spec.io/v1alpha4",
+        "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 1}]},
+    },
+}
+
+
+@pytest.mark.parametrize(("kind", "api_version"), every_kind_and_version())
+def test_every_smi_kind_and_version_is_admitted(
+    client: FlaskClient, make_review: Review, kind: str, api_version: str
+) -> None:
+    from smi.conversion import convert_document
+
+    newest = {
+        **NEWEST[kind],
+        "kind": kind,
+        "metadata": {"name": "obj", "namespace": "shop", "labels": {"owner": "team"}},
+    }
+    obj = convert_document(newest, to=api_version)
+    response = answer(client, make_review(obj, uid=f"{kind}-{api_version}"))
+    assert response["allowed"] is True, response
