@@ -254,7 +254,7 @@ class HttpProxy(asyncio.Protocol):
         queue = self.queue
         queue.append(ex)
         if len(queue) == 1:
-            self._advance()
+            self._start(ex)
         else:
             self.flow.pause(PIPELINE)  # type: ignore[union-attr]
 

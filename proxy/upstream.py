@@ -187,11 +187,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def _new_response(self) -> None:
+        # (Instead of an on_message_begin callback: one call fewer per response.)
         self.status, self.reason, self.lines = 0, b"", []
         self.chunked = self.has_length = False
         self.upgrade = b""
-        self._drop = frozenset()
+        if self._drop:
+            self._drop = frozenset()
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
@@ -221,6 +223,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.status < 200 and self.status != 101:
             sink.on_interim(self)
+            self._new_response()
             return
         self.responding = True
         sink.on_response_head(self)
@@ -235,9 +238,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.on_response_body(body)
 
     def on_message_complete(self) -> None:
-        if self.status < 200 or self.head_only or not self.responding:
-            return
-        self._end()
+        if self.responding and not self.head_only and self.status >= 200:
+            self.responding = False
+            sink, self.sink = self.sink, None
+            if sink is not None:
+                sink.on_response_end(self)
 
     # --- used by the downstream side ------------------------------------------------------------
 
@@ -247,6 +252,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.responding = False
         self.got_bytes = False
         self.requests += 1
+        self._new_response()
 
     def flush(self) -> None:
         if self.out and self.transport is not None and not self.closed:

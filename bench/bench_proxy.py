@@ -1,0 +1,679 @@
+"""Sidecar proxy benchmark: smictl proxy against nginx, side by side, in one run.
+
+    python bench/bench_proxy.py [--quick] [--rounds N] [--soak N]
+
+Every server is one process with one worker (nginx `master_process off`), all on 127.0.0.1,
+and the app is an nginx answering a 12-byte body. Topologies:
+
+    direct            wrk ─► app
+    nginx             wrk ─► nginx (reverse proxy, upstream keep-alive) ─► app
+    smictl            wrk ─► smictl, one plain hop doing the inbound request path (identity,
+                      `authorize` over a MeshPolicy with regex routes), the outbound decision
+                      (`pick_backend` over a 90/10 TrafficSplit) and metrics ─► app
+    nginx-tls         wrk ─TLS─► nginx ─► app
+    nginx-mtls-pair   wrk ─► nginx ─mTLS─► nginx ─► app
+    smictl-mtls-pair  wrk ─► smictl outbound (split) ─mTLS─► smictl inbound (authorize) ─► app
+
+The `smictl` hop is this script serving the proxy's own protocol, routers and metrics (the
+modules `smictl proxy` runs) on a plain listener whose callers all count as one identity:
+a real inbound listener requires mTLS, and the plain comparison with nginx needs a plain hop.
+The pair runs two real `smictl proxy` processes.
+
+Measured (wrk -t1 -c32, rounds interleaved so that noise from other load hits every topology
+alike; medians): throughput, p50/p99, CPU seconds per 1,000 requests of the proxy processes;
+added latency at a fixed 1,000 requests/s (hey -q 100 -c 10, per-request times from its CSV);
+RSS idle and after load; RSS and open file descriptors across a soak of --soak requests.
+Writes bench/results/proxy.json. Targets (issue 5): throughput >= 0.8x nginx on the same
+topology; each proxy hop adds no more p50/p99 at 1,000 rps than an nginx hop; RSS <= 30 MB
+idle; no growth in RSS or fds across the soak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results" / "proxy.json"
+HOST = "app.bench"
+PATH = "/api/items"
+FRONT = "spiffe://cluster.local/ns/bench/sa/front"
+WEB = "spiffe://cluster.local/ns/bench/sa/web"
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+
+def bench_policy(*, endpoint: tuple[str, int]) -> Any:
+    """A MeshPolicy with a few TrafficTargets (regex routes, a header match) and a 90/10 split
+    of bench/app over two backends whose endpoints are `endpoint`."""
+    from smi.compiler.ir import (
+        AuthzRule,
+        Endpoint,
+        HttpMatch,
+        MeshPolicy,
+        Service,
+        Split,
+        SplitBackend,
+    )
+
+    def rule(name: str, sources: tuple[str, ...]) -> Any:
+        matches = (
+            HttpMatch(
+                origin=f"bench/HTTPRouteGroup/{name}#api",
+                methods=("GET",),
+                path_regex=r"/api/[a-z]+(/[0-9]+)?$",
+            ),
+            HttpMatch(
+                origin=f"bench/HTTPRouteGroup/{name}#write",
+                methods=("POST", "PUT"),
+                path_regex="/api/.*",
+                headers=(("content-type", "application/json"),),
+            ),
+            HttpMatch(
+                origin=f"bench/HTTPRouteGroup/{name}#health",
+                methods=("GET",),
+                path_regex="/healthz$",
+            ),
+        )
+        return AuthzRule(origin=f"bench/TrafficTarget/{name}", sources=sources, http=matches)
+
+    others = tuple(f"spiffe://cluster.local/ns/bench/sa/client-{i}" for i in range(20))
+    ep = Endpoint(endpoint[0], endpoint[1], WEB)
+    return MeshPolicy(
+        revision=1,
+        destinations={WEB: (rule("front", (FRONT,)), rule("others", others))},
+        services={
+            "bench/app": Service(ports=(80,), endpoints=(ep,)),
+            "bench/app-v1": Service(ports=(80,), endpoints=(ep,)),
+            "bench/app-v2": Service(ports=(80,), endpoints=(ep,)),
+        },
+        splits={
+            "bench/app": Split(
+                origin="bench/TrafficSplit/app",
+                backends=(SplitBackend("bench/app-v1", 900), SplitBackend("bench/app-v2", 100)),
+            )
+        },
+    )
+
+
+# --- the plain smictl hop (run in its own process with --serve-plain) -------------------------
+
+
+async def serve_plain(port_file: Path, app_port: int) -> None:
+    from proxy.admin import AdminProtocol
+    from proxy.exchange import Forward, Limits
+    from proxy.http1 import Reply
+    from proxy.metrics import Metrics
+    from proxy.policy import PolicyHolder
+    from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
+    from proxy.server import HttpProxy
+    from proxy.state import ServerState
+    from proxy.upstream import ConnectionPool, Target
+    from smi.compiler.ir.decide import Request
+    from smi.compiler.ir.index import PolicyIndex
+
+    class OneCaller(PeerIdentities):
+        def of(self, transport: Any) -> str:
+            return FRONT
+
+    metrics = Metrics()
+    holder = PolicyHolder(metrics)
+    holder.index = PolicyIndex.build(bench_policy(endpoint=("127.0.0.1", app_port)))
+    inbound = InboundRouter(
+        identity=WEB,
+        app=Target("127.0.0.1", app_port),
+        app_port=80,
+        policy=holder,
+        metrics=metrics,
+        peers=OneCaller(trust_domain=None),
+    )
+    outbound = OutboundRouter(namespace="bench", policy=holder, tls=None, metrics=metrics)  # type: ignore[arg-type]
+
+    class SplitThenAuthorize:
+        """Both decisions of a sidecar pair in one hop: the split, then the authorization."""
+
+        stats = metrics.inbound
+
+        def peer_of(self, transport: Any) -> Any:
+            return inbound.peer_of(transport)
+
+        def route(self, ex: Any, peer: Any) -> Forward | Reply:
+            index = holder.index
+            assert index is not None
+            fwd = outbound.resolve(
+                index, "bench/app", lambda: Request(ex.method_str, ex.path_str, ex.header_map())
+            )
+            if isinstance(fwd, Reply):
+                return fwd
+            allowed = inbound.route(ex, peer)
+            return (
+                allowed if isinstance(allowed, Reply) else Forward(fwd.target, peer.forward.extra)
+            )
+
+    state, pool, router = ServerState(), ConnectionPool(), SplitThenAuthorize()
+    state.start()
+    state.on_tick.append(pool.sweep)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HttpProxy(router=router, pool=pool, state=state, limits=Limits()),  # type: ignore[arg-type]
+        "127.0.0.1",
+        0,
+        backlog=1024,
+    )
+    pages = {"/metrics": lambda: (200, "text/plain", metrics.render().encode())}
+    admin = await loop.create_server(lambda: AdminProtocol(pages), "127.0.0.1", 0)
+    ports = {"port": server.sockets[0].getsockname()[1], "admin": admin.sockets[0].getsockname()[1]}
+    port_file.write_text(json.dumps(ports))  # noqa: ASYNC240 - once, before serving
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+class Procs:
+    """Every process this run starts; all are stopped at the end, whatever happens."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.work / f"{name}.log").open("wb")
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+NGINX_HEAD = """daemon off; master_process off; worker_processes 1;
+pid {work}/{name}.pid; error_log {work}/{name}.err warn;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
+"""
+# location / of an nginx proxy: {scheme}, {upstream}, {extra} directives
+PROXY = """upstream {upstream} {{ server 127.0.0.1:{to}; keepalive 64; }}
+server {{ listen 127.0.0.1:{port}{ssl}; {server_extra}
+  location / {{ proxy_pass {scheme}://{upstream}; proxy_http_version 1.1;
+    proxy_set_header Connection ""; {extra} }} }}"""
+
+
+class Topologies:
+    """Starts every server; knows each topology's URL and the pids of its proxy processes."""
+
+    def __init__(self, procs: Procs) -> None:
+        from smi.identity import Identity
+        from smi.pki import CertificateAuthority
+
+        self.procs, w = procs, procs.work
+        ca = CertificateAuthority.create()
+        (w / "ca.pem").write_bytes(ca.cert_pem())
+        material = {
+            "server": ca.issue_server(dns_names=["backend"], ip_addresses=["127.0.0.1"]),
+            "front": ca.issue_workload(Identity.parse(FRONT)),
+            "web": ca.issue_workload(Identity.parse(WEB)),
+        }
+        for name, (cert, key) in material.items():
+            (w / f"{name}.crt").write_bytes(cert)
+            (w / f"{name}.key").write_bytes(key)
+        self.urls: dict[str, str] = {}
+        self.pids: dict[str, list[int]] = {"direct": []}
+
+    def nginx(self, name: str, body: str) -> None:
+        w = self.procs.work
+        conf = w / f"{name}.conf"
+        conf.write_text(NGINX_HEAD.format(work=w, name=name) + body + "\n}\n")
+        self.procs.start(name, ["nginx", "-c", str(conf), "-p", str(w)])
+
+    def start(self) -> None:
+        w = self.procs.work
+        app, ngx, tls, pair_in, pair_out = (free_port() for _ in range(5))
+        cert = f"ssl_certificate {w}/server.crt; ssl_certificate_key {w}/server.key;"
+        client = (
+            f"proxy_ssl_certificate {w}/front.crt; proxy_ssl_certificate_key {w}/front.key; "
+            f"proxy_ssl_trusted_certificate {w}/ca.pem; proxy_ssl_verify on; "
+            "proxy_ssl_name backend; proxy_ssl_session_reuse on;"
+        )
+        plain = {"ssl": "", "server_extra": "", "scheme": "http", "upstream": "app", "extra": ""}
+        self.nginx(
+            "app",
+            f'server {{ listen 127.0.0.1:{app}; location / {{ return 200 "hello world\\n"; }} }}',
+        )
+        self.nginx("nginx", PROXY.format(**plain, port=ngx, to=app))
+        self.nginx(
+            "nginx-tls",
+            PROXY.format(**plain | {"ssl": " ssl", "server_extra": cert}, port=tls, to=app),
+        )
+        verify = f"{cert} ssl_client_certificate {w}/ca.pem; ssl_verify_client on;"
+        self.nginx(
+            "nginx-pair-in",
+            PROXY.format(**plain | {"ssl": " ssl", "server_extra": verify}, port=pair_in, to=app),
+        )
+        self.nginx(
+            "nginx-pair-out",
+            PROXY.format(
+                **plain | {"scheme": "https", "upstream": "backend", "extra": client},
+                port=pair_out,
+                to=pair_in,
+            ),
+        )
+        for port in (app, ngx, tls, pair_in, pair_out):
+            wait_for(lambda p=port: listening(p), f"nginx on {port}")
+        base = "http://127.0.0.1:{}" + PATH
+        self.urls |= {
+            "direct": base.format(app),
+            "nginx": base.format(ngx),
+            "nginx-tls": base.format(tls).replace("http:", "https:"),
+            "nginx-mtls-pair": base.format(pair_out),
+        }
+        pid = {n: p.pid for n, p in self.procs.procs.items()}
+        self.pids |= {
+            "nginx": [pid["nginx"]],
+            "nginx-tls": [pid["nginx-tls"]],
+            "nginx-mtls-pair": [pid["nginx-pair-out"], pid["nginx-pair-in"]],
+        }
+        self._start_smictl(app)
+
+    def _start_smictl(self, app: int) -> None:
+        w = self.procs.work
+        serve = [sys.executable, __file__, "--serve-plain", str(w / "plain.json"), "--app-port"]
+        plain = self.procs.start("smictl", [*serve, str(app)])
+        ports = wait_for(lambda: read_json(w / "plain.json"), "the plain smictl hop")
+        self.urls["smictl"] = f"http://127.0.0.1:{ports['port']}{PATH}"
+        self.pids["smictl"] = [plain.pid]
+        policy = w / "policy.json"
+        policy.write_text(bench_policy(endpoint=("127.0.0.1", 1)).to_json())
+        proxy = [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--policy",
+            str(policy),
+            "--ca",
+            str(w / "ca.pem"),
+            "--admin",
+            "0",
+            "--log-level",
+            "warning",
+        ]
+        web = self.procs.start(
+            "smictl-web",
+            [
+                *proxy,
+                "--identity",
+                WEB,
+                "--inbound",
+                f"0:{app}",
+                *f"--cert {w}/web.crt --key {w}/web.key".split(),
+                "--ports-file",
+                str(w / "web.ports"),
+            ],
+        )
+        web_ports = wait_for(lambda: read_json(w / "web.ports"), "smictl inbound")
+        tmp = policy.with_suffix(".tmp")  # the endpoints now point at the inbound proxy
+        endpoint = ("127.0.0.1", web_ports["inbound"][str(app)])
+        tmp.write_text(bench_policy(endpoint=endpoint).with_revision(2).to_json())
+        tmp.replace(policy)
+        front = self.procs.start(
+            "smictl-front",
+            [
+                *proxy,
+                "--identity",
+                FRONT,
+                "--outbound",
+                "0",
+                *f"--cert {w}/front.crt --key {w}/front.key".split(),
+                "--ports-file",
+                str(w / "front.ports"),
+            ],
+        )
+        front_ports = wait_for(lambda: read_json(w / "front.ports"), "smictl outbound")
+        for p in (web_ports, front_ports):
+            wait_for(lambda p=p: _revision(p["admin"]) == 2, "the proxies to load the policy")
+        self.urls["smictl-mtls-pair"] = f"http://127.0.0.1:{front_ports['outbound']}{PATH}"
+        self.pids["smictl-mtls-pair"] = [front.pid, web.pid]
+
+
+def _revision(admin: int) -> int | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config", timeout=2) as r:
+            return int(json.load(r)["policy"]["revision"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def open_fds(pid: int) -> int:
+    """Open descriptors once closing connections have gone (two equal looks 100 ms apart)."""
+    last, deadline = -1, time.monotonic() + 3
+    while time.monotonic() < deadline:
+        now = len(os.listdir(f"/proc/{pid}/fd"))
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.1)
+    return last
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _run(argv: list[str], seconds: float) -> str:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+
+
+def wrk(url: str, seconds: int) -> dict[str, float]:
+    out = _run(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}", url], seconds
+    )
+    pct = {
+        p: float(v) * _UNIT_MS[u]
+        for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    errors = re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?): (\d+)", out)
+    return {
+        "rps": float(re.findall(r"Requests/sec:\s+([\d.]+)", out)[0]),
+        "p50_ms": pct["50"],
+        "p99_ms": pct["99"],
+        "requests": int(re.findall(r"(\d+) requests in", out)[0]),
+        "errors": sum(int(n) for n in errors),
+    }
+
+
+def hey_fixed_rate(url: str, seconds: int) -> dict[str, float]:
+    """1,000 requests/s (10 workers x 100/s); percentiles of per-request times (hey's CSV)."""
+    out = _run(
+        ["hey", "-z", f"{seconds}s", "-c", "10", "-q", "100", "-host", HOST, "-o", "csv", url],
+        seconds,
+    )
+    rows = [ln.split(",") for ln in out.splitlines()[1:] if ln[:1].isdigit()]
+    ok = sorted(float(r[0]) * 1000 for r in rows if r[6] == "200")
+    at = {q: round(ok[min(len(ok) - 1, int(q * len(ok)))], 3) for q in (0.5, 0.99)}
+    return {
+        "requests": len(rows),
+        "ok": len(ok),
+        "rate": round(len(rows) / seconds, 1),
+        "p50_ms": at[0.5],
+        "p99_ms": at[0.99],
+    }
+
+
+def measure_throughput(
+    topo: Topologies, names: list[str], *, rounds: int, seconds: int
+) -> dict[str, list[dict[str, float]]]:
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for _ in range(rounds):
+        for name in names:  # interleaved, so that background load hits every topology alike
+            before = cpu_seconds(topo.pids[name])
+            result = wrk(topo.urls[name], seconds)
+            cpu = cpu_seconds(topo.pids[name]) - before
+            result["cpu_s_per_1000"] = round(cpu / max(1, result["requests"]) * 1000, 4)
+            runs[name].append(result)
+            print(
+                f"  {name:18s} {result['rps']:9.0f} rps  p50 {result['p50_ms']:.2f} ms  "
+                f"p99 {result['p99_ms']:.2f} ms",
+                flush=True,
+            )
+    return runs
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
+    keys = ("rps", "p50_ms", "p99_ms", "cpu_s_per_1000")
+    out: dict[str, Any] = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
+    out["errors"] = sum(int(r["errors"]) for r in runs)
+    out["runs"] = [{k: r[k] for k in keys} for r in runs]
+    return out
+
+
+def paired_ratio(runs: dict[str, list[dict[str, float]]], a: str, b: str) -> float:
+    """Median over rounds of rps(a)/rps(b) measured back to back in the same round."""
+    return round(
+        statistics.median(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b], strict=True)), 3
+    )
+
+
+def soak(topo: Topologies, name: str, total: int) -> dict[str, Any]:
+    """Drive `total` requests through a topology in segments, sampling RSS and fds between."""
+    pid = topo.pids[name][0]
+    samples = [{"requests": 0, "rss_mb": round(rss_mb(pid), 2), "fds": open_fds(pid)}]
+    rate, done = max(1000.0, wrk(topo.urls[name], 1)["rps"]), 0
+    while done < total:
+        done += int(wrk(topo.urls[name], max(1, min(30, round(total / 10 / rate))))["requests"])
+        samples.append({"requests": done, "rss_mb": round(rss_mb(pid), 2), "fds": open_fds(pid)})
+    warm = samples[min(1, len(samples) - 1)]  # after warm-up (pools, caches, allocator)
+    return {
+        "topology": name,
+        "requests": done,
+        "samples": samples,
+        "rss_growth_mb_after_warmup": round(samples[-1]["rss_mb"] - warm["rss_mb"], 2),
+        "fd_growth_after_warmup": samples[-1]["fds"] - warm["fds"],
+    }
+
+
+def summarize(runs: dict[str, list[dict[str, float]]], fixed: dict[str, Any]) -> dict[str, Any]:
+    def added(name: str) -> dict[str, float]:
+        return {q: round(fixed[name][q] - fixed["direct"][q], 3) for q in ("p50_ms", "p99_ms")}
+
+    pairs = {
+        "smictl_vs_nginx": ("smictl", "nginx"),
+        "smictl_vs_direct": ("smictl", "direct"),
+        "nginx_vs_direct": ("nginx", "direct"),
+        "smictl_pair_vs_nginx_pair": ("smictl-mtls-pair", "nginx-mtls-pair"),
+        "smictl_pair_vs_nginx_tls": ("smictl-mtls-pair", "nginx-tls"),
+        "smictl_pair_vs_direct": ("smictl-mtls-pair", "direct"),
+    }
+    return {
+        "throughput_ratios": {k: paired_ratio(runs, a, b) for k, (a, b) in pairs.items()},
+        "added_latency_at_1000_rps_ms": {
+            "nginx_hop": added("nginx"),
+            "smictl_hop": added("smictl"),
+            "nginx_mtls_pair": added("nginx-mtls-pair"),
+            "smictl_mtls_pair": added("smictl-mtls-pair"),
+        },
+    }
+
+
+def targets(
+    summary: dict[str, Any], tp: dict[str, Any], rss: dict[str, Any], soaked: dict[str, Any]
+) -> dict[str, bool]:
+    lat, r = summary["added_latency_at_1000_rps_ms"], summary["throughput_ratios"]
+    hop, ngx = lat["smictl_hop"], lat["nginx_hop"]
+    pair, npair = lat["smictl_mtls_pair"], lat["nginx_mtls_pair"]
+    return {
+        "throughput_smictl_ge_0.8x_nginx": r["smictl_vs_nginx"] >= 0.8,
+        "throughput_pair_ge_0.8x_nginx_pair": r["smictl_pair_vs_nginx_pair"] >= 0.8,
+        "hop_added_p50_le_nginx": hop["p50_ms"] <= ngx["p50_ms"],
+        "hop_added_p99_le_nginx": hop["p99_ms"] <= ngx["p99_ms"],
+        "pair_added_p50_le_nginx_pair": pair["p50_ms"] <= npair["p50_ms"],
+        "pair_added_p99_le_nginx_pair": pair["p99_ms"] <= npair["p99_ms"],
+        "rss_idle_le_30mb": max(rss["idle_mb"].values()) <= 30.0,
+        "no_rss_growth": soaked["rss_growth_mb_after_warmup"] <= 1.0,
+        "no_fd_growth": soaked["fd_growth_after_warmup"] <= 0,
+        "no_errors": all(v["errors"] == 0 for v in tp.values()),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    for tool in ("nginx", "wrk", "hey"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: apt-get install -y nginx-light wrk hey")
+    names = ["direct", "nginx", "smictl", "nginx-tls", "nginx-mtls-pair", "smictl-mtls-pair"]
+    seconds, hey_seconds = (3, 3) if args.quick else (6, 8)
+    rounds = args.rounds or (1 if args.quick else 3)
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+        procs = Procs(Path(tmp))
+        try:
+            topo = Topologies(procs)
+            topo.start()
+            pids = {
+                "smictl": topo.pids["smictl"][0],
+                "smictl-front": topo.pids["smictl-mtls-pair"][0],
+                "smictl-web": topo.pids["smictl-mtls-pair"][1],
+            }
+            rss = {"idle_mb": {k: round(rss_mb(p), 2) for k, p in pids.items()}}
+            print(f"throughput (wrk -t1 -c32, {seconds}s x {rounds} rounds):", flush=True)
+            runs = measure_throughput(topo, names, rounds=rounds, seconds=seconds)
+            print("latency at a fixed 1,000 requests/s (hey -c 10 -q 100):", flush=True)
+            fixed = {}
+            for name in names:
+                fixed[name] = f = hey_fixed_rate(topo.urls[name], hey_seconds)
+                print(
+                    f"  {name:18s} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
+                    f"({f['rate']:.0f}/s)",
+                    flush=True,
+                )
+            rss["after_load_mb"] = {k: round(rss_mb(p), 2) for k, p in pids.items()}
+            print(f"soak: {args.soak:,} requests through the smictl hop", flush=True)
+            soaked = soak(topo, "smictl", args.soak)
+        finally:
+            procs.stop_all()
+    tp = {n: medians(r) for n, r in runs.items()}
+    summary = summarize(runs, fixed)
+    return {
+        "bench": "proxy",
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "method": {
+            "wrk": f"-t1 -c32 -d{seconds}s, {rounds} interleaved rounds; medians; "
+            "ratios are medians of same-round ratios",
+            "fixed_rate": f"hey -c 10 -q 100 -z {hey_seconds}s",
+            "soak_requests": args.soak,
+        },
+        "throughput": tp,
+        "fixed_rate_1000": fixed,
+        **summary,
+        "rss": rss,
+        "soak": soaked,
+        "targets": targets(summary, tp, rss, soaked),
+    }
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one short round (smoke run)")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved wrk rounds (default 3)")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        help="requests of the leak check (default 1,000,000; 100,000 quick)",
+    )
+    parser.add_argument("--serve-plain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--app-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_plain is not None:
+        import uvloop
+
+        uvloop.run(serve_plain(args.serve_plain, args.app_port))
+        return 0
+    args.soak = args.soak or (100_000 if args.quick else 1_000_000)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # so that `finally` stops every process
+    result = run(args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        json.dumps(
+            {
+                "ratios": result["throughput_ratios"],
+                "added_latency_ms": result["added_latency_at_1000_rps_ms"],
+                "rss": result["rss"],
+                "targets": result["targets"],
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
