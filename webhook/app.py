@@ -60,7 +60,9 @@ def build_plane(
     return ControlPlane(
         settings=settings,
         store=store,
-        policies=policies if policies is not None else load_policies(settings.policies),
+        policies=policies
+        if policies is not None
+        else load_policies(settings.policies, include_shipped=settings.shipped_policies),
         metrics=metrics,
         ca=ca,
         authenticator=_authenticator(settings, ca=ca, api_client=api_client),

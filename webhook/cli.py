@@ -60,6 +60,13 @@ def register_serve(sub: Any) -> None:
         default=None,
         help="directory of Rego admission policies (repeatable)",
     )
+    p.add_argument(
+        "--no-shipped-policies",
+        dest="shipped_policies",
+        action="store_false",
+        default=env.shipped_policies,
+        help="load only the --policies directories, not the policies shipped with smictl",
+    )
     p.add_argument("--trust-domain", default=env.trust_domain)
     p.add_argument("--mode", choices=MODES, default=env.mode, help="MeshPolicy mode")
     p.add_argument("--excluded-namespaces", default=",".join(env.excluded_namespaces))
@@ -107,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         mesh_ca_cert_file=args.mesh_ca_cert,
         mesh_ca_key_file=args.mesh_ca_key,
         policies=policies,
+        shipped_policies=args.shipped_policies,
         trust_domain=args.trust_domain,
         mode=args.mode,
         excluded_namespaces=tuple(

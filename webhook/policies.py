@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from webhook.plane import ControlPlane
 
 
-def load_policies(dirs: Sequence[Path]) -> PolicySet:
-    """The shipped policies plus every directory given; raises PolicyError with file:line."""
-    return PolicySet.load(list(dirs))
+def load_policies(dirs: Sequence[Path], *, include_shipped: bool = True) -> PolicySet:
+    """The shipped policies (unless turned off) plus every directory given; raises
+    PolicyError with file:line."""
+    return PolicySet.load(list(dirs), include_shipped=include_shipped)
 
 
 class Denied(Exception):

@@ -38,6 +38,9 @@ class Settings:
     mesh_ca_cert_file: Path | None = None
     mesh_ca_key_file: Path | None = None
     policies: tuple[Path, ...] = ()
+    # The Rego policies shipped in the package; off when a deployment mounts its own copy
+    # (the chart's ConfigMap) or wants built-in validation only (the conformance suite).
+    shipped_policies: bool = True
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     mode: Mode = "deny"
     excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
@@ -83,6 +86,8 @@ class Settings:
             if isinstance(value, tuple):
                 sep = ":" if f.name == "policies" else ","
                 text = sep.join(str(v) for v in value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
             else:
                 text = str(value)
             out[PREFIX + f.name.upper()] = text
@@ -122,6 +127,15 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -138,6 +152,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "mesh_ca_key_file": Path,
         "store": Path,
         "policies": _paths,
+        "shipped_policies": _bool,
         "excluded_namespaces": _csv,
         "mode": _mode,
         "max_review_bytes": _positive_int,

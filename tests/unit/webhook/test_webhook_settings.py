@@ -57,3 +57,25 @@ def test_health_and_readiness(client: FlaskClient) -> None:
 def test_unknown_route_is_json_404(client: FlaskClient) -> None:
     r = client.get("/nope")
     assert r.status_code == 404 and r.get_json()["code"] == 404
+
+
+def test_shipped_policies_can_be_turned_off_by_env_and_flag() -> None:
+    """The chart mounts its own copy of the policies and the conformance suite runs built-in
+    validation only: both need the packaged policies off."""
+    assert Settings().shipped_policies is True
+    off = Settings.from_env({"SMI_WEBHOOK_SHIPPED_POLICIES": "false"})
+    assert off.shipped_policies is False
+    assert off.to_env()["SMI_WEBHOOK_SHIPPED_POLICIES"] == "false"
+    assert Settings.from_env(off.to_env()) == off
+    with pytest.raises(
+        SMIError, match="SMI_WEBHOOK_SHIPPED_POLICIES='maybe': must be true or false"
+    ):
+        Settings.from_env({"SMI_WEBHOOK_SHIPPED_POLICIES": "maybe"})
+
+
+def test_without_shipped_policies_only_the_given_directories_load() -> None:
+    from webhook.policies import load_policies
+
+    assert load_policies((), include_shipped=False).policies == ()
+    shipped = {p.name for p in load_policies(()).policies}
+    assert "canary-step" in " ".join(sorted(shipped))
