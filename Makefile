@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m smi.demo $(ARGS)
+	$(BIN)/python -m conformance.demo $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
