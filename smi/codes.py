@@ -599,6 +599,21 @@ CODES: dict[str, Code] = dict(
             "Send admission.k8s.io/v1 AdmissionReview or apiextensions.k8s.io/v1 "
             "ConversionReview JSON.",
         ),
+        # SMI71xx: the sidecar proxy (`smictl proxy`)
+        _c(
+            "SMI7101",
+            "proxy configuration invalid",
+            "A `smictl proxy` flag or SMI_PROXY_* variable is missing or has a value the proxy "
+            "cannot use; the message names the flag.",
+            "Fix the flag as the message says; `smictl proxy --help` lists every flag and its "
+            "variable.",
+        ),
+        _c(
+            "SMI7102",
+            "proxy cannot start",
+            "A listener port is taken, or the mesh CA file cannot be read.",
+            "Free the port (or use port 0 with --ports-file), or fix --ca.",
+        ),
     ]
 )
 
