@@ -24,6 +24,7 @@ from proxy.admin import AdminProtocol, json_page
 from proxy.config import ProxyConfig
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
+from proxy.registration import Registrar, Registration
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
 from proxy.server import HttpProxy
 from proxy.state import ServerState
@@ -69,6 +70,7 @@ class Proxy:
         )
         self.certs: FileCertificates | CsrCertificates = self._cert_source()
         self.state.on_tick.append(self.pool.sweep)
+        self.registrar: Registrar | None = None
 
     def _tls(self) -> WorkloadTLS:
         try:
@@ -293,16 +295,37 @@ class Proxy:
         if self.endpoints_source is not None:
             self.state.spawn(self.endpoints_source.run())
         self.state.spawn(self._cert_loop())
+        self._register()
         if self.config.ports_file is not None:
             tmp = self.config.ports_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.listeners.ports), encoding="utf-8")
             tmp.replace(self.config.ports_file)
         log.info("proxy %s listening: %s", self.config.identity, self.listeners.ports)
 
+    def _register(self) -> None:
+        cfg = self.config
+        base = cfg.control_plane_url
+        if not cfg.register or base is None:
+            return
+        address = cfg.advertise_address or cfg.bind
+        inbound = self.listeners.ports["inbound"]
+        entries = [
+            Registration(address, inbound[str(port)], services) for port, services in cfg.register
+        ]
+        ctx = self.tls.control_plane_context() if base.startswith("https") else None
+        self.registrar = Registrar(
+            url=f"{base}/mesh/v1/endpoints", token=cfg.token, ssl_context=ctx, entries=entries
+        )
+        self.state.spawn(self.registrar.run())
+
     async def shutdown(self) -> None:
         started = time.monotonic()
         for server in self.listeners.servers:
             server.close()
+        if self.registrar is not None:  # stop being picked before draining
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.0):
+                    await self.registrar.deregister()
         clean = await self.state.drain(self.config.drain_timeout)
         log.info(
             "drained in %.2fs%s",

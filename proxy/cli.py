@@ -97,6 +97,25 @@ def register(subparsers: Any) -> None:
             help=f"seconds {what}",
         )
     add(
+        "--register",
+        action="append",
+        default=_list("REGISTER"),
+        metavar="APP_PORT=SVC[,SVC]",
+        help="register the inbound listener of APP_PORT as an endpoint of these services with "
+        "the control plane (local mode; repeatable; ';' between them in the variable)",
+    )
+    add(
+        "--advertise-address",
+        default=_env("ADVERTISE_ADDRESS"),
+        help="address other proxies reach the inbound listeners at (default: --bind)",
+    )
+    add(
+        "--control-plane",
+        default=_env("CONTROL_PLANE"),
+        metavar="URL",
+        help="control plane base URL (default: the origin of a --policy URL)",
+    )
+    add(
         "--ports-file",
         default=_env("PORTS_FILE"),
         metavar="FILE",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from proxy.exchange import Limits
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
@@ -63,10 +64,22 @@ class ProxyConfig:
     ports_file: Path | None = None
     access_log: str | None = None
     access_log_sample: float = 1.0
+    register: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (app port, services)
+    advertise_address: str | None = None
+    control_plane: str | None = None  # base URL; defaults to the policy URL's origin
 
     @property
     def policy_is_url(self) -> bool:
         return self.policy.startswith(("http://", "https://"))
+
+    @property
+    def control_plane_url(self) -> str | None:
+        if self.control_plane:
+            return self.control_plane.rstrip("/")
+        if self.policy_is_url:
+            parts = urlsplit(self.policy)
+            return f"{parts.scheme}://{parts.netloc}"
+        return None
 
 
 def _port(text: str, option: str) -> int:
@@ -88,6 +101,17 @@ def parse_outbound_tcp(text: str) -> OutboundTcpPort:
     if not sep or not slash or not ns or not name:
         raise ProxyConfigError("--outbound-tcp", f"{text!r} is not PORT:NAMESPACE/SERVICE")
     return OutboundTcpPort(_port(port, "--outbound-tcp"), service)
+
+
+def parse_register(text: str, inbound: tuple[InboundPort, ...]) -> tuple[int, tuple[str, ...]]:
+    port, sep, names = text.partition("=")
+    services = tuple(n.strip() for n in names.split(",") if n.strip())
+    if not sep or not services:
+        raise ProxyConfigError("--register", f"{text!r} is not APP_PORT=SERVICE[,SERVICE...]")
+    app_port = _port(port, "--register")
+    if app_port not in {i.app_port for i in inbound}:
+        raise ProxyConfigError("--register", f"{app_port} is not the APP_PORT of any --inbound")
+    return app_port, services
 
 
 def _many(values: list[str] | None) -> list[str]:
@@ -118,13 +142,19 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     csr_url = args.csr_url or None
     if csr_url is None and not (args.cert and args.key):
         raise ProxyConfigError("--cert", "give --cert and --key, or --csr-url")
+    register = tuple(
+        parse_register(v.strip(), inbound)
+        for value in args.register or ()
+        for v in value.split(";")
+        if v.strip()
+    )
     token = ""
     if args.token_file:
         try:
             token = Path(args.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ProxyConfigError("--token-file", exc.strerror or str(exc)) from exc
-    return ProxyConfig(
+    config = ProxyConfig(
         identity=identity,
         policy=_required(args.policy, "--policy"),
         ca=Path(_required(args.ca, "--ca")),
@@ -154,4 +184,20 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         ports_file=Path(args.ports_file) if args.ports_file else None,
         access_log=args.access_log or None,
         access_log_sample=args.access_log_sample,
+        register=register,
+        advertise_address=args.advertise_address or None,
+        control_plane=args.control_plane or None,
     )
+    _check_registration(config)
+    return config
+
+
+def _check_registration(config: ProxyConfig) -> None:
+    if not config.register:
+        return
+    if config.control_plane_url is None:
+        raise ProxyConfigError(
+            "--register", "needs the control plane: a --policy URL or --control-plane URL"
+        )
+    if not config.token:
+        raise ProxyConfigError("--register", "needs --token-file (the workload's token)")

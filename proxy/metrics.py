@@ -19,9 +19,32 @@ from smi.compiler.ir.decide import Decision
 
 # Linkerd's latency buckets (ms).
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
-    1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000,
-)  # fmt: skip
+    1,
+    2,
+    3,
+    4,
+    5,
+    10,
+    20,
+    30,
+    40,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    3000,
+    4000,
+    5000,
+    10000,
+    20000,
+    30000,
+    40000,
+    50000,
+)
 DIRECTIONS = ("inbound", "outbound")
 
 
@@ -42,8 +65,7 @@ class Histogram:
 class DirectionStats:
     """Counters of one direction; the protocols hold a reference and bump fields directly."""
 
-    __slots__ = ("close_total", "errors", "latency", "open", "open_total", "requests",
-                 "responses")  # fmt: skip
+    __slots__ = ("close_total", "errors", "latency", "open", "open_total", "requests", "responses")
 
     def __init__(self) -> None:
         self.requests: dict[str, int] = {}  # authz outcome -> count
@@ -124,10 +146,12 @@ class Metrics:
         return "".join(f"{line}\n" for line in self._lines())
 
     def _lines(self) -> Iterator[str]:
-        yield from _family("request_total", "counter", "HTTP requests by authorization outcome.",
-                           self._requests())  # fmt: skip
-        yield from _family("response_total", "counter", "HTTP responses by status.",
-                           self._responses())  # fmt: skip
+        yield from _family(
+            "request_total", "counter", "HTTP requests by authorization outcome.", self._requests()
+        )
+        yield from _family(
+            "response_total", "counter", "HTTP responses by status.", self._responses()
+        )
         yield from self._latency()
         for proto in ("http", "tcp"):
             allow = sorted(self.authz_allow[proto].items())
@@ -152,20 +176,40 @@ class Metrics:
                 ((f'rule="{_esc(rule)}",reason="{why}"', n) for (rule, why), n in would),
             )
         yield from self._tcp()
-        yield from _family("proxy_errors_total", "counter", "Upstream failures by kind.",
-                           ((f'direction="{d}",kind="{k}"', n) for d, s in self._dirs()
-                            for k, n in sorted(s.errors.items())))  # fmt: skip
-        yield from _family("policy_updates_total", "counter", "Policy updates by result.",
-                           ((f'result="{r}"', n) for r, n in
-                            sorted(self.policy_updates.items())))  # fmt: skip
-        yield from _family("policy_revision", "gauge", "Revision of the MeshPolicy in use.",
-                           [("", self.policy_revision)])  # fmt: skip
-        yield from _family("identity_cert_expiration_timestamp_seconds", "gauge",
-                           "When this workload's certificate expires.",
-                           [("", self.cert_expiry)])  # fmt: skip
-        yield from _family("identity_cert_refresh_total", "counter", "Certificate reloads.",
-                           ((f'result="{r}"', n) for r, n in
-                            sorted(self.cert_renewals.items())))  # fmt: skip
+        yield from _family(
+            "proxy_errors_total",
+            "counter",
+            "Upstream failures by kind.",
+            (
+                (f'direction="{d}",kind="{k}"', n)
+                for d, s in self._dirs()
+                for k, n in sorted(s.errors.items())
+            ),
+        )
+        yield from _family(
+            "policy_updates_total",
+            "counter",
+            "Policy updates by result.",
+            ((f'result="{r}"', n) for r, n in sorted(self.policy_updates.items())),
+        )
+        yield from _family(
+            "policy_revision",
+            "gauge",
+            "Revision of the MeshPolicy in use.",
+            [("", self.policy_revision)],
+        )
+        yield from _family(
+            "identity_cert_expiration_timestamp_seconds",
+            "gauge",
+            "When this workload's certificate expires.",
+            [("", self.cert_expiry)],
+        )
+        yield from _family(
+            "identity_cert_refresh_total",
+            "counter",
+            "Certificate reloads.",
+            ((f'result="{r}"', n) for r, n in sorted(self.cert_renewals.items())),
+        )
         yield from self._process()
 
     def _dirs(self) -> Iterator[tuple[str, DirectionStats]]:
@@ -196,23 +240,35 @@ class Metrics:
             yield f'{name}_count{{direction="{d}"}} {h.count}'
 
     def _tcp(self) -> Iterator[str]:
-        for name, kind, attr in (("tcp_open_connections", "gauge", "open"),
-                                 ("tcp_open_total", "counter", "open_total"),
-                                 ("tcp_close_total", "counter", "close_total")):  # fmt: skip
-            yield from _family(name, kind, "Downstream connections.",
-                               ((f'direction="{d}"', getattr(s, attr)) for d, s in
-                                self._dirs()))  # fmt: skip
+        for name, kind, attr in (
+            ("tcp_open_connections", "gauge", "open"),
+            ("tcp_open_total", "counter", "open_total"),
+            ("tcp_close_total", "counter", "close_total"),
+        ):
+            yield from _family(
+                name,
+                kind,
+                "Downstream connections.",
+                ((f'direction="{d}"', getattr(s, attr)) for d, s in self._dirs()),
+            )
 
     def _process(self) -> Iterator[str]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        yield from _family("process_cpu_seconds_total", "counter", "CPU time used.",
-                           [("", usage.ru_utime + usage.ru_stime)])  # fmt: skip
-        yield from _family("process_resident_memory_bytes", "gauge", "Resident set size.",
-                           [("", _rss_bytes())])  # fmt: skip
-        yield from _family("process_open_fds", "gauge", "Open file descriptors.",
-                           [("", _open_fds())])  # fmt: skip
-        yield from _family("process_start_time_seconds", "gauge", "Start time (Unix).",
-                           [("", self.started)])  # fmt: skip
+        yield from _family(
+            "process_cpu_seconds_total",
+            "counter",
+            "CPU time used.",
+            [("", usage.ru_utime + usage.ru_stime)],
+        )
+        yield from _family(
+            "process_resident_memory_bytes", "gauge", "Resident set size.", [("", _rss_bytes())]
+        )
+        yield from _family(
+            "process_open_fds", "gauge", "Open file descriptors.", [("", _open_fds())]
+        )
+        yield from _family(
+            "process_start_time_seconds", "gauge", "Start time (Unix).", [("", self.started)]
+        )
 
 
 def _family(

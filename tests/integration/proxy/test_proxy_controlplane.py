@@ -56,8 +56,10 @@ class StandIn(ThreadingHTTPServer):
         self.failing = True
         self.polls = 0
         self.signed = 0
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()  # fmt: skip
+        self.endpoint_calls: list[tuple[str, dict[str, Any]]] = []
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def publish(self, policy: MeshPolicy) -> None:
         with self.changed:
@@ -88,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if urlsplit(self.path).path == "/mesh/v1/endpoints":
+            self._endpoint("POST", body)
+            return
         if self.server.failing:
             self._send(503, b"down\n")
         elif self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -97,6 +102,16 @@ class _Handler(BaseHTTPRequestHandler):
             cert = self.server.pki.ca.sign_workload_csr(csr, identity=Identity.parse(WEB))
             self.server.signed += 1
             self._send(201, json.dumps({"certificate": cert.decode()}).encode())
+
+    def do_DELETE(self) -> None:
+        self._endpoint("DELETE", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+    def _endpoint(self, method: str, body: bytes) -> None:
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._send(401, b"bad token\n")
+            return
+        self.server.endpoint_calls.append((method, json.loads(body)))
+        self._send(200, b"{}")
 
     def _send(self, status: int, body: bytes, *, etag: str | None = None) -> None:
         self.send_response(status)
@@ -123,11 +138,26 @@ def plane(tmp_path: Path) -> Iterator[tuple[StandIn, EchoApp, Path]]:
 def test_policy_by_long_poll_and_certificate_by_csr(plane: tuple[StandIn, EchoApp, Path]) -> None:
     server, app, root = plane
     (root / "token").write_text(TOKEN)
-    proc = ProxyProc(root, "web", [
-        "--identity", WEB, "--policy", f"{server.url}/mesh/v1/policy", "--ca", str(root / "ca.pem"),
-        "--csr-url", f"{server.url}/mesh/v1/certificates", "--token-file", str(root / "token"),
-        "--admin", "0", "--inbound", f"0:{app.port}",
-    ])  # fmt: skip
+    proc = ProxyProc(
+        root,
+        "web",
+        [
+            "--identity",
+            WEB,
+            "--policy",
+            f"{server.url}/mesh/v1/policy",
+            "--ca",
+            str(root / "ca.pem"),
+            "--csr-url",
+            f"{server.url}/mesh/v1/certificates",
+            "--token-file",
+            str(root / "token"),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{app.port}",
+        ],
+    )
     try:
         assert proc.admin_get("/ready") == (503, "not ready: policy, certificate\n")
         server.failing = False  # the control plane comes up: the proxy gets both
@@ -157,14 +187,72 @@ def test_a_refused_csr_leaves_the_proxy_unready(plane: tuple[StandIn, EchoApp, P
     server, app, root = plane
     server.failing = False
     (root / "token").write_text("someone-elses-token")
-    proc = ProxyProc(root, "web", [
-        "--identity", WEB, "--policy", f"{server.url}/mesh/v1/policy", "--ca", str(root / "ca.pem"),
-        "--csr-url", f"{server.url}/mesh/v1/certificates", "--token-file", str(root / "token"),
-        "--admin", "0", "--inbound", f"0:{app.port}",
-    ])  # fmt: skip
+    proc = ProxyProc(
+        root,
+        "web",
+        [
+            "--identity",
+            WEB,
+            "--policy",
+            f"{server.url}/mesh/v1/policy",
+            "--ca",
+            str(root / "ca.pem"),
+            "--csr-url",
+            f"{server.url}/mesh/v1/certificates",
+            "--token-file",
+            str(root / "token"),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{app.port}",
+        ],
+    )
     try:
         wait_for(lambda: "refused the CSR (401)" in proc.log(), what="the refusal to be logged")
         assert proc.admin_get("/ready") == (503, "not ready: certificate\n")
         assert server.signed == 0
     finally:
         proc.stop()
+
+
+def test_the_proxy_registers_its_endpoint_and_withdraws_it_on_shutdown(
+    plane: tuple[StandIn, EchoApp, Path],
+) -> None:
+    server, app, root = plane
+    server.failing = False
+    (root / "token").write_text(TOKEN)
+    cert, key = server.pki.issue(WEB)
+    proc = ProxyProc(
+        root,
+        "web",
+        [
+            "--identity",
+            WEB,
+            "--policy",
+            f"{server.url}/mesh/v1/policy",
+            "--ca",
+            str(root / "ca.pem"),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--token-file",
+            str(root / "token"),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{app.port}",
+            "--register",
+            f"{app.port}=web,web-v2",
+        ],
+    )
+    try:
+        proc.wait_ready()
+        wait_for(lambda: server.endpoint_calls, what="the registration")
+        inbound = proc.inbound(app.port)
+        assert server.endpoint_calls == [
+            ("POST", {"address": "127.0.0.1", "port": inbound, "services": ["web", "web-v2"]})
+        ]
+    finally:
+        assert proc.stop() == 0
+    assert server.endpoint_calls[-1] == ("DELETE", {"address": "127.0.0.1", "port": inbound})

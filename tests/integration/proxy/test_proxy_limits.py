@@ -39,10 +39,26 @@ class Single:
 
     def start(self, name: str, *extra: str) -> ProxyProc:
         cert, key = self.pki.issue(WEB)
-        args = ["--identity", WEB, "--policy", str(self.policy_file), "--ca", str(self.pki.ca_file),
-                "--cert", str(cert), "--key", str(key), "--admin", "0",
-                "--inbound", f"0:{self.app.port}", "--inbound", f"0:{self.dead_port}", *FAST,
-                *extra]  # fmt: skip
+        args = [
+            "--identity",
+            WEB,
+            "--policy",
+            str(self.policy_file),
+            "--ca",
+            str(self.pki.ca_file),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{self.app.port}",
+            "--inbound",
+            f"0:{self.dead_port}",
+            *FAST,
+            *extra,
+        ]
         return ProxyProc(self.root, name, args)
 
 
@@ -100,8 +116,10 @@ def test_slowloris_clients_get_408_and_memory_stays_flat(single: Single, proxy: 
             s.close()
     assert _rss(proxy) - rss_before < 16 * 1024 * 1024
     assert proxy.metrics()['proxy_errors_total{direction="inbound",kind="client-timeout"}'] >= 150
-    wait_for(lambda: proxy.metrics()['tcp_open_connections{direction="inbound"}'] == 0,
-             what="slow connections to be closed")  # fmt: skip
+    wait_for(
+        lambda: proxy.metrics()['tcp_open_connections{direction="inbound"}'] == 0,
+        what="slow connections to be closed",
+    )
 
 
 def test_oversized_and_too_many_headers_are_cut_off(single: Single, proxy: ProxyProc) -> None:
@@ -171,9 +189,24 @@ def test_sigterm_drains_in_flight_requests(single: Single) -> None:
 
 def test_sighup_rotates_the_certificate_without_dropping_connections(single: Single) -> None:
     cert_file, key_file = single.pki.issue(WEB)
-    args = ["--identity", WEB, "--policy", str(single.policy_file), "--ca", str(single.pki.ca_file),
-            "--cert", str(cert_file), "--key", str(key_file), "--admin", "0",
-            "--inbound", f"0:{single.app.port}", "--watch-interval", "3600"]  # fmt: skip
+    args = [
+        "--identity",
+        WEB,
+        "--policy",
+        str(single.policy_file),
+        "--ca",
+        str(single.pki.ca_file),
+        "--cert",
+        str(cert_file),
+        "--key",
+        str(key_file),
+        "--admin",
+        "0",
+        "--inbound",
+        f"0:{single.app.port}",
+        "--watch-interval",
+        "3600",
+    ]
     proc = ProxyProc(single.root, "rotate", args)
     try:
         proc.wait_ready()
@@ -200,17 +233,35 @@ def test_audit_mode_passes_and_counts_would_denies(single: Single, tmp_path: Pat
     policy_file = tmp_path / "audit.json"
     write_policy(policy_file, _policy(mode="audit"))
     cert, key = single.pki.issue(WEB)
-    proc = ProxyProc(tmp_path, "audit", [
-        "--identity", WEB, "--policy", str(policy_file), "--ca", str(single.pki.ca_file),
-        "--cert", str(cert), "--key", str(key), "--admin", "0", "--inbound", f"0:{single.app.port}",
-    ])  # fmt: skip
+    proc = ProxyProc(
+        tmp_path,
+        "audit",
+        [
+            "--identity",
+            WEB,
+            "--policy",
+            str(policy_file),
+            "--ca",
+            str(single.pki.ca_file),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{single.app.port}",
+        ],
+    )
     try:
         proc.wait_ready()
         with https(proc.inbound(single.app.port), single.pki.client("shop/other")) as conn:
             status, _, body = request(conn, "GET", "/admin")
         assert status == 200 and json.loads(body)["identity"] == sid("shop/other")
-        key = ('inbound_http_authz_would_deny_total{rule="shop/TrafficTarget/all",'
-               'reason="source-not-allowed"}')  # fmt: skip
+        key = (
+            'inbound_http_authz_would_deny_total{rule="shop/TrafficTarget/all",'
+            'reason="source-not-allowed"}'
+        )
         assert proc.metrics()[key] == 1
         assert "would deny GET /admin" in proc.log()
     finally:
@@ -220,11 +271,28 @@ def test_audit_mode_passes_and_counts_would_denies(single: Single, tmp_path: Pat
 def test_not_ready_until_a_policy_is_loaded(single: Single, tmp_path: Path) -> None:
     policy_file = tmp_path / "late.json"
     cert, key = single.pki.issue(WEB)
-    proc = ProxyProc(tmp_path, "late", [
-        "--identity", WEB, "--policy", str(policy_file), "--ca", str(single.pki.ca_file),
-        "--cert", str(cert), "--key", str(key), "--admin", "0", "--inbound", f"0:{single.app.port}",
-        "--watch-interval", "0.1",
-    ])  # fmt: skip
+    proc = ProxyProc(
+        tmp_path,
+        "late",
+        [
+            "--identity",
+            WEB,
+            "--policy",
+            str(policy_file),
+            "--ca",
+            str(single.pki.ca_file),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--admin",
+            "0",
+            "--inbound",
+            f"0:{single.app.port}",
+            "--watch-interval",
+            "0.1",
+        ],
+    )
     try:
         status, body = proc.admin_get("/ready")
         assert (status, body) == (503, "not ready: policy\n")

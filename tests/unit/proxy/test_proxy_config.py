@@ -134,3 +134,35 @@ def test_cli_reports_an_unreadable_ca_in_one_line(
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("smictl proxy: --ca ") and err[-1].endswith("(SMI7102)")
+
+
+def test_registration_needs_an_inbound_port_a_control_plane_and_a_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0k\n")
+    url = [
+        "--identity",
+        "shop/web",
+        "--policy",
+        "https://cp:8443/mesh/v1/policy",
+        "--ca",
+        "c",
+        "--cert",
+        "c",
+        "--key",
+        "k",
+        "--inbound",
+        "15006:8080",
+    ]
+    cfg = from_args(_parse([*url, "--register", "8080=web,web-v2", "--token-file", str(token)]))
+    assert cfg.register == ((8080, ("web", "web-v2")),)
+    assert cfg.control_plane_url == "https://cp:8443" and cfg.token == "t0k"
+    with pytest.raises(ProxyConfigError, match="9090 is not the APP_PORT"):
+        from_args(_parse([*url, "--register", "9090=web", "--token-file", str(token)]))
+    with pytest.raises(ProxyConfigError, match="needs --token-file"):
+        from_args(_parse([*url, "--register", "8080=web"]))
+    with pytest.raises(ProxyConfigError, match="needs the control plane"):
+        from_args(
+            _parse(
+                [*BASE, "--inbound", "1:8080", "--register", "8080=web", "--token-file", str(token)]
+            )
+        )

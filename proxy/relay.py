@@ -1,0 +1,197 @@
+"""The response half of a downstream connection: what its upstream connection reports.
+
+`HttpProxy` (proxy.server) parses requests and routes them; this mixin relays what comes back:
+the response head (re-framed for the client: chunked, Content-Length, or close-delimited, with
+`connection: close` when the connection must end), the body pieces, the end (which returns the
+upstream connection to the pool), interim 1xx responses, a 101 that turns both sides into a
+tunnel, back-pressure, and an upstream that goes away (502 before a response, an aborted client
+connection in the middle of one, one retry for a stale pooled connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Coroutine
+from time import monotonic
+from typing import Any
+
+from proxy import http1
+from proxy.exchange import Exchange, Forward
+from proxy.flow import CONNECTING, PEER_BUSY, UPGRADE, FlowControl
+from proxy.http1 import Reply, local_reply
+from proxy.metrics import DirectionStats
+from proxy.state import ServerState
+from proxy.upstream import ConnectionPool, UpstreamConnection
+
+# Deadline kinds: what happens when the connection's deadline passes.
+NONE, IDLE, HEAD, BODY, RESPONSE, STREAM, LINGER = range(7)
+# After a close, how long a peer may keep the connection half-open (still sending, or not
+# acknowledging the TLS close) before it is cut.
+LINGER_SECONDS = 2.0
+FAR = float("inf")
+
+
+class ResponseRelay:
+    # Provided by HttpProxy (Per-connection state).
+    transport: asyncio.Transport | None
+    flow: FlowControl | None
+    queue: deque[Exchange]
+    out: list[bytes]
+    upstream: UpstreamConnection | None
+    tunnel: UpstreamConnection | None
+    tunnel_pending: list[bytes]
+    write_paused: bool
+    pool: ConnectionPool
+    state: ServerState
+    stats: DirectionStats
+    response_timeout: float
+    deadline: float
+    deadline_kind: int
+
+    def _finish(self, ex: Exchange) -> None:
+        raise NotImplementedError
+
+    def _reply(self, ex: Exchange, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def _close_when_flushed(self) -> None:
+        raise NotImplementedError
+
+    def _set_deadline(self, kind: int, seconds: float) -> None:
+        raise NotImplementedError
+
+    def _connect(self, ex: Exchange, route: Forward) -> Coroutine[Any, Any, None]:
+        raise NotImplementedError
+
+    # --- ResponseSink (called by the upstream connection) ---------------------------------------
+
+    def on_interim(self, conn: UpstreamConnection) -> None:
+        if conn.status == 100:
+            return  # the proxy answered 100-continue itself
+        self.out.append(
+            b"HTTP/1.1 %d %s\r\n%s\r\n" % (conn.status, conn.reason, b"".join(conn.lines))
+        )
+
+    def on_response_head(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        ex.responded = True
+        ex.status = status = conn.status
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or http1.phrase(status))]
+        parts.extend(conn.lines)
+        if status == 101:
+            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)
+            self.out.append(b"".join(parts))
+            self._open_tunnel(conn)
+            return
+        no_body = conn.head_only or status in (204, 304)
+        close = (
+            not ex.keep_alive or ex.close_after or ex.upgrade or self.state.draining or not ex.done
+        )
+        if conn.chunked and not no_body:
+            if ex.http10:
+                close = True
+            else:
+                ex.resp_chunked = True
+                parts.append(http1.CHUNKED_HEADER)
+        elif not conn.has_length and not no_body:
+            close = True  # the body ends when the upstream closes: so must this response
+        if close:
+            parts.append(http1.CLOSE_HEADER)
+        elif ex.http10:
+            parts.append(http1.KEEP_ALIVE_HEADER)
+        parts.append(b"\r\n")
+        ex.close_after = close
+        self.out.append(b"".join(parts))
+        self.deadline_kind = STREAM
+        self.deadline = self.state.now + self.response_timeout
+
+    def on_response_body(self, data: bytes) -> None:
+        ex = self.queue[0]
+        self.out.append(http1.chunk(data) if ex.resp_chunked else data)
+        self.deadline = self.state.now + self.response_timeout
+
+    def on_response_end(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        if ex.resp_chunked:
+            self.out.append(http1.LAST_CHUNK)
+        self.upstream = ex.conn = None
+        if self.write_paused and conn.flow is not None:
+            conn.flow.resume(PEER_BUSY)
+        if ex.done:
+            self.pool.release(conn)
+        else:  # answered before the request body was read: that connection is spent
+            conn.close()
+            ex.close_after = True
+            ex.discard = True
+        flow = self.flow
+        if flow is not None and flow.paused:
+            flow.resume(PEER_BUSY)
+        self._finish(ex)
+
+    def on_tunnel_data(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def on_upstream_lost(self, conn: UpstreamConnection) -> None:
+        self.upstream = None
+        if self.tunnel is conn:
+            self.tunnel = None
+            self._close_when_flushed()
+            return
+        if not self.queue or self.transport is None:
+            return
+        ex = self.queue[0]
+        ex.conn = None
+        self.flow.resume(PEER_BUSY)  # type: ignore[union-attr]
+        if ex.responded:  # mid-body: the client must see a broken response, not a short one
+            self.flush()
+            self.transport.abort()
+            return
+        if self._retry(ex, conn):
+            return
+        self.stats.error("reset")
+        self._reply(ex, local_reply(502, "upstream-reset"))
+        self.flush()
+
+    def _retry(self, ex: Exchange, conn: UpstreamConnection) -> bool:
+        """A pooled connection the upstream had closed: resend a body-less request once."""
+        if ex.retried or conn.requests < 2 or conn.got_bytes or not ex.done or ex.chunked:
+            return False
+        if any(name == b"content-length" for name, _ in ex.headers):
+            return False
+        ex.retried = True
+        route = ex.route
+        assert route is not None
+        self.flow.pause(CONNECTING)  # type: ignore[union-attr]
+        self.state.spawn(self._connect(ex, route))
+        return True
+
+    def on_upstream_busy(self, busy: bool) -> None:
+        if self.flow is not None:
+            (self.flow.pause if busy else self.flow.resume)(PEER_BUSY)
+
+    def flush(self) -> None:
+        if self.out:
+            if self.transport is not None:
+                self.transport.write(b"".join(self.out))
+            self.out.clear()
+        if self.upstream is not None:
+            self.upstream.flush()
+
+    def _open_tunnel(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        self.stats.response(101, (monotonic() - ex.started_at) * 1000.0)
+        self.tunnel, self.upstream = conn, None
+        self.queue.clear()
+        early = b"".join(self.tunnel_pending)
+        self.tunnel_pending.clear()
+        if early:
+            conn.write_raw(early)
+        self._set_deadline(NONE, 0)
+        self.flow.resume(UPGRADE)  # type: ignore[union-attr]
+
+    def _tunnel_in(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write_raw(data)
+        else:
+            self.tunnel_pending.append(data)
