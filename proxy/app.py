@@ -73,14 +73,16 @@ class Proxy:
         self.registrar: Registrar | None = None
 
     def _tls(self) -> WorkloadTLS:
+        cfg = self.config
+        where = f"--ca {cfg.ca}" if cfg.ca is not None else "--ca-pem"
         try:
-            ca_pem = self.config.ca.read_bytes()
+            ca_pem = cfg.ca.read_bytes() if cfg.ca is not None else (cfg.ca_pem or "").encode()
         except OSError as exc:
-            raise StartupError(f"--ca {self.config.ca}: {exc.strerror}") from exc
+            raise StartupError(f"{where}: {exc.strerror}") from exc
         try:
-            return WorkloadTLS(identity=self.config.identity, ca_pem=ca_pem, metrics=self.metrics)
+            return WorkloadTLS(identity=cfg.identity, ca_pem=ca_pem, metrics=self.metrics)
         except (CertificateError, ValueError) as exc:
-            raise StartupError(f"--ca {self.config.ca}: {exc}") from exc
+            raise StartupError(f"{where}: {exc}") from exc
 
     def _policy_source(self) -> FileSource | ControlPlaneSource:
         cfg = self.config

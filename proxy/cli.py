@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
         help='endpoints JSON {"ns/svc": [{"address","port","identity"}]} (watched)',
     )
     add("--ca", default=_env("CA"), metavar="FILE", help="mesh CA certificate(s), PEM")
+    add("--ca-pem", default=_env("CA_PEM"), metavar="PEM", help="the same, inline (not a file)")
     add("--cert", default=_env("CERT"), metavar="FILE", help="workload certificate, PEM")
     add("--key", default=_env("KEY"), metavar="FILE", help="workload key, PEM")
     add(

@@ -44,7 +44,7 @@ class OutboundTcpPort:
 class ProxyConfig:
     identity: Identity
     policy: str  # a file path or an http(s) URL of the control plane
-    ca: Path
+    ca: Path | None  # the mesh CA as a file, or inline in `ca_pem`
     inbound: tuple[InboundPort, ...] = ()
     outbound: int | None = None
     outbound_tcp: tuple[OutboundTcpPort, ...] = ()
@@ -67,6 +67,7 @@ class ProxyConfig:
     register: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (app port, services)
     advertise_address: str | None = None
     control_plane: str | None = None  # base URL; defaults to the policy URL's origin
+    ca_pem: str | None = None
 
     @property
     def policy_is_url(self) -> bool:
@@ -157,7 +158,8 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     config = ProxyConfig(
         identity=identity,
         policy=_required(args.policy, "--policy"),
-        ca=Path(_required(args.ca, "--ca")),
+        ca=Path(args.ca) if args.ca else None,
+        ca_pem=args.ca_pem or None,
         inbound=inbound,
         outbound=outbound,
         outbound_tcp=outbound_tcp,
@@ -188,6 +190,8 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         advertise_address=args.advertise_address or None,
         control_plane=args.control_plane or None,
     )
+    if config.ca is None and not config.ca_pem:
+        raise ProxyConfigError("--ca", "required (or set SMI_PROXY_CA, or SMI_PROXY_CA_PEM)")
     _check_registration(config)
     return config
 

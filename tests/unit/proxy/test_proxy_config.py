@@ -166,3 +166,35 @@ def test_registration_needs_an_inbound_port_a_control_plane_and_a_token(tmp_path
                 [*BASE, "--inbound", "1:8080", "--register", "8080=web", "--token-file", str(token)]
             )
         )
+
+
+def test_the_mesh_ca_can_be_given_inline_as_the_injector_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from proxy.app import Proxy
+    from smi.pki import CertificateAuthority
+
+    ca = CertificateAuthority.create()
+    monkeypatch.setenv("SMI_PROXY_CA_PEM", ca.cert_pem().decode())
+    argv = [
+        "--identity",
+        "shop/web",
+        "--policy",
+        str(tmp_path / "p.json"),
+        "--cert",
+        "c",
+        "--key",
+        "k",
+        "--outbound",
+        "0",
+    ]
+    cfg = from_args(_parse(argv))
+    assert cfg.ca is None and cfg.ca_pem is not None
+    proxy = Proxy(cfg)
+    try:
+        assert proxy.tls.cas == [ca.cert]
+    finally:
+        proxy.tls.cleanup()
+    monkeypatch.delenv("SMI_PROXY_CA_PEM")
+    with pytest.raises(ProxyConfigError, match="SMI_PROXY_CA_PEM"):
+        from_args(_parse(argv))
