@@ -73,11 +73,14 @@ class Registrar:
     async def run(self) -> None:
         """Register every entry, retrying (with backoff) until the control plane accepts."""
         for entry in self.entries:
+            # Counted as registered from the first attempt: a POST in flight when shutdown
+            # starts may still land, and must be withdrawn too (a DELETE of an endpoint the
+            # control plane never stored is harmless).
+            self.registered.append(entry)
             delay = 0.2
             while True:
                 try:
                     if await self._send("POST", entry) == 200:
-                        self.registered.append(entry)
                         log.info(
                             "registered %s:%d for %s",
                             entry.address,
