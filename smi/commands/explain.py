@@ -191,8 +191,8 @@ def _through_service(
         route.append(f"{key}: selects ServiceAccount(s) {names}")
         identities.update(dict.fromkeys(found))
     if not identities:
-        raise UsageError(
-            f"no Deployment or Pod in the files is selected by {service_key}; "
-            "pass --to NS/SERVICEACCOUNT instead"
-        )
+        # `ns/name` names a Service and, by the usual convention, the ServiceAccount of its
+        # workloads: with no workload in the files, the ServiceAccount reading is the one left.
+        route.append(f"{service_key}: taken as a ServiceAccount")
+        identities[_identity(service_key, td, flag="--to")] = None
     return Destination(tuple(identities), ports, tuple(route))

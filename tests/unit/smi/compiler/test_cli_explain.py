@@ -191,3 +191,22 @@ def test_usage_errors_are_one_line(run_cli: RunCli) -> None:
         "bookstore/bookstore", "--header", "no-equals-sign",
     )  # fmt: skip
     assert code == 2 and "write it as NAME=VALUE" in err
+
+
+def test_service_without_workloads_in_the_files_is_taken_as_its_service_account(
+    run_cli: RunCli, repo_root: Path
+) -> None:
+    """SMI manifests plus Services but no Deployments (a typical CI set): `--to shop/api`
+    names the Service, and its ServiceAccount of the same name is the destination."""
+    mesh = str(repo_root / "examples" / "mesh")
+    code, out, err = run_cli(
+        "explain", "-f", mesh, "--from", "shop/web", "--to", "shop/api",
+        "--method", "GET", "--path", "/books/1",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "shop/api: taken as a ServiceAccount\n" in out
+    assert out.endswith(
+        "ALLOW shop/web -> shop/api: GET /books/1 on port 9090\n"
+        "  allowed by TrafficTarget shop/TrafficTarget/web-to-api, match books "
+        "(HTTPRouteGroup api-routes)\n"
+    )
