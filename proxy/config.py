@@ -83,6 +83,14 @@ class ProxyConfig:
         return None
 
 
+def _origin(url: str) -> str | None:
+    """`scheme://host:port` of a control-plane URL, None for a file path."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _port(text: str, option: str) -> int:
     if not text.strip().isdigit() or int(text) > 65535:
         raise ProxyConfigError(option, f"{text!r} is not a port number")
@@ -142,7 +150,11 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         raise ProxyConfigError("--inbound", "give at least one of --inbound, --outbound")
     csr_url = args.csr_url or None
     if csr_url is None and not (args.cert and args.key):
-        raise ProxyConfigError("--cert", "give --cert and --key, or --csr-url")
+        # A proxy fed by a control plane gets its certificate there too (DESIGN.md §5).
+        base = args.control_plane or _origin(args.policy or "")
+        if base is None:
+            raise ProxyConfigError("--cert", "give --cert and --key, or --csr-url")
+        csr_url = base.rstrip("/") + "/mesh/v1/certificates"
     register = tuple(
         parse_register(v.strip(), inbound)
         for value in args.register or ()

@@ -81,6 +81,26 @@ def test_environment_variables_are_defaults_and_flags_win(
     assert cfg.limits.idle_timeout == 7.0 and cfg.admin == 9
 
 
+def test_a_proxy_fed_by_a_control_plane_takes_its_certificate_there_by_default() -> None:
+    cfg = from_args(
+        _parse(
+            [
+                *BASE[:-4],
+                "--policy",
+                "https://cp.example:8443/mesh/v1/policy",
+                "--outbound",
+                "1",
+            ]
+        )
+    )
+    assert cfg.csr_url == "https://cp.example:8443/mesh/v1/certificates"
+    explicit = from_args(
+        _parse([*BASE[:-4], "--policy", "https://a:1/p", "--control-plane", "https://b:2/",
+                "--outbound", "1"])
+    )  # fmt: skip
+    assert explicit.csr_url == "https://b:2/mesh/v1/certificates"
+
+
 @pytest.mark.parametrize(
     ("argv", "option", "message"),
     [
