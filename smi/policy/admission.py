@@ -33,9 +33,10 @@ from smi.policy.engine import EVAL_FAILED
 from smi.policy.input import (
     EMPTY_INVENTORY,
     Inventory,
-    admission_input,
     create_request,
-    referenced_namespaces,
+    hub_document,
+    input_document,
+    namespaces_in,
 )
 from smi.policy.policyset import PolicyDecision, PolicySet
 
@@ -207,11 +208,13 @@ def _decide_policies(
     kind = resource.kind if resource is not None else _request_kind(request)
 
     own = resource.namespace if resource is not None else str(request.get("namespace") or "")
-    namespaces = referenced_namespaces(hub if hub is not None else old_hub, own=own)
+    hub_doc = hub_document(hub) if hub is not None else None
+    old_doc = hub_document(old_hub) if old_hub is not None else None
+    namespaces = namespaces_in(hub_doc if hub_doc is not None else old_doc, own=own)
 
     def input_for(kinds: Collection[str]) -> Mapping[str, Any]:
         scoped = inventory.document(kinds, namespaces=namespaces) if kinds else {}
-        return admission_input(request, hub=hub, old_hub=old_hub, inventory=scoped)
+        return input_document(request, hub=hub_doc, old_hub=old_doc, inventory=scoped)
 
     decisions = policies.evaluate(kind=kind, input_for=input_for)
     denials, warned, diags = _policy_lines(decisions, resource=resource)

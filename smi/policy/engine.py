@@ -269,14 +269,14 @@ class EmbeddedEngine:
     def evaluate(
         self, entrypoints: Sequence[str], input_doc: Mapping[str, Any]
     ) -> list[EvalOutcome]:
-        from regopy import Input
+        from smi.policy.rego_input import rego_input
 
         if not entrypoints:
             return []
         unknown = [e for e in entrypoints if e not in self._entrypoints]
         if unknown:
             raise ValueError(f"entrypoints not in the bundle: {unknown}")
-        value = Input(input_doc)
+        value = rego_input(input_doc)
         with self._lock:
             self._runtime.set_input(value)
             return [self._query(e) for e in entrypoints]

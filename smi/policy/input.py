@@ -100,8 +100,13 @@ class Inventory:
 
 def referenced_namespaces(hub: Any, *, own: str) -> frozenset[str]:
     """The object's namespace and every namespace its hub form names (subjects, ...)."""
+    return namespaces_in(hub_document(hub) if hub is not None else None, own=own)
+
+
+def namespaces_in(document: Any, *, own: str) -> frozenset[str]:
+    """`referenced_namespaces` of a hub form already made a document (`hub_document`)."""
     found = {own, ""}
-    stack = [hub_document(hub)] if hub is not None else []
+    stack = [document] if document is not None else []
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
@@ -134,12 +139,20 @@ def admission_input(
     inventory: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The whole input document; `hub`/`old_hub` are hub models (or None)."""
-    return {
-        "request": dict(request),
-        "hub": hub_document(hub) if hub is not None else None,
-        "oldHub": hub_document(old_hub) if old_hub is not None else None,
-        "inventory": dict(inventory),
-    }
+    return input_document(
+        request,
+        hub=hub_document(hub) if hub is not None else None,
+        old_hub=hub_document(old_hub) if old_hub is not None else None,
+        inventory=inventory,
+    )
+
+
+def input_document(
+    request: Mapping[str, Any], *, hub: Any, old_hub: Any, inventory: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`admission_input` of hub forms already made documents: the admission chain converts
+    each hub once per request, however many inventory groups the policies ask for."""
+    return {"request": dict(request), "hub": hub, "oldHub": old_hub, "inventory": dict(inventory)}
 
 
 def create_request(resource: Resource, *, uid: str, username: str = "smictl") -> dict[str, Any]:
