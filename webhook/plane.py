@@ -21,6 +21,7 @@ from flask import current_app
 
 from smi.compiler.ir.model import Endpoint, MeshPolicy
 from smi.errors import Diagnostic, SMIError
+from smi.identity import Identity, IdentityError
 from smi.loading import ContextObject, LoadResult, Resource, load_object
 from smi.pki import CertificateAuthority, PKIError, not_after
 from smi.policy.input import Inventory
@@ -140,7 +141,7 @@ class ControlPlane:
             mode=self.settings.mode,
             trust_domain=self.settings.trust_domain,
             revision=snap.revision,
-            endpoints=endpoints_of(snap),
+            endpoints=endpoints_of(snap, trust_domain=self.settings.trust_domain),
         )
         policy = result.policy.with_revision(snap.revision)
         self.metrics.policy_revision.set(snap.revision)
@@ -190,12 +191,18 @@ def load_snapshot(snap: Snapshot) -> LoadResult:
     return out
 
 
-def endpoints_of(snap: Snapshot) -> dict[str, list[Endpoint]]:
+def endpoints_of(snap: Snapshot, *, trust_domain: str) -> dict[str, list[Endpoint]]:
+    """The compiler's endpoints from the store's records. Registered endpoints carry SPIFFE
+    IDs; the Kubernetes store's carry `ns/sa` (it knows no trust domain), qualified here."""
     out: dict[str, list[Endpoint]] = {}
     for rec in snap.endpoints:
+        try:
+            identity = Identity.parse(rec.identity, trust_domain=trust_domain).spiffe_id
+        except IdentityError:
+            continue
         for service in rec.services:
             out.setdefault(service, []).append(
-                Endpoint(address=rec.address, port=rec.port, identity=rec.identity)
+                Endpoint(address=rec.address, port=rec.port, identity=identity)
             )
     return out
 

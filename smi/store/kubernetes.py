@@ -1,5 +1,6 @@
 """The Kubernetes store: a list+watch cache of SMI resources, Services, ServiceAccounts and
-Namespaces, kept with the kubernetes client (read-only; kubectl writes, the webhook admits).
+Namespaces, plus the mesh endpoints made of EndpointSlices and Pods (smi/store/endpoints.py), kept
+with the kubernetes client (read-only; kubectl writes, the webhook admits).
 
 One `Informer` per resource type, each on its own daemon thread:
 
@@ -14,6 +15,10 @@ The revision is the highest resourceVersion seen across every type. etcd's revis
 cluster-wide counter, so this is monotonic and the same in every replica (the MeshPolicy
 revision then agrees between replicas too); a non-numeric resourceVersion falls back to a local
 counter.
+
+EndpointSlices and Pods are not stored as documents: `EndpointIndex` keeps only what endpoints
+need and the snapshot carries its `EndpointRecord`s. Their events bump the revision only when
+the records change (Pods churn through status updates that never touch an endpoint).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smi.store.base import ObjectKey, Snapshot, Store, StoredObject
+from smi.store.endpoints import EndpointIndex
 
 HTTP_GONE = 410
 
@@ -55,7 +61,11 @@ WATCHED: tuple[Watched, ...] = (
     Watched("v1", "Service", "services"),
     Watched("v1", "ServiceAccount", "serviceaccounts"),
     Watched("v1", "Namespace", "namespaces"),
+    Watched("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
+    Watched("v1", "Pod", "pods"),
 )
+# Kinds that feed the EndpointIndex instead of the document cache.
+ENDPOINT_KINDS = frozenset({"EndpointSlice", "Pod"})
 
 
 def api_client_for(kubeconfig: str) -> Any:
@@ -86,6 +96,7 @@ class KubernetesStore(Store):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._objects: dict[ObjectKey, StoredObject] = {}
+        self._endpoints = EndpointIndex()
         self._revision = 0
         self._stop = threading.Event()
         self.informers = [
@@ -121,7 +132,9 @@ class KubernetesStore(Store):
     def snapshot(self) -> Snapshot:
         with self._lock:
             objects = tuple(sorted(self._objects.values(), key=lambda o: o.key))
-            return Snapshot(revision=self._revision, objects=objects)
+            return Snapshot(
+                revision=self._revision, objects=objects, endpoints=self._endpoints.records()
+            )
 
     def wait_for_change(self, revision: int, *, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -137,6 +150,11 @@ class KubernetesStore(Store):
 
     def replace(self, watched: Watched, docs: Iterable[Mapping[str, Any]], rv: str) -> None:
         """A fresh list of one type: drop what is gone, keep what is there."""
+        if watched.kind in ENDPOINT_KINDS:
+            with self._changed:
+                if self._endpoints.replace(watched.kind, docs):
+                    self._bump(rv)
+            return
         with self._changed:
             revision = self._next(rv)
             fresh = {}
@@ -152,6 +170,11 @@ class KubernetesStore(Store):
 
     def event(self, kind: str, doc: Mapping[str, Any]) -> None:
         """One watch event: ADDED, MODIFIED or DELETED."""
+        if doc.get("kind") in ENDPOINT_KINDS:
+            with self._changed:
+                if self._endpoints.event(kind, doc):
+                    self._bump(str((doc.get("metadata") or {}).get("resourceVersion", "")))
+            return
         key = ObjectKey.of(doc)
         rv = str((doc.get("metadata") or {}).get("resourceVersion", ""))
         with self._changed:
@@ -162,6 +185,11 @@ class KubernetesStore(Store):
                 self._objects[key] = StoredObject(key=key, body=doc, revision=revision)
             self._revision = revision
             self._changed.notify_all()
+
+    def _bump(self, rv: str) -> None:
+        """Move to the revision of a change at `rv` and wake waiters (caller holds the lock)."""
+        self._revision = self._next(rv)
+        self._changed.notify_all()
 
     def _next(self, rv: str) -> int:
         """The store revision after a change at resourceVersion `rv` (caller holds the lock)."""
@@ -253,15 +281,15 @@ class Informer:
         from kubernetes import client
 
         w = self.watched
-        if w.group:
+        typed = self._typed_list()
+        if typed is None:
             api = client.CustomObjectsApi(self.store.api_client)
             result = api.list_cluster_custom_object(w.group, w.version, w.plural)
             doc: dict[str, Any] = result if isinstance(result, dict) else {}
             items = doc.get("items") or []
             rv = str((doc.get("metadata") or {}).get("resourceVersion", ""))
         else:
-            core = client.CoreV1Api(self.store.api_client)
-            listed = self._core_list(core)()
+            listed = typed()
             serial = self.store.api_client.sanitize_for_serialization(listed)
             items = serial.get("items") or []
             rv = str((serial.get("metadata") or {}).get("resourceVersion", ""))
@@ -271,19 +299,31 @@ class Informer:
         from kubernetes import client
 
         w = self.watched
-        if w.group:
+        typed = self._typed_list()
+        if typed is None:
             api = client.CustomObjectsApi(self.store.api_client)
             func = api.list_cluster_custom_object
             return _bind(func, w.group, w.version, w.plural), {}
-        return self._core_list(client.CoreV1Api(self.store.api_client)), {}
+        return typed, {}
 
-    def _core_list(self, core: Any) -> Callable[..., Any]:
-        calls: dict[str, Callable[..., Any]] = {
-            "services": core.list_service_for_all_namespaces,
-            "serviceaccounts": core.list_service_account_for_all_namespaces,
-            "namespaces": core.list_namespace,
+    def _typed_list(self) -> Callable[..., Any] | None:
+        """The kubernetes client's typed list call for built-in types (deserialised into its
+        models), None for the SMI CRDs (CustomObjectsApi)."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.store.api_client)
+        discovery = client.DiscoveryV1Api(self.store.api_client)
+        calls: dict[tuple[str, str], Callable[..., Any]] = {
+            ("", "services"): core.list_service_for_all_namespaces,
+            ("", "serviceaccounts"): core.list_service_account_for_all_namespaces,
+            ("", "namespaces"): core.list_namespace,
+            ("", "pods"): core.list_pod_for_all_namespaces,
+            (
+                "discovery.k8s.io",
+                "endpointslices",
+            ): discovery.list_endpoint_slice_for_all_namespaces,
         }
-        return calls[self.watched.plural]
+        return calls.get((self.watched.group, self.watched.plural))
 
 
 def _bind(func: Callable[..., Any], *args: Any) -> Callable[..., Any]:

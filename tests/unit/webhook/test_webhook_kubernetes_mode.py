@@ -1,5 +1,6 @@
 """Kubernetes mode without an API server: TokenReview answered from recordings through the
-kubernetes client's own layers, and the app on a (read-only, not yet synced) watch cache."""
+kubernetes client's own layers, the app on a (read-only, not yet synced) watch cache, and the
+MeshPolicy's endpoints from recorded EndpointSlices and Pods."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -15,7 +17,7 @@ from urllib3.response import HTTPResponse
 
 from smi.identity import Identity
 from smi.policy.policyset import PolicySet
-from smi.store.kubernetes import KubernetesStore, Watched
+from smi.store.kubernetes import WATCHED, KubernetesStore, Watched
 from webhook import create_app
 from webhook.auth import AuthError, TokenReviewer, kubernetes_token_review
 from webhook.settings import Settings
@@ -94,3 +96,87 @@ def test_kubernetes_mode_has_no_local_store_api_and_waits_for_sync(kube_app: Fla
     store.informers[0].synced = True
     ready = c.get("/readyz").get_json()
     assert (ready["status"], ready["revision"]) == ("ready", 100)
+
+
+# --- endpoints from EndpointSlices and Pods -------------------------------------------------
+
+
+class EndingBody(io.BytesIO):
+    """A recorded body that reports closed once read, as a finished response does (urllib3's
+    watch stream reads until then)."""
+
+    @property
+    def closed(self) -> bool:
+        return self.tell() >= len(self.getbuffer())
+
+
+class RoutedAPI:
+    """urllib3's pool manager answering list and watch requests by path from recordings."""
+
+    def __init__(self, routes: dict[tuple[str, bool], str]) -> None:
+        self.routes = routes
+
+    def request(self, method: str, url: str, **_: Any) -> HTTPResponse:
+        parts = urlsplit(url)
+        watch = parse_qs(parts.query).get("watch") == ["true"]
+        recording = self.routes[(parts.path, watch)]
+        return HTTPResponse(
+            body=EndingBody((RECORDINGS / recording).read_bytes()),
+            status=200,
+            reason="OK",
+            headers={"Content-Type": "application/json"},
+            preload_content=False,
+        )
+
+
+SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices"
+
+
+@pytest.fixture
+def mesh_app(tmp_path: Path, policy_set: PolicySet) -> Flask:
+    configuration = client.Configuration()
+    configuration.host = "https://kube.test:6443"
+    api = client.ApiClient(configuration)
+    api.rest_client.pool_manager = RoutedAPI(
+        {
+            ("/api/v1/services", False): "services-list.json",
+            (SLICES_PATH, False): "endpointslices-list.json",
+            (SLICES_PATH, True): "endpointslices-watch.jsonl",
+            ("/api/v1/pods", False): "pods-list.json",
+        }
+    )
+    watched = [w for w in WATCHED if w.plural in {"services", "endpointslices", "pods"}]
+    store = KubernetesStore(api, watched=watched)
+    for informer in store.informers:
+        informer.relist()
+    settings = Settings(kubeconfig=str(tmp_path / "kubeconfig"), trust_domain="prod.example")
+    return create_app(settings, store=store, policies=policy_set)
+
+
+def _endpoint(address: str, sa: str) -> dict[str, Any]:
+    return {"address": address, "port": 15006, "identity": f"spiffe://prod.example/ns/shop/sa/{sa}"}
+
+
+def test_the_mesh_policy_carries_cluster_endpoints_with_identities(mesh_app: Flask) -> None:
+    c = mesh_app.test_client()
+    assert c.get("/readyz").status_code == 200
+    first = c.get("/mesh/v1/policy")
+    services = first.get_json()["services"]
+    # Ready, injected pods at their proxy's inbound port, named by their ServiceAccount in the
+    # control plane's trust domain; the pod without serviceAccountName runs as `default`.
+    assert services["shop/web"] == {
+        "ports": [8080],
+        "endpoints": [_endpoint("10.244.1.5", "web"), _endpoint("10.244.2.6", "web")],
+    }
+    assert services["shop/api"] == {
+        "ports": [9090],
+        "endpoints": [_endpoint("10.244.1.9", "default")],
+    }
+
+    # The slice changes (10.244.2.6 terminates): a proxy's long poll gets the new endpoints.
+    mesh_app.extensions["smictl"].store.informers[1].watch_once()
+    second = c.get("/mesh/v1/policy?timeout=1", headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200 and second.headers["X-Smictl-Revision"] == "52020"
+    assert second.get_json()["services"]["shop/web"]["endpoints"] == [
+        _endpoint("10.244.1.5", "web")
+    ]
