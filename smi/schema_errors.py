@@ -10,6 +10,8 @@ The wire models (`smi.apis`) may not import `smi.errors`, so this is the one pla
     SMI#### (raised by models) -> that code, with the model's own message
 
 Paths come from pydantic's `loc` (aliases, i.e. the wire names) as `spec.backends[1].weight`.
+Types are named as JSON names them (`json_type`, shared with the wire models' own SMI2003
+messages): "a string", "an integer", "a list", "an object", "null".
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from smi.apis.wire import json_type
 from smi.errors import Diagnostic
 from smi.yamlpos import PathPart, format_path
 
@@ -41,26 +44,7 @@ _EXPECTED = {
 }
 _WRONG_TYPE_EXTRA = frozenset({"int_from_float", "bool_parsing", "int_parsing", "float_parsing"})
 
-
-_JSON_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),  # before int: a bool is an int in Python
-    (int, "an integer"),
-    (float, "a number"),
-    (str, "a string"),
-    (list, "a list"),
-    (tuple, "a list"),
-    (dict, "an object"),
-)
-
-
-def json_type(value: Any) -> str:
-    """How a JSON value's type reads in a message: 'a string', 'an integer', 'null'..."""
-    if value is None:
-        return "null"
-    for kind, name in _JSON_TYPES:
-        if isinstance(value, kind):
-            return name
-    return f"a {type(value).__name__}"
+__all__ = ["json_type", "schema_diagnostics"]
 
 
 def schema_diagnostics(exc: ValidationError, *, where: str) -> list[Diagnostic]:

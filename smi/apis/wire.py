@@ -117,6 +117,29 @@ def lossy_payload_problem(hub_type: type[BaseModel], raw: str) -> str | None:
 
 StrictInt = Annotated[int, Strict()]
 
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: a bool is an int in Python
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (tuple, "a list"),
+    (dict, "an object"),
+)
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value's type reads in a message: 'a string', 'an integer', 'null'... (users
+    write YAML or JSON: Python's type names, `str` or `NoneType`, mean nothing to them)."""
+    if value is None:
+        return "null"
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
 
 def _quantity(value: Any) -> str:
     """Split v1alpha1 weight: an int or a quantity string, held as written (ints as text)."""
@@ -124,7 +147,7 @@ def _quantity(value: Any) -> str:
         raise PydanticCustomError(
             "SMI2003",
             "a quantity is an integer or a string like '500m', not {type}",
-            {"type": type(value).__name__},
+            {"type": json_type(value)},
         )
     try:
         to_milli(value)
@@ -146,7 +169,7 @@ def _any_quantity(value: Any) -> int | float | str:
         raise PydanticCustomError(
             "SMI2003",
             "a quantity is a number or a string, not {type}",
-            {"type": type(value).__name__},
+            {"type": json_type(value)},
         )
     try:
         to_decimal(value)
@@ -163,7 +186,7 @@ def _whole_weight(value: Any) -> int:
     """Split v1alpha2+ weight: a JSON number (the CRD says `number`) that must be whole."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError(
-            "SMI2003", "weight must be a number, not {type}", {"type": type(value).__name__}
+            "SMI2003", "weight must be a number, not {type}", {"type": json_type(value)}
         )
     if isinstance(value, float):
         if not value.is_integer():
@@ -206,7 +229,7 @@ def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
                 raise PydanticCustomError(
                     "SMI2003",
                     "header {name}: value must be a string, not {type}",
-                    {"name": name, "type": type(regex).__name__},
+                    {"name": name, "type": json_type(regex)},
                 )
         return handler([{name: regex} for name, regex in value.items()])
     return handler(value)

@@ -289,7 +289,25 @@ def test_header_values_must_be_strings_in_both_forms() -> None:
         registry.parse(hrg(SP4, {"spec": {"matches": [{"name": "m", "headers": {"x-id": 7}}]}}))
     error = info.value.errors()[0]
     assert (error["type"], error["loc"]) == ("SMI2003", ("spec", "matches", 0, "headers"))
-    assert "header x-id: value must be a string, not int" in error["msg"]
+    assert "header x-id: value must be a string, not an integer" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("weight", "expected"),
+    [("ninety", "a string"), ([90], "a list"), ({"w": 90}, "an object"), (None, "null")],
+)
+def test_wrong_weight_types_are_named_as_json_names_them(weight: object, expected: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        registry.parse(ts(TS4, [{"service": "a", "weight": weight}]))
+    [error] = info.value.errors()
+    assert (error["type"], error["msg"]) == ("SMI2003", f"weight must be a number, not {expected}")
+
+
+def test_a_v1alpha1_quantity_of_the_wrong_type_is_named_as_json_names_it() -> None:
+    with pytest.raises(ValidationError) as info:
+        registry.parse(ts(TS1, [{"service": "a", "weight": [1]}]))
+    [error] = info.value.errors()
+    assert error["msg"] == "a quantity is an integer or a string like '500m', not a list"
 
 
 def test_headers_of_another_shape_are_a_type_error() -> None:
