@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any
 
 from smi.errors import Diagnostic
@@ -36,22 +35,22 @@ class Resource:
     source: Source
     raw: Mapping[str, Any]
     lines: Lines | None = field(default=None, compare=False, repr=False)
+    # Derived from the (frozen) hub object once, at construction: every check reads them.
+    name: str = field(init=False, compare=False, repr=False)
+    namespace: str = field(init=False, compare=False, repr=False)
+    key: str = field(init=False, compare=False, repr=False)
+    """`kind/namespace/name`, how diagnostics and the compiler name the object."""
+
+    def __post_init__(self) -> None:
+        meta = self.obj.metadata
+        name = str(getattr(meta, "name", "") or "")
+        namespace = str(getattr(meta, "namespace", "") or "")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "namespace", namespace)
+        object.__setattr__(self, "key", f"{self.kind}/{namespace}/{name}")
 
     def __hash__(self) -> int:
         return hash((self.key, self.api_version, self.source))
-
-    @cached_property  # the hub object is frozen: computed once, read by every check
-    def name(self) -> str:
-        return str(getattr(self.obj.metadata, "name", "") or "")
-
-    @cached_property
-    def namespace(self) -> str:
-        return str(getattr(self.obj.metadata, "namespace", "") or "")
-
-    @cached_property
-    def key(self) -> str:
-        """`kind/namespace/name`, how diagnostics and the compiler name the object."""
-        return f"{self.kind}/{self.namespace}/{self.name}"
 
     def line_of(self, path: str) -> int | None:
         """The line of a JSON path inside this document (or of its nearest parent)."""

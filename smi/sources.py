@@ -4,9 +4,11 @@ Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.jso
 file that cannot be read is a diagnostic (SMI1001), never an exception for the caller to catch;
 `read_documents` and `read_source` (used by `smictl convert`) raise `LoadError` instead.
 
-Line maps: YAML documents get theirs from `smi.yamlpos` while they are parsed. JSON is parsed by
-the much faster `json` module, and its line map is computed (by reading the JSON as YAML) only
-when a diagnostic asks for a line.
+Line maps: building them costs more than reading the values, and a clean set never needs them.
+JSON is parsed by the `json` module and plain block YAML by `smi.yamlblock`, without lines; a
+file's maps are computed once, by `smi.yamlpos` (reading JSON as YAML), only when a diagnostic
+or `Resource.line_of` asks for a line (`LazyLines`, `FileLines`). Other YAML gets its maps from
+`smi.yamlpos` while it is parsed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -48,7 +50,7 @@ def read_documents(text: str, *, filename: str) -> list[RawDocument]:
     text is not YAML (or JSON, for a .json name)."""
     if filename.lower().endswith(".json"):
         try:
-            return [RawDocument(json.loads(text), 0, LazyLines(text))]
+            return [RawDocument(json.loads(text), 0, LazyLines(FileLines(text)))]
         except json.JSONDecodeError as exc:
             raise LoadError.of(
                 "SMI1002", f"invalid JSON: {exc.msg}", file=filename, line=exc.lineno
@@ -130,30 +132,55 @@ def _unreadable(name: str, exc: OSError | UnicodeDecodeError) -> Diagnostic:
     return Diagnostic(code="SMI1001", message=f"cannot read: {reason}", file=name)
 
 
+class FileLines:
+    """The line maps of one file's documents, computed (by `smi.yamlpos`) at most once, when
+    the first diagnostic or `Resource.line_of` of any document of the file asks for a line.
+    A file whose text stops being YAML part way keeps the maps of the documents before."""
+
+    __slots__ = ("_maps", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._maps: dict[int, LineMap] | None = None
+
+    def document(self, index: int) -> LineMap | None:
+        """The map of the document at `index` in the stream (None when there is none)."""
+        if self._maps is None:
+            maps: dict[int, LineMap] = {}
+            try:
+                for doc in load_documents(self.text):
+                    maps[doc.index] = doc.lines
+            except YamlError:
+                pass
+            self._maps = maps
+        return self._maps.get(index)
+
+
 @dataclass(frozen=True, slots=True)
 class LazyLines:
-    """Line map of a JSON document, computed (by reading the JSON as YAML) only when a
-    diagnostic asks for a line: JSON itself is parsed by the much faster `json` module."""
+    """Line map of one document, computed only when a diagnostic asks for a line: JSON is
+    parsed by the much faster `json` module, plain block YAML by `smi.yamlblock`, and neither
+    records lines. `line` is the line of the (sub)document's root where it is known without
+    the map (YAML documents: their first line, and the items of a `kind: List` in them);
+    always None for JSON, whose objects are located only by their fields' lines."""
 
-    text: str
+    file: FileLines
+    index: int = 0
     prefix: tuple[PathPart, ...] = ()
-    # The whole file's map, shared by every sub-map of the file: parsed at most once.
-    parsed: list[LineMap | None] = field(default_factory=list)
+    line: int | None = None
 
     def _map(self) -> LineMap | None:
-        if not self.parsed:
-            try:
-                docs = list(load_documents(self.text))
-            except YamlError:
-                docs = []
-            self.parsed.append(docs[0].lines if len(docs) == 1 else None)
-        whole = self.parsed[0]
+        whole = self.file.document(self.index)
         return None if whole is None else whole.sub(self.prefix)
 
     def line_of(self, path: str | Sequence[PathPart]) -> int | None:
         lines = self._map()
         return None if lines is None else lines.line_of(path)
 
-    def sub(self, path: str | Sequence[PathPart]) -> Lines:
+    def sub(self, path: str | Sequence[PathPart]) -> LazyLines:
         parts = tuple(path) if not isinstance(path, str) else parse_path(path)
-        return LazyLines(self.text, self.prefix + parts, self.parsed)
+        sub = LazyLines(self.file, self.index, self.prefix + parts)
+        if self.line is None:
+            return sub
+        lines = sub._map()
+        return replace(sub, line=None if lines is None else lines.line)

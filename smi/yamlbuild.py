@@ -34,8 +34,11 @@ _BOOL = {
 }  # fmt: skip
 _MISSING: Any = object()
 # Plain scalars that are not strings by their exact text: YAML 1.1 null and booleans.
-_SPECIAL: dict[str, Any] = {"": None, "~": None, "null": None, "Null": None, "NULL": None, **_BOOL}
-_NUMBER_START = frozenset("-+0123456789.")
+SPECIAL_SCALARS: dict[str, Any] = {
+    "": None, "~": None, "null": None, "Null": None, "NULL": None, **_BOOL
+}  # fmt: skip
+# A plain scalar that starts otherwise is no number (its text is the value, or a special).
+NUMBER_START = frozenset("-+0123456789.")
 _INT = re.compile(
     r"""^(?:[-+]?0b[0-1_]+
     |[-+]?0[0-7_]+
@@ -117,10 +120,10 @@ def _number_or_text(text: str) -> Any:
 def plain(text: str) -> Any:
     """Resolve an untagged plain scalar the way YAML 1.1 (PyYAML) does, timestamps excepted
     (they stay strings, as Kubernetes reads them)."""
-    value = _SPECIAL.get(text, _MISSING)
+    value = SPECIAL_SCALARS.get(text, _MISSING)
     if value is not _MISSING:
         return value
-    return _number_or_text(text) if text[0] in _NUMBER_START else text
+    return _number_or_text(text) if text[0] in NUMBER_START else text
 
 
 def _tagged(text: str, tag: str, *, line: int) -> Any:
@@ -202,9 +205,9 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
         if cls is scalar_cls:
             text = event.value
             if event.tag is None and event.implicit[0]:
-                item = _SPECIAL.get(text, _MISSING)
+                item = SPECIAL_SCALARS.get(text, _MISSING)
                 if item is _MISSING:
-                    item = _number_or_text(text) if text[0] in _NUMBER_START else text
+                    item = _number_or_text(text) if text[0] in NUMBER_START else text
             else:
                 item = _scalar(event)
             item_shadow: Any = None  # the line, read from the mark only where it is kept

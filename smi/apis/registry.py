@@ -59,6 +59,7 @@ __all__ = [
     "kinds_of",
     "lookup",
     "parse",
+    "parse_as",
     "render",
     "served",
     "supported_versions",
@@ -156,6 +157,12 @@ def parse(doc: Mapping[str, Any]) -> Any:
     )
     if entry is None:
         raise LookupError(f"smictl does not serve kind {kind!r} in apiVersion {api_version!r}")
+    return parse_as(entry, doc)
+
+
+def parse_as(entry: Served, doc: Mapping[str, Any]) -> Any:
+    """`parse` for a caller that has looked up the document's `Served` entry already (the
+    loader); the document's apiVersion and kind are still validated against it."""
     wire = entry.wire.model_validate(doc)
     try:
         return entry.to_hub(wire)

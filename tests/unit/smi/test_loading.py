@@ -13,8 +13,10 @@ import pytest
 import yaml
 
 from smi.apis.split.hub import TrafficSplit
+from smi.compiler import validate
 from smi.errors import LoadError
 from smi.loading import load_object, load_paths, load_text, read_documents, read_source
+from smi.yamlblock import parse_block
 
 SPLIT = """\
 apiVersion: split.smi-spec.io/v1alpha4
@@ -337,3 +339,67 @@ def test_read_source_and_read_documents_raise_our_errors(tmp_path: Path) -> None
     with pytest.raises(LoadError) as err:
         read_documents("a: [\n", filename="x.yaml")
     assert (err.value.diagnostics[0].code, err.value.diagnostics[0].line) == ("SMI1002", 2)
+
+
+def test_block_yaml_locates_diagnostics_in_any_document_of_a_file() -> None:
+    """Plain block YAML is read without line maps; the file's maps are computed when the
+    first diagnostic asks, for every document of the file (empty ones counted)."""
+    service = SERVICE.replace("ports: [{port: 80}]", "ports:\n  - port: 80")
+    text = f"# header\n---\n{service}---\n---\n{SPLIT.replace('weight: 10', 'weight: -1')}"
+    assert parse_block(text) is not None  # the fast path reads it
+    result = load_text(text, filename="set.yaml")
+    [svc] = result.context
+    [split] = result.resources
+    assert (svc.source.line, svc.source.index) == (3, 0)
+    assert (split.source.line, split.source.index) == (12, 2)
+    assert split.line_of("spec.backends[1].weight") == 23
+    [d] = validate(result.resources, result.context)
+    assert (d.code, d.path, d.line) == ("SMI2103", "spec.backends[1].weight", 23)
+
+
+def test_kind_list_items_in_block_yaml_have_their_own_lines() -> None:
+    text = """\
+    apiVersion: v1
+    kind: List
+    items:
+    - apiVersion: specs.smi-spec.io/v1alpha4
+      kind: TCPRoute
+      metadata:
+        name: db
+      spec:
+        matches:
+          ports:
+          - 5432
+    - apiVersion: specs.smi-spec.io/v1alpha4
+      kind: TCPRoute
+      metadata:
+        name: cache
+      spec:
+        matches:
+          ports: []
+          extra: 1
+    """
+    assert parse_block(textwrap.dedent(text)) is not None
+    result = load_text(textwrap.dedent(text), filename="list.yaml")
+    assert [r.source.line for r in result.resources] == [4]
+    assert [(d.code, d.path, d.line) for d in result.diagnostics] == [
+        ("SMI2001", "spec.matches.extra", 19)
+    ]
+
+
+def test_loading_leaves_the_cyclic_collector_on_and_working() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    load_text(SPLIT, filename="s.yaml")
+    assert gc.isenabled()
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # type: ignore[attr-defined]
+    ref = weakref.ref(a)
+    del a, b
+    gc.collect()
+    assert ref() is None

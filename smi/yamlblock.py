@@ -1,0 +1,228 @@
+"""A fast path for plain block YAML: the text -> its documents' values, without line maps.
+
+libyaml through PyYAML costs about 20 µs per manifest document just to hand its events to
+Python (two Mark objects per event), before any value is built; that alone exceeds what loading
+may spend per document. Most manifests use a small part of YAML: block mappings and sequences,
+plain or simply quoted one-line scalars, comments, `---` between documents. This module reads
+exactly that part with one regular expression over the whole text (each line split into
+indentation, `- `, `key: ` and the rest, in C) and a short loop that keeps the open containers
+on a stack.
+
+Anything else - flow collections, block scalars, anchors, tags, multi-line scalars, escapes in
+double quotes, tabs, duplicate keys, directives, other line breaks, documents near the size
+limits - makes `parse_block` return None, and the caller reads the text with the full libyaml
+path (`smi.yamlpos`), which also reports every error. The values are those of that path, the
+same YAML 1.1 scalar rules included (`smi.yamlbuild.plain`); a property test compares both.
+
+Line maps are not built here: the loader computes a file's maps with the full path only when a
+diagnostic or `Resource.line_of` asks for a line. What this path keeps is each document's
+index in the stream and the line where its root starts (`Source.line`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from smi.yamlbuild import MAX_DEPTH, MAX_NODES, NUMBER_START, SPECIAL_SCALARS, plain
+
+__all__ = ["BlockDocument", "parse_block"]
+
+# Characters libyaml refuses or reads as line breaks (NEL, LS, PS, CR), tabs, byte-order marks.
+_UNSUPPORTED_CHARS = re.compile(
+    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+# One line: indentation, a sequence entry `- `, a key `name: ` (plain, or single-quoted with
+# no quote inside), and the rest.
+_ROW = re.compile(
+    r"^( *)(-(?: +|$))?(?:([A-Za-z0-9_][A-Za-z0-9_./-]*|'[^'\n]*'):(?: +|$))?(.*)", re.M
+)
+_SINGLE_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'(?: +#.*| *)")
+_DOUBLE_QUOTED = re.compile(r'"([^"\\\n]*)"(?: +#.*| *)')
+# A plain scalar may not start with these (YAML indicators); `-` is checked on its own.
+_INDICATORS = frozenset("?:,[]{}#&*!|>'\"%@`")
+# First characters that send a value to the careful path (`_scalar`).
+_HARD_START = _INDICATORS | {"-"}
+# Open containers before the nesting limit is near (the full parser then reports it).
+_MAX_STACK = MAX_DEPTH - 2
+# Values per line at most: `- key: value` is a mapping, a key and a value.
+_NODES_PER_LINE = 3
+
+
+class BlockDocument(NamedTuple):
+    """One non-empty document: its value, its index in the stream (empty documents count, as
+    for `smi.yamlpos.YamlDocument.index`), the line of its root."""
+
+    value: Any
+    stream_index: int
+    line: int
+
+
+class _Unsupported(Exception):
+    """The text uses YAML this path does not read; the full parser takes over."""
+
+
+def parse_block(text: str) -> list[BlockDocument] | None:
+    """The non-empty documents of `text`, or None when it is not plain block YAML (including
+    when it is not valid YAML at all: the full parser then says why)."""
+    if _UNSUPPORTED_CHARS.search(text) is not None:
+        return None
+    rows = _ROW.findall(text)
+    if len(rows) * _NODES_PER_LINE >= MAX_NODES:
+        return None
+    try:
+        return _read(rows)
+    except _Unsupported:
+        return None
+
+
+def _scalar(rest: str) -> Any:
+    """A value that is not a bare plain scalar: quoted, an empty flow collection, or plain
+    with a comment or trailing spaces."""
+    first = rest[0]
+    if first == "'":
+        quoted = _SINGLE_QUOTED.fullmatch(rest)
+        if quoted is None:
+            raise _Unsupported
+        return quoted.group(1).replace("''", "'")
+    if first == '"':
+        quoted = _DOUBLE_QUOTED.fullmatch(rest)
+        if quoted is None:
+            raise _Unsupported
+        return quoted.group(1)
+    text = rest.partition(" #")[0].rstrip(" ")
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    if not _is_plain(text):
+        raise _Unsupported
+    return plain(text)
+
+
+def _is_plain(text: str) -> bool:
+    """A one-line plain scalar as it stands (no comment, no surrounding spaces)."""
+    if not text or text[-1] in " :" or ": " in text or " #" in text:
+        return False
+    first = text[0]
+    if first == "-":
+        return len(text) > 1 and text[1] != " "
+    return first not in _INDICATORS
+
+
+def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa: PLR0912, PLR0915
+    """The stack machine over the rows of one text: one loop, its state in local variables
+    (it runs once per line of every manifest)."""
+    docs: list[BlockDocument] = []
+    index = -1  # of the current document in the stream
+    started = False  # the current document has started (by `---` or by content)
+    root: Any = None
+    root_line = 0
+    # Open containers, innermost last: (column, container, is_mapping); the innermost also in
+    # `current`, `at` (its column: of its keys, or of its `-`) and `in_map`.
+    stack: list[tuple[int, Any, bool]] = []
+    current: Any = None
+    at = -1
+    in_map = False
+    # A key or `-` whose value starts on a later line: (container, slot, column, in_mapping).
+    pending: tuple[Any, Any, int, bool] | None = None
+    # After a scalar, a deeper line would continue it (a multi-line scalar): not read here.
+    limit = -1
+    special, number_start, hard = SPECIAL_SCALARS, NUMBER_START, _HARD_START
+    line = 0
+    for indent, dash, written_key, rest in rows:
+        line += 1
+        column = len(indent)
+        if written_key and not dash and column == at and in_map and pending is None:
+            container = current  # the next key of the same mapping: most lines
+        else:
+            if not dash and not written_key:
+                if not rest or rest[0] == "#":
+                    continue  # blank or comment
+                if rest != "---" or column:
+                    raise _Unsupported  # a scalar on its own line, `...`, a directive, flow...
+                if root is not None:
+                    docs.append(BlockDocument(root, index, root_line))
+                index += 1
+                started, root, pending, limit, at = True, None, None, -1, -1
+                continue
+            if column > limit >= 0:
+                raise _Unsupported
+            is_dash = dash != ""
+            if root is None:  # the document's first line
+                if not started:
+                    index += 1
+                    started = True
+                root = container = [] if is_dash else {}
+                root_line = line
+                stack = [(column, root, not is_dash)]
+            elif pending is not None and (
+                column > pending[2] or (is_dash and pending[3] and column == pending[2])
+            ):
+                # The pending value's block; a `-` at its key's own column is an indentless
+                # sequence (`key:` and below it `- item`, as kubectl writes).
+                container = [] if is_dash else {}
+                pending[0][pending[1]] = container
+                if len(stack) >= _MAX_STACK:
+                    raise _Unsupported  # the full parser reports the depth
+                stack.append((column, container, not is_dash))
+            else:
+                top = stack[-1]
+                # Close what this line is not part of: deeper blocks, and a sequence at the
+                # line's own column when the line is no `-` (the end of an indentless sequence).
+                while top[0] > column or (top[0] == column and not is_dash and not top[2]):
+                    stack.pop()
+                    if not stack:
+                        raise _Unsupported
+                    top = stack[-1]
+                if top[0] != column or top[2] == is_dash:
+                    raise _Unsupported  # misaligned, or a `-` among keys, or a key among `-`
+                container = top[1]
+            current, at, in_map = container, column, not is_dash
+            pending = None
+            limit = -1
+            if is_dash:
+                if not written_key:
+                    if not rest or rest[0] == "#":
+                        pending = (container, len(container), column, False)
+                        container.append(None)
+                        continue
+                    first = rest[0]
+                    if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
+                        value = _scalar(rest)
+                    elif first in number_start:
+                        value = plain(rest)
+                    else:
+                        value = special.get(rest, rest)
+                    container.append(value)
+                    limit = column
+                    continue
+                mapping: dict[str, Any] = {}
+                container.append(mapping)
+                column += len(dash)
+                if len(stack) >= _MAX_STACK:
+                    raise _Unsupported
+                stack.append((column, mapping, True))
+                container = current = mapping
+                at, in_map = column, True
+        # A single-quoted key as PyYAML writes `'80':` or `'true':`, else a plain one.
+        key = written_key[1:-1] if written_key[0] == "'" else written_key
+        if key in container:
+            raise _Unsupported  # a duplicate key: the full parser reports it
+        if not rest or rest[0] == "#":
+            pending = (container, key, column, True)
+            container[key] = None
+            limit = -1
+            continue
+        first = rest[0]
+        if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
+            value = _scalar(rest)
+        elif first in number_start:
+            value = plain(rest)
+        else:
+            value = special.get(rest, rest)
+        container[key] = value
+        limit = column
+    if root is not None:
+        docs.append(BlockDocument(root, index, root_line))
+    return docs
