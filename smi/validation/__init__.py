@@ -8,7 +8,7 @@ Cross-resource checks (references, one split per root) live in `smi.compiler.che
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from smi.errors import Diagnostic
 from smi.loading import Resource
@@ -32,13 +32,13 @@ def check_resource(resource: Resource) -> list[Diagnostic]:
     checker = _CHECKERS.get(resource.kind)
     if checker is None:  # read-only metrics types carry nothing to check
         return []
-    found = [*_metadata(resource), *checker(resource)]
-    return [resource.locate(d) for d in found]
-
-
-def _metadata(resource: Resource) -> Iterator[Diagnostic]:
-    yield from check_subdomain(resource.name, "metadata.name")
-    yield from check_label(resource.namespace, "metadata.namespace", what="namespace")
+    found = [
+        *check_subdomain(resource.name, "metadata.name"),
+        *check_label(resource.namespace, "metadata.namespace", what="namespace"),
+        *checker(resource),
+    ]
+    # Locating reads the file's line map, computed on first use: only for what was found.
+    return [resource.locate(d) for d in found] if found else found
 
 
 __all__ = ["check_resource", "root_service"]

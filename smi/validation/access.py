@@ -8,7 +8,6 @@ layout of the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` lat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from smi.apis.access import hub
@@ -34,143 +33,183 @@ _SUBJECT_KINDS = {"v1alpha4": ("ServiceAccount", "IdentityBinding")}
 _DEFAULT_SUBJECT_KINDS = ("ServiceAccount",)
 
 
-def check_traffic_target(resource: Resource) -> Iterator[Diagnostic]:
+def check_traffic_target(resource: Resource) -> list[Diagnostic]:
     target: hub.TrafficTarget = resource.obj
     version = resource.api_version.rpartition("/")[2]
     spec = "" if version == "v1alpha1" else "spec."
     namespace = target.metadata.namespace
-    yield from _destination(
-        target.destination, path=f"{spec}destination", namespace=namespace, version=version
+    out: list[Diagnostic] = []
+    _destination(
+        out, target.destination, path=f"{spec}destination", namespace=namespace, version=version
     )
-    yield from _rules(
+    _rules(
+        out,
         target.rules,
         path=f"{spec}{'specs' if not spec else 'rules'}",
         api_version=resource.api_version,
     )
-    yield from _sources(target.sources, path=f"{spec}sources", namespace=namespace, version=version)
+    _sources(out, target.sources, path=f"{spec}sources", namespace=namespace, version=version)
+    return out
 
 
-def _subject(subject: hub.Subject, *, path: str, version: str) -> Iterator[Diagnostic]:
+def _subject(out: list[Diagnostic], subject: hub.Subject, *, path: str, version: str) -> None:
     kinds = _SUBJECT_KINDS.get(version, _DEFAULT_SUBJECT_KINDS)
     if subject.kind not in kinds:
-        yield error(
-            "SMI2404",
-            f"subject kind {subject.kind!r} is not allowed here (allowed: {', '.join(kinds)})",
-            path=f"{path}.kind",
+        out.append(
+            error(
+                "SMI2404",
+                f"subject kind {subject.kind!r} is not allowed here (allowed: {', '.join(kinds)})",
+                path=f"{path}.kind",
+            )
         )
     elif subject.kind == "IdentityBinding" and subject.group not in ("", hub.GROUP):
-        yield error(
-            "SMI2404",
-            f"an IdentityBinding subject belongs to group {hub.GROUP}",
-            path=f"{path}.group",
+        out.append(
+            error(
+                "SMI2404",
+                f"an IdentityBinding subject belongs to group {hub.GROUP}",
+                path=f"{path}.group",
+            )
         )
     elif subject.kind == "ServiceAccount" and subject.group:
-        yield error(
-            "SMI2404",
-            f"a ServiceAccount is in the core group, not {subject.group!r}",
-            path=f"{path}.group",
+        out.append(
+            error(
+                "SMI2404",
+                f"a ServiceAccount is in the core group, not {subject.group!r}",
+                path=f"{path}.group",
+            )
         )
-    yield from check_subdomain(subject.name, f"{path}.name")
+    out += check_subdomain(subject.name, f"{path}.name")
     if subject.namespace:
-        yield from check_label(subject.namespace, f"{path}.namespace", what="namespace")
+        out += check_label(subject.namespace, f"{path}.namespace", what="namespace")
 
 
 def _destination(
-    subject: hub.Subject, *, path: str, namespace: str, version: str
-) -> Iterator[Diagnostic]:
-    yield from _subject(subject, path=path, version=version)
+    out: list[Diagnostic], subject: hub.Subject, *, path: str, namespace: str, version: str
+) -> None:
+    _subject(out, subject, path=path, version=version)
     if subject.namespace and subject.namespace != namespace:
-        yield error(
-            "SMI2401",
-            f"destination namespace {subject.namespace!r} differs from the TrafficTarget's "
-            f"namespace {namespace!r}",
-            path=f"{path}.namespace",
+        out.append(
+            error(
+                "SMI2401",
+                f"destination namespace {subject.namespace!r} differs from the TrafficTarget's "
+                f"namespace {namespace!r}",
+                path=f"{path}.namespace",
+            )
         )
     if subject.port is not None and not 1 <= subject.port <= 65535:
-        yield error("SMI2301", f"port {subject.port} is not in 1-65535", path=f"{path}.port")
+        out.append(error("SMI2301", f"port {subject.port} is not in 1-65535", path=f"{path}.port"))
 
 
-def _rules(rules: tuple[hub.Rule, ...], *, path: str, api_version: str) -> Iterator[Diagnostic]:
+def _rules(
+    out: list[Diagnostic], rules: tuple[hub.Rule, ...], *, path: str, api_version: str
+) -> None:
     if not rules:
-        yield error(
-            "SMI2402",
-            "at least one rule is needed (a TrafficTarget without rules allows nothing)",
-            path=path,
+        out.append(
+            error(
+                "SMI2402",
+                "at least one rule is needed (a TrafficTarget without rules allows nothing)",
+                path=path,
+            )
         )
     allowed = _RULE_KINDS.get(api_version.rpartition("/")[2], ())
     for i, rule in enumerate(rules):
         at = f"{path}[{i}]"
         if rule.kind not in allowed:
-            yield error(
-                "SMI2405",
-                f"rule kind {rule.kind!r} is not allowed in {api_version} "
-                f"(allowed: {', '.join(allowed)})",
-                path=f"{at}.kind",
+            out.append(
+                error(
+                    "SMI2405",
+                    f"rule kind {rule.kind!r} is not allowed in {api_version} "
+                    f"(allowed: {', '.join(allowed)})",
+                    path=f"{at}.kind",
+                )
             )
-        yield from check_subdomain(rule.name, f"{at}.name", what="route name")
+        out += check_subdomain(rule.name, f"{at}.name", what="route name")
         if rule.matches and rule.kind != "HTTPRouteGroup":
-            yield warning(
-                "SMI2407",
-                f"matches are ignored on a {rule.kind} rule (only HTTPRouteGroup "
-                "rules select matches by name)",
-                path=f"{at}.matches",
+            out.append(
+                warning(
+                    "SMI2407",
+                    f"matches are ignored on a {rule.kind} rule (only HTTPRouteGroup "
+                    "rules select matches by name)",
+                    path=f"{at}.matches",
+                )
             )
         for j, name in duplicates(rule.matches or ()):
-            yield warning("SMI2007", f"match {name!r} listed twice", path=f"{at}.matches[{j}]")
+            out.append(
+                warning("SMI2007", f"match {name!r} listed twice", path=f"{at}.matches[{j}]")
+            )
     keys = [f"{r.kind}/{r.name}/{sorted(r.matches or ())}" for r in rules]
     for i, _ in duplicates(keys):
-        yield warning("SMI2007", "the same rule is listed twice", path=f"{path}[{i}]")
+        out.append(warning("SMI2007", "the same rule is listed twice", path=f"{path}[{i}]"))
 
 
 def _sources(
-    sources: tuple[hub.Subject, ...], *, path: str, namespace: str, version: str
-) -> Iterator[Diagnostic]:
+    out: list[Diagnostic],
+    sources: tuple[hub.Subject, ...],
+    *,
+    path: str,
+    namespace: str,
+    version: str,
+) -> None:
     if not sources:
-        yield error(
-            "SMI2403",
-            "at least one source is needed (a TrafficTarget without sources allows nothing)",
-            path=path,
+        out.append(
+            error(
+                "SMI2403",
+                "at least one source is needed (a TrafficTarget without sources allows nothing)",
+                path=path,
+            )
         )
     for i, source in enumerate(sources):
         at = f"{path}[{i}]"
-        yield from _subject(source, path=at, version=version)
+        _subject(out, source, path=at, version=version)
         if not source.namespace:
-            yield warning(
-                "SMI2406",
-                f"source without a namespace means the TrafficTarget's namespace "
-                f"{namespace!r}; write it explicitly",
-                path=f"{at}.namespace",
+            out.append(
+                warning(
+                    "SMI2406",
+                    f"source without a namespace means the TrafficTarget's namespace "
+                    f"{namespace!r}; write it explicitly",
+                    path=f"{at}.namespace",
+                )
             )
     keys = [f"{s.kind}/{s.namespace or namespace}/{s.name}" for s in sources]
     for i, key in duplicates(keys):
-        yield warning("SMI2007", f"source {key} is listed twice", path=f"{path}[{i}]")
+        out.append(warning("SMI2007", f"source {key} is listed twice", path=f"{path}[{i}]"))
 
 
-def check_identity_binding(resource: Resource) -> Iterator[Diagnostic]:
+def check_identity_binding(resource: Resource) -> list[Diagnostic]:
     binding: hub.IdentityBinding = resource.obj
     schemes = binding.schemes
     path = "spec.schemes"
+    out: list[Diagnostic] = []
     if schemes.pod_label_selector is not None and schemes.service_account is not None:
-        yield error(
-            "SMI2408",
-            "podLabelSelector and serviceAccount are mutually exclusive; keep one",
-            path=path,
+        out.append(
+            error(
+                "SMI2408",
+                "podLabelSelector and serviceAccount are mutually exclusive; keep one",
+                path=path,
+            )
         )
     if (
         schemes.pod_label_selector is None
         and schemes.service_account is None
         and not schemes.spiffe_identities
     ):
-        yield error(
-            "SMI2408",
-            "no scheme: give podLabelSelector, spiffeIdentities or serviceAccount",
-            path=path,
+        out.append(
+            error(
+                "SMI2408",
+                "no scheme: give podLabelSelector, spiffeIdentities or serviceAccount",
+                path=path,
+            )
         )
     if schemes.service_account is not None:
-        yield from check_subdomain(
+        out += check_subdomain(
             schemes.service_account, f"{path}.serviceAccount", what="ServiceAccount name"
         )
     for i, identity in duplicates(schemes.spiffe_identities):
-        yield warning(
-            "SMI2007", f"identity {identity!r} listed twice", path=f"{path}.spiffeIdentities[{i}]"
+        out.append(
+            warning(
+                "SMI2007",
+                f"identity {identity!r} listed twice",
+                path=f"{path}.spiffeIdentities[{i}]",
+            )
         )
+    return out

@@ -1,13 +1,17 @@
 """Kubernetes name rules (DNS-1123) and the small helpers every per-kind checker shares.
 
-Checkers yield `Diagnostic`s with a wire path and no location; `check_resource` locates them.
+Checkers return `Diagnostic`s with a wire path and no location; `check_resource` locates them.
+They run for every object of a set, and almost always find nothing: the `check_*` helpers
+return a tuple (empty when the name is fine) rather than a generator, which costs more to
+create than the check itself.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
+from typing import TypeVar
 
 from smi.errors import Diagnostic
 
@@ -15,6 +19,8 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 MAX_LABEL = 63
 MAX_SUBDOMAIN = 253
+
+K = TypeVar("K", bound=Hashable)
 
 
 def error(code: str, message: str, *, path: str) -> Diagnostic:
@@ -41,35 +47,41 @@ def is_subdomain(name: str) -> bool:
     return len(name) <= MAX_SUBDOMAIN and _SUBDOMAIN.fullmatch(name) is not None
 
 
-def check_label(name: str, path: str, *, what: str = "name") -> Iterator[Diagnostic]:
+def check_label(name: str, path: str, *, what: str = "name") -> tuple[Diagnostic, ...]:
     """A DNS-1123 label: namespaces, Service names."""
-    if not is_label(name):
-        yield error(
+    if is_label(name):
+        return ()
+    return (
+        error(
             "SMI2006",
             f"{what} {name!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
             f"starting and ending alphanumeric, at most {MAX_LABEL} characters)",
             path=path,
-        )
+        ),
+    )
 
 
-def check_subdomain(name: str, path: str, *, what: str = "name") -> Iterator[Diagnostic]:
+def check_subdomain(name: str, path: str, *, what: str = "name") -> tuple[Diagnostic, ...]:
     """A DNS-1123 subdomain: object names, ServiceAccount names, route references."""
-    if not is_subdomain(name):
-        yield error(
+    if is_subdomain(name):
+        return ()
+    return (
+        error(
             "SMI2006",
             f"{what} {name!r} is not a DNS-1123 subdomain (lowercase letters, digits, '-' and "
             f"'.', starting and ending alphanumeric, at most {MAX_SUBDOMAIN} characters)",
             path=path,
-        )
+        ),
+    )
 
 
-def duplicates(items: Iterable[str]) -> list[tuple[int, str]]:
+def duplicates(items: Iterable[K]) -> list[tuple[int, K]]:
     """(index, item) of every item seen before in the sequence."""
     seq = list(items)
     if len(set(seq)) == len(seq):  # the common case, at C speed
         return []
-    seen: set[str] = set()
-    out: list[tuple[int, str]] = []
+    seen: set[K] = set()
+    out: list[tuple[int, K]] = []
     for i, item in enumerate(seq):
         if item in seen:
             out.append((i, item))

@@ -9,7 +9,7 @@ v1alpha2, `spec.matches[0]` later; a header is `headers[1]` in the list form and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from smi.apis.specs import hub
@@ -22,20 +22,23 @@ if TYPE_CHECKING:
     from smi.loading import Resource
 
 _FLAT_VERSIONS = frozenset({"v1alpha1", "v1alpha2"})
+_METHODS = frozenset(hub.HTTP_METHODS)
 
 
-def check_route_group(resource: Resource) -> Iterator[Diagnostic]:
+def check_route_group(resource: Resource) -> list[Diagnostic]:
     group: hub.HTTPRouteGroup = resource.obj
     flat = resource.api_version.rpartition("/")[2] in _FLAT_VERSIONS
     path = "matches" if flat else "spec.matches"
+    out: list[Diagnostic] = []
     if not group.matches:
-        yield error("SMI2201", "at least one match is needed", path=path)
+        out.append(error("SMI2201", "at least one match is needed", path=path))
     raw_matches = _raw_matches(resource.raw, flat=flat)
     for i, name in duplicates(m.name for m in group.matches):
-        yield error("SMI2202", f"match name {name!r} is used twice", path=f"{path}[{i}].name")
+        out.append(error("SMI2202", f"match name {name!r} is used twice", path=f"{path}[{i}].name"))
     for i, match in enumerate(group.matches):
         raw = raw_matches[i] if i < len(raw_matches) else {}
-        yield from _match(match, path=f"{path}[{i}]", raw=raw if isinstance(raw, Mapping) else {})
+        _match(out, match, path=f"{path}[{i}]", raw=raw if isinstance(raw, Mapping) else {})
+    return out
 
 
 def _raw_matches(raw: Mapping[str, Any], *, flat: bool) -> list[Any]:
@@ -44,49 +47,68 @@ def _raw_matches(raw: Mapping[str, Any], *, flat: bool) -> list[Any]:
     return matches if isinstance(matches, list) else []
 
 
-def _match(match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]) -> Iterator[Diagnostic]:
-    for j, method in enumerate(match.methods or ()):
-        if method not in hub.HTTP_METHODS:
-            hint = f"; write {method.upper()!r}" if method.upper() in hub.HTTP_METHODS else ""
-            yield error(
-                "SMI2203",
-                f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
-                path=f"{path}.methods[{j}]",
-            )
+def _match(
+    out: list[Diagnostic], match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]
+) -> None:
+    if match.methods and not _METHODS.issuperset(match.methods):
+        for j, method in enumerate(match.methods):
+            if method not in _METHODS:
+                hint = f"; write {method.upper()!r}" if method.upper() in _METHODS else ""
+                out.append(
+                    error(
+                        "SMI2203",
+                        f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
+                        path=f"{path}.methods[{j}]",
+                    )
+                )
     if match.path_regex is not None:
-        yield from _path_regex(match.path_regex, path=f"{path}.pathRegex")
-    yield from _headers(match.headers or (), path=f"{path}.headers", raw=raw.get("headers"))
+        _path_regex(out, match.path_regex, path=f"{path}.pathRegex")
+    if match.headers:
+        _headers(out, match.headers, path=f"{path}.headers", raw=raw.get("headers"))
 
 
-def _path_regex(regex: str, *, path: str) -> Iterator[Diagnostic]:
+def _path_regex(out: list[Diagnostic], regex: str, *, path: str) -> None:
     problem = re2_problem(regex)
     if problem is not None:
-        yield error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path=path)
+        out.append(
+            error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path=path)
+        )
     elif not end_anchored(regex):
-        yield warning(
-            "SMI2206",
-            f"pathRegex {show(regex)} is anchored at the start only, so it also matches longer "
-            f"paths such as {show(regex + 'x')}; end it with '$', '/' or '.*'",
-            path=path,
+        out.append(
+            warning(
+                "SMI2206",
+                f"pathRegex {show(regex)} is anchored at the start only, so it also matches "
+                f"longer paths such as {show(regex + 'x')}; end it with '$', '/' or '.*'",
+                path=path,
+            )
         )
 
 
-def _headers(headers: tuple[tuple[str, str], ...], *, path: str, raw: Any) -> Iterator[Diagnostic]:
-    wire_paths = _header_paths(raw, path=path, count=len(headers))
+def _headers(
+    out: list[Diagnostic], headers: tuple[tuple[str, str], ...], *, path: str, raw: Any
+) -> None:
+    """Duplicate names (case-insensitive) and regexes RE2 cannot run, at each header's wire
+    path (computed only when there is something to report)."""
+    found: list[tuple[int, str, str]] = []  # (header index, code, message)
     seen: set[str] = set()
-    for (name, regex), at in zip(headers, wire_paths, strict=True):
+    for i, (name, regex) in enumerate(headers):
         if name in seen:
-            yield error(
-                "SMI2205",
-                f"header {name!r} is given twice (header names are case-insensitive)",
-                path=at,
+            found.append(
+                (
+                    i,
+                    "SMI2205",
+                    f"header {name!r} is given twice (header names are case-insensitive)",
+                )
             )
         seen.add(name)
         problem = re2_problem(regex)
         if problem is not None:
-            yield error(
-                "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}", path=at
+            found.append(
+                (i, "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}")
             )
+    if found:
+        wire_paths = _header_paths(raw, path=path, count=len(headers))
+        out.extend(error(code, message, path=wire_paths[i]) for i, code, message in found)
 
 
 def _header_paths(raw: Any, *, path: str, count: int) -> list[str]:
@@ -96,11 +118,13 @@ def _header_paths(raw: Any, *, path: str, count: int) -> list[str]:
     return [f"{path}[{j}]" for j in range(count)]
 
 
-def check_l4_route(resource: Resource) -> Iterator[Diagnostic]:
+def check_l4_route(resource: Resource) -> list[Diagnostic]:
     route: hub.TCPRoute | hub.UDPRoute = resource.obj
     path = "spec.matches.ports"
+    out: list[Diagnostic] = []
     for i, port in enumerate(route.ports):
         if not 1 <= port <= 65535:
-            yield error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]")
+            out.append(error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]"))
     for i, text in duplicates(str(p) for p in route.ports):
-        yield error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]")
+        out.append(error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]"))
+    return out

@@ -7,7 +7,7 @@ split's own namespace, written `name` or `name.<namespace>[.svc[.cluster.local]]
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from smi.apis.split import hub
@@ -29,26 +29,31 @@ def root_service(service: str, namespace: str) -> str | None:
     return None
 
 
-def check_traffic_split(resource: Resource) -> Iterator[Diagnostic]:
+def check_traffic_split(resource: Resource) -> list[Diagnostic]:
     split: hub.TrafficSplit = resource.obj
     namespace = split.metadata.namespace
     root = root_service(split.service, namespace)
+    out: list[Diagnostic] = []
     if root is None:
-        yield error(
-            "SMI2102",
-            f"{split.service!r} is not a Service of namespace {namespace!r}: write 'name' or "
-            f"'name.{namespace}[.svc[.cluster.local]]'",
-            path="spec.service",
+        out.append(
+            error(
+                "SMI2102",
+                f"{split.service!r} is not a Service of namespace {namespace!r}: write 'name' "
+                f"or 'name.{namespace}[.svc[.cluster.local]]'",
+                path="spec.service",
+            )
         )
     else:
-        yield from check_label(root, "spec.service", what="Service name")
-    yield from _backends(
+        out += check_label(root, "spec.service", what="Service name")
+    _backends(
+        out,
         split,
         root=root,
         v1alpha1=resource.api_version.endswith("/v1alpha1"),
         raw=_raw_backends(resource.raw),
     )
-    yield from _matches(split.matches or ())
+    _matches(out, split.matches or ())
+    return out
 
 
 def _raw_backends(raw: Mapping[str, Any]) -> list[Any]:
@@ -58,35 +63,48 @@ def _raw_backends(raw: Mapping[str, Any]) -> list[Any]:
 
 
 def _backends(
-    split: hub.TrafficSplit, *, root: str | None, v1alpha1: bool, raw: list[Any]
-) -> Iterator[Diagnostic]:
+    out: list[Diagnostic],
+    split: hub.TrafficSplit,
+    *,
+    root: str | None,
+    v1alpha1: bool,
+    raw: list[Any],
+) -> None:
     if not split.backends:
-        yield error("SMI2101", "at least one backend is needed", path="spec.backends")
+        out.append(error("SMI2101", "at least one backend is needed", path="spec.backends"))
         return
     weights_ok = True
     for i, backend in enumerate(split.backends):
         at = f"spec.backends[{i}]"
-        yield from check_label(backend.service, f"{at}.service", what="Service name")
+        out += check_label(backend.service, f"{at}.service", what="Service name")
         if backend.service == root:
-            yield warning(
-                "SMI2106",
-                f"the root service {root!r} is listed as a backend; list the "
-                "versioned Services instead",
-                path=f"{at}.service",
+            out.append(
+                warning(
+                    "SMI2106",
+                    f"the root service {root!r} is listed as a backend; list the "
+                    "versioned Services instead",
+                    path=f"{at}.service",
+                )
             )
         problem = _weight_problem(backend.weight_milli, v1alpha1=v1alpha1)
         if problem is not None:
             weights_ok = False
             written = raw[i].get("weight") if i < len(raw) and isinstance(raw[i], dict) else None
             shown = f" (got {written!r})" if written is not None else ""
-            yield error("SMI2103", f"{problem}{shown}", path=f"{at}.weight")
+            out.append(error("SMI2103", f"{problem}{shown}", path=f"{at}.weight"))
     for i, service in duplicates(b.service for b in split.backends):
-        yield error(
-            "SMI2105", f"backend {service!r} is listed twice", path=f"spec.backends[{i}].service"
+        out.append(
+            error(
+                "SMI2105",
+                f"backend {service!r} is listed twice",
+                path=f"spec.backends[{i}].service",
+            )
         )
     if weights_ok and sum(b.weight_milli for b in split.backends) == 0:
-        yield error(
-            "SMI2104", "every weight is 0, so no request could be routed", path="spec.backends"
+        out.append(
+            error(
+                "SMI2104", "every weight is 0, so no request could be routed", path="spec.backends"
+            )
         )
 
 
@@ -98,13 +116,17 @@ def _weight_problem(milli: int, *, v1alpha1: bool) -> str | None:
     return None
 
 
-def _matches(matches: tuple[hub.MatchRef, ...]) -> Iterator[Diagnostic]:
+def _matches(out: list[Diagnostic], matches: tuple[hub.MatchRef, ...]) -> None:
     for i, match in enumerate(matches):
         at = f"spec.matches[{i}]"
         if match.kind != "HTTPRouteGroup":
-            yield error(
-                "SMI2107", f"match kind {match.kind!r} is not HTTPRouteGroup", path=f"{at}.kind"
+            out.append(
+                error(
+                    "SMI2107",
+                    f"match kind {match.kind!r} is not HTTPRouteGroup",
+                    path=f"{at}.kind",
+                )
             )
         if match.api_group not in (None, "", SPECS_GROUP):
-            yield error("SMI2107", f"apiGroup must be {SPECS_GROUP}", path=f"{at}.apiGroup")
-        yield from check_subdomain(match.name, f"{at}.name", what="HTTPRouteGroup name")
+            out.append(error("SMI2107", f"apiGroup must be {SPECS_GROUP}", path=f"{at}.apiGroup"))
+        out += check_subdomain(match.name, f"{at}.name", what="HTTPRouteGroup name")
