@@ -50,8 +50,9 @@ class Router(Protocol):
 
 
 class Headers(Mapping[str, str]):
-    """Lower-case header names to values, decoded only if a match asks for them. Repeated
-    headers are joined with commas (RFC 9110 §5.3)."""
+    """Lower-case header names to values. A lookup scans the raw (name, value) pairs for the
+    one name a match asks about; the whole map is decoded only if someone iterates it.
+    Repeated headers are joined with commas (RFC 9110 §5.3)."""
 
     __slots__ = ("_dict", "_raw")
 
@@ -70,7 +71,19 @@ class Headers(Mapping[str, str]):
         return self._dict
 
     def __getitem__(self, key: str) -> str:
-        return self._d()[key]
+        if self._dict is not None:
+            return self._dict[key]
+        want = _encoded(key)
+        values = [value for name, value in self._raw if name == want]
+        if not values:
+            raise KeyError(key)
+        return b",".join(values).decode("latin-1")
+
+    def __contains__(self, key: object) -> bool:
+        if self._dict is not None or not isinstance(key, str):
+            return key in self._d()
+        want = _encoded(key)
+        return any(name == want for name, _ in self._raw)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._d())
@@ -80,6 +93,14 @@ class Headers(Mapping[str, str]):
 
     def __bool__(self) -> bool:  # without decoding anything
         return bool(self._raw)
+
+
+def _encoded(name: str) -> bytes | None:
+    """A header name as the protocol stores it; None (matches nothing) if it cannot be one."""
+    try:
+        return name.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
 
 
 class Exchange:
@@ -117,7 +138,8 @@ class Exchange:
     def __init__(self) -> None:
         self.lines: list[bytes] = []  # forwarded header lines, serialised
         self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, value), for matching
-        self.body: list[bytes] = []  # framed body pieces waiting for an upstream
+        # framed body pieces waiting for an upstream (most requests have none)
+        self.body: list[bytes] | None = None
 
     @property
     def method_str(self) -> str:

@@ -59,6 +59,16 @@ PHRASES: dict[int, bytes] = {
 }
 
 
+# Status lines of the usual (status, reason phrase) pairs, built once.
+STATUS_LINES: dict[tuple[int, bytes], bytes] = {
+    (status, text): b"HTTP/1.1 %d %s\r\n" % (status, text) for status, text in PHRASES.items()
+}
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    return STATUS_LINES.get((status, reason)) or b"HTTP/1.1 %d %s\r\n" % (status, reason)
+
+
 def phrase(status: int) -> bytes:
     return PHRASES.get(status, b"Unknown")
 

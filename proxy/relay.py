@@ -77,11 +77,12 @@ class ResponseRelay:
         ex = self.queue[0]
         ex.responded = True
         ex.status = status = conn.status
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or http1.phrase(status))]
-        parts.extend(conn.lines)
+        # The head goes out in pieces: `flush` joins everything pending in one write.
+        out = self.out
+        out.append(http1.status_line(status, conn.reason or http1.phrase(status)))
+        out += conn.lines
         if status == 101:
-            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)
-            self.out.append(b"".join(parts))
+            out.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)
             self._open_tunnel(conn)
             return
         no_body = conn.head_only or status in (204, 304)
@@ -93,16 +94,15 @@ class ResponseRelay:
                 close = True
             else:
                 ex.resp_chunked = True
-                parts.append(http1.CHUNKED_HEADER)
+                out.append(http1.CHUNKED_HEADER)
         elif not conn.has_length and not no_body:
             close = True  # the body ends when the upstream closes: so must this response
         if close:
-            parts.append(http1.CLOSE_HEADER)
+            out.append(http1.CLOSE_HEADER)
         elif ex.http10:
-            parts.append(http1.KEEP_ALIVE_HEADER)
-        parts.append(b"\r\n")
+            out.append(http1.KEEP_ALIVE_HEADER)
+        out.append(b"\r\n")
         ex.close_after = close
-        self.out.append(b"".join(parts))
         self.deadline_kind = STREAM
         self.deadline = self.state.now + self.response_timeout
 
@@ -125,8 +125,8 @@ class ResponseRelay:
             ex.close_after = True
             ex.discard = True
         flow = self.flow
-        if flow is not None and flow.paused:
-            flow.resume(PEER_BUSY)
+        if flow is not None:
+            flow.resume(PEER_BUSY)  # (returns at once unless paused for that)
         self._finish(ex)
 
     def on_tunnel_data(self, data: bytes) -> None:

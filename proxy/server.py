@@ -77,6 +77,7 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.response_timeout = limits.response_timeout
+        self.idle_timeout = limits.idle_timeout
         # Per-connection state
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
@@ -272,6 +273,8 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         if ex.conn is not None:
             ex.conn.out.append(piece)
             self.deadline = self.state.now + self.body_timeout
+        elif ex.body is None:
+            ex.body = [piece]
         else:
             ex.body.append(piece)
 
@@ -283,7 +286,12 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         if ex.discard:
             return
         if ex.chunked:
-            (ex.conn.out if ex.conn is not None else ex.body).append(http1.LAST_CHUNK)
+            if ex.conn is not None:
+                ex.conn.out.append(http1.LAST_CHUNK)
+            elif ex.body is None:
+                ex.body = [http1.LAST_CHUNK]
+            else:
+                ex.body.append(http1.LAST_CHUNK)
         if ex.conn is not None and not ex.responded:
             self.deadline_kind = RESPONSE
             self.deadline = self.state.now + self.response_timeout
@@ -341,10 +349,11 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         conn.bind(self, head_only=ex.method == b"HEAD")
         if self.write_paused and conn.flow is not None:
             conn.flow.pause(PEER_BUSY)
+        # (Written by the flush every caller does next, with whatever else is pending.)
         conn.out.append(ex.head(route))
-        conn.out.extend(ex.body)
-        ex.body.clear()
-        conn.flush()
+        if ex.body:
+            conn.out.extend(ex.body)
+            ex.body = None
         if ex.done:
             self.deadline_kind = RESPONSE
             self.deadline = self.state.now + self.response_timeout
@@ -405,8 +414,9 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
             self._close_when_flushed()
         elif self.parsing is not None:
             self._set_deadline(HEAD, self.header_timeout)
-        else:
-            self._set_deadline(IDLE, self.limits.idle_timeout)
+        else:  # (the usual case, inlined)
+            self.deadline_kind = IDLE
+            self.deadline = self.state.now + self.idle_timeout
 
     def _log(self, ex: Exchange, elapsed: float) -> None:
         assert self.access_log is not None

@@ -30,6 +30,9 @@ from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
 from smi.pki import identity_of
 
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
+# First bytes of the response headers that need a look (hop-by-hop ones and Content-Length):
+# any other header is copied as it is without lower-casing its name.
+_SPECIAL_FIRST = frozenset(b"ckptuCKPTU")
 
 
 class ClientTLS(Protocol):
@@ -199,6 +202,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if name[0] not in _SPECIAL_FIRST:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
         lname = name.lower()
         if lname in RESPONSE_HOP_BY_HOP:
             if lname == b"connection":
@@ -252,7 +258,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.responding = False
         self.got_bytes = False
         self.requests += 1
-        self._new_response()
+        self.status, self.reason, self.lines = 0, b"", []
+        self.chunked = self.has_length = False
+        self.upgrade = b""
+        if self._drop:
+            self._drop = frozenset()
 
     def flush(self) -> None:
         if self.out and self.transport is not None and not self.closed:
