@@ -117,6 +117,11 @@ class Metrics:
 
     def authz(self, decision: Decision, protocol: str) -> str:
         """Count an inbound decision; return its `authz` label for request_total."""
+        if decision.reason == "allow" and len(decision.rules) == 1:  # the usual allow
+            allow = self.authz_allow[protocol]
+            rule = decision.rules[0]
+            allow[rule] = allow.get(rule, 0) + 1
+            return "allow"
         if decision.allowed and not decision.would_deny:
             if decision.reason != "allow":
                 return "permissive"

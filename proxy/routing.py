@@ -34,6 +34,8 @@ from smi.pki import identity_of
 log = logging.getLogger("smictl.proxy")
 
 _NO_POLICY = local_reply(503, "no-policy")
+# Method names as `authorize` takes them, decoded once (others are decoded per request).
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 _NO_HOST = local_reply(400, "missing-host")
 _UNKNOWN = local_reply(404, "unknown-service")
 _NO_ENDPOINTS = local_reply(503, "no-endpoints")
@@ -142,12 +144,13 @@ class InboundRouter:
             self.stats.request("no-policy")
             ex.reason = "no-policy"
             return _NO_POLICY
+        method = ex.method
         decision = authorize(
             index,
             peer.identity,
             self.identity,
             self.app_port,
-            ex.method.decode("latin-1"),
+            _METHODS.get(method) or method.decode("latin-1"),
             ex.url.decode("latin-1"),
             Headers(ex.headers),
         )
@@ -191,6 +194,9 @@ class OutboundRouter:
         self.stats = metrics.outbound
         self.rng = rng
         self._forwards: dict[Endpoint, Forward] = {}
+        # service -> (its endpoints tuple, their forwards): the tuple is held, so comparing
+        # it by identity tells whether the endpoints changed, without hashing an Endpoint.
+        self._by_service: dict[str, tuple[tuple[Endpoint, ...], tuple[Forward, ...]]] = {}
         self._next: dict[str, int] = {}
         self._seen: PolicyIndex | None = None
 
@@ -219,7 +225,8 @@ class OutboundRouter:
         needs it."""
         split = index.split_for(key)
         if split is not None:
-            backend = pick_backend(split, request(), self.rng())
+            # A split without matches takes every request: no need to build one.
+            backend = pick_backend(split, request() if split.matchers else None, self.rng())
             if backend is not None:
                 key = backend
         endpoints = self.policy.endpoints_of(key)
@@ -229,7 +236,16 @@ class OutboundRouter:
             return _NO_ENDPOINTS
         n = self._next.get(key, 0)
         self._next[key] = n + 1
-        return self._forward(index, endpoints[n % len(endpoints)])
+        if index is not self._seen:  # a new policy: drop targets of endpoints that may be gone
+            self._seen = index
+            self._forwards.clear()
+            self._by_service.clear()
+        cached = self._by_service.get(key)
+        if cached is None or cached[0] is not endpoints:
+            cached = (endpoints, tuple(self._forward(index, ep) for ep in endpoints))
+            self._by_service[key] = cached
+        forwards = cached[1]
+        return forwards[n % len(forwards)]
 
     def _forward(self, index: PolicyIndex, ep: Endpoint) -> Forward:
         if index is not self._seen:  # a new policy: drop targets of endpoints that may be gone
