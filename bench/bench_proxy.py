@@ -150,6 +150,9 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
         """Both decisions of a sidecar pair in one hop: the split, then the authorization."""
 
         stats = metrics.inbound
+        # (backend target, caller's header) -> the forward to it: built once, as each
+        # router of a real pair builds its forwards once.
+        forwards: dict[tuple[Any, bytes], Forward] = {}
 
         def peer_of(self, transport: Any) -> Any:
             return inbound.peer_of(transport)
@@ -163,16 +166,20 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
             if isinstance(fwd, Reply):
                 return fwd
             allowed = inbound.route(ex, peer)
-            return (
-                allowed if isinstance(allowed, Reply) else Forward(fwd.target, peer.forward.extra)
-            )
+            if isinstance(allowed, Reply):
+                return allowed
+            key = (fwd.target, allowed.extra)
+            both = self.forwards.get(key)
+            if both is None:
+                both = self.forwards[key] = Forward(fwd.target, allowed.extra)
+            return both
 
     state, pool, router = ServerState(), ConnectionPool(), SplitThenAuthorize()
     state.start()
     state.on_tick.append(pool.sweep)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: HttpProxy(router=router, pool=pool, state=state, limits=Limits()),  # type: ignore[arg-type]
+        lambda: HttpProxy(router=router, pool=pool, state=state, limits=Limits()),
         "127.0.0.1",
         0,
         backlog=1024,
