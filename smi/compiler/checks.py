@@ -8,11 +8,16 @@ creation), so those are warnings; `strict=True` makes them errors (`smictl admit
 
 With `subjects`, only those objects are checked (against the whole set, in which each subject
 replaces any object of the same key: that is what applying it does), as admission needs.
+A caller that checks many subjects against one set (the webhook, against the store's view)
+builds `SetIndex.of(resources, context)` once and calls `validate_subjects(index, subjects)`:
+the same diagnostics as `validate(resources, context, subjects=subjects)`, without indexing
+the whole set again for every request (about 10 ms per request with 10,000 stored objects).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,7 +45,6 @@ def validate(
     that concern them, against the whole set. Diagnostics are located (file, line, object)."""
     whole_set = subjects is None
     checked = list(resources) if subjects is None else list(subjects)
-    out: list[Diagnostic] = []
     with gc_paused():
         if whole_set:
             index = _Index.build(checked, context, namespaces=None)
@@ -48,15 +52,102 @@ def validate(
             index = _Index.build(
                 [*resources, *checked], context, namespaces=_namespaces_referenced(checked)
             )
-        for resource in checked:
-            out.extend(check_resource(resource))
-            found = list(_cross(resource, index))
-            if whole_set:
-                found.extend(_duplicate(resource, index))
-            out.extend(resource.locate(d) for d in found)
+        return _check(checked, index, whole_set=whole_set, strict=strict)
+
+
+def _check(
+    checked: Sequence[Resource], index: _Index, *, whole_set: bool, strict: bool
+) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for resource in checked:
+        out.extend(check_resource(resource))
+        found = list(_cross(resource, index))
+        if whole_set:
+            found.extend(_duplicate(resource, index))
+        out.extend(resource.locate(d) for d in found)
     if strict:
         out = [replace(d, severity="error") if d.code in STRICT_CODES else d for d in out]
     return out
+
+
+@dataclass(frozen=True)
+class SetIndex:
+    """The cross-resource index of one whole set, built once (`SetIndex.of`) and shared by
+    every `validate_subjects` call against that set; never changed after it is built."""
+
+    _base: _Index
+    _splits: Mapping[tuple[str, str], tuple[Resource, ...]]
+
+    @classmethod
+    def of(cls, resources: Sequence[Resource], context: Sequence[ContextObject] = ()) -> SetIndex:
+        with gc_paused():
+            base = _Index.build(resources, context, namespaces=None)
+            splits: dict[tuple[str, str], list[Resource]] = {}
+            for resource in resources:  # every TrafficSplit with a root, in set order
+                obj = resource.obj
+                if isinstance(obj, TrafficSplit):
+                    root = root_service(obj.service, resource.namespace)
+                    if root is not None:
+                        splits.setdefault((resource.namespace, root), []).append(resource)
+        return cls(base, {k: tuple(v) for k, v in splits.items()})
+
+
+def validate_subjects(
+    index: SetIndex, subjects: Sequence[Resource], *, strict: bool = False
+) -> list[Diagnostic]:
+    """`validate(resources, context, strict=strict, subjects=subjects)` for the set `index`
+    was built from: the subjects laid over the set (each replaces the object of its key), in
+    time that depends on the subjects, not on the size of the set."""
+    checked = list(subjects)
+    mine: dict[str, Resource] = {}
+    for resource in checked:  # later subjects of one key win, as in `validate`
+        mine[resource.key] = resource
+    base = index._base
+    by_key = ChainMap(mine, base.by_key)
+    overlay = _Index(
+        by_key=by_key,
+        split_roots=_SplitRoots(index._splits, checked, by_key),
+        service_ports=base.service_ports,
+        namespaces_with_services=base.namespaces_with_services,
+    )
+    with gc_paused():
+        return _check(checked, overlay, whole_set=False, strict=strict)
+
+
+class _SplitRoots(Mapping[tuple[str, str], str]):
+    """`_Index.split_roots` of a set with subjects appended, answered per lookup as
+    `_Index.build` would: the first TrafficSplit of the root, in the order of the set then the
+    subjects, that is the object its key resolves to (a replaced split no longer counts)."""
+
+    def __init__(
+        self,
+        splits: Mapping[tuple[str, str], tuple[Resource, ...]],
+        subjects: Sequence[Resource],
+        by_key: Mapping[str, Resource],
+    ) -> None:
+        self._splits = splits
+        self._by_key = by_key
+        self._subject_roots: dict[tuple[str, str], list[Resource]] = {}
+        for resource in subjects:
+            obj = resource.obj
+            if isinstance(obj, TrafficSplit):
+                root = root_service(obj.service, resource.namespace)
+                if root is not None:
+                    self._subject_roots.setdefault((resource.namespace, root), []).append(resource)
+
+    def __getitem__(self, where: tuple[str, str]) -> str:
+        for group in (self._splits.get(where, ()), self._subject_roots.get(where, ())):
+            for resource in group:
+                if self._by_key[resource.key] is resource:
+                    return resource.key
+        raise KeyError(where)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        seen = {*self._splits, *self._subject_roots}
+        return (where for where in seen if where in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -64,9 +155,9 @@ class _Index:
     """The set as the cross-resource checks see it (later definitions of a key win, as in
     `kubectl apply` of the files in order)."""
 
-    by_key: dict[str, Resource] = field(default_factory=dict)
+    by_key: MutableMapping[str, Resource] = field(default_factory=dict)
     first_seen: dict[str, Resource] = field(default_factory=dict)
-    split_roots: dict[tuple[str, str], str] = field(default_factory=dict)
+    split_roots: Mapping[tuple[str, str], str] = field(default_factory=dict)
     service_ports: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
     namespaces_with_services: set[str] = field(default_factory=set)
 
@@ -80,7 +171,8 @@ class _Index:
     ) -> _Index:
         """Index `resources` and `context`, or only their objects in `namespaces`: every
         reference resolves in one namespace, so that is all one object's checks can see."""
-        index = cls()
+        split_roots: dict[tuple[str, str], str] = {}
+        index = cls(split_roots=split_roots)
         if namespaces is not None:
             resources = [r for r in resources if r.namespace in namespaces]
             context = [c for c in context if c.namespace in namespaces]
@@ -92,7 +184,7 @@ class _Index:
             if isinstance(obj, TrafficSplit) and index.by_key[resource.key] is resource:
                 root = root_service(obj.service, resource.namespace)
                 if root is not None:
-                    index.split_roots.setdefault((resource.namespace, root), resource.key)
+                    split_roots.setdefault((resource.namespace, root), resource.key)
         for ctx in context:
             if ctx.kind == "Service":
                 index.service_ports[(ctx.namespace, ctx.name)] = _ports(ctx.raw)

@@ -26,7 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smi.compiler.checks import validate
+from smi.compiler.checks import validate, validate_subjects
 from smi.errors import Diagnostic, errors_of, warnings_of
 from smi.loading import LoadResult, Resource, Source, load_object
 from smi.policy.engine import EVAL_FAILED
@@ -131,9 +131,7 @@ def admit(
     if not loaded.ok or not loaded.resources:
         return _not_smi(uid, loaded)
     resource = loaded.resources[0]
-    found = validate(
-        list(inventory.resources), inventory.context, strict=strict, subjects=[resource]
-    )
+    found = validate_subjects(inventory.validation_index, [resource], strict=strict)
     return _decide(
         request, policies, resource=resource, found=found, old_hub=old_hub, inventory=inventory
     )

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
 
+from smi.compiler.checks import SetIndex
 from smi.loading import ContextObject, Resource
 
 
@@ -66,6 +68,12 @@ class Inventory:
     resources: tuple[Resource, ...] = ()
     context: tuple[ContextObject, ...] = ()
     documents: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    @cached_property
+    def validation_index(self) -> SetIndex:
+        """The cross-resource index of these objects, built on first use and kept: admission
+        checks each request's object against it without indexing the inventory again."""
+        return SetIndex.of(self.resources, self.context)
 
     @classmethod
     def of(
