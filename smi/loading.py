@@ -204,7 +204,7 @@ class _Loader:
         if block is not None:  # plain block YAML: line maps only if a diagnostic asks
             file = FileLines(text)
             for value, index, line in block:
-                self.document(value, lines=LazyLines(file, index, line=line), index=index)
+                self.document(value, lines=LazyLines(file, index, (), line), index=index)
             return
         try:
             for doc in load_documents(text):

@@ -25,7 +25,7 @@ class Source:
     index: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Resource:
     """An SMI object: its hub form (`obj`), as which version it was written, and where."""
 
@@ -41,13 +41,35 @@ class Resource:
     key: str = field(init=False, compare=False, repr=False)
     """`kind/namespace/name`, how diagnostics and the compiler name the object."""
 
-    def __post_init__(self) -> None:
-        meta = self.obj.metadata
+    def __init__(  # noqa: PLR0917 - the signature a dataclass would generate
+        self,
+        obj: Any,
+        api_version: str,
+        kind: str,
+        source: Source,
+        raw: Mapping[str, Any],
+        lines: Lines | None = None,
+    ) -> None:
+        # One resource per loaded object: the fields are set in one step (a frozen dataclass's
+        # own __init__ sets them one by one through object.__setattr__, at twice the cost).
+        meta = obj.metadata
         name = str(getattr(meta, "name", "") or "")
         namespace = str(getattr(meta, "namespace", "") or "")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "namespace", namespace)
-        object.__setattr__(self, "key", f"{self.kind}/{namespace}/{name}")
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "obj": obj,
+                "api_version": api_version,
+                "kind": kind,
+                "source": source,
+                "raw": raw,
+                "lines": lines,
+                "name": name,
+                "namespace": namespace,
+                "key": f"{kind}/{namespace}/{name}",
+            },
+        )
 
     def __hash__(self) -> int:
         return hash((self.key, self.api_version, self.source))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -156,18 +156,32 @@ class FileLines:
         return self._maps.get(index)
 
 
-@dataclass(frozen=True, slots=True)
 class LazyLines:
     """Line map of one document, computed only when a diagnostic asks for a line: JSON is
     parsed by the much faster `json` module, plain block YAML by `smi.yamlblock`, and neither
     records lines. `line` is the line of the (sub)document's root where it is known without
     the map (YAML documents: their first line, and the items of a `kind: List` in them);
-    always None for JSON, whose objects are located only by their fields' lines."""
+    always None for JSON, whose objects are located only by their fields' lines.
 
-    file: FileLines
-    index: int = 0
-    prefix: tuple[PathPart, ...] = ()
-    line: int | None = None
+    One per loaded document, so a plain class with slots (cheaper to build than a frozen
+    dataclass); nothing assigns its attributes after `__init__`."""
+
+    __slots__ = ("file", "index", "line", "prefix")
+
+    def __init__(
+        self,
+        file: FileLines,
+        index: int = 0,
+        prefix: tuple[PathPart, ...] = (),
+        line: int | None = None,
+    ) -> None:
+        self.file = file
+        self.index = index
+        self.prefix = prefix
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"LazyLines(index={self.index}, prefix={self.prefix!r}, line={self.line})"
 
     def _map(self) -> LineMap | None:
         whole = self.file.document(self.index)
@@ -180,7 +194,7 @@ class LazyLines:
     def sub(self, path: str | Sequence[PathPart]) -> LazyLines:
         parts = tuple(path) if not isinstance(path, str) else parse_path(path)
         sub = LazyLines(self.file, self.index, self.prefix + parts)
-        if self.line is None:
-            return sub
-        lines = sub._map()
-        return replace(sub, line=None if lines is None else lines.line)
+        if self.line is not None:  # YAML: the sub-document's root line, from the file's map
+            lines = sub._map()
+            sub.line = None if lines is None else lines.line
+        return sub

@@ -22,6 +22,7 @@ index in the stream and the line where its root starts (`Source.line`).
 from __future__ import annotations
 
 import re
+from itertools import count
 from typing import Any, NamedTuple
 
 from smi.yamlbuild import MAX_DEPTH, MAX_NODES, NUMBER_START, SPECIAL_SCALARS, plain
@@ -34,8 +35,9 @@ _UNSUPPORTED_CHARS = re.compile(
 )
 # One line: indentation, a sequence entry `- `, a key `name: ` (plain, or single-quoted with
 # no quote inside), and the rest.
+# Possessive (`*+`, `?+`): nothing here ever needs to backtrack, and saying so is 10% faster.
 _ROW = re.compile(
-    r"^( *)(-(?: +|$))?(?:([A-Za-z0-9_][A-Za-z0-9_./-]*|'[^'\n]*'):(?: +|$))?(.*)", re.M
+    r"^( *+)(-(?: ++|$))?+(?:([A-Za-z0-9_][A-Za-z0-9_./-]*+|'[^'\n]*+'):(?: ++|$))?+(.*+)", re.M
 )
 _SINGLE_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'(?: +#.*| *)")
 _DOUBLE_QUOTED = re.compile(r'"([^"\\\n]*)"(?: +#.*| *)')
@@ -119,22 +121,21 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
     root: Any = None
     root_line = 0
     # Open containers, innermost last: (column, container, is_mapping); the innermost also in
-    # `current`, `at` (its column: of its keys, or of its `-`) and `in_map`.
+    # `current`.
     stack: list[tuple[int, Any, bool]] = []
     current: Any = None
-    at = -1
-    in_map = False
     # A key or `-` whose value starts on a later line: (container, slot, column, in_mapping).
     pending: tuple[Any, Any, int, bool] | None = None
+    # The column at which a `key: ` line goes straight into `current` (a mapping, no value
+    # pending): most lines. -1 when there is none.
+    keys_at = -1
     # After a scalar, a deeper line would continue it (a multi-line scalar): not read here.
     limit = -1
     special, number_start, hard = SPECIAL_SCALARS, NUMBER_START, _HARD_START
-    line = 0
-    for indent, dash, written_key, rest in rows:
-        line += 1
+    for line, (indent, dash, written_key, rest) in zip(count(1), rows):
         column = len(indent)
-        if written_key and not dash and column == at and in_map and pending is None:
-            container = current  # the next key of the same mapping: most lines
+        if column == keys_at and written_key and not dash:
+            container = current
         else:
             if not dash and not written_key:
                 if not rest or rest[0] == "#":
@@ -144,7 +145,7 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
                 if root is not None:
                     docs.append(BlockDocument(root, index, root_line))
                 index += 1
-                started, root, pending, limit, at = True, None, None, -1, -1
+                started, root, pending, limit, keys_at = True, None, None, -1, -1
                 continue
             if column > limit >= 0:
                 raise _Unsupported
@@ -178,7 +179,8 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
                 if top[0] != column or top[2] == is_dash:
                     raise _Unsupported  # misaligned, or a `-` among keys, or a key among `-`
                 container = top[1]
-            current, at, in_map = container, column, not is_dash
+            current = container
+            keys_at = -1 if is_dash else column
             pending = None
             limit = -1
             if is_dash:
@@ -190,10 +192,12 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
                     first = rest[0]
                     if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
                         value = _scalar(rest)
-                    elif first in number_start:
-                        value = plain(rest)
-                    else:
+                    elif first not in number_start:
                         value = special.get(rest, rest)
+                    elif rest.isdigit() and rest.isascii() and (first != "0" or len(rest) == 1):
+                        value = int(rest)
+                    else:
+                        value = plain(rest)
                     container.append(value)
                     limit = column
                     continue
@@ -204,7 +208,7 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
                     raise _Unsupported
                 stack.append((column, mapping, True))
                 container = current = mapping
-                at, in_map = column, True
+                keys_at = column
         # A single-quoted key as PyYAML writes `'80':` or `'true':`, else a plain one.
         key = written_key[1:-1] if written_key[0] == "'" else written_key
         if key in container:
@@ -212,15 +216,17 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
         if not rest or rest[0] == "#":
             pending = (container, key, column, True)
             container[key] = None
-            limit = -1
+            limit = keys_at = -1
             continue
         first = rest[0]
         if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
             value = _scalar(rest)
-        elif first in number_start:
-            value = plain(rest)
-        else:
+        elif first not in number_start:
             value = special.get(rest, rest)
+        elif rest.isdigit() and rest.isascii() and (first != "0" or len(rest) == 1):
+            value = int(rest)  # a plain decimal (YAML 1.1 reads `017` as octal: not here)
+        else:
+            value = plain(rest)
         container[key] = value
         limit = column
     if root is not None:

@@ -35,8 +35,8 @@ def check_resource(resource: Resource) -> list[Diagnostic]:
     found = [
         *check_subdomain(resource.name, "metadata.name"),
         *check_label(resource.namespace, "metadata.namespace", what="namespace"),
-        *checker(resource),
     ]
+    found += checker(resource)
     # Locating reads the file's line map, computed on first use: only for what was found.
     return [resource.locate(d) for d in found] if found else found
 

@@ -3,7 +3,8 @@
 DESIGN.md §3: the destination namespace defaults to the TrafficTarget's and must equal it; a
 source without a namespace means the TrafficTarget's (warned); a TrafficTarget needs at least one
 rule and one source in every version (it would allow nothing otherwise). Paths follow the wire
-layout of the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` later.
+layout of the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` later. They are
+formatted only for what is reported: the checks run for every object of a set.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from smi.validation.names import (
     check_subdomain,
     duplicates,
     error,
+    is_label,
+    is_subdomain,
     warning,
 )
 
@@ -78,8 +81,9 @@ def _subject(out: list[Diagnostic], subject: hub.Subject, *, path: str, version:
                 path=f"{path}.group",
             )
         )
-    out += check_subdomain(subject.name, f"{path}.name")
-    if subject.namespace:
+    if not is_subdomain(subject.name):
+        out += check_subdomain(subject.name, f"{path}.name")
+    if subject.namespace and not is_label(subject.namespace):
         out += check_label(subject.namespace, f"{path}.namespace", what="namespace")
 
 
@@ -123,7 +127,8 @@ def _rules(
                     path=f"{at}.kind",
                 )
             )
-        out += check_subdomain(rule.name, f"{at}.name", what="route name")
+        if not is_subdomain(rule.name):
+            out += check_subdomain(rule.name, f"{at}.name", what="route name")
         if rule.matches and rule.kind != "HTTPRouteGroup":
             out.append(
                 warning(
@@ -137,9 +142,10 @@ def _rules(
             out.append(
                 warning("SMI2007", f"match {name!r} listed twice", path=f"{at}.matches[{j}]")
             )
-    keys = [f"{r.kind}/{r.name}/{sorted(r.matches or ())}" for r in rules]
-    for i, _ in duplicates(keys):
-        out.append(warning("SMI2007", "the same rule is listed twice", path=f"{path}[{i}]"))
+    if len(rules) > 1:
+        keys = [f"{r.kind}/{r.name}/{sorted(r.matches or ())}" for r in rules]
+        for i, _ in duplicates(keys):
+            out.append(warning("SMI2007", "the same rule is listed twice", path=f"{path}[{i}]"))
 
 
 def _sources(

@@ -32,46 +32,54 @@ def check_route_group(resource: Resource) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if not group.matches:
         out.append(error("SMI2201", "at least one match is needed", path=path))
-    raw_matches = _raw_matches(resource.raw, flat=flat)
     for i, name in duplicates(m.name for m in group.matches):
         out.append(error("SMI2202", f"match name {name!r} is used twice", path=f"{path}[{i}].name"))
     for i, match in enumerate(group.matches):
-        raw = raw_matches[i] if i < len(raw_matches) else {}
-        _match(out, match, path=f"{path}[{i}]", raw=raw if isinstance(raw, Mapping) else {})
+        if match.methods and not _METHODS.issuperset(match.methods):
+            _methods(out, match.methods, path=f"{path}[{i}]")
+        if match.path_regex is not None:
+            _path_regex(out, match.path_regex, path=f"{path}[{i}]")
+        if match.headers:
+            found = _header_problems(match.headers)
+            if found:
+                raw = _raw_match(resource.raw, flat=flat, index=i)
+                at = f"{path}[{i}].headers"
+                paths = _header_paths(raw.get("headers"), path=at, count=len(match.headers))
+                out.extend(error(code, message, path=paths[j]) for j, code, message in found)
     return out
 
 
-def _raw_matches(raw: Mapping[str, Any], *, flat: bool) -> list[Any]:
+def _raw_match(raw: Mapping[str, Any], *, flat: bool, index: int) -> Mapping[str, Any]:
+    """The match as written (the form of its headers decides their wire paths)."""
     holder: Any = raw if flat else raw.get("spec")
     matches = holder.get("matches") if isinstance(holder, Mapping) else None
-    return matches if isinstance(matches, list) else []
+    match = matches[index] if isinstance(matches, list) and index < len(matches) else None
+    return match if isinstance(match, Mapping) else {}
 
 
-def _match(
-    out: list[Diagnostic], match: hub.HTTPMatch, *, path: str, raw: Mapping[str, Any]
-) -> None:
-    if match.methods and not _METHODS.issuperset(match.methods):
-        for j, method in enumerate(match.methods):
-            if method not in _METHODS:
-                hint = f"; write {method.upper()!r}" if method.upper() in _METHODS else ""
-                out.append(
-                    error(
-                        "SMI2203",
-                        f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
-                        path=f"{path}.methods[{j}]",
-                    )
+def _methods(out: list[Diagnostic], methods: tuple[str, ...], *, path: str) -> None:
+    for j, method in enumerate(methods):
+        if method not in _METHODS:
+            hint = f"; write {method.upper()!r}" if method.upper() in _METHODS else ""
+            out.append(
+                error(
+                    "SMI2203",
+                    f"method {method!r} is not one of {', '.join(hub.HTTP_METHODS)}{hint}",
+                    path=f"{path}.methods[{j}]",
                 )
-    if match.path_regex is not None:
-        _path_regex(out, match.path_regex, path=f"{path}.pathRegex")
-    if match.headers:
-        _headers(out, match.headers, path=f"{path}.headers", raw=raw.get("headers"))
+            )
 
 
 def _path_regex(out: list[Diagnostic], regex: str, *, path: str) -> None:
+    """`path` is the match's; the field's path is formatted only when there is a finding."""
     problem = re2_problem(regex)
     if problem is not None:
         out.append(
-            error("SMI2204", f"pathRegex {show(regex)} is not RE2 syntax: {problem}", path=path)
+            error(
+                "SMI2204",
+                f"pathRegex {show(regex)} is not RE2 syntax: {problem}",
+                path=f"{path}.pathRegex",
+            )
         )
     elif not end_anchored(regex):
         out.append(
@@ -79,17 +87,15 @@ def _path_regex(out: list[Diagnostic], regex: str, *, path: str) -> None:
                 "SMI2206",
                 f"pathRegex {show(regex)} is anchored at the start only, so it also matches "
                 f"longer paths such as {show(regex + 'x')}; end it with '$', '/' or '.*'",
-                path=path,
+                path=f"{path}.pathRegex",
             )
         )
 
 
-def _headers(
-    out: list[Diagnostic], headers: tuple[tuple[str, str], ...], *, path: str, raw: Any
-) -> None:
-    """Duplicate names (case-insensitive) and regexes RE2 cannot run, at each header's wire
-    path (computed only when there is something to report)."""
-    found: list[tuple[int, str, str]] = []  # (header index, code, message)
+def _header_problems(headers: tuple[tuple[str, str], ...]) -> list[tuple[int, str, str]]:
+    """(header index, code, message): names given twice (case-insensitive) and regexes RE2
+    cannot run."""
+    found: list[tuple[int, str, str]] = []
     seen: set[str] = set()
     for i, (name, regex) in enumerate(headers):
         if name in seen:
@@ -106,9 +112,7 @@ def _headers(
             found.append(
                 (i, "SMI2204", f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}")
             )
-    if found:
-        wire_paths = _header_paths(raw, path=path, count=len(headers))
-        out.extend(error(code, message, path=wire_paths[i]) for i, code, message in found)
+    return found
 
 
 def _header_paths(raw: Any, *, path: str, count: int) -> list[str]:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from smi.apis.split import hub
 from smi.errors import Diagnostic
-from smi.validation.names import check_label, check_subdomain, duplicates, error, warning
+from smi.validation.names import (
+    check_label,
+    check_subdomain,
+    duplicates,
+    error,
+    is_label,
+    warning,
+)
 
 if TYPE_CHECKING:
     from smi.loading import Resource
@@ -50,16 +57,20 @@ def check_traffic_split(resource: Resource) -> list[Diagnostic]:
         split,
         root=root,
         v1alpha1=resource.api_version.endswith("/v1alpha1"),
-        raw=_raw_backends(resource.raw),
+        raw=resource.raw,
     )
     _matches(out, split.matches or ())
     return out
 
 
-def _raw_backends(raw: Mapping[str, Any]) -> list[Any]:
+def _written_weight(raw: Mapping[str, Any], index: int) -> Any:
+    """The weight of backend `index` as the document wrote it (None when it did not)."""
     spec = raw.get("spec")
     backends = spec.get("backends") if isinstance(spec, Mapping) else None
-    return backends if isinstance(backends, list) else []
+    if not isinstance(backends, list) or index >= len(backends):
+        return None
+    backend = backends[index]
+    return backend.get("weight") if isinstance(backend, dict) else None
 
 
 def _backends(
@@ -68,30 +79,30 @@ def _backends(
     *,
     root: str | None,
     v1alpha1: bool,
-    raw: list[Any],
+    raw: Mapping[str, Any],
 ) -> None:
     if not split.backends:
         out.append(error("SMI2101", "at least one backend is needed", path="spec.backends"))
         return
     weights_ok = True
     for i, backend in enumerate(split.backends):
-        at = f"spec.backends[{i}]"
-        out += check_label(backend.service, f"{at}.service", what="Service name")
+        if not is_label(backend.service):
+            out += check_label(backend.service, f"spec.backends[{i}].service", what="Service name")
         if backend.service == root:
             out.append(
                 warning(
                     "SMI2106",
                     f"the root service {root!r} is listed as a backend; list the "
                     "versioned Services instead",
-                    path=f"{at}.service",
+                    path=f"spec.backends[{i}].service",
                 )
             )
         problem = _weight_problem(backend.weight_milli, v1alpha1=v1alpha1)
         if problem is not None:
             weights_ok = False
-            written = raw[i].get("weight") if i < len(raw) and isinstance(raw[i], dict) else None
+            written = _written_weight(raw, i)
             shown = f" (got {written!r})" if written is not None else ""
-            out.append(error("SMI2103", f"{problem}{shown}", path=f"{at}.weight"))
+            out.append(error("SMI2103", f"{problem}{shown}", path=f"spec.backends[{i}].weight"))
     for i, service in duplicates(b.service for b in split.backends):
         out.append(
             error(
