@@ -19,17 +19,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from proxy.exchange import Exchange, Forward, Headers
 from proxy.http1 import Reply, local_reply, service_key, split_host
 from proxy.metrics import Metrics
+from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
 from proxy.upstream import ClientTLS, Target
 from smi.compiler.ir import Endpoint
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
 from smi.compiler.ir.index import PolicyIndex
-from smi.pki import identity_of
 
 log = logging.getLogger("smictl.proxy")
 
@@ -42,7 +40,8 @@ _NO_ENDPOINTS = local_reply(503, "no-endpoints")
 
 
 class PeerIdentities:
-    """SPIFFE id of a verified peer certificate, parsed once per distinct certificate."""
+    """SPIFFE id of a verified peer certificate, read once per distinct certificate (by its
+    DER bytes) from the decoded form OpenSSL fills only for a verified one (proxy.peercert)."""
 
     def __init__(self, *, trust_domain: str | None, size: int = 4096) -> None:
         self.trust_domain = trust_domain
@@ -56,7 +55,7 @@ class PeerIdentities:
             return None
         if der in self._cache:
             return self._cache[der]
-        ident = identity_of(x509.load_der_x509_certificate(der), trust_domain=self.trust_domain)
+        ident = peer_identity(ssl_object, trust_domain=self.trust_domain)
         if len(self._cache) >= self.size:
             self._cache.clear()
         spiffe = None if ident is None else ident.spiffe_id

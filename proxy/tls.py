@@ -13,6 +13,12 @@ mesh CA, names this identity, not expired); a bad one is refused and the current
 
 Certificates come from files (re-read when they change, or on SIGHUP) or from the control
 plane's CSR endpoint (`POST /mesh/v1/certificates`), renewed at two thirds of their lifetime.
+
+A candidate is checked by OpenSSL itself, the way a peer will check it: an in-memory TLS
+handshake in which it is served to a `CERT_REQUIRED` client that trusts only the mesh CA
+(chain, signature, validity now, usable for TLS, key possession), and the identity is read
+from the verified certificate (`proxy.peercert`). So this module needs no X.509 parser;
+`cryptography` (via `smi.pki`) is imported only to make a key and a CSR for the control plane.
 """
 
 from __future__ import annotations
@@ -26,22 +32,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from typing import Any
 
 from proxy.httpclient import HttpClientError, request
 from proxy.metrics import Metrics
+from proxy.peercert import identity_in
 from smi.identity import Identity
-from smi.pki import (
-    PKIError,
-    generate_key,
-    identity_of,
-    key_to_pem,
-    load_certificate,
-    make_csr,
-    renewal_time,
-)
 
 log = logging.getLogger("smictl.proxy.tls")
 
@@ -50,11 +46,18 @@ class CertificateError(Exception):
     """A certificate or key cannot be used (unreadable, wrong identity, expired, wrong CA)."""
 
 
+# Renew two thirds into the lifetime (smi.pki.renewal_time's rule, on the decoded dates).
+_RENEW_AT = 2 / 3
+_HANDSHAKE_STEPS = 8  # an in-memory TLS 1.3 handshake takes 2 or 3
+
+
 @dataclass(frozen=True, slots=True)
 class Material:
     cert_pem: bytes
     key_pem: bytes
-    cert: x509.Certificate
+    der: bytes  # the leaf certificate, to tell whether a reload changed anything
+    not_before: datetime
+    not_after: datetime
 
 
 def server_context(ca_pem: bytes) -> ssl.SSLContext:
@@ -82,9 +85,11 @@ class WorkloadTLS:
     def __init__(self, *, identity: Identity, ca_pem: bytes, metrics: Metrics) -> None:
         self.identity = identity
         self.ca_pem = ca_pem
-        self.cas = _load_cas(ca_pem)
         self.metrics = metrics
-        self.server = server_context(ca_pem)
+        try:
+            self.server = server_context(ca_pem)
+        except (ssl.SSLError, ValueError) as exc:
+            raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
         self._client: ssl.SSLContext | None = None
         self.material: Material | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="smictl-proxy-"))
@@ -101,7 +106,7 @@ class WorkloadTLS:
 
     @property
     def not_after(self) -> datetime | None:
-        return None if self.material is None else self.material.cert.not_valid_after_utc
+        return None if self.material is None else self.material.not_after
 
     def control_plane_context(self) -> ssl.SSLContext:
         """For calls to the control plane: its serving certificate is signed by the mesh CA
@@ -110,52 +115,59 @@ class WorkloadTLS:
 
     def install(self, cert_pem: bytes, key_pem: bytes) -> bool:
         """Check and use a new certificate; False (and the old one kept) if it is the same."""
-        try:
-            cert = load_certificate(cert_pem)
-        except PKIError as exc:
-            raise CertificateError(str(exc)) from exc
-        if self.material is not None and cert == self.material.cert:
+        der = _leaf_der(cert_pem)
+        if self.material is not None and der == self.material.der:
             return False
-        self._check(cert)
         cert_file, key_file = self._dir / "cert.pem", self._dir / "key.pem"
         _write_private(cert_file, cert_pem)
         _write_private(key_file, key_pem)
         client = client_context(self.ca_pem)
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
             client.load_cert_chain(cert_file, key_file)
-            self.server.load_cert_chain(cert_file, key_file)
+            probe.load_cert_chain(cert_file, key_file)
         except ssl.SSLError as exc:
             self.metrics.cert_renewal("rejected")
             raise CertificateError(f"certificate and key do not match: {exc}") from exc
+        decoded = self._check(probe)
+        self.server.load_cert_chain(cert_file, key_file)
+        not_after = _cert_time(decoded["notAfter"])
         self._client = client
-        self.material = Material(cert_pem, key_pem, cert)
-        self.metrics.cert_expiry = cert.not_valid_after_utc.timestamp()
-        self.metrics.cert_renewal("installed")
-        log.info(
-            "certificate for %s installed, expires %s",
-            self.identity,
-            cert.not_valid_after_utc.isoformat(),
+        self.material = Material(
+            cert_pem, key_pem, der, _cert_time(decoded["notBefore"]), not_after
         )
+        self.metrics.cert_expiry = not_after.timestamp()
+        self.metrics.cert_renewal("installed")
+        log.info("certificate for %s installed, expires %s", self.identity, not_after.isoformat())
         return True
 
-    def _check(self, cert: x509.Certificate) -> None:
+    def _check(self, candidate: ssl.SSLContext) -> dict[str, Any]:
+        """The decoded certificate of `candidate` (a server context holding it), as a peer
+        trusting only the mesh CA sees it; CertificateError if that peer refuses it or it
+        names another identity."""
         problem = None
-        now = datetime.now(UTC)
-        if identity_of(cert) != self.identity:
-            problem = f"certificate names {identity_of(cert)}, not {self.identity}"
-        elif not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
-            problem = f"certificate is not valid now (expires {cert.not_valid_after_utc})"
-        elif not any(_issued_by(cert, ca) for ca in self.cas):
-            problem = "certificate is not issued by the mesh CA"
+        try:
+            decoded = _verified_by(candidate, client_context(self.ca_pem))
+        except ssl.SSLCertVerificationError as exc:
+            problem = _verify_problem(exc)
+            decoded = {}
+        except ssl.SSLError as exc:
+            problem = f"certificate refused in a TLS handshake: {exc}"
+            decoded = {}
+        if problem is None and identity_in(decoded) != self.identity:
+            problem = f"certificate names {identity_in(decoded)}, not {self.identity}"
         if problem is not None:
             self.metrics.cert_renewal("rejected")
             raise CertificateError(problem)
+        return decoded
 
     def next_renewal(self, *, jitter: float = 0.05) -> float:
         """Seconds until this certificate should be renewed (two thirds of its lifetime)."""
         if self.material is None:
             return 0.0
-        at = renewal_time(self.material.cert, jitter=random.uniform(-jitter, jitter))  # noqa: S311
+        start, end = self.material.not_before, self.material.not_after
+        drawn = random.uniform(-jitter, jitter)  # noqa: S311 - spreading renewals, not secrecy
+        at = start + (end - start) * (_RENEW_AT + max(-1 / 3, min(1 / 3 - 1e-6, drawn)))
         return max(0.0, (at - datetime.now(UTC)).total_seconds())
 
     def cleanup(self) -> None:
@@ -196,6 +208,9 @@ class CsrCertificates:
         self.tls, self.url, self.token, self.ssl_context = tls, url, token, ssl_context
 
     async def refresh(self, *, force: bool = False) -> bool:
+        # Only this mode needs cryptography (a fresh key and a CSR): imported on first use.
+        from smi.pki import generate_key, key_to_pem, make_csr
+
         key = generate_key()
         csr = make_csr(key, self.tls.identity)
         body = json.dumps({"csr": csr.decode()}).encode()
@@ -227,20 +242,62 @@ def _certificate_from(body: bytes) -> bytes:
         raise CertificateError("control plane answer holds no certificate") from exc
 
 
-def _load_cas(ca_pem: bytes) -> list[x509.Certificate]:
-    try:
-        cas = x509.load_pem_x509_certificates(ca_pem)
-    except ValueError as exc:
-        raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
-    return cas
+_PEM_END = "-----END CERTIFICATE-----"
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+def _leaf_der(cert_pem: bytes) -> bytes:
+    """The first certificate of a PEM bundle, DER-encoded."""
+    text = cert_pem.decode("ascii", "replace")
+    end = text.find(_PEM_END)
     try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+        return ssl.PEM_cert_to_DER_cert(text[: end + len(_PEM_END)] if end >= 0 else text)
+    except ValueError as exc:  # no PEM markers, or not base64 between them
+        raise CertificateError(f"cannot read certificate: {exc}") from exc
+
+
+def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> dict[str, Any]:
+    """Run a TLS handshake between the two contexts in memory; the server's certificate as the
+    client verified it (SSLCertVerificationError when it did not)."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_side=False)
+    s = server.wrap_bio(s_in, s_out, server_side=True)
+    done = {c: False, s: False}
+    for _ in range(_HANDSHAKE_STEPS):
+        for end, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
+            if not done[end]:
+                try:
+                    end.do_handshake()
+                    done[end] = True
+                except ssl.SSLWantReadError:
+                    pass
+            if out.pending:
+                peer_in.write(out.read())
+        if done[c] and done[s]:
+            break
+    cert = c.getpeercert() if done[c] else None
+    if not cert:
+        raise ssl.SSLError("the in-memory handshake did not complete")
+    return cert
+
+
+# OpenSSL X509_V_ERR_* codes with their own explanation.
+_X509_NOT_YET_VALID = 9
+_X509_EXPIRED = 10
+_X509_INVALID_PURPOSE = 26  # not for TLS servers (extended key usage)
+
+
+def _verify_problem(exc: ssl.SSLCertVerificationError) -> str:
+    code = exc.verify_code
+    if code in (_X509_NOT_YET_VALID, _X509_EXPIRED):
+        return f"certificate is not valid now ({exc.verify_message})"
+    if code == _X509_INVALID_PURPOSE:
+        return f"certificate is not usable for TLS ({exc.verify_message})"
+    return f"certificate is not issued by the mesh CA ({exc.verify_message})"
+
+
+def _cert_time(text: str) -> datetime:
+    """A decoded certificate's time (`'Nov 23 23:08:46 2026 GMT'`), timezone-aware UTC."""
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(text), UTC)
 
 
 def _write_private(path: Path, data: bytes) -> None:

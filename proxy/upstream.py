@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 import httptools
-from cryptography import x509
 
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
-from smi.pki import identity_of
+from proxy.peercert import peer_identity
 
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 # First bytes of the response headers that need a look (hop-by-hop ones and Content-Length):
@@ -307,11 +306,7 @@ class UpstreamConnection(asyncio.Protocol):
 
 def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:
     """The SPIFFE id in the verified certificate of a TLS peer, or None."""
-    ssl_object = transport.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
-        return None
-    ident = identity_of(x509.load_der_x509_certificate(der))
+    ident = peer_identity(transport.get_extra_info("ssl_object"))
     return None if ident is None else ident.spiffe_id
 
 

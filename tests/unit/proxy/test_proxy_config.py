@@ -212,7 +212,11 @@ def test_the_mesh_ca_can_be_given_inline_as_the_injector_does(
     assert cfg.ca is None and cfg.ca_pem is not None
     proxy = Proxy(cfg)
     try:
-        assert proxy.tls.cas == [ca.cert]
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        # the listeners trust exactly that CA
+        trusted = proxy.tls.server.get_ca_certs(binary_form=True)
+        assert trusted == [ca.cert.public_bytes(Encoding.DER)]
     finally:
         proxy.tls.cleanup()
     monkeypatch.delenv("SMI_PROXY_CA_PEM")

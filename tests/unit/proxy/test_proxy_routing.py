@@ -87,20 +87,30 @@ def _exchange(method: bytes, url: bytes, headers: dict[bytes, bytes] | None = No
 
 
 class _SSLObject:
-    def __init__(self, der: bytes | None) -> None:
-        self.der = der
+    """A verified TLS peer as `ssl.SSLObject` shows it: the DER bytes, and the decoded form
+    OpenSSL fills in for a verified certificate (only what proxy.peercert reads)."""
 
-    def getpeercert(self, binary_form: bool = False) -> bytes | None:
-        assert binary_form
-        return self.der
+    def __init__(self, der: bytes | None, uris: tuple[str, ...] = ()) -> None:
+        self.der = der
+        self.uris = uris
+        self.decoded = 0
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        if binary_form or self.der is None:
+            return self.der
+        self.decoded += 1
+        return {"subjectAltName": tuple(("URI", uri) for uri in self.uris)}
 
 
 def _transport_for(identity: Identity | None, ca: CertificateAuthority) -> FakeTransport:
     if identity is None:
         return FakeTransport({"ssl_object": _SSLObject(None)})
     cert_pem, _ = ca.issue_workload(identity)
-    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
-    return FakeTransport({"ssl_object": _SSLObject(der)})
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uris = tuple(san.get_values_for_type(x509.UniformResourceIdentifier))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return FakeTransport({"ssl_object": _SSLObject(der, uris)})
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +137,8 @@ def test_peer_identity_comes_from_the_certificate_once(ca: CertificateAuthority)
     peer = router.peer_of(transport)
     assert peer.identity == FRONT
     assert peer.forward.extra == f"x-smi-source-identity: {FRONT}\r\n".encode()
-    assert router.peer_of(transport).identity == FRONT  # cached by certificate
+    assert router.peer_of(transport).identity == FRONT  # cached by certificate:
+    assert transport.extra["ssl_object"].decoded == 1  # decoded once
     assert router.peer_of(_transport_for(None, ca)).identity is None
     foreign = Identity("shop", "front", trust_domain="elsewhere.example")
     assert router.peer_of(_transport_for(foreign, ca)).identity is None
