@@ -144,6 +144,10 @@ class ControlPlane:
             endpoints=endpoints_of(snap, trust_domain=self.settings.trust_domain),
         )
         policy = result.policy.with_revision(snap.revision)
+        inventory = Inventory.of(loaded.resources, loaded.context)
+        # Index the set for cross-resource validation now, off the request path, rather than
+        # in the first review after each revision.
+        _ = inventory.validation_index
         self.metrics.policy_revision.set(snap.revision)
         logs.emit(
             logs.SERVER,
@@ -164,7 +168,7 @@ class ControlPlane:
             policy_json=policy.to_json().encode(),
             skipped=tuple(result.skipped),
             namespace_labels=namespace_labels(loaded.context),
-            inventory=Inventory.of(loaded.resources, loaded.context),
+            inventory=inventory,
         )
 
 
