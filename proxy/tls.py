@@ -295,9 +295,28 @@ def _verify_problem(exc: ssl.SSLCertVerificationError) -> str:
     return f"certificate is not issued by the mesh CA ({exc.verify_message})"
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _cert_time(text: str) -> datetime:
-    """A decoded certificate's time (`'Nov 23 23:08:46 2026 GMT'`), timezone-aware UTC."""
-    return datetime.fromtimestamp(ssl.cert_time_to_seconds(text), UTC)
+    """A decoded certificate's time (`'Nov  3 23:08:46 2026 GMT'`, OpenSSL's fixed format),
+    timezone-aware UTC. (`ssl.cert_time_to_seconds` would load `_strptime` and `calendar`.)"""
+    try:
+        month, day, clock, year, zone = text.split()
+        hour, minute, second = clock.split(":")
+        if zone != "GMT":
+            raise ValueError(zone)
+        return datetime(
+            int(year),
+            _MONTHS.index(month) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=UTC,
+        )
+    except ValueError as exc:
+        raise CertificateError(f"cannot read the certificate's validity: {text!r}") from exc
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -156,6 +156,35 @@ def test_cli_reports_an_unreadable_ca_in_one_line(
     assert err[-1].startswith("smictl proxy: --ca ") and err[-1].endswith("(SMI7102)")
 
 
+def test_cli_reports_a_taken_port_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from smi.identity import Identity
+    from smi.pki import CertificateAuthority
+
+    ca = CertificateAuthority.create()
+    cert, key = ca.issue_workload(Identity("shop", "web"))
+    for name, data in (("ca.pem", ca.cert_pem()), ("c.pem", cert), ("k.pem", key)):
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "p.json").write_text("{}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [
+            *("--identity", "shop/web", "--policy", str(tmp_path / "p.json")),
+            *("--ca", str(tmp_path / "ca.pem")),
+            *("--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem")),
+            *("--bind", "127.0.0.1", "--outbound", str(port), "--admin", "0"),
+        ]
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"smictl proxy: cannot listen on 127.0.0.1:{port}: ")
+    assert err[-1].endswith("(SMI7102)")
+
+
 def test_registration_needs_an_inbound_port_a_control_plane_and_a_token(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("t0k\n")

@@ -86,6 +86,24 @@ def test_renewal_is_scheduled_at_about_two_thirds(
     assert (2 / 3 - 0.05) * lifetime - elapsed - 5 <= delay <= (2 / 3 + 0.05) * lifetime - elapsed
 
 
+@pytest.mark.parametrize(
+    "text", ["Nov 23 23:08:46 2026 GMT", "Jan  3 01:02:03 2030 GMT", "Feb 29 00:00:00 2028 GMT"]
+)
+def test_certificate_times_are_read_as_openssl_writes_them(text: str) -> None:
+    import ssl
+
+    from proxy.tls import _cert_time
+
+    assert _cert_time(text).timestamp() == ssl.cert_time_to_seconds(text)
+
+
+def test_an_unreadable_certificate_time_is_a_certificate_error() -> None:
+    from proxy.tls import _cert_time
+
+    with pytest.raises(CertificateError, match="validity"):
+        _cert_time("sometime soon")
+
+
 def test_file_certificates_are_reloaded_when_they_change(
     ca: CertificateAuthority, tls: WorkloadTLS, tmp_path: Path
 ) -> None:
