@@ -11,7 +11,13 @@ from collections.abc import Iterable
 
 from smi.apis.access import hub
 from smi.apis.served import ConversionNotPossible
+from smi.apis.trusted import hub_builder
 from smi.apis.wire import StrictInt, WireModel
+
+# Hub objects from validated wire values (`smi.apis.trusted`): every field, in field order.
+_subject = hub_builder(hub.Subject)
+_rule = hub_builder(hub.Rule)
+build_target = hub_builder(hub.TrafficTarget, defaulted=("kind",))
 
 
 class Subject(WireModel):
@@ -43,12 +49,12 @@ class Rule(WireModel):
 
 
 def subject_to_hub(subject: Subject) -> hub.Subject:
-    return hub.Subject(
+    return _subject(
         kind=subject.kind,
         name=subject.name,
         namespace=subject.namespace or "",
-        port=subject.port if isinstance(subject, PortDestination) else None,
         group=(subject.group or "") if isinstance(subject, GroupSubject) else "",
+        port=subject.port if isinstance(subject, PortDestination) else None,
     )
 
 
@@ -73,7 +79,7 @@ def group_subject(subject: hub.Subject) -> GroupSubject:
 
 def rule_to_hub(rule: Rule) -> hub.Rule:
     matches = None if rule.matches is None else tuple(rule.matches)
-    return hub.Rule(kind=rule.kind, name=rule.name, matches=matches)
+    return _rule(kind=rule.kind, name=rule.name, matches=matches)
 
 
 def rule_from_hub(rule: hub.Rule) -> Rule:

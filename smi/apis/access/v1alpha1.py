@@ -16,6 +16,7 @@ from smi.apis.access.common import (
     PortDestination,
     Rule,
     Subject,
+    build_target,
     plain_subject,
     port_destination,
     require_expressible,
@@ -42,7 +43,8 @@ class TrafficTarget(WireObject):
 
 
 def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
-    return hub.TrafficTarget(
+    return build_target(
+        kind="TrafficTarget",
         metadata=meta,
         destination=subject_to_hub(wire.destination),
         rules=rules_to_hub(wire.specs),

@@ -16,6 +16,7 @@ from smi.apis.access import hub
 from smi.apis.access.common import (
     Rule,
     Subject,
+    build_target,
     plain_subject,
     require_expressible,
     rule_from_hub,
@@ -45,7 +46,8 @@ class TrafficTarget(WireObject):
 
 
 def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
-    return hub.TrafficTarget(
+    return build_target(
+        kind="TrafficTarget",
         metadata=meta,
         destination=subject_to_hub(wire.spec.destination),
         rules=rules_to_hub(wire.spec.rules),

@@ -18,6 +18,7 @@ from smi.apis.access import hub
 from smi.apis.access.common import (
     GroupSubject,
     Rule,
+    build_target,
     group_subject,
     require_expressible,
     rule_from_hub,
@@ -83,7 +84,8 @@ class IdentityBinding(WireObject):
 
 
 def _read_target(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
-    return hub.TrafficTarget(
+    return build_target(
+        kind="TrafficTarget",
         metadata=meta,
         destination=subject_to_hub(wire.spec.destination),
         rules=rules_to_hub(wire.spec.rules),

@@ -11,7 +11,12 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from smi.apis.specs import hub
+from smi.apis.trusted import hub_builder
 from smi.apis.wire import Headers, StrictInt, WireModel, header_list, header_pairs
+
+# Hub objects from validated wire values (`smi.apis.trusted`): every field, in field order.
+_match = hub_builder(hub.HTTPMatch)
+build_group = hub_builder(hub.HTTPRouteGroup, defaulted=("kind",))
 
 
 class Match(WireModel):
@@ -31,7 +36,7 @@ class HeaderMatch(Match):
 
 def match_to_hub(match: Match) -> hub.HTTPMatch:
     headers = match.headers if isinstance(match, HeaderMatch) else None
-    return hub.HTTPMatch(
+    return _match(
         name=match.name,
         path_regex=match.path_regex,
         methods=None if match.methods is None else tuple(match.methods),

@@ -14,7 +14,7 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import Served
 from smi.apis.specs import hub
-from smi.apis.specs.common import HeaderMatch, header_match, matches_to_hub
+from smi.apis.specs.common import HeaderMatch, build_group, header_match, matches_to_hub
 from smi.apis.wire import WireModel, WireObject
 
 VERSION = "v1alpha3"
@@ -46,7 +46,9 @@ class TCPRoute(WireObject):
 
 
 def _read_group(wire: HTTPRouteGroup, meta: ObjectMeta) -> hub.HTTPRouteGroup:
-    return hub.HTTPRouteGroup(metadata=meta, matches=matches_to_hub(wire.spec.matches))
+    return build_group(
+        kind="HTTPRouteGroup", metadata=meta, matches=matches_to_hub(wire.spec.matches)
+    )
 
 
 def _project_group(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:

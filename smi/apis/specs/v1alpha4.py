@@ -14,10 +14,20 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import Served
 from smi.apis.specs import hub
-from smi.apis.specs.common import HeaderMatch, PortSpec, header_match, matches_to_hub, port_spec
+from smi.apis.specs.common import (
+    HeaderMatch,
+    PortSpec,
+    build_group,
+    header_match,
+    matches_to_hub,
+    port_spec,
+)
+from smi.apis.trusted import hub_builder
 from smi.apis.wire import WireModel, WireObject
 
 VERSION = "v1alpha4"
+_tcp = hub_builder(hub.TCPRoute, defaulted=("kind",))
+_udp = hub_builder(hub.UDPRoute, defaulted=("kind",))
 API_VERSION: Final = "specs.smi-spec.io/v1alpha4"
 
 
@@ -52,7 +62,9 @@ class UDPRoute(WireObject):
 
 
 def _read_group(wire: HTTPRouteGroup, meta: ObjectMeta) -> hub.HTTPRouteGroup:
-    return hub.HTTPRouteGroup(metadata=meta, matches=matches_to_hub(wire.spec.matches))
+    return build_group(
+        kind="HTTPRouteGroup", metadata=meta, matches=matches_to_hub(wire.spec.matches)
+    )
 
 
 def _project_group(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
@@ -69,7 +81,9 @@ def _ports(spec: PortSpec | None) -> tuple[int, ...]:
 
 
 def _read_tcp(wire: TCPRoute, meta: ObjectMeta) -> hub.TCPRoute:
-    return hub.TCPRoute(metadata=meta, ports=_ports(wire.spec), has_matches=wire.spec is not None)
+    return _tcp(
+        kind="TCPRoute", metadata=meta, ports=_ports(wire.spec), has_matches=wire.spec is not None
+    )
 
 
 def _project_tcp(route: hub.TCPRoute) -> TCPRoute:
@@ -78,7 +92,9 @@ def _project_tcp(route: hub.TCPRoute) -> TCPRoute:
 
 
 def _read_udp(wire: UDPRoute, meta: ObjectMeta) -> hub.UDPRoute:
-    return hub.UDPRoute(metadata=meta, ports=_ports(wire.spec), has_matches=wire.spec is not None)
+    return _udp(
+        kind="UDPRoute", metadata=meta, ports=_ports(wire.spec), has_matches=wire.spec is not None
+    )
 
 
 def _project_udp(route: hub.UDPRoute) -> UDPRoute:

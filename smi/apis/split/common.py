@@ -16,7 +16,15 @@ from pydantic import Field
 
 from smi.apis.quantity import format_milli, to_milli
 from smi.apis.split import hub
+from smi.apis.trusted import hub_builder
 from smi.apis.wire import Quantity, WholeWeight, WireModel
+
+# Hub objects from validated wire values (`smi.apis.trusted`): every field, in field order.
+_backend = hub_builder(hub.Backend)
+_match_ref = hub_builder(hub.MatchRef)
+# `matches` given (v1alpha3+), or left to its default (v1alpha1, v1alpha2).
+build_split = hub_builder(hub.TrafficSplit, defaulted=("kind",))
+build_split_without_matches = hub_builder(hub.TrafficSplit, defaulted=("kind", "matches"))
 
 
 class QuantityBackend(WireModel):
@@ -43,7 +51,7 @@ class MatchRef(WireModel):
 
 
 def quantity_backends_to_hub(backends: Iterable[QuantityBackend]) -> tuple[hub.Backend, ...]:
-    return tuple(hub.Backend(service=b.service, weight_milli=to_milli(b.weight)) for b in backends)
+    return tuple(_backend(service=b.service, weight_milli=to_milli(b.weight)) for b in backends)
 
 
 def quantity_backends(backends: Iterable[hub.Backend]) -> list[QuantityBackend]:
@@ -53,7 +61,7 @@ def quantity_backends(backends: Iterable[hub.Backend]) -> list[QuantityBackend]:
 
 
 def backends_to_hub(backends: Iterable[Backend]) -> tuple[hub.Backend, ...]:
-    return tuple(hub.Backend(service=b.service, weight_milli=b.weight * 1000) for b in backends)
+    return tuple(_backend(service=b.service, weight_milli=b.weight * 1000) for b in backends)
 
 
 def integer_weights(milli: list[int]) -> list[int]:
@@ -68,7 +76,7 @@ def int_backends(backends: tuple[hub.Backend, ...]) -> list[Backend]:
 
 
 def match_to_hub(match: MatchRef) -> hub.MatchRef:
-    return hub.MatchRef(kind=match.kind, name=match.name, api_group=match.api_group)
+    return _match_ref(kind=match.kind, name=match.name, api_group=match.api_group)
 
 
 def match_ref(match: hub.MatchRef) -> MatchRef:

@@ -14,7 +14,12 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import Served
 from smi.apis.split import hub
-from smi.apis.split.common import QuantityBackend, quantity_backends, quantity_backends_to_hub
+from smi.apis.split.common import (
+    QuantityBackend,
+    build_split_without_matches,
+    quantity_backends,
+    quantity_backends_to_hub,
+)
 from smi.apis.wire import WireModel, WireObject
 
 VERSION = "v1alpha1"
@@ -35,10 +40,12 @@ class TrafficSplit(WireObject):
 
 
 def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
-    return hub.TrafficSplit(
+    return build_split_without_matches(
+        kind="TrafficSplit",
         metadata=meta,
         service=wire.spec.service,
         backends=quantity_backends_to_hub(wire.spec.backends),
+        matches=None,
     )
 
 

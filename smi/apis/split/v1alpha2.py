@@ -14,7 +14,12 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import Served
 from smi.apis.split import hub
-from smi.apis.split.common import Backend, backends_to_hub, int_backends
+from smi.apis.split.common import (
+    Backend,
+    backends_to_hub,
+    build_split_without_matches,
+    int_backends,
+)
 from smi.apis.wire import WireModel, WireObject
 
 VERSION = "v1alpha2"
@@ -35,8 +40,12 @@ class TrafficSplit(WireObject):
 
 
 def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
-    return hub.TrafficSplit(
-        metadata=meta, service=wire.spec.service, backends=backends_to_hub(wire.spec.backends)
+    return build_split_without_matches(
+        kind="TrafficSplit",
+        metadata=meta,
+        service=wire.spec.service,
+        backends=backends_to_hub(wire.spec.backends),
+        matches=None,
     )
 
 

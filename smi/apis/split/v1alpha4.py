@@ -20,6 +20,7 @@ from smi.apis.split.common import (
     Backend,
     MatchRef,
     backends_to_hub,
+    build_split,
     int_backends,
     match_refs,
     matches_to_hub,
@@ -45,7 +46,8 @@ class TrafficSplit(WireObject):
 
 
 def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
-    return hub.TrafficSplit(
+    return build_split(
+        kind="TrafficSplit",
         metadata=meta,
         service=wire.spec.service,
         backends=backends_to_hub(wire.spec.backends),
