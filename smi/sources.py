@@ -14,6 +14,7 @@ or `Resource.line_of` asks for a line (`LazyLines`, `FileLines`). Other YAML get
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -84,10 +85,7 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
         return
     p = Path(path)
     if p.is_dir():
-        files = sorted(
-            (f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()),
-            key=lambda f: f.as_posix(),
-        )
+        files = manifests_under(str(p))
         if not files:
             yield (
                 path,
@@ -99,25 +97,62 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
                 ),
             )
         for f in files:
-            yield read_file(str(f))
+            yield read_file(f)
         return
     yield read_file(path)
 
 
+def manifests_under(root: str) -> list[str]:
+    """The `.yaml`, `.yml` and `.json` files under directory `root` (a normalised path, as
+    `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them.
+    Same rules as rglob: symlinked directories are not entered, symlinked files are read,
+    unreadable directories are skipped; but one `scandir` per directory and no `stat` per
+    file (the directory entry says what it is)."""
+    found: list[str] = []
+    directories = [root]
+    while directories:
+        directory = directories.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except PermissionError:
+            continue
+        prefix = "" if directory == "." else directory.rstrip("/") + "/"
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    directories.append(name)
+                elif _suffix(entry.name).lower() in EXTENSIONS and entry.is_file():
+                    found.append(name)
+            except OSError:
+                continue  # vanished or unreadable: Path.is_file() says False too
+    found.sort()
+    return found
+
+
+def _suffix(name: str) -> str:
+    """`Path(name).suffix`: `.yaml` of `a.yaml`; nothing for `.yaml` (a hidden file) or `a.`"""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def read_file(name: str) -> tuple[str, str, Diagnostic | None]:
-    p = Path(name)
+    """(name, text, None), or (name, "", why it cannot be read): one open, its size from the
+    open file."""
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            return (
-                name,
-                "",
-                Diagnostic(
-                    code="SMI1010",
-                    message=f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                    file=name,
-                ),
-            )
-        return name, p.read_text(encoding="utf-8"), None
+        with Path(name).open(encoding="utf-8") as f:
+            if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
+                return (
+                    name,
+                    "",
+                    Diagnostic(
+                        code="SMI1010",
+                        message=f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                        file=name,
+                    ),
+                )
+            return name, f.read(), None
     except (OSError, UnicodeDecodeError) as exc:
         return name, "", _unreadable(name, exc)
 

@@ -15,7 +15,14 @@ import yaml
 from smi.apis.split.hub import TrafficSplit
 from smi.compiler import validate
 from smi.errors import LoadError
-from smi.loading import load_object, load_paths, load_text, read_documents, read_source
+from smi.loading import (
+    EXTENSIONS,
+    load_object,
+    load_paths,
+    load_text,
+    read_documents,
+    read_source,
+)
 from smi.yamlblock import parse_block
 
 SPLIT = """\
@@ -403,3 +410,50 @@ def test_loading_leaves_the_cyclic_collector_on_and_working() -> None:
     del a, b
     gc.collect()
     assert ref() is None
+
+
+def test_directories_are_walked_as_rglob_walks_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One scandir per directory, no stat per file, the same files as `Path.rglob("*")`:
+    symlinked files read, symlinked directories not entered, hidden files and odd names."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "dir.yaml").mkdir()
+    for name in ["x.yaml", "a/y.YML", "a/b/z.json", ".hidden.yaml", ".yaml", "a/b/q.txt"]:
+        (tmp_path / name).write_text(SERVICE)
+    (tmp_path / "a" / "sp ace.yaml").write_text(SERVICE)
+    (tmp_path / "dir.yaml" / "in.json").write_text("{}")
+    (tmp_path / "a_link").symlink_to(tmp_path / "a")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "x.yaml")
+    (tmp_path / "broken.yaml").symlink_to(tmp_path / "nowhere.yaml")
+
+    def rglob(root: str) -> list[str]:
+        return [
+            str(f)
+            for f in sorted(
+                (
+                    f
+                    for f in Path(root).rglob("*")
+                    if f.suffix.lower() in EXTENSIONS and f.is_file()
+                ),
+                key=lambda f: f.as_posix(),
+            )
+        ]
+
+    monkeypatch.chdir(tmp_path.parent)
+    for root in [tmp_path.name, f"{tmp_path.name}/", f"./{tmp_path.name}", str(tmp_path)]:
+        assert load_paths([root]).files == rglob(root)
+    monkeypatch.chdir(tmp_path)
+    assert (
+        load_paths(["."]).files
+        == rglob(".")
+        == [
+            ".hidden.yaml",
+            "a/b/z.json",
+            "a/sp ace.yaml",
+            "a/y.YML",
+            "dir.yaml/in.json",
+            "link.yaml",
+            "x.yaml",
+        ]
+    )
