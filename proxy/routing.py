@@ -37,6 +37,7 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 _NO_HOST = local_reply(400, "missing-host")
 _UNKNOWN = local_reply(404, "unknown-service")
 _NO_ENDPOINTS = local_reply(503, "no-endpoints")
+_HOST_CACHE = 1024
 
 
 class PeerIdentities:
@@ -198,6 +199,8 @@ class OutboundRouter:
         self._by_service: dict[str, tuple[tuple[Endpoint, ...], tuple[Forward, ...]]] = {}
         self._next: dict[str, int] = {}
         self._seen: PolicyIndex | None = None
+        # Host header -> "ns/name" (a handful of hosts per app; bounded all the same)
+        self._keys: dict[bytes, str | None] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> None:
         return None
@@ -210,7 +213,14 @@ class OutboundRouter:
         host = ex.authority or ex.host
         if host is None:
             return _NO_HOST
-        key = service_key(split_host(host)[0], namespace=self.namespace)
+        keys = self._keys
+        if host in keys:
+            key = keys[host]
+        else:
+            key = service_key(split_host(host)[0], namespace=self.namespace)
+            if len(keys) >= _HOST_CACHE:
+                keys.clear()
+            keys[host] = key
         if key is None:
             return _UNKNOWN
         return self.resolve(

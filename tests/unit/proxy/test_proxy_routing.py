@@ -292,6 +292,19 @@ def test_outbound_failures(host: bytes, status: int, reason: str) -> None:
     assert isinstance(route, Reply) and (route.status, route.reason) == (status, reason)
 
 
+def test_host_lookups_are_remembered_without_changing_answers() -> None:
+    router = _outbound(_policy())
+    hosts = [b"web-v2", b"nowhere", *(b"h%d.example.com" % i for i in range(1500)), b"web-v2"]
+    for _ in range(2):  # the second pass answers from the (bounded) cache
+        for host in hosts:
+            route = router.route(_exchange(b"GET", b"/", {b"Host": host}), None)
+            if host == b"web-v2":
+                assert isinstance(route, Forward) and route.target.host == "10.0.0.4"
+            else:
+                assert isinstance(route, Reply) and route.reason == "unknown-service"
+    assert len(router._keys) <= 1024
+
+
 def test_endpoints_file_overrides_the_policy() -> None:
     router = _outbound(_policy())
     router.policy.endpoints = {"shop/web-v2": (Endpoint("192.168.0.7", 9, WEB),)}
