@@ -178,14 +178,20 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
     state.start()
     state.on_tick.append(pool.sweep)
     loop = asyncio.get_running_loop()
+    # Bound here, as `smictl proxy` binds an IP literal (no getaddrinfo: no resolver threads).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
     server = await loop.create_server(
         lambda: HttpProxy(router=router, pool=pool, state=state, limits=Limits()),
-        "127.0.0.1",
-        0,
+        sock=listener,
         backlog=1024,
     )
     pages = {"/metrics": lambda: (200, "text/plain", metrics.render().encode())}
-    admin = await loop.create_server(lambda: AdminProtocol(pages), "127.0.0.1", 0)
+    admin_sock = socket.socket()
+    admin_sock.bind(("127.0.0.1", 0))
+    admin_sock.setblocking(False)
+    admin = await loop.create_server(lambda: AdminProtocol(pages), sock=admin_sock)
     ports = {"port": server.sockets[0].getsockname()[1], "admin": admin.sockets[0].getsockname()[1]}
     port_file.write_text(json.dumps(ports))  # noqa: ASYNC240 - once, before serving
     stop = asyncio.Event()

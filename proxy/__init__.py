@@ -17,4 +17,6 @@ Modules, request path first:
 
 The proxy imports nothing of smictl but `smi.compiler.ir`, `smi.identity` and `smi.pki`
 (import-linter enforces it): the MeshPolicy is the whole contract with the control plane.
+`smi.pki` (and with it `cryptography`) is imported only by the CSR mode, when it makes a key:
+peer identities and file certificates are handled with the stdlib `ssl` (`peercert`, `tls`).
 """
