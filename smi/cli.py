@@ -36,14 +36,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or only `command`'s when it names one: a sidecar
+    started as `smictl proxy` must not import the control plane's modules (and their memory)
+    just to parse its flags."""
     parser = _Parser(
         prog="smictl",
         description="Zero-trust policy engine for Kubernetes service meshes (SMI).",
     )
     parser.add_argument("--version", action="version", version=f"smictl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for ep in sorted(entry_points(group="smictl.commands"), key=lambda e: e.name):
+    commands = sorted(entry_points(group="smictl.commands"), key=lambda e: e.name)
+    if any(ep.name == command for ep in commands):
+        commands = [ep for ep in commands if ep.name == command]
+    for ep in commands:
         try:
             register = ep.load()
         except ImportError as exc:
@@ -64,7 +70,8 @@ def _unavailable(name: str, exc: Exception) -> Handler:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     func: Handler | None = getattr(args, "func", None)
     if func is None:
