@@ -3,16 +3,17 @@
 libyaml through PyYAML costs about 20 µs per manifest document just to hand its events to
 Python (two Mark objects per event), before any value is built; that alone exceeds what loading
 may spend per document. Most manifests use a small part of YAML: block mappings and sequences,
-plain or simply quoted one-line scalars, comments, `---` between documents. This module reads
-exactly that part with one regular expression over the whole text (each line split into
-indentation, `- `, `key: ` and the rest, in C) and a short loop that keeps the open containers
-on a stack.
+plain or simply quoted one-line scalars, short flow collections on one line (`[GET, HEAD]`,
+`{app: web}`), comments, `---` between documents. This module reads exactly that part with one
+regular expression over the whole text (each line split into indentation, `- `, `key: ` and
+the rest, in C) and a short loop that keeps the open containers on a stack.
 
-Anything else - flow collections, block scalars, anchors, tags, multi-line scalars, escapes in
-double quotes, tabs, duplicate keys, directives, other line breaks, documents near the size
-limits - makes `parse_block` return None, and the caller reads the text with the full libyaml
-path (`smi.yamlpos`), which also reports every error. The values are those of that path, the
-same YAML 1.1 scalar rules included (`smi.yamlbuild.plain`); a property test compares both.
+Anything else - flow collections beyond the simplest, block scalars, anchors, tags, multi-line
+scalars, escapes in double quotes, tabs, duplicate keys, merge keys, directives, other line
+breaks, documents near the size limits - makes `parse_block` return None, and the caller reads
+the text with the full libyaml path (`smi.yamlpos`), which also reports every error. The
+values are those of that path, the same YAML 1.1 scalar rules included
+(`smi.yamlbuild.plain`); property tests compare both on generated and mutated documents.
 
 Line maps are not built here: the loader computes a file's maps with the full path only when a
 diagnostic or `Resource.line_of` asks for a line. What this path keeps is each document's
@@ -40,13 +41,25 @@ _ROW = re.compile(
     r"^( *+)(-(?: ++|$))?+(?:([A-Za-z0-9_][A-Za-z0-9_./-]*+|'[^'\n]*+'):(?: ++|$))?+(.*+)", re.M
 )
 _SINGLE_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'(?: +#.*| *)")
+_COMMENT = re.compile(r" +#.*")
+# One token of a one-line flow collection (after any spaces): a bracket or `,`; `:` followed by
+# a space; a single- or double-quoted scalar (no escapes, no line break); a plain scalar with
+# no space, `:`, `#` or quote in it that starts with no indicator (`-` only before another
+# character of it), whose end is a space, `,`, `: ` or a closing bracket.
+_FLOW_TOKEN = re.compile(
+    r""" *+(?:([\[\]{},]|:(?= ))|'((?:[^'\n]|'')*+)'|"([^"\\\n]*+)"|"""
+    r"""((?:[^\s\-?:,\[\]{}#&*!|>'"%@`]|-(?=[^\s,\[\]{}:#'"]))[^\s,\[\]{}:#'"]*+)"""
+    r"""(?=[ ,\]}]|:(?= )|$))"""
+)
+_FLOW_DEPTH = 2
 _DOUBLE_QUOTED = re.compile(r'"([^"\\\n]*)"(?: +#.*| *)')
 # A plain scalar may not start with these (YAML indicators); `-` is checked on its own.
 _INDICATORS = frozenset("?:,[]{}#&*!|>'\"%@`")
 # First characters that send a value to the careful path (`_scalar`).
 _HARD_START = _INDICATORS | {"-"}
-# Open containers before the nesting limit is near (the full parser then reports it).
-_MAX_STACK = MAX_DEPTH - 2
+# Open block containers before the nesting limit is near (the full parser then reports it),
+# leaving room for a flow collection in the innermost.
+_MAX_STACK = MAX_DEPTH - 2 - _FLOW_DEPTH
 # Values per line at most: `- key: value` is a mapping, a key and a value.
 _NODES_PER_LINE = 3
 
@@ -70,16 +83,19 @@ def parse_block(text: str) -> list[BlockDocument] | None:
     if _UNSUPPORTED_CHARS.search(text) is not None:
         return None
     rows = _ROW.findall(text)
-    if len(rows) * _NODES_PER_LINE >= MAX_NODES:
+    # What the full parser would count, bounded: the values of block lines, and for flow
+    # collections at most one value per character written.
+    budget = MAX_NODES - len(rows) * _NODES_PER_LINE
+    if budget <= 0:
         return None
     try:
-        return _read(rows)
+        return _read(rows, flow_budget=budget)
     except _Unsupported:
         return None
 
 
 def _scalar(rest: str) -> Any:
-    """A value that is not a bare plain scalar: quoted, an empty flow collection, or plain
+    """A value that is not a bare plain scalar: quoted, a one-line flow collection, or plain
     with a comment or trailing spaces."""
     first = rest[0]
     if first == "'":
@@ -92,14 +108,88 @@ def _scalar(rest: str) -> Any:
         if quoted is None:
             raise _Unsupported
         return quoted.group(1)
+    if first in "[{":
+        return _Flow(rest).read()
     text = rest.partition(" #")[0].rstrip(" ")
-    if text == "[]":
-        return []
-    if text == "{}":
-        return {}
     if not _is_plain(text):
         raise _Unsupported
     return plain(text)
+
+
+class _Flow:
+    """A flow collection written on one line, `[GET, HEAD]`, `{app: web}`, `[{port: 80}]`:
+    items are simple plain scalars (no spaces, no `:`) or quoted ones (no escapes), nested at
+    most two deep, followed by nothing but a comment. Anything else is the full parser's."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def read(self) -> Any:
+        value = self._value(depth=0)
+        tail = self.text[self.pos :]
+        if tail.strip(" ") and not _COMMENT.fullmatch(tail):
+            raise _Unsupported
+        return value
+
+    def _token(self) -> tuple[str, str]:
+        """(kind, text) of the next token: a bracket or `,`, `:` (before a space), `'`/`"`
+        (a quoted scalar, its text unquoted), or `plain`."""
+        found = _FLOW_TOKEN.match(self.text, self.pos)
+        if found is None:
+            raise _Unsupported
+        self.pos = found.end()
+        punctuation, single, double, plain_text = found.groups()
+        if punctuation is not None:
+            return punctuation, punctuation
+        if single is not None:
+            return "'", single.replace("''", "'")
+        if double is not None:
+            return '"', double
+        return "plain", plain_text
+
+    def _value(self, *, depth: int) -> Any:
+        kind, text = self._token()
+        if kind == "[" and depth < _FLOW_DEPTH:
+            return self._sequence(depth=depth + 1)
+        if kind == "{" and depth < _FLOW_DEPTH:
+            return self._mapping(depth=depth + 1)
+        if kind == "plain":
+            return plain(text)
+        if kind in "'\"":
+            return text
+        raise _Unsupported
+
+    def _sequence(self, *, depth: int) -> list[Any]:
+        items: list[Any] = []
+        if self.text.startswith("]", self.pos):
+            self.pos += 1
+            return items
+        while True:
+            items.append(self._value(depth=depth))
+            kind, _ = self._token()
+            if kind == "]":
+                return items
+            if kind != ",":
+                raise _Unsupported
+
+    def _mapping(self, *, depth: int) -> dict[str, Any]:
+        pairs: dict[str, Any] = {}
+        if self.text.startswith("}", self.pos):
+            self.pos += 1
+            return pairs
+        while True:
+            kind, key = self._token()
+            if kind not in ("plain", "'", '"') or key in pairs or self._token()[0] != ":":
+                raise _Unsupported  # not a scalar key, a duplicate key, or no `: `
+            if key == "<<":
+                raise _Unsupported  # a merge key
+            pairs[key] = self._value(depth=depth)
+            kind, _ = self._token()
+            if kind == "}":
+                return pairs
+            if kind != ",":
+                raise _Unsupported
 
 
 def _is_plain(text: str) -> bool:
@@ -112,7 +202,9 @@ def _is_plain(text: str) -> bool:
     return first not in _INDICATORS
 
 
-def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa: PLR0912, PLR0915
+def _read(  # noqa: PLR0912, PLR0915
+    rows: list[tuple[str, str, str, str]], *, flow_budget: int
+) -> list[BlockDocument]:
     """The stack machine over the rows of one text: one loop, its state in local variables
     (it runs once per line of every manifest)."""
     docs: list[BlockDocument] = []
@@ -192,6 +284,10 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
                     first = rest[0]
                     if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
                         value = _scalar(rest)
+                        if first in "[{":
+                            flow_budget -= len(rest)
+                            if flow_budget < 0:
+                                raise _Unsupported  # the full parser counts the values
                     elif first not in number_start:
                         value = special.get(rest, rest)
                     elif rest.isdigit() and rest.isascii() and (first != "0" or len(rest) == 1):
@@ -221,6 +317,10 @@ def _read(rows: list[tuple[str, str, str, str]]) -> list[BlockDocument]:  # noqa
         first = rest[0]
         if first in hard or rest[-1] in " :" or " #" in rest or ": " in rest:
             value = _scalar(rest)
+            if first in "[{":
+                flow_budget -= len(rest)
+                if flow_budget < 0:
+                    raise _Unsupported
         elif first not in number_start:
             value = special.get(rest, rest)
         elif rest.isdigit() and rest.isascii() and (first != "0" or len(rest) == 1):

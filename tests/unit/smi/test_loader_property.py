@@ -217,7 +217,10 @@ def observed(result: LoadResult) -> tuple[Any, ...]:
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([{}, {"indent": 4}, {"explicit_start": True}]))
+@given(
+    st.data(),
+    st.sampled_from([{}, {"indent": 4}, {"explicit_start": True}, {"default_flow_style": None}]),
+)
 def test_the_fast_path_loads_what_the_full_parser_loads(
     data: st.DataObject, style: dict[str, Any]
 ) -> None:

@@ -1,8 +1,10 @@
-"""smi.yamlblock: the fast path reads plain block YAML exactly as the full parser does, and
-declines (None) everything else, so that the full parser reads it and reports its errors."""
+"""smi.yamlblock: the fast path reads plain block YAML (and one-line flow collections of simple
+scalars) exactly as the full parser does, and declines (None) everything else, so that the
+full parser reads it and reports its errors."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from typing import Any
 
@@ -91,6 +93,11 @@ def test_documents_keep_their_index_in_the_stream_and_empty_ones_are_skipped() -
         "a: x#y\nb: x # y\nc: 'q' # r\nd:   \ne: http://x:80/y\n",
         "  a: 1\n  b:\n    - c\n",  # an indented root
         "-   a: 1\n    b: 2\n-\n  - nested\n",
+        # one-line flow collections of simple scalars, as people write them
+        "methods: [GET, HEAD]\nports: [80, 443]\nall: ['*', \"x\"]\nnone: []\n",
+        "selector: {app: web}\n",
+        "ports: [{port: 80}, {port: 443, name: https}]  # both\nm: {a: [x, -1, .5, yes, x.y]}\n",
+        "- [ a , b ]\n- {80: http, 'a b': ''}\n- {}\n",
     ],
 )
 def test_block_constructs_read_as_the_full_parser_reads_them(text: str) -> None:
@@ -100,8 +107,19 @@ def test_block_constructs_read_as_the_full_parser_reads_them(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "a: [1, 2]\n",  # flow collections
-        "a: {b: 1}\n",
+        "a: [x y]\n",  # flow collections beyond the simplest
+        "a: [x: y]\n",
+        "a: {b:1}\n",
+        "a: {b}\n",
+        "a: [[[1]]]\n",
+        "a: [1,\n  2]\n",
+        "a: [*x]\n",
+        "a: [x,]\n",
+        "a: ['x', \"y\\n\"]\n",
+        "a: [http://x]\n",
+        "a: {b: 1, b: 2}\n",
+        "a: [x] y\n",
+        "[a, b]\n",
         "a: &x 1\nb: *x\n",  # anchors and aliases
         "a: !!str 1\n",  # tags
         "a: |\n  text\n",  # block scalars
@@ -224,7 +242,11 @@ def mutate(text: str, data: st.DataObject) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("SMICTL_FUZZ_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(DOCUMENTS, min_size=1, max_size=3), st.integers(0, 4), st.data())
 def test_whatever_the_fast_path_reads_the_full_parser_reads_the_same(
     docs: list[Any], style: int, data: st.DataObject
@@ -256,3 +278,43 @@ MANIFESTS = st.fixed_dictionaries(
 @given(st.lists(MANIFESTS, min_size=1, max_size=4), st.sampled_from([0, 1, 2]))
 def test_manifests_as_tools_write_them_take_the_fast_path(docs: list[Any], style: int) -> None:
     assert assert_same_as_full_parser(dump(docs, style))
+
+
+FLOW_SCALARS = st.sampled_from(
+    [
+        *["a", "b1", "-1", "-x", ".5", "yes", "~", "null", "1e3", "0x1F", "017", "<<", "="],
+        *["'q'", "''", "'it''s'", "' a '", '"d"', '""', "x.y/z", "a(b)?$", "application/json.*"],
+        *["é", "a:b", "a#b", "a b", "*a", "&a", "!t", "-", "?x", "%x", "@x", "`x", "a'b", "\\"],
+    ]
+)
+SEPARATORS = st.sampled_from([", ", ",", " , ", ",  "])
+
+
+def flow_sequence(items: list[str], sep: str) -> str:
+    return "[" + sep.join(items) + "]"
+
+
+def flow_mapping(pairs: list[tuple[str, str]], sep: str) -> str:
+    return "{" + sep.join(f"{k}: {v}" for k, v in pairs) + "}"
+
+
+FLOWS = st.recursive(
+    FLOW_SCALARS,
+    lambda inner: (
+        st.builds(flow_sequence, st.lists(inner, max_size=3), SEPARATORS)
+        | st.builds(flow_mapping, st.lists(st.tuples(FLOW_SCALARS, inner), max_size=3), SEPARATORS)
+    ),
+    max_leaves=8,
+).filter(lambda text: text[0] in "[{")
+
+
+@settings(
+    max_examples=int(os.environ.get("SMICTL_FUZZ_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(FLOWS, st.sampled_from(["k: ", "- ", "- k: "]), st.sampled_from(["", "  # c", " ", "x"]))
+def test_flow_collections_the_fast_path_reads_read_the_same(
+    flow: str, prefix: str, suffix: str
+) -> None:
+    assert_same_as_full_parser(f"{prefix}{flow}{suffix}\n")
