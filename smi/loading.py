@@ -11,6 +11,11 @@ The one way manifests enter smictl (CLI, admission, conformance): files, directo
 
 Nothing here raises for bad input: YAML, JSON and pydantic errors are mapped to `Diagnostic`s
 (SMI1xxx and SMI20xx) at this boundary; the semantic checks live in `smi.validation`.
+
+Speed (bench/bench_load.py): a clean set never needs a line, so lines are not read up front.
+JSON goes through `json`, plain block YAML through `smi.yamlblock`; each document keeps a
+`LazyLines` whose file's line maps are computed once, by the full parser, when a diagnostic or
+`Resource.line_of` first asks. Other YAML is read by the full parser with its maps.
 """
 
 from __future__ import annotations
