@@ -63,6 +63,9 @@ CONTEXT_KINDS: Mapping[str, frozenset[str]] = {
     "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"}),
 }
 _CLUSTER_SCOPED = frozenset({"Namespace"})
+# Young objects past which a paused collector promotes them on resuming (scanning them all
+# would cost milliseconds): see gc_paused.
+_PROMOTE_AFTER = 50_000
 # Line maps that know their document's first line without being computed.
 _ROOT_LINE_KNOWN = (LineMap, LazyLines)
 # SMI kinds by group: a document of one of these kinds under another apiVersion is a typo that
@@ -141,18 +144,20 @@ def gc_paused() -> Iterator[None]:
 
     Pausing alone only defers the cost: everything allocated meanwhile stays in the youngest
     generation, and the first allocation after `gc.enable()` scans it all (measured: 13-20 µs
-    per loaded resource). `freeze()` + `unfreeze()` moves every tracked object to the oldest
-    generation in O(1) and resets the young count, so what was built here is scanned only by
-    the next full collection, as any long-lived data is; cyclic garbage is still collected
-    then."""
+    per loaded resource). After a bulk load, `freeze()` + `unfreeze()` moves every tracked
+    object to the oldest generation in O(1) and resets the young count, so what was built is
+    scanned only by the next full collection, as any long-lived data is (cyclic garbage is
+    still collected then). A small pause (one admission request) ends as it always did: its
+    few young objects are cheap to scan, and the collector's accounting stays untouched."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
+            if gc.get_count()[0] > _PROMOTE_AFTER:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

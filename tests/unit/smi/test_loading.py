@@ -401,15 +401,23 @@ def test_loading_leaves_the_cyclic_collector_on_and_working() -> None:
     class Node:
         pass
 
+    def cycle() -> weakref.ref[Node]:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # type: ignore[attr-defined]
+        return weakref.ref(a)
+
     assert gc.isenabled()
-    load_text(SPLIT, filename="s.yaml")
-    assert gc.isenabled()
-    a, b = Node(), Node()
-    a.other, b.other = b, a  # type: ignore[attr-defined]
-    ref = weakref.ref(a)
-    del a, b
     gc.collect()
-    assert ref() is None
+    young = cycle()
+    load_text(SPLIT, filename="s.yaml")  # a small load leaves young garbage young
+    assert gc.isenabled()
+    gc.collect(0)
+    assert young() is None
+    big = "---\n".join([SPLIT.replace("canary", f"canary-{i}") for i in range(2_000)])
+    old = cycle()
+    assert len(load_text(big, filename="big.yaml").resources) == 2_000
+    gc.collect()  # what a bulk load promoted is still collected by a full collection
+    assert old() is None
 
 
 def test_directories_are_walked_as_rglob_walks_them(
