@@ -119,7 +119,6 @@ class InprocTarget(Target):
         strict: bool = False,
     ) -> AdmitObservation:
         from smi.policy.admission import admit
-
         from smi.policy.input import Inventory
         from smi.policy.policyset import PolicySet
 
