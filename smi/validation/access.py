@@ -138,7 +138,7 @@ def _rules(
                     path=f"{at}.matches",
                 )
             )
-        for j, name in duplicates(rule.matches or ()):
+        for j, name in duplicates(rule.matches) if rule.matches else ():
             out.append(
                 warning("SMI2007", f"match {name!r} listed twice", path=f"{at}.matches[{j}]")
             )

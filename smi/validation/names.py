@@ -78,7 +78,7 @@ def check_subdomain(name: str, path: str, *, what: str = "name") -> tuple[Diagno
 def duplicates(items: Iterable[K]) -> list[tuple[int, K]]:
     """(index, item) of every item seen before in the sequence."""
     seq = list(items)
-    if len(set(seq)) == len(seq):  # the common case, at C speed
+    if len(seq) < 2 or len(set(seq)) == len(seq):  # the common cases, at C speed
         return []
     seen: set[K] = set()
     out: list[tuple[int, K]] = []

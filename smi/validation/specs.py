@@ -129,6 +129,6 @@ def check_l4_route(resource: Resource) -> list[Diagnostic]:
     for i, port in enumerate(route.ports):
         if not 1 <= port <= 65535:
             out.append(error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]"))
-    for i, text in duplicates(str(p) for p in route.ports):
+    for i, text in duplicates([str(p) for p in route.ports]) if len(route.ports) > 1 else ():
         out.append(error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]"))
     return out
