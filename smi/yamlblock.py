@@ -80,7 +80,7 @@ class _Unsupported(Exception):
 def parse_block(text: str) -> list[BlockDocument] | None:
     """The non-empty documents of `text`, or None when it is not plain block YAML (including
     when it is not valid YAML at all: the full parser then says why)."""
-    if _UNSUPPORTED_CHARS.search(text) is not None:
+    if not _supported_characters(text):
         return None
     rows = _ROW.findall(text)
     # What the full parser would count, bounded: the values of block lines, and for flow
@@ -92,6 +92,14 @@ def parse_block(text: str) -> list[BlockDocument] | None:
         return _read(rows, flow_budget=budget)
     except _Unsupported:
         return None
+
+
+def _supported_characters(text: str) -> bool:
+    """No tab, CR, other line break, control character or byte-order mark (ASCII text, most
+    manifests, is checked by two C loops instead of the regular expression)."""
+    if text.isascii():
+        return text.replace("\n", "").isprintable()
+    return _UNSUPPORTED_CHARS.search(text) is None
 
 
 def _scalar(rest: str) -> Any:

@@ -8,16 +8,16 @@ Cross-resource checks (references, one split per root) live in `smi.compiler.che
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from smi.errors import Diagnostic
 from smi.loading import Resource
 from smi.validation.access import check_identity_binding, check_traffic_target
-from smi.validation.names import check_label, check_subdomain
+from smi.validation.names import check_label, check_subdomain, is_label, is_subdomain
 from smi.validation.specs import check_l4_route, check_route_group
 from smi.validation.split import check_traffic_split, root_service
 
-_CHECKERS: dict[str, Callable[[Resource], Iterable[Diagnostic]]] = {
+_CHECKERS: dict[str, Callable[[Resource], list[Diagnostic]]] = {
     "TrafficTarget": check_traffic_target,
     "IdentityBinding": check_identity_binding,
     "HTTPRouteGroup": check_route_group,
@@ -32,11 +32,14 @@ def check_resource(resource: Resource) -> list[Diagnostic]:
     checker = _CHECKERS.get(resource.kind)
     if checker is None:  # read-only metrics types carry nothing to check
         return []
-    found = [
-        *check_subdomain(resource.name, "metadata.name"),
-        *check_label(resource.namespace, "metadata.namespace", what="namespace"),
-    ]
-    found += checker(resource)
+    if is_subdomain(resource.name) and is_label(resource.namespace):
+        found = checker(resource)
+    else:
+        found = [
+            *check_subdomain(resource.name, "metadata.name"),
+            *check_label(resource.namespace, "metadata.namespace", what="namespace"),
+            *checker(resource),
+        ]
     # Locating reads the file's line map, computed on first use: only for what was found.
     return [resource.locate(d) for d in found] if found else found
 
