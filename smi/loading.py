@@ -20,10 +20,8 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -31,6 +29,7 @@ from pydantic import ValidationError
 from smi.apis import registry
 from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt
 from smi.errors import Diagnostic
+from smi.gcpause import gc_paused
 from smi.resources import ContextObject, LoadResult, Resource, Source
 from smi.schema_errors import json_type, schema_diagnostics
 from smi.sources import (
@@ -63,9 +62,6 @@ CONTEXT_KINDS: Mapping[str, frozenset[str]] = {
     "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"}),
 }
 _CLUSTER_SCOPED = frozenset({"Namespace"})
-# Young objects past which a paused collector promotes them on resuming (scanning them all
-# would cost milliseconds): see gc_paused.
-_PROMOTE_AFTER = 50_000
 # Line maps that know their document's first line without being computed.
 _ROOT_LINE_KNOWN = (LineMap, LazyLines)
 # SMI kinds by group: a document of one of these kinds under another apiVersion is a typo that
@@ -135,30 +131,6 @@ def load_object(
 
 
 # --- reading ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Loading builds many small acyclic containers; CPython's cyclic collector would rescan the
-    growing heap again and again (measured: a quarter of the load time). Paused, then restored.
-
-    Pausing alone only defers the cost: everything allocated meanwhile stays in the youngest
-    generation, and the first allocation after `gc.enable()` scans it all (measured: 13-20 µs
-    per loaded resource). After a bulk load, `freeze()` + `unfreeze()` moves every tracked
-    object to the oldest generation in O(1) and resets the young count, so what was built is
-    scanned only by the next full collection, as any long-lived data is (cyclic garbage is
-    still collected then). A small pause (one admission request) ends as it always did: its
-    few young objects are cheap to scan, and the collector's accounting stays untouched."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_count()[0] > _PROMOTE_AFTER:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 def _load(text: str, *, filename: str, default_namespace: str) -> LoadResult:

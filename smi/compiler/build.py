@@ -18,13 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from smi.compiler.ir.index import gc_paused
 from smi.compiler.ir.model import MODES, Endpoint, MeshPolicy, Mode
 from smi.compiler.resolve import collect
 from smi.compiler.routes import RouteTable
 from smi.compiler.splits import SplitCompiler, services
 from smi.compiler.targets import TargetCompiler
 from smi.errors import Diagnostic
+from smi.gcpause import gc_paused
 from smi.identity import DEFAULT_TRUST_DOMAIN
 
 

@@ -25,7 +25,8 @@ from smi.apis.access.hub import TrafficTarget
 from smi.apis.specs.hub import HTTPRouteGroup
 from smi.apis.split.hub import TrafficSplit
 from smi.errors import Diagnostic
-from smi.loading import ContextObject, Resource, gc_paused
+from smi.gcpause import gc_paused
+from smi.loading import ContextObject, Resource
 from smi.validation import check_resource, root_service
 from smi.validation.names import error, warning
 
