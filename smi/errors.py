@@ -25,6 +25,10 @@ from typing import Literal, Self
 
 Severity = Literal["error", "warning"]
 
+# Messages quote user input (names, kinds, paths); a control character in it must not break the
+# one-line form that editors, CI annotations and `grep` rely on.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -57,7 +61,7 @@ class Diagnostic:
             where = f"{where}:{self.line}"
         prefix = "warning: " if self.severity == "warning" else ""
         path = f"{self.path}: " if self.path else ""
-        return f"{where}: {prefix}{path}{self.message} ({self.code})"
+        return f"{where}: {prefix}{path}{self.message} ({self.code})".translate(_ESCAPES)
 
     def to_json(self) -> dict[str, object]:
         return {

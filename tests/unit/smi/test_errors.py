@@ -1,0 +1,32 @@
+"""`Diagnostic.format` is one line, whatever user text a message quotes."""
+
+from __future__ import annotations
+
+from smi.errors import Diagnostic
+
+
+def test_control_characters_in_user_text_are_escaped_not_printed() -> None:
+    diag = Diagnostic(
+        code="SMI1007",
+        message="access.smi-spec.io/v1alpha1 has no kind 'Traffic\nTarget\r\x1b[2J'",
+        path="kind",
+        file="split.yaml",
+        line=4,
+    )
+    assert diag.format() == (
+        "split.yaml:4: kind: access.smi-spec.io/v1alpha1 has no kind "
+        "'Traffic\\nTarget\\r\\x1b[2J' (SMI1007)"
+    )
+
+
+def test_plain_messages_are_unchanged() -> None:
+    diag = Diagnostic(
+        code="SMI2103",
+        message="must be an integer >= 0",
+        path="spec.backends[1].weight",
+        file="split.yaml",
+        line=14,
+    )
+    assert (
+        diag.format() == "split.yaml:14: spec.backends[1].weight: must be an integer >= 0 (SMI2103)"
+    )
