@@ -44,24 +44,35 @@ class TrafficSplit(WireObject):
     spec: TrafficSplitSpec
 
 
-def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
+def spec_to_hub(spec: TrafficSplitSpec, meta: ObjectMeta) -> hub.TrafficSplit:
+    """Shared with v1alpha4, whose schema is this one's."""
     return build_split(
         kind="TrafficSplit",
         metadata=meta,
-        service=wire.spec.service,
-        backends=backends_to_hub(wire.spec.backends),
-        matches=matches_to_hub(wire.spec.matches),
+        service=spec.service,
+        backends=backends_to_hub(spec.backends),
+        matches=matches_to_hub(spec.matches),
     )
 
 
-def _project(split: hub.TrafficSplit) -> TrafficSplit:
-    spec = TrafficSplitSpec(
+def spec_from_hub(split: hub.TrafficSplit) -> TrafficSplitSpec:
+    return TrafficSplitSpec(
         service=split.service,
         matches=match_refs(split.matches),
         backends=int_backends(split.backends),
     )
+
+
+def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
+    return spec_to_hub(wire.spec, meta)
+
+
+def _project(split: hub.TrafficSplit) -> TrafficSplit:
     return TrafficSplit(
-        apiVersion=API_VERSION, kind="TrafficSplit", metadata=split.metadata, spec=spec
+        apiVersion=API_VERSION,
+        kind="TrafficSplit",
+        metadata=split.metadata,
+        spec=spec_from_hub(split),
     )
 
 

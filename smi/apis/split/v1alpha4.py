@@ -16,25 +16,11 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import Served
 from smi.apis.split import hub
-from smi.apis.split.common import (
-    Backend,
-    MatchRef,
-    backends_to_hub,
-    build_split,
-    int_backends,
-    match_refs,
-    matches_to_hub,
-)
-from smi.apis.wire import WireModel, WireObject
+from smi.apis.split.v1alpha3 import TrafficSplitSpec, spec_from_hub, spec_to_hub
+from smi.apis.wire import WireObject
 
 VERSION = "v1alpha4"
 API_VERSION: Final = "split.smi-spec.io/v1alpha4"
-
-
-class TrafficSplitSpec(WireModel):
-    service: str
-    matches: list[MatchRef] | None = None
-    backends: list[Backend]
 
 
 class TrafficSplit(WireObject):
@@ -46,23 +32,15 @@ class TrafficSplit(WireObject):
 
 
 def _read(wire: TrafficSplit, meta: ObjectMeta) -> hub.TrafficSplit:
-    return build_split(
-        kind="TrafficSplit",
-        metadata=meta,
-        service=wire.spec.service,
-        backends=backends_to_hub(wire.spec.backends),
-        matches=matches_to_hub(wire.spec.matches),
-    )
+    return spec_to_hub(wire.spec, meta)
 
 
 def _project(split: hub.TrafficSplit) -> TrafficSplit:
-    spec = TrafficSplitSpec(
-        service=split.service,
-        matches=match_refs(split.matches),
-        backends=int_backends(split.backends),
-    )
     return TrafficSplit(
-        apiVersion=API_VERSION, kind="TrafficSplit", metadata=split.metadata, spec=spec
+        apiVersion=API_VERSION,
+        kind="TrafficSplit",
+        metadata=split.metadata,
+        spec=spec_from_hub(split),
     )
 
 
