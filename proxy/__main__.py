@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from proxy.cli import register
+from proxy.cli import HelpFormatter, register
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smictl")
+    parser = argparse.ArgumentParser(prog="smictl", formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     args = parser.parse_args(["proxy", *(sys.argv[1:] if argv is None else argv)])

@@ -18,20 +18,22 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxy.accesslog import AccessLog
 from proxy.admin import AdminProtocol, json_page
 from proxy.config import ProxyConfig
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
-from proxy.registration import Registrar, Registration
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
 from proxy.server import HttpProxy
 from proxy.state import ServerState
 from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
-from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS
+from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS, iso_time
 from proxy.upstream import ConnectionPool, Target
+
+if TYPE_CHECKING:  # imported when configured: most sidecars use neither (memory)
+    from proxy.accesslog import AccessLog
+    from proxy.registration import Registrar
 
 log = logging.getLogger("smictl.proxy")
 
@@ -56,11 +58,11 @@ class Proxy:
         self.stopping = asyncio.Event()
         self.tls = self._tls()
         self.pool = ConnectionPool(connect_timeout=config.connect_timeout)
-        self.access_log = (
-            AccessLog.open(config.access_log, sample=config.access_log_sample)
-            if config.access_log
-            else None
-        )
+        self.access_log: AccessLog | None = None
+        if config.access_log:
+            from proxy.accesslog import AccessLog
+
+            self.access_log = AccessLog.open(config.access_log, sample=config.access_log_sample)
         self.policy_source: FileSource | ControlPlaneSource = self._policy_source()
         self.endpoints_source = (
             FileSource(
@@ -144,7 +146,7 @@ class Proxy:
                 "mode": policy.mode,
                 "source": self.holder.source,
             },
-            "certificate": None if not_after is None else {"notAfter": not_after.isoformat()},
+            "certificate": None if not_after is None else {"notAfter": iso_time(not_after)},
             "listeners": self.listeners.ports,
         }
 
@@ -314,6 +316,8 @@ class Proxy:
         base = cfg.control_plane_url
         if not cfg.register or base is None:
             return
+        from proxy.registration import Registrar, Registration
+
         address = cfg.advertise_address or cfg.bind
         inbound = self.listeners.ports["inbound"]
         entries = [

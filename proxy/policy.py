@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from proxy.httpclient import HttpClientError, request
 from proxy.metrics import Metrics
 from smi.compiler.ir import Endpoint, MeshPolicy
 from smi.compiler.ir.index import PolicyIndex
@@ -202,6 +201,9 @@ class ControlPlaneSource:
 
     async def poll_once(self) -> bool:
         """One request; True when a new policy was installed."""
+        # Imported here: a proxy whose policy is a file never makes a request (memory).
+        from proxy.httpclient import HttpClientError, request
+
         headers = {"accept": "application/json"}
         url = self.url
         if self.etag is not None:

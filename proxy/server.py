@@ -21,12 +21,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from time import monotonic
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
 from proxy import http1
-from proxy.accesslog import AccessLog
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import Reply, local_reply
@@ -44,6 +43,9 @@ from proxy.relay import (
 )
 from proxy.state import ServerState
 from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
+
+if TYPE_CHECKING:
+    from proxy.accesslog import AccessLog
 
 __all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router"]
 
