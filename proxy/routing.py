@@ -38,6 +38,11 @@ _NO_HOST = local_reply(400, "missing-host")
 _UNKNOWN = local_reply(404, "unknown-service")
 _NO_ENDPOINTS = local_reply(503, "no-endpoints")
 _HOST_CACHE = 1024
+# Authorization decisions remembered per router: entries, and the longest path worth a slot
+# (longer paths are decided every time, so the cache stays small whatever callers send).
+_DECISIONS = 4096
+_DECISION_PATH = 512
+_NO_NAMES: tuple[bytes, ...] = ()
 
 
 class PeerIdentities:
@@ -91,6 +96,10 @@ class InboundRouter:
         self.peers = peers
         self._anonymous = InboundPeer(None, Forward(app))
         self.app = app
+        # The decision cache: valid for one index (cleared when another is swapped in).
+        self._index: PolicyIndex | None = None
+        self._names = _NO_NAMES
+        self._decisions: dict[tuple[object, ...], Decision] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
         spiffe = self.peers.of(transport)
@@ -144,16 +153,42 @@ class InboundRouter:
             self.stats.request("no-policy")
             ex.reason = "no-policy"
             return _NO_POLICY
-        method = ex.method
-        decision = authorize(
-            index,
-            peer.identity,
-            self.identity,
-            self.app_port,
-            _METHODS.get(method) or method.decode("latin-1"),
-            ex.url.decode("latin-1"),
-            Headers(ex.headers),
-        )
+        if index is not self._index:
+            self._use(index)
+        # The decision cache. `authorize` sees the caller, this destination and port (fixed
+        # here), the method, the path without its query (`request_path` drops everything from
+        # the first "?" or "#"), and only the headers some match of this destination names:
+        # requests equal in all of these get the same decision, so the key is exactly them.
+        method, url = ex.method, ex.url
+        path = url.partition(b"?")[0]
+        if b"#" in path:
+            path = path.partition(b"#")[0]
+        names = self._names
+        if names:
+            raw = ex.headers
+            key: tuple[object, ...] = (
+                peer.identity,
+                method,
+                path,
+                *[tuple([v for n, v in raw if n == name]) for name in names],
+            )
+        else:
+            key = (peer.identity, method, path)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = authorize(
+                index,
+                peer.identity,
+                self.identity,
+                self.app_port,
+                _METHODS.get(method) or method.decode("latin-1"),
+                url.decode("latin-1"),
+                Headers(ex.headers),
+            )
+            if len(path) <= _DECISION_PATH:
+                if len(self._decisions) >= _DECISIONS:
+                    self._decisions.clear()
+                self._decisions[key] = decision
         label = self.metrics.authz(decision, "http")
         requests = self.stats.requests
         requests[label] = requests.get(label, 0) + 1
@@ -163,6 +198,13 @@ class InboundRouter:
         if decision.allowed:
             return peer.forward
         return local_reply(403, decision.reason)
+
+    def _use(self, index: PolicyIndex) -> None:
+        """A new policy: forget every decision, and learn which headers its matches for this
+        destination name (a decision depends on no other header)."""
+        self._decisions.clear()
+        self._names = header_names(index, self.identity)
+        self._index = index
 
     def protocol_for(self, peer: str | None) -> str:
         """ "tcp" when this port is covered only by TCPRoutes, for every caller (then a denied
@@ -174,6 +216,23 @@ class InboundRouter:
         if index.port_protocol(self.identity, self.app_port) == "tcp":
             return "tcp"
         return index.port_protocol(self.identity, self.app_port, source=peer)
+
+
+def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:
+    """The (lower-case, encoded) header names some HTTP match of `destination`'s rules looks
+    at. A name that cannot be encoded can never be present in a request, so it is left out."""
+    dest = index.destinations.get(destination)
+    if dest is None:
+        return _NO_NAMES
+    names: set[bytes] = set()
+    for view in {id(v): v for v in dest.by_source.values()}.values():
+        for entry in view.entries:
+            for name, _, _ in entry.matcher.headers:
+                try:
+                    names.add(name.encode("latin-1"))
+                except UnicodeEncodeError:
+                    continue
+    return tuple(sorted(names))
 
 
 class OutboundRouter:

@@ -311,3 +311,161 @@ def test_endpoints_file_overrides_the_policy() -> None:
     router.rng = lambda: 0.99
     route = router.route(_exchange(b"GET", b"/", {b"Host": b"web"}), None)
     assert isinstance(route, Forward) and route.target.host == "192.168.0.7"
+
+
+# --- the decision cache ------------------------------------------------------------------------
+
+_IDS = [Identity("shop", n).spiffe_id for n in ("front", "other", "batch", "admin")]
+_PATHS = [
+    "/api/items",
+    "/api/items/7",
+    "/api/items?x=1",
+    "/api/items#frag",
+    "/api/../admin",
+    "/api//items",
+    "/api/%2e%2e/admin",
+    "/admin",
+    "/admin?/api/",
+    "/healthz",
+    "/",
+    "",
+    "/API/items",
+    "/a/b/./c",
+]
+_REGEXES = ["/api/.*", "/api/[a-z]+(/[0-9]+)?$", "/admin", ".*", "/healthz$", None]
+_HEADER_CONDS = [
+    ("x-beta", "yes"),
+    ("x-beta", "y.*"),
+    ("content-type", "application/json"),
+    ("x-Tenant", "[a-z]+"),
+]
+_HEADER_VALUES = {
+    b"x-beta": [b"yes", b"no", b"yesyes", b""],
+    b"content-type": [b"application/json", b"text/plain"],
+    b"x-tenant": [b"acme", b"ACME", b"a1"],
+    b"x-other": [b"1"],
+}
+
+
+def _random_policy(rng: Any) -> MeshPolicy:
+    rules = []
+    for i in range(rng.randint(1, 4)):
+        matches = tuple(
+            HttpMatch(
+                origin=f"shop/HTTPRouteGroup/g{i}#m{j}",
+                methods=tuple(rng.sample(["GET", "POST", "PUT", "*"], rng.randint(0, 2))),
+                path_regex=rng.choice(_REGEXES),
+                headers=tuple(rng.sample(_HEADER_CONDS, rng.randint(0, 2))),
+            )
+            for j in range(rng.randint(1, 3))
+        )
+        rules.append(
+            AuthzRule(
+                origin=f"shop/TrafficTarget/t{i}",
+                sources=tuple(rng.sample(_IDS, rng.randint(1, 3))),
+                http=matches,
+                ports=tuple(rng.sample([8080, 9090], rng.randint(0, 1))),
+                tcp_ports=(5432,) if rng.random() < 0.2 else None,
+            )
+        )
+    mode = rng.choice(["deny", "deny", "audit", "permissive"])
+    return MeshPolicy(revision=1, mode=mode, destinations={WEB: tuple(rules)})  # type: ignore[arg-type]
+
+
+class _Recording(Metrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decisions: list[Any] = []
+
+    def authz(self, decision: Any, protocol: str) -> str:
+        self.decisions.append(decision)
+        return super().authz(decision, protocol)
+
+
+def test_cached_decisions_are_exactly_what_authorize_decides() -> None:
+    """Random policies (header-matched rules, audit and permissive modes) and random requests
+    (queries, fragments, dot segments, repeated and absent headers), each asked three times so
+    that most answers come from the cache: every one equals `authorize` called directly."""
+    import random
+
+    from proxy.exchange import Headers
+    from smi.compiler.ir.decide import authorize
+
+    rng = random.Random(5)
+    hits = 0
+    for _ in range(60):
+        metrics = _Recording()
+        holder = _holder(_random_policy(rng))
+        router = InboundRouter(
+            identity=WEB,
+            app=Target("127.0.0.1", 8080),
+            app_port=8080,
+            policy=holder,
+            metrics=metrics,
+            peers=PeerIdentities(trust_domain="cluster.local"),
+        )
+        peers = [router._anonymous] + [router.peer_of(_Peer(i)) for i in _IDS]  # type: ignore[arg-type]
+        requests = []
+        for _ in range(150):
+            headers = [
+                (name, rng.choice(values))
+                for name, values in _HEADER_VALUES.items()
+                for _ in range(rng.choice([0, 0, 1, 1, 2]))
+            ]
+            rng.shuffle(headers)
+            method = rng.choice([b"GET", b"POST", b"PUT", b"DELETE", b"BREW"])
+            url = rng.choice(_PATHS).encode()
+            requests.append((rng.choice(peers), method, url, headers))
+        for peer, method, url, headers in requests * 3:
+            ex = _exchange(method, url)
+            ex.headers = list(headers)
+            before = len(router._decisions)
+            result = router.route(ex, peer)
+            hits += len(router._decisions) == before
+            assert holder.index is not None
+            direct = authorize(
+                holder.index,
+                peer.identity,
+                WEB,
+                8080,
+                method.decode(),
+                url.decode(),
+                Headers(list(headers)),
+            )
+            assert metrics.decisions[-1] == direct, (peer.identity, method, url, headers)
+            assert ex.reason == direct.reason
+            assert (result is peer.forward) == direct.allowed
+    assert hits > 10_000  # the cache was in use
+
+
+class _Peer:
+    """A transport whose verified peer is `identity` (for `PeerIdentities.of`)."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return _SSLObject(self.identity.encode(), (self.identity,))
+
+
+def test_the_decision_cache_is_cleared_when_the_policy_changes() -> None:
+    router, _ = _inbound(_policy())
+    peer = router.peer_of(_Peer(FRONT))  # type: ignore[arg-type]
+    assert isinstance(router.route(_exchange(b"GET", b"/api/x"), peer), Forward)
+    assert router._decisions
+    closed = MeshPolicy(revision=4, destinations={})
+    router.policy.index = PolicyIndex.build(closed)
+    ex = _exchange(b"GET", b"/api/x")
+    assert isinstance(router.route(ex, peer), Reply)
+    assert ex.reason == "no-traffic-target"
+    assert len(router._decisions) == 1
+
+
+def test_the_decision_cache_is_bounded() -> None:
+    router, _ = _inbound(_policy())
+    peer = router.peer_of(_Peer(FRONT))  # type: ignore[arg-type]
+    for i in range(10_000):
+        router.route(_exchange(b"GET", b"/api/%d" % i), peer)
+    assert len(router._decisions) <= 4096
+    router.route(_exchange(b"GET", b"/api/" + b"x" * 600), peer)
+    assert all(len(key[2]) <= 512 for key in router._decisions)  # type: ignore[arg-type]
