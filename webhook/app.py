@@ -21,8 +21,26 @@ from smi.store.base import Store
 from webhook import logs
 from webhook.plane import EXTENSION, ControlPlane, load_ca, record_expiry
 from webhook.settings import Settings
+from webhook.wsgiloop import INLINE_ATTR
 
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+# Requests that never wait on anything outside the process: the event-loop worker answers them
+# on its loop. The rest (long polls, store writes, certificate signing with TokenReview) may
+# wait, and run in its thread pool.
+_INLINE_POSTS = frozenset({"/validate", "/mutate", "/convert"})
+_INLINE_GETS = QUIET_PATHS
+
+
+def runs_inline(environ: dict[str, Any]) -> bool:
+    method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+    if method == "POST":
+        return path in _INLINE_POSTS or path.startswith("/v1/data")
+    if method == "GET":
+        if path == "/mesh/v1/policy":
+            return "HTTP_IF_NONE_MATCH" not in environ  # with it, a long poll
+        return path in _INLINE_GETS
+    return False
 
 
 def create_app(
@@ -38,6 +56,7 @@ def create_app(
     app.extensions[EXTENSION] = plane
     _register_blueprints(app, settings)
     _register_hooks(app)
+    setattr(app, INLINE_ATTR, runs_inline)  # for webhook.worker.LoopWorker
     plane.view()  # compile once now: /readyz turns ready and the first review pays nothing
     return app
 

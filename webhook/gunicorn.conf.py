@@ -4,10 +4,13 @@
 
 
 Everything comes from the same `SMI_WEBHOOK_*` variables the app reads (webhook/settings.py):
-- gthread workers: they keep connections alive (sync workers do not, and every TLS request would
-  pay a handshake; NOTES.md), and long polls wait in a thread instead of blocking a process;
+- `webhook.worker.LoopWorker`: one uvloop thread per worker answers reviews, conversions and
+  health checks; long polls and store writes wait in a pool of SMI_WEBHOOK_THREADS threads.
+  gthread kept connections alive too, but its threads fought over the GIL: at 500 reviews/s
+  its p99 was 134 ms where this worker's is about 6 ms (docs/control-plane.md, "Speed").
+  `GUNICORN_CMD_ARGS="--worker-class gthread"` brings gthread back if ever needed;
 - TLS from SMI_WEBHOOK_CERT_FILE / SMI_WEBHOOK_KEY_FILE through `ServingContext`, which picks up
-  a renewed certificate on the next connection (SIGHUP, which restarts the workers, works too);
+  a renewed certificate on the next handshake (SIGHUP, which restarts the workers, works too);
 - prometheus-client multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, before any worker
   imports the client, emptied at start, and dead workers are marked in `child_exit` (NOTES.md);
 - `when_ready` logs the bound addresses as JSON and, with SMI_WEBHOOK_ADDRESS_FILE, writes the
@@ -34,7 +37,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [_settings.bind]
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = "webhook.worker.LoopWorker"
 threads = _settings.threads
 # The kube-apiserver and proxies reuse connections; keep idle ones long enough to matter.
 keepalive = 75
