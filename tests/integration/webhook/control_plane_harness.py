@@ -1,5 +1,5 @@
 """A real control plane for integration tests (imported by name, like proxy_harness):
-`smictl serve` (gunicorn, gthread workers, TLS) on 127.0.0.1 port 0, its address read back
+`smictl serve` (gunicorn, event-loop workers, TLS) on 127.0.0.1 port 0, its address read back
 from --address-file, readiness polled on /readyz."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One real control plane (gunicorn, 2 gthread workers, TLS) answering the API server's reviews,
+"""One real control plane (gunicorn, 2 event-loop workers, TLS) answering the API server's reviews,
 `smictl apply/get/delete`, proxies' long polls, and OPA clients."""
 
 from __future__ import annotations
