@@ -2,11 +2,12 @@
 
 The control plane's worker (`webhook.worker.LoopWorker`) asks gunicorn's `ssl_context` hook for
 the current context on every handshake (so does gthread, on every new connection), and the
-default hook re-reads the files each time: correct but a file read and key parse per handshake. `ServingContext` keeps one context and checks the
-files' modification stamps at most once per `check_interval`; when they change it builds a new
-context and swaps it in. A pair caught half-written (key not matching certificate) is skipped
-and the old context kept, so a renewal never makes the server refuse a connection; open
-connections keep the context they were accepted with.
+default hook re-reads the files each time: correct but a file read and key parse per
+handshake. `ServingContext` keeps one context and checks the files' modification stamps at most
+once per `check_interval`; when they change it builds a new context and swaps it in. A pair
+caught half-written (key not matching certificate) is skipped and the old context kept, so a
+renewal never makes the server refuse a connection; open connections keep the context they
+were accepted with.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ context in its SNI callback, so no connection is refused while the files are rep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -37,6 +38,7 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
         self.loop = uvloop.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.quick_exit = False
+        self.stopping = asyncio.Event()  # set with alive = False: the heartbeat wait ends at once
         super().init_process()
 
     def init_signals(self) -> None:
@@ -49,12 +51,16 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
         self.loop.add_signal_handler(signal.SIGABRT, self._abort)
         signal.signal(signal.SIGWINCH, signal.SIG_IGN)
 
-    def _graceful(self) -> None:
+    def _stop(self) -> None:
         self.alive = False
+        self.stopping.set()
+
+    def _graceful(self) -> None:
+        self._stop()
 
     def _quick(self) -> None:
         self.quick_exit = True
-        self.alive = False
+        self._stop()
         self.cfg.worker_int(self)
 
     def _abort(self) -> None:
@@ -77,7 +83,7 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
-            self.alive = False
+            self._stop()
 
     async def _serve(self) -> None:
         executor = ThreadPoolExecutor(
@@ -114,7 +120,8 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
-            await asyncio.sleep(heartbeat)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), heartbeat)
         for listening in listeners:
             listening.close()
         server.shutdown()
