@@ -8,7 +8,9 @@
 - `POST /mesh/v1/certificates` signs a CSR for the identity the caller proves (bootstrap token
   or ServiceAccount token as `Authorization: Bearer`); a CSR for any other identity is 403.
 - `POST` / `DELETE /mesh/v1/endpoints` registers or removes the caller's inbound address for the
-  services it backs (local mode); services must be in the caller's own namespace.
+  services it backs (local mode); services must be in the caller's own namespace. A
+  registration is a lease of `ttl_seconds`, renewed by posting it again (`ControlPlane.
+  expire_endpoints` drops the ones left to lapse).
 """
 
 from __future__ import annotations
@@ -162,7 +164,10 @@ def register_endpoint() -> tuple[Response, int]:
         abort(405, exc.diagnostics[0].message)
     _audit("endpoint_registered", caller=caller, requested=f"{address}:{port}")
     return jsonify(
-        revision=revision, identity=caller.spiffe_id, services=list(record.services)
+        revision=revision,
+        identity=caller.spiffe_id,
+        services=list(record.services),
+        ttl_seconds=plane.settings.endpoint_ttl_seconds,
     ), 200
 
 

@@ -71,9 +71,31 @@ class ControlPlane:
 
     # Values derived from one view on demand (the authz index for /v1/data): latest per name.
     _derived: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    # Endpoint leases: expired at most this often, and never in the first TTL after start-up,
+    # so that proxies get a whole TTL to renew after a control-plane outage.
+    _leases_checked: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.long_polls = threading.BoundedSemaphore(max(1, self.settings.threads // 2))
+        self._leases_checked += self.settings.endpoint_ttl_seconds * 0.75
+
+    @property
+    def lease_check_interval(self) -> float:
+        return self.settings.endpoint_ttl_seconds / 4
+
+    def expire_endpoints(self) -> None:
+        """Drop the endpoints whose proxies stopped renewing (killed, partitioned); cheap when
+        called often: one clock read, and one SQLite read per `lease_check_interval`."""
+        now = time.monotonic()
+        if now - self._leases_checked < self.lease_check_interval:
+            return
+        self._leases_checked = now
+        before = self.store.revision()
+        after = self.store.expire_endpoints(
+            renewed_before=time.time() - self.settings.endpoint_ttl_seconds
+        )
+        if after != before:
+            logs.emit(logs.SERVER, {"event": "endpoints_expired", "revision": after})
 
     def derived(self, name: str, build: Callable[[View], T]) -> T:
         """`build(view)` for the current view, computed once per revision."""
@@ -91,6 +113,8 @@ class ControlPlane:
         If a revision fails to compile (a bug, not bad input: the compiler skips what it
         cannot use), the last good view keeps being served and the failure is logged once;
         the next revision is tried afresh. With no good view yet, the error propagates."""
+        if self.store.writable:
+            self.expire_endpoints()
         revision = self.store.revision()
         current = self._view
         if current is not None and revision in {current.revision, self._broken}:
@@ -126,7 +150,8 @@ class ControlPlane:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self.store.wait_for_change(view.revision, timeout=left)
+            # Wake at least once per lease check: a waiting poll is often the only request.
+            self.store.wait_for_change(view.revision, timeout=min(left, self.lease_check_interval))
             view = self.view()
         return view
 

@@ -51,6 +51,8 @@ class Settings:
     max_review_bytes: int = 3 * 1024 * 1024
     control_plane_url: str = "https://smictl.smictl-system.svc:8443"
     long_poll_seconds: float = 30.0
+    # A registered endpoint not renewed for this long is dropped (its proxy renews at a third).
+    endpoint_ttl_seconds: float = 60.0
     workers: int = 2
     threads: int = 16
 
@@ -159,5 +161,6 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "workers": _positive_int,
         "threads": _positive_int,
         "long_poll_seconds": _positive_float,
+        "endpoint_ttl_seconds": _positive_float,
     }
 )

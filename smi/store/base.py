@@ -179,8 +179,14 @@ class Store(abc.ABC):
     ) -> Outcome:
         raise self._read_only()
 
-    def register_endpoint(self, record: EndpointRecord) -> int:
+    def register_endpoint(self, record: EndpointRecord, *, now: float | None = None) -> int:
+        """Store `record`, or renew its lease if it is stored as it is (no new revision)."""
         raise self._read_only()
+
+    def expire_endpoints(self, *, renewed_before: float) -> int:
+        """Drop endpoints whose lease was last renewed before `renewed_before` (wall-clock
+        seconds); the revision, new if any went. Stores without registrations have none."""
+        return self.revision()
 
     def deregister_endpoint(self, *, address: str, port: int, identity: str) -> int:
         raise self._read_only()

@@ -7,6 +7,9 @@ and its transactions give the two guarantees the control plane promises:
 - the revision increases strictly: every write takes the write lock first (`BEGIN IMMEDIATE`),
   reads the current revision, and commits revision + 1 with its rows.
 
+Endpoints registered by proxies are leases: `register_endpoint` of an unchanged record only
+stamps `renewed` (no new revision), and `expire_endpoints` drops the lapsed ones in one write.
+
 Reads use one connection per thread (sqlite3 connections must not be shared across threads
 without a lock). Waiting for a change polls the one-row `meta` table every `poll_interval`
 seconds (a few microseconds per look), and is woken at once by writes of the same process.
@@ -46,7 +49,7 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE TABLE IF NOT EXISTS endpoints (
     address TEXT NOT NULL, port INTEGER NOT NULL, identity TEXT NOT NULL,
-    services TEXT NOT NULL, revision INTEGER NOT NULL,
+    services TEXT NOT NULL, revision INTEGER NOT NULL, renewed REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (address, port)
 );
 """
@@ -75,6 +78,9 @@ class SQLiteStore(Store):
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(endpoints)")}
+            if "renewed" not in columns:  # a store written before endpoint leases
+                conn.execute("ALTER TABLE endpoints ADD COLUMN renewed REAL NOT NULL DEFAULT 0")
         except (OSError, sqlite3.Error) as exc:
             raise store_error("SMI7005", f"cannot open the store {self.path}: {exc}") from exc
 
@@ -248,7 +254,8 @@ class SQLiteStore(Store):
     def _bump(conn: sqlite3.Connection, revision: int) -> None:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
 
-    def register_endpoint(self, record: EndpointRecord) -> int:
+    def register_endpoint(self, record: EndpointRecord, *, now: float | None = None) -> int:
+        renewed = time.time() if now is None else now
         conn = self._conn()
         with self._write(conn):
             current = self._revision(conn)
@@ -258,11 +265,30 @@ class SQLiteStore(Store):
             ).fetchone()
             services = json.dumps(sorted(set(record.services)))
             if row is not None and (row[0], row[1]) == (record.identity, services):
-                return current
+                conn.execute(
+                    "UPDATE endpoints SET renewed=? WHERE address=? AND port=?",
+                    (renewed, record.address, record.port),
+                )
+                return current  # a renewal: the policy does not change
             conn.execute(
-                "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?, ?)",
-                (record.address, record.port, record.identity, services, current + 1),
+                "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?, ?, ?)",
+                (record.address, record.port, record.identity, services, current + 1, renewed),
             )
+            self._bump(conn, current + 1)
+            return current + 1
+
+    def expire_endpoints(self, *, renewed_before: float) -> int:
+        conn = self._conn()
+        stale = conn.execute(
+            "SELECT 1 FROM endpoints WHERE renewed < ? LIMIT 1", (renewed_before,)
+        ).fetchone()
+        if stale is None:  # the common case stays a read
+            return self._revision(conn)
+        with self._write(conn):
+            current = self._revision(conn)
+            gone = conn.execute("DELETE FROM endpoints WHERE renewed < ?", (renewed_before,))
+            if gone.rowcount == 0:  # another process expired them first
+                return current
             self._bump(conn, current + 1)
             return current + 1
 

@@ -157,6 +157,34 @@ def test_registered_endpoints_reach_the_policy(client: FlaskClient) -> None:
     assert client.get("/mesh/v1/policy").get_json()["services"]["shop/web"]["endpoints"] == []
 
 
+def test_an_endpoint_whose_proxy_stops_renewing_leaves_the_policy(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plane = client.application.extensions["smictl"]
+    plane.store.apply([service("web")])
+    register = {"address": "127.0.0.1", "port": 15006, "services": ["web"]}
+    r = client.post("/mesh/v1/endpoints", headers=bearer(client, "shop/web"), json=register)
+    assert r.get_json()["ttl_seconds"] == plane.settings.endpoint_ttl_seconds
+
+    def endpoints() -> list[Any]:
+        return list(client.get("/mesh/v1/policy").get_json()["services"]["shop/web"]["endpoints"])
+
+    clock = {"mono": time.monotonic(), "wall": time.time()}
+    monkeypatch.setattr("webhook.plane.time.monotonic", lambda: clock["mono"])
+    monkeypatch.setattr("webhook.plane.time.time", lambda: clock["wall"])
+    ttl = plane.settings.endpoint_ttl_seconds
+    clock["mono"] += ttl * 0.5  # still within the start-up grace: nothing is expired
+    clock["wall"] += ttl * 2
+    assert len(endpoints()) == 1
+    clock["mono"] += ttl  # past it: the lease (renewed a real moment ago) is two TTLs old
+    assert endpoints() == []
+    # The proxy comes back and registers again: the endpoint is back.
+    monkeypatch.setattr("smi.store.sqlite.time.time", lambda: clock["wall"])
+    client.post("/mesh/v1/endpoints", headers=bearer(client, "shop/web"), json=register)
+    clock["mono"] += ttl
+    assert len(endpoints()) == 1
+
+
 def test_endpoints_only_for_own_namespace_and_only_owner_deregisters(client: FlaskClient) -> None:
     r = client.post(
         "/mesh/v1/endpoints",

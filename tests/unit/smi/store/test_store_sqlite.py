@@ -165,3 +165,43 @@ def test_an_unopenable_path_is_an_smictl_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         SQLiteStore(blocker / "store.db")
     assert info.value.diagnostics[0].code == "SMI7005"
+
+
+def test_a_renewal_keeps_the_revision_and_an_expired_lease_drops_the_endpoint(
+    store: SQLiteStore,
+) -> None:
+    web = EndpointRecord("127.0.0.1", 15006, "spiffe://cluster.local/ns/shop/sa/web", ("shop/web",))
+    api = EndpointRecord("127.0.0.2", 15006, "spiffe://cluster.local/ns/shop/sa/api", ("shop/api",))
+    assert store.register_endpoint(web, now=100.0) == 1
+    assert store.register_endpoint(api, now=100.0) == 2
+    assert store.register_endpoint(web, now=150.0) == 2  # renewed: no new revision
+    assert store.expire_endpoints(renewed_before=120.0) == 3  # api was last renewed at 100
+    assert store.snapshot().endpoints == (web,)
+    assert store.expire_endpoints(renewed_before=120.0) == 3  # nothing left to expire
+    assert store.expire_endpoints(renewed_before=151.0) == 4
+    assert store.snapshot().endpoints == ()
+
+
+def test_a_store_written_before_leases_opens_and_keeps_its_endpoints(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('revision', 7);"
+        "CREATE TABLE endpoints (address TEXT NOT NULL, port INTEGER NOT NULL,"
+        " identity TEXT NOT NULL, services TEXT NOT NULL, revision INTEGER NOT NULL,"
+        " PRIMARY KEY (address, port));"
+        "INSERT INTO endpoints VALUES ('127.0.0.1', 15006, 'spiffe://cluster.local/ns/a/sa/b',"
+        " '[\"a/b\"]', 7);"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert [e.address for e in store.snapshot().endpoints] == ["127.0.0.1"]
+        # Never renewed under leases: the first expiry after start-up's grace drops it.
+        assert store.expire_endpoints(renewed_before=1.0) == 8
+    finally:
+        store.close()
