@@ -5,6 +5,10 @@ services its workload backs and where its inbound listener is, and takes it back
 `{"address", "port", "services"}` and `Authorization: Bearer <token>`: the token proves the
 identity, and the control plane only accepts services of that identity's namespace. The
 endpoint then reaches every proxy inside the MeshPolicy, like any other.
+
+A registration is a lease: the answer carries `ttl_seconds`, and the proxy posts the same
+registration again every third of it for as long as it runs. A proxy that dies without
+deregistering (SIGKILL, a lost host) so leaves the policy one TTL later instead of never.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from proxy.httpclient import HttpClientError, request
 
 log = logging.getLogger("smictl.proxy.registration")
+
+DEFAULT_TTL = 60.0  # a control plane that names no TTL (older than leases) is renewed at this
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class Registrar:
         self.ssl_context = ssl_context
         self.entries = entries
         self.registered: list[Registration] = []
+        self.ttl = DEFAULT_TTL
 
     async def _send(self, method: str, entry: Registration) -> int:
         body: dict[str, object] = {"address": entry.address, "port": entry.port}
@@ -68,30 +75,44 @@ class Registrar:
                 resp.status,
                 reason,
             )
+        elif method == "POST":
+            self.ttl = _ttl_of(resp.body, default=self.ttl)
         return resp.status
 
     async def run(self) -> None:
-        """Register every entry, retrying (with backoff) until the control plane accepts."""
-        for entry in self.entries:
-            # Counted as registered from the first attempt: a POST in flight when shutdown
-            # starts may still land, and must be withdrawn too (a DELETE of an endpoint the
-            # control plane never stored is harmless).
-            self.registered.append(entry)
-            delay = 0.2
-            while True:
-                try:
-                    if await self._send("POST", entry) == 200:
-                        log.info(
-                            "registered %s:%d for %s",
-                            entry.address,
-                            entry.port,
-                            ", ".join(entry.services),
-                        )
-                        break
-                except HttpClientError as exc:
-                    log.error("cannot register with %s: %s", self.url, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)
+        """Register every entry, then renew them every third of the lease, for as long as the
+        proxy runs; each (re)registration is retried with backoff until the control plane
+        accepts it."""
+        # Counted as registered from the first attempt: a POST in flight when shutdown starts
+        # may still land, and must be withdrawn too (a DELETE of an endpoint the control plane
+        # never stored is harmless).
+        self.registered.extend(self.entries)
+        first = True
+        while True:
+            for entry in self.entries:
+                await self._register(entry, first=first)
+            first = False
+            await asyncio.sleep(self.ttl / 3)
+
+    async def _register(self, entry: Registration, *, first: bool) -> None:
+        delay = 0.2
+        while True:
+            try:
+                if await self._send("POST", entry) == 200:
+                    log.log(
+                        logging.INFO if first else logging.DEBUG,
+                        "%s %s:%d for %s (lease %.0f s)",
+                        "registered" if first else "renewed",
+                        entry.address,
+                        entry.port,
+                        ", ".join(entry.services),
+                        self.ttl,
+                    )
+                    return
+            except HttpClientError as exc:
+                log.error("cannot register with %s: %s", self.url, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0, self.ttl / 3)
 
     async def deregister(self) -> None:
         """Best effort, at shutdown: callers should stop picking this endpoint."""
@@ -101,3 +122,14 @@ class Registrar:
             except HttpClientError as exc:
                 log.warning("cannot deregister from %s: %s", self.url, exc)
         self.registered.clear()
+
+
+def _ttl_of(body: bytes, *, default: float) -> float:
+    """The lease the control plane granted; a missing or odd value keeps `default`."""
+    try:
+        ttl = json.loads(body).get("ttl_seconds")
+    except (ValueError, AttributeError):
+        return default
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+        return default
+    return float(ttl)

@@ -69,3 +69,39 @@ def test_sigterm_drains_in_flight_requests(fresh_server: Server) -> None:
     t.join(timeout=15)
     assert result.get("status") == 304  # the poll ran to its end and was answered
     assert server.proc.wait(timeout=15) == 0
+
+
+def test_an_endpoint_left_to_lapse_leaves_the_policy_and_a_renewed_one_stays(
+    fresh_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMI_WEBHOOK_ENDPOINT_TTL_SECONDS", "1")
+    server = fresh_server.start(workers=2)  # either worker may expire it
+    token = server.smictl("certs", "token", "--identity", "shop/web", "--dir", str(server.certs))
+    assert token.returncode == 0, token.stderr
+    auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    s = server.session()
+    web = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    assert s.post(f"{server.url}/apis/smictl.io/v1/apply", json={"items": [web]}).ok
+
+    def register(port: int) -> None:
+        body = {"address": "127.0.0.1", "port": port, "services": ["web"]}
+        r = s.post(f"{server.url}/mesh/v1/endpoints", json=body, headers=auth)
+        assert r.status_code == 200 and r.json()["ttl_seconds"] == 1.0
+
+    def ports() -> set[int]:
+        policy = s.get(f"{server.url}/mesh/v1/policy").json()
+        return {e["port"] for e in policy["services"]["shop/web"]["endpoints"]}
+
+    register(15006)
+    register(15007)
+    assert ports() == {15006, 15007}
+    deadline = time.monotonic() + 10
+    while ports() != {15006} and time.monotonic() < deadline:
+        register(15006)  # a live proxy renews; 15007's proxy "was killed"
+        time.sleep(0.25)
+    assert ports() == {15006}
