@@ -126,7 +126,6 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
     from proxy.server import HttpProxy
     from proxy.state import ServerState
     from proxy.upstream import ConnectionPool, Target
-    from smi.compiler.ir.decide import Request
     from smi.compiler.ir.index import PolicyIndex
 
     class OneCaller(PeerIdentities):
@@ -160,9 +159,7 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
         def route(self, ex: Any, peer: Any) -> Forward | Reply:
             index = holder.index
             assert index is not None
-            fwd = outbound.resolve(
-                index, "bench/app", lambda: Request(ex.method_str, ex.path_str, ex.header_map())
-            )
+            fwd = outbound.resolve(index, "bench/app", ex)
             if isinstance(fwd, Reply):
                 return fwd
             allowed = inbound.route(ex, peer)

@@ -18,6 +18,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from proxy.exchange import Exchange, Forward, Headers
 from proxy.http1 import Reply, local_reply, service_key, split_host
@@ -25,7 +26,6 @@ from proxy.metrics import Metrics
 from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
 from proxy.upstream import ClientTLS, Target
-from smi.compiler.ir import Endpoint
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
 from smi.compiler.ir.index import PolicyIndex
 
@@ -235,6 +235,16 @@ def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:
     return tuple(sorted(names))
 
 
+class _Backends:
+    """The forwards of one service's endpoints, used round-robin."""
+
+    __slots__ = ("forwards", "n")
+
+    def __init__(self, forwards: tuple[Forward, ...], n: int) -> None:
+        self.forwards = forwards
+        self.n = n
+
+
 class OutboundRouter:
     """Host → service → split → endpoint, for requests this workload sends."""
 
@@ -252,12 +262,12 @@ class OutboundRouter:
         self.tls = tls
         self.stats = metrics.outbound
         self.rng = rng
-        self._forwards: dict[Endpoint, Forward] = {}
-        # service -> (its endpoints tuple, their forwards): the tuple is held, so comparing
-        # it by identity tells whether the endpoints changed, without hashing an Endpoint.
-        self._by_service: dict[str, tuple[tuple[Endpoint, ...], tuple[Forward, ...]]] = {}
-        self._next: dict[str, int] = {}
+        # service -> its endpoints' forwards (or the reply when it has none), valid for one
+        # (index, endpoints file) pair: both are replaced, never changed, so identity tells.
+        self._backends: dict[str, _Backends | Reply] = {}
         self._seen: PolicyIndex | None = None
+        self._seen_endpoints: object = None
+        self._places: dict[str, int] = {}  # each service's place in its rotation, at _renew
         # Host header -> "ns/name" (a handful of hosts per app; bounded all the same)
         self._keys: dict[bytes, str | None] = {}
 
@@ -265,7 +275,8 @@ class OutboundRouter:
         return None
 
     def route(self, ex: Exchange, peer: None) -> Forward | Reply:
-        self.stats.request("none")
+        requests = self.stats.requests
+        requests["none"] = requests.get("none", 0) + 1
         index = self.policy.index
         if index is None:
             return _NO_POLICY
@@ -282,45 +293,51 @@ class OutboundRouter:
             keys[host] = key
         if key is None:
             return _UNKNOWN
-        return self.resolve(
-            index, key, lambda: Request(ex.method_str, ex.path_str, ex.header_map())
-        )
+        return self.resolve(index, key, ex)
 
-    def resolve(
-        self, index: PolicyIndex, key: str, request: Callable[[], Request | None]
-    ) -> Forward | Reply:
-        """The forward for service `key`, after its split; `request` is built only if a split
-        needs it."""
-        split = index.split_for(key)
+    def resolve(self, index: PolicyIndex, key: str, ex: Exchange | None) -> Forward | Reply:
+        """The forward for service `key`, after its split; the split sees `ex` (None: not an
+        HTTP request, as for an L4 relay) only if it has matches."""
+        split = index.splits.get(key)
         if split is not None:
             # A split without matches takes every request: no need to build one.
-            backend = pick_backend(split, request() if split.matchers else None, self.rng())
+            request = None
+            if split.matchers and ex is not None:
+                request = Request(ex.method_str, ex.path_str, ex.header_map())
+            backend = pick_backend(split, request, self.rng())
             if backend is not None:
                 key = backend
-        endpoints = self.policy.endpoints_of(key)
-        if endpoints is None:
-            return _UNKNOWN
-        if not endpoints:
-            return _NO_ENDPOINTS
-        n = self._next.get(key, 0)
-        self._next[key] = n + 1
-        if index is not self._seen:  # a new policy: drop targets of endpoints that may be gone
-            self._seen = index
-            self._forwards.clear()
-            self._by_service.clear()
-        cached = self._by_service.get(key)
-        if cached is None or cached[0] is not endpoints:
-            cached = (endpoints, tuple(self._forward(index, ep) for ep in endpoints))
-            self._by_service[key] = cached
-        forwards = cached[1]
+        if index is not self._seen or self.policy.endpoints is not self._seen_endpoints:
+            self._renew(index)
+        backends = self._backends.get(key)
+        if backends is None:
+            backends = self._backends_of(index, key)
+        if backends.__class__ is not _Backends:
+            return cast(Reply, backends)
+        n = backends.n
+        backends.n = n + 1
+        forwards = backends.forwards
         return forwards[n % len(forwards)]
 
-    def _forward(self, index: PolicyIndex, ep: Endpoint) -> Forward:
-        if index is not self._seen:  # a new policy: drop targets of endpoints that may be gone
-            self._seen = index
-            self._forwards.clear()
-        fwd = self._forwards.get(ep)
-        if fwd is None:
-            fwd = Forward(Target(ep.address, ep.port, tls=self.tls, identity=ep.identity))
-            self._forwards[ep] = fwd
-        return fwd
+    def _renew(self, index: PolicyIndex) -> None:
+        """A new policy or endpoints file: forget the forwards of endpoints that may be gone
+        (keeping each service's place in its rotation)."""
+        self._seen, self._seen_endpoints = index, self.policy.endpoints
+        self._places = {k: b.n for k, b in self._backends.items() if isinstance(b, _Backends)}
+        self._backends = {}
+
+    def _backends_of(self, index: PolicyIndex, key: str) -> _Backends | Reply:
+        endpoints = self.policy.endpoints_of(key)
+        found: _Backends | Reply
+        if endpoints is None:
+            found = _UNKNOWN
+        elif not endpoints:
+            found = _NO_ENDPOINTS
+        else:
+            forwards = tuple(
+                Forward(Target(ep.address, ep.port, tls=self.tls, identity=ep.identity))
+                for ep in endpoints
+            )
+            found = _Backends(forwards, self._places.get(key, 0))
+        self._backends[key] = found
+        return found
