@@ -25,7 +25,7 @@ from proxy.config import ProxyConfig
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
-from proxy.server import HttpProxy
+from proxy.server import HttpProxy, TlsHttpProxy
 from proxy.state import ServerState
 from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
 from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS, iso_time
@@ -227,7 +227,7 @@ class Proxy:
         cfg = self.config
 
         def http() -> HttpProxy:
-            return HttpProxy(
+            return TlsHttpProxy(
                 router=router,
                 pool=self.pool,
                 state=self.state,

@@ -120,6 +120,8 @@ class Exchange:
     upgrade_value = b""
     keep_alive = True
     http10 = False
+    hop = False  # a hop-by-hop header (or x-smi-source-identity) came with it
+    raw_head: bytes | None = None  # the head as received, when it is forwarded as it came
     # progress
     done = False  # the whole request has been read
     discard = False  # answered locally: drop the rest of the body
@@ -154,6 +156,9 @@ class Exchange:
 
     def head(self, forward: Forward) -> bytes:
         """The request head to send upstream."""
+        raw = self.raw_head
+        if raw is not None:
+            return b"%s%s\r\n" % (raw, forward.extra)
         parts = [self.method, b" ", self.url, b" HTTP/1.1\r\n", *self.lines]
         if self.chunked:
             parts.append(http1.CHUNKED_HEADER)

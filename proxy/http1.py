@@ -120,6 +120,13 @@ def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:
     ]
 
 
+def header_lines(head: bytes, drop: frozenset[bytes]) -> list[bytes]:
+    """The header lines of a whole request head as httptools accepted it (CRLF line ends, no
+    folding, no space before a colon), less those whose lower-case name is in `drop`."""
+    lines = head.split(b"\r\n")[1:]
+    return [line + b"\r\n" for line in lines if line and line.split(b":", 1)[0].lower() not in drop]
+
+
 def request_line(method: bytes, target: bytes) -> bytes:
     return b"%s %s HTTP/1.1\r\n" % (method, target)
 

@@ -29,6 +29,7 @@ from proxy import http1
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import Reply, local_reply
+from proxy.readbuf import SharedReadBuffer
 from proxy.relay import (
     BODY,
     FAR,
@@ -47,7 +48,7 @@ from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
 if TYPE_CHECKING:
     from proxy.accesslog import AccessLog
 
-__all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router"]
+__all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router", "TlsHttpProxy"]
 
 DISCARD_LIMIT = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
 
@@ -57,7 +58,7 @@ class _LimitExceeded(Exception):
         self.reply = reply
 
 
-class HttpProxy(ResponseRelay, asyncio.Protocol):
+class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def __init__(
         self,
         *,
@@ -99,6 +100,9 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         self.begun = 0  # messages begun in the current read
+        # The current read when it is exactly one request head (the usual request): then the
+        # head can be forwarded as it came (see on_headers_complete).
+        self.raw: bytes | None = None
         self._advancing = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -132,6 +136,7 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
         at_boundary = self.parsing is None
         head_was_open = self.in_head and not at_boundary
         self.begun = 0
+        self.raw = data if at_boundary and data.find(b"\r\n\r\n") == len(data) - 4 else None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -224,9 +229,11 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
             ex.host = value
         elif lname == b"content-length" and value.strip().isdigit():
             ex.content_length = int(value)
-        ex.lines += (name, b": ", value, b"\r\n")
+        if self.raw is None:
+            ex.lines += (name, b": ", value, b"\r\n")
 
     def _hop_header(self, ex: Exchange, lname: bytes, value: bytes) -> None:
+        ex.hop = True
         if lname == b"transfer-encoding":
             ex.chunked = b"chunked" in value.lower()
         elif lname == b"expect":
@@ -252,7 +259,18 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
             ex.http10 = True
         if ex.upgrade_value and parser.should_upgrade():
             ex.upgrade = True
-        if ex.connection_names:
+        raw = self.raw
+        if raw is not None:
+            # The read held this whole head and nothing else, and httptools accepted it (it
+            # refuses bare CR or LF, folded lines, space before a colon, control characters):
+            # forward it as it came when nothing in it changes; otherwise its header lines,
+            # less the hop-by-hop ones.
+            self.raw = None
+            if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
+                ex.lines = http1.header_lines(raw, http1.HOP_BY_HOP | ex.connection_names)
+            else:
+                ex.raw_head = raw[:-2]
+        elif ex.connection_names:
             ex.lines = http1.drop_named(ex.lines, ex.connection_names)
         if ex.url[:1] != b"/":
             ex.url, ex.authority = http1.origin_form(ex.url)
@@ -479,3 +497,7 @@ class HttpProxy(ResponseRelay, asyncio.Protocol):
             self._close_when_flushed()
         for ex in self.queue:
             ex.keep_alive = False
+
+
+class TlsHttpProxy(SharedReadBuffer, HttpProxy):
+    """`HttpProxy` on a TLS listener: reads into the shared buffer (proxy.readbuf)."""

@@ -173,7 +173,7 @@ class OutboundTcp(_Relay):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         index = self.router.policy.index
-        route = None if index is None else self.router.resolve(index, self.service, lambda: None)
+        route = None if index is None else self.router.resolve(index, self.service, None)
         if route is None or isinstance(route, Reply):
             self.stats.error("no-route")
             self.close()
@@ -189,8 +189,8 @@ class InboundDispatch(asyncio.Protocol):
         self,
         *,
         router: InboundRouter,
-        http: Callable[[], asyncio.Protocol],
-        tcp: Callable[[], asyncio.Protocol],
+        http: Callable[[], asyncio.BaseProtocol],
+        tcp: Callable[[], asyncio.BaseProtocol],
     ) -> None:
         self.router, self.http, self.tcp = router, http, tcp
 

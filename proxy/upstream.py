@@ -27,6 +27,7 @@ import httptools
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
 from proxy.peercert import peer_identity
+from proxy.readbuf import SharedReadBuffer
 
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 # First bytes of the response headers that need a look (hop-by-hop ones and Content-Length):
@@ -89,7 +90,7 @@ class ResponseSink(Protocol):
     def flush(self) -> None: ...
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(asyncio.BaseProtocol):
     def __init__(self, pool: ConnectionPool, target: Target) -> None:
         # Per-connection state
         self.pool = pool
@@ -310,6 +311,10 @@ def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:
     return None if ident is None else ident.spiffe_id
 
 
+class TlsUpstreamConnection(SharedReadBuffer, UpstreamConnection):
+    """An upstream connection over TLS: reads into the shared buffer (proxy.readbuf)."""
+
+
 Connector = Callable[["ConnectionPool", Target], Awaitable[UpstreamConnection]]
 
 
@@ -395,8 +400,9 @@ class ConnectionPool:
 async def _open(pool: ConnectionPool, target: Target) -> UpstreamConnection:
     loop = asyncio.get_running_loop()
     ctx = target.tls.client_context if target.tls is not None else None
+    cls = UpstreamConnection if ctx is None else TlsUpstreamConnection
     _, conn = await loop.create_connection(
-        lambda: UpstreamConnection(pool, target),
+        lambda: cls(pool, target),
         target.host,
         target.port,
         ssl=ctx,

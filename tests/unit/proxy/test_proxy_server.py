@@ -458,3 +458,69 @@ async def test_peer_busy_flag_is_released_when_the_exchange_ends() -> None:
     h.respond(OK)
     assert h.proxy.flow is not None and not h.proxy.flow._reasons & PEER_BUSY
     assert h.down.reading
+
+
+async def test_a_head_read_whole_is_forwarded_as_it_came_plus_the_identity() -> None:
+    head = b"GET /a/b?c=1 HTTP/1.1\r\nHost: web\r\nX-Mixed-Case:  v  \r\naccept: */*\r\n\r\n"
+    identity = b"x-smi-source-identity: spiffe://td/ns/a/sa/b\r\n"
+    h = Harness()
+    h.send(head)
+    await h.settle()
+    assert h.up().take() == head[:-2] + identity + b"\r\n"
+    h.respond(OK)
+    h.send(head[:30])  # the same head over two reads: rebuilt from the parsed headers
+    h.send(head[30:])
+    await h.settle()
+    assert h.up().take() == (
+        b"GET /a/b?c=1 HTTP/1.1\r\nHost: web\r\nX-Mixed-Case: v  \r\naccept: */*\r\n"
+        + identity
+        + b"\r\n"
+    )
+
+
+async def test_a_head_read_whole_is_rebuilt_when_something_in_it_changes() -> None:
+    identity = b"x-smi-source-identity: spiffe://td/ns/a/sa/b\r\n"
+    for head, sent in (
+        (  # HTTP/1.0 goes upstream as HTTP/1.1
+            b"GET / HTTP/1.0\r\nHost: web\r\nA: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: web\r\nA: 1\r\n" + identity + b"\r\n",
+        ),
+        (  # a proxy-form target becomes origin-form, its authority the Host
+            b"GET http://web.shop/x HTTP/1.1\r\nA: 1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA: 1\r\nhost: web.shop\r\n" + identity + b"\r\n",
+        ),
+        (  # the caller's identity header goes, ours stays
+            b"GET / HTTP/1.1\r\nX-SMI-Source-Identity: forged\r\nHost: web\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: web\r\n" + identity + b"\r\n",
+        ),
+    ):
+        h = Harness()
+        h.send(head)
+        await h.settle()
+        assert h.up().take() == sent, head
+
+
+async def test_tls_protocols_read_into_one_shared_buffer() -> None:
+    """uvloop's TLS layer reads into `get_buffer` only for protocols that are not
+    `asyncio.Protocol`s; the bytes reach `data_received` as they were read."""
+    import asyncio
+
+    from proxy.readbuf import SIZE
+    from proxy.server import TlsHttpProxy
+    from proxy.upstream import ConnectionPool, Target, TlsUpstreamConnection
+
+    h = Harness()
+    tls = TlsHttpProxy(router=h.router, pool=h.pool, state=h.state, limits=Limits())
+    up = TlsUpstreamConnection(ConnectionPool(), Target("a", 1))
+    for proto in (tls, up):
+        assert not isinstance(proto, asyncio.Protocol)
+        assert isinstance(proto, asyncio.BaseProtocol)
+    assert tls.get_buffer(100) is up.get_buffer(-1)  # one buffer for the process
+    seen: list[bytes] = []
+    tls.data_received = seen.append  # type: ignore[method-assign]
+    buf = tls.get_buffer(SIZE * 2)
+    assert len(buf) == SIZE
+    buf[:5] = b"hello"
+    tls.buffer_updated(5)
+    buf[:5] = b"XXXXX"  # the next read reuses the buffer: what was passed on is a copy
+    assert seen == [b"hello"]
