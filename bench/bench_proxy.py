@@ -34,18 +34,17 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
-import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# (statistics, platform, shutil and tempfile are imported where the driver uses them: the
+# plain hop runs in a process started from this file, and its resident memory is measured.)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -507,6 +506,8 @@ def measure_throughput(
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
+    import statistics
+
     keys = ("rps", "p50_ms", "p99_ms", "cpu_s_per_1000")
     out: dict[str, Any] = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
     out["errors"] = sum(int(r["errors"]) for r in runs)
@@ -516,6 +517,8 @@ def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 def paired_ratio(runs: dict[str, list[dict[str, float]]], a: str, b: str) -> float:
     """Median over rounds of rps(a)/rps(b) measured back to back in the same round."""
+    import statistics
+
     return round(
         statistics.median(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b], strict=True)), 3
     )
@@ -583,6 +586,10 @@ def targets(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import platform
+    import shutil
+    import tempfile
+
     for tool in ("nginx", "wrk", "hey"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: apt-get install -y nginx-light wrk hey")
@@ -646,6 +653,13 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--serve-plain"]:  # the plain hop: --serve-plain FILE --app-port N
+        # (Not through argparse, which imports shutil, bz2, lzma and zlib to size its help:
+        # the hop's resident memory is measured against that of `python -m proxy`.)
+        import uvloop
+
+        uvloop.run(serve_plain(Path(sys.argv[2]), int(sys.argv[4])))
+        return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -657,14 +671,7 @@ def main() -> int:
         default=0,
         help="requests of the leak check (default 1,000,000; 100,000 quick)",
     )
-    parser.add_argument("--serve-plain", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--app-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_plain is not None:
-        import uvloop
-
-        uvloop.run(serve_plain(args.serve_plain, args.app_port))
-        return 0
     args.soak = args.soak or (100_000 if args.quick else 1_000_000)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # so that `finally` stops every process
     result = run(args)

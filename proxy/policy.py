@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -257,6 +256,8 @@ class ControlPlaneSource:
                 self.failures += 1
                 delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
                 log.error("%s; keeping the last good policy, retrying in %.1fs", exc, delay)
+                import random  # only after a failure (see proxy.routing: memory)
+
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
 
 

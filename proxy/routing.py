@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+from _random import Random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -255,13 +255,15 @@ class OutboundRouter:
         policy: PolicyHolder,
         tls: ClientTLS,
         metrics: Metrics,
-        rng: Callable[[], float] = random.random,
+        rng: Callable[[], float] | None = None,
     ) -> None:
         self.namespace = namespace
         self.policy = policy
         self.tls = tls
         self.stats = metrics.outbound
-        self.rng = rng
+        # Split picks: the Mersenne Twister `random.random` is, seeded from the OS, without the
+        # `random` module around it (0.3 MB resident in a 30 MB budget, for one method).
+        self.rng = rng or Random().random
         # service -> its endpoints' forwards (or the reply when it has none), valid for one
         # (index, endpoints file) pair: both are replaced, never changed, so identity tells.
         self._backends: dict[str, _Backends | Reply] = {}

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import ssl
 import time
 from dataclasses import dataclass
@@ -165,6 +164,8 @@ class WorkloadTLS:
         if self.material is None:
             return 0.0
         start, end = self.material.not_before, self.material.not_after
+        import random  # only in the CSR mode (see proxy.routing: memory)
+
         drawn = random.uniform(-jitter, jitter)  # noqa: S311 - spreading renewals, not secrecy
         at = start + (end - start) * (_RENEW_AT + max(-1 / 3, min(1 / 3 - 1e-6, drawn)))
         return max(0.0, at - time.time())
