@@ -21,24 +21,24 @@ LOW_WATER = 16 * 1024
 
 
 class FlowControl:
-    __slots__ = ("_reasons", "_transport")
+    __slots__ = ("_transport", "reasons")
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        self._reasons = 0
+        self.reasons = 0
 
     @property
     def paused(self) -> bool:
-        return self._reasons != 0
+        return self.reasons != 0
 
     def pause(self, reason: int) -> None:
-        if not self._reasons and not self._transport.is_closing():
+        if not self.reasons and not self._transport.is_closing():
             self._transport.pause_reading()  # type: ignore[attr-defined]
-        self._reasons |= reason
+        self.reasons |= reason
 
     def resume(self, reason: int) -> None:
-        if not self._reasons & reason:
+        if not self.reasons & reason:
             return
-        self._reasons &= ~reason
-        if not self._reasons and not self._transport.is_closing():
+        self.reasons &= ~reason
+        if not self.reasons and not self._transport.is_closing():
             self._transport.resume_reading()  # type: ignore[attr-defined]

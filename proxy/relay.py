@@ -125,8 +125,8 @@ class ResponseRelay:
             ex.close_after = True
             ex.discard = True
         flow = self.flow
-        if flow is not None:
-            flow.resume(PEER_BUSY)  # (returns at once unless paused for that)
+        if flow is not None and flow.reasons & PEER_BUSY:  # (checked here: once per response)
+            flow.resume(PEER_BUSY)
         self._finish(ex)
 
     def on_tunnel_data(self, data: bytes) -> None:

@@ -28,7 +28,7 @@ import httptools
 from proxy import http1
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
-from proxy.http1 import Reply, local_reply
+from proxy.http1 import HOP_BY_HOP, Reply, local_reply
 from proxy.readbuf import SharedReadBuffer
 from proxy.relay import (
     BODY,
@@ -77,6 +77,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.limits = limits
         self.stats = router.stats
         self.max_header_bytes = limits.max_header_bytes
+        self.max_headers = limits.max_headers
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.response_timeout = limits.response_timeout
@@ -204,25 +205,27 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self.deadline_kind = HEAD
             self.deadline = self.state.now + self.header_timeout
 
+    # (The callbacks below run only between on_message_begin and the end of the head, while
+    # `parsing` is set: no None checks on the request path.)
+
     def on_url(self, url: bytes) -> None:
-        ex = self.parsing
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment]
         ex.url += url
         ex.header_bytes += len(url)
         if ex.header_bytes > self.max_header_bytes:
             raise _LimitExceeded(local_reply(431, "header-too-large", close=True))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self.parsing
-        assert ex is not None
-        ex.header_bytes += len(name) + len(value) + 4
-        if ex.header_bytes > self.max_header_bytes:
+        ex: Exchange = self.parsing  # type: ignore[assignment]
+        size = ex.header_bytes = ex.header_bytes + len(name) + len(value) + 4
+        if size > self.max_header_bytes:
             raise _LimitExceeded(local_reply(431, "header-too-large", close=True))
-        if len(ex.headers) >= self.limits.max_headers:
+        headers = ex.headers
+        if len(headers) >= self.max_headers:
             raise _LimitExceeded(local_reply(431, "too-many-headers", close=True))
         lname = name.lower()
-        ex.headers.append((lname, value))
-        if lname in http1.HOP_BY_HOP:
+        headers.append((lname, value))
+        if lname in HOP_BY_HOP:
             self._hop_header(ex, lname, value)
             return
         if lname == b"host":
@@ -248,8 +251,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             }
 
     def on_headers_complete(self) -> None:
-        ex = self.parsing
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment]
         self.in_head = False
         parser = self.parser
         ex.method = parser.get_method()
@@ -267,7 +269,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             # less the hop-by-hop ones.
             self.raw = None
             if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
-                ex.lines = http1.header_lines(raw, http1.HOP_BY_HOP | ex.connection_names)
+                ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)
             else:
                 ex.raw_head = raw[:-2]
         elif ex.connection_names:

@@ -456,7 +456,7 @@ async def test_peer_busy_flag_is_released_when_the_exchange_ends() -> None:
     await h.settle()
     h.upstreams[-1].pause_writing()
     h.respond(OK)
-    assert h.proxy.flow is not None and not h.proxy.flow._reasons & PEER_BUSY
+    assert h.proxy.flow is not None and not h.proxy.flow.reasons & PEER_BUSY
     assert h.down.reading
 
 
