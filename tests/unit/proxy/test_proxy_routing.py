@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from proxy_fakes import FakeTransport
 
 from proxy.exchange import Exchange, Forward
-from proxy.http1 import Reply
+from proxy.http1 import Reply, local_reply
 from proxy.metrics import Metrics
 from proxy.policy import PolicyHolder
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
@@ -385,7 +385,8 @@ class _Recording(Metrics):
 def test_cached_decisions_are_exactly_what_authorize_decides() -> None:
     """Random policies (header-matched rules, audit and permissive modes) and random requests
     (queries, fragments, dot segments, repeated and absent headers), each asked three times so
-    that most answers come from the cache: every one equals `authorize` called directly."""
+    that most answers come from the cache: every one equals `authorize` called directly, and
+    so do the counters (rules, reasons, outcomes)."""
     import random
 
     from proxy.exchange import Headers
@@ -394,7 +395,7 @@ def test_cached_decisions_are_exactly_what_authorize_decides() -> None:
     rng = random.Random(5)
     hits = 0
     for _ in range(60):
-        metrics = _Recording()
+        metrics, reference = _Recording(), Metrics()
         holder = _holder(_random_policy(rng))
         router = InboundRouter(
             identity=WEB,
@@ -432,9 +433,18 @@ def test_cached_decisions_are_exactly_what_authorize_decides() -> None:
                 url.decode(),
                 Headers(list(headers)),
             )
-            assert metrics.decisions[-1] == direct, (peer.identity, method, url, headers)
+            usual = direct.reason == "allow" and len(direct.rules) == 1
+            if not usual:  # (the usual allow is counted without Metrics.authz)
+                assert metrics.decisions[-1] == direct, (peer.identity, method, url, headers)
             assert ex.reason == direct.reason
             assert (result is peer.forward) == direct.allowed
+            if not direct.allowed:
+                assert result == local_reply(403, direct.reason)
+            label = reference.authz(direct, "http")
+            reference.inbound.request(label)
+        for attr in ("authz_allow", "authz_deny", "authz_would_deny"):
+            assert getattr(metrics, attr) == getattr(reference, attr)
+        assert metrics.inbound.requests == reference.inbound.requests
     assert hits > 10_000  # the cache was in use
 
 
