@@ -142,3 +142,61 @@ def test_a_proxy_on_file_certificates_does_not_load_cryptography(
         [sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_uvloop_reads_tls_into_the_shared_buffer(ca: CertificateAuthority, tmp_path: Path) -> None:
+    """With uvloop's TLS layer, the TLS protocols (proxy.readbuf) get their bytes through
+    `get_buffer`/`buffer_updated` — not a 256 KiB `SSLObject.read` per record — on both the
+    server side (inbound listeners) and the client side (mTLS upstreams)."""
+    import asyncio
+
+    import uvloop
+
+    from proxy.readbuf import SharedReadBuffer
+
+    calls: list[tuple[str, bytes]] = []
+
+    class Probe(SharedReadBuffer, asyncio.BaseProtocol):
+        def __init__(self, side: str) -> None:
+            self.side = side
+            self.transport: Any = None
+            self.buffered = 0
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.buffered += 1
+            super().buffer_updated(nbytes)
+
+        def data_received(self, data: bytes) -> None:
+            calls.append((self.side, data))
+            if self.side == "server":
+                self.transport.write(b"pong:" + data)
+
+    server_ctx = _context(server_context(ca.cert_pem()), tmp_path, ca.issue_workload(WEB))
+    client_ctx = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
+    probes: list[Probe] = []
+
+    def made(side: str) -> Probe:
+        probes.append(Probe(side))
+        return probes[-1]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: made("server"), "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(
+            lambda: made("client"), "127.0.0.1", port, ssl=client_ctx, server_hostname=""
+        )
+        transport.write(b"ping")
+        for _ in range(200):
+            if len(calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+        transport.close()
+        server.close()
+
+    uvloop.run(run())
+    assert calls == [("server", b"ping"), ("client", b"pong:ping")]
+    assert all(p.buffered for p in probes)
