@@ -1,6 +1,7 @@
 """Sidecar proxy benchmark: smictl proxy against nginx, side by side, in one run.
 
     python bench/bench_proxy.py [--quick] [--rounds N] [--soak N]
+    python bench/bench_proxy.py --micro      # in-process: us per request, no servers
 
 Every server is one process with one worker (nginx `master_process off`), all on 127.0.0.1,
 and the app is an nginx answering a 12-byte body. Topologies:
@@ -117,16 +118,15 @@ def bench_policy(*, endpoint: tuple[str, int]) -> Any:
 # --- the plain smictl hop (run in its own process with --serve-plain) -------------------------
 
 
-async def serve_plain(port_file: Path, app_port: int) -> None:
-    from proxy.admin import AdminProtocol
-    from proxy.exchange import Forward, Limits
+def plain_hop_router(app_port: int) -> tuple[Any, Any]:
+    """(metrics, router) of the plain hop: the split of bench/app, then the authorization of
+    the one caller, with the proxy's own routers over `bench_policy`."""
+    from proxy.exchange import Forward
     from proxy.http1 import Reply
     from proxy.metrics import Metrics
     from proxy.policy import PolicyHolder
     from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
-    from proxy.server import HttpProxy
-    from proxy.state import ServerState
-    from proxy.upstream import ConnectionPool, Target
+    from proxy.upstream import Target
     from smi.compiler.ir.index import PolicyIndex
 
     class OneCaller(PeerIdentities):
@@ -172,7 +172,18 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
                 both = self.forwards[key] = Forward(fwd.target, allowed.extra)
             return both
 
-    state, pool, router = ServerState(), ConnectionPool(), SplitThenAuthorize()
+    return metrics, SplitThenAuthorize()
+
+
+async def serve_plain(port_file: Path, app_port: int) -> None:
+    from proxy.admin import AdminProtocol
+    from proxy.exchange import Limits
+    from proxy.server import HttpProxy
+    from proxy.state import ServerState
+    from proxy.upstream import ConnectionPool
+
+    metrics, router = plain_hop_router(app_port)
+    state, pool = ServerState(), ConnectionPool()
     state.start()
     state.on_tick.append(pool.sweep)
     loop = asyncio.get_running_loop()
@@ -195,6 +206,88 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
+
+
+# --- in-process: the plain hop without sockets (--micro) ---------------------------------------
+
+MICRO_REQUEST = (
+    b"GET /api/items HTTP/1.1\r\nHost: app.bench\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+)
+MICRO_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 00:00:00 GMT\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Length: 12\r\n"
+    b"Connection: keep-alive\r\n\r\nhello world\n"
+)
+
+
+class _NullTransport:
+    """Just enough of a transport for the protocols; writes go nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def micro(requests: int, repeats: int) -> float:
+    """Best of `repeats` runs, in microseconds per request, of the plain hop's request path
+    (the bench's router, the proxy's protocol, one pooled upstream connection) on null
+    transports: what the proxy's Python costs per request, without sockets or scheduling.
+    Use it to compare variants (interleave runs: the figure moves with the machine's load)."""
+    import gc
+
+    from proxy.exchange import Limits
+    from proxy.server import HttpProxy
+    from proxy.state import ServerState
+    from proxy.upstream import ConnectionPool, Target, UpstreamConnection
+
+    _, router = plain_hop_router(9)
+    upstreams: list[UpstreamConnection] = []
+
+    async def connect(pool: ConnectionPool, target: Target) -> UpstreamConnection:
+        conn = UpstreamConnection(pool, target)
+        conn.connection_made(_NullTransport())  # type: ignore[arg-type]
+        upstreams.append(conn)
+        return conn
+
+    pool = ConnectionPool(connector=connect)
+    hop = HttpProxy(router=router, pool=pool, state=ServerState(), limits=Limits())
+    hop.connection_made(_NullTransport())  # type: ignore[arg-type]
+    hop.data_received(MICRO_REQUEST)
+    for _ in range(10):  # the first request opens the upstream connection
+        await asyncio.sleep(0)
+    upstream = upstreams[0]
+    upstream.data_received(MICRO_RESPONSE)
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        started = time.perf_counter()
+        for _ in range(requests):
+            hop.data_received(MICRO_REQUEST)
+            upstream.data_received(MICRO_RESPONSE)
+        best = min(best, (time.perf_counter() - started) / requests * 1e6)
+    if len(upstreams) != 1:
+        raise SystemExit("the upstream connection was not reused")
+    return best
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -704,7 +797,18 @@ def main() -> int:
         default=0,
         help="requests of the leak check (default 1,000,000; 100,000 quick)",
     )
+    parser.add_argument(
+        "--micro",
+        action="store_true",
+        help="in-process only: microseconds per request through the plain hop on null "
+        "transports (best of 5 x 40,000; no servers started, nothing written)",
+    )
     args = parser.parse_args()
+    if args.micro:
+        import uvloop
+
+        print(f"plain hop, in-process: {uvloop.run(micro(40_000, 5)):.2f} us per request")
+        return 0
     args.soak = args.soak or (100_000 if args.quick else 1_000_000)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # so that `finally` stops every process
     result = run(args)
