@@ -17,6 +17,7 @@ from typing import cast
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
+from proxy.readbuf import SharedReadBuffer
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
 from proxy.upstream import Target, peer_spiffe_id
@@ -25,7 +26,7 @@ log = logging.getLogger("smictl.proxy.tcp")
 FAR = float("inf")
 
 
-class Pipe(asyncio.Protocol):
+class Pipe(asyncio.BaseProtocol):
     """One end of a relay; `other` is the far end once both are connected."""
 
     deadline = FAR
@@ -98,6 +99,10 @@ class Pipe(asyncio.Protocol):
             self.transport.close()
 
 
+class TlsPipe(SharedReadBuffer, Pipe):
+    """The far end of a relay over mTLS: reads into the shared buffer (proxy.readbuf)."""
+
+
 class _Relay(Pipe):
     """The downstream end: counts itself and opens the upstream end."""
 
@@ -121,7 +126,7 @@ class _Relay(Pipe):
         try:
             async with asyncio.timeout(self.timeout):
                 transport, far = await loop.create_connection(
-                    Pipe,
+                    Pipe if ctx is None else TlsPipe,
                     target.host,
                     target.port,
                     ssl=ctx,
@@ -143,8 +148,9 @@ class _Relay(Pipe):
         self.link(far)
 
 
-class InboundTcp(_Relay):
-    """mTLS from a peer proxy → authorize at connect → the local app."""
+class InboundTcp(SharedReadBuffer, _Relay):
+    """mTLS from a peer proxy → authorize at connect → the local app (reads into the shared
+    buffer, proxy.readbuf)."""
 
     def __init__(self, *, router: InboundRouter, state: ServerState, timeout: float) -> None:
         super().__init__(state=state, stats=router.stats, timeout=timeout)
