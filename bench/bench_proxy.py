@@ -512,7 +512,7 @@ def installed_copy(work: Path) -> Path:
     installing the package leaves them; the proxy processes run from it. This checkout is an
     editable install run with PYTHONDONTWRITEBYTECODE=1, so from the checkout every start
     compiles `proxy` and `smi` from source, which leaves about 0.9 MB more resident (measured:
-    idle `python -m proxy` 30.5 MB from source, 29.6 MB from bytecode). Same code: copied at
+    idle `python -m proxy` 29.8 MB from source, 28.9 MB from bytecode). Same code: copied at
     the start of the run."""
     import shutil
 
