@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from proxy.cli import HelpFormatter, register
+from proxy.cli import register
+from smi.cli import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:

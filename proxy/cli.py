@@ -9,27 +9,13 @@ import os
 import sys
 from typing import Any
 
+from smi.cli import HelpFormatter
+
 EXIT_OK, EXIT_CONFIG, EXIT_STARTUP = 0, 2, 1
 
 
 def _env(name: str, default: Any = None) -> Any:
     return os.environ.get(f"SMI_PROXY_{name}", default)
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, but sized without `shutil`: argparse imports `shutil` (and with
-    it `bz2`, `lzma` and `zlib`) for the terminal width each time it builds a formatter, which
-    it does for every `add_argument`. A sidecar never prints help; it should not carry that."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
-        try:
-            width = int(os.environ["COLUMNS"])
-        except (KeyError, ValueError):
-            try:
-                width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-            except (AttributeError, ValueError, OSError):
-                width = 80
-        super().__init__(prog, indent_increment, max_help_position, max(width - 2, 11))
 
 
 def register(subparsers: Any) -> None:

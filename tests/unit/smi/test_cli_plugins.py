@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from importlib.metadata import entry_points
+from pathlib import Path
 
-from smi.cli import build_parser
+from smi.cli import SHIPPED, build_parser
 
 PROBE = """
 import sys
@@ -16,7 +19,7 @@ try:
     main()
 except SystemExit:
     pass
-heavy = ("flask", "webhook", "conformance", "regopy", "cryptography")
+heavy = ("flask", "webhook", "conformance", "regopy", "cryptography", "importlib.metadata")
 loaded = [m for m in heavy if m in sys.modules]
 print("LOADED=" + ",".join(loaded), file=sys.stderr)
 """
@@ -36,3 +39,11 @@ def test_help_and_unknown_commands_still_list_every_command() -> None:
     assert set(one) == {"proxy"}
     unknown = build_parser("nosuch")._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(unknown) == set(every)
+
+
+def test_the_shipped_table_is_pyprojects_entry_points() -> None:
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["smictl.commands"]
+    assert declared == SHIPPED
+    installed = {ep.name: ep.value for ep in entry_points(group="smictl.commands")}
+    assert installed == SHIPPED  # a stale editable install would disagree too
