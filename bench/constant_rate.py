@@ -8,6 +8,7 @@ the due time, so a stalled server is charged for the requests it kept waiting), 
 any idle keep-alive connection of a fixed pool (a new one is opened only if all are busy).
 
     python bench/constant_rate.py URL --rate 500 --seconds 10 [--body FILE] [--cafile CA]
+                                  [--host HOST] [--connections 10]
 
 Prints one JSON object: achieved rate, p50/p90/p99/max in ms, status counts.
 """
@@ -51,11 +52,13 @@ async def run(
     body: bytes | None,
     context: ssl.SSLContext | None,
     pool: int,
+    host_header: str | None = None,
 ) -> dict[str, Any]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or (443 if context else 80)
     method = "POST" if body is not None else "GET"
-    head = f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    authority = host_header or f"{host}:{port}"
+    head = f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {authority}\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     request = (head + "\r\n").encode() + (body or b"")
@@ -134,6 +137,7 @@ def main() -> int:
     parser.add_argument("--body", type=Path, help="POST this file (JSON)")
     parser.add_argument("--cafile", type=Path, help="CA to verify an https server with")
     parser.add_argument("--connections", type=int, default=10, help="keep-alive pool size")
+    parser.add_argument("--host", help="Host header (default: the URL's host:port)")
     args = parser.parse_args()
     context = None
     if args.url.startswith("https:"):
@@ -156,6 +160,7 @@ def main() -> int:
             body=body,
             context=context,
             pool=args.connections,
+            host_header=args.host,
         )
     )
     json.dump(result, sys.stdout)
