@@ -43,8 +43,7 @@ Inline = Callable[[dict[str, Any]], bool]
 _log = logging.getLogger("smictl.server")
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            501: "Not Implemented"}  # fmt: skip
+            431: "Request Header Fields Too Large", 500: "Internal Server Error"}  # fmt: skip
 _NO_BODY = frozenset({204, 304})
 
 
