@@ -42,7 +42,6 @@ _HOST_CACHE = 1024
 # (longer paths are decided every time, so the cache stays small whatever callers send).
 _DECISIONS = 4096
 _DECISION_PATH = 512
-_NO_NAMES: tuple[bytes, ...] = ()
 
 
 class PeerIdentities:
@@ -239,19 +238,14 @@ class InboundRouter:
 
 
 def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:
-    """The (lower-case, encoded) header names some HTTP match of `destination`'s rules looks
-    at. A name that cannot be encoded can never be present in a request, so it is left out."""
-    dest = index.destinations.get(destination)
-    if dest is None:
-        return _NO_NAMES
+    """`PolicyIndex.header_names`, encoded as request header names arrive. A name that cannot
+    be encoded can never be present in a request, so it is left out."""
     names: set[bytes] = set()
-    for view in {id(v): v for v in dest.by_source.values()}.values():
-        for entry in view.entries:
-            for name, _, _ in entry.matcher.headers:
-                try:
-                    names.add(name.encode("latin-1"))
-                except UnicodeEncodeError:
-                    continue
+    for name in index.header_names(destination):
+        try:
+            names.add(name.encode("latin-1"))
+        except UnicodeEncodeError:
+            continue
     return tuple(sorted(names))
 
 

@@ -285,6 +285,20 @@ class PolicyIndex:
     def destination(self, identity: str) -> DestinationIndex | None:
         return self.destinations.get(identity)
 
+    def header_names(self, destination: str) -> frozenset[str]:
+        """The (lower-case) header names some HTTP match of `destination`'s rules looks at:
+        `authorize` for that destination reads no other header, so a cache of its decisions
+        (the proxy's) may key on these alone."""
+        dest = self.destinations.get(destination)
+        if dest is None:
+            return frozenset()
+        return frozenset(
+            name
+            for view in dest.by_source.values()
+            for entry in view.entries
+            for name, _, _ in entry.matcher.headers
+        )
+
     def port_protocol(
         self, destination: str, port: int, *, source: str | None = None
     ) -> Literal["http", "tcp"]:

@@ -252,6 +252,13 @@ def headers_index() -> PolicyIndex:
     )
 
 
+def test_header_names_are_every_header_a_destinations_matches_read() -> None:
+    index = headers_index()
+    assert index.header_names(ident("default", "web")) == {"user-agent", "cookie", "x-debug"}
+    assert index.header_names(ident("default", "app")) == frozenset()  # no rules: reads none
+    assert index.header_names("spiffe://cluster.local/ns/none/sa/none") == frozenset()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "headers", "allowed"),
     [
