@@ -8,30 +8,22 @@ valid now; the decoded form carries its `subjectAltName`, URIs included. Reading
 from it needs no X.509 parser of our own, which keeps `cryptography` (about 8 MB resident) out
 of a proxy that gets its certificates from files.
 
-The rule is `smi.pki.identity_of`'s: exactly one `spiffe://` URI SAN (none, or several, is no
-identity), that parses as a workload identity, in `trust_domain` when one is given.
+The rule is `smi.identity.identity_among`, as for `smi.pki.identity_of`: exactly one
+`spiffe://` URI SAN (none, or several, is no identity), that parses as a workload identity, in
+`trust_domain` when one is given.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from smi.identity import Identity, IdentityError
+from smi.identity import Identity, identity_among
 
 
 def identity_in(cert: dict[str, Any], *, trust_domain: str | None = None) -> Identity | None:
     """The workload identity in a decoded, verified certificate (`getpeercert()`), or None."""
-    san = cert.get("subjectAltName") or ()
-    spiffe = [v for kind, v in san if kind == "URI" and v.startswith("spiffe://")]
-    if len(spiffe) != 1:
-        return None
-    try:
-        ident = Identity.parse(spiffe[0])
-    except IdentityError:
-        return None
-    if trust_domain is not None and ident.trust_domain != trust_domain:
-        return None
-    return ident
+    uris = [v for kind, v in cert.get("subjectAltName") or () if kind == "URI"]
+    return identity_among(uris, trust_domain=trust_domain)
 
 
 def peer_identity(ssl_object: Any, *, trust_domain: str | None = None) -> Identity | None:

@@ -7,6 +7,7 @@ only from the URI SAN of a verified certificate; this module parses and formats 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
@@ -60,3 +61,20 @@ def spiffe_id(
     namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN
 ) -> str:
     return Identity(namespace, service_account, trust_domain).spiffe_id
+
+
+def identity_among(uris: Iterable[str], *, trust_domain: str | None = None) -> Identity | None:
+    """The workload identity among a certificate's URI SANs, or None: exactly one `spiffe://`
+    URI (none, or several — ambiguous, so trusted for nothing), that parses as a workload
+    identity, in `trust_domain` when one is given. The one rule for every certificate reader
+    (`smi.pki.identity_of` on parsed certificates, `proxy.peercert` on OpenSSL's decoded form)."""
+    spiffe = [u for u in uris if u.startswith("spiffe://")]
+    if len(spiffe) != 1:
+        return None
+    try:
+        ident = Identity.parse(spiffe[0])
+    except IdentityError:
+        return None
+    if trust_domain is not None and ident.trust_domain != trust_domain:
+        return None
+    return ident

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from smi.identity import Identity, IdentityError
+from smi.identity import Identity, identity_among
 
 WORKLOAD_TTL = timedelta(hours=24)
 SERVER_TTL = timedelta(days=90)
@@ -92,17 +92,8 @@ def identity_of(cert: x509.Certificate, *, trust_domain: str | None = None) -> I
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
-    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)]
-    spiffe = [u for u in uris if u.startswith("spiffe://")]
-    if len(spiffe) != 1:
-        return None
-    try:
-        ident = Identity.parse(spiffe[0])
-    except IdentityError:
-        return None
-    if trust_domain is not None and ident.trust_domain != trust_domain:
-        return None
-    return ident
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return identity_among(uris, trust_domain=trust_domain)
 
 
 def not_after(cert_pem: bytes) -> datetime:
