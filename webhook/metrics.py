@@ -17,18 +17,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-SMI_KINDS = frozenset(
-    {
-        "TrafficTarget",
-        "IdentityBinding",
-        "HTTPRouteGroup",
-        "TCPRoute",
-        "UDPRoute",
-        "TrafficSplit",
-        "TrafficMetrics",
-        "Pod",
-    }
-)
+from smi.apis.registry import served
+
+# The `kind` label's values: every kind smictl serves, and Pod (the injector); anything else
+# is "other", so a client cannot grow the label set.
+SMI_KINDS = frozenset({s.kind for s in served()} | {"Pod"})
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 

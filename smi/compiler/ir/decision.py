@@ -8,7 +8,7 @@ pre-build the decisions it will hand out: an allow costs no allocation on the re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from smi.compiler.ir.model import Mode
 
@@ -22,16 +22,7 @@ Reason = Literal[
     "no-route-match",
     "protocol-not-allowed",
 ]
-REASONS: tuple[Reason, ...] = (
-    "allow",
-    "permissive",
-    "no-identity",
-    "no-traffic-target",
-    "source-not-allowed",
-    "port-not-allowed",
-    "no-route-match",
-    "protocol-not-allowed",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
 Protocol = Literal["http", "tcp", "udp"]
 
