@@ -42,6 +42,22 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class LabelSelectorRequirement(WireModel):
+    key: str
+    operator: str
+    values: list[str] | None = None
+
+
+class LabelSelector(WireModel):
+    """A Kubernetes LabelSelector (`matchLabels`, `matchExpressions`), as access v1alpha4's
+    podLabelSelector and metrics v1alpha1's selector write it."""
+
+    match_labels: dict[str, str] | None = Field(default=None, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, alias="matchExpressions"
+    )
+
+
 class WireObject(WireModel):
     """A top-level SMI object. `hub_type` names the hub it converts to, so that the lossy-field
     annotation can be checked against the hub's field types while the document is validated."""

@@ -27,7 +27,7 @@ from smi.apis.access.common import (
 )
 from smi.apis.meta import ObjectMeta
 from smi.apis.served import ConversionNotPossible, Served
-from smi.apis.wire import WireModel, WireObject
+from smi.apis.wire import LabelSelector, WireModel, WireObject
 
 VERSION = "v1alpha4"
 API_VERSION: Final = "access.smi-spec.io/v1alpha4"
@@ -45,21 +45,6 @@ class TrafficTarget(WireObject):
     api_version: Literal["access.smi-spec.io/v1alpha4"] = Field(alias="apiVersion")
     kind: Literal["TrafficTarget"]
     spec: TrafficTargetSpec
-
-
-class LabelSelectorRequirement(WireModel):
-    key: str
-    operator: str
-    values: list[str] | None = None
-
-
-class LabelSelector(WireModel):
-    """A Kubernetes LabelSelector (`matchLabels`, `matchExpressions`)."""
-
-    match_labels: dict[str, str] | None = Field(default=None, alias="matchLabels")
-    match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, alias="matchExpressions"
-    )
 
 
 class Schemes(WireModel):

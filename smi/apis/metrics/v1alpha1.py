@@ -15,7 +15,14 @@ from pydantic import Field
 from smi.apis.meta import ObjectMeta
 from smi.apis.metrics import hub
 from smi.apis.served import Served
-from smi.apis.wire import AnyQuantity, StrictInt, WireModel, WireObject
+from smi.apis.wire import (
+    AnyQuantity,
+    LabelSelector,
+    LabelSelectorRequirement,
+    StrictInt,
+    WireModel,
+    WireObject,
+)
 
 VERSION = "v1alpha1"
 API_VERSION: Final = "metrics.smi-spec.io/v1alpha1"
@@ -73,19 +80,6 @@ class TrafficMetrics(WireObject, MetricsBody):
 
     api_version: Literal["metrics.smi-spec.io/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["TrafficMetrics"]
-
-
-class LabelSelectorRequirement(WireModel):
-    key: str
-    operator: str
-    values: list[str] | None = None
-
-
-class LabelSelector(WireModel):
-    match_labels: dict[str, str] | None = Field(default=None, alias="matchLabels")
-    match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, alias="matchExpressions"
-    )
 
 
 class TrafficMetricsList(WireObject):
