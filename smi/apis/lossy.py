@@ -1,7 +1,8 @@
 """Lossless conversion through the hub: what a version cannot hold rides in an annotation.
 
-Each version module supplies two plain functions: `project(hub) -> wire` (the best this
-version can say) and `read(wire, metadata) -> hub` (what the wire says, annotation aside).
+Each version module supplies two plain functions per kind, `project(hub) -> wire` (the best
+this version can say) and `read(wire, metadata) -> hub` (what the wire says, annotation
+aside), and declares the kind with `served(...)`, which builds the converters below from them.
 `from_hub` compares the hub with what its projection reads back; every hub field that differs
 is stored in the `LOSSY_ANNOTATION` with its exact value and a fingerprint of what the wire
 gives for it. `to_hub` reads the wire and puts those fields back, removing the annotation,
@@ -17,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from smi.apis.meta import LOSSY_ANNOTATION, ObjectMeta
-from smi.apis.served import LossyAnnotationCorrupt
+from smi.apis.served import LossyAnnotationCorrupt, Served
 from smi.apis.wire import WireObject, parse_lossy_payload
 
 H = TypeVar("H", bound=BaseModel)
@@ -90,6 +92,32 @@ def restore(hub: H, raw: str) -> H:
         return type(hub).model_validate(data)
     except ValidationError as exc:  # pragma: no cover - each value was checked on its own
         raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {exc}") from exc
+
+
+def served(
+    *,
+    group: str,
+    version: str,
+    kind: str,
+    wire: type[W],
+    read: Callable[[W, ObjectMeta], H],
+    project: Callable[[H], W],
+    flat: bool,
+    draft: bool = False,
+) -> Served:
+    """One served kind whose conversions go through the lossy-fields annotation: a version
+    module says only how its wire form reads into the hub (`read`) and how the hub projects
+    onto it (`project`); `to_hub_via` and `from_hub_via` do the rest, the same for every kind."""
+    return Served(
+        group=group,
+        version=version,
+        kind=kind,
+        wire=wire,
+        to_hub=partial(to_hub_via, read=read),
+        from_hub=partial(from_hub_via, project=project, read=read),
+        flat=flat,
+        draft=draft,
+    )
 
 
 def to_hub_via(wire: W, read: Callable[[W, ObjectMeta], H]) -> H:

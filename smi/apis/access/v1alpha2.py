@@ -25,7 +25,6 @@ from smi.apis.access.common import (
     subject_to_hub,
 )
 from smi.apis.meta import ObjectMeta
-from smi.apis.served import Served
 from smi.apis.wire import WireModel, WireObject
 
 VERSION = "v1alpha2"
@@ -68,22 +67,14 @@ def _project(target: hub.TrafficTarget) -> TrafficTarget:
     )
 
 
-def to_hub(wire: TrafficTarget) -> hub.TrafficTarget:
-    return lossy.to_hub_via(wire, _read)
-
-
-def from_hub(target: hub.TrafficTarget) -> TrafficTarget:
-    return lossy.from_hub_via(target, _project, _read)
-
-
 SERVED = (
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="TrafficTarget",
         wire=TrafficTarget,
-        to_hub=to_hub,
-        from_hub=from_hub,
+        read=_read,
+        project=_project,
         flat=False,
     ),
 )

@@ -26,7 +26,7 @@ from smi.apis.access.common import (
     subject_to_hub,
 )
 from smi.apis.meta import ObjectMeta
-from smi.apis.served import ConversionNotPossible, Served
+from smi.apis.served import ConversionNotPossible
 from smi.apis.wire import LabelSelector, WireModel, WireObject
 
 VERSION = "v1alpha4"
@@ -90,14 +90,6 @@ def _project_target(target: hub.TrafficTarget) -> TrafficTarget:
     )
 
 
-def target_to_hub(wire: TrafficTarget) -> hub.TrafficTarget:
-    return lossy.to_hub_via(wire, _read_target)
-
-
-def target_from_hub(target: hub.TrafficTarget) -> TrafficTarget:
-    return lossy.from_hub_via(target, _project_target, _read_target)
-
-
 # --- IdentityBinding --------------------------------------------------------------------------
 
 
@@ -143,47 +135,27 @@ def _project_binding(binding: hub.IdentityBinding) -> IdentityBinding:
     )
 
 
-def binding_to_hub(wire: IdentityBinding) -> hub.IdentityBinding:
-    return lossy.to_hub_via(wire, _read_binding)
-
-
-def binding_from_hub(binding: hub.IdentityBinding) -> IdentityBinding:
-    return lossy.from_hub_via(binding, _project_binding, _read_binding)
-
-
 # --- one entry point per direction ------------------------------------------------------------
 
 
-def to_hub(wire: TrafficTarget | IdentityBinding) -> hub.AccessHub:
-    if isinstance(wire, IdentityBinding):
-        return binding_to_hub(wire)
-    return target_to_hub(wire)
-
-
-def from_hub(obj: hub.AccessHub) -> TrafficTarget | IdentityBinding:
-    if isinstance(obj, hub.IdentityBinding):
-        return binding_from_hub(obj)
-    return target_from_hub(obj)
-
-
 SERVED = (
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="TrafficTarget",
         wire=TrafficTarget,
-        to_hub=target_to_hub,
-        from_hub=target_from_hub,
+        read=_read_target,
+        project=_project_target,
         flat=False,
         draft=True,
     ),
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="IdentityBinding",
         wire=IdentityBinding,
-        to_hub=binding_to_hub,
-        from_hub=binding_from_hub,
+        read=_read_binding,
+        project=_project_binding,
         flat=False,
         draft=True,
     ),

@@ -12,7 +12,6 @@ from pydantic import Field
 
 from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
-from smi.apis.served import Served
 from smi.apis.specs import hub
 from smi.apis.specs.common import HeaderMatch, build_group, header_match, matches_to_hub
 from smi.apis.wire import WireModel, WireObject
@@ -73,47 +72,23 @@ def _project_tcp(route: hub.TCPRoute) -> TCPRoute:
     )
 
 
-def group_to_hub(wire: HTTPRouteGroup) -> hub.HTTPRouteGroup:
-    return lossy.to_hub_via(wire, _read_group)
-
-
-def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
-    return lossy.from_hub_via(group, _project_group, _read_group)
-
-
-def tcp_to_hub(wire: TCPRoute) -> hub.TCPRoute:
-    return lossy.to_hub_via(wire, _read_tcp)
-
-
-def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
-    return lossy.from_hub_via(route, _project_tcp, _read_tcp)
-
-
-def to_hub(wire: HTTPRouteGroup | TCPRoute) -> hub.HTTPRouteGroup | hub.TCPRoute:
-    return group_to_hub(wire) if isinstance(wire, HTTPRouteGroup) else tcp_to_hub(wire)
-
-
-def from_hub(obj: hub.HTTPRouteGroup | hub.TCPRoute) -> HTTPRouteGroup | TCPRoute:
-    return group_from_hub(obj) if isinstance(obj, hub.HTTPRouteGroup) else tcp_from_hub(obj)
-
-
 SERVED = (
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="HTTPRouteGroup",
         wire=HTTPRouteGroup,
-        to_hub=group_to_hub,
-        from_hub=group_from_hub,
+        read=_read_group,
+        project=_project_group,
         flat=False,
     ),
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="TCPRoute",
         wire=TCPRoute,
-        to_hub=tcp_to_hub,
-        from_hub=tcp_from_hub,
+        read=_read_tcp,
+        project=_project_tcp,
         flat=False,
     ),
 )

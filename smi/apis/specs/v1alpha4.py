@@ -12,7 +12,6 @@ from pydantic import Field
 
 from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
-from smi.apis.served import Served
 from smi.apis.specs import hub
 from smi.apis.specs.common import (
     HeaderMatch,
@@ -139,31 +138,31 @@ def from_hub(obj: hub.SpecsHub) -> HTTPRouteGroup | TCPRoute | UDPRoute:
 
 
 SERVED = (
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="HTTPRouteGroup",
         wire=HTTPRouteGroup,
-        to_hub=group_to_hub,
-        from_hub=group_from_hub,
+        read=_read_group,
+        project=_project_group,
         flat=False,
     ),
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="TCPRoute",
         wire=TCPRoute,
-        to_hub=tcp_to_hub,
-        from_hub=tcp_from_hub,
+        read=_read_tcp,
+        project=_project_tcp,
         flat=False,
     ),
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="UDPRoute",
         wire=UDPRoute,
-        to_hub=udp_to_hub,
-        from_hub=udp_from_hub,
+        read=_read_udp,
+        project=_project_udp,
         flat=False,
     ),
 )

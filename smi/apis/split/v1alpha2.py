@@ -12,7 +12,6 @@ from pydantic import Field
 
 from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
-from smi.apis.served import Served
 from smi.apis.split import hub
 from smi.apis.split.common import (
     Backend,
@@ -56,22 +55,14 @@ def _project(split: hub.TrafficSplit) -> TrafficSplit:
     )
 
 
-def to_hub(wire: TrafficSplit) -> hub.TrafficSplit:
-    return lossy.to_hub_via(wire, _read)
-
-
-def from_hub(split: hub.TrafficSplit) -> TrafficSplit:
-    return lossy.from_hub_via(split, _project, _read)
-
-
 SERVED = (
-    Served(
+    lossy.served(
         group=hub.GROUP,
         version=VERSION,
         kind="TrafficSplit",
         wire=TrafficSplit,
-        to_hub=to_hub,
-        from_hub=from_hub,
+        read=_read,
+        project=_project,
         flat=False,
     ),
 )
