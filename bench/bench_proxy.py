@@ -614,10 +614,10 @@ def hey_fixed_rate(url: str, seconds: int) -> dict[str, float]:
 def constant_rate(url: str, seconds: int) -> dict[str, float]:
     """1,000 requests/s evenly spaced and open-loop (bench/constant_rate.py: each request is due
     at start + i/1000 and its latency counts from then), over 10 keep-alive connections."""
-    script = Path(__file__).with_name("constant_rate.py")
-    cmd = [sys.executable, str(script), url, "--rate", "1000", "--seconds", str(seconds),
-           "--host", HOST]  # fmt: skip
-    result = json.loads(_run(cmd, seconds))
+    import constant_rate  # bench/, beside this script (not at the top: the plain hop imports
+    # this module, and its memory is measured)
+
+    result = constant_rate.measure(url, rate=1000, seconds=seconds, host=HOST)
     return {
         "requests": result["requests"],
         "ok": result["statuses"].get("200", 0),

@@ -38,6 +38,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import constant_rate  # bench/, beside this script
+
 RESULTS = Path(__file__).resolve().parent / "results" / "webhook.json"
 TARGET_P99_MS = 10.0
 TARGET_RATE = 500
@@ -191,20 +193,6 @@ def run_hey(url: str, *, body: Path | None, rate: int, seconds: int) -> dict[str
     return {**parse_hey(done.stdout), "connections": workers, "seconds": seconds}
 
 
-def constant_rate(
-    url: str, *, cafile: Path, body: Path | None, rate: int, seconds: int
-) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).with_name("constant_rate.py")), url,
-           "--rate", str(rate), "--seconds", str(seconds), "--cafile", str(cafile)]  # fmt: skip
-    if body is not None:
-        cmd += ["--body", str(body)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"constant_rate.py failed: {done.stderr or done.stdout}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
 def review_body(work: Path) -> Path:
     body = work / "review.json"
     body.write_text(json.dumps(REVIEW))
@@ -265,7 +253,7 @@ def main() -> int:
         body, ca = review_body(work), work / "certs" / "ca.crt"
         fixed = measured(
             pgid,
-            lambda: constant_rate(
+            lambda: constant_rate.measure(
                 f"{url}/validate", cafile=ca, body=body, rate=TARGET_RATE, seconds=seconds
             ),
         )
@@ -279,8 +267,8 @@ def main() -> int:
         )
         health_fixed = measured(
             pgid,
-            lambda: constant_rate(
-                f"{url}/healthz", cafile=ca, body=None, rate=TARGET_RATE, seconds=seconds
+            lambda: constant_rate.measure(
+                f"{url}/healthz", cafile=ca, rate=TARGET_RATE, seconds=seconds
             ),
         )
         health = measured(

@@ -129,6 +129,30 @@ async def run(
     }
 
 
+def measure(
+    url: str,
+    *,
+    rate: float,
+    seconds: float,
+    body: Path | None = None,
+    cafile: Path | None = None,
+    host: str | None = None,
+) -> dict[str, Any]:
+    """This client run in a process of its own (as the benchmarks call it: its CPU is then
+    not the measuring process's), its JSON result returned."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, url, "--rate", str(rate), "--seconds", str(seconds)]
+    for flag, value in (("--body", body), ("--cafile", cafile), ("--host", host)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"constant_rate.py failed: {done.stderr or done.stdout}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
