@@ -13,10 +13,16 @@ Modules, request path first:
 - `policy` (MeshPolicy from a watched file or the control plane's long poll), `tls`
   (certificates from files or CSRs, rotation), `httpclient` (the proxy's own control-plane
   calls), `admin` (/metrics, /ready, /config), `state` (connections, deadlines, draining);
-- `app` (one process: listeners, signals), `config` (`ProxyConfig`), `cli` (`smictl proxy`).
+- `app` (one process: listeners, signals), `config` (`ProxyConfig`), `cli` (`smictl proxy`);
+- `native`: the request-path modules are compiled with mypyc when the package is built
+  (setup.py); it picks the compiled or the source form, once, before any of them loads.
 
 The proxy imports nothing of smictl but `smi.compiler.ir`, `smi.identity` and `smi.pki`
 (import-linter enforces it): the MeshPolicy is the whole contract with the control plane.
 `smi.pki` (and with it `cryptography`) is imported only by the CSR mode, when it makes a key:
 peer identities and file certificates are handled with the stdlib `ssl` (`peercert`, `tls`).
 """
+
+from proxy import native as _native
+
+_native.select()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proxy import native
 from proxy.admin import AdminProtocol, json_page
 from proxy.config import ProxyConfig
 from proxy.metrics import Metrics
@@ -148,6 +149,7 @@ class Proxy:
             },
             "certificate": None if not_after is None else {"notAfter": iso_time(not_after)},
             "listeners": self.listeners.ports,
+            "requestPath": native.state(),  # "compiled" (mypyc) or "pure: <why>"
         }
 
     # --- listeners ----------------------------------------------------------------------------
@@ -309,7 +311,12 @@ class Proxy:
             tmp = self.config.ports_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.listeners.ports), encoding="utf-8")
             tmp.replace(self.config.ports_file)
-        log.info("proxy %s listening: %s", self.config.identity, self.listeners.ports)
+        log.info(
+            "proxy %s listening: %s (request path: %s)",
+            self.config.identity,
+            self.listeners.ports,
+            native.state(),
+        )
 
     def _register(self) -> None:
         cfg = self.config

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from proxy import http1
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
 
-if TYPE_CHECKING:
-    from proxy.upstream import Target, UpstreamConnection
+# (At run time, not only for type checking: mypyc compiles `Forward` with its field types.)
+from proxy.upstream import Target, UpstreamConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,9 @@ def _encoded(name: str) -> bytes | None:
         return None
 
 
+_NONE: frozenset[bytes] = frozenset()
+
+
 class Exchange:
     """One request and its response (Per-request state)."""
 
@@ -112,7 +115,6 @@ class Exchange:
     authority: bytes | None = None  # from a proxy-form target
     host: bytes | None = None
     header_bytes = 0
-    connection_names: frozenset[bytes] = frozenset()
     chunked = False
     content_length = 0
     continue_ = False
@@ -138,6 +140,7 @@ class Exchange:
     reason = ""  # the router's reason code, for the access log
 
     def __init__(self) -> None:
+        self.connection_names: frozenset[bytes] = _NONE  # named by `Connection`
         self.lines: list[bytes] = []  # forwarded header lines, serialised
         self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, value), for matching
         # framed body pieces waiting for an upstream (most requests have none)

@@ -15,6 +15,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from mypy_extensions import mypyc_attr
+
 from smi.compiler.ir.decide import Decision
 
 # Linkerd's latency buckets (ms).
@@ -99,6 +101,7 @@ class DirectionStats:
         self.close_total += 1
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Metrics:
     """Everything /metrics shows. One per proxy process, passed to whoever counts."""
 

@@ -21,24 +21,31 @@ SIZE = 64 * 1024  # TLS records are at most 16 KiB; a fuller read is continued b
 _view: memoryview | None = None
 
 
-def _buffer() -> memoryview:
+def buffer() -> memoryview:
+    """The shared buffer, for `get_buffer`."""
     global _view  # noqa: PLW0603 - one per process, made on first use
     if _view is None:
         _view = memoryview(bytearray(SIZE))
     return _view
 
 
+def take(nbytes: int) -> bytes:
+    """The `nbytes` just read into the shared buffer, copied out (for `buffer_updated`)."""
+    return buffer()[:nbytes].tobytes()
+
+
 class SharedReadBuffer:
     """Mixin (first in the bases) for a protocol that has `data_received`: uvloop's TLS layer
     then reads into the shared buffer. Its class must not derive from `asyncio.Protocol`
-    (uvloop only uses `get_buffer` of protocols that do not)."""
+    (uvloop only uses `get_buffer` of protocols that do not). The protocols compiled with
+    mypyc (proxy.native) take one base class, so they spell out the two methods instead."""
 
     if TYPE_CHECKING:  # provided by the protocol it is mixed into (not defined here: the MRO)
 
         def data_received(self, data: bytes) -> None: ...
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _buffer()
+        return buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_buffer()[:nbytes].tobytes())
+        self.data_received(take(nbytes))

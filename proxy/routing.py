@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from mypy_extensions import mypyc_attr
+
 from proxy.exchange import Exchange, Forward, Headers
 from proxy.http1 import Reply, local_reply, service_key, split_host
 from proxy.metrics import Metrics
@@ -44,6 +46,7 @@ _DECISIONS = 4096
 _DECISION_PATH = 512
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PeerIdentities:
     """SPIFFE id of a verified peer certificate, read once per distinct certificate (by its
     DER bytes) from the decoded form OpenSSL fills only for a verified one (proxy.peercert)."""

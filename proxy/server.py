@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
-from proxy import http1
+from proxy import http1, readbuf
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import HOP_BY_HOP, Reply, local_reply
-from proxy.readbuf import SharedReadBuffer
 from proxy.relay import (
     BODY,
     FAR,
@@ -501,5 +500,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             ex.keep_alive = False
 
 
-class TlsHttpProxy(SharedReadBuffer, HttpProxy):
+class TlsHttpProxy(HttpProxy):
     """`HttpProxy` on a TLS listener: reads into the shared buffer (proxy.readbuf)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return readbuf.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(readbuf.take(nbytes))

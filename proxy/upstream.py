@@ -20,14 +20,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import ClassVar, Protocol, cast
 
 import httptools
 
+from proxy import readbuf
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
 from proxy.peercert import peer_identity
-from proxy.readbuf import SharedReadBuffer
 
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 # First bytes of the response headers that need a look (hop-by-hop ones and Content-Length):
@@ -58,23 +58,23 @@ class Target:
 
 
 class UpstreamError(Exception):
-    status = 502
-    kind = "upstream"
+    status: ClassVar[int] = 502
+    kind: ClassVar[str] = "upstream"
 
 
 class ConnectFailed(UpstreamError):
-    status = 503
-    kind = "connect"
+    status: ClassVar[int] = 503
+    kind: ClassVar[str] = "connect"
 
 
 class ConnectTimeout(UpstreamError):
-    status = 503
-    kind = "connect-timeout"
+    status: ClassVar[int] = 503
+    kind: ClassVar[str] = "connect-timeout"
 
 
 class IdentityMismatch(UpstreamError):
-    status = 502
-    kind = "identity"
+    status: ClassVar[int] = 502
+    kind: ClassVar[str] = "identity"
 
 
 class ResponseSink(Protocol):
@@ -311,8 +311,14 @@ def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:
     return None if ident is None else ident.spiffe_id
 
 
-class TlsUpstreamConnection(SharedReadBuffer, UpstreamConnection):
+class TlsUpstreamConnection(UpstreamConnection):
     """An upstream connection over TLS: reads into the shared buffer (proxy.readbuf)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return readbuf.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(readbuf.take(nbytes))
 
 
 Connector = Callable[["ConnectionPool", Target], Awaitable[UpstreamConnection]]

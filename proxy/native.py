@@ -1,0 +1,117 @@
+"""Which form of the request path runs: the modules compiled with mypyc, or their sources.
+
+setup.py compiles the request-path modules into C extensions that sit beside their sources
+(`proxy/server.cpython-311-....so` next to `proxy/server.py`) and records a digest of each
+source in `proxy/native.json`. Python imports an extension before a source of the same name,
+so a checkout edited after it was built would silently run the old machine code; and the
+compiled modules call each other directly, so they must all be of one build. Hence one
+decision per process, made by `proxy/__init__` before any of them is imported:
+
+- compiled, when the manifest's sources all still match and every extension present is in it;
+- sources (a finder placed first on `sys.meta_path` loads each `proxy.<module>` from its
+  `.py`) when SMICTL_PURE_PYTHON is set, or the build is stale (with a warning naming the
+  first changed file and how to rebuild), or nothing was compiled.
+
+`state()` says which, for `smictl version`, the admin `/config` page and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+PACKAGE = Path(__file__).resolve().parent
+MANIFEST = PACKAGE / "native.json"
+_state = "pure"  # "compiled" | "pure" | "pure: <why>"
+
+
+def state() -> str:
+    return _state
+
+
+def compiled() -> bool:
+    return _state == "compiled"
+
+
+def _extensions() -> dict[str, Path]:
+    """`proxy.<name>` -> its C extension file, for every extension in the package."""
+    found: dict[str, Path] = {}
+    for path in PACKAGE.iterdir():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:  # the most specific first
+            if path.name.endswith(suffix):
+                found[f"proxy.{path.name.removesuffix(suffix)}"] = path
+                break
+    return found
+
+
+def _stale(modules: dict[str, str], present: dict[str, Path]) -> str | None:
+    """Why the compiled modules must not run, or None when they may."""
+    extra = set(present) - set(modules) - {"proxy.native__mypyc"}
+    if extra:
+        return f"{sorted(extra)[0]} is compiled but not listed in {MANIFEST.name}"
+    for name, digest in sorted(modules.items()):
+        source = PACKAGE / f"{name.removeprefix('proxy.')}.py"
+        try:
+            now = hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError:
+            return f"{source.name} is missing"
+        if now != digest:
+            return f"{source.name} changed after it was compiled"
+        if name not in present:
+            return f"{name} is listed in {MANIFEST.name} but not compiled"
+    return None
+
+
+class _SourcesFirst:
+    """A meta-path finder: `proxy.<module>` from its `.py`, even where an extension exists."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        source = PACKAGE / f"{name}.py"
+        if package != "proxy" or not source.is_file():
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def _use_sources(why: str) -> None:
+    global _state  # noqa: PLW0603 - decided once per process
+    _state = f"pure: {why}"
+    if not any(isinstance(f, _SourcesFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourcesFirst())
+
+
+def select() -> None:
+    """Decide, once, before any request-path module is imported (see the module docstring)."""
+    global _state  # noqa: PLW0603 - decided once per process
+    present = _extensions()
+    if os.environ.get("SMICTL_PURE_PYTHON", "") not in ("", "0"):
+        _use_sources("SMICTL_PURE_PYTHON is set")
+        return
+    if not present:
+        _state = "pure: not compiled"
+        return
+    try:
+        modules = dict(json.loads(MANIFEST.read_text())["modules"])
+    except (OSError, ValueError, KeyError, TypeError):
+        modules = {}
+    why = _stale(modules, present) if modules else f"{MANIFEST.name} is missing or unreadable"
+    if why is None:
+        _state = "compiled"
+        return
+    warnings.warn(
+        f"proxy: running the pure-Python request path: {why} "
+        "(rebuild with `make install`, or `pip install -e .`)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _use_sources(why)
