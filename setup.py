@@ -33,12 +33,13 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 # The request path: the downstream protocol, the upstream connections and pool, per-request
-# state, header rules, back-pressure, deadlines, routing decisions and counters.
+# state, header rules, back-pressure, deadlines, routing decisions, counters and TLS reads.
 NATIVE = (
     "proxy/exchange.py",
     "proxy/flow.py",
     "proxy/http1.py",
     "proxy/metrics.py",
+    "proxy/readbuf.py",
     "proxy/relay.py",
     "proxy/routing.py",
     "proxy/server.py",

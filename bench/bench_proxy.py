@@ -19,8 +19,10 @@ The `smictl` hop is this script serving the proxy's own protocol, routers and me
 modules `smictl proxy` runs) on a plain listener whose callers all count as one identity:
 a real inbound listener requires mTLS, and the plain comparison with nginx needs a plain hop.
 The pair runs two real `smictl proxy` processes. All three run from a copy of `proxy` and
-`smi` compiled to bytecode at the start of the run, as an installed package runs (this
-checkout is an editable install with PYTHONDONTWRITEBYTECODE=1: see `installed_copy`).
+`smi` made at the start of the run, as an installed package runs: the request path compiled
+with mypyc as `make install` built it (setup.py; the JSON's method.request_path says what ran),
+the rest compiled to bytecode (this checkout is an editable install with
+PYTHONDONTWRITEBYTECODE=1: see `installed_copy`).
 
 Measured (wrk -t1 -c32, rounds interleaved so that noise from other load hits every topology
 alike; medians): throughput, p50/p99, CPU seconds per 1,000 requests of the proxy processes;
@@ -201,7 +203,13 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
     admin_sock.bind(("127.0.0.1", 0))
     admin_sock.setblocking(False)
     admin = await loop.create_server(lambda: AdminProtocol(pages), sock=admin_sock)
-    ports = {"port": server.sockets[0].getsockname()[1], "admin": admin.sockets[0].getsockname()[1]}
+    from proxy import native
+
+    ports = {
+        "port": server.sockets[0].getsockname()[1],
+        "admin": admin.sockets[0].getsockname()[1],
+        "requestPath": native.state(),
+    }
     port_file.write_text(json.dumps(ports))  # noqa: ASYNC240 - once, before serving
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -504,6 +512,14 @@ class Topologies:
         for p in (web_ports, front_ports):
             wait_for(lambda p=p: _revision(p["admin"]) == 2, "the proxies to load the policy")
         self.urls["smictl-mtls-pair"] = f"http://127.0.0.1:{front_ports['outbound']}{PATH}"
+        # Which form of the request path each proxy runs (proxy.native): "compiled" (mypyc)
+        # or "pure: <why>".
+        self.request_path = {
+            "smictl": ports["requestPath"],
+            "smictl-front": _config(front_ports["admin"])["requestPath"],
+            "smictl-web": _config(web_ports["admin"])["requestPath"],
+        }
+        print(f"request path: {self.request_path}", flush=True)
         self.pids["smictl-mtls-pair"] = [front.pid, web.pid]
 
 
@@ -528,12 +544,16 @@ def installed_copy(work: Path) -> Path:
     return site
 
 
-def _revision(admin: int) -> int | None:
+def _config(admin: int) -> dict[str, Any]:
     import urllib.request
 
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config", timeout=2) as r:
+        return dict(json.load(r))
+
+
+def _revision(admin: int) -> int | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config", timeout=2) as r:
-            return int(json.load(r)["policy"]["revision"])
+        return int(_config(admin)["policy"]["revision"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -601,6 +621,8 @@ def hey_fixed_rate(url: str, seconds: int) -> dict[str, float]:
     )
     rows = [ln.split(",") for ln in out.splitlines()[1:] if ln[:1].isdigit()]
     ok = sorted(float(r[0]) * 1000 for r in rows if r[6] == "200")
+    if not ok:
+        raise SystemExit(f"hey: no request to {url} succeeded ({len(rows)} sent)")
     at = {q: round(ok[min(len(ok) - 1, int(q * len(ok)))], 3) for q in (0.5, 0.99)}
     return {
         "requests": len(rows),
@@ -663,7 +685,8 @@ def measure_throughput(
             runs[name].append(result)
             print(
                 f"  {name:18s} {result['rps']:9.0f} rps  p50 {result['p50_ms']:.2f} ms  "
-                f"p99 {result['p99_ms']:.2f} ms",
+                f"p99 {result['p99_ms']:.2f} ms"
+                + (f"  ({result['errors']:.0f} errors)" if result["errors"] else ""),
                 flush=True,
             )
     return runs
@@ -799,6 +822,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rss["after_load_mb"] = {k: round(rss_mb(p), 2) for k, p in pids.items()}
             print(f"soak: {args.soak:,} requests through the smictl hop", flush=True)
             soaked = soak(topo, "smictl", args.soak)
+            request_path = topo.request_path
         finally:
             procs.stop_all()
     tp = {n: medians(r) for n, r in runs.items()}
@@ -819,7 +843,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "keep-alive connections)",
             "fixed_rate_bursts": f"hey -c 10 -q 100 -z {hey_seconds}s",
             "soak_requests": args.soak,
-            "proxy_code": "a copy of proxy/ and smi/ compiled to bytecode (installed_copy)",
+            "proxy_code": "a copy of proxy/ and smi/ as built by `make install` (the request "
+            "path compiled with mypyc, the rest compiled to bytecode: installed_copy)",
+            "request_path": request_path,
         },
         "throughput": tp,
         "fixed_rate_1000": fixed,

@@ -10,11 +10,13 @@ provides instead (`SSLObject.read(n, buffer)`, no allocation).
 The buffer is shared: a read fills it and `buffer_updated` copies the bytes out before anything
 else runs, so no two connections ever need it at once, and the process holds 64 KiB however
 many connections it has (allocated on the first TLS read, so an idle proxy does not hold it).
+
+The TLS protocols implement `get_buffer` and `buffer_updated` with `buffer()` and `take()`:
+`server.TlsHttpProxy` and `upstream.TlsUpstreamConnection` spell the two methods out (they are
+compiled with mypyc, whose classes take one base), `tcp` mixes in `SharedReadBuffer`.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 SIZE = 64 * 1024  # TLS records are at most 16 KiB; a fuller read is continued by uvloop
 
@@ -32,20 +34,3 @@ def buffer() -> memoryview:
 def take(nbytes: int) -> bytes:
     """The `nbytes` just read into the shared buffer, copied out (for `buffer_updated`)."""
     return buffer()[:nbytes].tobytes()
-
-
-class SharedReadBuffer:
-    """Mixin (first in the bases) for a protocol that has `data_received`: uvloop's TLS layer
-    then reads into the shared buffer. Its class must not derive from `asyncio.Protocol`
-    (uvloop only uses `get_buffer` of protocols that do not). The protocols compiled with
-    mypyc (proxy.native) take one base class, so they spell out the two methods instead."""
-
-    if TYPE_CHECKING:  # provided by the protocol it is mixed into (not defined here: the MRO)
-
-        def data_received(self, data: bytes) -> None: ...
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(take(nbytes))

@@ -12,18 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
+from proxy import readbuf
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
-from proxy.readbuf import SharedReadBuffer
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
 from proxy.upstream import Target, peer_spiffe_id
 
 log = logging.getLogger("smictl.proxy.tcp")
 FAR = float("inf")
+
+
+class SharedReadBuffer:
+    """Mixin (first in the bases) for a protocol that has `data_received`: uvloop's TLS layer
+    then reads into the shared buffer (proxy.readbuf). Its class must not derive from
+    `asyncio.Protocol` (uvloop only uses `get_buffer` of protocols that do not)."""
+
+    if TYPE_CHECKING:  # provided by the protocol it is mixed into (not defined here: the MRO)
+
+        def data_received(self, data: bytes) -> None: ...
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return readbuf.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(readbuf.take(nbytes))
 
 
 class Pipe(asyncio.BaseProtocol):

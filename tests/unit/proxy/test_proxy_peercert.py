@@ -38,10 +38,14 @@ def _context(
     return base
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[Any, Any]:
+def _handshake(
+    server: ssl.SSLContext, client: ssl.SSLContext, bios: list[ssl.MemoryBIO] | None = None
+) -> tuple[Any, Any]:
     """(server SSLObject, client SSLObject) after a completed handshake; raises ssl.SSLError
-    (from whichever side refused) otherwise."""
+    (from whichever side refused) otherwise. `bios` receives client in/out, server in/out."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    if bios is not None:
+        bios += (c_in, c_out, s_in, s_out)
     c = client.wrap_bio(c_in, c_out, server_side=False)
     s = server.wrap_bio(s_in, s_out, server_side=True)
     done = {c: False, s: False}
@@ -61,6 +65,38 @@ def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[Any, Any
 
 def _inbound(ca: CertificateAuthority, tmp: Path) -> ssl.SSLContext:
     return _context(server_context(ca.cert_pem()), tmp, ca.issue_workload(WEB))
+
+
+def test_the_proxy_contexts_give_uvloop_the_c_read_and_write(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """uvloop calls `read`/`write`/`pending` of the SSL object for every TLS record: the
+    proxy's contexts make them the `_ssl` object's own methods (proxy.tls.DirectSSLObject), and
+    everything still works: handshake, verified peer, both read forms, write."""
+    from proxy.tls import DirectSSLObject
+
+    client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
+    bios: list[ssl.MemoryBIO] = []
+    server_side, client_side = _handshake(_inbound(ca, tmp_path), client, bios)
+    c_in, c_out, s_in, s_out = bios
+    for end in (server_side, client_side):
+        assert isinstance(end, DirectSSLObject)
+        for name in ("read", "write", "pending"):
+            method = getattr(end, name)
+            assert method.__self__ is end._sslobj, name  # not the stdlib's Python wrapper
+            assert type(method).__name__ == "builtin_function_or_method"
+    assert peer_identity(server_side) == FRONT
+    # Data both ways through the BIOs the handshake used.
+    assert client_side.write(b"ping") == 4
+    s_in.write(c_out.read())
+    buf = bytearray(16)
+    assert server_side.read(16, buf) == 4 and bytes(buf[:4]) == b"ping"
+    assert server_side.pending() == 0
+    server_side.write(b"pong")
+    c_in.write(s_out.read())
+    assert client_side.read(1024) == b"pong"
+    # A context made elsewhere keeps the stdlib class.
+    assert ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).sslobject_class is ssl.SSLObject
 
 
 def test_the_caller_identity_is_read_from_its_verified_certificate(
@@ -152,7 +188,7 @@ def test_uvloop_reads_tls_into_the_shared_buffer(ca: CertificateAuthority, tmp_p
 
     import uvloop
 
-    from proxy.readbuf import SharedReadBuffer
+    from proxy.tcp import SharedReadBuffer
 
     calls: list[tuple[str, bytes]] = []
 
