@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
-import importlib.util
 import json
 import os
 import sys
@@ -76,6 +75,8 @@ class _SourcesFirst:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        import importlib.util  # (only here: the compiled form never needs it)
+
         package, _, name = fullname.rpartition(".")
         source = PACKAGE / f"{name}.py"
         if package != "proxy" or not source.is_file():
