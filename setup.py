@@ -81,6 +81,8 @@ def _native_extensions() -> list[Any]:
     cwd = Path.cwd()
     os.chdir(ROOT)  # mypyc names modules from paths relative to the working directory
     try:
+        # The group (so the shared library, proxy.native__mypyc) is named after proxy.native,
+        # which reads the manifest and knows the library by that name.
         extensions: list[Any] = mypycify([*options, *NATIVE], group_name="proxy.native")
     except (Exception, SystemExit) as exc:
         _warn(f"mypyc could not compile the proxy ({exc})")
@@ -100,18 +102,11 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:
             _warn(f"the C build failed ({exc})")
-            for ext in self.extensions:  # no half-built set: it would not import
-                for built in (self.get_ext_fullpath(ext.name), self._inplace_path(ext.name)):
-                    Path(built).unlink(missing_ok=True)
+            for ext in self.extensions:  # no half-built set (in the build or the tree)
+                for built in (self.get_ext_fullpath(ext.name), self.get_ext_filename(ext.name)):
+                    (ROOT / built).unlink(missing_ok=True)
             MANIFEST.unlink(missing_ok=True)
             self.extensions = []
-
-    def _inplace_path(self, name: str) -> str:
-        inplace, self.inplace = self.inplace, True
-        try:
-            return str(self.get_ext_fullpath(name))
-        finally:
-            self.inplace = inplace
 
 
 setup(ext_modules=_native_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -12,7 +12,7 @@ decision per process, made by `proxy/__init__` before any of them is imported:
   `.py`) when SMICTL_PURE_PYTHON is set, or the build is stale (with a warning naming the
   first changed file and how to rebuild), or nothing was compiled.
 
-`state()` says which, for `smictl version`, the admin `/config` page and the benchmarks.
+`state()` says which, for the start-up log line, the admin `/config` page and the benchmarks.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parent
 MANIFEST = PACKAGE / "native.json"
+LIBRARY = f"{__name__}__mypyc"  # the shared library: setup.py names the build after this module
 _state = "pure"  # "compiled" | "pure" | "pure: <why>"
 
 
@@ -53,7 +54,7 @@ def _extensions() -> dict[str, Path]:
 
 def _stale(modules: dict[str, str], present: dict[str, Path]) -> str | None:
     """Why the compiled modules must not run, or None when they may."""
-    extra = set(present) - set(modules) - {"proxy.native__mypyc"}
+    extra = set(present) - set(modules) - {LIBRARY}
     if extra:
         return f"{sorted(extra)[0]} is compiled but not listed in {MANIFEST.name}"
     for name, digest in sorted(modules.items()):
