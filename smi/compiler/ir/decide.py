@@ -162,7 +162,8 @@ def pick_backend(split: Split, request: Request | None, r: float) -> str | None:
             return None
     if indexed.total <= 0:
         return None
-    target = min(max(r, 0.0), 1.0) * indexed.total
+    # r clamped to [0, 1] (compared, not min/max: this runs for every request to a split)
+    target = (0.0 if r < 0.0 else 1.0 if r > 1.0 else r) * indexed.total
     i = bisect_right(indexed.cumulative, target)
     if i >= len(indexed.backends):  # r == 1.0: the last backend with a positive weight
         i = bisect_right(indexed.cumulative, indexed.total - 1)
