@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar, Final, Protocol, cast
 
 import httptools
 
@@ -29,10 +29,16 @@ from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
 from proxy.peercert import peer_identity
 
-_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
-# First bytes of the response headers that need a look (hop-by-hop ones and Content-Length):
-# any other header is copied as it is without lower-casing its name.
-_SPECIAL_FIRST = frozenset(b"ckptuCKPTU")
+_PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+# The response headers the proxy looks at (the hop-by-hop ones, and Content-Length); any
+# other header line is copied as it came, its name not even lower-cased.
+_SPECIAL: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
+# By a line's first byte: the lengths of the special names that start with it, in either case.
+_LENGTHS: Final[tuple[tuple[int, ...], ...]] = tuple(
+    tuple(sorted({len(n) for n in _SPECIAL if n[:1] == bytes([c]).lower()})) for c in range(256)
+)
+# The most response head an upstream may send before its end (then: 502, connection closed).
+MAX_RESPONSE_HEAD: Final = 64 * 1024
 
 
 class ClientTLS(Protocol):
@@ -112,6 +118,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.status = 0
         self.reason = b""
         self.lines: list[bytes] = []
+        self.head = b""  # what has come of the response head being read
         self.chunked = False
         self.has_length = False
         self.upgrade = b""
@@ -152,13 +159,18 @@ class UpstreamConnection(asyncio.BaseProtocol):
             sink.on_tunnel_data(data)
             sink.flush()
             return
+        if not self.responding:  # the head is still to come (in whole or in part)
+            head = self.head
+            head = self.head = head + data if head else data
+            if len(head) > MAX_RESPONSE_HEAD and head.find(b"\r\n\r\n") < 0:
+                self._broken()
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data[exc.args[0] :])
         except httptools.HttpParserError:
-            self.keep_alive = False
-            self._lost()
+            self._broken()
             return
         if self._reset_parser:
             self._reset_parser = False
@@ -201,36 +213,57 @@ class UpstreamConnection(asyncio.BaseProtocol):
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name[0] not in _SPECIAL_FIRST:
-            self.lines += (name, b": ", value, b"\r\n")
-            return
-        lname = name.lower()
-        if lname in RESPONSE_HOP_BY_HOP:
-            if lname == b"connection":
-                if value.lower() not in _PLAIN_CONNECTION:
-                    self._drop = connection_tokens(value) - _PLAIN_CONNECTION
-            elif lname == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
-            elif lname == b"upgrade":
-                self.upgrade = value
-            return
-        if lname == b"content-length":
-            self.has_length = True
-        self.lines += (name, b": ", value, b"\r\n")
+    # (No on_header: httptools then skips its per-header callbacks, and the header lines are
+    # read from the head as it came, in `_read_head`.)
+
+    def _read_head(self, head: bytes) -> None:
+        """The header lines to forward, from the head just parsed (less its empty last line),
+        and what the proxy must know of them. httptools accepts only CRLF line ends, no
+        folded lines and no space before a colon: every line after the status line is one
+        `name:value`."""
+        kept: list[bytes] = []
+        lines = head.split(b"\r\n")
+        for i in range(1, len(lines)):
+            line = lines[i]
+            name = special_name(line)
+            if not name:
+                kept.append(line)
+            elif name == b"content-length":
+                self.has_length = True
+                kept.append(line)
+            else:
+                value = line[len(name) + 1 :].strip()
+                if name == b"connection":
+                    if value.lower() not in _PLAIN_CONNECTION:
+                        self._drop = connection_tokens(value) - _PLAIN_CONNECTION
+                elif name == b"transfer-encoding":
+                    self.chunked = value.lower().find(b"chunked") >= 0  # (not `in`: routing)
+                elif name == b"upgrade":
+                    self.upgrade = value
+        if kept:
+            kept.append(b"")  # the last line's CRLF
+            self.lines = [b"\r\n".join(kept)]
+        if self._drop:
+            self.lines = drop_named(self.lines, self._drop)
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
-        if self._drop:
-            self.lines = drop_named(self.lines, self._drop)
         sink = self.sink
         if sink is None:
             return
+        # The head ends at its first empty line (httptools refuses any other line end).
+        head = self.head
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            raise UpstreamError("no response head where the parser found one")
+        self._read_head(head[:end])
         if self.status < 200 and self.status != 101:
             sink.on_interim(self)
             self._new_response()
+            self.head = head[end + 4 :]  # the next head (an interim response has no body)
             return
+        self.head = b""
         self.responding = True
         sink.on_response_head(self)
         if self.head_only and self.status != 101:
@@ -258,6 +291,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.responding = False
         self.got_bytes = False
         self.requests += 1
+        self.head = b""
         self.status, self.reason, self.lines = 0, b"", []
         self.chunked = self.has_length = False
         self.upgrade = b""
@@ -291,6 +325,13 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if sink is not None:
             sink.on_response_end(self)
 
+    def _broken(self) -> None:
+        """The upstream sent what is not an acceptable response: the request fails (502), and
+        the connection is closed."""
+        self.keep_alive = False
+        self._lost()
+        self.close()
+
     def _lost(self) -> None:
         """The connection ended or broke. A close-delimited response ends here normally."""
         sink = self.sink
@@ -303,6 +344,18 @@ class UpstreamConnection(asyncio.BaseProtocol):
             return
         self.sink = None
         sink.on_upstream_lost(self)
+
+
+def special_name(line: bytes) -> bytes:
+    """The lower-case name of a `name:value` header line if it is one of `_SPECIAL`, else
+    b"". A name is a token (no colon in it), so a special name of n bytes is one whose line
+    has its colon at n: at most a byte compared for most lines, no search."""
+    for n in _LENGTHS[line[0]]:
+        if len(line) > n and line[n] == 58:  # b":"
+            name = line[:n].lower()
+            if name in _SPECIAL:
+                return name
+    return b""
 
 
 def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:

@@ -280,6 +280,58 @@ async def test_upstream_closing_before_responding_gives_502() -> None:
     assert h.down.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
 
 
+RESPONSE_WITH_HOP_HEADERS = (
+    b"HTTP/1.1 200 Fine\r\nServer: app\r\nConnection: keep-alive, X-Secret\r\n"
+    b"X-Secret: s\r\nKeep-Alive: timeout=5\r\nCONTENT-length: 2\r\nTE: x\r\nTrailer: y\r\n"
+    b"Proxy-Connection: z\r\nX-Mixed-Case:\tV \r\nContent-Type: text/plain\r\nUpgrade: no\r\n\r\nok"
+)
+
+
+async def test_response_hop_by_hop_headers_go_and_the_rest_pass_as_they_came() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(RESPONSE_WITH_HOP_HEADERS)
+    assert h.down.take() == (
+        b"HTTP/1.1 200 Fine\r\nServer: app\r\nCONTENT-length: 2\r\nX-Mixed-Case:\tV \r\n"
+        b"Content-Type: text/plain\r\n\r\nok"
+    )
+    assert not h.down.closed
+
+
+async def test_response_head_read_a_byte_at_a_time_is_relayed_the_same() -> None:
+    h = Harness()
+    for _ in range(2):  # (the second over the pooled connection)
+        h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+        await h.settle()
+        for i in range(len(RESPONSE_WITH_HOP_HEADERS)):
+            h.respond(RESPONSE_WITH_HOP_HEADERS[i : i + 1])
+        assert h.down.take().endswith(b"Content-Type: text/plain\r\n\r\nok")
+    assert len(h.upstreams) == 1
+
+
+async def test_an_endless_response_head_gets_502_and_the_upstream_is_closed() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 200 OK\r\nX-Long: ")
+    for _ in range(80):
+        h.respond(b"a" * 1024)
+        if h.down.data:
+            break
+    assert h.down.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert h.up().closed and not h.down.closed
+
+
+async def test_a_response_the_parser_refuses_gets_502_and_the_upstream_is_closed() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n")
+    assert h.down.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert h.up().closed
+
+
 async def test_upstream_closing_mid_body_aborts_the_client() -> None:
     h = Harness()
     h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
