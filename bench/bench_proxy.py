@@ -123,11 +123,9 @@ def bench_policy(*, endpoint: tuple[str, int]) -> Any:
 def plain_hop_router(app_port: int) -> tuple[Any, Any]:
     """(metrics, router) of the plain hop: the split of bench/app, then the authorization of
     the one caller, with the proxy's own routers over `bench_policy`."""
-    from proxy.exchange import Forward
-    from proxy.http1 import Reply
     from proxy.metrics import Metrics
     from proxy.policy import PolicyHolder
-    from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
+    from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities, SplitThenAuthorize
     from proxy.upstream import Target
     from smi.compiler.ir.index import PolicyIndex
 
@@ -147,34 +145,7 @@ def plain_hop_router(app_port: int) -> tuple[Any, Any]:
         peers=OneCaller(trust_domain=None),
     )
     outbound = OutboundRouter(namespace="bench", policy=holder, tls=None, metrics=metrics)  # type: ignore[arg-type]
-
-    class SplitThenAuthorize:
-        """Both decisions of a sidecar pair in one hop: the split, then the authorization."""
-
-        stats = metrics.inbound
-        # (backend target, caller's header) -> the forward to it: built once, as each
-        # router of a real pair builds its forwards once.
-        forwards: dict[tuple[Any, bytes], Forward] = {}
-
-        def peer_of(self, transport: Any) -> Any:
-            return inbound.peer_of(transport)
-
-        def route(self, ex: Any, peer: Any) -> Forward | Reply:
-            index = holder.index
-            assert index is not None
-            fwd = outbound.resolve(index, "bench/app", ex)
-            if isinstance(fwd, Reply):
-                return fwd
-            allowed = inbound.route(ex, peer)
-            if isinstance(allowed, Reply):
-                return allowed
-            key = (fwd.target, allowed.extra)
-            both = self.forwards.get(key)
-            if both is None:
-                both = self.forwards[key] = Forward(fwd.target, allowed.extra)
-            return both
-
-    return metrics, SplitThenAuthorize()
+    return metrics, SplitThenAuthorize(service="bench/app", outbound=outbound, inbound=inbound)
 
 
 async def serve_plain(port_file: Path, app_port: int) -> None:

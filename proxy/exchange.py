@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from proxy import http1
 from proxy.http1 import Reply
@@ -103,7 +103,7 @@ def _encoded(name: str) -> bytes | None:
         return None
 
 
-_NONE: frozenset[bytes] = frozenset()
+_NONE: Final[frozenset[bytes]] = frozenset()
 
 
 class Exchange:

@@ -9,15 +9,16 @@ uvicorn's `FlowControl` pauses past a high-water mark, extended to several cause
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 # Why reading is paused (bits).
-PEER_BUSY = 1  # the other side's write buffer is above its high-water mark
-PIPELINE = 2  # a pipelined request is queued behind the one in flight
-CONNECTING = 4  # waiting for an upstream connection
-UPGRADE = 8  # an upgrade is waiting for the upstream's 101
+PEER_BUSY: Final = 1  # the other side's write buffer is above its high-water mark
+PIPELINE: Final = 2  # a pipelined request is queued behind the one in flight
+CONNECTING: Final = 4  # waiting for an upstream connection
+UPGRADE: Final = 8  # an upgrade is waiting for the upstream's 101
 
-HIGH_WATER = 64 * 1024
-LOW_WATER = 16 * 1024
+HIGH_WATER: Final = 64 * 1024
+LOW_WATER: Final = 16 * 1024
 
 
 class FlowControl:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
-SOURCE_IDENTITY = b"x-smi-source-identity"
+SOURCE_IDENTITY: Final = b"x-smi-source-identity"
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -32,16 +33,16 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Headers never forwarded in a response (the proxy re-frames and decides persistence).
-RESPONSE_HOP_BY_HOP = HOP_BY_HOP - {b"proxy-authorization", b"expect", SOURCE_IDENTITY}
+RESPONSE_HOP_BY_HOP: Final = HOP_BY_HOP - {b"proxy-authorization", b"expect", SOURCE_IDENTITY}
 
-CHUNKED_HEADER = b"transfer-encoding: chunked\r\n"
-CLOSE_HEADER = b"connection: close\r\n"
-KEEP_ALIVE_HEADER = b"connection: keep-alive\r\n"
-UPGRADE_HEADER = b"connection: upgrade\r\n"
-CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
-LAST_CHUNK = b"0\r\n\r\n"
+CHUNKED_HEADER: Final = b"transfer-encoding: chunked\r\n"
+CLOSE_HEADER: Final = b"connection: close\r\n"
+KEEP_ALIVE_HEADER: Final = b"connection: keep-alive\r\n"
+UPGRADE_HEADER: Final = b"connection: upgrade\r\n"
+CONTINUE_RESPONSE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
-PHRASES: dict[int, bytes] = {
+PHRASES: Final[dict[int, bytes]] = {
     100: b"Continue",
     101: b"Switching Protocols",
     200: b"OK",
@@ -59,14 +60,17 @@ PHRASES: dict[int, bytes] = {
 }
 
 
-# Status lines of the usual (status, reason phrase) pairs, built once.
-STATUS_LINES: dict[tuple[int, bytes], bytes] = {
-    (status, text): b"HTTP/1.1 %d %s\r\n" % (status, text) for status, text in PHRASES.items()
+# Status lines with the usual reason phrase: status -> (phrase, line), built once.
+STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {
+    status: (text, b"HTTP/1.1 %d %s\r\n" % (status, text)) for status, text in PHRASES.items()
 }
 
 
 def status_line(status: int, reason: bytes) -> bytes:
-    return STATUS_LINES.get((status, reason)) or b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    known = STATUS_LINES.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
 
 def phrase(status: int) -> bytes:

@@ -18,7 +18,9 @@ compiled with mypyc, whose classes take one base), `tcp` mixes in `SharedReadBuf
 
 from __future__ import annotations
 
-SIZE = 64 * 1024  # TLS records are at most 16 KiB; a fuller read is continued by uvloop
+from typing import Final
+
+SIZE: Final = 64 * 1024  # TLS records are at most 16 KiB; a fuller read is continued by uvloop
 
 _view: memoryview | None = None
 

@@ -14,7 +14,7 @@ import asyncio
 from collections import deque
 from collections.abc import Coroutine
 from time import monotonic
-from typing import Any
+from typing import Any, Final
 
 from proxy import http1
 from proxy.exchange import Exchange, Forward
@@ -25,11 +25,17 @@ from proxy.state import ServerState
 from proxy.upstream import ConnectionPool, UpstreamConnection
 
 # Deadline kinds: what happens when the connection's deadline passes.
-NONE, IDLE, HEAD, BODY, RESPONSE, STREAM, LINGER = range(7)
+NONE: Final = 0
+IDLE: Final = 1
+HEAD: Final = 2
+BODY: Final = 3
+RESPONSE: Final = 4
+STREAM: Final = 5
+LINGER: Final = 6
 # After a close, how long a peer may keep the connection half-open (still sending, or not
 # acknowledging the TLS close) before it is cut.
-LINGER_SECONDS = 2.0
-FAR = float("inf")
+LINGER_SECONDS: Final = 2.0
+FAR: Final = float("inf")
 
 
 class ResponseRelay:

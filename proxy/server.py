@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router", "TlsHttpProxy"]
 
-DISCARD_LIMIT = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
+DISCARD_LIMIT: Final = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
 
 
 class _LimitExceeded(Exception):
@@ -237,7 +237,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _hop_header(self, ex: Exchange, lname: bytes, value: bytes) -> None:
         ex.hop = True
         if lname == b"transfer-encoding":
-            ex.chunked = b"chunked" in value.lower()
+            ex.chunked = value.lower().find(b"chunked") >= 0  # (see routing: not `in`)
         elif lname == b"expect":
             ex.continue_ = value.lower() == b"100-continue"
         elif lname == b"upgrade":
@@ -256,23 +256,17 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         ex.method = parser.get_method()
         if not parser.should_keep_alive():
             ex.keep_alive = False
-        if parser.get_http_version() != "1.1":
-            ex.http10 = True
         if ex.upgrade_value and parser.should_upgrade():
             ex.upgrade = True
         raw = self.raw
         if raw is not None:
-            # The read held this whole head and nothing else, and httptools accepted it (it
-            # refuses bare CR or LF, folded lines, space before a colon, control characters):
-            # forward it as it came when nothing in it changes; otherwise its header lines,
-            # less the hop-by-hop ones.
             self.raw = None
-            if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
-                ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)
-            else:
-                ex.raw_head = raw[:-2]
-        elif ex.connection_names:
-            ex.lines = http1.drop_named(ex.lines, ex.connection_names)
+            self._whole_head(ex, raw)
+        else:
+            if parser.get_http_version() != "1.1":
+                ex.http10 = True
+            if ex.connection_names:
+                ex.lines = http1.drop_named(ex.lines, ex.connection_names)
         if ex.url[:1] != b"/":
             ex.url, ex.authority = http1.origin_form(ex.url)
         if ex.host is None and ex.authority is None and not ex.http10:
@@ -285,6 +279,20 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._start(ex)
         else:
             self.flow.pause(PIPELINE)  # type: ignore[union-attr]
+
+    def _whole_head(self, ex: Exchange, raw: bytes) -> None:
+        """The read held this whole head and nothing else, and httptools accepted it (it
+        refuses bare CR or LF, folded lines, space before a colon, control characters): forward
+        it as it came when nothing in it changes; otherwise its header lines, less the
+        hop-by-hop ones. Its version is read from its request line, not with
+        `get_http_version`, which formats a new string per request."""
+        end = raw.find(b"\r\n")
+        if raw[end - 8 : end] != b"HTTP/1.1":
+            ex.http10 = True
+        if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
+            ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)
+        else:
+            ex.raw_head = raw[:-2]
 
     def on_body(self, body: bytes) -> None:
         ex = self.parsing

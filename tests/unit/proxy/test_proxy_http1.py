@@ -14,6 +14,7 @@ from proxy.http1 import (
     origin_form,
     service_key,
     split_host,
+    status_line,
 )
 
 
@@ -92,3 +93,16 @@ def test_connection_tokens_and_dropping_the_headers_they_name() -> None:
 
 def test_the_source_identity_header_never_passes() -> None:
     assert b"x-smi-source-identity" in HOP_BY_HOP
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "line"),
+    [
+        (200, b"OK", b"HTTP/1.1 200 OK\r\n"),
+        (200, b"Fine", b"HTTP/1.1 200 Fine\r\n"),
+        (404, b"", b"HTTP/1.1 404 \r\n"),
+        (299, b"Whatever", b"HTTP/1.1 299 Whatever\r\n"),
+    ],
+)
+def test_status_line_keeps_the_upstream_reason(status: int, reason: bytes, line: bytes) -> None:
+    assert status_line(status, reason) == line

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from bisect import bisect_left
 
 from proxy.accesslog import AccessLog
-from proxy.metrics import Metrics
+from proxy.metrics import LATENCY_BOUNDS_MS, Metrics, bucket
 from smi.compiler.ir.decide import Decision
 
 
@@ -100,3 +101,9 @@ def test_access_log_is_sampled_json_without_query_strings() -> None:
     assert len(lines) == 1
     doc = json.loads(lines[0])
     assert doc["path"] == "/api" and doc["status"] == 200 and doc["duration_ms"] == 1.235
+
+
+def test_latency_bucket_is_the_first_bound_not_below_the_value() -> None:
+    values = [0.0, 0.2, 1.0, 1.0000001, 4.99, 5.0, 7.5, 999.9, 1000.0, 49999.0, 50000.0]
+    for value in [*values, 50000.5, 1e9, float("inf")]:
+        assert bucket(value) == bisect_left(LATENCY_BOUNDS_MS, value), value

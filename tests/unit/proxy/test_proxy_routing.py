@@ -15,7 +15,7 @@ from proxy.exchange import Exchange, Forward
 from proxy.http1 import Reply, local_reply
 from proxy.metrics import Metrics
 from proxy.policy import PolicyHolder
-from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
+from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities, SplitThenAuthorize
 from proxy.upstream import Target
 from smi.compiler.ir import (
     AuthzRule,
@@ -479,3 +479,53 @@ def test_the_decision_cache_is_bounded() -> None:
     assert len(router._decisions) <= 4096
     router.route(_exchange(b"GET", b"/api/" + b"x" * 600), peer)
     assert all(len(key[2]) <= 512 for key in router._decisions)  # type: ignore[arg-type]
+
+
+def test_split_then_authorize_sends_an_allowed_request_to_the_picked_backend(
+    ca: CertificateAuthority,
+) -> None:
+    holder, metrics = _holder(_policy()), Metrics()
+    inbound = InboundRouter(
+        identity=WEB,
+        app=Target("127.0.0.1", 8080),
+        app_port=8080,
+        policy=holder,
+        metrics=metrics,
+        peers=PeerIdentities(trust_domain="cluster.local"),
+    )
+    outbound = OutboundRouter(
+        namespace="shop",
+        policy=holder,
+        tls=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        rng=_Seq([0.1, 0.9, 0.1, 0.1, 0.1]),
+    )
+    hop = SplitThenAuthorize(service="shop/web", outbound=outbound, inbound=inbound)
+    assert hop.stats is metrics.inbound
+    peer = hop.peer_of(_transport_for(Identity("shop", "front"), ca))
+    routes = [hop.route(_exchange(b"GET", b"/api/items"), peer) for _ in range(4)]
+    assert all(isinstance(r, Forward) for r in routes)
+    forwards = [r for r in routes if isinstance(r, Forward)]
+    # web-v1 (two endpoints, in turn), web-v2, web-v1, web-v1: 75/25 at r = 0.1 and 0.9
+    assert [f.target.host for f in forwards] == ["10.0.0.2", "10.0.0.4", "10.0.0.3", "10.0.0.2"]
+    assert all(f.extra == f"x-smi-source-identity: {FRONT}\r\n".encode() for f in forwards)
+    assert forwards[3] is forwards[0]  # one forward per (backend, caller), built once
+    denied = hop.route(_exchange(b"DELETE", b"/api/items"), peer)
+    assert isinstance(denied, Reply) and denied.status == 403
+    assert metrics.authz_allow["http"] == {RULE: 4}
+
+
+def test_split_then_authorize_without_a_policy_is_503() -> None:
+    holder, metrics = _holder(None), Metrics()
+    inbound = InboundRouter(
+        identity=WEB,
+        app=Target("127.0.0.1", 8080),
+        app_port=8080,
+        policy=holder,
+        metrics=metrics,
+        peers=PeerIdentities(trust_domain=None),
+    )
+    outbound = OutboundRouter(namespace="shop", policy=holder, tls=None, metrics=metrics)  # type: ignore[arg-type]
+    hop = SplitThenAuthorize(service="shop/web", outbound=outbound, inbound=inbound)
+    route = hop.route(_exchange(b"GET", b"/api/"), hop.peer_of(FakeTransport()))
+    assert isinstance(route, Reply) and route.status == 503 and route.reason == "no-policy"
