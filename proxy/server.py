@@ -284,10 +284,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         """The read held this whole head and nothing else, and httptools accepted it (it
         refuses bare CR or LF, folded lines, space before a colon, control characters): forward
         it as it came when nothing in it changes; otherwise its header lines, less the
-        hop-by-hop ones. Its version is read from its request line, not with
-        `get_http_version`, which formats a new string per request."""
-        end = raw.find(b"\r\n")
-        if raw[end - 8 : end] != b"HTTP/1.1":
+        hop-by-hop ones. Its version is read where a request line with single spaces has it
+        (`get_http_version` formats a new string per request): only another line asks."""
+        at = len(ex.method) + len(ex.url) + 2
+        if raw[at : at + 10] != b"HTTP/1.1\r\n" and self.parser.get_http_version() != "1.1":
             ex.http10 = True
         if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
             ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)

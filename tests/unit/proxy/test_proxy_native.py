@@ -26,6 +26,7 @@ REQUEST_PATH = (
     "flow",
     "http1",
     "metrics",
+    "policy",
     "readbuf",
     "relay",
     "routing",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from proxy_fakes import Harness
 
 from proxy.exchange import Limits
@@ -528,6 +529,25 @@ async def test_a_head_read_whole_is_forwarded_as_it_came_plus_the_identity() -> 
         + identity
         + b"\r\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "closes"),
+    [
+        (b"GET  /x  HTTP/1.1", False),  # spaces httptools accepts: the version is still 1.1
+        (b"GET  /x  HTTP/1.0", True),
+        (b"GET /HTTP/1.1 HTTP/1.0", True),
+    ],
+)
+async def test_the_version_of_a_head_read_whole_is_its_request_lines(
+    line: bytes, closes: bool
+) -> None:
+    h = Harness()
+    h.send(line + b"\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(OK)
+    assert h.down.closed is closes
+    assert (b"connection: close" in h.down.data) is closes
 
 
 async def test_a_head_read_whole_is_rebuilt_when_something_in_it_changes() -> None:
