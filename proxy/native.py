@@ -17,7 +17,6 @@ decision per process, made by `proxy/__init__` before any of them is imported:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import json
 import os
@@ -26,6 +25,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+
+from smi.digest import sha256_hex
 
 PACKAGE = Path(__file__).resolve().parent
 MANIFEST = PACKAGE / "native.json"
@@ -60,7 +61,7 @@ def _stale(modules: dict[str, str], present: dict[str, Path]) -> str | None:
     for name, digest in sorted(modules.items()):
         source = PACKAGE / f"{name.removeprefix('proxy.')}.py"
         try:
-            now = hashlib.sha256(source.read_bytes()).hexdigest()
+            now = sha256_hex(source.read_bytes())
         except OSError:
             return f"{source.name} is missing"
         if now != digest:

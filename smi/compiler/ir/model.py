@@ -8,10 +8,11 @@ Port lists: `None` means "no rule of this protocol", `()` means "every port".
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from smi.digest import sha256_hex
 
 SCHEMA_VERSION = 1
 
@@ -153,7 +154,7 @@ class MeshPolicy:
 
 def content_hash(content: dict[str, Any]) -> str:
     blob = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
+    return "sha256:" + sha256_hex(blob)
 
 
 def _match_to_json(m: HttpMatch) -> dict[str, Any]:
