@@ -118,7 +118,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.status = 0
         self.reason = b""
         self.lines: list[bytes] = []
-        self.head = b""  # what has come of the response head being read
+        # What has come of the response head being read: the reads (joined only when a head
+        # spans several, so trickled bytes are not copied over and over) and their size.
+        self.head: list[bytes] = []
+        self.head_size = 0
         self.chunked = False
         self.has_length = False
         self.upgrade = b""
@@ -160,9 +163,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
             sink.flush()
             return
         if not self.responding:  # the head is still to come (in whole or in part)
-            head = self.head
-            head = self.head = head + data if head else data
-            if len(head) > MAX_RESPONSE_HEAD and head.find(b"\r\n\r\n") < 0:
+            self.head.append(data)
+            self.head_size += len(data)
+            if self.head_size > MAX_RESPONSE_HEAD and self._joined_head().find(b"\r\n\r\n") < 0:
                 self._broken()
                 return
         try:
@@ -213,6 +216,14 @@ class UpstreamConnection(asyncio.BaseProtocol):
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
+    def _joined_head(self) -> bytes:
+        parts = self.head
+        if len(parts) == 1:
+            return parts[0]
+        joined = b"".join(parts)
+        self.head = [joined]
+        return joined
+
     # (No on_header: httptools then skips its per-header callbacks, and the header lines are
     # read from the head as it came, in `_read_head`.)
 
@@ -253,7 +264,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if sink is None:
             return
         # The head ends at its first empty line (httptools refuses any other line end).
-        head = self.head
+        head = self._joined_head()
         end = head.find(b"\r\n\r\n")
         if end < 0:
             raise UpstreamError("no response head where the parser found one")
@@ -261,9 +272,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if self.status < 200 and self.status != 101:
             sink.on_interim(self)
             self._new_response()
-            self.head = head[end + 4 :]  # the next head (an interim response has no body)
+            rest = head[end + 4 :]  # the next head (an interim response has no body)
+            self.head, self.head_size = ([rest] if rest else []), len(rest)
             return
-        self.head = b""
+        self.head, self.head_size = [], 0
         self.responding = True
         sink.on_response_head(self)
         if self.head_only and self.status != 101:
@@ -291,7 +303,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.responding = False
         self.got_bytes = False
         self.requests += 1
-        self.head = b""
+        self.head, self.head_size = [], 0
         self.status, self.reason, self.lines = 0, b"", []
         self.chunked = self.has_length = False
         self.upgrade = b""

@@ -311,6 +311,18 @@ async def test_response_head_read_a_byte_at_a_time_is_relayed_the_same() -> None
     assert len(h.upstreams) == 1
 
 
+async def test_a_large_response_head_trickled_in_is_relayed_whole() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%05d: %s\r\n" % (i, b"v" * 50) for i in range(900))
+    response = head + b"Content-Length: 2\r\n\r\nok"
+    assert 50_000 < len(head) < 64 * 1024
+    for i in range(0, len(response), 100):
+        h.respond(response[i : i + 100])
+    assert h.down.take() == response and not h.up().closed
+
+
 async def test_an_endless_response_head_gets_502_and_the_upstream_is_closed() -> None:
     h = Harness()
     h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
