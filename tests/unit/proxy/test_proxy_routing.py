@@ -120,15 +120,21 @@ def ca() -> CertificateAuthority:
 
 def _inbound(policy: MeshPolicy | None) -> tuple[InboundRouter, Metrics]:
     metrics = Metrics()
-    router = InboundRouter(
+    return _inbound_on(_holder(policy), metrics), metrics
+
+
+def _inbound_on(
+    holder: PolicyHolder, metrics: Metrics, trust_domain: str | None = "cluster.local"
+) -> InboundRouter:
+    """The inbound router of WEB on app port 8080."""
+    return InboundRouter(
         identity=WEB,
         app=Target("127.0.0.1", 8080),
         app_port=8080,
-        policy=_holder(policy),
+        policy=holder,
         metrics=metrics,
-        peers=PeerIdentities(trust_domain="cluster.local"),
+        peers=PeerIdentities(trust_domain=trust_domain),
     )
-    return router, metrics
 
 
 def test_peer_identity_comes_from_the_certificate_once(ca: CertificateAuthority) -> None:
@@ -485,14 +491,7 @@ def test_split_then_authorize_sends_an_allowed_request_to_the_picked_backend(
     ca: CertificateAuthority,
 ) -> None:
     holder, metrics = _holder(_policy()), Metrics()
-    inbound = InboundRouter(
-        identity=WEB,
-        app=Target("127.0.0.1", 8080),
-        app_port=8080,
-        policy=holder,
-        metrics=metrics,
-        peers=PeerIdentities(trust_domain="cluster.local"),
-    )
+    inbound = _inbound_on(holder, metrics)
     outbound = OutboundRouter(
         namespace="shop",
         policy=holder,
@@ -517,14 +516,7 @@ def test_split_then_authorize_sends_an_allowed_request_to_the_picked_backend(
 
 def test_split_then_authorize_without_a_policy_is_503() -> None:
     holder, metrics = _holder(None), Metrics()
-    inbound = InboundRouter(
-        identity=WEB,
-        app=Target("127.0.0.1", 8080),
-        app_port=8080,
-        policy=holder,
-        metrics=metrics,
-        peers=PeerIdentities(trust_domain=None),
-    )
+    inbound = _inbound_on(holder, metrics, trust_domain=None)
     outbound = OutboundRouter(namespace="shop", policy=holder, tls=None, metrics=metrics)  # type: ignore[arg-type]
     hop = SplitThenAuthorize(service="shop/web", outbound=outbound, inbound=inbound)
     route = hop.route(_exchange(b"GET", b"/api/"), hop.peer_of(FakeTransport()))
