@@ -18,12 +18,12 @@ from proxy import readbuf
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
+from proxy.relay import FAR
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
 from proxy.upstream import Target, peer_spiffe_id
 
 log = logging.getLogger("smictl.proxy.tcp")
-FAR = float("inf")
 
 
 class SharedReadBuffer:
