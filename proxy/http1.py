@@ -114,6 +114,25 @@ def connection_tokens(value: bytes) -> frozenset[bytes]:
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
 
+# `Connection` tokens that name no header (persistence and upgrade, which the proxy decides).
+PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+_NO_NAMES: Final[frozenset[bytes]] = frozenset()
+
+
+def named_by_connection(value: bytes) -> frozenset[bytes]:
+    """The header names a `Connection` value lists (lower-case): the further hop-by-hop
+    headers to drop. The usual value is one plain token, answered without splitting."""
+    if value.lower() in PLAIN_CONNECTION:
+        return _NO_NAMES
+    return connection_tokens(value) - PLAIN_CONNECTION
+
+
+def names_chunked(value: bytes) -> bool:
+    """Whether a `Transfer-Encoding` value names chunked. (`find`, not `in`: `bytes in bytes`
+    first tries its operand as an int, raising and clearing a TypeError every call.)"""
+    return value.lower().find(b"chunked") >= 0
+
+
 def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:
     """Remove the header lines whose (lower-case) name is in `names` (the extra hop-by-hop
     headers a `Connection` header lists). `pieces` are serialised header lines, possibly cut

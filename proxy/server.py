@@ -237,17 +237,14 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _hop_header(self, ex: Exchange, lname: bytes, value: bytes) -> None:
         ex.hop = True
         if lname == b"transfer-encoding":
-            ex.chunked = value.lower().find(b"chunked") >= 0  # (see routing: not `in`)
+            ex.chunked = http1.names_chunked(value)
         elif lname == b"expect":
             ex.continue_ = value.lower() == b"100-continue"
         elif lname == b"upgrade":
             ex.upgrade_value = value
         elif lname == b"connection":
-            ex.connection_names = http1.connection_tokens(value) - {
-                b"close",
-                b"keep-alive",
-                b"upgrade",
-            }
+            # (Every Connection header counts: a second one adds names, it does not replace.)
+            ex.connection_names = ex.connection_names | http1.named_by_connection(value)
 
     def on_headers_complete(self) -> None:
         ex: Exchange = self.parsing  # type: ignore[assignment]

@@ -26,10 +26,9 @@ import httptools
 
 from proxy import readbuf
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
-from proxy.http1 import RESPONSE_HOP_BY_HOP, connection_tokens, drop_named
+from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
 from proxy.peercert import peer_identity
 
-_PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
 # The response headers the proxy looks at (the hop-by-hop ones, and Content-Length); any
 # other header line is copied as it came, its name not even lower-cased.
 _SPECIAL: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
@@ -245,10 +244,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
             else:
                 value = line[len(name) + 1 :].strip()
                 if name == b"connection":
-                    if value.lower() not in _PLAIN_CONNECTION:
-                        self._drop = connection_tokens(value) - _PLAIN_CONNECTION
+                    self._drop = self._drop | named_by_connection(value)
                 elif name == b"transfer-encoding":
-                    self.chunked = value.lower().find(b"chunked") >= 0  # (not `in`: routing)
+                    self.chunked = names_chunked(value)
                 elif name == b"upgrade":
                     self.upgrade = value
         if kept:

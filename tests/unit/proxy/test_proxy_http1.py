@@ -11,6 +11,8 @@ from proxy.http1 import (
     connection_tokens,
     drop_named,
     local_reply,
+    named_by_connection,
+    names_chunked,
     origin_form,
     service_key,
     split_host,
@@ -106,3 +108,18 @@ def test_the_source_identity_header_never_passes() -> None:
 )
 def test_status_line_keeps_the_upstream_reason(status: int, reason: bytes, line: bytes) -> None:
     assert status_line(status, reason) == line
+
+
+def test_the_names_a_connection_header_lists() -> None:
+    assert named_by_connection(b"keep-alive") == frozenset()
+    assert named_by_connection(b"Close") == frozenset()
+    assert named_by_connection(b"Keep-Alive, X-Secret, upgrade") == {b"x-secret"}
+    assert named_by_connection(b" x-a ,X-B") == {b"x-a", b"x-b"}
+
+
+@pytest.mark.parametrize(
+    ("value", "chunked"),
+    [(b"chunked", True), (b"gzip, Chunked", True), (b"gzip", False), (b"", False)],
+)
+def test_a_transfer_encoding_that_names_chunked(value: bytes, chunked: bool) -> None:
+    assert names_chunked(value) is chunked

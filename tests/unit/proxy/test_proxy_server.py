@@ -39,6 +39,23 @@ async def test_get_is_forwarded_with_hop_by_hop_headers_removed_and_identity_add
     assert not h.down.closed
 
 
+async def test_every_connection_header_counts_both_ways() -> None:
+    h = Harness()
+    h.send(
+        b"GET / HTTP/1.1\r\nHost: w\r\nConnection: x-a\r\nConnection: keep-alive, x-b\r\n"
+        b"X-A: 1\r\nX-B: 2\r\nX-C: 3\r\n\r\n"
+    )
+    await h.settle()
+    sent = h.up().data
+    assert b"X-A" not in sent and b"X-B" not in sent and b"X-C: 3\r\n" in sent
+    h.respond(
+        b"HTTP/1.1 200 OK\r\nConnection: y-a\r\nConnection: keep-alive\r\nY-A: 1\r\n"
+        b"Y-B: 2\r\nContent-Length: 2\r\n\r\nok"
+    )
+    got = h.down.take()
+    assert b"Y-A" not in got and b"Y-B: 2\r\n" in got and got.endswith(b"\r\n\r\nok")
+
+
 async def test_keep_alive_reuses_one_upstream_connection() -> None:
     h = Harness()
     for _ in range(3):
