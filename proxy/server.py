@@ -355,7 +355,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
 
     async def _connect(self, ex: Exchange, route: Forward) -> None:
         try:
-            conn = await self.pool.connect(route.target)
+            conn = await self.pool.get(route.target)
         except UpstreamError as exc:
             self.stats.error(exc.kind)
             if self.transport is not None and self.queue and self.queue[0] is ex:

@@ -123,7 +123,7 @@ class Harness:
         self.proxy.data_received(data)
 
     async def settle(self) -> None:
-        for _ in range(5):
+        for _ in range(10):
             await asyncio.sleep(0)
 
     def up(self, i: int = -1) -> FakeTransport:
