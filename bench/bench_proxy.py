@@ -26,7 +26,8 @@ PYTHONDONTWRITEBYTECODE=1: see `installed_copy`).
 
 Measured (wrk -t1 -c32, rounds interleaved so that noise from other load hits every topology
 alike; medians): throughput, p50/p99, CPU seconds per 1,000 requests of the proxy processes;
-added latency at a fixed 1,000 requests/s (hey -q 100 -c 10, per-request times from its CSV);
+added latency at a fixed 1,000 requests/s (bench/constant_rate.py, the topologies taking
+one-second turns; hey -q 100 -c 10's bursts beside it);
 RSS idle and after load; RSS and open file descriptors across a soak of --soak requests.
 Writes bench/results/proxy.json. Targets (issue 5): throughput >= 0.8x nginx on the same
 topology; each proxy hop adds no more p50/p99 at 1,000 rps than an nginx hop; RSS <= 30 MB
@@ -604,42 +605,33 @@ def hey_fixed_rate(url: str, seconds: int) -> dict[str, float]:
     }
 
 
-def constant_rate(url: str, seconds: int) -> dict[str, float]:
-    """1,000 requests/s evenly spaced and open-loop (bench/constant_rate.py: each request is due
-    at start + i/1000 and its latency counts from then), over 10 keep-alive connections."""
+def measure_fixed_rate(
+    topo: Topologies, names: list[str], *, slices: int
+) -> dict[str, dict[str, Any]]:
+    """1,000 requests/s evenly spaced and open-loop (bench/constant_rate.py: each request is
+    due at start + i/1000 and its latency counts from then) over 10 keep-alive connections per
+    topology held open throughout; the topologies take turns of one second, `slices` each, the
+    order rotated every round. p50/p99 are of all a topology's requests together: each saw the
+    same mixture of the shared machine's good and bad seconds."""
     import constant_rate  # bench/, beside this script (not at the top: the plain hop imports
     # this module, and its memory is measured)
 
-    result = constant_rate.measure(url, rate=1000, seconds=seconds, host=HOST)
-    return {
-        "requests": result["requests"],
-        "ok": result["statuses"].get("200", 0),
-        "rate": result["rps"],
-        "p50_ms": result["p50_ms"],
-        "p99_ms": result["p99_ms"],
-    }
-
-
-def measure_fixed_rate(
-    topo: Topologies, names: list[str], *, rounds: int, seconds: int
-) -> dict[str, dict[str, Any]]:
-    """`constant_rate` per topology, rounds interleaved like the throughput's; the median p50
-    and p99 over rounds (one run's tail is too often one stall of the shared machine)."""
-    import statistics
-
-    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
-    for _ in range(rounds):
-        for name in names:
-            runs[name].append(constant_rate(topo.urls[name], seconds))
+    urls = {name: topo.urls[name] for name in names}
+    results = constant_rate.measure_interleaved(
+        urls, rate=1000, slices=slices, slice_seconds=1.0, host=HOST
+    )
     return {
         name: {
-            "requests": sum(r["requests"] for r in rs),
-            "ok": sum(r["ok"] for r in rs),
-            "p50_ms": round(statistics.median(r["p50_ms"] for r in rs), 3),
-            "p99_ms": round(statistics.median(r["p99_ms"] for r in rs), 3),
-            "runs": [{"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"]} for r in rs],
+            "requests": r["requests"],
+            "ok": r["statuses"].get("200", 0),
+            "errors": r["errors"],
+            "p50_ms": r["p50_ms"],
+            "p90_ms": r["p90_ms"],
+            "p99_ms": r["p99_ms"],
+            "max_ms": r["max_ms"],
+            "slice_p50_ms": r["slice_p50_ms"],
         }
-        for name, rs in runs.items()
+        for name, r in results.items()
     }
 
 
@@ -777,17 +769,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rss = {"idle_mb": {k: round(rss_mb(p), 2) for k, p in pids.items()}}
             print(f"throughput (wrk -t1 -c32, {seconds}s x {rounds} rounds):", flush=True)
             runs = measure_throughput(topo, names, rounds=rounds, seconds=seconds)
+            slices = rounds * hey_seconds
             print(f"latency at a fixed 1,000 requests/s, evenly spaced (constant_rate.py, "
-                  f"{rounds} interleaved rounds) | in bursts of 10 (hey -c 10 -q 100):",
+                  f"{slices} one-second turns each) | in bursts of 10 (hey -c 10 -q 100):",
                   flush=True)  # fmt: skip
-            fixed = measure_fixed_rate(topo, names, rounds=rounds, seconds=hey_seconds)
+            fixed = measure_fixed_rate(topo, names, slices=slices)
             bursts = {}
             for name in names:
                 f = fixed[name]
                 bursts[name] = b = hey_fixed_rate(topo.urls[name], hey_seconds)
                 print(
                     f"  {name:18s} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
-                    f"(medians) | p50 {b['p50_ms']:.3f} ms  p99 {b['p99_ms']:.3f} ms",
+                    f"| p50 {b['p50_ms']:.3f} ms  p99 {b['p99_ms']:.3f} ms",
                     flush=True,
                 )
             rss["after_load_mb"] = {k: round(rss_mb(p), 2) for k, p in pids.items()}
@@ -809,9 +802,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "method": {
             "wrk": f"-t1 -c32 -d{seconds}s, {rounds} interleaved rounds; medians; "
             "ratios are medians of same-round ratios",
-            "fixed_rate": f"bench/constant_rate.py --rate 1000 --seconds {hey_seconds}, "
-            f"{rounds} interleaved rounds, median p50/p99 (evenly spaced, open-loop, 10 "
-            "keep-alive connections)",
+            "fixed_rate": f"bench/constant_rate.py --interleave --rate 1000 --slices "
+            f"{rounds * hey_seconds} --slice-seconds 1: topologies in turns of 1 s, order rotated "
+            "each round, after a warm-up turn each; p50/p99 of all a topology's requests "
+            "(evenly spaced, open-loop, 10 keep-alive connections each, held open)",
             "fixed_rate_bursts": f"hey -c 10 -q 100 -z {hey_seconds}s",
             "soak_requests": args.soak,
             "proxy_code": "a copy of proxy/ and smi/ as built by `make install` (the request "
