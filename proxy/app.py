@@ -59,6 +59,7 @@ class Proxy:
         self.stopping = asyncio.Event()
         self.tls = self._tls()
         self.pool = ConnectionPool(connect_timeout=config.connect_timeout)
+        self.metrics.pool = self.pool
         self.access_log: AccessLog | None = None
         if config.access_log:
             from proxy.accesslog import AccessLog

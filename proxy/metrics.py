@@ -13,7 +13,7 @@ import resource
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -50,6 +50,15 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 # The same bounds as floats, for `bucket`.
 _BOUNDS: Final[tuple[float, ...]] = tuple(float(b) for b in LATENCY_BOUNDS_MS)
 DIRECTIONS = ("inbound", "outbound")
+
+
+class PoolView(Protocol):
+    """What /metrics shows of the upstream connection pool (proxy.upstream.ConnectionPool)."""
+
+    opened: int
+
+    def idle_count(self) -> int: ...
+    def waiting_count(self) -> int: ...
 
 
 def bucket(value: float) -> int:
@@ -131,6 +140,7 @@ class Metrics:
         self.cert_expiry: float = 0.0
         self.cert_renewals: dict[str, int] = {}
         self.started = time.time()
+        self.pool: PoolView | None = None  # set by the proxy that owns one
 
     def authz(self, decision: Decision, protocol: str) -> str:
         """Count an inbound decision; return its `authz` label for request_total."""
@@ -198,6 +208,7 @@ class Metrics:
                 ((f'rule="{_esc(rule)}",reason="{why}"', n) for (rule, why), n in would),
             )
         yield from self._tcp()
+        yield from self._pool()
         yield from _family(
             "proxy_errors_total",
             "counter",
@@ -273,6 +284,29 @@ class Metrics:
                 "Downstream connections.",
                 ((f'direction="{d}"', getattr(s, attr)) for d, s in self._dirs()),
             )
+
+    def _pool(self) -> Iterator[str]:
+        pool = self.pool
+        if pool is None:
+            return
+        yield from _family(
+            "proxy_upstream_connections_opened_total",
+            "counter",
+            "Connections opened to the app or to backends' inbound proxies.",
+            [("", pool.opened)],
+        )
+        yield from _family(
+            "proxy_upstream_idle_connections",
+            "gauge",
+            "Keep-alive connections to upstreams waiting for a request.",
+            [("", pool.idle_count())],
+        )
+        yield from _family(
+            "proxy_upstream_waiting_requests",
+            "gauge",
+            "Requests waiting for an upstream connection (none idle, at most four opening).",
+            [("", pool.waiting_count())],
+        )
 
     def _process(self) -> Iterator[str]:
         usage = resource.getrusage(resource.RUSAGE_SELF)

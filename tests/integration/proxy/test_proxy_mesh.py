@@ -93,7 +93,10 @@ def test_identity_spoofing_is_refused(mesh: Mesh) -> None:
 
 
 def test_outbound_split_distribution(mesh: Mesh) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", mesh.procs["front"].ports["outbound"], timeout=5)
+    front = mesh.procs["front"]
+    opened = "proxy_upstream_connections_opened_total"
+    before = front.metrics()[opened]
+    conn = http.client.HTTPConnection("127.0.0.1", front.ports["outbound"], timeout=5)
     seen: Counter[str] = Counter()
     for _ in range(500):
         status, headers, body = request(conn, "GET", "/api/x", headers={"Host": "web.shop"})
@@ -102,6 +105,11 @@ def test_outbound_split_distribution(mesh: Mesh) -> None:
     conn.close()
     assert seen["web-v1"] + seen["web-v2"] == 500
     assert 0.74 <= seen["web-v1"] / 500 <= 0.86  # weights 800:200, about 3 sd of slack
+    # One request at a time: each backend's connection is kept and reused.
+    metrics = front.metrics()
+    assert metrics[opened] - before <= 2
+    assert metrics["proxy_upstream_waiting_requests"] == 0
+    assert metrics["proxy_upstream_idle_connections"] >= 1
 
 
 def test_outbound_carries_the_workload_identity_and_proxy_form(mesh: Mesh) -> None:

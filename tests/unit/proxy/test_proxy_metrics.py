@@ -107,3 +107,22 @@ def test_latency_bucket_is_the_first_bound_not_below_the_value() -> None:
     values = [0.0, 0.2, 1.0, 1.0000001, 4.99, 5.0, 7.5, 999.9, 1000.0, 49999.0, 50000.0]
     for value in [*values, 50000.5, 1e9, float("inf")]:
         assert bucket(value) == bisect_left(LATENCY_BOUNDS_MS, value), value
+
+
+def test_the_upstream_pool_is_shown_when_the_proxy_has_one() -> None:
+    class Pool:
+        opened = 12
+
+        def idle_count(self) -> int:
+            return 5
+
+        def waiting_count(self) -> int:
+            return 2
+
+    m = Metrics()
+    assert "proxy_upstream" not in m.render()
+    m.pool = Pool()
+    s = _samples(m.render())
+    assert s["proxy_upstream_connections_opened_total"] == 12
+    assert s["proxy_upstream_idle_connections"] == 5
+    assert s["proxy_upstream_waiting_requests"] == 2
