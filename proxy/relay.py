@@ -119,8 +119,15 @@ class ResponseRelay:
 
     def on_response_end(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]
+        out = self.out
         if ex.resp_chunked:
-            self.out.append(http1.LAST_CHUNK)
+            out.append(http1.LAST_CHUNK)
+        # The response is whole: it goes out before the bookkeeping below (the pool, the
+        # counters, the next request's start), which the client need not wait for.
+        transport = self.transport
+        if out and transport is not None:
+            transport.write(b"".join(out))
+            out.clear()
         self.upstream = ex.conn = None
         if self.write_paused and conn.flow is not None:
             conn.flow.resume(PEER_BUSY)
