@@ -462,6 +462,8 @@ class ConnectionPool:
             return await waiter
         except asyncio.CancelledError:
             self._forget(waiter, key)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())  # handed over just before the cancel: pass it on
             raise
         finally:
             timer.cancel()

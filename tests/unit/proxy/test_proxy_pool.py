@@ -162,6 +162,18 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_its_connection_goes_idle(
     assert pool.idle_count() == 1 and pool.acquire(APP) is dialer.made[0]
 
 
+async def test_a_waiter_cancelled_after_being_handed_a_connection_passes_it_on() -> None:
+    dialer = Dialer()
+    pool = ConnectionPool(connector=dialer)
+    busy = in_use(pool)
+    first, second = asyncio.ensure_future(pool.get(APP)), asyncio.ensure_future(pool.get(APP))
+    await settle()
+    pool.release(busy)  # to `first`, whose task has not run since
+    first.cancel()
+    await settle()
+    assert first.cancelled() and second.result() is busy
+
+
 async def test_a_connection_that_closed_while_handed_over_is_not_used() -> None:
     dialer = Dialer()
     pool = ConnectionPool(connector=dialer)
