@@ -236,30 +236,44 @@ class UpstreamConnection(asyncio.BaseProtocol):
         """The header lines to forward, from the head just parsed (less its empty last line),
         and what the proxy must know of them. httptools accepts only CRLF line ends, no
         folded lines and no space before a colon: every line after the status line is one
-        `name:value`."""
+        `name:value`. The lines kept are forwarded as slices of the head (usually one): only
+        the lines of special names are looked at, none is copied on its own."""
+        first = head.find(b"\r\n")
+        if first < 0:
+            return  # a status line alone
         kept: list[bytes] = []
-        lines = head.split(b"\r\n")
-        for i in range(1, len(lines)):
-            line = lines[i]
-            name = special_name(line)
-            if not name:
-                kept.append(line)
-            elif name == b"content-length":
+        size = len(head)
+        pos = keep_from = first + 2
+        while pos < size:
+            eol = head.find(b"\r\n", pos)
+            if eol < 0:
+                eol = size
+            name = special_at(head, pos, eol)
+            if name == b"content-length":
                 self.has_length = True
-                kept.append(line)
-            else:
-                value = line[len(name) + 1 :].strip()
-                if name == b"connection":
-                    self._drop = self._drop | named_by_connection(value)
-                elif name == b"transfer-encoding":
-                    self.chunked = names_chunked(value)
-                elif name == b"upgrade":
-                    self.upgrade = value
+            elif name:
+                if keep_from < pos:
+                    kept.append(head[keep_from:pos])
+                keep_from = eol + 2
+                self._hop_header(name, head[pos + len(name) + 1 : eol].strip())
+            pos = eol + 2
+        if keep_from < size:
+            kept.append(head[keep_from:])
+            kept.append(b"\r\n")  # the last line's CRLF
         if kept:
-            kept.append(b"")  # the last line's CRLF
-            self.lines = [b"\r\n".join(kept)]
+            self.lines = [b"".join(kept)]
         if self._drop:
             self.lines = drop_named(self.lines, self._drop)
+
+    def _hop_header(self, name: bytes, value: bytes) -> None:
+        if name == b"connection":
+            names = named_by_connection(value)
+            if names:
+                self._drop = self._drop | names
+        elif name == b"transfer-encoding":
+            self.chunked = names_chunked(value)
+        elif name == b"upgrade":
+            self.upgrade = value
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -363,12 +377,17 @@ class UpstreamConnection(asyncio.BaseProtocol):
 
 
 def special_name(line: bytes) -> bytes:
-    """The lower-case name of a `name:value` header line if it is one of `_SPECIAL`, else
-    b"". A name is a token (no colon in it), so a special name of n bytes is one whose line
-    has its colon at n: at most a byte compared for most lines, no search."""
-    for n in _LENGTHS[line[0]]:
-        if len(line) > n and line[n] == 58:  # b":"
-            name = line[:n].lower()
+    """The lower-case name of a `name:value` header line if it is one of `_SPECIAL`, else b""."""
+    return special_at(line, 0, len(line))
+
+
+def special_at(head: bytes, pos: int, eol: int) -> bytes:
+    """`special_name` of the line head[pos:eol], read in place. A name is a token (no colon
+    in it), so a special name of n bytes is one whose line has its colon at n: at most a byte
+    compared for most lines, no search."""
+    for n in _LENGTHS[head[pos]]:
+        if pos + n < eol and head[pos + n] == 58:  # b":"
+            name = head[pos : pos + n].lower()
             if name in _SPECIAL:
                 return name
     return b""

@@ -317,6 +317,38 @@ async def test_response_hop_by_hop_headers_go_and_the_rest_pass_as_they_came() -
     assert not h.down.closed
 
 
+@pytest.mark.parametrize(
+    ("response", "relayed"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        (
+            b"HTTP/1.1 200 OK\r\nKeep-Alive: 5\r\nContent-Length: 2\r\n"
+            b"Connection: keep-alive\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nA: 1\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nConnectionx: 1\r\nUpgraded: 2\r\nTE-x: 3\r\nte: t\r\n"
+            b"Upgrade:\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nConnectionx: 1\r\nUpgraded: 2\r\nTE-x: 3\r\n"
+            b"Content-Length: 2\r\n\r\nok",
+        ),
+    ],
+    ids=["status-line-only", "all-but-one-dropped", "first-dropped", "look-alike-names"],
+)
+async def test_response_header_lines_are_cut_exactly_around_the_dropped_ones(
+    response: bytes, relayed: bytes
+) -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(response)
+    assert h.down.take() == relayed
+
+
 async def test_response_head_read_a_byte_at_a_time_is_relayed_the_same() -> None:
     h = Harness()
     for _ in range(2):  # (the second over the pooled connection)
