@@ -157,7 +157,8 @@ async def serve_plain(port_file: Path, app_port: int) -> None:
     from proxy.upstream import ConnectionPool
 
     metrics, router = plain_hop_router(app_port)
-    state, pool = ServerState(), ConnectionPool()
+    state = ServerState()
+    pool = ConnectionPool(state=state)
     state.start()
     state.on_tick.append(pool.sweep)
     loop = asyncio.get_running_loop()

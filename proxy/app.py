@@ -58,7 +58,7 @@ class Proxy:
         self.listeners = Listeners()
         self.stopping = asyncio.Event()
         self.tls = self._tls()
-        self.pool = ConnectionPool(connect_timeout=config.connect_timeout)
+        self.pool = ConnectionPool(connect_timeout=config.connect_timeout, state=self.state)
         self.metrics.pool = self.pool
         self.access_log: AccessLog | None = None
         if config.access_log:

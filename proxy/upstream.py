@@ -30,6 +30,7 @@ from proxy import readbuf
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
 from proxy.peercert import peer_identity
+from proxy.state import ServerState
 
 # The response headers the proxy looks at (the hop-by-hop ones, and Content-Length); any
 # other header line is copied as it came, its name not even lower-cased.
@@ -431,6 +432,7 @@ class ConnectionPool:
         idle_timeout: float = 60.0,
         max_dials: int = MAX_DIALS,
         connector: Connector | None = None,
+        state: ServerState | None = None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle_per_target
@@ -441,8 +443,10 @@ class ConnectionPool:
         # connection (oldest first), and the connections being opened.
         self._waiting: dict[str, deque[asyncio.Future[UpstreamConnection]]] = {}
         self._dialing: dict[str, int] = {}
-        self._dials: set[asyncio.Task[None]] = set()
         self._connector = connector or _open
+        # Connections are opened in background tasks of the proxy's state (cancelled when it
+        # stops); a pool of its own state otherwise (tests, tools).
+        self.state = state if state is not None else ServerState()
         self.opened = 0
         self.closed = False
         self.now = time.monotonic()  # coarse, advanced by `sweep`
@@ -519,9 +523,7 @@ class ConnectionPool:
         dialing = self._dialing.get(key, 0)
         if waiting and dialing < len(waiting) and dialing < self.max_dials:
             self._dialing[key] = dialing + 1
-            task = asyncio.get_running_loop().create_task(self._dial(target))
-            self._dials.add(task)
-            task.add_done_callback(self._dials.discard)
+            self.state.spawn(self._dial(target))
 
     async def _dial(self, target: Target) -> None:
         key = target.key

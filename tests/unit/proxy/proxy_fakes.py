@@ -102,7 +102,7 @@ class Harness:
         self.router = router or FakeRouter(self.metrics)
         self.connect_mode = "ok"
         self.upstreams: list[UpstreamConnection] = []
-        self.pool = ConnectionPool(connector=self._connect, connect_timeout=0.2)
+        self.pool = ConnectionPool(connector=self._connect, connect_timeout=0.2, state=self.state)
         self.proxy = HttpProxy(
             router=self.router, pool=self.pool, state=self.state, limits=limits or Limits()
         )

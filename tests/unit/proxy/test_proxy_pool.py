@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from proxy_fakes import FakeTransport
 
+from proxy.state import ServerState
 from proxy.upstream import (
     ConnectFailed,
     ConnectionPool,
@@ -200,3 +201,17 @@ async def test_close_all_fails_the_waiting_and_closes_what_opens_later() -> None
     assert dialer.made[0].closed and pool.idle_count() == 0
     with pytest.raises(ConnectFailed):
         await pool.get(APP)
+
+
+async def test_connections_being_opened_are_tasks_of_the_proxy_state_and_stop_with_it() -> None:
+    dialer = Dialer()  # never opens
+    state = ServerState()
+    pool = ConnectionPool(connector=dialer, state=state)
+    get = asyncio.ensure_future(pool.get(APP))
+    await settle()
+    assert len(state.tasks) == 1
+    await state.stop()
+    assert not state.tasks and dialer.pending[0].cancelled()
+    pool.close_all()
+    with pytest.raises(ConnectFailed, match="shutting down"):
+        await get
