@@ -377,15 +377,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
         sink.on_upstream_lost(self)
 
 
-def special_name(line: bytes) -> bytes:
-    """The lower-case name of a `name:value` header line if it is one of `_SPECIAL`, else b""."""
-    return special_at(line, 0, len(line))
-
-
 def special_at(head: bytes, pos: int, eol: int) -> bytes:
-    """`special_name` of the line head[pos:eol], read in place. A name is a token (no colon
-    in it), so a special name of n bytes is one whose line has its colon at n: at most a byte
-    compared for most lines, no search."""
+    """The lower-case name of the `name:value` header line head[pos:eol] if it is one of
+    `_SPECIAL`, else b"", read in place. A name is a token (no colon in it), so a special name
+    of n bytes is one whose line has its colon at n: at most a byte compared for most lines, no
+    search."""
     for n in _LENGTHS[head[pos]]:
         if pos + n < eol and head[pos + n] == 58:  # b":"
             name = head[pos : pos + n].lower()
