@@ -119,15 +119,11 @@ class ResponseRelay:
 
     def on_response_end(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]
-        out = self.out
         if ex.resp_chunked:
-            out.append(http1.LAST_CHUNK)
+            self.out.append(http1.LAST_CHUNK)
         # The response is whole: it goes out before the bookkeeping below (the pool, the
         # counters, the next request's start), which the client need not wait for.
-        transport = self.transport
-        if out and transport is not None:
-            transport.write(b"".join(out))
-            out.clear()
+        self._write_out()
         self.upstream = ex.conn = None
         if self.write_paused and conn.flow is not None:
             conn.flow.resume(PEER_BUSY)
@@ -184,12 +180,17 @@ class ResponseRelay:
             (self.flow.pause if busy else self.flow.resume)(PEER_BUSY)
 
     def flush(self) -> None:
-        if self.out:
-            if self.transport is not None:
-                self.transport.write(b"".join(self.out))
-            self.out.clear()
+        self._write_out()
         if self.upstream is not None:
             self.upstream.flush()
+
+    def _write_out(self) -> None:
+        """What is pending for the client, in one write."""
+        out = self.out
+        if out:
+            if self.transport is not None:
+                self.transport.write(b"".join(out))
+            out.clear()
 
     def _open_tunnel(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]
