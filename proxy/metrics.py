@@ -304,7 +304,7 @@ class Metrics:
         yield from _family(
             "proxy_upstream_waiting_requests",
             "gauge",
-            "Requests waiting for an upstream connection (none idle, at most four opening).",
+            "Requests waiting for an upstream connection to be given back or opened.",
             [("", pool.waiting_count())],
         )
 
