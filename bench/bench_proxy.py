@@ -609,8 +609,9 @@ def hey_fixed_rate(url: str, seconds: int) -> dict[str, float]:
 def measure_fixed_rate(
     topo: Topologies, names: list[str], *, slices: int
 ) -> dict[str, dict[str, Any]]:
-    """1,000 requests/s evenly spaced and open-loop (bench/constant_rate.py: each request is
-    due at start + i/1000 and its latency counts from then) over 10 keep-alive connections per
+    """1,000 requests/s evenly spaced and open-loop (bench/constant_rate.py: request i is due
+    at start + i/1000 whatever the responses; its latency counts from when it went out, as far
+    as 1 ms timers allow from its due time: `send_lag_*`) over 10 keep-alive connections per
     topology held open throughout; the topologies take turns of one second, `slices` each, the
     order rotated every round. p50/p99 are of all a topology's requests together: each saw the
     same mixture of the shared machine's good and bad seconds."""
@@ -630,6 +631,7 @@ def measure_fixed_rate(
             "p90_ms": r["p90_ms"],
             "p99_ms": r["p99_ms"],
             "max_ms": r["max_ms"],
+            "send_lag_ms": {q: r[f"send_lag_{q}_ms"] for q in ("p1", "p50", "p99", "max")},
             "slice_p50_ms": r["slice_p50_ms"],
         }
         for name, r in results.items()
