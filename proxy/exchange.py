@@ -118,6 +118,7 @@ class Exchange:
     chunked = False
     content_length = 0
     continue_ = False
+    expect_upstream = False  # `Expect: 100-continue` is sent on, and the 100 relayed
     upgrade = False
     upgrade_value = b""
     keep_alive = True
@@ -165,6 +166,8 @@ class Exchange:
         parts = [self.method, b" ", self.url, b" HTTP/1.1\r\n", *self.lines]
         if self.chunked:
             parts.append(http1.CHUNKED_HEADER)
+        if self.expect_upstream:
+            parts.append(http1.EXPECT_HEADER)
         if self.upgrade:
             parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n" % self.upgrade_value)
         if self.host is None and self.authority is not None:

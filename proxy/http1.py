@@ -39,6 +39,7 @@ CHUNKED_HEADER: Final = b"transfer-encoding: chunked\r\n"
 CLOSE_HEADER: Final = b"connection: close\r\n"
 KEEP_ALIVE_HEADER: Final = b"connection: keep-alive\r\n"
 UPGRADE_HEADER: Final = b"connection: upgrade\r\n"
+EXPECT_HEADER: Final = b"expect: 100-continue\r\n"
 CONTINUE_RESPONSE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK: Final = b"0\r\n\r\n"
 
@@ -116,21 +117,29 @@ def connection_tokens(value: bytes) -> frozenset[bytes]:
 
 # `Connection` tokens that name no header (persistence and upgrade, which the proxy decides).
 PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+# Headers a `Connection` value may not remove: the body's length and the request's target
+# are end to end. Dropping `Content-Length` while forwarding the body would let the next hop
+# read that body as the next message (a request the proxy never authorized, or a response
+# for another client); dropping `Host` would leave an HTTP/1.1 request without one.
+NEVER_NAMED: Final = PLAIN_CONNECTION | {b"content-length", b"host"}
 _NO_NAMES: Final[frozenset[bytes]] = frozenset()
 
 
 def named_by_connection(value: bytes) -> frozenset[bytes]:
     """The header names a `Connection` value lists (lower-case): the further hop-by-hop
-    headers to drop. The usual value is one plain token, answered without splitting."""
+    headers to drop (never those of `NEVER_NAMED`). The usual value is one plain token,
+    answered without splitting."""
     if value.lower() in PLAIN_CONNECTION:
         return _NO_NAMES
-    return connection_tokens(value) - PLAIN_CONNECTION
+    return connection_tokens(value) - NEVER_NAMED
 
 
 def names_chunked(value: bytes) -> bool:
-    """Whether a `Transfer-Encoding` value names chunked. (`find`, not `in`: `bytes in bytes`
-    first tries its operand as an int, raising and clearing a TypeError every call.)"""
-    return value.lower().find(b"chunked") >= 0
+    """Whether a `Transfer-Encoding` value is exactly chunked, the one coding the proxy
+    frames. Any other value (`gzip, chunked`, `xchunked`, `chunked, gzip`) is refused by the
+    callers: re-chunking would drop the other codings, and a substring match could call
+    chunked what httptools frames otherwise (RFC 9112 §6.1; nginx answers the same way)."""
+    return value.strip().lower() == b"chunked"
 
 
 def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:

@@ -73,8 +73,13 @@ class ResponseRelay:
     # --- ResponseSink (called by the upstream connection) ---------------------------------------
 
     def on_interim(self, conn: UpstreamConnection) -> None:
+        ex = self.queue[0]
+        if ex.http10:
+            return  # no 1xx to an HTTP/1.0 client (RFC 9110 §15.2)
         if conn.status == 100:
-            return  # the proxy answered 100-continue itself
+            if not ex.expect_upstream:
+                return  # the proxy answered 100-continue itself, or nobody asked for one
+            ex.expect_upstream = False  # (one is enough)
         self.out.append(
             b"HTTP/1.1 %d %s\r\n%s\r\n" % (conn.status, conn.reason, b"".join(conn.lines))
         )

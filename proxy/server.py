@@ -52,6 +52,9 @@ __all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router", "TlsHttpProxy
 DISCARD_LIMIT: Final = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
 
 
+_HOST: Final = frozenset({b"host"})
+
+
 class _LimitExceeded(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -136,7 +139,18 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         at_boundary = self.parsing is None
         head_was_open = self.in_head and not at_boundary
         self.begun = 0
-        self.raw = data if at_boundary and data.find(b"\r\n\r\n") == len(data) - 4 else None
+        # (Not a read that starts with the empty lines httptools skips before a request line:
+        # its head would be forwarded, or cut into lines, from the wrong offset.)
+        self.raw = (
+            data
+            if at_boundary
+            and data.find(b"\r\n\r\n") == len(data) - 4
+            and data[0] != 13  # CR
+            and data[0] != 10  # LF
+            else None
+        )
+        if not (at_boundary or self.in_head):
+            self.head_bytes += len(data)  # a body's framing: checked below
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -152,9 +166,16 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 raise
         except httptools.HttpParserError:
             self._fail(local_reply(400, "malformed-request", close=True))
-        if self.in_head and self.parsing is not None and self.broken is None:
-            whole = head_was_open or (at_boundary and self.begun == 1)
-            self._count_head(len(data) if whole else 0)
+        if self.parsing is not None and self.broken is None:
+            if self.in_head:
+                whole = head_was_open or (at_boundary and self.begun == 1)
+                self._count_head(len(data) if whole else 0)
+            elif self.head_bytes > self.limits.max_header_bytes:
+                # After the head, reads that gave no body piece (on_body resets the count)
+                # hold only a chunked body's framing: chunk-size lines and the trailer
+                # section, whose fields httptools keeps whole until they end. Bounded like
+                # the head, give or take one read.
+                self._fail(local_reply(431, "header-too-large", close=True))
         self.flush()
 
     def _count_head(self, size: int) -> None:
@@ -205,7 +226,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self.deadline = self.state.now + self.header_timeout
 
     # (The callbacks below run only between on_message_begin and the end of the head, while
-    # `parsing` is set: no None checks on the request path.)
+    # `parsing` is set: no None checks on the request path. httptools also reports the
+    # trailer fields of a chunked body through on_header: those are dropped there.)
 
     def on_url(self, url: bytes) -> None:
         ex: Exchange = self.parsing  # type: ignore[assignment]
@@ -215,6 +237,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             raise _LimitExceeded(local_reply(431, "header-too-large", close=True))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            # A trailer field. Trailers are dropped: one read after the head would otherwise
+            # join the lines forwarded, or change the framing (`Transfer-Encoding`), after the
+            # request was authorized.
+            return
         ex: Exchange = self.parsing  # type: ignore[assignment]
         size = ex.header_bytes = ex.header_bytes + len(name) + len(value) + 4
         if size > self.max_header_bytes:
@@ -228,6 +255,9 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._hop_header(ex, lname, value)
             return
         if lname == b"host":
+            if ex.host is not None:
+                # RFC 9112 §3.2: 400. The proxy and the app could each pick another one.
+                raise _LimitExceeded(local_reply(400, "duplicate-host", close=True))
             ex.host = value
         elif lname == b"content-length" and value.strip().isdigit():
             ex.content_length = int(value)
@@ -237,7 +267,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _hop_header(self, ex: Exchange, lname: bytes, value: bytes) -> None:
         ex.hop = True
         if lname == b"transfer-encoding":
-            ex.chunked = http1.names_chunked(value)
+            if not http1.names_chunked(value):
+                # Chunked is the one coding the proxy frames (httptools refuses a request whose
+                # last coding is not chunked; re-chunking `gzip, chunked` would drop the gzip).
+                raise _LimitExceeded(local_reply(501, "transfer-encoding", close=True))
+            ex.chunked = True
         elif lname == b"expect":
             ex.continue_ = value.lower() == b"100-continue"
         elif lname == b"upgrade":
@@ -266,6 +300,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 ex.lines = http1.drop_named(ex.lines, ex.connection_names)
         if ex.url[:1] != b"/":
             ex.url, ex.authority = http1.origin_form(ex.url)
+            if ex.authority is not None and ex.host is not None:
+                # RFC 9112 §3.2.2: the target's authority replaces the Host sent (the outbound
+                # router routes by the authority; the app must see the same host).
+                ex.lines = http1.drop_named(ex.lines, _HOST)
+                ex.host = None
         if ex.host is None and ex.authority is None and not ex.http10:
             self._fail(local_reply(400, "missing-host", close=True))
             return
@@ -292,6 +331,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             ex.raw_head = raw[:-2]
 
     def on_body(self, body: bytes) -> None:
+        self.head_bytes = 0  # (framing bytes: see data_received)
         ex = self.parsing
         if ex is None or ex.discard:
             return
@@ -338,7 +378,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _start(self, ex: Exchange) -> None:
         ex.started = True
         if ex.method == b"CONNECT":
-            self._reply(ex, local_reply(501, "connect-not-supported"))
+            # (What follows a CONNECT head is tunnel bytes to httptools, never another request.)
+            self._reply(ex, local_reply(501, "connect-not-supported", close=True))
             return
         route = self.router.route(ex, self.peer)
         if route.__class__ is not Forward:
@@ -372,7 +413,14 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
 
     def _attach(self, ex: Exchange, conn: UpstreamConnection, route: Forward) -> None:
         self.upstream = ex.conn = conn
-        conn.bind(self, head_only=ex.method == b"HEAD")
+        conn.bind(self, head_only=ex.method == b"HEAD", upgrade=ex.upgrade)
+        # An HTTP/1.0 client gets no 100 (RFC 9110 §10.1.1). A peer proxy (mTLS) authorizes
+        # the request: it is sent the expectation and its answer is relayed, so a request it
+        # denies gets the 403 alone, not a 100 and then the 403.
+        expect = ex.continue_ and not ex.http10
+        if expect and route.target.tls is not None:
+            ex.expect_upstream = True
+            expect = False
         if self.write_paused and conn.flow is not None:
             conn.flow.pause(PEER_BUSY)
         # (Written by the flush every caller does next, with whatever else is pending.)
@@ -384,7 +432,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self.deadline_kind = RESPONSE
             self.deadline = self.state.now + self.response_timeout
             return
-        if ex.continue_:
+        if expect:
             self.out.append(http1.CONTINUE_RESPONSE)
         self.deadline_kind = BODY
         self.deadline = self.state.now + self.body_timeout
@@ -410,12 +458,28 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self._finish(ex)
 
     def _fail(self, reply: Reply) -> None:
-        """The request stream is broken: answer after the requests already queued, then close."""
+        """The request stream is broken: answer after the requests already queued, then close.
+        A request whose head was read but whose body broke (a bad chunk size, a framing
+        httptools refused only after the head) goes no further: not yet started, it is
+        dropped; started, its upstream connection (holding part of a request) is aborted and
+        the client gets `reply` for it, unless the app has begun answering already."""
+        ex = self.parsing
         self.broken = reply
         self.parsing = None
         if self.flow is not None:
             self.flow.pause(PIPELINE)
-        if not self.queue:
+        queue = self.queue
+        if ex is not None and ex in queue:
+            if not ex.started:
+                queue.remove(ex)
+            elif not ex.responded:
+                conn = ex.conn
+                if conn is not None:
+                    conn.abort()
+                    self.upstream = ex.conn = None
+                self._reply(ex, reply)
+                return
+        if not queue:
             self.out.append(reply.data)
             self._close_when_flushed()
 

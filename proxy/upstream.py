@@ -121,6 +121,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self._reset_parser = False
         # Per-response state
         self.head_only = False  # the request was HEAD: the response has no body
+        self.upgrade_asked = False  # the request asked for an upgrade: a 101 may answer it
         self.status = 0
         self.reason = b""
         self.lines: list[bytes] = []
@@ -272,7 +273,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
             if names:
                 self._drop = self._drop | names
         elif name == b"transfer-encoding":
-            self.chunked = names_chunked(value)
+            if not names_chunked(value):
+                # Re-chunking would drop the other codings; a close-delimited body under a
+                # `Transfer-Encoding` is what a client could frame otherwise (nginx: 502 too).
+                raise UpstreamError(f"unsupported transfer-encoding {value!r}")
+            self.chunked = True
         elif name == b"upgrade":
             self.upgrade = value
 
@@ -281,12 +286,19 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.keep_alive = self.parser.should_keep_alive()
         sink = self.sink
         if sink is None:
-            return
+            # A response after the end of the one asked for, in the same read: the connection
+            # is out of step (its next reader would take this response for its own).
+            raise UpstreamError("a response nobody asked for")
+        if self.status == 101 and not self.upgrade_asked:
+            # Only an upgrade the request asked for (and was authorized for) becomes a tunnel.
+            raise UpstreamError("101 to a request that asked for no upgrade")
         # The head ends at its first empty line (httptools refuses any other line end).
         head = self._joined_head()
         end = head.find(b"\r\n\r\n")
         if end < 0:
             raise UpstreamError("no response head where the parser found one")
+        if end > MAX_RESPONSE_HEAD:  # (data_received refuses one still open past the limit)
+            raise UpstreamError("a response head over the limit")
         self._read_head(head[:end])
         if self.status < 200 and self.status != 101:
             sink.on_interim(self)
@@ -316,9 +328,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
 
     # --- used by the downstream side ------------------------------------------------------------
 
-    def bind(self, sink: ResponseSink, *, head_only: bool) -> None:
+    def bind(self, sink: ResponseSink, *, head_only: bool, upgrade: bool = False) -> None:
         self.sink = sink
         self.head_only = head_only
+        self.upgrade_asked = upgrade
         self.responding = False
         self.got_bytes = False
         self.requests += 1

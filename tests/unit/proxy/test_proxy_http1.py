@@ -119,7 +119,14 @@ def test_the_names_a_connection_header_lists() -> None:
 
 @pytest.mark.parametrize(
     ("value", "chunked"),
-    [(b"chunked", True), (b"gzip, Chunked", True), (b"gzip", False), (b"", False)],
+    [
+        (b"chunked", True),
+        (b" Chunked ", True),
+        (b"gzip, Chunked", False),  # refused: re-chunking would drop the gzip
+        (b"xchunked", False),
+        (b"gzip", False),
+        (b"", False),
+    ],
 )
 def test_a_transfer_encoding_that_names_chunked(value: bytes, chunked: bool) -> None:
     assert names_chunked(value) is chunked

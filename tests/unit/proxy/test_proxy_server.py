@@ -385,6 +385,15 @@ async def test_an_endless_response_head_gets_502_and_the_upstream_is_closed() ->
     assert h.up().closed and not h.down.closed
 
 
+async def test_a_response_head_over_the_limit_in_one_read_gets_502() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 200 OK\r\nX-Long: %s\r\nContent-Length: 0\r\n\r\n" % (b"a" * 70_000))
+    assert h.down.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert h.up().closed and not h.down.closed
+
+
 async def test_a_response_the_parser_refuses_gets_502_and_the_upstream_is_closed() -> None:
     h = Harness()
     h.send(b"GET / HTTP/1.1\r\nHost: w\r\n\r\n")
