@@ -7,7 +7,8 @@ replies are built once per (status, reason) and reused, so a deny allocates noth
 Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy: `Connection` and every header it
 names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` (bodies are
 re-framed), `Upgrade` (re-added only for an authorized upgrade), `Proxy-Authorization`. The
-caller-supplied `x-smi-source-identity` is dropped too: only the proxy may set it.
+caller-supplied `x-smi-source-identity` is dropped too (also spelt with `_`): only the proxy
+may set it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from functools import lru_cache
 from typing import Final
 
 SOURCE_IDENTITY: Final = b"x-smi-source-identity"
+# The same name with `_` for some `-`: CGI and WSGI servers map every one of these to
+# HTTP_X_SMI_SOURCE_IDENTITY, so an app behind one could read a caller's copy as the proxy's.
+SOURCE_IDENTITY_ALIASES: Final = frozenset(
+    {
+        b"x_smi-source-identity",
+        b"x-smi_source-identity",
+        b"x-smi-source_identity",
+        b"x_smi_source-identity",
+        b"x_smi-source_identity",
+        b"x-smi_source_identity",
+        b"x_smi_source_identity",
+    }
+)
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -31,9 +45,12 @@ HOP_BY_HOP: Final = frozenset(
         b"expect",
         SOURCE_IDENTITY,
     }
+    | SOURCE_IDENTITY_ALIASES
 )
 # Headers never forwarded in a response (the proxy re-frames and decides persistence).
-RESPONSE_HOP_BY_HOP: Final = HOP_BY_HOP - {b"proxy-authorization", b"expect", SOURCE_IDENTITY}
+RESPONSE_HOP_BY_HOP: Final = (
+    HOP_BY_HOP - {b"proxy-authorization", b"expect", SOURCE_IDENTITY} - SOURCE_IDENTITY_ALIASES
+)
 
 CHUNKED_HEADER: Final = b"transfer-encoding: chunked\r\n"
 CLOSE_HEADER: Final = b"connection: close\r\n"

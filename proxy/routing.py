@@ -23,7 +23,7 @@ from typing import Final, cast
 from mypy_extensions import mypyc_attr
 
 from proxy.exchange import Exchange, Forward, Headers
-from proxy.http1 import Reply, local_reply, service_key, split_host
+from proxy.http1 import HOP_BY_HOP, Reply, local_reply, service_key, split_host
 from proxy.metrics import Metrics
 from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
@@ -46,6 +46,19 @@ _HOST_CACHE: Final = 1024
 # (longer paths are decided every time, so the cache stays small whatever callers send).
 _DECISIONS: Final = 4096
 _DECISION_PATH: Final = 512
+# Request headers the app never gets (proxy.server drops them, and those a `Connection` header
+# names): a match is not decided on them, or a caller could pass one (`x-beta: yes` with
+# `Connection: x-beta`) that the app then never sees. `Upgrade` and `Transfer-Encoding` are
+# sent on, re-framed.
+_UNSENT: Final = HOP_BY_HOP - {b"upgrade", b"transfer-encoding"}
+
+
+def sent_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
+    """The (name, value) pairs of `ex` that reach the app: what `authorize` may look at."""
+    if not ex.hop:  # (no hop-by-hop header, so no `Connection` naming one either)
+        return ex.headers
+    named = ex.connection_names
+    return [pair for pair in ex.headers if pair[0] not in _UNSENT and pair[0] not in named]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -129,7 +142,7 @@ class InboundRouter:
                 self.app_port,
                 ex.method.decode("latin-1"),
                 ex.url.decode("latin-1"),
-                Headers(ex.headers),
+                Headers(sent_headers(ex)),
             )
         label = self.metrics.authz(decision, protocol)
         if ex is not None:
@@ -161,8 +174,8 @@ class InboundRouter:
         if index is not self._index:
             self._use(index)
         # The decision cache. `authorize` sees the caller, this destination and port (fixed
-        # here), the method, the path without its query (`request_path` drops everything from
-        # the first "?" or "#"), and only the headers some match of this destination names:
+        # here), the method, the path without its query (`path_readings` reads past a "#"),
+        # and only the headers some match of this destination names that reach the app:
         # requests equal in all of these get the same decision, so the key is exactly them.
         method = ex.method
         path = ex.url
@@ -171,16 +184,15 @@ class InboundRouter:
         cut = path.find(b"?")
         if cut >= 0:
             path = path[:cut]
-        cut = path.find(b"#")
-        if cut >= 0:
-            path = path[:cut]
         names = self._names
         if names:
             # (name, value) of the named headers in request order: no less than `authorize`
-            # sees of them (a finer key only costs cache hits).
+            # sees of them (a finer key only costs cache hits). `_names` holds no name in
+            # `_UNSENT`; one a `Connection` header names is left out, as `sent_headers` does.
             found: tuple[tuple[bytes, bytes], ...] = ()
+            named = ex.connection_names
             for pair in ex.headers:
-                if pair[0] in names:
+                if pair[0] in names and pair[0] not in named:
                     found += (pair,)
             key: tuple[object, ...] = (peer.identity, method, path, found)
         else:
@@ -219,7 +231,7 @@ class InboundRouter:
             self.app_port,
             _METHODS.get(method) or method.decode("latin-1"),
             ex.url.decode("latin-1"),
-            Headers(ex.headers),
+            Headers(sent_headers(ex)),
         )
         usual = decision.reason == "allow" and len(decision.rules) == 1
         hit = (decision, decision.rules[0] if usual else None)
@@ -233,7 +245,7 @@ class InboundRouter:
         """A new policy: forget every decision, and learn which headers its matches for this
         destination name (a decision depends on no other header)."""
         self._decisions.clear()
-        self._names = frozenset(header_names(index, self.identity))
+        self._names = frozenset(header_names(index, self.identity)) - _UNSENT
         self._index = index
 
     def protocol_for(self, peer: str | None) -> str:

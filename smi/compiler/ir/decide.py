@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from smi.compiler.ir.decision import Decision, Protocol, Reason, denied
-from smi.compiler.ir.index import IndexedSplit, PolicyIndex, PortGrant, SourceView
-from smi.compiler.ir.matching import request_path
+from smi.compiler.ir.index import HttpEntry, IndexedSplit, PolicyIndex, PortGrant, SourceView
+from smi.compiler.ir.matching import path_readings, request_path
 from smi.compiler.ir.model import Mode, Split
 
 __all__ = ["Decision", "Reason", "Request", "authorize", "pick_backend"]
@@ -133,18 +133,38 @@ def _http(
                 detail=f"port {port} is open to this source for udp only",
             )
         return _port_denied(view, port, mode)
+    readings = path_readings(path)
     path = request_path(path)
-    for entry in view.http_candidates(method):
-        if entry.ports is not None and port not in entry.ports:
-            continue
-        if entry.matcher.matches(method, path, headers):
-            return entry.allow
+    entry = _first_match(view, port, method, path, headers)
+    if entry is not None:
+        # Allowed only if every other reading of an ambiguous path is (see `path_readings`).
+        for reading in readings:
+            if reading != path and _first_match(view, port, method, reading, headers) is None:
+                return denied(
+                    mode=mode,
+                    reason="no-route-match",
+                    rules=view.origins,
+                    detail=f"no HTTP match for {method or '-'} {reading} (as an application"
+                    f" may read {path}) on port {port}",
+                )
+        return entry.allow
     return denied(
         mode=mode,
         reason="no-route-match",
         rules=view.origins,
         detail=f"no HTTP match for {method or '-'} {path or '-'} on port {port}",
     )
+
+
+def _first_match(
+    view: SourceView, port: int, method: str, path: str, headers: Mapping[str, str]
+) -> HttpEntry | None:
+    for entry in view.http_candidates(method):
+        if entry.ports is not None and port not in entry.ports:
+            continue
+        if entry.matcher.matches(method, path, headers):
+            return entry
+    return None
 
 
 def pick_backend(split: Split, request: Request | None, r: float) -> str | None:

@@ -12,7 +12,9 @@ must match the whole value; a header named by a match but absent from the reques
 Paths are matched in normalised form (`request_path`): dot segments removed (also written
 `%2e`), runs of `/` merged. Otherwise `/public/../admin` would pass a rule for `/public/.*`
 and reach `/admin` once the application resolves it. Normalising can only turn an allow into
-a deny for an application that takes such paths literally, never the reverse.
+a deny for an application that takes such paths literally, never the reverse. Applications
+that read a path less literally (decoding `%2F`, dropping `;` parameters, keeping `#`) are
+covered by `path_readings`, which `authorize` checks as well.
 """
 
 from __future__ import annotations
@@ -106,6 +108,59 @@ def request_path(raw: str) -> str:
     if parts[-1] in (".", ".."):
         out.append("")  # "/a/b/.." is the directory "/a/"
     return "/".join(out) or "/"
+
+
+# How the path may reach a resource other than the one `request_path` names, in an application
+# that reads it less literally (see `path_readings`).
+_AMBIGUOUS = ("%", "\\", ";", "#", "//")
+_ESCAPED_SLASHES = ("%2f", "%2F", "%5c", "%5C", "\\")
+
+
+def path_readings(raw: str) -> tuple[str, ...]:
+    """Other paths an application may act on for the request target `raw`, normalised; empty
+    for the usual path. A request is allowed only if its `request_path` and each of these is:
+    otherwise `/public/..%2fadmin` passes a rule for `/public/.*` and reaches `/admin` in an
+    application that decodes `%2F` (or `\\`, or `%5C`) before it resolves dot segments, as
+    `/public/..;/admin` does in one that drops path parameters (Tomcat), `/public/x#/../../admin`
+    in one that keeps `#` in the path (Go), and `/admin//..` (`/admin/` to RFC 3986, `/` once
+    slashes are merged first) in one that does not merge slashes. The readings: with and
+    without those separators decoded, dot segments resolved after and before merging slashes,
+    `;` parameters dropped from dot segments, and `#` taken as part of the path."""
+    path = raw.partition("?")[0]
+    if not any(mark in path for mark in _AMBIGUOUS):
+        return ()
+    if "%2" in path:
+        path = path.replace("%2e", ".").replace("%2E", ".")
+    decoded = path
+    for escaped in _ESCAPED_SLASHES:
+        decoded = decoded.replace(escaped, "/")
+    readings = {_resolve(p, merge_first=m) for p in (path, decoded) for m in (True, False)}
+    return tuple(sorted(readings))
+
+
+def _resolve(path: str, *, merge_first: bool) -> str:
+    """`path` with dot segments (also `..;param`) removed, and runs of `/` merged before that
+    (`merge_first`) or after it (RFC 3986 §5.2.4, where an empty segment is a segment)."""
+    parts = path.split("/")
+    last = len(parts) - 1
+    out: list[str] = []
+    segment = ""
+    for i, part in enumerate(parts):
+        cut = part.find(";")
+        segment = part[:cut] if cut >= 0 and part[:cut] in (".", "..") else part
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment == "." or (merge_first and segment == "" and 0 < i < last):
+            continue
+        else:
+            out.append(segment)
+    if segment in (".", ".."):
+        out.append("")
+    resolved = "/".join(out) or "/"
+    while "//" in resolved:
+        resolved = resolved.replace("//", "/")
+    return resolved
 
 
 class RegexCache:

@@ -13,6 +13,7 @@ from smi.compiler.ir.matching import (
     check_regex,
     compile_regex,
     literal_prefix,
+    path_readings,
     request_path,
     strip_query,
 )
@@ -154,3 +155,25 @@ def test_prefix_shortcut_agrees_with_re2(path_regex: str, path: str, expected: b
 def test_header_values_match_whole(regex: str, value: str, expected: bool) -> None:
     matcher = HttpMatcher(HttpMatch(origin="g#m", headers=(("x", regex),)), RegexCache())
     assert matcher.matches("GET", "/", {"x": value}) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "includes"),
+    [
+        ("/public/..%2fadmin", "/admin"),  # %2F decoded before dot segments
+        ("/public/..%5Cadmin", "/admin"),
+        ("/public/..\\admin", "/admin"),
+        ("/public/..;/admin", "/admin"),  # ";" parameters of a dot segment dropped (Tomcat)
+        ("/public/x#/../../admin", "/admin"),  # "#" kept in the path (Go)
+        ("/admin//..", "/admin/"),  # RFC 3986: an empty segment is a segment
+        ("/public/x//../../admin", "/public/admin"),
+        ("/public/x//../../admin", "/admin"),
+    ],
+)
+def test_path_readings_cover_what_applications_may_act_on(raw: str, includes: str) -> None:
+    assert includes in path_readings(raw)
+
+
+@pytest.mark.parametrize("raw", ["/public/x", "/api/v1/items?id=%2f..", "/a/./b/../c", ""])
+def test_a_plain_path_has_no_other_reading(raw: str) -> None:
+    assert path_readings(raw) == ()
