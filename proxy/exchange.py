@@ -170,8 +170,16 @@ class Exchange:
             parts.append(http1.EXPECT_HEADER)
         if self.upgrade:
             parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n" % self.upgrade_value)
-        if self.host is None and self.authority is not None:
-            parts.append(b"host: %s\r\n" % self.authority)
+        if self.host is None:
+            if self.authority is not None:
+                parts.append(b"host: %s\r\n" % self.authority)
+            else:
+                # HTTP/1.0 without `Host`, sent on as HTTP/1.1, which must carry one (an app
+                # may refuse the request without): the upstream's address, as nginx sends.
+                host = forward.target.host.encode("ascii")
+                if b":" in host:
+                    host = b"[%s]" % host  # an IPv6 address
+                parts.append(b"host: %s:%d\r\n" % (host, forward.target.port))
         parts.append(forward.extra)
         parts.append(b"\r\n")
         return b"".join(parts)

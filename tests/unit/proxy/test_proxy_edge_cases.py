@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from proxy_fakes import FakeRouter, Harness
+from proxy_fakes import APP, FakeRouter, Harness
 
 from proxy.exchange import Exchange, Forward, Limits
 from proxy.http1 import Reply
@@ -250,3 +250,12 @@ async def test_a_chunked_body_in_small_reads_is_not_taken_for_framing() -> None:
     assert h.up().data.endswith(b"x" * 16 + b"\r\n0\r\n\r\n")
     h.respond(OK)
     assert h.down.take() == OK
+
+
+async def test_an_http10_request_without_host_is_sent_on_with_the_upstreams() -> None:
+    h = Harness()
+    h.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+    await h.settle()
+    sent = h.up().data
+    assert sent.startswith(b"GET /healthz HTTP/1.1\r\n")
+    assert b"host: %s:%d\r\n" % (APP.host.encode(), APP.port) in sent
