@@ -55,6 +55,11 @@ DISCARD_LIMIT: Final = 64 * 1024  # bytes of a refused request body read (and dr
 _HOST: Final = frozenset({b"host"})
 
 
+def _asterisk(ex: Exchange) -> bool:
+    """`OPTIONS *`, the one request whose target is neither a path nor a URL."""
+    return ex.url == b"*" and ex.method == b"OPTIONS"
+
+
 class _LimitExceeded(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -305,6 +310,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 # router routes by the authority; the app must see the same host).
                 ex.lines = http1.drop_named(ex.lines, _HOST)
                 ex.host = None
+            elif ex.url[:1] != b"/" and ex.method != b"CONNECT" and not _asterisk(ex):
+                # Neither origin- nor http(s) absolute-form (`ftp://web/admin`, `admin`): a
+                # rule could match it as sent while an app reads a path out of it.
+                self._fail(local_reply(400, "malformed-request", close=True))
+                return
         if ex.host is None and ex.authority is None and not ex.http10:
             self._fail(local_reply(400, "missing-host", close=True))
             return

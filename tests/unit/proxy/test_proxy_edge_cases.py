@@ -259,3 +259,22 @@ async def test_an_http10_request_without_host_is_sent_on_with_the_upstreams() ->
     sent = h.up().data
     assert sent.startswith(b"GET /healthz HTTP/1.1\r\n")
     assert b"host: %s:%d\r\n" % (APP.host.encode(), APP.port) in sent
+
+
+@pytest.mark.parametrize(
+    "target", [b"ftp://web/admin", b"admin", b"*", b"web:80", b"javascript:alert(1)"]
+)
+async def test_a_target_neither_a_path_nor_an_http_url_gets_400(target: bytes) -> None:
+    h = Harness()
+    h.send(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % target)
+    await h.settle()
+    assert h.down.data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert h.down.closed
+    assert not h.upstreams
+
+
+async def test_options_asterisk_is_forwarded() -> None:
+    h = Harness()
+    h.send(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    assert h.up().data.startswith(b"OPTIONS * HTTP/1.1\r\n")
