@@ -122,7 +122,9 @@ def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[st
     if bypass:
         return admission_response(review, allowed=True), "skipped", bypass
     pod = review.request.get("object") or {}
-    namespace = review.namespace or str((pod.get("metadata") or {}).get("namespace") or "")
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    namespace = review.namespace or str(meta.get("namespace") or "")
     settings = plane.settings
     config = InjectionConfig(
         image=settings.proxy_image,

@@ -64,6 +64,9 @@ def decide(
     config: InjectionConfig,
 ) -> InjectionDecision:
     """Whether and how to inject `pod`, created in `namespace`."""
+    problem = malformed(pod)
+    if problem:
+        return InjectionDecision(False, f"not a well-formed Pod: {problem}")
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     annotations = meta.get("annotations") or {}
@@ -78,6 +81,35 @@ def decide(
         return InjectionDecision(False, "already injected")
     patch = build_patch(pod, namespace=namespace, config=config)
     return InjectionDecision(True, "injected", tuple(patch))
+
+
+def malformed(pod: Mapping[str, Any]) -> str:
+    """The first field of `pod` whose type the injector relies on and that has another, or "".
+    The API server only sends typed Pods; anything else is some other caller's body."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
+        return "metadata and spec must be objects"
+    containers = spec.get("containers") or []
+    checks = [
+        (isinstance(meta.get("annotations") or {}, Mapping), "metadata.annotations: not an object"),
+        (
+            isinstance(spec.get("serviceAccountName") or "", str),
+            "spec.serviceAccountName: not text",
+        ),
+        (isinstance(spec.get("volumes") or [], list), "spec.volumes: not a list"),
+        (
+            isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers),
+            "spec.containers: not a list of objects",
+        ),
+    ]
+    for good, problem in checks:
+        if not good:
+            return problem
+    for i, container in enumerate(containers):
+        ports = container.get("ports") or []
+        if not isinstance(ports, list) or not all(isinstance(p, Mapping) for p in ports):
+            return f"spec.containers[{i}].ports: not a list of objects"
+    return ""
 
 
 def build_patch(
@@ -98,8 +130,9 @@ def app_port(pod: Mapping[str, Any]) -> int | None:
     """The application port the inbound proxy forwards to: the `smictl.io/app-port`
     annotation, else the first declared containerPort, else None (no inbound listener)."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    if str(annotations.get(APP_PORT_KEY, "")).isdigit():
-        return int(annotations[APP_PORT_KEY])
+    raw = str(annotations.get(APP_PORT_KEY, ""))
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
     for container in (pod.get("spec") or {}).get("containers") or ():
         for port in container.get("ports") or ():
             if isinstance(port.get("containerPort"), int):

@@ -132,7 +132,7 @@ def _ttl(raw: Any) -> timedelta:
         return WORKLOAD_TTL
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < 60:
         abort(400, "ttlSeconds: expected an integer of at least 60")
-    return min(timedelta(seconds=raw), WORKLOAD_TTL)
+    return min(timedelta(seconds=min(raw, int(WORKLOAD_TTL.total_seconds()))), WORKLOAD_TTL)
 
 
 # --- endpoints ----------------------------------------------------------------------------------

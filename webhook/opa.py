@@ -101,7 +101,7 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         )
         destination = Identity.parse(str(input_doc.get("destination", "")), trust_domain=td)
         port = int(input_doc.get("port", 0))
-    except (IdentityError, TypeError, ValueError) as exc:
+    except (IdentityError, TypeError, ValueError, OverflowError) as exc:
         raise BadReview(f"input: {exc}") from exc
     headers = input_doc.get("headers") or {}
     index = plane.derived("authz-index", lambda view: PolicyIndex.build(view.policy))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -17,6 +18,10 @@ from typing import IO, Any
 ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 CONVERSION_VERSION = "apiextensions.k8s.io/v1"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+# A `\uD800`-`\uDFFF` escape: JSON text may spell a lone UTF-16 surrogate, which no string
+# handed on (UTF-8 for SQLite, the Rego engine, a CSR) can hold; checked only when one appears.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_TOO_DEEP = "request body is not JSON this server accepts: nested too deeply"
 
 
 class BadReview(ValueError):
@@ -34,8 +39,17 @@ def read_json(stream: IO[bytes], *, limit: int) -> dict[str, Any]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadReview(f"request body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadReview(_TOO_DEEP) from exc
     if not isinstance(doc, dict):
         raise BadReview("request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(doc, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise BadReview("request body holds a lone UTF-16 surrogate (not text)") from exc
+        except RecursionError as exc:
+            raise BadReview(_TOO_DEEP) from exc
     return doc
 
 

@@ -135,6 +135,7 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
+        self.reading = False  # the read timer runs: a request (or bytes before one) arrived
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
 
@@ -165,7 +166,10 @@ class HttpProtocol(asyncio.Protocol):
         self._next()
 
     def data_received(self, data: bytes) -> None:
-        if self.request is None and not self.busy:
+        # Armed once per request: bytes that begin none (CRLFs before a request line) must not
+        # push the deadline back.
+        if not self.reading and not self.busy:
+            self.reading = True
             self._arm(self.limits.read_seconds)
         try:
             self.parser.feed_data(data)
@@ -270,7 +274,11 @@ class HttpProtocol(asyncio.Protocol):
             if self.server.closing:
                 self._close()
             elif self.request is None:
+                self.reading = False
                 self._arm(self.limits.keepalive_seconds)
+            else:  # the next request began arriving while this one was answered
+                self.reading = True
+                self._arm(self.limits.read_seconds)
 
     def _pool_done(self, req: Request, future: asyncio.Future[Answer]) -> None:
         self.busy = False
