@@ -43,6 +43,12 @@ def convert_object(hub_obj: Any, to: str) -> dict[str, Any]:
         raise ConversionError.of("SMI4004", str(exc), path="metadata.annotations") from exc
     except ConversionNotPossible as exc:
         raise ConversionError.of("SMI4002", str(exc)) from exc
+    except ValidationError as exc:
+        # The target's own model refused a value the hub holds (a hub object built from data,
+        # not loaded, e.g. a weight beyond what a v1alpha1 quantity holds): a problem of this
+        # object, not a crash of the command.
+        reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise ConversionError.of("SMI4002", f"cannot be written as {to}: {reason}") from exc
 
 
 def convert_document(doc: Mapping[str, Any], to: str) -> dict[str, Any]:

@@ -49,12 +49,20 @@ class Identity:
             return cls(namespace=m["ns"], service_account=m["sa"], trust_domain=m["td"])
         ns, sep, sa = text.partition("/")
         if sep and re.fullmatch(_DNS_LABEL, ns) and re.fullmatch(r"[a-z0-9][-a-z0-9.]*", sa):
-            if not _TRUST_DOMAIN.match(trust_domain):
-                raise IdentityError(f"invalid trust domain {trust_domain!r}")
-            return cls(namespace=ns, service_account=sa, trust_domain=trust_domain)
+            return cls(
+                namespace=ns, service_account=sa, trust_domain=check_trust_domain(trust_domain)
+            )
         raise IdentityError(
             f"{text!r} is not an identity: use spiffe://<trust-domain>/ns/<ns>/sa/<sa> or ns/sa"
         )
+
+
+def check_trust_domain(trust_domain: str) -> str:
+    """`trust_domain` when it can stand in a SPIFFE ID (lowercase DNS-like), else IdentityError:
+    `spiffe:///ns/a/sa/b` or `spiffe://a b/...` would be IDs no certificate carries."""
+    if not _TRUST_DOMAIN.match(trust_domain):
+        raise IdentityError(f"invalid trust domain {trust_domain!r}")
+    return trust_domain
 
 
 def spiffe_id(

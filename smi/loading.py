@@ -39,6 +39,7 @@ from smi.sources import (
     LazyLines,
     Lines,
     RawDocument,
+    json_too_long,
     read_documents,
     read_path,
     read_source,
@@ -203,6 +204,10 @@ class _Loader:
             if strict:
                 self.problem("SMI1002", f"invalid JSON: {exc.msg}", line=exc.lineno)
             return strict
+        except ValueError:  # an integer too long for int(): the YAML reader says the same
+            too_long = json_too_long(text)
+            self.problem("SMI1010", too_long.message, line=too_long.line)
+            return True
         except RecursionError:
             self.problem("SMI1010", "JSON nested too deeply", line=None)
             return True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from smi.errors import Diagnostic, LoadError
+from smi.yamlbuild import too_long_number
 from smi.yamlpos import LineMap, PathPart, YamlError, load_documents, parse_path
 
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -56,6 +58,11 @@ def read_documents(text: str, *, filename: str) -> list[RawDocument]:
             raise LoadError.of(
                 "SMI1002", f"invalid JSON: {exc.msg}", file=filename, line=exc.lineno
             ) from exc
+        except ValueError as exc:
+            too_long = json_too_long(text)
+            raise LoadError.of(
+                "SMI1010", too_long.message, file=filename, line=too_long.line
+            ) from exc
         except RecursionError as exc:
             raise LoadError.of("SMI1010", "JSON nested too deeply", file=filename) from exc
     try:
@@ -63,6 +70,17 @@ def read_documents(text: str, *, filename: str) -> list[RawDocument]:
     except YamlError as exc:
         code = "SMI1010" if exc.too_large else "SMI1002"
         raise LoadError.of(code, exc.message, file=filename, line=exc.line) from exc
+
+
+def json_too_long(text: str) -> YamlError:
+    """What `json.loads` meant by a ValueError that is not a JSONDecodeError: an integer longer
+    than `int()` reads (`sys.get_int_max_str_digits()`). It says neither where nor which, so
+    find the first such run of digits for the line (only ever on this error path)."""
+    limit = sys.get_int_max_str_digits()
+    found = re.search(rf"\d{{{limit + 1},}}", text) if limit else None
+    if found is None:  # pragma: no cover - json raises ValueError for nothing else
+        return YamlError("JSON number too long", line=None, too_large=True)
+    return too_long_number(found.group(), line=text.count("\n", 0, found.start()) + 1)
 
 
 def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:
@@ -79,9 +97,14 @@ def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:
 def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Diagnostic | None]]:
     if path == STDIN:
         try:
-            yield "<stdin>", (stdin or sys.stdin).read(), None
+            text = _read_bounded(stdin or sys.stdin)
         except (OSError, UnicodeDecodeError) as exc:
             yield "<stdin>", "", _unreadable("<stdin>", exc)
+            return
+        if text is None:
+            yield "<stdin>", "", _too_large("<stdin>")
+        else:
+            yield "<stdin>", text, None
         return
     p = Path(path)
     if p.is_dir():
@@ -143,18 +166,29 @@ def read_file(name: str) -> tuple[str, str, Diagnostic | None]:
     try:
         with Path(name).open(encoding="utf-8") as f:
             if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
-                return (
-                    name,
-                    "",
-                    Diagnostic(
-                        code="SMI1010",
-                        message=f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                        file=name,
-                    ),
-                )
-            return name, f.read(), None
+                return name, "", _too_large(name)
+            text = _read_bounded(f)
+            if text is None:
+                return name, "", _too_large(name)
+            return name, text, None
     except (OSError, UnicodeDecodeError) as exc:
         return name, "", _unreadable(name, exc)
+
+
+def _read_bounded(f: TextIO) -> str | None:
+    """The whole text, or None when it is longer than MAX_FILE_BYTES characters. A size from
+    `fstat` bounds only regular files: `/dev/zero`, a pipe or standard input have none, and
+    reading them whole ran out of memory (an internal error) instead of refusing them."""
+    text = f.read(MAX_FILE_BYTES + 1)
+    return None if len(text) > MAX_FILE_BYTES else text
+
+
+def _too_large(name: str) -> Diagnostic:
+    return Diagnostic(
+        code="SMI1010",
+        message=f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+        file=name,
+    )
 
 
 def _unreadable(name: str, exc: OSError | UnicodeDecodeError) -> Diagnostic:

@@ -90,7 +90,7 @@ def parse_block(text: str) -> list[BlockDocument] | None:
         return None
     try:
         return _read(rows, flow_budget=budget)
-    except _Unsupported:
+    except (_Unsupported, ValueError):  # ValueError: an integer too long for int()
         return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -90,6 +91,18 @@ def _to_int(text: str) -> int:
             total = total * 60 + int(digit)
         return sign * total
     return sign * int(value)
+
+
+def too_long_number(text: str, *, line: int | None) -> YamlError:
+    """The error for a number Python will not read: `int()` refuses more than
+    `sys.get_int_max_str_digits()` digits with a ValueError, which a `weight: 999…` of 5000
+    digits would otherwise turn into an internal error instead of a problem on its line."""
+    return YamlError(
+        f"number of {len(text)} characters is too long "
+        f"(at most {sys.get_int_max_str_digits()} digits)",
+        line=line,
+        too_large=True,
+    )
 
 
 def _to_float(text: str) -> float:
@@ -204,12 +217,17 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
         cls = event.__class__
         if cls is scalar_cls:
             text = event.value
-            if event.tag is None and event.implicit[0]:
-                item = SPECIAL_SCALARS.get(text, _MISSING)
-                if item is _MISSING:
-                    item = _number_or_text(text) if text[0] in NUMBER_START else text
-            else:
-                item = _scalar(event)
+            try:
+                if event.tag is None and event.implicit[0]:
+                    item = SPECIAL_SCALARS.get(text, _MISSING)
+                    if item is _MISSING:
+                        item = _number_or_text(text) if text[0] in NUMBER_START else text
+                else:
+                    item = _scalar(event)
+            except ValueError:  # an integer too long for int(): hostile input, not a crash
+                if not (is_map and key is _MISSING):
+                    raise too_long_number(text, line=event.start_mark.line + 1) from None
+                item = text  # a key, which keeps its text anyway
             item_shadow: Any = None  # the line, read from the mark only where it is kept
             size = 1
             if event.anchor is not None:

@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from smi.apis.meta import LOSSY_ANNOTATION, ObjectMeta
-from smi.apis.quantity import QuantityError, to_decimal, to_milli
+from smi.apis.quantity import MAX_MILLI, QuantityError, to_decimal, to_milli
 
 
 class WireModel(BaseModel):
@@ -198,22 +198,32 @@ def _any_quantity(value: Any) -> int | float | str:
 AnyQuantity = Annotated[int | float | str, PlainValidator(_any_quantity)]
 
 
+# The hub holds weights in milli-units, and v1alpha1 writes them as quantities of at most
+# MAX_MILLI: a larger whole weight would load, then fail to convert (or overflow a Go `int`).
+MAX_WEIGHT = MAX_MILLI // 1000
+
+
 def _whole_weight(value: Any) -> int:
     """Split v1alpha2+ weight: a JSON number (the CRD says `number`) that must be whole."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError(
             "SMI2003", "weight must be a number, not {type}", {"type": json_type(value)}
         )
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise PydanticCustomError(
-                "SMI2103",
-                "weight {value} is not a whole number (weights are integers from "
-                "split v1alpha2 on)",
-                {"value": value},
-            )
-        return int(value)
-    return value
+    if isinstance(value, float) and not value.is_integer():
+        raise PydanticCustomError(
+            "SMI2103",
+            "weight {value} is not a whole number (weights are integers from split v1alpha2 on)",
+            {"value": value},
+        )
+    whole = int(value)
+    if abs(whole) > MAX_WEIGHT:
+        raise PydanticCustomError(
+            "SMI2103",
+            "weight {value} is out of range (at most {limit}, so that every split version, "
+            "v1alpha1's milli-unit quantities included, can hold it)",
+            {"value": whole, "limit": MAX_WEIGHT},
+        )
+    return whole
 
 
 WholeWeight = Annotated[int, PlainValidator(_whole_weight)]

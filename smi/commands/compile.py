@@ -33,7 +33,7 @@ def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> Non
         help="namespace of objects that name none (default: %(default)s)",
     )  # fmt: skip
     p.add_argument(
-        "--trust-domain", default="cluster.local",
+        "--trust-domain", default="cluster.local", type=_trust_domain,
         help="SPIFFE trust domain of workload identities (default: %(default)s)",
     )  # fmt: skip
     if mode:
@@ -41,6 +41,17 @@ def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> Non
             "--mode", choices=["deny", "audit", "permissive"], default="deny",
             help="enforcement mode written into the policy (default: %(default)s)",
         )  # fmt: skip
+
+
+def _trust_domain(text: str) -> str:
+    """argparse type of --trust-domain: a usage error (exit 2) at once, rather than a policy
+    printed with SPIFFE IDs no workload has (`spiffe:///ns/...`) and exit 0."""
+    from smi.identity import IdentityError, check_trust_domain
+
+    try:
+        return check_trust_domain(text)
+    except IdentityError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: Any) -> None:

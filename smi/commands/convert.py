@@ -53,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from smi.loading import read_documents, read_source
 
     if not registry.kinds_of(args.to):
-        raise ConversionError.of(
-            "SMI4001",
-            f"{args.to!r} is not an SMI version smictl serves (see `smictl version`)",
-            path="--to",
+        # A usage error (exit 2), worded as the other commands word bad flags: as a diagnostic
+        # it named no file (`<input>: --to: ...`) and exited 1, as if a manifest were invalid.
+        print(
+            f"smictl convert: --to: {args.to!r} is not an SMI version smictl serves "
+            "(see `smictl version`) (SMI4001)",
+            file=sys.stderr,
         )
+        return 2
     name, text = read_source(args.path)
     group = args.to.partition("/")[0]
     out: list[Any] = []

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from smi.errors import PolicyError
+from smi.errors import LoadError, PolicyError
 from smi.policy import engine as engine_mod
 from smi.policy.engine import Engine, EvalOutcome, Violation
 from smi.policy.modules import PolicyInfo, RegoModule, policies_of, read_modules
+from smi.sources import read_documents, read_file
 
 
 def shipped_dir() -> Path:
@@ -131,16 +130,31 @@ class PolicySet:
 
 
 def read_parameters(path: str | Path) -> dict[str, Any]:
-    """`--parameters FILE`: a YAML or JSON mapping that becomes `data.parameters`."""
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    """`--parameters FILE`: a YAML or JSON mapping that becomes `data.parameters`.
+
+    Read as manifests are (`smi.sources`: bounded size, depth and aliases counted as
+    expanded, no Python tags or duplicate keys): `yaml.safe_load` let a billion-laughs file
+    through as a structure that took the engine minutes to serialise, and a 5000-digit number
+    or `/dev/zero` end as internal errors."""
+    name, text, problem = read_file(str(path))
+    if problem is not None:
         raise PolicyError.of(
-            "SMI5004", f"cannot read policy parameters: {exc}", file=str(p)
+            "SMI5004",
+            f"cannot read policy parameters: {problem.message.removeprefix('cannot read: ')}",
+            file=name,
+        )
+    try:
+        docs = read_documents(text, filename=name)
+    except LoadError as exc:
+        first = exc.diagnostics[0]
+        raise PolicyError.of(
+            "SMI5004",
+            f"cannot read policy parameters: {first.message}",
+            file=name,
+            line=first.line,
         ) from exc
-    if doc is None:
+    if not docs or docs[0].value is None:
         return {}
-    if not isinstance(doc, dict):
-        raise PolicyError.of("SMI5004", "policy parameters must be a mapping", file=str(p))
-    return doc
+    if len(docs) > 1 or not isinstance(docs[0].value, dict):
+        raise PolicyError.of("SMI5004", "policy parameters must be a mapping", file=name)
+    return docs[0].value

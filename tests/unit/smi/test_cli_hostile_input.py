@@ -1,0 +1,179 @@
+"""Hostile and malformed input through `smi.cli.main`, as a CI pipeline feeds manifests written
+by others: every problem is one `file:line: path: reason (CODE)` line and a non-zero exit,
+never an internal error (exit 70), a hang or unbounded memory."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from smi import sources
+from smi.cli import main
+from smi.conversion import convert_object
+from smi.errors import ConversionError, PolicyError
+from smi.loading import load_text
+from smi.policy.policyset import read_parameters
+
+Capsys = pytest.CaptureFixture[str]
+DIGITS = "9" * 5000  # more than int() reads (sys.get_int_max_str_digits(), 4300)
+SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: s, namespace: shop}
+spec:
+  service: web
+  backends:
+  - service: web-v1
+    weight: WEIGHT
+"""
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("block.yaml", SPLIT, 8),
+        ("flow.yaml", SPLIT.replace("web-v1\n    weight: WEIGHT", "{weight: WEIGHT}"), 7),
+        ("tagged.yaml", SPLIT.replace("WEIGHT", "!!int WEIGHT"), 8),
+        ("split.json", '{"apiVersion": "v1",\n "kind": "Service", "x": WEIGHT}', 2),
+    ],
+)  # fmt: skip
+def test_a_number_too_long_for_int_is_a_problem_on_its_line(
+    tmp_path: Path, capsys: Capsys, name: str, text: str, line: int
+) -> None:
+    path = tmp_path / name
+    path.write_text(text.replace("WEIGHT", DIGITS))
+    assert main(["validate", "-f", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    [problem] = out.splitlines()
+    assert problem.startswith(f"{path}:{line}: ")
+    assert problem.endswith("(SMI1010)") or problem.endswith("(SMI1002)")
+    assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v1alpha1"]) == 1
+
+
+@pytest.mark.parametrize("text", [f"{DIGITS}: 1\n", f"x: {{{DIGITS}: 1}}\n"])
+def test_a_long_number_as_a_key_is_its_text(text: str) -> None:
+    """Keys keep their text (`80:` is "80"), in the block reader and the full parser alike."""
+    result = load_text(text, filename="key.yaml")
+    assert [d.code for d in result.diagnostics] == ["SMI1004", "SMI1005"]
+
+
+def test_a_pipe_longer_than_the_limit_is_refused_not_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pipe (or `/dev/zero`) has no size for fstat to bound: it is read up to the limit."""
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1024)
+    read, write = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(write, b"a: 1\n" * 1000), os.close(write)))
+    writer.start()
+    try:
+        _, text, problem = sources.read_file(f"/dev/fd/{read}")
+    finally:
+        writer.join()
+        os.close(read)
+    assert text == ""
+    assert problem is not None
+    assert problem.format() == f"/dev/fd/{read}: file larger than 0 MiB (SMI1010)"
+
+
+def test_standard_input_longer_than_the_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1024)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a: 1\n" * 1000))
+    assert main(["validate", "-f", "-"]) == 1
+    assert capsys.readouterr().out == "<stdin>: file larger than 0 MiB (SMI1010)\n"
+
+
+def test_a_whole_weight_beyond_what_v1alpha1_holds_is_out_of_range(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    """Loading it and then failing to convert it ended as an internal error (exit 70)."""
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT.replace("WEIGHT", "99999999999999999999999999999"))
+    assert main(["validate", "-f", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"{path}:8: spec.backends[0].weight: weight 9999999999999999999999")
+    assert out.rstrip().endswith("(SMI2103)")
+    assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v1alpha1"]) == 1
+    path.write_text(SPLIT.replace("WEIGHT", "9223372036854775"))  # the largest that converts
+    assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v1alpha1"]) == 0
+
+
+def test_a_hub_object_the_target_cannot_hold_is_a_conversion_error() -> None:
+    [resource] = load_text(SPLIT.replace("WEIGHT", "1"), filename="s.yaml").resources
+    backend = resource.obj.backends[0].model_copy(update={"weight_milli": 10**30})
+    huge = resource.obj.model_copy(update={"backends": (backend,)})
+    with pytest.raises(ConversionError) as exc:
+        convert_object(huge, "split.smi-spec.io/v1alpha1")
+    assert [d.code for d in exc.value.diagnostics] == ["SMI4002"]
+
+
+@pytest.mark.parametrize("command", ["compile", "access-matrix"])
+@pytest.mark.parametrize("trust_domain", ["", "a b/c", "Example.org"])
+def test_an_invalid_trust_domain_is_a_usage_error(
+    tmp_path: Path, capsys: Capsys, command: str, trust_domain: str
+) -> None:
+    """Not a policy printed with SPIFFE IDs no certificate carries (`spiffe:///ns/...`)."""
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT.replace("WEIGHT", "1"))
+    with pytest.raises(SystemExit) as exc:
+        main([command, "-f", str(path), "--trust-domain", trust_domain])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"argument --trust-domain: invalid trust domain {trust_domain!r}" in err
+
+
+def test_convert_to_an_unknown_version_is_a_usage_error(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT.replace("WEIGHT", "1"))
+    assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v9"]) == 2
+    assert capsys.readouterr().err == (
+        "smictl convert: --to: 'split.smi-spec.io/v9' is not an SMI version smictl serves "
+        "(see `smictl version`) (SMI4001)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (LAUGHS, "more than 200000 values"),
+        (f"limit: {DIGITS}\n", "is too long"),
+        ("a: 1\na: 2\n", "duplicate key 'a'"),
+        ("a: !!python/object/apply:os.system [true]\n", "unsupported YAML tag"),
+    ],
+)
+def test_policy_parameters_are_read_as_boundedly_as_manifests(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    """`yaml.safe_load` took minutes on the billion laughs (the engine serialised the
+    expansion) and crashed on the long number."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(PolicyError) as exc:
+        read_parameters(path)
+    assert time.monotonic() - started < 5
+    [problem] = exc.value.diagnostics
+    assert problem.code == "SMI5004"
+    assert problem.line is not None
+    assert reason in problem.message
+
+
+def test_policy_parameters_still_read_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("owners: [team-a]\nmax: 3\n")
+    assert read_parameters(path) == {"owners": ["team-a"], "max": 3}
+    path.write_text("")
+    assert read_parameters(path) == {}
+    path.write_text("- a\n")
+    with pytest.raises(PolicyError):
+        read_parameters(path)
