@@ -53,3 +53,11 @@ test_flat_v1alpha1_layout_points_at_root_field if {
 	v := policy.violation with input.request as r with input.hub as target("shop", [["x", "other"]])
 	{x.path | some x in v} == {"sources[0].namespace"}
 }
+
+test_at_most_a_hundred_are_reported_one_by_one_and_the_rest_counted if {
+	v := check(target("shop", [[sprintf("s%v", [i]), sprintf("ns%v", [i])] | some i in numbers.range(0, 104)]))
+	count(v) == 101
+	some x in v
+	x.path == "spec.sources"
+	x.msg == "5 more sources are in namespaces that TrafficTargets in shop may not trust"
+}

@@ -36,3 +36,20 @@ test_flat_v1alpha1_layout_points_at_root_fields if {
 	v := policy.violation with input.request as request with input.hub as target("default", ["default"])
 	{x.path | some x in v} == {"destination.name", "sources[0].name"}
 }
+
+test_at_most_a_hundred_are_reported_one_by_one_and_the_rest_counted if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	hub := {
+		"kind": "TrafficTarget",
+		"metadata": {"name": "t", "namespace": "shop"},
+		"destination": {"kind": "ServiceAccount", "name": "api", "namespace": ""},
+		"sources": [{"kind": "ServiceAccount", "name": "default", "namespace": sprintf("ns%v", [i])} |
+			some i in numbers.range(0, 104)
+		],
+	}
+	v := policy.violation with input.request as request with input.hub as hub
+	count(v) == 101
+	some x in v
+	x.path == "spec.sources"
+	x.msg == "5 more sources are the default ServiceAccount of their namespace"
+}

@@ -42,3 +42,21 @@ test_flat_layout_points_at_root_matches if {
 	v := policy.violation with input.request as request with input.hub as group(["/a", "/b$"])
 	{x.path | some x in v} == {"matches[0].pathRegex"}
 }
+
+test_at_most_a_hundred_are_reported_one_by_one if {
+	regexes := [sprintf("/r%v", [i]) | some i in numbers.range(0, 149)]
+	found := paths(regexes)
+	count(found) == 101
+	"spec.matches[99].pathRegex" in found
+	not "spec.matches[100].pathRegex" in found
+	"spec.matches" in found
+}
+
+test_the_rest_are_counted if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	regexes := array.concat(["/ok$"], [sprintf("/r%v", [i]) | some i in numbers.range(0, 104)])
+	v := policy.violation with input.request as request with input.hub as group(regexes)
+	some x in v
+	x.path == "spec.matches"
+	x.msg == "5 more matches have a pathRegex anchored at the start only"
+}

@@ -12,7 +12,6 @@ from smi.errors import PolicyError
 from smi.policy import rego_errors, sandbox, testing
 from smi.policy.coverage import blank_comments, find_bodies
 from smi.policy.modules import read_modules
-from smi.policy.policyset import shipped_dir
 
 POLICY = """\
 package demo
@@ -185,8 +184,10 @@ def test_comments_are_blanked_in_place() -> None:
 
 def test_function_arity_clash_across_packages_gets_a_hint(tmp_path: Path) -> None:
     # The state the shipped access policies were in while being written: helper functions of
-    # one name with different arities in two test packages made rego-cpp 1.5.2 fail.
-    shutil.copytree(shipped_dir() / "access", tmp_path / "access")
+    # one name with different arities in two test packages made rego-cpp 1.5.2 fail. (A copy
+    # of them as they were then: the shipped ones have moved on, and the failure needs that
+    # shape.)
+    shutil.copytree(Path(__file__).parent / "data" / "arity_clash" / "access", tmp_path / "access")
     test = tmp_path / "access" / "sensitive-destination" / "policy_test.rego"
     test.write_text(
         test.read_text().replace("traffic_target(", "target(").replace("violations_for(", "check(")
