@@ -122,6 +122,42 @@ def _unavailable(name: str, exc: Exception) -> Handler:
     return run
 
 
+class _ReaderMayLeave:
+    """stdout for a command whose reader may go away (`smictl admit -f ... | head -1`): once
+    it has (EPIPE), the rest of the output is dropped and the command still returns its
+    verdict. Stopping at the first failed write used to exit 0, so a CI gate with
+    `set -o pipefail` passed an invalid set."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return int(self._inner.write(text))
+            except BrokenPipeError:
+                self._left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._inner.flush()
+            except BrokenPipeError:
+                self._left()
+
+    def _left(self) -> None:
+        self._gone = True
+        # What is still buffered goes nowhere, also when the interpreter flushes at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._inner.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
@@ -132,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from smi.errors import SMIError  # here, not at the top: the proxy does not need it
 
+    real_stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
         return func(args)
     except SMIError as exc:
@@ -140,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # (a binary write, which `_ReaderMayLeave` does not see)
         return EXIT_OK
     except Exception as exc:  # the last line of defence: one line, no traceback
         if os.environ.get("SMICTL_DEBUG"):
@@ -150,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,24 @@ def test_convert_through_every_version_and_back_is_lossless(
         doc = yaml.safe_load(capsys.readouterr().out)
         assert doc["apiVersion"] == f"{group}/{version}"
     assert doc == original
+
+
+def test_the_verdict_survives_a_reader_that_leaves(tmp_path: Path) -> None:
+    # `smictl validate ... | head -1` under `set -o pipefail`: the exit code is the gate.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\n"
+        "metadata: {name: s, namespace: shop}\n"
+        "spec: {service: web, backends: [{service: a, weight: -1}]}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smi.cli", "validate", "-o", "json", "-f", str(bad)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write: EPIPE
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
