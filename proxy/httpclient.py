@@ -105,6 +105,11 @@ async def _exchange(
                 break
         if not collector.done and parser.get_status_code() == 0:
             raise HttpClientError("connection closed before a response")
+        framed = "content-length" in collector.response.headers or (
+            "transfer-encoding" in collector.response.headers
+        )
+        if not collector.done and framed and method != "HEAD":
+            raise HttpClientError("connection closed before the end of the response body")
         collector.response.status = parser.get_status_code()
         collector.response.body = b"".join(collector.parts)
         return collector.response

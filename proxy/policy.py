@@ -89,6 +89,8 @@ class PolicyHolder:
         self.index = index
         self.metrics.policy_update("applied", policy.revision)
         log.info("policy revision %d (%s) in use", policy.revision, policy.hash[:19])
+        for pattern, why in index.regex_errors.items():
+            log.warning("policy: regex %r is not RE2 (%s); its matches never match", pattern, why)
         for hook in self.on_change:
             hook(index)
         return True
@@ -185,12 +187,14 @@ class ControlPlaneSource:
         ssl_context: Any = None,
         poll_timeout: float = 25.0,
         backoff: tuple[float, float] = (0.2, 15.0),
+        min_interval: float = 1.0,
     ) -> None:
         self.url = url
         self.holder = holder
         self.ssl_context = ssl_context
         self.poll_timeout = poll_timeout
         self.backoff = backoff
+        self.min_interval = min_interval  # between polls that brought nothing new
         self.etag: str | None = None
         self.failures = 0
         self.pause = 0.0  # Retry-After of the last 304
@@ -240,13 +244,17 @@ class ControlPlaneSource:
         await self.poll_once()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             self._task = asyncio.ensure_future(self.poll_once())
             try:
-                await self._task
+                changed = await self._task
                 self.failures = 0
-                if self.pause:
-                    await asyncio.sleep(self.pause)
+                # A 304 or the same policy at once (the request was not held): not a tight loop.
+                idle = 0.0 if changed else self.min_interval - (loop.time() - started)
+                if self.pause or idle > 0:
+                    await asyncio.sleep(max(self.pause, idle))
             except asyncio.CancelledError:
                 if not self._reloading:
                     raise

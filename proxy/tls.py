@@ -144,18 +144,19 @@ class WorkloadTLS:
         if self.material is not None and der == self.material.der:
             return False
         cert_file, key_file = self._dir / "cert.pem", self._dir / "key.pem"
-        _write_private(cert_file, cert_pem)
-        _write_private(key_file, key_pem)
         client = client_context(self.ca_pem)
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            client.load_cert_chain(cert_file, key_file)
-            probe.load_cert_chain(cert_file, key_file)
-        except ssl.SSLError as exc:
+            _write_private(cert_file, cert_pem)
+            _write_private(key_file, key_pem)
+            # password=b"": an encrypted key is refused, never prompted for on a terminal.
+            client.load_cert_chain(cert_file, key_file, password=b"")
+            probe.load_cert_chain(cert_file, key_file, password=b"")
+        except OSError as exc:  # ssl.SSLError is one
             self.metrics.cert_renewal("rejected")
             raise CertificateError(f"certificate and key do not match: {exc}") from exc
         decoded = self._check(probe)
-        self.server.load_cert_chain(cert_file, key_file)
+        self.server.load_cert_chain(cert_file, key_file, password=b"")
         not_after = _cert_time(decoded["notAfter"])
         self._client = client
         self.material = Material(
