@@ -151,7 +151,13 @@ class FileSource:
         """Read the file if it changed since the last look; PolicySourceError if it is bad."""
         if not self.file.changed():
             return
-        raw = self.file.read()
+        try:
+            raw = self.file.read()
+        except PolicySourceError:
+            # Unreadable now (permissions, say): look again next time, or a fix that leaves
+            # mtime, size and inode alone (`chmod`) would go unseen until SIGHUP.
+            self.file.forget()
+            raise
         if self.kind == "policy":
             await self.holder.install(raw)
         else:

@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from proxy.httpclient import HttpClientError, request
 from proxy.metrics import Metrics
-from proxy.policy import ControlPlaneSource, PolicyHolder
+from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
 from proxy.tls import CertificateError, WorkloadTLS
 from smi.compiler.ir import AuthzRule, HttpMatch, MeshPolicy
 from smi.identity import Identity
@@ -129,3 +130,24 @@ async def test_a_regex_that_is_not_re2_is_reported(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="smictl.proxy.policy"):
         assert await holder.install(_policy(1, "((").to_json().encode()) is True
     assert any("'(('" in r.getMessage() and "never match" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_policy_file_that_could_not_be_read_is_read_again_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chmod fixes a file without touching mtime, size or inode: the watch must not have
+    # marked the failed read as seen.
+    path = tmp_path / "policy.json"
+    path.write_text(_policy(3).to_json())
+    holder = PolicyHolder(Metrics())
+    source = FileSource(path, holder)
+
+    def unreadable(self: object) -> bytes:
+        raise PolicySourceError(f"{path}: Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr("proxy.policy._Watched.read", unreadable)
+        with pytest.raises(PolicySourceError):
+            await source.load()
+    await source.load()  # the same file, now readable
+    assert holder.policy is not None and holder.policy.revision == 3
