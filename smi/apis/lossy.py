@@ -73,8 +73,15 @@ def split_payload(meta: ObjectMeta) -> tuple[ObjectMeta, str | None]:
     return meta.model_copy(update={"annotations": rest}), raw
 
 
-def restore(hub: H, raw: str) -> H:
-    """Put back the stored fields whose fingerprint still matches what the wire gave."""
+def restore(hub: H, raw: str, read_back: Callable[[H], H] | None = None) -> H:
+    """Put back the stored fields whose fingerprint still matches what the wire gave.
+
+    With `read_back` (project onto this version, then read), a stored value is also dropped
+    when the wire could not have come from it: the annotation may only add what this version
+    cannot hold (DESIGN.md §3), never contradict what the manifest says. Otherwise a
+    hand-edited annotation with an unchanged fingerprint could, say, swap the destination
+    name of a TrafficTarget or the backends of a split behind a manifest that reads otherwise.
+    """
     try:
         payload = parse_lossy_payload(type(hub), raw)
     except ValueError as exc:
@@ -84,6 +91,15 @@ def restore(hub: H, raw: str) -> H:
         for name, (value, was) in payload.items()
         if was == fingerprint(_as_json(hub, name))
     }
+    restored = _updated(hub, updates)
+    if read_back is not None and updates:
+        back = read_back(restored)
+        updates = {n: v for n, v in updates.items() if getattr(back, n) == getattr(hub, n)}
+        restored = _updated(hub, updates)
+    return restored
+
+
+def _updated(hub: H, updates: dict[str, Any]) -> H:
     if not updates:
         return hub
     data = {name: getattr(hub, name) for name in type(hub).model_fields}
@@ -113,17 +129,22 @@ def served(
         version=version,
         kind=kind,
         wire=wire,
-        to_hub=partial(to_hub_via, read=read),
+        to_hub=partial(to_hub_via, read=read, project=project),
         from_hub=partial(from_hub_via, project=project, read=read),
         flat=flat,
         draft=draft,
     )
 
 
-def to_hub_via(wire: W, read: Callable[[W, ObjectMeta], H]) -> H:
+def to_hub_via(
+    wire: W, read: Callable[[W, ObjectMeta], H], project: Callable[[H], W] | None = None
+) -> H:
     meta, raw = split_payload(wire.metadata)
     hub = read(wire, meta)
-    return hub if raw is None else restore(hub, raw)
+    if raw is None:
+        return hub
+    read_back = None if project is None else (lambda h: read(project(h), meta))
+    return restore(hub, raw, read_back)
 
 
 def from_hub_via(hub: H, project: Callable[[H], W], read: Callable[[W, ObjectMeta], H]) -> W:

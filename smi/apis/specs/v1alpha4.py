@@ -102,7 +102,7 @@ def _project_udp(route: hub.UDPRoute) -> UDPRoute:
 
 
 def group_to_hub(wire: HTTPRouteGroup) -> hub.HTTPRouteGroup:
-    return lossy.to_hub_via(wire, _read_group)
+    return lossy.to_hub_via(wire, _read_group, _project_group)
 
 
 def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
@@ -110,7 +110,7 @@ def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
 
 
 def tcp_to_hub(wire: TCPRoute) -> hub.TCPRoute:
-    return lossy.to_hub_via(wire, _read_tcp)
+    return lossy.to_hub_via(wire, _read_tcp, _project_tcp)
 
 
 def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
@@ -118,7 +118,7 @@ def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
 
 
 def udp_to_hub(wire: UDPRoute) -> hub.UDPRoute:
-    return lossy.to_hub_via(wire, _read_udp)
+    return lossy.to_hub_via(wire, _read_udp, _project_udp)
 
 
 def udp_from_hub(route: hub.UDPRoute) -> UDPRoute:
