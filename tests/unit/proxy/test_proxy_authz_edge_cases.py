@@ -55,9 +55,9 @@ class _Front(PeerIdentities):
         return FRONT
 
 
-def _router() -> InboundRouter:
+def _router(index: PolicyIndex = INDEX) -> InboundRouter:
     holder = PolicyHolder(Metrics())
-    holder.index = INDEX
+    holder.index = index
     return InboundRouter(
         identity=WEB,
         app=Target("127.0.0.1", 8080),
@@ -196,16 +196,7 @@ def test_a_match_on_the_identity_header_never_sees_the_callers_copy() -> None:
             )
         },
     )
-    holder = PolicyHolder(Metrics())
-    holder.index = PolicyIndex.build(spoofable)
-    router = InboundRouter(
-        identity=WEB,
-        app=Target("127.0.0.1", 8080),
-        app_port=8080,
-        policy=holder,
-        metrics=Metrics(),
-        peers=_Front(trust_domain="cluster.local"),
-    )
+    router = _router(PolicyIndex.build(spoofable))
     down, app = asyncio.run(
         _send(
             _get(b"/admin", b"x-smi-source-identity: spiffe://cluster.local/ns/x/sa/root"),
