@@ -246,18 +246,22 @@ class UpstreamConnection(asyncio.BaseProtocol):
         kept: list[bytes] = []
         size = len(head)
         pos = keep_from = first + 2
+        # RFC 9110 §8.6: no Content-Length in a 1xx or 204 (which never has a body, whatever
+        # it says): a client that believed it would wait for a body that never comes.
+        length_allowed = self.status >= 200 and self.status != 204
         while pos < size:
             eol = head.find(b"\r\n", pos)
             if eol < 0:
                 eol = size
             name = special_at(head, pos, eol)
-            if name == b"content-length":
+            if name == b"content-length" and length_allowed:
                 self.has_length = True
             elif name:
                 if keep_from < pos:
                     kept.append(head[keep_from:pos])
                 keep_from = eol + 2
-                self._hop_header(name, head[pos + len(name) + 1 : eol].strip())
+                if name != b"content-length":
+                    self._hop_header(name, head[pos + len(name) + 1 : eol].strip())
             pos = eol + 2
         if keep_from < size:
             kept.append(head[keep_from:])

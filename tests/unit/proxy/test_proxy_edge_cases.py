@@ -278,3 +278,21 @@ async def test_options_asterisk_is_forwarded() -> None:
     h.send(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
     await h.settle()
     assert h.up().data.startswith(b"OPTIONS * HTTP/1.1\r\n")
+
+
+async def test_no_content_length_reaches_a_client_in_a_204_or_an_interim_response() -> None:
+    # A 204 never has a body (RFC 9110 §8.6); a client that believed its Content-Length
+    # would wait for one. A 304's Content-Length describes the resource and stays.
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 103 Early Hints\r\nContent-Length: 9\r\nLink: </s>\r\n\r\n")
+    h.respond(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n")
+    assert h.down.take() == (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\nHTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"
+    )
+    h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+    assert h.down.take() == b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+    assert not h.down.closed and len(h.upstreams) == 1
