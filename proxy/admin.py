@@ -3,6 +3,12 @@
 Plain HTTP on its own port, never exposed to the mesh. `/ready` is 200 only once a policy and a
 certificate are loaded and the proxy is not draining; `/config` names the policy revision and
 hash in use, so a test or an operator can see when an update has been applied.
+
+It shares the process (and its file descriptors) with the request path, and in a pod anything
+that can reach the pod's address can reach it when it is bound there, so it is bounded like
+any other listener: a number of open connections, a time within which a connection must finish
+a request (an idle keep-alive one or a slow one alike), and the output a client that does not
+read may leave queued.
 """
 
 from __future__ import annotations
@@ -16,27 +22,82 @@ import httptools
 
 Page = Callable[[], tuple[int, str, bytes]]  # status, content type, body
 
+MAX_REQUEST = 64 * 1024  # bytes of one request (the pages take no body)
+MAX_QUEUED = 4 * 1024 * 1024  # bytes of responses queued for a client that is not reading
+
+
+class AdminLimits:
+    """What all the admin listener's connections share: how many are open, and the bounds."""
+
+    def __init__(self, *, connections: int = 64, idle: float = 60.0) -> None:
+        self.connections = connections
+        self.idle = idle  # seconds a connection may take to finish a request
+        self.open = 0
+
 
 class AdminProtocol(asyncio.Protocol):
-    def __init__(self, pages: dict[str, Page]) -> None:
+    def __init__(self, pages: dict[str, Page], limits: AdminLimits | None = None) -> None:
         self.pages = pages
+        self.limits = limits if limits is not None else AdminLimits()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.size = 0
+        self.counted = False
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        limits = self.limits
+        if limits.open >= limits.connections:
+            transport.abort()  # (a scrape or a probe retries; the request path is not starved)
+            return
+        limits.open += 1
+        self.counted = True
         self.transport = transport
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            self.limits.open -= 1
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _arm(self) -> None:
+        """(Re)start the time the connection has to finish its next request: reset only when
+        one is answered, so a request sent a byte at a time cannot hold the connection."""
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.limits.idle, self._expired)
+
+    def _expired(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
         self.size += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
             self._send(400, "text/plain", b"bad request\n", close=True)
-        if self.size > 64 * 1024 and self.transport is not None:
-            self.transport.close()
+        if self.transport is not None and (
+            self.size > MAX_REQUEST or self.transport.get_write_buffer_size() > MAX_QUEUED
+        ):
+            self.transport.abort()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -55,8 +116,16 @@ class AdminProtocol(asyncio.Protocol):
             self._send(
                 status, ctype, b"" if method == b"HEAD" else body, close=False, length=len(body)
             )
-        if not self.parser.should_keep_alive() and self.transport is not None:
+        if self.transport is None:
+            return
+        if not self.parser.should_keep_alive():
             self.transport.close()
+        elif self.transport.get_write_buffer_size() > MAX_QUEUED:
+            # Pipelined requests from a client that reads nothing: pausing reads cannot stop
+            # the ones already in this read.
+            self.transport.abort()
+        else:
+            self._arm()
 
     def _send(
         self, status: int, ctype: str, body: bytes, *, close: bool, length: int | None = None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proxy import native
-from proxy.admin import AdminProtocol, json_page
+from proxy.admin import AdminLimits, AdminProtocol, json_page
 from proxy.config import ProxyConfig
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
@@ -221,9 +221,9 @@ class Proxy:
             )
         ports["outbound_tcp"] = tcp_ports
         if cfg.admin is not None:
-            pages = self._pages()
+            pages, bounds = self._pages(), AdminLimits()
             ports["admin"] = await self._listen(
-                lambda: AdminProtocol(pages), cfg.admin_bind, cfg.admin
+                lambda: AdminProtocol(pages, bounds), cfg.admin_bind, cfg.admin
             )
 
     def _inbound_factory(self, router: InboundRouter) -> Any:

@@ -23,6 +23,7 @@ class FakeTransport:
         self.eof_written = False
         self.extra = extra or {}
         self.protocol: Any = None
+        self.stalled = False  # a peer that reads nothing: every write stays queued
 
     # what asyncio.Transport offers
     def write(self, data: bytes) -> None:
@@ -48,6 +49,9 @@ class FakeTransport:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.writes)) if self.stalled else 0
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.extra.get(name, default)

@@ -18,7 +18,7 @@ DB = "spiffe://cluster.local/ns/shop/sa/db"
 WEB = "spiffe://cluster.local/ns/shop/sa/web"
 
 
-def _admin() -> tuple[AdminProtocol, FakeTransport]:
+def _admin() -> tuple[AdminProtocol, FakeTransport]:  # (in a running loop: it sets a timer)
     pages = {
         "/ready": lambda: (503, "text/plain", b"not ready: policy\n"),
         "/config": lambda: json_page(200, {"policy": {"revision": 4}}),
@@ -28,7 +28,7 @@ def _admin() -> tuple[AdminProtocol, FakeTransport]:
     return proto, transport
 
 
-def test_admin_pages_keep_alive_and_reject_the_rest() -> None:
+async def test_admin_pages_keep_alive_and_reject_the_rest() -> None:
     proto, t = _admin()
     proto.data_received(
         b"GET /ready HTTP/1.1\r\nHost: a\r\n\r\nGET /config?x HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -42,14 +42,14 @@ def test_admin_pages_keep_alive_and_reject_the_rest() -> None:
     assert t.take().startswith(b"HTTP/1.1 404 ") and t.closed
 
 
-def test_admin_head_has_no_body() -> None:
+async def test_admin_head_has_no_body() -> None:
     proto, t = _admin()
     proto.data_received(b"HEAD /config HTTP/1.1\r\nHost: a\r\n\r\n")
     head = t.take()
     assert head.endswith(b"\r\n\r\n") and b"content-length: 40\r\n" in head
 
 
-def test_admin_malformed_request_is_closed() -> None:
+async def test_admin_malformed_request_is_closed() -> None:
     proto, t = _admin()
     proto.data_received(b"\x00\x01garbage\r\n\r\n")
     assert t.take().startswith(b"HTTP/1.1 400 ") and t.closed
