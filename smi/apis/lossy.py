@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from smi.apis.meta import LOSSY_ANNOTATION, ObjectMeta
-from smi.apis.served import LossyAnnotationCorrupt, Served
+from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt, Served
 from smi.apis.wire import WireObject, parse_lossy_payload
 
 H = TypeVar("H", bound=BaseModel)
@@ -93,7 +93,14 @@ def restore(hub: H, raw: str, read_back: Callable[[H], H] | None = None) -> H:
     }
     restored = _updated(hub, updates)
     if read_back is not None and updates:
-        back = read_back(restored)
+        try:
+            back = read_back(restored)
+        except (ConversionNotPossible, ValidationError) as exc:
+            # Stored values this version cannot even write (a UDPRoute rule on an access
+            # v1alpha2 object, a weight beyond its range): no conversion to this version
+            # made them, so the annotation is corrupt, not the object's own fields.
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {reason}") from exc
         updates = {n: v for n, v in updates.items() if getattr(back, n) == getattr(hub, n)}
         restored = _updated(hub, updates)
     return restored

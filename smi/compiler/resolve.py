@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smi.apis import registry
 from smi.apis.access.hub import IdentityBinding, TrafficTarget
 from smi.apis.meta import ObjectMeta
 from smi.apis.specs.hub import HTTPRouteGroup, TCPRoute, UDPRoute
@@ -60,11 +61,18 @@ class Inventory:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def diag(self, code: str, obj_ref: str, message: str, *, path: str = "") -> None:
-        """Record a warning about the object "ns/Kind/name", located where it was loaded."""
+        """Record a warning about the object "ns/Kind/name", located where it was loaded.
+        `path` is in the `spec.` layout; it is given in the layout of the version the object
+        was written in (as validation does), so that it and its line point into the file."""
+        item = self.origins.get(obj_ref)
         diag = Diagnostic(
-            code=code, message=message, path=path, severity="warning", object_ref=obj_ref
+            code=code,
+            message=message,
+            path=wire_path(path, item),
+            severity="warning",
+            object_ref=obj_ref,
         )
-        self.diagnostics.append(_located(diag, self.origins.get(obj_ref)))
+        self.diagnostics.append(_located(diag, item))
 
     def known_service(self, key: str) -> bool:
         """Whether a split may send traffic to Service `key`. Services are checked only where
@@ -74,6 +82,23 @@ class Inventory:
             return True
         namespace = key.partition("/")[0] + "/"
         return not any(k.startswith(namespace) for k in (*self.service_ports, *self.endpoints))
+
+
+def wire_path(path: str, item: Any) -> str:
+    """`path` (`spec.` layout) as the wire layout of the version `item` was loaded from:
+    flat versions (access v1alpha1, specs v1alpha1/v1alpha2) have no `spec`, and access
+    v1alpha1 calls the rules `specs`."""
+    api_version = getattr(item, "api_version", None)
+    kind = getattr(getattr(item, "obj", None), "kind", None)
+    if not path.startswith("spec.") or not isinstance(api_version, str) or kind is None:
+        return path
+    served = registry.lookup(api_version, kind)
+    if served is None or not served.flat:
+        return path
+    flat = path.removeprefix("spec.")
+    if kind == "TrafficTarget" and (flat == "rules" or flat.startswith(("rules[", "rules."))):
+        flat = "specs" + flat.removeprefix("rules")
+    return flat
 
 
 def collect(

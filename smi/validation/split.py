@@ -120,10 +120,11 @@ def _backends(
 
 
 def _weight_problem(milli: int, *, v1alpha1: bool) -> str | None:
-    if v1alpha1:
-        return "must be a quantity >= 0" if milli < 0 else None
-    if milli < 0 or milli % 1000:
-        return "must be an integer >= 0"
+    """Whole numbers are the schema's business (SMI2103 at load); a v1alpha2+ weight whose
+    hub value is finer than a unit came from the lossy-fields annotation (a v1alpha1 split
+    converted: `500m` is written 1 beside `1` written 2) and is as valid as its wire value."""
+    if milli < 0:
+        return "must be a quantity >= 0" if v1alpha1 else "must be an integer >= 0"
     return None
 
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from smi.apis.quantity import format_milli, to_milli
 from smi.apis.split import hub
 from smi.apis.trusted import hub_builder
-from smi.apis.wire import Quantity, WholeWeight, WireModel
+from smi.apis.wire import MAX_WEIGHT, Quantity, WholeWeight, WireModel
 
 # Hub objects from validated wire values (`smi.apis.trusted`): every field, in field order.
 _backend = hub_builder(hub.Backend)
@@ -65,9 +65,17 @@ def backends_to_hub(backends: Iterable[Backend]) -> tuple[hub.Backend, ...]:
 
 
 def integer_weights(milli: list[int]) -> list[int]:
-    """Whole-number weights with the same ratios as `milli` (exact when all are whole units)."""
+    """Whole-number weights with the same ratios as `milli` (exact when all are whole units).
+
+    Ratios of v1alpha1 quantities can need integers beyond what the integer versions hold
+    (`MAX_WEIGHT`: `1P` next to `1m` is 10**18 : 1); those are scaled down to fit, keeping
+    every positive weight positive, and the exact milli weights ride in the annotation."""
     unit = 1000 if all(m % 1000 == 0 for m in milli) else math.gcd(*milli)
-    return [m // unit for m in milli] if unit else list(milli)
+    whole = [m // unit for m in milli] if unit else list(milli)
+    top = max((abs(w) for w in whole), default=0)
+    if top <= MAX_WEIGHT:
+        return whole
+    return [(1 if w > 0 else -1) * max(1, abs(w) * MAX_WEIGHT // top) if w else 0 for w in whole]
 
 
 def int_backends(backends: tuple[hub.Backend, ...]) -> list[Backend]:
