@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.metrics import Metrics
-from proxy.peercert import identity_in
+from proxy.peercert import identity_in, is_ca
 from smi.identity import Identity
 
 log = logging.getLogger("smictl.proxy.tls")
@@ -173,13 +173,17 @@ class WorkloadTLS:
         names another identity."""
         problem = None
         try:
-            decoded = _verified_by(candidate, client_context(self.ca_pem))
+            decoded, der = _verified_by(candidate, client_context(self.ca_pem))
         except ssl.SSLCertVerificationError as exc:
             problem = _verify_problem(exc)
-            decoded = {}
+            decoded, der = {}, b""
         except ssl.SSLError as exc:
             problem = f"certificate refused in a TLS handshake: {exc}"
-            decoded = {}
+            decoded, der = {}, b""
+        if problem is None and is_ca(der):
+            # Peers read no identity from a CA certificate (proxy.peercert): refuse it here
+            # rather than serve with a certificate every peer would treat as anonymous.
+            problem = "certificate is a CA certificate (basicConstraints CA:TRUE), not a workload's"
         if problem is None and identity_in(decoded) != self.identity:
             problem = f"certificate names {identity_in(decoded)}, not {self.identity}"
         if problem is not None:
@@ -284,9 +288,9 @@ def _leaf_der(cert_pem: bytes) -> bytes:
         raise CertificateError(f"cannot read certificate: {exc}") from exc
 
 
-def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> dict[str, Any]:
+def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[dict[str, Any], bytes]:
     """Run a TLS handshake between the two contexts in memory; the server's certificate as the
-    client verified it (SSLCertVerificationError when it did not)."""
+    client verified it, decoded and DER (SSLCertVerificationError when it did not)."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     c = client.wrap_bio(c_in, c_out, server_side=False)
     s = server.wrap_bio(s_in, s_out, server_side=True)
@@ -306,7 +310,7 @@ def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> dict[str, An
     cert = c.getpeercert() if done[c] else None
     if not cert:
         raise ssl.SSLError("the in-memory handshake did not complete")
-    return cert
+    return cert, c.getpeercert(binary_form=True) or b""
 
 
 # OpenSSL X509_V_ERR_* codes with their own explanation.

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_TRUST_DOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+# Whole-string matches only (`fullmatch`): `$` would also match before a trailing newline, and
+# `spiffe://cluster.local/ns/a/sa/b\n` is not the identity `a/b`.
+_TRUST_DOMAIN = re.compile(_DNS_SUBDOMAIN)
 _SPIFFE = re.compile(
-    rf"^spiffe://(?P<td>[^/]+)/ns/(?P<ns>{_DNS_LABEL})/sa/(?P<sa>[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$"
+    rf"spiffe://(?P<td>{_DNS_SUBDOMAIN})/ns/(?P<ns>{_DNS_LABEL})/sa/(?P<sa>{_DNS_SUBDOMAIN})"
 )
+_SHORT = re.compile(rf"(?P<ns>{_DNS_LABEL})/(?P<sa>{_DNS_SUBDOMAIN})")
 
 
 class IdentityError(ValueError):
@@ -44,13 +48,17 @@ class Identity:
     @classmethod
     def parse(cls, text: str, *, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Identity:
         """Accept a SPIFFE URI or the short `ns/sa` form."""
-        m = _SPIFFE.match(text)
+        m = _SPIFFE.fullmatch(text)
         if m:
             return cls(namespace=m["ns"], service_account=m["sa"], trust_domain=m["td"])
-        ns, sep, sa = text.partition("/")
-        if sep and re.fullmatch(_DNS_LABEL, ns) and re.fullmatch(r"[a-z0-9][-a-z0-9.]*", sa):
+        m = _SHORT.fullmatch(text)
+        if m:
+            # The same name rules as the SPIFFE form, so that `spiffe_id` parses back: `a/b-`
+            # would name an identity that no certificate could ever be read as.
             return cls(
-                namespace=ns, service_account=sa, trust_domain=check_trust_domain(trust_domain)
+                namespace=m["ns"],
+                service_account=m["sa"],
+                trust_domain=check_trust_domain(trust_domain),
             )
         raise IdentityError(
             f"{text!r} is not an identity: use spiffe://<trust-domain>/ns/<ns>/sa/<sa> or ns/sa"
@@ -60,7 +68,7 @@ class Identity:
 def check_trust_domain(trust_domain: str) -> str:
     """`trust_domain` when it can stand in a SPIFFE ID (lowercase DNS-like), else IdentityError:
     `spiffe:///ns/a/sa/b` or `spiffe://a b/...` would be IDs no certificate carries."""
-    if not _TRUST_DOMAIN.match(trust_domain):
+    if not _TRUST_DOMAIN.fullmatch(trust_domain):
         raise IdentityError(f"invalid trust domain {trust_domain!r}")
     return trust_domain
 
@@ -72,17 +80,22 @@ def spiffe_id(
 
 
 def identity_among(uris: Iterable[str], *, trust_domain: str | None = None) -> Identity | None:
-    """The workload identity among a certificate's URI SANs, or None: exactly one `spiffe://`
-    URI (none, or several — ambiguous, so trusted for nothing), that parses as a workload
-    identity, in `trust_domain` when one is given. The one rule for every certificate reader
-    (`smi.pki.identity_of` on parsed certificates, `proxy.peercert` on OpenSSL's decoded form)."""
-    spiffe = [u for u in uris if u.startswith("spiffe://")]
-    if len(spiffe) != 1:
+    """The workload identity among a certificate's URI SANs (all of them), or None: exactly one
+    URI SAN, and it parses as a workload identity (in `trust_domain` when one is given). The one
+    rule for every certificate reader (`smi.pki.identity_of` on parsed certificates,
+    `proxy.peercert` on OpenSSL's decoded form).
+
+    Several URIs are refused even when only one starts with `spiffe://`: URI schemes and hosts
+    are case-insensitive, so `SPIFFE://cluster.local/ns/shop/sa/admin` beside
+    `spiffe://cluster.local/ns/shop/sa/web` is a second SPIFFE ID, and choosing one would be a
+    guess. The X.509-SVID standard says the same: more than one URI SAN, reject the SVID.
+    (Non-URI SANs, e.g. DNS names, are allowed beside it.)"""
+    uris = list(uris)
+    # Only the SPIFFE form: a URI SAN `shop/web` (a relative reference) is no identity.
+    m = _SPIFFE.fullmatch(uris[0]) if len(uris) == 1 else None
+    if m is None:
         return None
-    try:
-        ident = Identity.parse(spiffe[0])
-    except IdentityError:
-        return None
+    ident = Identity(namespace=m["ns"], service_account=m["sa"], trust_domain=m["td"])
     if trust_domain is not None and ident.trust_domain != trust_domain:
         return None
     return ident

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -31,6 +31,10 @@ CA_TTL = timedelta(days=365)
 # Certificates are back-dated a little so that peers with slightly slow clocks accept them.
 _CLOCK_SKEW = timedelta(minutes=5)
 _RENEW_AT = 2 / 3
+
+
+# What cryptography raises (outside ValueError) for extensions it cannot take as given.
+_HOSTILE_EXTENSIONS = (x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 class PKIError(ValueError):
@@ -85,12 +89,17 @@ def make_csr(key: ec.EllipticCurvePrivateKey, identity: Identity) -> bytes:
 def identity_of(cert: x509.Certificate, *, trust_domain: str | None = None) -> Identity | None:
     """The workload identity in a certificate's URI SAN, or None.
 
-    None when the certificate has no SPIFFE URI, more than one (ambiguous, so trusted for
-    nothing), or one from another trust domain than `trust_domain` (when given).
+    None when the certificate has no URI SAN, more than one (ambiguous, so trusted for
+    nothing), one that is not a workload's SPIFFE ID or is from another trust domain than
+    `trust_domain` (when given), or when the certificate is a CA's (the rule of
+    `proxy.peercert`).
     """
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+        extensions = cert.extensions
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, *_HOSTILE_EXTENSIONS):
+        return None
+    if _is_ca(extensions):
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return identity_among(uris, trust_domain=trust_domain)
@@ -148,13 +157,18 @@ class CertificateAuthority:
         cert, key = load_certificate(cert_pem), load_key(key_pem)
         if cert.public_key() != key.public_key():
             raise PKIError("the CA key does not match the CA certificate")
-        try:
-            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound:
-            constraints = None
-        if constraints is None or not constraints.ca:
+        if not _is_ca(cert.extensions):
             raise PKIError("the CA certificate is not a CA (basicConstraints CA:TRUE missing)")
         return cls(cert=cert, key=key)
+
+    def check_valid(self) -> None:
+        """PKIError when the CA certificate is past its end: whatever it signed now would be
+        expired at once (or, past the back-dating margin, not even signable)."""
+        end = self.cert.not_valid_after_utc
+        if end <= datetime.now(UTC):
+            raise PKIError(
+                f"the mesh CA expired at {end.isoformat()}; rotate it to issue certificates"
+            )
 
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
@@ -165,14 +179,11 @@ class CertificateAuthority:
     def sign_workload_csr(
         self, csr_pem: bytes, *, identity: Identity, ttl: timedelta = WORKLOAD_TTL
     ) -> bytes:
-        """Sign a workload CSR for `identity`; refuse one that asks for anything else."""
-        csr = _load_csr(csr_pem)
-        if not csr.is_signature_valid:
-            raise PKIError("CSR signature is invalid")
-        public = csr.public_key()
-        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
-            raise PKIError("CSR key must be EC P-256")
-        requested = _csr_uris(csr)
+        """Sign a workload CSR for `identity`; refuse one that asks for anything else.
+
+        Only the CSR's key is used: the certificate's names, extensions and lifetime are this
+        CA's decision (`_issue`), whatever else the CSR asks for."""
+        public, requested = _read_csr(csr_pem)
         if requested != [identity.spiffe_id]:
             raise PKIError(
                 f"CSR asks for {requested or 'no URI SAN'}; only {identity.spiffe_id} may be issued"
@@ -237,6 +248,7 @@ class CertificateAuthority:
     def _builder(
         self, public: ec.EllipticCurvePublicKey, *, common_name: str, ttl: timedelta
     ) -> x509.CertificateBuilder:
+        self.check_valid()
         now = datetime.now(UTC)
         end = min(now + ttl, self.cert.not_valid_after_utc)
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
@@ -268,10 +280,30 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+def _is_ca(extensions: x509.Extensions) -> bool:
     try:
-        return x509.load_pem_x509_csr(csr_pem)
-    except ValueError as exc:
+        return bool(extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _read_csr(csr_pem: bytes) -> tuple[ec.EllipticCurvePublicKey, list[str]]:
+    """The P-256 key and the SANs (`_csr_uris`) of a CSR whose signature verifies.
+
+    Whatever a hostile CSR makes cryptography raise (a SAN extension twice, a SAN that does
+    not decode, a curve it does not know) is a PKIError, so that the caller answers 400, not
+    500."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+        if not csr.is_signature_valid:
+            raise PKIError("CSR signature is invalid")
+        public = csr.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+            raise PKIError("CSR key must be EC P-256")
+        return public, _csr_uris(csr)
+    except PKIError:
+        raise
+    except (ValueError, UnsupportedAlgorithm, *_HOSTILE_EXTENSIONS) as exc:
         raise PKIError(f"cannot read CSR: {exc}") from exc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from typing import Any
@@ -454,14 +455,20 @@ def test_cached_decisions_are_exactly_what_authorize_decides() -> None:
     assert hits > 10_000  # the cache was in use
 
 
+@functools.cache
+def _peer_ca() -> CertificateAuthority:
+    return CertificateAuthority.create()
+
+
 class _Peer:
-    """A transport whose verified peer is `identity` (for `PeerIdentities.of`)."""
+    """A transport whose verified peer is `identity` (for `PeerIdentities.of`), with a real
+    certificate: the DER is read too (a CA's certificate is no identity)."""
 
     def __init__(self, identity: str) -> None:
-        self.identity = identity
+        self.transport = _transport_for(Identity.parse(identity), _peer_ca())
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return _SSLObject(self.identity.encode(), (self.identity,))
+        return self.transport.get_extra_info(name, default)
 
 
 def test_the_decision_cache_is_cleared_when_the_policy_changes() -> None:
