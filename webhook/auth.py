@@ -132,7 +132,9 @@ class TokenReviewer:
             hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        identity = identity_from_review(self._review(bearer), trust_domain=self.trust_domain)
+        identity = identity_from_review(
+            self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
+        )
         with self._lock:
             if len(self._cache) >= self.max_entries:  # tokens rotate: forget the expired ones
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
@@ -141,10 +143,23 @@ class TokenReviewer:
         return identity
 
 
-def identity_from_review(status: dict[str, Any], *, trust_domain: str) -> Identity:
-    """The workload identity of an authenticated TokenReview status, or AuthError."""
+def identity_from_review(
+    status: dict[str, Any], *, trust_domain: str, audience: str | None = None
+) -> Identity:
+    """The workload identity of an authenticated TokenReview status, or AuthError.
+
+    With `audience`, the status must name it in `audiences`: a TokenReview server that is not
+    audience-aware answers `authenticated` with no audiences for a token that is only valid for
+    the API server itself (a legacy Secret-based token, a token minted for another audience);
+    the TokenReview API reference asks a client that sent `spec.audiences` to check them. Only
+    a token meant for smictl may obtain a certificate."""
     if not status.get("authenticated"):
         raise AuthError(f"token rejected by the API server: {status.get('error') or 'unknown'}")
+    audiences = status.get("audiences") or []
+    if audience is not None and (not isinstance(audiences, list) or audience not in audiences):
+        raise AuthError(
+            f"token is not for audience {audience!r} (TokenReview audiences: {audiences})"
+        )
     username = str((status.get("user") or {}).get("username", ""))
     if not username.startswith(SA_PREFIX):
         raise AuthError(f"{username or 'the caller'} is not a ServiceAccount")

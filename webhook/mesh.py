@@ -102,6 +102,10 @@ def certificates() -> tuple[Response, int]:
         abort(403, f"CSR asks for {requested}, but the caller proved {caller.spiffe_id}")
     ttl = _ttl(body.get("ttlSeconds"))
     try:
+        plane.ca.check_valid()
+    except PKIError as exc:  # the control plane's problem, not the caller's: not a 400
+        abort(503, str(exc))
+    try:
         cert_pem = plane.ca.sign_workload_csr(csr_pem.encode(), identity=caller, ttl=ttl)
     except PKIError as exc:
         plane.metrics.certificates_issued.labels(result="invalid").inc()
@@ -117,11 +121,19 @@ def certificates() -> tuple[Response, int]:
 
 
 def _requested_identity(csr_pem: bytes) -> str | None:
-    """The single URI SAN the CSR asks for, or None (pki then refuses it with a reason)."""
+    """The single URI SAN the CSR asks for, or None (pki then refuses it with a reason).
+
+    Read before the signature is checked, only to tell "another identity" (403) from a bad
+    CSR (400): a SAN extension given twice, or one that does not decode, is None here too."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
+    except (
+        ValueError,
+        x509.ExtensionNotFound,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ):
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return uris[0] if len(uris) == 1 else None
