@@ -159,9 +159,20 @@ class _Relay(Pipe):
             self.close()
             return
         if self.transport is None:
-            transport.close()
+            self._deliver_after_eof(transport)
             return
         self.link(far)
+
+    def _deliver_after_eof(self, transport: asyncio.BaseTransport) -> None:
+        """The downstream side closed while the upstream one was connecting. If it ended
+        cleanly (EOF), what it sent before is still owed to the far end — a client that writes
+        and closes at once must not lose its bytes to the race with our connect; after an
+        error nothing is sent."""
+        far = cast(asyncio.Transport, transport)
+        if self.eof and self.pending:
+            far.write(b"".join(self.pending))
+        self.pending.clear()
+        far.close()  # after the write is flushed
 
 
 class InboundTcp(SharedReadBuffer, _Relay):
