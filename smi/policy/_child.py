@@ -11,6 +11,18 @@ crash happened.
 Run as `python -m smi.policy._child CAPTURE_FILE` with the request as JSON on standard input:
 `{"modules": [[name, source], ...], "data": {...}, "entrypoints": [...],
   "evaluate": [[entrypoint, input], ...], "variants": [[name, source], ...]}`.
+
+`python -m smi.policy._child --serve` is the evaluator the embedded engine uses at run time
+(`smi.policy.sandbox.EvalServer`): the first line on standard input is the build request
+(`modules`, `entrypoints`, `data`), answered `{"ready": true}` (or `{"error": ...}`); then
+every line `{"entrypoints": [...], "input": {...}}` is answered by one line
+`{"outputs": [[ok, text, error], ...]}` (or `{"failure": why}` for an input regopy refused).
+rego-cpp's own output goes to /dev/null there.
+
+In both modes the child caps its own address space (`SMICTL_REGO_MEMORY_LIMIT` bytes on top of
+what the interpreter reserved at import: snmalloc reserves 256 GiB of address space up front,
+so the limit must be set after `import regopy`), so a policy that builds a huge set ends the
+child (`std::bad_alloc`, SIGABRT) instead of exhausting the machine.
 Each variant is the module set with one module's source replaced (coverage mutants, see
 `smi.policy.coverage`); for each, the child reports which entrypoints no longer return true.
 This module imports nothing from smictl, so a child starts in about 50 ms.
@@ -125,6 +137,14 @@ class _Child:
 
     def query(self, built: tuple[Any, Any], entrypoint: str, value: Any) -> tuple[bool, str]:
         from regopy import Input, Interpreter
+
+        if self._runtime is None:
+            self._runtime = Interpreter()
+        self._runtime.set_input(Input(value))
+        return self.query_set(built, entrypoint)
+
+    def query_set(self, built: tuple[Any, Any], entrypoint: str) -> tuple[bool, str]:
+        """Query one entrypoint on the input already set on the runtime interpreter."""
         from regopy.rego_shared import (
             rego_bundle_query_entrypoint,
             rego_free_output,
@@ -132,9 +152,6 @@ class _Child:
             rego_output_string,
         )
 
-        if self._runtime is None:
-            self._runtime = Interpreter()
-        self._runtime.set_input(Input(value))
         out = rego_bundle_query_entrypoint(self._runtime._impl, built[1]._impl, entrypoint)
         try:
             return bool(rego_output_ok(out)), str(rego_output_string(out))
@@ -142,7 +159,74 @@ class _Child:
             rego_free_output(out)
 
 
+MEMORY_LIMIT_ENV = "SMICTL_REGO_MEMORY_LIMIT"
+
+
+def limit_memory() -> None:
+    """Cap the address space at what it is now (after `import regopy`) plus the budget."""
+    import resource
+
+    import regopy  # noqa: F401  (snmalloc reserves its address space here)
+
+    budget = int(os.environ.get(MEMORY_LIMIT_ENV) or 0)
+    if budget <= 0:
+        return
+    with Path("/proc/self/status").open(encoding="ascii") as status:
+        size = next((int(x.split()[1]) * 1024 for x in status if x.startswith("VmSize:")), 0)
+    if size:
+        resource.setrlimit(resource.RLIMIT_AS, (size + budget, size + budget))
+
+
+def serve() -> int:
+    """The run-time evaluator: build once, then answer one line per evaluation request."""
+    proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # policies' print() and rego-cpp's log never reach the protocol
+        os.dup2(null, fd)
+    limit_memory()
+    from smi.policy.rego_input import rego_input
+
+    with Path(os.devnull).open("rb") as capture:
+        child = _Child(proto, capture)
+        request = json.loads(proto_in.readline() or "null")
+        built = child.build(request["modules"], request, announce=False) if request else None
+        if built is None:
+            child.emit(error="build")
+            return 1
+        child.emit(ready=True)
+        for line in proto_in:
+            try:
+                ask = json.loads(line)
+                child._runtime = child._runtime or _new_interpreter()
+                child._runtime.set_input(rego_input(ask["input"]))
+            except Exception as exc:  # a bad input document: say so, keep serving
+                child.emit(failure=f"{type(exc).__name__}: {exc}")
+                continue
+            child.emit(outputs=[_guarded(child, built, e) for e in ask["entrypoints"]])
+    return 0
+
+
+def _new_interpreter() -> Any:
+    from regopy import Interpreter
+
+    return Interpreter()
+
+
+def _guarded(child: _Child, built: tuple[Any, Any], entrypoint: str) -> list[Any]:
+    """[ok, output, None], or [False, "", why] when the query itself raised (RegoError)."""
+    try:
+        ok, text = child.query_set(built, entrypoint)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        return [False, "", lines[0] if lines else type(exc).__name__]
+    return [ok, text, None]
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    limit_memory()
     request = json.load(sys.stdin)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     capture_fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

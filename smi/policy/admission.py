@@ -21,6 +21,7 @@ echoed in every result.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,21 @@ from smi.policy.policyset import PolicyDecision, PolicySet
 AdmissionRequestLike = Mapping[str, Any]
 
 ALLOWED, FORBIDDEN, INVALID = 200, 403, 422
+
+# What one policy may put into an answer: its messages are one line each (a newline would
+# forge a line of another policy), at most MAX_MESSAGE characters, at most MAX_VIOLATIONS per
+# policy (the rest are counted in one line), so the AdmissionReview answer stays small.
+MAX_MESSAGE = 1000
+MAX_VIOLATIONS = 100
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A policy's text as one printable line: control characters and line separators become a
+    space, lone surrogates (valid JSON escapes, unprintable UTF-8) U+FFFD; cut at `limit`."""
+    flat = _SURROGATE.sub("\ufffd", _UNPRINTABLE.sub(" ", text))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -236,9 +252,13 @@ def _policy_lines(
     diags: list[Diagnostic] = []
     for d in decisions:
         deny = d.policy.enforcement == "deny"
-        items = [(v.msg, v.path, d.policy.code) for v in d.violations]
+        shown = d.violations[:MAX_VIOLATIONS]
+        items = [(one_line(v.msg), one_line(v.path), d.policy.code) for v in shown]
+        if len(d.violations) > len(shown):
+            more = len(d.violations) - len(shown)
+            items.append((f"... and {more} more violations", "", d.policy.code))
         if d.error is not None:
-            items.append((f"policy evaluation failed: {d.error}", "", EVAL_FAILED))
+            items.append((one_line(f"policy evaluation failed: {d.error}"), "", EVAL_FAILED))
         for msg, path, code in items:
             line = f"[{d.policy.name}] {msg}"
             (denials if deny else warned).append(line)

@@ -7,10 +7,18 @@ undefined document: no violation, as in the embedded engine. A server that canno
 answers an error, or answers something that is not a result becomes an `EvalOutcome` with an
 error (SMI5006 / SMI5003), which the admission chain turns into a denial for `deny` policies
 (fail closed); nothing here raises to the caller.
+
+Bounded: the request goes through the client's own session (its retries, TLS verification and
+headers), but without following redirects (a 3xx would hand the input document to another
+server, or turn the POST into a GET whose answer is not a decision), with a deadline for the
+whole answer (`timeout`; requests' own timeout is per read, so a server that trickles one byte
+a second would hold the caller forever) and at most `max_body` bytes read.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,12 +27,15 @@ from smi.errors import PolicyError
 from smi.policy.engine import EvalOutcome, outcome_of_value
 
 UNREACHABLE = "SMI5006"
+MAX_BODY = 16 << 20
 
 
 class RemoteOPA:
     """An `Engine` that evaluates over HTTP(S) against an OPA Data API."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 2.0, retries: int = 0, max_body: int = MAX_BODY
+    ) -> None:
         from opa_client import OpaClient
 
         parts = urlsplit(url)
@@ -35,6 +46,8 @@ class RemoteOPA:
                 UNREACHABLE, f"give the server's root URL, without a path: {url!r}"
             )
         self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.max_body = max_body
         self._client = OpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 80),
@@ -55,18 +68,56 @@ class RemoteOPA:
         import requests
 
         try:
-            answer = self._client.query_rule(input_data=dict(input_doc), package_path=entrypoint)
+            answer = self._post(entrypoint, input_doc)
+        except _BadAnswer as exc:
+            return EvalOutcome(error=f"OPA at {self.url} {exc}")
         except requests.ConnectionError as exc:
             return EvalOutcome(error=f"OPA at {self.url} unreachable ({UNREACHABLE}): {_why(exc)}")
         except requests.Timeout:
             return EvalOutcome(error=f"OPA at {self.url} did not answer in time ({UNREACHABLE})")
-        except requests.HTTPError as exc:
-            return EvalOutcome(error=f"OPA at {self.url} answered {_http_detail(exc)}")
         except (requests.RequestException, ValueError) as exc:
             return EvalOutcome(error=f"OPA at {self.url}: {type(exc).__name__}: {exc}")
         if not isinstance(answer, dict):
             return EvalOutcome(error=f"OPA at {self.url} answered a {type(answer).__name__}")
         return outcome_of_value(answer.get("result"))
+
+    def _post(self, entrypoint: str, input_doc: Mapping[str, Any]) -> Any:
+        """`query_rule`, bounded: no redirects, one deadline, at most `max_body` bytes."""
+        url = f"{self._client.root_url}/data/{entrypoint}"
+        deadline = time.monotonic() + self.timeout
+        response = self._client._session.post(
+            url,
+            json={"input": dict(input_doc)},
+            timeout=self.timeout,
+            allow_redirects=False,
+            stream=True,
+        )
+        with response:
+            if 300 <= response.status_code < 400:
+                where = response.headers.get("Location", "")
+                raise _BadAnswer(
+                    f"answered a redirect (HTTP {response.status_code}"
+                    f"{' to ' + where[:200] if where else ''}); give the server's own URL"
+                )
+            body = bytearray()
+            # read1: what has arrived (decoded), so the deadline is checked between any two
+            # packets; iter_content would wait for a whole chunk at requests' per-read timeout
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                body += chunk
+                if len(body) > self.max_body:
+                    raise _BadAnswer(f"answered more than {self.max_body >> 20} MiB")
+                if time.monotonic() > deadline:
+                    raise _BadAnswer(f"did not answer in time ({UNREACHABLE})")
+        if response.status_code >= 400:
+            raise _BadAnswer(f"answered {_http_detail(response.status_code, bytes(body))}")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise _BadAnswer("answered something that is not JSON") from None
+
+
+class _BadAnswer(Exception):
+    pass
 
 
 def _why(exc: Exception) -> str:
@@ -77,13 +128,11 @@ def _why(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _http_detail(exc: Any) -> str:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return str(exc)
+def _http_detail(status: int, body: bytes) -> str:
     try:
-        body = response.json()
-        message = body.get("message") if isinstance(body, dict) else None
-    except ValueError:
-        message = None
-    return f"HTTP {response.status_code}" + (f": {message}" if message else "")
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        doc = None
+    message = doc.get("message") if isinstance(doc, dict) else None
+    text = " ".join(str(message).split())[:300] if message else ""
+    return f"HTTP {status}" + (f": {text}" if text else "")

@@ -7,22 +7,49 @@ that. Every policy set is therefore compiled (and probed, or its tests run) in a
 
 `run(request)` returns the child's events, its exit status and what rego-cpp printed;
 `SandboxRun.crash` says whether the child died and in which step.
+
+`EvalServer` is the run-time side: the embedded engine evaluates every admission in one
+long-lived child (`python -m smi.policy._child --serve`), because a policy that is slow or huge
+for some input (a comprehension over `numbers.range(1, 1e9)`, a set with quadratic cost) must
+not stall or exhaust the server. Each evaluation has a deadline (`DEFAULT_EVAL_TIMEOUT`) and
+every child an address-space budget (`DEFAULT_MEMORY_LIMIT`), and an answer is read up to
+`MAX_ANSWER_BYTES`; past any of them the child is killed, the evaluation is an error (which the
+admission chain turns into a denial: fail closed), and the next evaluation starts a new child.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_EVAL_TIMEOUT = 2.0  # per admission evaluation; kube-apiserver gives a webhook 10 s
+DEFAULT_BUILD_TIMEOUT = 60.0  # starting an evaluator: import regopy and build the bundle
+DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes of address space a child may add after import
+MAX_ANSWER_BYTES = 16 << 20
+MEMORY_LIMIT_ENV = "SMICTL_REGO_MEMORY_LIMIT"  # read by smi.policy._child
+
+
+def _child_env(memory_limit: int) -> dict[str, str]:
+    env = dict(os.environ)
+    # The child must import this very smictl, also when it runs from a source checkout.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env[MEMORY_LIMIT_ENV] = str(int(memory_limit))
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +128,17 @@ def _crash_detail(captured: str) -> str:
     return ""
 
 
-def run(request: SandboxRequest, *, timeout: float = DEFAULT_TIMEOUT) -> SandboxRun:
+def run(
+    request: SandboxRequest,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+) -> SandboxRun:
     """Run one request in a fresh child; never raises for what the child does."""
     with tempfile.TemporaryDirectory(prefix="smictl-rego-") as tmp:
         capture = Path(tmp) / "captured.txt"
         capture.touch()
-        env = dict(os.environ)
-        # The child must import this very smictl, also when it runs from a source checkout.
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        env = _child_env(memory_limit)
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "smi.policy._child", str(capture)],
@@ -140,3 +169,184 @@ def _events(stdout: str) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             out.append(event)
     return out
+
+
+class EvalFailed(Exception):
+    """One evaluation in an `EvalServer` did not produce an answer (one line, for users)."""
+
+
+class EvalServer:
+    """A long-lived child that evaluates entrypoints of one bundle, bounded in time and memory.
+
+    Thread-safe (one evaluation at a time). A child that overruns its deadline or answer size
+    is killed; one that died (a crash, its memory budget) is noticed; either way `evaluate`
+    raises `EvalFailed` and the next call starts a fresh child. A child inherited across
+    `fork()` (gunicorn) is left to the parent process: this process starts its own.
+    """
+
+    def __init__(
+        self,
+        request: SandboxRequest,
+        *,
+        timeout: float = DEFAULT_EVAL_TIMEOUT,
+        build_timeout: float = DEFAULT_BUILD_TIMEOUT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        max_answer: int = MAX_ANSWER_BYTES,
+    ) -> None:
+        self._build = (
+            json.dumps(
+                {
+                    "modules": [list(m) for m in request.modules],
+                    "entrypoints": list(request.entrypoints),
+                    "data": dict(request.data),
+                }
+            )
+            + "\n"
+        ).encode()
+        self.timeout = timeout
+        self.build_timeout = build_timeout
+        self.memory_limit = memory_limit
+        self.max_answer = max_answer
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0
+        self._ready = False
+        self._buffer = b""
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def start(self) -> None:
+        """Start the child now (it builds while the caller goes on)."""
+        with self._lock:
+            self._ensure()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and self._pid == os.getpid() else None
+
+    def evaluate(self, entrypoints: Sequence[str], input_doc: Any) -> list[list[Any]]:
+        """[[ok, text, error], ...] per entrypoint; raises EvalFailed (one line)."""
+        line = (json.dumps({"entrypoints": list(entrypoints), "input": input_doc}) + "\n").encode()
+        with self._lock:
+            proc = self._ensure()
+            deadline = time.monotonic() + self.timeout
+            if not self._ready:
+                ready = self._exchange(proc, None, time.monotonic() + self.build_timeout, "start")
+                if ready.get("ready") is not True:
+                    self._stop()
+                    raise EvalFailed("the Rego engine could not build the policy set")
+                self._ready = True
+                deadline = time.monotonic() + self.timeout
+            answer = self._exchange(proc, line, deadline, "evaluate")
+        if "failure" in answer:
+            raise EvalFailed(f"the Rego engine refused the input: {answer['failure']}")
+        outputs = answer.get("outputs")
+        if not isinstance(outputs, list) or len(outputs) != len(entrypoints):
+            raise EvalFailed("the Rego engine answered out of protocol")
+        return outputs
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._pid != os.getpid():
+            self._proc = None  # inherited across fork(): the parent's, not ours to use or kill
+            self._finalizer = None
+        if self._proc is None:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "smi.policy._child", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_child_env(self.memory_limit),
+                close_fds=True,
+            )
+            self._proc, self._pid, self._ready, self._buffer = proc, os.getpid(), False, b""
+            self._finalizer = weakref.finalize(self, _kill, proc, os.getpid())
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(self._build)
+                proc.stdin.flush()
+            except OSError:
+                pass  # it died already: the first exchange says how
+        return self._proc
+
+    def _stop(self) -> None:
+        proc, self._proc, self._ready, self._buffer = self._proc, None, False, b""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if proc is not None:
+            _kill(proc, self._pid)
+
+    def _exchange(
+        self, proc: subprocess.Popen[bytes], line: bytes | None, deadline: float, step: str
+    ) -> dict[str, Any]:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            if line is not None:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            raw = self._read_line(proc.stdout.fileno(), deadline)
+        except _Overrun as exc:
+            self._stop()
+            raise EvalFailed(str(exc)) from None
+        except OSError:
+            raw = None
+        if raw is None:
+            self._stop()
+            proc.wait()
+            raise EvalFailed(self._died(proc.returncode, step))
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            self._stop()
+            raise EvalFailed("the Rego engine answered garbage") from None
+        if not isinstance(answer, dict):
+            self._stop()
+            raise EvalFailed("the Rego engine answered out of protocol")
+        return answer
+
+    def _read_line(self, fd: int, deadline: float) -> bytes | None:
+        """One line from the child; None at EOF; _Overrun past the deadline or size."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                if len(self._buffer) > self.max_answer:
+                    raise _Overrun(f"the policy result is larger than {self.max_answer >> 20} MiB")
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise _Overrun(
+                        f"policy evaluation took longer than {self.timeout:g}s and was stopped"
+                    )
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\n")
+        return raw
+
+    def _died(self, returncode: int | None, step: str) -> str:
+        how = _signal_name(returncode if returncode is not None else 0)
+        hint = ""
+        if returncode is not None and -returncode in (signal.SIGABRT, signal.SIGSEGV):
+            hint = f"; out of its {self.memory_limit >> 20} MiB memory budget?"
+        while_ = "starting" if step == "start" else "evaluating"
+        return f"the Rego engine crashed ({how}{hint}) while {while_}"
+
+
+class _Overrun(Exception):
+    pass
+
+
+def _kill(proc: subprocess.Popen[bytes], owner: int) -> None:
+    if owner != os.getpid():  # a forked process exiting: the child is its parent's
+        return
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
