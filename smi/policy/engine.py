@@ -249,7 +249,7 @@ class EmbeddedEngine:
         data: Mapping[str, Any],
         checked: bool = False,
         timeout: float = sandbox.DEFAULT_EVAL_TIMEOUT,
-        memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT,
+        memory_limit: int | None = None,
     ) -> None:
         if not checked:
             check(modules, entrypoints=entrypoints, data=data)

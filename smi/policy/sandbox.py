@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -43,12 +45,35 @@ MAX_ANSWER_BYTES = 16 << 20
 MEMORY_LIMIT_ENV = "SMICTL_REGO_MEMORY_LIMIT"  # read by smi.policy._child
 
 
-def _child_env(memory_limit: int) -> dict[str, str]:
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def memory_limit_from_env() -> int:
+    """The children's memory budget: `SMICTL_REGO_MEMORY_LIMIT` (bytes, or a Kubernetes quantity
+    such as `128Mi`, so that a chart can derive it from the container's limit), else 1 GiB.
+    An unreadable value keeps the default, with a warning: a typo must not lift the bound."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MEMORY_LIMIT
+    m = re.fullmatch(r"(\d{1,15})\s*([kKmMgG]i?)?", raw)
+    if m is None or int(m[1]) == 0:
+        logging.getLogger("smictl.policy").warning(
+            "%s=%r is not a size (bytes, or e.g. 128Mi); using %d MiB",
+            MEMORY_LIMIT_ENV,
+            raw,
+            DEFAULT_MEMORY_LIMIT >> 20,
+        )
+        return DEFAULT_MEMORY_LIMIT
+    return int(m[1]) * _UNITS[(m[2] or "").lower()]
+
+
+def _child_env(memory_limit: int | None) -> dict[str, str]:
     env = dict(os.environ)
     # The child must import this very smictl, also when it runs from a source checkout.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    env[MEMORY_LIMIT_ENV] = str(int(memory_limit))
+    budget = memory_limit if memory_limit is not None else memory_limit_from_env()
+    env[MEMORY_LIMIT_ENV] = str(int(budget))
     return env
 
 
@@ -132,7 +157,7 @@ def run(
     request: SandboxRequest,
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = None,
 ) -> SandboxRun:
     """Run one request in a fresh child; never raises for what the child does."""
     with tempfile.TemporaryDirectory(prefix="smictl-rego-") as tmp:
@@ -190,7 +215,7 @@ class EvalServer:
         *,
         timeout: float = DEFAULT_EVAL_TIMEOUT,
         build_timeout: float = DEFAULT_BUILD_TIMEOUT,
-        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        memory_limit: int | None = None,
         max_answer: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._build = (
@@ -205,7 +230,7 @@ class EvalServer:
         ).encode()
         self.timeout = timeout
         self.build_timeout = build_timeout
-        self.memory_limit = memory_limit
+        self.memory_limit = memory_limit if memory_limit is not None else memory_limit_from_env()
         self.max_answer = max_answer
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None

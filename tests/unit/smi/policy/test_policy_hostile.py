@@ -16,6 +16,7 @@ import pytest
 from policy_types import RunCli, WritePolicy
 
 from smi.policy import engine as engine_mod
+from smi.policy import sandbox
 from smi.policy.admission import admit
 from smi.policy.modules import policies_of, read_modules
 from smi.policy.policyset import PolicySet
@@ -278,3 +279,26 @@ def test_an_opa_error_message_is_one_short_line(hostile: tuple[Hostile, Hostile]
     assert outcome.error is not None
     assert outcome.error.startswith(f"OPA at {opa.url} answered HTTP 500: a ba ba b")
     assert "\n" not in outcome.error and len(outcome.error) < 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("134217728", 128 << 20),
+        ("128Mi", 128 << 20),
+        ("1Gi", 1 << 30),
+        ("500M", 500_000_000),
+        ("", sandbox.DEFAULT_MEMORY_LIMIT),
+        ("lots", sandbox.DEFAULT_MEMORY_LIMIT),
+        ("0", sandbox.DEFAULT_MEMORY_LIMIT),
+        ("-1", sandbox.DEFAULT_MEMORY_LIMIT),
+    ],
+)
+def test_the_memory_budget_comes_from_the_environment_as_a_chart_sets_it(
+    raw: str, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The chart sets SMICTL_REGO_MEMORY_LIMIT from a quantity; a typo keeps the bound.
+    monkeypatch.setenv(sandbox.MEMORY_LIMIT_ENV, raw)
+    assert sandbox.memory_limit_from_env() == expected
+    server = sandbox.EvalServer(sandbox.SandboxRequest(modules=[], entrypoints=[], data={}))
+    assert server.memory_limit == expected
