@@ -342,7 +342,9 @@ CODES: dict[str, Code] = dict(
             "SMI3008",
             "object defined twice",
             "Two documents in the set define the same kind, namespace and name. Applied in "
-            "order, the later one replaces the earlier one.",
+            "order (kubectl apply), the later one replaces the earlier one; `smictl compile` "
+            "cannot know the order they will be applied in and uses the copy whose content sorts "
+            "first, so that its result never depends on file order (SMI6005 when they differ).",
             "Keep one definition, or rename one of the objects.",
         ),
         _c(

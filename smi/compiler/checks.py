@@ -352,7 +352,7 @@ def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
         where = first.source.file + (f":{first.source.line}" if first.source.line else "")
         yield warning(
             "SMI3008",
-            f"{resource.key} is defined more than once (first at {where}); the last definition "
-            "takes effect",
+            f"{resource.key} is defined more than once (first at {where}); kubectl apply keeps "
+            "the last, smictl compile one chosen by content (SMI6005 when they differ)",
             path="metadata.name",
         )

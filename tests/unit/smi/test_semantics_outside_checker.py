@@ -213,3 +213,22 @@ def test_compile_warnings_name_the_flat_v1alpha1_path_and_its_line(
     assert err.strip().splitlines() == [
         f"{src}:12: warning: specs[1]: HTTPRouteGroup ns1/missing not found: rule skipped (SMI6001)"
     ]
+
+
+def test_a_duplicate_object_warning_says_what_compile_does_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # validate used to say "the last definition takes effect" while compile picks by content:
+    # the two commands then disagreed on which TrafficTarget was in force.
+    doc = """
+        apiVersion: specs.smi-spec.io/v1alpha4
+        kind: HTTPRouteGroup
+        metadata: {{name: g, namespace: shop}}
+        spec:
+          matches: [{{name: m, pathRegex: {path}}}]
+    """
+    a = _write(tmp_path, doc.format(path="/a"), "a.yaml")
+    b = _write(tmp_path, doc.format(path="/b"), "b.yaml")
+    _, out, _ = _run(capsys, "validate", "-f", str(a), "-f", str(b))
+    line = next(x for x in out.splitlines() if "SMI3008" in x)
+    assert "kubectl apply keeps the last, smictl compile one chosen by content" in line
