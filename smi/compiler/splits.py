@@ -8,7 +8,14 @@ What does not resolve is skipped and reported, in the direction that never sends
 somewhere unintended: a backend whose Service is unknown (neither a context Service nor a
 service with registered endpoints) is dropped and its share goes to the others; a split left
 without a positive weight is dropped; a split whose `matches` all fail to resolve is dropped —
-compiling it with no matches would split *every* request. Only one split per root service is
+compiling it with no matches would split *every* request.
+
+Ports (SPEC.md §TrafficSplit): a backend lacking a port of the root Service is excluded from the
+split for that port. The MeshPolicy's splits are per root service, not per port, so the
+compiler applies the rule where it decides everything: a backend whose Service (known with its
+ports) has none of the root's ports would get no traffic on any of them, and is dropped like an
+unknown backend. A backend lacking only some of several ports stays (SMI3005 warns at
+validation). Only one split per root service is
 kept (the first by name); the others are reported.
 """
 
@@ -73,6 +80,7 @@ class SplitCompiler:
     def _split(self, split: TrafficSplit) -> Split | None:
         ns = namespace_of(split.metadata)
         origin = ref("TrafficSplit", split.metadata)
+        root = root_service(split.service, ns)
         weights: dict[str, int] = {}
         for i, backend in enumerate(split.backends):
             key = f"{ns}/{backend.service}"
@@ -81,6 +89,15 @@ class SplitCompiler:
                     UNRESOLVED,
                     origin,
                     f"backend Service {key} not found: skipped",
+                    path=f"spec.backends[{i}].service",
+                )
+                continue
+            if self._no_common_port(f"{ns}/{root}", key):
+                self._inv.diag(
+                    UNRESOLVED,
+                    origin,
+                    f"backend Service {key} has none of the ports of root service {ns}/{root} "
+                    f"{list(self._inv.service_ports[f'{ns}/{root}'])}: it gets no traffic, skipped",
                     path=f"spec.backends[{i}].service",
                 )
                 continue
@@ -98,6 +115,15 @@ class SplitCompiler:
             backends=tuple(SplitBackend(service=k, weight=weights[k]) for k in sorted(weights)),
             matches=matches,
         )
+
+    def _no_common_port(self, root: str, backend: str) -> bool:
+        """Both Services known with ports, and no port in common (a Service without ports, or
+        one only known from registered endpoints, says nothing)."""
+        if backend == root:
+            return False
+        root_ports = self._inv.service_ports.get(root) or ()
+        ports = self._inv.service_ports.get(backend) or ()
+        return bool(root_ports) and bool(ports) and not set(root_ports) & set(ports)
 
     def _matches(self, split: TrafficSplit, ns: str, origin: str) -> tuple[HttpMatch, ...] | None:
         """() = split every request; None = the split must be dropped."""

@@ -264,3 +264,32 @@ def test_split_compiles_as_written_when_the_set_knows_no_services_of_its_namespa
         SplitBackend("default/web-v2", 1000),
     )
     assert result.skipped == ()
+
+
+def test_a_backend_with_none_of_the_root_ports_gets_no_traffic() -> None:
+    """SPEC: a backend lacking the root's port is excluded from the split for that port; one
+    lacking all of them is excluded from the split. One lacking only some stays (per-port
+    routing is not in the MeshPolicy; validation warns, SMI3005)."""
+    s = split("canary", "web", {"web-v1": 1, "web-v2": 1, "web-v3": 1, "web-v4": 1})
+    context = [
+        service("web", 80, 9090),
+        service("web-v1", 80, 9090),
+        service("web-v2", 8080),  # none of 80, 9090
+        service("web-v3", 9090),  # one of them: kept
+        {"kind": "Service", "metadata": {"name": "web-v4"}, "spec": {}},  # ports unknown: kept
+    ]
+    result = compile([s], context=context)
+    assert [b.service for b in result.policy.splits["default/web"].backends] == [
+        "default/web-v1",
+        "default/web-v3",
+        "default/web-v4",
+    ]
+    assert [(d.path, d.message) for d in result.skipped] == [
+        (
+            "spec.backends[1].service",
+            "backend Service default/web-v2 has none of the ports of root service default/web "
+            "[80, 9090]: it gets no traffic, skipped",
+        )
+    ]
+    only = split("move", "web", {"web-v2": 1})
+    assert compile([only], context=context).policy.splits == {}  # nothing left: no split
