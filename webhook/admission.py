@@ -138,6 +138,10 @@ def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[st
         config=config,
         namespace_labels=plane.view().namespace_labels.get(namespace, {}),
     )
+    if decision.refusal:
+        message = f"smictl cannot inject its proxy into this pod: {decision.refusal}"
+        answer = admission_response(review, allowed=False, code=422, message=message)
+        return answer, "refused", decision.refusal
     answer = admission_response(review, allowed=True, patch=decision.patch or None)
     return answer, "injected" if decision.inject else "skipped", decision.reason
 

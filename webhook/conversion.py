@@ -8,11 +8,12 @@ and the reason, as the API server expects; a body that is not a ConversionReview
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from smi.errors import SMIError
+from smi.errors import Diagnostic, SMIError
 from webhook import logs
 from webhook.plane import current_plane
 from webhook.reviews import BadReview, ConversionReview, conversion_response, parse_conversion
@@ -56,11 +57,28 @@ def convert_review(review: ConversionReview) -> tuple[dict[str, Any], str]:
         try:
             converted.append(convert_document(obj, to=review.desired))
         except SMIError as exc:
-            name = _name(obj)
-            reasons = "; ".join(d.message for d in exc.diagnostics)
-            failure = f"objects[{index}] {name}: cannot convert to {review.desired}: {reasons}"
-            return conversion_response(review, failure=failure), failure
+            reasons = "; ".join(_reason(d) for d in exc.diagnostics)
+        except Exception as exc:  # any failure is a Failure answer, never a 500
+            # The API server fails the request on a Failure as on a 500, but only a Failure
+            # carries a reason to the user; the traceback stays in the log.
+            logging.getLogger(logs.SERVER).exception("conversion of objects[%d] crashed", index)
+            reasons = f"internal error ({type(exc).__name__}); the control plane log has details"
+        else:
+            continue
+        failure = f"objects[{index}] {_name(obj)}: cannot convert to {review.desired}: {reasons}"
+        failure = failure.translate(_ESCAPES)
+        return conversion_response(review, failure=failure), failure
     return conversion_response(review, converted=converted), ""
+
+
+# The message quotes object names and values: keep it one line (as Diagnostic.format does).
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def _reason(d: Diagnostic) -> str:
+    """`path: reason (CODE)`: which field of the object is wrong, not only how."""
+    path = f"{d.path}: " if d.path else ""
+    return f"{path}{d.message} ({d.code})"
 
 
 def _name(obj: dict[str, Any]) -> str:

@@ -3,7 +3,10 @@
 Kept free of Flask so that `/mutate`, tests and `smictl` tooling share it. The rules:
 - a Pod opts in with the annotation `smictl.io/inject: enabled` or through its namespace's label
   `smictl.io/inject: enabled`; the pod annotation `disabled` wins over the namespace;
-- host-network pods are never injected (the proxy's ports would collide on the node);
+- host-network pods are never injected (the proxy's ports would collide on the node), nor pods
+  without containers (the API server refuses those with its own message);
+- the inbound proxy forwards to a port it can reach: an app-port annotation or containerPort
+  outside 1-65535, on UDP/SCTP, or equal to one of the proxy's own ports is passed over;
 - an injected pod (it already has the `smictl-proxy` container) gets no patch, so a replayed
   review or a second mutating pass changes nothing;
 - the patch holds only `add` operations, with JSON Pointer (RFC 6901) escaping of keys such as
@@ -28,6 +31,8 @@ TOKEN_AUDIENCE = "smictl"  # noqa: S105 - an audience name
 INBOUND_PORT = 15006
 OUTBOUND_PORT = 15001
 ADMIN_PORT = 15020
+# The proxy listens on these in the pod's network namespace: never a port to forward to.
+PROXY_PORTS = frozenset({INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT})
 PROXY_UID = 1337
 
 
@@ -49,6 +54,11 @@ class InjectionDecision:
     inject: bool
     reason: str
     patch: tuple[dict[str, Any], ...] = ()
+    # An opted-in pod the proxy cannot be added to as it is: admission refuses it (422) with
+    # this reason. Letting it run without the proxy would leave an opted-in workload
+    # unprotected; patching it would give a Pod the API server refuses with an unclear
+    # "Duplicate value", or a proxy that cannot bind its ports.
+    refusal: str = ""
 
 
 def escape_pointer(token: str) -> str:
@@ -75,18 +85,54 @@ def decide(
         return InjectionDecision(False, f"pod annotation {INJECT_KEY}=disabled")
     if wanted != "enabled" and namespace_labels.get(INJECT_KEY) != "enabled":
         return InjectionDecision(False, "neither the pod nor its namespace opted in")
-    if spec.get("hostNetwork"):
-        return InjectionDecision(False, "host-network pods are not injected")
-    if any(c.get("name") == PROXY_CONTAINER for c in spec.get("containers") or ()):
-        return InjectionDecision(False, "already injected")
+    unfit = _unfit(spec)
+    if unfit:
+        return InjectionDecision(False, unfit)
+    clash = _clash(spec)
+    if clash:
+        return InjectionDecision(False, "refused", refusal=clash)
     patch = build_patch(pod, namespace=namespace, config=config)
     return InjectionDecision(True, "injected", tuple(patch))
+
+
+def _unfit(spec: Mapping[str, Any]) -> str:
+    """Why an opted-in pod's spec is not injected, or ""."""
+    if spec.get("hostNetwork"):
+        return "host-network pods are not injected"
+    containers = spec.get("containers") or ()
+    if any(c.get("name") == PROXY_CONTAINER for c in containers):
+        return "already injected"
+    if not containers:
+        # Nothing to protect, and the API server refuses a Pod without containers with its own
+        # message; adding the proxy would make an invalid Pod valid (and run only the proxy).
+        return "the pod has no containers"
+    return ""
+
+
+def _clash(spec: Mapping[str, Any]) -> str:
+    """What in an opted-in pod would collide with the injected proxy, or ""."""
+    for field in ("initContainers", "ephemeralContainers"):
+        for c in spec.get(field) or ():
+            if isinstance(c, Mapping) and c.get("name") == PROXY_CONTAINER:
+                return f"spec.{field} already has a container named {PROXY_CONTAINER!r}"
+    for i, volume in enumerate(spec.get("volumes") or ()):
+        if isinstance(volume, Mapping) and volume.get("name") in (CERT_VOLUME, TOKEN_VOLUME):
+            return f"spec.volumes[{i}]: the name {volume['name']!r} is the injected proxy's"
+    for i, c in enumerate(spec.get("containers") or ()):
+        for j, port in enumerate((c.get("ports") if isinstance(c, Mapping) else None) or ()):
+            number = port.get("containerPort") if isinstance(port, Mapping) else None
+            if number in PROXY_PORTS and str(port.get("protocol") or "TCP") == "TCP":
+                return (
+                    f"spec.containers[{i}].ports[{j}]: port {number} is the injected proxy's "
+                    f"({', '.join(map(str, sorted(PROXY_PORTS)))})"
+                )
+    return ""
 
 
 def malformed(pod: Mapping[str, Any]) -> str:
     """The first field of `pod` whose type the injector relies on and that has another, or "".
     The API server only sends typed Pods; anything else is some other caller's body."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = _or_empty(pod.get("metadata")), _or_empty(pod.get("spec"))
     if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
         return "metadata and spec must be objects"
     containers = spec.get("containers") or []
@@ -112,6 +158,12 @@ def malformed(pod: Mapping[str, Any]) -> str:
     return ""
 
 
+def _or_empty(value: Any) -> Any:
+    """`value`, or an empty object when it is absent (None); any other value is kept, so that
+    `[]` or `""` in place of an object is reported as malformed, not read as `{}`."""
+    return {} if value is None else value
+
+
 def build_patch(
     pod: Mapping[str, Any], *, namespace: str, config: InjectionConfig
 ) -> list[dict[str, Any]]:
@@ -122,22 +174,44 @@ def build_patch(
     container = proxy_container(identity=identity, app_port=app_port(pod), config=config)
     ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/containers/-", "value": container}]
     ops += _add_to_list(spec, "volumes", "/spec/volumes", proxy_volumes())
-    ops += _add_to_map(meta, "annotations", "/metadata/annotations", {INJECTED_KEY: "true"})
+    if pod.get("metadata") is None:  # no object to add the annotation to: create it
+        ops.append(
+            {"op": "add", "path": "/metadata", "value": {"annotations": {INJECTED_KEY: "true"}}}
+        )
+    else:
+        ops += _add_to_map(meta, "annotations", "/metadata/annotations", {INJECTED_KEY: "true"})
     return ops
 
 
 def app_port(pod: Mapping[str, Any]) -> int | None:
     """The application port the inbound proxy forwards to: the `smictl.io/app-port`
-    annotation, else the first declared containerPort, else None (no inbound listener)."""
+    annotation, else the first declared TCP containerPort, else None (no inbound listener).
+
+    Only a port the proxy can forward to counts: 1-65535 and not one of the proxy's own ports
+    (forwarding to those would loop through the proxy, or stop it at start-up); a declared
+    UDP or SCTP port is not where TCP/HTTP traffic goes. Anything else is ignored like a
+    non-numeric annotation."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     raw = str(annotations.get(APP_PORT_KEY, ""))
-    if raw.isascii() and raw.isdigit():
-        return int(raw)
+    # At most 5 significant digits before int(): Python refuses more than 4300 (ValueError).
+    digits = raw.lstrip("0") or "0"
+    if raw.isascii() and raw.isdigit() and len(digits) <= 5 and _forwardable(int(digits)):
+        return int(digits)
     for container in (pod.get("spec") or {}).get("containers") or ():
         for port in container.get("ports") or ():
-            if isinstance(port.get("containerPort"), int):
-                return int(port["containerPort"])
+            number = port.get("containerPort")
+            if (
+                isinstance(number, int)
+                and not isinstance(number, bool)
+                and _forwardable(number)
+                and str(port.get("protocol") or "TCP") == "TCP"
+            ):
+                return number
     return None
+
+
+def _forwardable(port: int) -> bool:
+    return 0 < port <= 65535 and port not in PROXY_PORTS
 
 
 def proxy_container(
