@@ -33,6 +33,8 @@ from smi.store.base import ObjectKey, Snapshot, Store, StoredObject
 from smi.store.endpoints import EndpointIndex
 
 HTTP_GONE = 410
+# A watch that ends sooner than this without a single event is backed off like an error.
+QUICK_WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,11 @@ class Informer:
                 if need_list:
                     self.relist()
                 need_list = False
-                self.watch_once()
+                started = time.monotonic()
+                if self.watch_once() == 0 and time.monotonic() - started < QUICK_WATCH_SECONDS:
+                    # A watch that ended at once with nothing in it (a proxy or load balancer
+                    # closing it): back off rather than hammer the API server in a tight loop.
+                    self.store._stop.wait(self.backoff)
             except ApiException as exc:
                 need_list = True
                 if exc.status != HTTP_GONE:
@@ -241,16 +247,19 @@ class Informer:
         self.relists += 1
         self.synced = True
 
-    def watch_once(self, *, stop: Callable[[], bool] | None = None) -> None:
-        """One watch request from the last resourceVersion until it ends.
+    def watch_once(self, *, stop: Callable[[], bool] | None = None) -> int:
+        """One watch request from the last resourceVersion until it ends; the number of events
+        it delivered (bookmarks included).
 
         Raises ApiException(410) when that version is gone (the caller lists again); a dropped
         connection raises whatever urllib3 raised, with `resource_version` at the last event.
+        A line that is not a JSON event (blank, or cut short) is skipped.
         """
         from kubernetes import watch
 
         w: Any = watch.Watch()  # type: ignore[no-untyped-call]
         func, kwargs = self._watch_call()
+        seen = 0
         for event in w.stream(
             func,
             resource_version=self.resource_version,
@@ -258,6 +267,9 @@ class Informer:
             allow_watch_bookmarks=True,
             **kwargs,
         ):
+            if not isinstance(event, dict):  # the client yields None for an undecodable line
+                continue
+            seen += 1
             kind = event.get("type")
             raw = event.get("raw_object") or {}
             rv = str((raw.get("metadata") or {}).get("resourceVersion", ""))
@@ -267,6 +279,7 @@ class Informer:
                 self.resource_version = rv
             if self.store.stopped or (stop is not None and stop()):
                 w.stop()
+        return seen
 
     # --- the API calls ----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +75,33 @@ class SQLiteStore(Store):
         self._changed = threading.Condition()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(endpoints)")}
-            if "renewed" not in columns:  # a store written before endpoint leases
-                conn.execute("ALTER TABLE endpoints ADD COLUMN renewed REAL NOT NULL DEFAULT 0")
+            self._prepare(self._conn())
         except (OSError, sqlite3.Error) as exc:
             raise store_error("SMI7005", f"cannot open the store {self.path}: {exc}") from exc
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """WAL mode, the schema, and migrations, safe when every gunicorn worker opens the file
+        at the same moment: the schema is checked and migrated under the write lock (two workers
+        must not both see an old schema and both migrate it), and switching a new file to WAL,
+        which SQLite refuses at once rather than wait while another process writes, is retried."""
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                with self._write(conn):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    columns = {row[1] for row in conn.execute("PRAGMA table_info(endpoints)")}
+                    if "renewed" not in columns:  # a store written before endpoint leases
+                        conn.execute(
+                            "ALTER TABLE endpoints ADD COLUMN renewed REAL NOT NULL DEFAULT 0"
+                        )
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -106,10 +125,15 @@ class SQLiteStore(Store):
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls some failures back itself (SQLITE_FULL, SQLITE_IOERR): a ROLLBACK
+            # then fails and would hide the error that matters ("database or disk is full").
+            # A COMMIT that failed with the transaction still open must not keep the lock.
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         with self._changed:
             self._changed.notify_all()
 
@@ -309,6 +333,14 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM endpoints WHERE address=? AND port=?", (address, port))
             self._bump(conn, current + 1)
             return current + 1
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (SQLITE_BUSY, or SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc)
 
 
 def _apply_change(
