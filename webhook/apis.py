@@ -13,12 +13,15 @@ lands on plus the rest of the batch; one denial refuses the whole batch with eve
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
 from smi.store.base import CLUSTER_SCOPED_KINDS, Change, ObjectKey, Outcome, Snapshot, StoreError
+from webhook import logs
 from webhook.plane import current_plane
 from webhook.policies import Denied, admit_batch
 from webhook.reviews import BadReview, read_json
@@ -125,6 +128,12 @@ def _write(run: Any, warnings: list[dict[str, Any]]) -> tuple[Response, int]:
         return jsonify(
             error=exc.diagnostics[0].message, diagnostics=[d.to_json() for d in exc.diagnostics]
         ), status
+    except sqlite3.Error as exc:
+        # The store itself failed (disk full, busy past its timeout, an I/O error); it rolled
+        # the write back, so nothing was applied. The operator's problem, not the caller's,
+        # and worth a retry: 503 with SQLite's own words, not a 500 without them.
+        logging.getLogger(logs.SERVER).error("store write failed: %s", exc)
+        return jsonify(error=f"the store could not write: {exc}; nothing was applied"), 503
     return jsonify(
         revision=outcome.revision,
         dryRun=outcome.dry_run,

@@ -118,3 +118,29 @@ def test_bad_apply_bodies(client: FlaskClient) -> None:
     assert client.post(APPLY, json={"items": []}).status_code == 400
     assert client.post(APPLY, json={"items": [{"kind": "Service"}]}).status_code == 400
     assert client.post(APPLY, data=b"nope").status_code == 400
+
+
+def test_a_store_that_cannot_write_is_503_with_its_reason_and_nothing_applied(
+    client: FlaskClient, monkeypatch: Any
+) -> None:
+    import sqlite3
+
+    from smi.store.sqlite import SQLiteStore
+
+    def full(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(SQLiteStore, "apply", full)
+    r = client.post(APPLY, json={"items": [service("web")]})
+    assert r.status_code == 503
+    assert r.get_json()["error"] == (
+        "the store could not write: database or disk is full; nothing was applied"
+    )
+
+
+def test_a_lone_surrogate_in_a_name_or_label_is_refused_and_nothing_stored(client: FlaskClient) -> None:
+    for svc in (service("web"), service("\udc80")):
+        svc["metadata"]["labels"] = {"team": "\udc80"}
+        r = client.post(APPLY, json={"items": [svc]})
+        assert r.status_code == 400, r.get_json()
+    assert client.get(OBJECTS).get_json()["items"] == []
