@@ -138,7 +138,9 @@ def test_a_store_that_cannot_write_is_503_with_its_reason_and_nothing_applied(
     )
 
 
-def test_a_lone_surrogate_in_a_name_or_label_is_refused_and_nothing_stored(client: FlaskClient) -> None:
+def test_a_lone_surrogate_in_a_name_or_label_is_refused_and_nothing_stored(
+    client: FlaskClient,
+) -> None:
     for svc in (service("web"), service("\udc80")):
         svc["metadata"]["labels"] = {"team": "\udc80"}
         r = client.post(APPLY, json={"items": [svc]})
