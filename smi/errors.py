@@ -21,13 +21,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 Severity = Literal["error", "warning"]
 
 # Messages quote user input (names, kinds, paths); a control character in it must not break the
 # one-line form that editors, CI annotations and `grep` rely on.
-_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+# A file name that is not valid UTF-8 reaches Python as lone surrogates (surrogateescape); they
+# get the same visible escape (`\udcff`), since printing one to a UTF-8 stream raises.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127, *range(0xD800, 0xE000))}
+
+
+def json_safe(value: Any) -> Any:
+    """`value` (JSON data) with every lone surrogate in its strings replaced by U+FFFD: strict
+    JSON parsers reject `"\udcff"`, and UTF-8 cannot encode it at all."""
+    if isinstance(value, str):
+        return _surrogate_free(value)
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _surrogate_free(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)

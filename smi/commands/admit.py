@@ -11,7 +11,11 @@ one-line summary to standard error. Exit 0 when every object is admitted (warnin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     text = render(report, args.format, quiet=args.quiet)
     if args.output:
         try:
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_atomically(Path(args.output), text.encode("utf-8"))
         except OSError as exc:
             print(f"{args.output}: cannot write the report: {exc.strerror}", file=sys.stderr)
             return 1
@@ -106,3 +110,38 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     print(report.summary_line(), file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `target`, then rename it over `target`: a CI
+    step that reads the report sees the old one or the whole new one, never half of it, and a
+    failed write (disk full, ...) leaves no temporary file behind. A target that is not a
+    plain regular file is written in place, since renaming over it would replace the link
+    itself: a symlink (`-o /dev/stdout` -> /proc/self/fd/1, a link into a shared directory),
+    a device or a FIFO."""
+    try:
+        plain = stat.S_ISREG(target.lstat().st_mode)
+    except FileNotFoundError:
+        plain = True
+    if not plain:
+        with target.open("wb") as out:
+            out.write(data)
+        return
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if target.exists():
+            tmp.chmod(stat.S_IMODE(target.stat().st_mode))
+        else:  # mkstemp made it 0600; a report is as readable as any file the user creates
+            umask = os.umask(0o022)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from smi.errors import Diagnostic
+from smi.errors import Diagnostic, json_safe
 
 
 def register(sub: Any) -> None:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.output == "json":
         doc = {**summary, "diagnostics": [d.to_json() for d in diagnostics]}
-        json.dump(doc, sys.stdout, indent=2)
+        json.dump(json_safe(doc), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         for d in diagnostics:

@@ -9,21 +9,45 @@ system can point at the spot: SARIF as `physicalLocation.region.startLine`, GitH
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from smi import __version__
 from smi.codes import lookup
-from smi.errors import Diagnostic
+from smi.errors import Diagnostic, json_safe
 from smi.policy.admission import AdmissionResult
 from smi.policy.modules import PolicyInfo
 
 FORMATS = ("text", "json", "junit", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://smi-spec.io"
+
+# XML 1.0 forbids these even as character references: a JUnit report that holds one is not
+# well-formed. Control characters become visible escapes, as in the one-line text form (`\x01`).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    """`text` without lone surrogates (file names that are not UTF-8): U+FFFD instead."""
+    return str(json_safe(text))
+
+
+def dumps(doc: Any) -> str:
+    """Strict JSON (no lone surrogates, no NaN) for the machine-readable outputs."""
+    return json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n"
+
+
+def _xml(text: str) -> str:
+    def escape(m: re.Match[str]) -> str:
+        c = m.group()
+        return "\ufffd" if "\ud800" <= c <= "\udfff" else repr(c)[1:-1]
+
+    return _XML_ILLEGAL.sub(escape, text)
 
 
 @dataclass(frozen=True)
@@ -98,7 +122,7 @@ def render_json(report: AdmitReport) -> str:
         "results": [r.to_json() for r in report.results],
         "policies": [p.to_json() for p in report.policies],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return dumps(doc)
 
 
 def _case_name(r: AdmissionResult) -> str:
@@ -107,26 +131,16 @@ def _case_name(r: AdmissionResult) -> str:
 
 
 def render_junit(report: AdmitReport) -> str:
+    """One testcase per object and one per file that could not be loaded; `tests` counts both,
+    so that `failures` (refused objects plus load errors) never exceeds it."""
     s = report.summary()
+    tests = s["objects"] + s["load_errors"]
     failures = s["denied"] + s["invalid"] + s["load_errors"]
-    suites = ET.Element(
-        "testsuites",
-        name="smictl admit",
-        tests=str(s["objects"]),
-        failures=str(failures),
-        errors="0",
-    )
-    suite = ET.SubElement(
-        suites,
-        "testsuite",
-        name="smictl admit",
-        tests=str(s["objects"]),
-        failures=str(failures),
-        errors="0",
-        skipped="0",
-    )
+    counts = {"tests": str(tests), "failures": str(failures), "errors": "0"}
+    suites = ET.Element("testsuites", {"name": "smictl admit", **counts})
+    suite = ET.SubElement(suites, "testsuite", {"name": "smictl admit", **counts, "skipped": "0"})
     for d in report.load_errors:
-        case = ET.SubElement(
+        case = _element(
             suite,
             "testcase",
             classname=d.file or "<input>",
@@ -134,29 +148,42 @@ def render_junit(report: AdmitReport) -> str:
             file=d.file or "",
             line=str(d.line or 0),
         )
-        ET.SubElement(case, "failure", type="load", message=d.message).text = d.format()
+        _element(case, "failure", d.format(), type="load", message=d.message)
     for r in report.results:
         attrs = {"classname": r.source.file if r.source else "<request>", "name": _case_name(r)}
         if r.source is not None:
             attrs |= {"file": r.source.file, "line": str(r.source.line or 0)}
-        case = ET.SubElement(suite, "testcase", attrs)
+        case = _element(suite, "testcase", **attrs)
         if not r.allowed:
             body = "\n".join(d.format() for d in r.diagnostics if d.is_error)
-            failure = ET.SubElement(
-                case, "failure", type=r.verdict, message=r.messages[0] if r.messages else r.verdict
-            )
-            failure.text = body
+            message = r.messages[0] if r.messages else r.verdict
+            _element(case, "failure", body, type=r.verdict, message=message)
         if r.warnings:
-            ET.SubElement(case, "system-out").text = "\n".join(r.warnings)
+            _element(case, "system-out", "\n".join(r.warnings))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    """A child element whose attributes and text hold only characters XML 1.0 allows."""
+    element = ET.SubElement(parent, tag, {k: _xml(v) for k, v in attrs.items()})
+    if text is not None:
+        element.text = _xml(text)
+    return element
+
+
 def _uri(file: str | None) -> str:
-    if not file:
-        return "<input>"
-    p = Path(file)
-    return p.as_uri() if p.is_absolute() else p.as_posix()
+    """An absolute path as a `file:` URI, any other name as a relative URI reference: the
+    file name's bytes percent-encoded (spaces, `%`, `#`, `:` and non-ASCII included), so that
+    `a b.yaml` is not an invalid URI and `c:x.yaml` is not read as the scheme `c`."""
+    p = Path(file or "<input>")
+    if p.is_absolute():
+        return p.as_uri()
+    try:
+        raw = p.as_posix().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name's bytes decode to
+        raw = _clean(p.as_posix()).encode("utf-8")
+    return quote(raw, safe="/")
 
 
 def _rule(code: str, policies: Sequence[PolicyInfo]) -> dict[str, Any]:
@@ -188,7 +215,7 @@ def render_sarif(report: AdmitReport) -> str:
             "ruleId": d.code,
             "ruleIndex": index[d.code],
             "level": "error" if d.is_error else "warning",
-            "message": {"text": f"{d.path}: {d.message}" if d.path else d.message},
+            "message": {"text": _sarif_text(d)},
             "locations": [
                 {
                     "physicalLocation": {
@@ -212,7 +239,13 @@ def render_sarif(report: AdmitReport) -> str:
         "results": results,
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(doc, indent=2) + "\n"
+    return dumps(doc)
+
+
+def _sarif_text(d: Diagnostic) -> str:
+    """SARIF needs a non-empty `message.text`."""
+    text = f"{d.path}: {d.message}" if d.path else d.message
+    return text if text.strip() else d.code
 
 
 def _escape_data(text: str) -> str:
@@ -230,10 +263,10 @@ def render_github(report: AdmitReport, *, quiet: bool = False) -> str:
         if quiet and not d.is_error:
             continue
         level = "error" if d.is_error else "warning"
-        props = [f"file={_escape_property(d.file or '<input>')}"]
+        props = [f"file={_escape_property(_clean(d.file or '<input>'))}"]
         if d.line is not None:
             props.append(f"line={d.line}")
         props.append(f"title={_escape_property(d.code)}")
         text = f"{d.path}: {d.message}" if d.path else d.message
-        lines.append(f"::{level} {','.join(props)}::{_escape_data(text)}")
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(_clean(text))}")
     return "\n".join(lines) + ("\n" if lines else "")
