@@ -23,13 +23,14 @@ from typing import Final, cast
 from mypy_extensions import mypyc_attr
 
 from proxy.exchange import Exchange, Forward, Headers
-from proxy.http1 import HOP_BY_HOP, Reply, local_reply, service_key, split_host
+from proxy.http1 import HOP_BY_HOP, Reply, local_reply, service_key
 from proxy.metrics import Metrics
 from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
 from proxy.upstream import ClientTLS, Target
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
-from smi.compiler.ir.index import PolicyIndex
+from smi.compiler.ir.index import IndexedSplit, PolicyIndex
+from smi.compiler.ir.model import Split
 
 log = logging.getLogger("smictl.proxy")
 
@@ -272,6 +273,33 @@ def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:
     return tuple(sorted(names))
 
 
+# What a service's name may be made of in a Host (DNS labels, lower-cased): anything else names
+# no service (`a@web`, `web%2eshop`, an unclosed `[web`).
+_HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+def host_key(host: bytes, *, namespace: str) -> tuple[str, int | None] | None:
+    """("ns/name", port or None) of a `Host` (or proxy-form authority), None when it names no
+    service: an IP literal, a malformed port (`web:x`, `web:²`, over 65535), characters no DNS
+    name has, empty labels (`web..`), or a name `service_key` does not take. One trailing dot
+    (a fully qualified name) is allowed; an empty port (`web:`) is the default port."""
+    text = host.decode("latin-1").strip().lower()
+    name, _, port_text = text.partition(":")
+    port: int | None = None
+    if port_text:
+        if len(port_text) > 5 or not all("0" <= c <= "9" for c in port_text):
+            return None
+        port = int(port_text)
+        if port > 65535:
+            return None
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or not _HOST_CHARS.issuperset(name) or "" in name.split("."):
+        return None
+    key = service_key(name, namespace=namespace)
+    return None if key is None else (key, port)
+
+
 class _Backends:
     """The forwards of one service's endpoints, used round-robin."""
 
@@ -307,8 +335,11 @@ class OutboundRouter:
         self._seen: PolicyIndex | None = None
         self._seen_endpoints: object = None
         self._places: dict[str, int] = {}  # each service's place in its rotation, at _renew
-        # Host header -> "ns/name" (a handful of hosts per app; bounded all the same)
-        self._keys: dict[bytes, str | None] = {}
+        # Host header -> ("ns/name", port) (a handful of hosts per app; bounded all the same)
+        self._keys: dict[bytes, tuple[str, int | None] | None] = {}
+        # (root service, port) -> its split less the backends without that port (SPEC.md
+        # §TrafficSplit), None when none has it; valid for `_seen`
+        self._port_splits: dict[tuple[str, int], IndexedSplit | None] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> None:
         return None
@@ -324,20 +355,35 @@ class OutboundRouter:
             return _NO_HOST
         keys = self._keys
         if host in keys:
-            key = keys[host]
+            found = keys[host]
         else:
-            key = service_key(split_host(host)[0], namespace=self.namespace)
+            found = host_key(host, namespace=self.namespace)
             if len(keys) >= _HOST_CACHE:
                 keys.clear()
-            keys[host] = key
-        if key is None:
+            keys[host] = found
+        if found is None:
             return _UNKNOWN
-        return self.resolve(index, key, ex)
+        key, port = found
+        if port is not None:
+            # A port the Service does not have names nothing (as in Kubernetes): never some
+            # other port's app. A Service known without ports (registered endpoints) says
+            # nothing about them.
+            service = index.services.get(key)
+            if service is not None and service.ports and port not in service.ports:
+                return _UNKNOWN
+        return self.resolve(index, key, ex, port)
 
-    def resolve(self, index: PolicyIndex, key: str, ex: Exchange | None) -> Forward | Reply:
+    def resolve(
+        self, index: PolicyIndex, key: str, ex: Exchange | None, port: int | None = None
+    ) -> Forward | Reply:
         """The forward for service `key`, after its split; the split sees `ex` (None: not an
-        HTTP request, as for an L4 relay) only if it has matches."""
+        HTTP request, as for an L4 relay) only if it has matches. With `port` (the one the
+        request named), backends whose Service lacks that port are left out of the split."""
+        if index is not self._seen or self.policy.endpoints is not self._seen_endpoints:
+            self._renew(index)
         split = index.splits.get(key)
+        if split is not None and port is not None:
+            split = self._split_for_port(index, key, split, port)
         if split is not None:
             # A split without matches takes every request: no need to build one.
             request = None
@@ -346,8 +392,6 @@ class OutboundRouter:
             backend = pick_backend(split, request, self.rng())
             if backend is not None:
                 key = backend
-        if index is not self._seen or self.policy.endpoints is not self._seen_endpoints:
-            self._renew(index)
         backends = self._backends.get(key)
         if backends is None:
             backends = self._backends_of(index, key)
@@ -364,6 +408,34 @@ class OutboundRouter:
         self._seen, self._seen_endpoints = index, self.policy.endpoints
         self._places = {k: b.n for k, b in self._backends.items() if isinstance(b, _Backends)}
         self._backends = {}
+        self._port_splits = {}
+
+    def _split_for_port(
+        self, index: PolicyIndex, key: str, split: IndexedSplit, port: int
+    ) -> IndexedSplit | None:
+        """`split` for requests to `port`: a backend whose Service is known with ports, none of
+        them `port`, gets no traffic on it (SPEC.md §TrafficSplit; the compiler keeps such a
+        backend when it shares some other port with the root). None when no backend with a
+        positive weight is left: the request then goes to the root service."""
+        cached = self._port_splits.get((key, port), split)
+        if cached is not split:
+            return cached
+        services = index.services
+        kept = tuple(
+            b
+            for b in split.backends
+            if b.service == key
+            or not (services[b.service].ports if b.service in services else ())
+            or port in services[b.service].ports
+        )
+        found: IndexedSplit | None = split
+        if len(kept) != len(split.backends):
+            narrowed = IndexedSplit.of(
+                Split(origin=split.origin, backends=kept, matches=split.matches)
+            )
+            found = narrowed if narrowed.total > 0 else None
+        self._port_splits[(key, port)] = found
+        return found
 
     def _backends_of(self, index: PolicyIndex, key: str) -> _Backends | Reply:
         endpoints = self.policy.endpoints_of(key)
@@ -373,9 +445,10 @@ class OutboundRouter:
         elif not endpoints:
             found = _NO_ENDPOINTS
         else:
+            # (An endpoint listed twice is still one endpoint: it gets one turn, not two.)
             forwards = tuple(
                 Forward(Target(ep.address, ep.port, tls=self.tls, identity=ep.identity))
-                for ep in endpoints
+                for ep in dict.fromkeys(endpoints)
             )
             found = _Backends(forwards, self._places.get(key, 0))
         self._backends[key] = found
