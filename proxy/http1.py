@@ -198,20 +198,6 @@ def origin_form(url: bytes) -> tuple[bytes, bytes | None]:
     return url, None
 
 
-def split_host(host: bytes) -> tuple[str, int | None]:
-    """`web.shop:8080` → ("web.shop", 8080); a bad port gives None."""
-    text = host.decode("latin-1").strip().lower()
-    if text.startswith("["):  # IPv6 literal
-        end = text.find("]")
-        name, rest = text[1:end], text[end + 1 :]
-        port_text = rest[1:] if rest.startswith(":") else ""
-    else:
-        name, _, port_text = text.partition(":")
-    if not port_text:
-        return name, None
-    return name, int(port_text) if port_text.isdigit() else None
-
-
 def service_key(host: str, *, namespace: str) -> str | None:
     """The "ns/name" a Host names: `name` (the caller's namespace), `name.ns`,
     `name.ns.svc`, `name.ns.svc.<cluster-domain>`; None for any other host name."""

@@ -66,7 +66,11 @@ class Target:
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", f"{self.host}:{self.port}/{self.identity or ''}")
+        # TLS is part of the bucket: a plain connection to the local app must never be handed
+        # to an mTLS target at the same address (an endpoint entry naming the app's own port
+        # with no identity), which would skip the peer proxy and its authorization.
+        scheme = "plain" if self.tls is None else "mtls"
+        object.__setattr__(self, "key", f"{scheme}://{self.host}:{self.port}/{self.identity or ''}")
 
 
 class UpstreamError(Exception):

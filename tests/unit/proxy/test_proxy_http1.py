@@ -15,7 +15,6 @@ from proxy.http1 import (
     names_chunked,
     origin_form,
     service_key,
-    split_host,
     status_line,
 )
 
@@ -35,19 +34,6 @@ from proxy.http1 import (
 )
 def test_service_key_follows_kubernetes_dns_names(host: str, key: str | None) -> None:
     assert service_key(host, namespace="shop") == key
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (b"Web.Shop:8080", ("web.shop", 8080)),
-        (b"web", ("web", None)),
-        (b"web:x", ("web", None)),
-        (b"[::1]:9000", ("::1", 9000)),
-    ],
-)
-def test_split_host(raw: bytes, expected: tuple[str, int | None]) -> None:
-    assert split_host(raw) == expected
 
 
 def test_origin_form_turns_proxy_targets_into_paths() -> None:

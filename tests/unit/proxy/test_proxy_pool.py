@@ -215,3 +215,17 @@ async def test_connections_being_opened_are_tasks_of_the_proxy_state_and_stop_wi
     pool.close_all()
     with pytest.raises(ConnectFailed, match="shutting down"):
         await get
+
+
+async def test_a_plain_connection_is_never_handed_to_an_mtls_target_at_the_same_address() -> None:
+    # An endpoint naming the app's own address with no identity must not get the pooled plain
+    # connection to the app: the request would skip the peer proxy and its authorization.
+    class _TLS:
+        client_context = None
+
+    mtls = Target("app.local", 8080, tls=_TLS(), identity="")  # type: ignore[arg-type]
+    assert mtls.key != APP.key
+    pool = ConnectionPool(connector=Dialer(), max_dials=1)
+    pool.release(in_use(pool, APP))
+    assert pool.acquire(mtls) is None
+    assert pool.acquire(APP) is not None
