@@ -388,7 +388,7 @@ class OutboundRouter:
             # A split without matches takes every request: no need to build one.
             request = None
             if split.matchers and ex is not None:
-                request = Request(ex.method_str, ex.path_str, ex.header_map())
+                request = Request(ex.method_str, ex.path_str, Headers(sent_headers(ex)))
             backend = pick_backend(split, request, self.rng())
             if backend is not None:
                 key = backend

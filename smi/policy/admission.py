@@ -174,6 +174,8 @@ def admit_loaded(
 
 def _uid(resource: Resource) -> str:
     name = f"{resource.source.file}#{resource.source.index}#{resource.key}"
+    # A file name that is not UTF-8 holds lone surrogates, which uuid5 cannot encode.
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 

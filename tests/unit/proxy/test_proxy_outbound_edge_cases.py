@@ -294,3 +294,13 @@ async def test_a_pooled_connection_to_one_backend_never_carries_another_backends
         assert conn.transport.data.count(b"GET / ") == 2  # type: ignore[union-attr]
     assert {c.target.identity for c in h.upstreams} == {V1, V2}
     assert h.down.data.count(b"200 OK") == 4
+
+
+def test_a_split_match_header_the_backend_never_gets_does_not_count() -> None:
+    # `Connection: x-beta` makes the proxy drop x-beta before the request goes on; the split
+    # must not route on a header the backend never receives (as authorize does not).
+    beta = HttpMatch(origin="shop/HTTPRouteGroup/g#beta", headers=(("x-beta", "yes"),))
+    router = _router(_policy(_split(("shop/web-v2", 1), matches=(beta,))))
+    ex = _ex(b"web", x_beta=b"yes", connection=b"x-beta")
+    ex.hop, ex.connection_names = True, frozenset({b"x-beta"})
+    assert _where(router.route(ex, None)) == "10.0.0.1"

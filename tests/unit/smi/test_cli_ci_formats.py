@@ -258,3 +258,24 @@ def test_thousands_of_findings_stay_valid(
     (tmp_path / "many.yaml").write_text("---\n".join(docs))
     code, out, _ = run("admit", "-f", str(tmp_path), "--format", "sarif", capsys=capsys)
     assert code == 1 and len(check_sarif(json.loads(out))) >= 300
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "junit"])
+def test_a_valid_object_in_an_undecodable_file_name_is_judged_not_a_crash(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # smi.policy.admission._uid hashed the file name with uuid5, which cannot encode a lone
+    # surrogate: exit 70 for a valid object.
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / os.fsdecode(b"ok\xff.yaml")).write_text(
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\n"
+        "metadata: {name: g, namespace: shop}\n"
+        "spec:\n  matches: [{name: m, pathRegex: /api}]\n"
+    )
+    code, out, err = run("admit", "-f", str(d), "--format", fmt, capsys=capsys)
+    assert code in (0, 1) and "1 objects" in err, err  # judged (a shipped policy may deny)
+    if fmt in ("json", "sarif"):
+        json.loads(out)
+    else:
+        ET.fromstring(out)
