@@ -9,12 +9,12 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from proxy_fakes import memory_handshake
 
 from proxy.metrics import Metrics
 from proxy.peercert import identity_in, is_ca, peer_identity
@@ -69,33 +69,13 @@ def _context(base: ssl.SSLContext, tmp: Path, material: tuple[bytes, bytes]) -> 
     return base
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> Any:
-    """The server's SSLObject after an in-memory handshake; ssl.SSLError if either refused."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    c = client.wrap_bio(c_in, c_out, server_side=False)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done = {c: False, s: False}
-    for _ in range(8):
-        for end, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
-            if not done[end]:
-                try:
-                    end.do_handshake()
-                    done[end] = True
-                except ssl.SSLWantReadError:
-                    pass
-            if out.pending:
-                peer_in.write(out.read())
-    assert all(done.values()), "handshake stalled"
-    return s
-
-
 def _caller_identity(
     ca: CertificateAuthority, tmp: Path, material: tuple[bytes, bytes]
 ) -> Identity | None:
     """The identity the inbound side reads from a caller presenting `material`."""
     inbound = _context(server_context(ca.cert_pem()), tmp, ca.issue_workload(WEB))
     client = _context(client_context(ca.cert_pem()), tmp, material)
-    return peer_identity(_handshake(inbound, client), trust_domain="cluster.local")
+    return peer_identity(memory_handshake(inbound, client)[0], trust_domain="cluster.local")
 
 
 # --- the URI SANs of a verified certificate ------------------------------------------------------

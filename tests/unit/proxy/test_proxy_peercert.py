@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proxy_fakes import memory_handshake
 
 from proxy.peercert import identity_in, peer_identity
 from proxy.tls import client_context, server_context
@@ -38,31 +39,6 @@ def _context(
     return base
 
 
-def _handshake(
-    server: ssl.SSLContext, client: ssl.SSLContext, bios: list[ssl.MemoryBIO] | None = None
-) -> tuple[Any, Any]:
-    """(server SSLObject, client SSLObject) after a completed handshake; raises ssl.SSLError
-    (from whichever side refused) otherwise. `bios` receives client in/out, server in/out."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    if bios is not None:
-        bios += (c_in, c_out, s_in, s_out)
-    c = client.wrap_bio(c_in, c_out, server_side=False)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done = {c: False, s: False}
-    for _ in range(8):
-        for end, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
-            if not done[end]:
-                try:
-                    end.do_handshake()
-                    done[end] = True
-                except ssl.SSLWantReadError:
-                    pass
-            if out.pending:
-                peer_in.write(out.read())
-    assert all(done.values()), "handshake stalled"
-    return s, c
-
-
 def _inbound(ca: CertificateAuthority, tmp: Path) -> ssl.SSLContext:
     return _context(server_context(ca.cert_pem()), tmp, ca.issue_workload(WEB))
 
@@ -77,7 +53,7 @@ def test_the_proxy_contexts_give_uvloop_the_c_read_and_write(
 
     client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
     bios: list[ssl.MemoryBIO] = []
-    server_side, client_side = _handshake(_inbound(ca, tmp_path), client, bios)
+    server_side, client_side = memory_handshake(_inbound(ca, tmp_path), client, bios)
     c_in, c_out, s_in, s_out = bios
     for end in (server_side, client_side):
         assert isinstance(end, DirectSSLObject)
@@ -103,7 +79,7 @@ def test_the_caller_identity_is_read_from_its_verified_certificate(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:
     client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
-    server_side, client_side = _handshake(_inbound(ca, tmp_path), client)
+    server_side, client_side = memory_handshake(_inbound(ca, tmp_path), client)
     assert peer_identity(server_side) == FRONT
     assert peer_identity(client_side) == WEB  # and the server's, for secure naming
     assert peer_identity(server_side, trust_domain="other.example") is None
@@ -116,7 +92,7 @@ def test_a_caller_the_mesh_ca_did_not_vouch_for_never_completes_the_handshake(
     material = CertificateAuthority.create().issue_workload(FRONT) if caller == "other-ca" else None
     client = _context(client_context(ca.cert_pem()), tmp_path, material)
     with pytest.raises(ssl.SSLError):
-        _handshake(_inbound(ca, tmp_path), client)
+        memory_handshake(_inbound(ca, tmp_path), client)
 
 
 def test_an_unverified_certificate_yields_no_identity(
@@ -128,7 +104,7 @@ def test_an_unverified_certificate_yields_no_identity(
     lax.check_hostname = False
     lax.verify_mode = ssl.CERT_NONE
     plain = _context(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tmp_path, ca.issue_workload(WEB))
-    _, client_side = _handshake(plain, lax)
+    _, client_side = memory_handshake(plain, lax)
     assert client_side.getpeercert(binary_form=True)  # the certificate was sent
     assert client_side.getpeercert() == {}
     assert peer_identity(client_side) is None
