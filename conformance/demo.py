@@ -16,6 +16,7 @@ process it started; with `--keep` it leaves the mesh up, prints its URLs, and wa
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -268,6 +269,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    # `kill -USR1` prints every thread's stack: what a demo that does not stop is waiting on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Ctrl-C (SIGINT) stops the demo and everything it started, also when it was started from
+    # a background job of a non-interactive shell, which leaves SIGINT ignored (so Python would
+    # not have installed its handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _terminate)
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="smictl-demo-") as tmp:

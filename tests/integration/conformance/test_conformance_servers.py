@@ -3,6 +3,7 @@ webhook target through the CLI, and the live demo (bounded, interrupted, and cle
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -159,7 +160,18 @@ def test_demo_interrupted_stops_every_process() -> None:
     workdir = _workdir("".join(lines))
     assert _processes_mentioning(workdir), "the demo should be running its servers"
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
+    try:
+        rest, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        # Fail with the demo's stacks (it registers faulthandler on SIGUSR1), and leave nothing
+        # running for the tests after this one.
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        for pid in [proc.pid, *_processes_mentioning(workdir)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=10)
+        pytest.fail("the demo did not stop within 60 s of SIGINT:\n" + rest[-6000:])
     assert proc.returncode == 0, "".join(lines) + rest
     assert "interrupted" in rest and "stopping every process" in rest
     assert _processes_mentioning(workdir) == []
