@@ -278,7 +278,7 @@ class EmbeddedEngine:
         if unknown:
             raise ValueError(f"entrypoints not in the bundle: {unknown}")
         try:
-            outputs = self._server.evaluate(entrypoints, _plain(input_doc))
+            outputs = self._server.evaluate(entrypoints, input_doc)
         except (sandbox.EvalFailed, TypeError, ValueError) as exc:
             return [EvalOutcome(error=str(exc)) for _ in entrypoints]
         return [_outcome(item) for item in outputs]
@@ -293,14 +293,3 @@ def _outcome(item: Any) -> EvalOutcome:
     if not isinstance(text, str):
         return EvalOutcome(error="the Rego engine answered out of protocol")
     return outcome_of_output(bool(ok), text)
-
-
-def _plain(value: Any) -> Any:
-    """The input document as JSON-ready data (regopy's Input accepts any Mapping/Sequence/Set)."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset | Sequence):
-        return [_plain(v) for v in value]
-    raise TypeError(f"the input document holds a {type(value).__name__}")

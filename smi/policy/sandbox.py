@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,8 @@ class EvalServer:
 
     def evaluate(self, entrypoints: Sequence[str], input_doc: Any) -> list[list[Any]]:
         """[[ok, text, error], ...] per entrypoint; raises EvalFailed (one line)."""
-        line = (json.dumps({"entrypoints": list(entrypoints), "input": input_doc}) + "\n").encode()
+        ask = {"entrypoints": list(entrypoints), "input": input_doc}
+        line = (json.dumps(ask, default=_jsonable) + "\n").encode()
         with self._lock:
             proc = self._ensure()
             deadline = time.monotonic() + self.timeout
@@ -359,6 +360,16 @@ class EvalServer:
             hint = f"; out of its {self.memory_limit >> 20} MiB memory budget?"
         while_ = "starting" if step == "start" else "evaluating"
         return f"the Rego engine crashed ({how}{hint}) while {while_}"
+
+
+def _jsonable(value: Any) -> Any:
+    """What `json` cannot write itself in an input document (regopy's Input takes any Mapping,
+    Sequence or Set): TypeError for anything else, which the engine reports."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Set | Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"the input document holds a {type(value).__name__}")
 
 
 class _Overrun(Exception):
