@@ -32,6 +32,12 @@ Severity = Literal["error", "warning"]
 _ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127, *range(0xD800, 0xE000))}
 
 
+def escaped_line(text: str) -> str:
+    """`text` with control characters and lone surrogates as visible escapes (`\n`, `\udcff`):
+    the one-line form of every message that quotes user input."""
+    return text.translate(_ESCAPES)
+
+
 def json_safe(value: Any) -> Any:
     """`value` (JSON data) with every lone surrogate in its strings replaced by U+FFFD: strict
     JSON parsers reject `"\udcff"`, and UTF-8 cannot encode it at all."""
@@ -83,7 +89,7 @@ class Diagnostic:
             where = f"{where}:{self.line}"
         prefix = "warning: " if self.severity == "warning" else ""
         path = f"{self.path}: " if self.path else ""
-        return f"{where}: {prefix}{path}{self.message} ({self.code})".translate(_ESCAPES)
+        return escaped_line(f"{where}: {prefix}{path}{self.message} ({self.code})")
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from smi.errors import Diagnostic, SMIError
+from smi.errors import Diagnostic, SMIError, escaped_line
 from webhook import logs
 from webhook.plane import current_plane
 from webhook.reviews import BadReview, ConversionReview, conversion_response, parse_conversion
@@ -66,13 +66,9 @@ def convert_review(review: ConversionReview) -> tuple[dict[str, Any], str]:
         else:
             continue
         failure = f"objects[{index}] {_name(obj)}: cannot convert to {review.desired}: {reasons}"
-        failure = failure.translate(_ESCAPES)
+        failure = escaped_line(failure)
         return conversion_response(review, failure=failure), failure
     return conversion_response(review, converted=converted), ""
-
-
-# The message quotes object names and values: keep it one line (as Diagnostic.format does).
-_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
 
 
 def _reason(d: Diagnostic) -> str:
