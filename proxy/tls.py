@@ -291,7 +291,22 @@ def _leaf_der(cert_pem: bytes) -> bytes:
 def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[dict[str, Any], bytes]:
     """Run a TLS handshake between the two contexts in memory; the server's certificate as the
     client verified it, decoded and DER (SSLCertVerificationError when it did not)."""
+    _, c = handshake_in_memory(server, client)
+    cert = c.getpeercert()
+    if not cert:
+        raise ssl.SSLError("the in-memory handshake did not complete")
+    return cert, c.getpeercert(binary_form=True) or b""
+
+
+def handshake_in_memory(
+    server: ssl.SSLContext, client: ssl.SSLContext, bios: list[ssl.MemoryBIO] | None = None
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """(server side, client side) after a TLS handshake run between two contexts in memory;
+    ssl.SSLError from whichever side refused, or when it does not complete. `bios` receives the
+    client's in/out and the server's in/out."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    if bios is not None:
+        bios += (c_in, c_out, s_in, s_out)
     c = client.wrap_bio(c_in, c_out, server_side=False)
     s = server.wrap_bio(s_in, s_out, server_side=True)
     done = {c: False, s: False}
@@ -306,11 +321,8 @@ def _verified_by(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[dict[s
             if out.pending:
                 peer_in.write(out.read())
         if done[c] and done[s]:
-            break
-    cert = c.getpeercert() if done[c] else None
-    if not cert:
-        raise ssl.SSLError("the in-memory handshake did not complete")
-    return cert, c.getpeercert(binary_form=True) or b""
+            return s, c
+    raise ssl.SSLError("the in-memory handshake did not complete")
 
 
 # OpenSSL X509_V_ERR_* codes with their own explanation.

@@ -4,7 +4,6 @@ written to it, and a harness wiring one downstream `HttpProxy` to fake upstream 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any
 
 from proxy.exchange import Exchange, Forward, Limits
@@ -143,28 +142,3 @@ class Harness:
         conn = self.upstreams[i]
         self.up(i).closed = True
         conn.connection_lost(None)
-
-
-def memory_handshake(
-    server: ssl.SSLContext, client: ssl.SSLContext, bios: list[ssl.MemoryBIO] | None = None
-) -> tuple[Any, Any]:
-    """(server SSLObject, client SSLObject) after a completed handshake; raises ssl.SSLError
-    (from whichever side refused) otherwise. `bios` receives client in/out, server in/out."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    if bios is not None:
-        bios += (c_in, c_out, s_in, s_out)
-    c = client.wrap_bio(c_in, c_out, server_side=False)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done = {c: False, s: False}
-    for _ in range(8):
-        for end, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
-            if not done[end]:
-                try:
-                    end.do_handshake()
-                    done[end] = True
-                except ssl.SSLWantReadError:
-                    pass
-            if out.pending:
-                peer_in.write(out.read())
-    assert all(done.values()), "handshake stalled"
-    return s, c

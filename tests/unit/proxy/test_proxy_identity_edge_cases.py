@@ -14,11 +14,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from proxy_fakes import memory_handshake
 
 from proxy.metrics import Metrics
 from proxy.peercert import identity_in, is_ca, peer_identity
-from proxy.tls import CertificateError, WorkloadTLS, client_context, server_context
+from proxy.tls import (
+    CertificateError,
+    WorkloadTLS,
+    client_context,
+    handshake_in_memory,
+    server_context,
+)
 from smi.identity import Identity, IdentityError, identity_among
 from smi.pki import CertificateAuthority, generate_key, identity_of, key_to_pem
 
@@ -75,7 +80,7 @@ def _caller_identity(
     """The identity the inbound side reads from a caller presenting `material`."""
     inbound = _context(server_context(ca.cert_pem()), tmp, ca.issue_workload(WEB))
     client = _context(client_context(ca.cert_pem()), tmp, material)
-    return peer_identity(memory_handshake(inbound, client)[0], trust_domain="cluster.local")
+    return peer_identity(handshake_in_memory(inbound, client)[0], trust_domain="cluster.local")
 
 
 # --- the URI SANs of a verified certificate ------------------------------------------------------

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxy_fakes import memory_handshake
 
 from proxy.peercert import identity_in, peer_identity
-from proxy.tls import client_context, server_context
+from proxy.tls import client_context, handshake_in_memory, server_context
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
 
@@ -53,7 +52,7 @@ def test_the_proxy_contexts_give_uvloop_the_c_read_and_write(
 
     client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
     bios: list[ssl.MemoryBIO] = []
-    server_side, client_side = memory_handshake(_inbound(ca, tmp_path), client, bios)
+    server_side, client_side = handshake_in_memory(_inbound(ca, tmp_path), client, bios)
     c_in, c_out, s_in, s_out = bios
     for end in (server_side, client_side):
         assert isinstance(end, DirectSSLObject)
@@ -79,7 +78,7 @@ def test_the_caller_identity_is_read_from_its_verified_certificate(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:
     client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
-    server_side, client_side = memory_handshake(_inbound(ca, tmp_path), client)
+    server_side, client_side = handshake_in_memory(_inbound(ca, tmp_path), client)
     assert peer_identity(server_side) == FRONT
     assert peer_identity(client_side) == WEB  # and the server's, for secure naming
     assert peer_identity(server_side, trust_domain="other.example") is None
@@ -92,7 +91,7 @@ def test_a_caller_the_mesh_ca_did_not_vouch_for_never_completes_the_handshake(
     material = CertificateAuthority.create().issue_workload(FRONT) if caller == "other-ca" else None
     client = _context(client_context(ca.cert_pem()), tmp_path, material)
     with pytest.raises(ssl.SSLError):
-        memory_handshake(_inbound(ca, tmp_path), client)
+        handshake_in_memory(_inbound(ca, tmp_path), client)
 
 
 def test_an_unverified_certificate_yields_no_identity(
@@ -104,7 +103,7 @@ def test_an_unverified_certificate_yields_no_identity(
     lax.check_hostname = False
     lax.verify_mode = ssl.CERT_NONE
     plain = _context(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tmp_path, ca.issue_workload(WEB))
-    _, client_side = memory_handshake(plain, lax)
+    _, client_side = handshake_in_memory(plain, lax)
     assert client_side.getpeercert(binary_form=True)  # the certificate was sent
     assert client_side.getpeercert() == {}
     assert peer_identity(client_side) is None
