@@ -30,7 +30,6 @@ from proxy.policy import PolicyHolder
 from proxy.upstream import ClientTLS, Target
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
 from smi.compiler.ir.index import IndexedSplit, PolicyIndex
-from smi.compiler.ir.model import Split
 
 log = logging.getLogger("smictl.proxy")
 
@@ -413,28 +412,13 @@ class OutboundRouter:
     def _split_for_port(
         self, index: PolicyIndex, key: str, split: IndexedSplit, port: int
     ) -> IndexedSplit | None:
-        """`split` for requests to `port`: a backend whose Service is known with ports, none of
-        them `port`, gets no traffic on it (SPEC.md §TrafficSplit; the compiler keeps such a
-        backend when it shares some other port with the root). None when no backend with a
-        positive weight is left: the request then goes to the root service."""
-        cached = self._port_splits.get((key, port), split)
-        if cached is not split:
-            return cached
-        services = index.services
-        kept = tuple(
-            b
-            for b in split.backends
-            if b.service == key
-            or not (services[b.service].ports if b.service in services else ())
-            or port in services[b.service].ports
-        )
-        found: IndexedSplit | None = split
-        if len(kept) != len(split.backends):
-            narrowed = IndexedSplit.of(
-                Split(origin=split.origin, backends=kept, matches=split.matches)
-            )
-            found = narrowed if narrowed.total > 0 else None
-        self._port_splits[(key, port)] = found
+        """`split` for requests to `port` (`IndexedSplit.on_port`), kept per (root, port) for
+        the policy in use."""
+        place = (key, port)
+        if place in self._port_splits:
+            return self._port_splits[place]
+        found = split.on_port(key, port, index.services)
+        self._port_splits[place] = found
         return found
 
     def _backends_of(self, index: PolicyIndex, key: str) -> _Backends | Reply:

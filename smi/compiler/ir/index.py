@@ -10,7 +10,7 @@ deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
@@ -233,6 +233,32 @@ class IndexedSplit(Split):
 
     def plain(self) -> Split:
         return Split(origin=self.origin, backends=self.backends, matches=self.matches)
+
+    def on_port(self, root: str, port: int, services: Mapping[str, Service]) -> IndexedSplit | None:
+        """This split (of root service `root`) for requests to `port`. SPEC.md §TrafficSplit: a
+        backend whose Service lacks the port gets no traffic on it (a Service known without
+        ports, only from registered endpoints, says nothing). Self when every backend stays;
+        None when no backend with a positive weight is left (the request goes to the root)."""
+        kept = tuple(
+            b
+            for b in self.backends
+            if b.service == root
+            or not (ports := services[b.service].ports if b.service in services else ())
+            or port in ports
+        )
+        if len(kept) == len(self.backends):
+            return self
+        cumulative = tuple(accumulate(max(b.weight, 0) for b in kept))
+        if not cumulative or cumulative[-1] <= 0:
+            return None
+        return IndexedSplit(
+            origin=self.origin,
+            backends=kept,
+            matches=self.matches,
+            cumulative=cumulative,
+            total=cumulative[-1],
+            matchers=self.matchers,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Split):

@@ -132,3 +132,21 @@ def test_header_split_with_two_weighted_backends() -> None:
         {"default/web-v1": 1, "default/web-v2": 3},
     )
     assert draw(s, Request("POST", "/buy", {"x-beta": "maybe"}), n=100) == Counter({None: 100})
+
+
+def test_on_port_leaves_out_backends_whose_service_lacks_the_port() -> None:
+    from smi.compiler.ir.model import Service
+
+    s = IndexedSplit.of(
+        Split(
+            origin="o",
+            backends=(SplitBackend("ns/v1", 1000), SplitBackend("ns/v2", 3000)),
+        )
+    )
+    services = {"ns/v1": Service(ports=(80, 8080)), "ns/v2": Service(ports=(80,))}
+    assert s.on_port("ns/web", 80, services) is s
+    narrowed = s.on_port("ns/web", 8080, services)
+    assert narrowed is not None and [b.service for b in narrowed.backends] == ["ns/v1"]
+    assert (narrowed.cumulative, narrowed.total) == ((1000,), 1000)
+    assert s.on_port("ns/web", 9090, services) is None  # no backend left: the root's
+    assert s.on_port("ns/web", 9090, {}) is s  # ports unknown: nothing is left out
