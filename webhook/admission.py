@@ -7,7 +7,8 @@ with one line per field path; an internal failure = 500 (fail closed); warnings 
 the uid is echoed and the answer uses the request's apiVersion (v1 or v1beta1). Requests in an
 excluded namespace or by the control plane's own ServiceAccount are allowed with the reason.
 
-/mutate injects the sidecar into Pods that opt in (`webhook.injection`), as a JSON Patch.
+/mutate injects the sidecar into Pods that opt in (`webhook.injection`), as a JSON Patch;
+/mutate/namespace-opted-in is the same for the webhook that selects labelled namespaces.
 A body that is not an AdmissionReview gets a 400 with the reason, never a 500.
 """
 
@@ -22,11 +23,13 @@ from flask import Blueprint, Response, jsonify, request
 
 from smi.errors import SMIError
 from webhook import logs
-from webhook.injection import InjectionConfig, decide
+from webhook.injection import INJECT_KEY, InjectionConfig, decide
 from webhook.plane import ControlPlane, current_plane
 from webhook.policies import admit
 from webhook.reviews import AdmissionReview, BadReview, admission_response, parse_admission
 from webhook.reviews import read_json as read_review
+
+NAMESPACE_OPTED_IN_PATH = "/mutate/namespace-opted-in"
 
 bp = Blueprint("admission", __name__)
 
@@ -104,17 +107,32 @@ def _bypass(plane: ControlPlane, review: AdmissionReview) -> str:
 
 @bp.post("/mutate")
 def mutate() -> Response | tuple[Response, int]:
+    return _mutate(namespace_opted_in=False)
+
+
+@bp.post(NAMESPACE_OPTED_IN_PATH)
+def mutate_namespace_opted_in() -> Response | tuple[Response, int]:
+    """The webhook whose namespaceSelector requires the namespace's `smictl.io/inject=enabled`
+    label: the API server has just checked that label, so it counts as set even when the
+    control plane's namespace cache has not seen it yet (a namespace labelled and a Deployment
+    applied together would otherwise start its pods without a proxy)."""
+    return _mutate(namespace_opted_in=True)
+
+
+def _mutate(*, namespace_opted_in: bool) -> Response | tuple[Response, int]:
     plane = current_plane()
     started = time.perf_counter()
     review = _review(plane)
     if not isinstance(review, AdmissionReview):
         return review
-    answer, decision, reason = mutate_review(plane, review)
+    answer, decision, reason = mutate_review(plane, review, namespace_opted_in=namespace_opted_in)
     _finish(plane, review, webhook="mutate", decision=decision, messages=[reason], started=started)
     return _json(answer)
 
 
-def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[str, Any], str, str]:
+def mutate_review(
+    plane: ControlPlane, review: AdmissionReview, *, namespace_opted_in: bool = False
+) -> tuple[dict[str, Any], str, str]:
     if review.kind != "Pod" or review.operation != "CREATE":
         reason = f"{review.operation} {review.kind}: only Pod creations are injected"
         return admission_response(review, allowed=True), "skipped", reason
@@ -132,11 +150,14 @@ def mutate_review(plane: ControlPlane, review: AdmissionReview) -> tuple[dict[st
         control_plane_url=settings.control_plane_url,
         ca_pem=plane.ca.cert_pem().decode() if plane.ca is not None else "",
     )
+    labels = dict(plane.view().namespace_labels.get(namespace, {}))
+    if namespace_opted_in:
+        labels[INJECT_KEY] = "enabled"
     decision = decide(
         pod,
         namespace=namespace,
         config=config,
-        namespace_labels=plane.view().namespace_labels.get(namespace, {}),
+        namespace_labels=labels,
     )
     if decision.refusal:
         message = f"smictl cannot inject its proxy into this pod: {decision.refusal}"

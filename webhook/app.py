@@ -28,7 +28,7 @@ QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Requests that never wait on anything outside the process: the event-loop worker answers them
 # on its loop. The rest (long polls, store writes, certificate signing with TokenReview) may
 # wait, and run in its thread pool.
-_INLINE_POSTS = frozenset({"/validate", "/mutate", "/convert"})
+_INLINE_POSTS = frozenset({"/validate", "/mutate", "/mutate/namespace-opted-in", "/convert"})
 _INLINE_GETS = QUIET_PATHS
 
 

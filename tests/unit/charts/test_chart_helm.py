@@ -377,7 +377,10 @@ def test_webhooks_are_safe_by_default(rendered: dict[str, list[dict[str, Any]]])
         assert {"kube-system", NS} <= set(excluded["values"])
         assert hook["matchConditions"], "matchConditions cut the calls the webhook would skip"
     assert validating["webhooks"][0]["clientConfig"]["service"]["path"] == "/validate"
-    assert {h["clientConfig"]["service"]["path"] for h in mutating["webhooks"]} == {"/mutate"}
+    assert {h["name"]: h["clientConfig"]["service"]["path"] for h in mutating["webhooks"]} == {
+        "namespace.inject.smictl.io": "/mutate/namespace-opted-in",
+        "pod.inject.smictl.io": "/mutate",
+    }
     rules = validating["webhooks"][0]["rules"]
     assert {r for rule in rules for r in rule["resources"]} == {
         "traffictargets",

@@ -10,6 +10,8 @@ from typing import Any
 import jsonpatch
 from flask.testing import FlaskClient
 
+from webhook.admission import NAMESPACE_OPTED_IN_PATH
+from webhook.app import runs_inline
 from webhook.injection import (
     INJECTED_KEY,
     PROXY_CONTAINER,
@@ -136,6 +138,25 @@ def test_mutate_uses_the_stored_namespace_label(client: FlaskClient, make_review
     plane.store.apply([ns])
     response = client.post("/mutate", json=review(pod())).get_json()["response"]
     assert response.get("patchType") == "JSONPatch"
+
+
+def test_namespace_selected_webhook_injects_before_the_cache_sees_the_label(
+    client: FlaskClient, make_review: Review
+) -> None:
+    """A namespace labelled and a Deployment applied together: the API server has checked the
+    label (namespaceSelector) before the control plane's cache hears of it."""
+    plain, disabled = pod(), pod(annotations={"smictl.io/inject": "disabled"})
+    answer = client.post(NAMESPACE_OPTED_IN_PATH, json=make_review(plain)).get_json()["response"]
+    assert answer["allowed"] is True and answer.get("patchType") == "JSONPatch"
+    patched = jsonpatch.apply_patch(plain, json.loads(base64.b64decode(answer["patch"])))
+    assert patched["spec"]["containers"][-1]["name"] == PROXY_CONTAINER
+    # The other path still reads the cache, which has no label: no patch.
+    answer = client.post("/mutate", json=make_review(plain)).get_json()["response"]
+    assert answer["allowed"] is True and "patch" not in answer
+    # The pod's own `disabled` still wins.
+    answer = client.post(NAMESPACE_OPTED_IN_PATH, json=make_review(disabled)).get_json()
+    assert "patch" not in answer["response"]
+    assert runs_inline({"REQUEST_METHOD": "POST", "PATH_INFO": NAMESPACE_OPTED_IN_PATH})
 
 
 def test_mutate_skips_non_pods_and_excluded_namespaces(
