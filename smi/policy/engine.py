@@ -136,15 +136,28 @@ def check(
     entrypoints: Sequence[str],
     data: Mapping[str, Any],
     timeout: float = sandbox.DEFAULT_TIMEOUT,
+    probe_timeout: float = sandbox.DEFAULT_PROBE_TIMEOUT,
 ) -> None:
-    """Compile and probe the modules in a child; raise PolicyError with one line per problem."""
+    """Compile and probe the modules in a child; raise PolicyError with one line per problem.
+
+    Each entrypoint is probed on an empty input within `probe_timeout` seconds: a set slower
+    than that there would fail every admission (each gets `DEFAULT_EVAL_TIMEOUT`), and must
+    not hold a server's start or reload for the whole `timeout`."""
     request = sandbox.SandboxRequest(
         modules=[(m.name, m.source) for m in modules],
         entrypoints=entrypoints,
         data=data,
         evaluate=[(e, {}) for e in entrypoints],
     )
-    run = sandbox.run(request, timeout=timeout)
+    run = sandbox.run(request, timeout=timeout, eval_timeout=probe_timeout)
+    stage = run.last_stage
+    probing = str(stage.get("entrypoint", "")) if stage.get("stage") == "eval" else ""
+    if run.returncode == sandbox.TIMED_OUT and probing:
+        slow = (
+            f"evaluating it on an empty input took longer than {probe_timeout:g}s and was "
+            f"stopped (each admission gets {sandbox.DEFAULT_EVAL_TIMEOUT:g}s)"
+        )
+        raise PolicyError(_probe_diagnostic(probing, slow, modules=modules, code=EVAL_FAILED))
     raise_for_run(run, modules=modules)
     for event in run.results:
         outcome = outcome_of_output(bool(event["ok"]), str(event["output"]))
@@ -152,6 +165,9 @@ def check(
             raise PolicyError(
                 _probe_diagnostic(str(event["result"]), outcome.error, modules=modules)
             )
+    crash = run.crash()
+    if crash is not None and probing:  # died in a later probe than the first
+        raise PolicyError(_probe_diagnostic(probing, f"{crash} while probing it", modules=modules))
 
 
 def raise_for_run(run: sandbox.SandboxRun, *, modules: Sequence[RegoModule]) -> None:
@@ -214,7 +230,13 @@ def _first_problem(error: Mapping[str, Any], *, sources: Mapping[str, str]) -> D
     return Diagnostic(code=code, message="the Rego compiler rejected the policy set")
 
 
-def _probe_diagnostic(entrypoint: str, error: str, *, modules: Sequence[RegoModule]) -> Diagnostic:
+def _probe_diagnostic(
+    entrypoint: str,
+    error: str,
+    *,
+    modules: Sequence[RegoModule],
+    code: str = rego_errors.COMPILE,
+) -> Diagnostic:
     package = entrypoint.rsplit("/", 1)[0].replace("/", ".")
     owner = next((m for m in modules if m.package == package and not m.is_test), None)
     sources = {m.name: m.source for m in modules}
@@ -222,7 +244,7 @@ def _probe_diagnostic(entrypoint: str, error: str, *, modules: Sequence[RegoModu
     if file is None and owner is not None:
         file = owner.name
     return Diagnostic(
-        code=rego_errors.COMPILE,
+        code=code,
         message=f"{entrypoint.replace('/', '.')}: {error}",
         file=file,
         line=line,

@@ -39,9 +39,11 @@ from typing import Any
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_EVAL_TIMEOUT = 2.0  # per admission evaluation; kube-apiserver gives a webhook 10 s
+DEFAULT_PROBE_TIMEOUT = 10.0  # per entrypoint, on an empty input, when a policy set is loaded
 DEFAULT_BUILD_TIMEOUT = 60.0  # starting an evaluator: import regopy and build the bundle
 DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes of address space a child may add after import
 MAX_ANSWER_BYTES = 16 << 20
+TIMED_OUT = -999  # SandboxRun.returncode of a child killed at a deadline
 MEMORY_LIMIT_ENV = "SMICTL_REGO_MEMORY_LIMIT"  # read by smi.policy._child
 
 
@@ -136,7 +138,7 @@ class SandboxRun:
 
 
 def _signal_name(returncode: int) -> str:
-    if returncode == -999:
+    if returncode == TIMED_OUT:
         return "timed out"
     if returncode < 0:
         try:
@@ -158,30 +160,78 @@ def run(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     memory_limit: int | None = None,
+    eval_timeout: float | None = None,
 ) -> SandboxRun:
-    """Run one request in a fresh child; never raises for what the child does."""
+    """Run one request in a fresh child; never raises for what the child does.
+
+    `timeout` bounds the whole run. With `eval_timeout`, each evaluation the child announces
+    (`stage: eval`) must also end within that many seconds: loading a policy set probes it on an
+    empty input, and one that takes minutes there would otherwise hold a server's start or
+    reload for the whole `timeout`."""
     with tempfile.TemporaryDirectory(prefix="smictl-rego-") as tmp:
         capture = Path(tmp) / "captured.txt"
         capture.touch()
-        env = _child_env(memory_limit)
-        try:
-            proc = subprocess.run(
+        feed = Path(tmp) / "request.json"
+        feed.write_text(request.to_json(), encoding="utf-8")
+        with feed.open("rb") as stdin:
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "smi.policy._child", str(capture)],
-                input=request.to_json(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=env,
-                check=False,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_child_env(memory_limit),
             )
-            stdout, returncode = proc.stdout, proc.returncode
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout or ""
-            stdout = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-            returncode = -999
+        out, timed_out = _read_events(proc, timeout=timeout, eval_timeout=eval_timeout)
+        returncode = TIMED_OUT if timed_out else proc.returncode
         captured = capture.read_text(encoding="utf-8", errors="replace")
-    events = tuple(_events(stdout))
+    events = tuple(_events(out.decode("utf-8", "replace")))
     return SandboxRun(events=events, returncode=returncode, captured=captured)
+
+
+def _read_events(
+    proc: subprocess.Popen[bytes], *, timeout: float, eval_timeout: float | None
+) -> tuple[bytes, bool]:
+    """The child's output until it closes it or a deadline passes (then the child is killed)."""
+    assert proc.stdout is not None
+    final = deadline = time.monotonic() + timeout
+    out = bytearray()
+    scanned = 0
+    timed_out = False
+    fd = proc.stdout.fileno()
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                out += chunk
+                while eval_timeout is not None and (end := out.find(b"\n", scanned)) >= 0:
+                    event = next(iter(_events(out[scanned:end].decode("utf-8", "replace"))), {})
+                    scanned = end + 1
+                    if event.get("stage") == "eval":  # a probe starts: its own deadline
+                        deadline = min(final, time.monotonic() + eval_timeout)
+                    elif "result" in event:
+                        deadline = final
+            else:
+                timed_out = True
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+    if timed_out:
+        proc.kill()
+    try:
+        proc.wait(timeout=max(0.0, final - time.monotonic()) + 1.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        timed_out = True
+    return bytes(out), timed_out
 
 
 def _events(stdout: str) -> list[dict[str, Any]]:
