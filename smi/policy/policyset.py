@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from smi.errors import LoadError, PolicyError
+from smi.errors import Diagnostic, LoadError, PolicyError
 from smi.policy import engine as engine_mod
 from smi.policy.engine import Engine, EvalOutcome, Violation
 from smi.policy.modules import PolicyInfo, RegoModule, policies_of, read_modules
 from smi.sources import read_documents, read_file
+
+if TYPE_CHECKING:
+    from smi.policy.remote import RemoteOPA
 
 
 def shipped_dir() -> Path:
@@ -76,6 +79,7 @@ class PolicySet:
             from smi.policy.remote import RemoteOPA
 
             engine = RemoteOPA(remote)
+            _require_remote_packages(engine, infos)
         else:
             engine = engine_mod.EmbeddedEngine(
                 modules, entrypoints=[p.entrypoint for p in infos], data={"parameters": params}
@@ -105,10 +109,17 @@ class PolicySet:
 
     def data_api(self, path: str, input_doc: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """What an OPA Data API answers to `POST /v1/data/<path>` with `{"input": input_doc}`:
-        (200, {"result": [violations]}) for a policy's `<package path>/violation`, (200, {})
+        (200, {"result": [violations]}) for a policy's `<package path>/violation`,
+        (200, {"result": {"violation": [violations]}}) for its `<package path>`, (200, {})
         for any other path (an undefined document), (500, OPA's error shape) when the policy
         fails to evaluate. The webhook's Data API and the tests' stand-in serve this."""
         path = path.strip("/")
+        package = next((p for p in self.policies if p.package.replace(".", "/") == path), None)
+        if package is not None and self.engine is not None:  # the package, as OPA answers it
+            status, body = self.data_api(package.entrypoint, input_doc)
+            if status == 200:
+                body = {"result": {"violation": body["result"]}}
+            return status, body
         if self.engine is None or path not in {p.entrypoint for p in self.policies}:
             return 200, {}
         [outcome] = self._evaluate_paths([path], input_doc)
@@ -127,6 +138,30 @@ class PolicySet:
             return self.engine.evaluate(paths, doc)
         except Exception as exc:  # the engine must never take the admission chain down
             return [EvalOutcome(error=f"{type(exc).__name__}: {exc}") for _ in paths]
+
+
+def _require_remote_packages(engine: RemoteOPA, infos: Sequence[PolicyInfo]) -> None:
+    """Refuse a remote OPA that lacks one of the policies: it would answer `{}` (undefined, no
+    violation) for every object that policy denies."""
+    from smi.policy.remote import UNREACHABLE
+
+    missing = set(engine.missing_packages([p.package for p in infos]))
+    if missing:
+        engine.close()
+        raise PolicyError(
+            [
+                Diagnostic(
+                    code=UNREACHABLE,
+                    message=f"the OPA at {engine.url} does not hold package {p.package} "
+                    "(undefined there, so it would admit everything this policy denies): "
+                    "load the same policies on that server",
+                    file=p.file,
+                    line=p.line,
+                )
+                for p in infos
+                if p.package in missing
+            ]
+        )
 
 
 def read_parameters(path: str | Path) -> dict[str, Any]:

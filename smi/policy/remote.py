@@ -2,8 +2,9 @@
 
 `RemoteOPA(url)` asks `POST <url>/v1/data/<package path>/violation` with `{"input": ...}`
 through opa-python-client, one request per policy. The server must hold the same policies (the
-local files still give each policy's name, code and enforcement). OPA answers `{}` for an
-undefined document: no violation, as in the embedded engine. A server that cannot be reached,
+local files still give each policy's name, code and enforcement); `missing_packages` checks that
+when the set is loaded. OPA answers `{}` for an undefined document: no violation, as in the
+embedded engine. A server that cannot be reached,
 answers an error, or answers something that is not a result becomes an `EvalOutcome` with an
 error (SMI5006 / SMI5003), which the admission chain turns into a denial for `deny` policies
 (fail closed); nothing here raises to the caller.
@@ -58,6 +59,26 @@ class RemoteOPA:
 
     def close(self) -> None:
         self._client.close_connection()
+
+    def missing_packages(self, packages: Sequence[str]) -> list[str]:
+        """The packages the server answers as undefined (`{}`): it does not hold them.
+
+        Asked once when a policy set is loaded. OPA answers `{}` for `violation` of a package it
+        lacks, which `evaluate` must read as "no violation" (a defined package's `violation`
+        can be undefined too); left unchecked, a server without the policies would admit
+        everything. A server that cannot answer now is not judged here: every evaluation
+        against it fails closed anyway, so probing stops at the first such failure."""
+        import requests
+
+        missing: list[str] = []
+        for package in packages:
+            try:
+                answer = self._post(package.replace(".", "/"), {})
+            except (_BadAnswer, requests.RequestException, ValueError):
+                break
+            if isinstance(answer, dict) and "result" not in answer:
+                missing.append(package)
+        return missing
 
     def evaluate(
         self, entrypoints: Sequence[str], input_doc: Mapping[str, Any]

@@ -19,6 +19,7 @@ import pytest
 import requests
 from policy_types import WritePolicy
 
+from smi.errors import PolicyError
 from smi.policy.admission import admit
 from smi.policy.policyset import PolicySet
 
@@ -99,6 +100,7 @@ def server(shipped: PolicySet) -> Iterator[DataAPI]:
 
 def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: PolicySet) -> None:
     remote = PolicySet.load(remote=server.url)
+    server.seen.clear()  # loading asked for each package (missing_packages)
     embedded = admit(REQUEST, shipped)
     over_http = admit(REQUEST, remote)
     assert (over_http.code, over_http.messages) == (embedded.code, embedded.messages)
@@ -113,11 +115,27 @@ def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: Polic
     assert body["input"]["hub"]["kind"] == "HTTPRouteGroup"
 
 
-def test_undefined_answer_is_no_violation(server: DataAPI, write_policy: WritePolicy) -> None:
-    # A policy the server does not know: OPA answers {} (undefined), which admits.
+def test_a_server_without_the_policy_is_refused_at_load(
+    server: DataAPI, write_policy: WritePolicy
+) -> None:
+    # The server answers {} (undefined) for a package it lacks; read as "no violation", this
+    # always-denying policy admitted everything.
     root = write_policy("unknown-to-server", 'violation contains "no" if true\n')
-    remote = PolicySet.load([root], include_shipped=False, remote=server.url)
-    assert admit(REQUEST, remote).allowed
+    with pytest.raises(PolicyError) as info:
+        PolicySet.load([root], include_shipped=False, remote=server.url)
+    [d] = info.value.diagnostics
+    assert d.code == "SMI5006" and d.file is not None and d.file.endswith("policy.rego")
+    assert f"the OPA at {server.url} does not hold package" in d.message
+    # A server that holds every policy loads, and each package was asked once.
+    assert PolicySet.load(remote=server.url).policies
+    assert {p for p, _ in server.seen} >= {"smi/admission/meta/owner_label"}
+
+
+def test_load_does_not_judge_a_server_that_cannot_answer(server: DataAPI) -> None:
+    # Evaluation against it fails closed anyway (test_server_error_fails_closed).
+    server.fail_with = 500
+    assert PolicySet.load(remote=server.url).policies
+    assert len(server.seen) == 1  # probing stopped at the first failure
 
 
 def test_server_error_fails_closed(server: DataAPI) -> None:
