@@ -276,12 +276,25 @@ class Proxy:
             else:
                 delay = self.tls.next_renewal()
             await asyncio.sleep(delay)
+            csr = isinstance(self.certs, CsrCertificates)
             try:
-                await self._refresh_certs(force=isinstance(self.certs, CsrCertificates))
-                failures = 0
+                await self._refresh_certs(force=csr)
             except CertificateError as exc:
                 failures = min(failures + 1, 6)
                 log.error("certificate refresh failed: %s; keeping the current one", exc)
+                continue
+            if csr and self.tls.next_renewal(jitter=0.0) <= 0.0:
+                # The control plane answered a certificate already past its renewal point (the
+                # same one again, or a short lifetime under a backdated start): asking again at
+                # once would send a new key and CSR as fast as it answers. Back off instead.
+                failures = min(failures + 1, 6)
+                log.warning(
+                    "the control plane's certificate is already due for renewal; asking again "
+                    "in %.0f s",
+                    min(30.0, 0.5 * 2**failures),
+                )
+            else:
+                failures = 0
 
     def reload(self) -> None:
         """SIGHUP."""

@@ -17,6 +17,10 @@ from urllib.parse import urlsplit
 import httptools
 
 MAX_BODY = 64 * 1024 * 1024
+# The status line and headers: the control plane sends a handful. httptools sets no limit of
+# its own, so without this a server that streams headers grows the proxy's memory until the
+# deadline (hundreds of MB a second on loopback).
+MAX_HEAD = 64 * 1024
 
 
 class HttpClientError(Exception):
@@ -35,10 +39,14 @@ class _Collector:
         self.response = Response()
         self.parts: list[bytes] = []
         self.size = 0
+        self.head_done = False
         self.done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.response.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -93,10 +101,15 @@ async def _exchange(
         await writer.drain()
         collector = _Collector()
         parser = httptools.HttpResponseParser(collector)
+        head = 0  # bytes received while the headers were not complete
         while not collector.done:
             data = await reader.read(65536)
             if not data:
                 break
+            if not collector.head_done:
+                head += len(data)
+                if head > MAX_HEAD + 65536:  # one read may hold the head and a body's start
+                    raise HttpClientError(f"response headers larger than {MAX_HEAD} bytes")
             try:
                 parser.feed_data(data)
             except httptools.HttpParserError as exc:

@@ -8,7 +8,10 @@ the last good policy stays; so does a control plane that cannot be reached.
 Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy`; with `If-None-Match: <etag>` the
 server holds the request until the policy changes (200 with the JSON MeshPolicy and a new ETag)
 or `?timeout=` seconds pass (304). A 304 with `Retry-After` was not held (the server is busy):
-the client waits that long before asking again.
+the client waits that long before asking again. Whatever policy a 200 carries is installed, also
+one of a lower revision: revisions are one control plane's count (the Kubernetes store's follow
+resourceVersions plus its own endpoint changes), so replicas and restarts do not share them, and
+refusing a lower one would ignore every change until the count caught up.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,18 +33,29 @@ from smi.compiler.ir.model import MeshPolicyFormatError
 
 log = logging.getLogger("smictl.proxy.policy")
 
+# The largest policy or endpoints file read (the control plane's answers are capped the same
+# way, by `proxy.httpclient.MAX_BODY`): a file is read whole into memory.
+MAX_FILE = 64 * 1024 * 1024
+# An ETag the proxy sends back as it came: RFC 9110 entity-tag characters, and short enough
+# to fit any server's header limits (the control plane's are 73 characters).
+_ETAG = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,200}"')
+
 
 class PolicySourceError(Exception):
     """A policy or endpoints document cannot be read, parsed or indexed."""
 
 
 def _build(raw: bytes) -> tuple[MeshPolicy, PolicyIndex]:
+    """The policy in `raw` and its index. The document comes from outside the process, so
+    whatever it makes the reader or the indexer raise is a refused document: an exception
+    escaping here would end the source's loop and freeze the policy for good (`1e400` as a
+    number raises OverflowError, deep nesting RecursionError)."""
     try:
         policy = MeshPolicy.from_json(raw)
         return policy, PolicyIndex.build(policy)
     except MeshPolicyFormatError as exc:
         raise PolicySourceError(str(exc)) from exc
-    except (ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:  # any shape of document: see the docstring
         raise PolicySourceError(f"MeshPolicy cannot be indexed: {exc!r}") from exc
 
 
@@ -55,7 +72,7 @@ def parse_endpoints(raw: bytes) -> dict[str, tuple[Endpoint, ...]]:
             )
             for key, eps in doc.items()
         }
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # any shape of document, as in _build
         raise PolicySourceError(f"endpoints file is invalid: {exc!r}") from exc
 
 
@@ -127,10 +144,26 @@ class _Watched:
         self._sig = None
 
     def read(self) -> bytes:
+        """The whole file, if it is a regular file of at most MAX_FILE bytes.
+
+        Anything else is refused without reading it: this runs on the event loop, where
+        opening a FIFO would block the whole proxy until a writer came, and reading a device
+        (a symlink to /dev/zero) would never end."""
         try:
-            return self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise PolicySourceError(f"{self.path}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise PolicySourceError(f"{self.path}: not a regular file")
+                data = f.read(MAX_FILE + 1)
+        except OSError as exc:
+            raise PolicySourceError(f"{self.path}: {exc.strerror}") from exc
+        if len(data) > MAX_FILE:
+            raise PolicySourceError(f"{self.path}: larger than {MAX_FILE} bytes")
+        return data
 
 
 class FileSource:
@@ -213,6 +246,8 @@ class ControlPlaneSource:
         # Imported here: a proxy whose policy is a file never makes a request (memory).
         from proxy.httpclient import HttpClientError, request
 
+        # Retry-After is one answer's: left set, it would delay every later poll too.
+        self.pause = 0.0
         headers = {"accept": "application/json"}
         url = self.url
         if self.etag is not None:
@@ -234,8 +269,7 @@ class ControlPlaneSource:
         if resp.status != 200:
             raise PolicySourceError(f"control plane {self.url} answered {resp.status}")
         changed = await self.holder.install(resp.body)
-        policy = self.holder.policy
-        self.etag = resp.headers.get("etag") or (None if policy is None else f'"{policy.hash}"')
+        self.etag = _etag(resp.headers.get("etag"), self.holder.policy)
         return changed
 
     def reload(self) -> None:
@@ -273,6 +307,15 @@ class ControlPlaneSource:
                 import random  # only after a failure (see proxy.routing: memory)
 
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def _etag(value: str | None, policy: MeshPolicy | None) -> str | None:
+    """The ETag to send back: the server's if it is a well-formed, short entity tag, else the
+    policy's own hash (which the control plane's ETag is). An odd one echoed back could be
+    refused by the server (a header past its size limit) on every poll from then on."""
+    if value is not None and _ETAG.fullmatch(value):
+        return value
+    return None if policy is None else f'"{policy.hash}"'
 
 
 def _seconds(value: str | None) -> float:

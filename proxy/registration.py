@@ -24,6 +24,10 @@ from proxy.httpclient import HttpClientError, request
 log = logging.getLogger("smictl.proxy.registration")
 
 DEFAULT_TTL = 60.0  # a control plane that names no TTL (older than leases) is renewed at this
+# The shortest wait between two registrations of an entry, renewals and retries alike: the lease
+# is the control plane's word, and a tiny one (`"ttl_seconds": 1e-9`) must not turn renewal
+# into a loop of requests as fast as the control plane answers.
+MIN_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,7 @@ class Registrar:
             for entry in self.entries:
                 await self._register(entry, first=first)
             first = False
-            await asyncio.sleep(self.ttl / 3)
+            await asyncio.sleep(max(MIN_INTERVAL, self.ttl / 3))
 
     async def _register(self, entry: Registration, *, first: bool) -> None:
         delay = 0.2
@@ -112,7 +116,7 @@ class Registrar:
             except HttpClientError as exc:
                 log.error("cannot register with %s: %s", self.url, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 15.0, self.ttl / 3)
+            delay = max(MIN_INTERVAL, min(delay * 2, 15.0, self.ttl / 3))
 
     async def deregister(self) -> None:
         """Best effort, at shutdown: callers should stop picking this endpoint."""
@@ -124,12 +128,18 @@ class Registrar:
         self.registered.clear()
 
 
+_FOREVER = float("inf")
+
+
 def _ttl_of(body: bytes, *, default: float) -> float:
-    """The lease the control plane granted; a missing or odd value keeps `default`."""
+    """The lease the control plane granted; a missing or odd value keeps `default`. Odd
+    includes what would end the registration loop if it escaped: nesting too deep to decode
+    (RecursionError), an integer too large for a float (OverflowError)."""
     try:
         ttl = json.loads(body).get("ttl_seconds")
-    except (ValueError, AttributeError):
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+            return default
+        seconds = float(ttl)
+    except (ValueError, AttributeError, RecursionError, OverflowError):
         return default
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-        return default
-    return float(ttl)
+    return seconds if 0 < seconds < _FOREVER else default  # NaN fails the range check too

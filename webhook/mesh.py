@@ -36,9 +36,9 @@ MAX_BODY = 64 * 1024
 @bp.get("/policy")
 def policy() -> Response:
     plane = current_plane()
-    wanted = _etag_of(request.headers.get("If-None-Match", ""))
     view = plane.view()
-    if wanted and wanted == view.etag:
+    wanted = view.etag
+    if _listed(request.headers.get("If-None-Match", ""), wanted):
         view, waited = _long_poll(plane, wanted)
         if view.etag == wanted:
             response = Response(status=304)
@@ -68,11 +68,12 @@ def _timeout(limit: float) -> float:
     return max(0.0, min(asked, limit))
 
 
-def _etag_of(header: str) -> str:
-    """The first entity tag of an If-None-Match header, without W/ and quotes."""
-    first = header.split(",", maxsplit=1)[0].strip()
-    first = first.removeprefix("W/")
-    return first.strip('"')
+def _listed(header: str, etag: str) -> bool:
+    """Whether an If-None-Match header lists `etag` (weak comparison, as RFC 9110 asks for
+    If-None-Match: W/ and quotes do not count). The header is a list and the client's tag
+    may be any of its members: reading only the first answered such a poll at once, with
+    the whole policy, instead of holding it."""
+    return any(tag.strip().removeprefix("W/").strip('"') == etag for tag in header.split(","))
 
 
 def _tag(response: Response, view: View) -> Response:

@@ -2,7 +2,6 @@
 
 - a control plane that answers a long poll at once (a 304 not held, or the same policy again)
   is not asked again in a tight loop;
-- a control plane replica that lags behind cannot roll the policy back (SIGHUP can);
 - a response cut short mid-body is an error, not a short body;
 - an encrypted key is refused like any other bad key (it neither prompts on a terminal nor
   escapes as an `OSError` that ends the certificate loop);
