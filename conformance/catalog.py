@@ -208,6 +208,18 @@ def selected(scenario: Scenario, versions: frozenset[str] | None) -> bool:
     return set(scenario.smi_versions) <= versions
 
 
+def _name_problem(name: str) -> str | None:
+    """A scenario's name is its path: it appears in the console and in every report, so it
+    must be text. A file name that is not UTF-8 (Python keeps its bytes as lone surrogates)
+    would crash writing the reports after the whole run; control characters would garble
+    the terminal."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        return "the file name is not valid UTF-8; rename the file"
+    if any(not c.isprintable() for c in name):
+        return "the file name holds control characters; rename the file"
+    return None
+
+
 def discover(
     *,
     patterns: Iterable[str] = ("*",),
@@ -222,6 +234,10 @@ def discover(
     problems: list[str] = []
     for f in iter_files(root):
         if not any(fnmatch.fnmatchcase(f.name, p) for p in pats):
+            continue
+        bad_name = _name_problem(f.name)
+        if bad_name:
+            problems.append(f"{ascii(str(f.path))[1:-1]}: {bad_name}")
             continue
         try:
             scenario = load_file(f.path, name=f.name)

@@ -5,12 +5,14 @@
     smictl conformance list [--scenario GLOB]... [--smi-version ...]
 
 Exit codes: 0 every selected scenario passed (or was skipped with a reason), 1 a scenario
-failed, a target could not start, or a scenario file is broken, 2 usage error.
+failed, a target could not start, or a scenario file is broken, 2 usage error, 128+N stopped
+by signal N (SIGINT, SIGTERM, SIGHUP) after ending every process the run started.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -68,15 +70,33 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _targets(value: str) -> list[str] | None:
+    """The target names of `--target`, each once: naming one twice would run it twice and
+    report every scenario of it twice."""
     from conformance.targets import TARGETS
 
     names = list(TARGETS) if value == "all" else [v.strip() for v in value.split(",")]
-    return names if all(n in TARGETS for n in names) else None
+    return list(dict.fromkeys(names)) if all(n in TARGETS for n in names) else None
+
+
+def _report_dir_problem(directory: Path) -> str | None:
+    """Why the reports cannot be written into `directory`, checked before the run (which may
+    take minutes with real servers) rather than after it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--report {directory}: cannot create the directory: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"--report {directory}: the directory is not writable"
+    return None
 
 
 def _select(args: argparse.Namespace, err: TextIO) -> list[Any] | int:
     from conformance.catalog import ScenarioError, discover
 
+    if args.dir is not None and not args.dir.is_dir():
+        # Otherwise a mistyped --dir reads as "no scenario matches".
+        print(f"smictl conformance: --dir {args.dir}: no such directory", file=err)
+        return EXIT_USAGE
     try:
         scenarios = discover(
             patterns=args.scenario or ["*"], smi_version=args.smi_version, root=args.dir
@@ -106,6 +126,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     from conformance.console import Console
+    from conformance.interrupts import Interrupted, stop_on_signals
     from conformance.reports import write_reports
     from conformance.runner import run
     from conformance.targets import TARGETS, make_target
@@ -121,21 +142,38 @@ def run_command(args: argparse.Namespace) -> int:
     selected = _select(args, sys.stderr)
     if isinstance(selected, int):
         return selected
+    problem = _report_dir_problem(args.report) if args.report is not None else None
+    if problem:
+        print(f"smictl conformance: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     console = Console(sys.stdout, quiet=args.quiet)
     console.intro(targets=names, count=len(selected))
-    result = run(
-        [make_target(n) for n in names],
-        selected,
-        progress=console.scenario,
-        version=__version__,
-        selection={
-            "target": args.target,
-            "scenario": ",".join(args.scenario or ["*"]),
-            "smi-version": args.smi_version,
-        },
-    )
+    try:
+        with stop_on_signals():
+            result = run(
+                [make_target(n) for n in names],
+                selected,
+                progress=console.scenario,
+                version=__version__,
+                selection={
+                    "target": args.target,
+                    "scenario": ",".join(args.scenario or ["*"]),
+                    "smi-version": args.smi_version,
+                },
+            )
+    except Interrupted as exc:
+        print(
+            f"smictl conformance: interrupted by {exc}; every process it started was stopped",
+            file=sys.stderr,
+        )
+        return exc.exit_code
     console.outro(result)
     if args.report is not None:
-        for fmt, path in write_reports(result, args.report).items():
+        try:
+            written = write_reports(result, args.report)
+        except OSError as exc:
+            print(f"smictl conformance: cannot write the reports: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        for fmt, path in written.items():
             print(f"{fmt:>8}: {path}")
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -4,6 +4,7 @@ with what was expected and what happened. Skips carry their reasons."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
@@ -33,8 +34,29 @@ def render_junit(run: RunResult) -> str:
         _totals(suite, results, seconds=sum(r.seconds for r in results))
         for r in results:
             _case(suite, r)
+    _xml_safe_tree(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# Characters XML 1.0 cannot hold even escaped: C0 controls other than tab, LF and CR, lone
+# surrogates, U+FFFE/U+FFFF. ElementTree writes them as they are, and every JUnit reader then
+# rejects the whole file.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every character XML cannot hold shown as `\\xNN` / `\\uNNNN`. Step titles,
+    deny reasons and app answers come from the mesh under test and may hold anything."""
+    return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def _xml_safe_tree(root: ET.Element) -> None:
+    for elem in root.iter():
+        if elem.text:
+            elem.text = xml_safe(elem.text)
+        for key, value in list(elem.attrib.items()):
+            elem.set(key, xml_safe(value))
 
 
 def _totals(elem: ET.Element, results: list[ScenarioResult], *, seconds: float) -> None:

@@ -44,7 +44,14 @@ class Target(ABC):
         """End every process the target started."""
 
     def __enter__(self) -> Target:
-        self.start()
+        # A `with` block's __exit__ does not run when __enter__ raises: a start cut short (a
+        # server that never got ready, Ctrl-C while proxies start) must still end what it
+        # started. `stop()` copes with a partial start.
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(

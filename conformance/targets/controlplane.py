@@ -23,6 +23,7 @@ from conformance.targets.processes import LAUNCH, Child, spawn, wait_for
 
 ADMISSION_V1 = "admission.k8s.io/v1"
 CONVERSION_V1 = "apiextensions.k8s.io/v1"
+READY_PROBE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,9 @@ class ControlPlane:
             "SMI_WEBHOOK_LONG_POLL_SECONDS": "5",
             # The conformance suite tests SMI semantics, not an organisation's Rego rules.
             "SMI_WEBHOOK_SHIPPED_POLICIES": "true" if self.shipped_policies else "false",
+            # gunicorn's metrics directory, inside the work directory: left to itself, the
+            # control plane makes one in /tmp per start and never removes it.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
         }
         self.child = spawn(f"control-plane-{self.mode}", argv, log_dir=self.workdir, env=env)
         self.url = wait_for(
@@ -121,10 +125,13 @@ class ControlPlane:
         self.start()
 
     def _ready(self) -> bool | None:
+        # A short timeout per probe: a server that accepts but never answers must not hold
+        # one probe (and so the bounded wait around it) for the default 30 s, twice.
         try:
-            return True if self.request("GET", "/readyz").status == 200 else None
+            reply = self.request("GET", "/readyz", timeout=READY_PROBE_TIMEOUT)
         except TargetError:
             return None
+        return True if reply.status == 200 else None
 
     # --- HTTP ----------------------------------------------------------------------------------
 

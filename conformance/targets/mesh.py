@@ -31,6 +31,8 @@ from conformance.targets.controlplane import ControlPlane
 from conformance.targets.processes import LAUNCH, Child, spawn, stop_all, wait_for
 
 APP_MARK = "x-conformance-workload"
+# How many loopback addresses a slot's apps try before giving up (binding fails fast).
+ADDRESS_ATTEMPTS = 64
 SOURCE_HEADER = "x-smi-source-identity"
 
 
@@ -122,44 +124,68 @@ class Mesh:
     # --- slots -----------------------------------------------------------------------------------
 
     def slot(self, identity: str, index: int, ports: tuple[int, ...]) -> Slot:
-        """The running slot `(identity, index)`, started with `ports` if it is not running."""
+        """The running slot `(identity, index)`, started with `ports` if it is not running.
+
+        A slot that fails to start is ended and forgotten, so the next scenario starts it
+        afresh instead of finding a slot without listeners."""
         key = (identity, index)
         existing = self.slots.get(key)
+        preferred = None
         if existing is not None:
             missing = set(ports) - set(existing.ports)
             if not missing:
                 return existing
             self._stop_slot(existing)  # restart with every port it has been asked for
+            del self.slots[key]
             ports = tuple(sorted(set(existing.ports) | missing))
-        slot = Slot(identity=identity, index=index, address=self._address(key), ports=ports)
+            preferred = existing.address
+        slot = Slot(identity=identity, index=index, address="", ports=ports)
+        try:
+            self._start_apps(slot, preferred=preferred)
+            self._start_proxy(slot)
+        except BaseException:
+            self._stop_slot(slot)
+            raise
         self.slots[key] = slot
-        self._start_apps(slot)
-        self._start_proxy(slot)
         return slot
 
-    def _address(self, key: tuple[str, int]) -> str:
-        old = self.slots.get(key)
-        if old is not None:
-            return old.address
-        n = self._next_ip
-        self._next_ip += 1
-        return f"127.77.{n // 250}.{n % 250 + 1}"
+    def _addresses(self, preferred: str | None) -> list[str]:
+        """Loopback addresses to try for a slot's apps: the one it had, then fresh ones."""
+        out = [preferred] if preferred else []
+        while len(out) < ADDRESS_ATTEMPTS:
+            n = self._next_ip
+            self._next_ip += 1
+            out.append(f"127.77.{n // 250}.{n % 250 + 1}")
+        return out
 
-    def _start_apps(self, slot: Slot) -> None:
-        for port in slot.ports:
+    def _start_apps(self, slot: Slot, *, preferred: str | None = None) -> None:
+        """Start the slot's apps on the first address where every one of its ports is free.
+        Another suite, or the demo, running at the same time counts from the same first
+        address; moving on instead of failing keeps them apart."""
+        last = ""
+        for address in self._addresses(preferred):
             try:
-                app = _AppServer((slot.address, port), slot)
+                apps = _bind_apps(address, slot)
             except OSError as exc:
-                raise TargetError(
-                    f"app of {slot.identity} cannot listen on {slot.address}:{port}: {exc}"
-                ) from exc
-            threading.Thread(
-                target=app.serve_forever,
-                kwargs={"poll_interval": 0.2},
-                name=f"app-{slot.address}:{port}",
-                daemon=True,
-            ).start()
-            slot.apps.append(app)
+                last = f"{address}: {exc.strerror or exc}"
+                continue
+            slot.address = address
+            for app in apps:
+                threading.Thread(
+                    target=app.serve_forever,
+                    kwargs={"poll_interval": 0.2},
+                    name=f"app-{address}:{app.server_address[1]}",
+                    daemon=True,
+                ).start()
+            # Only serving apps are listed: shutdown() of one never served would wait forever.
+            slot.apps = apps
+            return
+        ports = ", ".join(map(str, slot.ports))
+        raise TargetError(
+            f"app of {slot.identity} cannot listen on ports {ports} of any of "
+            f"{ADDRESS_ATTEMPTS} loopback addresses 127.77.x.y (last: {last}); "
+            "is something listening on these ports on all addresses (0.0.0.0)?"
+        )
 
     def _start_proxy(self, slot: Slot) -> None:
         plane = self.plane
@@ -215,18 +241,14 @@ class Mesh:
         return ["--cert", str(cert), "--key", str(key)]
 
     def _stop_slot(self, slot: Slot) -> None:
-        for app in slot.apps:
-            app.shutdown()
-            app.server_close()
+        _close_apps(slot.apps)
         slot.apps.clear()
         if slot.child is not None:
             slot.child.stop()
 
     def stop(self) -> None:
         for slot in self.slots.values():
-            for app in slot.apps:
-                app.shutdown()
-                app.server_close()
+            _close_apps(slot.apps)
         stop_all([s.child for s in self.slots.values() if s.child is not None])
         self.slots.clear()
 
@@ -344,6 +366,25 @@ class Mesh:
             ctx.check_hostname = False  # workload certificates name SPIFFE ids, not hosts
             ctx.load_cert_chain(str(cert_file), str(key_file))
         return ctx
+
+
+def _bind_apps(address: str, slot: Slot) -> list[_AppServer]:
+    """One app server per port of `slot` on `address`, all or none (OSError)."""
+    apps: list[_AppServer] = []
+    for port in slot.ports:
+        try:
+            apps.append(_AppServer((address, port), slot))
+        except OSError as exc:
+            for app in apps:
+                app.server_close()
+            raise OSError(exc.errno, f"port {port}: {exc.strerror or exc}") from exc
+    return apps
+
+
+def _close_apps(apps: list[_AppServer]) -> None:
+    for app in apps:
+        app.shutdown()
+        app.server_close()
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

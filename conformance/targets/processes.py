@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from conformance.targets.base import TargetError
+from conformance.targets.launch import PARENT_ENV
 
 T = TypeVar("T")
 
@@ -47,6 +48,9 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, *, grace: float = 5.0) -> None:
+        """SIGTERM the child's group, SIGKILL it after `grace` seconds; never waits longer
+        than twice `grace` and never raises, so one stuck child cannot keep the others (or
+        the temporary directory) from being cleaned up."""
         if self.proc.poll() is not None:
             return
         self._signal(signal.SIGTERM)
@@ -54,7 +58,8 @@ class Child:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self._signal(signal.SIGKILL)
-            self.proc.wait(timeout=grace)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
 
     def _signal(self, sig: signal.Signals) -> None:
         # The child leads its own session (start_new_session), so its group id is its pid.
@@ -70,6 +75,8 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Child:
+    """Start `argv` in its own session, output to `<log_dir>/<name>.log`. Call it from a thread
+    that outlives the child: a launched server is sent SIGTERM when that thread ends."""
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -77,7 +84,8 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            # The launched servers ask to be ended when this process dies (launch.py).
+            env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
@@ -105,8 +113,9 @@ def wait_for(
                     f"{child.tail()}"
                 )
         if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {c.name}\n{c.tail()}" for c in watch)
-            raise TargetError(f"timed out after {timeout:g} s waiting for {what}\n{tails}")
+            # Only the logs that say something: an empty section reads like a cut-off message.
+            tails = "".join(f"\n--- {c.name}\n{t}" for c in watch if (t := c.tail()))
+            raise TargetError(f"timed out after {timeout:g} s waiting for {what}{tails}")
         time.sleep(interval)
         interval = min(interval * 1.5, 0.5)
 
