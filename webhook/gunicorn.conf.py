@@ -13,6 +13,7 @@ Everything comes from the same `SMI_WEBHOOK_*` variables the app reads (webhook/
   a renewed certificate on the next handshake (SIGHUP, which restarts the workers, works too);
 - prometheus-client multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, before any worker
   imports the client, emptied at start, and dead workers are marked in `child_exit` (NOTES.md);
+  a directory made here (none was given) is removed in `on_exit`;
 - `when_ready` logs the bound addresses as JSON and, with SMI_WEBHOOK_ADDRESS_FILE, writes the
   first one there, so callers that bind port 0 learn the real port.
 """
@@ -32,8 +33,12 @@ from webhook.settings import Settings
 
 _settings = Settings.from_env()
 
+# The directory this server made (and removes in `on_exit`), in the environment rather than a
+# global: gunicorn runs this file again on SIGHUP, when the variable above is already set.
+_OWN_METRICS_DIR = "SMICTL_OWN_METRICS_DIR"
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smictl-metrics-")
+    os.environ[_OWN_METRICS_DIR] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = [_settings.bind]
 workers = _settings.workers
@@ -96,3 +101,10 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this server made: one was left in /tmp per start."""
+    own = os.environ.get(_OWN_METRICS_DIR)
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)

@@ -41,10 +41,12 @@ class Server:
     def store(self) -> Path:
         return self.directory / "store.db"
 
-    def start(self, *, workers: int = 2, extra: tuple[str, ...] = ()) -> Server:
+    def start(
+        self, *, workers: int = 2, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> Server:
         address = self.directory / "address"
         address.unlink(missing_ok=True)
-        env = {**os.environ, "SMICTL_DEBUG": "1"}
+        env = {**os.environ, "SMICTL_DEBUG": "1", **(env or {})}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         cmd = [*SMICTL, "serve", "--bind", "127.0.0.1:0", "--certs-dir", str(self.certs),
                "--store", str(self.store), "--address-file", str(address),

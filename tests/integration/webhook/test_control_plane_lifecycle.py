@@ -100,3 +100,15 @@ def test_a_renewed_serving_certificate_is_used_without_refusing_anyone(
     while streak < 10 and time.monotonic() < deadline:
         streak = streak + 1 if presented_certificate(server.url, str(server.ca)) != old else 0
     assert streak == 10
+
+
+def test_a_stopped_server_leaves_no_metrics_directory_behind(fresh_server: Server) -> None:
+    # gunicorn.conf.py makes a prometheus multiprocess directory when none is given; one was
+    # left in the temporary directory by every start (1,207 seen on one machine).
+    tmp = fresh_server.directory / "tmp"
+    tmp.mkdir()
+    fresh_server.start(workers=1, env={"TMPDIR": str(tmp)})
+    assert [p.name[:15] for p in tmp.iterdir()] == ["smictl-metrics-"]
+    fresh_server.stop()
+    assert fresh_server.proc is not None and fresh_server.proc.returncode == 0
+    assert list(tmp.iterdir()) == []
