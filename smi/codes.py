@@ -584,8 +584,11 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI7008",
             "endpoint owned by another identity",
-            "An endpoint address is registered by another workload; only it may remove it.",
-            "Deregister with the identity that registered the address.",
+            "An endpoint address is registered by another workload: only it may remove or "
+            "replace it, until its lease ends. Also: an identity has the most endpoints it may "
+            "register (256).",
+            "Deregister with the identity that registered the address, or wait for its lease "
+            "to end (a new pod on a dead pod's IP address: its proxy retries).",
         ),
         _c(
             "SMI7009",

@@ -171,10 +171,12 @@ def register_endpoint() -> tuple[Response, int]:
     record = EndpointRecord(
         address=address, port=port, identity=caller.spiffe_id, services=tuple(sorted(set(keys)))
     )
+    plane.expire_endpoints()  # a lapsed lease on this address must not refuse its new owner
     try:
         revision = plane.store.register_endpoint(record)
     except StoreError as exc:
-        abort(405, exc.diagnostics[0].message)
+        code = 403 if exc.diagnostics[0].code == "SMI7008" else 405
+        abort(code, exc.diagnostics[0].message)
     _audit("endpoint_registered", caller=caller, requested=f"{address}:{port}")
     return jsonify(
         revision=revision,

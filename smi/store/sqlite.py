@@ -39,6 +39,9 @@ from smi.store.base import (
     store_error,
 )
 
+# Registered endpoints per identity (replicas of one workload each register their own).
+MAX_ENDPOINTS_PER_IDENTITY = 256
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
@@ -288,6 +291,17 @@ class SQLiteStore(Store):
                 (record.address, record.port),
             ).fetchone()
             services = json.dumps(sorted(set(record.services)))
+            if row is not None and row[0] != record.identity:
+                # Replacing it would drop another workload's endpoint (any authenticated
+                # workload could take any address); a pod that got a dead pod's IP waits for
+                # that lease to end (its proxy retries).
+                raise store_error(
+                    "SMI7008",
+                    f"endpoint {record.address}:{record.port} is registered by {row[0]} "
+                    "until its lease ends",
+                )
+            if row is None:
+                self._check_room(conn, record.identity)
             if row is not None and (row[0], row[1]) == (record.identity, services):
                 conn.execute(
                     "UPDATE endpoints SET renewed=? WHERE address=? AND port=?",
@@ -300,6 +314,20 @@ class SQLiteStore(Store):
             )
             self._bump(conn, current + 1)
             return current + 1
+
+    @staticmethod
+    def _check_room(conn: sqlite3.Connection, identity: str) -> None:
+        """Every registration goes into every proxy's MeshPolicy: one workload must not grow
+        it without bound."""
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM endpoints WHERE identity=?", (identity,)
+        ).fetchone()
+        if count >= MAX_ENDPOINTS_PER_IDENTITY:
+            raise store_error(
+                "SMI7008",
+                f"{identity} already has {count} endpoints registered, the most one identity "
+                "may have; deregister one first",
+            )
 
     def expire_endpoints(self, *, renewed_before: float) -> int:
         conn = self._conn()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from smi.store.base import Change, EndpointRecord, ObjectKey, Snapshot, StoreError
+from smi.store import sqlite as sqlite_store
 from smi.store.sqlite import SQLiteStore
 
 
@@ -104,6 +105,26 @@ def test_endpoints_register_once_and_only_their_owner_removes_them(store: SQLite
         store.deregister_endpoint(address="127.0.0.1", port=15006, identity="spiffe://x/ns/a/sa/b")
     assert store.deregister_endpoint(address="127.0.0.1", port=15006, identity=rec.identity) == 2
     assert store.snapshot().endpoints == ()
+
+
+def test_an_endpoint_of_another_identity_is_not_replaced_and_one_identity_is_bounded(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = EndpointRecord("10.0.0.7", 15006, "spiffe://cluster.local/ns/shop/sa/web", ("shop/web",))
+    evil = EndpointRecord("10.0.0.7", 15006, "spiffe://cluster.local/ns/evil/sa/x", ("evil/x",))
+    store.register_endpoint(web, now=100.0)
+    with pytest.raises(StoreError, match="registered by spiffe://cluster.local/ns/shop/sa/web"):
+        store.register_endpoint(evil, now=101.0)  # before: it replaced web's endpoint
+    assert store.snapshot().endpoints == (web,)
+    store.expire_endpoints(renewed_before=150.0)  # web's lease ends: the address is free
+    store.register_endpoint(evil, now=200.0)
+    assert store.snapshot().endpoints == (evil,)
+    monkeypatch.setattr(sqlite_store, "MAX_ENDPOINTS_PER_IDENTITY", 3)
+    for port in (1, 2):
+        store.register_endpoint(EndpointRecord("10.0.0.8", port, evil.identity, ("evil/x",)))
+    with pytest.raises(StoreError, match="already has 3 endpoints"):
+        store.register_endpoint(EndpointRecord("10.0.0.8", 3, evil.identity, ("evil/x",)))
+    store.register_endpoint(EndpointRecord("10.0.0.8", 1, evil.identity, ("evil/x",)))  # renewal
 
 
 def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
