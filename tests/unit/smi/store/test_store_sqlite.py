@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from smi.store.base import Change, EndpointRecord, ObjectKey, Snapshot, StoreError
 from smi.store import sqlite as sqlite_store
+from smi.store.base import Change, EndpointRecord, ObjectKey, Snapshot, StoreError
 from smi.store.sqlite import SQLiteStore
 
 
@@ -113,7 +113,7 @@ def test_an_endpoint_of_another_identity_is_not_replaced_and_one_identity_is_bou
     web = EndpointRecord("10.0.0.7", 15006, "spiffe://cluster.local/ns/shop/sa/web", ("shop/web",))
     evil = EndpointRecord("10.0.0.7", 15006, "spiffe://cluster.local/ns/evil/sa/x", ("evil/x",))
     store.register_endpoint(web, now=100.0)
-    with pytest.raises(StoreError, match="registered by spiffe://cluster.local/ns/shop/sa/web"):
+    with pytest.raises(StoreError, match=r"registered by spiffe://cluster\.local/ns/shop/sa/web "):
         store.register_endpoint(evil, now=101.0)  # before: it replaced web's endpoint
     assert store.snapshot().endpoints == (web,)
     store.expire_endpoints(renewed_before=150.0)  # web's lease ends: the address is free
