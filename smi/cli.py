@@ -122,6 +122,14 @@ def _unavailable(name: str, exc: Exception) -> Handler:
     return run
 
 
+class OutputError(Exception):
+    """Standard output cannot be written (a full disk, `> /dev/full`, an I/O error): the
+    user's environment, not a bug, so one line and exit 1 rather than an "internal error"."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or type(cause).__name__)
+
+
 class _ReaderMayLeave:
     """stdout for a command whose reader may go away (`smictl admit -f ... | head -1`): once
     it has (EPIPE), the rest of the output is dropped and the command still returns its
@@ -138,6 +146,8 @@ class _ReaderMayLeave:
                 return int(self._inner.write(text))
             except BrokenPipeError:
                 self._left()
+            except OSError as exc:
+                raise OutputError(exc) from exc
         return len(text)
 
     def flush(self) -> None:
@@ -146,6 +156,8 @@ class _ReaderMayLeave:
                 self._inner.flush()
             except BrokenPipeError:
                 self._left()
+            except OSError as exc:
+                raise OutputError(exc) from exc
 
     def _left(self) -> None:
         self._gone = True
@@ -166,11 +178,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from smi.errors import SMIError  # here, not at the top: the proxy does not need it
-
     real_stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
-        return func(args)
+        return _run(func, args)
+    finally:
+        sys.stdout = real_stdout
+
+
+def _run(func: Handler, args: argparse.Namespace) -> int:
+    """`func(args)`, every way it can fail turned into one line on standard error and the
+    documented exit code."""
+    from smi.errors import SMIError  # here, not at the top: the proxy does not need it
+
+    try:
+        code = func(args)
+        sys.stdout.flush()  # here, where a failure is reported, not at interpreter exit
+        return code
+    except OutputError as exc:
+        print(f"smictl: cannot write the output: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except SMIError as exc:
         for d in exc.diagnostics:
             print(d.format(), file=sys.stderr)
@@ -187,8 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-    finally:
-        sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -39,7 +38,7 @@ from smi.sources import (
     LazyLines,
     Lines,
     RawDocument,
-    json_too_long,
+    parse_json,
     read_documents,
     read_path,
     read_source,
@@ -197,24 +196,14 @@ class _Loader:
             self.problem(code, exc.message, line=exc.line)
 
     def json_text(self, text: str, *, strict: bool) -> bool:
-        """Load `text` as JSON; False (nothing recorded) when it is not JSON and not `strict`."""
+        """Load `text` as JSON; False (nothing recorded) when it is not JSON this loader
+        accepts and not `strict`: the YAML reader then reads it, and says where it is wrong."""
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
+            value = parse_json(text)
+        except YamlError as exc:
             if strict:
-                self.problem("SMI1002", f"invalid JSON: {exc.msg}", line=exc.lineno)
+                self.problem("SMI1010" if exc.too_large else "SMI1002", exc.message, line=exc.line)
             return strict
-        except ValueError:  # an integer too long for int(): the YAML reader says the same
-            too_long = json_too_long(text)
-            self.problem("SMI1010", too_long.message, line=too_long.line)
-            return True
-        except RecursionError:
-            self.problem("SMI1010", "JSON nested too deeply", line=None)
-            return True
-        problem = bounds_problem(value)
-        if problem is not None:
-            self.problem("SMI1010", problem, line=None)
-            return True
         self.document(value, lines=LazyLines(FileLines(text)), index=0)
         return True
 

@@ -24,7 +24,15 @@ from typing import Any, Protocol, TextIO
 
 from smi.errors import Diagnostic, LoadError
 from smi.yamlbuild import too_long_number
-from smi.yamlpos import LineMap, PathPart, YamlError, load_documents, parse_path
+from smi.yamlpos import (
+    MAX_DEPTH,
+    LineMap,
+    PathPart,
+    YamlError,
+    bounds_problem,
+    load_documents,
+    parse_path,
+)
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -51,25 +59,101 @@ class RawDocument:
 def read_documents(text: str, *, filename: str) -> list[RawDocument]:
     """Every non-empty document of one file's text; LoadError (SMI1002, SMI1010) when the
     text is not YAML (or JSON, for a .json name)."""
-    if filename.lower().endswith(".json"):
-        try:
-            return [RawDocument(json.loads(text), 0, LazyLines(FileLines(text)))]
-        except json.JSONDecodeError as exc:
-            raise LoadError.of(
-                "SMI1002", f"invalid JSON: {exc.msg}", file=filename, line=exc.lineno
-            ) from exc
-        except ValueError as exc:
-            too_long = json_too_long(text)
-            raise LoadError.of(
-                "SMI1010", too_long.message, file=filename, line=too_long.line
-            ) from exc
-        except RecursionError as exc:
-            raise LoadError.of("SMI1010", "JSON nested too deeply", file=filename) from exc
     try:
+        if filename.lower().endswith(".json"):
+            return [RawDocument(parse_json(text), 0, LazyLines(FileLines(text)))]
         return [RawDocument(d.value, d.index, d.lines) for d in load_documents(text)]
     except YamlError as exc:
         code = "SMI1010" if exc.too_large else "SMI1002"
         raise LoadError.of(code, exc.message, file=filename, line=exc.line) from exc
+
+
+class _DuplicateKey(Exception):
+    """Raised by `_unique_keys` out of `json.loads` (not a ValueError: `json` would take
+    that for a number too long)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object hook: a key written twice in one object is an error, as in YAML.
+    `json` keeps the last silently, so `{"weight": 1, "weight": -5}` or a second `kind` passed
+    or failed on a value the reader of the file may never have seen."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:  # pragma: no branch - a duplicate is there
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
+# A `\uD800`-`\uDFFF` escape: half of a UTF-16 surrogate pair, which alone is no character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# Both halves, as `json.dumps` writes any character beyond U+FFFF (an emoji): libyaml refuses
+# each half, so the line maps of such a JSON file are computed with a placeholder of the same
+# length in their place.
+_SURROGATE_PAIR_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(text: str) -> Any:
+    """The value of one JSON text, held to what YAML documents are held to: no duplicate keys,
+    no lone surrogates (`"\\ud800"`, which no UTF-8 output can hold: reports and `convert`
+    ended as internal errors), the size and depth limits. YamlError (`too_large` for the
+    limits) otherwise, with the line where it can be found."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise YamlError(f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except _DuplicateKey as exc:
+        raise _located(text, f"duplicate key {exc.key!r} in one mapping") from None
+    except ValueError:  # an integer too long for int(): the YAML reader says the same
+        raise json_too_long(text) from None
+    except RecursionError:
+        raise _located(text, f"nested deeper than {MAX_DEPTH} levels", too_large=True) from None
+    problem = bounds_problem(value)
+    if problem is not None:
+        raise _located(text, problem, too_large=True)
+    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(value):
+        raise _located(text, "invalid JSON: a lone surrogate escape is no Unicode character")
+    return value
+
+
+def _located(text: str, message: str, *, too_large: bool = False) -> YamlError:
+    """`message` at the line the YAML reader finds the same problem on (JSON is YAML; `json`
+    does not say where, and this runs only on the error path)."""
+    line = None
+    try:
+        for _ in load_documents(_yaml_readable(text)):
+            pass
+    except YamlError as exc:
+        line = exc.line
+    return YamlError(message, line=line, too_large=too_large)
+
+
+def _yaml_readable(text: str) -> str:
+    """`text` for the line maps: each escaped surrogate pair replaced by two U+FFFD escapes
+    (same length, same lines), which libyaml reads."""
+    return _SURROGATE_PAIR_ESCAPE.sub(r"\\uFFFD\\uFFFD", text)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def json_too_long(text: str) -> YamlError:
@@ -96,15 +180,7 @@ def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:
 
 def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Diagnostic | None]]:
     if path == STDIN:
-        try:
-            text = _read_bounded(stdin or sys.stdin)
-        except (OSError, UnicodeDecodeError) as exc:
-            yield "<stdin>", "", _unreadable("<stdin>", exc)
-            return
-        if text is None:
-            yield "<stdin>", "", _too_large("<stdin>")
-        else:
-            yield "<stdin>", text, None
+        yield _read_stdin(stdin if stdin is not None else sys.stdin)
         return
     p = Path(path)
     if p.is_dir():
@@ -164,15 +240,46 @@ def read_file(name: str) -> tuple[str, str, Diagnostic | None]:
     """(name, text, None), or (name, "", why it cannot be read): one open, its size from the
     open file."""
     try:
-        with Path(name).open(encoding="utf-8") as f:
+        with Path(name).open("rb") as f:
             if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
                 return name, "", _too_large(name)
-            text = _read_bounded(f)
-            if text is None:
-                return name, "", _too_large(name)
-            return name, text, None
+            return _decoded(name, f.read(MAX_FILE_BYTES + 1))
+    except OSError as exc:
+        return name, "", _unreadable(name, exc)
+
+
+def _read_stdin(stdin: TextIO | None) -> tuple[str, str, Diagnostic | None]:
+    """Standard input as a file is read: its bytes, decoded as strict UTF-8. Its text layer
+    decodes with `surrogateescape` (and the locale's encoding), so a byte that is not UTF-8
+    became a lone surrogate that ended as an internal error further on."""
+    name = "<stdin>"
+    if stdin is None:  # started with standard input closed (`<&-`)
+        return (
+            name,
+            "",
+            Diagnostic(code="SMI1001", message="cannot read: standard input is closed", file=name),
+        )
+    raw = getattr(stdin, "buffer", None)
+    try:
+        if raw is not None:
+            return _decoded(name, raw.read(MAX_FILE_BYTES + 1))
+        text = _read_bounded(stdin)  # a text stream handed over as such (tests, callers)
     except (OSError, UnicodeDecodeError) as exc:
         return name, "", _unreadable(name, exc)
+    return (name, "", _too_large(name)) if text is None else (name, text, None)
+
+
+def _decoded(name: str, data: bytes) -> tuple[str, str, Diagnostic | None]:
+    """(name, text, None) for at most MAX_FILE_BYTES of UTF-8, a leading byte-order mark
+    dropped (`json` refused one that the YAML reader skips); else (name, "", the problem),
+    with the line of the first byte that is not UTF-8."""
+    if len(data) > MAX_FILE_BYTES:
+        return name, "", _too_large(name)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return name, "", _not_utf8(name, data, exc.start)
+    return name, text.removeprefix("\ufeff"), None
 
 
 def _read_bounded(f: TextIO) -> str | None:
@@ -181,6 +288,18 @@ def _read_bounded(f: TextIO) -> str | None:
     reading them whole ran out of memory (an internal error) instead of refusing them."""
     text = f.read(MAX_FILE_BYTES + 1)
     return None if len(text) > MAX_FILE_BYTES else text
+
+
+def _not_utf8(name: str, data: bytes, start: int) -> Diagnostic:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Diagnostic(
+            code="SMI1001",
+            message="cannot read: not UTF-8 text (UTF-16, by its byte-order mark: save it as "
+            "UTF-8)",
+            file=name,
+        )
+    line = data.count(b"\n", 0, start) + 1
+    return Diagnostic(code="SMI1001", message="cannot read: not UTF-8 text", file=name, line=line)
 
 
 def _too_large(name: str) -> Diagnostic:
@@ -217,7 +336,7 @@ class FileLines:
         if self._maps is None:
             maps: dict[int, LineMap] = {}
             try:
-                for doc in load_documents(self.text):
+                for doc in load_documents(_yaml_readable(self.text)):
                     maps[doc.index] = doc.lines
             except YamlError:
                 pass

@@ -35,10 +35,16 @@ _UNSUPPORTED_CHARS = re.compile(
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 # One line: indentation, a sequence entry `- `, a key `name: ` (plain, or single-quoted with
-# no quote inside), and the rest.
+# no quote inside), and the rest. A key is at most _MAX_KEY characters as written: libyaml
+# reads no longer one as a key (`mapping values are not allowed`), and a line this path read
+# as a manifest was a syntax error to `smictl convert` and to the line maps.
 # Possessive (`*+`, `?+`): nothing here ever needs to backtrack, and saying so is 10% faster.
+_MAX_KEY = 1024
 _ROW = re.compile(
-    r"^( *+)(-(?: ++|$))?+(?:([A-Za-z0-9_][A-Za-z0-9_./-]*+|'[^'\n]*+'):(?: ++|$))?+(.*+)", re.M
+    r"^( *+)(-(?: ++|$))?+"
+    rf"(?:([A-Za-z0-9_][A-Za-z0-9_./-]{{0,{_MAX_KEY - 1}}}+|'[^'\n]{{0,{_MAX_KEY - 2}}}+'):"
+    r"(?: ++|$))?+(.*+)",
+    re.M,
 )
 _SINGLE_QUOTED = re.compile(r"'((?:[^'\n]|'')*)'(?: +#.*| *)")
 _COMMENT = re.compile(r" +#.*")
@@ -187,9 +193,12 @@ class _Flow:
             self.pos += 1
             return pairs
         while True:
+            start = self.pos
             kind, key = self._token()
             if kind not in ("plain", "'", '"') or key in pairs or self._token()[0] != ":":
                 raise _Unsupported  # not a scalar key, a duplicate key, or no `: `
+            if self.pos - start > _MAX_KEY:
+                raise _Unsupported  # a key too long for libyaml (counted to its `:`: safe side)
             if key == "<<":
                 raise _Unsupported  # a merge key
             pairs[key] = self._value(depth=depth)

@@ -62,11 +62,21 @@ class YamlError(Exception):
     """The text is not YAML this loader accepts; `line` is 1-based where known. `too_large`
     marks a document refused for its size or depth rather than its syntax."""
 
-    def __init__(self, message: str, *, line: int | None, too_large: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None,
+        too_large: bool = False,
+        offset: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.too_large = too_large
+        # Where libyaml's reader stopped (a control character, a NUL): it gives no line, but
+        # an offset into the text, from which `smi.yamlpos` computes the line.
+        self.offset = offset
 
 
 # --- scalars ------------------------------------------------------------------------------------
@@ -181,7 +191,12 @@ def as_yaml_error(exc: yaml.YAMLError) -> YamlError:
         parts = [p for p in (exc.context, exc.problem) if p]
         return YamlError(", ".join(parts) if parts else "invalid YAML", line=line)
     # reader errors: control characters, bad encoding
-    return YamlError(str(exc).splitlines()[0] if str(exc) else "invalid YAML", line=None)
+    position = getattr(exc, "position", None)
+    return YamlError(
+        str(exc).splitlines()[0] if str(exc) else "invalid YAML",
+        line=None,
+        offset=position if isinstance(position, int) else None,
+    )
 
 
 def build_document(parser: Any) -> tuple[Any, Shadow]:

@@ -30,8 +30,12 @@ from smi.yamlbuild import MAX_DEPTH, MAX_NODES, Shadow, YamlError, as_yaml_error
 
 try:  # libyaml's C parser; the pure-Python one gives the same events, only slower
     from yaml import CSafeLoader as _ParserClass
+
+    _OFFSETS_IN_BYTES = True
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _ParserClass  # type: ignore[assignment]
+
+    _OFFSETS_IN_BYTES = False
 
 PathPart = str | int
 
@@ -195,5 +199,17 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
                     yield YamlDocument(value=value, index=index, lines=LineMap(shadow))
             elif cls is ev.StreamEndEvent:
                 return
+    except YamlError as exc:
+        if exc.line is None and exc.offset is not None:
+            exc.line = _line_at(text, exc.offset)
+        raise
     finally:
         parser.dispose()
+
+
+def _line_at(text: str, offset: int) -> int:
+    """The 1-based line of a reader error's offset: libyaml counts bytes of the UTF-8 text,
+    PyYAML's own reader characters."""
+    if _OFFSETS_IN_BYTES:
+        return text.encode("utf-8", "surrogatepass").count(b"\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1  # pragma: no cover - PyYAML without libyaml

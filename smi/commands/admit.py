@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from smi.errors import escaped_line
 from smi.policy.report import FORMATS
 
 
@@ -104,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_atomically(Path(args.output), text.encode("utf-8"))
         except OSError as exc:
-            print(f"{args.output}: cannot write the report: {exc.strerror}", file=sys.stderr)
+            # One line, whatever the name holds (a newline, bytes that are not UTF-8).
+            where = escaped_line(f"{args.output}: cannot write the report: {exc.strerror}")
+            print(where, file=sys.stderr)
             return 1
     else:
         sys.stdout.write(text)
