@@ -32,6 +32,20 @@ Severity = Literal["error", "warning"]
 _ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127, *range(0xD800, 0xE000))}
 
 
+# The text form quotes user input (a name, a key, a value) in paths and messages; a 100 KB
+# name must not make a 100 KB line in a terminal or a CI log. JSON keeps the whole text.
+MAX_PATH_CHARS = 300
+MAX_MESSAGE_CHARS = 1000
+
+
+def _elided(text: str, limit: int) -> str:
+    """`text`, or its start and end around a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 40) // 2
+    return f"{text[:keep]}...[{len(text) - 2 * keep} characters]...{text[-keep:]}"
+
+
 def escaped_line(text: str) -> str:
     """`text` with control characters and lone surrogates as visible escapes (`\n`, `\udcff`):
     the one-line form of every message that quotes user input."""
@@ -88,8 +102,9 @@ class Diagnostic:
         if self.line is not None:
             where = f"{where}:{self.line}"
         prefix = "warning: " if self.severity == "warning" else ""
-        path = f"{self.path}: " if self.path else ""
-        return escaped_line(f"{where}: {prefix}{path}{self.message} ({self.code})")
+        path = f"{_elided(self.path, MAX_PATH_CHARS)}: " if self.path else ""
+        message = _elided(self.message, MAX_MESSAGE_CHARS)
+        return escaped_line(f"{where}: {prefix}{path}{message} ({self.code})")
 
     def to_json(self) -> dict[str, object]:
         return {

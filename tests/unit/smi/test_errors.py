@@ -30,3 +30,20 @@ def test_plain_messages_are_unchanged() -> None:
     assert (
         diag.format() == "split.yaml:14: spec.backends[1].weight: must be an integer >= 0 (SMI2103)"
     )
+
+
+def test_long_user_input_is_elided_in_the_text_form_but_kept_in_json() -> None:
+    name = "n" * 50_000 + "END"
+    d = Diagnostic(
+        code="SMI2001",
+        message=f"metadata.name: {name!r} is not a DNS-1123 label",
+        path="spec.rules[0].matches." + "k" * 5_000,
+        file="x.yaml",
+        line=3,
+    )
+    line = d.format()
+    assert len(line) < 1_500 and "\n" not in line
+    assert line.startswith("x.yaml:3: spec.rules[0].matches.kkk")
+    assert line.endswith("END' is not a DNS-1123 label (SMI2001)")
+    assert "characters]..." in line
+    assert d.to_json()["message"] == d.message  # machine output keeps it whole
