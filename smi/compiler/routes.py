@@ -2,8 +2,9 @@
 
 Each HTTPRouteGroup is turned into `HttpMatch` values once, however many TrafficTargets and
 TrafficSplits reference it. Normalisation (DESIGN.md §3): `*` or no methods = any method
-(`methods=()`), headers sorted by lower-case name, every regex checked as RE2 — a match whose
-regex RE2 cannot run is dropped and reported, so it allows nothing.
+(`methods=()`), header conditions sorted by lower-case name (every one kept), every regex
+checked as RE2 — a match whose regex RE2 cannot run is dropped and reported, so it allows
+nothing.
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ class RouteTable:
 
 
 def http_match(origin: str, match: HTTPMatch) -> HttpMatch:
+    """Every header condition is kept, even two for one name (`user-agent` and `User-Agent`,
+    an admission error): within a match they are AND-ed (DESIGN.md §3), so keeping only one
+    would allow requests the other condition refuses."""
     methods = match.methods or ()
-    headers: dict[str, str] = {}
-    for name, value in match.headers or ():
-        headers.setdefault(name.lower(), value)
+    headers = {(name.lower(), value) for name, value in match.headers or ()}
     return HttpMatch(
         origin=origin,
         methods=() if "*" in methods else tuple(sorted(set(methods))),
         path_regex=match.path_regex,
-        headers=tuple(sorted(headers.items())),
+        headers=tuple(sorted(headers)),
     )
