@@ -355,6 +355,14 @@ CODES: dict[str, Code] = dict(
             "warning into an error.",
             "Create the IdentityBinding in the subject's namespace, or fix the name.",
         ),
+        _c(
+            "SMI3010",
+            "empty matches allow every route",
+            "A TrafficTarget rule on an HTTPRouteGroup says `matches: []`. smictl reads it as "
+            "SPEC's omitted `matches` (as OSM and the SMI SDKs do: they cannot tell the two "
+            "apart), which allows every match of the group; the writer may have meant none.",
+            "List the match names the rule should allow, or leave `matches` out to allow all.",
+        ),
         # --- SMI4xxx: conversion ------------------------------------------------------------------
         _c(
             "SMI4001",

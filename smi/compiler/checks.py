@@ -245,6 +245,15 @@ def _target_refs(
             )
             continue
         if isinstance(route.obj, HTTPRouteGroup):
+            if rule.matches is not None and not rule.matches:
+                # Read as SPEC's "omitted" (OSM and the SDKs cannot tell them apart), which
+                # allows every route of the group: a writer of `[]` may have meant none.
+                yield warning(
+                    "SMI3010",
+                    f"`matches: []` allows every match of HTTPRouteGroup {ns}/{rule.name}, as "
+                    "leaving `matches` out does; list the match names to allow only those",
+                    path=f"{rules}[{i}].matches",
+                )
             yield from _match_names(rule.matches or (), route.obj, path=f"{rules}[{i}].matches")
     if not resource.api_version.endswith("/v1alpha4"):
         return  # IdentityBinding subjects exist only in access v1alpha4 (else SMI2404)

@@ -58,6 +58,17 @@ def test_dangling_rule_references_and_match_names_warn() -> None:
     assert diags[0].object_ref == "TrafficTarget/shop/tt"
 
 
+def test_empty_matches_on_a_rule_warn_that_they_allow_every_route() -> None:
+    target = TARGET.replace("matches: [read, write]", "matches: []")
+    diags = run_checks(docs(GROUP, target), strict=True)
+    assert [(d.code, d.path, d.severity, d.line) for d in diags if d.code == "SMI3010"] == [
+        ("SMI3010", "spec.rules[0].matches", "warning", 13),  # strict leaves it a warning
+    ]
+    # Left out: every route too, and nothing to warn about.
+    omitted = TARGET.replace(", matches: [read, write]", "")
+    assert "SMI3010" not in {d.code for d in run_checks(docs(GROUP, omitted))}
+
+
 def test_strict_turns_reference_warnings_into_errors() -> None:
     diags = run_checks(docs(GROUP, TARGET), strict=True)
     assert {(d.code, d.severity) for d in diags} == {("SMI3001", "error"), ("SMI3002", "error")}
