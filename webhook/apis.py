@@ -9,6 +9,13 @@ A write is all-or-nothing: every object passes the same admission chain as `/val
 (`webhook.policies.admit_change`) inside the store's write transaction, against the state it
 lands on plus the rest of the batch; one denial refuses the whole batch with every reason
 (403 for a policy denial, 422 when an object is invalid) and nothing changes.
+
+Before admission, each object must be one the store can key and `get` can show: a string
+DNS-1123 name and namespace, an SMI kind or a context kind, not twice in one batch (422 with
+the index and field of every problem, so the CLI can point at file:line). An object carrying
+`metadata.resourceVersion` (as `smictl get -o yaml` prints it) is applied only if it is still
+the stored revision of that object (409 otherwise: someone changed it since it was read); the
+field itself is never stored, so re-applying what `get` printed is `unchanged`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
+from smi.errors import Diagnostic
+from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.store.base import CLUSTER_SCOPED_KINDS, Change, ObjectKey, Outcome, Snapshot, StoreError
+from smi.validation.names import check_label, check_subdomain
 from webhook import logs
 from webhook.plane import current_plane
 from webhook.policies import Denied, admit_batch
@@ -30,6 +40,14 @@ bp = Blueprint("apis", __name__, url_prefix="/apis/smictl.io/v1")
 LOCAL_USER = "smictl:local-apply"
 
 
+class Refused(Exception):
+    """A write refused before anything changed, with every reason tied to its object's index."""
+
+    def __init__(self, error: str, denials: list[dict[str, Any]], *, status: int) -> None:
+        super().__init__(error)
+        self.error, self.denials, self.status = error, denials, status
+
+
 @bp.post("/apply")
 def apply() -> tuple[Response, int]:
     plane = current_plane()
@@ -37,11 +55,15 @@ def apply() -> tuple[Response, int]:
     items = body.get("items")
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         abort(400, "items: expected a non-empty list of objects")
-    docs = [normalise(doc) for doc in items]
-    dry_run = bool(body.get("dryRun"))
+    dry_run = _flag(body, "dryRun")
     warnings: list[dict[str, Any]] = []
+    try:
+        docs, expected = prepare(items)
+    except Refused as exc:
+        return jsonify(error=exc.error, denials=exc.denials, warnings=warnings), exc.status
 
     def check(snap: Snapshot, changes: Sequence[Change]) -> None:
+        check_versions(snap, changes, expected)
         warnings.extend(admit_batch(plane, snap, changes, dry_run=dry_run, username=LOCAL_USER))
 
     return _write(lambda: plane.store.apply(docs, check=check, dry_run=dry_run), warnings)
@@ -56,7 +78,7 @@ def delete() -> tuple[Response, int]:
         abort(400, "items: expected a non-empty list of {kind, name, namespace} references")
     snap = plane.store.snapshot()
     keys = [_resolve(ref, snap) for ref in items]
-    dry_run = bool(body.get("dryRun"))
+    dry_run, ignore_missing = _flag(body, "dryRun"), _flag(body, "ignoreNotFound")
     warnings: list[dict[str, Any]] = []
 
     def check(snap: Snapshot, changes: Sequence[Change]) -> None:
@@ -64,9 +86,10 @@ def delete() -> tuple[Response, int]:
 
     return _write(
         lambda: plane.store.delete(
-            keys, check=check, dry_run=dry_run, ignore_missing=bool(body.get("ignoreNotFound"))
+            keys, check=check, dry_run=dry_run, ignore_missing=ignore_missing
         ),
         warnings,
+        keys=keys,
     )
 
 
@@ -88,16 +111,141 @@ def objects() -> Response:
     return jsonify(revision=snap.revision, items=items)
 
 
-def normalise(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The document as stored: a namespaced object without a namespace gets `default`."""
+def prepare(items: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The documents as stored, and the resourceVersion each expects (by index), or Refused
+    (422) with every object the store cannot take: a name that is not a string would be
+    stored under its Python repr, a kind nobody serves could never be listed or deleted, and a
+    key given twice would leave which one wins to chance."""
+    docs: list[dict[str, Any]] = []
+    expected: dict[int, str] = {}
+    denials: list[dict[str, Any]] = []
+    seen: set[ObjectKey] = set()
+    for index, doc in enumerate(items):
+        key = _key(doc)
+        problems = _problems(doc)
+        if not problems and key in seen:
+            problems = [Diagnostic("SMI2007", f"{key} appears twice in one apply",
+                                   path="metadata.name")]  # fmt: skip
+        if problems:
+            denials.append(_refusal(index, str(key), problems, code=422))
+            continue
+        seen.add(key)
+        stored, version = normalise(doc)
+        docs.append(stored)
+        if version is not None:
+            expected[index] = version
+    if denials:
+        raise Refused(f"{len(denials)} of the objects are invalid", denials, status=422)
+    return docs, expected
+
+
+def _key(doc: Mapping[str, Any]) -> ObjectKey:
+    """The store's key of `doc`; 400 when it has none (the CLI's loader never sends such)."""
     try:
-        key = ObjectKey.of(doc)
+        return ObjectKey.of(doc)
     except StoreError as exc:
         abort(400, exc.diagnostics[0].message)
-    out = dict(doc)
+
+
+def _problems(doc: Mapping[str, Any]) -> list[Diagnostic]:
+    """Why the store cannot take `doc`, which has a key (nothing when it can)."""
+    api_version, kind, meta = doc["apiVersion"], doc["kind"], doc["metadata"]
+    if kind not in SMI_KIND_GROUPS and api_version not in CONTEXT_KINDS.get(kind, ()):
+        served = ", ".join(sorted(CONTEXT_KINDS))
+        return [
+            Diagnostic("SMI1008", f"{api_version} {kind} is not stored here: SMI kinds and "
+                       f"{served} only", path="kind")
+        ]  # fmt: skip
+    problems = [] if kind in SMI_KIND_GROUPS else _context_names(kind, meta)
+    version = meta.get("resourceVersion")
+    if version is not None and not (isinstance(version, str | int) and str(version).isdigit()):
+        problems.append(
+            Diagnostic("SMI2003", "must be a revision number, as `smictl get` prints it",
+                       path="metadata.resourceVersion")
+        )  # fmt: skip
+    return problems
+
+
+def _context_names(kind: str, meta: Mapping[str, Any]) -> list[Diagnostic]:
+    """A context object's name and namespace. Admission checks these of SMI objects with the
+    rest of their fields, but not of Services and the like: a list for a namespace would be
+    stored under its Python repr, where no `get -n` finds it."""
+    problems = list(check_subdomain(meta["name"], "metadata.name"))
+    namespace = meta.get("namespace")
+    if namespace is None or kind in CLUSTER_SCOPED_KINDS:
+        return problems
+    if not isinstance(namespace, str):
+        problems.append(Diagnostic("SMI2003", "must be a string", path="metadata.namespace"))
+    elif namespace:
+        problems.extend(check_label(namespace, "metadata.namespace", what="namespace"))
+    return problems
+
+
+def normalise(doc: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The document as stored — a namespaced object without a namespace gets `default`, and
+    `metadata.resourceVersion` is dropped (the store's own revision is the truth; a copy in the
+    body would make every re-apply of `get` output `configured`) — and that resourceVersion."""
+    key = _key(doc)
+    meta = dict(doc.get("metadata") or {})
+    version = meta.pop("resourceVersion", None)
     if key.namespace:
-        out["metadata"] = {**dict(doc.get("metadata") or {}), "namespace": key.namespace}
-    return out
+        meta["namespace"] = key.namespace
+    return {**doc, "metadata": meta}, None if version is None else str(version)
+
+
+def check_versions(snap: Snapshot, changes: Sequence[Change], expected: Mapping[int, str]) -> None:
+    """Optimistic concurrency, inside the write transaction: an object sent with the
+    resourceVersion it was read at is written only if nobody changed it since (409
+    otherwise), so a read-modify-apply never silently undoes someone else's apply. Objects
+    the apply leaves as they are pass whatever their resourceVersion."""
+    denials = []
+    for change in changes:
+        want = expected.get(change.index)
+        if want is None or _unchanged(change):
+            continue
+        have = "" if change.old is None else str(change.old.revision)
+        if want != have:
+            now = f"it is now at {have}" if have else "it no longer exists"
+            problem = Diagnostic(
+                "SMI7002",
+                f"{change.key} was read at resourceVersion {want} but {now}: someone changed "
+                "it since; get it again and re-apply, or drop metadata.resourceVersion",
+                path="metadata.resourceVersion",
+            )
+            denials.append(_refusal(change.index, str(change.key), [problem], code=409))
+    if denials:
+        raise Refused(f"{len(denials)} of the objects changed since they were read", denials,
+                      status=409)  # fmt: skip
+
+
+def _unchanged(change: Change) -> bool:
+    """Whether applying `change` writes nothing: re-applying a file that `get` printed is a
+    no-op however old its resourceVersion, and a no-op cannot undo anyone's update."""
+    if change.old is None or change.new is None:
+        return False
+    old_meta = {**dict(change.old.body.get("metadata") or {})}
+    old_meta.pop("resourceVersion", None)  # stored before it was dropped on the way in
+    return {**dict(change.old.body), "metadata": old_meta} == dict(change.new)
+
+
+def _refusal(index: int, ref: str, problems: Sequence[Diagnostic], *, code: int) -> dict[str, Any]:
+    """One entry of `denials`, in the shape admission denials have."""
+    diagnostics = [{**d.to_json(), "object": ref} for d in problems]
+    return {
+        "index": index,
+        "object": ref,
+        "code": code,
+        "diagnostics": diagnostics,
+        "messages": [f"{d.path}: {d.message} ({d.code})" for d in problems],
+    }
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    """A boolean field: `"false"` must not turn into a dry run (bool("false") is True)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        abort(400, f"{name}: expected true or false, not {type(value).__name__}")
+    return value
 
 
 def _resolve(ref: Mapping[str, Any], snap: Snapshot) -> ObjectKey:
@@ -118,16 +266,22 @@ def _resolve(ref: Mapping[str, Any], snap: Snapshot) -> ObjectKey:
     return ObjectKey("", kind, namespace, name)
 
 
-def _write(run: Any, warnings: list[dict[str, Any]]) -> tuple[Response, int]:
+def _write(
+    run: Any, warnings: list[dict[str, Any]], *, keys: Sequence[ObjectKey] = ()
+) -> tuple[Response, int]:
     try:
         outcome: Outcome = run()
     except Denied as exc:
         return jsonify(error=exc.summary(), denials=exc.denials, warnings=warnings), exc.status
+    except Refused as exc:
+        return jsonify(error=exc.error, denials=exc.denials, warnings=warnings), exc.status
     except StoreError as exc:
-        status = 404 if exc.diagnostics[0].code == "SMI7004" else 400
-        return jsonify(
-            error=exc.diagnostics[0].message, diagnostics=[d.to_json() for d in exc.diagnostics]
-        ), status
+        diag = exc.diagnostics[0]
+        if diag.code != "SMI7004":
+            return jsonify(
+                error=diag.message, diagnostics=[d.to_json() for d in exc.diagnostics]
+            ), 400
+        return jsonify(error=diag.message, denials=_missing(keys, diag), warnings=warnings), 404
     except sqlite3.Error as exc:
         # The store itself failed (disk full, busy past its timeout, an I/O error); it rolled
         # the write back, so nothing was applied. The operator's problem, not the caller's,
@@ -149,6 +303,15 @@ def _write(run: Any, warnings: list[dict[str, Any]]) -> tuple[Response, int]:
         ],
         warnings=warnings,
     ), 200
+
+
+def _missing(keys: Sequence[ObjectKey], diag: Diagnostic) -> list[dict[str, Any]]:
+    """The not-found error as a denial at the index of the missing object, so `smictl delete
+    -f` can name its file and line (the store names the key in its message)."""
+    for index, key in enumerate(keys):
+        if diag.message == f"{key} not found":
+            return [_refusal(index, str(key), [diag], code=404)]
+    return [_refusal(-1, "", [diag], code=404)]
 
 
 def _body(limit: int) -> dict[str, Any]:

@@ -2,8 +2,14 @@
 
 stdlib only (http.client + ssl), so the CLI needs nothing the server does not. The server's
 certificate is verified against `--ca` / SMICTL_CA_FILE, else the CA `smictl certs init` wrote
-to the state directory, else the system trust store. Connection failures become SMI7001 and
-refusals carry the server's reasons (SMI7002) — never a traceback.
+to the state directory, else the system trust store. Connection failures become SMI7001,
+certificate failures SMI7003, and refusals carry the server's reasons (SMI7002) — never a
+traceback.
+
+Every request is bounded: one deadline (`timeout`) covers connecting, the TLS handshake,
+sending and reading the whole answer, however slowly a server trickles it; an answer larger
+than MAX_REPLY_BYTES is not read. A server that does not answer JSON (an HTML page, a login
+redirect) is not a control plane: its 200 must never read as "applied".
 """
 
 from __future__ import annotations
@@ -11,16 +17,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import ssl
+import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from smi.errors import Diagnostic, SMIError
 from webhook.settings import default_state_dir
 
 DEFAULT_SERVER = "https://127.0.0.1:8443"
+DEFAULT_TIMEOUT = 60.0
+# `smictl get` of 100,000 objects is well under this; a server streaming without end is not.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 def default_ca_file() -> Path | None:
@@ -35,39 +48,90 @@ def default_ca_file() -> Path | None:
 class Reply:
     status: int
     body: dict[str, Any]
+    location: str = ""
+    server: str = ""
+
+
+class _Deadline:
+    """Closes the connection's socket when the time is up, so that whatever call is blocked
+    on it (connect, handshake, a header trickled a byte at a time) returns at once: a socket
+    timeout only bounds each single read."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self.conn = conn
+        self.expired = False
+        # Held once connected: http.client drops `conn.sock` when the answer has no length
+        # and hands the socket to the response, which is exactly when a body can trickle.
+        self.sock: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.sock or self.conn.sock
+        if sock is not None:
+            with suppress(OSError):
+                # The plain socket's shutdown, also for an SSLSocket: it only touches the file
+                # descriptor, never the SSL object another thread is reading with.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True, slots=True)
 class ControlPlaneClient:
     server: str = DEFAULT_SERVER
     ca_file: Path | None = None
-    timeout: float = 30.0
+    timeout: float = DEFAULT_TIMEOUT
 
     def request(
         self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None
     ) -> Reply:
-        url = urlsplit(self.server)
-        if url.scheme not in {"https", "http"} or not url.hostname:
-            raise SMIError(Diagnostic("SMI7001", f"--server {self.server!r} is not an https URL"))
-        target = path + (f"?{urlencode(query)}" if query else "")
+        url, port = self._url()
+        target = url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        conn = self._connection(url.scheme, url.hostname, url.port)
+        conn = self._connection(url.scheme, url.hostname or "", port)
+        sent, response = False, None
+        with _Deadline(conn, self.timeout) as deadline:
+            try:
+                conn.connect()
+                deadline.sock = conn.sock
+                conn.request(method, target, body=payload, headers=headers)
+                sent = True
+                response = conn.getresponse()
+                raw = _read(response)
+                if deadline.expired:  # a body without a length just ends when we close it
+                    raise TimeoutError("timed out")
+            except (OSError, http.client.HTTPException) as exc:
+                failure = self._failure(exc, method=method, sent=sent, expired=deadline.expired)
+                raise failure from exc
+            finally:
+                _close(conn, response, deadline.sock)
+        return Reply(
+            status=response.status,
+            body=self._json(response, raw),
+            location=response.getheader("Location") or "",
+            server=self.server,
+        )
+
+    def _url(self) -> tuple[SplitResult, int | None]:
+        """The parsed --server, or one line saying what is wrong with it."""
         try:
-            conn.request(method, target, body=payload, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            url = urlsplit(self.server.strip())
+            port = url.port
+        except ValueError as exc:
             raise SMIError(
-                Diagnostic("SMI7001", f"cannot reach the control plane at {self.server}: {exc}")
+                Diagnostic("SMI7001", f"--server {self.server!r} is not a valid URL: {exc}")
             ) from exc
-        finally:
-            conn.close()
-        try:
-            doc = json.loads(raw) if raw else {}
-        except ValueError:
-            doc = {"error": raw.decode(errors="replace")[:200]}
-        return Reply(status=response.status, body=doc if isinstance(doc, dict) else {"items": doc})
+        if url.scheme not in {"https", "http"} or not url.hostname:
+            raise SMIError(Diagnostic("SMI7001", f"--server {self.server!r} is not an https URL"))
+        return url, port
 
     def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
         if scheme == "http":
@@ -81,8 +145,103 @@ class ControlPlaneClient:
                 raise SMIError(Diagnostic("SMI7003", f"cannot read CA file {ca}: {exc}")) from exc
         return http.client.HTTPSConnection(host, port or 443, timeout=self.timeout, context=context)
 
+    def _failure(self, exc: Exception, *, method: str, sent: bool, expired: bool) -> SMIError:
+        """One line for a request that got no complete answer. Once a write was sent, the
+        server may have committed it (all or nothing) before the connection broke: say so,
+        rather than let "cannot reach" suggest that nothing happened."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return SMIError(
+                Diagnostic(
+                    "SMI7003",
+                    f"the certificate of {self.server} is not trusted: {exc.verify_message}; "
+                    "pass the control plane's CA with --ca (SMICTL_CA_FILE)",
+                )
+            )
+        reason = f"no complete answer within {self.timeout:g}s" if expired else str(exc)
+        reason = reason or type(exc).__name__
+        if sent and method != "GET":
+            message = (
+                f"lost the control plane at {self.server} after sending the request ({reason}); "
+                "it was applied entirely or not at all: check with `smictl get`"
+            )
+        else:
+            message = f"cannot reach the control plane at {self.server}: {reason}"
+        return SMIError(Diagnostic("SMI7001", message))
+
+    def _json(self, response: http.client.HTTPResponse, raw: bytes) -> dict[str, Any]:
+        """The answer as a JSON object. Every answer of smictl serve is one, errors included;
+        a success that is not one comes from something else at that URL."""
+        try:
+            doc = json.loads(raw) if raw else {}
+        except (ValueError, RecursionError):
+            doc = None
+        if isinstance(doc, dict):
+            return doc
+        if 200 <= response.status < 300:
+            raise not_a_control_plane(self.server, f"HTTP {response.status}, {_glimpse(raw)}")
+        return {"error": _glimpse(raw) if raw else ""}
+
+
+def _close(
+    conn: http.client.HTTPConnection,
+    response: http.client.HTTPResponse | None,
+    sock: socket.socket | None,
+) -> None:
+    """Close everything a request opened, also when it failed half-way: the response owns the
+    socket once http.client has handed it over."""
+    if response is not None:
+        response.close()
+    conn.close()
+    if sock is not None:
+        sock.close()
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    """The whole body, refusing one larger than MAX_REPLY_BYTES before holding it in memory."""
+    length = response.getheader("Content-Length") or ""
+    if length.isdigit() and int(length) > MAX_REPLY_BYTES:
+        raise http.client.HTTPException(f"answer of {int(length)} bytes is too large")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise http.client.HTTPException(
+                f"answer larger than {MAX_REPLY_BYTES // (1024 * 1024)} MiB; "
+                "is --server a smictl control plane?"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _glimpse(raw: bytes) -> str:
+    """The start of a body that is not ours, on one line."""
+    text = " ".join(raw[:200].decode(errors="replace").split())
+    return repr(text) if text else "an empty body"
+
+
+def not_a_control_plane(server: str, detail: str) -> SMIError:
+    """The error for an answer that no smictl control plane gives."""
+    return SMIError(
+        Diagnostic(
+            "SMI7001",
+            f"{server} did not answer as a smictl control plane ({detail}); check --server "
+            "(SMICTL_SERVER)",
+        )
+    )
+
 
 def refused(reply: Reply) -> SMIError:
     """The error for a reply that is not a success, carrying the server's reason."""
+    if 300 <= reply.status < 400:
+        # smictl serve never redirects; a login page or a proxy in front of it does.
+        where = f" to {reply.location}" if reply.location else ""
+        return SMIError(
+            Diagnostic(
+                "SMI7001",
+                f"the server answered HTTP {reply.status} (a redirect{where}), which a smictl "
+                "control plane never does; check --server (SMICTL_SERVER)",
+            )
+        )
     reason = str(reply.body.get("error") or f"HTTP {reply.status}")
     return SMIError(Diagnostic("SMI7002", f"control plane refused the request: {reason}"))

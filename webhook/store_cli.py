@@ -19,7 +19,14 @@ import yaml
 
 from smi.errors import Diagnostic, SMIError
 from smi.loading import SMI_KIND_GROUPS, ContextObject, Resource, load_paths
-from webhook.client import DEFAULT_SERVER, ControlPlaneClient, Reply, refused
+from webhook.client import (
+    DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
+    ControlPlaneClient,
+    Reply,
+    not_a_control_plane,
+    refused,
+)
 
 EXIT_OK, EXIT_INVALID = 0, 1
 
@@ -35,10 +42,27 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ca", type=Path, default=None, help="CA bundle to verify the server (env SMICTL_CA_FILE)"
     )
+    p.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="give up on the control plane after this long (default %(default)g)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, not {text!r}")
+    return value
 
 
 def _client(args: argparse.Namespace) -> ControlPlaneClient:
-    return ControlPlaneClient(server=args.server, ca_file=args.ca)
+    return ControlPlaneClient(server=args.server, ca_file=args.ca, timeout=args.request_timeout)
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -84,20 +108,51 @@ def _report(reply: Reply, objects: Sequence[Resource | ContextObject], *, output
     for w in reply.body.get("warnings") or []:
         print(_locate(w, objects).format(), file=sys.stderr)
     if reply.status == 200:
+        results = _results(reply)
         if output == "text":
             suffix = " (dry run)" if reply.body.get("dryRun") else ""
-            for r in reply.body.get("results") or []:
+            for r in results:
                 print(f"{r['kind']} {_ref(r)} {r['action']}{suffix}")
-            print(f"revision {reply.body.get('revision')}")
+            print(f"revision {reply.body['revision']}")
         return EXIT_OK
-    denials = reply.body.get("denials")
+    denials = _denials(reply)
     if not denials:
         raise refused(reply)
     for denial in denials:
-        for d in denial.get("diagnostics") or []:
+        for d in denial["diagnostics"]:
             print(_locate({**d, "index": denial.get("index")}, objects).format(), file=sys.stderr)
     print(f"smictl: {reply.body.get('error')}; nothing was changed", file=sys.stderr)
     return EXIT_INVALID
+
+
+def _results(reply: Reply) -> list[dict[str, Any]]:
+    """The results of a write the server says it made; a 200 without them (an HTML page, some
+    other JSON service) must not be reported as applied."""
+    results = reply.body.get("results")
+    revision = reply.body.get("revision")
+    if (
+        not isinstance(results, list)
+        or not isinstance(revision, int)
+        or not all(
+            isinstance(r, dict)
+            and all(isinstance(r.get(k), str) for k in ("kind", "name", "action"))
+            for r in results
+        )
+    ):
+        raise not_a_control_plane(reply.server, "HTTP 200 without results and a revision")
+    return results
+
+
+def _denials(reply: Reply) -> list[dict[str, Any]]:
+    """The denials of a refused write that carry diagnostics, as the CLI prints them."""
+    denials = reply.body.get("denials")
+    if not isinstance(denials, list):
+        return []
+    return [
+        {**d, "diagnostics": [x for x in d["diagnostics"] if isinstance(x, dict)]}
+        for d in denials
+        if isinstance(d, dict) and isinstance(d.get("diagnostics"), list) and d["diagnostics"]
+    ]
 
 
 def _ref(r: dict[str, Any]) -> str:
@@ -160,7 +215,9 @@ def run_get(args: argparse.Namespace) -> int:
     )
     if reply.status != 200:
         raise refused(reply)
-    items: list[dict[str, Any]] = reply.body.get("items") or []
+    items = reply.body.get("items")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise not_a_control_plane(reply.server, "HTTP 200 without a list of items")
     if args.name and not items:
         raise SMIError(Diagnostic("SMI7004", f"{kind or 'object'} {args.name!r} not found"))
     if args.output == "json":
@@ -217,13 +274,10 @@ def run_delete(args: argparse.Namespace) -> int:
         objects = _loaded(args.filename)
         items = [_reference(o) for o in objects]
     elif args.kind and args.name:
-        items = [
-            {
-                "kind": kind_of(args.kind) or args.kind,
-                "name": args.name,
-                "namespace": args.namespace,
-            }
-        ]
+        kind = kind_of(args.kind)
+        if not kind:
+            raise SMIError(Diagnostic("SMI1007", "delete needs one kind, not 'all'"))
+        items = [{"kind": kind, "name": args.name, "namespace": args.namespace}]
     else:
         raise SMIError(Diagnostic("SMI7002", "delete needs -f PATH or KIND NAME"))
     reply = _client(args).request(
@@ -231,8 +285,6 @@ def run_delete(args: argparse.Namespace) -> int:
         "/apis/smictl.io/v1/delete",
         body={"items": items, "ignoreNotFound": args.ignore_not_found},
     )
-    if reply.status == 404:
-        raise refused(reply)
     return _report(reply, objects, output="text")
 
 
