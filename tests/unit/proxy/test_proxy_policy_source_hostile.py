@@ -26,12 +26,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from cryptography import x509
 
 from proxy import registration
+from proxy.app import Proxy
 from proxy.httpclient import MAX_HEAD, HttpClientError, Response, request
 from proxy.metrics import Metrics
 from proxy.policy import (
@@ -415,6 +417,38 @@ async def test_a_csr_answer_that_does_not_fit_this_workload_is_never_installed(
             with pytest.raises(CertificateError, match=message):
                 await certs.refresh(force=True)
         assert tls.material is not None and tls.material.cert_pem == good_cert
+    finally:
+        tls.cleanup()
+
+
+async def test_a_certificate_due_on_arrival_is_not_renewed_in_a_tight_loop() -> None:
+    """A 60 s certificate under the CA's 5-minute backdated start is past two thirds of its
+    lifetime when issued: the renewal loop must back off, not send a new CSR at once."""
+    ca = CertificateAuthority.create()
+    web = Identity("shop", "web")
+    tls = WorkloadTLS(identity=web, ca_pem=ca.cert_pem(), metrics=Metrics())
+    posts: list[float] = []
+
+    def sign(csr_pem: bytes) -> bytes:
+        posts.append(time.monotonic())
+        return ca.sign_workload_csr(csr_pem, identity=web, ttl=timedelta(seconds=60))
+
+    try:
+        async with _csr_server(sign) as url:
+            certs = CsrCertificates(tls, url=url, token="t", ssl_context=None)
+            proxy = SimpleNamespace(
+                certs=certs,
+                tls=tls,
+                config=SimpleNamespace(watch_interval=1.0),
+                _refresh_certs=lambda force=False: certs.refresh(force=force),
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.5):
+                    await Proxy._cert_loop(proxy)  # type: ignore[arg-type]
+        assert tls.ready  # the certificate was installed: it is valid, only due
+        # Before: one CSR as fast as the control plane answered (320 in 2.5 s).
+        # Now: at 0.5 s (not ready yet), then backing off 1 s, 2 s.
+        assert 1 <= len(posts) <= 3, len(posts)
     finally:
         tls.cleanup()
 
