@@ -201,7 +201,7 @@ def check_versions(snap: Snapshot, changes: Sequence[Change], expected: Mapping[
     denials = []
     for change in changes:
         want = expected.get(change.index)
-        if want is None or _unchanged(change):
+        if want is None or change.unchanged:
             continue
         have = "" if change.old is None else str(change.old.revision)
         if want != have:
@@ -216,16 +216,6 @@ def check_versions(snap: Snapshot, changes: Sequence[Change], expected: Mapping[
     if denials:
         raise Refused(f"{len(denials)} of the objects changed since they were read", denials,
                       status=409)  # fmt: skip
-
-
-def _unchanged(change: Change) -> bool:
-    """Whether applying `change` writes nothing: re-applying a file that `get` printed is a
-    no-op however old its resourceVersion, and a no-op cannot undo anyone's update."""
-    if change.old is None or change.new is None:
-        return False
-    old_meta = {**dict(change.old.body.get("metadata") or {})}
-    old_meta.pop("resourceVersion", None)  # stored before it was dropped on the way in
-    return {**dict(change.old.body), "metadata": old_meta} == dict(change.new)
 
 
 def _refusal(index: int, ref: str, problems: Sequence[Diagnostic], *, code: int) -> dict[str, Any]:

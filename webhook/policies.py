@@ -72,7 +72,7 @@ def admit_batch(
     denials: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     for change in changes:
-        if change.old is not None and change.new is not None and _same(change):
+        if change.unchanged:
             continue
         result = admit(plane, change_request(change, dry_run=dry_run, username=username), inventory)
         warnings.extend(_warnings(change, result))
@@ -93,11 +93,6 @@ def _warnings(change: Change, result: Any) -> list[dict[str, Any]]:
          "object": str(change.key), "path": ""}
         for w in result.warnings
     ]  # fmt: skip
-
-
-def _same(change: Change) -> bool:
-    assert change.old is not None and change.new is not None
-    return dict(change.old.body) == dict(change.new)
 
 
 def _denial(change: Change, result: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ change lands on; if `check` raises, nothing is written.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -121,6 +122,20 @@ class Change:
     new: Mapping[str, Any] | None
     old: StoredObject | None
     index: int = 0
+
+    @property
+    def unchanged(self) -> bool:
+        """An update that writes the stored document again: the store reports it `unchanged`
+        without a new revision, admission skips it, and it cannot undo anyone's update."""
+        if self.old is None or self.new is None:
+            return False
+        # As JSON, not as dicts: `True == 1` and `1 == 1.0` in Python, not in the document.
+        return canonical_json(self.old.body) == canonical_json(self.new)
+
+
+def canonical_json(doc: Mapping[str, Any]) -> str:
+    """One text per document value: keys sorted, no spaces (what the store writes)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from smi.store.base import (
     Snapshot,
     Store,
     StoredObject,
+    canonical_json,
     store_error,
 )
 
@@ -56,10 +57,6 @@ CREATE TABLE IF NOT EXISTS endpoints (
     PRIMARY KEY (address, port)
 );
 """
-
-
-def _canonical(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 class SQLiteStore(Store):
@@ -272,7 +269,7 @@ class SQLiteStore(Store):
             else:
                 conn.execute(
                     "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?)",
-                    (k.group, k.kind, k.namespace, k.name, _canonical(c.new), revision),
+                    (k.group, k.kind, k.namespace, k.name, canonical_json(c.new), revision),
                 )
         self._bump(conn, revision)
         return Outcome(revision=revision, results=results, changed=True)
@@ -382,6 +379,6 @@ def _action(change: Change) -> Action:
         return "deleted"
     if change.old is None:
         return "created"
-    if _canonical(change.old.body) == _canonical(change.new):
+    if change.unchanged:
         return "unchanged"
     return "configured"
