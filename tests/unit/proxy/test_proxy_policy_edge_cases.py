@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from control_plane_fakes import control_plane, http_response
 from cryptography.hazmat.primitives import serialization
 
 from proxy.httpclient import HttpClientError, request
@@ -31,43 +31,16 @@ WEB = "spiffe://cluster.local/ns/shop/sa/web"
 FRONT = "spiffe://cluster.local/ns/shop/sa/front"
 
 
+ETAG = 'etag: "e"\r\n'
+
+
 def _policy(revision: int, path: str = "/api/") -> MeshPolicy:
     match = HttpMatch(origin="shop/HTTPRouteGroup/r#m", path_regex=path)
     rule = AuthzRule(origin="shop/TrafficTarget/t", sources=(FRONT,), http=(match,))
     return MeshPolicy(revision=revision, destinations={WEB: (rule,)})
 
 
-def _response(
-    status: int, body: bytes = b"", *, etag: str = '"e"', length: int | None = None
-) -> bytes:
-    size = len(body) if length is None else length
-    head = f"HTTP/1.1 {status} X\r\netag: {etag}\r\ncontent-length: {size}\r\n\r\n"
-    return head.encode() + body
-
-
-@contextlib.asynccontextmanager
-async def _server(answer: Callable[[], bytes]) -> AsyncIterator[tuple[str, list[int]]]:
-    """A control plane that answers every request with `answer()` and closes; yields its URL
-    and a list that grows by one per request."""
-    seen: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            await reader.readuntil(b"\r\n\r\n")
-            seen.append(1)
-            writer.write(answer())
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/mesh/v1/policy", seen
-    finally:
-        server.close()
-
-
-async def _polls_in(source: ControlPlaneSource, seconds: float, seen: list[int]) -> int:
+async def _polls_in(source: ControlPlaneSource, seconds: float, seen: list[bytes]) -> int:
     task = asyncio.ensure_future(source.run())
     await asyncio.sleep(seconds)
     task.cancel()
@@ -83,7 +56,8 @@ async def test_a_poll_answered_at_once_with_nothing_new_is_not_repeated_in_a_tig
     holder = PolicyHolder(Metrics())
     raw = _policy(1).to_json().encode()
     await holder.install(raw)
-    async with _server(lambda: _response(status, raw if status == 200 else b"")) as (url, seen):
+    answer = http_response(status, raw if status == 200 else b"", headers=ETAG)
+    async with control_plane(lambda _n: answer) as (url, seen):
         source = ControlPlaneSource(url, holder, poll_timeout=1.0, min_interval=0.5)
         source.etag = '"e"'
         polls = await _polls_in(source, 1.2, seen)
@@ -97,8 +71,8 @@ async def test_a_response_cut_short_mid_body_is_an_error(chunked: bool) -> None:
     if chunked:
         cut = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10\r\n" + raw[:16] + b"\r\n"
     else:
-        cut = _response(200, raw[:20], length=len(raw))
-    async with _server(lambda: cut) as (url, _seen):
+        cut = http_response(200, raw[:20], headers=ETAG, length=len(raw))
+    async with control_plane(lambda _n: cut) as (url, _seen):
         with pytest.raises(HttpClientError, match="before the end of the response body"):
             await request("GET", url, deadline=5.0)
 

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from control_plane_fakes import control_plane, http_response
 from cryptography import x509
 
 from proxy import registration
@@ -63,36 +64,6 @@ def _policy(revision: int, path: str = "/api/") -> MeshPolicy:
 
 def _raw(revision: int, path: str = "/api/") -> bytes:
     return _policy(revision, path).to_json().encode()
-
-
-def _response(status: int, body: bytes = b"", *, headers: str = "") -> bytes:
-    head = f"HTTP/1.1 {status} X\r\n{headers}content-length: {len(body)}\r\n\r\n"
-    return head.encode() + body
-
-
-@contextlib.asynccontextmanager
-async def _server(
-    answers: Callable[[int], bytes], *, hold: bool = False
-) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A control plane answering request n (from 0) with `answers(n)`; yields its URL and
-    the request heads it got. `hold` keeps the connection open after the answer."""
-    heads: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            heads.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(answers(len(heads) - 1))
-            await writer.drain()
-            if hold:
-                await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/mesh/v1/policy", heads
-    finally:
-        server.close()
 
 
 async def _run_until(source: ControlPlaneSource, revision: int, limit: float) -> float:
@@ -157,9 +128,9 @@ async def test_polling_goes_on_after_an_answer_the_reader_chokes_on() -> None:
     await holder.install(_raw(1))
 
     def answers(n: int) -> bytes:
-        return _response(200, _OVERFLOW if n == 0 else _raw(2))
+        return http_response(200, _OVERFLOW if n == 0 else _raw(2))
 
-    async with _server(answers) as (url, _heads):
+    async with control_plane(answers) as (url, _heads):
         source = ControlPlaneSource(url, holder, poll_timeout=1.0, backoff=(0.05, 0.1))
         await _run_until(source, 2, 3.0)
     assert _revision(holder) == 2
@@ -173,7 +144,10 @@ async def test_a_lower_revision_from_the_control_plane_is_installed() -> None:
     # policy under a lower number. Refusing it would ignore every change (a removed allow too)
     # until the count caught up.
     holder = PolicyHolder(Metrics())
-    async with _server(lambda n: _response(200, _raw(5 if n == 0 else 3))) as (url, _heads):
+    async with control_plane(lambda n: http_response(200, _raw(5 if n == 0 else 3))) as (
+        url,
+        _heads,
+    ):
         source = ControlPlaneSource(url, holder, poll_timeout=1.0)
         await source.poll_once()
         assert _revision(holder) == 5
@@ -188,12 +162,12 @@ async def test_retry_after_of_one_304_does_not_delay_the_polls_after_it() -> Non
 
     def answers(n: int) -> bytes:
         if n == 0:
-            return _response(304, headers="retry-after: 1\r\n")
+            return http_response(304, headers="retry-after: 1\r\n")
         if n in (1, 2):
-            return _response(200, _raw(n + 1))
-        return _response(304)
+            return http_response(200, _raw(n + 1))
+        return http_response(304)
 
-    async with _server(answers) as (url, _heads):
+    async with control_plane(answers) as (url, _heads):
         source = ControlPlaneSource(url, holder, poll_timeout=1.0, min_interval=0.05)
         source.etag = f'"{_policy(1).hash}"'
         took = await _run_until(source, 3, 3.0)
@@ -209,9 +183,11 @@ async def test_an_etag_unfit_to_send_back_is_replaced_by_the_policy_hash(etag: s
     raw = _raw(1)
 
     def answers(n: int) -> bytes:
-        return _response(200, raw, headers=f"etag: {etag}\r\n") if n == 0 else _response(304)
+        return (
+            http_response(200, raw, headers=f"etag: {etag}\r\n") if n == 0 else http_response(304)
+        )
 
-    async with _server(answers) as (url, heads):
+    async with control_plane(answers) as (url, heads):
         source = ControlPlaneSource(url, holder, poll_timeout=0.1)
         await source.poll_once()
         await source.poll_once()
@@ -222,9 +198,13 @@ async def test_a_well_formed_etag_is_sent_back_as_it_came() -> None:
     holder = PolicyHolder(Metrics())
 
     def answers(n: int) -> bytes:
-        return _response(200, _raw(1), headers='etag: W/"v1-x"\r\n') if n == 0 else _response(304)
+        return (
+            http_response(200, _raw(1), headers='etag: W/"v1-x"\r\n')
+            if n == 0
+            else http_response(304)
+        )
 
-    async with _server(answers) as (url, heads):
+    async with control_plane(answers) as (url, heads):
         source = ControlPlaneSource(url, holder, poll_timeout=0.1)
         await source.poll_once()
         await source.poll_once()
@@ -241,7 +221,7 @@ async def test_a_server_streaming_headers_is_cut_off_early(shape: str) -> None:
             lines = b"x-a: " + b"a" * 4 * MAX_HEAD
         return b"HTTP/1.1 200 OK\r\n" + lines
 
-    async with _server(answers, hold=True) as (url, _heads):
+    async with control_plane(answers, hold=True) as (url, _heads):
         started = time.monotonic()
         with pytest.raises(HttpClientError, match="headers larger than"):
             await request("GET", url, deadline=3.0)
@@ -250,7 +230,7 @@ async def test_a_server_streaming_headers_is_cut_off_early(shape: str) -> None:
 
 async def test_headers_up_to_the_limit_are_read() -> None:
     filler = "x-f: " + "f" * (MAX_HEAD - 200) + "\r\n"
-    async with _server(lambda _n: _response(200, b"ok", headers=filler)) as (url, _heads):
+    async with control_plane(lambda _n: http_response(200, b"ok", headers=filler)) as (url, _heads):
         resp = await request("GET", url, deadline=3.0)
     assert resp.status == 200 and resp.body == b"ok"
 
@@ -463,7 +443,7 @@ async def _csr_server(sign: Callable[[bytes], bytes]) -> AsyncIterator[str]:
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
             csr = json.loads(await reader.readexactly(length))["csr"].encode()
             answer = json.dumps({"certificate": sign(csr).decode()}).encode()
-            writer.write(_response(201, answer))
+            writer.write(http_response(201, answer))
             await writer.drain()
         writer.close()
 
