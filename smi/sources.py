@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from smi.errors import Diagnostic, LoadError
+from smi.errors import Diagnostic, LoadError, json_safe
 from smi.yamlbuild import too_long_number
 from smi.yamlpos import (
     MAX_DEPTH,
@@ -97,7 +97,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # each half, so the line maps of such a JSON file are computed with a placeholder of the same
 # length in their place.
 _SURROGATE_PAIR_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(text: str) -> Any:
@@ -118,7 +117,7 @@ def parse_json(text: str) -> Any:
     problem = bounds_problem(value)
     if problem is not None:
         raise _located(text, problem, too_large=True)
-    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) is not None and json_safe(value) != value:
         raise _located(text, "invalid JSON: a lone surrogate escape is no Unicode character")
     return value
 
@@ -139,21 +138,6 @@ def _yaml_readable(text: str) -> str:
     """`text` for the line maps: each escaped surrogate pair replaced by two U+FFFD escapes
     (same length, same lines), which libyaml reads."""
     return _SURROGATE_PAIR_ESCAPE.sub(r"\\uFFFD\\uFFFD", text)
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item) is not None:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def json_too_long(text: str) -> YamlError:
