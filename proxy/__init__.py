@@ -19,8 +19,9 @@ Modules, request path first:
 
 The proxy imports nothing of smictl but `smi.compiler.ir`, `smi.identity` and `smi.pki`
 (import-linter enforces it): the MeshPolicy is the whole contract with the control plane.
-`smi.pki` (and with it `cryptography`) is imported only by the CSR mode, when it makes a key:
-peer identities and file certificates are handled with the stdlib `ssl` (`peercert`, `tls`).
+`smi.pki` (and with it `cryptography`) is imported only by `keygen`, the child process that
+makes a key and a CSR for the CSR mode: peer identities and certificates are handled with the
+stdlib `ssl` (`peercert`, `tls`), so the sidecar never holds `cryptography`'s ~10 MB.
 """
 
 from proxy import native as _native

@@ -24,7 +24,7 @@ class AccessLog:
 
     @classmethod
     def open(cls, target: str, *, sample: float) -> AccessLog:
-        stream = sys.stderr if target == "-" else open(target, "a", buffering=1, encoding="utf-8")  # noqa: PTH123, SIM115
+        stream = sys.stderr if target == "-" else open(target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         return cls(stream, sample=sample)
 
     def record(

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proxy import native
@@ -81,7 +81,7 @@ class Proxy:
         cfg = self.config
         where = f"--ca {cfg.ca}" if cfg.ca is not None else "--ca-pem"
         try:
-            ca_pem = cfg.ca.read_bytes() if cfg.ca is not None else (cfg.ca_pem or "").encode()
+            ca_pem = _read(cfg.ca) if cfg.ca is not None else (cfg.ca_pem or "").encode()
         except OSError as exc:
             raise StartupError(f"{where}: {exc.strerror}") from exc
         try:
@@ -94,7 +94,7 @@ class Proxy:
         if cfg.policy_is_url:
             ctx = self.tls.control_plane_context() if cfg.policy.startswith("https") else None
             return ControlPlaneSource(cfg.policy, self.holder, ssl_context=ctx)
-        return FileSource(Path(cfg.policy), self.holder, interval=cfg.watch_interval)
+        return FileSource(cfg.policy, self.holder, interval=cfg.watch_interval)
 
     def _cert_source(self) -> FileCertificates | CsrCertificates:
         cfg = self.config
@@ -322,9 +322,7 @@ class Proxy:
         self.state.spawn(self._cert_loop())
         self._register()
         if self.config.ports_file is not None:
-            tmp = self.config.ports_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.listeners.ports), encoding="utf-8")
-            tmp.replace(self.config.ports_file)
+            _write_atomically(self.config.ports_file, json.dumps(self.listeners.ports))
         log.info(
             "proxy %s listening: %s (request path: %s)",
             self.config.identity,
@@ -409,3 +407,16 @@ def _bound_socket(host: str, port: int) -> socket.socket | None:
             raise
         return sock
     return None
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Readers of the ports file see the whole of it or none (a rename, not a rewrite)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

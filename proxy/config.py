@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from proxy.exchange import Limits
+from proxy.urls import UrlError, split_url
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 
 
@@ -44,16 +43,16 @@ class OutboundTcpPort:
 class ProxyConfig:
     identity: Identity
     policy: str  # a file path or an http(s) URL of the control plane
-    ca: Path | None  # the mesh CA as a file, or inline in `ca_pem`
+    ca: str | None  # the mesh CA as a file, or inline in `ca_pem`
     inbound: tuple[InboundPort, ...] = ()
     outbound: int | None = None
     outbound_tcp: tuple[OutboundTcpPort, ...] = ()
     admin: int | None = None
-    cert: Path | None = None
-    key: Path | None = None
+    cert: str | None = None
+    key: str | None = None
     csr_url: str | None = None
     token: str = ""
-    endpoints: Path | None = None
+    endpoints: str | None = None
     bind: str = "127.0.0.1"
     admin_bind: str = "127.0.0.1"
     app_host: str = "127.0.0.1"
@@ -61,7 +60,7 @@ class ProxyConfig:
     connect_timeout: float = 1.0
     drain_timeout: float = 10.0
     watch_interval: float = 1.0
-    ports_file: Path | None = None
+    ports_file: str | None = None
     access_log: str | None = None
     access_log_sample: float = 1.0
     register: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (app port, services)
@@ -78,8 +77,7 @@ class ProxyConfig:
         if self.control_plane:
             return self.control_plane.rstrip("/")
         if self.policy_is_url:
-            parts = urlsplit(self.policy)
-            return f"{parts.scheme}://{parts.netloc}"
+            return split_url(self.policy).origin
         return None
 
 
@@ -87,8 +85,15 @@ def _origin(url: str) -> str | None:
     """`scheme://host:port` of a control-plane URL, None for a file path."""
     if not url.startswith(("http://", "https://")):
         return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    return split_url(url).origin
+
+
+def _check_url(url: str | None, option: str) -> None:
+    if url:
+        try:
+            split_url(url)
+        except UrlError as exc:
+            raise ProxyConfigError(option, str(exc)) from exc
 
 
 def _port(text: str, option: str) -> int:
@@ -148,6 +153,11 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     outbound = None if args.outbound in (None, "") else _port(str(args.outbound), "--outbound")
     if not inbound and outbound is None and not outbound_tcp:
         raise ProxyConfigError("--inbound", "give at least one of --inbound, --outbound")
+    policy = _required(args.policy, "--policy")
+    _check_url(args.control_plane, "--control-plane")
+    _check_url(args.csr_url, "--csr-url")
+    if policy.startswith(("http://", "https://")):
+        _check_url(policy, "--policy")
     csr_url = args.csr_url or None
     if csr_url is None and not (args.cert and args.key):
         # A proxy fed by a control plane gets its certificate there too (DESIGN.md §5).
@@ -164,23 +174,24 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     token = ""
     if args.token_file:
         try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
         except OSError as exc:
             raise ProxyConfigError("--token-file", exc.strerror or str(exc)) from exc
     config = ProxyConfig(
         identity=identity,
-        policy=_required(args.policy, "--policy"),
-        ca=Path(args.ca) if args.ca else None,
+        policy=policy,
+        ca=args.ca or None,
         ca_pem=args.ca_pem or None,
         inbound=inbound,
         outbound=outbound,
         outbound_tcp=outbound_tcp,
         admin=None if args.admin in (None, "") else _port(str(args.admin), "--admin"),
-        cert=Path(args.cert) if args.cert else None,
-        key=Path(args.key) if args.key else None,
+        cert=args.cert or None,
+        key=args.key or None,
         csr_url=csr_url,
         token=token,
-        endpoints=Path(args.endpoints) if args.endpoints else None,
+        endpoints=args.endpoints or None,
         bind=args.bind,
         admin_bind=args.admin_bind,
         app_host=args.app_host,
@@ -195,7 +206,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         connect_timeout=args.connect_timeout,
         drain_timeout=args.drain_timeout,
         watch_interval=args.watch_interval,
-        ports_file=Path(args.ports_file) if args.ports_file else None,
+        ports_file=args.ports_file or None,
         access_log=args.access_log or None,
         access_log_sample=args.access_log_sample,
         register=register,

@@ -12,9 +12,10 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import httptools
+
+from proxy.urls import UrlError, split_url
 
 MAX_BODY = 64 * 1024 * 1024
 # The status line and headers: the control plane sends a handful. httptools sets no limit of
@@ -67,16 +68,15 @@ async def request(
     ssl_context: ssl.SSLContext | None = None,
     deadline: float = 30.0,
 ) -> Response:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpClientError(f"not an http(s) URL: {url}")
+    try:
+        parts = split_url(url)
+    except UrlError as exc:
+        raise HttpClientError(str(exc)) from None
     tls = ssl_context if parts.scheme == "https" else None
     if parts.scheme == "https" and tls is None:
         tls = ssl.create_default_context()
-    port = parts.port or (443 if tls else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     lines = [
-        f"{method} {target} HTTP/1.1",
+        f"{method} {parts.target} HTTP/1.1",
         f"host: {parts.netloc}",
         "connection: close",
         f"content-length: {len(body)}",
@@ -85,7 +85,7 @@ async def request(
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     try:
         async with asyncio.timeout(deadline):
-            return await _exchange(parts.hostname, port, tls, raw, method=method)
+            return await _exchange(parts.host, parts.port, tls, raw, method=method)
     except TimeoutError as exc:
         raise HttpClientError(f"no response within {deadline:g}s") from exc
     except (OSError, ssl.SSLError) as exc:

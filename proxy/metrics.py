@@ -12,7 +12,6 @@ import os
 import resource
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Final, Protocol
 
 from mypy_extensions import mypyc_attr
@@ -343,7 +342,8 @@ def _esc(value: str) -> str:
 
 def _rss_bytes() -> int:
     try:
-        statm = Path("/proc/self/statm").read_text(encoding="ascii")
+        with open("/proc/self/statm", encoding="ascii") as f:
+            statm = f.read()
         return int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -351,6 +351,6 @@ def _rss_bytes() -> int:
 
 def _open_fds() -> int:
     try:
-        return sum(1 for _ in Path("/proc/self/fd").iterdir())
+        return len(os.listdir("/proc/self/fd"))
     except OSError:
         return -1

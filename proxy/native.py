@@ -23,13 +23,15 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 from smi.digest import sha256_hex
 
-PACKAGE = Path(__file__).resolve().parent
-MANIFEST = PACKAGE / "native.json"
+# os.path, not pathlib: pathlib brings urllib.parse and ipaddress (~0.9 MB resident together),
+# which nothing else in the proxy needs.
+PACKAGE = os.path.dirname(os.path.realpath(__file__))
+MANIFEST_NAME = "native.json"
+MANIFEST = os.path.join(PACKAGE, MANIFEST_NAME)
 LIBRARY = f"{__name__}__mypyc"  # the shared library: setup.py names the build after this module
 _state = "pure"  # "compiled" | "pure" | "pure: <why>"
 
@@ -42,32 +44,33 @@ def compiled() -> bool:
     return _state == "compiled"
 
 
-def _extensions() -> dict[str, Path]:
+def _extensions() -> dict[str, str]:
     """`proxy.<name>` -> its C extension file, for every extension in the package."""
-    found: dict[str, Path] = {}
-    for path in PACKAGE.iterdir():
+    found: dict[str, str] = {}
+    for entry in os.listdir(PACKAGE):
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:  # the most specific first
-            if path.name.endswith(suffix):
-                found[f"proxy.{path.name.removesuffix(suffix)}"] = path
+            if entry.endswith(suffix):
+                found[f"proxy.{entry.removesuffix(suffix)}"] = os.path.join(PACKAGE, entry)
                 break
     return found
 
 
-def _stale(modules: dict[str, str], present: dict[str, Path]) -> str | None:
+def _stale(modules: dict[str, str], present: dict[str, str]) -> str | None:
     """Why the compiled modules must not run, or None when they may."""
     extra = set(present) - set(modules) - {LIBRARY}
     if extra:
-        return f"{sorted(extra)[0]} is compiled but not listed in {MANIFEST.name}"
+        return f"{sorted(extra)[0]} is compiled but not listed in {MANIFEST_NAME}"
     for name, digest in sorted(modules.items()):
-        source = PACKAGE / f"{name.removeprefix('proxy.')}.py"
+        source = f"{name.removeprefix('proxy.')}.py"
         try:
-            now = sha256_hex(source.read_bytes())
+            with open(os.path.join(PACKAGE, source), "rb") as f:
+                now = sha256_hex(f.read())
         except OSError:
-            return f"{source.name} is missing"
+            return f"{source} is missing"
         if now != digest:
-            return f"{source.name} changed after it was compiled"
+            return f"{source} changed after it was compiled"
         if name not in present:
-            return f"{name} is listed in {MANIFEST.name} but not compiled"
+            return f"{name} is listed in {MANIFEST_NAME} but not compiled"
     return None
 
 
@@ -77,12 +80,14 @@ class _SourcesFirst:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        import importlib.util  # (only here: the compiled form never needs it)
-
         package, _, name = fullname.rpartition(".")
-        source = PACKAGE / f"{name}.py"
-        if package != "proxy" or not source.is_file():
+        source = os.path.join(PACKAGE, f"{name}.py")
+        if package != "proxy" or not os.path.isfile(source):
             return None
+        # Imported here, after the check above: only the sources need it, and importing it
+        # comes back through this finder (for `importlib.util` itself), which must decline.
+        import importlib.util
+
         return importlib.util.spec_from_file_location(fullname, source)
 
 
@@ -104,10 +109,11 @@ def select() -> None:
         _state = "pure: not compiled"
         return
     try:
-        modules = dict(json.loads(MANIFEST.read_text())["modules"])
+        with open(MANIFEST, encoding="utf-8") as f:
+            modules = dict(json.loads(f.read())["modules"])
     except (OSError, ValueError, KeyError, TypeError):
         modules = {}
-    why = _stale(modules, present) if modules else f"{MANIFEST.name} is missing or unreadable"
+    why = _stale(modules, present) if modules else f"{MANIFEST_NAME} is missing or unreadable"
     if why is None:
         _state = "compiled"
         return

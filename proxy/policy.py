@@ -23,7 +23,6 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from proxy.metrics import Metrics
@@ -125,13 +124,13 @@ class PolicyHolder:
 class _Watched:
     """A file, and whether it changed since the last look (mtime, size, inode)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
         self._sig: tuple[int, int, int] | None = None
 
     def changed(self) -> bool:
         try:
-            st = self.path.stat()
+            st = os.stat(self.path)
         except OSError as exc:
             raise PolicySourceError(f"{self.path}: {exc.strerror}") from exc
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -170,7 +169,12 @@ class FileSource:
     """A watched file: a MeshPolicy (`kind="policy"`) or an endpoints file."""
 
     def __init__(
-        self, path: Path, holder: PolicyHolder, *, kind: str = "policy", interval: float = 1.0
+        self,
+        path: str | os.PathLike[str],
+        holder: PolicyHolder,
+        *,
+        kind: str = "policy",
+        interval: float = 1.0,
     ) -> None:
         self.file = _Watched(path)
         self.holder = holder
@@ -178,7 +182,7 @@ class FileSource:
         self.interval = interval
         self._wake = asyncio.Event()
         if kind == "policy":
-            holder.source = str(path)
+            holder.source = os.fspath(path)
 
     async def load(self) -> None:
         """Read the file if it changed since the last look; PolicySourceError if it is bad."""

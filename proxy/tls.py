@@ -17,19 +17,20 @@ plane's CSR endpoint (`POST /mesh/v1/certificates`), renewed at two thirds of th
 A candidate is checked by OpenSSL itself, the way a peer will check it: an in-memory TLS
 handshake in which it is served to a `CERT_REQUIRED` client that trusts only the mesh CA
 (chain, signature, validity now, usable for TLS, key possession), and the identity is read
-from the verified certificate (`proxy.peercert`). So this module needs no X.509 parser;
-`cryptography` (via `smi.pki`) is imported only to make a key and a CSR for the control plane.
+from the verified certificate (`proxy.peercert`). So this module needs no X.509 parser, and
+the proxy never imports `cryptography`: the key and CSR for the control plane are made by a
+child process (`proxy.keygen`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from proxy.metrics import Metrics
@@ -143,7 +144,8 @@ class WorkloadTLS:
         der = _leaf_der(cert_pem)
         if self.material is not None and der == self.material.der:
             return False
-        cert_file, key_file = self._dir / "cert.pem", self._dir / "key.pem"
+        cert_file = os.path.join(self._dir, "cert.pem")
+        key_file = os.path.join(self._dir, "key.pem")
         client = client_context(self.ca_pem)
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
@@ -204,23 +206,26 @@ class WorkloadTLS:
 
     def cleanup(self) -> None:
         for name in ("cert.pem", "key.pem"):
-            (self._dir / name).unlink(missing_ok=True)
-        self._dir.rmdir()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self._dir, name))
+        os.rmdir(self._dir)
 
 
 class FileCertificates:
     """Certificate and key files written by someone else (a volume, `smictl certs issue`)."""
 
-    def __init__(self, tls: WorkloadTLS, *, cert: Path, key: Path) -> None:
-        self.tls, self.cert, self.key = tls, cert, key
+    def __init__(
+        self, tls: WorkloadTLS, *, cert: str | os.PathLike[str], key: str | os.PathLike[str]
+    ) -> None:
+        self.tls, self.cert, self.key = tls, os.fspath(cert), os.fspath(key)
         self._sig: tuple[float, float] | None = None
 
     def refresh(self, *, force: bool = False) -> bool:
         try:
-            sig = (self.cert.stat().st_mtime, self.key.stat().st_mtime)
+            sig = (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
             if sig == self._sig and not force:
                 return False
-            cert_pem, key_pem = self.cert.read_bytes(), self.key.read_bytes()
+            cert_pem, key_pem = _read(self.cert), _read(self.key)
         except OSError as exc:
             raise CertificateError(f"cannot read certificate files: {exc}") from exc
         self._sig = sig
@@ -240,12 +245,14 @@ class CsrCertificates:
         self.tls, self.url, self.token, self.ssl_context = tls, url, token, ssl_context
 
     async def refresh(self, *, force: bool = False) -> bool:
-        # Only this mode needs cryptography (a fresh key and a CSR): imported on first use.
+        # Imported on first use: only this mode makes calls to the control plane.
         from proxy.httpclient import HttpClientError, request
-        from smi.pki import generate_key, key_to_pem, make_csr
+        from proxy.keygen import KeygenError, make_key_and_csr
 
-        key = generate_key()
-        csr = make_csr(key, self.tls.identity)
+        try:
+            key_pem, csr = await make_key_and_csr(self.tls.identity)
+        except KeygenError as exc:
+            raise CertificateError(f"cannot make a key: {exc}") from exc
         body = json.dumps({"csr": csr.decode()}).encode()
         headers = {"content-type": "application/json", "authorization": f"Bearer {self.token}"}
         try:
@@ -262,7 +269,7 @@ class CsrCertificates:
         if resp.status not in (200, 201):
             reason = resp.body[:200].decode("utf-8", "replace").strip()
             raise CertificateError(f"control plane refused the CSR ({resp.status}): {reason}")
-        return self.tls.install(_certificate_from(resp.body), key_to_pem(key))
+        return self.tls.install(_certificate_from(resp.body), key_pem)
 
 
 def _certificate_from(body: bytes) -> bytes:
@@ -372,22 +379,27 @@ def iso_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
 
 
-def _private_dir(prefix: str) -> Path:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _private_dir(prefix: str) -> str:
     """A new directory only this user can enter, in $TMPDIR (or /tmp): `tempfile.mkdtemp`
     without importing `tempfile`, which brings `shutil` and with it `bz2`, `lzma` and `zlib`
     (measured: 0.2 MB of a 30 MB budget) into a process that needs none of them."""
-    base = Path(os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 - mode 0700, unique name
+    base = os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - mode 0700, unique name
     for _ in range(100):
-        path = base / f"{prefix}{os.urandom(6).hex()}"
+        path = os.path.join(base, f"{prefix}{os.urandom(6).hex()}")
         try:
-            path.mkdir(mode=0o700)
+            os.mkdir(path, mode=0o700)
         except FileExistsError:
             continue
         return path
     raise FileExistsError(f"no unused directory name in {base}")
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

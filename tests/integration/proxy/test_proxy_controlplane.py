@@ -163,6 +163,9 @@ def test_policy_by_long_poll_and_certificate_by_csr(plane: tuple[StandIn, EchoAp
         server.failing = False  # the control plane comes up: the proxy gets both
         proc.wait_ready()
         assert server.signed == 1 and proc.config()["policy"]["revision"] == 1
+        # The key was made by a child (proxy.keygen): cryptography's ~10 MB never loaded here.
+        maps = Path(f"/proc/{proc.proc.pid}/maps").read_text()
+        assert "cryptography" not in maps and "_rust.abi3" not in maps
         ctx = server.pki.client(FRONT)
         with https(proc.inbound(app.port), ctx) as conn:
             assert request(conn, "GET", "/v1/x")[0] == 200

@@ -62,7 +62,7 @@ def test_flags_build_the_config() -> None:
     assert cfg.outbound == 15001 and cfg.admin == 15090
     assert cfg.outbound_tcp == (OutboundTcpPort(15010, "shop/db"),)
     assert cfg.limits.header_timeout == 2.5 and cfg.limits.max_header_bytes == 4096
-    assert not cfg.policy_is_url and cfg.ca == Path("ca.pem")
+    assert not cfg.policy_is_url and cfg.ca == "ca.pem"
 
 
 def test_environment_variables_are_defaults_and_flags_win(
@@ -119,6 +119,13 @@ def test_a_proxy_fed_by_a_control_plane_takes_its_certificate_there_by_default()
             "--identity",
             "is not an identity",
         ),
+        # Control-plane URLs are checked at start-up, not at the first call.
+        ([*BASE, "--outbound", "1", "--policy", "https://cp:99999/p"], "--policy", "not an http"),
+        ([*BASE, "--outbound", "1", "--policy", "https://u:pw@cp/p"], "--policy", "credentials"),
+        ([*BASE, "--outbound", "1", "--policy", "https://cp/p#x"], "--policy", "fragment"),
+        ([*BASE, "--outbound", "1", "--csr-url", "ftp://cp/c"], "--csr-url", "not an http"),
+        ([*BASE, "--outbound", "1", "--control-plane", "https://cp:0"], "--control-plane", "0"),
+        ([*BASE, "--outbound", "1", "--control-plane", "https://cé/"], "--control-plane", "ASCII"),
     ],
 )
 def test_bad_configuration_names_the_flag(argv: list[str], option: str, message: str) -> None:
