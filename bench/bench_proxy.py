@@ -18,11 +18,14 @@ and the app is an nginx answering a 12-byte body. Topologies:
 The `smictl` hop is this script serving the proxy's own protocol, routers and metrics (the
 modules `smictl proxy` runs) on a plain listener whose callers all count as one identity:
 a real inbound listener requires mTLS, and the plain comparison with nginx needs a plain hop.
-The pair runs two real `smictl proxy` processes. All three run from a copy of `proxy` and
-`smi` made at the start of the run, as an installed package runs: the request path compiled
-with mypyc as `make install` built it (setup.py; the JSON's method.request_path says what ran),
-the rest compiled to bytecode (this checkout is an editable install with
-PYTHONDONTWRITEBYTECODE=1: see `installed_copy`).
+The pair runs two real `smictl proxy` processes. A fourth, `smictl-injected`, runs the way
+the injector deploys the sidecar — `smictl proxy` with its policy by long poll and its
+certificate by CSR from a real control plane (`smictl serve`) — and is measured idle only
+(resident memory). All of them run from a copy of `proxy` and `smi` made at the start of the
+run, as an installed package runs: the request path compiled with mypyc as `make install`
+built it (setup.py; the JSON's method.request_path says what ran), the rest compiled to
+bytecode, started by an interpreter whose site-packages hold no editable-install finder (see
+`installed_copy`).
 
 Measured (wrk -t1 -c32, rounds interleaved so that noise from other load hits every topology
 alike; medians): throughput, p50/p99, CPU seconds per 1,000 requests of the proxy processes;
@@ -280,6 +283,7 @@ class Procs:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.cleanups: list[Any] = []  # callables, run after the processes are stopped
 
     def start(
         self, name: str, argv: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None
@@ -299,6 +303,8 @@ class Procs:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        for cleanup in self.cleanups:
+            cleanup()
 
 
 def wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
@@ -423,10 +429,11 @@ class Topologies:
 
     def _start_smictl(self, app: int) -> None:
         w = self.procs.work
-        site = installed_copy(w)
+        site, python = installed_copy(w)
+        self.site, self.python = site, python
         env = os.environ | {"PYTHONPATH": str(site)}
         main = f"import sys; sys.path.insert(0, {str(site / 'bench')!r}); import bench_proxy as b; "
-        serve = [sys.executable, "-c", main + "b.main()", "--serve-plain", str(w / "plain.json")]
+        serve = [python, "-c", main + "b.main()", "--serve-plain", str(w / "plain.json")]
         plain = self.procs.start("smictl", [*serve, "--app-port", str(app)], cwd=site, env=env)
         ports = wait_for(lambda: read_json(w / "plain.json"), "the plain smictl hop")
         self.urls["smictl"] = f"http://127.0.0.1:{ports['port']}{PATH}"
@@ -434,7 +441,7 @@ class Topologies:
         policy = w / "policy.json"
         policy.write_text(bench_policy(endpoint=("127.0.0.1", 1)).to_json())
         proxy = [
-            sys.executable,
+            python,
             "-m",
             "proxy",
             "--policy",
@@ -494,16 +501,56 @@ class Topologies:
         }
         print(f"request path: {self.request_path}", flush=True)
         self.pids["smictl-mtls-pair"] = [front.pid, web.pid]
+        self._start_injected(app)
+
+    def _start_injected(self, app: int) -> None:
+        """The sidecar as the injector runs it (webhook.injection): `smictl proxy` configured by
+        SMI_PROXY_* variables, its policy by long poll and its certificate by CSR from a real
+        control plane (local mode, bootstrap token), the mesh CA inline. Measured idle."""
+        from conformance.targets.controlplane import ControlPlane
+
+        w = self.procs.work
+        plane = ControlPlane(w / "plane", workers=1)
+        self.procs.cleanups.append(plane.stop)
+        plane.start(timeout=90.0)
+        token = w / "injected.token"
+        token.write_text(plane.token(WEB), encoding="utf-8")
+        env = os.environ | {
+            "PYTHONPATH": str(self.site),
+            "SMI_PROXY_IDENTITY": WEB,
+            "SMI_PROXY_POLICY": f"{plane.url}/mesh/v1/policy",
+            "SMI_PROXY_CSR_URL": f"{plane.url}/mesh/v1/certificates",
+            "SMI_PROXY_TOKEN_FILE": str(token),
+            "SMI_PROXY_INBOUND": f"0:{app}",
+            "SMI_PROXY_OUTBOUND": "0",
+            "SMI_PROXY_ADMIN": "0",
+            "SMI_PROXY_CA_PEM": plane.ca_file.read_text(encoding="ascii"),
+            "SMI_PROXY_LOG_LEVEL": "warning",
+        }
+        # What pip's `smictl` console script runs.
+        smictl = "import sys; from smi.cli import main; sys.argv[0] = 'smictl'; sys.exit(main())"
+        ports_file = w / "injected.ports"
+        argv = [self.python, "-c", smictl, "proxy", "--ports-file", str(ports_file)]
+        proc = self.procs.start("smictl-injected", argv, cwd=self.site, env=env)
+        ports = wait_for(lambda: read_json(ports_file), "the injected sidecar to listen", 60)
+        wait_for(lambda: _ready(ports["admin"]), "the injected sidecar to be ready", 60)
+        self.request_path["smictl-injected"] = _config(ports["admin"])["requestPath"]
+        self.pids["smictl-injected"] = [proc.pid]
 
 
-def installed_copy(work: Path) -> Path:
+def installed_copy(work: Path) -> tuple[Path, str]:
     """A copy of `proxy` and `smi` (and this file, for the plain hop) compiled to bytecode, as
-    installing the package leaves them; the proxy processes run from it. This checkout is an
-    editable install run with PYTHONDONTWRITEBYTECODE=1, so from the checkout every start
-    compiles `proxy` and `smi` from source, which leaves about 0.9 MB more resident (measured:
-    idle `python -m proxy` 29.8 MB from source, 28.9 MB from bytecode). Same code: copied at
-    the start of the run."""
+    installing the package leaves them, and the interpreter to run them with; the proxy
+    processes run from it. Same code: copied at the start of the run.
+
+    Why not run the checkout: it is an editable install run with PYTHONDONTWRITEBYTECODE=1, so
+    every start compiles `proxy` and `smi` from source, which leaves about 0.9 MB more
+    resident; and its site-packages hold the editable install's finder, which `site` imports
+    at every start with pathlib, urllib.parse and ipaddress (0.6–0.9 MB) — nothing a deployed
+    sidecar carries. So the interpreter is a fresh venv (a link to this one) whose
+    site-packages hold one `.pth` line naming this venv's site-packages, for the dependencies."""
     import shutil
+    import sysconfig
 
     site = work / "site"
     for package in ("proxy", "smi"):
@@ -514,7 +561,14 @@ def installed_copy(work: Path) -> Path:
     shutil.copy2(Path(__file__).resolve(), site / "bench" / "bench_proxy.py")
     compile_all = [sys.executable, "-m", "compileall", "-q", str(site)]
     subprocess.run(compile_all, check=True, stdout=subprocess.DEVNULL)
-    return site
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", where], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    Path(purelib, "smictl-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return site, str(venv / "bin" / "python")
 
 
 def _config(admin: int) -> dict[str, Any]:
@@ -522,6 +576,17 @@ def _config(admin: int) -> dict[str, Any]:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config", timeout=2) as r:
         return dict(json.load(r))
+
+
+def _ready(admin: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=2) as r:
+            return bool(r.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def _revision(admin: int) -> int | None:
@@ -768,6 +833,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "smictl": topo.pids["smictl"][0],
                 "smictl-front": topo.pids["smictl-mtls-pair"][0],
                 "smictl-web": topo.pids["smictl-mtls-pair"][1],
+                "smictl-injected": topo.pids["smictl-injected"][0],
             }
             rss = {"idle_mb": {k: round(rss_mb(p), 2) for k, p in pids.items()}}
             print(f"throughput (wrk -t1 -c32, {seconds}s x {rounds} rounds):", flush=True)
@@ -812,7 +878,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fixed_rate_bursts": f"hey -c 10 -q 100 -z {hey_seconds}s",
             "soak_requests": args.soak,
             "proxy_code": "a copy of proxy/ and smi/ as built by `make install` (the request "
-            "path compiled with mypyc, the rest compiled to bytecode: installed_copy)",
+            "path compiled with mypyc, the rest compiled to bytecode), run by a venv without "
+            "the checkout's editable-install finder: installed_copy",
+            "rss": "VmRSS in MiB, idle after start-up; smictl-injected is `smictl proxy` as "
+            "the injector configures it (policy by long poll and certificate by CSR from "
+            "`smictl serve`, SMI_PROXY_* variables)",
             "request_path": request_path,
         },
         "throughput": tp,
