@@ -190,7 +190,10 @@ def manifests_under(root: str) -> list[str]:
     `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them.
     Same rules as rglob: symlinked directories are not entered, symlinked files are read,
     unreadable directories are skipped; but one `scandir` per directory and no `stat` per
-    file (the directory entry says what it is)."""
+    file (the directory entry says what it is). One departure: a symlink named like a manifest
+    whose target does not exist is listed, so that reading it fails (SMI1001) — a broken link
+    in a checkout is a manifest CI would otherwise pass over in silence, and `kubectl apply -f`
+    fails on it. (FIFOs, sockets and devices are still skipped: reading a FIFO would block.)"""
     found: list[str] = []
     directories = [root]
     while directories:
@@ -206,7 +209,9 @@ def manifests_under(root: str) -> list[str]:
             try:
                 if entry.is_dir() and not entry.is_symlink():
                     directories.append(name)
-                elif _suffix(entry.name).lower() in EXTENSIONS and entry.is_file():
+                elif _suffix(entry.name).lower() in EXTENSIONS and (
+                    entry.is_file() or (entry.is_symlink() and not Path(name).exists())
+                ):
                     found.append(name)
             except OSError:
                 continue  # vanished or unreadable: Path.is_file() says False too

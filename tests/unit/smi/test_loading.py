@@ -424,7 +424,8 @@ def test_directories_are_walked_as_rglob_walks_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One scandir per directory, no stat per file, the same files as `Path.rglob("*")`:
-    symlinked files read, symlinked directories not entered, hidden files and odd names."""
+    symlinked files read, symlinked directories not entered, hidden files and odd names; but a
+    broken symlink named like a manifest is an error, not skipped."""
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "dir.yaml").mkdir()
     for name in ["x.yaml", "a/y.YML", "a/b/z.json", ".hidden.yaml", ".yaml", "a/b/q.txt"]:
@@ -450,7 +451,13 @@ def test_directories_are_walked_as_rglob_walks_them(
 
     monkeypatch.chdir(tmp_path.parent)
     for root in [tmp_path.name, f"{tmp_path.name}/", f"./{tmp_path.name}", str(tmp_path)]:
-        assert load_paths([root]).files == rglob(root)
+        loaded = load_paths([root])
+        assert loaded.files == rglob(root)
+        broken = root.rstrip("/") + "/broken.yaml"
+        unreadable = [d.format() for d in loaded.diagnostics if d.code == "SMI1001"]
+        assert unreadable == [
+            f"{broken.removeprefix('./')}: cannot read: no such file or directory (SMI1001)"
+        ]
     monkeypatch.chdir(tmp_path)
     assert (
         load_paths(["."]).files
