@@ -363,6 +363,15 @@ CODES: dict[str, Code] = dict(
             "apart), which allows every match of the group; the writer may have meant none.",
             "List the match names the rule should allow, or leave `matches` out to allow all.",
         ),
+        _c(
+            "SMI3011",
+            "empty matches split every request",
+            "A TrafficSplit (split v1alpha3+) says `matches: []`. smictl reads it as an omitted "
+            "`matches` (the SMI SDKs cannot tell the two apart), so every request to the root "
+            "service is split; the writer may have meant an A/B split of no request.",
+            "List the HTTPRouteGroups whose requests should be split, or leave `matches` out "
+            "to split every request.",
+        ),
         # --- SMI4xxx: conversion ------------------------------------------------------------------
         _c(
             "SMI4001",

@@ -301,6 +301,14 @@ def _split_refs(resource: Resource, split: TrafficSplit, *, index: _Index) -> It
                 "service per namespace",
                 path="spec.service",
             )
+    if split.matches is not None and not split.matches:
+        # Read as omitted (the SDKs cannot tell them apart): every request is split.
+        yield warning(
+            "SMI3011",
+            f"`matches: []` splits every request to {ns}/{split.service}, as leaving `matches` "
+            "out does; list HTTPRouteGroups to split only their requests",
+            path="spec.matches",
+        )
     for i, match in enumerate(split.matches or ()):
         if (
             match.kind == "HTTPRouteGroup"

@@ -69,6 +69,23 @@ def test_empty_matches_on_a_rule_warn_that_they_allow_every_route() -> None:
     assert "SMI3010" not in {d.code for d in run_checks(docs(GROUP, omitted))}
 
 
+def test_empty_matches_on_a_split_warn_that_every_request_is_split() -> None:
+    backends = "{service: web-v1, weight: 90}, {service: web-v2, weight: 10}"
+    empty = split("ab", "web", backends, matches="  matches: []\n")
+    diags = run_checks(empty, strict=True)
+    assert [(d.code, d.path, d.severity, d.line) for d in diags if d.code == "SMI3011"] == [
+        ("SMI3011", "spec.matches", "warning", 6),  # strict leaves it a warning
+    ]
+    assert "splits every request to shop/web" in next(
+        d.message for d in diags if d.code == "SMI3011"
+    )
+    listed = split(
+        "ab", "web", backends, matches="  matches: [{kind: HTTPRouteGroup, name: routes}]\n"
+    )
+    for text in (split("ab", "web", backends), docs(GROUP, listed)):
+        assert "SMI3011" not in {d.code for d in run_checks(text)}
+
+
 def test_strict_turns_reference_warnings_into_errors() -> None:
     diags = run_checks(docs(GROUP, TARGET), strict=True)
     assert {(d.code, d.severity) for d in diags} == {("SMI3001", "error"), ("SMI3002", "error")}
