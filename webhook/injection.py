@@ -227,6 +227,9 @@ def proxy_container(
         {"name": "SMI_PROXY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
         {"name": "SMI_PROXY_OUTBOUND", "value": str(OUTBOUND_PORT)},
         {"name": "SMI_PROXY_ADMIN", "value": str(ADMIN_PORT)},
+        # The root filesystem is read-only: the proxy writes its key and certificate (for
+        # OpenSSL to load) in a private directory under $TMPDIR, the in-memory volume.
+        {"name": "TMPDIR", "value": CERT_DIR},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         # Peers reach the inbound listener on the pod IP and the app reaches the outbound one
         # on localhost, so the proxy listens on every address of the pod's own network

@@ -72,6 +72,20 @@ def test_annotated_pod_gets_the_proxy_with_identity_ports_volumes_and_readiness(
     assert out["metadata"]["annotations"][INJECTED_KEY] == "true"
 
 
+def test_the_sidecar_writes_its_key_only_to_an_in_memory_volume() -> None:
+    """The root filesystem is read-only, and the proxy writes its key and certificate under
+    $TMPDIR (proxy.tls): that must be a writable mount of a memory-backed volume, or the
+    sidecar cannot start (and a key must not reach a node's disk)."""
+    out = inject(pod(annotations={"smictl.io/inject": "enabled"}))
+    proxy = next(c for c in out["spec"]["containers"] if c["name"] == PROXY_CONTAINER)
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+    tmpdir = {e["name"]: e.get("value") for e in proxy["env"]}["TMPDIR"]
+    mount = next(m for m in proxy["volumeMounts"] if m["mountPath"] == tmpdir)
+    assert not mount.get("readOnly")
+    volume = next(v for v in out["spec"]["volumes"] if v["name"] == mount["name"])
+    assert volume["emptyDir"] == {"medium": "Memory"}
+
+
 def test_namespace_label_opts_in_and_pod_annotation_disabled_wins() -> None:
     labels = {"smictl.io/inject": "enabled"}
     out = inject(pod(), labels)
