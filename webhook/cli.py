@@ -24,7 +24,7 @@ from smi.compiler.ir.model import MODES
 from smi.errors import Diagnostic, SMIError
 from smi.identity import Identity, IdentityError
 from smi.pki import CertificateAuthority, PKIError
-from webhook.settings import Settings, default_state_dir
+from webhook.settings import Settings, default_state_dir, problem
 from webhook.store_cli import register_apply, register_delete, register_get
 
 __all__ = ["register_apply", "register_certs", "register_delete", "register_get", "register_serve"]
@@ -157,6 +157,15 @@ def run_serve(args: argparse.Namespace) -> NoReturn:
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own argv, no shell
 
 
+# `serve`'s numeric flags and the fields they set: argparse checks that they are numbers,
+# `preflight` that they are in range, by the rules of their SMI_WEBHOOK_* variables.
+_NUMERIC_FLAGS = {
+    "--max-review-bytes": "max_review_bytes",
+    "--workers": "workers",
+    "--threads": "threads",
+}
+
+
 def preflight(settings: Settings) -> None:
     """Fail with one line before gunicorn starts (its workers would retry forever)."""
     problems: list[Diagnostic] = []
@@ -173,6 +182,11 @@ def preflight(settings: Settings) -> None:
     for directory in settings.policies:
         if not directory.is_dir():
             problems.append(Diagnostic("SMI1001", f"--policies {directory}: not a directory"))
+    for flag, name in _NUMERIC_FLAGS.items():
+        value = getattr(settings, name)
+        reason = problem(name, value)
+        if reason is not None:
+            problems.append(Diagnostic("SMI7009", f"{flag} {value}: {reason}"))
     kubeconfig = settings.kubeconfig
     if kubeconfig == "in-cluster" and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         problems.append(

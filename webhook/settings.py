@@ -109,6 +109,17 @@ def _parse(name: str, raw: str) -> object:
         ) from exc
 
 
+def problem(name: str, value: object) -> str | None:
+    """Why `value` is no good for the field `name`, by the rule its variable is read with, or
+    None. Flags reach `Settings` through argparse, which checks the type (`int`) but not these
+    limits; a value refused only in gunicorn's config file ends in its traceback."""
+    try:
+        _PARSERS.get(name, str)(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _mode(raw: str) -> Mode:
     if raw not in MODES:
         raise ValueError(f"must be one of {', '.join(get_args(Mode))}")
