@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from smi.cli import HelpFormatter
@@ -81,8 +84,8 @@ def register(subparsers: Any) -> None:
     add("--bind", default=_env("BIND", "127.0.0.1"), help="listen address (default 127.0.0.1)")
     add("--admin-bind", default=_env("ADMIN_BIND", "127.0.0.1"))
     add("--app-host", default=_env("APP_HOST", "127.0.0.1"), help="where the app listens")
-    add("--max-header-bytes", type=int, default=int(_env("MAX_HEADER_BYTES", 32768)))
-    add("--max-headers", type=int, default=int(_env("MAX_HEADERS", 100)))
+    _number(p, "max-header-bytes", 32768, _COUNT, metavar="BYTES")
+    _number(p, "max-headers", 100, _COUNT, metavar="N")
     for name, default, what in (
         ("header-timeout", 10.0, "to read a request head (408)"),
         ("body-timeout", 30.0, "between request body reads (408)"),
@@ -92,14 +95,8 @@ def register(subparsers: Any) -> None:
         ("drain-timeout", 10.0, "for requests in flight on SIGTERM"),
         ("watch-interval", 1.0, "between looks at watched files"),
     ):
-        env = name.upper().replace("-", "_")
-        add(
-            f"--{name}",
-            type=float,
-            default=float(_env(env, default)),
-            metavar="SECONDS",
-            help=f"seconds {what}",
-        )
+        kind = _DRAIN if name == "drain-timeout" else _SECONDS
+        _number(p, name, default, kind, metavar="SECONDS", help=f"seconds {what}")
     add(
         "--register",
         action="append",
@@ -126,12 +123,7 @@ def register(subparsers: Any) -> None:
         help="write the bound ports here as JSON once listening (useful with port 0)",
     )
     add("--access-log", default=_env("ACCESS_LOG"), metavar="FILE|-", help="JSON access log")
-    add(
-        "--access-log-sample",
-        type=float,
-        default=float(_env("ACCESS_LOG_SAMPLE", 1.0)),
-        metavar="FRACTION",
-    )
+    _number(p, "access-log-sample", 1.0, _FRACTION, metavar="FRACTION")
     add(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
@@ -145,6 +137,51 @@ def _list(name: str) -> list[str]:
     return [value] if value else []
 
 
+@dataclass(frozen=True, slots=True)
+class _Bad:
+    """A numeric flag or variable that is not a usable number, kept as the flag's value for
+    `run` to report. argparse would report it with a usage screen and no code, and converting
+    a variable while the parser is built broke every smictl command, `--help` included."""
+
+    option: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What a numeric flag holds: how its text is read and which values make sense."""
+
+    read: Callable[[str], float]
+    ok: Callable[[float], bool]
+    expected: str
+
+
+# NaN fails every comparison, and infinity is not below `inf`: both are refused.
+_COUNT = _Kind(int, lambda v: 0 < v < math.inf, "a positive whole number")
+_SECONDS = _Kind(float, lambda v: 0 < v < math.inf, "a positive number of seconds")
+_FRACTION = _Kind(float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")
+# A drain of 0 s is a choice (stop at once on SIGTERM, as Envoy's --drain-time-s 0 allows).
+_DRAIN = _Kind(float, lambda v: 0 <= v < math.inf, "zero or a positive number of seconds")
+
+
+def _number(p: argparse.ArgumentParser, name: str, default: float, kind: _Kind, **kw: Any) -> None:
+    """Add `--NAME`, defaulting to `SMI_PROXY_NAME` (or `default`), both read by `kind`."""
+    option, variable = f"--{name}", "SMI_PROXY_" + name.upper().replace("-", "_")
+
+    def read(text: str, *, source: str = "") -> float | _Bad:
+        try:
+            value = kind.read(text.strip())
+        except ValueError:
+            value = math.nan
+        if kind.ok(value):
+            return value
+        return _Bad(option, f"{source}{text!r} is not {kind.expected}")
+
+    raw = os.environ.get(variable, "")
+    value = read(raw, source=f"{variable}=") if raw else default
+    p.add_argument(option, type=read, default=value, **kw)
+
+
 def run(args: argparse.Namespace) -> int:
     from proxy.app import Proxy, StartupError
     from proxy.config import ProxyConfigError, from_args
@@ -155,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
+        bad = next((v for v in vars(args).values() if isinstance(v, _Bad)), None)
+        if bad is not None:
+            raise ProxyConfigError(bad.option, bad.message)
         config = from_args(args)
     except ProxyConfigError as exc:
         print(f"smictl proxy: {exc.option}: {exc.message} (SMI7101)", file=sys.stderr)
