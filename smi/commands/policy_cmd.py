@@ -10,7 +10,8 @@ otherwise; a module that does not parse or compile is one line `file:line: messa
 and exit 1.
 
 `smictl policy list [--policies DIR]...` prints each admission policy: name, code,
-enforcement, kinds and title (or JSON with -o json).
+enforcement, kinds and title (or JSON with -o json), after the checks `admit` and `serve` run
+when they load the set: a set they would refuse is refused here too (exit 1).
 """
 
 from __future__ import annotations
@@ -128,11 +129,17 @@ def _coverage_lines(coverage: Any, *, verbose: bool) -> list[str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from smi.policy.engine import check
     from smi.policy.modules import policies_of, read_modules
     from smi.policy.policyset import shipped_dir
 
     dirs: Sequence[Any] = ([] if args.no_shipped_policies else [shipped_dir()]) + args.policies
-    infos = policies_of([m for m in read_modules(dirs) if not m.is_test])
+    modules = [m for m in read_modules(dirs) if not m.is_test]
+    infos = policies_of(modules)
+    if infos:
+        # "Would be loaded" only if admit and serve would load them: the compile and probe
+        # they run (PolicySet.from_modules → EmbeddedEngine), without starting an evaluator.
+        check(modules, entrypoints=[p.entrypoint for p in infos], data={"parameters": {}})
     if args.output == "json":
         json.dump([p.to_json() for p in infos], sys.stdout, indent=2)
         print()
