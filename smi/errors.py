@@ -97,14 +97,19 @@ class Diagnostic:
         )
 
     def format(self) -> str:
-        """`file:line: path: reason (CODE)` — the one-line form every text output uses."""
-        where = self.file or "<input>"
+        """`file:line: path: reason (CODE)` — the one-line form every text output uses.
+
+        A problem in no file (a flag, an object that does not exist) gets no location: an
+        `<input>:` prefix sent users looking for a file. `<input>` names only the unnamed
+        source of a line number."""
+        where = self.file or ("<input>" if self.line is not None else "")
         if self.line is not None:
             where = f"{where}:{self.line}"
+        where = f"{where}: " if where else ""
         prefix = "warning: " if self.severity == "warning" else ""
         path = f"{_elided(self.path, MAX_PATH_CHARS)}: " if self.path else ""
         message = _elided(self.message, MAX_MESSAGE_CHARS)
-        return escaped_line(f"{where}: {prefix}{path}{message} ({self.code})")
+        return escaped_line(f"{where}{prefix}{path}{message} ({self.code})")
 
     def to_json(self) -> dict[str, object]:
         return {

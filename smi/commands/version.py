@@ -26,7 +26,11 @@ def run(args: argparse.Namespace) -> int:
         print()
         return 0
     print(f"smictl {__version__}")
-    for group, kinds in versions.items():
-        for kind, vs in kinds.items():
-            print(f"  {group:<22} {kind:<16} {', '.join(vs)}")
+    # Columns as wide as their longest entry: a fixed width let `TrafficMetricsList` run into
+    # its versions.
+    rows = [(g, k, ", ".join(vs)) for g, kinds in versions.items() for k, vs in kinds.items()]
+    group_width = max((len(g) for g, _, _ in rows), default=0)
+    kind_width = max((len(k) for _, k, _ in rows), default=0)
+    for group, kind, vs in rows:
+        print(f"  {group:<{group_width}}  {kind:<{kind_width}}  {vs}")
     return 0
