@@ -88,6 +88,12 @@ class Proxy:
             return WorkloadTLS(identity=cfg.identity, ca_pem=ca_pem, metrics=self.metrics)
         except (CertificateError, ValueError) as exc:
             raise StartupError(f"{where}: {exc}") from exc
+        except OSError as exc:  # the private directory for the key (proxy.tls._private_dir)
+            raise StartupError(
+                f"cannot make a private directory for the workload key in "
+                f"{os.path.dirname(exc.filename or '')}: {exc.strerror} (set TMPDIR to a "
+                "writable directory, in memory if possible)"
+            ) from exc
 
     def _policy_source(self) -> FileSource | ControlPlaneSource:
         cfg = self.config
