@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 
 from smi.identity import Identity, IdentityError
@@ -37,6 +38,17 @@ def command(identity: Identity) -> list[str]:
     return [sys.executable, "-P", "-m", "proxy.keygen", identity.spiffe_id]
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment, with the directory this `proxy` package was imported from
+    first on PYTHONPATH: the child must run this very code, even where the proxy was started
+    from a directory that `-P` keeps off the child's path."""
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rest = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = here + (os.pathsep + rest if rest else "")
+    return env
+
+
 async def make_key_and_csr(identity: Identity) -> tuple[bytes, bytes]:
     """(key PEM, CSR PEM) for `identity`, from a child process (see the module docstring)."""
     argv, timeout = command(identity), TIMEOUT
@@ -49,6 +61,7 @@ async def make_key_and_csr(identity: Identity) -> tuple[bytes, bytes]:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=child_environment(),
         )
     except OSError as exc:
         log.warning("cannot start proxy.keygen (%s): making the key in this process", exc)

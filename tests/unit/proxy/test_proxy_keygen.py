@@ -5,6 +5,7 @@ CertificateError-worthy KeygenError, never a hang or a key it did not make."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +54,20 @@ async def test_the_proxy_gets_a_fresh_key_each_time_without_loading_cryptography
     second = await make_key_and_csr(WEB)
     _check_pair(*first, WEB)
     assert first[0] != second[0]
+
+
+def test_the_child_runs_this_copy_of_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Started from a directory that is on this process's path only as the working directory
+    (`python -m proxy` in an unpacked tree), the child, which runs with `-P`, must still find
+    this `proxy`, and not another one installed elsewhere."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    env = keygen.child_environment()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(keygen.__file__)))
+    assert env["PYTHONPATH"].split(os.pathsep) == [here, str(tmp_path)]
+    monkeypatch.delenv("PYTHONPATH")
+    assert keygen.child_environment()["PYTHONPATH"] == here
 
 
 def _child(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
