@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     )
     _selection_args(run_p)
     run_p.add_argument(
-        "--report", type=Path, default=None, metavar="DIR", help="write the four reports into DIR"
+        "--report", type=_path, default=None, metavar="DIR", help="write the four reports into DIR"
     )
     run_p.add_argument(
         "-q", "--quiet", action="store_true", help="print only failures and the summary"
@@ -51,7 +51,7 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dir",
-        type=Path,
+        type=_path,
         default=None,
         metavar="DIR",
         help="read scenarios from DIR (<area>/<behaviour>.yaml) instead of the shipped ones",
@@ -62,6 +62,14 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
         help="an SMI release (v0.4.0, v0.5.0, v0.6.0), a group/version such as "
         "split.smi-spec.io/v1alpha1, or all (default)",
     )
+
+
+def _path(text: str) -> Path:
+    """argparse type of --dir and --report: an empty one is the working directory to the OS,
+    so `--dir ''` read it for scenarios and `--report ''` wrote four files into it."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no directory")
+    return Path(text)
 
 
 def _usage(p: argparse.ArgumentParser) -> int:
@@ -83,6 +91,8 @@ def _report_dir_problem(directory: Path) -> str | None:
     take minutes with real servers) rather than after it."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"--report {directory}: exists and is not a directory"
     except OSError as exc:
         return f"--report {directory}: cannot create the directory: {exc.strerror or exc}"
     if not os.access(directory, os.W_OK | os.X_OK):

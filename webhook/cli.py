@@ -13,17 +13,22 @@ bootstrap token bound to one workload identity (local mode's proof of identity).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
+import math
 import os
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from smi.commands import flags
 from smi.compiler.ir.model import MODES
 from smi.errors import Diagnostic, SMIError
-from smi.identity import Identity, IdentityError
-from smi.pki import CertificateAuthority, PKIError
+from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
+from smi.pki import CertificateAuthority, PKIError, not_after
+from smi.validation.names import is_label
 from webhook.settings import Settings, default_state_dir, problem
 from webhook.store_cli import register_apply, register_delete, register_get
 
@@ -45,17 +50,19 @@ def register_serve(sub: Any) -> None:
     p.add_argument("--bind", default=env.bind, help="HOST:PORT or fd://N (default %(default)s)")
     p.add_argument(
         "--certs-dir",
-        type=Path,
+        type=flags.path,
         help="directory of ca.crt/ca.key/server.crt/server.key"
         " (created by `smictl certs init` if missing)",
     )
-    p.add_argument("--cert", type=Path, default=env.cert_file, help="serving certificate (PEM)")
-    p.add_argument("--key", type=Path, default=env.key_file, help="serving key (PEM)")
-    p.add_argument("--mesh-ca-cert", type=Path, default=env.mesh_ca_cert_file)
-    p.add_argument("--mesh-ca-key", type=Path, default=env.mesh_ca_key_file)
+    p.add_argument(
+        "--cert", type=flags.path, default=env.cert_file, help="serving certificate (PEM)"
+    )
+    p.add_argument("--key", type=flags.path, default=env.key_file, help="serving key (PEM)")
+    p.add_argument("--mesh-ca-cert", type=flags.path, default=env.mesh_ca_cert_file)
+    p.add_argument("--mesh-ca-key", type=flags.path, default=env.mesh_ca_key_file)
     p.add_argument(
         "--policies",
-        type=Path,
+        type=flags.path,
         action="append",
         default=None,
         help="directory of Rego admission policies (repeatable)",
@@ -76,9 +83,13 @@ def register_serve(sub: Any) -> None:
         default=env.service_account,
         help="the control plane's own ns/sa (its requests are always admitted)",
     )
-    p.add_argument("--store", type=Path, default=env.store, help="SQLite store file (local mode)")
+    p.add_argument(
+        "--store", type=flags.path, default=env.store, help="SQLite store file (local mode)"
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--kubeconfig", default=env.kubeconfig, help="Kubernetes mode")
+    group.add_argument(
+        "--kubeconfig", type=flags.path_text, default=env.kubeconfig, help="Kubernetes mode"
+    )
     group.add_argument("--in-cluster", action="store_true", help="Kubernetes mode, in a pod")
     p.add_argument(
         "--control-plane-url",
@@ -89,7 +100,9 @@ def register_serve(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=env.workers)
     p.add_argument("--threads", type=int, default=env.threads)
     p.add_argument(
-        "--address-file", type=Path, help="write the bound https://host:port here once listening"
+        "--address-file",
+        type=flags.path,
+        help="write the bound https://host:port here once listening",
     )
     p.set_defaults(func=run_serve)
 
@@ -146,7 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def run_serve(args: argparse.Namespace) -> NoReturn:
     settings = settings_from_args(args)
-    preflight(settings)
+    preflight(settings, address_file=args.address_file)
     env = {**os.environ, **settings.to_env()}
     if args.address_file is not None:
         env["SMI_WEBHOOK_ADDRESS_FILE"] = str(args.address_file)
@@ -166,7 +179,7 @@ _NUMERIC_FLAGS = {
 }
 
 
-def preflight(settings: Settings) -> None:
+def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
     """Fail with one line before gunicorn starts (its workers would retry forever)."""
     problems: list[Diagnostic] = []
     for name, path in (
@@ -198,8 +211,66 @@ def preflight(settings: Settings) -> None:
         )
     elif kubeconfig and kubeconfig != "in-cluster" and not Path(kubeconfig).is_file():
         problems.append(Diagnostic("SMI7009", f"--kubeconfig {kubeconfig}: no such file"))
+    problems += [Diagnostic("SMI7009", p) for p in _value_problems(settings, address_file)]
     if problems:
         raise SMIError(problems)
+
+
+def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
+    """The settings argparse and the SMI_WEBHOOK_* parsers take as any string, each checked
+    here, by flag: every one of them started gunicorn, which then failed in its own way (a
+    traceback for `--bind nope`), or served with it (SPIFFE IDs `spiffe:///ns/...` for
+    `--trust-domain ''`, a control plane never admitted as itself for `--service-account
+    nope`, proxies injected with a control-plane URL they cannot use)."""
+    problems = []
+    bind = _bind_problem(settings.bind)
+    if bind:
+        problems.append(f"--bind {settings.bind!r}: {bind}")
+    trust_domain = flags.trust_domain_problem(settings.trust_domain)
+    if trust_domain:
+        problems.append(f"--trust-domain: {trust_domain}")
+    try:
+        Identity.parse(settings.service_account, trust_domain=DEFAULT_TRUST_DOMAIN)
+    except IdentityError as exc:
+        problems.append(f"--service-account: {exc}")
+    if not _is_http_url(settings.control_plane_url):
+        problems.append(
+            f"--control-plane-url {settings.control_plane_url!r}: not an http(s) URL with a host"
+        )
+    for namespace in settings.excluded_namespaces:
+        if not is_label(namespace):
+            problems.append(f"--excluded-namespaces: {namespace!r} is not a DNS-1123 label")
+    if not settings.proxy_image.strip():
+        problems.append("--proxy-image: empty; injected pods would have no proxy image")
+    if not settings.kubernetes and settings.store_path().is_dir():
+        problems.append(f"--store {settings.store_path()}: is a directory, not a SQLite file")
+    if address_file is not None and (address_file.is_dir() or not address_file.parent.is_dir()):
+        problems.append(f"--address-file {address_file}: not a file in an existing directory")
+    return problems
+
+
+def _bind_problem(bind: str) -> str | None:
+    """Why gunicorn cannot listen on `bind` (`HOST:PORT` or `fd://N`, docs/control-plane.md),
+    or None. `unix:PATH` is gunicorn's too and left to it."""
+    if bind.startswith("unix:"):
+        return None
+    if bind.startswith("fd://"):
+        return None if bind[5:].isdigit() else "fd://N takes a file descriptor number"
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        return "expected HOST:PORT with a port from 0 to 65535, or fd://N"
+    return None
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 # --- certs --------------------------------------------------------------------------------------
@@ -210,7 +281,7 @@ def register_certs(sub: Any) -> None:
     certs = p.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
 
     init = certs.add_parser("init", help="create a CA and a serving certificate in a directory")
-    init.add_argument("--dir", "--out", dest="dir", type=Path, default=default_certs_dir())
+    init.add_argument("--dir", "--out", dest="dir", type=flags.path, default=default_certs_dir())
     _server_names(init)
     init.add_argument("--force", action="store_true", help="replace existing files")
     init.set_defaults(func=run_certs_init)
@@ -220,23 +291,86 @@ def register_certs(sub: Any) -> None:
         "--dir",
         "--ca-dir",
         dest="dir",
-        type=Path,
+        type=flags.path,
         default=default_certs_dir(),
         help="where ca.crt/ca.key are (and server.crt/server.key go, unless --out)",
     )
-    issue.add_argument("--out", type=Path, help="directory for server.crt/server.key")
-    issue.add_argument("--cert-out", type=Path, help="default: OUT/server.crt")
-    issue.add_argument("--key-out", type=Path, help="default: OUT/server.key")
-    issue.add_argument("--days", type=int, default=90)
+    issue.add_argument("--out", type=flags.path, help="directory for server.crt/server.key")
+    issue.add_argument("--cert-out", type=flags.path, help="default: OUT/server.crt")
+    issue.add_argument("--key-out", type=flags.path, help="default: OUT/server.key")
+    issue.add_argument("--days", type=_days, default=90, help=f"1 to {MAX_DAYS} (default 90)")
     _server_names(issue)
     issue.set_defaults(func=run_certs_issue)
 
     token = certs.add_parser("token", help="print a bootstrap token bound to one identity")
     token.add_argument("--identity", required=True, help="ns/sa or a SPIFFE ID")
-    token.add_argument("--dir", type=Path, default=default_certs_dir())
+    token.add_argument("--dir", type=flags.path, default=default_certs_dir())
     token.add_argument("--trust-domain", default=_env_defaults().trust_domain)
-    token.add_argument("--ttl-hours", type=float, default=24.0)
+    token.add_argument(
+        "--ttl-hours", type=_hours, default=24.0, help=f"1 second to {MAX_TOKEN_HOURS} hours"
+    )
     token.set_defaults(func=run_certs_token)
+
+
+# `--days` of `certs issue`: the certificate ends with the CA anyway; the bound only keeps the
+# date arithmetic in range (10**30 days was an OverflowError, exit 70).
+MAX_DAYS = 36500
+# `--ttl-hours` of `certs token`: a year, the life of a mesh CA `certs init` makes; a token
+# proves its identity until it expires, and rotating the CA is the only other way to end it.
+MAX_TOKEN_HOURS = 8760
+
+
+def _days(text: str) -> int:
+    """argparse type of --days: `0` issued a certificate that had already expired (exit 0),
+    `-5` one the X.509 library refused (exit 70)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of days from 1 to {MAX_DAYS}, not {text!r} (SMI7003)"
+        )
+    return value
+
+
+def _hours(text: str) -> float:
+    """argparse type of --ttl-hours: `-1` printed a token that had already expired, `nan` and
+    `inf` were internal errors (exit 70)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 / 3600 <= value <= MAX_TOKEN_HOURS:
+        raise argparse.ArgumentTypeError(
+            f"expected hours from 1 second (0.0003) to {MAX_TOKEN_HOURS}, not {text!r} (SMI7003)"
+        )
+    return value
+
+
+def _dns_name(text: str) -> str:
+    """argparse type of --dns: a DNS name a certificate can carry (`*.` wildcard allowed,
+    international names as their xn-- A-label). `''` and `é.local` were internal errors,
+    `bad name` a certificate no client would match."""
+    from smi.validation.names import is_subdomain
+
+    name = text.removeprefix("*.")
+    if not is_subdomain(name.lower()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a DNS name (letters, digits, '-' and '.'; "
+            "an international name as its xn-- form) (SMI7003)"
+        )
+    return text
+
+
+def _ip(text: str) -> str:
+    """argparse type of --ip: refused at once, not after the CA was loaded (or, for `init`,
+    as an internal error)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address (SMI7003)") from None
+    return text
 
 
 def _server_names(p: argparse.ArgumentParser) -> None:
@@ -245,6 +379,7 @@ def _server_names(p: argparse.ArgumentParser) -> None:
         action="extend",
         nargs="+",
         default=None,
+        type=_dns_name,
         help="DNS name for the serving certificate (default: localhost)",
     )
     p.add_argument(
@@ -252,34 +387,73 @@ def _server_names(p: argparse.ArgumentParser) -> None:
         action="extend",
         nargs="+",
         default=None,
+        type=_ip,
         help="IP address for the serving certificate (default: 127.0.0.1, ::1)",
     )
 
 
-def ensure_certs(directory: Path) -> None:
+def ensure_certs(directory: Path, *, flag: str = "--certs-dir") -> None:
     """Create CA and serving certificate in `directory` unless both already exist."""
     if all((directory / n).is_file() for n in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY)):
         return
-    write_certs(directory, dns=["localhost"], ips=["127.0.0.1", "::1"])
+    write_certs(directory, dns=["localhost"], ips=["127.0.0.1", "::1"], flag=flag)
 
 
-def write_certs(directory: Path, *, dns: list[str], ips: list[str]) -> None:
+def write_certs(directory: Path, *, dns: list[str], ips: list[str], flag: str = "--dir") -> None:
     ca = CertificateAuthority.create()
-    cert, key = ca.issue_server(dns_names=dns, ip_addresses=ips)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(directory / CA_KEY, ca.key_pem(), private=True)
-    _write(directory / CA_CERT, ca.cert_pem())
-    _write(directory / SERVER_KEY, key, private=True)
-    _write(directory / SERVER_CERT, cert)
+    try:
+        cert, key = ca.issue_server(dns_names=dns, ip_addresses=ips)
+    except PKIError as exc:
+        raise SMIError(Diagnostic("SMI7003", str(exc))) from exc
+    _make_dir(directory, flag=flag)
+    _write_all(
+        [
+            (flag, directory / CA_KEY, ca.key_pem(), True),
+            (flag, directory / CA_CERT, ca.cert_pem(), False),
+            (flag, directory / SERVER_KEY, key, True),
+            (flag, directory / SERVER_CERT, cert, False),
+        ]
+    )
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write atomically (a reader sees the old or the new file, never half of one)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
+def _make_dir(directory: Path, *, flag: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+        raise SMIError(
+            Diagnostic("SMI7003", f"{directory}: cannot create the directory: {reason}", path=flag)
+        ) from exc
+
+
+def _write_all(files: list[tuple[str, Path, bytes, bool]]) -> None:
+    """Write every (flag, path, data, private) file, in order, or none of them: each to a
+    temporary file beside it first, then renamed over it. A reader sees the old or the new
+    file, never half of one; a target that cannot be written no longer leaves a new key
+    beside the old certificate (a pair that does not match) or a half-made CA directory."""
+    for flag, path, _, _ in files:
+        if path.is_dir():  # renaming over it would fail only after the others were written
+            raise SMIError(Diagnostic("SMI7003", f"{path}: is a directory", path=flag))
+    staged: list[Path] = []
+    current = files[0]
+    try:
+        for current in files:
+            _, path, data, private = current
+            tmp = path.with_name(path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+            staged.append(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        for current, tmp in zip(files, staged, strict=True):
+            tmp.replace(current[1])
+    except OSError as exc:
+        for tmp in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        flag, path = current[:2]
+        raise SMIError(
+            Diagnostic("SMI7003", f"{path}: cannot write: {exc.strerror or exc}", path=flag)
+        ) from exc
 
 
 def run_certs_init(args: argparse.Namespace) -> int:
@@ -293,7 +467,9 @@ def run_certs_init(args: argparse.Namespace) -> int:
                 "to replace the CA (every workload cert with it)",
             )
         )
-    write_certs(directory, dns=args.dns or ["localhost"], ips=args.ip or ["127.0.0.1", "::1"])
+    write_certs(
+        directory, dns=args.dns or ["localhost"], ips=args.ip or ["127.0.0.1", "::1"], flag="--dir"
+    )
     print(
         f"wrote {directory / CA_CERT}, {directory / CA_KEY}, {directory / SERVER_CERT}, "
         f"{directory / SERVER_KEY}"
@@ -323,25 +499,46 @@ def run_certs_issue(args: argparse.Namespace) -> int:
     except PKIError as exc:
         raise SMIError(Diagnostic("SMI7003", str(exc))) from exc
     out_dir: Path = args.out or args.dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     cert_out = args.cert_out or out_dir / SERVER_CERT
     key_out = args.key_out or out_dir / SERVER_KEY
+    if cert_out.absolute() == key_out.absolute():
+        # The certificate was written over the key: a server reading the pair gets neither.
+        raise SMIError(
+            Diagnostic("SMI7003", f"{cert_out}: the certificate and key need two files",
+                       path="--cert-out/--key-out")
+        )  # fmt: skip
+    _make_dir(out_dir, flag="--out" if args.out else "--dir")
     # Key first: a server that sees the new key with the old certificate keeps its old context
     # until the certificate lands too (webhook/tls.py).
-    _write(key_out, key, private=True)
-    _write(cert_out, cert)
+    _write_all(
+        [
+            ("--key-out" if args.key_out else "--out", key_out, key, True),
+            ("--cert-out" if args.cert_out else "--out", cert_out, cert, False),
+        ]
+    )
     print(f"wrote {cert_out}, {key_out}")
+    ends = not_after(cert)
+    if ends < datetime.now(UTC) + timedelta(days=args.days) - timedelta(minutes=1):
+        print(
+            f"smictl certs issue: note: the certificate ends with the mesh CA at "
+            f"{ends.isoformat()}, before the {args.days} days asked for",
+            file=sys.stderr,
+        )
     return 0
 
 
 def run_certs_token(args: argparse.Namespace) -> int:
     from webhook.auth import BootstrapTokens, token_key
 
+    problem = flags.trust_domain_problem(args.trust_domain)
+    if problem is not None:  # it was blamed on --identity
+        raise SMIError(Diagnostic("SMI7003", problem, path="--trust-domain"))
     try:
         identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
     except IdentityError as exc:
         raise SMIError(Diagnostic("SMI7003", str(exc), path="--identity")) from exc
     ca = load_ca_dir(args.dir)
     tokens = BootstrapTokens(key=token_key(ca.key), trust_domain=identity.trust_domain)
-    print(tokens.issue(identity, ttl_seconds=int(args.ttl_hours * 3600)))
+    # At least a second: `--ttl-hours 0.0001` is 0.36 s, which `int` made a token expired at once.
+    print(tokens.issue(identity, ttl_seconds=max(1, int(args.ttl_hours * 3600))))
     return 0

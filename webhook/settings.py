@@ -8,6 +8,7 @@ channel, and the Helm chart sets the same names. The names are a public contract
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -100,12 +101,10 @@ def _parse(name: str, raw: str) -> object:
     try:
         return _PARSERS.get(name, str)(raw)
     except ValueError as exc:
+        # The message names the variable already; as the path too, it was printed twice
+        # (`SMI_WEBHOOK_WORKERS: SMI_WEBHOOK_WORKERS='abc': ...`).
         raise SMIError(
-            Diagnostic(
-                code="SMI7009",
-                message=f"{PREFIX}{name.upper()}={raw!r}: {exc}",
-                path=PREFIX + name.upper(),
-            )
+            Diagnostic(code="SMI7009", message=f"{PREFIX}{name.upper()}={raw!r}: {exc}")
         ) from exc
 
 
@@ -126,18 +125,34 @@ def _mode(raw: str) -> Mode:
     return raw
 
 
+# The largest count or number of seconds a setting takes: a C `int`, as gunicorn's worker
+# count, thread count and timeout end up. 10**30 workers was accepted, `inf` seconds ended in
+# an OverflowError traceback from gunicorn's config file, and `nan` passed `<= 0`.
+MAX_SETTING = 2**31 - 1
+
+
 def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0  # Python's own message ("invalid literal for int() with base 10") says less
+    if not 0 < value <= MAX_SETTING:
+        raise ValueError("must be a positive integer" + _at_most(value))
     return value
 
 
 def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("must be a positive number")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_SETTING:
+        raise ValueError("must be a positive number" + _at_most(value))
     return value
+
+
+def _at_most(value: float) -> str:
+    return f" no larger than {MAX_SETTING}" if value > MAX_SETTING else ""
 
 
 def _bool(raw: str) -> bool:

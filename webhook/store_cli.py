@@ -12,11 +12,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from smi.commands import flags
 from smi.errors import Diagnostic, SMIError
 from smi.loading import SMI_KIND_GROUPS, ContextObject, Resource, load_paths
 from webhook.client import (
@@ -40,7 +40,10 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
         help="control plane URL (env SMICTL_SERVER, default %(default)s)",
     )
     p.add_argument(
-        "--ca", type=Path, default=None, help="CA bundle to verify the server (env SMICTL_CA_FILE)"
+        "--ca",
+        type=flags.path,
+        default=None,
+        help="CA bundle to verify the server (env SMICTL_CA_FILE)",
     )
     p.add_argument(
         "--request-timeout",
@@ -70,7 +73,9 @@ def _client(args: argparse.Namespace) -> ControlPlaneClient:
 
 def register_apply(sub: Any) -> None:
     p = sub.add_parser("apply", help="create or update resources in the local control plane")
-    p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH")
+    p.add_argument(
+        "-f", "--filename", action="append", required=True, type=flags.path_text, metavar="PATH"
+    )
     p.add_argument("--dry-run", action="store_true", help="admit only; store nothing")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _client_flags(p)
@@ -182,8 +187,9 @@ def _locate(d: dict[str, Any], objects: Sequence[Resource | ContextObject]) -> D
 def register_get(sub: Any) -> None:
     p = sub.add_parser("get", help="list resources in the local control plane")
     p.add_argument("kind", help="kind, plural or lower-case (trafficsplit, trafficsplits, all)")
-    p.add_argument("name", nargs="?", default="")
-    p.add_argument("-n", "--namespace", default="default")
+    # None when not given: argparse would run `_name` on a string default.
+    p.add_argument("name", nargs="?", default=None, type=_name)
+    p.add_argument("-n", "--namespace", default="default", type=flags.namespace)
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
     _client_flags(p)
@@ -205,9 +211,17 @@ def kind_of(text: str) -> str:
     raise SMIError(Diagnostic("SMI1007", f"unknown kind {text!r}; one of {', '.join(KNOWN_KINDS)}"))
 
 
+def _name(text: str) -> str:
+    """argparse type of NAME: `get KIND ''` listed every object of the kind, as if no name
+    had been given (kubectl: "resource name may not be empty")."""
+    if not text:
+        raise argparse.ArgumentTypeError("resource name may not be empty (SMI1009)")
+    return text
+
+
 def run_get(args: argparse.Namespace) -> int:
     kind = kind_of(args.kind)
-    query = {"kind": kind, "name": args.name}
+    query = {"kind": kind, "name": args.name or ""}
     if not args.all_namespaces and kind != "Namespace":
         query["namespace"] = args.namespace
     reply = _client(args).request(
@@ -258,9 +272,9 @@ def table(items: Sequence[dict[str, Any]]) -> str:
 def register_delete(sub: Any) -> None:
     p = sub.add_parser("delete", help="delete resources from the local control plane")
     p.add_argument("kind", nargs="?", help="kind (with NAME), or use -f")
-    p.add_argument("name", nargs="?")
-    p.add_argument("-f", "--filename", action="append", metavar="PATH")
-    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("name", nargs="?", type=_name)
+    p.add_argument("-f", "--filename", action="append", type=flags.path_text, metavar="PATH")
+    p.add_argument("-n", "--namespace", default="default", type=flags.namespace)
     p.add_argument("--ignore-not-found", action="store_true")
     _client_flags(p)
     p.set_defaults(func=run_delete)

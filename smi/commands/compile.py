@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smi.commands import flags
 from smi.errors import Diagnostic
 
 if TYPE_CHECKING:  # the compiler is imported when a command runs, not at CLI start-up
@@ -26,10 +27,11 @@ if TYPE_CHECKING:  # the compiler is imported when a command runs, not at CLI st
 def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
     p.add_argument(
         "-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
+        type=flags.path_text,
         help="file, directory (recursive) or - for standard input; repeatable",
     )  # fmt: skip
     p.add_argument(
-        "-n", "--namespace", default="default",
+        "-n", "--namespace", default="default", type=flags.namespace,
         help="namespace of objects that name none (default: %(default)s)",
     )  # fmt: skip
     p.add_argument(
@@ -46,12 +48,28 @@ def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> Non
 def _trust_domain(text: str) -> str:
     """argparse type of --trust-domain: a usage error (exit 2) at once, rather than a policy
     printed with SPIFFE IDs no workload has (`spiffe:///ns/...`) and exit 0."""
-    from smi.identity import IdentityError, check_trust_domain
+    problem = flags.trust_domain_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
+
+# A MeshPolicy revision is a store revision: SQLite's (and the proxies' JSON readers') int64.
+MAX_REVISION = 2**63 - 1
+
+
+def _revision(text: str) -> int:
+    """argparse type of --revision: 0 (the default, "no store") up to int64. A negative one
+    was printed as is, and 10**30 made a policy no int64 reader can take."""
     try:
-        return check_trust_domain(text)
-    except IdentityError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_REVISION:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_REVISION}, not {text!r} (SMI6003)"
+        )
+    return value
 
 
 def register(sub: Any) -> None:
@@ -63,7 +81,7 @@ def register(sub: Any) -> None:
     )
     add_input_arguments(p)
     p.add_argument("-o", "--output", choices=["json", "yaml"], default="json")
-    p.add_argument("--revision", type=int, default=0, help="revision number to stamp")
+    p.add_argument("--revision", type=_revision, default=0, help="revision number to stamp")
     p.set_defaults(func=run)
 
 

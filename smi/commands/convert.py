@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from smi.commands import flags
 from smi.errors import ConversionError, Diagnostic, SMIError
 
 try:
@@ -36,6 +37,7 @@ def register(sub: Any) -> None:
         "--filename",
         dest="path",
         required=True,
+        type=flags.path_text,
         metavar="FILE",
         help="a manifest file, or - for standard input",
     )

@@ -15,6 +15,7 @@ Exit 0 when every verdict is ALLOW, 1 when any is DENY (or the manifests have er
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,11 @@ class Destination:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        _check_request_flags(args)
+    except UsageError as exc:
+        print(f"smictl explain: {exc}", file=sys.stderr)
+        return 2
     compiled = load_and_compile(args)
     if compiled is None:
         return 1
@@ -70,6 +76,45 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"smictl explain: {exc}", file=sys.stderr)
         return 2
+
+
+# RFC 9110 `token`: what an HTTP method and a header name are made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _check_request_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any file is read, a request no client could send: it was answered
+    anyway, about a request nobody asked for (`--method ''` as GET, `--path books` as is,
+    `--protocol tcp --method POST` as any TCP traffic)."""
+    if args.protocol != "http":
+        asked = {"--method": args.method, "--path": args.path, "--header": args.header or None}
+        given = [flag for flag, value in asked.items() if value is not None]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: ask about an HTTP request, not --protocol {args.protocol}"
+                " (SMI2407)"
+            )
+    if args.method is not None and not _TOKEN.fullmatch(args.method):
+        raise UsageError(f"--method {args.method!r}: not an HTTP method (SMI2203)")
+    if args.path is not None and (
+        not args.path.startswith("/") or any(c.isspace() or not c.isprintable() for c in args.path)
+    ):
+        raise UsageError(
+            f"--path {args.path!r}: an HTTP path starts with / and has no spaces (SMI2004)"
+        )
+    if args.port is not None and not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: ports are 1-65535 (SMI2301)")
+    for item in args.header:
+        _header(item)
+
+
+def _header(item: str) -> tuple[str, str]:
+    """`--header NAME=VALUE` as (lower-case name, value)."""
+    name, sep, value = item.partition("=")
+    name = name.strip()
+    if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+        raise UsageError(f"--header {item!r}: write it as NAME=VALUE (SMI2205)")
+    return name.lower(), value
 
 
 def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
@@ -113,18 +158,13 @@ def _identity(text: str, trust_domain: str, *, flag: str) -> str:
     try:
         return Identity.parse(text, trust_domain=trust_domain).spiffe_id
     except IdentityError as exc:
-        raise UsageError(f"{flag}: {exc}") from exc
+        raise UsageError(f"{flag}: {exc} (SMI2006)") from exc
 
 
 def _probe(args: argparse.Namespace, *, port: int) -> Probe:
     from smi.compiler.explain import Probe
 
-    headers: dict[str, str] = {}
-    for item in args.header:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--header {item!r}: write it as NAME=VALUE")
-        headers[name.strip().lower()] = value
+    headers = dict(_header(item) for item in args.header)
     return Probe(
         port=port, protocol=args.protocol, method=args.method, path=args.path, headers=headers
     )
@@ -149,7 +189,7 @@ def _destination(
 def _ports(args: argparse.Namespace, service_ports: Sequence[int]) -> tuple[int, ...]:
     if args.port is not None:
         if not 0 < args.port < 65536:
-            raise UsageError(f"--port {args.port}: ports are 1-65535")
+            raise UsageError(f"--port {args.port}: ports are 1-65535 (SMI2301)")
         return (args.port,)
     if service_ports:
         return tuple(service_ports)

@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from smi.codes import CODES, lookup
 
+    if args.list and args.code:
+        print("smictl explain-code: give a code or --list, not both", file=sys.stderr)
+        return 2
     if args.list:
         for code in sorted(CODES.values(), key=lambda c: c.code):
             print(f"{code.code}  {code.title}")

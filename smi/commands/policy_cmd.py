@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from smi.commands import flags
+
 RULE = "-" * 80
 
 
@@ -35,20 +37,31 @@ def register(sub: Any) -> None:
         description="Run every test_* rule in the .rego files under DIR (default: the "
         "policies that ship with smictl).",
     )
-    t.add_argument("dirs", nargs="*", metavar="DIR", help="policy directories or .rego files")
+    t.add_argument(
+        "dirs",
+        nargs="*",
+        type=flags.path_text,
+        metavar="DIR",
+        help="policy directories or .rego files",
+    )
     t.add_argument("-v", "--verbose", action="store_true", help="print every test and its output")
     t.add_argument("--coverage", action="store_true", help="measure rule-body coverage")
     t.add_argument(
         "--threshold",
-        type=float,
+        type=flags.percent,
         metavar="PCT",
         help="fail when coverage is below PCT percent (implies --coverage)",
     )
-    t.add_argument("--parameters", metavar="FILE", help="YAML/JSON mapping: data.parameters")
+    t.add_argument(
+        "--parameters",
+        type=flags.path_text,
+        metavar="FILE",
+        help="YAML/JSON mapping: data.parameters",
+    )
     t.set_defaults(func=run_test)
 
     ls = actions.add_parser("list", help="list the admission policies that would be loaded")
-    ls.add_argument("--policies", action="append", default=[], metavar="DIR")
+    ls.add_argument("--policies", action="append", default=[], type=flags.path_text, metavar="DIR")
     ls.add_argument("--no-shipped-policies", action="store_true")
     ls.add_argument("-o", "--output", choices=["text", "json"], default="text")
     ls.set_defaults(func=run_list)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from smi.commands import flags
 from smi.errors import Diagnostic, json_safe
 
 
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
         dest="paths",
         action="append",
         required=True,
+        type=flags.path_text,
         metavar="PATH",
         help="file, directory (recursive) or - for standard input; repeatable",
     )
@@ -43,6 +45,7 @@ def register(sub: Any) -> None:
         "-n",
         "--namespace",
         default="default",
+        type=flags.namespace,
         help="namespace of objects that name none (default: %(default)s)",
     )
     p.set_defaults(func=run)
