@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from proxy.metrics import Metrics
-from proxy.tls import CertificateError, FileCertificates, WorkloadTLS, _certificate_from
+from proxy.tls import (
+    CertificateError,
+    FileCertificates,
+    WorkloadTLS,
+    _certificate_from,
+    handshake_in_memory,
+)
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
 
@@ -132,3 +139,18 @@ def test_control_plane_answers_are_read_as_json_or_pem() -> None:
     assert _certificate_from(b'{"certificate": "PEM", "caCertificate": "CA"}') == b"PEM"
     with pytest.raises(CertificateError, match="no certificate"):
         _certificate_from(b'{"error": "nope"}')
+
+
+def test_the_inbound_listener_sends_no_session_tickets(
+    ca: CertificateAuthority, tls: WorkloadTLS
+) -> None:
+    """Proxies never resume TLS sessions (each connection proves its identity in a full
+    handshake); tickets nobody uses cost every handshake ~20 % more CPU."""
+    tls.install(*ca.issue_workload(WEB))
+    server, client = handshake_in_memory(tls.server, tls.client_context)
+    with pytest.raises(ssl.SSLWantReadError):
+        client.read(1)  # takes in whatever the server sent after the handshake
+    assert client.version() == "TLSv1.3"
+    assert client.session is not None and not client.session.has_ticket
+    assert tls.server.num_tickets == 0
+    del server
