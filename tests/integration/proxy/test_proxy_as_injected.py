@@ -107,6 +107,15 @@ def _in_namespace(proc: subprocess.Popen[bytes], path: str) -> Path:
     return Path(f"/proc/{proc.pid}/root{os.path.realpath('/var/run')}" + path)
 
 
+def _container(plane: tuple[StandIn, EchoApp, Pki]) -> dict[str, Any]:
+    """The proxy container the injector adds to a pod of shop/web, for this control plane."""
+    server, app, pki = plane
+    config = InjectionConfig(
+        image="smictl:test", control_plane_url=server.url, ca_pem=pki.ca.cert_pem().decode()
+    )
+    return proxy_container(identity=WEB, app_port=app.port, config=config)
+
+
 def _env(container: dict[str, Any], app_port: int) -> dict[str, str]:
     env = {e["name"]: str(e.get("value", "")) for e in container["env"]}
     return {**env, **LOOPBACK, "SMI_PROXY_INBOUND": f"0:{app_port}"}
@@ -118,11 +127,8 @@ pytestmark = [pytestmark, pytest.mark.skipif(not _can_unshare(), reason="no moun
 def test_the_injected_sidecar_starts_and_serves_on_a_read_only_root(
     plane: tuple[StandIn, EchoApp, Pki], tmp_path: Path
 ) -> None:
-    server, app, pki = plane
-    config = InjectionConfig(
-        image="smictl:test", control_plane_url=server.url, ca_pem=pki.ca.cert_pem().decode()
-    )
-    container = proxy_container(identity=WEB, app_port=app.port, config=config)
+    _, app, pki = plane
+    container = _container(plane)
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     proc = _start(container, _env(container, app.port), tmp_path)
     log = tmp_path / "proxy.log"
@@ -156,11 +162,8 @@ def test_the_injected_sidecar_starts_and_serves_on_a_read_only_root(
 def test_without_a_writable_tmpdir_it_says_so_in_one_line(
     plane: tuple[StandIn, EchoApp, Pki], tmp_path: Path
 ) -> None:
-    server, app, pki = plane
-    config = InjectionConfig(
-        image="smictl:test", control_plane_url=server.url, ca_pem=pki.ca.cert_pem().decode()
-    )
-    container = proxy_container(identity=WEB, app_port=app.port, config=config)
+    _, app, _ = plane
+    container = _container(plane)
     env = _env(container, app.port)
     env.pop("TMPDIR")
     proc = _start(container, env, tmp_path)
