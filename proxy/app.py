@@ -30,6 +30,7 @@ from proxy.server import HttpProxy, TlsHttpProxy
 from proxy.state import ServerState
 from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
 from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS, iso_time
+from proxy.token import BearerToken
 from proxy.upstream import ConnectionPool, Target
 
 if TYPE_CHECKING:  # imported when configured: most sidecars use neither (memory)
@@ -57,6 +58,9 @@ class Proxy:
         self.holder = PolicyHolder(self.metrics)
         self.listeners = Listeners()
         self.stopping = asyncio.Event()
+        # The workload's token, re-read from --token-file for every CSR and registration: a
+        # projected ServiceAccount token expires within the hour (proxy.token).
+        self.token = BearerToken(config.token_file, config.token)
         self.tls = self._tls()
         self.pool = ConnectionPool(connect_timeout=config.connect_timeout, state=self.state)
         self.metrics.pool = self.pool
@@ -106,7 +110,7 @@ class Proxy:
         cfg = self.config
         if cfg.csr_url:
             ctx = self.tls.control_plane_context() if cfg.csr_url.startswith("https") else None
-            return CsrCertificates(self.tls, url=cfg.csr_url, token=cfg.token, ssl_context=ctx)
+            return CsrCertificates(self.tls, url=cfg.csr_url, token=self.token, ssl_context=ctx)
         assert cfg.cert is not None and cfg.key is not None
         return FileCertificates(self.tls, cert=cfg.cert, key=cfg.key)
 
@@ -350,7 +354,7 @@ class Proxy:
         ]
         ctx = self.tls.control_plane_context() if base.startswith("https") else None
         self.registrar = Registrar(
-            url=f"{base}/mesh/v1/endpoints", token=cfg.token, ssl_context=ctx, entries=entries
+            url=f"{base}/mesh/v1/endpoints", token=self.token, ssl_context=ctx, entries=entries
         )
         self.state.spawn(self.registrar.run())
 

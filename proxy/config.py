@@ -51,7 +51,8 @@ class ProxyConfig:
     cert: str | None = None
     key: str | None = None
     csr_url: str | None = None
-    token: str = ""
+    token: str = ""  # as read at start-up (checked there); re-read for every use
+    token_file: str | None = None
     endpoints: str | None = None
     bind: str = "127.0.0.1"
     admin_bind: str = "127.0.0.1"
@@ -191,6 +192,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         key=args.key or None,
         csr_url=csr_url,
         token=token,
+        token_file=args.token_file or None,
         endpoints=args.endpoints or None,
         bind=args.bind,
         admin_bind=args.admin_bind,

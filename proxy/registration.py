@@ -20,6 +20,7 @@ import ssl
 from dataclasses import dataclass
 
 from proxy.httpclient import HttpClientError, request
+from proxy.token import BearerToken, bearer
 
 log = logging.getLogger("smictl.proxy.registration")
 
@@ -44,12 +45,12 @@ class Registrar:
         self,
         *,
         url: str,
-        token: str,
+        token: str | BearerToken,
         ssl_context: ssl.SSLContext | None,
         entries: list[Registration],
     ) -> None:
         self.url = url
-        self.token = token
+        self.token = bearer(token)  # read from its file for every call (proxy.token)
         self.ssl_context = ssl_context
         self.entries = entries
         self.registered: list[Registration] = []
@@ -59,7 +60,7 @@ class Registrar:
         body: dict[str, object] = {"address": entry.address, "port": entry.port}
         if method == "POST":
             body["services"] = list(entry.services)
-        headers = {"content-type": "application/json", "authorization": f"Bearer {self.token}"}
+        headers = {"content-type": "application/json", "authorization": f"Bearer {self.token()}"}
         resp = await request(
             method,
             self.url,

@@ -35,6 +35,7 @@ from typing import Any
 
 from proxy.metrics import Metrics
 from proxy.peercert import identity_in, is_ca
+from proxy.token import BearerToken, bearer
 from smi.identity import Identity
 
 log = logging.getLogger("smictl.proxy.tls")
@@ -245,9 +246,15 @@ class CsrCertificates:
     with JSON `{"certificate": <PEM>, ...}` (a bare PEM body is accepted too)."""
 
     def __init__(
-        self, tls: WorkloadTLS, *, url: str, token: str, ssl_context: ssl.SSLContext | None
+        self,
+        tls: WorkloadTLS,
+        *,
+        url: str,
+        token: str | BearerToken,
+        ssl_context: ssl.SSLContext | None,
     ) -> None:
-        self.tls, self.url, self.token, self.ssl_context = tls, url, token, ssl_context
+        self.tls, self.url, self.ssl_context = tls, url, ssl_context
+        self.token = bearer(token)  # read from its file for every CSR (proxy.token)
 
     async def refresh(self, *, force: bool = False) -> bool:
         # Imported on first use: only this mode makes calls to the control plane.
@@ -259,7 +266,7 @@ class CsrCertificates:
         except KeygenError as exc:
             raise CertificateError(f"cannot make a key: {exc}") from exc
         body = json.dumps({"csr": csr.decode()}).encode()
-        headers = {"content-type": "application/json", "authorization": f"Bearer {self.token}"}
+        headers = {"content-type": "application/json", "authorization": f"Bearer {self.token()}"}
         try:
             resp = await request(
                 "POST",

@@ -8,6 +8,7 @@ with a bearer token), so these tests need nothing but the proxy itself.
 from __future__ import annotations
 
 import json
+import signal
 import ssl
 import threading
 import time
@@ -54,6 +55,7 @@ class StandIn(ThreadingHTTPServer):
         self.changed = threading.Condition()
         self.policy = _policy(1, "/v1/")
         self.failing = True
+        self.token = TOKEN  # the one bearer token it accepts
         self.polls = 0
         self.signed = 0
         self.endpoint_calls: list[tuple[str, dict[str, Any]]] = []
@@ -95,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.server.failing:
             self._send(503, b"down\n")
-        elif self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        elif self.headers.get("Authorization") != f"Bearer {self.server.token}":
             self._send(401, b"bad token\n")
         else:
             csr = json.loads(body)["csr"].encode()
@@ -259,3 +261,32 @@ def test_the_proxy_registers_its_endpoint_and_withdraws_it_on_shutdown(
     finally:
         assert proc.stop() == 0
     assert server.endpoint_calls[-1] == ("DELETE", {"address": "127.0.0.1", "port": inbound})
+
+
+def test_a_rotated_token_file_is_used_for_the_next_csr(
+    plane: tuple[StandIn, EchoApp, Path],
+) -> None:
+    """The kubelet rewrites a projected token before it expires (hourly); the proxy must send
+    the token as the file holds it now, or its renewal 16 h in is refused and its certificate
+    lapses at 24 h."""
+    server, app, root = plane
+    (root / "token").write_text(TOKEN)
+    server.failing = False
+    proc = ProxyProc(
+        root,
+        "web",
+        [
+            "--identity", WEB, "--policy", f"{server.url}/mesh/v1/policy",
+            "--ca", str(root / "ca.pem"), "--csr-url", f"{server.url}/mesh/v1/certificates",
+            "--token-file", str(root / "token"), "--admin", "0", "--inbound", f"0:{app.port}",
+        ],
+    )  # fmt: skip
+    try:
+        proc.wait_ready()
+        assert server.signed == 1
+        server.token = "rotated-token-for-shop-web"  # the old one is no longer accepted
+        (root / "token").write_text(server.token + "\n")
+        proc.proc.send_signal(signal.SIGHUP)  # renew now rather than in 16 h
+        wait_for(lambda: server.signed == 2, what="a CSR with the rotated token")
+    finally:
+        proc.stop()
