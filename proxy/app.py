@@ -88,8 +88,23 @@ class Proxy:
             ca_pem = _read(cfg.ca) if cfg.ca is not None else (cfg.ca_pem or "").encode()
         except OSError as exc:
             raise StartupError(f"{where}: {exc.strerror}") from exc
+        control_plane_ca: bytes | None = None
         try:
-            return WorkloadTLS(identity=cfg.identity, ca_pem=ca_pem, metrics=self.metrics)
+            if cfg.control_plane_ca is not None:
+                control_plane_ca = _read(cfg.control_plane_ca)
+            elif cfg.control_plane_ca_pem:
+                control_plane_ca = cfg.control_plane_ca_pem.encode()
+        except OSError as exc:
+            raise StartupError(
+                f"--control-plane-ca {cfg.control_plane_ca}: {exc.strerror}"
+            ) from exc
+        try:
+            return WorkloadTLS(
+                identity=cfg.identity,
+                ca_pem=ca_pem,
+                metrics=self.metrics,
+                control_plane_ca_pem=control_plane_ca,
+            )
         except (CertificateError, ValueError) as exc:
             raise StartupError(f"{where}: {exc}") from exc
         except OSError as exc:  # the private directory for the key (proxy.tls._private_dir)

@@ -67,6 +67,13 @@ def register(subparsers: Any) -> None:
     )
     add("--ca", default=_env("CA"), metavar="FILE", help="mesh CA certificate(s), PEM")
     add("--ca-pem", default=_env("CA_PEM"), metavar="PEM", help="the same, inline (not a file)")
+    add(
+        "--control-plane-ca",
+        default=_env("CONTROL_PLANE_CA"),
+        metavar="FILE",
+        help="CA certificate(s) of the control plane's serving certificate (default: --ca)",
+    )
+    add("--control-plane-ca-pem", default=_env("CONTROL_PLANE_CA_PEM"), metavar="PEM")
     add("--cert", default=_env("CERT"), metavar="FILE", help="workload certificate, PEM")
     add("--key", default=_env("KEY"), metavar="FILE", help="workload key, PEM")
     add(

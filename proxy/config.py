@@ -68,6 +68,10 @@ class ProxyConfig:
     advertise_address: str | None = None
     control_plane: str | None = None  # base URL; defaults to the policy URL's origin
     ca_pem: str | None = None
+    # The CA that signed the control plane's serving certificate, where it is not the mesh CA
+    # (the Helm chart keeps them apart); a file, or inline.
+    control_plane_ca: str | None = None
+    control_plane_ca_pem: str | None = None
 
     @property
     def policy_is_url(self) -> bool:
@@ -184,6 +188,8 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         policy=policy,
         ca=args.ca or None,
         ca_pem=args.ca_pem or None,
+        control_plane_ca=args.control_plane_ca or None,
+        control_plane_ca_pem=args.control_plane_ca_pem or None,
         inbound=inbound,
         outbound=outbound,
         outbound_tcp=outbound_tcp,

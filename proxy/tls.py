@@ -113,10 +113,25 @@ def client_context(ca_pem: bytes) -> ssl.SSLContext:
 class WorkloadTLS:
     """The current certificate of `identity` and the contexts built from it."""
 
-    def __init__(self, *, identity: Identity, ca_pem: bytes, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        ca_pem: bytes,
+        metrics: Metrics,
+        control_plane_ca_pem: bytes | None = None,
+    ) -> None:
         self.identity = identity
         self.ca_pem = ca_pem
         self.metrics = metrics
+        try:
+            # Checked now, not at the first call: a bad one is a start-up error.
+            self._control_plane = ssl.create_default_context(
+                cadata=(control_plane_ca_pem or ca_pem).decode("ascii")
+            )
+        except (ssl.SSLError, ValueError) as exc:
+            where = "control plane CA" if control_plane_ca_pem else "mesh CA"
+            raise CertificateError(f"{where}: cannot read certificate: {exc}") from exc
         try:
             self.server = server_context(ca_pem)
         except (ssl.SSLError, ValueError) as exc:
@@ -141,9 +156,11 @@ class WorkloadTLS:
         return None if self.material is None else self.material.not_after
 
     def control_plane_context(self) -> ssl.SSLContext:
-        """For calls to the control plane: its serving certificate is signed by the mesh CA
-        and names its host (checked)."""
-        return ssl.create_default_context(cadata=self.ca_pem.decode())
+        """For calls to the control plane: its serving certificate names its host (checked)
+        and is signed by the control plane CA given to the proxy, else by the mesh CA (as when
+        `smictl certs init` made one CA for both). The Helm chart keeps a serving CA of its
+        own, which the injector hands to the proxy (SMI_PROXY_CONTROL_PLANE_CA_PEM)."""
+        return self._control_plane
 
     def install(self, cert_pem: bytes, key_pem: bytes) -> bool:
         """Check and use a new certificate; False (and the old one kept) if it is the same."""

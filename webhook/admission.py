@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -149,6 +150,7 @@ def mutate_review(
         trust_domain=settings.trust_domain,
         control_plane_url=settings.control_plane_url,
         ca_pem=plane.ca.cert_pem().decode() if plane.ca is not None else "",
+        control_plane_ca_pem=_serving_ca(settings.serving_ca_file),
     )
     labels = dict(plane.view().namespace_labels.get(namespace, {}))
     if namespace_opted_in:
@@ -195,3 +197,20 @@ def _finish(
             "duration_ms": round(elapsed * 1000, 3),
         },
     )
+
+
+def _serving_ca(path: Path | None) -> str:
+    """The serving CA for injected proxies, read at every injection: the chart's certificate
+    Job renews it in the mounted Secret, and a pod must get the CA in use when it starts. An
+    unreadable file injects none (the proxy then trusts the mesh CA) and says so in the log."""
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        logging.getLogger(logs.SERVER).error(
+            "--serving-ca %s: %s; proxies injected now verify the control plane with the mesh CA",
+            path,
+            exc,
+        )
+        return ""

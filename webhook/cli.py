@@ -61,6 +61,13 @@ def register_serve(sub: Any) -> None:
     p.add_argument("--mesh-ca-cert", type=flags.path, default=env.mesh_ca_cert_file)
     p.add_argument("--mesh-ca-key", type=flags.path, default=env.mesh_ca_key_file)
     p.add_argument(
+        "--serving-ca",
+        type=flags.path,
+        default=env.serving_ca_file,
+        help="CA certificate(s) that signed --cert: injected proxies verify the control plane "
+        "with it (default: the mesh CA)",
+    )
+    p.add_argument(
         "--policies",
         type=flags.path,
         action="append",
@@ -126,6 +133,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         key_file=args.key,
         mesh_ca_cert_file=args.mesh_ca_cert,
         mesh_ca_key_file=args.mesh_ca_key,
+        serving_ca_file=args.serving_ca,
         policies=policies,
         shipped_policies=args.shipped_policies,
         trust_domain=args.trust_domain,
@@ -187,6 +195,7 @@ def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
         ("--key", settings.key_file),
         ("--mesh-ca-cert", settings.mesh_ca_cert_file),
         ("--mesh-ca-key", settings.mesh_ca_key_file),
+        ("--serving-ca", settings.serving_ca_file),
     ):
         if path is not None and not path.is_file():
             problems.append(Diagnostic("SMI7003", f"{name} {path}: no such file"))

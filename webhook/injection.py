@@ -45,6 +45,8 @@ class InjectionConfig:
     trust_domain: str = "cluster.local"
     # The mesh CA certificate (PEM) the proxy verifies peers with; empty when unknown.
     ca_pem: str = ""
+    # The CA of the control plane's serving certificate, where it is not the mesh CA.
+    control_plane_ca_pem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,8 @@ def proxy_container(
         env.insert(3, {"name": "SMI_PROXY_INBOUND", "value": f"{INBOUND_PORT}:{app_port}"})
     if config.ca_pem:
         env.append({"name": "SMI_PROXY_CA_PEM", "value": config.ca_pem})
+    if config.control_plane_ca_pem:
+        env.append({"name": "SMI_PROXY_CONTROL_PLANE_CA_PEM", "value": config.control_plane_ca_pem})
     return {
         "name": PROXY_CONTAINER,
         "image": config.image,

@@ -38,6 +38,10 @@ class Settings:
     key_file: Path | None = None
     mesh_ca_cert_file: Path | None = None
     mesh_ca_key_file: Path | None = None
+    # The CA that signed `cert_file`, for injected proxies to verify the control plane with
+    # (SMI_PROXY_CONTROL_PLANE_CA_PEM). Unset, they verify it with the mesh CA: right only
+    # where one CA signs both (`smictl certs init`); the Helm chart keeps them apart.
+    serving_ca_file: Path | None = None
     policies: tuple[Path, ...] = ()
     # The Rego policies shipped in the package; off when a deployment mounts its own copy
     # (the chart's ConfigMap) or wants built-in validation only (the conformance suite).
@@ -178,6 +182,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "key_file": Path,
         "mesh_ca_cert_file": Path,
         "mesh_ca_key_file": Path,
+        "serving_ca_file": Path,
         "store": Path,
         "policies": _paths,
         "shipped_policies": _bool,

@@ -27,6 +27,7 @@ from proxy_harness import EchoApp, Pki, https, request, wait_for
 from proxy_mesh import FRONT
 from test_proxy_controlplane import TOKEN, WEB, StandIn
 
+from smi.pki import CertificateAuthority
 from webhook.injection import InjectionConfig, proxy_container, proxy_volumes
 
 pytestmark = pytest.mark.integration
@@ -49,10 +50,15 @@ def _can_unshare() -> bool:
         return False
 
 
+# As in the Helm chart, the control plane's serving certificate has a CA of its own, which the
+# injector passes on (SMI_PROXY_CONTROL_PLANE_CA_PEM); the mesh CA signs workloads only.
+SERVING_CA = CertificateAuthority.create()
+
+
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[tuple[StandIn, EchoApp, Pki]]:
     pki = Pki(tmp_path)
-    server, app = StandIn(pki), EchoApp("web")
+    server, app = StandIn(pki, serving_ca=SERVING_CA), EchoApp("web")
     server.failing = False
     yield server, app, pki
     server.shutdown()
@@ -107,11 +113,15 @@ def _in_namespace(proc: subprocess.Popen[bytes], path: str) -> Path:
     return Path(f"/proc/{proc.pid}/root{os.path.realpath('/var/run')}" + path)
 
 
-def _container(plane: tuple[StandIn, EchoApp, Pki]) -> dict[str, Any]:
-    """The proxy container the injector adds to a pod of shop/web, for this control plane."""
+def _container(plane: tuple[StandIn, EchoApp, Pki], *, serving_ca: bool = True) -> dict[str, Any]:
+    """The proxy container the injector adds to a pod of shop/web, for this control plane
+    (without the serving CA: as before the injector passed it on)."""
     server, app, pki = plane
     config = InjectionConfig(
-        image="smictl:test", control_plane_url=server.url, ca_pem=pki.ca.cert_pem().decode()
+        image="smictl:test",
+        control_plane_url=server.url,
+        ca_pem=pki.ca.cert_pem().decode(),
+        control_plane_ca_pem=SERVING_CA.cert_pem().decode() if serving_ca else "",
     )
     return proxy_container(identity=WEB, app_port=app.port, config=config)
 
@@ -172,3 +182,46 @@ def test_without_a_writable_tmpdir_it_says_so_in_one_line(
         "smictl proxy: cannot make a private directory for the workload key in /tmp: Read-only "
         "file system (set TMPDIR to a writable directory, in memory if possible) (SMI7102)"
     ]
+
+
+def test_without_the_serving_ca_it_cannot_reach_a_control_plane_of_another_ca(
+    plane: tuple[StandIn, EchoApp, Pki], tmp_path: Path
+) -> None:
+    """The mesh CA signed no serving certificate: the proxy refuses the control plane's TLS
+    and stays unready (no policy, no certificate) — every injected pod of a chart install did,
+    before the injector passed the serving CA on."""
+    server, app, _ = plane
+    container = _container(plane, serving_ca=False)
+    proc = _start(container, _env(container, app.port), tmp_path)
+    try:
+        ports_file = _in_namespace(proc, "/smictl/certs/ports.json")
+        ports = wait_for(lambda: _json(ports_file), what="the sidecar to listen")
+        wait_for(
+            lambda: "certificate verify failed" in (tmp_path / "proxy.log").read_text(),
+            what="the control plane's certificate to be refused",
+        )
+        assert server.signed == 0 and server.polls == 0
+        status, _ = _admin_get(ports["admin"], "/ready")
+        assert status == 503
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _admin_get(port: int, path: str) -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()

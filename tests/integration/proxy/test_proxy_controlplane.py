@@ -24,6 +24,7 @@ from proxy_mesh import FRONT, sid
 
 from smi.compiler.ir import AuthzRule, HttpMatch, MeshPolicy
 from smi.identity import Identity
+from smi.pki import CertificateAuthority
 
 pytestmark = pytest.mark.integration
 WEB = "shop/web"
@@ -41,9 +42,11 @@ class StandIn(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, *, serving_ca: CertificateAuthority | None = None) -> None:
+        """`serving_ca`: the CA of its serving certificate, when not the mesh CA (the chart)."""
         super().__init__(("127.0.0.1", 0), _Handler)
-        cert, key = pki.ca.issue_server(dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+        issuer = serving_ca or pki.ca
+        cert, key = issuer.issue_server(dns_names=["localhost"], ip_addresses=["127.0.0.1"])
         (pki.root / "cp.crt").write_bytes(cert)
         (pki.root / "cp.key").write_bytes(key)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -258,3 +258,31 @@ def test_the_mesh_ca_can_be_given_inline_as_the_injector_does(
     monkeypatch.delenv("SMI_PROXY_CA_PEM")
     with pytest.raises(ProxyConfigError, match="SMI_PROXY_CA_PEM"):
         from_args(_parse(argv))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--control-plane-ca", "{tmp}/none.pem", "--control-plane-ca {tmp}/none.pem: No such file"),
+        ("--control-plane-ca-pem", "not a PEM", "control plane CA: cannot read certificate"),
+    ],
+)
+def test_cli_reports_an_unusable_control_plane_ca_in_one_line(
+    flag: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smi.pki import CertificateAuthority
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(CertificateAuthority.create().cert_pem())
+    argv = ["--identity", "a/b", "--policy", "p", "--ca", str(ca), "--cert", "c", "--key", "k"]
+    argv += ["--outbound", "0", flag, value.format(tmp=tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.format(tmp=tmp_path) in err[0] and "(SMI7102)" in err[0]
+
+
+def test_the_control_plane_ca_comes_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMI_PROXY_CONTROL_PLANE_CA_PEM", "-----BEGIN CERTIFICATE-----")
+    cfg = from_args(_parse([*BASE, "--outbound", "1"]))
+    assert cfg.control_plane_ca_pem == "-----BEGIN CERTIFICATE-----"
+    assert cfg.control_plane_ca is None

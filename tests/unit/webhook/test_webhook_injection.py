@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
 from flask.testing import FlaskClient
 
+from smi.pki import CertificateAuthority
+from smi.policy.policyset import PolicySet
 from webhook.admission import NAMESPACE_OPTED_IN_PATH
-from webhook.app import runs_inline
+from webhook.app import create_app, runs_inline
 from webhook.injection import (
     INJECTED_KEY,
     PROXY_CONTAINER,
@@ -19,6 +23,7 @@ from webhook.injection import (
     decide,
     escape_pointer,
 )
+from webhook.settings import Settings
 
 Review = Callable[..., dict[str, Any]]
 CONFIG = InjectionConfig(image="registry.local/smictl:1", control_plane_url="https://cp:8443")
@@ -139,6 +144,38 @@ def test_mutate_endpoint_returns_a_base64_json_patch(
     # The injected pod, reviewed again, gets no patch.
     second = client.post("/mutate", json=review(patched, uid="u-2")).get_json()["response"]
     assert second["allowed"] is True and "patch" not in second
+
+
+def test_proxies_get_the_serving_ca_to_verify_the_control_plane_with(
+    settings: Settings, policy_set: PolicySet, tmp_path: Path, make_review: Review
+) -> None:
+    """Where the serving certificate has a CA of its own (the Helm chart), the proxy needs it
+    to reach the control plane: its mesh CA signed no serving certificate. Read at every
+    injection (the chart's Job renews it); unreadable, the pod is injected without it."""
+    serving_ca = tmp_path / "serving-ca.crt"
+    serving_ca.write_bytes(CertificateAuthority.create().cert_pem())
+    app = create_app(replace(settings, serving_ca_file=serving_ca), policies=policy_set)
+    try:
+        client = app.test_client()
+
+        def injected_env(uid: str) -> dict[str, str]:
+            body = make_review(pod(annotations={"smictl.io/inject": "enabled"}), uid=uid)
+            answer = client.post("/mutate", json=body).get_json()["response"]
+            patched = jsonpatch.apply_patch(
+                body["request"]["object"], json.loads(base64.b64decode(answer["patch"]))
+            )
+            return {e["name"]: e.get("value") for e in patched["spec"]["containers"][-1]["env"]}
+
+        env = injected_env("u-1")
+        assert env["SMI_PROXY_CONTROL_PLANE_CA_PEM"] == serving_ca.read_text()
+        assert env["SMI_PROXY_CA_PEM"] != env["SMI_PROXY_CONTROL_PLANE_CA_PEM"]
+        renewed = CertificateAuthority.create().cert_pem()
+        serving_ca.write_bytes(renewed)
+        assert injected_env("u-2")["SMI_PROXY_CONTROL_PLANE_CA_PEM"] == renewed.decode()
+        serving_ca.unlink()
+        assert "SMI_PROXY_CONTROL_PLANE_CA_PEM" not in injected_env("u-3")
+    finally:
+        app.extensions["smictl"].store.close()
 
 
 def test_mutate_uses_the_stored_namespace_label(client: FlaskClient, make_review: Review) -> None:
