@@ -232,7 +232,7 @@ class Proxy:
                     direction="outbound",
                     access_log=self.access_log,
                 ),
-                cfg.bind,
+                cfg.outbound_bind,
                 cfg.outbound,
             )
         tcp_ports: dict[str, int] = {}
@@ -241,7 +241,7 @@ class Proxy:
                 lambda s=tspec.service: OutboundTcp(
                     router=outbound, service=s, state=self.state, timeout=cfg.connect_timeout
                 ),
-                cfg.bind,
+                cfg.outbound_bind,
                 tspec.port,
             )
         ports["outbound_tcp"] = tcp_ports

@@ -88,7 +88,17 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="bearer token proving this identity to the control plane",
     )
-    add("--bind", default=_env("BIND", "127.0.0.1"), help="listen address (default 127.0.0.1)")
+    add(
+        "--bind",
+        default=_env("BIND", "127.0.0.1"),
+        help="listen address of the inbound listeners (default 127.0.0.1)",
+    )
+    add(
+        "--outbound-bind",
+        default=_env("OUTBOUND_BIND", "127.0.0.1"),
+        help="listen address of the outbound listeners (default 127.0.0.1: they send as this "
+        "workload, so only its own pod may reach them)",
+    )
     add("--admin-bind", default=_env("ADMIN_BIND", "127.0.0.1"))
     add("--app-host", default=_env("APP_HOST", "127.0.0.1"), help="where the app listens")
     _number(p, "max-header-bytes", 32768, _COUNT, metavar="BYTES")

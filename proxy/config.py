@@ -54,7 +54,10 @@ class ProxyConfig:
     token: str = ""  # as read at start-up (checked there); re-read for every use
     token_file: str | None = None
     endpoints: str | None = None
-    bind: str = "127.0.0.1"
+    bind: str = "127.0.0.1"  # the inbound (mTLS) listeners
+    # The outbound listeners take plain HTTP and TCP and send it with this workload's
+    # certificate: reachable from another pod, they would let it call as this workload.
+    outbound_bind: str = "127.0.0.1"
     admin_bind: str = "127.0.0.1"
     app_host: str = "127.0.0.1"
     limits: Limits = field(default_factory=Limits)
@@ -201,6 +204,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         token_file=args.token_file or None,
         endpoints=args.endpoints or None,
         bind=args.bind,
+        outbound_bind=args.outbound_bind,
         admin_bind=args.admin_bind,
         app_host=args.app_host,
         limits=Limits(

@@ -233,11 +233,13 @@ def proxy_container(
         # OpenSSL to load) in a private directory under $TMPDIR, the in-memory volume.
         {"name": "TMPDIR", "value": CERT_DIR},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        # Peers reach the inbound listener on the pod IP and the app reaches the outbound one
-        # on localhost, so the proxy listens on every address of the pod's own network
-        # namespace; the admin listener only where the kubelet probes it ($(POD_IP) is expanded
-        # by the kubelet from the variable above).
+        # Peers reach the inbound listener on the pod IP, so it listens on every address of
+        # the pod's own network namespace. The outbound listeners take plain HTTP and send it
+        # with this workload's certificate: on the pod IP they would let any pod call as this
+        # one, so only the app, on localhost, reaches them. The admin listener only where the
+        # kubelet probes it ($(POD_IP) is expanded by the kubelet from the variable above).
         {"name": "SMI_PROXY_BIND", "value": "0.0.0.0"},  # noqa: S104 - the pod's own netns
+        {"name": "SMI_PROXY_OUTBOUND_BIND", "value": "127.0.0.1"},
         {"name": "SMI_PROXY_ADMIN_BIND", "value": "$(POD_IP)"},
     ]
     if app_port is not None:
