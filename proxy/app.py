@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy import native
 from proxy.admin import AdminLimits, AdminProtocol, json_page
-from proxy.config import ProxyConfig
+from proxy.config import EVERY_ADDRESS, ProxyConfig
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
@@ -191,7 +192,8 @@ class Proxy:
                     factory, host, port, backlog=1024, reuse_address=True, **kw
                 )
         except OSError as exc:
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            where = f"[{host}]" if ":" in host else host
+            raise StartupError(f"cannot listen on {where}:{port}: {exc.strerror}") from exc
         self.listeners.servers.append(server)
         port_bound: int = server.sockets[0].getsockname()[1]
         return port_bound
@@ -413,25 +415,53 @@ class Proxy:
 
 
 def _bound_socket(host: str, port: int) -> socket.socket | None:
-    """A listening-ready socket for an IP literal, bound here instead of by the loop: the loop
-    would resolve even a literal through getaddrinfo, which starts libuv's resolver threads
-    and loads the IDNA codec (measured: 0.4 MB resident for a one-time lookup).
+    """A listening-ready socket for an IP literal or `*`, bound here instead of by the loop:
+    the loop would resolve even a literal through getaddrinfo, which starts libuv's resolver
+    threads and loads the IDNA codec (measured: 0.4 MB resident for a one-time lookup).
     None for a host name (the loop resolves it)."""
+    if host == EVERY_ADDRESS:
+        return _every_address_socket(port)
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
         except OSError:
             continue
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return _bind(family, host, port)
     return None
+
+
+# What binding `::` fails with where the kernel has no IPv6 (booted with ipv6.disable=1), or
+# a sandbox offers none: the pod then has IPv4 addresses only.
+_NO_IPV6 = frozenset({errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.EADDRNOTAVAIL})
+
+
+def _every_address_socket(port: int) -> socket.socket:
+    """One socket on every address of the network namespace, of both families: `::` with
+    IPV6_V6ONLY off, so IPv4 peers arrive too (as ::ffff:a.b.c.d), whatever the
+    net.ipv6.bindv6only default; 0.0.0.0 where there is no IPv6. One socket, not one per
+    family: `::` and 0.0.0.0 on one port collide unless `::` is IPv6-only, and a pod whose
+    IPv6 is missing would then fail on the second bind."""
+    try:
+        return _bind(socket.AF_INET6, "::", port, v6only=False)
+    except OSError as exc:
+        if exc.errno not in _NO_IPV6:
+            raise
+        log.info("no IPv6 here (%s): listening on 0.0.0.0:%d only", exc.strerror, port)
+    return _bind(socket.AF_INET, "0.0.0.0", port)  # noqa: S104 - the pod's own netns
+
+
+def _bind(family: int, host: str, port: int, *, v6only: bool | None = None) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _read(path: str) -> bytes:

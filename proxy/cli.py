@@ -91,7 +91,8 @@ def register(subparsers: Any) -> None:
     add(
         "--bind",
         default=_env("BIND", "127.0.0.1"),
-        help="listen address of the inbound listeners (default 127.0.0.1)",
+        help="listen address of the inbound listeners (default 127.0.0.1; '*' is every "
+        "address, IPv4 and IPv6)",
     )
     add(
         "--outbound-bind",

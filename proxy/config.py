@@ -13,6 +13,13 @@ from proxy.exchange import Limits
 from proxy.urls import UrlError, split_url
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 
+# `--bind` (and `--outbound-bind`, `--admin-bind`) value meaning every address of the pod in
+# each family it has: `::` accepting IPv4 too, or 0.0.0.0 where the kernel has no IPv6. The
+# injector sets it, since it cannot know whether a pod is IPv4-only, IPv6-only or dual-stack.
+EVERY_ADDRESS = "*"
+# What a listener can bind to but a peer cannot dial: never an address to advertise.
+WILDCARDS = frozenset({EVERY_ADDRESS, "0.0.0.0", "::"})  # noqa: S104 - names, not binds
+
 
 class ProxyConfigError(ValueError):
     """A flag or environment variable has a value the proxy cannot use."""
@@ -136,6 +143,15 @@ def parse_register(text: str, inbound: tuple[InboundPort, ...]) -> tuple[int, tu
     return app_port, services
 
 
+def host(text: str) -> str:
+    """An address flag's value as sockets take it: an IPv6 literal is also accepted in the
+    brackets of URLs and `host:port` forms (`[fd00::1]`), which `bind` and `connect` refuse."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1]
+    return text
+
+
 def _many(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or ():
@@ -203,10 +219,10 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         token=token,
         token_file=args.token_file or None,
         endpoints=args.endpoints or None,
-        bind=args.bind,
-        outbound_bind=args.outbound_bind,
-        admin_bind=args.admin_bind,
-        app_host=args.app_host,
+        bind=host(args.bind),
+        outbound_bind=host(args.outbound_bind),
+        admin_bind=host(args.admin_bind),
+        app_host=host(args.app_host),
         limits=Limits(
             max_header_bytes=args.max_header_bytes,
             max_headers=args.max_headers,
@@ -222,7 +238,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         access_log=args.access_log or None,
         access_log_sample=args.access_log_sample,
         register=register,
-        advertise_address=args.advertise_address or None,
+        advertise_address=host(args.advertise_address or "") or None,
         control_plane=args.control_plane or None,
     )
     if config.ca is None and not config.ca_pem:
@@ -240,3 +256,10 @@ def _check_registration(config: ProxyConfig) -> None:
         )
     if not config.token:
         raise ProxyConfigError("--register", "needs --token-file (the workload's token)")
+    if config.advertise_address is None and config.bind in WILDCARDS:
+        # Peers would be sent to `*`, or to 0.0.0.0 / `::`, which each peer dials as itself.
+        raise ProxyConfigError(
+            "--advertise-address",
+            f"needed with --register when --bind is {config.bind!r} (not an address peers "
+            "can connect to): give this workload's address",
+        )

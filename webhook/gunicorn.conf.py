@@ -85,6 +85,7 @@ def when_ready(server: Any) -> None:
     addresses = []
     for listener in server.LISTENERS:
         host, port = listener.sock.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL: in brackets
         addresses.append(f"{scheme}://{host}:{port}")
     sys.stderr.write(
         json.dumps({"log": "smictl.server", "event": "listening", "addresses": addresses}) + "\n"

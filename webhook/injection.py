@@ -234,11 +234,13 @@ def proxy_container(
         {"name": "TMPDIR", "value": CERT_DIR},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         # Peers reach the inbound listener on the pod IP, so it listens on every address of
-        # the pod's own network namespace. The outbound listeners take plain HTTP and send it
-        # with this workload's certificate: on the pod IP they would let any pod call as this
-        # one, so only the app, on localhost, reaches them. The admin listener only where the
-        # kubelet probes it ($(POD_IP) is expanded by the kubelet from the variable above).
-        {"name": "SMI_PROXY_BIND", "value": "0.0.0.0"},  # noqa: S104 - the pod's own netns
+        # the pod's own network namespace: `*` is both families, whichever the pod has (IPv4,
+        # IPv6 or dual-stack; 0.0.0.0 would leave an IPv6 pod address unserved). The outbound
+        # listeners take plain HTTP and send it with this workload's certificate: on the pod
+        # IP they would let any pod call as this one, so only the app, on localhost, reaches
+        # them. The admin listener only where the kubelet probes it ($(POD_IP), the primary
+        # pod IP of either family, is expanded by the kubelet from the variable above).
+        {"name": "SMI_PROXY_BIND", "value": "*"},
         {"name": "SMI_PROXY_OUTBOUND_BIND", "value": "127.0.0.1"},
         {"name": "SMI_PROXY_ADMIN_BIND", "value": "$(POD_IP)"},
     ]

@@ -69,9 +69,9 @@ def test_annotated_pod_gets_the_proxy_with_identity_ports_volumes_and_readiness(
     assert env["SMI_PROXY_TOKEN_FILE"] == "/var/run/secrets/smictl/token/token"
     assert env["SMI_PROXY_POLICY"] == "https://cp:8443/mesh/v1/policy"
     assert env["SMI_PROXY_INBOUND"] == "15006:8080"
-    # Peers reach the inbound listener on the pod IP; the outbound one sends as this workload,
-    # so only the pod itself (loopback) may reach it.
-    assert env["SMI_PROXY_BIND"] == "0.0.0.0" and env["SMI_PROXY_OUTBOUND_BIND"] == "127.0.0.1"
+    # Peers reach the inbound listener on the pod IP, of either family (`*`); the outbound one
+    # sends as this workload, so only the pod itself (loopback) may reach it.
+    assert env["SMI_PROXY_BIND"] == "*" and env["SMI_PROXY_OUTBOUND_BIND"] == "127.0.0.1"
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15020}
     assert proxy["securityContext"]["runAsNonRoot"] is True
     assert [v["name"] for v in out["spec"]["volumes"]] == ["smictl-certs", "smictl-token"]
