@@ -38,6 +38,15 @@ from smi.pki import CertificateAuthority
 REPO = Path(__file__).resolve().parents[3]
 
 
+def accepts(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port (within 2 s)."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 15.0) -> Any:
     """Poll `check` until it returns something truthy (never a fixed sleep)."""
     deadline = time.monotonic() + timeout

@@ -143,17 +143,7 @@ def test_the_injected_sidecar_starts_and_serves_on_a_read_only_root(
     proc = _start(container, _env(container, app.port), tmp_path)
     log = tmp_path / "proxy.log"
     try:
-        ports_file = _in_namespace(proc, "/smictl/certs/ports.json")
-
-        def listening() -> dict[str, Any] | None:
-            if proc.poll() is not None:
-                raise AssertionError(f"the sidecar exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                return dict(json.loads(ports_file.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                return None
-
-        ports = wait_for(listening, what="the injected sidecar to listen")
+        ports = wait_listening(proc, log)
         ctx = pki.client(FRONT)
         inbound = int(ports["inbound"][str(app.port)])
         with https(inbound, ctx) as conn:
@@ -194,8 +184,7 @@ def test_without_the_serving_ca_it_cannot_reach_a_control_plane_of_another_ca(
     container = _container(plane, serving_ca=False)
     proc = _start(container, _env(container, app.port), tmp_path)
     try:
-        ports_file = _in_namespace(proc, "/smictl/certs/ports.json")
-        ports = wait_for(lambda: _json(ports_file), what="the sidecar to listen")
+        ports = wait_listening(proc, tmp_path / "proxy.log")
         wait_for(
             lambda: "certificate verify failed" in (tmp_path / "proxy.log").read_text(),
             what="the control plane's certificate to be refused",
@@ -208,11 +197,21 @@ def test_without_the_serving_ca_it_cannot_reach_a_control_plane_of_another_ca(
         proc.wait(15)
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
+def wait_listening(proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    """The ports the sidecar in its mount namespace bound (its --ports-file, read through
+    /proc/PID/root), once it has; its log if it exits first."""
+    ports_file = _in_namespace(proc, "/smictl/certs/ports.json")
+
+    def listening() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the sidecar exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            return dict(json.loads(ports_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    result: dict[str, Any] = wait_for(listening, what="the injected sidecar to listen")
+    return result
 
 
 def _admin_get(port: int, path: str) -> tuple[int, str]:

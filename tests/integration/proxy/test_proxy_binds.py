@@ -10,20 +10,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from proxy_harness import EchoApp, Pki, ProxyProc
+from proxy_harness import EchoApp, Pki, ProxyProc, accepts
 
 from smi.compiler.ir import MeshPolicy
 
 pytestmark = pytest.mark.integration
 POD_ADDRESS = "127.0.0.2"
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError:
-        return False
-    return True
 
 
 def test_outbound_listeners_are_not_reachable_on_the_inbound_address(tmp_path: Path) -> None:
@@ -47,11 +39,11 @@ def test_outbound_listeners_are_not_reachable_on_the_inbound_address(tmp_path: P
         inbound = proc.inbound(app.port)
         outbound = int(proc.ports["outbound"])
         tcp = int(proc.ports["outbound_tcp"]["shop/db"])
-        assert _accepts(POD_ADDRESS, inbound)
-        assert not _accepts("127.0.0.1", inbound)
+        assert accepts(POD_ADDRESS, inbound)
+        assert not accepts("127.0.0.1", inbound)
         for port in (outbound, tcp):
-            assert _accepts("127.0.0.1", port)
-            assert not _accepts(POD_ADDRESS, port)
+            assert accepts("127.0.0.1", port)
+            assert not accepts(POD_ADDRESS, port)
     finally:
         proc.stop()
         app.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import http.client
-import json
 import os
 import socket
 import ssl
@@ -24,12 +23,11 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from proxy_harness import EchoApp, Pki, ProxyProc, request, wait_for, write_policy
+from proxy_harness import EchoApp, Pki, ProxyProc, accepts, request, wait_for, write_policy
 from proxy_mesh import FRONT, sid
-from test_proxy_as_injected import SERVING_CA, _can_unshare, _container, _in_namespace, _start
+from test_proxy_as_injected import SERVING_CA, _can_unshare, _container, _start, wait_listening
 from test_proxy_controlplane import WEB, StandIn, _policy
 
 from smi.compiler.ir import Endpoint, MeshPolicy, Service
@@ -104,14 +102,6 @@ def _can_bind(host: str) -> bool:
     return True
 
 
-def _accepts(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
 def _get(host: str, port: int, path: str, ctx: ssl.SSLContext | None = None) -> int:
     """The status of GET `path` at host:port (mTLS with `ctx`)."""
     conn: http.client.HTTPConnection = (
@@ -164,9 +154,9 @@ def test_the_injected_binds_serve_peers_of_every_family_the_pod_has(
         for address in addresses:  # every peer, whichever of the pod's addresses it dials
             assert _get(address, inbound, "/v1/x", ctx) == 200, address
         # The outbound listener sends as this workload: loopback (IPv4) only, as before.
-        assert _accepts("127.0.0.1", outbound)
+        assert accepts("127.0.0.1", outbound)
         if "::1" in addresses:
-            assert not _accepts("::1", outbound)
+            assert not accepts("::1", outbound)
     finally:
         proc.stop()
         app.stop()
@@ -237,19 +227,7 @@ def test_the_injected_sidecar_serves_a_dual_stack_pod(
             "SMI_PROXY_INBOUND": f"0:{app.port}",
         }
         proc = _start(container, env, tmp_path)
-        ports_file = _in_namespace(proc, "/smictl/certs/ports.json")
-
-        def listening() -> dict[str, Any] | None:
-            assert proc is not None
-            if proc.poll() is not None:
-                log = (tmp_path / "proxy.log").read_text()
-                raise AssertionError(f"the sidecar exited {proc.returncode}:\n{log}")
-            try:
-                return dict(json.loads(ports_file.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                return None
-
-        ports = wait_for(listening, what="the injected sidecar to listen")
+        ports = wait_listening(proc, tmp_path / "proxy.log")
         admin, inbound = int(ports["admin"]), int(ports["inbound"][str(app.port)])
         wait_for(lambda: _get(pod_ip, admin, "/ready") == 200, what="ready on the pod IP")
         ctx = pki.client(FRONT)
