@@ -30,7 +30,14 @@ from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
 from proxy.server import HttpProxy, TlsHttpProxy
 from proxy.state import ServerState
 from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
-from proxy.tls import CertificateError, CsrCertificates, FileCertificates, WorkloadTLS, iso_time
+from proxy.tls import (
+    CertificateError,
+    CsrCertificates,
+    FileCertificates,
+    WorkloadTLS,
+    iso_time,
+    read_file,
+)
 from proxy.token import BearerToken
 from proxy.upstream import ConnectionPool, Target
 
@@ -86,13 +93,13 @@ class Proxy:
         cfg = self.config
         where = f"--ca {cfg.ca}" if cfg.ca is not None else "--ca-pem"
         try:
-            ca_pem = _read(cfg.ca) if cfg.ca is not None else (cfg.ca_pem or "").encode()
+            ca_pem = read_file(cfg.ca) if cfg.ca is not None else (cfg.ca_pem or "").encode()
         except OSError as exc:
             raise StartupError(f"{where}: {exc.strerror}") from exc
         control_plane_ca: bytes | None = None
         try:
             if cfg.control_plane_ca is not None:
-                control_plane_ca = _read(cfg.control_plane_ca)
+                control_plane_ca = read_file(cfg.control_plane_ca)
             elif cfg.control_plane_ca_pem:
                 control_plane_ca = cfg.control_plane_ca_pem.encode()
         except OSError as exc:
@@ -462,11 +469,6 @@ def _bind(family: int, host: str, port: int, *, v6only: bool | None = None) -> s
         sock.close()
         raise
     return sock
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -248,7 +248,7 @@ class FileCertificates:
             sig = (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
             if sig == self._sig and not force:
                 return False
-            cert_pem, key_pem = _read(self.cert), _read(self.key)
+            cert_pem, key_pem = read_file(self.cert), read_file(self.key)
         except OSError as exc:
             raise CertificateError(f"cannot read certificate files: {exc}") from exc
         self._sig = sig
@@ -408,7 +408,8 @@ def iso_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
 
 
-def _read(path: str) -> bytes:
+def read_file(path: str) -> bytes:
+    """A certificate or key file's bytes (os, not pathlib: see proxy.native)."""
     with open(path, "rb") as f:
         return f.read()
 
