@@ -28,6 +28,7 @@ from smi.compiler.ir.model import MODES
 from smi.errors import Diagnostic, SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 from smi.pki import CertificateAuthority, PKIError, not_after
+from smi.urls import http_url
 from smi.validation.names import is_label
 from webhook.settings import Settings, default_state_dir, problem
 from webhook.store_cli import register_apply, register_delete, register_get
@@ -242,7 +243,7 @@ def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
         Identity.parse(settings.service_account, trust_domain=DEFAULT_TRUST_DOMAIN)
     except IdentityError as exc:
         problems.append(f"--service-account: {exc}")
-    if not _is_http_url(settings.control_plane_url):
+    if http_url(settings.control_plane_url) is None:
         problems.append(
             f"--control-plane-url {settings.control_plane_url!r}: not an http(s) URL with a host"
         )
@@ -269,17 +270,6 @@ def _bind_problem(bind: str) -> str | None:
     if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         return "expected HOST:PORT with a port from 0 to 65535, or fd://N"
     return None
-
-
-def _is_http_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 # --- certs --------------------------------------------------------------------------------------

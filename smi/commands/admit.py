@@ -95,15 +95,9 @@ def register(sub: Any) -> None:
 def _opa_url(text: str) -> str:
     """argparse type of --opa-url: an http(s) URL with a host. The policy set refused others
     too, but as exit 1 and without naming the flag (`not an http(s) URL: '' (SMI5006)`)."""
-    from urllib.parse import urlsplit
+    from smi.urls import http_url
 
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-    except ValueError:
-        ok = False
-    if not ok:
+    if http_url(text) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL with a host (SMI5006)")
     return text
 

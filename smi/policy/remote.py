@@ -22,10 +22,10 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from smi.errors import PolicyError
 from smi.policy.engine import EvalOutcome, outcome_of_value
+from smi.urls import http_url
 
 UNREACHABLE = "SMI5006"
 MAX_BODY = 16 << 20
@@ -39,8 +39,8 @@ class RemoteOPA:
     ) -> None:
         from opa_client import OpaClient
 
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = http_url(url)
+        if parts is None:
             raise PolicyError.of(UNREACHABLE, f"not an http(s) URL: {url!r}")
         if parts.path not in ("", "/"):
             raise PolicyError.of(

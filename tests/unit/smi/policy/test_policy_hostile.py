@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from policy_types import RunCli, WritePolicy
 
+from smi.errors import PolicyError
 from smi.policy import engine as engine_mod
 from smi.policy import sandbox
 from smi.policy.admission import admit
@@ -302,3 +303,11 @@ def test_the_memory_budget_comes_from_the_environment_as_a_chart_sets_it(
     assert sandbox.memory_limit_from_env() == expected
     server = sandbox.EvalServer(sandbox.SandboxRequest(modules=[], entrypoints=[], data={}))
     assert server.memory_limit == expected
+
+
+@pytest.mark.parametrize("url", ["", "opa:8181", "ftp://opa/", "http://", "http://opa:99999"])
+def test_a_url_no_client_can_call_is_one_policy_error(url: str) -> None:
+    """`http://opa:99999` passed the scheme and host check and ended as urlsplit's ValueError
+    (a traceback, exit 70) when the port was read (smi.urls checks it with the rest)."""
+    with pytest.raises(PolicyError, match=r"not an http\(s\) URL.*SMI5006"):
+        RemoteOPA(url)
