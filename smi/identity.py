@@ -12,15 +12,20 @@ from dataclasses import dataclass
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+# Kubernetes' DNS-1123 names, the one definition (smi.validation.names compiles the same
+# patterns): a label, and dot-separated labels. Here, below smi.validation, because the proxy
+# reads identities and must not import the validators.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
+MAX_LABEL = 63
+MAX_SUBDOMAIN = 253
 # Whole-string matches only (`fullmatch`): `$` would also match before a trailing newline, and
 # `spiffe://cluster.local/ns/a/sa/b\n` is not the identity `a/b`.
-_TRUST_DOMAIN = re.compile(_DNS_SUBDOMAIN)
+_TRUST_DOMAIN = re.compile(DNS_SUBDOMAIN)
 _SPIFFE = re.compile(
-    rf"spiffe://(?P<td>{_DNS_SUBDOMAIN})/ns/(?P<ns>{_DNS_LABEL})/sa/(?P<sa>{_DNS_SUBDOMAIN})"
+    rf"spiffe://(?P<td>{DNS_SUBDOMAIN})/ns/(?P<ns>{DNS_LABEL})/sa/(?P<sa>{DNS_SUBDOMAIN})"
 )
-_SHORT = re.compile(rf"(?P<ns>{_DNS_LABEL})/(?P<sa>{_DNS_SUBDOMAIN})")
+_SHORT = re.compile(rf"(?P<ns>{DNS_LABEL})/(?P<sa>{DNS_SUBDOMAIN})")
 
 
 class IdentityError(ValueError):
@@ -49,10 +54,10 @@ class Identity:
     def parse(cls, text: str, *, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Identity:
         """Accept a SPIFFE URI or the short `ns/sa` form."""
         m = _SPIFFE.fullmatch(text)
-        if m:
+        if m and _lengths_fit(m["ns"], m["sa"], m["td"]):
             return cls(namespace=m["ns"], service_account=m["sa"], trust_domain=m["td"])
-        m = _SHORT.fullmatch(text)
-        if m:
+        m = None if m else _SHORT.fullmatch(text)
+        if m and _lengths_fit(m["ns"], m["sa"], ""):  # the trust domain: checked below
             # The same name rules as the SPIFFE form, so that `spiffe_id` parses back: `a/b-`
             # would name an identity that no certificate could ever be read as.
             return cls(
@@ -65,10 +70,18 @@ class Identity:
         )
 
 
+def _lengths_fit(namespace: str, service_account: str, trust_domain: str) -> bool:
+    return (
+        len(namespace) <= MAX_LABEL
+        and len(service_account) <= MAX_SUBDOMAIN
+        and len(trust_domain) <= MAX_SUBDOMAIN
+    )
+
+
 def check_trust_domain(trust_domain: str) -> str:
     """`trust_domain` when it can stand in a SPIFFE ID (lowercase DNS-like), else IdentityError:
     `spiffe:///ns/a/sa/b` or `spiffe://a b/...` would be IDs no certificate carries."""
-    if not _TRUST_DOMAIN.fullmatch(trust_domain):
+    if len(trust_domain) > MAX_SUBDOMAIN or not _TRUST_DOMAIN.fullmatch(trust_domain):
         raise IdentityError(f"invalid trust domain {trust_domain!r}")
     return trust_domain
 

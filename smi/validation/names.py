@@ -14,11 +14,10 @@ from functools import lru_cache
 from typing import TypeVar
 
 from smi.errors import Diagnostic
+from smi.identity import DNS_LABEL, DNS_SUBDOMAIN, MAX_LABEL, MAX_SUBDOMAIN
 
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-MAX_LABEL = 63
-MAX_SUBDOMAIN = 253
+_LABEL = re.compile(DNS_LABEL)
+_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 
 K = TypeVar("K", bound=Hashable)
 
