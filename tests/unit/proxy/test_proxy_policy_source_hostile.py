@@ -238,12 +238,18 @@ async def test_headers_up_to_the_limit_are_read() -> None:
 # --- policy files -------------------------------------------------------------------------------
 
 
-async def test_a_policy_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+async def _loaded_source(tmp_path: Path) -> tuple[Path, PolicyHolder, FileSource]:
+    """A policy file of revision 1, and a source that has loaded it."""
     path = tmp_path / "policy.json"
     path.write_bytes(_raw(1))
     holder = PolicyHolder(Metrics())
     source = FileSource(path, holder)
     await source.load()
+    return path, holder, source
+
+
+async def test_a_policy_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    path, holder, source = await _loaded_source(tmp_path)
     path.unlink()
     os.mkfifo(path)
 
@@ -287,11 +293,7 @@ async def test_a_policy_file_past_the_limit_is_refused_unread(tmp_path: Path) ->
 async def test_a_policy_file_replaced_by_something_bad_keeps_the_last_good_policy(
     tmp_path: Path, case: str
 ) -> None:
-    path = tmp_path / "policy.json"
-    path.write_bytes(_raw(1))
-    holder = PolicyHolder(Metrics())
-    source = FileSource(path, holder)
-    await source.load()
+    path, holder, source = await _loaded_source(tmp_path)
     path.unlink()
     if case == "half-written":
         path.write_bytes(_raw(2)[:40])
