@@ -29,8 +29,12 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI1001",
             "file cannot be read",
-            "The path does not exist, is not readable, or is not UTF-8 text.",
-            "Check the path and permissions; smictl reads .yaml, .yml and .json files.",
+            "The path does not exist, is not readable, or is not UTF-8 text; or a directory "
+            "given with -f holds no .yaml, .yml or .json file, or holds one that is not a "
+            "regular file (a FIFO, socket or device, which is never opened: reading a FIFO "
+            "would wait for a writer).",
+            "Check the path and permissions; smictl reads .yaml, .yml and .json files. Name a "
+            "FIFO with -f (as `-f <(helm template ...)` does) to read it.",
         ),
         _c(
             "SMI1002",
@@ -93,6 +97,20 @@ CODES: dict[str, Code] = dict(
             "apiVersion does not name an SMI group, e.g. `apiVersion: v1alpha1`. Such an object "
             "would be skipped, and a skipped TrafficTarget allows nothing.",
             "Write the group and version, e.g. `apiVersion: specs.smi-spec.io/v1alpha4`.",
+        ),
+        _c(
+            "SMI1012",
+            "no objects in the input",
+            "The files or standard input hold no object: they are empty, or hold only comments "
+            "and `---` (or a `kind: List` without items). That is what an earlier stage of a "
+            "pipeline that failed quietly prints (`helm template ... | smictl compile -f -`), "
+            'so every command that reads manifests refuses it, as `kubectl apply` does ("no '
+            'objects passed to apply"). `compile`, `explain` and `access-matrix` also refuse '
+            "input without SMI objects (only Services, or only kinds smictl skips): a MeshPolicy "
+            "compiled from none denies every request. `validate` and `admit` accept such input "
+            "(0 SMI objects), so that they can check every manifest of a repository.",
+            "Check the stage that produced the input and the paths given with -f; pass the SMI "
+            "manifests (TrafficTarget, HTTPRouteGroup, TrafficSplit, ...) to compile.",
         ),
         # --- SMI20xx: generic schema checks ---------------------------------------------------
         _c(

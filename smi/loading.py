@@ -10,7 +10,9 @@ The one way manifests enter smictl (CLI, admission, conformance): files, directo
     anything else           -> skipped with a warning (SMI1008), never an error
 
 Nothing here raises for bad input: YAML, JSON and pydantic errors are mapped to `Diagnostic`s
-(SMI1xxx and SMI20xx) at this boundary; the semantic checks live in `smi.validation`.
+(SMI1xxx and SMI20xx) at this boundary; the semantic checks live in `smi.validation`. Input
+that holds no object is no problem of any file, so loading it is no error either: commands ask
+`nothing_to_do` (SMI1012) and refuse it, each deciding whether only SMI objects count.
 
 Speed (bench/bench_load.py): a clean set never needs a line, so lines are not read up front.
 JSON goes through `json`, plain block YAML through `smi.yamlblock`; each document keeps a
@@ -38,6 +40,7 @@ from smi.sources import (
     LazyLines,
     Lines,
     RawDocument,
+    is_blank,
     parse_json,
     read_documents,
     read_path,
@@ -90,6 +93,10 @@ _SPEC_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
+# What a file (or standard input) that holds no object holds, in SMI1012's message.
+EMPTY = "empty or only comments and '---'"
+
+
 # --- entry points -------------------------------------------------------------------------------
 
 
@@ -130,6 +137,40 @@ def load_object(
     return out
 
 
+def nothing_to_do(
+    loaded: LoadResult, paths: Sequence[str], *, smi_only: bool = False, then: str = ""
+) -> Diagnostic | None:
+    """SMI1012 when a load that found no error found no object to work on, else None.
+
+    No object at all (empty files, standard input, only comments and `---`, a `kind: List`
+    without items) is never what a command was asked to do: it is an earlier stage of a
+    pipeline that printed nothing (`helm template ... | smictl compile -f -`), and kubectl
+    refuses it too ("no objects passed to apply"). With `smi_only`, objects that are not SMI
+    resources (Services, skipped kinds) do not count either: a MeshPolicy compiled without
+    one denies every request. `then` says what the command did not do because of it."""
+    if not loaded.ok or loaded.resources:
+        return None
+    # Each object the loader skips (a ConfigMap, ...) left exactly one SMI1008 warning.
+    others = len(loaded.context) + sum(1 for d in loaded.diagnostics if d.code == "SMI1008")
+    if others and not smi_only:
+        return None
+    names = list(dict.fromkeys("<stdin>" if p == STDIN else p for p in paths))
+    where = f" in {', '.join(names)}" if len(names) > 1 else ""
+    files = len(dict.fromkeys(loaded.files))
+    if others:
+        what = f"no SMI objects{where}, only {_plural(others, 'object')} of other kinds"
+    elif files > 1:
+        count = f" ({_plural(files, 'file')})" if where else f" in {_plural(files, 'file')}"
+        what = f"no objects{where}{count}: each {EMPTY}"
+    else:
+        what = f"no objects{where}: {EMPTY}"
+    return Diagnostic(
+        code="SMI1012",
+        message=f"{what}; {then}" if then else what,
+        file=names[0] if len(names) == 1 else None,
+    )
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -137,6 +178,8 @@ def _load(text: str, *, filename: str, default_namespace: str) -> LoadResult:
     out = LoadResult(files=[filename])
     loader = _Loader(out, filename=filename, default_namespace=default_namespace)
     is_json = filename.lower().endswith(".json")
+    if is_json and is_blank(text):
+        return out  # an empty .json file holds no object, as an empty .yaml file holds none
     # JSON is parsed by `json` (fast); text that only looks like JSON falls back to YAML.
     looks_json = is_json or text.lstrip().startswith(("{", "["))
     if looks_json and loader.json_text(text, strict=is_json):
@@ -429,12 +472,17 @@ class _SmiDocument:
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _line(lines: Lines | None, path: str, *, default: int | None) -> int | None:
     return lines.line_of(path) if lines is not None else default
 
 
 __all__ = [
     "CONTEXT_KINDS",
+    "EMPTY",
     "EXTENSIONS",
     "SMI_KIND_GROUPS",
     "STDIN",
@@ -449,6 +497,7 @@ __all__ = [
     "load_object",
     "load_paths",
     "load_text",
+    "nothing_to_do",
     "read_documents",
     "read_source",
 ]

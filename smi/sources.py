@@ -1,7 +1,8 @@
 """Reading manifest sources: files, directories, standard input; text -> raw documents.
 
-Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.json` files. A
-file that cannot be read is a diagnostic (SMI1001), never an exception for the caller to catch;
+Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.json` files (one
+so named that is not a regular file, a FIFO say, is reported and never opened). A file that
+cannot be read is a diagnostic (SMI1001), never an exception for the caller to catch;
 `read_documents` and `read_source` (used by `smictl convert`) raise `LoadError` instead.
 
 Line maps: building them costs more than reading the values, and a clean set never needs them.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -58,14 +60,28 @@ class RawDocument:
 
 def read_documents(text: str, *, filename: str) -> list[RawDocument]:
     """Every non-empty document of one file's text; LoadError (SMI1002, SMI1010) when the
-    text is not YAML (or JSON, for a .json name)."""
+    text is not YAML (or JSON, for a .json name). An empty (or blank) .json file holds no
+    document, as an empty .yaml file holds none."""
     try:
         if filename.lower().endswith(".json"):
+            if is_blank(text):
+                return []
             return [RawDocument(parse_json(text), 0, LazyLines(FileLines(text)))]
         return [RawDocument(d.value, d.index, d.lines) for d in load_documents(text)]
     except YamlError as exc:
         code = "SMI1010" if exc.too_large else "SMI1002"
         raise LoadError.of(code, exc.message, file=filename, line=exc.line) from exc
+
+
+# JSON's whitespace (RFC 8259), matched without copying a large text.
+_BLANK = re.compile(r"[ \t\r\n]*")
+
+
+def is_blank(text: str) -> bool:
+    """Whether `text` is empty or JSON whitespace only: an empty .json file, which holds no
+    object (as kubectl reads it). `json` called it "Expecting value" at line 1, so an empty
+    .json placeholder failed a directory where an empty .yaml one passed."""
+    return _BLANK.fullmatch(text) is not None
 
 
 class _DuplicateKey(Exception):
@@ -179,22 +195,26 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
                     file=path,
                 ),
             )
-        for f in files:
-            yield read_file(f)
+        for f, special in files:
+            yield read_file(f) if special is None else (f, "", _not_regular(f, special))
         return
     yield read_file(path)
 
 
-def manifests_under(root: str) -> list[str]:
+def manifests_under(root: str) -> list[tuple[str, str | None]]:
     """The `.yaml`, `.yml` and `.json` files under directory `root` (a normalised path, as
-    `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them.
+    `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them,
+    each with None, or with what it is when it is not a regular file (`"a FIFO"`).
     Same rules as rglob: symlinked directories are not entered, symlinked files are read,
     unreadable directories are skipped; but one `scandir` per directory and no `stat` per
-    file (the directory entry says what it is). One departure: a symlink named like a manifest
-    whose target does not exist is listed, so that reading it fails (SMI1001) — a broken link
-    in a checkout is a manifest CI would otherwise pass over in silence, and `kubectl apply -f`
-    fails on it. (FIFOs, sockets and devices are still skipped: reading a FIFO would block.)"""
-    found: list[str] = []
+    file (the directory entry says what it is). Two departures, both so that a file named like
+    a manifest is never passed over in silence (a skipped TrafficTarget allows nothing, and a
+    CI run would pass without it): a symlink whose target does not exist is listed, so that
+    reading it fails (SMI1001), as `kubectl apply -f` fails on it; and a FIFO, socket or
+    device (or a link to one) is listed with what it is, to be reported and never opened:
+    reading a FIFO blocks until some process writes to it. (A FIFO named with `-f`, as
+    `-f <(helm template ...)` names one, is read: that is asked for.)"""
+    found: list[tuple[str, str | None]] = []
     directories = [root]
     while directories:
         directory = directories.pop()
@@ -209,14 +229,41 @@ def manifests_under(root: str) -> list[str]:
             try:
                 if entry.is_dir() and not entry.is_symlink():
                     directories.append(name)
-                elif _suffix(entry.name).lower() in EXTENSIONS and (
-                    entry.is_file() or (entry.is_symlink() and not Path(name).exists())
-                ):
-                    found.append(name)
+                elif _suffix(entry.name).lower() not in EXTENSIONS:
+                    continue
+                elif entry.is_file() or (entry.is_symlink() and not Path(name).exists()):
+                    found.append((name, None))
+                else:  # rare: a stat only here (a link to a directory is skipped, as by rglob)
+                    special = _special(entry.stat().st_mode)
+                    if special is not None:
+                        found.append((name, special))
             except OSError:
                 continue  # vanished or unreadable: Path.is_file() says False too
-    found.sort()
+    found.sort(key=lambda f: f[0])
     return found
+
+
+def _special(mode: int) -> str | None:
+    """What a file that is neither regular nor a directory is (None for those two)."""
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return None
+
+
+def _not_regular(name: str, what: str) -> Diagnostic:
+    hint = "; name it with -f to read it" if what == "a FIFO" else ""
+    return Diagnostic(
+        code="SMI1001",
+        message=f"cannot read: {what}, not a regular file (in a directory only regular files "
+        f"are read{hint})",
+        file=name,
+    )
 
 
 def _suffix(name: str) -> str:

@@ -92,7 +92,9 @@ def _loaded(paths: Sequence[str]) -> list[Resource | ContextObject]:
     objects: list[Resource | ContextObject] = [*result.resources, *result.context]
     objects.sort(key=lambda o: (o.source.file, o.source.index))
     if not objects:
-        raise SMIError(Diagnostic("SMI1008", f"no objects to send in {', '.join(paths)}"))
+        # Nothing loaded, or only kinds the loader skips: sending an empty set is what a
+        # pipeline whose first stage printed nothing would do (`kubectl apply` refuses it too).
+        raise SMIError(Diagnostic("SMI1012", f"no objects to send in {', '.join(paths)}"))
     return objects
 
 

@@ -6,6 +6,8 @@ through built-in validation and the Rego policies (the shipped ones in policies/
 each --policies DIR). The report goes to standard output (or -o FILE) in the chosen format, a
 one-line summary to standard error. Exit 0 when every object is admitted (warnings allowed),
 1 when any object is denied or invalid or a file cannot be loaded, or a policy is broken.
+An input that holds no object at all fails too (SMI1012, a load error in the report); one of
+only objects that are not SMI resources passes, with `0 objects` admitted.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def _opa_url(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smi.loading import load_paths
+    from smi.loading import load_paths, nothing_to_do
     from smi.policy.admission import admit_loaded
     from smi.policy.policyset import PolicySet, read_parameters
     from smi.policy.report import AdmitReport, render
@@ -117,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
     )
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)
+    empty = nothing_to_do(loaded, args.paths)
     report = AdmitReport(
         results=tuple(results),
-        load_diagnostics=tuple(loaded.diagnostics),
+        load_diagnostics=(*loaded.diagnostics, *([] if empty is None else [empty])),
         policies=policies.policies,
     )
     text = render(report, args.format, quiet=args.quiet)

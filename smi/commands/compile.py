@@ -2,8 +2,10 @@
 
 Prints exactly what the control plane would serve to proxies for these manifests, so a change
 can be reviewed (and diffed) before it ships. Manifests that do not load or validate are
-reported one line each and nothing is printed (exit 1); what the compiler skipped (dangling
-references and the like) goes to standard error as warnings, and the policy is still printed.
+reported one line each and nothing is printed (exit 1); so is input without an SMI object
+(SMI1012: empty, only comments, only Services), whose policy would deny every request. What
+the compiler skipped (dangling references and the like) goes to standard error as warnings,
+and the policy is still printed.
 
 Also holds the input handling `explain` and `access-matrix` share.
 """
@@ -85,6 +87,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+NOTHING_COMPILED = "nothing compiled: a policy without SMI objects denies every request"
+
+
 @dataclass(frozen=True)
 class Compiled:
     loaded: LoadResult
@@ -93,12 +98,17 @@ class Compiled:
 
 def load_and_compile(args: argparse.Namespace) -> Compiled | None:
     """Load, validate and compile `args.paths`; None (problems printed) when the manifests
-    have errors."""
+    have errors or hold no SMI object (SMI1012, one line: the policy of no SMI object denies
+    every request, and printing it for an empty input shipped a deny-all policy)."""
     from smi.compiler.build import compile as compile_policy
     from smi.compiler.checks import validate
-    from smi.loading import load_paths
+    from smi.loading import load_paths, nothing_to_do
 
     loaded = load_paths(args.paths, default_namespace=args.namespace)
+    empty = nothing_to_do(loaded, args.paths, smi_only=True, then=NOTHING_COMPILED)
+    if empty is not None:
+        print_diagnostics([empty])
+        return None
     errors = [d for d in loaded.diagnostics if d.is_error]
     if not errors:
         errors = [d for d in validate(loaded.resources, loaded.context) if d.is_error]

@@ -5,6 +5,8 @@ Every document of the file whose group is the target's is converted through the 
 annotation, so converting back restores them. Other documents (Services, objects of other SMI
 groups) pass through unchanged, so a whole manifest file can be converted in one go. Output is
 YAML on standard output; problems go to standard error as `file:line: path: reason (CODE)`.
+Nothing is printed when there is no object of the target's group to convert (SMI4003), or no
+object at all (SMI1012: an empty file or standard input, or only comments and `---`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 
 from smi.commands import flags
-from smi.errors import ConversionError, Diagnostic, SMIError
+from smi.errors import ConversionError, Diagnostic, LoadError, SMIError
 
 try:
     from yaml import CSafeDumper as _Dumper
@@ -52,7 +54,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smi.apis import registry
-    from smi.loading import read_documents, read_source
+    from smi.loading import EMPTY, read_documents, read_source
 
     if not registry.kinds_of(args.to):
         # A usage error (exit 2), worded as the other commands word bad flags: as a diagnostic
@@ -64,11 +66,14 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     name, text = read_source(args.path)
+    docs = read_documents(text, filename=name)
+    if not docs:
+        raise LoadError.of("SMI1012", f"no objects: {EMPTY}; nothing to convert", file=name)
     group = args.to.partition("/")[0]
     out: list[Any] = []
     problems: list[Diagnostic] = []
     converted = 0
-    for doc in read_documents(text, filename=name):
+    for doc in docs:
         value, count = _convert(
             doc.value, to=args.to, group=group, problems=problems, where=(name, doc.lines)
         )

@@ -4,6 +4,12 @@ Loads files, directories and `-` (smi.loading), runs the one validation path
 (smi.compiler.validate) and prints every problem, warnings included, as
 `file:line: path: reason (CODE)`, then a one-line summary on standard error. Exit 0 when
 nothing is an error, 1 otherwise (2 for usage errors, from argparse).
+
+An input that holds no object at all (empty files or standard input, only comments and `---`)
+is an error (SMI1012), as an empty directory is (SMI1001): a gate that passes on nothing hides
+the earlier stage that printed nothing. Objects that are not SMI resources are not: validating
+every manifest of a repository, some directories of which hold no SMI object, is legitimate,
+and the summary says `0 SMI objects`.
 """
 
 from __future__ import annotations
@@ -53,10 +59,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smi.compiler.checks import validate
-    from smi.loading import load_paths
+    from smi.loading import load_paths, nothing_to_do
 
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     found = loaded.diagnostics + validate(loaded.resources, loaded.context, strict=args.strict)
+    empty = nothing_to_do(loaded, args.paths)
+    if empty is not None:
+        found.append(empty)
     diagnostics = ordered(found, files=loaded.files)
     errors = sum(1 for d in diagnostics if d.is_error)
     summary = {

@@ -349,3 +349,14 @@ def test_a_path_in_the_server_url_is_kept(
 def test_delete_needs_one_kind(capsys: pytest.CaptureFixture[str]) -> None:
     code, err, _ = run(capsys, "delete", "all", "web", "--server", "https://127.0.0.1:9")
     assert code == 1 and len(err) == 1 and "not 'all'" in err[0]
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n---\n", "kind: ConfigMap\napiVersion: v1\n"])
+def test_apply_of_no_objects_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(text)
+    # Port 9 (discard): nothing is listening, so a request would fail with another message.
+    code, err, _ = run(capsys, "apply", "-f", str(empty), "--server", "https://127.0.0.1:9")
+    assert code == 1 and err[-1].endswith("(SMI1012)") and "no objects to send" in err[-1]
