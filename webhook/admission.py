@@ -151,6 +151,7 @@ def mutate_review(
         control_plane_url=settings.control_plane_url,
         ca_pem=plane.ca.cert_pem().decode() if plane.ca is not None else "",
         control_plane_ca_pem=_serving_ca(settings.serving_ca_file),
+        native_sidecars=settings.native_sidecars,
     )
     labels = dict(plane.view().namespace_labels.get(namespace, {}))
     if namespace_opted_in:
@@ -165,8 +166,11 @@ def mutate_review(
         message = f"smictl cannot inject its proxy into this pod: {decision.refusal}"
         answer = admission_response(review, allowed=False, code=422, message=message)
         return answer, "refused", decision.refusal
-    answer = admission_response(review, allowed=True, patch=decision.patch or None)
-    return answer, "injected" if decision.inject else "skipped", decision.reason
+    answer = admission_response(
+        review, allowed=True, warnings=decision.warnings, patch=decision.patch or None
+    )
+    reason = "; ".join((decision.reason, *decision.warnings))
+    return answer, "injected" if decision.inject else "skipped", reason
 
 
 def _finish(

@@ -87,6 +87,14 @@ def register_serve(sub: Any) -> None:
     p.add_argument("--excluded-namespaces", default=",".join(env.excluded_namespaces))
     p.add_argument("--proxy-image", default=env.proxy_image)
     p.add_argument(
+        "--no-native-sidecars",
+        dest="native_sidecars",
+        action="store_false",
+        default=env.native_sidecars,
+        help="inject the proxy as a regular container (first, held until ready) instead of a "
+        "native sidecar init container: for clusters older than Kubernetes 1.29",
+    )
+    p.add_argument(
         "--service-account",
         default=env.service_account,
         help="the control plane's own ns/sa (its requests are always admitted)",
@@ -143,6 +151,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             n.strip() for n in args.excluded_namespaces.split(",") if n.strip()
         ),
         proxy_image=args.proxy_image,
+        native_sidecars=args.native_sidecars,
         service_account=args.service_account,
         store=args.store,
         kubeconfig="in-cluster" if args.in_cluster else args.kubeconfig,

@@ -7,10 +7,23 @@ Kept free of Flask so that `/mutate`, tests and `smictl` tooling share it. The r
   without containers (the API server refuses those with its own message);
 - the inbound proxy forwards to a port it can reach: an app-port annotation or containerPort
   outside 1-65535, on UDP/SCTP, or equal to one of the proxy's own ports is passed over;
-- an injected pod (it already has the `smictl-proxy` container) gets no patch, so a replayed
-  review or a second mutating pass changes nothing;
+- an injected pod (it already has the `smictl-proxy` container, or a native sidecar of that
+  name) gets no patch, so a replayed review or a second mutating pass changes nothing;
 - the patch holds only `add` operations, with JSON Pointer (RFC 6901) escaping of keys such as
   `smictl.io/injected`.
+
+Where the proxy goes decides whether the app can use the network while it starts and stops:
+- native sidecar (default; `--no-native-sidecars` or the pod annotation
+  `smictl.io/native-sidecar: "false"` turn it off): the first entry of `initContainers`, with
+  `restartPolicy: Always` and a startup probe on the admin `/ready`. The kubelet starts the
+  containers after it (init containers included: they get the mesh too) only once it is ready,
+  and stops it only after the app containers have exited (Kubernetes >= 1.29);
+- regular container (clusters without native sidecars): the first entry of `containers`, with
+  a `postStart` hook that holds the app's start until `/ready` answers (Istio's
+  holdApplicationUntilProxyStarts) and a `preStop` hook that delays the proxy's SIGTERM
+  (Linkerd's proxy-wait-before-exit-seconds, annotation `smictl.io/proxy-wait-before-exit-seconds`)
+  so the app's outbound calls during its own graceful shutdown still go through. The wait is
+  clamped to what the pod's terminationGracePeriodSeconds leaves the proxy to drain.
 """
 
 from __future__ import annotations
@@ -22,6 +35,11 @@ from typing import Any
 INJECT_KEY = "smictl.io/inject"
 INJECTED_KEY = "smictl.io/injected"
 APP_PORT_KEY = "smictl.io/app-port"
+NATIVE_SIDECAR_KEY = "smictl.io/native-sidecar"
+WAIT_BEFORE_EXIT_KEY = "smictl.io/proxy-wait-before-exit-seconds"
+# kubectl logs/exec pick this container when none is named; with the proxy first in
+# `containers` they would otherwise pick the proxy (Istio sets it for the same reason).
+DEFAULT_CONTAINER_KEY = "kubectl.kubernetes.io/default-container"
 PROXY_CONTAINER = "smictl-proxy"
 CERT_VOLUME = "smictl-certs"
 TOKEN_VOLUME = "smictl-token"  # noqa: S105 - a volume name
@@ -34,6 +52,19 @@ ADMIN_PORT = 15020
 # The proxy listens on these in the pod's network namespace: never a port to forward to.
 PROXY_PORTS = frozenset({INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT})
 PROXY_UID = 1337
+# How long app containers are held for the proxy to become ready, in both placements: the
+# native sidecar's startup probe (then the kubelet restarts it, and the app still waits) and
+# the postStart hook of the regular container (then the kubelet kills it and the app starts).
+STARTUP_SECONDS = 60
+# Regular-container placement only: how long the proxy's preStop hook delays its SIGTERM.
+DEFAULT_WAIT_BEFORE_EXIT_SECONDS = 10
+# What the proxy needs after SIGTERM to drain requests in flight (`smictl proxy
+# --drain-timeout`, default 10 s), and the grace period of a pod that sets none.
+PROXY_DRAIN_SECONDS = 10
+DEFAULT_GRACE_SECONDS = 30
+# The proxy image runs smictl, a Python program: its interpreter is the one tool the hooks can
+# count on (no shell is assumed; the chart's demo runs `python3` from the same image).
+HOOK_PYTHON = "python3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +78,9 @@ class InjectionConfig:
     ca_pem: str = ""
     # The CA of the control plane's serving certificate, where it is not the mesh CA.
     control_plane_ca_pem: str = ""
+    # Inject the proxy as a native sidecar (an init container with restartPolicy Always);
+    # off for clusters older than Kubernetes 1.29. A pod's NATIVE_SIDECAR_KEY overrides it.
+    native_sidecars: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +95,20 @@ class InjectionDecision:
     # unprotected; patching it would give a Pod the API server refuses with an unclear
     # "Duplicate value", or a proxy that cannot bind its ports.
     refusal: str = ""
+    # What the pod asked for and did not get (an unreadable annotation, a wait clamped to the
+    # grace period): admission warnings, and lines of the decision log.
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the proxy goes in one pod, read from the settings, its annotations and its grace
+    period."""
+
+    native: bool
+    # Regular-container placement: seconds the proxy's preStop hook delays its SIGTERM (0: none).
+    wait_before_exit: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 def escape_pointer(token: str) -> str:
@@ -93,8 +141,9 @@ def decide(
     clash = _clash(spec)
     if clash:
         return InjectionDecision(False, "refused", refusal=clash)
-    patch = build_patch(pod, namespace=namespace, config=config)
-    return InjectionDecision(True, "injected", tuple(patch))
+    plan = placement(pod, config=config)
+    patch = build_patch(pod, namespace=namespace, config=config, plan=plan)
+    return InjectionDecision(True, "injected", tuple(patch), warnings=plan.warnings)
 
 
 def _unfit(spec: Mapping[str, Any]) -> str:
@@ -102,13 +151,23 @@ def _unfit(spec: Mapping[str, Any]) -> str:
     if spec.get("hostNetwork"):
         return "host-network pods are not injected"
     containers = spec.get("containers") or ()
-    if any(c.get("name") == PROXY_CONTAINER for c in containers):
+    if any(c.get("name") == PROXY_CONTAINER for c in containers) or _native_proxy(spec):
         return "already injected"
     if not containers:
         # Nothing to protect, and the API server refuses a Pod without containers with its own
         # message; adding the proxy would make an invalid Pod valid (and run only the proxy).
         return "the pod has no containers"
     return ""
+
+
+def _native_proxy(spec: Mapping[str, Any]) -> bool:
+    """Whether `spec` has the proxy as a native sidecar. An init container of that name
+    without restartPolicy Always is not ours: it would run to completion before the app, and
+    `_clash` refuses the pod."""
+    return any(
+        c.get("name") == PROXY_CONTAINER and c.get("restartPolicy") == "Always"
+        for c in spec.get("initContainers") or ()
+    )
 
 
 def _clash(spec: Mapping[str, Any]) -> str:
@@ -138,6 +197,7 @@ def malformed(pod: Mapping[str, Any]) -> str:
     if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
         return "metadata and spec must be objects"
     containers = spec.get("containers") or []
+    init_containers = spec.get("initContainers") or []
     checks = [
         (isinstance(meta.get("annotations") or {}, Mapping), "metadata.annotations: not an object"),
         (
@@ -148,6 +208,12 @@ def malformed(pod: Mapping[str, Any]) -> str:
         (
             isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers),
             "spec.containers: not a list of objects",
+        ),
+        (
+            # The native sidecar is added to this list (and an injected pod found in it).
+            isinstance(init_containers, list)
+            and all(isinstance(c, Mapping) for c in init_containers),
+            "spec.initContainers: not a list of objects",
         ),
     ]
     for good, problem in checks:
@@ -167,22 +233,96 @@ def _or_empty(value: Any) -> Any:
 
 
 def build_patch(
-    pod: Mapping[str, Any], *, namespace: str, config: InjectionConfig
+    pod: Mapping[str, Any],
+    *,
+    namespace: str,
+    config: InjectionConfig,
+    plan: Placement | None = None,
 ) -> list[dict[str, Any]]:
     """The `add` operations that inject the proxy, its volumes and the injected marker."""
+    plan = plan if plan is not None else placement(pod, config=config)
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     identity = f"{namespace}/{spec.get('serviceAccountName') or 'default'}"
     container = proxy_container(identity=identity, app_port=app_port(pod), config=config)
-    ops: list[dict[str, Any]] = [{"op": "add", "path": "/spec/containers/-", "value": container}]
+    marks = {INJECTED_KEY: "true"}
+    if plan.native:
+        # First, before the pod's own init containers: those that call the network (fetch a
+        # config, migrate a database) go through the mesh too, as with Istio's ordering.
+        sidecar = native_sidecar(container)
+        ops = _add_first(spec, "initContainers", "/spec/initContainers", sidecar)
+    else:
+        # First: the kubelet starts containers in order and waits for each postStart hook, so
+        # the app containers after it start once the proxy is ready.
+        sidecar = held_sidecar(container, wait_before_exit=plan.wait_before_exit)
+        ops = [{"op": "add", "path": "/spec/containers/0", "value": sidecar}]
+        app = spec["containers"][0].get("name")
+        if isinstance(app, str) and DEFAULT_CONTAINER_KEY not in (meta.get("annotations") or {}):
+            marks[DEFAULT_CONTAINER_KEY] = app
     ops += _add_to_list(spec, "volumes", "/spec/volumes", proxy_volumes())
     if pod.get("metadata") is None:  # no object to add the annotation to: create it
-        ops.append(
-            {"op": "add", "path": "/metadata", "value": {"annotations": {INJECTED_KEY: "true"}}}
-        )
+        ops.append({"op": "add", "path": "/metadata", "value": {"annotations": marks}})
     else:
-        ops += _add_to_map(meta, "annotations", "/metadata/annotations", {INJECTED_KEY: "true"})
+        ops += _add_to_map(meta, "annotations", "/metadata/annotations", marks)
     return ops
+
+
+def placement(pod: Mapping[str, Any], *, config: InjectionConfig) -> Placement:
+    """Native sidecar or regular container for `pod`: the settings' choice unless the pod's
+    NATIVE_SIDECAR_KEY says `true` or `false`; for a regular container, the preStop wait."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    warnings: list[str] = []
+    native = config.native_sidecars
+    raw = annotations.get(NATIVE_SIDECAR_KEY)
+    if raw is not None:
+        choice = {"true": True, "false": False}.get(str(raw).strip().lower())
+        if choice is None:
+            warnings.append(
+                f"{NATIVE_SIDECAR_KEY}={str(raw)[:64]!r} is neither true nor false: "
+                f"the control plane's default ({str(native).lower()}) applies"
+            )
+        else:
+            native = choice
+    if native:
+        return Placement(native=True, warnings=tuple(warnings))
+    wait, more = _wait_before_exit(annotations, pod.get("spec") or {})
+    return Placement(native=False, wait_before_exit=wait, warnings=(*warnings, *more))
+
+
+def _wait_before_exit(
+    annotations: Mapping[str, Any], spec: Mapping[str, Any]
+) -> tuple[int, list[str]]:
+    """The preStop wait: WAIT_BEFORE_EXIT_KEY or the default, clamped so that the proxy still
+    has PROXY_DRAIN_SECONDS of the pod's grace period to drain after it. Past the grace period
+    the kubelet kills the proxy, mid-wait or mid-drain; raising the pod's grace period instead
+    would change when its app is killed, which is not the injector's to decide."""
+    warnings: list[str] = []
+    wait = DEFAULT_WAIT_BEFORE_EXIT_SECONDS
+    raw = annotations.get(WAIT_BEFORE_EXIT_KEY)
+    if raw is not None:
+        text = str(raw)
+        # At most 10 significant digits before int(): Python refuses more than 4300.
+        if text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 10:
+            wait = int(text)
+        else:
+            warnings.append(
+                f"{WAIT_BEFORE_EXIT_KEY}={text[:64]!r} is not a whole number of seconds: "
+                f"the default ({DEFAULT_WAIT_BEFORE_EXIT_SECONDS}s) applies"
+            )
+            raw = None
+    grace = spec.get("terminationGracePeriodSeconds")
+    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+        grace = DEFAULT_GRACE_SECONDS  # the API server's default, set before admission
+    budget = max(0, grace - PROXY_DRAIN_SECONDS)
+    if wait > budget:
+        if raw is not None:  # the default is fitted quietly; an asked-for wait is reported
+            warnings.append(
+                f"{WAIT_BEFORE_EXIT_KEY}={wait}: the proxy waits {budget}s before exiting, "
+                f"so that terminationGracePeriodSeconds ({grace}s) leaves it "
+                f"{PROXY_DRAIN_SECONDS}s to drain; raise the grace period to wait longer"
+            )
+        wait = budget
+    return wait, warnings
 
 
 def app_port(pod: Mapping[str, Any]) -> int | None:
@@ -283,6 +423,53 @@ def proxy_container(
     }
 
 
+def native_sidecar(container: Mapping[str, Any]) -> dict[str, Any]:
+    """`container` as a native sidecar: an init container that keeps running (restartPolicy
+    Always) and whose startup probe holds every container after it until the proxy is ready.
+    The kubelet stops it after the app containers have exited."""
+    return {
+        **container,
+        "restartPolicy": "Always",
+        "startupProbe": {
+            "httpGet": {"path": "/ready", "port": ADMIN_PORT},
+            "periodSeconds": 1,
+            "failureThreshold": STARTUP_SECONDS,
+        },
+    }
+
+
+def held_sidecar(container: Mapping[str, Any], *, wait_before_exit: int) -> dict[str, Any]:
+    """`container` as a regular container that holds the app until it is ready (postStart)
+    and, with `wait_before_exit` > 0, outlives the app's shutdown by that many seconds
+    (preStop: the kubelet sends SIGTERM to the proxy only after the hook returns)."""
+    command = [HOOK_PYTHON, "-c", wait_ready_script(port=ADMIN_PORT, timeout=STARTUP_SECONDS)]
+    lifecycle: dict[str, Any] = {"postStart": {"exec": {"command": command}}}
+    if wait_before_exit > 0:
+        sleep = f"import time; time.sleep({wait_before_exit})"
+        lifecycle["preStop"] = {"exec": {"command": [HOOK_PYTHON, "-c", sleep]}}
+    return {**container, "lifecycle": lifecycle}
+
+
+def wait_ready_script(*, port: int, timeout: float) -> str:
+    """Python source that exits 0 once `http://$POD_IP:<port>/ready` answers 200, and 1 after
+    `timeout` seconds. The admin listener binds the pod IP only (SMI_PROXY_ADMIN_BIND), and
+    http.client, unlike urllib, ignores any *_proxy variable."""
+    return (
+        "import http.client, os, sys, time\n"
+        f"end = time.monotonic() + {timeout}\n"
+        "while time.monotonic() < end:\n"
+        "    try:\n"
+        f"        c = http.client.HTTPConnection(os.environ['POD_IP'], {port}, timeout=1)\n"
+        "        c.request('GET', '/ready')\n"
+        "        if c.getresponse().status == 200:\n"
+        "            sys.exit(0)\n"
+        "    except (OSError, http.client.HTTPException):\n"
+        "        pass\n"
+        "    time.sleep(0.5)\n"
+        f"sys.exit('smictl-proxy: /ready did not answer 200 within {timeout}s')\n"
+    )
+
+
 def proxy_volumes() -> list[dict[str, Any]]:
     """An in-memory directory for the workload key and certificate, and a projected
     ServiceAccount token (audience `smictl`) the proxy presents to get its certificate."""
@@ -311,6 +498,16 @@ def _add_to_list(
     if not parent.get(key):
         return [{"op": "add", "path": path, "value": items}]
     return [{"op": "add", "path": f"{path}/-", "value": item} for item in items]
+
+
+def _add_first(
+    parent: Mapping[str, Any], key: str, path: str, item: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Insert `item` at the start of the list `key`; create the list where it is absent, null
+    or empty (an `add` at `<path>/0` needs the array to exist)."""
+    if not parent.get(key):
+        return [{"op": "add", "path": path, "value": [item]}]
+    return [{"op": "add", "path": f"{path}/0", "value": item}]
 
 
 def _add_to_map(

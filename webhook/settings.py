@@ -50,6 +50,10 @@ class Settings:
     mode: Mode = "deny"
     excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
     proxy_image: str = "ghcr.io/smictl/smictl:0.1.0"
+    # Inject the proxy as a native sidecar (an init container with restartPolicy Always:
+    # Kubernetes >= 1.29); false puts it first in `containers`, held and delayed by hooks, for
+    # older clusters. A pod's `smictl.io/native-sidecar` annotation overrides it.
+    native_sidecars: bool = True
     service_account: str = "smictl-system/smictl"
     store: Path | None = None
     kubeconfig: str | None = None
@@ -186,6 +190,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "store": Path,
         "policies": _paths,
         "shipped_policies": _bool,
+        "native_sidecars": _bool,
         "excluded_namespaces": _csv,
         "mode": _mode,
         "max_review_bytes": _positive_int,

@@ -14,13 +14,15 @@ The mapping, one record per (address, inbound port, identity) with every Service
 - **identity**: `<pod namespace>/<spec.serviceAccountName or "default">` of the `targetRef` Pod,
   the same rule the injector uses for `SMI_PROXY_IDENTITY` and that TokenReview enforces when the
   proxy asks for its certificate. The control plane qualifies it with its trust domain;
-- **port**: the inbound listener of the Pod's `smictl-proxy` container that fronts the slice's
-  port (`ports[].port` is the container port the Service targets). The injector gives each pod
-  one listener, `15006:<app port>` (`SMI_PROXY_INBOUND`; `--inbound` args add more), so a Service
-  targeting the app port maps to `podIP:15006`. A slice with several ports uses the first one a
-  listener fronts; a slice without port numbers ("all ports") uses the first listener. A pod
-  without the proxy, or whose listeners front none of the slice's ports, is not a mesh endpoint
-  of that Service: an mTLS connection from a peer proxy could not reach the app there.
+- **port**: the inbound listener of the Pod's `smictl-proxy` (a native sidecar, an init container
+  with `restartPolicy: Always`; or a container, injected without native sidecars) that fronts
+  the slice's port (`ports[].port` is the container port the Service targets). The injector
+  gives each pod one listener, `15006:<app port>` (`SMI_PROXY_INBOUND`; `--inbound` args add
+  more), so a Service targeting the app port maps to `podIP:15006`. A slice with several ports
+  uses the first one a listener fronts; a slice without port numbers ("all ports") uses the
+  first listener. A pod without the proxy, or whose listeners front none of the slice's ports,
+  is not a mesh endpoint of that Service: an mTLS connection from a peer proxy could not reach
+  the app there.
 
 Only the fields above are kept per Pod (`PodView`), not the Pod. A Pod's service account and
 containers are immutable, so status updates change nothing here and cost no recompile:
@@ -74,8 +76,14 @@ class SliceView:
 
 def pod_view(doc: Mapping[str, Any]) -> PodView:
     spec = doc.get("spec") or {}
+    sidecars = [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
     proxy = next(
-        (c for c in spec.get("containers") or () if c.get("name") == PROXY_CONTAINER), None
+        (
+            c
+            for c in (*sidecars, *(spec.get("containers") or ()))
+            if c.get("name") == PROXY_CONTAINER
+        ),
+        None,
     )
     return PodView(
         service_account=str(spec.get("serviceAccountName") or "default"),

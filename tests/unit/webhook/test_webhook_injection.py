@@ -45,6 +45,18 @@ def pod(*, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, 
     }
 
 
+def proxy_of(p: dict[str, Any]) -> dict[str, Any]:
+    """The injected proxy, wherever its placement put it (initContainers or containers)."""
+    spec = p["spec"]
+    [proxy] = [
+        c
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or ()
+        if c["name"] == PROXY_CONTAINER
+    ]
+    return proxy
+
+
 def inject(p: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
     d = decide(p, namespace="shop", namespace_labels=labels or {}, config=CONFIG)
     assert d.inject, d.reason
@@ -59,9 +71,10 @@ def test_rfc6901_escaping() -> None:
 
 def test_annotated_pod_gets_the_proxy_with_identity_ports_volumes_and_readiness() -> None:
     out = inject(pod(annotations={"smictl.io/inject": "enabled"}))
-    containers = {c["name"]: c for c in out["spec"]["containers"]}
-    assert list(containers) == ["app", PROXY_CONTAINER]
-    proxy = containers[PROXY_CONTAINER]
+    # A native sidecar by default: the first init container, the app containers untouched.
+    assert [c["name"] for c in out["spec"]["containers"]] == ["app"]
+    assert [c["name"] for c in out["spec"]["initContainers"]] == [PROXY_CONTAINER]
+    proxy = out["spec"]["initContainers"][0]
     env = {e["name"]: e.get("value") for e in proxy["env"]}
     assert proxy["image"] == "registry.local/smictl:1"
     assert env["SMI_PROXY_IDENTITY"] == "shop/web"
@@ -85,7 +98,7 @@ def test_the_sidecar_writes_its_key_only_to_an_in_memory_volume() -> None:
     $TMPDIR (proxy.tls): that must be a writable mount of a memory-backed volume, or the
     sidecar cannot start (and a key must not reach a node's disk)."""
     out = inject(pod(annotations={"smictl.io/inject": "enabled"}))
-    proxy = next(c for c in out["spec"]["containers"] if c["name"] == PROXY_CONTAINER)
+    proxy = proxy_of(out)
     assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
     tmpdir = {e["name"]: e.get("value") for e in proxy["env"]}["TMPDIR"]
     mount = next(m for m in proxy["volumeMounts"] if m["mountPath"] == tmpdir)
@@ -140,7 +153,7 @@ def test_mutate_endpoint_returns_a_base64_json_patch(
     assert response["patchType"] == "JSONPatch"
     patch = json.loads(base64.b64decode(response["patch"]))
     patched = jsonpatch.apply_patch(body["request"]["object"], patch)
-    proxy = patched["spec"]["containers"][-1]
+    proxy = patched["spec"]["initContainers"][0]
     assert proxy["name"] == PROXY_CONTAINER
     ca = {e["name"]: e.get("value") for e in proxy["env"]}["SMI_PROXY_CA_PEM"]
     assert ca == client.application.extensions["smictl"].ca.cert_pem().decode()
@@ -167,7 +180,7 @@ def test_proxies_get_the_serving_ca_to_verify_the_control_plane_with(
             patched = jsonpatch.apply_patch(
                 body["request"]["object"], json.loads(base64.b64decode(answer["patch"]))
             )
-            return {e["name"]: e.get("value") for e in patched["spec"]["containers"][-1]["env"]}
+            return {e["name"]: e.get("value") for e in proxy_of(patched)["env"]}
 
         env = injected_env("u-1")
         assert env["SMI_PROXY_CONTROL_PLANE_CA_PEM"] == serving_ca.read_text()
@@ -203,7 +216,7 @@ def test_namespace_selected_webhook_injects_before_the_cache_sees_the_label(
     answer = client.post(NAMESPACE_OPTED_IN_PATH, json=make_review(plain)).get_json()["response"]
     assert answer["allowed"] is True and answer.get("patchType") == "JSONPatch"
     patched = jsonpatch.apply_patch(plain, json.loads(base64.b64decode(answer["patch"])))
-    assert patched["spec"]["containers"][-1]["name"] == PROXY_CONTAINER
+    assert proxy_of(patched)["name"] == PROXY_CONTAINER
     # The other path still reads the cache, which has no label: no patch.
     answer = client.post("/mutate", json=make_review(plain)).get_json()["response"]
     assert answer["allowed"] is True and "patch" not in answer

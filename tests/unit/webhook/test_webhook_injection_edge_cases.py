@@ -61,7 +61,13 @@ def patched(p: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str
 
 
 def env_of(p: dict[str, Any]) -> dict[str, str | None]:
-    [proxy] = [c for c in p["spec"]["containers"] if c["name"] == PROXY_CONTAINER]
+    spec = p["spec"]
+    [proxy] = [
+        c
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or ()
+        if c["name"] == PROXY_CONTAINER
+    ]
     return {e["name"]: e.get("value") for e in proxy["env"]}
 
 
@@ -174,7 +180,8 @@ def test_reinvocation_gives_no_second_patch_and_the_patched_pod_is_valid(
 ) -> None:
     body = make_review(pod(annotations=OPT_IN), uid="first")
     once = apply_answer(body, mutate(client, body))
-    assert [c["name"] for c in once["spec"]["containers"]] == ["app", PROXY_CONTAINER]
+    assert [c["name"] for c in once["spec"]["containers"]] == ["app"]
+    assert [c["name"] for c in once["spec"]["initContainers"]] == [PROXY_CONTAINER]
     again = mutate(client, make_review(once, uid="second"))
     assert "patch" not in again and "patchType" not in again
 
@@ -242,7 +249,7 @@ def test_non_pod_kinds_and_opted_out_or_host_network_pods_are_not_patched(
         assert "patch" not in mutate(client, make_review(obj))
 
 
-def test_a_huge_pod_is_patched_with_one_container_append(
+def test_a_huge_pod_is_patched_with_one_sidecar_add(
     client: FlaskClient, make_review: Review
 ) -> None:
     containers = [
@@ -257,11 +264,12 @@ def test_a_huge_pod_is_patched_with_one_container_append(
     response = mutate(client, body)
     ops = json.loads(base64.b64decode(response["patch"]))
     assert [op["path"] for op in ops] == [
-        "/spec/containers/-",
+        "/spec/initContainers",
         "/spec/volumes",
         "/metadata/annotations/smictl.io~1injected",
     ]
-    assert len(apply_answer(body, response)["spec"]["containers"]) == 41
+    out = apply_answer(body, response)
+    assert len(out["spec"]["containers"]) == 40 and len(out["spec"]["initContainers"]) == 1
 
 
 def test_an_app_port_with_leading_zeros_is_still_a_port() -> None:

@@ -191,6 +191,17 @@ def test_listeners_come_from_the_variable_and_the_inbound_flags() -> None:
     assert pod_view({"spec": {"containers": [{"name": "app"}]}}) == PodView("default", ())
 
 
+def test_a_proxy_injected_as_a_native_sidecar_is_found_too() -> None:
+    # The injector's default: the first init container, restartPolicy Always. An init container
+    # of that name that runs to completion is no proxy.
+    proxy = _pod("web-1", sa="web")["spec"]["containers"].pop()
+    spec = {"serviceAccountName": "web", "containers": [{"name": "app"}]}
+    native = {"spec": {**spec, "initContainers": [{**proxy, "restartPolicy": "Always"}]}}
+    assert pod_view(native) == PodView("web", ((15006, 8080),))
+    native["spec"]["initContainers"][0].pop("restartPolicy")
+    assert pod_view(native) == PodView("web", ())
+
+
 def test_the_port_is_the_listener_in_front_of_the_slices_port() -> None:
     view = PodView("web", listeners=((15006, 8080), (15007, 5432)))
     assert view.inbound_for([5432]) == 15007
