@@ -183,19 +183,35 @@ def request_line(method: bytes, target: bytes) -> bytes:
 def origin_form(url: bytes) -> tuple[bytes, bytes | None]:
     """Split a request target into (origin-form target, authority or None).
 
-    `http://web.shop:8080/a?b` → (`/a?b`, `web.shop:8080`); `/a` → (`/a`, None). Proxy-form
-    targets are what an app sends when it uses the outbound listener as its HTTP proxy."""
+    `http://web.shop:8080/a?b` → (`/a?b`, `web.shop:8080`); `http://web?a=/b` → (`/?a=/b`,
+    `web`); `/a` → (`/a`, None). The authority ends at the first `/`, `?` or `#` (RFC 3986
+    §3.2). Proxy-form targets are what an app sends when it uses the outbound listener as its
+    HTTP proxy."""
     if url[:1] == b"/":
         return url, None
     lowered = url[:8].lower()
     for scheme in (b"http://", b"https://"):
         if lowered.startswith(scheme):
             rest = url[len(scheme) :]
-            slash = rest.find(b"/")
-            if slash < 0:
-                return b"/", rest
-            return rest[slash:], rest[:slash]
+            end = len(rest)
+            for delimiter in (b"/", b"?", b"#"):
+                at = rest.find(delimiter, 0, end)
+                if at >= 0:
+                    end = at
+            path = rest[end:]
+            return (path if path[:1] == b"/" else b"/" + path), rest[:end]
     return url, None
+
+
+# Upgrade protocol names that are HTTP itself (`h2c`, `HTTP/2.0`): on the other side of such
+# an upgrade, every further request would reach the app without being authorized.
+_HTTP_UPGRADES: Final = frozenset({b"h2c", b"h2", b"http"})
+
+
+def upgrades_to_http(value: bytes) -> bool:
+    """Whether an `Upgrade` value offers a version of HTTP (`h2c`, `HTTP/2.0`, in a list or
+    alone)."""
+    return any(t.split(b"/", 1)[0] in _HTTP_UPGRADES for t in connection_tokens(value))
 
 
 def service_key(host: str, *, namespace: str) -> str | None:

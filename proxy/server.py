@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router", "TlsHttpProxy"]
 
 DISCARD_LIMIT: Final = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
+# The largest Content-Length passed on: an app that reads it as a signed 64-bit number would
+# see a larger one as negative (nginx refuses the same values).
+MAX_CONTENT_LENGTH: Final = 2**63 - 1
 
 
 _HOST: Final = frozenset({b"host"})
@@ -266,6 +269,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             ex.host = value
         elif lname == b"content-length" and value.strip().isdigit():
             ex.content_length = int(value)
+            if ex.content_length > MAX_CONTENT_LENGTH:
+                raise _LimitExceeded(local_reply(400, "malformed-request", close=True))
         if self.raw is None:
             ex.lines += (name, b": ", value, b"\r\n")
 
@@ -292,8 +297,6 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         ex.method = parser.get_method()
         if not parser.should_keep_alive():
             ex.keep_alive = False
-        if ex.upgrade_value and parser.should_upgrade():
-            ex.upgrade = True
         raw = self.raw
         if raw is not None:
             self.raw = None
@@ -303,18 +306,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 ex.http10 = True
             if ex.connection_names:
                 ex.lines = http1.drop_named(ex.lines, ex.connection_names)
-        if ex.url[:1] != b"/":
-            ex.url, ex.authority = http1.origin_form(ex.url)
-            if ex.authority is not None and ex.host is not None:
-                # RFC 9112 §3.2.2: the target's authority replaces the Host sent (the outbound
-                # router routes by the authority; the app must see the same host).
-                ex.lines = http1.drop_named(ex.lines, _HOST)
-                ex.host = None
-            elif ex.url[:1] != b"/" and ex.method != b"CONNECT" and not _asterisk(ex):
-                # Neither origin- nor http(s) absolute-form (`ftp://web/admin`, `admin`): a
-                # rule could match it as sent while an app reads a path out of it.
-                self._fail(local_reply(400, "malformed-request", close=True))
-                return
+        if ex.hop and not self._framing_ok(ex):
+            return
+        if ex.url[:1] != b"/" and not self._target_ok(ex):
+            return
         if ex.host is None and ex.authority is None and not ex.http10:
             self._fail(local_reply(400, "missing-host", close=True))
             return
@@ -326,16 +321,69 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         else:
             self.flow.pause(PIPELINE)  # type: ignore[union-attr]
 
+    def _framing_ok(self, ex: Exchange) -> bool:
+        """The checks of a request with a hop-by-hop header (rare) that need its whole head:
+        False when it was refused."""
+        if ex.chunked and ex.http10:
+            # RFC 9112 §6.1: the framing of an HTTP/1.0 message with Transfer-Encoding is
+            # faulty; a hop before the proxy may have read no body where it reads chunks.
+            self._fail(local_reply(400, "malformed-request", close=True))
+            return False
+        if ex.upgrade_value and self.parser.should_upgrade():
+            if ex.chunked or ex.content_length > 0:
+                # httptools reads no body of an upgrade request: what follows the head is
+                # tunnel bytes to it. Sent on, the head would leave the app waiting for a body
+                # (or reading the next request on the connection as one) unless it switched.
+                self._fail(local_reply(501, "upgrade-with-body", close=True))
+                return False
+            if ex.http10 or http1.upgrades_to_http(ex.upgrade_value):
+                # RFC 9110 §7.8: an HTTP/1.0 request's Upgrade is ignored. An upgrade to
+                # HTTP/2 (h2c) would carry further requests nobody authorized: sent without
+                # it (as Envoy does), and the connection ends after the response, since
+                # httptools reads nothing after an upgrade request.
+                ex.keep_alive = False
+                ex.headers = [pair for pair in ex.headers if pair[0] != b"upgrade"]
+            else:
+                ex.upgrade = True
+        return True
+
+    def _target_ok(self, ex: Exchange) -> bool:
+        """A target that is not a path: absolute-form (its authority replaces `Host`),
+        `OPTIONS *`, or CONNECT's; anything else is refused (False)."""
+        ex.url, authority = http1.origin_form(ex.url)
+        if authority is not None:
+            if not authority or b"@" in authority:
+                # RFC 9110 §4.2.1, §4.2.4: an empty host is invalid, and userinfo is an error
+                # (it disguises the host); neither names anything a Host could.
+                self._fail(local_reply(400, "malformed-request", close=True))
+                return False
+            # RFC 9112 §3.2.2: the target's authority replaces the Host sent (the outbound
+            # router routes by the authority). The app and `authorize` see that host too.
+            if ex.host is not None:
+                ex.lines = http1.drop_named(ex.lines, _HOST)
+                ex.host = None
+            ex.authority = authority
+            ex.headers = [pair for pair in ex.headers if pair[0] != b"host"]
+            ex.headers.append((b"host", authority))
+        elif ex.url[:1] != b"/" and ex.method != b"CONNECT" and not _asterisk(ex):
+            # Neither origin- nor http(s) absolute-form (`ftp://web/admin`, `admin`): a rule
+            # could match it as sent while an app reads a path out of it.
+            self._fail(local_reply(400, "malformed-request", close=True))
+            return False
+        return True
+
     def _whole_head(self, ex: Exchange, raw: bytes) -> None:
         """The read held this whole head and nothing else, and httptools accepted it (it
         refuses bare CR or LF, folded lines, space before a colon, control characters): forward
         it as it came when nothing in it changes; otherwise its header lines, less the
         hop-by-hop ones. Its version is read where a request line with single spaces has it
-        (`get_http_version` formats a new string per request): only another line asks."""
+        (`get_http_version` formats a new string per request): only another line asks, and
+        is rebuilt (httptools accepts runs of spaces in it, which an app may split on)."""
         at = len(ex.method) + len(ex.url) + 2
-        if raw[at : at + 10] != b"HTTP/1.1\r\n" and self.parser.get_http_version() != "1.1":
+        canonical = raw[at : at + 10] == b"HTTP/1.1\r\n"
+        if not canonical and self.parser.get_http_version() != "1.1":
             ex.http10 = True
-        if ex.hop or ex.http10 or ex.url[:1] != b"/" or ex.host is None:
+        if ex.hop or not canonical or ex.url[:1] != b"/" or ex.host is None:
             ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)
         else:
             ex.raw_head = raw[:-2]
@@ -472,7 +520,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         A request whose head was read but whose body broke (a bad chunk size, a framing
         httptools refused only after the head) goes no further: not yet started, it is
         dropped; started, its upstream connection (holding part of a request) is aborted and
-        the client gets `reply` for it, unless the app has begun answering already."""
+        the client gets `reply` for it, unless the app has begun answering already. Only the
+        first failure counts: the parser reads on past a head refused in a callback
+        (`GET ftp://x HTTP/1.0`), and may refuse what follows it too."""
+        if self.broken is not None:
+            return
         ex = self.parsing
         self.broken = reply
         self.parsing = None

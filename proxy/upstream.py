@@ -309,6 +309,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
             raise UpstreamError("a response head over the limit")
         self._read_head(head[:end])
         if self.status < 200 and self.status != 101:
+            if self.status < 100:
+                # RFC 9110 §15: no such status. Relayed as an interim response, it would be a
+                # line no client can read, followed by whatever the app sent after it.
+                raise UpstreamError(f"status {self.status}")
             sink.on_interim(self)
             self._new_response()
             rest = head[end + 4 :]  # the next head (an interim response has no body)
