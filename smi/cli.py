@@ -48,6 +48,7 @@ SHIPPED = {
     "get": "webhook.cli:register_get",
     "delete": "webhook.cli:register_delete",
     "certs": "webhook.cli:register_certs",
+    "inject": "webhook.inject_cli:register",
     "proxy": "proxy.cli:register",
     "conformance": "conformance.cli:register",
 }

@@ -639,6 +639,30 @@ CODES: dict[str, Code] = dict(
             "Send admission.k8s.io/v1 AdmissionReview or apiextensions.k8s.io/v1 "
             "ConversionReview JSON.",
         ),
+        _c(
+            "SMI7011",
+            "proxy cannot be injected",
+            "`smictl inject` found a pod (a Pod, or the pod template of a workload) the "
+            "injector refuses, as the mutating webhook refuses to admit it: something in it "
+            "would collide with the injected proxy (an init or ephemeral container named "
+            "smictl-proxy, a volume named smictl-certs or smictl-token, a TCP containerPort "
+            "15001, 15006 or 15020); or the pod is not a well-formed Pod (a field of the wrong "
+            "type, no pod template). Nothing is printed: an output without the proxy in that "
+            "pod would run it unprotected.",
+            "Rename or renumber what collides, or fix the pod as the message says; annotate "
+            "the pod `smictl.io/inject: disabled` to leave it without the proxy on purpose.",
+        ),
+        _c(
+            "SMI7012",
+            "injection annotation not applied",
+            "A pod asked for something with an injection annotation that it did not get: "
+            "`smictl.io/native-sidecar` is neither true nor false (the default placement "
+            "applies), or `smictl.io/proxy-wait-before-exit-seconds` is not a whole number, or "
+            "longer than the pod's terminationGracePeriodSeconds leaves the proxy to drain "
+            "(the wait is shortened). The proxy is injected all the same; the webhook gives "
+            "the same warnings at admission.",
+            "Fix the annotation's value, or raise the pod's terminationGracePeriodSeconds.",
+        ),
         # SMI71xx: the sidecar proxy (`smictl proxy`)
         _c(
             "SMI7101",

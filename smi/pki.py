@@ -99,7 +99,7 @@ def identity_of(cert: x509.Certificate, *, trust_domain: str | None = None) -> I
         san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (x509.ExtensionNotFound, ValueError, *_HOSTILE_EXTENSIONS):
         return None
-    if _is_ca(extensions):
+    if is_ca(extensions):
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return identity_among(uris, trust_domain=trust_domain)
@@ -157,7 +157,7 @@ class CertificateAuthority:
         cert, key = load_certificate(cert_pem), load_key(key_pem)
         if cert.public_key() != key.public_key():
             raise PKIError("the CA key does not match the CA certificate")
-        if not _is_ca(cert.extensions):
+        if not is_ca(cert.extensions):
             raise PKIError("the CA certificate is not a CA (basicConstraints CA:TRUE missing)")
         return cls(cert=cert, key=key)
 
@@ -280,7 +280,8 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _is_ca(extensions: x509.Extensions) -> bool:
+def is_ca(extensions: x509.Extensions) -> bool:
+    """Whether a certificate with these extensions may sign others (basicConstraints CA:TRUE)."""
     try:
         return bool(extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:

@@ -285,7 +285,17 @@ def placement(pod: Mapping[str, Any], *, config: InjectionConfig) -> Placement:
             native = choice
     if native:
         return Placement(native=True, warnings=tuple(warnings))
-    wait, more = _wait_before_exit(annotations, pod.get("spec") or {})
+    spec = pod.get("spec") or {}
+    restart = spec.get("restartPolicy")
+    if restart in ("Never", "OnFailure"):
+        # A Job's pod completes when all its containers have exited; a proxy in `containers`
+        # never does, so the Job never finishes (native sidecars are stopped by the kubelet).
+        warnings.append(
+            f"restartPolicy {restart}: with the proxy as a regular container this pod never "
+            f"completes (the proxy keeps running after the app exits); inject it as a native "
+            f'sidecar ({NATIVE_SIDECAR_KEY}: "true", Kubernetes >= 1.29)'
+        )
+    wait, more = _wait_before_exit(annotations, spec)
     return Placement(native=False, wait_before_exit=wait, warnings=(*warnings, *more))
 
 

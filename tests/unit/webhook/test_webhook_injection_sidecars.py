@@ -435,3 +435,14 @@ def test_mutate_follows_the_setting_and_passes_the_warnings_on(
         ]
     finally:
         app.extensions["smictl"].store.close()
+
+
+@pytest.mark.parametrize("restart", ["Never", "OnFailure"])
+def test_a_job_pod_without_native_sidecars_is_warned_it_never_completes(restart: str) -> None:
+    p = pod(restartPolicy=restart)
+    regular = decide(p, namespace="shop", namespace_labels={}, config=REGULAR)
+    assert regular.inject and len(regular.warnings) == 1
+    assert f"restartPolicy {restart}" in regular.warnings[0]
+    assert "never completes" in regular.warnings[0]
+    # Native sidecars are stopped by the kubelet once the app exits: nothing to warn about.
+    assert decide(p, namespace="shop", namespace_labels={}, config=NATIVE).warnings == ()

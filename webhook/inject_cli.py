@@ -1,0 +1,544 @@
+"""`smictl inject`: the webhook's sidecar injection, offline, on manifests in files.
+
+For GitOps and CI pipelines and for clusters without the mutating webhook (as `linkerd inject`
+and `istioctl kube-inject`): `smictl inject -f FILE|DIR|- > injected.yaml` finds every Pod and
+pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
+ReplicationController, and those inside a `kind: List`) and applies to it the JSON Patch that
+`webhook.injection.decide` computes for `/mutate`, with an `InjectionConfig` built from the
+same settings as `smictl serve`'s (flags or `SMI_WEBHOOK_*`, same defaults). So a pod from the
+output is the pod the webhook would have made; this module only finds pods and prints.
+
+Decisions that differ from admission because nothing is known of the cluster:
+- the namespace's `smictl.io/inject` label is unknown: every pod counts as opted in, except
+  one whose own annotation says `smictl.io/inject: disabled` (skipped), as linkerd and istioctl
+  do; pods in `--excluded-namespaces` are skipped, as the webhook lets them pass;
+- the namespace is the object's, else `-n` (default `default`): it is part of the proxy's
+  identity (`ns/serviceaccount`), so it must be where the object will be applied;
+- a pod template is read as the API server hands the pod to the webhook: the deprecated
+  `serviceAccount` stands in for a missing `serviceAccountName`;
+- already injected, host-network and container-less pods are skipped (one stderr line each);
+- a pod the injector refuses, or one that is not a well-formed Pod, fails the whole run
+  (SMI7011, exit 1) with nothing on standard output: never half an output to apply.
+
+Every document is printed back, in order, as YAML (JSON when the input is one JSON document);
+objects other than pods pass through with the same content. The documents are re-serialised
+(PyYAML), so comments and the original formatting are not kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import yaml
+
+from smi.commands import flags
+from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
+from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
+from smi.urls import http_url
+from smi.validation.names import is_label
+from smi.yamlpos import PathPart, format_path, parse_path
+from webhook.injection import INJECT_KEY, InjectionConfig, decide, malformed
+from webhook.settings import PREFIX, Settings
+
+try:
+    from yaml import CSafeDumper as _BaseDumper
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+
+EXIT_OK = 0
+
+# Where each workload kind holds its pod, by API group ("" is the core group). Kinds of other
+# groups with these names (a CRD's `Deployment`) are not pods and pass through.
+_APPS = frozenset({"apps", "extensions"})
+POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Pod": (frozenset({""}), ()),
+    "ReplicationController": (frozenset({""}), ("spec", "template")),
+    "Deployment": (_APPS, ("spec", "template")),
+    "DaemonSet": (_APPS, ("spec", "template")),
+    "ReplicaSet": (_APPS, ("spec", "template")),
+    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
+    "Job": (frozenset({"batch"}), ("spec", "template")),
+    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
+}
+
+# The SMI_WEBHOOK_* settings `inject` reads: those `mutate_review` builds its InjectionConfig
+# from, and the namespaces admission lets pass. Others (`--workers`, `--bind`) are not its
+# business, and a bad value of one must not fail it.
+_ENV_FIELDS = frozenset(
+    {
+        "proxy_image",
+        "control_plane_url",
+        "trust_domain",
+        "mesh_ca_cert_file",
+        "serving_ca_file",
+        "native_sidecars",
+        "excluded_namespaces",
+    }
+)
+
+
+def env_settings(environ: Mapping[str, str] | None = None, *, lenient: bool = False) -> Settings:
+    """The settings of `_ENV_FIELDS` from SMI_WEBHOOK_*; SMIError (SMI7009) for a bad one, or,
+    `lenient`, without it (flag defaults: `run` reports it, with the others still read)."""
+    environ = os.environ if environ is None else environ
+    wanted = {PREFIX + name.upper() for name in _ENV_FIELDS}
+    values = {k: v for k, v in environ.items() if k in wanted}
+    if lenient:
+        values = {k: v for k, v in values.items() if _parses(k, v)}
+    return Settings.from_env(values)
+
+
+def _parses(key: str, value: str) -> bool:
+    try:
+        Settings.from_env({key: value})
+    except SMIError:
+        return False
+    return True
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "inject",
+        help="add the sidecar proxy to pods in manifests, as the webhook would (offline)",
+        description="Inject the smictl proxy into every Pod and pod template in the manifests "
+        "exactly as the mutating webhook would, and print all documents back in order (YAML; "
+        "JSON for one JSON document). Pods annotated smictl.io/inject: disabled, host-network "
+        "pods and injected pods are skipped. Comments are not kept.",
+    )
+    # Parsers are built for every command: a bad variable is reported when inject runs.
+    env = env_settings(lenient=True)
+    p.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        required=True,
+        type=flags.path_text,
+        metavar="PATH",
+        help="a manifest file, a directory (recursive), or - for standard input (repeatable)",
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        type=flags.namespace,
+        help="namespace of objects that name none: part of the proxy's identity "
+        "(default %(default)s)",
+    )
+    _config_flags(p, env)
+    p.set_defaults(func=run)
+
+
+def _config_flags(p: argparse.ArgumentParser, env: Settings) -> None:
+    """`serve`'s flags that decide the injected proxy, with its defaults and variables."""
+    ca_default = str(env.mesh_ca_cert_file) if env.mesh_ca_cert_file else None
+    p.add_argument(
+        "--mesh-ca-cert",
+        dest="ca_pem",
+        type=mesh_ca_pem,
+        default=ca_default,
+        required=ca_default is None,
+        metavar="FILE",
+        help="the mesh CA certificate (ca.crt) proxies verify peers with "
+        "(env SMI_WEBHOOK_MESH_CA_CERT_FILE)",
+    )
+    p.add_argument(
+        "--serving-ca",
+        dest="control_plane_ca_pem",
+        type=serving_ca_pem,
+        default=str(env.serving_ca_file) if env.serving_ca_file else "",
+        metavar="FILE",
+        help="CA certificate(s) of the control plane's serving certificate, where not the "
+        "mesh CA (env SMI_WEBHOOK_SERVING_CA_FILE)",
+    )
+    p.add_argument(
+        "--control-plane-url",
+        metavar="URL",
+        type=_control_plane_url,
+        default=env.control_plane_url,
+        help="URL injected proxies reach the control plane at "
+        "(env SMI_WEBHOOK_CONTROL_PLANE_URL, default %(default)s)",
+    )
+    p.add_argument(
+        "--proxy-image",
+        metavar="IMAGE",
+        type=_proxy_image,
+        default=env.proxy_image,
+        help="(env SMI_WEBHOOK_PROXY_IMAGE, default %(default)s)",
+    )
+    p.add_argument(
+        "--trust-domain",
+        metavar="DOMAIN",
+        type=_trust_domain,
+        default=env.trust_domain,
+        help="(env SMI_WEBHOOK_TRUST_DOMAIN, default %(default)s)",
+    )
+    p.add_argument(
+        "--no-native-sidecars",
+        dest="native_sidecars",
+        action="store_false",
+        default=env.native_sidecars,
+        help="inject the proxy as the first regular container, held until ready, instead of a "
+        "native sidecar init container (Kubernetes < 1.29; env SMI_WEBHOOK_NATIVE_SIDECARS)",
+    )
+    p.add_argument(
+        "--excluded-namespaces",
+        metavar="NS,...",
+        type=_namespaces,
+        default=",".join(env.excluded_namespaces),
+        help="objects in these namespaces are skipped, as admission skips them "
+        "(env SMI_WEBHOOK_EXCLUDED_NAMESPACES, default %(default)s)",
+    )
+
+
+# --- flag values (argparse types: a bad one is a usage error naming its flag) -------------------
+
+
+def mesh_ca_pem(text: str) -> str:
+    """The mesh CA certificate of `text` as the webhook injects it: its first certificate,
+    PEM-encoded again (`CertificateAuthority.cert_pem`), so the two give the same text."""
+    from cryptography.hazmat.primitives import serialization
+
+    from smi.pki import PKIError, is_ca, load_certificate
+
+    try:
+        cert = load_certificate(_read(text).encode("ascii"))
+    except PKIError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc} (SMI7003)") from None
+    if not is_ca(cert.extensions):
+        raise argparse.ArgumentTypeError(
+            f"{text}: not a CA certificate (basicConstraints CA:TRUE missing); the mesh CA is "
+            "ca.crt, not a serving certificate (SMI7003)"
+        )
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def serving_ca_pem(text: str) -> str:
+    """The serving CA file's text as it is (the webhook injects it so), once it is known to
+    hold a certificate; "" for no file."""
+    if not text:
+        return ""
+    from smi.pki import PKIError, load_certificate
+
+    pem = _read(text)
+    try:
+        load_certificate(pem.encode("ascii"))
+    except PKIError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc} (SMI7003)") from None
+    return pem
+
+
+def _read(text: str) -> str:
+    """The ASCII text of the file `text` (PEM is ASCII; the webhook reads it so)."""
+    flags.path_text(text)
+    try:
+        return Path(text).read_text(encoding="ascii")
+    except FileNotFoundError:
+        reason = "no such file"
+    except UnicodeDecodeError:
+        reason = "not a PEM file (not ASCII text)"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    raise argparse.ArgumentTypeError(f"{text}: {reason} (SMI7003)")
+
+
+def _control_plane_url(text: str) -> str:
+    if http_url(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL with a host (SMI7009)")
+    return text
+
+
+def _proxy_image(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; injected pods would have no proxy image (SMI7009)")
+    return text
+
+
+def _trust_domain(text: str) -> str:
+    problem = flags.trust_domain_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} (SMI7009)")
+    return text
+
+
+def _namespaces(text: str) -> frozenset[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not is_label(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a DNS-1123 label (SMI7009)")
+    return frozenset(names)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one run is configured with, and what it found."""
+
+    config: InjectionConfig
+    namespace: str
+    excluded: frozenset[str]
+    injected: int = 0
+    notes: list[str] = field(default_factory=list)  # one line per skipped pod
+    problems: list[Diagnostic] = field(default_factory=list)  # refusals, and warnings
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where an object is: its file, its document's line map, its path in the document."""
+
+    file: str
+    lines: Lines | None
+    prefix: tuple[PathPart, ...] = ()
+
+    def at(self, *parts: PathPart) -> _Where:
+        return replace(self, prefix=self.prefix + parts)
+
+    def line(self, *parts: PathPart) -> int | None:
+        return self.lines.line_of(self.prefix + parts) if self.lines is not None else None
+
+
+def run(args: argparse.Namespace) -> int:
+    env_settings()  # a bad SMI_WEBHOOK_* it reads: SMI7009, as `serve` reports it
+    state = _Run(
+        config=InjectionConfig(
+            image=args.proxy_image,
+            control_plane_url=args.control_plane_url,
+            trust_domain=args.trust_domain,
+            ca_pem=args.ca_pem,
+            control_plane_ca_pem=args.control_plane_ca_pem,
+            native_sidecars=args.native_sidecars,
+        ),
+        namespace=args.namespace,
+        excluded=args.excluded_namespaces,
+    )
+    sources = _documents(args.paths)
+    out = [_inject(doc.value, state, _Where(name, doc.lines)) for name, _, doc in sources]
+    errors = [d for d in state.problems if d.is_error]
+    if errors:
+        raise SMIError(state.problems)
+    _print(out, as_json=len(sources) == 1 and sources[0][1])
+    for line in (*state.notes, *(d.format() for d in state.problems)):
+        print(line, file=sys.stderr)
+    print(_summary(state), file=sys.stderr)
+    return EXIT_OK
+
+
+def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
+    """(file name, whether it is JSON, document) of every document of every path, in order;
+    LoadError with every file's problem (nothing is printed from a set that did not load)."""
+    from smi.loading import EMPTY
+
+    docs: list[tuple[str, bool, RawDocument]] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        for name, text, problem in read_path(path, stdin=None):
+            if problem is not None:
+                problems.append(problem)
+                continue
+            try:
+                found = read_documents(text, filename=name)
+            except LoadError as exc:
+                problems += exc.diagnostics
+                continue
+            as_json = name.lower().endswith(".json") or (
+                path == STDIN and text.lstrip().startswith("{")
+            )
+            docs += [(name, as_json, doc) for doc in found]
+    if problems:
+        raise LoadError(problems)
+    if not docs:
+        names = list(dict.fromkeys("<stdin>" if p == STDIN else p for p in paths))
+        where = f" in {', '.join(names)}" if len(names) > 1 else ""
+        raise LoadError.of(
+            "SMI1012",
+            f"no objects{where}: {EMPTY}; nothing to inject",
+            file=names[0] if len(names) == 1 else None,
+        )
+    return docs
+
+
+def _inject(value: Any, state: _Run, where: _Where) -> Any:
+    """`value` with the proxy in its pod (or in each item's, for a list); else as it was."""
+    if not isinstance(value, dict):
+        return value
+    kind, api_version = value.get("kind"), value.get("apiVersion")
+    items = value.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        value["items"] = [
+            _inject(item, state, where.at("items", i)) for i, item in enumerate(items)
+        ]
+        return value
+    target = POD_PATHS.get(kind) if isinstance(kind, str) else None
+    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
+    if target is None or group not in target[0]:
+        return value
+    path = target[1]
+    pod = _get(value, path)
+    if not isinstance(pod, dict):
+        state.problems.append(_problem(value, where, path, "no pod template (not an object)"))
+        return value
+    patched = _inject_pod(pod, value, state, where, path)
+    if not path:
+        return patched
+    parent = _get(value, path[:-1])
+    parent[path[-1]] = patched
+    return value
+
+
+def _inject_pod(
+    pod: dict[str, Any], obj: Mapping[str, Any], state: _Run, where: _Where, path: tuple[str, ...]
+) -> dict[str, Any]:
+    """`pod` (at `path` in `obj`) injected, or as it was with the reason noted."""
+    namespace = _namespace_of(obj, state.namespace)
+    ref = _ref(obj)
+    if namespace in state.excluded:
+        state.notes.append(_note(where, f"{ref} skipped: namespace {namespace} is excluded"))
+        return pod
+    problem = malformed(pod)
+    if problem:
+        state.problems.append(_problem(obj, where, path, f"not a well-formed Pod: {problem}"))
+        return pod
+    decision = decide(
+        _as_admitted(pod),
+        namespace=namespace,
+        # The namespace's label is unknown offline: every pod counts as opted in, and the
+        # pod's own `disabled` still wins (decide reads it first).
+        namespace_labels={INJECT_KEY: "enabled"},
+        config=state.config,
+    )
+    if decision.refusal:
+        line = where.line(*path, *_leading_path(decision.refusal))
+        state.problems.append(
+            _problem(obj, where, path, f"cannot inject the proxy: {decision.refusal}", line=line)
+        )
+        return pod
+    if not decision.inject:
+        state.notes.append(_note(where, f"{ref} skipped: {decision.reason}"))
+        return pod
+    state.injected += 1
+    for warning in decision.warnings:
+        state.problems.append(
+            _problem(obj, where, path, warning, code="SMI7012", severity="warning")
+        )
+    patched: dict[str, Any] = jsonpatch.apply_patch(pod, list(decision.patch))
+    return patched
+
+
+def _as_admitted(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`pod` as far as injection reads it, as the API server hands it to the webhook: the
+    deprecated `serviceAccount` has been copied to a missing `serviceAccountName` (it names
+    the proxy's identity) by then."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping) or spec.get("serviceAccountName"):
+        return pod
+    legacy = spec.get("serviceAccount")
+    if not isinstance(legacy, str) or not legacy:
+        return pod
+    return {**pod, "spec": {**spec, "serviceAccountName": legacy}}
+
+
+def _get(value: Any, path: Sequence[str]) -> Any:
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _namespace_of(obj: Mapping[str, Any], default: str) -> str:
+    meta = obj.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else default
+
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    """`deployment/web`, as kubectl names objects."""
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return f"{str(obj.get('kind')).lower()}/{name if isinstance(name, str) else '<unnamed>'}"
+
+
+# A refusal that starts with a field path (`spec.containers[0].ports[1]: port 15006 ...`):
+# only used to point the line at that field.
+_LEADING_PATH = re.compile(r"spec(?:\.\w+|\[\d+\])*")
+
+
+def _leading_path(refusal: str) -> tuple[PathPart, ...]:
+    found = _LEADING_PATH.match(refusal)
+    return parse_path(found.group()) if found else ()
+
+
+def _problem(
+    obj: Mapping[str, Any],
+    where: _Where,
+    path: tuple[str, ...],
+    message: str,
+    *,
+    line: int | None = None,
+    code: str = "SMI7011",
+    severity: Severity = "error",
+) -> Diagnostic:
+    return Diagnostic(
+        code=code,
+        message=f"{_ref(obj)}: {message}",
+        path=format_path(where.prefix + path),
+        file=where.file,
+        line=line if line is not None else where.line(*path),
+        severity=severity,
+        object_ref=_ref(obj),
+    )
+
+
+def _note(where: _Where, text: str) -> str:
+    """`file:line: deployment/web skipped: reason`, on one line as diagnostics are."""
+    line = where.line()
+    located = where.file if line is None else f"{where.file}:{line}"
+    return escaped_line(f"{located}: {text}")
+
+
+def _summary(state: _Run) -> str:
+    skipped = len(state.notes)
+    if state.injected == 0 and skipped == 0:
+        return "injected 0, skipped 0 (no Pod or pod template in the input)"
+    return f"injected {state.injected}, skipped {skipped}"
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+class _Dumper(_BaseDumper):
+    """Block YAML; text of several lines (a CA certificate, the proxy's hook script) as a
+    literal block, readable in a diff of the manifests."""
+
+
+def _represent_str(dumper: _Dumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _print(docs: list[Any], *, as_json: bool) -> None:
+    if as_json:
+        json.dump(docs[0], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    yaml.dump_all(
+        docs,
+        sys.stdout,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        explicit_start=len(docs) > 1,
+    )
