@@ -4,11 +4,15 @@ Runs inside the smictl image (Python, the kubernetes client, cryptography and `s
 from a ConfigMap by the chart's hook Jobs and rotation CronJob. Phases:
 
 - `prepare` (pre-install/pre-upgrade): make sure the mesh CA Secret exists (never replaced:
-  workloads trust it), make sure the serving CA is not close to expiry (a replaced CA stays in
-  the bundle until it expires), publish the CA bundle to the webhook configurations and CRDs
-  that already exist, then issue the serving certificate if it is missing, close to expiry,
-  for other DNS names or from another CA. Publishing the bundle before the new certificate is
-  written means the API server never sees a certificate it does not trust.
+  workloads trust it), make sure the serving CA has a published successor (the "next" CA) and
+  promote that successor when it is due (`Phases.promotion_date`; the replaced CA stays in the
+  bundle until it expires), publish the CA bundle (current + next + previous) to the webhook
+  configurations and CRDs that already exist, then issue the serving certificate if it is
+  missing, close to expiry, for other DNS names or from another CA. Publishing the bundle
+  before the new certificate is written means the API server never sees a certificate it does
+  not trust; pre-publishing the next CA long before it signs anything means that injected
+  proxies, which keep the bundle they were injected with, trust the serving certificate across
+  a rotation too (docs/helm.md, "Serving CA rotation").
 - `inject` (post-install/post-upgrade): point the CRDs' conversion webhook at this release's
   Service, publish the CA bundle (provider "job"; cert-manager's cainjector does it otherwise,
   so this waits until it has), then wait until the webhook answers over TLS with that bundle.
@@ -42,6 +46,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 PREVIOUS_CA_KEY = "previous-ca.crt"
+# The successor CA is kept beside the current one under the names `smictl certs` wrote, with
+# this prefix (next-ca.crt, next-ca.key); a promotion strips it.
+NEXT_PREFIX = "next-"
 CONFLICT_RETRIES = 5
 
 
@@ -192,33 +199,73 @@ def _status(exc: Exception) -> int | None:
 
 
 def read_secret(cluster: Cluster, namespace: str, name: str) -> dict[str, bytes] | None:
+    return read_secret_version(cluster, namespace, name)[0]
+
+
+def read_secret_version(
+    cluster: Cluster, namespace: str, name: str
+) -> tuple[dict[str, bytes] | None, str | None]:
+    """A Secret's data and its resourceVersion; (None, None) when it does not exist."""
     try:
         secret = cluster.core.read_namespaced_secret(name, namespace)
     except Exception as exc:
         if _status(exc) == 404:
-            return None
+            return None, None
         raise
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    return data, secret.metadata.resource_version
 
 
-def write_secret(
-    cluster: Cluster, *, namespace: str, name: str, data: dict[str, bytes], tls: bool
-) -> None:
+def _secret_body(namespace: str, name: str, data: dict[str, bytes], *, tls: bool) -> Any:
     from kubernetes import client
 
-    body = client.V1Secret(
+    return client.V1Secret(
         metadata=client.V1ObjectMeta(
             name=name, namespace=namespace, labels={"app.kubernetes.io/part-of": "smictl"}
         ),
         type="kubernetes.io/tls" if tls else "Opaque",
         data={k: base64.b64encode(v).decode() for k, v in sorted(data.items())},
     )
+
+
+def write_secret(
+    cluster: Cluster, *, namespace: str, name: str, data: dict[str, bytes], tls: bool
+) -> None:
+    body = _secret_body(namespace, name, data, tls=tls)
     try:
         cluster.core.create_namespaced_secret(namespace, body)
     except Exception as exc:
         if _status(exc) != 409:
             raise
         cluster.core.replace_namespaced_secret(name, namespace, body)
+    cluster.log(f"secret {namespace}/{name} written")
+
+
+def write_secret_over(
+    cluster: Cluster,
+    *,
+    namespace: str,
+    name: str,
+    data: dict[str, bytes],
+    tls: bool,
+    version: str | None,
+) -> None:
+    """Write a Secret only over the version that was read (None: only if it does not exist).
+    A concurrent writer (an upgrade hook beside the rotation CronJob) makes this run fail
+    rather than overwrite what the other one decided; the Job's retry starts from its result."""
+    body = _secret_body(namespace, name, data, tls=tls)
+    try:
+        if version is None:
+            cluster.core.create_namespaced_secret(namespace, body)
+        else:
+            body.metadata.resource_version = version
+            cluster.core.replace_namespaced_secret(name, namespace, body)
+    except Exception as exc:
+        if _status(exc) != 409:
+            raise
+        raise JobError(
+            f"secret {namespace}/{name} was changed by someone else meanwhile: run again"
+        ) from exc
     cluster.log(f"secret {namespace}/{name} written")
 
 
@@ -397,29 +444,115 @@ class Phases:
     # serving CA and certificate ---------------------------------------------------------------
 
     def _ensure_serving_ca(self) -> tuple[dict[str, bytes], bytes]:
-        """The CA directory's files (as stored) and the bundle to trust."""
-        stored = read_secret(self.cluster, self.target.namespace, self.target.ca_secret)
+        """The CA Secret's files (as stored: current, next-*, previous) and the bundle to trust.
+
+        One Secret write per step, each a complete state the next run continues from:
+        1. no Secret: current and next CA created together;
+        2. no usable next CA (an install made before there was one, or one about to expire
+           after months without a run): a next CA is created beside the current one, and is
+           published by this run;
+        3. `promotion_date` reached: next becomes current, current becomes previous (in the
+           bundle until it expires), a new next is created.
+        The serving certificate is reissued from the new current CA by `_ensure_serving_cert`,
+        after `prepare` has published the bundle."""
+        namespace, name = self.target.namespace, self.target.ca_secret
+        stored, version = read_secret_version(self.cluster, namespace, name)
         now = self.now()
-        if stored is not None:
-            current = _ca_cert(stored)
-            if not expires_within(current, self.ca_renew_before_days, now=now):
-                return stored, _bundle(stored, now=now)
-            self.cluster.log("serving CA close to expiry: replacing it (old CA kept in the bundle)")
+        if stored is None:
+            files = self._new_ca() | _as_next(self._new_ca())
+            self._write_ca(files, None)
+            self.cluster.log("serving CA created, with its successor")
+        else:
+            files = stored
+            problem = self._next_problem(files, now=now)
+            if problem:
+                files = _without_next(files) | _as_next(self._new_ca())
+                self._write_ca(files, version)
+                self.cluster.log(f"next serving CA created ({problem}): published from now on")
+                written, version = read_secret_version(self.cluster, namespace, name)
+                if written != files:
+                    raise JobError(f"secret {namespace}/{name} changed meanwhile: run again")
+        when = self.promotion_date(files)
+        if now >= when:
+            current = _ca_cert(files)
+            promoted = _next_files(files)
+            files = promoted | {PREVIOUS_CA_KEY: current} | _as_next(self._new_ca())
+            self._write_ca(files, version)
+            self.cluster.log(
+                "serving CA rotated: the next CA, published since"
+                f" {_load(_ca_cert(promoted)).not_valid_before_utc.date().isoformat()}, is now"
+                " current (the old one stays in the bundle until it expires)"
+            )
+            when = self.promotion_date(files)
+        self.cluster.log(f"next serving CA rotation due on {when.date().isoformat()}")
+        return files, _bundle(files, now=now)
+
+    def promotion_date(self, files: dict[str, bytes]) -> datetime:
+        """When the next CA (in `files`) takes over from the current one:
+
+            due   = min(published + (lifetime - caRenewBeforeDays) / 2,
+                        current end - caRenewBeforeDays)
+            ready = min(published + (caRenewBeforeDays - renewBeforeDays),
+                        current end - renewBeforeDays)
+            promotion = max(due, ready)
+
+        `published` is the next CA's notBefore (it is published by the run that creates it).
+        In the steady state each CA is next for (365 - 90) / 2 = 137.5 days, then current for
+        as long, then previous until it expires 90 days later: `due`. `ready` only matters
+        right after an upgrade from an install without a next CA, whose current CA may already
+        be near its renewal window: the successor is then still given caRenewBeforeDays -
+        renewBeforeDays (60) days in the bundles, unless the current CA would come within
+        renewBeforeDays (30) of its end, where a serving certificate it issues (they end with
+        their CA) would be due for renewal the day it is written."""
+        current = _load(_ca_cert(files))
+        successor = _load(_ca_cert(_next_files(files)))
+        published = successor.not_valid_before_utc
+        lifetime = successor.not_valid_after_utc - published
+        one_day = timedelta(days=1)
+        renew_ca, renew = (
+            timedelta(days=self.ca_renew_before_days),
+            timedelta(days=self.renew_before_days),
+        )
+        term = max((lifetime - renew_ca) / 2, one_day)
+        wait = max(renew_ca - renew, one_day)
+        end = current.not_valid_after_utc
+        due = min(published + term, end - renew_ca)
+        ready = min(published + wait, end - renew)
+        return max(due, ready)
+
+    def _next_problem(self, files: dict[str, bytes], *, now: datetime) -> str | None:
+        """Why the stored next CA cannot be used (None when it can)."""
+        successor = _next_files(files)
+        if not successor:
+            return "there was none"
+        try:
+            cert = _ca_cert(successor)
+        except JobError:
+            return "the stored one holds no CA certificate"
+        if not any(b"PRIVATE KEY-----" in data for data in successor.values()):
+            return "the stored one has no key"
+        if expires_within(cert, self.renew_before_days, now=now):
+            # Whatever it signed would be due for renewal at once (certificates end with
+            # their CA); a next CA gets this old only when no run happened for months.
+            return "the stored one is about to expire"
+        return None
+
+    def _new_ca(self) -> dict[str, bytes]:
         with tempfile.TemporaryDirectory() as tmp:
             self.tool.init_ca(Path(tmp))
             pair = read_pair(Path(tmp), want_ca=True)
         # Kept under the names `smictl certs` wrote, so `certs issue --ca-dir` finds them again.
-        files = {pair.cert_name: pair.cert_pem, pair.key_name: pair.key_pem}
-        if stored is not None:
-            files[PREVIOUS_CA_KEY] = _ca_cert(stored)
-        write_secret(
+        return {pair.cert_name: pair.cert_pem, pair.key_name: pair.key_pem}
+
+    def _write_ca(self, files: dict[str, bytes], version: str | None) -> None:
+        write_secret_over(
             self.cluster,
             namespace=self.target.namespace,
             name=self.target.ca_secret,
             data=files,
             tls=False,
+            version=version,
         )
-        return files, _bundle(files, now=now)
 
     def _ensure_serving_cert(self, ca_files: dict[str, bytes], bundle: bytes) -> None:
         ca_cert = x509.load_pem_x509_certificate(_ca_cert(ca_files))
@@ -439,9 +572,8 @@ class Phases:
             ca_dir, out = Path(tmp, "ca"), Path(tmp, "out")
             ca_dir.mkdir()
             out.mkdir()
-            for name, data in ca_files.items():
-                if name != PREVIOUS_CA_KEY:
-                    (ca_dir / name).write_bytes(data)
+            for name, data in _current_files(ca_files).items():
+                (ca_dir / name).write_bytes(data)
             self.tool.issue(ca_dir=ca_dir, dns=self.target.dns, out=out)
             pair = read_pair(out, want_ca=False)
         missing = set(self.target.dns) - dns_names(pair.cert)
@@ -517,9 +649,30 @@ class Phases:
         raise JobError(f"{url} not ready within {self.ready_timeout:.0f}s: {last}")
 
 
+def _current_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The current CA's files (what `smictl certs issue --ca-dir` reads)."""
+    return {
+        k: v for k, v in files.items() if k != PREVIOUS_CA_KEY and not k.startswith(NEXT_PREFIX)
+    }
+
+
+def _next_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The next CA's files, under the names `smictl certs` gave them (prefix stripped)."""
+    return {k.removeprefix(NEXT_PREFIX): v for k, v in files.items() if k.startswith(NEXT_PREFIX)}
+
+
+def _without_next(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if not k.startswith(NEXT_PREFIX)}
+
+
+def _as_next(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {NEXT_PREFIX + k: v for k, v in files.items()}
+
+
 def _ca_cert(files: dict[str, bytes]) -> bytes:
-    for name, data in sorted(files.items()):
-        if name == PREVIOUS_CA_KEY or b"-----BEGIN CERTIFICATE-----" not in data:
+    """The current CA certificate among a CA Secret's files."""
+    for _, data in sorted(_current_files(files).items()):
+        if b"-----BEGIN CERTIFICATE-----" not in data:
             continue
         if _is_ca(x509.load_pem_x509_certificate(data)):
             return data
@@ -527,11 +680,16 @@ def _ca_cert(files: dict[str, bytes]) -> bytes:
 
 
 def _bundle(files: dict[str, bytes], *, now: datetime) -> bytes:
-    """The current CA, then the previous one while it is still valid."""
+    """The current CA, then the next one (trusted before it signs anything), then the
+    previous one while it is still valid."""
     parts = [_ca_cert(files).strip()]
-    previous = files.get(PREVIOUS_CA_KEY)
-    if previous and x509.load_pem_x509_certificate(previous).not_valid_after_utc > now:
-        parts.append(previous.strip())
+    successor = _next_files(files)
+    candidates = [_ca_cert(successor)] if successor else []
+    if PREVIOUS_CA_KEY in files:
+        candidates.append(files[PREVIOUS_CA_KEY])
+    for pem in candidates:
+        if x509.load_pem_x509_certificate(pem).not_valid_after_utc > now:
+            parts.append(pem.strip())
     return b"\n".join(parts) + b"\n"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import shutil
 import ssl
 import subprocess
@@ -44,6 +45,17 @@ class Store:
         self.objects: dict[str, Any] = {}
         self.events = events
         self.conflicts_to_inject = 0
+        # A run that dies between steps: the write after this many more succeeds fails.
+        self.writes_before_failure: int | None = None
+
+    def _maybe_fail(self, what: str) -> None:
+        if self.writes_before_failure is None:
+            return
+        if self.writes_before_failure == 0:
+            self.writes_before_failure = None
+            self.events.append(f"failed {what}")
+            raise ApiException(status=500, reason="Internal Server Error")
+        self.writes_before_failure -= 1
 
     def read(self, key: str) -> Any:
         if key not in self.objects:
@@ -53,6 +65,7 @@ class Store:
     def create(self, key: str, obj: Any) -> None:
         if key in self.objects:
             raise ApiException(status=409, reason="AlreadyExists")
+        self._maybe_fail(f"create {key}")
         obj.metadata.resource_version = "1"
         self.objects[key] = copy.deepcopy(obj)
         self.events.append(f"create {key}")
@@ -63,6 +76,7 @@ class Store:
         if self.conflicts_to_inject or stale:
             self.conflicts_to_inject = max(0, self.conflicts_to_inject - 1)
             raise ApiException(status=409, reason="Conflict")
+        self._maybe_fail(f"replace {key}")
         obj.metadata.resource_version = str(int(current.metadata.resource_version or "1") + 1)
         self.objects[key] = copy.deepcopy(obj)
         self.events.append(f"replace {key}")
@@ -79,7 +93,7 @@ class Core:
         self.store.create(f"secret/{namespace}/{body.metadata.name}", body)
 
     def replace_namespaced_secret(self, name: str, namespace: str, body: Any) -> None:
-        body.metadata.resource_version = None
+        # Without a resourceVersion a replace is unconditional, with one it must match.
         self.store.replace(f"secret/{namespace}/{name}", body)
 
 
@@ -228,9 +242,7 @@ def _handshake(cluster: Cluster) -> Any:
 
     def fetch(url: str, context: ssl.SSLContext, timeout: float) -> int:
         secret = cluster.secret("smictl-webhook-tls")
-        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with _tempfiles(secret["tls.crt"], secret["tls.key"]) as (cert, key):
-            server.load_cert_chain(cert, key)
+        server = _server_context(secret["tls.crt"], secret["tls.key"])
         c_in, c_out, s_in, s_out = (
             ssl.MemoryBIO(),
             ssl.MemoryBIO(),
@@ -252,6 +264,16 @@ def _handshake(cluster: Cluster) -> Any:
     return fetch
 
 
+@functools.lru_cache(maxsize=8)
+def _server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """The control plane's TLS context for a serving certificate (built once per certificate:
+    the simulated years of test_chart_certs_rotation.py handshake thousands of times)."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with _tempfiles(cert_pem, key_pem) as (cert, key):
+        server.load_cert_chain(cert, key)
+    return server
+
+
 class _tempfiles:
     def __init__(self, *blobs: bytes) -> None:
         import tempfile
@@ -268,6 +290,11 @@ class _tempfiles:
 
     def __exit__(self, *exc: object) -> None:
         self.dir.cleanup()
+
+
+def _current_and_next(ca_secret: dict[str, bytes]) -> bytes:
+    """The bundle published for a CA Secret without a previous CA."""
+    return ca_secret["ca.crt"].strip() + b"\n" + ca_secret["next-ca.crt"].strip() + b"\n"
 
 
 def _phases(
@@ -294,13 +321,17 @@ def test_prepare_on_an_empty_cluster_creates_every_secret() -> None:
     assert cluster.secret_type("smictl-mesh-ca") == "kubernetes.io/tls"
     assert JOB._is_ca(x509.load_pem_x509_certificate(mesh["tls.crt"]))
     ca = cluster.secret("smictl-webhook-ca")
-    assert set(ca) == {"ca.crt", "ca.key"}, "only the CA pair, under smictl's file names"
+    assert set(ca) == {"ca.crt", "ca.key", "next-ca.crt", "next-ca.key"}, (
+        "the CA pair and its successor, under smictl's file names"
+    )
+    assert JOB._is_ca(x509.load_pem_x509_certificate(ca["next-ca.crt"]))
+    assert ca["next-ca.crt"] != ca["ca.crt"]
     serving = cluster.secret("smictl-webhook-tls")
     assert cluster.secret_type("smictl-webhook-tls") == "kubernetes.io/tls"
     cert = x509.load_pem_x509_certificate(serving["tls.crt"])
     assert set(DNS) <= JOB.dns_names(cert)
     assert JOB.signed_by(cert, x509.load_pem_x509_certificate(ca["ca.crt"]))
-    assert serving["ca.crt"].strip() == ca["ca.crt"].strip()
+    assert serving["ca.crt"] == _current_and_next(ca), "what the injector hands to proxies"
     # The mesh CA and the serving CA are different CAs.
     assert mesh["tls.crt"] != ca["ca.crt"]
 
@@ -319,7 +350,7 @@ def test_prepare_points_existing_crds_at_the_release_before_webhooks_exist() -> 
         )
         assert "cert-manager.io/inject-ca-from" not in (crd.metadata.annotations or {})
         bundle = base64.b64decode(crd.spec.conversion.webhook.client_config.ca_bundle)
-        assert bundle.strip() == cluster.secret("smictl-webhook-ca")["ca.crt"].strip()
+        assert bundle == _current_and_next(cluster.secret("smictl-webhook-ca"))
 
 
 def test_inject_publishes_the_bundle_and_waits_for_a_trusted_handshake() -> None:
@@ -329,7 +360,7 @@ def test_inject_publishes_the_bundle_and_waits_for_a_trusted_handshake() -> None
     _phases(cluster).inject()
     bundles = cluster.bundles()
     assert len(bundles) == 1
-    assert next(iter(bundles)).strip() == cluster.secret("smictl-webhook-ca")["ca.crt"].strip()
+    assert next(iter(bundles)) == _current_and_next(cluster.secret("smictl-webhook-ca"))
     assert "https://smictl.mesh.svc:443/readyz is ready and trusted" in cluster.events
 
 
@@ -342,7 +373,9 @@ def test_a_second_run_changes_nothing() -> None:
     before = copy.deepcopy(cluster.store.objects)
     writes = len([e for e in cluster.events if e.startswith(("create", "replace"))])
     _phases(cluster, tool=tool).rotate()
-    assert tool.calls == ["init", "init", "issue"], "mesh CA, serving CA, serving cert: once"
+    assert tool.calls == ["init", "init", "init", "issue"], (
+        "mesh CA, serving CA, next serving CA, serving cert: once"
+    )
     assert len([e for e in cluster.events if e.startswith(("create", "replace"))]) == writes
     assert cluster.store.objects.keys() == before.keys()
 
@@ -367,12 +400,14 @@ def test_ca_close_to_expiry_is_replaced_and_the_old_one_stays_trusted() -> None:
     cluster.add_webhooks()
     _phases(cluster).inject()
     old_ca = cluster.secret("smictl-webhook-ca")["ca.crt"]
+    old_next = cluster.secret("smictl-webhook-ca")["next-ca.crt"]
     later = datetime.now(UTC) + timedelta(days=300)  # the CA lives 365 days, replaced at 90
     cluster.events.clear()
     _phases(cluster, now=later).prepare()
     stored = cluster.secret("smictl-webhook-ca")
     assert stored["previous-ca.crt"] == old_ca
-    assert stored["ca.crt"] != old_ca
+    assert stored["ca.crt"] == old_next, "the published successor takes over"
+    assert stored["next-ca.crt"] not in (old_ca, old_next)
     (bundle,) = cluster.bundles()
     assert old_ca.strip() in bundle and stored["ca.crt"].strip() in bundle
     # The API server trusted the new CA before the serving certificate signed by it appeared.
@@ -421,7 +456,7 @@ def test_rotation_fails_loudly_when_the_mesh_ca_is_close_to_expiry() -> None:
         _phases(cluster, now=later).rotate()
     # Everything else was still renewed, and an upgrade (prepare) only warns.
     (bundle,) = cluster.bundles()
-    assert bundle.count(b"BEGIN CERTIFICATE") == 2
+    assert bundle.count(b"BEGIN CERTIFICATE") == 3, "current, next and previous serving CAs"
     _phases(cluster, now=later).prepare()
     assert any(e.startswith("warning: the mesh CA") for e in cluster.events)
 
