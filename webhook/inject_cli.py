@@ -116,15 +116,8 @@ def register(sub: Any) -> None:
     )
     # Parsers are built for every command: a bad variable is reported when inject runs.
     env = env_settings(lenient=True)
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="append",
-        required=True,
-        type=flags.path_text,
-        metavar="PATH",
-        help="a manifest file, a directory (recursive), or - for standard input (repeatable)",
+    flags.add_filenames(
+        p, help="a manifest file, a directory (recursive), or - for standard input (repeatable)"
     )
     p.add_argument(
         "-n",

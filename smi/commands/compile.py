@@ -27,11 +27,7 @@ if TYPE_CHECKING:  # the compiler is imported when a command runs, not at CLI st
 
 
 def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
-    p.add_argument(
-        "-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
-        type=flags.path_text,
-        help="file, directory (recursive) or - for standard input; repeatable",
-    )  # fmt: skip
+    flags.add_filenames(p, help="file, directory (recursive) or - for standard input; repeatable")
     p.add_argument(
         "-n", "--namespace", default="default", type=flags.namespace,
         help="namespace of objects that name none (default: %(default)s)",

@@ -21,6 +21,21 @@ def path_text(text: str) -> str:
     return text
 
 
+def add_filenames(p: argparse.ArgumentParser, *, help: str) -> None:
+    """`-f/--filename PATH` (repeatable, required) into `paths`: how every command that reads
+    manifests takes them."""
+    p.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        required=True,
+        type=path_text,
+        metavar="PATH",
+        help=help,
+    )
+
+
 def path(text: str) -> Path:
     """`path_text` as a `Path`."""
     return Path(path_text(text))

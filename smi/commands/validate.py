@@ -31,16 +31,7 @@ def register(sub: Any) -> None:
         description="Load SMI manifests and report every problem with file:line, field path "
         "and code. Exit 0 when valid, 1 when any error is found.",
     )
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="append",
-        required=True,
-        type=flags.path_text,
-        metavar="PATH",
-        help="file, directory (recursive) or - for standard input; repeatable",
-    )
+    flags.add_filenames(p, help="file, directory (recursive) or - for standard input; repeatable")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.add_argument(
         "--strict",
