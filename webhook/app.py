@@ -21,7 +21,7 @@ from smi.store.base import Store
 from webhook import logs
 from webhook.plane import EXTENSION, ControlPlane, load_ca, record_expiry
 from webhook.settings import Settings
-from webhook.wsgiloop import INLINE_ATTR
+from webhook.wsgiloop import INLINE_ATTR, PARK_ATTR, PARKED
 
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -57,6 +57,9 @@ def create_app(
     _register_blueprints(app, settings)
     _register_hooks(app)
     setattr(app, INLINE_ATTR, runs_inline)  # for webhook.worker.LoopWorker
+    from webhook.mesh import LongPolls
+
+    setattr(app, PARK_ATTR, LongPolls(plane))  # LoopWorker parks waiting long polls on its loop
     plane.view()  # compile once now: /readyz turns ready and the first review pays nothing
     return app
 
@@ -128,7 +131,10 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
+        # A poll parked on the event loop is timed from when it was parked, as a poll that
+        # waited in a thread is: the access log shows how long it waited.
+        parked = request.environ.get(PARKED)
+        g.started = parked[1] if parked is not None else time.perf_counter()
 
     @app.after_request
     def _access_log(response: Response) -> Response:

@@ -5,7 +5,9 @@
 
 Everything comes from the same `SMI_WEBHOOK_*` variables the app reads (webhook/settings.py):
 - `webhook.worker.LoopWorker`: one uvloop thread per worker answers reviews, conversions and
-  health checks; long polls and store writes wait in a pool of SMI_WEBHOOK_THREADS threads.
+  health checks; waiting long polls are parked on that loop (no thread each, up to
+  `worker_connections` per worker); store writes and certificate signing wait in a pool of
+  SMI_WEBHOOK_THREADS threads.
   gthread kept connections alive too, but its threads fought over the GIL: at 500 reviews/s
   its p99 was 134 ms where this worker's is about 6 ms (docs/control-plane.md, "Speed").
   `GUNICORN_CMD_ARGS="--worker-class gthread"` brings gthread back if ever needed;
@@ -44,6 +46,11 @@ bind = [_settings.bind]
 workers = _settings.workers
 worker_class = "webhook.worker.LoopWorker"
 threads = _settings.threads
+# LoopWorker parks at most this many waiting long polls per worker (~30 KiB of RSS each, a TLS
+# connection; never more than half of `ulimit -n`); past it a poll waits in the thread pool as
+# under gthread (at most threads / 2, then 304 with Retry-After). gunicorn's default, stated
+# here: raise it with GUNICORN_CMD_ARGS="--worker-connections N" and the memory limit with it.
+worker_connections = 1000
 # The kube-apiserver and proxies reuse connections; keep idle ones long enough to matter.
 keepalive = 75
 # A long poll may legitimately run for long_poll_seconds; the worker timeout must exceed it.

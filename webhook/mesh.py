@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 from cryptography import x509
 from flask import Blueprint, Response, abort, jsonify, request
@@ -28,14 +29,24 @@ from webhook import logs
 from webhook.auth import AuthError
 from webhook.plane import ControlPlane, View, current_plane
 from webhook.reviews import BadReview, read_json
+from webhook.wsgiloop import PARKED
 
 bp = Blueprint("mesh", __name__, url_prefix="/mesh/v1")
 MAX_BODY = 64 * 1024
 
 
+POLICY_PATH = "/mesh/v1/policy"
+
+
 @bp.get("/policy")
 def policy() -> Response:
     plane = current_plane()
+    parked = request.environ.get(PARKED)
+    if parked is not None:  # parked on the loop and woken (or timed out, or shutting down)
+        view = plane.latest_view()
+        if view.etag == parked[0]:
+            return _tag(Response(status=304), view)
+        return _tag(Response(view.policy_json, mimetype="application/json"), view)
     view = plane.view()
     wanted = view.etag
     if _listed(request.headers.get("If-None-Match", ""), wanted):
@@ -61,11 +72,52 @@ def _long_poll(plane: ControlPlane, etag: str) -> tuple[View, bool]:
 
 def _timeout(limit: float) -> float:
     raw = request.args.get("timeout", "")
+    asked = _seconds(raw, limit)
+    if asked is None:
+        abort(400, f"timeout={raw!r} is not a number of seconds")
+    return asked
+
+
+def _seconds(raw: str, limit: float) -> float | None:
     try:
         asked = float(raw) if raw else limit
     except ValueError:
-        abort(400, f"timeout={raw!r} is not a number of seconds")
+        return None
     return max(0.0, min(asked, limit))
+
+
+class LongPolls:
+    """The app's `webhook.wsgiloop.Park` hook: lets `LoopWorker` park waiting long polls on its
+    event loop instead of in a thread each. `policy()` answers them once woken (`PARKED`)."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    def parks(self, environ: dict[str, Any]) -> tuple[str, float] | None:
+        """(etag, timeout) when this is a `GET /mesh/v1/policy` whose If-None-Match lists the
+        current etag with a timeout above 0: the requests `policy()` would hold. On the loop:
+        reads the last compiled view only (a stale one is fine: the watcher compiles the new
+        revision and wakes the poll if its etag moved). Anything else — a bad `timeout` (400),
+        HEAD — takes the ordinary path."""
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != POLICY_PATH:
+            return None
+        header = environ.get("HTTP_IF_NONE_MATCH")
+        if header is None:
+            return None
+        etag = self.plane.latest_view().etag
+        if not _listed(header, etag):
+            return None
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        raw = next((value for key, value in query if key == "timeout"), "")
+        timeout = _seconds(raw, self.plane.settings.long_poll_seconds)
+        if timeout is None or timeout <= 0:
+            return None
+        return etag, timeout
+
+    def watch(self, etag: str, timeout: float) -> str:
+        """What a waiting poll did in its thread, once per worker: store changes and lease
+        checks, compiles off the loop; a revision with the same content is no change."""
+        return self.plane.wait_for_policy(etag, timeout=timeout).etag
 
 
 def _listed(header: str, etag: str) -> bool:

@@ -66,7 +66,9 @@ class ControlPlane:
     _view: View | None = None
     _build_lock: threading.Lock = field(default_factory=threading.Lock)
     _broken: int = -1  # a revision whose compile failed; the previous view is served
-    # Long polls hold a gunicorn thread each: at most half the threads of a worker may wait.
+    # Long polls that wait in a thread (gthread, the Flask test client, a LoopWorker past its
+    # parking cap) hold it: at most half the threads of a worker may wait so. Polls parked on
+    # the LoopWorker's loop (`webhook.mesh.LongPolls`) hold no thread and do not count here.
     long_polls: threading.BoundedSemaphore = field(init=False)
 
     # Values derived from one view on demand (the authz index for /v1/data): latest per name.
@@ -137,6 +139,12 @@ class ControlPlane:
                 return self._view
             self._view = current
         return current
+
+    def latest_view(self) -> View:
+        """The last view built, without looking at the store or compiling: for the event loop,
+        which must not block. Falls back to `view()` only before the first compile."""
+        current = self._view
+        return current if current is not None else self.view()
 
     def ready(self) -> bool:
         return self._view is not None and self.store.ready()

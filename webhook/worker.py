@@ -4,10 +4,15 @@ gunicorn still does what it is good at — the master, forking, heartbeats, grac
 max_requests, TLS configuration through the `ssl_context` hook — and this worker replaces
 gthread's thread-per-request (why: `webhook.wsgiloop`). Fast requests (admission reviews,
 conversion, health, metrics, decisions) run on the loop; those the app marks as possibly
-blocking run in a pool of `threads` threads.
+blocking run in a pool of `threads` threads; long polls that would wait are parked on the loop
+(`webhook.wsgiloop.Parking`: a connection and a timer each, one watcher thread per worker), at
+most `max_parked()` of them — gunicorn's `worker_connections`, and never more than half the
+process's file descriptor limit — past which a poll waits in the pool as before.
 
 Signals follow gunicorn's contract: SIGTERM drains (no new connections; in-flight requests end
-within `graceful_timeout`), SIGINT/SIGQUIT stop at once, SIGUSR1 reopens log files.
+within `graceful_timeout`; parked long polls are answered at once, 304 or the new policy, with
+`Connection: close`), SIGINT/SIGQUIT stop at once, SIGUSR1 reopens log files. A `max_requests`
+restart drains the same way.
 
 A renewed serving certificate is used from the next handshake on: the server's context asks the
 `ssl_context` hook (`webhook.tls.ServingContext`, which re-reads changed files) for the current
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import resource
 import signal
 import ssl
 import time
@@ -104,6 +110,7 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
             scheme="https" if context is not None else "http",
             limits=limits,
             on_request=self._counted,
+            max_parked=self.max_parked(),
         )
         listeners = [
             await self.loop.create_server(
@@ -135,6 +142,15 @@ class LoopWorker(base.Worker):  # type: ignore[misc]
             if conn.transport is not None:
                 conn.transport.abort()
         executor.shutdown(wait=False, cancel_futures=True)
+
+    def max_parked(self) -> int:
+        """How many long polls one worker parks: gunicorn's `worker_connections`, bounded by
+        half the file descriptor limit (each is a connection; the rest is for everything else)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = max(1, int(self.cfg.worker_connections))
+        if soft == resource.RLIM_INFINITY:
+            return wanted
+        return max(1, min(wanted, soft // 2))
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.cfg.is_ssl:

@@ -12,6 +12,18 @@ The app says which requests may run on the loop with an attribute `INLINE_ATTR` 
 `predicate(environ) -> bool`; an app without it gets every request run in the pool, as
 gthread would.
 
+Long polls are parked on the loop instead of holding a pool thread each, when the app declares
+a `Park` hook in the attribute `PARK_ATTR`: `hook.parks(environ)` says, cheaply and on the loop,
+"this request is a long poll for tag E with timeout T that would wait now". The loop then keeps
+the request — a connection and a timer, no thread — until one watcher thread per worker
+(`hook.watch`, which blocks on the app's store) reports a current tag other than E, or T
+passes, and then runs the app for it on the loop with `environ[PARKED] = (E, parked_since)`,
+which tells the app to answer at once. A parked request is busy like a pool request: requests
+pipelined after it wait their turn. A client that goes away frees its place at once; a server
+shutting down answers every parked request at once (the app decides the answer: 304 unless the
+tag moved). At most `Server.max_parked` requests are parked; past that a poll takes the path it
+would take without the hook (the pool). An app without the attribute gets no parking.
+
 Requests are read whole before the app runs (bounded by `max_body`; the control plane's
 requests are JSON documents it parses whole anyway), pipelined requests are answered in
 order, `Expect: 100-continue` is honoured, and answers are sent with a Content-Length.
@@ -25,22 +37,40 @@ import functools
 import io
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
 INLINE_ATTR = "smictl_inline"
+PARK_ATTR = "smictl_park"
+# In the environ of a request answered after it was parked: (the tag it waited on, when it was
+# parked as time.perf_counter()). The app must answer such a request at once, without waiting.
+PARKED = "smictl.parked"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Inline = Callable[[dict[str, Any]], bool]
 
 _log = logging.getLogger("smictl.server")
+
+
+class Park(Protocol):
+    """What an app declares (in `PARK_ATTR`) to have its long polls parked on the loop."""
+
+    def parks(self, environ: dict[str, Any]) -> tuple[str, float] | None:
+        """`(tag, timeout seconds)` if this request would wait now for the current tag to
+        change; None to run it as any other request. Called on the loop: must not block."""
+
+    def watch(self, tag: str, timeout: float) -> str:
+        """Block until the current tag differs from `tag` or `timeout` passes; return the
+        current tag. Called on the watcher thread, never on the loop."""
+
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
             431: "Request Header Fields Too Large", 500: "Internal Server Error"}  # fmt: skip
@@ -106,19 +136,165 @@ class Server:
     on_request: Callable[[], None] = lambda: None  # counts requests (gunicorn's max_requests)
     connections: set[HttpProtocol] = field(default_factory=set)
     closing: bool = False
+    park: Park | None = None  # from the app's PARK_ATTR when not given
+    max_parked: int = 1000
+    parking: Parking | None = None  # made on the first parked request (it needs the loop)
 
     def __post_init__(self) -> None:
         if self.inline is None:
             self.inline = getattr(self.app, INLINE_ATTR, None)
+        if self.park is None:
+            self.park = getattr(self.app, PARK_ATTR, None)
 
     def runs_inline(self, environ: dict[str, Any]) -> bool:
         return self.inline is not None and self.inline(environ)
 
+    def try_park(self, conn: HttpProtocol, req: Request, environ: dict[str, Any]) -> Parked | None:
+        """Park the request if the app says it would wait and there is room; None otherwise."""
+        if self.park is None or self.closing:
+            return None
+        try:
+            wants = self.park.parks(environ)
+        except Exception:
+            _log.exception("the app's park hook failed; the request runs as usual")
+            return None
+        if wants is None:
+            return None
+        tag, timeout = wants
+        if self.parking is None:
+            self.parking = Parking(self.park, conn.loop, self.max_parked)
+        parked = Parked(conn, req, environ, tag, time.perf_counter())
+        return parked if self.parking.add(parked, timeout) else None
+
     def shutdown(self) -> None:
-        """Stop reading new requests: idle connections close now, busy ones after their answer."""
+        """Stop reading new requests: idle connections close now, busy ones after their answer,
+        parked ones are answered now."""
         self.closing = True
+        if self.parking is not None:
+            self.parking.close()
         for conn in list(self.connections):
             conn.close_when_idle()
+
+
+@dataclass(eq=False, slots=True)
+class Parked:
+    """A request waiting on the loop for the app's tag to move (see `Park`)."""
+
+    conn: HttpProtocol
+    req: Request
+    environ: dict[str, Any]
+    tag: str
+    since: float  # time.perf_counter() when parked
+    timer: asyncio.TimerHandle | None = None
+
+
+class Parking:
+    """The parked requests of one worker, and the watcher thread that wakes them.
+
+    Everything but `_watch` runs on the loop thread. The watcher runs only while requests are
+    parked: it blocks in `hook.watch` (the app's store wait), and when the tag it sees changes
+    hands the new tag to the loop, which wakes every request parked on another tag, a batch per
+    loop iteration so that other connections are served in between. Idle, it blocks on an event.
+    """
+
+    WATCH_SECONDS = 1.0  # how long one `hook.watch` call may block: how soon the watcher idles
+    WAKE_BATCH = 64  # requests answered per loop iteration when a change wakes many
+    RETRY_SECONDS = 1.0  # after a failed `hook.watch`
+
+    def __init__(self, hook: Park, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.hook = hook
+        self.loop = loop
+        self.limit = limit
+        self.by_tag: dict[str, dict[Parked, None]] = {}  # insertion-ordered: woken first-in first
+        self.count = 0
+        self.current: str | None = None  # the tag the watcher last reported
+        self.waking: collections.deque[Parked] = collections.deque()
+        self.closed = False
+        self._active = threading.Event()  # set while requests are parked: the watcher runs
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, parked: Parked, timeout: float) -> bool:
+        if self.closed or self.count >= self.limit:
+            return False
+        self.by_tag.setdefault(parked.tag, {})[parked] = None
+        self.count += 1
+        parked.timer = self.loop.call_later(timeout, self._expire, parked)
+        self._active.set()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._watch, name="smictl-park-watcher", daemon=True
+            )
+            self._thread.start()
+        return True
+
+    def discard(self, parked: Parked) -> bool:
+        """Forget a parked request (woken, timed out, or its client gone); False if it was not."""
+        polls = self.by_tag.get(parked.tag)
+        if polls is None or parked not in polls:
+            return False
+        del polls[parked]
+        if not polls:
+            del self.by_tag[parked.tag]
+        self.count -= 1
+        if parked.timer is not None:
+            parked.timer.cancel()
+            parked.timer = None
+        if self.count == 0:
+            self._active.clear()
+        return True
+
+    def close(self) -> None:
+        """Shutting down: answer every parked request now and stop the watcher."""
+        self.closed = True
+        self._active.set()  # the watcher sees `closed` and ends
+        self._wake([p for polls in self.by_tag.values() for p in polls])
+
+    def _expire(self, parked: Parked) -> None:
+        parked.timer = None
+        if self.discard(parked):
+            parked.conn.resume(parked)
+
+    def _changed(self, tag: str) -> None:
+        """The watcher saw `tag`: wake every request parked on another."""
+        self.current = tag
+        self._wake([p for t, polls in self.by_tag.items() if t != tag for p in polls])
+
+    def _wake(self, woken: list[Parked]) -> None:
+        for parked in woken:
+            self.discard(parked)
+        idle = not self.waking
+        self.waking.extend(woken)
+        if idle and self.waking:
+            self.loop.call_soon(self._wake_batch)
+
+    def _wake_batch(self) -> None:
+        for _ in range(min(self.WAKE_BATCH, len(self.waking))):
+            parked = self.waking.popleft()
+            parked.conn.resume(parked)
+        if self.waking:
+            self.loop.call_soon(self._wake_batch)
+
+    def _watch(self) -> None:
+        seen = ""  # no tag: the first `watch` returns the current one at once
+        while True:
+            self._active.wait()
+            if self.closed:
+                return
+            try:
+                tag = self.hook.watch(seen, self.WATCH_SECONDS)
+            except Exception:
+                _log.exception("the long poll watcher failed; retrying")
+                time.sleep(self.RETRY_SECONDS)
+                continue
+            if tag != seen:
+                seen = tag
+                try:
+                    self.loop.call_soon_threadsafe(self._changed, tag)
+                except RuntimeError:  # the loop is closed: the worker is gone
+                    return
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -138,6 +314,7 @@ class HttpProtocol(asyncio.Protocol):
         self.reading = False  # the read timer runs: a request (or bytes before one) arrived
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
+        self.parked: Parked | None = None  # the request waiting on the loop (then busy too)
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -157,6 +334,13 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True
         self.server.connections.discard(self)
         self._disarm()
+        self._unpark()  # the client is gone: its place is free now
+
+    def _unpark(self) -> None:
+        if self.parked is not None:
+            if self.server.parking is not None:
+                self.server.parking.discard(self.parked)
+            self.parked = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -192,6 +376,12 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = True  # answer what was asked, then close (keep_alive is off below)
         for req in self.queue:
             req.keep_alive = False
+        parked = self.parked
+        if parked is not None:  # the client has stopped sending: answer now, not when woken
+            parked.req.keep_alive = False
+            if self.server.parking is not None:
+                self.server.parking.discard(parked)
+            self.resume(parked)
         return True
 
     # --- httptools callbacks --------------------------------------------------------------------
@@ -258,6 +448,11 @@ class HttpProtocol(asyncio.Protocol):
             self._disarm()
             environ = self._environ(req)
             self.server.on_request()
+            parked = self.server.try_park(self, req, environ)
+            if parked is not None:  # answered by `resume`, when woken or timed out
+                self.busy = True
+                self.parked = parked
+                return
             if self.server.runs_inline(environ):
                 self._send(req, call_app(self.server.app, environ))
                 continue
@@ -279,6 +474,18 @@ class HttpProtocol(asyncio.Protocol):
             else:  # the next request began arriving while this one was answered
                 self.reading = True
                 self._arm(self.limits.read_seconds)
+
+    def resume(self, parked: Parked) -> None:
+        """Answer a parked request now (the app answers at once: it sees `PARKED`)."""
+        if self.parked is not parked:
+            return  # its client went away meanwhile
+        self.parked = None
+        self.busy = False
+        if self.closed:
+            return
+        parked.environ[PARKED] = (parked.tag, parked.since)
+        self._send(parked.req, call_app(self.server.app, parked.environ))
+        self._next()
 
     def _pool_done(self, req: Request, future: asyncio.Future[Answer]) -> None:
         self.busy = False
@@ -333,6 +540,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True
         self.queue.clear()
         self._disarm()
+        self._unpark()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from webhook.app import runs_inline
-from webhook.wsgiloop import INLINE_ATTR, HttpProtocol, Limits, Server, call_app
+from webhook.wsgiloop import INLINE_ATTR, PARK_ATTR, PARKED, HttpProtocol, Limits, Server, call_app
 
 
 class FakeTransport:
@@ -65,15 +65,23 @@ class Harness:
         *,
         inline: Callable[[dict[str, Any]], bool] | None = lambda environ: True,
         limits: Limits | None = None,
+        **parking: Any,  # park=, max_parked= (only when given: the server reads the app's)
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self.executor = ThreadPoolExecutor(max_workers=2)
         self.server = Server(
-            app=app, executor=self.executor, limits=limits or Limits(), inline=inline
+            app=app, executor=self.executor, limits=limits or Limits(), inline=inline, **parking
         )
         self.transport = FakeTransport()
         self.protocol = HttpProtocol(self.server, self.loop)
         self.protocol.connection_made(self.transport)  # type: ignore[arg-type]
+
+    def connect(self) -> tuple[HttpProtocol, FakeTransport]:
+        """Another connection to the same server."""
+        transport = FakeTransport()
+        protocol = HttpProtocol(self.server, self.loop)
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        return protocol, transport
 
     def feed(self, *chunks: bytes) -> None:
         for chunk in chunks:
@@ -90,6 +98,9 @@ class Harness:
 
     def close(self) -> None:
         self.protocol.connection_lost(None)
+        parking = getattr(self.server, "parking", None)
+        if parking is not None:
+            parking.close()  # stops the watcher thread
         self.executor.shutdown(wait=True)
         self.loop.close()
 
@@ -331,7 +342,317 @@ def test_the_control_plane_runs_only_waitless_requests_on_the_loop() -> None:
 
 def test_the_app_factory_declares_its_predicate(tmp_path: Any) -> None:
     from webhook.app import create_app
+    from webhook.mesh import LongPolls
     from webhook.settings import Settings
 
     app = create_app(Settings(store=tmp_path / "s.db", shipped_policies=False))
     assert getattr(app, INLINE_ATTR) is runs_inline
+    assert isinstance(getattr(app, PARK_ATTR), LongPolls)
+
+
+# --- long polls parked on the loop ---------------------------------------------------------------
+
+
+class Tag:
+    """A stand-in for the app's `Park` hook: one current tag, a poll is `GET /poll?<timeout>`
+    with `If-None-Match: <tag>`."""
+
+    def __init__(self, tag: str = "A") -> None:
+        self.tag = tag
+        self.changed = threading.Condition()
+        self.watches = 0
+
+    def parks(self, environ: dict[str, Any]) -> tuple[str, float] | None:
+        if environ["PATH_INFO"] != "/poll" or environ.get("HTTP_IF_NONE_MATCH") != self.tag:
+            return None
+        return self.tag, float(environ["QUERY_STRING"] or "5")
+
+    def watch(self, tag: str, timeout: float) -> str:
+        with self.changed:
+            self.watches += 1
+            self.changed.wait_for(lambda: self.tag != tag, timeout)
+            return self.tag
+
+    def set(self, tag: str) -> None:
+        with self.changed:
+            self.tag = tag
+            self.changed.notify_all()
+
+
+def tag_app(hook: Tag) -> Callable[..., Iterable[bytes]]:
+    """Answers a woken poll as the control plane does (304 if its tag is still current, else
+    200 with the tag); a poll that was not parked says `pool`, other paths echo themselves.
+    Every body names the thread that answered."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        thread = threading.current_thread().name.encode()
+        parked = environ.get(PARKED)
+        if parked is not None:
+            if parked[0] == hook.tag:
+                start_response("304 Not Modified", [("ETag", hook.tag)])
+                return []
+            start_response("200 OK", [("ETag", hook.tag)])
+            return [b"tag=" + hook.tag.encode() + b" on " + thread]
+        if environ["PATH_INFO"] == "/poll":
+            start_response("200 OK", [])
+            return [b"pool on " + thread]
+        start_response("200 OK", [])
+        return [environ["PATH_INFO"].encode() + b" on " + thread]
+
+    return app
+
+
+def poll(tag: str = "A", timeout: str = "5") -> bytes:
+    return f"GET /poll?{timeout} HTTP/1.1\r\nHost: h\r\nIf-None-Match: {tag}\r\n\r\n".encode()
+
+
+def bodies(h: Harness, transport: FakeTransport | None = None) -> list[bytes]:
+    data = bytes((transport or h.transport).data)
+    return [r.rsplit(b"\r\n\r\n", 1)[1] for r in data.split(b"HTTP/1.1 ")[1:] if r.strip()]
+
+
+@pytest.fixture
+def tag() -> Tag:
+    return Tag()
+
+
+@pytest.fixture
+def parking(tag: Tag) -> Iterator[Harness]:
+    h = Harness(tag_app(tag), inline=lambda environ: environ["PATH_INFO"] != "/poll", park=tag)
+    yield h
+    h.close()
+
+
+def test_a_waiting_poll_is_parked_without_a_thread_and_woken_by_a_change(
+    parking: Harness, tag: Tag
+) -> None:
+    parking.feed(poll("A"))
+    parking.settle(lambda: tag.watches > 0)  # the watcher is running
+    parking.loop.run_until_complete(asyncio.sleep(0.05))
+    assert bytes(parking.transport.data) == b""
+    assert parking.server.parking is not None and len(parking.server.parking) == 1
+    assert parking.executor._threads == set()  # type: ignore[attr-defined]  # no pool thread
+    tag.set("B")
+    parking.settle(lambda: bool(parking.responses()))
+    out = bytes(parking.transport.data)
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"ETag: B" in out
+    loop_thread = threading.current_thread().name.encode()
+    assert bodies(parking) == [b"tag=B on " + loop_thread]  # answered on the loop
+    assert len(parking.server.parking) == 0 and not parking.transport.closed
+
+
+def test_a_parked_poll_times_out_with_a_304(parking: Harness, tag: Tag) -> None:
+    started = time.monotonic()
+    parking.feed(poll("A", timeout="0.1"))
+    parking.settle(lambda: bool(parking.responses()))
+    assert time.monotonic() - started >= 0.1
+    out = bytes(parking.transport.data)
+    assert out.startswith(b"HTTP/1.1 304 ") and b"Content-Length" not in out
+    assert parking.server.parking is not None and len(parking.server.parking) == 0
+    assert not parking.transport.closed  # keep-alive: the proxy polls again on it
+    parking.feed(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert bodies(parking)[-1].startswith(b"/next on ")
+
+
+def test_a_change_to_the_same_tag_wakes_nobody(parking: Harness, tag: Tag) -> None:
+    parking.feed(poll("A"))
+    parking.settle(lambda: tag.watches > 0)
+    tag.set("A")  # a new revision with the same content
+    parking.loop.run_until_complete(asyncio.sleep(0.2))
+    assert bytes(parking.transport.data) == b""
+    assert parking.server.parking is not None and len(parking.server.parking) == 1
+
+
+def test_a_poll_for_another_tag_is_answered_at_once(parking: Harness) -> None:
+    parking.feed(poll("OLD"))
+    parking.settle(lambda: bool(parking.responses()))
+    assert bodies(parking)[0].startswith(b"pool on ")  # the app's ordinary path
+    assert parking.server.parking is None  # nothing was parked
+
+
+def test_requests_pipelined_after_a_parked_poll_wait_for_it_in_order(
+    parking: Harness, tag: Tag
+) -> None:
+    parking.feed(poll("A") + b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n" + poll("B"))
+    parking.loop.run_until_complete(asyncio.sleep(0.1))
+    assert bytes(parking.transport.data) == b""  # /after waits behind the parked poll
+    tag.set("B")
+    # The first poll is woken and answered, /after follows, and the second poll (for B, now
+    # current) is parked in turn.
+    parking.settle(lambda: len(parking.responses()) == 2)
+    loop_thread = threading.current_thread().name.encode()
+    assert bodies(parking) == [b"tag=B on " + loop_thread, b"/after on " + loop_thread]
+    assert parking.server.parking is not None and len(parking.server.parking) == 1
+    tag.set("C")
+    parking.settle(lambda: len(parking.responses()) == 3)
+    assert bodies(parking)[2] == b"tag=C on " + loop_thread
+    assert not parking.transport.closed
+
+
+def test_a_client_that_goes_away_frees_its_place_at_once(parking: Harness, tag: Tag) -> None:
+    parking.feed(poll("A"))
+    assert parking.server.parking is not None and len(parking.server.parking) == 1
+    parking.protocol.connection_lost(ConnectionResetError())
+    assert len(parking.server.parking) == 0  # at once, not at the poll's timeout
+    assert parking.server.parking.by_tag == {}
+    tag.set("B")  # waking writes nothing to the dead connection (FakeTransport would raise)
+    parking.loop.run_until_complete(asyncio.sleep(0.1))
+    assert bytes(parking.transport.data) == b""
+
+
+def test_many_polls_park_and_every_one_is_woken(parking: Harness, tag: Tag) -> None:
+    conns = [parking.connect() for _ in range(300)]
+    for protocol, _ in conns:
+        protocol.data_received(poll("A"))
+    assert parking.server.parking is not None and len(parking.server.parking) == 300
+    parking.feed(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")  # others are served meanwhile
+    assert bodies(parking) == [b"/healthz on " + threading.current_thread().name.encode()]
+    tag.set("B")
+    parking.settle(lambda: all(transport.data for _, transport in conns))
+    assert all(bodies(parking, t)[0].startswith(b"tag=B") for _, t in conns)
+    assert len(parking.server.parking) == 0
+    assert parking.executor._threads == set()  # type: ignore[attr-defined]
+
+
+def test_past_the_cap_a_poll_takes_the_ordinary_path(tag: Tag) -> None:
+    h = Harness(tag_app(tag), inline=lambda e: e["PATH_INFO"] != "/poll", park=tag, max_parked=2)
+    try:
+        extra = [h.connect() for _ in range(2)]
+        for protocol, _ in extra:
+            protocol.data_received(poll("A"))
+        h.feed(poll("A"))
+        h.settle(lambda: bool(h.responses()))
+        assert bodies(h)[0].startswith(b"pool on ")
+        assert h.server.parking is not None and len(h.server.parking) == 2
+    finally:
+        h.close()
+
+
+def test_shutdown_answers_parked_polls_at_once_and_closes(parking: Harness, tag: Tag) -> None:
+    parking.feed(poll("A", timeout="30"))
+    started = time.monotonic()
+    parking.server.shutdown()
+    parking.settle(lambda: parking.transport.closed)
+    assert time.monotonic() - started < 1.0
+    out = bytes(parking.transport.data)
+    assert out.startswith(b"HTTP/1.1 304 ") and b"Connection: close" in out
+
+
+def test_a_client_that_half_closes_while_parked_is_answered_and_closed(
+    parking: Harness, tag: Tag
+) -> None:
+    parking.feed(poll("A", timeout="30"))
+    parking.protocol.eof_received()
+    assert parking.server.parking is not None and len(parking.server.parking) == 0
+    out = bytes(parking.transport.data)
+    assert out.startswith(b"HTTP/1.1 304 ") and parking.transport.closed
+
+
+def test_an_app_without_the_hook_waits_in_the_pool_as_before(tag: Tag) -> None:
+    h = Harness(tag_app(tag), inline=lambda e: e["PATH_INFO"] != "/poll")
+    try:
+        h.feed(poll("A"))
+        h.settle(lambda: bool(h.responses()))
+        assert bodies(h)[0].startswith(b"pool on ") and h.server.parking is None
+    finally:
+        h.close()
+
+
+# --- the control plane's long polls on the loop --------------------------------------------------
+
+
+def headers_of(response: bytes) -> dict[str, str]:
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head)}
+
+
+def policy_poll(etag: str, timeout: str = "5") -> bytes:
+    return (
+        f"GET /mesh/v1/policy?timeout={timeout} HTTP/1.1\r\nHost: h\r\n"
+        f"If-None-Match: {etag}\r\n\r\n"
+    ).encode()
+
+
+def sa(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": "shop"}}  # fmt: skip
+
+
+def svc(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"ports": [{"port": 8080}]}}  # fmt: skip
+
+
+@pytest.fixture
+def plane_loop(app: Any) -> Iterator[Harness]:
+    h = Harness(app, inline=None)  # the app's own predicate and park hook
+    yield h
+    h.close()
+
+
+def current_etag(h: Harness) -> str:
+    h.feed(b"GET /mesh/v1/policy HTTP/1.1\r\nHost: h\r\n\r\n")
+    h.settle(lambda: bool(h.responses()))
+    etag = headers_of(h.responses()[0])["etag"]
+    h.transport.data.clear()
+    return etag
+
+
+def test_the_control_plane_parks_its_long_polls_and_answers_on_a_change(
+    plane_loop: Harness, app: Any
+) -> None:
+    etag = current_etag(plane_loop)
+    plane_loop.feed(policy_poll(etag))
+    plane_loop.loop.run_until_complete(asyncio.sleep(0.2))
+    assert bytes(plane_loop.transport.data) == b""
+    assert plane_loop.executor._threads == set()  # type: ignore[attr-defined]  # no thread held
+    store = app.extensions["smictl"].store
+    store.apply([sa("web")])  # a new revision, the same policy: nobody is woken
+    plane_loop.loop.run_until_complete(asyncio.sleep(0.3))
+    assert bytes(plane_loop.transport.data) == b""
+    store.apply([svc("web")])
+    plane_loop.settle(lambda: bool(plane_loop.responses()))
+    response = plane_loop.responses()[0]
+    head = headers_of(response)
+    assert response.startswith(b"200 OK") and head["etag"] != etag
+    assert head["x-smictl-revision"] == "2" and "retry-after" not in head
+    assert b'"shop/web"' in response
+    assert plane_loop.executor._threads == set()  # type: ignore[attr-defined]
+
+
+def test_a_parked_control_plane_poll_times_out_with_the_same_answer_as_before(
+    plane_loop: Harness,
+) -> None:
+    etag = current_etag(plane_loop)
+    started = time.monotonic()
+    plane_loop.feed(policy_poll(etag, timeout="0.2"))
+    plane_loop.settle(lambda: bool(plane_loop.responses()))
+    assert time.monotonic() - started >= 0.2
+    response = plane_loop.responses()[0]
+    head = headers_of(response)
+    assert response.startswith(b"304 ") and head["etag"] == etag
+    assert head["x-smictl-revision"] == "0" and head["cache-control"] == "no-cache"
+    assert "retry-after" not in head  # it waited: no Retry-After, as from a thread
+    assert plane_loop.executor._threads == set()  # type: ignore[attr-defined]
+
+
+def test_the_control_plane_hook_parks_only_what_would_wait(app: Any) -> None:
+    hook = getattr(app, PARK_ATTR)
+    etag = app.extensions["smictl"].view().etag
+
+    def env(method: str = "GET", query: str = "", inm: str | None = f'"{etag}"') -> dict[str, Any]:
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": "/mesh/v1/policy", "QUERY_STRING": query}
+        if inm is not None:
+            environ["HTTP_IF_NONE_MATCH"] = inm
+        return environ
+
+    assert hook.parks(env()) == (etag, 5.0)  # the settings' long_poll_seconds
+    assert hook.parks(env(query="timeout=2")) == (etag, 2.0)
+    assert hook.parks(env(query="timeout=99")) == (etag, 5.0)
+    assert hook.parks(env(inm=f'"sha256:old", W/"{etag}"')) == (etag, 5.0)
+    assert hook.parks(env(inm='"sha256:old"')) is None  # answered at once, with the policy
+    assert hook.parks(env(inm=None)) is None
+    assert hook.parks(env(query="timeout=soon")) is None  # the app's 400
+    assert hook.parks(env(query="timeout=0")) is None
+    assert hook.parks(env(method="HEAD")) is None
+    assert hook.watch("sha256:other", 1.0) == etag  # at once: the tag differs
