@@ -179,14 +179,21 @@ def _clash(spec: Mapping[str, Any]) -> str:
     for i, volume in enumerate(spec.get("volumes") or ()):
         if isinstance(volume, Mapping) and volume.get("name") in (CERT_VOLUME, TOKEN_VOLUME):
             return f"spec.volumes[{i}]: the name {volume['name']!r} is the injected proxy's"
-    for i, c in enumerate(spec.get("containers") or ()):
-        for j, port in enumerate((c.get("ports") if isinstance(c, Mapping) else None) or ()):
-            number = port.get("containerPort") if isinstance(port, Mapping) else None
-            if number in PROXY_PORTS and str(port.get("protocol") or "TCP") == "TCP":
-                return (
-                    f"spec.containers[{i}].ports[{j}]: port {number} is the injected proxy's "
-                    f"({', '.join(map(str, sorted(PROXY_PORTS)))})"
-                )
+    # Containers that run beside the proxy in the pod's network namespace: the app containers
+    # and the pod's own native sidecars (init containers with restartPolicy Always).
+    for field in ("containers", "initContainers"):
+        for i, c in enumerate(spec.get(field) or ()):
+            if not isinstance(c, Mapping):
+                continue
+            if field == "initContainers" and c.get("restartPolicy") != "Always":
+                continue  # runs to completion before the containers start
+            for j, port in enumerate(c.get("ports") or ()):
+                number = port.get("containerPort") if isinstance(port, Mapping) else None
+                if number in PROXY_PORTS and str(port.get("protocol") or "TCP") == "TCP":
+                    return (
+                        f"spec.{field}[{i}].ports[{j}]: port {number} is the injected proxy's "
+                        f"({', '.join(map(str, sorted(PROXY_PORTS)))})"
+                    )
     return ""
 
 

@@ -101,6 +101,10 @@ class LongPolls:
         HEAD — takes the ordinary path."""
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != POLICY_PATH:
             return None
+        if environ.get("CONTENT_LENGTH", "0") not in ("", "0"):
+            # A policy GET has no body; one that does would be kept, whole, while it waits
+            # (up to 16 MiB each, and a thousand may be parked): it takes the thread path.
+            return None
         header = environ.get("HTTP_IF_NONE_MATCH")
         if header is None:
             return None

@@ -280,7 +280,9 @@ class Parking:
     def _watch(self) -> None:
         seen = ""  # no tag: the first `watch` returns the current one at once
         while True:
-            self._active.wait()
+            if not self._active.is_set():
+                seen = ""  # idle: what it saw is stale by the time requests are parked again
+                self._active.wait()
             if self.closed:
                 return
             try:
@@ -289,12 +291,15 @@ class Parking:
                 _log.exception("the long poll watcher failed; retrying")
                 time.sleep(self.RETRY_SECONDS)
                 continue
-            if tag != seen:
-                seen = tag
-                try:
-                    self.loop.call_soon_threadsafe(self._changed, tag)
-                except RuntimeError:  # the loop is closed: the worker is gone
-                    return
+            seen = tag
+            # Reported after every wait, not only when it differs from the last one: the
+            # view also moves outside this thread (a request compiles it on the loop), so a
+            # request can be parked on a tag this thread never saw (A -> B -> A); `_changed`
+            # wakes only requests parked on another tag, so a report costs a dict walk.
+            try:
+                self.loop.call_soon_threadsafe(self._changed, tag)
+            except RuntimeError:  # the loop is closed: the worker is gone
+                return
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -378,7 +383,8 @@ class HttpProtocol(asyncio.Protocol):
             req.keep_alive = False
         parked = self.parked
         if parked is not None:  # the client has stopped sending: answer now, not when woken
-            parked.req.keep_alive = False
+            if not self.queue:  # else the last request pipelined after it closes the connection
+                parked.req.keep_alive = False
             if self.server.parking is not None:
                 self.server.parking.discard(parked)
             self.resume(parked)

@@ -446,3 +446,16 @@ def test_a_job_pod_without_native_sidecars_is_warned_it_never_completes(restart:
     assert "never completes" in regular.warnings[0]
     # Native sidecars are stopped by the kubelet once the app exits: nothing to warn about.
     assert decide(p, namespace="shop", namespace_labels={}, config=NATIVE).warnings == ()
+
+
+def test_a_port_of_the_pods_own_native_sidecar_clashes_too() -> None:
+    # It runs beside the proxy in the pod's network namespace: one of the two could not bind.
+    sidecar = {"name": "log-shipper", "image": "x", "restartPolicy": "Always",
+               "ports": [{"containerPort": 15001}]}  # fmt: skip
+    d = decide(pod(initContainers=[sidecar]), namespace="shop", namespace_labels={}, config=NATIVE)
+    assert not d.inject and d.refusal.startswith("spec.initContainers[0].ports[0]: port 15001")
+    # An init container that runs to completion first (and declares a port) is no clash.
+    once = {k: v for k, v in sidecar.items() if k != "restartPolicy"}
+    assert decide(
+        pod(initContainers=[once]), namespace="shop", namespace_labels={}, config=NATIVE
+    ).inject

@@ -548,6 +548,16 @@ def test_a_client_that_half_closes_while_parked_is_answered_and_closed(
     assert out.startswith(b"HTTP/1.1 304 ") and parking.transport.closed
 
 
+def test_a_half_close_answers_the_parked_poll_and_what_was_pipelined_after_it(
+    parking: Harness, tag: Tag
+) -> None:
+    # As behind a pool request: every request asked for is answered, then the connection ends.
+    parking.feed(poll("A", timeout="30") + b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+    parking.protocol.eof_received()
+    parking.settle(lambda: parking.transport.closed)
+    assert len(bodies(parking)) == 2 and bodies(parking)[1].startswith(b"/healthz on ")
+
+
 def test_an_app_without_the_hook_waits_in_the_pool_as_before(tag: Tag) -> None:
     h = Harness(tag_app(tag), inline=lambda e: e["PATH_INFO"] != "/poll")
     try:
@@ -655,4 +665,32 @@ def test_the_control_plane_hook_parks_only_what_would_wait(app: Any) -> None:
     assert hook.parks(env(query="timeout=soon")) is None  # the app's 400
     assert hook.parks(env(query="timeout=0")) is None
     assert hook.parks(env(method="HEAD")) is None
+    # A body would be held, whole, while parked (16 MiB each, a thousand parked): not parked.
+    assert hook.parks(env() | {"CONTENT_LENGTH": "16777216"}) is None
+    assert hook.parks(env() | {"CONTENT_LENGTH": "0"}) == (etag, 5.0)
     assert hook.watch("sha256:other", 1.0) == etag  # at once: the tag differs
+
+
+def test_a_poll_parked_on_a_tag_the_watcher_never_saw_is_woken(
+    plane_loop: Harness, app: Any
+) -> None:
+    """A -> B -> A while the watcher idles (nothing parked): a proxy that fetched B parks on
+    it; the current policy is A again, which the watcher last saw. It must be woken at once,
+    not held until its timeout (the thread path answered it at once)."""
+    from smi.store.base import ObjectKey
+
+    store = app.extensions["smictl"].store
+    a = current_etag(plane_loop)
+    plane_loop.feed(policy_poll(a, timeout="0.2"))  # the watcher sees A, then idles
+    plane_loop.settle(lambda: bool(plane_loop.responses()))
+    plane_loop.transport.data.clear()
+    plane_loop.loop.run_until_complete(asyncio.sleep(1.3))
+    store.apply([svc("web")])
+    b = current_etag(plane_loop)
+    store.delete([ObjectKey.of(svc("web"))])
+    started = time.monotonic()
+    plane_loop.feed(policy_poll(b, timeout="4"))
+    plane_loop.settle(lambda: bool(plane_loop.responses()), timeout=6)
+    assert time.monotonic() - started < 2.0  # before: 4 s, its whole timeout
+    response = plane_loop.responses()[0]
+    assert response.startswith(b"200 OK") and headers_of(response)["etag"] == a
