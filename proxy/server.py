@@ -56,6 +56,8 @@ MAX_CONTENT_LENGTH: Final = 2**63 - 1
 
 
 _HOST: Final = frozenset({b"host"})
+# Sent with `Upgrade: h2c` (RFC 7540 §3.2): meaningless without the upgrade it goes with.
+_HTTP2_SETTINGS: Final = frozenset({b"http2-settings"})
 
 
 def _asterisk(ex: Exchange) -> bool:
@@ -342,7 +344,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 # it (as Envoy does), and the connection ends after the response, since
                 # httptools reads nothing after an upgrade request.
                 ex.keep_alive = False
-                ex.headers = [pair for pair in ex.headers if pair[0] != b"upgrade"]
+                ex.headers = [
+                    pair for pair in ex.headers if pair[0] not in (b"upgrade", b"http2-settings")
+                ]
+                ex.lines = http1.drop_named(ex.lines, _HTTP2_SETTINGS)
             else:
                 ex.upgrade = True
         return True
@@ -350,8 +355,13 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _target_ok(self, ex: Exchange) -> bool:
         """A target that is not a path: absolute-form (its authority replaces `Host`),
         `OPTIONS *`, or CONNECT's; anything else is refused (False)."""
-        ex.url, authority = http1.origin_form(ex.url)
+        target = ex.url
+        ex.url, authority = http1.origin_form(target)
         if authority is not None:
+            if ex.method == b"OPTIONS" and ex.url == b"/" and target[-1:] != b"/":
+                # RFC 9112 §3.2.4: an absolute-form OPTIONS without a path asks about the
+                # server, not about `/`: the last proxy sends it on as `OPTIONS *`.
+                ex.url = b"*"
             if not authority or b"@" in authority:
                 # RFC 9110 §4.2.1, §4.2.4: an empty host is invalid, and userinfo is an error
                 # (it disguises the host); neither names anything a Host could.

@@ -166,6 +166,19 @@ async def test_an_upgrade_to_http2_or_from_http10_is_not_sent_on(
     assert h.down.closed and h.proxy.tunnel is None
 
 
+async def test_http2_settings_goes_with_the_dropped_h2c_upgrade() -> None:
+    # A client that does not list HTTP2-Settings in Connection: it means nothing without the
+    # upgrade it came with (Envoy removes it too).
+    h = Harness()
+    h.send(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    )
+    await h.settle()
+    assert h.up().data == b"GET / HTTP/1.1\r\nHost: a\r\n" + IDENTITY + b"\r\n"
+    assert "http2-settings" not in h.router.seen[0][2]
+
+
 async def test_a_declined_http2_upgrade_is_answered_and_the_connection_closes() -> None:
     h = Harness()
     h.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n")
@@ -211,6 +224,25 @@ async def test_an_absolute_form_target_with_a_query_and_no_path_keeps_its_query(
     h.send(b"GET http://web?x=/admin HTTP/1.1\r\nHost: web\r\n\r\n")
     await h.settle()
     assert h.up().data == b"GET /?x=/admin HTTP/1.1\r\nhost: web\r\n" + IDENTITY + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        (b"http://web", b"*"),
+        (b"http://web:8080", b"*"),
+        (b"http://web/", b"/"),
+        (b"http://web?a", b"/?a"),
+    ],
+)
+async def test_an_absolute_form_options_without_a_path_is_sent_on_as_asterisk(
+    url: bytes, sent: bytes
+) -> None:
+    # RFC 9112 §3.2.4: `OPTIONS http://web` asks about the server, not about `/`.
+    h = Harness()
+    h.send(b"OPTIONS %s HTTP/1.1\r\nHost: web\r\n\r\n" % url)
+    await h.settle()
+    assert h.up().data.startswith(b"OPTIONS %s HTTP/1.1\r\n" % sent)
 
 
 @pytest.mark.parametrize("url", [b"http:///a", b"http://user@web/a", b"http://evil@web"])
