@@ -20,7 +20,8 @@ from a ConfigMap by the chart's hook Jobs and rotation CronJob. Phases:
 
 Certificates come from `smictl certs init --out DIR` and `smictl certs issue --ca-dir DIR
 --dns NAME... --out DIR`; the files they write are recognised by content (certificate or key,
-CA or not), so their names do not matter. Exit status 0 on success, 1 with one line per problem.
+CA or not), except the CA's, which `certs issue --ca-dir` reads by name (ca.crt, ca.key).
+Exit status 0 on success, 1 with one line per problem (never a traceback for bad Secret data).
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from smi.pki import CertificateAuthority, PKIError
+
 PREVIOUS_CA_KEY = "previous-ca.crt"
-# The successor CA is kept beside the current one under the names `smictl certs` wrote, with
-# this prefix (next-ca.crt, next-ca.key); a promotion strips it.
+# The CA files `smictl certs init` writes and `smictl certs issue --ca-dir` reads, by name.
+CA_CERT_FILE, CA_KEY_FILE = "ca.crt", "ca.key"
+# The successor CA is kept beside the current one under those names with this prefix
+# (next-ca.crt, next-ca.key); a promotion strips it.
 NEXT_PREFIX = "next-"
 CONFLICT_RETRIES = 5
 
@@ -112,9 +117,12 @@ def _load(pem: bytes) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem)
 
 
-def expires_within(cert_pem: bytes, days: int, *, now: datetime) -> bool:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    return cert.not_valid_after_utc - now <= timedelta(days=days)
+def _parse(pem: bytes, what: str) -> x509.Certificate:
+    """A certificate from a Secret: JobError (one line) rather than ValueError when unreadable."""
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise JobError(f"{what} is not a readable certificate ({exc})") from exc
 
 
 def dns_names(cert: x509.Certificate) -> set[str]:
@@ -386,10 +394,14 @@ class Phases:
         warning = self.mesh_ca_warning()
         if warning:
             self.cluster.log(f"warning: {warning}")
-        ca_files, bundle = self._ensure_serving_ca()
+        ca_files, bundle, version = self._ensure_serving_ca()
+        # A concurrent run (an upgrade hook beside the CronJob) may have promoted or replaced
+        # a CA since this run read the Secret: publishing this run's bundle, or issuing from
+        # its current CA, would then undo what the other run published.
+        self._check_ca_unchanged(version)
         set_webhook_bundle(self.cluster, self.target, bundle)
         point_crds(self.cluster, self.target, bundle)
-        self._ensure_serving_cert(ca_files, bundle)
+        self._ensure_serving_cert(ca_files, bundle, version)
 
     def inject(self) -> None:
         if self.target.provider == "job":
@@ -416,9 +428,16 @@ class Phases:
         stored = read_secret(self.cluster, self.target.namespace, name) if name else None
         if stored is None or "tls.crt" not in stored:
             return None
-        if not expires_within(stored["tls.crt"], self.ca_renew_before_days, now=self.now()):
+        try:
+            cert = _load(stored["tls.crt"])
+        except ValueError:
+            return (
+                f"the mesh CA in secret {self.target.namespace}/{name} is not a readable"
+                ' certificate: replace it (docs/helm.md, "The mesh CA and its rotation")'
+            )
+        if cert.not_valid_after_utc - self.now() > timedelta(days=self.ca_renew_before_days):
             return None
-        end = _load(stored["tls.crt"]).not_valid_after_utc.date().isoformat()
+        end = cert.not_valid_after_utc.date().isoformat()
         return (
             f"the mesh CA in secret {self.target.namespace}/{name} expires on {end}:"
             ' replace it (docs/helm.md, "The mesh CA and its rotation")'
@@ -443,8 +462,9 @@ class Phases:
 
     # serving CA and certificate ---------------------------------------------------------------
 
-    def _ensure_serving_ca(self) -> tuple[dict[str, bytes], bytes]:
-        """The CA Secret's files (as stored: current, next-*, previous) and the bundle to trust.
+    def _ensure_serving_ca(self) -> tuple[dict[str, bytes], bytes, str | None]:
+        """The CA Secret's files (as stored: current, next-*, previous), the bundle to trust and
+        the Secret's resourceVersion holding them.
 
         One Secret write per step, each a complete state the next run continues from:
         1. no Secret: current and next CA created together;
@@ -460,24 +480,21 @@ class Phases:
         now = self.now()
         if stored is None:
             files = self._new_ca() | _as_next(self._new_ca())
-            self._write_ca(files, None)
+            version = self._write_ca(files, None)
             self.cluster.log("serving CA created, with its successor")
         else:
             files = stored
             problem = self._next_problem(files, now=now)
             if problem:
                 files = _without_next(files) | _as_next(self._new_ca())
-                self._write_ca(files, version)
+                version = self._write_ca(files, version)
                 self.cluster.log(f"next serving CA created ({problem}): published from now on")
-                written, version = read_secret_version(self.cluster, namespace, name)
-                if written != files:
-                    raise JobError(f"secret {namespace}/{name} changed meanwhile: run again")
         when = self.promotion_date(files)
         if now >= when:
             current = _ca_cert(files)
             promoted = _next_files(files)
             files = promoted | {PREVIOUS_CA_KEY: current} | _as_next(self._new_ca())
-            self._write_ca(files, version)
+            version = self._write_ca(files, version)
             self.cluster.log(
                 "serving CA rotated: the next CA, published since"
                 f" {_load(_ca_cert(promoted)).not_valid_before_utc.date().isoformat()}, is now"
@@ -485,7 +502,7 @@ class Phases:
             )
             when = self.promotion_date(files)
         self.cluster.log(f"next serving CA rotation due on {when.date().isoformat()}")
-        return files, _bundle(files, now=now)
+        return files, _bundle(files, now=now), version
 
     def promotion_date(self, files: dict[str, bytes]) -> datetime:
         """When the next CA (in `files`) takes over from the current one:
@@ -505,7 +522,7 @@ class Phases:
         renewBeforeDays (30) of its end, where a serving certificate it issues (they end with
         their CA) would be due for renewal the day it is written."""
         current = _load(_ca_cert(files))
-        successor = _load(_ca_cert(_next_files(files)))
+        successor = _load(_ca_cert(files, which="next"))
         published = successor.not_valid_before_utc
         lifetime = successor.not_valid_after_utc - published
         one_day = timedelta(days=1)
@@ -525,13 +542,23 @@ class Phases:
         successor = _next_files(files)
         if not successor:
             return "there was none"
+        if set(successor) != {CA_CERT_FILE, CA_KEY_FILE}:
+            # `smictl certs issue --ca-dir` reads these names once it is promoted.
+            found = ", ".join(sorted(_as_next(successor)))
+            return (
+                f"the stored one is not {NEXT_PREFIX}{CA_CERT_FILE} and"
+                f" {NEXT_PREFIX}{CA_KEY_FILE} but {found}"
+            )
         try:
-            cert = _ca_cert(successor)
-        except JobError:
-            return "the stored one holds no CA certificate"
-        if not any(b"PRIVATE KEY-----" in data for data in successor.values()):
-            return "the stored one has no key"
-        if expires_within(cert, self.renew_before_days, now=now):
+            # What `smictl certs issue` checks once it is promoted: a readable CA certificate
+            # and the key that belongs to it.
+            ca = CertificateAuthority.load(successor[CA_CERT_FILE], successor[CA_KEY_FILE])
+        except PKIError as exc:
+            return f"the stored one is unusable: {exc}"
+        current = _load(_ca_cert(files))
+        if _public_der(ca.cert.public_key()) == _public_der(current.public_key()):
+            return "the stored one is the current CA"
+        if ca.cert.not_valid_after_utc - now <= timedelta(days=self.renew_before_days):
             # Whatever it signed would be due for renewal at once (certificates end with
             # their CA); a next CA gets this old only when no run happened for months.
             return "the stored one is about to expire"
@@ -542,57 +569,75 @@ class Phases:
             self.tool.init_ca(Path(tmp))
             pair = read_pair(Path(tmp), want_ca=True)
         # Kept under the names `smictl certs` wrote, so `certs issue --ca-dir` finds them again.
+        if (pair.cert_name, pair.key_name) != (CA_CERT_FILE, CA_KEY_FILE):
+            raise JobError(
+                f"smictl certs init wrote the CA as {pair.cert_name} and {pair.key_name},"
+                f" not {CA_CERT_FILE} and {CA_KEY_FILE}"
+            )
         return {pair.cert_name: pair.cert_pem, pair.key_name: pair.key_pem}
 
-    def _write_ca(self, files: dict[str, bytes], version: str | None) -> None:
+    def _write_ca(self, files: dict[str, bytes], version: str | None) -> str | None:
+        """Write the CA Secret over `version`; the resourceVersion holding `files`."""
+        namespace, name = self.target.namespace, self.target.ca_secret
         write_secret_over(
-            self.cluster,
-            namespace=self.target.namespace,
-            name=self.target.ca_secret,
-            data=files,
-            tls=False,
-            version=version,
+            self.cluster, namespace=namespace, name=name, data=files, tls=False, version=version
         )
+        written, version = read_secret_version(self.cluster, namespace, name)
+        if written != files:
+            raise JobError(f"secret {namespace}/{name} changed meanwhile: run again")
+        return version
 
-    def _ensure_serving_cert(self, ca_files: dict[str, bytes], bundle: bytes) -> None:
-        ca_cert = x509.load_pem_x509_certificate(_ca_cert(ca_files))
-        stored = read_secret(self.cluster, self.target.namespace, self.target.serving_secret)
+    def _check_ca_unchanged(self, version: str | None) -> None:
+        namespace, name = self.target.namespace, self.target.ca_secret
+        if read_secret_version(self.cluster, namespace, name)[1] != version:
+            raise JobError(
+                f"secret {namespace}/{name} changed meanwhile (another run of this Job?):"
+                " run again"
+            )
+
+    def _ensure_serving_cert(
+        self, ca_files: dict[str, bytes], bundle: bytes, ca_version: str | None
+    ) -> None:
+        """Issue (or refresh the `ca.crt` of) the serving Secret, each write made only while
+        the CA Secret is still at `ca_version` (what `bundle` was published from) and over the
+        serving Secret's version this run read."""
+        ca_cert = _load(_ca_cert(ca_files))
+        namespace, name = self.target.namespace, self.target.serving_secret
+        stored, version = read_secret_version(self.cluster, namespace, name)
+
+        def write(data: dict[str, bytes]) -> None:
+            self._check_ca_unchanged(ca_version)
+            write_secret_over(
+                self.cluster, namespace=namespace, name=name, data=data, tls=True, version=version
+            )
+
         if stored is not None and self._serving_ok(stored, ca_cert):
             if stored.get("ca.crt") != bundle:
-                stored["ca.crt"] = bundle
-                write_secret(
-                    self.cluster,
-                    namespace=self.target.namespace,
-                    name=self.target.serving_secret,
-                    data=stored,
-                    tls=True,
-                )
+                write(stored | {"ca.crt": bundle})
             return
         with tempfile.TemporaryDirectory() as tmp:
             ca_dir, out = Path(tmp, "ca"), Path(tmp, "out")
             ca_dir.mkdir()
             out.mkdir()
-            for name, data in _current_files(ca_files).items():
-                (ca_dir / name).write_bytes(data)
+            for file_name, data in _current_files(ca_files).items():
+                (ca_dir / file_name).write_bytes(data)
             self.tool.issue(ca_dir=ca_dir, dns=self.target.dns, out=out)
             pair = read_pair(out, want_ca=False)
         missing = set(self.target.dns) - dns_names(pair.cert)
         if missing:
             raise JobError(f"smictl certs issue left out DNS names: {', '.join(sorted(missing))}")
-        write_secret(
-            self.cluster,
-            namespace=self.target.namespace,
-            name=self.target.serving_secret,
-            data={"tls.crt": pair.cert_pem, "tls.key": pair.key_pem, "ca.crt": bundle},
-            tls=True,
-        )
+        write({"tls.crt": pair.cert_pem, "tls.key": pair.key_pem, "ca.crt": bundle})
 
     def _serving_ok(self, stored: dict[str, bytes], ca_cert: x509.Certificate) -> bool:
         if "tls.crt" not in stored or "tls.key" not in stored:
             return False
-        cert = x509.load_pem_x509_certificate(stored["tls.crt"])
+        try:
+            cert = _load(stored["tls.crt"])
+        except ValueError:
+            self.cluster.log("serving certificate renewed: unreadable")
+            return False
         reasons = []
-        if expires_within(stored["tls.crt"], self.renew_before_days, now=self.now()):
+        if cert.not_valid_after_utc - self.now() <= timedelta(days=self.renew_before_days):
             reasons.append("close to expiry")
         if not set(self.target.dns) <= dns_names(cert):
             reasons.append("DNS names changed")
@@ -669,26 +714,27 @@ def _as_next(files: dict[str, bytes]) -> dict[str, bytes]:
     return {NEXT_PREFIX + k: v for k, v in files.items()}
 
 
-def _ca_cert(files: dict[str, bytes]) -> bytes:
-    """The current CA certificate among a CA Secret's files."""
-    for _, data in sorted(_current_files(files).items()):
+def _ca_cert(files: dict[str, bytes], *, which: str = "current") -> bytes:
+    """The current (or next) CA certificate among a CA Secret's files."""
+    prefix = NEXT_PREFIX if which == "next" else ""
+    chosen = _next_files(files) if which == "next" else _current_files(files)
+    for name, data in sorted(chosen.items()):
         if b"-----BEGIN CERTIFICATE-----" not in data:
             continue
-        if _is_ca(x509.load_pem_x509_certificate(data)):
+        if _is_ca(_parse(data, f"the serving CA secret's {prefix}{name}")):
             return data
-    raise JobError("the serving CA secret holds no CA certificate")
+    raise JobError(f"the serving CA secret holds no {which} CA certificate")
 
 
 def _bundle(files: dict[str, bytes], *, now: datetime) -> bytes:
     """The current CA, then the next one (trusted before it signs anything), then the
     previous one while it is still valid."""
     parts = [_ca_cert(files).strip()]
-    successor = _next_files(files)
-    candidates = [_ca_cert(successor)] if successor else []
+    candidates = [(_ca_cert(files, which="next"), "next")] if _next_files(files) else []
     if PREVIOUS_CA_KEY in files:
-        candidates.append(files[PREVIOUS_CA_KEY])
-    for pem in candidates:
-        if x509.load_pem_x509_certificate(pem).not_valid_after_utc > now:
+        candidates.append((files[PREVIOUS_CA_KEY], PREVIOUS_CA_KEY))
+    for pem, what in candidates:
+        if _parse(pem, f"the serving CA secret's {what}").not_valid_after_utc > now:
             parts.append(pem.strip())
     return b"\n".join(parts) + b"\n"
 
@@ -762,6 +808,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except client.ApiException as exc:
         print(f"certs {args.phase}: Kubernetes API: {exc.status} {exc.reason}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        # Unreadable Secret data the checks above missed (base64, PEM, DER): still one line.
+        print(f"certs {args.phase}: unreadable data: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"phase": args.phase, "result": "ok"}))
     return 0

@@ -484,6 +484,91 @@ def test_inject_before_prepare_says_what_is_missing() -> None:
         _phases(cluster).inject()
 
 
+UNPARSABLE = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def _spoil_secret(cluster: Cluster, name: str, **changes: bytes) -> None:
+    data = cluster.secret(name) | changes
+    JOB.write_secret(cluster.api, namespace=NS, name=name, data=data, tls=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("ca.crt", "the serving CA secret's ca.crt is not a readable certificate"),
+        ("next-ca.crt", "the serving CA secret's next-ca.crt is not a readable certificate"),
+        ("previous-ca.crt", "the serving CA secret's previous-ca.crt is not a readable"),
+    ],
+)
+def test_unreadable_ca_certificates_are_one_line_errors_for_inject(key: str, message: str) -> None:
+    cluster = Cluster()
+    _phases(cluster).prepare()
+    cluster.add_webhooks()
+    _spoil_secret(cluster, "smictl-webhook-ca", **{key: UNPARSABLE})
+    with pytest.raises(JOB.JobError, match=message):
+        _phases(cluster).inject()
+
+
+def test_an_unreadable_serving_certificate_is_reissued() -> None:
+    cluster = Cluster()
+    _phases(cluster).prepare()
+    _spoil_secret(cluster, "smictl-webhook-tls", **{"tls.crt": UNPARSABLE})
+    _phases(cluster).prepare()
+    assert cluster.secret("smictl-webhook-tls")["tls.crt"] != UNPARSABLE
+    assert "serving certificate renewed: unreadable" in cluster.events
+
+
+def test_an_unreadable_mesh_ca_is_a_warning_not_a_crash() -> None:
+    cluster = Cluster()
+    _phases(cluster).prepare()
+    _spoil_secret(cluster, "smictl-mesh-ca", **{"tls.crt": UNPARSABLE})
+    _phases(cluster).prepare()
+    assert any("mesh CA" in e and "not a readable certificate" in e for e in cluster.events)
+
+
+def _run_main(
+    cluster: Cluster, phase: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, str, str]:
+    from kubernetes import config
+
+    monkeypatch.setattr(config, "load_incluster_config", lambda: None)
+    monkeypatch.setattr(client, "CoreV1Api", lambda: cluster.api.core)
+    monkeypatch.setattr(client, "AdmissionregistrationV1Api", lambda: cluster.api.admission)
+    monkeypatch.setattr(client, "ApiextensionsV1Api", lambda: cluster.api.extensions)
+    args = [phase, "--namespace=mesh", "--service=smictl", "--serving-secret=smictl-webhook-tls"]
+    args += ["--ca-secret=smictl-webhook-ca", "--validating-webhook=smictl", "--ready-timeout=0"]
+    args += [f"--dns={name}" for name in DNS]
+    rc = JOB.main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize(
+    ("phase", "key", "value"),
+    [
+        ("inject", "next-ca.crt", UNPARSABLE),
+        ("inject", "ca.crt", UNPARSABLE),
+        ("prepare", "ca.crt", UNPARSABLE),
+        ("inject", "ca.crt", b"not base64 at all"),
+    ],
+)
+def test_main_reports_bad_secret_contents_in_one_line(
+    phase: str, key: str, value: bytes, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    cluster = Cluster()
+    _phases(cluster).prepare()
+    cluster.add_webhooks()
+    if value == b"not base64 at all":
+        obj = cluster.store.objects["secret/mesh/smictl-webhook-ca"]
+        obj.data[key] = value.decode()
+    else:
+        _spoil_secret(cluster, "smictl-webhook-ca", **{key: value})
+    rc, _, err = _run_main(cluster, phase, monkeypatch, capsys)
+    assert rc == 1
+    assert err.startswith(f"certs {phase}: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
 def test_untrusted_serving_certificate_is_not_taken_for_ready() -> None:
     cluster = Cluster()
     _phases(cluster).prepare()

@@ -265,7 +265,8 @@ def old_install(clock: Clock, tool: SimPkiTool, *, ca_age: int) -> Cluster:
     JOB.write_secret(cluster.api, namespace=NS, name=CA_SECRET, data=files, tls=False)
     JOB.set_webhook_bundle(cluster.api, _target(), bundle)
     JOB.point_crds(cluster.api, _target(), bundle)
-    job._ensure_serving_cert(files, bundle)
+    version = JOB.read_secret_version(cluster.api, NS, CA_SECRET)[1]
+    job._ensure_serving_cert(files, bundle, version)
     clock.day(0)
     assert "next-ca.crt" not in cluster.secret(CA_SECRET)
     return cluster
@@ -437,3 +438,147 @@ def test_a_next_ca_left_to_expire_is_replaced_not_promoted() -> None:
     assert stored["previous-ca.crt"] == old["ca.crt"]
     assert_complete(cluster, clock)
     assert load(stored["ca.crt"]).not_valid_after_utc - clock() > timedelta(days=360)
+
+
+def _stale_read_then(cluster: Cluster, meanwhile: Any) -> Any:
+    """The Job's cluster with a core API whose first read of the CA Secret is followed by
+    `meanwhile()` (another run), before the reader goes on."""
+    core = cluster.api.core
+    read = core.read_namespaced_secret
+    done: list[bool] = []
+
+    class Racing:
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(core, attr)
+
+        def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+            obj = read(name, namespace)
+            if name == CA_SECRET and not done:
+                done.append(True)
+                meanwhile()
+            return obj
+
+    return JOB.Cluster(Racing(), cluster.api.admission, cluster.api.extensions, log=print)
+
+
+def test_a_run_that_read_the_ca_secret_before_a_concurrent_promotion_publishes_nothing() -> None:
+    """Run A (an upgrade hook, started a minute before the promotion was due) reads the CA
+    Secret, finds nothing to write; run B (the CronJob) promotes, publishes and reissues. A
+    must neither publish its stale bundle (without B's new next CA) nor reissue the serving
+    certificate from the CA B retired."""
+    clock = Clock()
+    tool = SimPkiTool(clock)
+    cluster = install(clock, tool)
+    clock.day(138)
+    before = cluster.secret(CA_SECRET)
+    assert phases(cluster, clock, tool).promotion_date(before) <= clock()
+    a_time = phases(cluster, clock, tool).promotion_date(before) - timedelta(minutes=1)
+    after_b: dict[str, Any] = {}
+
+    def run_b() -> None:
+        phases(cluster, clock, tool).rotate()
+        after_b.update(
+            ca=cluster.secret(CA_SECRET), tls=cluster.secret(TLS_SECRET), bundles=cluster.bundles()
+        )
+
+    a = phases(cluster, clock, tool)
+    a.cluster, a.now = _stale_read_then(cluster, run_b), lambda: a_time
+    with pytest.raises(JOB.JobError, match="changed meanwhile .*: run again"):
+        a.prepare()
+    assert after_b["ca"]["ca.crt"] == before["next-ca.crt"], "B promoted"
+    assert cluster.secret(CA_SECRET) == after_b["ca"]
+    assert cluster.secret(TLS_SECRET) == after_b["tls"], "A reissued or rewrote ca.crt"
+    assert cluster.bundles() == after_b["bundles"], "A published its stale bundle"
+    assert_complete(cluster, clock)
+    phases(cluster, clock, tool).rotate()  # A's retry starts from B's result
+    assert_complete(cluster, clock)
+
+
+def test_a_concurrent_write_of_the_serving_secret_is_not_overwritten() -> None:
+    clock = Clock()
+    tool = SimPkiTool(clock)
+    cluster = install(clock, tool)
+    clock.day(70)  # the serving certificate is due for renewal
+    core = cluster.api.core
+    read = core.read_namespaced_secret
+
+    def read_then_someone_writes(name: str, namespace: str) -> Any:
+        obj = read(name, namespace)
+        if name == TLS_SECRET:
+            stored = cluster.store.objects[f"secret/{namespace}/{name}"]
+            stored.metadata.resource_version = str(int(stored.metadata.resource_version) + 1)
+            core.read_namespaced_secret = read
+        return obj
+
+    core.read_namespaced_secret = read_then_someone_writes
+    untouched = cluster.secret(TLS_SECRET)
+    with pytest.raises(JOB.JobError, match="was changed by someone else meanwhile"):
+        phases(cluster, clock, tool).prepare()
+    assert cluster.secret(TLS_SECRET) == untouched
+    phases(cluster, clock, tool).rotate()
+    assert cluster.secret(TLS_SECRET)["tls.crt"] != untouched["tls.crt"]
+    assert_complete(cluster, clock)
+
+
+def _another_key(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    stored["next-ca.key"] = new_ca(tool)["ca.key"]
+
+
+def _renamed(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    stored["next-ca.pem"], stored["next-tls.key"] = (
+        stored.pop("next-ca.crt"),
+        stored.pop("next-ca.key"),
+    )
+
+
+def _extra_file(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    stored["next-server.key"] = stored["next-ca.key"]
+
+
+def _no_key(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    del stored["next-ca.key"]
+
+
+def _current_again(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    stored["next-ca.crt"], stored["next-ca.key"] = stored["ca.crt"], stored["ca.key"]
+
+
+def _unparsable(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    stored["next-ca.crt"] = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def _not_a_ca(stored: dict[str, bytes], tool: SimPkiTool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tool.init_ca(Path(tmp))
+        stored["next-ca.crt"] = (Path(tmp) / "server.crt").read_bytes()
+        stored["next-ca.key"] = (Path(tmp) / "server.key").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "spoil", [_another_key, _renamed, _extra_file, _no_key, _current_again, _unparsable, _not_a_ca]
+)
+def test_a_successor_smictl_certs_issue_would_reject_is_replaced_never_promoted(
+    spoil: Any,
+) -> None:
+    """A hand-edited (or half-restored) next CA: promoted, `smictl certs issue --ca-dir`
+    would fail on it on every run, with the old current CA's key already thrown away."""
+    clock = Clock()
+    tool = SimPkiTool(clock)
+    cluster = install(clock, tool)
+    stored = cluster.secret(CA_SECRET)
+    spoil(stored, tool)
+    JOB.write_secret(cluster.api, namespace=NS, name=CA_SECRET, data=stored, tls=False)
+    clock.day(1)
+    phases(cluster, clock, tool).rotate()
+    fixed = cluster.secret(CA_SECRET)
+    assert set(fixed) == {"ca.crt", "ca.key", "next-ca.crt", "next-ca.key"}
+    assert fixed["ca.crt"] == stored["ca.crt"], "replaced, not promoted"
+    assert fixed["next-ca.crt"] not in (stored.get("next-ca.crt"), stored["ca.crt"])
+    assert any("next serving CA created (the stored one" in e for e in cluster.events)
+    assert_complete(cluster, clock)
+    clock.day(139)  # the replacement's promotion (counted from its publication)
+    phases(cluster, clock, tool).rotate()
+    promoted = cluster.secret(CA_SECRET)
+    assert promoted["ca.crt"] == fixed["next-ca.crt"]
+    assert promoted["previous-ca.crt"] == stored["ca.crt"]
+    assert_complete(cluster, clock)
