@@ -116,6 +116,13 @@ def register_serve(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=env.workers)
     p.add_argument("--threads", type=int, default=env.threads)
     p.add_argument(
+        "--max-parked-polls",
+        type=int,
+        default=env.max_parked_polls,
+        help="waiting proxy long polls one worker holds on its event loop, ~30 KiB each "
+        "(default %(default)s)",
+    )
+    p.add_argument(
         "--address-file",
         type=flags.path,
         help="write the bound https://host:port here once listening",
@@ -159,6 +166,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_review_bytes=args.max_review_bytes,
         workers=args.workers,
         threads=args.threads,
+        max_parked_polls=args.max_parked_polls,
     )
     certs_dir = args.certs_dir
     if certs_dir is None and settings.cert_file is None and not settings.kubernetes:
@@ -194,6 +202,7 @@ _NUMERIC_FLAGS = {
     "--max-review-bytes": "max_review_bytes",
     "--workers": "workers",
     "--threads": "threads",
+    "--max-parked-polls": "max_parked_polls",
 }
 
 

@@ -64,6 +64,9 @@ class Settings:
     endpoint_ttl_seconds: float = 60.0
     workers: int = 2
     threads: int = 16
+    # Waiting long polls one worker parks on its event loop (gunicorn's worker_connections):
+    # ~30 KiB each; past it a poll waits in a pool thread (docs/control-plane.md, "The worker").
+    max_parked_polls: int = 1000
 
     @property
     def kubernetes(self) -> bool:
@@ -196,6 +199,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "max_review_bytes": _positive_int,
         "workers": _positive_int,
         "threads": _positive_int,
+        "max_parked_polls": _positive_int,
         "long_poll_seconds": _positive_float,
         "endpoint_ttl_seconds": _positive_float,
     }

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import pytest
 
+import webhook
 from smi.cli import main
 
 
@@ -60,6 +61,7 @@ def serve(
         ("--threads", "-1"),
         ("--max-review-bytes", "0"),
         ("--max-review-bytes", "-4096"),
+        ("--max-parked-polls", "0"),
     ],
 )
 def test_an_out_of_range_number_is_one_line_before_gunicorn(
@@ -86,6 +88,22 @@ def test_numbers_in_range_reach_gunicorn(serve: Serve) -> None:
     assert code is None and env is not None, err
     assert (env["SMI_WEBHOOK_WORKERS"], env["SMI_WEBHOOK_THREADS"]) == ("1", "2")
     assert env["SMI_WEBHOOK_MAX_REVIEW_BYTES"] == "1"
+
+
+def test_the_parked_poll_cap_reaches_gunicorn_as_worker_connections(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    code, err, env = serve("--max-parked-polls", "5000")
+    assert code is None and env is not None, err
+    assert env["SMI_WEBHOOK_MAX_PARKED_POLLS"] == "5000"
+    for name, value in env.items():
+        if name.startswith("SMI_WEBHOOK_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/tmp")  # the config would make one
+    conf = runpy.run_path(str(Path(webhook.__file__).with_name("gunicorn.conf.py")))
+    assert conf["worker_connections"] == 5000
 
 
 def test_the_environment_check_is_unchanged(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
