@@ -242,36 +242,29 @@ class UpstreamConnection(asyncio.BaseProtocol):
         """The header lines to forward, from the head just parsed (less its empty last line),
         and what the proxy must know of them. httptools accepts only CRLF line ends, no
         folded lines and no space before a colon: every line after the status line is one
-        `name:value`. The lines kept are forwarded as slices of the head (usually one): only
-        the lines of special names are looked at, none is copied on its own."""
-        first = head.find(b"\r\n")
-        if first < 0:
+        `name:value`. Only the lines of special names are looked at (`special_at`: a byte
+        compared for most); the kept ones are joined into one piece. The head is split in one
+        call: a `find` per line boundary, each a method call from compiled code, cost more
+        (`--micro` 4.34-4.41 -> 4.17-4.28 us per request)."""
+        lines = head.split(b"\r\n")
+        if len(lines) < 2:
             return  # a status line alone
         kept: list[bytes] = []
-        size = len(head)
-        pos = keep_from = first + 2
         # RFC 9110 §8.6: no Content-Length in a 1xx or 204 (which never has a body, whatever
         # it says): a client that believed it would wait for a body that never comes.
         length_allowed = self.status >= 200 and self.status != 204
-        while pos < size:
-            eol = head.find(b"\r\n", pos)
-            if eol < 0:
-                eol = size
-            name = special_at(head, pos, eol)
-            if name == b"content-length" and length_allowed:
-                self.has_length = True
-            elif name:
-                if keep_from < pos:
-                    kept.append(head[keep_from:pos])
-                keep_from = eol + 2
-                if name != b"content-length":
-                    self._hop_header(name, head[pos + len(name) + 1 : eol].strip())
-            pos = eol + 2
-        if keep_from < size:
-            kept.append(head[keep_from:])
-            kept.append(b"\r\n")  # the last line's CRLF
+        for i in range(1, len(lines)):
+            line = lines[i]
+            name = special_at(line, 0, len(line)) if line else b""
+            if not name or (name == b"content-length" and length_allowed):
+                kept.append(line)
+                if name:
+                    self.has_length = True
+            elif name != b"content-length":
+                self._hop_header(name, line[len(name) + 1 :].strip())
         if kept:
-            self.lines = [b"".join(kept)]
+            kept.append(b"")  # the last line's CRLF
+            self.lines = [b"\r\n".join(kept)]
         if self._drop:
             self.lines = drop_named(self.lines, self._drop)
 
