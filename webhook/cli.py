@@ -28,9 +28,14 @@ from smi.compiler.ir.model import MODES
 from smi.errors import Diagnostic, SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 from smi.pki import CertificateAuthority, PKIError, not_after
-from smi.urls import http_url
-from smi.validation.names import is_label
-from webhook.settings import Settings, default_state_dir, problem
+from webhook.settings import (
+    Settings,
+    control_plane_url_problem,
+    default_state_dir,
+    namespaces_problem,
+    problem,
+    proxy_image_problem,
+)
 from webhook.store_cli import register_apply, register_delete, register_get
 
 __all__ = ["register_apply", "register_certs", "register_delete", "register_get", "register_serve"]
@@ -261,15 +266,16 @@ def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
         Identity.parse(settings.service_account, trust_domain=DEFAULT_TRUST_DOMAIN)
     except IdentityError as exc:
         problems.append(f"--service-account: {exc}")
-    if http_url(settings.control_plane_url) is None:
-        problems.append(
-            f"--control-plane-url {settings.control_plane_url!r}: not an http(s) URL with a host"
-        )
-    for namespace in settings.excluded_namespaces:
-        if not is_label(namespace):
-            problems.append(f"--excluded-namespaces: {namespace!r} is not a DNS-1123 label")
-    if not settings.proxy_image.strip():
-        problems.append("--proxy-image: empty; injected pods would have no proxy image")
+    url = control_plane_url_problem(settings.control_plane_url)
+    if url:
+        problems.append(f"--control-plane-url {settings.control_plane_url!r}: {url}")
+    for namespace in settings.excluded_namespaces:  # one line per bad name
+        bad = namespaces_problem([namespace])
+        if bad:
+            problems.append(f"--excluded-namespaces: {bad}")
+    image = proxy_image_problem(settings.proxy_image)
+    if image:
+        problems.append(f"--proxy-image: {image}")
     if not settings.kubernetes and settings.store_path().is_dir():
         problems.append(f"--store {settings.store_path()}: is a directory, not a SQLite file")
     if address_file is not None and (address_file.is_dir() or not address_file.parent.is_dir()):

@@ -43,11 +43,15 @@ import yaml
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
-from smi.urls import http_url
-from smi.validation.names import is_label
 from smi.yamlpos import PathPart, format_path, parse_path
 from webhook.injection import INJECT_KEY, InjectionConfig, decide, malformed
-from webhook.settings import PREFIX, Settings
+from webhook.settings import (
+    PREFIX,
+    Settings,
+    control_plane_url_problem,
+    namespaces_problem,
+    proxy_image_problem,
+)
 
 try:
     from yaml import CSafeDumper as _BaseDumper
@@ -245,14 +249,18 @@ def _read(text: str) -> str:
 
 
 def _control_plane_url(text: str) -> str:
-    if http_url(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL with a host (SMI7009)")
-    return text
+    problem = control_plane_url_problem(text)
+    return _checked(text, problem and f"{text!r}: {problem}")
 
 
 def _proxy_image(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty; injected pods would have no proxy image (SMI7009)")
+    return _checked(text, proxy_image_problem(text))
+
+
+def _checked(text: str, problem: str | None) -> str:
+    """`text`, or a usage error with the reason `serve` gives for the same value."""
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem} (SMI7009)")
     return text
 
 
@@ -265,9 +273,7 @@ def _trust_domain(text: str) -> str:
 
 def _namespaces(text: str) -> frozenset[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        if not is_label(name):
-            raise argparse.ArgumentTypeError(f"{name!r} is not a DNS-1123 label (SMI7009)")
+    _checked(text, namespaces_problem(names))
     return frozenset(names)
 
 

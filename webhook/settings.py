@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -19,6 +19,8 @@ from typing import get_args
 from smi.compiler.ir.model import MODES, Mode
 from smi.errors import Diagnostic, SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN
+from smi.urls import http_url
+from smi.validation.names import is_label
 
 PREFIX = "SMI_WEBHOOK_"
 IN_CLUSTER = "in-cluster"
@@ -128,6 +130,24 @@ def problem(name: str, value: object) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+# What injected proxies are given (`serve` and `smictl inject` check them alike: a value that
+# parses as a string can still make pods that cannot work).
+
+
+def control_plane_url_problem(url: str) -> str | None:
+    return None if http_url(url) is not None else "not an http(s) URL with a host"
+
+
+def proxy_image_problem(image: str) -> str | None:
+    return None if image.strip() else "empty; injected pods would have no proxy image"
+
+
+def namespaces_problem(names: Iterable[str]) -> str | None:
+    """The first name of `names` that is no namespace (a DNS-1123 label)."""
+    bad = next((n for n in names if not is_label(n)), None)
+    return None if bad is None else f"{bad!r} is not a DNS-1123 label"
 
 
 def _mode(raw: str) -> Mode:
