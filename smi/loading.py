@@ -482,7 +482,6 @@ def _line(lines: Lines | None, path: str, *, default: int | None) -> int | None:
 
 __all__ = [
     "CONTEXT_KINDS",
-    "EMPTY",
     "EXTENSIONS",
     "SMI_KIND_GROUPS",
     "STDIN",

@@ -336,12 +336,15 @@ def run(args: argparse.Namespace) -> int:
 def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
     """(file name, whether it is JSON, document) of every document of every path, in order;
     LoadError with every file's problem (nothing is printed from a set that did not load)."""
-    from smi.loading import EMPTY
+    from smi.loading import nothing_to_do
+    from smi.resources import LoadResult
 
     docs: list[tuple[str, bool, RawDocument]] = []
     problems: list[Diagnostic] = []
+    read: list[str] = []
     for path in paths:
         for name, text, problem in read_path(path, stdin=None):
+            read.append(name)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -356,14 +359,9 @@ def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
             docs += [(name, as_json, doc) for doc in found]
     if problems:
         raise LoadError(problems)
-    if not docs:
-        names = list(dict.fromkeys("<stdin>" if p == STDIN else p for p in paths))
-        where = f" in {', '.join(names)}" if len(names) > 1 else ""
-        raise LoadError.of(
-            "SMI1012",
-            f"no objects{where}: {EMPTY}; nothing to inject",
-            file=names[0] if len(names) == 1 else None,
-        )
+    empty = None if docs else nothing_to_do(LoadResult(files=read), paths, then="nothing to inject")
+    if empty is not None:
+        raise LoadError([empty])
     return docs
 
 

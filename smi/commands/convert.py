@@ -54,7 +54,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smi.apis import registry
-    from smi.loading import EMPTY, read_documents, read_source
+    from smi.loading import nothing_to_do, read_documents, read_source
+    from smi.resources import LoadResult
 
     if not registry.kinds_of(args.to):
         # A usage error (exit 2), worded as the other commands word bad flags: as a diagnostic
@@ -67,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     name, text = read_source(args.path)
     docs = read_documents(text, filename=name)
-    if not docs:
-        raise LoadError.of("SMI1012", f"no objects: {EMPTY}; nothing to convert", file=name)
+    empty = (
+        None
+        if docs
+        else nothing_to_do(LoadResult(files=[name]), [args.path], then="nothing to convert")
+    )
+    if empty is not None:
+        raise LoadError([empty])
     group = args.to.partition("/")[0]
     out: list[Any] = []
     problems: list[Diagnostic] = []
