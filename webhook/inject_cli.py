@@ -265,10 +265,7 @@ def _checked(text: str, problem: str | None) -> str:
 
 
 def _trust_domain(text: str) -> str:
-    problem = flags.trust_domain_problem(text)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(f"{problem} (SMI7009)")
-    return text
+    return _checked(text, flags.trust_domain_problem(text))
 
 
 def _namespaces(text: str) -> frozenset[str]:
