@@ -207,7 +207,6 @@ class Parking:
         self.limit = limit
         self.by_tag: dict[str, dict[Parked, None]] = {}  # insertion-ordered: woken first-in first
         self.count = 0
-        self.current: str | None = None  # the tag the watcher last reported
         self.waking: collections.deque[Parked] = collections.deque()
         self.closed = False
         self._active = threading.Event()  # set while requests are parked: the watcher runs
@@ -259,7 +258,6 @@ class Parking:
 
     def _changed(self, tag: str) -> None:
         """The watcher saw `tag`: wake every request parked on another."""
-        self.current = tag
         self._wake([p for t, polls in self.by_tag.items() if t != tag for p in polls])
 
     def _wake(self, woken: list[Parked]) -> None:
