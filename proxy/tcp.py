@@ -21,7 +21,7 @@ from proxy.metrics import DirectionStats
 from proxy.relay import FAR
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
-from proxy.upstream import Target, peer_spiffe_id
+from proxy.upstream import Target, dial, peer_spiffe_id
 
 log = logging.getLogger("smictl.proxy.tcp")
 
@@ -137,17 +137,10 @@ class _Relay(Pipe):
         super().connection_lost(exc)
 
     async def _open(self, target: Target) -> None:
-        loop = asyncio.get_running_loop()
         ctx = target.tls.client_context if target.tls is not None else None
         try:
             async with asyncio.timeout(self.timeout):
-                transport, far = await loop.create_connection(
-                    Pipe if ctx is None else TlsPipe,
-                    target.host,
-                    target.port,
-                    ssl=ctx,
-                    server_hostname="" if ctx is not None else None,
-                )
+                transport, protocol = await dial(Pipe if ctx is None else TlsPipe, target, ctx)
         except (OSError, TimeoutError) as exc:
             self.stats.error("connect")
             log.warning("tcp: cannot connect to %s:%d: %s", target.host, target.port, exc)
@@ -155,13 +148,13 @@ class _Relay(Pipe):
             return
         if target.identity is not None and peer_spiffe_id(transport) != target.identity:
             self.stats.error("identity")
-            transport.abort()
+            cast(asyncio.Transport, transport).abort()
             self.close()
             return
         if self.transport is None:
             self._deliver_after_eof(transport)
             return
-        self.link(far)
+        self.link(cast(Pipe, protocol))
 
     def _deliver_after_eof(self, transport: asyncio.BaseTransport) -> None:
         """The downstream side closed while the upstream one was connecting. If it ended

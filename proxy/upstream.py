@@ -16,6 +16,7 @@ used (secure naming): a backend proxy holding another workload's certificate get
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -43,6 +44,8 @@ _LENGTHS: Final[tuple[tuple[int, ...], ...]] = tuple(
 MAX_RESPONSE_HEAD: Final = 64 * 1024
 # The most connections opened at once to one target (see ConnectionPool).
 MAX_DIALS: Final = 4
+LOOPBACK_V4: Final = "127.0.0.1"
+LOOPBACK_V6: Final = "::1"
 
 log = logging.getLogger("smictl.proxy.upstream")
 
@@ -641,16 +644,46 @@ class ConnectionPool:
                 waiter.set_exception(ConnectFailed("the proxy is shutting down"))
 
 
-async def _open(pool: ConnectionPool, target: Target) -> UpstreamConnection:
+def loopback_alternate(target: Target) -> str | None:
+    """Where else to dial the local app when 127.0.0.1 refuses: `::1`. An app that binds
+    `localhost` listens on `::1` alone where the resolver puts IPv6 first (Node.js 17 and
+    later), and the default `--app-host` would never reach it. Only for a plain target (the
+    app itself; peers are mTLS), and never the other way round: an app-host of ::1 is meant."""
+    if target.tls is None and target.host == LOOPBACK_V4:
+        return LOOPBACK_V6
+    return None
+
+
+async def dial(
+    factory: Callable[[], asyncio.BaseProtocol], target: Target, ctx: ssl.SSLContext | None
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    """A connection to `target`, to `::1` if it is the app at 127.0.0.1 and refuses there
+    (`loopback_alternate`); the first refusal is what fails."""
     loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_connection(
+            factory,
+            target.host,
+            target.port,
+            ssl=ctx,
+            server_hostname="" if ctx is not None else None,
+        )
+    except ConnectionRefusedError as exc:
+        refused = exc
+    # (Nothing awaited inside an `except`: compiled by mypyc, an await there left the handled
+    # exception as the thread's current one after the coroutine went on, and httptools chains
+    # it as the `__context__` of the next callback error, which server.py reads.)
+    alternate = loopback_alternate(target)
+    if alternate is not None:
+        with contextlib.suppress(OSError):
+            return await loop.create_connection(factory, alternate, target.port)
+    raise refused  # (for ::1 too: the app is down; say so for the address it was asked at)
+
+
+async def _open(pool: ConnectionPool, target: Target) -> UpstreamConnection:
     ctx = target.tls.client_context if target.tls is not None else None
     cls = UpstreamConnection if ctx is None else TlsUpstreamConnection
-    _, conn = await loop.create_connection(
-        lambda: cls(pool, target),
-        target.host,
-        target.port,
-        ssl=ctx,
-        server_hostname="" if ctx is not None else None,
-    )
+    _, protocol = await dial(lambda: cls(pool, target), target, ctx)
+    conn = cast(UpstreamConnection, protocol)
     await conn.connected
     return conn
