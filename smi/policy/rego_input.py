@@ -1,4 +1,4 @@
-"""A faster way to hand a JSON-like document to regopy: `rego_input(doc) -> regopy.Input`.
+r"""A faster way to hand a JSON-like document to regopy: `rego_input(doc) -> regopy.Input`.
 
 regopy's own `Input(value)` walks the value in Python and makes one ctypes call per scalar,
 object item and container, each through a checking wrapper that also copies every string into
@@ -11,15 +11,37 @@ checked. Anything that is not an exact `dict`/`list`/`str`/`int`/`float`/`bool`/
 regopy's own `isinstance` order (bool, int, float, str, None, Set, Mapping, Sequence), so the
 engine sees the same document either way (tests/unit/smi/policy/test_policy_rego_input.py
 compares both through a query of `input`).
+
+Strings go in as rego-cpp keeps them: in their JSON-escaped spelling, without the quotes.
+rego-cpp keeps a string term as it is spelled in Rego source and compares terms by that
+spelling (the literal `"a\\b"`, three characters, is kept as the four of `a\\b`), and
+`regoInputString` takes its bytes as such a spelling. Handed raw, a pathRegex `/admin\..*`
+never equalled the Rego literal `"/admin\\..*"` (a deny list of values never matched, so the
+object was admitted), and a `"` or a line break in a string made the engine's JSON output
+unreadable (SMI5003). regopy's own `Input` has the same flaw. Non-ASCII stays UTF-8, as in
+source. What is left is rego-cpp's own: `count` of a string with an escape counts its
+spelling, for input strings and literals alike.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any
 
 from regopy import Input
 from regopy.rego_shared import RegoError, rego, rego_free_input, rego_new_input
+
+# What json.dumps escapes with ensure_ascii=False: the quote, the backslash, control characters.
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def rego_string(value: str) -> bytes:
+    """A string as rego-cpp's `regoInputString` must be given it (see the module docstring)."""
+    if _NEEDS_ESCAPE.search(value) is not None:
+        value = json.dumps(value, ensure_ascii=False)[1:-1]
+    return value.encode("utf-8")
 
 
 def rego_input(value: Any) -> Input:
@@ -49,7 +71,7 @@ def _adder(handle: Any) -> Callable[[Any], None]:
     def add(value: Any) -> None:
         kind = type(value)
         if kind is str:
-            code = put_str(handle, value.encode("utf-8"))
+            code = put_str(handle, rego_string(value))
         elif kind is dict:
             for key, item in value.items():
                 add(key)
@@ -87,7 +109,7 @@ def _add_other(handle: Any, value: Any, add_one: Callable[[Any], None]) -> int:
     elif isinstance(value, float):
         code = rego.regoInputFloat(handle, value)
     elif isinstance(value, str):
-        code = rego.regoInputString(handle, value.encode("utf-8"))
+        code = rego.regoInputString(handle, rego_string(value))
     elif isinstance(value, (Set, Mapping, Sequence)):
         code = _add_container(handle, value, add_one)
     else:
