@@ -55,10 +55,10 @@ def register(sub: Any) -> None:
 
 @dataclass(frozen=True)
 class Destination:
-    """Who `--to` leads to: identities, the ports to ask about, and how we got there."""
+    """Who `--to` leads to: (identity, app port) pairs to ask about, and how we got there. The
+    port is the one the destination's proxy authorizes on: the port of the app it fronts."""
 
-    identities: tuple[str, ...]
-    ports: tuple[int, ...]
+    asks: tuple[tuple[str, int], ...]
     route: tuple[str, ...] = ()
 
 
@@ -126,8 +126,7 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
     source = _identity(args.source, td, flag="--from")
     probe_base = _probe(args, port=0)
     dest = _destination(args, compiled, index, probe_base)
-    asked = [(identity, _probe(args, port=port)) for identity in dest.identities
-             for port in dest.ports]  # fmt: skip
+    asked = [(identity, _probe(args, port=port)) for identity, port in dest.asks]
     skipped = compiled.result.skipped
     verdicts = [
         explain(index, source=source, destination=identity, probe=probe, skipped=skipped)
@@ -178,11 +177,11 @@ def _destination(
     target = args.target
     if target.count("/") != 1 or target.startswith("spiffe://"):
         identity = _identity(target, index.policy.trust_domain, flag="--to")
-        return Destination((identity,), _ports(args, ()))
+        return Destination(tuple((identity, port) for port in _ports(args, ())))
     service = find_service(compiled.loaded.context, target)
     if service is None:
         identity = _identity(target, index.policy.trust_domain, flag="--to")
-        return Destination((identity,), _ports(args, ()))
+        return Destination(tuple((identity, port) for port in _ports(args, ())))
     return _through_service(args, compiled, index, probe, service_key=target)
 
 
@@ -211,7 +210,8 @@ def _through_service(
     td = index.policy.trust_domain
     context = compiled.loaded.context
     svc = index.service(service_key)
-    ports = _ports(args, svc.ports if svc is not None else ())
+    service_ports = svc.ports if svc is not None else ()
+    ports = _ports(args, service_ports)
     backends = [(service_key, 1.0)]
     route: list[str] = []
     split = index.split_for(service_key)
@@ -224,15 +224,49 @@ def _through_service(
             route.append(f"{service_key}: TrafficSplit {split.origin} sends this to {shares}")
         else:
             route.append(f"{service_key}: TrafficSplit {split.origin} does not apply to this")
-    identities: dict[str, None] = {}
+    asks: dict[tuple[str, int], None] = {}
     for key, _ in backends:
         found = service_identities(context, key, trust_domain=td) or ()
         names = ", ".join(short(i, td) for i in found) or "no workload in the files"
         route.append(f"{key}: selects ServiceAccount(s) {names}")
-        identities.update(dict.fromkeys(found))
-    if not identities:
+        app_ports = _app_ports(context, key, ports, service_ports, route)
+        asks.update(dict.fromkeys((identity, port) for identity in found for port in app_ports))
+    if not asks:
         # `ns/name` names a Service and, by the usual convention, the ServiceAccount of its
         # workloads: with no workload in the files, the ServiceAccount reading is the one left.
         route.append(f"{service_key}: taken as a ServiceAccount")
-        identities[_identity(service_key, td, flag="--to")] = None
-    return Destination(tuple(identities), ports, tuple(route))
+        identity = _identity(service_key, td, flag="--to")
+        app_ports = _app_ports(context, service_key, ports, service_ports, route)
+        asks.update(dict.fromkeys((identity, port) for port in app_ports))
+    return Destination(tuple(asks), tuple(route))
+
+
+def _app_ports(
+    context: Sequence[Any],
+    key: str,
+    ports: Sequence[int],
+    service_ports: Sequence[int],
+    route: list[str],
+) -> list[int]:
+    """The app ports Service `key`'s `ports` lead to (its targetPorts), noting each mapping
+    in `route`. A port that is not one of the Service's (`--port` given as an app port) is
+    asked about as is."""
+    from smi.compiler.workloads import service_app_ports
+
+    out: list[int] = []
+    for port in ports:
+        if port not in service_ports:
+            out.append(port)
+            continue
+        targets = service_app_ports(context, key, port)
+        if targets is None:
+            route.append(
+                f"{key}: port {port}: its targetPort names no container port in the files; "
+                f"asking about {port}"
+            )
+            targets = (port,)
+        elif targets != (port,):
+            shown = ", ".join(str(t) for t in targets)
+            route.append(f"{key}: port {port} goes to app port {shown}")
+        out.extend(t for t in targets if t not in out)
+    return out

@@ -40,8 +40,8 @@ def find_service(context: Iterable[Any], key: str) -> Mapping[str, Any] | None:
     return None
 
 
-def _pods(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], str]]:
-    """(namespace, pod labels, ServiceAccount) of every Pod and Deployment pod template."""
+def _pod_specs(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], Mapping[str, Any]]]:
+    """(namespace, pod labels, pod spec) of every Pod and Deployment pod template."""
     for ctx in context:
         raw = manifest_of(ctx)
         key = _key(raw) if raw is not None else None
@@ -51,7 +51,7 @@ def _pods(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], str]]:
         assert isinstance(spec, Mapping)
         if raw.get("kind") == "Pod":
             meta = raw["metadata"]
-            yield key[0], _str_map(meta.get("labels")), _service_account(spec)
+            yield key[0], _str_map(meta.get("labels")), spec
         elif raw.get("kind") == "Deployment":
             template = spec.get("template")
             if not isinstance(template, Mapping):
@@ -59,7 +59,62 @@ def _pods(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], str]]:
             meta = template.get("metadata") if isinstance(template.get("metadata"), Mapping) else {}
             pod_spec = template.get("spec") if isinstance(template.get("spec"), Mapping) else {}
             assert isinstance(meta, Mapping) and isinstance(pod_spec, Mapping)
-            yield key[0], _str_map(meta.get("labels")), _service_account(pod_spec)
+            yield key[0], _str_map(meta.get("labels")), pod_spec
+
+
+def _selected(objects: list[Any], service: Mapping[str, Any], ns: str) -> list[Mapping[str, Any]]:
+    """The pod specs a Service's selector matches (none without a selector)."""
+    spec = service.get("spec")
+    selector = _str_map(spec.get("selector")) if isinstance(spec, Mapping) else {}
+    if not selector:
+        return []
+    return [
+        pod_spec
+        for pod_ns, labels, pod_spec in _pod_specs(objects)
+        if pod_ns == ns and all(labels.get(k) == v for k, v in selector.items())
+    ]
+
+
+def service_app_ports(context: Iterable[Any], key: str, port: int) -> tuple[int, ...] | None:
+    """The app ports Service "ns/name" sends its `port` to: each pod's proxy authorizes on the
+    port of the app it fronts (the container port), which is what TCPRoute ports and
+    `destination.port` name, not the Service's own port. `targetPort` a number: that number;
+    absent: `port` itself; a name: the selected pods' container ports of that name (several
+    when the pods differ). None when the Service has no such port, or names a container port
+    no selected pod in the files has."""
+    objects = list(context)
+    service = find_service(objects, key)
+    spec = service.get("spec") if service is not None else None
+    if service is None or not isinstance(spec, Mapping) or not isinstance(spec.get("ports"), list):
+        return None
+    for entry in spec["ports"]:
+        if not isinstance(entry, Mapping) or entry.get("port") != port:
+            continue
+        target = entry.get("targetPort", port)
+        if isinstance(target, int) and not isinstance(target, bool):
+            return (target,)
+        if not isinstance(target, str):
+            return None
+        if target.isdigit():
+            return (int(target),)
+        named = {
+            p["containerPort"]
+            for pod_spec in _selected(objects, service, key.partition("/")[0])
+            for p in _container_ports(pod_spec)
+            if p.get("name") == target and isinstance(p.get("containerPort"), int)
+        }
+        return tuple(sorted(named)) or None
+    return None
+
+
+def _container_ports(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for field in ("containers", "initContainers"):
+        containers = pod_spec.get(field)
+        for container in containers if isinstance(containers, list) else ():
+            ports = container.get("ports") if isinstance(container, Mapping) else None
+            for entry in ports if isinstance(ports, list) else ():
+                if isinstance(entry, Mapping):
+                    yield entry
 
 
 def _service_account(pod_spec: Mapping[str, Any]) -> str:
@@ -79,14 +134,8 @@ def service_identities(
     service = find_service(objects, key)
     if service is None:
         return None
-    spec = service.get("spec")
-    selector = _str_map(spec.get("selector")) if isinstance(spec, Mapping) else {}
-    if not selector:
-        return ()
-    ns = key.partition("/")[0]
     found = {
-        spiffe_id(pod_ns, sa, trust_domain)
-        for pod_ns, labels, sa in _pods(objects)
-        if pod_ns == ns and all(labels.get(k) == v for k, v in selector.items())
+        spiffe_id(key.partition("/")[0], _service_account(pod_spec), trust_domain)
+        for pod_spec in _selected(objects, service, key.partition("/")[0])
     }
     return tuple(sorted(found))
