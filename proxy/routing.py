@@ -249,15 +249,16 @@ class InboundRouter:
         self._index = index
 
     def protocol_for(self, peer: str | None) -> str:
-        """ "tcp" when this port is covered only by TCPRoutes, for every caller (then a denied
-        caller's connection is simply closed) or for this caller (a source with a TCPRoute and
-        no HTTP rule here); "http" otherwise."""
+        """ "tcp" when this port is covered only by TCPRoutes (then a denied caller's connection
+        is simply closed), "http" otherwise — for every caller alike. Never per caller: a
+        caller whose rules here are only TCPRoutes, on a port HTTP rules cover for others,
+        would get its bytes relayed as they are, and its own `x-smi-source-identity` would
+        reach an app that reads HTTP there, as a forged identity. Its TCPRoute allows any HTTP
+        request instead, and the proxy states the identity."""
         index = self.policy.index
         if index is None:
             return "http"
-        if index.port_protocol(self.identity, self.app_port) == "tcp":
-            return "tcp"
-        return index.port_protocol(self.identity, self.app_port, source=peer)
+        return index.port_protocol(self.identity, self.app_port)
 
 
 def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:

@@ -325,24 +325,15 @@ class PolicyIndex:
             for name, _, _ in entry.matcher.headers
         )
 
-    def port_protocol(
-        self, destination: str, port: int, *, source: str | None = None
-    ) -> Literal["http", "tcp"]:
+    def port_protocol(self, destination: str, port: int) -> Literal["http", "tcp"]:
         """ "tcp" when only TCPRoute rules cover `port` for `destination` (no HTTPRouteGroup
-        rule applies there), so the proxy passes bytes through at L4; "http" otherwise,
-        including ports nothing covers (the proxy then answers the deny as HTTP 403).
-        With `source` (the verified peer), only that source's rules count."""
+        rule of any source applies there), so the proxy passes bytes through at L4; "http"
+        otherwise, including ports nothing covers (the proxy then answers the deny as HTTP
+        403). The same for every caller: see `proxy.routing.InboundRouter.protocol_for`."""
         dest = self.destinations.get(destination)
         if dest is None:
             return "http"
-        if source is None:
-            http, tcp = dest.http, dest.tcp
-        else:
-            view = dest.by_source.get(source)
-            if view is None:
-                return "http"
-            http, tcp = view.http, view.tcp
-        if http.lookup(port) is None and tcp.lookup(port) is not None:
+        if dest.http.lookup(port) is None and dest.tcp.lookup(port) is not None:
             return "tcp"
         return "http"
 

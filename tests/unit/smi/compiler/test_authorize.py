@@ -468,18 +468,5 @@ def test_port_protocol_is_tcp_only_where_tcp_rules_alone_cover_the_port() -> Non
     assert mysql.port_protocol(MYSQL, 3307) == "http"  # nothing covers it: answer with a 403
     assert mysql.port_protocol(BOOKSTORE, 14001) == "http"
     assert mysql.port_protocol(ident("x", "y"), 1) == "http"
-    # per source: for prometheus (HTTP rules everywhere) 8080 is HTTP
-    v1 = scenario_index("spec_access_v1alpha1")
-    assert (
-        v1.port_protocol(ident("default", "service-a"), 8080, source=ident("default", "prometheus"))
-        == "http"
-    )
     l4 = scenario_index("spec_l4")
-    assert (
-        l4.port_protocol(ident("default", "server"), 8300, source=ident("default", "client"))
-        == "tcp"
-    )
-    assert (
-        l4.port_protocol(ident("default", "server"), 8300, source=ident("default", "nobody"))
-        == "http"
-    )
+    assert l4.port_protocol(ident("default", "server"), 8300) == "tcp"
