@@ -193,27 +193,126 @@ def _split_to_json(s: Split) -> dict[str, Any]:
     }
 
 
-def _match_from(d: dict[str, Any]) -> HttpMatch:
+# Readers of the JSON form. Each value is taken only as the type the writer gives it: a
+# string where a list belongs was read as its characters (`"methods": "GET"` as G, E, T), and
+# `"tcpPorts": ""` as no ports, which means all ports: a widening from a malformed document,
+# which must be refused so that the proxy keeps its last good policy.
+
+
+def _fail(where: str, what: str, value: Any) -> MeshPolicyFormatError:
+    return MeshPolicyFormatError(f"{where}: must be {what}, not {json.dumps(value)[:60]}")
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise _fail(where, "a string", v)
+    return v
+
+
+def _int(v: Any, where: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _fail(where, "a whole number", v)
+    return v
+
+
+def _port(v: Any, where: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 65536:
+        raise _fail(where, "a port (1-65535)", v)
+    return v
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise _fail(where, "a list", v)
+    return v
+
+
+def _obj(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _fail(where, "an object", v)
+    return v
+
+
+def _ports(v: Any, where: str) -> tuple[int, ...]:
+    return tuple(_port(p, f"{where}[{i}]") for i, p in enumerate(_list(v, where)))
+
+
+def _optional_ports(v: Any, where: str) -> tuple[int, ...] | None:
+    return None if v is None else _ports(v, where)
+
+
+def _match_from(d: Any, where: str) -> HttpMatch:
+    d = _obj(d, where)
+    path = d.get("pathRegex")
+    headers = []
+    for i, pair in enumerate(_list(d.get("headers", []), f"{where}.headers")):
+        at = f"{where}.headers[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise _fail(at, "a [name, value] pair", pair)
+        headers.append((_str(pair[0], at), _str(pair[1], at)))
     return HttpMatch(
-        origin=str(d["origin"]),
-        methods=tuple(str(x) for x in d.get("methods", ())),
-        path_regex=None if d.get("pathRegex") is None else str(d["pathRegex"]),
-        headers=tuple((str(k), str(v)) for k, v in d.get("headers", ())),
+        origin=_str(d.get("origin"), f"{where}.origin"),
+        methods=tuple(
+            _str(m, f"{where}.methods[{i}]")
+            for i, m in enumerate(_list(d.get("methods", []), f"{where}.methods"))
+        ),
+        path_regex=None if path is None else _str(path, f"{where}.pathRegex"),
+        headers=tuple(headers),
     )
 
 
-def _ports(v: Any) -> tuple[int, ...] | None:
-    return None if v is None else tuple(int(p) for p in v)
-
-
-def _rule_from(d: dict[str, Any]) -> AuthzRule:
+def _rule_from(d: Any, where: str) -> AuthzRule:
+    d = _obj(d, where)
     return AuthzRule(
-        origin=str(d["origin"]),
-        sources=tuple(str(s) for s in d["sources"]),
-        http=tuple(_match_from(m) for m in d.get("http", ())),
-        tcp_ports=_ports(d.get("tcpPorts")),
-        udp_ports=_ports(d.get("udpPorts")),
-        ports=tuple(int(p) for p in d.get("ports", ())),
+        origin=_str(d.get("origin"), f"{where}.origin"),
+        sources=tuple(
+            _str(x, f"{where}.sources[{i}]")
+            for i, x in enumerate(_list(d.get("sources"), f"{where}.sources"))
+        ),
+        http=tuple(
+            _match_from(m, f"{where}.http[{i}]")
+            for i, m in enumerate(_list(d.get("http", []), f"{where}.http"))
+        ),
+        tcp_ports=_optional_ports(d.get("tcpPorts"), f"{where}.tcpPorts"),
+        udp_ports=_optional_ports(d.get("udpPorts"), f"{where}.udpPorts"),
+        ports=_ports(d.get("ports", []), f"{where}.ports"),
+    )
+
+
+def _service_from(v: Any, where: str) -> Service:
+    v = _obj(v, where)
+    endpoints = []
+    for i, item in enumerate(_list(v.get("endpoints", []), f"{where}.endpoints")):
+        at = f"{where}.endpoints[{i}]"
+        e = _obj(item, at)
+        endpoints.append(
+            Endpoint(
+                address=_str(e.get("address"), f"{at}.address"),
+                port=_port(e.get("port"), f"{at}.port"),
+                identity=_str(e.get("identity"), f"{at}.identity"),
+            )
+        )
+    return Service(ports=_ports(v.get("ports", []), f"{where}.ports"), endpoints=tuple(endpoints))
+
+
+def _split_from(v: Any, where: str) -> Split:
+    v = _obj(v, where)
+    backends = []
+    for i, item in enumerate(_list(v.get("backends"), f"{where}.backends")):
+        at = f"{where}.backends[{i}]"
+        b = _obj(item, at)
+        weight = _int(b.get("weight"), f"{at}.weight")
+        if weight < 0:
+            raise _fail(f"{at}.weight", "a whole number >= 0", weight)
+        service = _str(b.get("service"), f"{at}.service")
+        backends.append(SplitBackend(service=service, weight=weight))
+    return Split(
+        origin=_str(v.get("origin"), f"{where}.origin"),
+        backends=tuple(backends),
+        matches=tuple(
+            _match_from(m, f"{where}.matches[{i}]")
+            for i, m in enumerate(_list(v.get("matches", []), f"{where}.matches"))
+        ),
     )
 
 
@@ -227,34 +326,24 @@ def _from_dict(doc: dict[str, Any]) -> MeshPolicy:
     mode = doc.get("mode", "deny")
     if mode not in MODES:
         raise MeshPolicyFormatError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    destinations = _obj(doc.get("destinations"), "destinations")
     return MeshPolicy(
-        revision=int(doc.get("revision", 0)),
+        revision=_int(doc.get("revision", 0), "revision"),
         mode=mode,
-        trust_domain=str(doc.get("trustDomain", "cluster.local")),
+        trust_domain=_str(doc.get("trustDomain", "cluster.local"), "trustDomain"),
         destinations={
-            str(k): tuple(_rule_from(r) for r in v) for k, v in doc["destinations"].items()
+            k: tuple(
+                _rule_from(r, f"destinations[{k}][{i}]")
+                for i, r in enumerate(_list(v, f"destinations[{k}]"))
+            )
+            for k, v in destinations.items()
         },
         services={
-            str(k): Service(
-                ports=tuple(int(p) for p in v.get("ports", ())),
-                endpoints=tuple(
-                    Endpoint(
-                        address=str(e["address"]), port=int(e["port"]), identity=str(e["identity"])
-                    )
-                    for e in v.get("endpoints", ())
-                ),
-            )
-            for k, v in doc.get("services", {}).items()
+            k: _service_from(v, f"services[{k}]")
+            for k, v in _obj(doc.get("services", {}), "services").items()
         },
         splits={
-            str(k): Split(
-                origin=str(v["origin"]),
-                backends=tuple(
-                    SplitBackend(service=str(b["service"]), weight=int(b["weight"]))
-                    for b in v["backends"]
-                ),
-                matches=tuple(_match_from(m) for m in v.get("matches", ())),
-            )
-            for k, v in doc.get("splits", {}).items()
+            k: _split_from(v, f"splits[{k}]")
+            for k, v in _obj(doc.get("splits", {}), "splits").items()
         },
     )

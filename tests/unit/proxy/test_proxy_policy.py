@@ -46,7 +46,7 @@ async def test_install_swaps_the_index_and_reports_changes() -> None:
     [
         (b"{not json", "not JSON"),
         (b'{"schemaVersion": 99, "destinations": {}}', "schemaVersion 99"),
-        (b'{"schemaVersion": 1}', "invalid MeshPolicy"),
+        (b'{"schemaVersion": 1}', "destinations: must be an object, not null"),
     ],
 )
 async def test_a_bad_document_is_refused_and_the_last_good_policy_stays(
