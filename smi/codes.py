@@ -400,7 +400,10 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI4002",
             "kind not in target version",
-            "The kind does not exist in the target version (e.g. UDPRoute before specs v1alpha4).",
+            "The target version cannot express the object at all: its kind does not exist there "
+            "(e.g. UDPRoute before specs v1alpha4), or a TrafficTarget's destination is an "
+            "IdentityBinding below access v1alpha4. (What a version can hold only in part, such "
+            "as UDPRoute rules below access v1alpha3, rides in the lossy-fields annotation.)",
             "Choose a version that has the kind.",
         ),
         _c(

@@ -3,11 +3,15 @@
 `convert_document(doc, to)` validates a document, reads it into the hub and writes it in the
 target version; `convert_object(hub_obj, to)` does the last step for an object already read.
 Fields the target version cannot hold ride in the `smictl.io/lossy-fields` annotation, so
-converting back gives the original object (see `smi.apis.lossy`).
+converting back gives the original object (see `smi.apis.lossy`). That includes entries of a
+list the target can hold only in part: UDPRoute rules below access v1alpha3, IdentityBinding
+sources below v1alpha4 (left out of the view, which only narrows what an allow-only
+TrafficTarget grants; `smi.apis.access.common` has the reasoning).
 
 This is the boundary where `smi.apis`' own exceptions become smictl errors:
-ConversionError with SMI4001 (target version unknown), SMI4002 (kind, or something the
-object holds, does not exist in the target version), SMI4003 (target in another group, or the
+ConversionError with SMI4001 (target version unknown), SMI4002 (the kind does not exist in the
+target version, or the object means something it cannot say at all: an IdentityBinding
+destination below access v1alpha4), SMI4003 (target in another group, or the
 document is not an SMI object), SMI4004 (lossy-field annotation corrupt); SchemaError for a
 document that does not match its own version's schema (mapped by `smi.schema_errors`, as
 the loader does); LoadError when its apiVersion or kind is missing or not served.

@@ -4,6 +4,15 @@ Every object converts through its group's hub (`smi.conversion.convert_document`
 version reaches any other and fields the target cannot hold survive in the lossy-field
 annotation. One object that cannot convert fails the whole review with `result.status: Failure`
 and the reason, as the API server expects; a body that is not a ConversionReview is a 400.
+
+The API server converts a whole list or watch in one review and must never be refused for an
+object it stores (conversion is not validation), so every stored version converts to every
+served one: what an older version cannot hold (UDPRoute rules in access v1alpha1/v1alpha2)
+leaves its view for the annotation instead of failing the review, and comes back when the
+object is written through that version. What still fails: a group or kind the target lacks
+(never a stored object of the CRD), a corrupt lossy-fields annotation and an IdentityBinding
+destination below access v1alpha4, which admission rejects, so they are stored only if it
+was bypassed.
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ so that `to_hub(from_hub(h)) == h` for every hub object the version can take.
 The fingerprint makes an edited object safe: when someone changes a field after converting
 (say, the weights), the wire no longer gives the fingerprinted value and the stale stored
 value is ignored: the wire wins.
+
+A field is stored whole, so a list the version shows only part of (access v1alpha2 leaves out
+UDPRoute rules) comes back with every entry in its original place. A version module refuses
+(`ConversionNotPossible`) only what its version cannot mean at all, never what it merely
+cannot hold: the API server converts a whole list in one ConversionReview, so one refused
+stored object breaks every list and watch of its kind in that version.
 """
 
 from __future__ import annotations
@@ -96,9 +102,9 @@ def restore(hub: H, raw: str, read_back: Callable[[H], H] | None = None) -> H:
         try:
             back = read_back(restored)
         except (ConversionNotPossible, ValidationError) as exc:
-            # Stored values this version cannot even write (a UDPRoute rule on an access
-            # v1alpha2 object, a weight beyond its range): no conversion to this version
-            # made them, so the annotation is corrupt, not the object's own fields.
+            # Stored values this version cannot even write (an IdentityBinding destination
+            # on an access v1alpha3 object, a weight beyond its range): no conversion to this
+            # version made them, so the annotation is corrupt, not the object's own fields.
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {reason}") from exc
         updates = {n: v for n, v in updates.items() if getattr(back, n) == getattr(hub, n)}

@@ -9,7 +9,7 @@ formatted only for what is reported: the checks run for every object of a set.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from smi.apis.access import hub
 from smi.errors import Diagnostic
@@ -32,8 +32,15 @@ _RULE_KINDS = {
     "v1alpha3": ("HTTPRouteGroup", "TCPRoute", "UDPRoute"),
     "v1alpha4": ("HTTPRouteGroup", "TCPRoute", "UDPRoute"),
 }
+T = TypeVar("T")
 _SUBJECT_KINDS = {"v1alpha4": ("ServiceAccount", "IdentityBinding")}
 _DEFAULT_SUBJECT_KINDS = ("ServiceAccount",)
+
+
+# Entries a version cannot hold and that ride in the lossy-fields annotation instead
+# (smi.apis.access.common): the hub has them back, the manifest does not show them.
+_HIDDEN_RULE_KINDS = {"v1alpha1": "UDPRoute", "v1alpha2": "UDPRoute"}
+_HIDDEN_SOURCE_KINDS = {v: "IdentityBinding" for v in ("v1alpha1", "v1alpha2", "v1alpha3")}
 
 
 def check_traffic_target(resource: Resource) -> list[Diagnostic]:
@@ -41,18 +48,41 @@ def check_traffic_target(resource: Resource) -> list[Diagnostic]:
     version = resource.api_version.rpartition("/")[2]
     spec = "" if version == "v1alpha1" else "spec."
     namespace = target.metadata.namespace
+    body = resource.raw if not spec else resource.raw.get("spec")
+    written = body if isinstance(body, dict) else {}
+    rules_key = "specs" if not spec else "rules"
     out: list[Diagnostic] = []
     _destination(
         out, target.destination, path=f"{spec}destination", namespace=namespace, version=version
     )
+    rules = _shown(target.rules, written.get(rules_key), _HIDDEN_RULE_KINDS.get(version))
+    sources = _shown(target.sources, written.get("sources"), _HIDDEN_SOURCE_KINDS.get(version))
     _rules(
         out,
-        target.rules,
-        path=f"{spec}{'specs' if not spec else 'rules'}",
+        rules,
+        path=f"{spec}{rules_key}",
         api_version=resource.api_version,
+        hidden=len(target.rules) - len(rules),
     )
-    _sources(out, target.sources, path=f"{spec}sources", namespace=namespace, version=version)
+    _sources(
+        out,
+        sources,
+        path=f"{spec}sources",
+        namespace=namespace,
+        version=version,
+        hidden=len(target.sources) - len(sources),
+    )
     return out
+
+
+def _shown(entries: tuple[T, ...], written: object, hidden_kind: str | None) -> tuple[T, ...]:
+    """The entries as the manifest writes them: without those restored from the lossy-fields
+    annotation (only kinds this version cannot hold can come from there, so when the hub has
+    more entries than the manifest, the extra ones are exactly those)."""
+    count = len(written) if isinstance(written, list) else 0
+    if hidden_kind is None or len(entries) == count:
+        return entries
+    return tuple(e for e in entries if getattr(e, "kind", None) != hidden_kind)
 
 
 def _subject(out: list[Diagnostic], subject: hub.Subject, *, path: str, version: str) -> None:
@@ -105,9 +135,14 @@ def _destination(
 
 
 def _rules(
-    out: list[Diagnostic], rules: tuple[hub.Rule, ...], *, path: str, api_version: str
+    out: list[Diagnostic],
+    rules: tuple[hub.Rule, ...],
+    *,
+    path: str,
+    api_version: str,
+    hidden: int = 0,
 ) -> None:
-    if not rules:
+    if not rules and not hidden:
         out.append(
             error(
                 "SMI2402",
@@ -155,8 +190,9 @@ def _sources(
     path: str,
     namespace: str,
     version: str,
+    hidden: int = 0,
 ) -> None:
-    if not sources:
+    if not sources and not hidden:
         out.append(
             error(
                 "SMI2403",

@@ -3,6 +3,30 @@
 Subjects and rules hardly change between versions: v1alpha1/v1alpha2 destinations carry an
 optional `port`, v1alpha4 subjects an optional `group`; everything else is the layout around
 them (flat in v1alpha1, `specs` renamed `rules` and moved under `spec` in v1alpha2).
+
+What an older version has no place for, and where it goes (DESIGN.md §3 "Versions"):
+
+- UDPRoute rules below v1alpha3 and IdentityBinding *sources* below v1alpha4 are left out of
+  that version's view (`shown_rules`, `shown_sources`) and ride, with the whole original list
+  and its order, in the lossy-fields annotation (`smi.apis.lossy`); converting back puts them
+  back where they were. This is safe because a TrafficTarget only ever allows (SPEC.md §2.1):
+  a reader of the older version who does not see them sees a narrower grant, never a wider
+  one. When every rule (or source) is one the version cannot hold, its view has none, which
+  allows nothing: v1alpha1/v1alpha2 leave the optional list out (their CRDs require neither
+  `rules` nor `sources`), v1alpha3 writes `sources: []` (its CRD requires the field, not
+  items). The API server's schema for the served version accepts both, so the view can be
+  read, edited and written back through that version.
+- The annotation's fingerprint applies the usual rule: a client of the older version that
+  edits the list it sees (`rules` in v1alpha2) also drops the hidden entries, since the wire
+  wins. That too only narrows. An annotation can add hidden entries only of the kinds the
+  version cannot hold (`lossy.restore` checks it projects back onto the manifest), so a hand
+  edit cannot slip an HTTPRouteGroup or ServiceAccount grant past a reader of the manifest.
+  The hidden entries themselves are grants smictl enforces (the compiler reads the hub), so
+  whoever reviews an access v1alpha1/v1alpha2 manifest reviews its annotation too; writing
+  one takes the same permission as writing the grant in spec.
+- An IdentityBinding *destination* below v1alpha4 is refused (`require_expressible`): the
+  destination says whom the grant is for, and the older version has no way to say it. Leaving
+  it out would change what the object means, not narrow it.
 """
 
 from __future__ import annotations
@@ -91,23 +115,25 @@ def rules_to_hub(rules: Iterable[Rule] | None) -> tuple[hub.Rule, ...]:
     return tuple(rule_to_hub(r) for r in rules or ())
 
 
-def require_expressible(
-    target: hub.TrafficTarget, *, version: str, bindings: bool, udp: bool
-) -> None:
-    """Refuse what the target version cannot mean at all (an annotation would only hide it:
-    the converted object would be rejected, or worse, read differently, by that version)."""
-    subjects = [("destination", target.destination)] + [
-        (f"sources[{i}]", s) for i, s in enumerate(target.sources)
-    ]
-    for where, subject in subjects:
-        if not bindings and subject.kind == "IdentityBinding":
-            raise ConversionNotPossible(
-                f"{where} is an IdentityBinding, which exists only in access v1alpha4, "
-                f"not {version}"
-            )
-    for i, rule in enumerate(target.rules):
-        if not udp and rule.kind == "UDPRoute":
-            raise ConversionNotPossible(
-                f"rules[{i}] is a UDPRoute rule, which access {version} does not allow "
-                "(UDPRoute needs access v1alpha3 or later)"
-            )
+def shown_rules(target: hub.TrafficTarget, *, udp: bool) -> list[Rule]:
+    """The rules a version shows: without UDPRoute rules where `udp` is False (the hidden
+    ones ride in the lossy-fields annotation; see the module docstring)."""
+    return [rule_from_hub(r) for r in target.rules if udp or r.kind != "UDPRoute"]
+
+
+def shown_sources(target: hub.TrafficTarget, *, bindings: bool) -> list[hub.Subject]:
+    """The sources a version shows: without IdentityBinding sources where `bindings` is
+    False (they ride in the lossy-fields annotation; see the module docstring)."""
+    return [s for s in target.sources if bindings or s.kind != "IdentityBinding"]
+
+
+def require_expressible(target: hub.TrafficTarget, *, version: str, bindings: bool) -> None:
+    """Refuse what the target version cannot mean at all: an IdentityBinding destination
+    below v1alpha4. Hiding it in the annotation would not narrow the grant but change whom it
+    is for; a reader of that version would see a different destination or none."""
+    if not bindings and target.destination.kind == "IdentityBinding":
+        raise ConversionNotPossible(
+            f"destination is an IdentityBinding, which exists only in access v1alpha4, "
+            f"not {version} (IdentityBinding sources would ride in the lossy-fields "
+            "annotation; a destination cannot)"
+        )

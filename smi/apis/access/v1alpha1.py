@@ -2,6 +2,8 @@
 
 `destination`, `specs` (later renamed `rules`) and `sources` sit at the object root. The
 destination's `port` is optional, as the spec says (the sdk `main` CRD wrongly requires it).
+Rule kinds: HTTPRouteGroup, TCPRoute; UDPRoute rules and IdentityBinding sources of newer
+versions ride in the lossy-fields annotation (`smi.apis.access.common` says why that is safe).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from smi.apis.access.common import (
     plain_subject,
     port_destination,
     require_expressible,
-    rule_from_hub,
     rules_to_hub,
+    shown_rules,
+    shown_sources,
     subject_to_hub,
 )
 from smi.apis.meta import ObjectMeta
@@ -52,14 +55,14 @@ def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
 
 
 def _project(target: hub.TrafficTarget) -> TrafficTarget:
-    require_expressible(target, version=VERSION, bindings=False, udp=False)
+    require_expressible(target, version=VERSION, bindings=False)
     return TrafficTarget(
         apiVersion=API_VERSION,
         kind="TrafficTarget",
         metadata=target.metadata,
         destination=port_destination(target.destination),
-        specs=[rule_from_hub(r) for r in target.rules] or None,
-        sources=[plain_subject(s) for s in target.sources] or None,
+        specs=shown_rules(target, udp=False) or None,
+        sources=[plain_subject(s) for s in shown_sources(target, bindings=False)] or None,
     )
 
 

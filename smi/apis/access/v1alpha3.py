@@ -2,7 +2,8 @@
 
 `destination`, `rules` and `sources` are all required (presence only: emptiness is a
 validation error, SMI2402/SMI2403). `destination.port` is gone: a destination port from an
-older version rides in the lossy-fields annotation. Rule kinds gain UDPRoute.
+older version rides in the lossy-fields annotation. Rule kinds gain UDPRoute. IdentityBinding
+sources (v1alpha4 draft) ride in the annotation too; an IdentityBinding destination is refused.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from smi.apis.access.common import (
     build_target,
     plain_subject,
     require_expressible,
-    rule_from_hub,
     rules_to_hub,
+    shown_rules,
+    shown_sources,
     subject_to_hub,
 )
 from smi.apis.meta import ObjectMeta
@@ -55,11 +57,11 @@ def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
 
 
 def _project(target: hub.TrafficTarget) -> TrafficTarget:
-    require_expressible(target, version=VERSION, bindings=False, udp=True)
+    require_expressible(target, version=VERSION, bindings=False)
     spec = TrafficTargetSpec(
         destination=plain_subject(target.destination),
-        rules=[rule_from_hub(r) for r in target.rules],
-        sources=[plain_subject(s) for s in target.sources],
+        rules=shown_rules(target, udp=True),
+        sources=[plain_subject(s) for s in shown_sources(target, bindings=False)],
     )
     return TrafficTarget(
         apiVersion=API_VERSION, kind="TrafficTarget", metadata=target.metadata, spec=spec

@@ -79,7 +79,7 @@ def _read_target(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
 
 
 def _project_target(target: hub.TrafficTarget) -> TrafficTarget:
-    require_expressible(target, version=VERSION, bindings=True, udp=True)
+    require_expressible(target, version=VERSION, bindings=True)
     spec = TrafficTargetSpec(
         destination=group_subject(target.destination),
         rules=[rule_from_hub(r) for r in target.rules],

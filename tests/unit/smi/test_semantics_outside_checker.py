@@ -39,11 +39,11 @@ def _annotated(doc: dict, lost: dict) -> str:
 # --- a lossy-fields annotation the version could never have written -------------------------
 
 
-def _tt_v1alpha2_with_udp_rule_in_annotation() -> str:
-    wire_rules = [{"kind": "TCPRoute", "name": "t", "matches": None}]
-    stored = [*wire_rules, {"kind": "UDPRoute", "name": "u", "matches": None}]
+def _tt_v1alpha3_with_binding_destination_in_annotation() -> str:
+    wire = {"group": "", "kind": "ServiceAccount", "name": "api", "namespace": "", "port": None}
+    stored = {**wire, "kind": "IdentityBinding", "group": "access.smi-spec.io"}
     doc = {
-        "apiVersion": "access.smi-spec.io/v1alpha2",
+        "apiVersion": "access.smi-spec.io/v1alpha3",
         "kind": "TrafficTarget",
         "metadata": {"name": "tt", "namespace": "ns1"},
         "spec": {
@@ -52,7 +52,7 @@ def _tt_v1alpha2_with_udp_rule_in_annotation() -> str:
             "sources": [{"kind": "ServiceAccount", "name": "web", "namespace": "ns1"}],
         },
     }
-    return _annotated(doc, {"rules": {"value": stored, "was": fingerprint(wire_rules)}})
+    return _annotated(doc, {"destination": {"value": stored, "was": fingerprint(wire)}})
 
 
 def _split_v1alpha1_with_out_of_range_weights_in_annotation() -> str:
@@ -73,7 +73,7 @@ def _split_v1alpha1_with_out_of_range_weights_in_annotation() -> str:
 @pytest.mark.parametrize(
     ("make", "to"),
     [
-        (_tt_v1alpha2_with_udp_rule_in_annotation, "access.smi-spec.io/v1alpha3"),
+        (_tt_v1alpha3_with_binding_destination_in_annotation, "access.smi-spec.io/v1alpha2"),
         (_split_v1alpha1_with_out_of_range_weights_in_annotation, "split.smi-spec.io/v1alpha4"),
     ],
 )

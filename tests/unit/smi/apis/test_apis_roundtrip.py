@@ -159,10 +159,9 @@ def test_udp_rules_round_trip_between_v1alpha3_and_v1alpha4(source: str, target:
     _round_trip(UDP_RULE, source, target)
 
 
-def test_udp_rule_refused_by_access_v1alpha2() -> None:
-    doc = registry.render(UDP_RULE, "access.smi-spec.io/v1alpha3")
-    with pytest.raises(ConversionError, match=r"UDPRoute rule.*access v1alpha2"):
-        convert_document(doc, "access.smi-spec.io/v1alpha2")
+@pytest.mark.parametrize("older", ["access.smi-spec.io/v1alpha1", "access.smi-spec.io/v1alpha2"])
+def test_udp_rule_rides_in_the_annotation_below_access_v1alpha3(older: str) -> None:
+    _round_trip(UDP_RULE, "access.smi-spec.io/v1alpha3", older)
 
 
 def test_destination_port_rides_in_the_annotation_in_v1alpha3() -> None:

@@ -161,16 +161,14 @@ def _versions(hub_obj: Any) -> list[str]:
 
 def _refusal(hub_obj: Any, version: str) -> str | None:
     """Why `version` cannot express `hub_obj` at all, or None."""
-    if isinstance(hub_obj, access.TrafficTarget):
-        subjects = (hub_obj.destination, *hub_obj.sources)
-        if version < "access.smi-spec.io/v1alpha4" and any(
-            s.kind == "IdentityBinding" for s in subjects
-        ):
-            return "IdentityBinding"
-        if version < "access.smi-spec.io/v1alpha3" and any(
-            r.kind == "UDPRoute" for r in hub_obj.rules
-        ):
-            return "UDPRoute"
+    # UDPRoute rules and IdentityBinding sources ride in the annotation; only an
+    # IdentityBinding destination cannot be said below v1alpha4.
+    if (
+        isinstance(hub_obj, access.TrafficTarget)
+        and version < "access.smi-spec.io/v1alpha4"
+        and hub_obj.destination.kind == "IdentityBinding"
+    ):
+        return "IdentityBinding"
     return None
 
 
