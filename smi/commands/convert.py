@@ -6,7 +6,11 @@ annotation, so converting back restores them. Other documents (Services, objects
 groups) pass through unchanged, so a whole manifest file can be converted in one go. Output is
 YAML on standard output; problems go to standard error as `file:line: path: reason (CODE)`.
 Nothing is printed when there is no object of the target's group to convert (SMI4003), or no
-object at all (SMI1012: an empty file or standard input, or only comments and `---`).
+object at all (SMI1012: an empty file or standard input, or only comments and `---`), or when
+an object to convert fails the checks `smictl validate` makes of one object alone (a negative
+weight, a TrafficTarget without rules): converted, it would be as invalid in the new version,
+and a pipeline that only converts would ship it. References to other objects are not checked
+(`smictl validate` does that); warnings are not printed.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise LoadError([empty])
     group = args.to.partition("/")[0]
     out: list[Any] = []
-    problems: list[Diagnostic] = []
+    problems: list[Diagnostic] = _invalid(text, name, group)
     converted = 0
     for doc in docs:
         value, count = _convert(
@@ -101,6 +105,22 @@ def run(args: argparse.Namespace) -> int:
         explicit_start=len(out) > 1,
     )
     return 0
+
+
+def _invalid(text: str, name: str, group: str) -> list[Diagnostic]:
+    """The errors `check_resource` finds in the file's objects of `group` (schema errors are
+    left to the conversion, which reports them in its own words)."""
+    from smi.loading import load_text
+    from smi.validation import check_resource
+
+    loaded = load_text(text, filename=name)
+    return [
+        d
+        for resource in loaded.resources
+        if resource.api_version.partition("/")[0] == group
+        for d in check_resource(resource)
+        if d.is_error
+    ]
 
 
 def _convert(
