@@ -577,6 +577,13 @@ CODES: dict[str, Code] = dict(
         ),
         # --- SMI7xxx: control plane and proxy -----------------------------------------------------
         _c(
+            "SMI7000",
+            "internal error in the control plane",
+            "A request to the control plane failed on a bug, not on its input: the answer is "
+            "500 and the control plane's log has the traceback. Nothing was changed.",
+            "Retry; if it happens again, report it with the log lines of that request.",
+        ),
+        _c(
             "SMI7001",
             "control plane unreachable",
             "smictl could not reach the control plane.",
