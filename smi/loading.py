@@ -263,6 +263,16 @@ class _Loader:
                 sub = lines.sub(("items", i)) if lines is not None else None
                 self.document(item, lines=sub, index=index)
             return
+        if _typed_list(api_version, kind) and isinstance(value.get("items"), list):
+            # `<Kind>List` (a CRD's listKind, what the API server answers a list with): its
+            # items may leave out apiVersion and kind, which are the list's.
+            assert isinstance(kind, str)
+            for i, item in enumerate(value["items"]):
+                sub = lines.sub(("items", i)) if lines is not None else None
+                if isinstance(item, dict):
+                    item = {"apiVersion": api_version, "kind": kind[: -len("List")], **item}
+                self.document(item, lines=sub, index=index)
+            return
         plainly_typed = type(api_version) is str and type(kind) is str and api_version and kind
         if not plainly_typed and not self._has_type(api_version, kind, line=line, lines=lines):
             return
@@ -470,6 +480,16 @@ class _SmiDocument:
         if not isinstance(meta, dict) or meta.get("namespace"):
             return self.value
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
+
+
+def _typed_list(api_version: Any, kind: Any) -> bool:
+    """Whether (apiVersion, kind) is the list kind of a kind this loader reads."""
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
+        return False
+    item = kind[: -len("List")]
+    if registry.is_smi_group(api_version):
+        return registry.lookup(api_version, item) is not None
+    return api_version in CONTEXT_KINDS.get(item, ())
 
 
 def _plural(n: int, word: str) -> str:

@@ -1,0 +1,51 @@
+"""A CRD's typed list (`TrafficSplitList`, the `listKind` SPEC.md §1 names; what the API server
+answers a list with, items without apiVersion and kind) is read like `kind: List`. It was
+refused: `kind: split.smi-spec.io/v1alpha4 has no kind TrafficSplitList (SMI1007)`."""
+
+from __future__ import annotations
+
+from smi.loading import load_text
+
+SPLITS = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplitList
+metadata: {resourceVersion: "12"}
+items:
+- metadata: {name: s, namespace: shop}
+  spec:
+    service: web
+    backends:
+    - {service: a, weight: -5}
+- apiVersion: split.smi-spec.io/v1alpha4
+  kind: TrafficSplit
+  metadata: {name: t, namespace: shop}
+  spec: {service: web2, backends: [{service: a, weight: 5}]}
+"""
+
+
+def test_a_typed_list_of_smi_objects_gives_its_items_with_their_lines() -> None:
+    loaded = load_text(SPLITS, filename="l.yaml")
+    assert [(r.kind, r.name) for r in loaded.resources] == [
+        ("TrafficSplit", "s"),
+        ("TrafficSplit", "t"),
+    ]
+    assert [d for d in loaded.diagnostics if d.is_error] == []
+    from smi.validation import check_resource
+
+    [problem] = [d for r in loaded.resources for d in check_resource(r)]
+    assert (problem.code, problem.line, problem.path) == ("SMI2103", 9, "spec.backends[0].weight")
+
+
+def test_a_typed_list_of_context_objects_is_context() -> None:
+    text = (
+        "apiVersion: v1\nkind: ServiceList\nitems:\n"
+        "- metadata: {name: web, namespace: shop}\n  spec: {ports: [{port: 80}]}\n"
+    )
+    loaded = load_text(text, filename="l.yaml")
+    assert loaded.diagnostics == [] and len(loaded.context) == 1
+
+
+def test_a_list_kind_of_nothing_served_is_still_refused() -> None:
+    text = "apiVersion: split.smi-spec.io/v1alpha4\nkind: BananaList\nitems: []\n"
+    [problem] = load_text(text, filename="l.yaml").diagnostics
+    assert problem.code == "SMI1007" and problem.is_error
