@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from smi.errors import SMIError
+from smi.errors import SMIError, escaped_line
 from smi.store.base import Store
 from webhook import logs
 from webhook.plane import EXTENSION, ControlPlane, load_ca, record_expiry
@@ -47,8 +47,39 @@ def create_app(
     settings: Settings | None = None, *, store: Store | None = None, policies: Any = None
 ) -> Flask:
     """Build the control plane app. `store` and `policies` (a PolicySet) override what the
-    settings select; tests and benchmarks hand in ones they prepared."""
-    settings = settings if settings is not None else Settings.from_env()
+    settings select; tests and benchmarks hand in ones they prepared.
+
+    Without settings this is gunicorn's `webhook:create_app()` in a worker: settings come from
+    SMI_WEBHOOK_*, and a worker that cannot build the app (a policy file changed after
+    `serve`'s preflight, a store it cannot open) logs why in one line and stops the server,
+    rather than gunicorn printing a traceback and failing every worker alike."""
+    if settings is not None:
+        return _build_app(settings, store=store, policies=policies)
+    logs.configure()
+    try:
+        return _build_app(Settings.from_env(), store=store, policies=policies)
+    except (SMIError, OSError) as exc:
+        boot_failed(exc)
+
+
+# gunicorn's Arbiter.APP_LOAD_ERROR: a worker exiting with it halts the master ("App failed to
+# load"), where WORKER_BOOT_ERROR (a raised exception) logged a traceback first.
+APP_LOAD_ERROR = 4
+
+
+def boot_failed(exc: Exception) -> NoReturn:
+    """Log why the app cannot be built, one line per problem, and exit the worker."""
+    if isinstance(exc, SMIError):
+        reasons = [d.format() for d in exc.diagnostics]
+    else:
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        reasons = [escaped_line(f"{where}{getattr(exc, 'strerror', None) or exc}")]
+    for reason in reasons:
+        logs.emit(logs.SERVER, {"event": "boot_failed", "error": reason}, level=logging.ERROR)
+    raise SystemExit(APP_LOAD_ERROR)
+
+
+def _build_app(settings: Settings, *, store: Store | None, policies: Any) -> Flask:
     logs.configure()
     app = Flask("webhook")
     app.config["JSON_SORT_KEYS"] = False
@@ -68,7 +99,7 @@ def build_plane(
     settings: Settings, *, store: Store | None = None, policies: Any = None
 ) -> ControlPlane:
     from webhook.metrics import Metrics
-    from webhook.policies import load_policies
+    from webhook.policies import policies_of
 
     metrics = Metrics.create()
     ca = load_ca(settings)
@@ -82,9 +113,7 @@ def build_plane(
     return ControlPlane(
         settings=settings,
         store=store,
-        policies=policies
-        if policies is not None
-        else load_policies(settings.policies, include_shipped=settings.shipped_policies),
+        policies=policies if policies is not None else policies_of(settings),
         metrics=metrics,
         ca=ca,
         authenticator=_authenticator(settings, ca=ca, api_client=api_client),
@@ -153,13 +182,19 @@ def _register_hooks(app: Flask) -> None:
             )
         return response
 
+    from webhook import opa
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         code = exc.code or 500
+        if opa.serves(request.path):
+            return opa.opa_error(code, exc.description or exc.name)
         return jsonify(error=exc.description or exc.name, code=code), code
 
     @app.errorhandler(SMIError)
     def _smi_error(exc: SMIError) -> tuple[Response, int]:
+        if opa.serves(request.path):
+            return opa.opa_error(400, exc.diagnostics[0].format())
         return jsonify(
             error=exc.diagnostics[0].message,
             diagnostics=[d.to_json() for d in exc.diagnostics],
@@ -178,4 +213,7 @@ def _register_hooks(app: Flask) -> None:
                 }
             },
         )
-        return jsonify(error="internal error; the control plane log has the details", code=500), 500
+        reason = "internal error; the control plane log has the details"
+        if opa.serves(request.path):
+            return opa.opa_error(500, reason)
+        return jsonify(error=reason, code=500), 500

@@ -87,6 +87,14 @@ def register_serve(sub: Any) -> None:
         default=env.shipped_policies,
         help="load only the --policies directories, not the policies shipped with smictl",
     )
+    p.add_argument(
+        "--parameters",
+        type=flags.path,
+        default=env.parameters,
+        metavar="FILE",
+        help="YAML/JSON mapping the policies read as data.parameters (as `smictl admit "
+        "--parameters`)",
+    )
     p.add_argument("--trust-domain", default=env.trust_domain)
     p.add_argument("--mode", choices=MODES, default=env.mode, help="MeshPolicy mode")
     p.add_argument("--excluded-namespaces", default=",".join(env.excluded_namespaces))
@@ -157,6 +165,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         serving_ca_file=args.serving_ca,
         policies=policies,
         shipped_policies=args.shipped_policies,
+        parameters=args.parameters,
         trust_domain=args.trust_domain,
         mode=args.mode,
         excluded_namespaces=tuple(
@@ -247,6 +256,14 @@ def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
     problems += [Diagnostic("SMI7009", p) for p in _value_problems(settings, address_file)]
     if problems:
         raise SMIError(problems)
+    # Last, once the directories are known to exist: the policy set the workers will load
+    # (shipped ones included), with its parameters. A module that does not parse was a
+    # traceback in every worker and "Worker failed to boot" (exit 3); now it is its own
+    # `file:line: message (SMI5001)`, exit 1. (Imported here: every smictl command imports
+    # this module to build its parser, and the policy engine is not cheap to import.)
+    from webhook.policies import check_policies
+
+    check_policies(settings)
 
 
 def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:

@@ -1,7 +1,9 @@
 """`POST /v1/data/<path>`: the OPA Data API, answered by our own engine, so that any OPA client
 (opa-python-client, `smi.policy.remote.RemoteOPA`, a Gatekeeper-style caller) can ask smictl for
 decisions. Body `{"input": ...}`, answer `{"result": ...}`; an undefined document is `{}` (as
-OPA answers), an evaluation error a 500 `{"code": "internal_error", "message": ...}`.
+OPA answers), an evaluation error a 500 `{"code": "internal_error", "message": ...}`, and every
+other error too is in OPA's shape `{"code", "message"}` (see `serves`). The input is any JSON
+value, as in OPA; without one the answer carries OPA's `api_usage_warning`.
 
 Documents served:
 - `<policy package path>/violation` and `<policy package path>`: a loaded admission policy's
@@ -14,6 +16,7 @@ Documents served:
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -23,27 +26,53 @@ from webhook.plane import ControlPlane, current_plane
 from webhook.policies import admit
 from webhook.reviews import BadReview, read_json
 
-bp = Blueprint("opa", __name__, url_prefix="/v1/data")
+PREFIX = "/v1/data"
+
+bp = Blueprint("opa", __name__, url_prefix=PREFIX)
+
+# OPA's answer beside a result when the request had no input (no `input` key, or `null`).
+NO_INPUT_WARNING = {"code": "api_usage_warning", "message": "'input' key missing from the request"}
 
 
+@bp.route("/", methods=["POST", "GET"], defaults={"path": ""}, strict_slashes=False)
 @bp.route("/<path:path>", methods=["POST", "GET"])
 def data(path: str) -> tuple[Response, int]:
     plane = current_plane()
-    input_doc: Any = None
-    if request.method == "POST" and request.content_length != 0:
-        try:
-            body = read_json(request.stream, limit=plane.settings.max_review_bytes)
-        except BadReview as exc:
-            return _error("invalid_parameter", str(exc), 400)
-        input_doc = body.get("input")
+    try:
+        input_doc = _input(limit=plane.settings.max_review_bytes)
+    except BadReview as exc:
+        return _error("invalid_parameter", str(exc), 400)
     path = path.strip("/")
+    if not path:
+        # OPA answers the whole data document here; smictl serves the documents below.
+        return _error("resource_not_found", ROOT_NOT_SERVED, 404)
     try:
         found, result = evaluate(plane, path, input_doc)
     except BadReview as exc:
         return _error("invalid_parameter", str(exc), 400)
     except EvaluationFailed as exc:
         return _error("internal_error", str(exc), 500)
-    return (jsonify(result=result) if found else jsonify({})), 200
+    answer: dict[str, Any] = {"result": result} if found else {}
+    if input_doc is None:
+        answer["warning"] = NO_INPUT_WARNING
+    return jsonify(answer), 200
+
+
+ROOT_NOT_SERVED = (
+    "the whole data document is not served: ask for a document, /v1/data/<package path> "
+    "(a policy's package with / for .), /v1/data/smictl/admission or /v1/data/smictl/authz"
+)
+
+
+def _input(*, limit: int) -> Any:
+    """The request's input document; None for none: no body (a GET, an empty POST), no
+    `input` key, or `null`, which OPA all reads as no input."""
+    if request.method != "POST":
+        return None
+    body = request.stream.read(limit + 1)
+    if not body:
+        return None
+    return read_json(io.BytesIO(body), limit=limit).get("input")
 
 
 class EvaluationFailed(Exception):
@@ -56,7 +85,11 @@ def evaluate(plane: ControlPlane, path: str, input_doc: Any) -> tuple[bool, Any]
         return True, _admission(plane, input_doc)
     if path == "smictl/authz":
         return True, _authz(plane, input_doc)
-    doc = input_doc if isinstance(input_doc, dict) else {}
+    # OPA evaluates any JSON value as the input (`{"input": 5}` is input 5), and no input (none
+    # given, or `null`) as undefined. The engine takes a value, so no input is evaluated as
+    # `{}` (rules on `input.<field>` are undefined either way) and the answer says it was
+    # missing, as OPA's does.
+    doc = {} if input_doc is None else input_doc
     for policy in plane.policies.policies:
         if path == policy.package.replace(".", "/"):
             found, violations = _data(plane, policy.entrypoint, doc)
@@ -64,7 +97,7 @@ def evaluate(plane: ControlPlane, path: str, input_doc: Any) -> tuple[bool, Any]
     return _data(plane, path, doc)
 
 
-def _data(plane: ControlPlane, path: str, doc: dict[str, Any]) -> tuple[bool, Any]:
+def _data(plane: ControlPlane, path: str, doc: Any) -> tuple[bool, Any]:
     """A policy document, answered by the PolicySet's own Data API semantics."""
     status, body = plane.policies.data_api(path, doc)
     if status != 200:
@@ -126,3 +159,18 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
 
 def _error(code: str, message: str, status: int) -> tuple[Response, int]:
     return jsonify(code=code, message=message), status
+
+
+def serves(path: str) -> bool:
+    """Whether `path` is the Data API's: its errors, wherever they arise (Flask's 404 and 405,
+    an internal error), answer in OPA's shape, which OPA clients read."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def opa_error(status: int, message: str) -> tuple[Response, int]:
+    """An error answer of the Data API: `{"code": ..., "message": ...}` with OPA's codes."""
+    default = "invalid_parameter" if status < 500 else "internal_error"
+    return _error(_OPA_CODES.get(status, default), message, status)
+
+
+_OPA_CODES = {404: "resource_not_found", 405: "invalid_operation", 500: "internal_error"}

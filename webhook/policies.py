@@ -16,18 +16,44 @@ from typing import TYPE_CHECKING, Any
 
 from smi.loading import ContextObject, Resource, load_object
 from smi.policy.input import Inventory
-from smi.policy.policyset import PolicySet
+from smi.policy.policyset import PolicySet, read_parameters
 from smi.store.base import Change, Snapshot
 from webhook.plane import load_snapshot
 
 if TYPE_CHECKING:
     from webhook.plane import ControlPlane
+    from webhook.settings import Settings
 
 
-def load_policies(dirs: Sequence[Path], *, include_shipped: bool = True) -> PolicySet:
+def load_policies(
+    dirs: Sequence[Path],
+    *,
+    include_shipped: bool = True,
+    parameters: Mapping[str, Any] | None = None,
+) -> PolicySet:
     """The shipped policies (unless turned off) plus every directory given; raises
     PolicyError with file:line."""
-    return PolicySet.load(list(dirs), include_shipped=include_shipped)
+    return PolicySet.load(list(dirs), include_shipped=include_shipped, parameters=parameters)
+
+
+def policies_of(settings: Settings) -> PolicySet:
+    """The policy set the settings select, with `data.parameters` read from
+    SMI_WEBHOOK_PARAMETERS by `smictl admit --parameters`'s own reader (same format, same
+    one-line errors), so a set gated in CI decides the same way here. Raises PolicyError."""
+    parameters = read_parameters(settings.parameters) if settings.parameters is not None else {}
+    return load_policies(
+        settings.policies, include_shipped=settings.shipped_policies, parameters=parameters
+    )
+
+
+def check_policies(settings: Settings) -> None:
+    """Load the policy set once and let it go: `serve`'s preflight, so that a policy that does
+    not compile (or a bad parameters file) is one `file:line: ... (SMI5001)` line before
+    gunicorn starts, not a traceback in every worker. Raises PolicyError."""
+    engine = policies_of(settings).engine
+    close = getattr(engine, "close", None)  # the evaluator child; `Engine` does not promise it
+    if close is not None:
+        close()
 
 
 class Denied(Exception):

@@ -48,6 +48,10 @@ class Settings:
     # The Rego policies shipped in the package; off when a deployment mounts its own copy
     # (the chart's ConfigMap) or wants built-in validation only (the conformance suite).
     shipped_policies: bool = True
+    # The YAML/JSON mapping the policies read as `data.parameters` (`smictl admit
+    # --parameters`'s file format): without it the webhook evaluated them with `{}`, so a
+    # policy set gated in CI with parameters decided differently in the cluster.
+    parameters: Path | None = None
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     mode: Mode = "deny"
     excluded_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
@@ -210,6 +214,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "mesh_ca_cert_file": Path,
         "mesh_ca_key_file": Path,
         "serving_ca_file": Path,
+        "parameters": Path,
         "store": Path,
         "policies": _paths,
         "shipped_policies": _bool,

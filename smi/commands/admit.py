@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from smi.commands import flags
-from smi.errors import escaped_line
+from smi.errors import Diagnostic, SMIError, escaped_line
 from smi.policy.report import FORMATS
 
 
@@ -85,6 +85,13 @@ def register(sub: Any) -> None:
         help="evaluate the policies on this OPA Data API (it must hold the same policies)",
     )
     p.add_argument(
+        "--opa-ca",
+        type=_opa_ca,
+        metavar="FILE",
+        help="CA certificate(s) (PEM) to verify an https --opa-url with, e.g. the ca.crt of "
+        "the `smictl serve` it names (default: the system's CAs)",
+    )
+    p.add_argument(
         "-n",
         "--namespace",
         default="default",
@@ -104,6 +111,32 @@ def _opa_url(text: str) -> str:
     return text
 
 
+def _opa_ca(text: str) -> Path:
+    """argparse type of --opa-ca: a file of PEM certificates, loaded as the TLS client will.
+    Unchecked, a bad one surfaced as an SSLError for every policy, each a denial."""
+    from smi.policy.remote import ca_file_problem
+
+    path = flags.path(text)
+    problem = ca_file_problem(path)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text}: {problem} (SMI7003)")
+    return path
+
+
+def _remote(args: argparse.Namespace) -> str | None:
+    """The --opa-url to evaluate on, carrying --opa-ca (`smi.policy.remote.OPAURL`)."""
+    from smi.policy.remote import OPAURL
+    from smi.urls import http_url
+
+    url: str | None = args.opa_url
+    if args.opa_ca is None:
+        return url
+    parts = http_url(url) if url is not None else None
+    if url is None or parts is None or parts.scheme != "https":
+        raise SMIError(Diagnostic("SMI7003", "needs an https --opa-url to verify", path="--opa-ca"))
+    return OPAURL(url, ca_file=args.opa_ca)
+
+
 def run(args: argparse.Namespace) -> int:
     from smi.loading import load_paths, nothing_to_do
     from smi.policy.admission import admit_loaded
@@ -115,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         args.policies,
         include_shipped=not args.no_shipped_policies,
         parameters=parameters,
-        remote=args.opa_url,
+        remote=_remote(args),
     )
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)

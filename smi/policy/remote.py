@@ -14,13 +14,21 @@ headers), but without following redirects (a 3xx would hand the input document t
 server, or turn the POST into a GET whose answer is not a decision), with a deadline for the
 whole answer (`timeout`; requests' own timeout is per read, so a server that trickles one byte
 a second would hold the caller forever) and at most `max_body` bytes read.
+
+TLS: an https server is verified against the system's CAs, or against `ca_file` (`--opa-ca`):
+smictl serve's own Data API has a certificate from the mesh CA, which no system trusts, and the
+only way to give it was REQUESTS_CA_BUNDLE, which also changes every other request the process
+makes. The file is checked when the engine is made (`ca_file_problem`), not at the first
+evaluation, where a bad one was an SSLError per policy.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from smi.errors import PolicyError
@@ -28,14 +36,52 @@ from smi.policy.engine import EvalOutcome, outcome_of_value
 from smi.urls import http_url
 
 UNREACHABLE = "SMI5006"
+CERTIFICATE = "SMI7003"
 MAX_BODY = 16 << 20
+
+
+class OPAURL(str):
+    """An OPA server's URL with the CA file its certificate is verified with.
+
+    A `str`, so that it passes unchanged through the APIs that take the URL alone
+    (`PolicySet.load(remote=...)` builds `RemoteOPA(remote)`), and `RemoteOPA` finds the CA on
+    it."""
+
+    ca_file: Path | None
+
+    def __new__(cls, url: str, *, ca_file: Path | None = None) -> OPAURL:
+        self = super().__new__(cls, url)
+        self.ca_file = ca_file
+        return self
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """Why `path` cannot verify a TLS server (unreadable, or no PEM certificate in it), or
+    None. Checked by loading it as the TLS client will."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "is a directory, not a PEM file"
+    except OSError as exc:  # ssl.SSLError included
+        if isinstance(exc, ssl.SSLError):
+            return "not a PEM certificate (or CA bundle)"
+        return f"cannot read: {exc.strerror or exc}"
+    return None
 
 
 class RemoteOPA:
     """An `Engine` that evaluates over HTTP(S) against an OPA Data API."""
 
     def __init__(
-        self, url: str, *, timeout: float = 2.0, retries: int = 0, max_body: int = MAX_BODY
+        self,
+        url: str,
+        *,
+        ca_file: Path | None = None,
+        timeout: float = 2.0,
+        retries: int = 0,
+        max_body: int = MAX_BODY,
     ) -> None:
         from opa_client import OpaClient
 
@@ -46,7 +92,18 @@ class RemoteOPA:
             raise PolicyError.of(
                 UNREACHABLE, f"give the server's root URL, without a path: {url!r}"
             )
-        self.url = url.rstrip("/")
+        ca_file = ca_file if ca_file is not None else getattr(url, "ca_file", None)
+        if ca_file is not None:
+            if parts.scheme != "https":
+                raise PolicyError.of(
+                    CERTIFICATE, f"a CA file verifies https only; {url!r} is plain http"
+                )
+            problem = ca_file_problem(ca_file)
+            if problem is not None:
+                raise PolicyError.of(CERTIFICATE, f"{ca_file}: {problem}")
+        # requests reads REQUESTS_CA_BUNDLE only for `verify=True`: a given CA file wins.
+        self._verify: bool | str = str(ca_file) if ca_file is not None else True
+        self.url = str(url).rstrip("/")
         self.timeout = timeout
         self.max_body = max_body
         self._client = OpaClient(
@@ -110,6 +167,7 @@ class RemoteOPA:
             url,
             json={"input": dict(input_doc)},
             timeout=self.timeout,
+            verify=self._verify,
             allow_redirects=False,
             stream=True,
         )
@@ -143,7 +201,9 @@ class _BadAnswer(Exception):
 
 def _why(exc: Exception) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out"):
+    markers = ("Connection refused", "Name or service not known", "timed out",
+               "certificate verify failed")  # fmt: skip
+    for marker in markers:
         if marker in text:
             return marker
     return type(exc).__name__
