@@ -1,0 +1,94 @@
+"""`smictl certs workload`: a workload certificate for a proxy that reads its certificate from
+files (`smictl proxy --cert --key`). There was no command for it: `certs issue` makes serving
+certificates (DNS and IP names only), so file mode needed the control plane or Python."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from proxy.metrics import Metrics
+from proxy.tls import CertificateError, WorkloadTLS
+from smi.cli import main
+from smi.identity import Identity
+
+Capsys = pytest.CaptureFixture[str]
+
+
+def run(capsys: Capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def ca_dir(tmp_path: Path, capsys: Capsys) -> Path:
+    d = tmp_path / "ca"
+    assert main(["certs", "init", "--dir", str(d)]) == 0
+    capsys.readouterr()
+    return d
+
+
+def _proxy_tls(ca_dir: Path, identity: Identity) -> WorkloadTLS:
+    ca_pem = (ca_dir / "ca.crt").read_bytes()
+    return WorkloadTLS(identity=identity, ca_pem=ca_pem, metrics=Metrics())
+
+
+def test_the_proxy_takes_the_certificate_for_its_identity_and_no_other(
+    ca_dir: Path, tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(
+        capsys, "certs", "workload", "--identity", "shop/web", "--dir", str(ca_dir)
+    )
+    assert (code, err) == (0, "")
+    assert out == "wrote shop-web.crt, shop-web.key for spiffe://cluster.local/ns/shop/sa/web\n"
+    cert, key = (tmp_path / "shop-web.crt").read_bytes(), (tmp_path / "shop-web.key").read_bytes()
+    assert os.stat(tmp_path / "shop-web.key").st_mode & 0o077 == 0
+    assert _proxy_tls(ca_dir, Identity("shop", "web")).install(cert, key)
+    with pytest.raises(CertificateError):
+        _proxy_tls(ca_dir, Identity("shop", "api")).install(cert, key)
+
+
+def test_outputs_trust_domain_and_lifetime_are_flags(
+    ca_dir: Path, tmp_path: Path, capsys: Capsys
+) -> None:
+    cert_out, key_out = tmp_path / "w.crt", tmp_path / "w.key"
+    code, out, _ = run(
+        capsys, "certs", "workload", "--identity", "shop/web", "--dir", str(ca_dir),
+        "--trust-domain", "example.org", "--hours", "2",
+        "--cert-out", str(cert_out), "--key-out", str(key_out),
+    )  # fmt: skip
+    assert code == 0 and "spiffe://example.org/ns/shop/sa/web" in out
+    tls = _proxy_tls(ca_dir, Identity("shop", "web", trust_domain="example.org"))
+    assert tls.install(cert_out.read_bytes(), key_out.read_bytes())
+    assert tls.not_after is not None
+    import time
+
+    assert 7000 < tls.not_after - time.time() <= 7200 + 60
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--identity", "web"], "--identity"),
+        (["--identity", "shop/web", "--hours", "0"], "--hours"),
+        (["--identity", "shop/web", "--trust-domain", "bad domain"], "--trust-domain"),
+        (["--identity", "shop/web", "--cert-out", "x", "--key-out", "x"], "two files"),
+    ],
+)
+def test_a_bad_value_is_one_line_and_nothing_is_written(
+    ca_dir: Path, tmp_path: Path, capsys: Capsys, *,
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "certs", "workload", "--dir", str(ca_dir), *argv)
+    assert code in (1, 2) and out == ""
+    lines = [x for x in err.strip().splitlines() if not x.startswith(("usage:", " "))]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca"]
