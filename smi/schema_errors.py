@@ -53,7 +53,8 @@ def schema_diagnostics(exc: ValidationError, *, where: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False):
-        path = format_path(_wire_loc(err["loc"]))
+        key = (err.get("ctx") or {}).get("key")  # a map entry a validator of the map named
+        path = format_path(_wire_loc(err["loc"]) + ((key,) if isinstance(key, str) else ()))
         code, message = _classify(err, where=where)
         if (code, path) in seen:
             continue

@@ -247,6 +247,8 @@ def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     carry the element's index) and a map, turned into the list form here."""
     if isinstance(value, Mapping):
         for name, regex in value.items():
+            # `key`: the entry's name, which smi.schema_errors appends to the path, so that the
+            # line is the entry's, not the map's.
             if not isinstance(name, str):
                 raise PydanticCustomError(
                     "SMI2003", "header name {name} must be a string", {"name": repr(name)}
@@ -255,7 +257,7 @@ def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
                 raise PydanticCustomError(
                     "SMI2003",
                     "header {name}: value must be a string, not {type}",
-                    {"name": name, "type": json_type(regex)},
+                    {"name": name, "type": json_type(regex), "key": name},
                 )
         return handler([{name: regex} for name, regex in value.items()])
     return handler(value)
