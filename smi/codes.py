@@ -308,6 +308,16 @@ CODES: dict[str, Code] = dict(
             "exclusive, and at least one scheme is needed.",
             "Keep one of podLabelSelector or serviceAccount.",
         ),
+        _c(
+            "SMI2409",
+            "identity binding identity invalid",
+            "An IdentityBinding's `spiffeIdentities` entry must be the SPIFFE ID of a "
+            "ServiceAccount, `<trust-domain>/ns/<namespace>/sa/<name>` (the `spiffe://` prefix "
+            "is optional), in the binding's own namespace: a binding describes only the "
+            "workloads of its namespace (SPEC.md §2.5). An entry like `*` or one with a missing "
+            "or extra segment would be compiled into a source no certificate carries.",
+            "Write the identity as `cluster.local/ns/<this namespace>/sa/<name>`.",
+        ),
         # --- SMI3xxx: cross-resource checks -------------------------------------------------------
         _c(
             "SMI3001",

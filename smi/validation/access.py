@@ -246,6 +246,10 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
         out += check_subdomain(
             schemes.service_account, f"{path}.serviceAccount", what="ServiceAccount name"
         )
+    for i, text in enumerate(schemes.spiffe_identities):
+        problem = _binding_identity_problem(text, namespace=resource.namespace)
+        if problem is not None:
+            out.append(error("SMI2409", problem, path=f"{path}.spiffeIdentities[{i}]"))
     for i, identity in duplicates(schemes.spiffe_identities):
         out.append(
             warning(
@@ -255,3 +259,24 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
             )
         )
     return out
+
+
+def _binding_identity_problem(text: str, *, namespace: str | None) -> str | None:
+    """Why a `spiffeIdentities` entry names no ServiceAccount of the binding's namespace (the
+    compiler makes each entry a source as written, so `*` became `spiffe://*`)."""
+    from smi.identity import Identity, IdentityError
+
+    uri = text if text.startswith("spiffe://") else f"spiffe://{text}"
+    try:
+        identity = Identity.parse(uri, trust_domain=uri.removeprefix("spiffe://").split("/")[0])
+    except IdentityError:
+        return (
+            f"{text!r} is not the SPIFFE ID of a ServiceAccount: write "
+            "<trust-domain>/ns/<namespace>/sa/<name>"
+        )
+    if namespace and identity.namespace != namespace:
+        return (
+            f"{text!r} is in namespace {identity.namespace!r}: an IdentityBinding describes only "
+            f"workloads of its own namespace ({namespace!r})"
+        )
+    return None
