@@ -311,11 +311,12 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI2409",
             "identity binding identity invalid",
-            "An IdentityBinding's `spiffeIdentities` entry must be the SPIFFE ID of a "
-            "ServiceAccount, `<trust-domain>/ns/<namespace>/sa/<name>` (the `spiffe://` prefix "
-            "is optional), in the binding's own namespace: a binding describes only the "
-            "workloads of its namespace (SPEC.md §2.5). An entry like `*` or one with a missing "
-            "or extra segment would be compiled into a source no certificate carries.",
+            "An IdentityBinding's `spiffeIdentities` entry must be a SPIFFE ID, "
+            "`<trust-domain>/<path>` (the `spiffe://` prefix is optional; a lower-case trust "
+            "domain, non-empty path segments of letters, digits, `.`, `-`, `_`): the compiler "
+            "makes it a source as written, and `*` or an empty segment names no certificate. A "
+            "ServiceAccount ID of another namespace is a warning: a binding describes only the "
+            "workloads of its own namespace (SPEC.md §2.5).",
             "Write the identity as `cluster.local/ns/<this namespace>/sa/<name>`.",
         ),
         # --- SMI3xxx: cross-resource checks -------------------------------------------------------

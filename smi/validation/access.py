@@ -9,6 +9,7 @@ formatted only for what is reported: the checks run for every object of a set.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, TypeVar
 
 from smi.apis.access import hub
@@ -247,9 +248,10 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
             schemes.service_account, f"{path}.serviceAccount", what="ServiceAccount name"
         )
     for i, text in enumerate(schemes.spiffe_identities):
-        problem = _binding_identity_problem(text, namespace=resource.namespace)
+        at = f"{path}.spiffeIdentities[{i}]"
+        problem = _binding_identity_problem(text, namespace=resource.namespace, path=at)
         if problem is not None:
-            out.append(error("SMI2409", problem, path=f"{path}.spiffeIdentities[{i}]"))
+            out.append(problem)
     for i, identity in duplicates(schemes.spiffe_identities):
         out.append(
             warning(
@@ -261,22 +263,37 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
     return out
 
 
-def _binding_identity_problem(text: str, *, namespace: str | None) -> str | None:
-    """Why a `spiffeIdentities` entry names no ServiceAccount of the binding's namespace (the
-    compiler makes each entry a source as written, so `*` became `spiffe://*`)."""
-    from smi.identity import Identity, IdentityError
-
-    uri = text if text.startswith("spiffe://") else f"spiffe://{text}"
-    try:
-        identity = Identity.parse(uri, trust_domain=uri.removeprefix("spiffe://").split("/")[0])
-    except IdentityError:
-        return (
-            f"{text!r} is not the SPIFFE ID of a ServiceAccount: write "
-            "<trust-domain>/ns/<namespace>/sa/<name>"
+def _binding_identity_problem(text: str, *, namespace: str | None, path: str) -> Diagnostic | None:
+    """Why a `spiffeIdentities` entry is no SPIFFE ID (the spiffe-id standard's syntax: a
+    lower-case trust domain, then non-empty path segments of letters, digits, `.`, `-`, `_`,
+    never `.` or `..`), or names a ServiceAccount of another namespace. The compiler makes
+    each entry a source as written, so `*` had become the source `spiffe://*`. Other path
+    shapes are allowed: the spec's own example lists a federated identity."""
+    body = text.removeprefix("spiffe://")
+    domain, _, rest = body.partition("/")
+    segments = rest.split("/") if rest else []
+    if (
+        len(text) > 2048
+        or not _TRUST_DOMAIN.fullmatch(domain)
+        or not segments
+        or any(not _SEGMENT.fullmatch(x) or x in (".", "..") for x in segments)
+    ):
+        return error(
+            "SMI2409",
+            f"{text!r} is not a SPIFFE ID: write <trust-domain>/<path>, e.g. "
+            f"cluster.local/ns/{namespace or 'default'}/sa/<name>",
+            path=path,
         )
-    if namespace and identity.namespace != namespace:
-        return (
-            f"{text!r} is in namespace {identity.namespace!r}: an IdentityBinding describes only "
-            f"workloads of its own namespace ({namespace!r})"
+    service_account = len(segments) == 4 and segments[0] == "ns" and segments[2] == "sa"
+    if service_account and namespace and segments[1] != namespace:
+        return warning(
+            "SMI2409",
+            f"{text!r} is a ServiceAccount of namespace {segments[1]!r}: an "
+            f"IdentityBinding describes only workloads of its own namespace ({namespace!r})",
+            path=path,
         )
     return None
+
+
+_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
