@@ -440,9 +440,13 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI5002",
             "policy does not compile",
-            "The policy parsed but could not be compiled (unknown reference, type error, "
-            "conflicting rules).",
-            "Fix the reported rule.",
+            "The policy parsed but could not be compiled or failed when probed at load with a "
+            "representative object of each kind it applies to (an unknown function, runaway "
+            "recursion, a wrong built-in call, conflicting rules); or it assigns a call's "
+            "result to a variable it never uses, which the embedded engine would take as "
+            "success even when the call fails (the policy would fail open).",
+            "Fix the reported rule; write a call whose failure should stop the rule as a "
+            "statement of its own (`to_number(x)`), not as an unused assignment.",
         ),
         _c(
             "SMI5003",
@@ -454,8 +458,11 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI5004",
             "policy metadata invalid",
-            "A policy's METADATA block lacks custom.code or has an enforcement other than "
-            "deny or warn.",
+            "A policy's METADATA block is not valid YAML, lacks custom.code, has an "
+            "enforcement other than deny or warn, or names a kind in custom.kinds or "
+            "custom.inventory that smictl does not know (a typo would silently disable the "
+            "policy); or a module without METADATA defines `violation`, directly or through a "
+            "ref head (`foo.violation`).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
         ),
         _c(
@@ -517,8 +524,10 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI5103",
             "pathRegex not end-anchored (policy)",
-            "Shipped policy specs/path-regex-anchored: a pathRegex that does not end in $, / or "
-            ".* also allows every longer path (`/api` allows `/apiary`).",
+            "Shipped policy specs/path-regex-anchored (a warning, as the built-in SMI2206): a "
+            "pathRegex that does not end in $, / or .* also allows every longer path (`/api` "
+            "allows `/apiary`). It warns because the SMI spec's own examples write such regexes; "
+            "copy the policy with `enforcement: deny` to refuse them.",
             "End the regex with `$`, `/` or `.*`.",
         ),
         _c(

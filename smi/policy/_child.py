@@ -15,9 +15,12 @@ Run as `python -m smi.policy._child CAPTURE_FILE` with the request as JSON on st
 `python -m smi.policy._child --serve` is the evaluator the embedded engine uses at run time
 (`smi.policy.sandbox.EvalServer`): the first line on standard input is the build request
 (`modules`, `entrypoints`, `data`), answered `{"ready": true}` (or `{"error": ...}`); then
-every line `{"entrypoints": [...], "input": {...}}` is answered by one line
-`{"outputs": [[ok, text, error], ...]}` (or `{"failure": why}` for an input regopy refused).
-rego-cpp's own output goes to /dev/null there.
+every line `{"entrypoints": [...], "input": {...}}` is answered by one line per entrypoint,
+`{"output": [ok, text, error]}`, written as soon as that entrypoint is evaluated, so that the
+parent can give each its own deadline and knows which one a stall or crash belongs to (or by
+one line `{"failure": why}` for an input regopy refused). A request without `input` evaluates
+on the input of the request before it (the parent asks warn policies after deny policies on
+one document without handing it over twice). rego-cpp's own output goes to /dev/null there.
 
 In both modes the child caps its own address space (`SMICTL_REGO_MEMORY_LIMIT` bytes on top of
 what the interpreter reserved at import: snmalloc reserves 256 GiB of address space up front,
@@ -118,7 +121,9 @@ class _Child:
                     self.emit(error="add", module=name, message=str(exc), log=self.captured())
                 return None
         if request.get("data"):
-            build.add_data(request["data"])
+            # Non-ASCII as UTF-8, not \u escapes: rego-cpp compares strings by their spelling
+            # (smi.policy.rego_input), so an escaped "é" never equalled the literal "é".
+            build.add_data_json(json.dumps(request["data"], ensure_ascii=False))
         if announce:
             self.emit(stage="build")
         try:
@@ -136,11 +141,13 @@ class _Child:
         return build, bundle
 
     def query(self, built: tuple[Any, Any], entrypoint: str, value: Any) -> tuple[bool, str]:
-        from regopy import Input, Interpreter
+        from regopy import Interpreter
+
+        from smi.policy.rego_input import rego_input
 
         if self._runtime is None:
             self._runtime = Interpreter()
-        self._runtime.set_input(Input(value))
+        self._runtime.set_input(rego_input(value))
         return self.query_set(built, entrypoint)
 
     def query_set(self, built: tuple[Any, Any], entrypoint: str) -> tuple[bool, str]:
@@ -199,11 +206,13 @@ def serve() -> int:
             try:
                 ask = json.loads(line)
                 child._runtime = child._runtime or _new_interpreter()
-                child._runtime.set_input(rego_input(ask["input"]))
+                if "input" in ask:
+                    child._runtime.set_input(rego_input(ask["input"]))
             except Exception as exc:  # a bad input document: say so, keep serving
                 child.emit(failure=f"{type(exc).__name__}: {exc}")
                 continue
-            child.emit(outputs=[_guarded(child, built, e) for e in ask["entrypoints"]])
+            for entrypoint in ask["entrypoints"]:
+                child.emit(output=_guarded(child, built, entrypoint))
     return 0
 
 

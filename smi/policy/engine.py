@@ -20,7 +20,9 @@ Decisions made here, in one place:
   that is not a set of `{"msg": ...}`) never raises to the caller: it is an `EvalOutcome` with
   `error` set, which the admission chain turns into a denial (SMI5003) for `deny` policies and a
   warning for `warn` policies. Built-in errors (`1/0`, a type error) are *undefined*, as in OPA
-  without `--strict-builtin-errors`, so that the embedded and remote engines agree.
+  without `--strict-builtin-errors`, so that the embedded and remote engines agree, except
+  where rego-cpp takes the body as true (a call's result assigned to a local nothing uses):
+  that shape is refused at load (`smi.policy.unused_calls`).
 - **Rego v1.** regopy parses Rego v1 (`contains`, `if`, `some x in` need no import;
   `import rego.v1` is accepted). A v0 partial set `violation[{"msg": m}] { ... }` parses as a
   v1 partial *object* and would silently never deny; the probe rejects it (SMI5002).
@@ -28,9 +30,10 @@ Decisions made here, in one place:
 - **Bounded.** Evaluation runs in a long-lived child (`smi.policy.sandbox.EvalServer`), never
   in this process: regopy has no time or memory limit, and a policy that is slow or huge for
   some input (seen: 3M-element comprehension, 11 s and 2.4 GB; a set of 20,000 messages,
-  164 s) would otherwise stall or exhaust the server. Past the deadline or memory budget the
-  child is killed, the evaluation is an error (fail closed, SMI5003), and the next one starts
-  a fresh child.
+  164 s) would otherwise stall or exhaust the server. Each entrypoint has its own deadline;
+  past it or the memory budget the child is killed, that policy's evaluation is an error
+  (fail closed, SMI5003), and the entrypoints after it are evaluated in a fresh child, so one
+  policy's stall is never another's failure (`PolicySet.budget` bounds the whole admission).
 
 The child keeps one runtime interpreter and serves one evaluation at a time (a lock): rego-cpp
 interpreters are not documented as thread-safe, and an evaluation takes well under a
@@ -41,14 +44,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from smi.errors import Diagnostic, PolicyError
-from smi.policy import rego_errors, sandbox
-from smi.policy.modules import RegoModule
+from smi.policy import rego_errors, sandbox, unused_calls
+from smi.policy.coverage import find_bodies
+from smi.policy.modules import POLICY_KINDS, RegoModule, policies_of
+from smi.policy.probe_inputs import probe_inputs
 
 EVAL_FAILED = "SMI5003"
+_MAX_MUTANTS = 200  # rule bodies tried to locate an error rego-cpp gives no line for
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +148,15 @@ def check(
 
     Each entrypoint is probed on an empty input within `probe_timeout` seconds: a set slower
     than that there would fail every admission (each gets `DEFAULT_EVAL_TIMEOUT`), and must
-    not hold a server's start or reload for the whole `timeout`."""
+    not hold a server's start or reload for the whole `timeout`. Any error there refuses the
+    set. Then each is probed on a representative object of each kind its policy applies to
+    (`smi.policy.probe_inputs`), where an unknown function or a runaway recursion after the
+    first `input.hub` reference shows: what OPA refuses when it compiles is refused here too.
+    Other outcomes of those probes (a conflict, a stall, a crash for such an object) are left
+    to run time, where each admission is bounded and fails closed on them."""
+    refused = unused_calls.check(modules)
+    if refused:
+        raise PolicyError(refused)
     request = sandbox.SandboxRequest(
         modules=[(m.name, m.source) for m in modules],
         entrypoints=entrypoints,
@@ -162,12 +176,91 @@ def check(
     for event in run.results:
         outcome = outcome_of_output(bool(event["ok"]), str(event["output"]))
         if outcome.error is not None:
-            raise PolicyError(
-                _probe_diagnostic(str(event["result"]), outcome.error, modules=modules)
-            )
+            entrypoint = str(event["result"])
+            diag = _probe_diagnostic(entrypoint, outcome.error, modules=modules)
+            if diag.line is None:
+                diag = _located_by_mutation(diag, entrypoint=entrypoint, modules=modules, data=data)
+            raise PolicyError(diag)
     crash = run.crash()
     if crash is not None and probing:  # died in a later probe than the first
         raise PolicyError(_probe_diagnostic(probing, f"{crash} while probing it", modules=modules))
+    _probe_representatives(modules, entrypoints=entrypoints, data=data, timeout=timeout)
+
+
+# What rego-cpp reports at evaluation and OPA refuses when it compiles.
+_STATIC_ERRORS = ("Function not found", "Recursion detected")
+
+
+def _probe_representatives(
+    modules: Sequence[RegoModule],
+    *,
+    entrypoints: Sequence[str],
+    data: Mapping[str, Any],
+    timeout: float,
+) -> None:
+    probes = _probes(modules, entrypoints)
+    if not probes:
+        return
+    request = sandbox.SandboxRequest(
+        modules=[(m.name, m.source) for m in modules],
+        entrypoints=entrypoints,
+        data=data,
+        evaluate=[(e, doc) for e, _, doc in probes],
+    )
+    # Each probe gets what an admission gets: a policy slow for such an object costs the load
+    # at most that, once (the child is stopped there and the remaining probes skipped).
+    run = sandbox.run(request, timeout=timeout, eval_timeout=sandbox.DEFAULT_EVAL_TIMEOUT)
+    for event, (entrypoint, what, _) in zip(run.results, probes, strict=False):
+        outcome = outcome_of_output(bool(event["ok"]), str(event["output"]))
+        if outcome.error is not None and outcome.error.startswith(_STATIC_ERRORS):
+            diag = _probe_diagnostic(entrypoint, outcome.error, modules=modules)
+            raise PolicyError(replace(diag, message=f"{diag.message} (probed with {what})"))
+
+
+def _probes(
+    modules: Sequence[RegoModule], entrypoints: Sequence[str]
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(entrypoint, which object, its input document) for every representative probe."""
+    try:
+        kinds = {p.entrypoint: p.kinds or POLICY_KINDS for p in policies_of(modules)}
+    except PolicyError:  # the caller reports METADATA; probe every kind meanwhile
+        kinds = {}
+    return [
+        (e, f"a representative {kind}", doc)
+        for e in entrypoints
+        for kind, doc in probe_inputs(kinds.get(e, POLICY_KINDS))
+    ]
+
+
+def _located_by_mutation(
+    diag: Diagnostic,
+    *,
+    entrypoint: str,
+    modules: Sequence[RegoModule],
+    data: Mapping[str, Any],
+) -> Diagnostic:
+    """rego-cpp says only `<error>` for a rule conflict or a wrong built-in call: find the rule
+    body of the policy's package without which the error goes away (one build per body, only
+    on this error path), and point at it."""
+    package = entrypoint.rsplit("/", 1)[0].replace("/", ".")
+    own = [m for m in modules if m.package == package and not m.is_test]
+    bodies = [b for m in own for b in find_bodies(m.name, m.source)]
+    if not bodies or len(bodies) > _MAX_MUTANTS:
+        return diag
+    sources = {m.name: m.source for m in modules}
+    request = sandbox.SandboxRequest(
+        modules=list(sources.items()),
+        entrypoints=[entrypoint],
+        data=data,
+        evaluate=[(entrypoint, {})],
+        variants=[(b.module, b.disable(sources[b.module])) for b in bodies],
+    )
+    run = sandbox.run(request, timeout=sandbox.DEFAULT_TIMEOUT, eval_timeout=10.0)
+    for index, body in enumerate(bodies):
+        if run.variants.get(index) == []:  # without this body, the entrypoint evaluates
+            where = f", in this body of rule `{body.rule}`"
+            return replace(diag, message=diag.message + where, file=body.module, line=body.line)
+    return diag
 
 
 def raise_for_run(run: sandbox.SandboxRun, *, modules: Sequence[RegoModule]) -> None:
@@ -292,18 +385,30 @@ class EmbeddedEngine:
         self._server.close()
 
     def evaluate(
-        self, entrypoints: Sequence[str], input_doc: Mapping[str, Any]
+        self,
+        entrypoints: Sequence[str],
+        input_doc: Mapping[str, Any],
+        *,
+        deadline: float | None = None,
+        input_key: object | None = None,
     ) -> list[EvalOutcome]:
+        """One outcome per entrypoint. Each has its own time limit, so one slow or crashing
+        policy fails alone; `deadline` and `input_key` as in `sandbox.EvalServer.evaluate`."""
         if not entrypoints:
             return []
         unknown = [e for e in entrypoints if e not in self._entrypoints]
         if unknown:
             raise ValueError(f"entrypoints not in the bundle: {unknown}")
         try:
-            outputs = self._server.evaluate(entrypoints, input_doc)
-        except (sandbox.EvalFailed, TypeError, ValueError) as exc:
+            outputs = self._server.evaluate(
+                entrypoints, input_doc, deadline=deadline, input_key=input_key
+            )
+        except (TypeError, ValueError) as exc:
             return [EvalOutcome(error=str(exc)) for _ in entrypoints]
-        return [_outcome(item) for item in outputs]
+        return [
+            EvalOutcome(error=str(item)) if isinstance(item, sandbox.EvalFailed) else _outcome(item)
+            for item in outputs
+        ]
 
 
 def _outcome(item: Any) -> EvalOutcome:

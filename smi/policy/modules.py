@@ -22,14 +22,17 @@ before `package`):
 A policy's name (the `[name]` of its messages) is its directory when the file is `policy.rego`,
 otherwise the file's stem. Files ending in `_test.rego` are test modules and never part of an
 admission policy set. A module that defines `violation` without METADATA is an error (SMI5004):
-it would otherwise be loaded and silently never enforced.
+it would otherwise be loaded and silently never enforced; so is one that defines it through a
+ref head (`foo.violation contains ...`, i.e. `data.<package>.foo.violation`). The kinds a policy
+names (`custom.kinds`, `custom.inventory`) must be kinds smictl knows, spelled as Kubernetes
+spells them: `TrafficSplits` would otherwise match no object, and the policy never apply.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +40,7 @@ from typing import Any, Literal
 import yaml
 
 from smi.errors import Diagnostic, PolicyError
+from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy.coverage import blank_comments
 
 METADATA_INVALID = "SMI5004"
@@ -47,6 +51,15 @@ Enforcement = Literal["deny", "warn"]
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _VIOLATION = re.compile(rf"^{VIOLATION_RULE}\b", re.MULTILINE)
+# `foo.violation contains ...`, `foo["x"].violation := ...`: a ref head below the package.
+_REF_VIOLATION = re.compile(
+    rf"^(?P<ref>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]\n]*\])*)\.{VIOLATION_RULE}\b", re.MULTILINE
+)
+
+# The kinds a policy is evaluated for (admission sees SMI objects), and the kinds it may ask
+# for in its inventory (SMI objects in hub form, and the context objects).
+POLICY_KINDS = tuple(SMI_KIND_GROUPS)
+INVENTORY_KINDS = (*SMI_KIND_GROUPS, *CONTEXT_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +196,24 @@ def _duplicates(policies: Sequence[PolicyInfo]) -> list[Diagnostic]:
 def _policy_of(module: RegoModule) -> PolicyInfo | None:
     meta, line = _metadata_block(module)
     if meta is None:
-        if _VIOLATION.search(blank_comments(module.source)):
+        code = blank_comments(module.source)
+        if _VIOLATION.search(code):
             raise PolicyError.of(
                 METADATA_INVALID,
                 "defines `violation` but has no `# METADATA` block before `package`",
                 file=module.name,
                 line=1,
+            )
+        ref = _REF_VIOLATION.search(code)
+        if ref is not None:
+            rule = f"{ref['ref']}.{VIOLATION_RULE}"
+            raise PolicyError.of(
+                METADATA_INVALID,
+                f"defines `{rule}` (data.{module.package}.{rule}) but no package here has "
+                "`# METADATA`, so it would never be enforced: make it a policy of its own "
+                f"(`package {module.package}.{ref['ref']}` with METADATA and `violation`)",
+                file=module.name,
+                line=code.count("\n", 0, ref.start()) + 1,
             )
         return None  # a helper package
     return _policy_from_meta(module, meta, line)
@@ -211,8 +236,12 @@ def _metadata_block(module: RegoModule) -> tuple[dict[str, Any] | None, int]:
         try:
             doc = yaml.safe_load("\n".join(body))
         except yaml.YAMLError as exc:
+            reason, at = _yaml_problem(exc, lines=len(body))
             raise PolicyError.of(
-                METADATA_INVALID, f"METADATA is not valid YAML: {exc}", file=module.name, line=i + 1
+                METADATA_INVALID,
+                f"METADATA is not valid YAML: {reason}",
+                file=module.name,
+                line=i + 2 + at if at is not None else i + 1,
             ) from exc
         if not isinstance(doc, dict):
             raise PolicyError.of(
@@ -220,6 +249,20 @@ def _metadata_block(module: RegoModule) -> tuple[dict[str, Any] | None, int]:
             )
         return doc, i + 1
     return None, 0
+
+
+def _yaml_problem(exc: yaml.YAMLError, *, lines: int) -> tuple[str, int | None]:
+    """PyYAML's multi-line message as one line, and the 0-based line of the METADATA body it
+    means."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split()), None
+    reason = ", ".join(" ".join(str(x).split()) for x in (exc.context, exc.problem) if x)
+    mark = exc.problem_mark
+    # An unclosed `[`, `{` or quote is noticed lines later; the line to fix is where it opened.
+    opened = any(w in str(exc.context or "") for w in ("flow", "quoted", "scanning"))
+    if exc.context_mark is not None and (mark is None or opened):
+        mark = exc.context_mark
+    return reason or "cannot be parsed", (min(mark.line, lines - 1) if mark is not None else None)
 
 
 def _policy_from_meta(module: RegoModule, meta: dict[str, Any], line: int) -> PolicyInfo:
@@ -246,16 +289,68 @@ def _policy_from_meta(module: RegoModule, meta: dict[str, Any], line: int) -> Po
         description=" ".join(str(meta.get("description") or "").split()),
         code=code.strip(),
         enforcement=enforcement,
-        kinds=_names(custom.get("kinds"), bad, "kinds"),
-        inventory=_names(custom.get("inventory"), bad, "inventory"),
+        kinds=_kinds(custom.get("kinds"), module=module, line=line, what="kinds"),
+        inventory=_kinds(custom.get("inventory"), module=module, line=line, what="inventory"),
         file=module.name,
         line=line,
     )
 
 
-def _names(value: object, bad: Callable[[str], PolicyError], what: str) -> tuple[str, ...]:
+def _kinds(value: object, *, module: RegoModule, line: int, what: str) -> tuple[str, ...]:
+    """`custom.kinds` / `custom.inventory`, every entry a kind smictl knows, spelled exactly:
+    an unknown kind matches no object, so a typo would switch the policy (or its inventory)
+    off without a word."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad(f"METADATA `custom.{what}` must be a list of kind names")
+        raise PolicyError.of(
+            METADATA_INVALID,
+            f"METADATA `custom.{what}` must be a list of kind names",
+            file=module.name,
+            line=line,
+        )
+    known = POLICY_KINDS if what == "kinds" else INVENTORY_KINDS
+    problems = [
+        Diagnostic(
+            code=METADATA_INVALID,
+            message=f"METADATA custom.{what}: {_unknown_kind(kind, known, what=what)}",
+            file=module.name,
+            line=_entry_line(module.source, start=line, key=what, entry=kind),
+        )
+        for kind in value
+        if kind not in known
+    ]
+    if problems:
+        raise PolicyError(problems)
     return tuple(value)
+
+
+def _unknown_kind(kind: str, known: Sequence[str], *, what: str) -> str:
+    folded = kind.strip().lower()
+    stems = {folded, folded.removesuffix("s"), folded.removesuffix("es")}
+    close = next((k for k in known if k.lower() in stems), None)
+    if close is not None:
+        return (
+            f"unknown kind {kind!r}: did you mean {close!r}? (kinds are case-sensitive, singular)"
+        )
+    if what == "kinds" and kind in INVENTORY_KINDS:
+        return (
+            f"{kind!r} is not a kind policies are evaluated for (only SMI objects are admitted); "
+            f"one of {', '.join(known)}"
+        )
+    return f"unknown kind {kind!r}: one of {', '.join(known)}"
+
+
+def _entry_line(source: str, *, start: int, key: str, entry: str) -> int:
+    """The line of the METADATA block (from line `start`) naming `entry`, under `key:` when
+    that key is found; else `start`."""
+    lines = source.split("\n")
+    found_key = False
+    for number in range(start, len(lines) + 1):
+        text = lines[number - 1]
+        if not text.lstrip().startswith("#"):
+            break
+        found_key = found_key or re.search(rf"\b{key}\s*:", text) is not None
+        if found_key and re.search(rf"(?<![\w.-]){re.escape(entry)}(?![\w.-])", text):
+            return number
+    return start

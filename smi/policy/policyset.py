@@ -9,6 +9,7 @@ error that made the policy fail (the caller fails closed on it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from smi.sources import read_documents, read_file
 
 if TYPE_CHECKING:
     from smi.policy.remote import RemoteOPA
+
+
+ADMISSION_BUDGET = 2.5  # seconds for all the policies of one admission, see PolicySet.budget
 
 
 def shipped_dir() -> Path:
@@ -46,6 +50,9 @@ class PolicySet:
     engine: Engine | None = None
     modules: tuple[RegoModule, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds for all the policies of one admission (each also has its own limit, the
+    # engine's timeout): well within the webhook's timeout (the chart's 3 s, Kubernetes' 10 s).
+    budget: float = ADMISSION_BUDGET
 
     @classmethod
     def load(
@@ -95,15 +102,33 @@ class PolicySet:
         """Evaluate the policies for `kind`; `input_for(inventory_kinds)` builds the input.
 
         Policies that ask for the same inventory kinds share one input document (building the
-        document is most of the cost of an evaluation).
+        document is most of the cost of an evaluation). Each policy has its own time limit and
+        all of them together `budget` seconds, which every `deny` policy gets first: the `warn`
+        policies run after them (on the same documents, in reverse group order so that the
+        evaluator still holds the last one), so a slow warning can never make a deny policy
+        fail, and an admission answers within the budget however many policies are slow.
         """
+        deadline = time.monotonic() + self.budget
         groups: dict[tuple[str, ...], list[PolicyInfo]] = {}
         for p in self.applicable(kind):
             groups.setdefault(tuple(sorted(p.inventory)), []).append(p)
+        docs: dict[tuple[str, ...], Mapping[str, Any]] = {}
+        keys = {inventory_kinds: object() for inventory_kinds in groups}
+        order = [(k, "deny") for k in groups] + [(k, "warn") for k in reversed(groups)]
         decisions: list[PolicyDecision] = []
-        for inventory_kinds, group in groups.items():
-            doc = input_for(inventory_kinds)
-            for p, outcome in zip(group, self._evaluate(group, doc), strict=True):
+        for inventory_kinds, enforcement in order:
+            group = [p for p in groups[inventory_kinds] if p.enforcement == enforcement]
+            if not group:
+                continue
+            if inventory_kinds not in docs:
+                docs[inventory_kinds] = input_for(inventory_kinds)
+            outcomes = self._evaluate_paths(
+                [p.entrypoint for p in group],
+                docs[inventory_kinds],
+                deadline=deadline,
+                key=keys[inventory_kinds],
+            )
+            for p, outcome in zip(group, outcomes, strict=True):
                 decisions.append(PolicyDecision(p, outcome.violations, outcome.error))
         return sorted(decisions, key=lambda d: d.policy.name)
 
@@ -128,13 +153,19 @@ class PolicySet:
         result = [{"msg": v.msg, "path": v.path, "details": v.details} for v in outcome.violations]
         return 200, {"result": result}
 
-    def _evaluate(self, group: Sequence[PolicyInfo], doc: Mapping[str, Any]) -> list[EvalOutcome]:
-        return self._evaluate_paths([p.entrypoint for p in group], doc)
-
-    def _evaluate_paths(self, paths: Sequence[str], doc: Mapping[str, Any]) -> list[EvalOutcome]:
+    def _evaluate_paths(
+        self,
+        paths: Sequence[str],
+        doc: Mapping[str, Any],
+        *,
+        deadline: float | None = None,
+        key: object | None = None,
+    ) -> list[EvalOutcome]:
         if self.engine is None:
             return [EvalOutcome() for _ in paths]
         try:
+            if isinstance(self.engine, engine_mod.EmbeddedEngine):
+                return self.engine.evaluate(paths, doc, deadline=deadline, input_key=key)
             return self.engine.evaluate(paths, doc)
         except Exception as exc:  # the engine must never take the admission chain down
             return [EvalOutcome(error=f"{type(exc).__name__}: {exc}") for _ in paths]

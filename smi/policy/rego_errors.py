@@ -38,6 +38,7 @@ _LOG_LOCATION = re.compile(r"^-- (?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _FUNCTION_NOT_FOUND = re.compile(r"Function not found: (?P<name>[\w.]+)")
 _AST_NODE = re.compile(r"^[a-z_]+(\$\d+)?$")  # `wellformed_error`, `compreturn$5`
 _DEFAULT_RULE = re.compile(r"^default\s+(?P<name>\w+)", re.MULTILINE)
+_NOT_RULES = frozenset({"package", "import", "default", "else"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +160,14 @@ def diagnose_log(
 
 def locate_message(message: str, sources: Mapping[str, str]) -> tuple[str | None, int | None]:
     """Best effort for messages rego-cpp gives without a location: `Function not found: foo` ->
-    the first call `foo(`; `Multiple default rules` -> the second `default x`; otherwise the
-    only module, if there is just one."""
+    the first call `foo(`; `Multiple default rules` -> the second `default x`; `Recursion
+    detected` (which names the rule evaluated, not the recursive one) -> the first function
+    or rule that names itself in its own definition; otherwise the only module, if there is
+    just one."""
     if "Multiple default rules" in message:
         return _second_default(sources)
+    if "Recursion detected" in message:
+        return _self_recursive(sources)
     m = _FUNCTION_NOT_FOUND.search(message)
     if m is None:
         return (next(iter(sources)), None) if len(sources) == 1 else (None, None)
@@ -182,6 +187,27 @@ def _second_default(sources: Mapping[str, str]) -> tuple[str | None, int | None]
                 return file, source.count("\n", 0, hit.start()) + 1
             seen.add(hit.group("name"))
     return None, None
+
+
+_RULE_START = re.compile(r"^(?P<name>[a-z_]\w*)\b", re.MULTILINE)
+
+
+def _self_recursive(sources: Mapping[str, str]) -> tuple[str | None, int | None]:
+    for file, source in sources.items():
+        code = re.sub(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"', "", source)  # comments and strings
+        starts = [m for m in _RULE_START.finditer(code) if m["name"] not in _NOT_RULES]
+        for hit, after in zip(starts, [*starts[1:], None], strict=True):
+            text = code[hit.end() : after.start() if after is not None else len(code)]
+            if re.search(rf"(?<![\w.]){re.escape(hit['name'])}\b", text):
+                return file, _line_of(source, hit["name"])
+    return (next(iter(sources)), None) if len(sources) == 1 else (None, None)
+
+
+def _line_of(source: str, name: str) -> int | None:
+    """The line where rule `name` is first defined (a line starting with it); offsets in the
+    blanked code differ from the source's."""
+    hit = re.search(rf"^{re.escape(name)}\b", source, re.MULTILINE)
+    return source.count("\n", 0, hit.start()) + 1 if hit is not None else None
 
 
 def first_line_with(needle: str, sources: Mapping[str, str]) -> tuple[str | None, int | None]:

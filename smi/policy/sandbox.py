@@ -11,10 +11,12 @@ that. Every policy set is therefore compiled (and probed, or its tests run) in a
 `EvalServer` is the run-time side: the embedded engine evaluates every admission in one
 long-lived child (`python -m smi.policy._child --serve`), because a policy that is slow or huge
 for some input (a comprehension over `numbers.range(1, 1e9)`, a set with quadratic cost) must
-not stall or exhaust the server. Each evaluation has a deadline (`DEFAULT_EVAL_TIMEOUT`) and
-every child an address-space budget (`DEFAULT_MEMORY_LIMIT`), and an answer is read up to
-`MAX_ANSWER_BYTES`; past any of them the child is killed, the evaluation is an error (which the
-admission chain turns into a denial: fail closed), and the next evaluation starts a new child.
+not stall or exhaust the server. Each entrypoint of an evaluation has its own deadline
+(`DEFAULT_EVAL_TIMEOUT`; the child answers one line per entrypoint, so the parent knows which
+one stalled) and every child an address-space budget (`DEFAULT_MEMORY_LIMIT`), and an answer is
+read up to `MAX_ANSWER_BYTES`; past any of them the child is killed, that entrypoint is an error
+(which the admission chain turns into a denial: fail closed), and the entrypoints after it are
+evaluated in a new child. A caller's `deadline` bounds the whole evaluation.
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_EVAL_TIMEOUT = 2.0  # per admission evaluation; kube-apiserver gives a webhook 10 s
+DEFAULT_EVAL_TIMEOUT = 2.0  # per policy per admission (all of them: PolicySet.budget)
 DEFAULT_PROBE_TIMEOUT = 10.0  # per entrypoint, on an empty input, when a policy set is loaded
 DEFAULT_BUILD_TIMEOUT = 60.0  # starting an evaluator: import regopy and build the bundle
 DEFAULT_MEMORY_LIMIT = 1 << 30  # bytes of address space a child may add after import
 MAX_ANSWER_BYTES = 16 << 20
 TIMED_OUT = -999  # SandboxRun.returncode of a child killed at a deadline
+# EvalServer.evaluate's `deadline` (the admission's time for all its policies) ran out:
+OUT_OF_TIME = "not evaluated: slower policies used up this admission's time for policies"
+STOPPED_AT_DEADLINE = (
+    "policy evaluation was stopped at the end of this admission's time for policies"
+)
+BUSY = "not evaluated: other admissions held the Rego engine until this one's time was up"
 MEMORY_LIMIT_ENV = "SMICTL_REGO_MEMORY_LIMIT"  # read by smi.policy._child
 
 
@@ -287,6 +295,7 @@ class EvalServer:
         self._pid = 0
         self._ready = False
         self._buffer = b""
+        self._input_key: object | None = None  # the document the child holds, if known
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def start(self) -> None:
@@ -303,27 +312,111 @@ class EvalServer:
         proc = self._proc
         return proc.pid if proc is not None and self._pid == os.getpid() else None
 
-    def evaluate(self, entrypoints: Sequence[str], input_doc: Any) -> list[list[Any]]:
-        """[[ok, text, error], ...] per entrypoint; raises EvalFailed (one line)."""
-        ask = {"entrypoints": list(entrypoints), "input": input_doc}
-        line = (json.dumps(ask, default=_jsonable) + "\n").encode()
-        with self._lock:
+    def evaluate(
+        self,
+        entrypoints: Sequence[str],
+        input_doc: Any,
+        *,
+        deadline: float | None = None,
+        input_key: object | None = None,
+    ) -> list[list[Any] | EvalFailed]:
+        """Per entrypoint, [ok, text, error] or the EvalFailed that stopped it (one line).
+
+        Each entrypoint has its own `timeout`: one that overruns it, or crashes the child, fails
+        alone and the entrypoints after it are asked again in a fresh child, so a slow policy
+        costs only itself. `deadline` (time.monotonic) bounds the whole call: what is not
+        answered by then fails. `input_key`: the same object as in the call before (with no
+        restart since) means the same document, which the child still holds.
+        TypeError: the document holds something JSON cannot carry."""
+        answers: list[list[Any] | EvalFailed] = []
+        while len(answers) < len(entrypoints):  # each round answers at least one
+            rest = entrypoints[len(answers) :]
+            answers.extend(self._round(rest, input_doc, deadline=deadline, key=input_key))
+        return answers
+
+    def _round(
+        self, entrypoints: Sequence[str], input_doc: Any, *, deadline: float | None, key: object
+    ) -> list[list[Any] | EvalFailed]:
+        if not self._lock.acquire(timeout=-1 if deadline is None else _left(deadline)):
+            return [EvalFailed(BUSY)] * len(entrypoints)
+        try:
             proc = self._ensure()
-            deadline = time.monotonic() + self.timeout
             if not self._ready:
-                ready = self._exchange(proc, None, time.monotonic() + self.build_timeout, "start")
-                if ready.get("ready") is not True:
-                    self._stop()
-                    raise EvalFailed("the Rego engine could not build the policy set")
-                self._ready = True
-                deadline = time.monotonic() + self.timeout
-            answer = self._exchange(proc, line, deadline, "evaluate")
-        if "failure" in answer:
-            raise EvalFailed(f"the Rego engine refused the input: {answer['failure']}")
-        outputs = answer.get("outputs")
-        if not isinstance(outputs, list) or len(outputs) != len(entrypoints):
-            raise EvalFailed("the Rego engine answered out of protocol")
-        return outputs
+                failed = self._await_ready(proc, deadline)
+                if failed is not None:
+                    return [failed] * len(entrypoints)
+            ask: dict[str, Any] = {"entrypoints": list(entrypoints)}
+            if key is None or key is not self._input_key:  # else the child holds it already
+                ask["input"] = input_doc
+            line = (json.dumps(ask, default=_jsonable) + "\n").encode()
+            self._input_key = None  # until the child has taken the document
+            return self._answers(proc, line, entrypoints, deadline=deadline, key=key)
+        finally:
+            self._lock.release()
+
+    def _await_ready(
+        self, proc: subprocess.Popen[bytes], deadline: float | None
+    ) -> EvalFailed | None:
+        """Wait for the child's build; past `deadline` the child is left building for the
+        next call (killing it would make that one wait for a new build)."""
+        limit = time.monotonic() + self.build_timeout
+        if deadline is not None and deadline < limit:
+            assert proc.stdout is not None
+            try:
+                raw = self._read_line(proc.stdout.fileno(), deadline, why="")
+            except _Overrun:
+                return EvalFailed(OUT_OF_TIME)
+            except OSError:
+                raw = None
+            if raw is None:
+                self._stop()
+                proc.wait()
+                return EvalFailed(self._died(proc.returncode, "start"))
+            ready = _decode(raw)
+        else:
+            try:
+                ready = self._exchange(proc, None, limit, "start")
+            except EvalFailed as exc:
+                return exc
+        if ready is None or ready.get("ready") is not True:
+            self._stop()
+            return EvalFailed("the Rego engine could not build the policy set")
+        self._ready = True
+        return None
+
+    def _answers(
+        self,
+        proc: subprocess.Popen[bytes],
+        ask: bytes,
+        entrypoints: Sequence[str],
+        *,
+        deadline: float | None,
+        key: object,
+    ) -> list[list[Any] | EvalFailed]:
+        out: list[list[Any] | EvalFailed] = []
+        for index in range(len(entrypoints)):
+            own = time.monotonic() + self.timeout
+            cut = deadline is not None and deadline < own
+            try:
+                answer = self._exchange(
+                    proc,
+                    ask if index == 0 else None,
+                    min(own, deadline) if deadline is not None else own,
+                    "evaluate",
+                    why=STOPPED_AT_DEADLINE if cut else None,
+                )
+            except EvalFailed as exc:  # the child is stopped: the rest go to a fresh one
+                return [*out, exc]
+            if "failure" in answer:  # the document, not one policy: every entrypoint fails
+                why = EvalFailed(f"the Rego engine refused the input: {answer['failure']}")
+                return [*out, *[why] * (len(entrypoints) - index)]
+            output = answer.get("output")
+            if not isinstance(output, list):
+                self._stop()
+                return [*out, EvalFailed("the Rego engine answered out of protocol")]
+            out.append(output)
+        self._input_key = key
+        return out
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._pid != os.getpid():
@@ -339,6 +432,7 @@ class EvalServer:
                 close_fds=True,
             )
             self._proc, self._pid, self._ready, self._buffer = proc, os.getpid(), False, b""
+            self._input_key = None
             self._finalizer = weakref.finalize(self, _kill, proc, os.getpid())
             try:
                 assert proc.stdin is not None
@@ -350,6 +444,7 @@ class EvalServer:
 
     def _stop(self) -> None:
         proc, self._proc, self._ready, self._buffer = self._proc, None, False, b""
+        self._input_key = None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
@@ -357,14 +452,20 @@ class EvalServer:
             _kill(proc, self._pid)
 
     def _exchange(
-        self, proc: subprocess.Popen[bytes], line: bytes | None, deadline: float, step: str
+        self,
+        proc: subprocess.Popen[bytes],
+        line: bytes | None,
+        deadline: float,
+        step: str,
+        *,
+        why: str | None = None,
     ) -> dict[str, Any]:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             if line is not None:
                 proc.stdin.write(line)
                 proc.stdin.flush()
-            raw = self._read_line(proc.stdout.fileno(), deadline)
+            raw = self._read_line(proc.stdout.fileno(), deadline, why=why)
         except _Overrun as exc:
             self._stop()
             raise EvalFailed(str(exc)) from None
@@ -374,18 +475,15 @@ class EvalServer:
             self._stop()
             proc.wait()
             raise EvalFailed(self._died(proc.returncode, step))
-        try:
-            answer = json.loads(raw)
-        except ValueError:
+        answer = _decode(raw)
+        if answer is None:
             self._stop()
-            raise EvalFailed("the Rego engine answered garbage") from None
-        if not isinstance(answer, dict):
-            self._stop()
-            raise EvalFailed("the Rego engine answered out of protocol")
+            raise EvalFailed("the Rego engine answered garbage")
         return answer
 
-    def _read_line(self, fd: int, deadline: float) -> bytes | None:
-        """One line from the child; None at EOF; _Overrun past the deadline or size."""
+    def _read_line(self, fd: int, deadline: float, *, why: str | None = None) -> bytes | None:
+        """One line from the child; None at EOF; _Overrun past the deadline (`why`, else
+        the evaluation timeout's message) or size."""
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
@@ -394,7 +492,8 @@ class EvalServer:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(left):
                     raise _Overrun(
-                        f"policy evaluation took longer than {self.timeout:g}s and was stopped"
+                        why
+                        or f"policy evaluation took longer than {self.timeout:g}s and was stopped"
                     )
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
@@ -410,6 +509,18 @@ class EvalServer:
             hint = f"; out of its {self.memory_limit >> 20} MiB memory budget?"
         while_ = "starting" if step == "start" else "evaluating"
         return f"the Rego engine crashed ({how}{hint}) while {while_}"
+
+
+def _decode(raw: bytes) -> dict[str, Any] | None:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _jsonable(value: Any) -> Any:

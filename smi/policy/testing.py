@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from smi.errors import Diagnostic, PolicyError
-from smi.policy import engine, sandbox
+from smi.policy import engine, sandbox, unused_calls
 from smi.policy._child import test_passed
 from smi.policy.coverage import Body, blank_comments, find_bodies
 from smi.policy.engine import outcome_of_output
@@ -153,7 +153,7 @@ def run(
     timeout: float = sandbox.DEFAULT_TIMEOUT,
 ) -> TestReport:
     """Run every test of `modules`; raise PolicyError for modules that do not compile."""
-    problems = lint(modules)
+    problems = [*lint(modules), *unused_calls.check(modules)]
     if problems:
         raise PolicyError(problems)
     cases = discover(modules)

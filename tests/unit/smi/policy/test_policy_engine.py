@@ -43,13 +43,15 @@ def test_a_good_policy_reports_violations_with_message_and_path(write_policy: Wr
 
 
 def test_metadata_gives_name_code_enforcement_and_kinds(write_policy: WritePolicy) -> None:
-    root = write_policy("owner", OWNER, code="ACME42", enforcement="warn", extra="kinds: [X]")
+    root = write_policy(
+        "owner", OWNER, code="ACME42", enforcement="warn", extra="kinds: [TrafficSplit]"
+    )
     [info] = load(root).policies
     assert (info.name, info.code, info.enforcement, info.kinds) == (
         "owner",
         "ACME42",
         "warn",
-        ("X",),
+        ("TrafficSplit",),
     )
     assert info.entrypoint == "test/owner/violation"
 

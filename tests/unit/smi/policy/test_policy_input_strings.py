@@ -81,3 +81,22 @@ violation contains {"msg": concat("", ["match ", m.name, " uses a forbidden path
     assert code == 1, out + err
     assert "match admin uses a forbidden pathRegex" in out + err
     assert "match debug uses a forbidden pathRegex" in out + err
+
+
+def test_a_data_document_string_equals_its_literal(
+    write_policy: WritePolicy, tmp_path: Path
+) -> None:
+    """`data.parameters` strings go in as UTF-8 too: escaped as \\u00e9, `"é"` never matched."""
+    body = """
+violation contains "listed" if {
+	some v in input.hub.metadata.labels
+	v in data.parameters.names
+}
+"""
+    root = write_policy("listed", body)
+    policies = PolicySet.load(
+        [root], include_shipped=False, parameters={"names": ["grüße", "a\\b"]}
+    )
+    for value in ("grüße", "a\\b"):
+        [decision] = policies.evaluate(kind="TrafficSplit", input_for=lambda _, v=value: hub(v))
+        assert [v.msg for v in decision.violations] == ["listed"], value
