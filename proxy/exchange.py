@@ -50,9 +50,11 @@ class Router(Protocol):
 
 
 class Headers(Mapping[str, str]):
-    """Lower-case header names to values. A lookup scans the raw (name, value) pairs for the
-    one name a match asks about; the whole map is decoded only if someone iterates it.
-    Repeated headers are joined with commas (RFC 9110 §5.3)."""
+    """Lower-case header names to values, as matches see them. A lookup scans the raw (name,
+    value) pairs for the one name a match asks about; the whole map is decoded only if someone
+    iterates it. Repeated headers are joined with commas (RFC 9110 §5.3). Values lose their
+    trailing SP and HTAB, which are not part of a field value (RFC 9110 §5.5, as every
+    conforming server reads it): `x-team: blue ` is `blue`."""
 
     __slots__ = ("_dict", "_raw")
 
@@ -65,7 +67,7 @@ class Headers(Mapping[str, str]):
             d: dict[str, str] = {}
             for name, value in self._raw:
                 key = name.decode("latin-1")
-                text = value.decode("latin-1")
+                text = http1.field_value(value).decode("latin-1")
                 d[key] = f"{d[key]},{text}" if key in d else text
             self._dict = d
         return self._dict
@@ -74,7 +76,7 @@ class Headers(Mapping[str, str]):
         if self._dict is not None:
             return self._dict[key]
         want = _encoded(key)
-        values = [value for name, value in self._raw if name == want]
+        values = [http1.field_value(value) for name, value in self._raw if name == want]
         if not values:
             raise KeyError(key)
         return b",".join(values).decode("latin-1")
@@ -158,6 +160,26 @@ class Exchange:
     def header_map(self) -> Mapping[str, str]:
         return Headers(self.headers)
 
+    def rewrite(self, drop: frozenset[bytes], trim: frozenset[bytes]) -> None:
+        """Forward this request without the headers named in `drop` and with the values of
+        those named in `trim` as matches read them (`http1.field_value`); the pairs a match
+        sees change alike. Rare (`proxy.routing` asks only for headers some match names), so
+        the head is rebuilt from its lines rather than forwarded as it came."""
+        self.headers = [
+            (name, http1.field_value(value) if name in trim else value)
+            for name, value in self.headers
+            if name not in drop
+        ]
+        raw = self.raw_head
+        if raw is not None:
+            # (Only a head with no hop-by-hop header, `Host` and an origin-form target is kept
+            # whole: the request line and these lines say all it said.)
+            self.raw_head = None
+            data = raw[raw.find(b"\r\n") + 2 :]
+        else:
+            data = b"".join(self.lines)
+        self.lines = http1.rewrite_lines(data, drop=drop, trim=trim)
+
     def head(self, forward: Forward) -> bytes:
         """The request head to send upstream."""
         raw = self.raw_head
@@ -169,7 +191,8 @@ class Exchange:
         if self.expect_upstream:
             parts.append(http1.EXPECT_HEADER)
         if self.upgrade:
-            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n" % self.upgrade_value)
+            value = http1.field_value(self.upgrade_value)  # as a match read it
+            parts.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n" % value)
         if self.host is None:
             if self.authority is not None:
                 parts.append(b"host: %s\r\n" % self.authority)

@@ -6,9 +6,9 @@ replies are built once per (status, reason) and reused, so a deny allocates noth
 
 Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy: `Connection` and every header it
 names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` (bodies are
-re-framed), `Upgrade` (re-added only for an authorized upgrade), `Proxy-Authorization`. The
-caller-supplied `x-smi-source-identity` is dropped too (also spelt with `_`): only the proxy
-may set it.
+re-framed), `Upgrade` (re-added only for an authorized upgrade), `Proxy-Authorization`,
+`Expect` (re-sent, as `100-continue`, only to a peer proxy). The caller-supplied
+`x-smi-source-identity` is dropped too (also spelt with `_`): only the proxy may set it.
 """
 
 from __future__ import annotations
@@ -18,19 +18,33 @@ from functools import lru_cache
 from typing import Final
 
 SOURCE_IDENTITY: Final = b"x-smi-source-identity"
+
+# Header names with more `-` and `_` than this have too many spellings to list
+# (`spellings`): 2**8 = 256 for one name.
+MAX_SEPARATORS: Final = 8
+
+
+def spellings(name: bytes) -> frozenset[bytes]:
+    """`name` with `-` and `_` exchanged at any of their places, `name` included: every name
+    that CGI, WSGI, PHP and nginx's FastCGI read as the same variable (`x-env` and `x_env`
+    are both HTTP_X_ENV). Only for names with at most `MAX_SEPARATORS` of them."""
+    found = [b""]
+    for byte in name:
+        if byte in {45, 95}:  # - or _
+            found = [f + b"-" for f in found] + [f + b"_" for f in found]
+        else:
+            found = [f + bytes((byte,)) for f in found]
+    return frozenset(found)
+
+
+def same_variable(name: bytes) -> bytes:
+    """The spelling of `name` that all its `spellings` share (`_` as `-`)."""
+    return name.replace(b"_", b"-")
+
+
 # The same name with `_` for some `-`: CGI and WSGI servers map every one of these to
 # HTTP_X_SMI_SOURCE_IDENTITY, so an app behind one could read a caller's copy as the proxy's.
-SOURCE_IDENTITY_ALIASES: Final = frozenset(
-    {
-        b"x_smi-source-identity",
-        b"x-smi_source-identity",
-        b"x-smi-source_identity",
-        b"x_smi_source-identity",
-        b"x_smi-source_identity",
-        b"x-smi_source_identity",
-        b"x_smi_source_identity",
-    }
-)
+SOURCE_IDENTITY_ALIASES: Final = spellings(SOURCE_IDENTITY) - {SOURCE_IDENTITY}
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -138,7 +152,9 @@ PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
 # are end to end. Dropping `Content-Length` while forwarding the body would let the next hop
 # read that body as the next message (a request the proxy never authorized, or a response
 # for another client); dropping `Host` would leave an HTTP/1.1 request without one.
-NEVER_NAMED: Final = PLAIN_CONNECTION | {b"content-length", b"host"}
+# `Transfer-Encoding` is the proxy's own: a chunked body goes on chunked whatever a
+# `Connection` value lists (so a match reads it as sent, proxy.routing).
+NEVER_NAMED: Final = PLAIN_CONNECTION | {b"content-length", b"host", b"transfer-encoding"}
 _NO_NAMES: Final[frozenset[bytes]] = frozenset()
 
 
@@ -167,6 +183,33 @@ def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:
     return [
         ln + b"\r\n" for ln in lines if ln and ln.split(b":", 1)[0].strip().lower() not in names
     ]
+
+
+def field_value(value: bytes) -> bytes:
+    """A header value as RFC 9110 §5.5 defines it: without trailing SP or HTAB (httptools has
+    dropped the leading ones). Most values end otherwise, and are returned as they are."""
+    if value and (value[-1] == 32 or value[-1] == 9):  # SP, HTAB
+        return value.rstrip(b" \t")
+    return value
+
+
+def rewrite_lines(data: bytes, *, drop: frozenset[bytes], trim: frozenset[bytes]) -> list[bytes]:
+    """The serialised header lines in `data` (CRLF-ended, as httptools accepted them) less
+    those whose lower-case name is in `drop`, and with the values of those named in `trim`
+    made `field_value`s. Rare (see `proxy.routing`), so it re-parses."""
+    out: list[bytes] = []
+    for line in data.split(b"\r\n"):
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname in drop:
+            continue
+        if lname in trim:
+            out.append(b"%s:%s\r\n" % (name, field_value(value)))
+        else:
+            out.append(line + b"\r\n")
+    return out
 
 
 def header_lines(head: bytes, drop: frozenset[bytes]) -> list[bytes]:

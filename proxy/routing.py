@@ -4,6 +4,8 @@ Inbound: the caller's identity comes from its verified certificate, once per con
 request is authorized with `authorize(...)` against this workload's identity and app port; a
 deny becomes a canned 403 naming the reason; an allow forwards to the local app with
 `x-smi-source-identity` set (the protocol has already dropped any copy the caller sent).
+Matches read headers as the app will get them (`sent_headers`), and the few headers a match
+reads are made to reach the app as it read them (`MatchedNames`), on both sides.
 
 Outbound: `Host` (or the proxy-form target) names a service; its TrafficSplit, if any, picks a
 backend with `pick_backend`; the backend's endpoints (from the MeshPolicy or an endpoints file)
@@ -16,14 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from _random import Random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, cast
 
 from mypy_extensions import mypyc_attr
 
 from proxy.exchange import Exchange, Forward, Headers
-from proxy.http1 import HOP_BY_HOP, Reply, local_reply, service_key
+from proxy.http1 import (
+    HOP_BY_HOP,
+    MAX_SEPARATORS,
+    Reply,
+    field_value,
+    local_reply,
+    same_variable,
+    service_key,
+    spellings,
+)
 from proxy.metrics import Metrics
 from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
@@ -46,11 +57,17 @@ _HOST_CACHE: Final = 1024
 # (longer paths are decided every time, so the cache stays small whatever callers send).
 _DECISIONS: Final = 4096
 _DECISION_PATH: Final = 512
-# Request headers the app never gets (proxy.server drops them, and those a `Connection` header
-# names): a match is not decided on them, or a caller could pass one (`x-beta: yes` with
-# `Connection: x-beta`) that the app then never sees. `Upgrade` and `Transfer-Encoding` are
-# sent on, re-framed.
-_UNSENT: Final = HOP_BY_HOP - {b"upgrade", b"transfer-encoding"}
+# Request headers the app never gets as the caller sent them (proxy.server drops them, and
+# those a `Connection` header names): a match is not decided on them, or a caller could pass
+# one (`x-beta: yes` with `Connection: x-beta`) that the app then never sees.
+_UNSENT: Final = HOP_BY_HOP
+# Of those, the two the proxy sends on in its own words: `Transfer-Encoding: chunked` for a
+# chunked body (the only coding it takes, re-framed), and `Upgrade` for an upgrade it forwards
+# as one (`Connection: upgrade`, HTTP/1.1, not to HTTP itself). A match sees them as sent:
+# `Upgrade: websocket` without `Connection: upgrade` reaches the app as a plain request with
+# no `Upgrade`, so it must not pass a match on `upgrade: websocket`.
+_REFRAMED: Final = frozenset({b"upgrade", b"transfer-encoding"})
+_CHUNKED: Final = (b"transfer-encoding", b"chunked")
 
 
 def sent_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
@@ -58,7 +75,93 @@ def sent_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
     if not ex.hop:  # (no hop-by-hop header, so no `Connection` naming one either)
         return ex.headers
     named = ex.connection_names
-    return [pair for pair in ex.headers if pair[0] not in _UNSENT and pair[0] not in named]
+    sent = [pair for pair in ex.headers if pair[0] not in _UNSENT and pair[0] not in named]
+    if ex.chunked:
+        sent.append(_CHUNKED)
+    if ex.upgrade:
+        sent.append((b"upgrade", ex.upgrade_value))
+    return sent
+
+
+# What a request needs changed before it goes on (`Exchange.rewrite`): the names of headers
+# to drop and of headers whose values to trim; None (the usual answer) when nothing.
+Fix = tuple[frozenset[bytes], frozenset[bytes]]
+
+
+class MatchedNames:
+    """The header names some match reads (`names`), and how to find in a request what must
+    change before it goes on, so that the app reads those headers as the match did:
+
+    - a header whose name is another spelling of a matched one (`x_env` for `x-env`: `_` and
+      `-` exchanged) is dropped. CGI, WSGI, PHP and nginx's FastCGI give the app both as one
+      variable (HTTP_X_ENV), so `x-env: canary` could pass the match while the app reads
+      `x_env: prod`. Envoy (`headers_with_underscores_action: DROP_HEADER`) and nginx
+      (`underscores_in_headers off`) drop every name with `_`; only those that could disguise
+      a matched header are dropped here: other names with `_` are some app's own business and
+      decide nothing, and looking for them would cost every request a test per header;
+    - a matched header whose value ends in SP or HTAB is sent on without them: a match reads
+      the value without them (`Headers`, RFC 9110 §5.5), and so do nginx and Envoy, which
+      forward it trimmed.
+
+    `table` holds the matched names and all their other spellings, so a request is searched
+    with one set lookup per header, as the decision cache already does; a request with no
+    such header (the usual one) needs nothing more. Names with more `-`/`_` than
+    `http1.MAX_SEPARATORS` have too many spellings to list: their other spellings are found
+    by comparing `same_variable` forms (`long`), which only a policy naming one pays for."""
+
+    __slots__ = ("long", "names", "table")
+
+    def __init__(self, names: Iterable[bytes]) -> None:
+        self.names = frozenset(names)
+        table = set(self.names)
+        long: set[bytes] = set()
+        for name in self.names:
+            if name.count(b"-") + name.count(b"_") > MAX_SEPARATORS:
+                long.add(same_variable(name))
+            else:
+                table |= spellings(name)
+        self.table = frozenset(table)
+        self.long = frozenset(long)
+
+    def found(self, ex: Exchange) -> tuple[tuple[bytes, bytes], ...]:
+        """The pairs of `ex` that reach the app and are matched or another spelling of one,
+        in request order (then those of long names)."""
+        table = self.table
+        named = ex.connection_names
+        found: tuple[tuple[bytes, bytes], ...] = ()
+        for pair in ex.headers:
+            if pair[0] in table and pair[0] not in named:
+                found += (pair,)
+        if self.long:
+            found += self.long_spellings(ex)
+        return found
+
+    def long_spellings(self, ex: Exchange) -> tuple[tuple[bytes, bytes], ...]:
+        """The pairs of `ex` that are other spellings of a long matched name."""
+        named = ex.connection_names
+        return tuple(
+            pair
+            for pair in ex.headers
+            if pair[0] not in self.table
+            and pair[0] not in named
+            and same_variable(pair[0]) in self.long
+        )
+
+    def fix(self, found: Iterable[tuple[bytes, bytes]]) -> Fix | None:
+        """What to change in a request whose `found` pairs these are; None for nothing."""
+        drop: set[bytes] = set()
+        trim: set[bytes] = set()
+        for name, value in found:
+            if name not in self.names:
+                drop.add(name)
+            elif name not in HOP_BY_HOP and field_value(value) != value:
+                trim.add(name)  # (`Upgrade` is sent trimmed by `Exchange.head`)
+        if not drop and not trim:
+            return None
+        return frozenset(drop), frozenset(trim)
+
+
+_NO_NAMES: Final = MatchedNames(())
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -115,8 +218,9 @@ class InboundRouter:
         self.app = app
         # The decision cache: valid for one index (cleared when another is swapped in).
         self._index: PolicyIndex | None = None
-        self._names: frozenset[bytes] = frozenset()
-        self._decisions: dict[tuple[object, ...], tuple[Decision, str | None]] = {}
+        self._matched = _NO_NAMES
+        self._names: frozenset[bytes] = frozenset()  # `_matched.table`
+        self._decisions: dict[tuple[object, ...], tuple[Decision, str | None, Fix | None]] = {}
         self._allow = metrics.authz_allow["http"]  # rule -> count (never replaced)
 
     def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
@@ -164,8 +268,8 @@ class InboundRouter:
             ",".join(decision.rules) or "-",
         )
 
-    def route(self, ex: Exchange, peer: InboundPeer) -> Forward | Reply:
-        # `decide` inlined for HTTP: this runs once per request.
+    def route(self, ex: Exchange, peer: InboundPeer) -> Forward | Reply:  # noqa: PLR0912
+        # `decide` inlined for HTTP: this runs once per request (hence the branches).
         index = self.policy.index
         if index is None:
             self.stats.request("no-policy")
@@ -175,8 +279,11 @@ class InboundRouter:
             self._use(index)
         # The decision cache. `authorize` sees the caller, this destination and port (fixed
         # here), the method, the path without its query (`path_readings` reads past a "#"),
-        # and only the headers some match of this destination names that reach the app:
-        # requests equal in all of these get the same decision, so the key is exactly them.
+        # and only the headers some match of this destination names that reach the app
+        # (`Upgrade` only when forwarded as an upgrade): requests equal in all of these get
+        # the same decision, so the key is exactly them. Other spellings of those headers
+        # are in the key too: they decide nothing, but whether the request must be changed
+        # before it goes on (`MatchedNames`), which is remembered with the decision.
         method = ex.method
         path = ex.url
         # (`find`, not `in`: `bytes in bytes` first tries its operand as an int, which costs
@@ -185,22 +292,27 @@ class InboundRouter:
         if cut >= 0:
             path = path[:cut]
         names = self._names
+        found: tuple[tuple[bytes, bytes], ...] = ()
         if names:
             # (name, value) of the named headers in request order: no less than `authorize`
-            # sees of them (a finer key only costs cache hits). `_names` holds no name in
-            # `_UNSENT`; one a `Connection` header names is left out, as `sent_headers` does.
-            found: tuple[tuple[bytes, bytes], ...] = ()
+            # sees of them (a finer key only costs cache hits). `_names` holds no name that
+            # never reaches the app; one a `Connection` header names is left out, as
+            # `sent_headers` does. (`MatchedNames.found`, inlined: once per request.)
             named = ex.connection_names
             for pair in ex.headers:
                 if pair[0] in names and pair[0] not in named:
                     found += (pair,)
-            key: tuple[object, ...] = (peer.identity, method, path, found)
+            if self._matched.long:
+                found += self._matched.long_spellings(ex)
+            key: tuple[object, ...] = (peer.identity, method, path, found, ex.upgrade)
         else:
             key = (peer.identity, method, path)
         hit = self._decisions.get(key)
         if hit is None:
-            hit = self._authorize(index, ex, peer, key, len(path))
-        decision, rule = hit
+            hit = self._authorize(index, ex, peer, key=key, found=found, n=len(path))
+        elif hit[2] is not None:
+            ex.rewrite(*hit[2])
+        decision, rule, _ = hit
         requests = self.stats.requests
         if rule is not None:  # Metrics.authz's first branch, inlined
             allow = self._allow
@@ -218,11 +330,23 @@ class InboundRouter:
         return local_reply(403, decision.reason)
 
     def _authorize(
-        self, index: PolicyIndex, ex: Exchange, peer: InboundPeer, key: tuple[object, ...], n: int
-    ) -> tuple[Decision, str | None]:
-        """A cache miss: ask `authorize`, and remember the answer if the path (`n` bytes) is
-        short enough. With the decision goes the rule of the usual allow (deny mode, one
-        rule), which `route` counts without `Metrics.authz`."""
+        self,
+        index: PolicyIndex,
+        ex: Exchange,
+        peer: InboundPeer,
+        *,
+        key: tuple[object, ...],
+        found: tuple[tuple[bytes, bytes], ...],
+        n: int,
+    ) -> tuple[Decision, str | None, Fix | None]:
+        """A cache miss: change the request as it will go on (`MatchedNames`), ask
+        `authorize`, and remember the answer if the path (`n` bytes) is short enough. With the
+        decision go the rule of the usual allow (deny mode, one rule), which `route` counts
+        without `Metrics.authz`, and the change, which every request with this key needs
+        (`found`, the key's headers, tells which)."""
+        fix = self._matched.fix(found)
+        if fix is not None:
+            ex.rewrite(*fix)
         method = ex.method
         decision = authorize(
             index,
@@ -234,7 +358,7 @@ class InboundRouter:
             Headers(sent_headers(ex)),
         )
         usual = decision.reason == "allow" and len(decision.rules) == 1
-        hit = (decision, decision.rules[0] if usual else None)
+        hit = (decision, decision.rules[0] if usual else None, fix)
         if n <= _DECISION_PATH:
             if len(self._decisions) >= _DECISIONS:
                 self._decisions.clear()
@@ -245,7 +369,9 @@ class InboundRouter:
         """A new policy: forget every decision, and learn which headers its matches for this
         destination name (a decision depends on no other header)."""
         self._decisions.clear()
-        self._names = frozenset(header_names(index, self.identity)) - _UNSENT
+        sent = frozenset(header_names(index, self.identity)) - (_UNSENT - _REFRAMED)
+        self._matched = MatchedNames(sent) if sent else _NO_NAMES
+        self._names = self._matched.table
         self._index = index
 
     def protocol_for(self, peer: str | None) -> str:
@@ -270,6 +396,18 @@ def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:
             names.add(name.encode("latin-1"))
         except UnicodeEncodeError:
             continue
+    return tuple(sorted(names))
+
+
+def split_header_names(split: IndexedSplit) -> tuple[bytes, ...]:
+    """The header names the matches of `split` read, encoded as `header_names` encodes them."""
+    names: set[bytes] = set()
+    for matcher in split.matchers:
+        for name, _, _ in matcher.headers:
+            try:
+                names.add(name.encode("latin-1"))
+            except UnicodeEncodeError:
+                continue
     return tuple(sorted(names))
 
 
@@ -340,6 +478,8 @@ class OutboundRouter:
         # (root service, port) -> its split less the backends without that port (SPEC.md
         # §TrafficSplit), None when none has it; valid for `_seen`
         self._port_splits: dict[tuple[str, int], IndexedSplit | None] = {}
+        # root service -> the headers its split's matches read; valid for `_seen`
+        self._split_names: dict[str, MatchedNames] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> None:
         return None
@@ -388,6 +528,7 @@ class OutboundRouter:
             # A split without matches takes every request: no need to build one.
             request = None
             if split.matchers and ex is not None:
+                self._rewrite_for_split(ex, key, split)
                 request = Request(ex.method_str, ex.path_str, Headers(sent_headers(ex)))
             backend = pick_backend(split, request, self.rng())
             if backend is not None:
@@ -409,6 +550,19 @@ class OutboundRouter:
         self._places = {k: b.n for k, b in self._backends.items() if isinstance(b, _Backends)}
         self._backends = {}
         self._port_splits = {}
+        self._split_names = {}
+
+    def _rewrite_for_split(self, ex: Exchange, root: str, split: IndexedSplit) -> None:
+        """Change `ex` as it will go on (`MatchedNames`) for the headers the matches of
+        `split` (of service `root`) read, before they read them. Only for splits with matches,
+        which look at every request's headers anyway."""
+        matched = self._split_names.get(root)
+        if matched is None:
+            sent = frozenset(split_header_names(split)) - (_UNSENT - _REFRAMED)
+            matched = self._split_names[root] = MatchedNames(sent)
+        fix = matched.fix(matched.found(ex))
+        if fix is not None:
+            ex.rewrite(*fix)
 
     def _split_for_port(
         self, index: PolicyIndex, key: str, split: IndexedSplit, port: int
