@@ -53,8 +53,9 @@ def schema_diagnostics(exc: ValidationError, *, where: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False):
-        key = (err.get("ctx") or {}).get("key")  # a map entry a validator of the map named
-        path = format_path(_wire_loc(err["loc"]) + ((key,) if isinstance(key, str) else ()))
+        # `at`: where below its field a validator of a whole map found the problem (an entry).
+        at = (err.get("ctx") or {}).get("at")
+        path = format_path(_wire_loc(err["loc"]) + (tuple(at) if isinstance(at, tuple) else ()))
         code, message = _classify(err, where=where)
         if (code, path) in seen:
             continue

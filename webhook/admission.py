@@ -5,7 +5,10 @@ apply — on the AdmissionRequest as the API server sent it, with the store's ob
 inventory. Denied = `allowed: false` with status 403 and `[policy] message` lines; invalid = 422
 with one line per field path; an internal failure = 500 (fail closed); warnings pass through;
 the uid is echoed and the answer uses the request's apiVersion (v1 or v1beta1). Requests in an
-excluded namespace or by the control plane's own ServiceAccount are allowed with the reason.
+excluded namespace or by the control plane's own ServiceAccount are allowed with the reason, and
+so are metadata-only UPDATEs of an object being deleted (its finalizers must be able to come
+off). Any other metadata-only UPDATE is ratcheted: the problems the stored object already had
+become warnings. Warnings are bounded in `webhook.reviews`.
 
 /mutate injects the sidecar into Pods that opt in (`webhook.injection`), as a JSON Patch;
 /mutate/namespace-opted-in is the same for the webhook that selects labelled namespaces.
@@ -17,12 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from smi.errors import SMIError
+from smi.policy.input import Inventory
 from webhook import logs
 from webhook.injection import INJECT_KEY, InjectionConfig, decide
 from webhook.plane import ControlPlane, current_plane
@@ -61,11 +67,14 @@ def validate_review(
     plane: ControlPlane, review: AdmissionReview
 ) -> tuple[dict[str, Any], str, list[str]]:
     """The AdmissionReview answer, the decision label, and the reasons (for the log)."""
-    bypass = _bypass(plane, review)
+    bypass = _bypass(plane, review) or _terminating(review)
     if bypass:
         return admission_response(review, allowed=True, message=bypass), "bypassed", [bypass]
     try:
-        result = admit(plane, review.request, plane.view().inventory)
+        inventory = plane.view().inventory
+        result = admit(plane, review.request, inventory)
+        if not result.allowed and _metadata_only(review.request):
+            result = _ratchet(plane, review.request, result, inventory)
     except SMIError as exc:
         reason = "; ".join(d.message for d in exc.diagnostics)
         return _internal(review, f"admission chain failed: {reason}")
@@ -82,6 +91,61 @@ def validate_review(
     )
     decision = "allowed" if result.allowed else ("invalid" if result.code == 422 else "denied")
     return answer, decision, messages
+
+
+def _terminating(review: AdmissionReview) -> str:
+    """Why a metadata-only UPDATE of an object being deleted is let through unchecked, or "".
+    Removing the last finalizer is what lets the object go: refusing it because the object
+    breaks a rule that came after it would keep the object, and its namespace, Terminating
+    for good (Gatekeeper and Kyverno do not judge these either). The stored object
+    (`oldObject`) is the one that says it is being deleted. A spec change is still checked:
+    the control plane enforces an object until it is gone, and a stuck finalizer would
+    otherwise be a way round every policy."""
+    old = review.request.get("oldObject")
+    meta = old.get("metadata") if isinstance(old, dict) else None
+    if not (isinstance(meta, dict) and meta.get("deletionTimestamp")):
+        return ""
+    if not _metadata_only(review.request):
+        return ""
+    return "the object is being deleted (metadata.deletionTimestamp): metadata is not checked"
+
+
+def _metadata_only(request: Mapping[str, Any]) -> bool:
+    """Whether an UPDATE changes nothing but the object's metadata (labels, annotations,
+    owner references, finalizers, and what the API server keeps there)."""
+    old, new = request.get("oldObject"), request.get("object")
+    if request.get("operation") != "UPDATE":
+        return False
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    return _without_metadata(old) == _without_metadata(new)
+
+
+def _without_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "metadata"}
+
+
+def _ratchet(
+    plane: ControlPlane, request: Mapping[str, Any], result: Any, inventory: Inventory
+) -> Any:
+    """Validation ratcheting, as Kubernetes does for CRD schemas: on a metadata-only UPDATE
+    the problems the stored object already had are warnings, so that an object that predates
+    a policy or a check can still be relabelled, annotated, owned or have its finalizers
+    removed. A problem the update brings is still refused, alone. (An object that was already
+    invalid is never shown to the policies, before or after.)"""
+    before = admit(plane, {**request, "object": request["oldObject"]}, inventory)
+    known = set() if before.allowed else set(before.messages)
+    kept = [m for m in result.messages if m in known]
+    if not kept:
+        return result
+    added = [m for m in result.messages if m not in known]
+    warnings = (*result.warnings, *(f"{_PREEXISTING}{m}" for m in kept))
+    if added:
+        return replace(result, messages=tuple(added), warnings=warnings)
+    return replace(result, allowed=True, code=200, messages=(), warnings=warnings)
+
+
+_PREEXISTING = "pre-existing, not enforced on a metadata-only update: "
 
 
 def _json(doc: dict[str, Any]) -> Response:

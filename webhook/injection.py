@@ -9,6 +9,9 @@ Kept free of Flask so that `/mutate`, tests and `smictl` tooling share it. The r
   outside 1-65535, on UDP/SCTP, or equal to one of the proxy's own ports is passed over;
 - an injected pod (it already has the `smictl-proxy` container, or a native sidecar of that
   name) gets no patch, so a replayed review or a second mutating pass changes nothing;
+- a body whose fields do not have a Pod's types (a list for a containerPort, a number for
+  `ports`) is refused (422) with the field's path, whether or not it opted in: it is no Pod
+  the API server would send, and reading it anyway would guess at what it means;
 - the patch holds only `add` operations, with JSON Pointer (RFC 6901) escaping of keys such as
   `smictl.io/injected`.
 
@@ -31,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from smi.yamlpos import join_path
 
 INJECT_KEY = "smictl.io/inject"
 INJECTED_KEY = "smictl.io/injected"
@@ -65,6 +70,15 @@ DEFAULT_GRACE_SECONDS = 30
 # The proxy image runs smictl, a Python program: its interpreter is the one tool the hooks can
 # count on (no shell is assumed; the chart's demo runs `python3` from the same image).
 HOOK_PYTHON = "python3"
+# The annotations the injector reads: Kubernetes annotations are text, and a number or a list
+# here would be read as something the pod did not say (`str([...])`).
+_ANNOTATIONS_READ = (
+    INJECT_KEY,
+    APP_PORT_KEY,
+    NATIVE_SIDECAR_KEY,
+    WAIT_BEFORE_EXIT_KEY,
+    DEFAULT_CONTAINER_KEY,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +140,10 @@ def decide(
     """Whether and how to inject `pod`, created in `namespace`."""
     problem = malformed(pod)
     if problem:
-        return InjectionDecision(False, f"not a well-formed Pod: {problem}")
+        # Refused, not passed over: an opted-in pod would otherwise run without its proxy,
+        # and the answer names the field (as `smictl inject` does for the same pod).
+        reason = f"not a well-formed Pod: {problem}"
+        return InjectionDecision(False, reason, refusal=reason)
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     annotations = meta.get("annotations") or {}
@@ -198,38 +215,53 @@ def _clash(spec: Mapping[str, Any]) -> str:
 
 
 def malformed(pod: Mapping[str, Any]) -> str:
-    """The first field of `pod` whose type the injector relies on and that has another, or "".
-    The API server only sends typed Pods; anything else is some other caller's body."""
+    """The first field of `pod` whose type the injector relies on and that has another, as
+    `path: reason`, or "". The API server only sends typed Pods; anything else is some other
+    caller's body, and is refused (422) rather than read as something it does not say. Absent
+    and null mean absent; `[]`, `""` or `0` in place of an object (or `{}` in place of a list)
+    are reported, not read as empty."""
     meta, spec = _or_empty(pod.get("metadata")), _or_empty(pod.get("spec"))
-    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
-        return "metadata and spec must be objects"
-    containers = spec.get("containers") or []
-    init_containers = spec.get("initContainers") or []
-    checks = [
-        (isinstance(meta.get("annotations") or {}, Mapping), "metadata.annotations: not an object"),
-        (
-            isinstance(spec.get("serviceAccountName") or "", str),
-            "spec.serviceAccountName: not text",
-        ),
-        (isinstance(spec.get("volumes") or [], list), "spec.volumes: not a list"),
-        (
-            isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers),
-            "spec.containers: not a list of objects",
-        ),
-        (
-            # The native sidecar is added to this list (and an injected pod found in it).
-            isinstance(init_containers, list)
-            and all(isinstance(c, Mapping) for c in init_containers),
-            "spec.initContainers: not a list of objects",
-        ),
-    ]
-    for good, problem in checks:
-        if not good:
-            return problem
-    for i, container in enumerate(containers):
-        ports = container.get("ports") or []
-        if not isinstance(ports, list) or not all(isinstance(p, Mapping) for p in ports):
-            return f"spec.containers[{i}].ports: not a list of objects"
+    for field, value in (("metadata", meta), ("spec", spec)):
+        if not isinstance(value, Mapping):
+            return f"{field}: not an object"
+    return _malformed_metadata(meta) or _malformed_spec(spec)
+
+
+def _malformed_metadata(meta: Mapping[str, Any]) -> str:
+    annotations = _or_empty(meta.get("annotations"))
+    if not isinstance(annotations, Mapping):
+        return "metadata.annotations: not an object"
+    for key in _ANNOTATIONS_READ:
+        if not isinstance(_or_text(annotations.get(key)), str):
+            return f"{join_path('metadata.annotations', key)}: not text"
+    return ""
+
+
+def _malformed_spec(spec: Mapping[str, Any]) -> str:
+    if not isinstance(_or_text(spec.get("serviceAccountName")), str):
+        return "spec.serviceAccountName: not text"
+    for field in ("containers", "initContainers", "ephemeralContainers", "volumes"):
+        items = _or_empty_list(spec.get(field))
+        if not isinstance(items, list) or not all(isinstance(c, Mapping) for c in items):
+            return f"spec.{field}: not a list of objects"
+    # The ports of the containers beside the proxy are checked against its own (`_clash`)
+    # and one of them becomes the app port (`app_port`).
+    for field in ("containers", "initContainers"):
+        for i, container in enumerate(spec.get(field) or ()):
+            problem = _malformed_ports(container.get("ports"), path=f"spec.{field}[{i}].ports")
+            if problem:
+                return problem
+    return ""
+
+
+def _malformed_ports(ports: Any, *, path: str) -> str:
+    ports = _or_empty_list(ports)
+    if not isinstance(ports, list) or not all(isinstance(p, Mapping) for p in ports):
+        return f"{path}: not a list of objects"
+    for j, port in enumerate(ports):
+        number = port.get("containerPort")
+        if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
+            return f"{path}[{j}].containerPort: not an integer"
     return ""
 
 
@@ -237,6 +269,17 @@ def _or_empty(value: Any) -> Any:
     """`value`, or an empty object when it is absent (None); any other value is kept, so that
     `[]` or `""` in place of an object is reported as malformed, not read as `{}`."""
     return {} if value is None else value
+
+
+def _or_text(value: Any) -> Any:
+    """`value`, or "" when it is absent (None)."""
+    return "" if value is None else value
+
+
+def _or_empty_list(value: Any) -> Any:
+    """`value`, or an empty list when it is absent (None): `{}` or `0` in place of a list is
+    reported as malformed, not read as `[]`."""
+    return [] if value is None else value
 
 
 def build_patch(

@@ -137,7 +137,7 @@ def admission_response(
             status["reason"] = _REASONS.get(code or 0, "Forbidden")
         response["status"] = status
     if warnings:
-        response["warnings"] = list(warnings)
+        response["warnings"] = bounded_warnings(warnings)
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode()
@@ -145,6 +145,53 @@ def admission_response(
 
 
 _REASONS = {403: "Forbidden", 422: "Invalid", 500: "InternalError", 400: "BadRequest"}
+
+# The API server passes warnings on as HTTP `Warning` headers: it drops a warning holding a
+# control character, and once more than 4,096 characters of warnings (from every webhook and
+# itself) have been added it cuts each to 256 characters or leaves the rest out; its docs ask
+# for 120 characters where possible. So each warning is one line of at most MAX_WARNING
+# characters, and an answer holds at most MAX_WARNINGS of them and MAX_WARNINGS_TOTAL
+# characters (room left for the other sources), the rest counted in one last line.
+MAX_WARNING = 256
+MAX_WARNINGS = 50
+MAX_WARNINGS_TOTAL = 3000
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# The code a warning line ends with (`(SMI2206)`, a policy's `(ACME1)`): kept when cut.
+_CODE_SUFFIX = re.compile(r" \([A-Z][A-Z0-9]{0,14}\)$")
+_ELLIPSIS = "\u2026"
+
+
+def bounded_warnings(warnings: Sequence[str]) -> list[str]:
+    """`warnings` as the API server passes them on whole: one line each, each given once, at
+    most MAX_WARNINGS and MAX_WARNINGS_TOTAL characters, then "... and N more warnings"."""
+    lines = list(dict.fromkeys(cut_warning(w) for w in warnings))
+    kept: list[str] = []
+    total = 0
+    for line in lines:
+        if len(kept) == MAX_WARNINGS or total + len(line) > MAX_WARNINGS_TOTAL:
+            break
+        kept.append(line)
+        total += len(line)
+    if len(kept) < len(lines):
+        more = len(lines) - len(kept)
+        kept.append(f"... and {more} more warning{'s' if more > 1 else ''}")
+    return kept
+
+
+def cut_warning(text: str) -> str:
+    """`text` on one line, cut to MAX_WARNING characters at a word boundary near the limit
+    with an ellipsis, keeping the code it ends with."""
+    line = _CONTROL.sub(" ", text).strip()
+    if len(line) <= MAX_WARNING:
+        return line
+    code = _CODE_SUFFIX.search(line)
+    suffix = code.group() if code else ""
+    room = MAX_WARNING - len(_ELLIPSIS) - len(suffix)
+    head = line[:room]
+    space = head.rfind(" ")
+    if space >= room - 40:  # a word boundary close to the limit reads better than a cut word
+        head = head[:space]
+    return head.rstrip(" ,;:") + _ELLIPSIS + suffix
 
 
 @dataclass(frozen=True, slots=True)

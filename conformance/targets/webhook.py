@@ -143,13 +143,19 @@ class WebhookTarget(Target):
         return decide_requests(index, scenario, spec, rng=self._rng)
 
 
-# SMI allows a pathRegex that is not end-anchored (admission only warns, SMI2206); the shipped
-# Rego policy specs/path-regex-anchored refuses it, so this tells whether those policies run.
+# SMI allows a TrafficTarget to trust a source in another namespace; the shipped Rego policy
+# access/allowed-source-namespaces refuses it (a deny policy, SMI5102, with no parameters set),
+# so this tells whether those policies run. (The route it names need not exist: admission only
+# warns about a dangling reference.)
 _PROBE = {
-    "apiVersion": "specs.smi-spec.io/v1alpha4",
-    "kind": "HTTPRouteGroup",
+    "apiVersion": "access.smi-spec.io/v1alpha3",
+    "kind": "TrafficTarget",
     "metadata": {"name": "conformance-probe", "namespace": "conformance"},
-    "spec": {"matches": [{"name": "probe", "pathRegex": "/probe", "methods": ["GET"]}]},
+    "spec": {
+        "destination": {"kind": "ServiceAccount", "name": "probe", "namespace": "conformance"},
+        "rules": [{"kind": "TCPRoute", "name": "conformance-probe"}],
+        "sources": [{"kind": "ServiceAccount", "name": "probe", "namespace": "elsewhere"}],
+    },
 }
 
 

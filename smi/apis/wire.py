@@ -76,7 +76,11 @@ class WireObject(WireModel):
                 raise PydanticCustomError(
                     "SMI4004",
                     "annotation {key}: {reason}",
-                    {"key": LOSSY_ANNOTATION, "reason": reason},
+                    {
+                        "key": LOSSY_ANNOTATION,
+                        "reason": reason,
+                        "at": ("annotations", LOSSY_ANNOTATION),
+                    },
                 )
         return meta
 
@@ -247,7 +251,7 @@ def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     carry the element's index) and a map, turned into the list form here."""
     if isinstance(value, Mapping):
         for name, regex in value.items():
-            # `key`: the entry's name, which smi.schema_errors appends to the path, so that the
+            # `at`: the entry's name, which smi.schema_errors appends to the path, so that the
             # line is the entry's, not the map's.
             if not isinstance(name, str):
                 raise PydanticCustomError(
@@ -257,7 +261,7 @@ def _headers(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
                 raise PydanticCustomError(
                     "SMI2003",
                     "header {name}: value must be a string, not {type}",
-                    {"name": name, "type": json_type(regex), "key": name},
+                    {"name": name, "type": json_type(regex), "at": (name,)},
                 )
         return handler([{name: regex} for name, regex in value.items()])
     return handler(value)

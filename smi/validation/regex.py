@@ -66,3 +66,173 @@ def re2_problem(pattern: str) -> str | None:
 def end_anchored(path_regex: str) -> bool:
     """Whether a start-anchored pathRegex says where the path ends (SMI2206)."""
     return path_regex.endswith(_END_ANCHORS)
+
+
+# --- an example of a longer path (SMI2206) -------------------------------------------------------
+
+# What one character of a class, `.` or `\d`-style escape stands for in an example: the first
+# of these it matches. Characters a path is written with, so that the example reads as one.
+_PICKS = ("a", "0", "x", "A", "-", "_", ".", "~")
+_REPEAT = re.compile(r"\{(\d{1,2})(?:,\d{0,3})?\}")
+_MAX_EXAMPLE = 64
+_MAX_DEPTH = 16
+
+
+class _NoExample(Exception):
+    """The regex uses syntax the walk does not follow; it then gives no example."""
+
+
+def longer_path_example(path_regex: str) -> str | None:
+    """A path `path_regex` matches that goes on past what it spells out (`/users/[0-9]+` ->
+    `/users/0-admin`), or None: a sibling of the intended path, the danger of a regex that is
+    not end-anchored (`/api` also lets `/api-admin` in; ending it with `/` would not). The walk
+    follows literals, classes, `.`, `\\d`-style escapes, groups (the first alternative), `*`
+    `?` (none), `+` (once) and `{n,m}` (n times); the example is shown only if RE2 matches it
+    as the proxy does (anchored at the start)."""
+    try:
+        walked = _Walk(path_regex).whole()
+    except _NoExample:
+        return None
+    if not walked.startswith("/"):
+        return None  # no request path matches it at all: every path starts with "/"
+    example = walked + "-admin"
+    if len(example) > _MAX_EXAMPLE or not example.isprintable() or " " in example:
+        return None
+    try:
+        return example if re2.compile(path_regex).match(example) is not None else None
+    except Exception:
+        return None
+
+
+class _Walk:
+    """One left-to-right pass over a regex, building the shortest text each part accepts."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.pos = 0
+        self.depth = 0
+
+    def whole(self) -> str:
+        if self.pattern.startswith("^"):
+            self.pos = 1
+        text = self.alternatives()
+        if self.pos != len(self.pattern):
+            raise _NoExample  # an unbalanced `)`
+        return text
+
+    def alternatives(self) -> str:
+        first = self.sequence()
+        while self._peek() == "|":
+            self.pos += 1
+            self.sequence()  # read past it; the example follows the first alternative
+        return first
+
+    def sequence(self) -> str:
+        out: list[str] = []
+        length = 0
+        while self.pos < len(self.pattern) and self._peek() not in "|)":
+            out.append(self.repeated(self.atom()))
+            length += len(out[-1])
+            if length > _MAX_EXAMPLE:
+                raise _NoExample
+        return "".join(out)
+
+    def atom(self) -> str:
+        char = self.pattern[self.pos]
+        self.pos += 1
+        if char == "(":
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                raise _NoExample  # RE2 nests up to 1,000 deep; Python's stack would not
+            self._group_prefix()
+            text = self.alternatives()
+            if self._peek() != ")":
+                raise _NoExample
+            self.pos += 1
+            self.depth -= 1
+            return text
+        if char == "[":
+            return _pick(self._class_text())
+        if char == ".":
+            return _PICKS[0]
+        if char == "\\":
+            return self._escape()
+        if char in "*+?{$^":
+            raise _NoExample  # an anchor inside, or a repeat of nothing
+        return char
+
+    def repeated(self, atom: str) -> str:
+        op = self._peek()
+        if op in ("*", "?"):
+            self.pos += 1
+            times = 0
+        elif op == "+":
+            self.pos += 1
+            times = 1
+        elif op == "{":
+            found = _REPEAT.match(self.pattern, self.pos)
+            if found is None:
+                raise _NoExample
+            self.pos = found.end()
+            times = int(found.group(1))
+        else:
+            return atom
+        if self._peek() == "?":  # lazy: the same texts
+            self.pos += 1
+        if len(atom) * times > _MAX_EXAMPLE:
+            raise _NoExample  # too long to show, and nested counts would multiply
+        return atom * times
+
+    def _group_prefix(self) -> None:
+        rest = self.pattern[self.pos :]
+        if rest.startswith("?:"):
+            self.pos += 2
+        elif rest.startswith(("?P<", "?<")):
+            end = self.pattern.find(">", self.pos)
+            if end < 0:
+                raise _NoExample
+            self.pos = end + 1
+        elif rest.startswith("?"):
+            raise _NoExample  # flags: the walk would have to follow them
+
+    def _class_text(self) -> str:
+        """The whole `[...]` (its `[` already read), for RE2 to judge a pick against."""
+        start = self.pos - 1
+        end = self.pos + (1 if self._peek() == "^" else 0)
+        end += 1 if self.pattern[end : end + 1] == "]" else 0  # a leading `]` is literal
+        while end < len(self.pattern) and self.pattern[end] != "]":
+            if self.pattern.startswith("[:", end):
+                close = self.pattern.find(":]", end + 2)
+                end = close + 2 if close >= 0 else len(self.pattern)
+                continue
+            end += 2 if self.pattern[end] == "\\" else 1
+        if end >= len(self.pattern):
+            raise _NoExample
+        self.pos = end + 1
+        return self.pattern[start : end + 1]
+
+    def _escape(self) -> str:
+        char = self._peek()
+        if not char:
+            raise _NoExample
+        self.pos += 1
+        if char in "dDwWsS":
+            return _pick("\\" + char)
+        if char.isalnum():
+            raise _NoExample  # \b, \A, \pL, \x41: not followed
+        return char
+
+    def _peek(self) -> str:
+        return self.pattern[self.pos : self.pos + 1]
+
+
+def _pick(one_char_regex: str) -> str:
+    """The first of `_PICKS` that `one_char_regex` (a class or an escape) matches."""
+    try:
+        compiled = re2.compile(one_char_regex)
+    except Exception as exc:
+        raise _NoExample from exc
+    for candidate in _PICKS:
+        if compiled.fullmatch(candidate) is not None:
+            return candidate
+    raise _NoExample

@@ -20,7 +20,8 @@ import pytest
 from smi.cli import main
 from smi.policy.policyset import shipped_dir
 
-DENIED = shipped_dir() / "specs" / "path-regex-anchored" / "samples" / "disallowed.yaml"
+# Refused by a shipped deny policy (allowed-source-namespaces, SMI5102) at line 32.
+DENIED = shipped_dir() / "access" / "allowed-source-namespaces" / "samples" / "disallowed.yaml"
 INVALID = """\
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
@@ -247,7 +248,7 @@ def test_github_annotations_escape_names_and_stay_one_per_line(
     lines = out.splitlines()
     assert code == 1 and all(x.startswith(("::error ", "::warning ")) for x in lines)
     assert any(x.startswith("::error file=m/x%250A.yaml,line=2,title=SMI1002::") for x in lines)
-    assert any("file=m/sub dir/a b%2Cc%3A%25d é.yaml,line=12," in x for x in lines)
+    assert any("file=m/sub dir/a b%2Cc%3A%25d é.yaml,line=32," in x for x in lines)
     assert any(x.startswith("::error file=m/new%0Aline\x01.yaml,line=4,") for x in lines)
 
 

@@ -68,7 +68,7 @@ def test_a_corrupt_annotation_is_smi4004_on_the_way_in() -> None:
     doc = {**SPLIT_V1, "metadata": {"name": "w", "annotations": {LOSSY_ANNOTATION: "{"}}}
     with pytest.raises(SchemaError) as info:
         convert_document(doc, "split.smi-spec.io/v1alpha2")
-    assert _code(info) == ("SMI4004", "metadata")
+    assert _code(info) == ("SMI4004", f'metadata.annotations["{LOSSY_ANNOTATION}"]')
 
 
 def test_schema_problems_of_the_input_are_schema_errors_with_paths() -> None:

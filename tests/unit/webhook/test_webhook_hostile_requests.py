@@ -66,21 +66,49 @@ def test_a_surrogate_pair_is_still_accepted(client: FlaskClient, make_review: Re
 
 
 @pytest.mark.parametrize(
-    ("metadata", "spec"),
+    ("metadata", "spec", "field"),
     [
-        ({"name": "p", "namespace": "shop", "annotations": ["x"]}, {"containers": []}),
-        ("x", {}),
-        ({"name": "p", "namespace": "shop"}, "x"),
-        ({"name": "p", "namespace": "shop"}, {"containers": "x"}),
-        ({"name": "p", "namespace": "shop"}, {"containers": [5]}),
-        ({"name": "p", "namespace": "shop"}, {"containers": [{"name": "a", "ports": "x"}]}),
-        ({"name": "p", "namespace": "shop"}, {"containers": [{"name": "a", "ports": [1]}]}),
-        ({"name": "p", "namespace": "shop"}, {"serviceAccountName": 5, "containers": []}),
-        ({"name": "p", "namespace": "shop"}, {"volumes": "x", "containers": []}),
+        (
+            {"name": "p", "namespace": "shop", "annotations": ["x"]},
+            {"containers": []},
+            "metadata.annotations: not an object",
+        ),
+        ("x", {}, "metadata: not an object"),
+        ({"name": "p", "namespace": "shop"}, "x", "spec: not an object"),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"containers": "x"},
+            "spec.containers: not a list of objects",
+        ),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"containers": [5]},
+            "spec.containers: not a list of objects",
+        ),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"containers": [{"name": "a", "ports": "x"}]},
+            "spec.containers[0].ports: not a list of objects",
+        ),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"containers": [{"name": "a", "ports": [1]}]},
+            "spec.containers[0].ports: not a list of objects",
+        ),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"serviceAccountName": 5, "containers": []},
+            "spec.serviceAccountName: not text",
+        ),
+        (
+            {"name": "p", "namespace": "shop"},
+            {"volumes": "x", "containers": []},
+            "spec.volumes: not a list of objects",
+        ),
     ],
 )
 def test_mutate_answers_a_malformed_pod_with_a_review_not_a_500(
-    client: FlaskClient, make_review: Review, metadata: Any, spec: Any
+    client: FlaskClient, make_review: Review, metadata: Any, spec: Any, field: str
 ) -> None:
     if isinstance(metadata, dict):
         metadata["annotations"] = metadata.get("annotations") or {"smictl.io/inject": "enabled"}
@@ -89,9 +117,16 @@ def test_mutate_answers_a_malformed_pod_with_a_review_not_a_500(
     body["request"]["object"] = pod
     r = client.post("/mutate", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
-    response = r.get_json()["response"]
+    doc = r.get_json()
+    assert (doc["apiVersion"], doc["kind"]) == (body["apiVersion"], "AdmissionReview")
+    response = doc["response"]
     assert response["uid"] == body["request"]["uid"]
-    assert response["allowed"] is True and "patch" not in response
+    # Refused, not passed over: an opted-in pod would otherwise run without its proxy.
+    assert response["allowed"] is False and "patch" not in response
+    assert response["status"]["code"] == 422
+    assert response["status"]["message"] == (
+        f"smictl cannot inject its proxy into this pod: not a well-formed Pod: {field}"
+    )
 
 
 def test_a_non_ascii_digit_app_port_is_ignored(client: FlaskClient, make_review: Review) -> None:

@@ -128,7 +128,7 @@ def test_an_empty_list_in_place_of_metadata_or_spec_is_malformed(field: str) -> 
     p[field] = []
     d = decide(p, namespace="shop", namespace_labels=NS_OPT_IN, config=CONFIG)
     assert not d.inject and d.patch == ()
-    assert d.reason == "not a well-formed Pod: metadata and spec must be objects"
+    assert d.reason == d.refusal == f"not a well-formed Pod: {field}: not an object"
 
 
 @pytest.mark.parametrize(

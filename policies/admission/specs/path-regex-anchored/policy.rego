@@ -3,11 +3,12 @@
 # description: >-
 #   An HTTPRouteGroup's pathRegex is matched against the request path anchored at the start
 #   only (SMI spec, DESIGN.md section 3), so "/api" also allows "/apiary" and "/api-admin".
-#   Built-in validation only warns about this (SMI2206); this policy refuses it. A regex must
+#   Admission warns about it, as the built-in check does (SMI2206): the SMI spec's own examples
+#   write such regexes. Copy this policy with `enforcement: deny` to refuse them. A regex must
 #   end with "$" (exactly this), "/" (this directory) or ".*" (anything below, on purpose).
 # custom:
 #   code: SMI5103
-#   enforcement: deny
+#   enforcement: warn
 #   kinds: [HTTPRouteGroup]
 package smi.admission.specs.path_regex_anchored
 
@@ -36,15 +37,27 @@ offending := [i | m := input.hub.matches[i]; is_string(m.pathRegex); not anchore
 # matches took gigabytes), and a reader does not need the 101st.
 max_reported := 100
 
+# A longer path the regex allows, shown only for a literal path (letters, digits and
+# / _ ~ % . -): the path plus "-admin" (a sibling path, the danger), checked against the regex as the proxy matches it (at
+# the start). Other regexes get no example rather than a made-up one that is no path, or that
+# the regex does not match.
+example(r) := ex if {
+	regex.match(`^/[A-Za-z0-9/_~%.-]*$`, r)
+	ex := concat("", [r, "-admin"])
+	regex.match(concat("", ["^(?:", r, ")"]), ex)
+}
+
+longer(r) := concat("", ["longer paths (", example(r), ")"])
+
+longer(r) := "longer paths" if not example(r)
+
 violation contains {"msg": msg, "path": field(sprintf("matches[%v].pathRegex", [i]))} if {
 	some k, i in offending
 	k < max_reported
 	match := input.hub.matches[i]
-	regex := match.pathRegex
 	msg := concat("", [
-		"match ", match.name, ": pathRegex ", regex,
-		" is anchored at the start only, so it also allows longer paths (", regex,
-		"x); end it with $, / or .*",
+		"match ", match.name, ": ", match.pathRegex, " also matches ",
+		longer(match.pathRegex), "; end it with $, / or .*",
 	])
 }
 

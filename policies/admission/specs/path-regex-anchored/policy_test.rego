@@ -20,7 +20,7 @@ test_anchored_forms_are_allowed if {
 	paths(["/metrics$", "/api/", "/static/.*", ".*"]) == set()
 }
 
-test_prefix_only_regex_is_denied if {
+test_prefix_only_regex_is_reported if {
 	paths(["/metrics$", "/api"]) == {"spec.matches[1].pathRegex"}
 }
 
@@ -28,7 +28,23 @@ test_message_names_the_match_and_the_fix if {
 	request := {"operation": "CREATE", "object": {"spec": {}}}
 	v := policy.violation with input.request as request with input.hub as group(["/api"])
 	some x in v
-	x.msg == "match m0: pathRegex /api is anchored at the start only, so it also allows longer paths (/apix); end it with $, / or .*"
+	x.msg == "match m0: /api also matches longer paths (/api-admin); end it with $, / or .*"
+}
+
+test_a_regex_that_is_not_a_literal_path_gets_no_made_up_example if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	v := policy.violation with input.request as request with input.hub as group(["/users/[0-9]+", "api"])
+	{x.msg | some x in v} == {
+		"match m0: /users/[0-9]+ also matches longer paths; end it with $, / or .*",
+		"match m1: api also matches longer paths; end it with $, / or .*",
+	}
+}
+
+test_the_example_is_a_path_the_regex_matches if {
+	policy.example("/metrics") == "/metrics-admin"
+	policy.example("/favicon.ico") == "/favicon.ico-admin"
+	not policy.example("/a|b")
+	not policy.example("metrics")
 }
 
 test_match_without_path_regex_means_any_path_and_passes if {

@@ -28,9 +28,34 @@ spec:
 """
 
 
+# A deny policy of the user's own: the shipped path-regex-anchored only warns (SMI5103), and its
+# description tells users who want such regexes refused to copy it with `enforcement: deny`.
+STRICT_PATHS = """\
+anchored(r) if endswith(r, "$")
+
+anchored(r) if endswith(r, "/")
+
+anchored(r) if endswith(r, ".*")
+
+violation contains {"msg": msg, "path": sprintf("spec.matches[%v].pathRegex", [i])} if {
+	some i, m in input.hub.matches
+	is_string(m.pathRegex)
+	not anchored(m.pathRegex)
+	msg := concat("", ["match ", m.name, ": ", m.pathRegex, " is not end-anchored"])
+}
+"""
+
+
+@pytest.fixture
+def strict(write_policy: WritePolicy) -> tuple[str, str]:
+    """`--policies DIR` holding STRICT_PATHS, which denies the disallowed sample (code ACME2)."""
+    root = write_policy("strict-paths", STRICT_PATHS, code="ACME2", extra="kinds: [HTTPRouteGroup]")
+    return ("--policies", str(root))
+
+
 @pytest.fixture
 def manifests(tmp_path: Path) -> Path:
-    """One allowed, one denied (by a shipped policy), one invalid object, one unreadable file."""
+    """One allowed, one denied (by `strict`), one invalid object, one unreadable file."""
     d = tmp_path / "manifests"
     d.mkdir()
     shutil.copy(SAMPLES / "allowed.yaml", d / "a-allowed.yaml")
@@ -47,21 +72,23 @@ def test_admit_allowed_files_exit_0(run_cli: RunCli) -> None:
 
 
 def test_admit_text_names_file_line_and_reason_and_exits_1(
-    run_cli: RunCli, manifests: Path
+    run_cli: RunCli, manifests: Path, strict: tuple[str, str]
 ) -> None:
-    code, out, err = run_cli("admit", "-f", str(manifests), "-q")
+    code, out, err = run_cli("admit", "-f", str(manifests), "-q", *strict)
     assert code == 1
     lines = out.splitlines()
     assert f"{manifests}/d-syntax.yaml:2:" in lines[0] and lines[0].endswith("(SMI1002)")
-    denied = f"{manifests}/b-denied.yaml:12: spec.matches[0].pathRegex: [path-regex-anchored]"
-    assert any(x.startswith(denied + " match admin: pathRegex /admin") for x in lines)
+    denied = f"{manifests}/b-denied.yaml:12: spec.matches[0].pathRegex: [strict-paths]"
+    assert f"{denied} match admin: /admin is not end-anchored (ACME2)" in lines
     invalid = f"{manifests}/c-invalid.yaml:11: spec.backends[0].weight:"
     assert f"{invalid} must be an integer >= 0 (got -5) (SMI2103)" in lines
     assert "FAILED: 3 objects (1 allowed, 1 denied, 1 invalid, 1 load errors)" in err
 
 
-def test_admit_json_has_a_verdict_per_object(run_cli: RunCli, manifests: Path) -> None:
-    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "json")
+def test_admit_json_has_a_verdict_per_object(
+    run_cli: RunCli, manifests: Path, strict: tuple[str, str]
+) -> None:
+    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "json", *strict)
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
     assert {r["object"]: (r["verdict"], r["code"]) for r in doc["results"]} == {
@@ -73,9 +100,9 @@ def test_admit_json_has_a_verdict_per_object(run_cli: RunCli, manifests: Path) -
 
 
 def test_admit_junit_has_a_failing_testcase_per_refused_object(
-    run_cli: RunCli, manifests: Path
+    run_cli: RunCli, manifests: Path, strict: tuple[str, str]
 ) -> None:
-    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "junit")
+    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "junit", *strict)
     root = ET.fromstring(out)
     suite = root.find("testsuite")
     assert code == 1 and suite is not None and suite.get("failures") == "3"
@@ -92,9 +119,9 @@ def test_admit_junit_has_a_failing_testcase_per_refused_object(
 
 
 def test_admit_sarif_is_structurally_valid_and_points_at_lines(
-    run_cli: RunCli, manifests: Path
+    run_cli: RunCli, manifests: Path, strict: tuple[str, str]
 ) -> None:
-    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "sarif")
+    code, out, _ = run_cli("admit", "-f", str(manifests), "--format", "sarif", *strict)
     doc = json.loads(out)
     assert code == 1 and doc["version"] == "2.1.0" and doc["$schema"].endswith("sarif-2.1.0.json")
     [run] = doc["runs"]
@@ -108,9 +135,15 @@ def test_admit_sarif_is_structurally_valid_and_points_at_lines(
         assert isinstance(region["startLine"], int) and region["startLine"] >= 1
         assert location["physicalLocation"]["artifactLocation"]["uri"]
     by_rule = {(r["ruleId"], r["level"]): r for r in run["results"]}
-    denied = by_rule[("SMI5103", "error")]["locations"][0]["physicalLocation"]
+    denied = by_rule[("ACME2", "error")]["locations"][0]["physicalLocation"]
     assert denied["artifactLocation"]["uri"] == (manifests / "b-denied.yaml").as_uri()
     assert denied["region"]["startLine"] == 12
+    assert next(r for r in rules if r["id"] == "ACME2")["shortDescription"]["text"] == (
+        "test policy"  # the policy's METADATA title
+    )
+    # The shipped policy's finding on the same line is a warning, described from its code.
+    warned = by_rule[("SMI5103", "warning")]["locations"][0]["physicalLocation"]
+    assert warned["region"]["startLine"] == 12
     assert next(r for r in rules if r["id"] == "SMI5103")["shortDescription"]["text"]
 
 
@@ -157,12 +190,17 @@ def test_admit_with_a_broken_policy_is_one_line_and_exit_1(
     assert err == f"{root}/org/broken/policy.rego:11: this is unclosed (SMI5001)\n"
 
 
-def test_admit_writes_the_report_to_a_file(run_cli: RunCli, tmp_path: Path) -> None:
+def test_admit_writes_the_report_to_a_file(
+    run_cli: RunCli, tmp_path: Path, strict: tuple[str, str]
+) -> None:
     report = tmp_path / "out.sarif"
     code, out, _ = run_cli(
-        "admit", "-f", str(SAMPLES / "disallowed.yaml"), "--format", "sarif", "-o", str(report)
-    )
-    assert code == 1 and out == "" and json.loads(report.read_text())["version"] == "2.1.0"
+        "admit", "-f", str(SAMPLES / "disallowed.yaml"), "--format", "sarif", "-o", str(report),
+        *strict,
+    )  # fmt: skip
+    doc = json.loads(report.read_text())
+    assert code == 1 and out == "" and doc["version"] == "2.1.0"
+    assert {(r["ruleId"], r["level"]) for r in doc["runs"][0]["results"]} >= {("ACME2", "error")}
 
 
 TESTS = """\

@@ -25,18 +25,24 @@ from smi.policy.policyset import PolicySet
 
 pytestmark = pytest.mark.integration
 
-ROUTE = {
-    "apiVersion": "specs.smi-spec.io/v1alpha4",
-    "kind": "HTTPRouteGroup",
-    "metadata": {"name": "admin", "namespace": "shop", "labels": {"owner": "me"}},
-    "spec": {"matches": [{"name": "m", "pathRegex": "/admin"}]},
+# Denied by a shipped deny policy (allowed-source-namespaces: a source in another namespace):
+# only deny policies fail closed, so the fail-closed tests need one that applies.
+TARGET = {
+    "apiVersion": "access.smi-spec.io/v1alpha3",
+    "kind": "TrafficTarget",
+    "metadata": {"name": "scraper-to-api", "namespace": "shop", "labels": {"owner": "me"}},
+    "spec": {
+        "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+        "rules": [{"kind": "TCPRoute", "name": "api-port"}],
+        "sources": [{"kind": "ServiceAccount", "name": "scraper", "namespace": "monitoring"}],
+    },
 }
 REQUEST = {
     "uid": "r-1",
-    "kind": {"kind": "HTTPRouteGroup"},
+    "kind": {"kind": "TrafficTarget"},
     "namespace": "shop",
     "operation": "CREATE",
-    "object": ROUTE,
+    "object": TARGET,
 }
 
 
@@ -103,16 +109,25 @@ def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: Polic
     server.seen.clear()  # loading asked for each package (missing_packages)
     embedded = admit(REQUEST, shipped)
     over_http = admit(REQUEST, remote)
-    assert (over_http.code, over_http.messages) == (embedded.code, embedded.messages)
-    assert over_http.messages[0].startswith("[path-regex-anchored] match m: pathRegex /admin")
+    assert (over_http.code, over_http.messages, over_http.warnings) == (
+        embedded.code,
+        embedded.messages,
+        embedded.warnings,
+    )
+    assert over_http.code == 403
+    assert over_http.messages[0].startswith(
+        "[allowed-source-namespaces] source monitoring/scraper is in namespace monitoring"
+    )
     asked = dict(server.seen)
     assert set(asked) == {  # the policies whose kinds match, nothing else
+        "smi/admission/access/allowed_source_namespaces/violation",
+        "smi/admission/access/no_default_serviceaccount/violation",
+        "smi/admission/access/sensitive_destination/violation",
         "smi/admission/meta/owner_label/violation",
-        "smi/admission/specs/path_regex_anchored/violation",
     }
-    body = asked["smi/admission/specs/path_regex_anchored/violation"]
+    body = asked["smi/admission/access/allowed_source_namespaces/violation"]
     assert body["input"]["request"]["uid"] == "r-1"
-    assert body["input"]["hub"]["kind"] == "HTTPRouteGroup"
+    assert body["input"]["hub"]["kind"] == "TrafficTarget"
 
 
 def test_a_server_without_the_policy_is_refused_at_load(
