@@ -2,9 +2,11 @@
 
 `Proxy(config).serve()` binds every listener (inbound mTLS per app port, outbound HTTP,
 outbound TCP per mapped service, admin), loads the first policy and certificate, and runs until
-SIGTERM/SIGINT. SIGHUP re-reads certificates and policy. On SIGTERM the listeners stop
+SIGTERM/SIGINT. SIGHUP re-reads certificates and policy. On SIGTERM the mesh listeners stop
 accepting, `/ready` turns false, idle connections close, and requests in flight get up to
-`drain_timeout` seconds to finish.
+`drain_timeout` seconds to finish. The admin listener stays up until the drain ends, so a
+readiness probe gets the 503 `draining` the docs promise (not a refused connection) and the
+drain can still be scraped; it closes last.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class StartupError(Exception):
 
 @dataclass
 class Listeners:
-    servers: list[asyncio.Server] = field(default_factory=list)
+    servers: list[asyncio.Server] = field(default_factory=list)  # the mesh listeners
     ports: dict[str, Any] = field(default_factory=dict)
+    admin: asyncio.Server | None = None  # closed after the drain, not with the others
 
 
 class Proxy:
@@ -153,7 +156,7 @@ class Proxy:
                 for name, ok in (
                     ("policy", self.holder.index is not None),
                     ("certificate", self.tls.ready),
-                    ("not draining", not self.state.draining),
+                    ("draining", not self.state.draining),
                 )
                 if not ok
             ]
@@ -188,7 +191,9 @@ class Proxy:
 
     # --- listeners ----------------------------------------------------------------------------
 
-    async def _listen(self, factory: Any, host: str, port: int, **kw: Any) -> int:
+    async def _listen(
+        self, factory: Any, host: str, port: int, *, admin: bool = False, **kw: Any
+    ) -> int:
         loop = asyncio.get_running_loop()
         try:
             sock = _bound_socket(host, port)
@@ -201,7 +206,10 @@ class Proxy:
         except OSError as exc:
             where = f"[{host}]" if ":" in host else host
             raise StartupError(f"cannot listen on {where}:{port}: {exc.strerror}") from exc
-        self.listeners.servers.append(server)
+        if admin:
+            self.listeners.admin = server
+        else:
+            self.listeners.servers.append(server)
         port_bound: int = server.sockets[0].getsockname()[1]
         return port_bound
 
@@ -257,7 +265,7 @@ class Proxy:
         if cfg.admin is not None:
             pages, bounds = self._pages(), AdminLimits()
             ports["admin"] = await self._listen(
-                lambda: AdminProtocol(pages, bounds), cfg.admin_bind, cfg.admin
+                lambda: AdminProtocol(pages, bounds), cfg.admin_bind, cfg.admin, admin=True
             )
 
     def _inbound_factory(self, router: InboundRouter) -> Any:
@@ -405,6 +413,11 @@ class Proxy:
         for server in self.listeners.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        admin = self.listeners.admin
+        if admin is not None:  # last: /ready and /metrics answered through the drain
+            admin.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.wait_closed(), 1.0)
         self.tls.cleanup()
         if self.access_log is not None:
             self.access_log.close()

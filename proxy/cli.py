@@ -107,7 +107,11 @@ def register(subparsers: Any) -> None:
     for name, default, what in (
         ("header-timeout", 10.0, "to read a request head (408)"),
         ("body-timeout", 30.0, "between request body reads (408)"),
-        ("idle-timeout", 60.0, "for an idle keep-alive connection"),
+        (
+            "idle-timeout",
+            60.0,
+            "for an idle keep-alive connection, and for a stream a peer stops reading",
+        ),
         ("response-timeout", 30.0, "for the upstream's response (504)"),
         ("connect-timeout", 1.0, "to connect upstream (503)"),
         ("drain-timeout", 10.0, "for requests in flight on SIGTERM"),

@@ -4,6 +4,11 @@ No metrics library touches the request path (a `labels().inc()` costs microsecon
 increment costs tens of nanoseconds). Every label comes from a closed set: direction, authz
 outcome, status code, reason code, or a rule origin from the MeshPolicy in use — never a raw
 path or header. Names follow Linkerd's proxy metrics where they exist.
+
+Every response the proxy sends or cuts off is counted once in `response_total`, with its
+request in `request_total`: a request answered before it reached the router (a malformed or
+oversized head, a header timeout, CONNECT) under `authz="not-reached"`, and a response that
+never ended (aborted by the proxy, or the client gone first) as `status_code="0"`, a failure.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 # The same bounds as floats, for `bucket`.
 _BOUNDS: Final[tuple[float, ...]] = tuple(float(b) for b in LATENCY_BOUNDS_MS)
 DIRECTIONS = ("inbound", "outbound")
+# request_total's authz label of a request answered before it reached the router.
+NOT_REACHED: Final = "not-reached"
+# response_total's status_code of a response that never ended (Istio's response_code 0).
+ABORTED: Final = 0
 
 
 class PoolView(Protocol):
@@ -181,7 +190,10 @@ class Metrics:
             "request_total", "counter", "HTTP requests by authorization outcome.", self._requests()
         )
         yield from _family(
-            "response_total", "counter", "HTTP responses by status.", self._responses()
+            "response_total",
+            "counter",
+            "HTTP responses by status (0: cut off).",
+            self._responses(),
         )
         yield from self._latency()
         for proto in ("http", "tcp"):
@@ -256,7 +268,8 @@ class Metrics:
     def _responses(self) -> Iterator[tuple[str, float]]:
         for d, stats in self._dirs():
             for status, n in sorted(stats.responses.items()):
-                cls = "failure" if status >= 500 else "success"
+                # Linkerd's classification: a 5xx, or no whole response at all.
+                cls = "failure" if status >= 500 or status == ABORTED else "success"
                 yield f'direction="{d}",status_code="{status}",classification="{cls}"', n
 
     def _latency(self) -> Iterator[str]:

@@ -6,6 +6,13 @@ the response head (re-framed for the client: chunked, Content-Length, or close-d
 upstream connection to the pool), interim 1xx responses, a 101 that turns both sides into a
 tunnel, back-pressure, and an upstream that goes away (502 before a response, an aborted client
 connection in the middle of one, one retry for a stale pooled connection).
+
+Back-pressure and deadlines: a deadline that measures a peer's silence (the body, response and
+stream deadlines) is suspended while the proxy itself keeps that peer silent — reading paused
+because the other side is not taking what is queued for it — and restarts in full when reading
+resumes. Such a stall is bounded by the idle timeout instead, counted from when either peer
+last took any of the bytes queued for it (nginx's send timeouts, Envoy's stream idle timeout):
+a client that stops reading is cut off, an app that stops reading a request gets it a 504.
 """
 
 from __future__ import annotations
@@ -51,9 +58,15 @@ class ResponseRelay:
     pool: ConnectionPool
     state: ServerState
     stats: DirectionStats
+    body_timeout: float
     response_timeout: float
+    idle_timeout: float
     deadline: float
     deadline_kind: int
+    # Back-pressure stall (see the module docstring): when it began or the peers last took
+    # bytes (0: none), and how many bytes were then queued for them.
+    stall_at: float
+    stall_bytes: int
 
     def _finish(self, ex: Exchange) -> None:
         raise NotImplementedError
@@ -141,6 +154,8 @@ class ResponseRelay:
         flow = self.flow
         if flow is not None and flow.reasons & PEER_BUSY:  # (checked here: once per response)
             flow.resume(PEER_BUSY)
+            if not self.write_paused:
+                self.stall_at = 0.0
         self._finish(ex)
 
     def on_tunnel_data(self, data: bytes) -> None:
@@ -157,6 +172,8 @@ class ResponseRelay:
         ex = self.queue[0]
         ex.conn = None
         self.flow.resume(PEER_BUSY)  # type: ignore[union-attr]
+        if not self.write_paused:
+            self.stall_at = 0.0
         if ex.responded:  # mid-body: the client must see a broken response, not a short one
             self.flush()
             self.transport.abort()
@@ -181,8 +198,114 @@ class ResponseRelay:
         return True
 
     def on_upstream_busy(self, busy: bool) -> None:
-        if self.flow is not None:
-            (self.flow.pause if busy else self.flow.resume)(PEER_BUSY)
+        flow = self.flow
+        if flow is None:
+            return
+        if busy:
+            if not self._backpressured():
+                self._hold()
+            flow.pause(PEER_BUSY)
+        else:
+            flow.resume(PEER_BUSY)
+            self._release()
+
+    # --- back-pressure and deadlines (see the module docstring) ---------------------------------
+
+    def _backpressured(self) -> bool:
+        """Reading is paused on either side because the other side is not taking its bytes."""
+        flow = self.flow
+        return self.write_paused or (flow is not None and flow.reasons & PEER_BUSY != 0)
+
+    def _held(self, kind: int) -> bool:
+        """Whether the peer deadline `kind` waits on is silent because the proxy stopped
+        reading it: the client's body while the app takes none of it (reading the client is
+        paused), the upstream's response while the client takes none of it (reading the
+        upstream is paused); the response also while the request is still queued for the app."""
+        flow = self.flow
+        app_full = flow is not None and flow.reasons & PEER_BUSY != 0
+        if kind == BODY:
+            return app_full
+        if kind == RESPONSE:
+            return app_full or self.write_paused
+        return kind == STREAM and self.write_paused
+
+    def _hold(self) -> None:
+        """Back-pressure begins: start the stall clock."""
+        self.stall_at = self.state.now
+        self.stall_bytes = self._queued_bytes()
+
+    def _release(self) -> None:
+        """Back-pressure ended on one side: a deadline it held restarts in full (its peer had
+        no chance to speak); the stall clock stops once neither side is held."""
+        if not self._backpressured():
+            self.stall_at = 0.0
+        kind = self.deadline_kind
+        if self._held(kind):
+            return
+        if kind == BODY:
+            self.deadline = self.state.now + self.body_timeout
+        elif kind in (RESPONSE, STREAM):
+            self.deadline = self.state.now + self.response_timeout
+
+    def _queued_bytes(self) -> int:
+        """Bytes written and not yet taken by the client and by the upstream."""
+        queued = 0
+        if self.transport is not None:
+            queued = self.transport.get_write_buffer_size()
+        up = self.upstream
+        if up is not None and up.transport is not None:
+            queued += up.transport.get_write_buffer_size()
+        return queued
+
+    def _postpone(self, now: float) -> bool:
+        """A deadline came due while its peer was held (or, lingering, while the client still
+        had bytes to read): move it towards the stall bound, the idle timeout after the peers
+        last took any bytes; False once that bound has passed. Progress is seen only when
+        this looks, so it looks four times per idle timeout: a peer is cut off between one and
+        one and a quarter idle timeouts after it last read."""
+        queued = self._queued_bytes()
+        if self.stall_at == 0.0 or queued < self.stall_bytes:
+            self.stall_at = now  # (the first look, or a peer took some: progress)
+        self.stall_bytes = queued
+        until = self.stall_at + self.idle_timeout
+        if until <= now:
+            return False
+        self.deadline = min(until, now + self.idle_timeout / 4)
+        return True
+
+    def _time_out(self, now: float, status: int, reason: str, kind: str) -> None:
+        """The exchange in flight gets a local reply instead of its response; the connection
+        closes after it."""
+        ex = self.queue[0]
+        if ex.conn is not None:
+            ex.conn.abort()
+            self.upstream = ex.conn = None
+        self.stats.error(kind)
+        self.queue.clear()
+        self.out.append(local_reply(status, reason, close=True).data)
+        self.stats.response(status, (now - ex.started_at) * 1000.0)
+        self._close_when_flushed()
+
+    def _stalled(self, now: float) -> None:
+        """A peer has taken none of the bytes queued for it for the idle timeout."""
+        if self.write_paused:  # the client is not reading: it could not read an answer either
+            self.stats.error("client-stalled")
+            self._cut_off()
+        elif self.queue and not self.queue[0].responded:  # the app is not reading the request
+            self._time_out(now, 504, "upstream-timeout", "upstream-stalled")
+        else:
+            self.stats.error("upstream-stalled")
+            self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Abort both sides: a response begun must not look whole (`connection_lost` counts
+        it as aborted)."""
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        self.flush()
+        if self.transport is not None:
+            self.transport.abort()
 
     def flush(self) -> None:
         self._write_out()

@@ -13,7 +13,10 @@ and forward over mTLS). The protocol itself only moves bytes:
   a byte tunnel;
 - limits: header bytes and count (431), pipeline depth, malformed requests (400, then close);
   deadlines are stored on the connection and enforced by `ServerState`'s ticker: a slow request
-  head or body (408), an upstream that does not answer (504), an idle keep-alive connection.
+  head or body (408), an upstream that does not answer (504), an idle keep-alive connection, and
+  a peer that takes none of what back-pressure holds for it (proxy.relay);
+- every response is counted, also those the proxy answers before routing (whose requests count
+  as `not-reached`) and those cut off (`status_code="0"`: see `connection_lost`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from proxy import http1, readbuf
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import HOP_BY_HOP, Reply, local_reply
+from proxy.metrics import ABORTED, NOT_REACHED
 from proxy.relay import (
     BODY,
     FAR,
@@ -117,6 +121,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         # head can be forwarded as it came (see on_headers_complete).
         self.raw: bytes | None = None
         self._advancing = False
+        self.stall_at = 0.0  # back-pressure (proxy.relay)
+        self.stall_bytes = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -134,6 +140,12 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.state.closed(self)
         self.stats.closed()
         self.transport = None
+        queue = self.queue
+        if queue and queue[0].started:
+            # A request routed (so counted) whose response never ended: cut off by the proxy
+            # (a timeout, an upstream gone mid-body) or by the client going away. (Answered
+            # exchanges leave the queue in `_finish`; timed-out ones with their local reply.)
+            self.stats.response(ABORTED, (monotonic() - queue[0].started_at) * 1000.0)
         for conn in (self.upstream, self.tunnel):
             if conn is not None:
                 conn.abort()  # a half-done exchange cannot be reused
@@ -208,6 +220,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         return True
 
     def pause_writing(self) -> None:
+        if not self._backpressured():
+            self._hold()
         self.write_paused = True
         conn = self.tunnel or self.upstream
         if conn is not None and conn.flow is not None:
@@ -218,6 +232,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         conn = self.tunnel or self.upstream
         if conn is not None and conn.flow is not None:
             conn.flow.resume(PEER_BUSY)
+        self._release()
 
     # --- httptools callbacks (request side) -----------------------------------------------------
 
@@ -447,6 +462,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         ex.started = True
         if ex.method == b"CONNECT":
             # (What follows a CONNECT head is tunnel bytes to httptools, never another request.)
+            self.stats.request(NOT_REACHED)
             self._reply(ex, local_reply(501, "connect-not-supported", close=True))
             return
         route = self.router.route(ex, self.peer)
@@ -552,8 +568,17 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 self._reply(ex, reply)
                 return
         if not queue:
-            self.out.append(reply.data)
+            self._refuse(reply)
             self._close_when_flushed()
+
+    def _refuse(self, reply: Reply) -> None:
+        """Send a reply to a request that never reached the router (a malformed or oversized
+        head, a header timeout), counted as one that never reached authorization."""
+        self.out.append(reply.data)
+        started = self.deadline - self.header_timeout if self.deadline_kind == HEAD else None
+        elapsed = 0.0 if started is None else max(0.0, monotonic() - started) * 1000.0
+        self.stats.request(NOT_REACHED)
+        self.stats.response(reply.status, elapsed)
 
     # --- completion, tunnels, deadlines ---------------------------------------------------------
 
@@ -572,7 +597,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 self.flow.resume(PIPELINE)  # type: ignore[union-attr]
             self._advance()
         elif self.broken is not None:
-            self.out.append(self.broken.data)
+            self._refuse(self.broken)
             self._close_when_flushed()
         elif self.parsing is not None:
             self._set_deadline(HEAD, self.header_timeout)
@@ -607,29 +632,29 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         """Called by the ticker once `deadline` has passed."""
         kind = self.deadline_kind
         if kind == LINGER:
+            transport = self.transport
+            if transport is not None and transport.get_write_buffer_size() and self._postpone(now):
+                return  # the client has yet to read the end: a slow reader, not a half-open peer
             self._set_deadline(NONE, 0)
-            if self.transport is not None:
-                self.transport.abort()
+            if transport is not None:
+                transport.abort()
+            return
+        if self._held(kind):  # (only a body, response or stream deadline is ever held)
+            if not self._postpone(now):
+                self._stalled(now)
             return
         if kind in (HEAD, BODY, RESPONSE) and self.queue and not self.queue[0].responded:
-            ex = self.queue[0]
-            if ex.conn is not None:
-                ex.conn.abort()
-                self.upstream = ex.conn = None
-            status, reason = (504, "upstream-timeout") if kind == RESPONSE else (408, "timeout")
-            self.stats.error("timeout" if kind == RESPONSE else "client-timeout")
-            self.queue.clear()
-            self.out.append(local_reply(status, reason, close=True).data)
-            self.stats.response(status, (now - ex.started_at) * 1000.0)
-        elif kind == HEAD:
+            if kind == RESPONSE:
+                self._time_out(now, 504, "upstream-timeout", "timeout")
+            else:
+                self._time_out(now, 408, "timeout", "client-timeout")
+            return
+        if kind == HEAD:
             self.stats.error("client-timeout")
-            self.out.append(local_reply(408, "timeout", close=True).data)
-        if kind == STREAM and self.upstream is not None:
-            self.upstream.abort()
-            self.upstream = None
-            self.flush()
-            if self.transport is not None:
-                self.transport.abort()
+            self._refuse(local_reply(408, "timeout", close=True))
+        elif kind == STREAM and self.upstream is not None:
+            self.stats.error("timeout")  # the upstream fell silent mid-body
+            self._cut_off()
             return
         self._close_when_flushed()
 
