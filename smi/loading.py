@@ -267,11 +267,11 @@ class _Loader:
             # `<Kind>List` (a CRD's listKind, what the API server answers a list with): its
             # items may leave out apiVersion and kind, which are the list's.
             assert isinstance(kind, str)
+            typed = {"apiVersion": api_version, "kind": kind[: -len("List")]}
             for i, item in enumerate(value["items"]):
                 sub = lines.sub(("items", i)) if lines is not None else None
-                if isinstance(item, dict):
-                    item = {"apiVersion": api_version, "kind": kind[: -len("List")], **item}
-                self.document(item, lines=sub, index=index)
+                self.document({**typed, **item} if isinstance(item, dict) else item, lines=sub,
+                              index=index)  # fmt: skip
             return
         plainly_typed = type(api_version) is str and type(kind) is str and api_version and kind
         if not plainly_typed and not self._has_type(api_version, kind, line=line, lines=lines):
