@@ -55,12 +55,16 @@ def decide_requests(
             protocol=spec.protocol,
         )
         would_deny += decision.would_deny
+        # The destination's proxy states the caller's identity only on a port it reads as HTTP:
+        # a port only TCPRoutes cover is relayed as bytes, and the app sees no identity there
+        # (what the proxy target observes).
+        stated = index.port_protocol(spiffe(workload.identity), port) == "http"
         responses.append(
             Response(
                 allowed=decision.allowed,
                 status=(200 if decision.allowed else 403) if http else None,
                 backend=workload.label if decision.allowed else None,
-                identity=source.identity if decision.allowed else None,
+                identity=source.identity if decision.allowed and stated else None,
                 reason=f"{decision.reason}: {decision.detail}",
             )
         )
