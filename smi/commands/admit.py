@@ -123,18 +123,18 @@ def _opa_ca(text: str) -> Path:
     return path
 
 
-def _remote(args: argparse.Namespace) -> str | None:
-    """The --opa-url to evaluate on, carrying --opa-ca (`smi.policy.remote.OPAURL`)."""
-    from smi.policy.remote import OPAURL
+def _remote_ca(args: argparse.Namespace) -> Path | None:
+    """--opa-ca, which only an https --opa-url can use."""
     from smi.urls import http_url
 
-    url: str | None = args.opa_url
     if args.opa_ca is None:
-        return url
+        return None
+    url: str | None = args.opa_url
     parts = http_url(url) if url is not None else None
     if url is None or parts is None or parts.scheme != "https":
         raise SMIError(Diagnostic("SMI7003", "needs an https --opa-url to verify", path="--opa-ca"))
-    return OPAURL(url, ca_file=args.opa_ca)
+    ca: Path = args.opa_ca
+    return ca
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         args.policies,
         include_shipped=not args.no_shipped_policies,
         parameters=parameters,
-        remote=_remote(args),
+        remote=args.opa_url,
+        remote_ca=_remote_ca(args),
     )
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)

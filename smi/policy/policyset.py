@@ -62,12 +62,17 @@ class PolicySet:
         include_shipped: bool = True,
         parameters: Mapping[str, Any] | None = None,
         remote: str | None = None,
+        remote_ca: Path | None = None,
     ) -> PolicySet:
-        """Read, check and compile the policies; raises PolicyError (one line per problem)."""
+        """Read, check and compile the policies; raises PolicyError (one line per problem).
+        `remote`: an OPA Data API to evaluate on, its TLS verified against `remote_ca` (else
+        the system's CAs)."""
         roots: list[str | Path] = [shipped_dir()] if include_shipped else []
         roots.extend(dirs)
         modules = tuple(m for m in read_modules(roots) if not m.is_test)
-        return cls.from_modules(modules, parameters=parameters or {}, remote=remote)
+        return cls.from_modules(
+            modules, parameters=parameters or {}, remote=remote, remote_ca=remote_ca
+        )
 
     @classmethod
     def from_modules(
@@ -76,6 +81,7 @@ class PolicySet:
         *,
         parameters: Mapping[str, Any] | None = None,
         remote: str | None = None,
+        remote_ca: Path | None = None,
     ) -> PolicySet:
         params = dict(parameters or {})
         infos = tuple(policies_of(modules))
@@ -85,7 +91,7 @@ class PolicySet:
         if remote is not None:
             from smi.policy.remote import RemoteOPA
 
-            engine = RemoteOPA(remote)
+            engine = RemoteOPA(remote, ca_file=remote_ca)
             _require_remote_packages(engine, infos)
         else:
             engine = engine_mod.EmbeddedEngine(

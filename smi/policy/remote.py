@@ -40,21 +40,6 @@ CERTIFICATE = "SMI7003"
 MAX_BODY = 16 << 20
 
 
-class OPAURL(str):
-    """An OPA server's URL with the CA file its certificate is verified with.
-
-    A `str`, so that it passes unchanged through the APIs that take the URL alone
-    (`PolicySet.load(remote=...)` builds `RemoteOPA(remote)`), and `RemoteOPA` finds the CA on
-    it."""
-
-    ca_file: Path | None
-
-    def __new__(cls, url: str, *, ca_file: Path | None = None) -> OPAURL:
-        self = super().__new__(cls, url)
-        self.ca_file = ca_file
-        return self
-
-
 def ca_file_problem(path: Path) -> str | None:
     """Why `path` cannot verify a TLS server (unreadable, or no PEM certificate in it), or
     None. Checked by loading it as the TLS client will."""
@@ -92,7 +77,6 @@ class RemoteOPA:
             raise PolicyError.of(
                 UNREACHABLE, f"give the server's root URL, without a path: {url!r}"
             )
-        ca_file = ca_file if ca_file is not None else getattr(url, "ca_file", None)
         if ca_file is not None:
             if parts.scheme != "https":
                 raise PolicyError.of(

@@ -11,7 +11,7 @@ import pytest
 from smi.cli import main
 from smi.errors import PolicyError
 from smi.pki import CertificateAuthority
-from smi.policy.remote import OPAURL, RemoteOPA, ca_file_problem
+from smi.policy.remote import RemoteOPA, ca_file_problem
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_the_engine_verifies_with_the_file_not_the_environment(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "elsewhere.pem"))
     seen: dict[str, object] = {}
 
-    engine = RemoteOPA(OPAURL("https://127.0.0.1:1", ca_file=path))
+    engine = RemoteOPA("https://127.0.0.1:1", ca_file=path)
 
     def post(url: str, **kwargs: object) -> object:
         seen.update(kwargs)
