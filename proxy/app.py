@@ -31,7 +31,7 @@ from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySou
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
 from proxy.server import HttpProxy, TlsHttpProxy
 from proxy.state import ServerState
-from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp
+from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp, recheck_relays
 from proxy.tls import (
     CertificateError,
     CsrCertificates,
@@ -42,6 +42,7 @@ from proxy.tls import (
 )
 from proxy.token import BearerToken
 from proxy.upstream import ConnectionPool, Target
+from smi.compiler.ir.index import PolicyIndex
 
 if TYPE_CHECKING:  # imported when configured: most sidecars use neither (memory)
     from proxy.accesslog import AccessLog
@@ -90,6 +91,9 @@ class Proxy:
         )
         self.certs: FileCertificates | CsrCertificates = self._cert_source()
         self.state.on_tick.append(self.pool.sweep)
+        # A new policy (file, long poll, SIGHUP) also applies to the L4 relays already open:
+        # they were authorized once, at connect (proxy.tcp).
+        self.holder.on_change.append(self._recheck_relays)
         self.registrar: Registrar | None = None
 
     def _tls(self) -> WorkloadTLS:
@@ -139,6 +143,9 @@ class Proxy:
             return CsrCertificates(self.tls, url=cfg.csr_url, token=self.token, ssl_context=ctx)
         assert cfg.cert is not None and cfg.key is not None
         return FileCertificates(self.tls, cert=cfg.cert, key=cfg.key)
+
+    def _recheck_relays(self, index: PolicyIndex) -> None:
+        recheck_relays(self.state, index)
 
     # --- readiness and admin pages ----------------------------------------------------------
 

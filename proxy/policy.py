@@ -108,7 +108,10 @@ class PolicyHolder:
         for pattern, why in index.regex_errors.items():
             log.warning("policy: regex %r is not RE2 (%s); its matches never match", pattern, why)
         for hook in self.on_change:
-            hook(index)
+            try:
+                hook(index)
+            except Exception as exc:  # a hook's bug must not end the source's loop (see _build)
+                log.error("policy: revision %d: %s failed: %r", policy.revision, hook, exc)
         return True
 
     def endpoints_of(self, key: str) -> tuple[Endpoint, ...] | None:

@@ -1,10 +1,18 @@
-"""L4 relays: ports that only TCPRoutes cover are proxied as bytes, authorized once at connect.
+"""L4 relays: ports that only TCPRoutes cover are proxied as bytes, authorized at connect and
+again whenever the policy changes.
 
 Inbound, the caller's verified identity is authorized with `protocol="tcp"` as soon as the TLS
-handshake completes; a denied connection is closed before a byte reaches the app. Outbound, a
-local port maps to one service: the split (if any) and an endpoint are chosen per connection,
-and the bytes go over mTLS to that endpoint's proxy. Each direction pauses reading while the
-other side's write buffer is above high water.
+handshake completes; a denied connection is closed before a byte reaches the app. A relay can
+live for hours (a caller's outbound proxy pools it and sends request after request over it), so
+authorizing once is not enough: traffic is allowed only while a TrafficTarget says so (DESIGN.md
+§3). When a new policy is swapped in, `recheck_relays` asks the same question of every open
+inbound relay, off the request path, and closes those whose caller is no longer allowed, and
+those on a port that HTTP rules now cover (the caller's next connection then gets HTTP
+handling, with the identity header stated by the proxy). Outbound, a local port maps to one
+service: the split (if any) and an endpoint are chosen per connection, and the bytes go over
+mTLS to that endpoint's proxy, which enforces the policy (so the outbound end needs no re-check:
+when the inbound end closes, the outbound relay closes with it). Each direction pauses reading
+while the other side's write buffer is above high water.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 from proxy import readbuf
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
@@ -22,8 +30,43 @@ from proxy.relay import FAR
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
 from proxy.upstream import Target, dial, peer_spiffe_id
+from smi.compiler.ir.decide import Decision, authorize
+from smi.compiler.ir.index import PolicyIndex
 
 log = logging.getLogger("smictl.proxy.tcp")
+
+# How long a relay closed by a policy change may take to hand on what it had already taken in
+# (while the caller was still allowed) before both of its connections are cut: a peer that
+# stopped reading must not keep a revoked relay open.
+CLOSE_GRACE: Final = 2.0
+
+# What a policy change means for an open inbound relay (`recheck`). The two closing verdicts
+# are also the `reason` labels under which the closures are counted, in
+# `inbound_tcp_authz_deny_total` (and `revoked` in `..._would_deny_total` in audit mode).
+Verdict = Literal["keep", "would-deny", "revoked", "protocol-changed"]
+
+
+def recheck(
+    index: PolicyIndex, *, source: str | None, destination: str, port: int
+) -> tuple[Verdict, Decision]:
+    """May a relay that `source` opened to `destination` on `port` go on under `index`?
+
+    First the decision made at connect (`authorize` with protocol "tcp"), again: "revoked" when
+    it now denies. Then, whatever the mode, "protocol-changed" when HTTP rules now cover the
+    port (`PolicyIndex.port_protocol` would say "http" to a new connection): bytes relayed as
+    they are would reach an app that reads HTTP there without the proxy's
+    `x-smi-source-identity`, and with any copy the caller wrote. Then "would-deny" when only
+    audit mode lets it through (also when nothing covers the port any more: audit enforces
+    nothing), else "keep"."""
+    decision = authorize(index, source, destination, port, protocol="tcp")
+    if not decision.allowed:
+        return "revoked", decision
+    dest = index.destination(destination)
+    if dest is not None and dest.http.lookup(port) is not None:
+        return "protocol-changed", decision
+    if decision.would_deny:
+        return "would-deny", decision
+    return "keep", decision
 
 
 class SharedReadBuffer:
@@ -125,6 +168,7 @@ class _Relay(Pipe):
     def __init__(self, *, state: ServerState, stats: DirectionStats, timeout: float) -> None:
         super().__init__()
         self.state, self.stats, self.timeout = state, stats, timeout
+        self.revoked = False  # closed by a policy change: nothing more goes either way
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -151,7 +195,7 @@ class _Relay(Pipe):
             cast(asyncio.Transport, transport).abort()
             self.close()
             return
-        if self.transport is None:
+        if self.transport is None or self.revoked:
             self._deliver_after_eof(transport)
             return
         self.link(cast(Pipe, protocol))
@@ -160,31 +204,104 @@ class _Relay(Pipe):
         """The downstream side closed while the upstream one was connecting. If it ended
         cleanly (EOF), what it sent before is still owed to the far end — a client that writes
         and closes at once must not lose its bytes to the race with our connect; after an
-        error nothing is sent."""
+        error, or a policy change that revoked the relay, nothing is sent."""
         far = cast(asyncio.Transport, transport)
-        if self.eof and self.pending:
+        if self.eof and self.pending and not self.revoked:
             far.write(b"".join(self.pending))
         self.pending.clear()
         far.close()  # after the write is flushed
 
+    def cut(self) -> None:
+        """End the relay for a policy change: both ends stop reading now and are unlinked, so
+        nothing read from here on goes anywhere (bytes still waiting for the app connection are
+        dropped); what each end had already accepted is flushed, for up to CLOSE_GRACE seconds,
+        and then both are aborted."""
+        self.revoked = True
+        far, self.other = self.other, None
+        if far is not None:
+            far.other = None
+        self.pending.clear()
+        ends = [p.transport for p in (self, far) if p is not None and p.transport is not None]
+        for end in ends:
+            end.close()
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, _abort, ends)
+
 
 class InboundTcp(SharedReadBuffer, _Relay):
-    """mTLS from a peer proxy → authorize at connect → the local app (reads into the shared
-    buffer, proxy.readbuf)."""
+    """mTLS from a peer proxy → authorize at connect, and again at every policy change → the
+    local app (reads into the shared buffer, proxy.readbuf)."""
 
     def __init__(self, *, router: InboundRouter, state: ServerState, timeout: float) -> None:
         super().__init__(state=state, stats=router.stats, timeout=timeout)
         self.router = router
+        # Per-connection state, for `policy_changed`: the caller, the rules that let it in
+        # (for the log), whether it was let in, and whether audit mode already counted it.
+        self.peer: str | None = None
+        self.allowed_by: tuple[str, ...] = ()
+        self.admitted = False
+        self.audited = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        peer = self.router.peers.of(transport)
+        peer = self.peer = self.router.peers.of(transport)
         decision = self.router.decide(peer, protocol="tcp", ex=None)
         if decision is None or not decision.allowed:
             self.close()
             return
+        self.admitted, self.allowed_by = True, decision.rules
         self.flow.pause(CONNECTING)  # type: ignore[union-attr]
         self.state.spawn(self._open(self.router.app))
+
+    def policy_changed(self, index: PolicyIndex) -> bool:
+        """Re-check this relay against a new policy (`recheck`); True when it was closed.
+        Audit mode counts and logs a relay that deny mode would close once, when it turns so
+        (not again at every later policy that still would), and leaves it open."""
+        transport = self.transport
+        if not self.admitted or self.revoked or transport is None or transport.is_closing():
+            return False  # (denied at connect, or already on its way out)
+        router = self.router
+        verdict, decision = recheck(
+            index, source=self.peer, destination=router.identity, port=router.app_port
+        )
+        if verdict == "keep":
+            self.audited = False
+            return False
+        if verdict == "would-deny":
+            if not self.audited:
+                self.audited = True
+                would = router.metrics.authz_would_deny["tcp"]
+                for rule in self.allowed_by or ("",):
+                    would[(rule, "revoked")] = would.get((rule, "revoked"), 0) + 1
+                self._log("audit: would close", "revoked", decision, level=logging.WARNING)
+            return False
+        deny = router.metrics.authz_deny["tcp"]
+        deny[verdict] = deny.get(verdict, 0) + 1
+        self._log("closing", verdict, decision)
+        self.cut()
+        return True
+
+    def _log(
+        self, what: str, verdict: Verdict, decision: Decision, *, level: int = logging.INFO
+    ) -> None:
+        """One line per relay closed (or, audit mode, that would be): the caller, the port,
+        why, and the rules that had let it in. Audit lines are warnings, as for requests."""
+        port = self.router.app_port
+        why = (
+            f"HTTP rules cover port {port} now: new connections get HTTP handling"
+            if verdict == "protocol-changed"
+            else f"{decision.reason}: {decision.detail or '-'}"
+        )
+        log.log(
+            level,
+            "tcp: %s relay from %s to port %d after a policy change: %s (%s); allowed at "
+            "connect by %s",
+            what,
+            self.peer or "-",
+            port,
+            verdict,
+            why,
+            ",".join(self.allowed_by) or "-",
+        )
 
 
 class OutboundTcp(_Relay):
@@ -225,3 +342,16 @@ class InboundDispatch(asyncio.Protocol):
         proto = self.tcp() if self.router.protocol_for(peer) == "tcp" else self.http()
         transport.set_protocol(proto)
         proto.connection_made(transport)
+
+
+def recheck_relays(state: ServerState, index: PolicyIndex) -> None:
+    """A new policy is in use: re-check every open inbound relay (`InboundTcp.policy_changed`).
+    Runs once per policy swap (`PolicyHolder.on_change`), never per request or per byte."""
+    for conn in list(state.connections):
+        if isinstance(conn, InboundTcp):
+            conn.policy_changed(index)
+
+
+def _abort(transports: list[asyncio.Transport]) -> None:
+    for transport in transports:
+        transport.abort()  # (a no-op for one already gone)
