@@ -47,8 +47,22 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Canonical unpadded base64url only (RFC 4648 §5, as `_b64` writes it), else ValueError.
+
+    `urlsafe_b64decode` is lenient: it drops characters outside the alphabet (`!!`), accepts
+    `+` and `/`, padding, and non-zero bits in the last character, so many spellings decode to
+    one MAC and a token could be altered and still pass. A token is one string: re-encoding
+    what decoded must give it back, byte for byte."""
+    if not _B64URL.issuperset(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url of its bytes")
+    return data
 
 
 def token_key(ca_key: ec.EllipticCurvePrivateKey) -> bytes:

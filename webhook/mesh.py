@@ -5,18 +5,24 @@
   pass (at most SMI_WEBHOOK_LONG_POLL_SECONDS), then 304. Waiting requests hold a gunicorn
   thread, so each worker lets at most half its threads wait; past that a poll gets its answer at
   once, with `Retry-After: 1`.
+  `If-None-Match: *` is a 304 at once (RFC 9110: it matches any current policy).
 - `POST /mesh/v1/certificates` signs a CSR for the identity the caller proves (bootstrap token
-  or ServiceAccount token as `Authorization: Bearer`); a CSR for any other identity is 403.
-- `POST` / `DELETE /mesh/v1/endpoints` registers or removes the caller's inbound address for the
-  services it backs (local mode); services must be in the caller's own namespace. A
-  registration is a lease of `ttl_seconds`, renewed by posting it again (`ControlPlane.
-  expire_endpoints` drops the ones left to lapse).
+  or ServiceAccount token as `Authorization: Bearer`); a CSR for any other identity is 403, and
+  a caller that proves none is 401, counted and logged (the reason, never the token).
+- `POST` / `DELETE /mesh/v1/endpoints` registers or removes the caller's inbound address (an IP
+  literal) for the services it backs (DNS-1123 names, local mode); services must be in the
+  caller's own namespace. A registration is a lease of `ttl_seconds`, renewed by posting it
+  again (`ControlPlane.expire_endpoints` drops the ones left to lapse).
+
+Request bodies (certificates, endpoints) are at most MAX_BODY bytes (413 past it).
 """
 
 from __future__ import annotations
 
+import io
+import ipaddress
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, NoReturn
 from urllib.parse import parse_qsl
 
 from cryptography import x509
@@ -25,6 +31,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from smi.identity import Identity
 from smi.pki import WORKLOAD_TTL, PKIError, not_after
 from smi.store.base import EndpointRecord, StoreError
+from smi.validation.names import is_label
 from webhook import logs
 from webhook.auth import AuthError
 from webhook.plane import ControlPlane, View, current_plane
@@ -33,9 +40,11 @@ from webhook.wsgiloop import PARKED
 
 bp = Blueprint("mesh", __name__, url_prefix="/mesh/v1")
 MAX_BODY = 64 * 1024
+NO_TOKEN = "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)"  # noqa: S105
 
 
 POLICY_PATH = "/mesh/v1/policy"
+Wants = Literal["certificate", "endpoint"]  # what an authenticated caller asks for
 
 
 @bp.get("/policy")
@@ -49,7 +58,13 @@ def policy() -> Response:
         return _tag(Response(view.policy_json, mimetype="application/json"), view)
     view = plane.view()
     wanted = view.etag
-    if _listed(request.headers.get("If-None-Match", ""), wanted):
+    if_none_match = request.headers.get("If-None-Match", "")
+    if if_none_match.strip() == "*":
+        # RFC 9110 §13.1.2: `*` is false whenever a current representation exists, and one
+        # always does. Nothing to wait for either (every etag matches it): 304 now, with the
+        # ETag to poll with.
+        return _tag(Response(status=304), view)
+    if _listed(if_none_match, wanted):
         view, waited = _long_poll(plane, wanted)
         if view.etag == wanted:
             response = Response(status=304)
@@ -147,7 +162,7 @@ def certificates() -> tuple[Response, int]:
     plane = current_plane()
     if plane.ca is None:
         abort(503, "certificate signing is not configured (SMI_WEBHOOK_MESH_CA_CERT_FILE/KEY_FILE)")
-    caller = _caller(plane)
+    caller = _caller(plane, wants="certificate")
     body = _body()
     csr_pem = body.get("csr")
     if not isinstance(csr_pem, str) or "BEGIN CERTIFICATE REQUEST" not in csr_pem:
@@ -210,13 +225,10 @@ def _ttl(raw: Any) -> timedelta:
 @bp.post("/endpoints")
 def register_endpoint() -> tuple[Response, int]:
     plane = current_plane()
-    caller = _caller(plane)
+    caller = _caller(plane, wants="endpoint")
     body = _body()
     address, port = _address(body)
-    services = body.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        abort(400, "services: expected a list of service names (`name` or `namespace/name`)")
-    keys = [s if "/" in s else f"{caller.namespace}/{s}" for s in services]
+    keys = _services(body.get("services", []), namespace=caller.namespace)
     foreign = [k for k in keys if k.split("/", 1)[0] != caller.namespace]
     if foreign:
         abort(
@@ -245,7 +257,7 @@ def register_endpoint() -> tuple[Response, int]:
 @bp.delete("/endpoints")
 def deregister_endpoint() -> tuple[Response, int]:
     plane = current_plane()
-    caller = _caller(plane)
+    caller = _caller(plane, wants="endpoint")
     address, port = _address(_body())
     try:
         revision = plane.store.deregister_endpoint(
@@ -259,33 +271,94 @@ def deregister_endpoint() -> tuple[Response, int]:
 
 
 def _address(body: dict[str, Any]) -> tuple[str, int]:
+    """The inbound `address` (an IPv4 or IPv6 literal, in its canonical form so that one
+    listener has one key) and `port`. Every proxy dials what is registered here: a host name
+    would be resolved by each of them (and point wherever its DNS says), and anything else
+    is not an address at all."""
     address, port = body.get("address"), body.get("port")
     if not isinstance(address, str) or not address:
         abort(400, "address: expected the proxy's inbound IP address")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         abort(400, "port: expected an integer from 1 to 65535")
-    return address, port
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        abort(400, f"address: {_shown(address)} is not an IPv4 or IPv6 address")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        abort(400, f"address: {_shown(address)} has a zone, which means nothing to other hosts")
+    return str(ip), port
+
+
+def _services(raw: Any, *, namespace: str) -> list[str]:
+    """`services` as `ns/name` keys: each `name` (the caller's namespace) or `ns/name`, both
+    DNS-1123 labels, as Service names and namespaces are; 400 naming the first bad one."""
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        abort(400, "services: expected a list of service names (`name` or `namespace/name`)")
+    keys = []
+    for i, text in enumerate(raw):
+        ns, slash, name = text.partition("/")
+        if not slash:
+            ns, name = namespace, text
+        if not (is_label(ns) and is_label(name)):
+            abort(
+                400,
+                f"services[{i}]: {_shown(text)} is not `name` or `namespace/name` made of "
+                "DNS-1123 labels (lowercase letters, digits and '-', starting and ending "
+                "alphanumeric, at most 63 characters each)",
+            )
+        keys.append(f"{ns}/{name}")
+    return keys
+
+
+def _shown(text: str) -> str:
+    """A caller's value in a one-line error, cut short."""
+    return repr(text if len(text) <= 64 else text[:64] + "...")
 
 
 # --- shared -------------------------------------------------------------------------------------
 
 
-def _caller(plane: ControlPlane) -> Identity:
+def _caller(plane: ControlPlane, *, wants: Wants) -> Identity:
+    """The identity the bearer token proves, or 401. Every 401 leaves one decision-log line
+    with the reason (never the token: it is a credential), and a refused certificate request
+    counts in `smictl_certificates_issued_total{result="unauthenticated"}`: a fleet presenting
+    expired or forged tokens shows on a dashboard, not only in the logs."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        abort(401, "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)")
+        _unauthenticated(plane, NO_TOKEN, wants=wants)
     if plane.authenticator is None:
         abort(503, "no authenticator is configured (local mode needs the mesh CA)")
     try:
         return plane.authenticator.authenticate(token.strip())
     except AuthError as exc:
-        abort(401, str(exc))
+        _unauthenticated(plane, str(exc), wants=wants)
+
+
+def _unauthenticated(plane: ControlPlane, reason: str, *, wants: Wants) -> NoReturn:
+    if wants == "certificate":
+        plane.metrics.certificates_issued.labels(result="unauthenticated").inc()
+    logs.emit(
+        logs.DECISION,
+        {
+            "event": f"{wants}_unauthenticated",
+            "method": request.method,
+            "remote": request.remote_addr,
+            "reason": reason,
+        },
+    )
+    abort(401, reason)
 
 
 def _body() -> dict[str, Any]:
+    """The JSON request body, at most MAX_BODY bytes: a CSR or an endpoint registration is a
+    few KiB. The limit is this route's own, not SMI_WEBHOOK_MAX_REVIEW_BYTES (reviews), so
+    the refusal names it rather than a setting that would not change it."""
+    body = request.stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        abort(413, f"request body exceeds {MAX_BODY} bytes, the most {request.path} accepts")
     try:
-        return read_json(request.stream, limit=MAX_BODY)
+        return read_json(io.BytesIO(body), limit=MAX_BODY)
     except BadReview as exc:
         abort(400, str(exc))
 

@@ -85,17 +85,25 @@ class ControlPlane:
     def lease_check_interval(self) -> float:
         return self.settings.endpoint_ttl_seconds / 4
 
-    def expire_endpoints(self) -> None:
+    def expire_endpoints(self, *, wait: bool = True) -> None:
         """Drop the endpoints whose proxies stopped renewing (killed, partitioned); cheap when
-        called often: one clock read, and one SQLite read per `lease_check_interval`."""
+        called often: one clock read, and one SQLite read per `lease_check_interval`.
+
+        With `wait` false (`view()`, which runs on the worker's event loop for reviews and
+        policy GETs) the write happens only if the store's write lock is free at once; when it
+        is not, or when this is a write's own admission check, nothing is expired and the
+        next call (a request, or a waiting poll, which waits for the lock off the loop) tries
+        again rather than a quarter TTL later."""
         now = time.monotonic()
         if now - self._leases_checked < self.lease_check_interval:
             return
-        self._leases_checked = now
         before = self.store.revision()
         after = self.store.expire_endpoints(
-            renewed_before=time.time() - self.settings.endpoint_ttl_seconds
+            renewed_before=time.time() - self.settings.endpoint_ttl_seconds, wait=wait
         )
+        if after is None:
+            return
+        self._leases_checked = now
         if after != before:
             logs.emit(logs.SERVER, {"event": "endpoints_expired", "revision": after})
 
@@ -116,7 +124,7 @@ class ControlPlane:
         cannot use), the last good view keeps being served and the failure is logged once;
         the next revision is tried afresh. With no good view yet, the error propagates."""
         if self.store.writable:
-            self.expire_endpoints()
+            self.expire_endpoints(wait=False)
         revision = self.store.revision()
         current = self._view
         if current is not None and revision in {current.revision, self._broken}:
@@ -158,8 +166,12 @@ class ControlPlane:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            # Wake at least once per lease check: a waiting poll is often the only request.
+            # Wake at least once per lease check: a waiting poll is often the only request,
+            # and it runs in a thread (the watcher, a pool thread), where the expiry may wait
+            # for the write lock that `view()` on the event loop does not wait for.
             self.store.wait_for_change(view.revision, timeout=min(left, self.lease_check_interval))
+            if self.store.writable:
+                self.expire_endpoints()
             view = self.view()
         return view
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from smi.commands import flags
 from smi.errors import Diagnostic, SMIError
-from smi.loading import SMI_KIND_GROUPS, ContextObject, Resource, load_paths
+from smi.loading import SMI_KIND_GROUPS, ContextObject, LoadResult, Resource, load_text
+from smi.sources import Lines, read_documents, read_path
+from smi.store.base import CLUSTER_SCOPED_KINDS, ObjectKey
 from webhook.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -82,8 +85,27 @@ def register_apply(sub: Any) -> None:
     p.set_defaults(func=run_apply)
 
 
-def _loaded(paths: Sequence[str]) -> list[Resource | ContextObject]:
-    result = load_paths(paths)
+@dataclass(frozen=True)
+class Loaded:
+    """The objects read from the files, in the order sent, and each file's text: a context
+    object (a Service) keeps no line map, and the server's refusal of one of its fields is
+    located by reading its document's lines from that text, not only when it is a file that
+    could be read again (standard input cannot)."""
+
+    objects: Sequence[Resource | ContextObject] = ()
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+
+def _loaded(paths: Sequence[str]) -> Loaded:
+    result = LoadResult()
+    texts: dict[str, str] = {}
+    for path in paths:
+        for name, text, problem in read_path(path, stdin=None):
+            if problem is not None:
+                result.diagnostics.append(problem)
+                continue
+            texts[name] = text
+            result.extend(load_text(text, filename=name))
     for d in result.diagnostics:
         if not d.is_error:
             print(d.format(), file=sys.stderr)
@@ -95,25 +117,25 @@ def _loaded(paths: Sequence[str]) -> list[Resource | ContextObject]:
         # Nothing loaded, or only kinds the loader skips: sending an empty set is what a
         # pipeline whose first stage printed nothing would do (`kubectl apply` refuses it too).
         raise SMIError(Diagnostic("SMI1012", f"no objects to send in {', '.join(paths)}"))
-    return objects
+    return Loaded(objects=objects, texts=texts)
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    objects = _loaded(args.filename)
+    loaded = _loaded(args.filename)
     reply = _client(args).request(
         "POST",
         "/apis/smictl.io/v1/apply",
-        body={"items": [dict(o.raw) for o in objects], "dryRun": args.dry_run},
+        body={"items": [dict(o.raw) for o in loaded.objects], "dryRun": args.dry_run},
     )
-    return _report(reply, objects, output=args.output)
+    return _report(reply, loaded, output=args.output)
 
 
-def _report(reply: Reply, objects: Sequence[Resource | ContextObject], *, output: str) -> int:
+def _report(reply: Reply, loaded: Loaded, *, output: str) -> int:
     if output == "json":
         json.dump(reply.body, sys.stdout, indent=2)
         print()
     for w in reply.body.get("warnings") or []:
-        print(_locate(w, objects).format(), file=sys.stderr)
+        print(_locate(w, loaded).format(), file=sys.stderr)
     if reply.status == 200:
         results = _results(reply)
         if output == "text":
@@ -127,7 +149,7 @@ def _report(reply: Reply, objects: Sequence[Resource | ContextObject], *, output
         raise refused(reply)
     for denial in denials:
         for d in denial["diagnostics"]:
-            print(_locate({**d, "index": denial.get("index")}, objects).format(), file=sys.stderr)
+            print(_locate({**d, "index": denial.get("index")}, loaded).format(), file=sys.stderr)
     print(f"smictl: {reply.body.get('error')}; nothing was changed", file=sys.stderr)
     return EXIT_INVALID
 
@@ -166,7 +188,7 @@ def _ref(r: dict[str, Any]) -> str:
     return f"{r['namespace']}/{r['name']}" if r.get("namespace") else str(r["name"])
 
 
-def _locate(d: dict[str, Any], objects: Sequence[Resource | ContextObject]) -> Diagnostic:
+def _locate(d: dict[str, Any], loaded: Loaded) -> Diagnostic:
     diag = Diagnostic(
         code=str(d.get("code") or "SMI7002"),
         message=str(d.get("message", "")),
@@ -175,12 +197,49 @@ def _locate(d: dict[str, Any], objects: Sequence[Resource | ContextObject]) -> D
         object_ref=str(d.get("object") or ""),
     )
     index = d.get("index")
+    objects = loaded.objects
     if isinstance(index, int) and 0 <= index < len(objects):
         obj = objects[index]
         if isinstance(obj, Resource):
             return obj.locate(diag)
-        return diag.located(file=obj.source.file, line=obj.source.line)
+        lines = _context_lines(obj, loaded.texts.get(obj.source.file))
+        line = lines.line_of(diag.path) if lines is not None else None
+        return diag.located(file=obj.source.file, line=line or obj.source.line)
     return diag
+
+
+def _context_lines(obj: ContextObject, text: str | None) -> Lines | None:
+    """The line map of a context object's document (or `kind: List` item) in its file's
+    text; None when the text is not at hand or no longer holds it."""
+    if text is None:
+        return None
+    try:
+        documents = read_documents(text, filename=obj.source.file)
+    except SMIError:
+        return None
+    for doc in documents:
+        if doc.index == obj.source.index:
+            return _lines_of(obj.raw, doc.value, doc.lines)
+    return None
+
+
+def _lines_of(raw: Mapping[str, Any], value: Any, lines: Lines | None) -> Lines | None:
+    """The lines of the object equal to `raw` within `value`: the value itself, or an item
+    of a `List` or `<Kind>List` (whose items may leave out the list's apiVersion and kind)."""
+    if lines is None or not isinstance(value, dict):
+        return None
+    if value == raw:
+        return lines
+    items, kind = value.get("items"), value.get("kind")
+    if not isinstance(items, list) or not isinstance(kind, str) or not kind.endswith("List"):
+        return None
+    typed = {} if kind == "List" else {"apiVersion": value.get("apiVersion"), "kind": kind[:-4]}
+    for i, item in enumerate(items):
+        whole = {**typed, **item} if isinstance(item, dict) else item
+        found = _lines_of(raw, whole, lines.sub(("items", i)))
+        if found is not None:
+            return found
+    return None
 
 
 # --- get ----------------------------------------------------------------------------------------
@@ -283,12 +342,13 @@ def register_delete(sub: Any) -> None:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    objects: list[Resource | ContextObject] = []
+    loaded = Loaded()
     if args.filename:
         if args.kind:
             raise SMIError(Diagnostic("SMI7002", "give either -f PATH or KIND NAME, not both"))
-        objects = _loaded(args.filename)
-        items = [_reference(o) for o in objects]
+        loaded = _loaded(args.filename)
+        _refuse_duplicates(loaded)
+        items = [_reference(o) for o in loaded.objects]
     elif args.kind and args.name:
         kind = kind_of(args.kind)
         if not kind:
@@ -301,7 +361,24 @@ def run_delete(args: argparse.Namespace) -> int:
         "/apis/smictl.io/v1/delete",
         body={"items": items, "ignoreNotFound": args.ignore_not_found},
     )
-    return _report(reply, objects, output="text")
+    return _report(reply, loaded, output="text")
+
+
+def _refuse_duplicates(loaded: Loaded) -> None:
+    """SMI2007 at each repeat of an object, as `apply` refuses one: deleting it "twice" would
+    report it deleted twice. Keyed as the store keys it (API group, not version)."""
+    seen: set[ObjectKey] = set()
+    problems: list[Diagnostic] = []
+    for index, obj in enumerate(loaded.objects):
+        namespace = "" if obj.kind in CLUSTER_SCOPED_KINDS else (obj.namespace or "default")
+        key = ObjectKey(obj.api_version.rpartition("/")[0], obj.kind, namespace, obj.name)
+        if key in seen:
+            repeat = {"code": "SMI2007", "message": f"{key} appears twice in one delete",
+                      "path": "metadata.name", "index": index}  # fmt: skip
+            problems.append(_locate(repeat, loaded))
+        seen.add(key)
+    if problems:
+        raise SMIError(problems)
 
 
 def _reference(obj: Resource | ContextObject) -> dict[str, Any]:

@@ -198,9 +198,13 @@ class Store(abc.ABC):
         """Store `record`, or renew its lease if it is stored as it is (no new revision)."""
         raise self._read_only()
 
-    def expire_endpoints(self, *, renewed_before: float) -> int:
+    def expire_endpoints(self, *, renewed_before: float, wait: bool = True) -> int | None:
         """Drop endpoints whose lease was last renewed before `renewed_before` (wall-clock
-        seconds); the revision, new if any went. Stores without registrations have none."""
+        seconds); the revision, new if any went. Stores without registrations have none.
+
+        None when nothing could be expired now and the caller should ask again: called inside
+        a write of the same thread (a write's `check`: writes do not nest), or, with `wait`
+        false, while another write holds the lock (an event loop must not wait for it)."""
         return self.revision()
 
     def deregister_endpoint(self, *, address: str, port: int, identity: str) -> int:

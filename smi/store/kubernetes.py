@@ -194,8 +194,9 @@ class KubernetesStore(Store):
         self._changed.notify_all()
 
     def _next(self, rv: str) -> int:
-        """The store revision after a change at resourceVersion `rv` (caller holds the lock)."""
-        if rv.isdigit():
+        """The store revision after a change at resourceVersion `rv` (caller holds the lock).
+        ASCII digits only: `str.isdigit` is true of `²`, which `int` refuses, and of `١`."""
+        if rv.isascii() and rv.isdigit():
             return max(self._revision + 1, int(rv))
         return self._revision + 1
 

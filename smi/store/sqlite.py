@@ -8,7 +8,9 @@ and its transactions give the two guarantees the control plane promises:
   reads the current revision, and commits revision + 1 with its rows.
 
 Endpoints registered by proxies are leases: `register_endpoint` of an unchanged record only
-stamps `renewed` (no new revision), and `expire_endpoints` drops the lapsed ones in one write.
+stamps `renewed` (no new revision), and `expire_endpoints` drops the lapsed ones in one write,
+never nested in another write of the same connection, and with `wait=False` only if the write
+lock is free at once (the control plane calls it from its event loop).
 
 Reads use one connection per thread (sqlite3 connections must not be shared across threads
 without a lock). Waiting for a change polls the one-row `meta` table every `poll_interval`
@@ -26,6 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from smi.errors import Diagnostic
 from smi.store.base import (
     Action,
     Change,
@@ -36,12 +39,15 @@ from smi.store.base import (
     Snapshot,
     Store,
     StoredObject,
+    StoreError,
     canonical_json,
     store_error,
 )
 
 # Registered endpoints per identity (replicas of one workload each register their own).
 MAX_ENDPOINTS_PER_IDENTITY = 256
+# How long a write waits for another process's write lock before it fails ("database is locked").
+_BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -111,10 +117,13 @@ class SQLiteStore(Store):
             # isolation_level=None: we issue BEGIN ourselves, so a write holds the lock from
             # its first read (BEGIN IMMEDIATE) and no implicit transaction surprises us.
             conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -205,11 +214,7 @@ class SQLiteStore(Store):
         dry_run: bool = False,
     ) -> Outcome:
         keyed = [(ObjectKey.of(doc), doc) for doc in docs]
-        seen: set[ObjectKey] = set()
-        for key, _ in keyed:
-            if key in seen:
-                raise store_error("SMI2007", f"{key} appears twice in one apply")
-            seen.add(key)
+        _refuse_duplicates([key for key, _ in keyed], what="apply")
         conn = self._conn()
         with self._write(conn):
             snap = self._snapshot(conn)
@@ -230,18 +235,22 @@ class SQLiteStore(Store):
         dry_run: bool = False,
         ignore_missing: bool = False,
     ) -> Outcome:
+        _refuse_duplicates(keys, what="delete")
         conn = self._conn()
         with self._write(conn):
             snap = self._snapshot(conn)
             index = {o.key: o for o in snap.objects}
             changes: list[Change] = []
+            missing: list[Diagnostic] = []
             for i, key in enumerate(keys):
                 old = index.get(key)
                 if old is None:
-                    if ignore_missing:
-                        continue
-                    raise store_error("SMI7004", f"{key} not found")
+                    if not ignore_missing:
+                        missing.append(Diagnostic("SMI7004", f"{key} not found"))
+                    continue
                 changes.append(Change("DELETE", key, None, old, index=i))
+            if missing:  # every one, in the order given: not just the first
+                raise StoreError(missing)
             if check is not None:
                 check(snap, changes)
             return self._commit(conn, snap=snap, changes=changes, dry_run=dry_run)
@@ -326,13 +335,33 @@ class SQLiteStore(Store):
                 "may have; deregister one first",
             )
 
-    def expire_endpoints(self, *, renewed_before: float) -> int:
+    def expire_endpoints(self, *, renewed_before: float, wait: bool = True) -> int | None:
         conn = self._conn()
+        if conn.in_transaction:
+            # Called from inside a write's check (admission compiles a view): SQLite cannot
+            # nest the write, and failing here would fail that apply. The write in progress
+            # holds the lock; the expiry is the next check's.
+            return None
         stale = conn.execute(
             "SELECT 1 FROM endpoints WHERE renewed < ? LIMIT 1", (renewed_before,)
         ).fetchone()
         if stale is None:  # the common case stays a read
             return self._revision(conn)
+        if wait:
+            return self._expire(conn, renewed_before)
+        # The caller may be an event loop: take the write lock only if it is free now, rather
+        # than wait up to the busy timeout behind another worker's write.
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            return self._expire(conn, renewed_before)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return None
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+    def _expire(self, conn: sqlite3.Connection, renewed_before: float) -> int:
         with self._write(conn):
             current = self._revision(conn)
             gone = conn.execute("DELETE FROM endpoints WHERE renewed < ?", (renewed_before,))
@@ -358,6 +387,16 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM endpoints WHERE address=? AND port=?", (address, port))
             self._bump(conn, current + 1)
             return current + 1
+
+
+def _refuse_duplicates(keys: Sequence[ObjectKey], *, what: str) -> None:
+    """SMI2007 when a key is given twice: which copy wins would be left to chance, and a delete
+    would report the object deleted twice."""
+    seen: set[ObjectKey] = set()
+    for key in keys:
+        if key in seen:
+            raise store_error("SMI2007", f"{key} appears twice in one {what}", path="metadata.name")
+        seen.add(key)
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

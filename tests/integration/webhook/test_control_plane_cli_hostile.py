@@ -97,7 +97,7 @@ def test_a_context_object_with_a_list_for_a_namespace_is_refused_at_its_line(
     )
     r = server.smictl("apply", "-f", str(bad))
     assert r.returncode == 1, r.stdout  # before: stored as namespace "['ctx']"
-    assert r.stderr.splitlines()[0].startswith(f"{bad}:5: metadata.namespace:")
+    assert r.stderr.splitlines()[0].startswith(f"{bad}:9: metadata.namespace:")
     got = server.smictl("get", "services", "-A", "-o", "json")
     assert '"ctx"' not in got.stdout and "['ctx']" not in got.stdout
 

@@ -52,12 +52,11 @@ def test_an_if_none_match_list_holding_the_current_tag_is_held(
         ",".join(f'"{i}"' for i in range(50_000)),
         "," * 100_000,
         '""',
-        "*",
         'W/"',
         '"\\"',
         "\x7f\x00",
     ],
-    ids=["huge", "many", "commas", "empty", "star", "unclosed", "escaped", "control"],
+    ids=["huge", "many", "commas", "empty", "unclosed", "escaped", "control"],
 )
 def test_a_hostile_if_none_match_gets_the_policy_at_once(client: FlaskClient, hostile: str) -> None:
     status, took, headers = _poll(client, hostile, 2)
