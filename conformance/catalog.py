@@ -2,8 +2,10 @@
 
 Scenarios ship as package data under `conformance/scenarios/<area>/<behaviour>.yaml`; a
 scenario's name is its path there without `.yaml` (`access/default-deny.v0.6.0`). A file that
-does not fit the model is reported as `file:line: field.path: reason`, so a typo in a scenario
-reads like a typo in a manifest.
+does not fit the model is reported as one line `file:line: field.path: reason`, so a typo in a
+scenario reads like a typo in a manifest. The YAML is read by the manifest reader (`smi.yamlpos`),
+which keeps the line of every field and refuses a key written twice in one mapping: PyYAML keeps
+the last, so a step with two `expect:` keys silently checked only the second.
 
 Selection by SMI version: `--smi-version` takes a spec release (`v0.6.0`), one API
 `group/version`, or `all`. A scenario belongs to a release when every group/version it
@@ -16,13 +18,14 @@ import fnmatch
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from conformance.model import STEP_KINDS, Scenario
+from conformance.model import GROUP_VERSIONS, STEP_KINDS, FieldError, Scenario
+from smi.yamlpos import LineMap, YamlError, format_path, load_documents
 
 # SPEC.md §0: the API versions each SMI spec release ships.
 RELEASES: dict[str, frozenset[str]] = {
@@ -51,22 +54,6 @@ RELEASES: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-# Every group/version smictl serves (DESIGN.md §3 "Versions"); the report lists each.
-GROUP_VERSIONS: tuple[str, ...] = (
-    "access.smi-spec.io/v1alpha1",
-    "access.smi-spec.io/v1alpha2",
-    "access.smi-spec.io/v1alpha3",
-    "access.smi-spec.io/v1alpha4",
-    "specs.smi-spec.io/v1alpha1",
-    "specs.smi-spec.io/v1alpha2",
-    "specs.smi-spec.io/v1alpha3",
-    "specs.smi-spec.io/v1alpha4",
-    "split.smi-spec.io/v1alpha1",
-    "split.smi-spec.io/v1alpha2",
-    "split.smi-spec.io/v1alpha3",
-    "split.smi-spec.io/v1alpha4",
-)
 
 
 class ScenarioError(Exception):
@@ -103,43 +90,44 @@ def load_file(path: Path, *, name: str) -> Scenario:
     return load_text(text, name=name, filename=str(path))
 
 
-# libyaml when present: reading the suite is then a few times faster.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _compose(text: str) -> yaml.Node | None:
-    """The node tree, for line numbers; composed only when an error needs one."""
-    node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
-    return node
-
-
 def load_text(text: str, *, name: str, filename: str) -> Scenario:
-    try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark is not None else filename
-        raise ScenarioError([f"{where}: YAML syntax error: {exc}"]) from exc
-    if not isinstance(doc, dict):
-        raise ScenarioError([f"{filename}:1: a scenario is a mapping"])
+    doc, lines = _read_yaml(text, filename)
     if doc.get("name", name) != name:
-        raise ScenarioError(
-            [f"{filename}:{_line(_compose(text), ('name',))}: name: must be {name!r} (its path)"]
-        )
+        where = f"{filename}:{lines.line_of(('name',))}"
+        raise ScenarioError([f"{where}: name: must be {name!r} (its path)"])
     try:
         return Scenario.model_validate({**doc, "name": name})
     except ValidationError as exc:
-        raise ScenarioError(_format_errors(exc, _compose(text), filename)) from exc
+        raise ScenarioError(_format_errors(exc, lines, filename)) from exc
 
 
-def _format_errors(exc: ValidationError, node: yaml.Node | None, filename: str) -> list[str]:
-    lines = []
+def _read_yaml(text: str, filename: str) -> tuple[dict[str, Any], LineMap]:
+    """The one mapping of a scenario file and where each of its fields was written."""
+    try:
+        docs = list(islice(load_documents(text), 2))
+    except YamlError as exc:
+        raise ScenarioError([f"{filename}:{exc.line or 1}: YAML syntax error: {exc}"]) from None
+    if len(docs) > 1:
+        raise ScenarioError([f"{filename}:{docs[1].line}: a scenario file holds one document"])
+    if not docs or not isinstance(docs[0].value, dict):
+        line = docs[0].line if docs else 1
+        raise ScenarioError([f"{filename}:{line}: a scenario is a mapping"])
+    return docs[0].value, docs[0].lines
+
+
+def _format_errors(exc: ValidationError, lines: LineMap, filename: str) -> list[str]:
+    out = []
     for err in exc.errors(include_url=False):
-        loc = _strip_tags(tuple(err["loc"]))
-        path = _dotted(loc)
-        where = f"{filename}:{_line(node, loc)}"
-        lines.append(f"{where}: {path}: {err['msg']}" if path else f"{where}: {err['msg']}")
-    return lines
+        loc, reason = _strip_tags(tuple(err["loc"])), str(err["msg"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            loc, reason = (*loc, *cause.loc), cause.reason
+        elif isinstance(cause, Exception):  # pydantic prefixes it: "Value error, ..."
+            reason = str(cause)
+        path = format_path(loc)
+        where = f"{filename}:{lines.line_of(loc)}"
+        out.append(f"{where}: {path}: {reason}" if path else f"{where}: {reason}")
+    return out
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -150,39 +138,6 @@ def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
             continue
         out.append(part)
     return tuple(out)
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
-    """The 1-based line of the deepest YAML node along `loc` (pydantic's error location)."""
-    line = 1
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        node = _child(node, part)
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                found: yaml.Node = value
-                return found
-        return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        item: yaml.Node = node.value[part]
-        return item
-    return None
 
 
 # --- selection -------------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 """What `smictl conformance run` prints while it runs: one line per scenario (failures with
-every expectation that did not hold), then the summary per SMI group/version."""
+every expectation that did not hold), then the summary per SMI group/version.
+
+Step titles, regexes and reasons come from scenario files and from the mesh under test; each is
+printed through `visible`, so an escape sequence or a newline in one cannot recolour the
+terminal or forge a line of the report.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TextIO
 
+from conformance.reports.text import visible
 from conformance.results import RunResult, ScenarioResult
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERR "}
@@ -22,17 +29,19 @@ class Console:
         self._print(f"smictl conformance: {count} scenarios on {', '.join(targets)}")
 
     def scenario(self, r: ScenarioResult) -> None:
+        name = visible(r.scenario)
         if r.status in ("failed", "error"):
-            self._print(f"{_MARK[r.status]} {r.target:<8} {r.scenario}")
-            for line in r.failure_text().splitlines()[1:]:
+            self._print(f"{_MARK[r.status]} {r.target:<8} {name}")
+            for line in _failure_lines(r):
                 self._print(f"     {line}")
         elif not self._quiet:
-            extra = f"  ({'; '.join(r.skip_reasons)})" if r.status == "skipped" else ""
-            self._print(f"{_MARK[r.status]} {r.target:<8} {r.scenario}  {r.seconds:.2f}s{extra}")
+            reasons = "; ".join(visible(x) for x in r.skip_reasons)
+            extra = f"  ({reasons})" if r.status == "skipped" else ""
+            self._print(f"{_MARK[r.status]} {r.target:<8} {name}  {r.seconds:.2f}s{extra}")
 
     def outro(self, run: RunResult) -> None:
         for target, err in run.target_errors.items():
-            self._print(f"ERR  {target}: the target did not start: {err}")
+            self._print(f"ERR  {target}: the target did not start: {visible(err)}")
         self._print()
         self._print(
             f"{'target':<8} {'SMI group/version':<30} {'pass':>5} {'fail':>5} "
@@ -51,3 +60,19 @@ class Console:
                 f"{c['skipped']} skipped, {c['error']} errors"
             )
         self._print(f"{'PASS' if run.ok else 'FAIL'} in {run.seconds:.1f} s")
+
+
+def _failure_lines(r: ScenarioResult) -> Iterator[str]:
+    """`ScenarioResult.failure_text` without its first line, one field at a time made
+    visible: joining first would let a newline inside an expectation start a line of its own.
+    An error's own lines (a server's log tail) stay lines, each indented under its step."""
+    for line in r.error.splitlines():
+        yield f"  {visible(line)}"
+    for s in r.steps:
+        if s.status not in ("failed", "error"):
+            continue
+        yield f"  step {s.number} ({s.kind}) {visible(s.title)}: {s.status}"
+        for c in s.failures:
+            yield f"    {visible(c.what)}: expected {visible(c.expected)}, got {visible(c.got)}"
+        for line in s.reason.splitlines():
+            yield f"    {visible(line)}"

@@ -11,6 +11,10 @@ revision each proxy enforces. During the run it applies the files of `examples/d
 a canary jump the admission policy refuses, a 20-point step plus a tighter TrafficTarget, then
 50/50 — and the traffic shows the effect. It stops by itself (or on Ctrl-C) and ends every
 process it started; with `--keep` it leaves the mesh up, prints its URLs, and waits for Ctrl-C.
+
+Exit status: 0 when the demo ran its course, 1 when the mesh could not start, 128+N when signal
+N (SIGINT, SIGTERM, SIGHUP) stopped it, like `smictl conformance run`: a script that runs the
+demo must be able to tell a finished demo from an interrupted one.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 import yaml
 
 from conformance.demo_view import Edge, Event, Traffic, render
+from conformance.interrupts import Interrupted, stop_on_signals
 from conformance.targets.base import TargetError
 from conformance.targets.controlplane import ControlPlane
 from conformance.targets.mesh import Mesh, Slot
@@ -263,39 +267,37 @@ def _denial(body: Any) -> str:
     return "; ".join(msgs) or str(body.get("error") or body)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     # `kill -USR1` prints every thread's stack: what a demo that does not stop is waiting on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    # Ctrl-C (SIGINT) stops the demo and everything it started, also when it was started from
-    # a background job of a non-interactive shell, which leaves SIGINT ignored (so Python would
-    # not have installed its handler).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = signal.signal(signal.SIGTERM, _terminate)
     out = sys.stdout
-    with tempfile.TemporaryDirectory(prefix="smictl-demo-") as tmp:
+    # SIGINT, SIGTERM and SIGHUP stop the demo and everything it started (also when it was
+    # started from a background job of a non-interactive shell, which leaves SIGINT ignored);
+    # a second signal while it stops them is ignored rather than cutting the cleanup short.
+    with stop_on_signals(), tempfile.TemporaryDirectory(prefix="smictl-demo-") as tmp:
         demo = Demo(opts, Path(tmp), out)
         try:
             demo.start()
             demo.run()
             if opts.keep:
                 demo.keep()
-        except KeyboardInterrupt:
+            code = 0
+        except Interrupted as exc:
+            out.write(f"\ninterrupted by {exc}\n")
+            code = exc.exit_code
+        except KeyboardInterrupt:  # raised by other means than a signal handler
             out.write("\ninterrupted\n")
+            code = 128 + signal.SIGINT
         except TargetError as exc:
             out.write(f"demo failed: {exc}\n")
-            return 1
+            code = 1
         finally:
             out.write("stopping every process the demo started ...\n")
             out.flush()
             demo.stop()
-            signal.signal(signal.SIGTERM, previous)
-    out.write("done\n")
-    return 0
+    out.write("done\n" if code == 0 else "every process the demo started was stopped\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -11,11 +11,14 @@ in the kuttl manner:
     convert: {resource: tt, to: access.smi-spec.io/v1alpha1}  and back again
 
 Every mistake in a scenario file is reported with its field path, so a broken scenario is an
-error of the suite, never a silent pass.
+error of the suite, never a silent pass. That includes the claims a report makes from it: the SMI
+group/versions a scenario is reported under are derived from its resources and conversions (a
+declared version cannot contradict them), and every decision it cites must exist.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
 
@@ -30,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from conformance.decisions import DECISIONS
+
 _IDENTITY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _TARGET = re.compile(r"^(?P<service>[a-z0-9]([-a-z0-9.]*[a-z0-9])?)(:(?P<port>[0-9]{1,5}))?$")
 _GROUP_VERSION = re.compile(r"^[a-z]+\.smi-spec\.io/v1alpha[0-9]$")
@@ -39,6 +44,36 @@ Protocol = Literal["http", "tcp", "udp"]
 StepKind = Literal["apply", "delete", "admit", "request", "convert"]
 STEP_KINDS: tuple[StepKind, ...] = ("apply", "delete", "admit", "request", "convert")
 MAX_COUNT = 2000
+
+# Every group/version smictl serves (DESIGN.md §3 "Versions"); the report lists each.
+GROUP_VERSIONS: tuple[str, ...] = (
+    "access.smi-spec.io/v1alpha1",
+    "access.smi-spec.io/v1alpha2",
+    "access.smi-spec.io/v1alpha3",
+    "access.smi-spec.io/v1alpha4",
+    "specs.smi-spec.io/v1alpha1",
+    "specs.smi-spec.io/v1alpha2",
+    "specs.smi-spec.io/v1alpha3",
+    "specs.smi-spec.io/v1alpha4",
+    "split.smi-spec.io/v1alpha1",
+    "split.smi-spec.io/v1alpha2",
+    "split.smi-spec.io/v1alpha3",
+    "split.smi-spec.io/v1alpha4",
+)
+
+Loc = tuple[str | int, ...]
+
+
+class FieldError(ValueError):
+    """A problem a cross-field check found, with the path of the field it is about, relative to
+    the model whose validator raised it. pydantic locates a model validator's error at the model
+    itself (the whole scenario is line 1), so the loader appends `loc` to pydantic's location
+    and points at the field's own line."""
+
+    def __init__(self, loc: Loc, reason: str) -> None:
+        super().__init__(reason)
+        self.loc = loc
+        self.reason = reason
 
 
 class _Strict(BaseModel):
@@ -55,6 +90,39 @@ def _compiles(pattern: str) -> str:
 
 # A regex the suite searches answers with (Python `re`: these are ours, not SMI's).
 Regex = Annotated[str, AfterValidator(_compiles)]
+
+
+def _group(group_version: str) -> str:
+    return group_version.partition("/")[0]
+
+
+def _served(group_version: str) -> str:
+    """A declared version must be one smictl serves: `--smi-version` refuses any other, so a
+    scenario claiming one could be summarised but never selected."""
+    if group_version in GROUP_VERSIONS:
+        return group_version
+    group = _group(group_version)
+    same_group = [gv.partition("/")[2] for gv in GROUP_VERSIONS if _group(gv) == group]
+    hint = (
+        f"; {group} has {', '.join(same_group)}"
+        if same_group
+        else f"; use one of {', '.join(sorted({_group(gv) for gv in GROUP_VERSIONS}))}"
+    )
+    raise ValueError(f"{group_version!r} is not an SMI group/version smictl serves{hint}")
+
+
+def _decision(decision: str) -> str:
+    if decision in DECISIONS:
+        return decision
+    close = difflib.get_close_matches(decision, DECISIONS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"{decision!r} is not a decision id of conformance/decisions.py (DESIGN.md §3){hint}"
+    )
+
+
+GroupVersion = Annotated[str, AfterValidator(_served)]
+DecisionId = Annotated[str, AfterValidator(_decision)]
 
 
 class Workload(_Strict):
@@ -151,8 +219,11 @@ class RequestSpec(_Strict):
     @field_validator("to")
     @classmethod
     def _to(cls, v: str) -> str:
-        if not _TARGET.match(v):
+        m = _TARGET.match(v)
+        if not m:
             raise ValueError(f"{v!r} is not `service[:port]` or `service.namespace[:port]`")
+        if m["port"] and not 1 <= int(m["port"]) <= 65535:
+            raise ValueError(f"port {int(m['port'])} is not 1-65535")
         return v
 
     @field_validator("path")
@@ -190,11 +261,13 @@ class BackendShares(_Strict):
             raise ValueError("give exactly one of `share` or `counts`")
         if self.share is not None:
             if any(not 0.0 <= v <= 1.0 for v in self.share.values()):
-                raise ValueError("shares are fractions between 0 and 1")
+                raise FieldError(("share",), "shares are fractions between 0 and 1")
             if abs(sum(self.share.values()) - 1.0) > 1e-6:
-                raise ValueError(f"shares must sum to 1, not {sum(self.share.values()):g}")
+                raise FieldError(
+                    ("share",), f"shares must sum to 1, not {sum(self.share.values()):g}"
+                )
         if self.counts is not None and any(v < 0 for v in self.counts.values()):
-            raise ValueError("counts are >= 0")
+            raise FieldError(("counts",), "counts are >= 0")
         return self
 
 
@@ -235,12 +308,19 @@ class RequestStep(_Strict):
 
     @model_validator(mode="after")
     def _counts_fit(self) -> RequestStep:
+        count = self.request.count
         for label, n in (("allowed", self.expect.allowed), ("denied", self.expect.denied)):
-            if n is not None and n > self.request.count:
-                raise ValueError(f"expect.{label} ({n}) exceeds request.count")
+            if n is not None and n > count:
+                raise FieldError(
+                    ("expect", label), f"expect.{label} ({n}) exceeds request.count ({count})"
+                )
         counts = self.expect.backends.counts if self.expect.backends else None
-        if counts is not None and sum(counts.values()) > self.request.count:
-            raise ValueError("expected backend counts exceed request.count")
+        if counts is not None and sum(counts.values()) > count:
+            raise FieldError(
+                ("expect", "backends", "counts"),
+                f"the backend counts add up to {sum(counts.values())}, more than "
+                f"request.count ({count})",
+            )
         return self
 
 
@@ -335,33 +415,35 @@ class Scenario(_Strict):
     name: str
     description: str
     capability: str
-    smi_versions: tuple[str, ...] = Field(min_length=1)
-    decisions: tuple[str, ...] = ()
+    # What the file says; `smi_versions` (what reports and selection use) adds what it exercises.
+    declared_versions: tuple[GroupVersion, ...] = Field(default=(), alias="smi_versions")
+    decisions: tuple[DecisionId, ...] = ()
     mode: Mode = "deny"
     workloads: tuple[Workload, ...] = ()
     resources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     steps: tuple[Step, ...]
 
-    @field_validator("smi_versions")
-    @classmethod
-    def _versions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for gv in v:
-            if not _GROUP_VERSION.match(gv):
-                raise ValueError(f"{gv!r} is not an SMI `group/version`")
-        return v
-
     @model_validator(mode="after")
     def _references(self) -> Scenario:
         if not self.steps:
-            raise ValueError("a scenario needs at least one step")
+            raise FieldError(("steps",), "a scenario needs at least one step")
         _check_workloads(self.workloads)
+        _check_versions(self)
         for i, step in enumerate(self.steps):
             for key in _resource_keys(step):
                 if key not in self.resources:
-                    raise ValueError(f"steps[{i}]: resource {key!r} is not in `resources`")
+                    raise FieldError(("steps", i), f"resource {key!r} is not in `resources`")
             if isinstance(step, RequestStep):
                 _check_request(i, step, self)
         return self
+
+    @property
+    def smi_versions(self) -> tuple[str, ...]:
+        """The group/versions this scenario is reported and selected under: every served
+        version its resources and conversions exercise, and the declared ones (which may name
+        a group the scenario holds no object of: default deny with no TrafficTarget at all)."""
+        versions = set(self.declared_versions) | exercised_versions(self.resources, self.steps)
+        return tuple(gv for gv in GROUP_VERSIONS if gv in versions)
 
     @property
     def area(self) -> str:
@@ -373,6 +455,46 @@ class Scenario(_Strict):
     def backing(self, namespace: str, service: str) -> list[Workload]:
         """The workloads behind `namespace/service`, in file order."""
         return [w for w in self.workloads if w.namespace == namespace and service in w.services]
+
+
+def exercised_versions(resources: dict[str, dict[str, Any]], steps: tuple[Step, ...]) -> set[str]:
+    """The served group/versions of the scenario's resources, and those its conversions
+    convert to within the resource's own group. A resource of a version smictl does not serve
+    is there to be refused, and a conversion to another group checks that the group cannot
+    change: neither exercises the version it names."""
+    # Resources are free-form (admission must see wrong ones): an apiVersion may be anything.
+    found = {
+        gv
+        for doc in resources.values()
+        if isinstance(gv := doc.get("apiVersion"), str) and gv in GROUP_VERSIONS
+    }
+    for step in steps:
+        if not isinstance(step, ConvertStep) or step.convert.to not in GROUP_VERSIONS:
+            continue
+        source = resources.get(step.convert.resource, {}).get("apiVersion")
+        if isinstance(source, str) and _group(source) == _group(step.convert.to):
+            found.add(step.convert.to)
+    return found
+
+
+def _check_versions(scenario: Scenario) -> None:
+    """A declared version of a group the scenario exercises in other versions only is a claim
+    nothing tests (a split v1alpha4 scenario filed under split v1alpha1)."""
+    used = exercised_versions(scenario.resources, scenario.steps)
+    for i, gv in enumerate(scenario.declared_versions):
+        uses = sorted(u for u in used if _group(u) == _group(gv))
+        if uses and gv not in uses:
+            raise FieldError(
+                ("smi_versions", i),
+                f"{gv} is not what the scenario exercises: its {_group(gv)} resources and "
+                f"conversions are {', '.join(uses)}",
+            )
+    if not used and not scenario.declared_versions:
+        raise FieldError(
+            ("smi_versions",),
+            "the scenario holds no SMI object of a version smictl serves: name the "
+            "group/versions it is about",
+        )
 
 
 def _resource_keys(step: Step) -> tuple[str, ...]:
@@ -389,10 +511,12 @@ def _resource_keys(step: Step) -> tuple[str, ...]:
 
 
 def _check_workloads(workloads: tuple[Workload, ...]) -> None:
-    labels = [w.label for w in workloads]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise ValueError(f"workloads: names must be unique, repeated: {', '.join(dupes)}")
+    seen: set[str] = set()
+    for j, w in enumerate(workloads):
+        if w.label in seen:
+            field = "name" if w.name else "identity"
+            raise FieldError(("workloads", j, field), f"names must be unique, repeated: {w.label}")
+        seen.add(w.label)
 
 
 def split_service(ref: str, *, default_namespace: str) -> tuple[str, str]:
@@ -406,15 +530,36 @@ def _check_request(i: int, step: RequestStep, scenario: Scenario) -> None:
     req = step.request
     source = scenario.workload(req.source)
     if source is None:
-        raise ValueError(f"steps[{i}].request.from: {req.source!r} is not a workload identity")
+        raise FieldError(
+            ("steps", i, "request", "from"), f"{req.source!r} is not a workload identity"
+        )
     ns, svc = split_service(req.service_ref, default_namespace=source.namespace)
-    if not scenario.backing(ns, svc):
-        raise ValueError(f"steps[{i}].request.to: no workload backs the service {ns}/{svc}")
+    backing = scenario.backing(ns, svc)
+    if not backing:
+        raise FieldError(("steps", i, "request", "to"), f"no workload backs the service {ns}/{svc}")
+    _check_port(i, req, backing, f"{ns}/{svc}")
     labels = {w.label for w in scenario.workloads}
     shares = step.expect.backends
     named = {**(shares.share or {}), **(shares.counts or {})} if shares else {}
     unknown = sorted(set(named) - labels)
     if unknown:
-        raise ValueError(f"steps[{i}].expect.backends: unknown workloads {', '.join(unknown)}")
+        raise FieldError(
+            ("steps", i, "expect", "backends"), f"unknown workloads {', '.join(unknown)}"
+        )
     if step.expect.identity is not None and not _IDENTITY.match(step.expect.identity):
-        raise ValueError(f"steps[{i}].expect.identity: {step.expect.identity!r} is not ns/sa")
+        raise FieldError(
+            ("steps", i, "expect", "identity"), f"{step.expect.identity!r} is not ns/sa"
+        )
+
+
+def _check_port(i: int, req: RequestSpec, backing: list[Workload], service: str) -> None:
+    """A port no workload behind the service listens on is a mistake of the scenario, not a
+    behaviour of the mesh: the in-process targets would decide it like any other port, while
+    the proxy target has no listener to send it to."""
+    served = sorted({p for w in backing for p in w.ports})
+    if req.port is not None and req.port not in served:
+        raise FieldError(
+            ("steps", i, "request", "to"),
+            f"no workload behind {service} serves port {req.port} "
+            f"(ports: {', '.join(map(str, served))})",
+        )

@@ -1,18 +1,19 @@
 """Markdown: the summary per SMI group/version (passed / failed / skipped / capability), the
 table per behaviour, then every failure with what was expected and what happened, and the
-reasons for skips. Meant to be pasted into a README or a pull request."""
+reasons for skips. Meant to be pasted into a README or a pull request.
+
+Everything a scenario's author or the mesh wrote (descriptions, titles, regexes, reasons) goes
+through `md_text` or `md_code`: a renderer passes raw HTML through, so a `<script>` in a step
+name would otherwise run in the page a vendor publishes."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from conformance.reports.text import md_code, md_text
 from conformance.results import RunResult, ScenarioResult
 
 _BADGE = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⏭ skipped", "error": "💥 error"}
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(run: RunResult) -> str:
@@ -22,7 +23,7 @@ def render_markdown(run: RunResult) -> str:
         f"smictl {run.version or '(unknown)'} · started {run.started} · "
         f"{run.seconds:.1f} s · targets: {', '.join(run.targets)}",
         "",
-        "Selection: " + ", ".join(f"{k} `{v}`" for k, v in run.selection.items()),
+        "Selection: " + ", ".join(f"{md_text(k)} {md_code(v)}" for k, v in run.selection.items()),
         "",
         f"**Result: {'PASS' if run.ok else 'FAIL'}** — "
         + "; ".join(
@@ -33,7 +34,7 @@ def render_markdown(run: RunResult) -> str:
     ]
     if run.target_errors:
         out += ["## Targets that did not start", ""]
-        out += [f"- **{t}**: {_cell(e)}" for t, e in run.target_errors.items()]
+        out += [f"- **{md_text(t)}**: {md_text(e)}" for t, e in run.target_errors.items()]
         out.append("")
     out += _summary(run) + _behaviours(run) + _failures(run) + _skips(run) + _matrix(run)
     return "\n".join(out) + "\n"
@@ -69,7 +70,8 @@ def _behaviours(run: RunResult) -> list[str]:
     ]
     for target, cap, c in run.by_capability():
         lines.append(
-            f"| {target} | {cap} | {c['passed']} | {c['failed'] + c['error']} | {c['skipped']} |"
+            f"| {md_text(target)} | {md_text(cap)} | {c['passed']} | "
+            f"{c['failed'] + c['error']} | {c['skipped']} |"
         )
     return [*lines, ""]
 
@@ -80,19 +82,24 @@ def _failures(run: RunResult) -> list[str]:
     if not bad:
         return [*lines, "None.", ""]
     for r in bad:
-        lines += [f"### {r.target} · `{r.scenario}`", "", _cell(r.description), ""]
+        lines += [
+            f"### {md_text(r.target)} · {md_code(r.scenario)}",
+            "",
+            md_text(r.description),
+            "",
+        ]
         if r.error:
-            lines += [f"- {_cell(r.error)}"]
+            lines += [f"- {md_text(r.error)}"]
         for s in r.steps:
             if s.status not in ("failed", "error"):
                 continue
-            lines.append(f"- step {s.number} ({s.kind}) *{_cell(s.title)}*: **{s.status}**")
+            lines.append(f"- step {s.number} ({s.kind}) *{md_text(s.title)}*: **{s.status}**")
             lines += [
-                f"  - {_cell(c.what)}: expected `{_cell(c.expected)}`, got `{_cell(c.got)}`"
+                f"  - {md_text(c.what)}: expected {md_code(c.expected)}, got {md_code(c.got)}"
                 for c in s.failures
             ]
             if s.reason:
-                lines.append(f"  - {_cell(s.reason)}")
+                lines.append(f"  - {md_text(s.reason)}")
         lines.append("")
     return lines
 
@@ -107,8 +114,8 @@ def _skips(run: RunResult) -> list[str]:
     lines = ["## Skipped steps", ""]
     for reason, rs in sorted(reasons.items()):
         lines.append(
-            f"- {_cell(reason)} — {len(rs)} scenario(s): "
-            + ", ".join(f"`{r.scenario}`" for r in rs[:8])
+            f"- {md_text(reason)} — {len(rs)} scenario(s): "
+            + ", ".join(md_code(r.scenario) for r in rs[:8])
             + (" …" if len(rs) > 8 else "")
         )
     return [*lines, ""]
@@ -125,7 +132,7 @@ def _matrix(run: RunResult) -> list[str]:
     ]
     for n in names:
         lines.append(
-            f"| `{n}` | "
+            f"| {md_code(n, in_table=True)} | "
             + " | ".join(_BADGE.get(cell.get((n, t), ""), "—") for t in run.targets)
             + " |"
         )

@@ -117,9 +117,12 @@ class WebhookTarget(Target):
         response = self._plane().validate(request)
         status = response.get("status") or {}
         message = str(status.get("message") or "")
+        allowed = bool(response.get("allowed"))
         return AdmitObservation(
-            allowed=bool(response.get("allowed")),
-            code=status.get("code"),
+            allowed=allowed,
+            # An allowed review carries no status; the API server treats it as 200, and so
+            # does the in-process target.
+            code=status.get("code", 200 if allowed else None),
             messages=tuple(line for line in message.splitlines() if line),
             warnings=tuple(str(w) for w in response.get("warnings") or ()),
         )
@@ -185,8 +188,9 @@ def _reasons(reply: Reply) -> str:
         return str(body)
     lines: list[str] = []
     for denial in body.get("denials") or ():
-        lines += [str(m) for m in denial.get("messages") or ()]
-        lines += [_diag(d) for d in denial.get("diagnostics") or ()]
+        # A denial's messages and its diagnostics say the same thing: the messages when given.
+        messages = [str(m) for m in denial.get("messages") or ()]
+        lines += messages or [_diag(d) for d in denial.get("diagnostics") or ()]
     lines += [_diag(d) for d in body.get("diagnostics") or ()]
     if not lines:
         lines.append(str(body.get("error") or body))

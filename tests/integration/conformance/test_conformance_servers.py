@@ -172,6 +172,6 @@ def test_demo_interrupted_stops_every_process() -> None:
                 os.kill(pid, signal.SIGKILL)
         rest, _ = proc.communicate(timeout=10)
         pytest.fail("the demo did not stop within 60 s of SIGINT:\n" + rest[-6000:])
-    assert proc.returncode == 0, "".join(lines) + rest
+    assert proc.returncode == 130, "".join(lines) + rest  # 128 + SIGINT, as `conformance run`
     assert "interrupted" in rest and "stopping every process" in rest
     assert _processes_mentioning(workdir) == []

@@ -25,8 +25,8 @@ capability: c
 smi_versions: [split.smi-spec.io/v1alpha4]
 workloads:
   - identity: shop/frontend
-  - {identity: shop/catalog, name: catalog-v1, services: [catalog, catalog-v1]}
-  - {identity: shop/catalog, name: catalog-v2, services: [catalog-v2]}
+  - {identity: shop/catalog, name: catalog-v1, services: [catalog, catalog-v1], ports: [8080]}
+  - {identity: shop/catalog, name: catalog-v2, services: [catalog-v2], ports: [8080]}
 resources:
   split: {apiVersion: split.smi-spec.io/v1alpha4, kind: TrafficSplit}
 """
