@@ -16,28 +16,161 @@ the index and field of every problem, so the CLI can point at file:line). An obj
 `metadata.resourceVersion` (as `smictl get -o yaml` prints it) is applied only if it is still
 the stored revision of that object (409 otherwise: someone changed it since it was read); the
 field itself is never stored, so re-applying what `get` printed is `unchanged`.
+
+Who may call it: only the holder of the admin token (`Authorization: Bearer <token>`, the file
+`Settings.admin_token_file` names, read once when the app is built). Anything else is 401 with
+`WWW-Authenticate: Bearer` before the body is read; with no token configured every request is.
+This API rewrites the mesh's authorization, so it must not be open to whoever can reach the
+port (docs/control-plane.md, "Who may use the local store API"). Every apply and delete, and
+every refused request, is one `smictl.decision` line (never with the token) and is counted in
+`smictl_local_api_requests_total`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
+from prometheus_client import CollectorRegistry, Counter
 
-from smi.errors import Diagnostic
+from smi.errors import Diagnostic, SMIError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.store.base import CLUSTER_SCOPED_KINDS, Change, ObjectKey, Outcome, Snapshot, StoreError
 from smi.validation.names import check_label, check_subdomain
 from webhook import logs
+from webhook.client import read_admin_token
 from webhook.plane import current_plane
 from webhook.policies import Denied, admit_batch
 from webhook.reviews import BadReview, read_json
 
 bp = Blueprint("apis", __name__, url_prefix="/apis/smictl.io/v1")
+# The admission user of local writes (what Rego policies see as userInfo.username).
 LOCAL_USER = "smictl:local-apply"
+# Who the decision log names: the holder of the admin token, or a caller without it.
+ADMIN = "local-admin"
+ANONYMOUS = "anonymous"
+EXTENSION = "smictl.apis"
+# The `operation` label: one per view, so a client cannot grow the label set.
+OPERATIONS = {"apis.apply": "apply", "apis.delete": "delete", "apis.objects": "list"}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAdmin:
+    """The local store API's one credential and its bookkeeping. Only the token's SHA-256 is
+    kept: comparing digests takes the same time whatever the length or content sent."""
+
+    digest: bytes | None  # None: no admin token configured; every request is refused
+    requests: Counter
+
+    @classmethod
+    def load(cls, path: Path | None, *, registry: CollectorRegistry | None) -> LocalAdmin:
+        """Read the token at `path` (SMIError, SMI7009, when it cannot be read: the worker
+        stops with one line; `serve` checked it before, so that is a file changed since)."""
+        digest = None
+        if path is not None:
+            try:
+                digest = _digest(read_admin_token(path))
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                problem = Diagnostic("SMI7009", f"{path}: {reason}", path="--admin-token-file")
+                raise SMIError(problem) from exc
+        requests = Counter(
+            "smictl_local_api_requests_total",
+            "Requests to the local store API (local mode), by operation and result.",
+            ["operation", "result"],
+            registry=registry,
+        )
+        return cls(digest=digest, requests=requests)
+
+    def refusal(self, header: str) -> str | None:
+        """Why `header` (the Authorization value) does not carry the admin token, or None."""
+        if self.digest is None:
+            return "this control plane has no admin token configured (--admin-token-file)"
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return "missing `Authorization: Bearer <admin token>`"
+        if not hmac.compare_digest(_digest(token), self.digest):
+            return "the bearer token is not this control plane's admin token"
+        return None
+
+
+def _error_of(response: Response) -> str:
+    """The one-line `error` of a refusal this API (or the app's error handlers) answered."""
+    body = response.get_json(silent=True) if response.is_json else None
+    return str(body.get("error") or "") if isinstance(body, dict) else ""
+
+
+def _digest(token: str) -> bytes:
+    # A header is latin-1 text; "replace" keeps any other character from raising, and no
+    # replaced character matches a token (printable ASCII).
+    return hashlib.sha256(token.encode("utf-8", "replace")).digest()
+
+
+def install(app: Flask, *, token_file: Path | None, registry: CollectorRegistry | None) -> None:
+    """Serve this API on `app` (local mode), guarded by the admin token in `token_file`."""
+    admin = LocalAdmin.load(token_file, registry=registry)
+    if admin.digest is None:
+        logs.emit(
+            logs.SERVER,
+            {"event": "local_api_closed", "reason": "no admin token configured: every "
+             "/apis request is refused (SMI_WEBHOOK_ADMIN_TOKEN_FILE)"},
+            level=logging.WARNING,
+        )  # fmt: skip
+    app.extensions[EXTENSION] = admin
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _authenticate() -> tuple[Response, int] | None:
+    """401 for a caller without the admin token, before anything of its request is read."""
+    admin: LocalAdmin = current_app.extensions[EXTENSION]
+    reason = admin.refusal(request.headers.get("Authorization", ""))
+    if reason is None:
+        g.apis_user = ADMIN
+        return None
+    response = jsonify(error=reason, code=401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
+    g.apis_refusal = reason
+    return response, 401
+
+
+@bp.after_request
+def _audit(response: Response) -> Response:
+    """Count every request and log every write and every refusal: the audit trail of who
+    changed the mesh's authorization, and who tried."""
+    admin: LocalAdmin = current_app.extensions[EXTENSION]
+    operation = OPERATIONS.get(request.endpoint or "", "other")
+    status = response.status_code
+    result = "unauthenticated" if status == 401 else "allowed" if status == 200 else "refused"
+    admin.requests.labels(operation=operation, result=result).inc()
+    if operation == "list" and status == 200:
+        return response  # a read: the access log has it
+    fields: dict[str, Any] = {
+        "api": "local-store",
+        "operation": operation,
+        "user": g.get("apis_user", ANONYMOUS),
+        "remote": request.remote_addr,
+        "decision": result,
+        "status": status,
+        "dryRun": g.get("apis_dry_run", False),
+        "objects": [str(k) for k in g.get("apis_objects", ())],
+    }
+    outcome: Outcome | None = g.get("apis_outcome")
+    if outcome is not None and status == 200:
+        fields["revision"] = outcome.revision
+        fields["results"] = [{"object": str(k), "action": a} for k, a in outcome.results]
+    else:
+        fields["messages"] = [g.get("apis_refusal") or _error_of(response)]
+    logs.emit(logs.DECISION, fields)
+    return response
 
 
 class Refused(Exception):
@@ -55,7 +188,8 @@ def apply() -> tuple[Response, int]:
     items = body.get("items")
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         abort(400, "items: expected a non-empty list of objects")
-    dry_run = _flag(body, "dryRun")
+    dry_run = g.apis_dry_run = _flag(body, "dryRun")
+    g.apis_objects = [_key(doc) for doc in items]
     warnings: list[dict[str, Any]] = []
     try:
         docs, expected = prepare(items)
@@ -77,8 +211,9 @@ def delete() -> tuple[Response, int]:
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         abort(400, "items: expected a non-empty list of {kind, name, namespace} references")
     snap = plane.store.snapshot()
-    keys = [_resolve(ref, snap) for ref in items]
+    keys = g.apis_objects = [_resolve(ref, snap) for ref in items]
     dry_run, ignore_missing = _flag(body, "dryRun"), _flag(body, "ignoreNotFound")
+    g.apis_dry_run = dry_run
     warnings: list[dict[str, Any]] = []
 
     def check(snap: Snapshot, changes: Sequence[Change]) -> None:
@@ -261,6 +396,7 @@ def _write(
 ) -> tuple[Response, int]:
     try:
         outcome: Outcome = run()
+        g.apis_outcome = outcome
     except Denied as exc:
         return jsonify(error=exc.summary(), denials=exc.denials, warnings=warnings), exc.status
     except Refused as exc:

@@ -2,9 +2,9 @@
 
 One blueprint per concern — admission (`/validate`, `/mutate`), conversion (`/convert`), mesh
 distribution (`/mesh/v1/...`), the OPA Data API (`/v1/data/...`), the local store API
-(`/apis/...`, local mode only) and health (`/healthz`, `/readyz`, `/metrics`). Every error leaves
-as JSON with a one-line reason; an unexpected exception is logged with its traceback and answered
-500 without one.
+(`/apis/...`, local mode only, for the admin token's holder) and health (`/healthz`, `/readyz`,
+`/metrics`). Every error leaves as JSON with a one-line reason; an unexpected exception is logged
+with its traceback and answered 500 without one.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _build_app(settings: Settings, *, store: Store | None, policies: Any) -> Fla
     app.config["JSON_SORT_KEYS"] = False
     plane = build_plane(settings, store=store, policies=policies)
     app.extensions[EXTENSION] = plane
-    _register_blueprints(app, settings)
+    _register_blueprints(app, plane)
     _register_hooks(app)
     setattr(app, INLINE_ATTR, runs_inline)  # for webhook.worker.LoopWorker
     from webhook.mesh import LongPolls
@@ -145,7 +145,7 @@ def _authenticator(settings: Settings, *, ca: Any, api_client: Any) -> Any:
     return None
 
 
-def _register_blueprints(app: Flask, settings: Settings) -> None:
+def _register_blueprints(app: Flask, plane: ControlPlane) -> None:
     from webhook import admission, apis, conversion, health, mesh, opa
 
     app.register_blueprint(health.bp)
@@ -153,8 +153,10 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(conversion.bp)
     app.register_blueprint(mesh.bp)
     app.register_blueprint(opa.bp)
-    if not settings.kubernetes:
-        app.register_blueprint(apis.bp)
+    if not plane.settings.kubernetes:  # in a cluster the API server is the store, with its RBAC
+        apis.install(
+            app, token_file=plane.settings.admin_token_file, registry=plane.metrics.registry
+        )
 
 
 def _register_hooks(app: Flask) -> None:

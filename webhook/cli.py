@@ -5,8 +5,12 @@ itself with gunicorn running `webhook:create_app()` with `webhook/gunicorn.conf.
 process tree is exactly what a container runs. Without certificate flags in local mode it uses
 (and on first start creates) a CA and serving certificate in the state directory.
 
-`certs init` writes a mesh CA and a serving certificate; `certs issue` renews a serving
-certificate from an existing CA (the running server picks it up); `certs workload` issues a
+In local mode `serve` also needs the admin token, the one credential of the local store API
+(`smictl apply/get/delete`): `admin.token` (mode 0600) in the certs directory, created on start
+when missing, unless --admin-token-file names another file (which must then exist).
+
+`certs init` writes a mesh CA, a serving certificate and an admin token; `certs issue` renews a
+serving certificate from an existing CA (the running server picks it up); `certs workload` issues a
 workload (SPIFFE) certificate for a proxy that reads its certificate from files; `certs token`
 prints a bootstrap token bound to one workload identity (local mode's proof of identity).
 """
@@ -18,7 +22,9 @@ import contextlib
 import ipaddress
 import math
 import os
+import secrets
 import sys
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +35,7 @@ from smi.compiler.ir.model import MODES
 from smi.errors import Diagnostic, SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 from smi.pki import CertificateAuthority, PKIError, not_after
+from webhook.client import ADMIN_TOKEN_FILE, read_admin_token
 from webhook.settings import (
     Settings,
     control_plane_url_problem,
@@ -58,8 +65,16 @@ def register_serve(sub: Any) -> None:
     p.add_argument(
         "--certs-dir",
         type=flags.path,
-        help="directory of ca.crt/ca.key/server.crt/server.key"
-        " (created by `smictl certs init` if missing)",
+        help="directory of ca.crt/ca.key/server.crt/server.key and admin.token"
+        " (created as by `smictl certs init` if missing)",
+    )
+    p.add_argument(
+        "--admin-token-file",
+        type=flags.path,
+        default=env.admin_token_file,
+        metavar="FILE",
+        help="the token the local store API (`smictl apply/get/delete`) requires "
+        "(default: admin.token in the certs directory, created if missing)",
     )
     p.add_argument(
         "--cert", type=flags.path, default=env.cert_file, help="serving certificate (PEM)"
@@ -195,7 +210,22 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             mesh_ca_cert_file=settings.mesh_ca_cert_file or certs_dir / CA_CERT,
             mesh_ca_key_file=settings.mesh_ca_key_file or certs_dir / CA_KEY,
         )
+    if not settings.kubernetes:  # Kubernetes mode serves no store API (RBAC guards the store)
+        token = args.admin_token_file
+        if token is None:
+            token = _admin_token_default(settings, certs_dir)
+            ensure_admin_token(token, flag="--certs-dir" if certs_dir else "--admin-token-file")
+        settings = replace(settings, admin_token_file=token)
     return settings
+
+
+def _admin_token_default(settings: Settings, certs_dir: Path | None) -> Path:
+    """`admin.token` in the certs directory; without one (`--cert`/`--key` given), beside the
+    CA clients verify the server with: where `smictl apply` looks for it (webhook/client.py)."""
+    if certs_dir is not None:
+        return certs_dir / ADMIN_TOKEN_FILE
+    anchor = settings.serving_ca_file or settings.mesh_ca_cert_file or settings.cert_file
+    return (anchor.parent if anchor is not None else default_certs_dir()) / ADMIN_TOKEN_FILE
 
 
 def run_serve(args: argparse.Namespace) -> NoReturn:
@@ -255,6 +285,9 @@ def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
     elif kubeconfig and kubeconfig != "in-cluster" and not Path(kubeconfig).is_file():
         problems.append(Diagnostic("SMI7009", f"--kubeconfig {kubeconfig}: no such file"))
     problems += [Diagnostic("SMI7009", p) for p in _value_problems(settings, address_file)]
+    token = _admin_token_problem(settings)
+    if token:
+        problems.append(Diagnostic("SMI7009", token))
     if problems:
         raise SMIError(problems)
     # Last, once the directories are known to exist: the policy set the workers will load
@@ -301,6 +334,24 @@ def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
     return problems
 
 
+def _admin_token_problem(settings: Settings) -> str | None:
+    """Why the workers could not read the admin token, or None: read here with the function
+    they use, so a bad file is one line now rather than a server whose store API refuses
+    everyone."""
+    path = settings.admin_token_file
+    if settings.kubernetes or path is None:
+        return None
+    try:
+        read_admin_token(path)
+    except FileNotFoundError:
+        return f"--admin-token-file {path}: no such file"
+    except OSError as exc:
+        return f"--admin-token-file {path}: cannot read: {exc.strerror or exc}"
+    except ValueError as exc:
+        return f"--admin-token-file {path}: not an admin token: {exc}"
+    return None
+
+
 def _bind_problem(bind: str) -> str | None:
     """Why gunicorn cannot listen on `bind` (`HOST:PORT` or `fd://N`, docs/control-plane.md),
     or None. `unix:PATH` is gunicorn's too and left to it."""
@@ -321,7 +372,9 @@ def register_certs(sub: Any) -> None:
     p = sub.add_parser("certs", help="create the mesh CA, serving certificates, bootstrap tokens")
     certs = p.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
 
-    init = certs.add_parser("init", help="create a CA and a serving certificate in a directory")
+    init = certs.add_parser(
+        "init", help="create a CA, a serving certificate and an admin token in a directory"
+    )
     init.add_argument("--dir", "--out", dest="dir", type=flags.path, default=default_certs_dir())
     _server_names(init)
     init.add_argument("--force", action="store_true", help="replace existing files")
@@ -461,21 +514,63 @@ def ensure_certs(directory: Path, *, flag: str = "--certs-dir") -> None:
     write_certs(directory, dns=["localhost"], ips=["127.0.0.1", "::1"], flag=flag)
 
 
-def write_certs(directory: Path, *, dns: list[str], ips: list[str], flag: str = "--dir") -> None:
+def new_admin_token() -> bytes:
+    """32 random bytes, URL-safe, one line: the local store API's bearer token."""
+    return secrets.token_urlsafe(32).encode() + b"\n"
+
+
+def ensure_admin_token(path: Path, *, flag: str) -> None:
+    """Create `path` with a new admin token unless it exists (mode 0600). The token is written
+    to a temporary file and linked into place: a reader sees no file or the whole token, and
+    a token another `serve` created meanwhile is kept, not replaced under its workers."""
+    if path.exists() or path.is_symlink():  # an existing one is checked by `preflight`
+        return
+    _make_dir(path.parent, flag=flag)
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(new_admin_token())
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SMIError(
+            Diagnostic("SMI7009", f"{path}: cannot create the admin token: "
+                       f"{exc.strerror or exc}; pass --admin-token-file FILE", path=flag)
+        ) from exc  # fmt: skip
+    finally:
+        if tmp:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+
+
+def write_certs(
+    directory: Path,
+    *,
+    dns: list[str],
+    ips: list[str],
+    flag: str = "--dir",
+    admin_token: bool = False,
+) -> None:
+    """A new CA and serving certificate in `directory`; with `admin_token` a new admin token
+    too (`certs init`: `--force` is how a leaked certs directory is replaced). `serve` makes
+    the token apart (`ensure_admin_token`), and only where it will use it."""
     ca = CertificateAuthority.create()
     try:
         cert, key = ca.issue_server(dns_names=dns, ip_addresses=ips)
     except PKIError as exc:
         raise SMIError(Diagnostic("SMI7003", str(exc))) from exc
     _make_dir(directory, flag=flag)
-    _write_all(
-        [
-            (flag, directory / CA_KEY, ca.key_pem(), True),
-            (flag, directory / CA_CERT, ca.cert_pem(), False),
-            (flag, directory / SERVER_KEY, key, True),
-            (flag, directory / SERVER_CERT, cert, False),
-        ]
-    )
+    files = [
+        (flag, directory / CA_KEY, ca.key_pem(), True),
+        (flag, directory / CA_CERT, ca.cert_pem(), False),
+        (flag, directory / SERVER_KEY, key, True),
+        (flag, directory / SERVER_CERT, cert, False),
+    ]
+    if admin_token:
+        files.append((flag, directory / ADMIN_TOKEN_FILE, new_admin_token(), True))
+    _write_all(files)
 
 
 def _make_dir(directory: Path, *, flag: str) -> None:
@@ -530,11 +625,15 @@ def run_certs_init(args: argparse.Namespace) -> int:
             )
         )
     write_certs(
-        directory, dns=args.dns or ["localhost"], ips=args.ip or ["127.0.0.1", "::1"], flag="--dir"
+        directory,
+        dns=args.dns or ["localhost"],
+        ips=args.ip or ["127.0.0.1", "::1"],
+        flag="--dir",
+        admin_token=True,
     )
     print(
         f"wrote {directory / CA_CERT}, {directory / CA_KEY}, {directory / SERVER_CERT}, "
-        f"{directory / SERVER_KEY}"
+        f"{directory / SERVER_KEY}, {directory / ADMIN_TOKEN_FILE}"
     )
     return 0
 

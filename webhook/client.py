@@ -6,6 +6,13 @@ to the state directory, else the system trust store. Connection failures become 
 certificate failures SMI7003, and refusals carry the server's reasons (SMI7002) — never a
 traceback.
 
+The local store API answers only the holder of the control plane's admin token
+(`Authorization: Bearer`, docs/control-plane.md "Who may use the local store API"). The client
+finds it without ceremony for the user who runs `smictl serve` on the same machine:
+SMICTL_ADMIN_TOKEN_FILE if set, else `admin.token` beside the CA file it verifies the server
+with (`--ca`, SMICTL_CA_FILE, or the state directory's `certs/ca.crt`), which is where `smictl
+certs init` and `serve` write it. It is sent over https only; a 401 says where it was looked for.
+
 Every request is bounded: one deadline (`timeout`) covers connecting, the TLS handshake,
 sending and reading the whole answer, however slowly a server trickles it; an answer larger
 than MAX_REPLY_BYTES is not read. A server that does not answer JSON (an HTML page, a login
@@ -36,6 +43,13 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
+# Names, not secrets: the file beside ca.crt in a certs directory, and the variable naming it.
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
+ADMIN_TOKEN_ENV = "SMICTL_ADMIN_TOKEN_FILE"  # noqa: S105
+# 32 random bytes are 43 URL-safe characters; a hand-made token must not be much weaker.
+MIN_ADMIN_TOKEN_CHARS = 32
+
+
 def default_ca_file() -> Path | None:
     env = os.environ.get("SMICTL_CA_FILE")
     if env:
@@ -44,12 +58,76 @@ def default_ca_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def read_admin_token(path: Path) -> str:
+    """The admin token in `path` (surrounding whitespace dropped). OSError when it cannot be
+    read, ValueError when its content cannot be a token: the server and the client read it
+    with this one function, so what `serve` accepts is what `apply` sends."""
+    text = path.read_text(encoding="ascii")  # UnicodeDecodeError is a ValueError
+    token = text.strip()
+    if not token:
+        raise ValueError("the file is empty")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError("a token is one word of printable ASCII characters")
+    if len(token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ValueError(f"shorter than {MIN_ADMIN_TOKEN_CHARS} characters")
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    """The admin token the client found, or where it looked and why it found none."""
+
+    path: Path
+    source: str  # how the path was chosen, for the error that says where to put the token
+    value: str | None = None
+    problem: str = ""
+
+    @classmethod
+    def find(cls, *, token_file: Path | None, ca_file: Path | None) -> AdminToken:
+        """An explicit `token_file`, else SMICTL_ADMIN_TOKEN_FILE, else `admin.token` beside
+        the CA file the client verifies the server with."""
+        env = os.environ.get(ADMIN_TOKEN_ENV)
+        if token_file is not None:
+            path, source = token_file, "--token-file"
+        elif env:
+            path, source = Path(env), ADMIN_TOKEN_ENV
+        else:
+            ca = ca_file or default_ca_file() or default_state_dir() / "certs" / "ca.crt"
+            path, source = ca.parent / ADMIN_TOKEN_FILE, "beside the CA file"
+        try:
+            return cls(path, source, value=read_admin_token(path))
+        except FileNotFoundError:
+            return cls(path, source, problem="no such file")
+        except OSError as exc:
+            return cls(path, source, problem=exc.strerror or str(exc))
+        except ValueError as exc:
+            return cls(path, source, problem=str(exc))
+
+    def hint(self, *, scheme: str) -> str:
+        """Why a 401 happened from the client's side, and what to do: one clause."""
+        where = f"{self.path} ({self.source})"
+        if self.value is None:
+            return (
+                f"no admin token was sent: none readable at {where}: {self.problem}; the user "
+                "who runs `smictl serve` has it in its certs directory (pass --ca with the CA "
+                f"beside it, or set {ADMIN_TOKEN_ENV})"
+            )
+        if scheme != "https":
+            return f"the admin token ({where}) is sent over https only"
+        return (
+            f"the admin token sent, from {where}, is not this control plane's; pass --ca with "
+            f"the CA beside the right admin.token, or set {ADMIN_TOKEN_ENV}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: dict[str, Any]
     location: str = ""
     server: str = ""
+    # For a 401: what the client sent and where it looked (AdminToken.hint).
+    auth_hint: str = ""
 
 
 class _Deadline:
@@ -88,6 +166,8 @@ class ControlPlaneClient:
     server: str = DEFAULT_SERVER
     ca_file: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # The admin token's file when a command names it; else found by `AdminToken.find`.
+    token_file: Path | None = None
 
     def request(
         self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None
@@ -96,6 +176,11 @@ class ControlPlaneClient:
         target = url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        token = AdminToken.find(token_file=self.token_file, ca_file=self.ca_file)
+        # Never in clear text: over plain http (only ever a test server or a misconfigured
+        # --server) the token would be readable by anyone on the path.
+        if token.value is not None and url.scheme == "https":
+            headers["Authorization"] = f"Bearer {token.value}"
         conn = self._connection(url.scheme, url.hostname or "", port)
         sent, response = False, None
         with _Deadline(conn, self.timeout) as deadline:
@@ -118,6 +203,7 @@ class ControlPlaneClient:
             body=self._json(response, raw),
             location=response.getheader("Location") or "",
             server=self.server,
+            auth_hint=token.hint(scheme=url.scheme) if response.status == 401 else "",
         )
 
     def _url(self) -> tuple[SplitResult, int | None]:
@@ -244,4 +330,6 @@ def refused(reply: Reply) -> SMIError:
             )
         )
     reason = str(reply.body.get("error") or f"HTTP {reply.status}")
+    if reply.status == 401 and reply.auth_hint:
+        reason = f"{reason}; {reply.auth_hint}"
     return SMIError(Diagnostic("SMI7002", f"control plane refused the request: {reason}"))

@@ -44,6 +44,10 @@ class Settings:
     # (SMI_PROXY_CONTROL_PLANE_CA_PEM). Unset, they verify it with the mesh CA: right only
     # where one CA signs both (`smictl certs init`); the Helm chart keeps them apart.
     serving_ca_file: Path | None = None
+    # The token that `/apis/smictl.io/v1/...` (local mode's store API) demands as
+    # `Authorization: Bearer`. `serve` sets it (`admin.token` in the certs directory unless
+    # --admin-token-file); unset in local mode, that API refuses everyone.
+    admin_token_file: Path | None = None
     policies: tuple[Path, ...] = ()
     # The Rego policies shipped in the package; off when a deployment mounts its own copy
     # (the chart's ConfigMap) or wants built-in validation only (the conformance suite).
@@ -214,6 +218,7 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "mesh_ca_cert_file": Path,
         "mesh_ca_key_file": Path,
         "serving_ca_file": Path,
+        "admin_token_file": Path,
         "parameters": Path,
         "store": Path,
         "policies": _paths,

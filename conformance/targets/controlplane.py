@@ -4,7 +4,8 @@ that speaks its APIs: the local apply/delete API, AdmissionReview (`/validate`),
 ConversionReview (`/convert`), the served MeshPolicy, endpoint registration, bootstrap tokens.
 
 Everything a scenario or the demo does goes through these public HTTP APIs, as a cluster's
-API server or a proxy would.
+API server or a proxy would; the store API with the admin token of the control plane it started
+(`admin.token` in its certs directory), as `smictl apply` does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from conformance.targets.base import TargetError
 from conformance.targets.processes import LAUNCH, Child, spawn, wait_for
 
+STORE_API = "/apis/"
 ADMISSION_V1 = "admission.k8s.io/v1"
 CONVERSION_V1 = "apiextensions.k8s.io/v1"
 READY_PROBE_TIMEOUT = 2.0
@@ -54,18 +56,28 @@ class ControlPlane:
         self.child: Child | None = None
         self._conn: http.client.HTTPSConnection | None = None
         self._ssl: ssl.SSLContext | None = None
+        self._admin_token = ""
 
     @property
     def ca_file(self) -> Path:
         return self.certs / "ca.crt"
 
+    @property
+    def admin_token_file(self) -> Path:
+        from webhook.client import ADMIN_TOKEN_FILE
+
+        return self.certs / ADMIN_TOKEN_FILE
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self, *, timeout: float = 30.0) -> None:
-        from webhook.cli import ensure_certs
+        from webhook.cli import ensure_admin_token, ensure_certs
+        from webhook.client import read_admin_token
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         ensure_certs(self.certs)
+        ensure_admin_token(self.admin_token_file, flag="--certs-dir")
+        self._admin_token = read_admin_token(self.admin_token_file)
         address = self.workdir / f"address-{self.mode}"
         address.unlink(missing_ok=True)
         argv = [
@@ -75,6 +87,10 @@ class ControlPlane:
             self.bind,
             "--certs-dir",
             str(self.certs),
+            # Named, so an SMI_WEBHOOK_ADMIN_TOKEN_FILE in the caller's environment cannot
+            # make the server demand another token than the one this client sends.
+            "--admin-token-file",
+            str(self.admin_token_file),
             "--store",
             str(self.workdir / "store.db"),
             "--mode",
@@ -152,7 +168,10 @@ class ControlPlane:
         if not self.url or self._ssl is None:
             raise TargetError("the control plane is not running")
         payload = json.dumps(body).encode() if body is not None else None
-        hdrs = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        hdrs = {"Content-Type": "application/json", "Accept": "application/json"}
+        if path.startswith(STORE_API) and self._admin_token:  # only where it is asked for
+            hdrs["Authorization"] = f"Bearer {self._admin_token}"
+        hdrs.update(headers or {})
         for attempt in (1, 2):  # a keep-alive connection the server closed: reconnect once
             conn = self._connection(timeout)
             try:

@@ -81,6 +81,13 @@ class Server:
         s.verify = str(self.ca)
         return s
 
+    def admin_session(self) -> requests.Session:
+        """A session that holds the admin token `serve` made, as the local store API asks."""
+        s = self.session()
+        token = (self.certs / "admin.token").read_text().strip()
+        s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)

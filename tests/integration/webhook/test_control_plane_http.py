@@ -97,7 +97,7 @@ def test_concurrent_applies_lose_nothing_and_revisions_increase(server: Server) 
     lock = threading.Lock()
 
     def worker(i: int) -> None:
-        s = server.session()
+        s = server.admin_session()
         for j in range(8):
             r = s.post(
                 f"{server.url}/apis/smictl.io/v1/apply",
@@ -118,7 +118,7 @@ def test_concurrent_applies_lose_nothing_and_revisions_increase(server: Server) 
     assert errors == []
     assert len(revisions) == 48 and len(set(revisions)) == 48  # one revision per apply
     listed = (
-        server.session()
+        server.admin_session()
         .get(f"{server.url}/apis/smictl.io/v1/objects", params={"namespace": "conc"})
         .json()
     )
@@ -127,7 +127,7 @@ def test_concurrent_applies_lose_nothing_and_revisions_increase(server: Server) 
 
 
 def test_a_long_poll_sees_an_apply_within_a_second(server: Server) -> None:
-    s = server.session()
+    s = server.admin_session()
     etag = s.get(f"{server.url}/mesh/v1/policy").headers["ETag"]
     seen: dict[str, Any] = {}
 

@@ -23,14 +23,16 @@ APPLY = "/apis/smictl.io/v1/apply"
 
 def test_kill_9_mid_apply_leaves_the_old_or_the_new_state(fresh_server: Server) -> None:
     server = fresh_server.start(workers=1)
-    base = server.session().post(f"{server.url}{APPLY}", json={"items": [split("base", "base")]})
+    base = server.admin_session().post(
+        f"{server.url}{APPLY}", json={"items": [split("base", "base")]}
+    )
     assert base.json()["revision"] == 1
     outcomes = []
     # Kill at several points of the apply: before, around and after its commit.
     for round_, fraction in enumerate((0.6, 0.95, 1.1)):
         outcomes.append(kill_during_apply(server, ns=f"crash{round_}", fraction=fraction))
         server.start(workers=1)  # the store opens again; the server serves what survived
-        listed = server.session().get(f"{server.url}/apis/smictl.io/v1/objects").json()
+        listed = server.admin_session().get(f"{server.url}/apis/smictl.io/v1/objects").json()
         assert listed["revision"] == outcomes[-1][1]
     print("objects kept per kill:", [n for n, _ in outcomes])
 
@@ -42,7 +44,7 @@ def kill_during_apply(server: Server, *, ns: str, fraction: float) -> tuple[int,
     batch = [split(f"k{i}", f"root{i}", ns=ns) for i in range(600)]
     # How long this apply takes here, measured with a dry run, so the kill lands inside it.
     started = time.monotonic()
-    dry = server.session().post(
+    dry = server.admin_session().post(
         f"{server.url}{APPLY}", json={"items": batch, "dryRun": True}, timeout=120
     )
     assert dry.status_code == 200, dry.text
@@ -50,7 +52,7 @@ def kill_during_apply(server: Server, *, ns: str, fraction: float) -> tuple[int,
 
     def send() -> None:
         with contextlib.suppress(requests.RequestException):  # the server dies under it
-            server.session().post(f"{server.url}{APPLY}", json={"items": batch}, timeout=120)
+            server.admin_session().post(f"{server.url}{APPLY}", json={"items": batch}, timeout=120)
 
     t = threading.Thread(target=send)
     t.start()

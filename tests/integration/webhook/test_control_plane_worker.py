@@ -79,7 +79,7 @@ def test_an_endpoint_left_to_lapse_leaves_the_policy_and_a_renewed_one_stays(
     token = server.smictl("certs", "token", "--identity", "shop/web", "--dir", str(server.certs))
     assert token.returncode == 0, token.stderr
     auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
-    s = server.session()
+    s = server.admin_session()
     web = {
         "apiVersion": "v1",
         "kind": "Service",

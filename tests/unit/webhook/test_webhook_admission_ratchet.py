@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from local_admin import admin_client, with_admin_token
 
 from smi.policy.policyset import PolicySet
 from webhook import create_app
@@ -25,6 +26,17 @@ from webhook.settings import Settings
 Review = Callable[..., dict[str, Any]]
 APPLY = "/apis/smictl.io/v1/apply"
 DELETING = {"deletionTimestamp": "2024-01-01T00:00:00Z", "finalizers": ["example.com/cleanup"]}
+
+
+# The store API answers only the admin token's holder; these tests hold it.
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return with_admin_token(settings, tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return admin_client(app)
 
 
 def route_group(regex: str, **meta: Any) -> dict[str, Any]:

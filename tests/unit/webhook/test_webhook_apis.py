@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from local_admin import admin_client, with_admin_token
+
+from webhook.settings import Settings
 
 APPLY = "/apis/smictl.io/v1/apply"
 DELETE = "/apis/smictl.io/v1/delete"
 OBJECTS = "/apis/smictl.io/v1/objects"
+
+
+# The store API answers only the admin token's holder; these tests hold it.
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return with_admin_token(settings, tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return admin_client(app)
 
 
 def split(name: str, root: str, weights: tuple[int, int] = (90, 10)) -> dict[str, Any]:
