@@ -612,8 +612,11 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI7002",
             "request rejected by the control plane",
-            "The control plane refused the request; the message carries its reasons.",
-            "Fix the objects as the reasons say; nothing was changed.",
+            "The control plane refused the request; the message carries its reasons. A 401 "
+            "from the local store API means the admin token was missing or wrong: the commands "
+            "send `admin.token` from beside the CA they verify the server with.",
+            "Fix the objects as the reasons say; nothing was changed. For a 401, run as the user "
+            "who runs `smictl serve`, or pass --token-file / SMICTL_ADMIN_TOKEN_FILE.",
         ),
         _c(
             "SMI7003",

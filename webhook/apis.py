@@ -293,7 +293,9 @@ def _problems(doc: Mapping[str, Any]) -> list[Diagnostic]:
         ]  # fmt: skip
     problems = [] if kind in SMI_KIND_GROUPS else _context_names(kind, meta)
     version = meta.get("resourceVersion")
-    if version is not None and not (isinstance(version, str | int) and str(version).isdigit()):
+    if version is not None and not (
+        isinstance(version, str | int) and str(version).isascii() and str(version).isdigit()
+    ):
         problems.append(
             Diagnostic("SMI2003", "must be a revision number, as `smictl get` prints it",
                        path="metadata.resourceVersion")
@@ -361,7 +363,10 @@ def _refusal(index: int, ref: str, problems: Sequence[Diagnostic], *, code: int)
         "object": ref,
         "code": code,
         "diagnostics": diagnostics,
-        "messages": [f"{d.path}: {d.message} ({d.code})" for d in problems],
+        "messages": [
+            f"{d.path}: {d.message} ({d.code})" if d.path else f"{d.message} ({d.code})"
+            for d in problems
+        ],
     }
 
 
@@ -403,11 +408,13 @@ def _write(
         return jsonify(error=exc.error, denials=exc.denials, warnings=warnings), exc.status
     except StoreError as exc:
         diag = exc.diagnostics[0]
-        if diag.code != "SMI7004":
+        if any(d.code != "SMI7004" for d in exc.diagnostics):
             return jsonify(
                 error=diag.message, diagnostics=[d.to_json() for d in exc.diagnostics]
             ), 400
-        return jsonify(error=diag.message, denials=_missing(keys, diag), warnings=warnings), 404
+        # Every object that is not there, each at its index (the store names them all).
+        denials = [denial for d in exc.diagnostics for denial in _missing(keys, d)]
+        return jsonify(error=diag.message, denials=denials, warnings=warnings), 404
     except sqlite3.Error as exc:
         # The store itself failed (disk full, busy past its timeout, an I/O error); it rolled
         # the write back, so nothing was applied. The operator's problem, not the caller's,

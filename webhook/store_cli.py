@@ -49,6 +49,13 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
         help="CA bundle to verify the server (env SMICTL_CA_FILE)",
     )
     p.add_argument(
+        "--token-file",
+        type=flags.path,
+        default=None,
+        help="the control plane's admin token (local mode; env SMICTL_ADMIN_TOKEN_FILE, "
+        "default: admin.token beside the CA)",
+    )
+    p.add_argument(
         "--request-timeout",
         type=_seconds,
         default=DEFAULT_TIMEOUT,
@@ -68,7 +75,12 @@ def _seconds(text: str) -> float:
 
 
 def _client(args: argparse.Namespace) -> ControlPlaneClient:
-    return ControlPlaneClient(server=args.server, ca_file=args.ca, timeout=args.request_timeout)
+    return ControlPlaneClient(
+        server=args.server,
+        ca_file=args.ca,
+        timeout=args.request_timeout,
+        token_file=args.token_file,
+    )
 
 
 # --- apply --------------------------------------------------------------------------------------
