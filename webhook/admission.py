@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import SMIError
 from smi.policy.input import Inventory
 from webhook import logs
@@ -112,17 +113,23 @@ def _terminating(review: AdmissionReview) -> str:
 
 def _metadata_only(request: Mapping[str, Any]) -> bool:
     """Whether an UPDATE changes nothing but the object's metadata (labels, annotations,
-    owner references, finalizers, and what the API server keeps there)."""
+    owner references, finalizers, and what the API server keeps there). The lossy-fields
+    annotation is not metadata: it carries what an older version cannot hold (UDPRoute rules,
+    IdentityBinding sources), which the compiler enforces, so editing it is a spec change."""
     old, new = request.get("oldObject"), request.get("object")
     if request.get("operation") != "UPDATE":
         return False
     if not isinstance(old, dict) or not isinstance(new, dict):
         return False
-    return _without_metadata(old) == _without_metadata(new)
+    return _meaning(old) == _meaning(new)
 
 
-def _without_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k != "metadata"}
+def _meaning(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Everything but metadata, and the lossy-fields annotation."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    lossy = annotations.get(LOSSY_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return {k: v for k, v in obj.items() if k != "metadata"}, lossy
 
 
 def _ratchet(

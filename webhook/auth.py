@@ -95,12 +95,17 @@ class BootstrapTokens:
         if prefix != TOKEN_PREFIX or not payload or not mac:
             raise AuthError("not a smictl bootstrap token")
         try:
-            given = _unb64(mac)
-            claims: dict[str, Any] = json.loads(_unb64(payload))
-        except (ValueError, TypeError) as exc:
+            given, raw = _unb64(mac), _unb64(payload)
+        except ValueError as exc:
             raise AuthError("bootstrap token is malformed") from exc
+        # The MAC first: nothing an unauthenticated caller wrote is parsed (a payload of
+        # 3,000 nested lists made json.loads raise RecursionError: a 500 and a traceback).
         if not hmac.compare_digest(given, self._mac(f"{prefix}.{payload}")):
             raise AuthError("bootstrap token signature is invalid (another mesh CA?)")
+        try:
+            claims: Any = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise AuthError("bootstrap token is malformed") from exc
         if not isinstance(claims, dict) or int(claims.get("exp", 0)) < self.clock():
             raise AuthError("bootstrap token has expired")
         try:
