@@ -7,7 +7,8 @@
 Modules, request path first:
 - `server` (downstream HTTP/1.1 protocol), `exchange` (per-request state, Router interface),
   `upstream` (upstream connections and the keep-alive pool), `http1` (sans-io header rules and
-  canned replies), `flow` (back-pressure), `tcp` (L4 relays for TCPRoute-only ports);
+  canned replies), `flow` (back-pressure), `tcp` (L4 relays for TCPRoute-only ports),
+  `tunnels` (upgraded connections authorized again when the policy changes);
 - `routing` (inbound authorization and outbound split/endpoint choice, over
   `smi.compiler.ir.decide`), `metrics` (plain counters, Prometheus text on scrape);
 - `policy` (MeshPolicy from a watched file or the control plane's long poll), `tls`

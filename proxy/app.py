@@ -41,6 +41,7 @@ from proxy.tls import (
     read_file,
 )
 from proxy.token import BearerToken
+from proxy.tunnels import TunnelChecks
 from proxy.upstream import ConnectionPool, Target
 from smi.compiler.ir.index import PolicyIndex
 
@@ -91,9 +92,11 @@ class Proxy:
         )
         self.certs: FileCertificates | CsrCertificates = self._cert_source()
         self.state.on_tick.append(self.pool.sweep)
-        # A new policy (file, long poll, SIGHUP) also applies to the L4 relays already open:
-        # they were authorized once, at connect (proxy.tcp).
+        # A new policy (file, long poll, SIGHUP) also applies to the L4 relays and the upgraded
+        # HTTP connections (WebSockets) already open: they were authorized once, at connect or
+        # at the upgrade request (proxy.tcp, proxy.tunnels).
         self.holder.on_change.append(self._recheck_relays)
+        self.holder.on_change.append(TunnelChecks(self.state))
         self.registrar: Registrar | None = None
 
     def _tls(self) -> WorkloadTLS:

@@ -110,14 +110,20 @@ def register(subparsers: Any) -> None:
         (
             "idle-timeout",
             60.0,
-            "for an idle keep-alive connection, and for a stream a peer stops reading",
+            "for an idle keep-alive connection, and for a stream or upgraded connection "
+            "(WebSocket) a peer stops reading",
+        ),
+        (
+            "tunnel-idle-timeout",
+            3600.0,
+            "for an upgraded connection (WebSocket) with no bytes either way; 0: none",
         ),
         ("response-timeout", 30.0, "for the upstream's response (504)"),
         ("connect-timeout", 1.0, "to connect upstream (503)"),
         ("drain-timeout", 10.0, "for requests in flight on SIGTERM"),
         ("watch-interval", 1.0, "between looks at watched files"),
     ):
-        kind = _DRAIN if name == "drain-timeout" else _SECONDS
+        kind = _KINDS.get(name, _SECONDS)
         _number(p, name, default, kind, metavar="SECONDS", help=f"seconds {what}")
     add(
         "--register",
@@ -184,6 +190,13 @@ _SECONDS = _Kind(float, lambda v: 0 < v < math.inf, "a positive number of second
 _FRACTION = _Kind(float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")
 # A drain of 0 s is a choice (stop at once on SIGTERM, as Envoy's --drain-time-s 0 allows).
 _DRAIN = _Kind(float, lambda v: 0 <= v < math.inf, "zero or a positive number of seconds")
+# So is no idle limit on tunnels (Envoy's idle timeouts take 0 for none; Linkerd sets none on
+# WebSockets). Infinity is refused all the same: 0 says it.
+_NONE_OR_SECONDS = _Kind(
+    float, lambda v: 0 <= v < math.inf, "0 (none) or a positive number of seconds"
+)
+# The timeouts whose values are not simply positive.
+_KINDS = {"drain-timeout": _DRAIN, "tunnel-idle-timeout": _NONE_OR_SECONDS}
 
 
 def _number(p: argparse.ArgumentParser, name: str, default: float, kind: _Kind, **kw: Any) -> None:

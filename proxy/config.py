@@ -230,6 +230,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
             body_timeout=args.body_timeout,
             idle_timeout=args.idle_timeout,
             response_timeout=args.response_timeout,
+            tunnel_idle_timeout=args.tunnel_idle_timeout,
         ),
         connect_timeout=args.connect_timeout,
         drain_timeout=args.drain_timeout,

@@ -30,6 +30,9 @@ class Limits:
     body_timeout: float = 30.0
     idle_timeout: float = 60.0
     response_timeout: float = 30.0
+    # Silence in both directions of an upgraded connection (a WebSocket) before it is closed;
+    # 0: none. Longer than `idle_timeout`: WebSocket apps ping every 20-60 s, some not at all.
+    tunnel_idle_timeout: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

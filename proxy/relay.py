@@ -13,6 +13,13 @@ because the other side is not taking what is queued for it — and restarts in f
 resumes. Such a stall is bounded by the idle timeout instead, counted from when either peer
 last took any of the bytes queued for it (nginx's send timeouts, Envoy's stream idle timeout):
 a client that stops reading is cut off, an app that stops reading a request gets it a 504.
+
+Tunnels (after a 101): both directions are plain bytes, so no deadline measures either peer.
+One that neither peer has sent a byte on for the tunnel idle timeout is closed (WebSockets ping
+far more often; Envoy's stream idle timeout covers upgrades too), and one held by back-pressure
+is bounded by the idle timeout as above, counted from when the peer that is not reading last
+took any of its bytes. A tunnel outlives the policy that let its upgrade in: `upgrade_request`
+and `cut_tunnel` let proxy.tunnels authorize it again when the policy changes, and end it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ BODY: Final = 3
 RESPONSE: Final = 4
 STREAM: Final = 5
 LINGER: Final = 6
+TUNNEL: Final = 7  # an upgraded connection: idle and stall bounds (`_tunnel_due`)
 # After a close, how long a peer may keep the connection half-open (still sending, or not
 # acknowledging the TLS close) before it is cut.
 LINGER_SECONDS: Final = 2.0
@@ -61,12 +69,17 @@ class ResponseRelay:
     body_timeout: float
     response_timeout: float
     idle_timeout: float
+    tunnel_idle_timeout: float
     deadline: float
     deadline_kind: int
     # Back-pressure stall (see the module docstring): when it began or the peers last took
     # bytes (0: none), and how many bytes were then queued for them.
     stall_at: float
     stall_bytes: int
+    # Tunnels: the upgrade request the tunnel was opened for (what it was authorized on), and
+    # when either peer last sent a byte through it (`state.now`).
+    tunnel_request: Exchange | None
+    tunnel_at: float
 
     def _finish(self, ex: Exchange) -> None:
         raise NotImplementedError
@@ -160,6 +173,7 @@ class ResponseRelay:
 
     def on_tunnel_data(self, data: bytes) -> None:
         self.out.append(data)
+        self.tunnel_at = self.state.now
 
     def on_upstream_lost(self, conn: UpstreamConnection) -> None:
         self.upstream = None
@@ -230,9 +244,12 @@ class ResponseRelay:
         return kind == STREAM and self.write_paused
 
     def _hold(self) -> None:
-        """Back-pressure begins: start the stall clock."""
-        self.stall_at = self.state.now
+        """Back-pressure begins: start the stall clock. (A tunnel's deadline may be its idle
+        bound, an hour away: it is brought forward to the first look at the stall.)"""
+        now = self.stall_at = self.state.now
         self.stall_bytes = self._queued_bytes()
+        if self.deadline_kind == TUNNEL:
+            self.deadline = min(self.deadline, now + self.idle_timeout / 4)
 
     def _release(self) -> None:
         """Back-pressure ended on one side: a deadline it held restarts in full (its peer had
@@ -248,7 +265,11 @@ class ResponseRelay:
             self.deadline = self.state.now + self.response_timeout
 
     def _queued_bytes(self) -> int:
-        """Bytes written and not yet taken by the client and by the upstream."""
+        """Bytes written and not yet taken by the client and by the upstream (in a tunnel,
+        only by a peer that is not reading: `_tunnel_queued`)."""
+        tunnel = self.tunnel
+        if tunnel is not None:
+            return self._tunnel_queued(tunnel)
         queued = 0
         if self.transport is not None:
             queued = self.transport.get_write_buffer_size()
@@ -303,6 +324,9 @@ class ResponseRelay:
         if self.upstream is not None:
             self.upstream.abort()
             self.upstream = None
+        if self.tunnel is not None:
+            self.tunnel.abort()
+            self.tunnel = None
         self.flush()
         if self.transport is not None:
             self.transport.abort()
@@ -324,16 +348,107 @@ class ResponseRelay:
         ex = self.queue[0]
         self.stats.response(101, (monotonic() - ex.started_at) * 1000.0)
         self.tunnel, self.upstream = conn, None
+        self.tunnel_request = ex
         self.queue.clear()
         early = b"".join(self.tunnel_pending)
         self.tunnel_pending.clear()
         if early:
             conn.write_raw(early)
-        self._set_deadline(NONE, 0)
+        now = self.tunnel_at = self.state.now
+        limit = self.tunnel_idle_timeout
+        self.deadline_kind = TUNNEL
+        self.deadline = now + limit if limit > 0 else FAR
+        if self._backpressured():  # (the client stopped reading before the 101)
+            self.deadline = min(self.deadline, now + self.idle_timeout / 4)
         self.flow.resume(UPGRADE)  # type: ignore[union-attr]
 
     def _tunnel_in(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel.write_raw(data)
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.write_raw(data)
+            self.tunnel_at = self.state.now
         else:
             self.tunnel_pending.append(data)
+
+    def _tunnel_queued(self, tunnel: UpstreamConnection) -> int:
+        """Bytes queued in a tunnel for the peers that are not reading: the client while its
+        writes are paused, the upstream while reading the client is paused for it. (Not the
+        other peer's: a client that stops reading and goes on sending must not pass for one
+        that reads because the app takes what it sends.)"""
+        queued = 0
+        transport = self.transport
+        if self.write_paused and transport is not None:
+            queued = transport.get_write_buffer_size()
+        flow = self.flow
+        up = tunnel.transport
+        if flow is not None and flow.reasons & PEER_BUSY != 0 and up is not None:
+            queued += up.get_write_buffer_size()
+        return queued
+
+    def _tunnel_due(self, now: float) -> None:
+        """A tunnel's deadline came: a peer held by back-pressure for the idle timeout is cut
+        off (`_stalled`); a tunnel silent both ways for the tunnel idle timeout is closed;
+        otherwise the next look is set."""
+        if self._backpressured():
+            if not self._postpone(now):
+                self._stalled(now)
+            return
+        limit = self.tunnel_idle_timeout
+        if limit <= 0:
+            self.deadline = FAR
+            return
+        until = self.tunnel_at + limit
+        if until > now:
+            self.deadline = until
+            return
+        self.stats.error("tunnel-idle")
+        self.cut_tunnel()
+
+    # --- policy changes (proxy.tunnels) ---------------------------------------------------------
+
+    def upgrade_request(self) -> Exchange | None:
+        """The upgrade request this connection's tunnel was opened for, or the one forwarded
+        and waiting for its 101 (the tunnel it may become was authorized on it too); None
+        when there is neither."""
+        if self.tunnel is not None:
+            return self.tunnel_request
+        queue = self.queue
+        if queue:
+            ex = queue[0]
+            if ex.upgrade and ex.route is not None and not ex.responded:
+                return ex
+        return None
+
+    def cut_tunnel(self) -> None:
+        """End the tunnel (or the upgrade waiting for its 101), for a policy change that no
+        longer allows it or after the tunnel idle timeout: both sides stop reading now, and
+        nothing more goes either way (an upgrade not yet answered is aborted upstream: the app
+        must not switch for it). What each side had already taken in is flushed for up to
+        LINGER_SECONDS, then both are aborted, so a peer that stopped reading cannot keep a
+        revoked or idle tunnel open."""
+        ends: list[asyncio.Transport] = []
+        tunnel, self.tunnel = self.tunnel, None
+        upstream, self.upstream = self.upstream, None
+        self.tunnel_pending.clear()
+        if tunnel is not None:
+            tunnel.close()
+            if tunnel.transport is not None:
+                ends.append(tunnel.transport)
+        if upstream is not None:
+            upstream.abort()
+            if self.queue:
+                self.queue[0].conn = None
+        self._set_deadline(NONE, 0)
+        self._write_out()
+        transport = self.transport
+        if transport is not None:
+            transport.close()
+            ends.append(transport)
+        if ends:
+            asyncio.get_running_loop().call_later(LINGER_SECONDS, abort_all, ends)
+
+
+def abort_all(transports: list[asyncio.Transport]) -> None:
+    """Abort what a closing connection still holds, once its grace has passed."""
+    for transport in transports:
+        transport.abort()  # (a no-op for one already gone)

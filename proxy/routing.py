@@ -40,6 +40,7 @@ from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
 from proxy.upstream import ClientTLS, Target
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
+from smi.compiler.ir.decision import denied
 from smi.compiler.ir.index import IndexedSplit, PolicyIndex
 
 log = logging.getLogger("smictl.proxy")
@@ -347,16 +348,7 @@ class InboundRouter:
         fix = self._matched.fix(found)
         if fix is not None:
             ex.rewrite(*fix)
-        method = ex.method
-        decision = authorize(
-            index,
-            peer.identity,
-            self.identity,
-            self.app_port,
-            _METHODS.get(method) or method.decode("latin-1"),
-            ex.url.decode("latin-1"),
-            Headers(sent_headers(ex)),
-        )
+        decision = self._ask(index, peer.identity, ex)
         usual = decision.reason == "allow" and len(decision.rules) == 1
         hit = (decision, decision.rules[0] if usual else None, fix)
         if n <= _DECISION_PATH:
@@ -364,6 +356,42 @@ class InboundRouter:
                 self._decisions.clear()
             self._decisions[key] = hit
         return hit
+
+    def _ask(self, index: PolicyIndex, peer: str | None, ex: Exchange) -> Decision:
+        """`authorize` on `ex` as it goes on (or went) to the app."""
+        method = ex.method
+        return authorize(
+            index,
+            peer,
+            self.identity,
+            self.app_port,
+            _METHODS.get(method) or method.decode("latin-1"),
+            ex.url.decode("latin-1"),
+            Headers(sent_headers(ex)),
+        )
+
+    def reauthorize(self, index: PolicyIndex, peer: str | None, ex: Exchange) -> Decision:
+        """The decision under `index` on a request already forwarded (`ex` as it went on:
+        `route` made its changes to it), counting nothing: for an upgrade whose tunnel outlives
+        the policy that let it in (proxy.tunnels). Besides `authorize`: a header that reached
+        the app in another spelling of one `index` matches (`x_env` beside `x-env`, when only
+        the new policy reads `x-env`) fails an allow — a request now would lose it on the way
+        (`MatchedNames`), and what the app read there need not be what the match read."""
+        decision = self._ask(index, peer, ex)
+        if not decision.allowed or decision.would_deny or decision.reason == "permissive":
+            return decision
+        sent = frozenset(header_names(index, self.identity)) - (_UNSENT - _REFRAMED)
+        matched = MatchedNames(sent)
+        fix = matched.fix(matched.found(ex)) if sent else None
+        if fix is None or not fix[0]:
+            return decision
+        names = ", ".join(sorted(name.decode("latin-1") for name in fix[0]))
+        return denied(
+            mode=index.mode,
+            reason="no-route-match",
+            rules=decision.rules,
+            detail=f"the app got {names}, another spelling of a header this policy matches",
+        )
 
     def _use(self, index: PolicyIndex) -> None:
         """A new policy: forget every decision, and learn which headers its matches for this

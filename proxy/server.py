@@ -10,11 +10,11 @@ and forward over mTLS). The protocol itself only moves bytes:
   bodies re-chunked; reading pauses while the other side's write buffer is above high water;
 - `Expect: 100-continue` is answered by the proxy once the request is authorized and an
   upstream is ready; `Upgrade` is forwarded after authorization and, on 101, both sides become
-  a byte tunnel;
+  a byte tunnel (authorized again whenever the policy changes: proxy.tunnels);
 - limits: header bytes and count (431), pipeline depth, malformed requests (400, then close);
   deadlines are stored on the connection and enforced by `ServerState`'s ticker: a slow request
-  head or body (408), an upstream that does not answer (504), an idle keep-alive connection, and
-  a peer that takes none of what back-pressure holds for it (proxy.relay);
+  head or body (408), an upstream that does not answer (504), an idle keep-alive connection or
+  tunnel, and a peer that takes none of what back-pressure holds for it (proxy.relay);
 - every response is counted, also those the proxy answers before routing (whose requests count
   as `not-reached`) and those cut off (`status_code="0"`: see `connection_lost`).
 """
@@ -43,6 +43,7 @@ from proxy.relay import (
     NONE,
     RESPONSE,
     STREAM,
+    TUNNEL,
     ResponseRelay,
 )
 from proxy.state import ServerState
@@ -98,6 +99,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.body_timeout = limits.body_timeout
         self.response_timeout = limits.response_timeout
         self.idle_timeout = limits.idle_timeout
+        self.tunnel_idle_timeout = limits.tunnel_idle_timeout
         # Per-connection state
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
@@ -112,6 +114,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.upgraded = False
         self.tunnel: UpstreamConnection | None = None
         self.tunnel_pending: list[bytes] = []
+        self.tunnel_request: Exchange | None = None
+        self.tunnel_at = 0.0
         self.deadline = FAR
         self.deadline_kind = NONE
         self.in_head = False
@@ -631,6 +635,9 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def on_deadline(self, now: float) -> None:
         """Called by the ticker once `deadline` has passed."""
         kind = self.deadline_kind
+        if kind == TUNNEL:
+            self._tunnel_due(now)
+            return
         if kind == LINGER:
             transport = self.transport
             if transport is not None and transport.get_write_buffer_size() and self._postpone(now):

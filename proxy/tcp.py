@@ -26,7 +26,7 @@ from proxy import readbuf
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
-from proxy.relay import FAR
+from proxy.relay import FAR, abort_all
 from proxy.routing import InboundRouter, OutboundRouter
 from proxy.state import ServerState
 from proxy.upstream import Target, dial, peer_spiffe_id
@@ -224,7 +224,7 @@ class _Relay(Pipe):
         ends = [p.transport for p in (self, far) if p is not None and p.transport is not None]
         for end in ends:
             end.close()
-        asyncio.get_running_loop().call_later(CLOSE_GRACE, _abort, ends)
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, abort_all, ends)
 
 
 class InboundTcp(SharedReadBuffer, _Relay):
@@ -350,8 +350,3 @@ def recheck_relays(state: ServerState, index: PolicyIndex) -> None:
     for conn in list(state.connections):
         if isinstance(conn, InboundTcp):
             conn.policy_changed(index)
-
-
-def _abort(transports: list[asyncio.Transport]) -> None:
-    for transport in transports:
-        transport.abort()  # (a no-op for one already gone)
