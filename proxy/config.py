@@ -7,6 +7,7 @@ repeated values comma-separated). Parsing problems are `ProxyConfigError`s namin
 from __future__ import annotations
 
 import argparse
+import socket
 from dataclasses import dataclass, field
 
 from proxy.exchange import Limits
@@ -264,3 +265,26 @@ def _check_registration(config: ProxyConfig) -> None:
             f"needed with --register when --bind is {config.bind!r} (not an address peers "
             "can connect to): give this workload's address",
         )
+    # The control plane registers IP literals only (a name would be resolved by every peer, as
+    # the peer sees it): refuse a name here, at start, not as a 400 at every registration.
+    advertised, flag = (
+        (config.advertise_address, "--advertise-address")
+        if config.advertise_address is not None
+        else (config.bind, "--bind")
+    )
+    if not _is_ip_literal(advertised):
+        raise ProxyConfigError(
+            flag, f"{advertised!r} is not an IP address; registration advertises an address"
+        )
+
+
+def _is_ip_literal(text: str) -> bool:
+    """An IPv4 or IPv6 literal, as socket.inet_pton reads it (no `ipaddress`: the proxy keeps
+    its imports small)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return True
+    return False
