@@ -123,7 +123,10 @@ def collect(
     for ctx in context:
         _add_context(inv, ctx)
     for key, eps in (endpoints or {}).items():
-        inv.endpoints[key] = tuple(eps)
+        # An endpoint no peer could dial (a port outside 1-65535, from a pod's own
+        # `--inbound 0:8080`) is left out here, so that it never reaches the MeshPolicy: the
+        # proxies refuse a policy with one, and would keep their last good policy for good.
+        inv.endpoints[key] = tuple(e for e in eps if 0 < e.port < 65536)
     return inv
 
 

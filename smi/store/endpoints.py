@@ -109,9 +109,14 @@ def listeners(container: Mapping[str, Any]) -> tuple[tuple[int, int], ...]:
     for spec in specs:
         for item in spec.split(","):
             port, _, app = item.strip().partition(":")
-            if port.isdigit() and app.isdigit():
+            if _port(port) and _port(app):
                 out.append((int(port), int(app)))
     return tuple(out)
+
+
+def _port(text: str) -> bool:
+    """A port number as `--inbound` takes it (ASCII digits: `"²".isdigit()` is true)."""
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
 
 
 def slice_view(doc: Mapping[str, Any]) -> SliceView | None:
