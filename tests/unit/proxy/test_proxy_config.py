@@ -225,7 +225,7 @@ def test_registration_needs_an_inbound_port_a_control_plane_and_a_token(tmp_path
     # The control plane registers IP literals only: a name is refused at start, not at every
     # registration (a 400 each time).
     reg = [*url, "--register", "8080=web", "--token-file", str(token)]
-    with pytest.raises(ProxyConfigError, match="'web.shop' is not an IP address"):
+    with pytest.raises(ProxyConfigError, match=r"'web\.shop' is not an IP address"):
         from_args(_parse([*reg, "--advertise-address", "web.shop"]))
     with pytest.raises(ProxyConfigError, match="--bind: 'localhost' is not an IP address"):
         from_args(_parse([*reg, "--bind", "localhost"]))
