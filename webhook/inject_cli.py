@@ -43,6 +43,7 @@ import yaml
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
+from smi.yamlout import Dumper
 from smi.yamlpos import PathPart, format_path, parse_path
 from webhook.injection import INJECT_KEY, InjectionConfig, decide, malformed
 from webhook.settings import (
@@ -52,11 +53,6 @@ from webhook.settings import (
     namespaces_problem,
     proxy_image_problem,
 )
-
-try:
-    from yaml import CSafeDumper as _BaseDumper
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
 
 EXIT_OK = 0
 
@@ -509,19 +505,6 @@ def _summary(state: _Run) -> str:
 # --- output -------------------------------------------------------------------------------------
 
 
-class _Dumper(_BaseDumper):
-    """Block YAML; text of several lines (a CA certificate, the proxy's hook script) as a
-    literal block, readable in a diff of the manifests."""
-
-
-def _represent_str(dumper: _Dumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def _print(docs: list[Any], *, as_json: bool) -> None:
     if as_json:
         json.dump(docs[0], sys.stdout, indent=2, ensure_ascii=False)
@@ -530,7 +513,7 @@ def _print(docs: list[Any], *, as_json: bool) -> None:
     yaml.dump_all(
         docs,
         sys.stdout,
-        Dumper=_Dumper,
+        Dumper=Dumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,

@@ -22,6 +22,7 @@ from smi.errors import Diagnostic, SMIError
 from smi.loading import SMI_KIND_GROUPS, ContextObject, LoadResult, Resource, load_text
 from smi.sources import Lines, read_documents, read_path
 from smi.store.base import CLUSTER_SCOPED_KINDS, ObjectKey
+from smi.yamlout import Dumper
 from webhook.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -312,7 +313,7 @@ def run_get(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     elif args.output == "yaml":
         doc = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
-        print(yaml.safe_dump(doc, sort_keys=False), end="")
+        print(yaml.dump(doc, Dumper=Dumper, sort_keys=False), end="")
     else:
         print(table(items))
     return EXIT_OK

@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "yaml":
         import yaml
 
-        sys.stdout.write(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False))
+        from smi.yamlout import Dumper
+
+        sys.stdout.write(yaml.dump(doc, Dumper=Dumper, sort_keys=True, default_flow_style=False))
     else:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         print()

@@ -24,11 +24,7 @@ import yaml
 
 from smi.commands import flags
 from smi.errors import ConversionError, Diagnostic, LoadError, SMIError
-
-try:
-    from yaml import CSafeDumper as _Dumper
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+from smi.yamlout import Dumper as _Dumper
 
 
 def register(sub: Any) -> None:
