@@ -397,7 +397,10 @@ def _inject_pod(
         return pod
     problem = malformed(pod)
     if problem:
-        state.problems.append(_problem(obj, where, path, f"not a well-formed Pod: {problem}"))
+        field_path, reason = _split_path(problem)
+        state.problems.append(
+            _problem(obj, where, (*path, *field_path), f"not a well-formed Pod: {reason}")
+        )
         return pod
     decision = decide(
         _as_admitted(pod),
@@ -408,9 +411,9 @@ def _inject_pod(
         config=state.config,
     )
     if decision.refusal:
-        line = where.line(*path, *_leading_path(decision.refusal))
+        field_path, reason = _split_path(decision.refusal)
         state.problems.append(
-            _problem(obj, where, path, f"cannot inject the proxy: {decision.refusal}", line=line)
+            _problem(obj, where, (*path, *field_path), f"cannot inject the proxy: {reason}")
         )
         return pod
     if not decision.inject:
@@ -457,20 +460,24 @@ def _ref(obj: Mapping[str, Any]) -> str:
     return f"{str(obj.get('kind')).lower()}/{name if isinstance(name, str) else '<unnamed>'}"
 
 
-# A refusal that starts with a field path (`spec.containers[0].ports[1]: port 15006 ...`):
-# only used to point the line at that field.
-_LEADING_PATH = re.compile(r"spec(?:\.\w+|\[\d+\])*")
+# A refusal that starts with a pod's field path (`spec.containers[0].ports[1]: port 15006 ...`,
+# `metadata: not an object`): the path joins the template's, so that the line is the field's
+# and the diagnostic names one path (`spec.template.spec.containers[0].ports[1]`).
+_LEADING_PATH = re.compile(r"((?:spec|metadata)(?:\.\w+|\[\d+\])*): ")
 
 
-def _leading_path(refusal: str) -> tuple[PathPart, ...]:
-    found = _LEADING_PATH.match(refusal)
-    return parse_path(found.group()) if found else ()
+def _split_path(text: str) -> tuple[tuple[PathPart, ...], str]:
+    """(the field path `text` starts with, the rest), or ((), text)."""
+    found = _LEADING_PATH.match(text)
+    if found is None:
+        return (), text
+    return tuple(parse_path(found.group(1))), text[found.end() :]
 
 
 def _problem(
     obj: Mapping[str, Any],
     where: _Where,
-    path: tuple[str, ...],
+    path: tuple[PathPart, ...],
     message: str,
     *,
     line: int | None = None,

@@ -344,8 +344,8 @@ def test_a_refused_pod_fails_the_run_with_nothing_printed(
 
     assert (code, out) == (1, "")
     assert err == [
-        f"{manifest}:{port_line}: spec.template: deployment/bad: cannot inject the proxy: "
-        "spec.containers[0].ports[1]: port 15006 is the injected proxy's (15001, 15006, 15020) "
+        f"{manifest}:{port_line}: spec.template.spec.containers[0].ports[1]: deployment/bad: "
+        "cannot inject the proxy: port 15006 is the injected proxy's (15001, 15006, 15020) "
         "(SMI7011)"
     ]
     assert "SMI7011" in CODES
@@ -359,9 +359,10 @@ def test_a_malformed_pod_template_fails_the_run(
     manifest = write(tmp_path / "in.yaml", broken, no_template)
     code, out, err = run(capsys, "-f", manifest, "--mesh-ca-cert", str(ca_files[0]))
     assert (code, out) == (1, "")
-    assert [line.split(": ", 2)[2] for line in err] == [
-        "deployment/web: not a well-formed Pod: spec.containers: not a list of objects (SMI7011)",
-        "deployment/empty: no pod template (not an object) (SMI7011)",
+    assert [line.split(": ", 1)[1] for line in err] == [
+        "spec.template.spec.containers: deployment/web: not a well-formed Pod: not a list of "
+        "objects (SMI7011)",
+        "spec.template: deployment/empty: no pod template (not an object) (SMI7011)",
     ]
 
 
