@@ -359,16 +359,14 @@ def _wait_before_exit(
     warnings: list[str] = []
     wait = DEFAULT_WAIT_BEFORE_EXIT_SECONDS
     raw = annotations.get(WAIT_BEFORE_EXIT_KEY)
+    unreadable: str | None = None
     if raw is not None:
         text = str(raw)
         # At most 10 significant digits before int(): Python refuses more than 4300.
         if text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 10:
             wait = int(text)
         else:
-            warnings.append(
-                f"{WAIT_BEFORE_EXIT_KEY}={text[:64]!r} is not a whole number of seconds: "
-                f"the default ({DEFAULT_WAIT_BEFORE_EXIT_SECONDS}s) applies"
-            )
+            unreadable = text[:64]
             raw = None
     grace = spec.get("terminationGracePeriodSeconds")
     if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
@@ -382,6 +380,14 @@ def _wait_before_exit(
                 f"{PROXY_DRAIN_SECONDS}s to drain; raise the grace period to wait longer"
             )
         wait = budget
+    if unreadable is not None:  # said with the wait that applies, fitted or not
+        applies = f"{DEFAULT_WAIT_BEFORE_EXIT_SECONDS}s"
+        if wait != DEFAULT_WAIT_BEFORE_EXIT_SECONDS:
+            applies += f", fitted to terminationGracePeriodSeconds ({grace}s): {wait}s"
+        warnings.append(
+            f"{WAIT_BEFORE_EXIT_KEY}={unreadable!r} is not a whole number of seconds: the "
+            f"default applies ({applies})"
+        )
     return wait, warnings
 
 
