@@ -86,6 +86,28 @@ def check_trust_domain(trust_domain: str) -> str:
     return trust_domain
 
 
+# The SPIFFE ID standard's syntax (any workload, not only a ServiceAccount's): a trust domain
+# of lower-case letters, digits, `.`, `-`, `_`, then path segments of letters, digits, `.`,
+# `-`, `_`, none empty, `.` or `..`; 2048 bytes at most.
+_ANY_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def spiffe_path(text: str) -> list[str] | None:
+    """The path segments of SPIFFE ID `text` (`spiffe://` optional, as IdentityBinding writes
+    them), or None when it is no SPIFFE ID by the standard's syntax (`*`, an empty segment)."""
+    domain, _, rest = text.removeprefix("spiffe://").partition("/")
+    segments = rest.split("/") if rest else []
+    if (
+        len(text) > 2048
+        or not _ANY_TRUST_DOMAIN.fullmatch(domain)
+        or not segments
+        or any(not _PATH_SEGMENT.fullmatch(x) or x in (".", "..") for x in segments)
+    ):
+        return None
+    return segments
+
+
 def spiffe_id(
     namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN
 ) -> str:

@@ -9,11 +9,11 @@ formatted only for what is reported: the checks run for every object of a set.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, TypeVar
 
 from smi.apis.access import hub
 from smi.errors import Diagnostic
+from smi.identity import spiffe_path
 from smi.validation.names import (
     check_label,
     check_subdomain,
@@ -264,20 +264,12 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
 
 
 def _binding_identity_problem(text: str, *, namespace: str | None, path: str) -> Diagnostic | None:
-    """Why a `spiffeIdentities` entry is no SPIFFE ID (the spiffe-id standard's syntax: a
-    lower-case trust domain, then non-empty path segments of letters, digits, `.`, `-`, `_`,
-    never `.` or `..`), or names a ServiceAccount of another namespace. The compiler makes
+    """Why a `spiffeIdentities` entry is no SPIFFE ID (`smi.identity.spiffe_path`), or names a
+    ServiceAccount of another namespace. The compiler makes
     each entry a source as written, so `*` had become the source `spiffe://*`. Other path
     shapes are allowed: the spec's own example lists a federated identity."""
-    body = text.removeprefix("spiffe://")
-    domain, _, rest = body.partition("/")
-    segments = rest.split("/") if rest else []
-    if (
-        len(text) > 2048
-        or not _TRUST_DOMAIN.fullmatch(domain)
-        or not segments
-        or any(not _SEGMENT.fullmatch(x) or x in (".", "..") for x in segments)
-    ):
+    segments = spiffe_path(text)
+    if segments is None:
         return error(
             "SMI2409",
             f"{text!r} is not a SPIFFE ID: write <trust-domain>/<path>, e.g. "
@@ -293,7 +285,3 @@ def _binding_identity_problem(text: str, *, namespace: str | None, path: str) ->
             path=path,
         )
     return None
-
-
-_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
