@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy import native
 from proxy.admin import AdminLimits, AdminProtocol, json_page
-from proxy.config import EVERY_ADDRESS, ProxyConfig
+from proxy.config import EVERY_ADDRESS, ProxyConfig, ip_family
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
@@ -451,13 +451,8 @@ def _bound_socket(host: str, port: int) -> socket.socket | None:
     None for a host name (the loop resolves it)."""
     if host == EVERY_ADDRESS:
         return _every_address_socket(port)
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return _bind(family, host, port)
-    return None
+    family = ip_family(host)
+    return None if family is None else _bind(family, host, port)
 
 
 # What binding `::` fails with where the kernel has no IPv6 (booted with ipv6.disable=1), or

@@ -272,19 +272,19 @@ def _check_registration(config: ProxyConfig) -> None:
         if config.advertise_address is not None
         else (config.bind, "--bind")
     )
-    if not _is_ip_literal(advertised):
+    if ip_family(advertised) is None:
         raise ProxyConfigError(
             flag, f"{advertised!r} is not an IP address; registration advertises an address"
         )
 
 
-def _is_ip_literal(text: str) -> bool:
-    """An IPv4 or IPv6 literal, as socket.inet_pton reads it (no `ipaddress`: the proxy keeps
-    its imports small)."""
+def ip_family(text: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal, as socket.inet_pton reads it, else None (no
+    `ipaddress`: the proxy keeps its imports small)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, text)
         except OSError:
             continue
-        return True
-    return False
+        return family
+    return None
