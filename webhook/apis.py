@@ -189,10 +189,10 @@ def apply() -> tuple[Response, int]:
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         abort(400, "items: expected a non-empty list of objects")
     dry_run = g.apis_dry_run = _flag(body, "dryRun")
-    g.apis_objects = [_key(doc) for doc in items]
+    keys = g.apis_objects = [_key(doc) for doc in items]
     warnings: list[dict[str, Any]] = []
     try:
-        docs, expected = prepare(items)
+        docs, expected = prepare(items, keys)
     except Refused as exc:
         return jsonify(error=exc.error, denials=exc.denials, warnings=warnings), exc.status
 
@@ -246,7 +246,9 @@ def objects() -> Response:
     return jsonify(revision=snap.revision, items=items)
 
 
-def prepare(items: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, str]]:
+def prepare(
+    items: Sequence[Mapping[str, Any]], keys: Sequence[ObjectKey]
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The documents as stored, and the resourceVersion each expects (by index), or Refused
     (422) with every object the store cannot take: a name that is not a string would be
     stored under its Python repr, a kind nobody serves could never be listed or deleted, and a
@@ -255,8 +257,7 @@ def prepare(items: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], d
     expected: dict[int, str] = {}
     denials: list[dict[str, Any]] = []
     seen: set[ObjectKey] = set()
-    for index, doc in enumerate(items):
-        key = _key(doc)
+    for index, (doc, key) in enumerate(zip(items, keys, strict=True)):
         problems = _problems(doc)
         if not problems and key in seen:
             problems = [Diagnostic("SMI2007", f"{key} appears twice in one apply",
