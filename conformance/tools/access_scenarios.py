@@ -52,7 +52,6 @@ def default_deny(combo: AccessCombo) -> dict[str, Any]:
         "objects at all, not with route groups alone, not with a TrafficTarget for another "
         "destination.",
         capability="traffic-access/default-deny",
-        versions=combo.versions,
         decisions=["default-deny", "mode-deny"],
         workloads=[FRONTEND, CATALOG, PAYMENTS],
         resources={
@@ -88,7 +87,6 @@ def allow_by_traffictarget(combo: AccessCombo) -> dict[str, Any]:
         description="A TrafficTarget allows its sources, on its rules, to its destination; a "
         "caller not in the sources stays denied. The destination sees the caller's identity.",
         capability="traffic-access/allow",
-        versions=combo.versions,
         decisions=["sources-and-rules", "identity-serviceaccount", "every-version-accepted"],
         workloads=[FRONTEND, INTRUDER, CATALOG],
         resources={
@@ -119,7 +117,6 @@ def tcproute_allows_http(combo: AccessCombo) -> dict[str, Any]:
         "denied caller may see its connection closed rather than a 403, and the app is not "
         "told the caller's identity.",
         capability="traffic-access/tcproute",
-        versions=combo.versions,
         decisions=["tcproute-allows-all-traffic"],
         workloads=[FRONTEND, INTRUDER, CATALOG_PORTS],
         resources={
@@ -175,7 +172,6 @@ def ports(combo: AccessCombo) -> dict[str, Any]:
         description=f"A TrafficTarget restricted by {how} allows traffic to port 8080 and "
         "blocks port 9090 of the same destination.",
         capability="traffic-access/ports",
-        versions=combo.versions,
         decisions=["tcproute-allows-all-traffic", "sources-and-rules"],
         workloads=[FRONTEND, CATALOG_PORTS],
         resources=resources,
@@ -199,7 +195,6 @@ def rule_kinds_union(combo: AccessCombo) -> dict[str, Any]:
         description="A TCPRoute rule (port 8080) and an HTTPRouteGroup rule (GET /metrics) in "
         "one TrafficTarget are a union: anything on 8080, and GET /metrics on any port.",
         capability="traffic-access/rule-kinds",
-        versions=combo.versions,
         decisions=["rule-kinds-union", "tcproute-allows-all-traffic"],
         workloads=[FRONTEND, CATALOG_PORTS],
         resources={
@@ -223,7 +218,6 @@ def udp(combo: AccessCombo) -> dict[str, Any]:
         "example): TCPRoute ports {8300, 8301, 8302} and UDPRoute ports {8301, 8302} allow TCP "
         "on all three, UDP on 8301 and 8302 only.",
         capability="traffic-access/udp",
-        versions=combo.versions,
         decisions=["udproute-ports", "rule-kinds-union"],
         workloads=[FRONTEND, INTRUDER, CATALOG_L4],
         resources={
@@ -268,7 +262,6 @@ def several_traffictargets(combo: AccessCombo) -> dict[str, Any]:
         description="Two TrafficTargets for one destination are a union: each allows its own "
         "sources on its own rules, and deleting one leaves the other in force.",
         capability="traffic-access/union",
-        versions=combo.versions,
         decisions=["traffictargets-union", "sources-and-rules"],
         workloads=[FRONTEND, CHECKOUT, CATALOG],
         resources={
@@ -300,7 +293,6 @@ def cross_namespace_sources(combo: AccessCombo) -> dict[str, Any]:
         "ServiceAccount name in another namespace is not. A source without a namespace means "
         "the TrafficTarget's namespace (admission warns).",
         capability="traffic-access/cross-namespace",
-        versions=combo.versions,
         decisions=["source-namespace-default", "sources-and-rules"],
         workloads=[FRONTEND, OPS_FRONTEND, MONITOR, SHOP_MONITOR, CATALOG],
         resources={"routes": everything_group(combo), "tt": tt},
@@ -326,7 +318,6 @@ def delete_revokes(combo: AccessCombo) -> dict[str, Any]:
         description="Deleting a TrafficTarget revokes access at once; deleting the route group "
         "it references does too (a dangling reference never allows); re-creating restores it.",
         capability="traffic-access/revoke",
-        versions=combo.versions,
         decisions=["dangling-references", "sources-and-rules"],
         workloads=[FRONTEND, CATALOG],
         resources={
@@ -354,7 +345,6 @@ def dangling_references(combo: AccessCombo) -> dict[str, Any]:
         "not exist yet is accepted with a warning and allows nothing until the group exists; a "
         "rule naming an unknown match allows nothing.",
         capability="traffic-access/references",
-        versions=combo.versions,
         decisions=["dangling-references"],
         workloads=[FRONTEND, CATALOG],
         resources={
@@ -383,7 +373,6 @@ def strict_references(combo: AccessCombo) -> dict[str, Any]:
         description="`smictl admit --strict` turns the warnings about references that do not "
         "resolve (route group, match name) into refusals.",
         capability="admission/strict",
-        versions=combo.versions,
         decisions=["dangling-references"],
         workloads=[],
         resources={
@@ -409,7 +398,6 @@ def identity(combo: AccessCombo) -> dict[str, Any]:
         "intruder claiming to be the frontend in x-smi-source-identity is denied, and the "
         "destination sees the real caller even when the caller sends that header.",
         capability="traffic-access/identity",
-        versions=combo.versions,
         decisions=["identity-from-mtls-only", "identity-serviceaccount"],
         workloads=[FRONTEND, INTRUDER, CATALOG],
         resources={

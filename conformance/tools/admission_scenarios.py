@@ -56,7 +56,6 @@ def destination_namespace(combo: AccessCombo) -> dict[str, Any]:
         "another namespace is refused; one that leaves the namespace out gets its own and "
         "works.",
         capability="admission/traffic-target",
-        versions=combo.versions,
         decisions=["destination-namespace"],
         workloads=[FRONTEND, CATALOG],
         resources={
@@ -99,7 +98,6 @@ def invalid_traffictarget(combo: AccessCombo) -> dict[str, Any]:
         "never allow anything); subjects are ServiceAccounts; rule kinds are those of the "
         "version.",
         capability="admission/traffic-target",
-        versions=combo.versions,
         decisions=["empty-rules-or-sources"],
         workloads=[],
         resources=res,
@@ -123,7 +121,6 @@ def two_splits_one_root(combo: SplitCombo) -> dict[str, Any]:
         description="One TrafficSplit per root service per namespace: a second split for the "
         "same root is refused, however the root is spelt; updating the first is fine.",
         capability="admission/traffic-split",
-        versions=combo.versions,
         decisions=["split-one-per-root"],
         workloads=[],
         resources={
@@ -198,7 +195,6 @@ def weights(combo: SplitCombo) -> dict[str, Any]:
         "milli precision (v1alpha1), and must not all be zero; backends are unique Services of "
         "the split's own namespace.",
         capability="admission/traffic-split",
-        versions=combo.versions,
         decisions=[
             "split-weight-zero",
             "split-relative-weights",
@@ -235,7 +231,6 @@ def bad_regex(combo: AccessCombo) -> dict[str, Any]:
         description="Path and header regexes must be RE2: back-references, look-arounds and "
         "syntax errors are refused at admission.",
         capability="admission/traffic-specs",
-        versions=[f"specs.smi-spec.io/{combo.specs}"],
         decisions=["re2-only"],
         workloads=[],
         resources=res,
@@ -306,7 +301,6 @@ def invalid_routes(combo: AccessCombo) -> dict[str, Any]:
         "at least one match, list-form headers with one key per entry; L4 ports 1-65535 and "
         "unique; kinds only in the versions that define them.",
         capability="admission/traffic-specs",
-        versions=[f"specs.smi-spec.io/{v}"],
         decisions=["every-version-accepted"],
         workloads=[],
         resources=res,
@@ -347,7 +341,6 @@ def unknown_fields_access(combo: AccessCombo) -> dict[str, Any]:
         description="Unknown fields are refused with their path (Kubernetes would prune them "
         "silently), including fields of another version's layout.",
         capability="admission/schema",
-        versions=[f"access.smi-spec.io/{combo.access}"],
         decisions=["every-version-accepted"],
         workloads=[],
         resources=res,
@@ -376,7 +369,6 @@ def unknown_fields_specs(combo: AccessCombo) -> dict[str, Any]:
         description="Unknown fields of route groups are refused with their path, including a "
         "flat `matches` in a version that wants it under `spec`.",
         capability="admission/schema",
-        versions=[f"specs.smi-spec.io/{combo.specs}"],
         decisions=["every-version-accepted"],
         workloads=[],
         resources=res,
@@ -411,7 +403,6 @@ def unknown_fields_split(combo: SplitCombo) -> dict[str, Any]:
     return scenario(
         description="Unknown fields of TrafficSplits are refused with their path.",
         capability="admission/schema",
-        versions=[f"split.smi-spec.io/{combo.split}"],
         decisions=["split-backends-same-namespace", "every-version-accepted"],
         workloads=[],
         resources=res,
@@ -447,7 +438,6 @@ def warnings() -> dict[str, Any]:
         description="Admission warns without refusing: a pathRegex that is not end-anchored "
         "(`/api` also matches `/apiary`), a split listing its root as a backend.",
         capability="admission/warnings",
-        versions=[*combo.versions, "split.smi-spec.io/v1alpha4"],
         decisions=["path-anchor-warning"],
         workloads=[],
         resources={"loose": loose, "anchored": anchored, "self-split": self_split},
@@ -473,8 +463,6 @@ def unsupported_versions() -> dict[str, Any]:
         description="Unreleased draft versions (specs and split v1alpha5) are refused with "
         "SMI1006.",
         capability="admission/versions",
-        # Filed under the latest served versions: v1alpha5 is not a version smictl serves.
-        versions=["specs.smi-spec.io/v1alpha4", "split.smi-spec.io/v1alpha4"],
         decisions=["every-version-accepted"],
         workloads=[],
         resources={"specs-draft": group, "split-draft": split},
@@ -482,6 +470,8 @@ def unsupported_versions() -> dict[str, Any]:
             admit("specs-draft", allowed=False, message="SMI1006"),
             admit("split-draft", allowed=False, message="SMI1006"),
         ],
+        # Filed under the latest served versions: v1alpha5 is not a version smictl serves.
+        file_under=("specs.smi-spec.io/v1alpha4", "split.smi-spec.io/v1alpha4"),
     )
 
 

@@ -41,7 +41,6 @@ def path_matching(combo: AccessCombo) -> dict[str, Any]:
         "anchored at the start only: `/counter$` does not allow `/incrementcounter`, `/api` "
         "allows `/apiary`.",
         capability="traffic-specs/path",
-        versions=combo.versions,
         decisions=["path-anchored-at-start", "match-and-or"],
         workloads=[FRONTEND, CATALOG],
         resources={"api": group, "tt": catalog_tt(combo, [http_rule("api")])},
@@ -105,7 +104,6 @@ def method_matching(combo: AccessCombo) -> dict[str, Any]:
             else "."
         ),
         capability="traffic-specs/method",
-        versions=combo.versions,
         decisions=decisions,
         workloads=[FRONTEND, CATALOG],
         resources={"shop-api": group, "tt": catalog_tt(combo, [http_rule("shop-api")])},
@@ -136,7 +134,6 @@ def _header_matching(combo: AccessCombo, form: str) -> dict[str, Any]:
         "method AND every header; across matches OR; header names are case-insensitive; "
         "values are regexes matched against the whole value.",
         capability="traffic-specs/headers",
-        versions=combo.versions,
         decisions=["match-and-or", "header-forms"],
         workloads=[FRONTEND, CATALOG],
         resources={"clients": group, "tt": catalog_tt(combo, [http_rule("clients")])},
@@ -236,7 +233,6 @@ def rule_matches(combo: AccessCombo) -> dict[str, Any]:
         "without `matches`, or with an empty list, allows every match of the group, and "
         "nothing outside it.",
         capability="traffic-access/rule-matches",
-        versions=combo.versions,
         decisions=["rule-without-matches"],
         workloads=[FRONTEND, CATALOG],
         resources={
@@ -271,7 +267,6 @@ def hostile_regex(combo: AccessCombo) -> dict[str, Any]:
         description="Path regexes are matched in linear time: `/(a+)+$`, catastrophic for a "
         "backtracking engine, answers a 4,000-character hostile path at once.",
         capability="traffic-specs/re2",
-        versions=combo.versions,
         decisions=["re2-only"],
         workloads=[FRONTEND, CATALOG],
         resources={"letters": group, "tt": catalog_tt(combo, [http_rule("letters")])},

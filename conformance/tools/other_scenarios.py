@@ -104,7 +104,6 @@ def traffictarget(source: str) -> dict[str, Any]:
             else "."
         ),
         capability="conversion/access",
-        versions=[f"access.smi-spec.io/{source}"],
         decisions=["conversion-lossless", "every-version-accepted"],
         workloads=[],
         resources=resources,
@@ -123,7 +122,6 @@ def identitybinding() -> dict[str, Any]:
         description="IdentityBinding exists only in access v1alpha4: converting it to an older "
         "version fails with a reason.",
         capability="conversion/access",
-        versions=["access.smi-spec.io/v1alpha4"],
         decisions=["conversion-lossless"],
         workloads=[],
         resources={"ib": ib},
@@ -167,7 +165,6 @@ def httproutegroup(source: str) -> dict[str, Any]:
         description=f"An HTTPRouteGroup of specs {source} converts to every other specs version "
         "and back (flat and `spec` layouts; headers kept even through v1alpha1, which has none).",
         capability="conversion/specs",
-        versions=[f"specs.smi-spec.io/{source}"],
         decisions=["conversion-lossless", "header-forms"],
         workloads=[],
         resources={"routes": group},
@@ -196,7 +193,6 @@ def l4_routes() -> dict[str, Any]:
         "port-less older versions; a UDPRoute cannot be converted to a version without "
         "UDPRoute.",
         capability="conversion/specs",
-        versions=["specs.smi-spec.io/v1alpha4"],
         decisions=["conversion-lossless"],
         workloads=[],
         resources={"tcp": tcp, "udp": udp},
@@ -245,7 +241,6 @@ def trafficsplit(source: str) -> dict[str, Any]:
         "and back (quantity and integer weights, `matches`); converting it to another API "
         "group fails.",
         capability="conversion/split",
-        versions=[f"split.smi-spec.io/{source}"],
         decisions=["conversion-lossless", "split-relative-weights"],
         workloads=[],
         resources={"split": split},
@@ -271,7 +266,6 @@ def audit() -> dict[str, Any]:
         description="Audit mode enforces nothing but records every request that deny mode "
         "would refuse; requests a TrafficTarget allows are not recorded.",
         capability="modes/audit",
-        versions=LATEST.versions,
         decisions=["mode-audit"],
         mode="audit",
         workloads=[FRONTEND, INTRUDER, CATALOG, PAYMENTS],
@@ -312,7 +306,6 @@ def permissive() -> dict[str, Any]:
         description="Permissive mode allows everything, with or without TrafficTargets: "
         "policies are inert.",
         capability="modes/permissive",
-        versions=LATEST.versions,
         decisions=["mode-permissive"],
         mode="permissive",
         workloads=[FRONTEND, INTRUDER, CATALOG],
@@ -350,7 +343,6 @@ def identity_binding() -> dict[str, Any]:
         "its ServiceAccount scheme names the workloads allowed (on a TCPRoute for every port, "
         "which a proxy may carry at L4).",
         capability="traffic-access/identity-binding",
-        versions=["access.smi-spec.io/v1alpha4", f"specs.smi-spec.io/{combo.specs}"],
         decisions=["sources-and-rules", "every-version-accepted"],
         workloads=[FRONTEND, INTRUDER, CATALOG],
         resources={

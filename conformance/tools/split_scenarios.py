@@ -122,7 +122,6 @@ def weights(combo: SplitCombo) -> dict[str, Any]:
         "send that share of the root service's requests to each backend; updating the split "
         "takes effect at once.",
         capability="traffic-split/weights",
-        versions=combo.versions,
         decisions=["split-relative-weights", "split-weight-zero"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2],
         resources=resources,
@@ -140,7 +139,6 @@ def relative_weights(combo: SplitCombo) -> dict[str, Any]:
         description=f"Weights are shares of their sum, not percentages: {w[0]} and {w[1]} send "
         "two thirds and one third.",
         capability="traffic-split/weights",
-        versions=combo.versions,
         decisions=["split-relative-weights"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2],
         resources=resources,
@@ -167,7 +165,6 @@ def weight_zero_backend(combo: SplitCombo) -> dict[str, Any]:
         description="A backend with weight 0 receives no traffic at all, however many "
         "requests are sent; the other backends share it.",
         capability="traffic-split/weights",
-        versions=combo.versions,
         decisions=["split-weight-zero"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2, CATALOG_V3],
         resources=resources,
@@ -201,7 +198,6 @@ def header_matched(combo: SplitCombo) -> dict[str, Any]:
         "groups (here: Firefox users all go to v2); every other request goes to the root "
         "service as if there were no split.",
         capability="traffic-split/matches",
-        versions=combo.versions,
         decisions=["split-matches"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2],
         resources=resources,
@@ -239,7 +235,6 @@ def service_fqdn(combo: SplitCombo) -> dict[str, Any]:
         description="`spec.service` may name the root as `name.namespace` or as the full "
         "`name.namespace.svc.cluster.local`; either way the split applies to the root service.",
         capability="traffic-split/service-name",
-        versions=combo.versions,
         decisions=["split-service-name", "split-backends-same-namespace"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2],
         resources=resources,
@@ -272,7 +267,6 @@ def grants_no_access(combo: SplitCombo) -> dict[str, Any]:
         description="A TrafficSplit grants no access: without a TrafficTarget the split "
         "traffic is denied in deny mode; with one it flows to the chosen backend.",
         capability="traffic-split/access",
-        versions=combo.versions,
         decisions=["split-grants-no-access", "default-deny"],
         workloads=[FRONTEND, CATALOG_V1, CATALOG_V2],
         resources=resources,
