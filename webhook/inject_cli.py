@@ -13,12 +13,17 @@ Decisions that differ from admission because nothing is known of the cluster:
   one whose own annotation says `smictl.io/inject: disabled` (skipped), as linkerd and istioctl
   do; pods in `--excluded-namespaces` are skipped, as the webhook lets them pass;
 - the namespace is the object's, else `-n` (default `default`): it is part of the proxy's
-  identity (`ns/serviceaccount`), so it must be where the object will be applied;
+  identity (`ns/serviceaccount`), so it must be where the object will be applied; an object's
+  own namespace that is not a DNS-1123 label, or not text, fails the run as a refusal does
+  (it would name an identity no certificate can carry, or silently not be the object's);
 - a pod template is read as the API server hands the pod to the webhook: the deprecated
   `serviceAccount` stands in for a missing `serviceAccountName`;
 - already injected, host-network and container-less pods are skipped (one stderr line each);
 - a pod the injector refuses, or one that is not a well-formed Pod, fails the whole run
   (SMI7011, exit 1) with nothing on standard output: never half an output to apply.
+
+Standard error has one line per skipped pod, refusal or warning, in document order (a user
+fixing a manifest reads it top to bottom), then the summary.
 
 Every document is printed back, in order, as YAML (JSON when the input is one JSON document);
 objects other than pods pass through with the same content. The documents are re-serialised
@@ -43,6 +48,7 @@ import yaml
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
+from smi.validation.names import check_label
 from smi.yamlout import Dumper
 from smi.yamlpos import PathPart, format_path, parse_path
 from webhook.injection import INJECT_KEY, InjectionConfig, decide, malformed
@@ -281,8 +287,18 @@ class _Run:
     namespace: str
     excluded: frozenset[str]
     injected: int = 0
-    notes: list[str] = field(default_factory=list)  # one line per skipped pod
-    problems: list[Diagnostic] = field(default_factory=list)  # refusals, and warnings
+    # One entry per stderr line, in document order: a skipped pod's note, or a refusal or a
+    # warning. One list, not one per kind: printed kind by kind, a warning about the first
+    # document came after the note about the last.
+    reports: list[str | Diagnostic] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Diagnostic]:
+        return [r for r in self.reports if isinstance(r, Diagnostic)]
+
+    @property
+    def skipped(self) -> int:
+        return sum(isinstance(r, str) for r in self.reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,12 +332,12 @@ def run(args: argparse.Namespace) -> int:
     )
     sources = _documents(args.paths)
     out = [_inject(doc.value, state, _Where(name, doc.lines)) for name, _, doc in sources]
-    errors = [d for d in state.problems if d.is_error]
-    if errors:
-        raise SMIError(state.problems)
+    problems = state.problems
+    if any(d.is_error for d in problems):
+        raise SMIError(problems)
     _print(out, as_json=len(sources) == 1 and sources[0][1])
-    for line in (*state.notes, *(d.format() for d in state.problems)):
-        print(line, file=sys.stderr)
+    for report in state.reports:
+        print(report if isinstance(report, str) else report.format(), file=sys.stderr)
     print(_summary(state), file=sys.stderr)
     return EXIT_OK
 
@@ -376,7 +392,7 @@ def _inject(value: Any, state: _Run, where: _Where) -> Any:
     path = target[1]
     pod = _get(value, path)
     if not isinstance(pod, dict):
-        state.problems.append(_problem(value, where, path, "no pod template (not an object)"))
+        state.reports.append(_problem(value, where, path, "no pod template (not an object)"))
         return value
     patched = _inject_pod(pod, value, state, where, path)
     if not path:
@@ -390,15 +406,19 @@ def _inject_pod(
     pod: dict[str, Any], obj: Mapping[str, Any], state: _Run, where: _Where, path: tuple[str, ...]
 ) -> dict[str, Any]:
     """`pod` (at `path` in `obj`) injected, or as it was with the reason noted."""
+    bad_namespace = _namespace_problem(obj, where)
+    if bad_namespace is not None:
+        state.reports.append(bad_namespace)
+        return pod
     namespace = _namespace_of(obj, state.namespace)
     ref = _ref(obj)
     if namespace in state.excluded:
-        state.notes.append(_note(where, f"{ref} skipped: namespace {namespace} is excluded"))
+        state.reports.append(_note(where, f"{ref} skipped: namespace {namespace} is excluded"))
         return pod
     problem = malformed(pod)
     if problem:
         field_path, reason = _split_path(problem)
-        state.problems.append(
+        state.reports.append(
             _problem(obj, where, (*path, *field_path), f"not a well-formed Pod: {reason}")
         )
         return pod
@@ -412,16 +432,16 @@ def _inject_pod(
     )
     if decision.refusal:
         field_path, reason = _split_path(decision.refusal)
-        state.problems.append(
+        state.reports.append(
             _problem(obj, where, (*path, *field_path), f"cannot inject the proxy: {reason}")
         )
         return pod
     if not decision.inject:
-        state.notes.append(_note(where, f"{ref} skipped: {decision.reason}"))
+        state.reports.append(_note(where, f"{ref} skipped: {decision.reason}"))
         return pod
     state.injected += 1
     for warning in decision.warnings:
-        state.problems.append(
+        state.reports.append(
             _problem(obj, where, path, warning, code="SMI7012", severity="warning")
         )
     patched: dict[str, Any] = jsonpatch.apply_patch(pod, list(decision.patch))
@@ -451,6 +471,26 @@ def _namespace_of(obj: Mapping[str, Any], default: str) -> str:
     meta = obj.get("metadata")
     namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
     return namespace if isinstance(namespace, str) and namespace else default
+
+
+def _namespace_problem(obj: Mapping[str, Any], where: _Where) -> Diagnostic | None:
+    """Why `obj`'s own namespace cannot be the proxy's, or None (none given is `-n`'s).
+
+    Checked as `-n` is (a DNS-1123 label, SMI2006): the namespace goes into the proxy's
+    SPIFFE ID, and one Kubernetes refuses names an identity no workload can have. A value
+    that is not text is refused rather than read as absent: `-n` would then stand in for it
+    unseen, and the proxy carry another namespace's identity."""
+    meta = obj.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    if namespace is None or namespace == "":
+        return None
+    path: tuple[PathPart, ...] = ("metadata", "namespace")
+    if not isinstance(namespace, str):
+        return _problem(obj, where, path, "cannot inject the proxy: the namespace is not text")
+    found = check_label(namespace, format_path(path), what="namespace")
+    if not found:
+        return None
+    return _problem(obj, where, path, found[0].message, code=found[0].code)
 
 
 def _ref(obj: Mapping[str, Any]) -> str:
@@ -503,7 +543,7 @@ def _note(where: _Where, text: str) -> str:
 
 
 def _summary(state: _Run) -> str:
-    skipped = len(state.notes)
+    skipped = state.skipped
     if state.injected == 0 and skipped == 0:
         return "injected 0, skipped 0 (no Pod or pod template in the input)"
     return f"injected {state.injected}, skipped {skipped}"

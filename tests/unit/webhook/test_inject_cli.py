@@ -289,6 +289,36 @@ def test_the_namespace_of_the_identity_is_the_objects_else_the_flag(
     assert identities == ["team/web", "shop/web"]
 
 
+def test_an_objects_namespace_kubernetes_refuses_fails_the_run_at_its_line(
+    ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
+) -> None:
+    """The namespace goes into the proxy's identity: one that is not a DNS-1123 label (as `-n`
+    must be), or not text (which used to be read as absent, so `-n` stood in unseen), is
+    refused where it is written, and nothing is printed."""
+    listed_pod = {"apiVersion": "v1", "kind": "Pod", **template()}
+    listed_pod["metadata"].update(name="debug", namespace=5)
+    docs = [
+        deployment(),
+        deployment("api", namespace="Bad_NS"),
+        {"apiVersion": "v1", "kind": "List", "items": [listed_pod]},
+    ]
+    manifest = write(tmp_path / "in.yaml", *docs)
+    text = Path(manifest).read_text().splitlines()
+    bad_line = text.index("  namespace: Bad_NS") + 1
+    number_line = text.index("    namespace: 5") + 1
+
+    code, out, err = run(capsys, "-f", manifest, "-n", "team", "--mesh-ca-cert", str(ca_files[0]))
+
+    assert (code, out) == (1, "")
+    assert err == [
+        f"{manifest}:{bad_line}: metadata.namespace: deployment/api: namespace 'Bad_NS' is not "
+        "a DNS-1123 label (lowercase letters, digits and '-', starting and ending "
+        "alphanumeric, at most 63 characters) (SMI2006)",
+        f"{manifest}:{number_line}: items[0].metadata.namespace: pod/debug: cannot inject the "
+        "proxy: the namespace is not text (SMI7011)",
+    ]
+
+
 def test_annotation_warnings_are_reported_and_the_pod_injected(
     ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
 ) -> None:
@@ -300,6 +330,30 @@ def test_annotation_warnings_are_reported_and_the_pod_injected(
     assert "warning: spec.template: deployment/web: smictl.io/native-sidecar='maybe'" in err[0]
     assert err[0].endswith("(SMI7012)") and "SMI7012" in CODES
     assert err[1] == "injected 1, skipped 0"
+
+
+def test_stderr_follows_the_documents_order(
+    ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
+) -> None:
+    """Skips and warnings are one story about the input, read top to bottom: they used to be
+    printed kind by kind, every skip before the first warning."""
+    warns = template(annotations={"smictl.io/native-sidecar": "maybe"})
+    docs = [
+        deployment("first", pod=warns),
+        deployment("node-agent", pod=template(hostNetwork=True)),
+        deployment("last", pod=copy.deepcopy(warns)),
+        deployment("dns", namespace="kube-system"),
+    ]
+    manifest = write(tmp_path / "in.yaml", *docs)
+
+    code, _, err = run(capsys, "-f", manifest, "--mesh-ca-cert", str(ca_files[0]))
+
+    assert (code, err[-1]) == (0, "injected 2, skipped 2")
+    refs = ["deployment/first", "deployment/node-agent", "deployment/last", "deployment/dns"]
+    assert [next(r for r in refs if f" {r}" in line) for line in err[:-1]] == refs
+    assert ["warning: " in line for line in err[:-1]] == [True, False, True, False]
+    lines = [int(line.split(":")[1]) for line in err[:-1]]
+    assert lines == sorted(lines)
 
 
 # --- settings from the environment --------------------------------------------------------------
@@ -412,6 +466,38 @@ def test_bad_flag_values_are_one_line_usage_errors(
     errors = [line for line in err if line.startswith("smictl inject: error:")]
     assert errors == [err[-1]]
     assert f"argument {flag}: " in err[-1] and text in err[-1]
+
+
+@pytest.mark.parametrize(
+    ("mistake", "error"),
+    [
+        (
+            ["--native-sidecars", "maybe"],
+            "smictl: error: unrecognized arguments: --native-sidecars maybe",
+        ),
+        (["-n"], "smictl {command}: error: argument -n/--namespace: expected one argument"),
+    ],
+    ids=["unknown-flag", "missing-value"],
+)
+def test_flag_mistakes_read_as_they_do_for_every_command(
+    *, ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys, mistake: list[str], error: str
+) -> None:
+    """Inject's flags go through smictl's shared parser (`smi.cli`), as every command's do:
+    a mistake gets the same error line, usage text and exit code as the same mistake to
+    `validate`."""
+    manifest = write(tmp_path / "in.yaml", deployment())
+    code, out, err = run(capsys, "-f", manifest, "--mesh-ca-cert", str(ca_files[0]), *mistake)
+    with pytest.raises(SystemExit) as validate:
+        main(["validate", "-f", manifest, *mistake])
+    validate_err = capsys.readouterr().err.strip().splitlines()
+
+    assert (code, out, validate.value.code) == (2, "", 2)
+    for lines, command in ((err, "inject"), (validate_err, "validate")):
+        # One error line, the last: before it, only what the shared parser prints (usage).
+        assert [line for line in lines if "error:" in line] == [lines[-1]]
+        assert lines[-1] == error.format(command=command)
+    usages = [sum(x.startswith("usage: ") for x in lines) for lines in (err, validate_err)]
+    assert usages[0] == usages[1]
 
 
 def test_the_mesh_ca_is_required(tmp_path: Path, capsys: Capsys) -> None:
