@@ -224,7 +224,8 @@ class Demo:
             "The mesh keeps running. Try it (Ctrl-C ends everything):",
             "",
             f"  control plane   {self.plane.url}   (CA: {self.plane.ca_file})",
-            f"  served policy   curl --cacert {self.plane.ca_file} {self.plane.url}/mesh/v1/policy",
+            f'  served policy   curl --cacert {self.plane.ca_file} -H "Authorization: Bearer '
+            f'$(cat {self.plane.admin_token_file})" {self.plane.url}/mesh/v1/policy',
             f"  allowed         curl -x http://127.0.0.1:{front.outbound} "
             "http://catalog.shop/products/1",
             f"  denied (403)    curl -x http://127.0.0.1:{intr.outbound} "

@@ -136,7 +136,7 @@ class Proxy:
         cfg = self.config
         if cfg.policy_is_url:
             ctx = self.tls.control_plane_context() if cfg.policy.startswith("https") else None
-            return ControlPlaneSource(cfg.policy, self.holder, ssl_context=ctx)
+            return ControlPlaneSource(cfg.policy, self.holder, ssl_context=ctx, token=self.token)
         return FileSource(cfg.policy, self.holder, interval=cfg.watch_interval)
 
     def _cert_source(self) -> FileCertificates | CsrCertificates:

@@ -245,6 +245,14 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     )
     if config.ca is None and not config.ca_pem:
         raise ProxyConfigError("--ca", "required (or set SMI_PROXY_CA, or SMI_PROXY_CA_PEM)")
+    if config.policy_is_url and not config.token:
+        # Known at start; at run time it would be a proxy that never turns ready, logging 401s.
+        raise ProxyConfigError(
+            "--token-file",
+            "needed with a --policy URL: the control plane serves the policy only to workloads "
+            "that prove their identity (a bootstrap token from `smictl certs token`, or the "
+            "pod's ServiceAccount token)",
+        )
     _check_registration(config)
     return config
 

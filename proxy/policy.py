@@ -5,7 +5,9 @@ request path (in a worker thread) and swapped in by one assignment, so a request
 old policy or the new one, never a mix. A document that does not parse or build is refused and
 the last good policy stays; so does a control plane that cannot be reached.
 
-Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy`; with `If-None-Match: <etag>` the
+Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy` with the workload's token
+(`Authorization: Bearer`, the one its certificate requests carry: the control plane serves the
+policy to workloads that prove who they are); with `If-None-Match: <etag>` the
 server holds the request until the policy changes (200 with the JSON MeshPolicy and a new ETag)
 or `?timeout=` seconds pass (304). A 304 with `Retry-After` was not held (the server is busy):
 the client waits that long before asking again. Whatever policy a 200 carries is installed, also
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.metrics import Metrics
+from proxy.token import BearerToken
 from smi.compiler.ir import Endpoint, MeshPolicy
 from smi.compiler.ir.index import PolicyIndex
 from smi.compiler.ir.model import MeshPolicyFormatError
@@ -231,6 +234,7 @@ class ControlPlaneSource:
         holder: PolicyHolder,
         *,
         ssl_context: Any = None,
+        token: BearerToken | None = None,
         poll_timeout: float = 25.0,
         backoff: tuple[float, float] = (0.2, 15.0),
         min_interval: float = 1.0,
@@ -238,6 +242,7 @@ class ControlPlaneSource:
         self.url = url
         self.holder = holder
         self.ssl_context = ssl_context
+        self.token = token  # read from its file for every poll (proxy.token)
         self.poll_timeout = poll_timeout
         self.backoff = backoff
         self.min_interval = min_interval  # between polls that brought nothing new
@@ -256,6 +261,9 @@ class ControlPlaneSource:
         # Retry-After is one answer's: left set, it would delay every later poll too.
         self.pause = 0.0
         headers = {"accept": "application/json"}
+        token = None if self.token is None else self.token()
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         url = self.url
         if self.etag is not None:
             headers["if-none-match"] = self.etag
@@ -274,7 +282,10 @@ class ControlPlaneSource:
             self.pause = _seconds(resp.headers.get("retry-after"))
             return False
         if resp.status != 200:
-            raise PolicySourceError(f"control plane {self.url} answered {resp.status}")
+            why = _reason(resp.body)
+            raise PolicySourceError(
+                f"control plane {self.url} answered {resp.status}" + (f": {why}" if why else "")
+            )
         changed = await self.holder.install(resp.body)
         self.etag = _etag(resp.headers.get("etag"), self.holder.policy)
         return changed
@@ -323,6 +334,19 @@ def _etag(value: str | None, policy: MeshPolicy | None) -> str | None:
     if value is not None and _ETAG.fullmatch(value):
         return value
     return None if policy is None else f'"{policy.hash}"'
+
+
+def _reason(body: bytes) -> str:
+    """The control plane's one-line `error` (a 401 says why the token was refused), cut short
+    and printable: it goes into this proxy's log, and a server could send anything."""
+    try:
+        error = json.loads(body[:4096]).get("error")
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    if not isinstance(error, str):
+        return ""
+    text = "".join(c if c.isprintable() else "?" for c in error)
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _seconds(value: str | None) -> float:

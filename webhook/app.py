@@ -37,8 +37,8 @@ def runs_inline(environ: dict[str, Any]) -> bool:
     if method == "POST":
         return path in _INLINE_POSTS or path.startswith("/v1/data")
     if method == "GET":
-        if path == "/mesh/v1/policy":
-            return "HTTP_IF_NONE_MATCH" not in environ  # with it, a long poll
+        # Not `/mesh/v1/policy`: its caller may need a TokenReview (a call to the API server),
+        # and with If-None-Match it may wait; a long poll that can wait on the loop is parked.
         return path in _INLINE_GETS
     return False
 
@@ -88,9 +88,12 @@ def _build_app(settings: Settings, *, store: Store | None, policies: Any) -> Fla
     _register_blueprints(app, plane)
     _register_hooks(app)
     setattr(app, INLINE_ATTR, runs_inline)  # for webhook.worker.LoopWorker
-    from webhook.mesh import LongPolls
+    from webhook.apis import EXTENSION as APIS
+    from webhook.mesh import READERS, LongPolls, PolicyReaders
 
-    setattr(app, PARK_ATTR, LongPolls(plane))  # LoopWorker parks waiting long polls on its loop
+    readers = PolicyReaders(plane, admin=app.extensions.get(APIS))  # no admin in Kubernetes mode
+    app.extensions[READERS] = readers
+    setattr(app, PARK_ATTR, LongPolls(plane, readers))  # LoopWorker parks long polls on its loop
     plane.view()  # compile once now: /readyz turns ready and the first review pays nothing
     return app
 

@@ -42,6 +42,11 @@ class Authenticator(Protocol):
         """The identity the bearer token proves; raises AuthError."""
         ...
 
+    def peek(self, bearer: str) -> Identity | None:
+        """`authenticate` without waiting on anything outside the process (it runs on the
+        control plane's event loop, for long polls): None when only a call could tell."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -116,6 +121,9 @@ class BootstrapTokens:
             raise AuthError(f"bootstrap token is for trust domain {identity.trust_domain}")
         return identity
 
+    def peek(self, bearer: str) -> Identity:
+        return self.authenticate(bearer)  # an HMAC and a clock: nothing to wait for
+
     def _mac(self, body: str) -> bytes:
         return hmac.new(self.key, body.encode(), hashlib.sha256).digest()
 
@@ -147,10 +155,9 @@ class TokenReviewer:
     def authenticate(self, bearer: str) -> Identity:
         digest = hashlib.sha256(bearer.encode()).hexdigest()
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        hit = self._cached(digest, now)
+        if hit is not None:
+            return hit
         identity = identity_from_review(
             self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
         )
@@ -160,6 +167,17 @@ class TokenReviewer:
             if len(self._cache) < self.max_entries:
                 self._cache[digest] = (now + self.cache_seconds, identity)
         return identity
+
+    def peek(self, bearer: str) -> Identity | None:
+        """The cached review's identity, or None (a TokenReview is a call to the API server).
+        Only successes are cached, so a refused token is never refused here: it takes the
+        path that calls."""
+        return self._cached(hashlib.sha256(bearer.encode()).hexdigest(), time.monotonic())
+
+    def _cached(self, digest: str, now: float) -> Identity | None:
+        with self._lock:
+            hit = self._cache.get(digest)
+        return hit[1] if hit is not None and hit[0] > now else None
 
 
 def identity_from_review(

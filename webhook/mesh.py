@@ -1,6 +1,8 @@
 """What proxies talk to: the MeshPolicy (long poll), their certificates, their endpoints.
 
-- `GET /mesh/v1/policy` answers the MeshPolicy JSON with `ETag: "<hash>"`. With
+- `GET /mesh/v1/policy` answers the MeshPolicy JSON with `ETag: "<hash>"` to a caller that proves
+  who it is (`PolicyReaders`): a workload, with the token it gets certificates with, or the
+  holder of the local admin token; anyone else gets 401 before anything is read. With
   `If-None-Match: "<hash>"` it waits (long poll) until the policy changes or `?timeout=` seconds
   pass (at most SMI_WEBHOOK_LONG_POLL_SECONDS), then 304. Waiting requests hold a gunicorn
   thread, so each worker lets at most half its threads wait; past that a poll gets its answer at
@@ -15,6 +17,12 @@
   again (`ControlPlane.expire_endpoints` drops the ones left to lapse).
 
 Request bodies (certificates, endpoints) are at most MAX_BODY bytes (413 past it).
+
+Why the policy is not public: it is the mesh's whole authorization graph — every identity,
+which may call which, on which routes — and the address of every registered endpoint. That is
+a map for an attacker already inside the network, and Istio's xDS and Linkerd's destination API
+both authenticate the proxies they serve it to. Every workload may read all of it (a proxy
+needs every service it may call, and the compiler does not scope it per workload).
 """
 
 from __future__ import annotations
@@ -22,11 +30,11 @@ from __future__ import annotations
 import io
 import ipaddress
 from datetime import timedelta
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import parse_qsl
 
 from cryptography import x509
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from smi.identity import Identity
 from smi.pki import WORKLOAD_TTL, PKIError, not_after
@@ -38,19 +46,79 @@ from webhook.plane import ControlPlane, View, current_plane
 from webhook.reviews import BadReview, read_json
 from webhook.wsgiloop import PARKED
 
+if TYPE_CHECKING:
+    from webhook.apis import LocalAdmin
+
 bp = Blueprint("mesh", __name__, url_prefix="/mesh/v1")
 MAX_BODY = 64 * 1024
 NO_TOKEN = "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)"  # noqa: S105
+READERS = "smictl.mesh.readers"  # app.extensions: the PolicyReaders
+PARKED_READER = "smictl.policy_reader"  # environ: who a parked poll was authenticated as
+LOCAL_ADMIN = "local-admin"  # the reader the admin token proves (as webhook.apis.ADMIN)
 
 
 POLICY_PATH = "/mesh/v1/policy"
-Wants = Literal["certificate", "endpoint"]  # what an authenticated caller asks for
+Wants = Literal["certificate", "endpoint", "policy"]  # what an authenticated caller asks for
+
+
+class PolicyReaders:
+    """Who may read the MeshPolicy: a workload proving its identity with the token it gets its
+    certificate with (bootstrap token, or ServiceAccount token by TokenReview), or, in local
+    mode, the holder of the admin token (an operator's `curl`). `who` names the reader for the
+    decision log, or raises AuthError with the reason."""
+
+    def __init__(self, plane: ControlPlane, admin: LocalAdmin | None) -> None:
+        self.plane = plane
+        self.admin = admin
+
+    def who(self, header: str, *, wait: bool = True) -> str | None:
+        """The reader `header` (the Authorization value) proves: `local-admin` or a SPIFFE ID.
+        With `wait=False` (on the event loop) None when only a call to the API server could
+        tell (a TokenReview not in the cache): the request then takes the path that may wait.
+        """
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError(NO_TOKEN)
+        if self.admin is not None and self.admin.refusal(header) is None:
+            return LOCAL_ADMIN
+        authenticator = self.plane.authenticator
+        if authenticator is None:
+            raise AuthError(
+                "the bearer token is not this control plane's admin token, and no workload "
+                "token can be checked here (local mode needs the mesh CA)"
+            )
+        try:
+            identity = authenticator.authenticate(token) if wait else authenticator.peek(token)
+        except AuthError as exc:
+            if self.admin is None or self.admin.digest is None:
+                raise
+            raise AuthError(f"{exc}; it is not this control plane's admin token either") from exc
+        return None if identity is None else identity.spiffe_id
+
+
+def policy_readers() -> PolicyReaders:
+    readers: PolicyReaders = current_app.extensions[READERS]
+    return readers
 
 
 @bp.get("/policy")
 def policy() -> Response:
     plane = current_plane()
     parked = request.environ.get(PARKED)
+    if parked is None:
+        # Before anything else, as the local store API does: a refused caller learns nothing,
+        # not even the ETag (which says when the policy changes).
+        try:
+            reader = policy_readers().who(request.headers.get("Authorization", ""))
+        except AuthError as exc:
+            plane.metrics.policy_reads.labels(result="unauthenticated").inc()
+            _unauthenticated(plane, str(exc), wants="policy")
+    else:  # authenticated on the loop, before it was parked (`LongPolls.parks`)
+        reader = str(request.environ.get(PARKED_READER, "workload"))
+    plane.metrics.policy_reads.labels(
+        result=LOCAL_ADMIN if reader == LOCAL_ADMIN else "workload"
+    ).inc()
     if parked is not None:  # parked on the loop and woken (or timed out, or shutting down)
         view = plane.latest_view()
         if view.etag == parked[0]:
@@ -105,15 +173,33 @@ class LongPolls:
     """The app's `webhook.wsgiloop.Park` hook: lets `LoopWorker` park waiting long polls on its
     event loop instead of in a thread each. `policy()` answers them once woken (`PARKED`)."""
 
-    def __init__(self, plane: ControlPlane) -> None:
+    def __init__(self, plane: ControlPlane, readers: PolicyReaders) -> None:
         self.plane = plane
+        self.readers = readers
 
     def parks(self, environ: dict[str, Any]) -> tuple[str, float] | None:
-        """(etag, timeout) when this is a `GET /mesh/v1/policy` whose If-None-Match lists the
+        """(etag, timeout) when this is a `GET /mesh/v1/policy` from a reader who proves who it
+        is without a call (`PolicyReaders.who(wait=False)`) whose If-None-Match lists the
         current etag with a timeout above 0: the requests `policy()` would hold. On the loop:
         reads the last compiled view only (a stale one is fine: the watcher compiles the new
         revision and wakes the poll if its etag moved). Anything else — a bad `timeout` (400),
-        HEAD — takes the ordinary path."""
+        HEAD, a caller to refuse (401) or to look up (TokenReview) — takes the ordinary path.
+        A parked poll is not authenticated again when it is answered: as any request, it is
+        authorized once, when it arrives."""
+        wait = self._wait(environ)
+        if wait is None:
+            return None
+        try:
+            reader = self.readers.who(environ.get("HTTP_AUTHORIZATION", ""), wait=False)
+        except AuthError:
+            return None
+        if reader is None:
+            return None
+        environ[PARKED_READER] = reader
+        return wait
+
+    def _wait(self, environ: dict[str, Any]) -> tuple[str, float] | None:
+        """(etag, timeout) of a policy GET that would wait now, else None."""
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != POLICY_PATH:
             return None
         if environ.get("CONTENT_LENGTH", "0") not in ("", "0"):
@@ -347,7 +433,11 @@ def _unauthenticated(plane: ControlPlane, reason: str, *, wants: Wants) -> NoRet
             "reason": reason,
         },
     )
-    abort(401, reason)
+    # RFC 9110 §11.6.1: a 401 names the scheme it wants.
+    response = jsonify(error=reason, code=401)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
+    abort(response)
 
 
 def _body() -> dict[str, Any]:

@@ -39,6 +39,7 @@ class Metrics:
     certificates_issued: Counter
     certificate_expiry: Gauge
     conversions: Counter
+    policy_reads: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -82,6 +83,14 @@ class Metrics:
             conversions=Counter(
                 "smictl_conversion_requests_total",
                 "ConversionReview objects converted, by result.",
+                ["result"],
+                registry=registry,
+            ),
+            policy_reads=Counter(
+                "smictl_policy_reads_total",
+                "MeshPolicy requests (GET /mesh/v1/policy), by who made them: `workload` (a "
+                "bootstrap or ServiceAccount token), `local-admin` (the admin token) or "
+                "`unauthenticated` (refused, 401).",
                 ["result"],
                 registry=registry,
             ),

@@ -23,6 +23,7 @@ from conformance.targets.base import TargetError
 from conformance.targets.processes import LAUNCH, Child, spawn, wait_for
 
 STORE_API = "/apis/"
+POLICY_API = "/mesh/v1/policy"
 ADMISSION_V1 = "admission.k8s.io/v1"
 CONVERSION_V1 = "apiextensions.k8s.io/v1"
 READY_PROBE_TIMEOUT = 2.0
@@ -169,7 +170,10 @@ class ControlPlane:
             raise TargetError("the control plane is not running")
         payload = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json", "Accept": "application/json"}
-        if path.startswith(STORE_API) and self._admin_token:  # only where it is asked for
+        # Only where it is asked for: the store API, and the policy (which the control plane
+        # serves to workloads and to the admin token's holder).
+        asks = path.startswith(STORE_API) or path.startswith(POLICY_API)
+        if asks and self._admin_token:
             hdrs["Authorization"] = f"Bearer {self._admin_token}"
         hdrs.update(headers or {})
         for attempt in (1, 2):  # a keep-alive connection the server closed: reconnect once

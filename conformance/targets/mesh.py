@@ -206,6 +206,8 @@ class Mesh:
             "0",
             "--policy",
             f"{plane.url}/mesh/v1/policy",
+            "--token-file",  # the control plane serves the policy to workloads that prove it
+            str(slot.token_file),
             "--ca",
             str(plane.ca_file),
             *self._certificate_args(slot, name),
@@ -229,14 +231,8 @@ class Mesh:
     def _certificate_args(self, slot: Slot, name: str) -> list[str]:
         """`csr`: the proxy asks the control plane to sign its key, proving its identity with
         its bootstrap token; `files`: a certificate the mesh CA issued, read from files."""
-        if self.certificates == "csr":
-            assert slot.token_file is not None
-            return [
-                "--csr-url",
-                f"{self.plane.url}/mesh/v1/certificates",
-                "--token-file",
-                str(slot.token_file),
-            ]
+        if self.certificates == "csr":  # with the --token-file the policy poll sends too
+            return ["--csr-url", f"{self.plane.url}/mesh/v1/certificates"]
         cert, key = self.workload_certificate(slot.identity, prefix=name)
         return ["--cert", str(cert), "--key", str(key)]
 

@@ -60,6 +60,8 @@ class StandIn(ThreadingHTTPServer):
         self.failing = True
         self.token = TOKEN  # the one bearer token it accepts
         self.polls = 0
+        self.poll_tokens: list[str] = []  # the Authorization of every poll, in order
+        self.refuse_polls = ""  # when set: every poll is a 401 with this reason
         self.signed = 0
         self.endpoint_calls: list[tuple[str, dict[str, Any]]] = []
         threading.Thread(
@@ -82,6 +84,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, b"down\n")
             return
         self.server.polls += 1
+        # As the control plane: the policy is served to a caller with a bearer token only.
+        self.server.poll_tokens.append(self.headers.get("Authorization", ""))
+        if self.server.refuse_polls or not self.headers.get("Authorization", "").startswith(
+            "Bearer "
+        ):
+            reason = self.server.refuse_polls or "missing `Authorization: Bearer <token>`"
+            self._send(401, json.dumps({"error": reason + "\x1b[2J", "code": 401}).encode())
+            return
         wanted = self.headers.get("If-None-Match", "").strip('"')
         timeout = min(2.0, float(parse_qs(url.query).get("timeout", ["0"])[0]))
         with self.server.changed:
@@ -287,9 +297,46 @@ def test_a_rotated_token_file_is_used_for_the_next_csr(
     try:
         proc.wait_ready()
         assert server.signed == 1
+        assert set(server.poll_tokens) == {f"Bearer {TOKEN}"}  # every poll proves who it is
         server.token = "rotated-token-for-shop-web"  # the old one is no longer accepted
         (root / "token").write_text(server.token + "\n")
         proc.proc.send_signal(signal.SIGHUP)  # renew now rather than in 16 h
         wait_for(lambda: server.signed == 2, what="a CSR with the rotated token")
+        # SIGHUP asks for the policy again too: with the token the file holds now.
+        wait_for(
+            lambda: server.poll_tokens[-1] == f"Bearer {server.token}",
+            what="a poll with the rotated token",
+        )
+    finally:
+        proc.stop()
+
+
+def test_a_refused_poll_keeps_the_proxy_unready_and_says_why(
+    plane: tuple[StandIn, EchoApp, Path],
+) -> None:
+    """A control plane that refuses the workload's token (expired, another mesh CA): the proxy
+    logs the control plane's reason, as one printable line, and does not turn ready."""
+    server, app, root = plane
+    server.failing = False
+    server.refuse_polls = "bootstrap token has expired"
+    (root / "token").write_text(TOKEN)
+    cert, key = server.pki.issue(WEB)
+    proc = ProxyProc(
+        root,
+        "web",
+        [
+            "--identity", WEB, "--policy", f"{server.url}/mesh/v1/policy",
+            "--ca", str(root / "ca.pem"), "--cert", str(cert), "--key", str(key),
+            "--token-file", str(root / "token"), "--admin", "0", "--inbound", f"0:{app.port}",
+        ],
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: "answered 401: bootstrap token has expired?[2J" in proc.log(),
+            what="the refusal to be logged with its reason",
+        )
+        assert "\x1b" not in proc.log()
+        assert proc.admin_get("/ready")[0] == 503
+        assert server.poll_tokens[0] == f"Bearer {TOKEN}"
     finally:
         proc.stop()

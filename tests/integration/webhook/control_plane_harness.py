@@ -88,6 +88,24 @@ class Server:
         s.headers["Authorization"] = f"Bearer {token}"
         return s
 
+    def workload_token(self, identity: str = "shop/web") -> str:
+        """A bootstrap token of the mesh CA `serve` made, as `smictl certs token` prints it."""
+        from smi.identity import Identity
+        from webhook.auth import BootstrapTokens, token_key
+        from webhook.cli import load_ca_dir
+
+        ident = Identity.parse(identity)
+        tokens = BootstrapTokens(
+            key=token_key(load_ca_dir(self.certs).key), trust_domain=ident.trust_domain
+        )
+        return tokens.issue(ident)
+
+    def workload_session(self, identity: str = "shop/web") -> requests.Session:
+        """A session of a proxy: its workload's token, which the policy is served to."""
+        s = self.session()
+        s.headers["Authorization"] = f"Bearer {self.workload_token(identity)}"
+        return s
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)

@@ -132,7 +132,7 @@ def test_a_long_poll_sees_an_apply_within_a_second(server: Server) -> None:
     seen: dict[str, Any] = {}
 
     def poll() -> None:
-        poller = server.session()
+        poller = server.workload_session()  # a proxy's poll, with its workload's token
         r = poller.get(
             f"{server.url}/mesh/v1/policy",
             params={"timeout": "20"},

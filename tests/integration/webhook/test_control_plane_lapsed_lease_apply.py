@@ -28,7 +28,7 @@ def test_apply_and_delete_while_a_lease_has_lapsed_are_written_and_it_expires(
     assert done.returncode == 0, done.stderr
     token = server.smictl("certs", "token", "--identity", "shop/web", "--dir", str(server.certs))
     assert token.returncode == 0, token.stderr
-    s = server.session()
+    s = server.workload_session()
     body = {"address": "127.0.0.1", "port": 15006, "services": ["web"]}
     r = s.post(
         f"{server.url}/mesh/v1/endpoints",

@@ -58,7 +58,8 @@ def threads_of(pid: int) -> int:
 class Poll:
     """One proxy's long poll on its own TLS connection, read with asyncio."""
 
-    def __init__(self) -> None:
+    def __init__(self, authorization: str) -> None:
+        self.authorization = authorization  # a proxy's: the policy is served to workloads
         self.status = 0
         self.headers: dict[str, str] = {}
         self.answered_at = 0.0
@@ -78,7 +79,7 @@ class Poll:
         try:
             writer.write(
                 f"GET /mesh/v1/policy?timeout=30 HTTP/1.1\r\nHost: {host}\r\n"
-                f"If-None-Match: {etag}\r\n\r\n".encode()
+                f"If-None-Match: {etag}\r\nAuthorization: {self.authorization}\r\n\r\n".encode()
             )
             await writer.drain()
             sent()
@@ -105,7 +106,7 @@ def test_hundreds_of_long_polls_park_on_one_worker_and_all_wake(
     if polls < 50:
         pytest.skip(f"ulimit -n is {soft}: too low for this test")
     server = fresh_server.start(workers=1, extra=("--threads", "4"))
-    s = server.session()
+    s = server.workload_session()
     etag = s.get(f"{server.url}/mesh/v1/policy", timeout=10).headers["ETag"]
     worker = worker_pid(server)
     threads_before = threads_of(worker)
@@ -125,7 +126,7 @@ def test_hundreds_of_long_polls_park_on_one_worker_and_all_wake(
             if count[0] == polls:
                 all_sent.set()
 
-        clients = [Poll() for _ in range(polls)]
+        clients = [Poll(str(s.headers["Authorization"])) for _ in range(polls)]
         tasks = [
             asyncio.create_task(
                 c.run(host=host, port=port, context=context, etag=etag, gate=gate, sent=sent)

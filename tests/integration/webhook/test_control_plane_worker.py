@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def long_polls(server: Server, etag: str, n: int, seconds: float) -> list[threading.Thread]:
     def poll() -> None:
-        server.session().get(
+        server.workload_session().get(
             f"{server.url}/mesh/v1/policy",
             params={"timeout": str(seconds)},
             headers={"If-None-Match": etag},
@@ -31,7 +31,7 @@ def long_polls(server: Server, etag: str, n: int, seconds: float) -> list[thread
 
 def test_reviews_are_answered_while_long_polls_wait(fresh_server: Server) -> None:
     server = fresh_server.start(workers=1)  # one worker: the polls and the reviews share it
-    s = server.session()
+    s = server.workload_session()
     etag = s.get(f"{server.url}/mesh/v1/policy").headers["ETag"]
     polls = long_polls(server, etag, n=4, seconds=5)
     time.sleep(0.5)
@@ -48,12 +48,12 @@ def test_reviews_are_answered_while_long_polls_wait(fresh_server: Server) -> Non
 
 def test_sigterm_drains_in_flight_requests(fresh_server: Server) -> None:
     server = fresh_server.start(workers=1)
-    s = server.session()
+    s = server.workload_session()
     etag = s.get(f"{server.url}/mesh/v1/policy").headers["ETag"]
     result: dict[str, Any] = {}
 
     def poll() -> None:
-        r = server.session().get(
+        r = server.workload_session().get(
             f"{server.url}/mesh/v1/policy",
             params={"timeout": "2"},
             headers={"If-None-Match": etag},

@@ -89,13 +89,15 @@ def test_every_address_does_not_hide_other_errors_behind_the_fallback(
     assert made == [socket.AF_INET6]
 
 
-def test_ipv6_literals_are_accepted_in_brackets_too() -> None:
+def test_ipv6_literals_are_accepted_in_brackets_too(tmp_path: Path) -> None:
     """`[fd00::1]` is how an IPv6 address is written next to a port (URLs, `kubectl`
     output); bind() and connect() take it without the brackets."""
+    (tmp_path / "token").write_text("t0k\n")
     cfg = from_args(
         _parse(
             [
                 *BASE,
+                *("--token-file", str(tmp_path / "token")),
                 *("--bind", "[::]", "--admin-bind", "[fd00::5]", "--outbound-bind", "[::1]"),
                 *("--app-host", "[::1]", "--advertise-address", "[fd00::5]"),
             ]

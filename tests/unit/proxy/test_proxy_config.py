@@ -66,8 +66,10 @@ def test_flags_build_the_config() -> None:
 
 
 def test_environment_variables_are_defaults_and_flags_win(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    (tmp_path / "token").write_text("t0k\n")
+    monkeypatch.setenv("SMI_PROXY_TOKEN_FILE", str(tmp_path / "token"))
     monkeypatch.setenv("SMI_PROXY_IDENTITY", "spiffe://corp.example/ns/a/sa/b")
     monkeypatch.setenv("SMI_PROXY_INBOUND", "1:2,3:4")
     monkeypatch.setenv("SMI_PROXY_POLICY", "https://cp:8443/mesh/v1/policy")
@@ -81,7 +83,11 @@ def test_environment_variables_are_defaults_and_flags_win(
     assert cfg.limits.idle_timeout == 7.0 and cfg.admin == 9
 
 
-def test_a_proxy_fed_by_a_control_plane_takes_its_certificate_there_by_default() -> None:
+def test_a_proxy_fed_by_a_control_plane_takes_its_certificate_there_by_default(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "token").write_text("t0k\n")
+    token = ["--token-file", str(tmp_path / "token")]
     cfg = from_args(
         _parse(
             [
@@ -90,13 +96,14 @@ def test_a_proxy_fed_by_a_control_plane_takes_its_certificate_there_by_default()
                 "https://cp.example:8443/mesh/v1/policy",
                 "--outbound",
                 "1",
+                *token,
             ]
         )
     )
     assert cfg.csr_url == "https://cp.example:8443/mesh/v1/certificates"
     explicit = from_args(
         _parse([*BASE[:-4], "--policy", "https://a:1/p", "--control-plane", "https://b:2/",
-                "--outbound", "1"])
+                "--outbound", "1", *token])
     )  # fmt: skip
     assert explicit.csr_url == "https://b:2/mesh/v1/certificates"
 
@@ -214,8 +221,17 @@ def test_registration_needs_an_inbound_port_a_control_plane_and_a_token(tmp_path
     assert cfg.control_plane_url == "https://cp:8443" and cfg.token == "t0k"
     with pytest.raises(ProxyConfigError, match="9090 is not the APP_PORT"):
         from_args(_parse([*url, "--register", "9090=web", "--token-file", str(token)]))
-    with pytest.raises(ProxyConfigError, match="needs --token-file"):
+    # A --policy URL needs the token already (the control plane serves the policy only to a
+    # workload that proves who it is); so does registering, with the policy from a file.
+    with pytest.raises(ProxyConfigError, match="needed with a --policy URL"):
         from_args(_parse([*url, "--register", "8080=web"]))
+    with pytest.raises(ProxyConfigError, match="needs --token-file"):
+        from_args(
+            _parse(
+                [*BASE, "--inbound", "15006:8080", "--control-plane", "https://cp:8443",
+                 "--register", "8080=web"]
+            )
+        )  # fmt: skip
     with pytest.raises(ProxyConfigError, match="needs the control plane"):
         from_args(
             _parse(
@@ -296,3 +312,17 @@ def test_the_control_plane_ca_comes_from_its_variable(monkeypatch: pytest.Monkey
     cfg = from_args(_parse([*BASE, "--outbound", "1"]))
     assert cfg.control_plane_ca_pem == "-----BEGIN CERTIFICATE-----"
     assert cfg.control_plane_ca is None
+
+
+def test_a_policy_url_needs_the_workloads_token(tmp_path: Path) -> None:
+    """The control plane serves the policy only to a workload that proves who it is: without
+    a token the proxy would start, never turn ready and log a 401 at every poll."""
+    argv = [*BASE[:-4], "--policy", "https://cp:8443/mesh/v1/policy", "--inbound", "1:2"]
+    with pytest.raises(ProxyConfigError) as refused:
+        from_args(_parse([*argv, "--cert", "c", "--key", "k"]))
+    assert str(refused.value).startswith("--token-file: needed with a --policy URL")
+    (tmp_path / "token").write_text("smi1.a.b\n")
+    cfg = from_args(_parse([*argv, "--token-file", str(tmp_path / "token")]))
+    assert cfg.token == "smi1.a.b" and cfg.policy_is_url
+    # A policy file needs none.
+    assert from_args(_parse([*BASE, "--inbound", "1:2"])).token == ""

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from mesh_reader import reader
 
 from smi.identity import Identity
 from smi.pki import generate_key, make_csr
@@ -47,7 +48,7 @@ def service(name: str, ns: str = "shop") -> dict[str, Any]:
 
 
 def endpoints(client: FlaskClient) -> list[Any]:
-    services = client.get("/mesh/v1/policy").get_json()["services"]
+    services = client.get("/mesh/v1/policy", headers=reader(client)).get_json()["services"]
     return list(services["shop/web"]["endpoints"])
 
 
@@ -131,7 +132,7 @@ def test_a_waiting_poll_expires_a_lapsed_lease(
     """A parked poll's watcher (here: the poll's own thread) checks leases off the loop."""
     plane = client.application.extensions["smictl"]
     etag = plane.latest_view().etag  # compiled before the lease lapsed: holds the endpoint
-    r = client.get("/mesh/v1/policy?timeout=2", headers={"If-None-Match": etag})
+    r = client.get("/mesh/v1/policy?timeout=2", headers={**reader(client), "If-None-Match": etag})
     assert r.status_code == 200
     assert r.get_json()["services"]["shop/web"]["endpoints"] == []
 
@@ -178,7 +179,9 @@ def test_an_endpoint_service_must_be_a_dns_1123_name(
     error = r.get_json()["error"]
     assert error.startswith(f"{shown} is not `name` or `namespace/name` made of DNS-1123 labels")
     assert "\n" not in error
-    assert client.get("/mesh/v1/policy").get_json()["services"] == {}  # nothing registered
+    assert (
+        client.get("/mesh/v1/policy", headers=reader(client)).get_json()["services"] == {}
+    )  # nothing registered
 
 
 def test_a_good_registration_is_stored_under_the_canonical_address(client: FlaskClient) -> None:
@@ -211,9 +214,9 @@ def test_a_body_over_the_mesh_limit_names_that_limit(client: FlaskClient, path: 
 
 @pytest.mark.parametrize("header", ["*", " * "])
 def test_if_none_match_star_is_a_304_at_once(client: FlaskClient, header: str) -> None:
-    etag = client.get("/mesh/v1/policy").headers["ETag"]
+    etag = client.get("/mesh/v1/policy", headers=reader(client)).headers["ETag"]
     started = time.monotonic()
-    r = client.get("/mesh/v1/policy?timeout=3", headers={"If-None-Match": header})
+    r = client.get("/mesh/v1/policy?timeout=3", headers={**reader(client), "If-None-Match": header})
     assert r.status_code == 304 and r.get_data() == b""
     assert r.headers["ETag"] == etag and "Retry-After" not in r.headers
     assert time.monotonic() - started < 1.0

@@ -157,8 +157,29 @@ def _endpoint(address: str, sa: str) -> dict[str, Any]:
     return {"address": address, "port": 15006, "identity": f"spiffe://prod.example/ns/shop/sa/{sa}"}
 
 
+def _sa_token_reviews(plane: Any) -> list[str]:
+    """Give the plane a TokenReviewer whose API server knows one token, `sa-token-web`, of
+    shop/web (audience smictl); the list records every review it was asked for."""
+    asked: list[str] = []
+
+    def review(token: str) -> dict[str, Any]:
+        asked.append(token)
+        if token != "sa-token-web":
+            return {"authenticated": False, "error": "invalid bearer token"}
+        return {
+            "authenticated": True,
+            "audiences": ["smictl"],
+            "user": {"username": "system:serviceaccount:shop:web"},
+        }
+
+    plane.authenticator = TokenReviewer(review, trust_domain="prod.example")
+    return asked
+
+
 def test_the_mesh_policy_carries_cluster_endpoints_with_identities(mesh_app: Flask) -> None:
+    _sa_token_reviews(mesh_app.extensions["smictl"])
     c = mesh_app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = "Bearer sa-token-web"  # the pod's projected token
     assert c.get("/readyz").status_code == 200
     first = c.get("/mesh/v1/policy")
     services = first.get_json()["services"]
@@ -180,3 +201,40 @@ def test_the_mesh_policy_carries_cluster_endpoints_with_identities(mesh_app: Fla
     assert second.get_json()["services"]["shop/web"]["endpoints"] == [
         _endpoint("10.244.1.5", "web")
     ]
+
+
+def test_the_policy_is_served_to_a_reviewed_service_account_and_parked_from_the_cache(
+    mesh_app: Flask,
+) -> None:
+    """Kubernetes mode: a proxy polls with its projected ServiceAccount token. The first poll
+    is reviewed (a call to the API server, so never on the worker's loop); once the review is
+    cached, the park hook (on the loop) knows the caller without a call. A token the API
+    server refuses is a 401, and the park hook leaves it to the path that can call."""
+    from webhook.mesh import PARKED_READER
+    from webhook.wsgiloop import PARK_ATTR
+
+    asked = _sa_token_reviews(mesh_app.extensions["smictl"])
+    c = mesh_app.test_client()
+    refused = c.get("/mesh/v1/policy", headers={"Authorization": "Bearer stolen"})
+    assert refused.status_code == 401 and "invalid bearer token" in refused.get_json()["error"]
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="smictl"'
+    assert "ETag" not in refused.headers and asked == ["stolen"]
+
+    hook = getattr(mesh_app, PARK_ATTR)
+    etag = mesh_app.extensions["smictl"].latest_view().etag
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/mesh/v1/policy",
+        "QUERY_STRING": "timeout=5",
+        "HTTP_IF_NONE_MATCH": f'"{etag}"',
+        "HTTP_AUTHORIZATION": "Bearer sa-token-web",
+    }
+    assert hook.parks(dict(environ)) is None  # not reviewed yet: no call on the loop
+    assert asked == ["stolen"]
+    ok = c.get("/mesh/v1/policy", headers={"Authorization": "Bearer sa-token-web"})
+    assert ok.status_code == 200 and asked == ["stolen", "sa-token-web"]
+    parked_environ = dict(environ)
+    assert hook.parks(parked_environ) == (etag, 5.0)
+    assert parked_environ[PARKED_READER] == "spiffe://prod.example/ns/shop/sa/web"
+    assert asked == ["stolen", "sa-token-web"]  # from the cache
+    assert hook.parks({**environ, "HTTP_AUTHORIZATION": "Bearer stolen"}) is None

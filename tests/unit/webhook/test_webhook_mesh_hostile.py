@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from mesh_reader import reader
 
 from smi.identity import Identity
 from smi.pki import generate_key, make_csr
@@ -22,12 +23,15 @@ from webhook.auth import BootstrapTokens, token_key
 
 
 def _etag(client: FlaskClient) -> str:
-    return client.get("/mesh/v1/policy").headers["ETag"]
+    return client.get("/mesh/v1/policy", headers=reader(client)).headers["ETag"]
 
 
 def _poll(client: FlaskClient, if_none_match: str, timeout: float) -> tuple[int, float, Any]:
     started = time.monotonic()
-    r = client.get(f"/mesh/v1/policy?timeout={timeout}", headers={"If-None-Match": if_none_match})
+    r = client.get(
+        f"/mesh/v1/policy?timeout={timeout}",
+        headers={**reader(client), "If-None-Match": if_none_match},
+    )
     return r.status_code, time.monotonic() - started, r.headers
 
 

@@ -333,7 +333,9 @@ def test_the_control_plane_runs_only_waitless_requests_on_the_loop() -> None:
     assert runs_inline(env("POST", "/convert"))
     assert runs_inline(env("POST", "/v1/data/smictl/authz/allow"))
     assert runs_inline(env("GET", "/healthz"))
-    assert runs_inline(env("GET", "/mesh/v1/policy"))
+    # A policy GET's caller may need a TokenReview (a call to the API server): never on the loop
+    # (a long poll that can wait there is parked instead).
+    assert not runs_inline(env("GET", "/mesh/v1/policy"))
     assert not runs_inline(env("GET", "/mesh/v1/policy", HTTP_IF_NONE_MATCH='"sha256:x"'))
     assert not runs_inline(env("POST", "/mesh/v1/certificates"))
     assert not runs_inline(env("POST", "/apis/apply"))
@@ -576,10 +578,21 @@ def headers_of(response: bytes) -> dict[str, str]:
     return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head)}
 
 
-def policy_poll(etag: str, timeout: str = "5") -> bytes:
+def workload_token(app: Any, identity: str = "shop/web") -> str:
+    """A bootstrap token of the app's mesh CA: the policy is served to workloads only."""
+    from smi.identity import Identity
+    from webhook.auth import BootstrapTokens, token_key
+
+    plane = app.extensions["smictl"]
+    tokens = BootstrapTokens(key=token_key(plane.ca.key), trust_domain="cluster.local")
+    return tokens.issue(Identity.parse(identity))
+
+
+def policy_poll(h: Harness, etag: str, timeout: str = "5", *, token: str | None = None) -> bytes:
+    token = workload_token(h.server.app) if token is None else token
     return (
         f"GET /mesh/v1/policy?timeout={timeout} HTTP/1.1\r\nHost: h\r\n"
-        f"If-None-Match: {etag}\r\n\r\n"
+        f"If-None-Match: {etag}\r\nAuthorization: Bearer {token}\r\n\r\n"
     ).encode()
 
 
@@ -601,18 +614,17 @@ def plane_loop(app: Any) -> Iterator[Harness]:
 
 
 def current_etag(h: Harness) -> str:
-    h.feed(b"GET /mesh/v1/policy HTTP/1.1\r\nHost: h\r\n\r\n")
-    h.settle(lambda: bool(h.responses()))
-    etag = headers_of(h.responses()[0])["etag"]
-    h.transport.data.clear()
-    return etag
+    """The ETag a proxy would hold now. Read from the plane, not by a GET through `h`: a policy
+    GET runs in the pool (its caller may need a TokenReview), and the thread it starts would
+    stay in the executor, where the tests look for threads held by parked polls."""
+    return f'"{h.server.app.extensions["smictl"].view().etag}"'
 
 
 def test_the_control_plane_parks_its_long_polls_and_answers_on_a_change(
     plane_loop: Harness, app: Any
 ) -> None:
     etag = current_etag(plane_loop)
-    plane_loop.feed(policy_poll(etag))
+    plane_loop.feed(policy_poll(plane_loop, etag))
     plane_loop.loop.run_until_complete(asyncio.sleep(0.2))
     assert bytes(plane_loop.transport.data) == b""
     assert plane_loop.executor._threads == set()  # type: ignore[attr-defined]  # no thread held
@@ -635,7 +647,7 @@ def test_a_parked_control_plane_poll_times_out_with_the_same_answer_as_before(
 ) -> None:
     etag = current_etag(plane_loop)
     started = time.monotonic()
-    plane_loop.feed(policy_poll(etag, timeout="0.2"))
+    plane_loop.feed(policy_poll(plane_loop, etag, timeout="0.2"))
     plane_loop.settle(lambda: bool(plane_loop.responses()))
     assert time.monotonic() - started >= 0.2
     response = plane_loop.responses()[0]
@@ -650,8 +662,11 @@ def test_the_control_plane_hook_parks_only_what_would_wait(app: Any) -> None:
     hook = getattr(app, PARK_ATTR)
     etag = app.extensions["smictl"].view().etag
 
+    token = workload_token(app)
+
     def env(method: str = "GET", query: str = "", inm: str | None = f'"{etag}"') -> dict[str, Any]:
-        environ = {"REQUEST_METHOD": method, "PATH_INFO": "/mesh/v1/policy", "QUERY_STRING": query}
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": "/mesh/v1/policy", "QUERY_STRING": query,
+                   "HTTP_AUTHORIZATION": f"Bearer {token}"}  # fmt: skip
         if inm is not None:
             environ["HTTP_IF_NONE_MATCH"] = inm
         return environ
@@ -668,6 +683,9 @@ def test_the_control_plane_hook_parks_only_what_would_wait(app: Any) -> None:
     # A body would be held, whole, while parked (16 MiB each, a thousand parked): not parked.
     assert hook.parks(env() | {"CONTENT_LENGTH": "16777216"}) is None
     assert hook.parks(env() | {"CONTENT_LENGTH": "0"}) == (etag, 5.0)
+    # A caller to refuse is not parked: the app answers it 401 at once.
+    assert hook.parks(env() | {"HTTP_AUTHORIZATION": ""}) is None
+    assert hook.parks(env() | {"HTTP_AUTHORIZATION": f"Bearer {token[:-2]}xx"}) is None
     assert hook.watch("sha256:other", 1.0) == etag  # at once: the tag differs
 
 
@@ -681,7 +699,7 @@ def test_a_poll_parked_on_a_tag_the_watcher_never_saw_is_woken(
 
     store = app.extensions["smictl"].store
     a = current_etag(plane_loop)
-    plane_loop.feed(policy_poll(a, timeout="0.2"))  # the watcher sees A, then idles
+    plane_loop.feed(policy_poll(plane_loop, a, timeout="0.2"))  # the watcher sees A, then idles
     plane_loop.settle(lambda: bool(plane_loop.responses()))
     plane_loop.transport.data.clear()
     plane_loop.loop.run_until_complete(asyncio.sleep(1.3))
@@ -689,7 +707,7 @@ def test_a_poll_parked_on_a_tag_the_watcher_never_saw_is_woken(
     b = current_etag(plane_loop)
     store.delete([ObjectKey.of(svc("web"))])
     started = time.monotonic()
-    plane_loop.feed(policy_poll(b, timeout="4"))
+    plane_loop.feed(policy_poll(plane_loop, b, timeout="4"))
     plane_loop.settle(lambda: bool(plane_loop.responses()), timeout=6)
     assert time.monotonic() - started < 2.0  # before: 4 s, its whole timeout
     response = plane_loop.responses()[0]
