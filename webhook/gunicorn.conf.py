@@ -49,8 +49,8 @@ threads = _settings.threads
 # LoopWorker parks at most this many waiting long polls per worker (~30 KiB of RSS each, a TLS
 # connection; never more than half of `ulimit -n`); past it a poll waits in the thread pool as
 # under gthread (at most threads / 2, then 304 with Retry-After). SMI_WEBHOOK_MAX_PARKED_POLLS
-# (`serve --max-parked-polls`, chart `controlPlane.maxParkedPolls`); raise the memory limit
-# with it.
+# (`serve --max-parked-polls`, chart `controlPlane.maxParkedPolls`, whose memory limit follows
+# it unless set by hand).
 worker_connections = _settings.max_parked_polls
 # The kube-apiserver and proxies reuse connections; keep idle ones long enough to matter.
 keepalive = 75

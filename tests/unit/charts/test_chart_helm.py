@@ -128,6 +128,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
         "policies": {"userConfigMap": "team-policies"},
     },
+    # Memory sized from a raised parking cap, with the limit set by hand (_resources.tpl).
+    "large-fleet": {
+        "controlPlane": {
+            "workers": 4,
+            "maxParkedPolls": 20000,
+            "resources": {"limits": {"memory": "4Gi"}},
+        }
+    },
 }
 
 
