@@ -11,7 +11,9 @@ Kept free of Flask so that `/mutate`, tests and `smictl` tooling share it. The r
   name) gets no patch, so a replayed review or a second mutating pass changes nothing;
 - a body whose fields do not have a Pod's types (a list for a containerPort, a number for
   `ports`) is refused (422) with the field's path, whether or not it opted in: it is no Pod
-  the API server would send, and reading it anyway would guess at what it means;
+  the API server would send, and reading it anyway would guess at what it means. So is one
+  whose ServiceAccount name (the proxy's identity `ns/sa`) is not a DNS-1123 subdomain: the
+  proxy would carry a SPIFFE ID no certificate can be issued for;
 - the patch holds only `add` operations, with JSON Pointer (RFC 6901) escaping of keys such as
   `smictl.io/injected`.
 
@@ -35,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from smi.validation.names import check_subdomain
 from smi.yamlpos import join_path
 
 INJECT_KEY = "smictl.io/inject"
@@ -238,8 +241,17 @@ def _malformed_metadata(meta: Mapping[str, Any]) -> str:
 
 
 def _malformed_spec(spec: Mapping[str, Any]) -> str:
-    if not isinstance(_or_text(spec.get("serviceAccountName")), str):
-        return "spec.serviceAccountName: not text"
+    for field in ("serviceAccountName", "serviceAccount"):
+        if not isinstance(_or_text(spec.get(field)), str):
+            return f"spec.{field}: not text"
+    field, account = service_account(spec)
+    if account:
+        # Kubernetes' rule for ServiceAccount names, which Identity.parse holds the proxy's
+        # identity to: `Bad_SA` would be injected as `.../sa/Bad_SA`, an identity no
+        # certificate is issued for (the API server would refuse the pod after admission).
+        found = check_subdomain(account, f"spec.{field}", what="ServiceAccount name")
+        if found:
+            return f"spec.{field}: {found[0].message}"
     for field in ("containers", "initContainers", "ephemeralContainers", "volumes"):
         items = _or_empty_list(spec.get(field))
         if not isinstance(items, list) or not all(isinstance(c, Mapping) for c in items):
@@ -263,6 +275,19 @@ def _malformed_ports(ports: Any, *, path: str) -> str:
         if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
             return f"{path}[{j}].containerPort: not an integer"
     return ""
+
+
+def service_account(spec: Mapping[str, Any]) -> tuple[str, Any]:
+    """(the field of `spec` that names the pod's ServiceAccount, its value): the deprecated
+    `serviceAccount` stands in for a missing or empty `serviceAccountName`, and is ignored
+    beside one, as the API server reads them. The value is None or "" when neither names one
+    (the pod runs as `default`)."""
+    name = spec.get("serviceAccountName")
+    if name is None or name == "":
+        legacy = spec.get("serviceAccount")
+        if legacy is not None and legacy != "":
+            return "serviceAccount", legacy
+    return "serviceAccountName", name
 
 
 def _or_empty(value: Any) -> Any:
@@ -293,7 +318,7 @@ def build_patch(
     plan = plan if plan is not None else placement(pod, config=config)
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    identity = f"{namespace}/{spec.get('serviceAccountName') or 'default'}"
+    identity = f"{namespace}/{service_account(spec)[1] or 'default'}"
     container = proxy_container(identity=identity, app_port=app_port(pod), config=config)
     marks = {INJECTED_KEY: "true"}
     if plan.native:
