@@ -22,7 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import import_module
-from typing import Any
+from typing import Any, NoReturn
 
 from smi import __version__
 
@@ -72,11 +72,25 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on usage errors already; keep its one-line message."""
+    """A flag mistake is one line naming the (sub)command, exit 2: the usage block argparse
+    printed above it buried the line that says what is wrong (five lines of `smictl inject`'s
+    flags) and split a log or CI annotation into pieces. `--help` still prints all of it."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
+    def error(self, message: str) -> NoReturn:
+        # A value typed with a newline in it (`$'a\nb'`) must not make a second line.
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
+        if not _refused_value():
+            message += f" (see `{self.prog} --help`)"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _refused_value() -> bool:
+    """Whether argparse is reporting a value a flag's own check refused (argparse re-raises
+    its ArgumentTypeError). That line says what the flag expects, ending with its code where
+    it has one, last as on every diagnostic line; a mistake in the shape of the command line
+    (an unknown flag, a missing value or argument, a choice) is what the help answers."""
+    reported = sys.exception()
+    return reported is not None and isinstance(reported.__context__, argparse.ArgumentTypeError)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -174,7 +188,11 @@ class _ReaderMayLeave:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse reports these from the top-level parser (`smictl: error: ...`), which does
+        # not say which command's flags to look up.
+        _reached(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -184,6 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(func, args)
     finally:
         sys.stdout = real_stdout
+
+
+def _reached(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the deepest (sub)command `args` chose: `smictl certs workload`'s for
+    `smictl certs workload --bogus`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            return parser if chosen is None else _reached(chosen, args)
+    return parser
 
 
 def _run(func: Handler, args: argparse.Namespace) -> int:

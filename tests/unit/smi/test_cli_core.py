@@ -1,5 +1,5 @@
 """`smictl validate`, `convert` and `explain-code` through `smi.cli.main`: exit codes, what goes
-to stdout and stderr, stdin, JSON output, --strict."""
+to stdout and stderr, stdin, JSON output, --strict; and a flag mistake to any command."""
 
 from __future__ import annotations
 
@@ -101,12 +101,88 @@ def test_missing_paths_are_load_errors_not_tracebacks(tmp_path: Path, capsys: Ca
     assert out == f"{tmp_path / 'nope.yaml'}: cannot read: no such file or directory (SMI1001)\n"
 
 
-@pytest.mark.parametrize("argv", [["validate"], ["validate", "-f", "x", "-o", "xml"], ["nope"]])
-def test_usage_errors_exit_2(argv: list[str], capsys: Capsys) -> None:
+def flag_error(capsys: Capsys, argv: list[str]) -> str:
+    """The one line `smictl ARGV` prints for a flag mistake (exit 2, nothing on stdout)."""
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert (exc.value.code, out) == (2, "")
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].strip() and err.endswith("\n"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "reason"),
+    [
+        (["validate"], "validate", "the following arguments are required: -f/--filename"),
+        (
+            ["validate", "-f", "x", "-o", "xml"],
+            "validate",
+            "argument -o/--output: invalid choice: 'xml' (choose from 'text', 'json')",
+        ),
+        (["validate", "-f"], "validate", "argument -f/--filename: expected one argument"),
+        (
+            ["validate", "-f", "x", "--format", "nope"],
+            "validate",
+            "unrecognized arguments: --format nope",
+        ),
+        (["convert", "-f", "x", "--to"], "convert", "argument --to: expected one argument"),
+        (["inject", "-f", "x", "--bogus"], "inject", "required: --mesh-ca-cert"),
+        (["explain-code", "--bogus"], "explain-code", "unrecognized arguments: --bogus"),
+        (["proxy", "--bogus"], "proxy", "unrecognized arguments: --bogus"),
+        (["certs", "workload", "--identity", "shop/web", "-x"], "certs workload", "arguments: -x"),
+        (
+            ["policy", "test", "policies", "--bogus"],
+            "policy test",
+            "unrecognized arguments: --bogus",
+        ),
+        (["certs"], "certs", "the following arguments are required: ACTION"),
+        (["nope"], "", "argument COMMAND: invalid choice: 'nope' (choose from 'access-matrix', "),
+        (["--bogus"], "", "unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_flag_mistake_is_one_line_naming_the_command(
+    capsys: Capsys, argv: list[str], command: str, reason: str
+) -> None:
+    """kubectl-style: no usage block above the error, and the command the user typed named
+    even where argparse reports from the top-level parser (`smictl: error: unrecognized
+    arguments`), so the `--help` it points at is the one that lists the flags."""
+    prog = f"smictl {command}".rstrip()
+    line = flag_error(capsys, argv)
+    assert line.startswith(f"{prog}: error: ") and reason in line, line
+    assert line.endswith(f" (see `{prog} --help`)")
+
+
+def test_a_refused_flag_value_keeps_its_code_last(capsys: Capsys) -> None:
+    """A value a flag's own check refuses says what it expects; no help pointer after its code,
+    which stays last as on every diagnostic line."""
+    line = flag_error(capsys, ["compile", "-f", "x", "--revision", "-1"])
+    assert line.startswith("smictl compile: error: argument --revision: ")
+    assert line.endswith("not '-1' (SMI6003)")
+
+
+def test_a_newline_in_a_mistaken_argument_stays_on_the_line(capsys: Capsys) -> None:
+    line = flag_error(capsys, ["validate", "-f", "x", "a\nb"])
+    assert line.startswith("smictl validate: error: unrecognized arguments: a\\nb (see")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["validate", "--help"], ["certs", "workload", "-h"]])
+def test_help_is_still_the_whole_help(capsys: Capsys, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert (exc.value.code, err) == (0, "")
+    prog = " ".join(["smictl", *argv[:-1]])
+    assert out.startswith(f"usage: {prog} [-h]") and "\noptions:\n" in out
+
+
+def test_no_command_prints_the_command_list(capsys: Capsys) -> None:
+    """Not a mistake in a flag but a question (what is there?): the help, to stderr, exit 2."""
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: smictl [-h] [--version] COMMAND ...\n")
+    assert all(f"\n    {name}" in err for name in ("validate", "inject", "proxy"))
 
 
 def test_convert_round_trips_and_passes_other_documents_through(
