@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from smi.errors import SMIError, escaped_line
 from smi.store.base import Store
 from webhook import logs
+from webhook.auth import AuthError
+from webhook.mesh import PolicyReaders
 from webhook.plane import EXTENSION, ControlPlane, load_ca, record_expiry
 from webhook.settings import Settings
 from webhook.wsgiloop import INLINE_ATTR, PARK_ATTR, PARKED
@@ -33,14 +35,37 @@ _INLINE_GETS = QUIET_PATHS
 
 
 def runs_inline(environ: dict[str, Any]) -> bool:
+    """Whether a request never waits on anything outside the process, whoever sent it."""
     method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
     if method == "POST":
-        return path in _INLINE_POSTS or path.startswith("/v1/data")
+        return path in _INLINE_POSTS
     if method == "GET":
-        # Not `/mesh/v1/policy`: its caller may need a TokenReview (a call to the API server),
-        # and with If-None-Match it may wait; a long poll that can wait on the loop is parked.
         return path in _INLINE_GETS
     return False
+
+
+class Inline:
+    """The LoopWorker's predicate: `runs_inline`, and the routes whose caller must prove who it
+    is (the Data API, a policy GET that is not a long poll) when that takes no call: a bootstrap
+    or admin token, a cached TokenReview, or a caller to refuse. A review the cache lacks is a
+    call to the API server, which must not stall the loop: such a request takes the pool."""
+
+    def __init__(self, readers: PolicyReaders) -> None:
+        self.readers = readers
+
+    def __call__(self, environ: dict[str, Any]) -> bool:
+        if runs_inline(environ):
+            return True
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        authenticated = (method == "POST" and path.startswith("/v1/data")) or (
+            method == "GET" and path == "/mesh/v1/policy" and "HTTP_IF_NONE_MATCH" not in environ
+        )
+        if not authenticated:
+            return False
+        try:
+            return self.readers.who(environ.get("HTTP_AUTHORIZATION", ""), wait=False) is not None
+        except AuthError:
+            return True  # answered 401 at once
 
 
 def create_app(
@@ -87,12 +112,12 @@ def _build_app(settings: Settings, *, store: Store | None, policies: Any) -> Fla
     app.extensions[EXTENSION] = plane
     _register_blueprints(app, plane)
     _register_hooks(app)
-    setattr(app, INLINE_ATTR, runs_inline)  # for webhook.worker.LoopWorker
     from webhook.apis import EXTENSION as APIS
-    from webhook.mesh import READERS, LongPolls, PolicyReaders
+    from webhook.mesh import READERS, LongPolls
 
     readers = PolicyReaders(plane, admin=app.extensions.get(APIS))  # no admin in Kubernetes mode
     app.extensions[READERS] = readers
+    setattr(app, INLINE_ATTR, Inline(readers))  # for webhook.worker.LoopWorker
     setattr(app, PARK_ATTR, LongPolls(plane, readers))  # LoopWorker parks long polls on its loop
     plane.view()  # compile once now: /readyz turns ready and the first review pays nothing
     return app

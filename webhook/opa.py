@@ -12,6 +12,11 @@ Documents served:
   AdmissionReview), result `{allowed, code, messages, warnings}`;
 - `smictl/authz`: the MeshPolicy decision; input `{source, destination, port, method, path,
   headers}` (SPIFFE IDs or ns/sa), result `{allowed, reason, mode, rules}`.
+
+Who may ask: whoever may read the MeshPolicy (`webhook.mesh.PolicyReaders`: a workload's token,
+or the local admin token), with `Authorization: Bearer`, as OPA's `--authentication=token`
+asks for; anyone else gets OPA's 401 `{"code": "unauthorized"}`. `smictl/authz` answers who may
+call whom, so asking it enough questions reads the authorization graph the policy route guards.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from smi.identity import Identity, IdentityError
+from webhook import logs
+from webhook.auth import AuthError
+from webhook.mesh import policy_readers
 from webhook.plane import ControlPlane, current_plane
 from webhook.policies import admit
 from webhook.reviews import BadReview, read_json
@@ -32,6 +40,27 @@ bp = Blueprint("opa", __name__, url_prefix=PREFIX)
 
 # OPA's answer beside a result when the request had no input (no `input` key, or `null`).
 NO_INPUT_WARNING = {"code": "api_usage_warning", "message": "'input' key missing from the request"}
+
+
+@bp.before_request
+def _authenticate() -> tuple[Response, int] | None:
+    """401 in OPA's shape for a caller who proves nothing, before its body is read."""
+    try:
+        policy_readers().who(request.headers.get("Authorization", ""))
+    except AuthError as exc:
+        logs.emit(
+            logs.DECISION,
+            {
+                "event": "data_api_unauthenticated",
+                "method": request.method,
+                "remote": request.remote_addr,
+                "reason": str(exc),
+            },
+        )
+        response, status = _error("unauthorized", str(exc), 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
+        return response, status
+    return None
 
 
 @bp.route("/", methods=["POST", "GET"], defaults={"path": ""}, strict_slashes=False)

@@ -92,6 +92,14 @@ def register(sub: Any) -> None:
         "the `smictl serve` it names (default: the system's CAs)",
     )
     p.add_argument(
+        "--opa-token-file",
+        type=_opa_token_file,
+        metavar="FILE",
+        help="a bearer token to send to an https --opa-url (OPA's token authentication; "
+        "`smictl serve` answers the admin token or a workload's token), "
+        "default: $SMICTL_OPA_TOKEN_FILE",
+    )
+    p.add_argument(
         "-n",
         "--namespace",
         default="default",
@@ -123,6 +131,58 @@ def _opa_ca(text: str) -> Path:
     return path
 
 
+def _opa_token_file(text: str) -> Path:
+    """argparse type of --opa-token-file: a file holding one token (one word of printable
+    ASCII, as every bearer token is), read now so a bad one is one line naming the flag."""
+    path = flags.path(text)
+    _read_token(path)
+    return path
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc.strerror or exc} (SMI7003)") from exc
+    except UnicodeDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: not an ASCII token (SMI7003)") from exc
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        raise argparse.ArgumentTypeError(
+            f"{path}: a token is one word of printable ASCII characters (SMI7003)"
+        )
+    return token
+
+
+def _remote_token(args: argparse.Namespace) -> str | None:
+    """The --opa-token-file's token, sent over https only: in clear it would be a credential
+    for anyone on the path."""
+    from smi.urls import http_url
+
+    url: str | None = args.opa_url
+    given: Path | None = args.opa_token_file
+    if given is None:
+        # The variable is for CI jobs that set it once: a run on the embedded engine has
+        # nothing to send it to.
+        env = os.environ.get("SMICTL_OPA_TOKEN_FILE")
+        if not env or url is None:
+            return None
+        given = Path(env)
+    parts = http_url(url) if url is not None else None
+    if url is None or parts is None or parts.scheme != "https":
+        raise SMIError(
+            Diagnostic(
+                "SMI7003",
+                "needs an https --opa-url (a token is not sent in clear)",
+                path="--opa-token-file",
+            )
+        )
+    try:
+        return _read_token(given)
+    except argparse.ArgumentTypeError as exc:  # SMICTL_OPA_TOKEN_FILE: not read by type=
+        raise SMIError(Diagnostic("SMI7003", str(exc).removesuffix(" (SMI7003)"),
+                                  path="--opa-token-file")) from exc  # fmt: skip
+
+
 def _remote_ca(args: argparse.Namespace) -> Path | None:
     """--opa-ca, which only an https --opa-url can use."""
     from smi.urls import http_url
@@ -150,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         parameters=parameters,
         remote=args.opa_url,
         remote_ca=_remote_ca(args),
+        remote_token=_remote_token(args),
     )
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)

@@ -63,15 +63,20 @@ class PolicySet:
         parameters: Mapping[str, Any] | None = None,
         remote: str | None = None,
         remote_ca: Path | None = None,
+        remote_token: str | None = None,
     ) -> PolicySet:
         """Read, check and compile the policies; raises PolicyError (one line per problem).
         `remote`: an OPA Data API to evaluate on, its TLS verified against `remote_ca` (else
-        the system's CAs)."""
+        the system's CAs), asked with `remote_token` as a bearer token when given."""
         roots: list[str | Path] = [shipped_dir()] if include_shipped else []
         roots.extend(dirs)
         modules = tuple(m for m in read_modules(roots) if not m.is_test)
         return cls.from_modules(
-            modules, parameters=parameters or {}, remote=remote, remote_ca=remote_ca
+            modules,
+            parameters=parameters or {},
+            remote=remote,
+            remote_ca=remote_ca,
+            remote_token=remote_token,
         )
 
     @classmethod
@@ -82,6 +87,7 @@ class PolicySet:
         parameters: Mapping[str, Any] | None = None,
         remote: str | None = None,
         remote_ca: Path | None = None,
+        remote_token: str | None = None,
     ) -> PolicySet:
         params = dict(parameters or {})
         infos = tuple(policies_of(modules))
@@ -91,7 +97,7 @@ class PolicySet:
         if remote is not None:
             from smi.policy.remote import RemoteOPA
 
-            engine = RemoteOPA(remote, ca_file=remote_ca)
+            engine = RemoteOPA(remote, ca_file=remote_ca, token=remote_token)
             _require_remote_packages(engine, infos)
         else:
             engine = engine_mod.EmbeddedEngine(

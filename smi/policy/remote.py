@@ -67,7 +67,11 @@ class RemoteOPA:
         timeout: float = 2.0,
         retries: int = 0,
         max_body: int = MAX_BODY,
+        token: str | None = None,
     ) -> None:
+        """`token`: sent as `Authorization: Bearer` with every request, as OPA's token
+        authentication (and `smictl serve`'s Data API, which answers only workloads and the
+        admin token's holder) asks for."""
         from opa_client import OpaClient
 
         parts = http_url(url)
@@ -87,6 +91,7 @@ class RemoteOPA:
                 raise PolicyError.of(CERTIFICATE, f"{ca_file}: {problem}")
         # requests reads REQUESTS_CA_BUNDLE only for `verify=True`: a given CA file wins.
         self._verify: bool | str = str(ca_file) if ca_file is not None else True
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = str(url).rstrip("/")
         self.timeout = timeout
         self.max_body = max_body
@@ -150,6 +155,7 @@ class RemoteOPA:
         response = self._client._session.post(
             url,
             json={"input": dict(input_doc)},
+            headers=self._headers,
             timeout=self.timeout,
             verify=self._verify,
             allow_redirects=False,

@@ -170,7 +170,13 @@ def test_a_long_poll_sees_an_apply_within_a_second(server: Server) -> None:
 def test_opa_python_client_gets_a_decision(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca))
     host, port = server.url.removeprefix("https://").rsplit(":", 1)
-    client = OpaClient(host=host, port=int(port), ssl=True, timeout=10)
+    client = OpaClient(
+        host=host,
+        port=int(port),
+        ssl=True,
+        timeout=10,
+        headers={"Authorization": f"Bearer {server.workload_token('ci/opa')}"},
+    )  # fmt: skip  (the Data API answers callers that prove who they are, as OPA's token auth)
     try:
         request = admission_review(split("opa", "opa-web", weights=(0, 0)), uid="o-1")["request"]
         answer = client.query_rule(input_data=request, package_path="smictl", rule_name="admission")
@@ -217,7 +223,7 @@ def test_the_remote_opa_engine_decides_through_our_data_api(
     from smi.policy.policyset import PolicySet
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca))
-    remote = PolicySet.load([], remote=server.url)
+    remote = PolicySet.load([], remote=server.url, remote_token=server.workload_token("ci/opa"))
     request = admission_review(split("r", "r-web"), uid="r-1")["request"]
     request["object"]["metadata"]["labels"] = {}
     result = admit(request, remote)

@@ -108,7 +108,17 @@ def test_admit_asks_serve_over_tls_with_its_ca(server: Server, tmp_path: Path) -
     assert "certificate verify failed" in unverified.stdout
     assert UNTRUSTED not in unverified.stdout
 
-    verified = admit("--opa-url", server.url, "--opa-ca", str(server.ca), tmp_path=tmp_path)
+    # The Data API answers callers that prove who they are: without a token, every policy
+    # is a failed evaluation (a denial, fail closed), saying why.
+    anonymous = admit("--opa-url", server.url, "--opa-ca", str(server.ca), tmp_path=tmp_path)
+    assert anonymous.returncode == 1
+    assert "HTTP 401" in anonymous.stdout or "HTTP 401" in anonymous.stderr
+    assert UNTRUSTED not in anonymous.stdout
+
+    verified = admit(
+        "--opa-url", server.url, "--opa-ca", str(server.ca),
+        "--opa-token-file", str(server.certs / "admin.token"), tmp_path=tmp_path,
+    )  # fmt: skip
     assert verified.returncode == 1  # denied by the policy, as evaluated by the server
     assert UNTRUSTED in verified.stdout
     assert "certificate verify failed" not in verified.stdout
@@ -137,9 +147,11 @@ def test_the_server_decides_with_its_parameters_as_ci_does(
     trusting_server.start(workers=1, extra=("--parameters", str(parameters)))
     try:
         ci = admit("--parameters", str(parameters), tmp_path=tmp_path)
+        token = tmp_path / "workload.token"  # a workload's token: the Data API answers it too
+        token.write_text(trusting_server.workload_token("ci/admit") + "\n", encoding="ascii")
         cluster = admit(
             "--opa-url", trusting_server.url, "--opa-ca", str(trusting_server.ca),
-            tmp_path=tmp_path,
+            "--opa-token-file", str(token), tmp_path=tmp_path,
         )  # fmt: skip
     finally:
         trusting_server.stop()

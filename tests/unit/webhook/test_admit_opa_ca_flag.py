@@ -1,6 +1,7 @@
 """`smictl admit --opa-ca FILE` is checked at start-up, as the TLS client will load it: a file
 that cannot verify anything is one flag error, not an SSLError per policy at evaluation (each a
-denial). The remote engine takes it as its TLS trust, over REQUESTS_CA_BUNDLE."""
+denial). The remote engine takes it as its TLS trust, over REQUESTS_CA_BUNDLE. So is
+`--opa-token-file`, the bearer token the server is asked with (sent over https only)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,64 @@ def test_the_engine_refuses_a_bad_file_itself(tmp_path: Path) -> None:
     assert refused.value.diagnostics[0].format() == (
         f"{tmp_path / 'missing.pem'}: no such file (SMI7003)"
     )
+
+
+# --- --opa-token-file: the bearer token an https --opa-url is asked with (OPA's token
+# authentication; `smictl serve`'s Data API answers workloads and the admin token) ---------
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "No such file or directory"),
+        ("", "a token is one word of printable ASCII characters"),
+        ("two words\n", "a token is one word of printable ASCII characters"),
+        ("t\x01k\n", "a token is one word of printable ASCII characters"),
+    ],
+    ids=["missing", "empty", "two-words", "control"],
+)
+def test_a_file_that_holds_no_token_is_one_flag_error(
+    tmp_path: Path,
+    manifest: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    reason: str,
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content, encoding="ascii")
+    code, err = run_admit(
+        capsys, "-f", str(manifest), "--opa-url", "https://127.0.0.1:1",
+        "--opa-token-file", str(path),
+    )  # fmt: skip
+    assert code == 2
+    assert err == [f"smictl admit: error: argument --opa-token-file: {path}: {reason} (SMI7003)"]
+
+
+def test_a_token_is_never_sent_in_clear(
+    tmp_path: Path, manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "token"
+    path.write_text("smi1.abc.def\n", encoding="ascii")
+    for url in ((), ("--opa-url", "http://127.0.0.1:1")):
+        code, err = run_admit(capsys, "-f", str(manifest), *url, "--opa-token-file", str(path))
+        assert (code, err) == (
+            1,
+            ["--opa-token-file: needs an https --opa-url (a token is not sent in clear) (SMI7003)"],
+        )
+
+
+def test_the_variable_names_the_file_when_there_is_a_remote(
+    tmp_path: Path,
+    manifest: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SMICTL_OPA_TOKEN_FILE, set once for a CI job: used with --opa-url, checked like the
+    flag; a run on the embedded engine has nothing to send it to and ignores it."""
+    monkeypatch.setenv("SMICTL_OPA_TOKEN_FILE", str(tmp_path / "absent"))
+    code, err = run_admit(capsys, "-f", str(manifest))
+    assert code == 0, err
+    code, err = run_admit(capsys, "-f", str(manifest), "--opa-url", "https://127.0.0.1:1")
+    assert code == 1
+    assert err == [f"--opa-token-file: {tmp_path / 'absent'}: No such file or directory (SMI7003)"]

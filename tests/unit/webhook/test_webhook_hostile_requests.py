@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from mesh_reader import reader_client
 from test_wsgiloop import Harness
 
 from smi.identity import Identity
@@ -25,13 +27,15 @@ DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
 
 @pytest.mark.parametrize("path", ["/validate", "/mutate", "/convert", "/v1/data/smictl/authz"])
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
-def test_json_nested_100k_levels_deep_is_a_400(client: FlaskClient, path: str, body: bytes) -> None:
+def test_json_nested_100k_levels_deep_is_a_400(app: Flask, path: str, body: bytes) -> None:
+    client = reader_client(app)  # a workload's: the Data API asks who is calling
     r = client.post(path, data=body, content_type="application/json")
     assert r.status_code == 400, r.get_data(as_text=True)
     assert "nested too deeply" in r.get_data(as_text=True)
 
 
-def test_a_lone_surrogate_is_a_400_wherever_it_would_be_encoded(client: FlaskClient) -> None:
+def test_a_lone_surrogate_is_a_400_wherever_it_would_be_encoded(app: Flask) -> None:
+    client = reader_client(app)  # a workload's: the Data API asks who is calling
     plane = client.application.extensions["smictl"]
     tokens = BootstrapTokens(key=token_key(plane.ca.key), trust_domain="cluster.local")
     auth = {"Authorization": f"Bearer {tokens.issue(Identity.parse('shop/web'))}"}
@@ -142,7 +146,8 @@ def test_a_non_ascii_digit_app_port_is_ignored(client: FlaskClient, make_review:
     assert r.get_json()["response"]["patchType"] == "JSONPatch"
 
 
-def test_an_infinite_port_is_a_400_from_the_data_api(client: FlaskClient) -> None:
+def test_an_infinite_port_is_a_400_from_the_data_api(app: Flask) -> None:
+    client = reader_client(app)  # a workload's: the Data API asks who is calling
     r = client.post(
         "/v1/data/smictl/authz",
         data=b'{"input": {"source": "shop/a", "destination": "shop/b", "port": 1e999}}',

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from mesh_reader import reader_client
 
 OWNER = "/v1/data/smi/admission/meta/owner_label"
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A workload's client: the Data API answers callers that prove who they are."""
+    return reader_client(app)
 
 
 def hub_input(labels: dict[str, str]) -> dict[str, Any]:
@@ -85,3 +94,42 @@ def test_mesh_decisions_follow_the_stored_policy(client: FlaskClient) -> None:
     assert denied.get_json()["result"]["allowed"] is False
     bad = client.post("/v1/data/smictl/authz", json={"input": {**ask, "destination": "x"}})
     assert bad.status_code == 400
+
+
+def test_the_data_api_answers_only_callers_who_prove_who_they_are(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`smictl/authz` says who may call whom: enough questions read the authorization graph
+    the policy route guards. A caller without a workload or admin token gets OPA's 401."""
+    anonymous = app.test_client()
+    ask = {"source": "shop/web", "destination": "shop/db", "port": 5432}
+    with caplog.at_level("INFO", logger="smictl.decision"):
+        r = anonymous.post("/v1/data/smictl/authz", json={"input": ask})
+    assert r.status_code == 401
+    assert r.get_json() == {
+        "code": "unauthorized",
+        "message": "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)",
+    }
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="smictl"'
+    events = [getattr(rec, "fields", {}).get("event") for rec in caplog.records]
+    assert events.count("data_api_unauthenticated") == 1
+    forged = anonymous.post(
+        "/v1/data/smictl/authz", json={"input": ask}, headers={"Authorization": "Bearer x.y.z"}
+    )
+    assert forged.status_code == 401 and forged.get_json()["code"] == "unauthorized"
+    assert reader_client(app).post("/v1/data/smictl/authz", json={"input": ask}).status_code == 200
+
+
+def test_the_admin_token_asks_the_data_api_too(
+    settings: Any, tmp_path: Any, policy_set: Any
+) -> None:
+    from local_admin import admin_client, with_admin_token
+
+    from webhook import create_app
+
+    app = create_app(with_admin_token(settings, tmp_path), policies=policy_set)
+    try:
+        r = admin_client(app).post(f"{OWNER}/violation", json={"input": hub_input({})})
+        assert r.status_code == 200 and len(r.get_json()["result"]) == 1
+    finally:
+        app.extensions["smictl"].store.close()

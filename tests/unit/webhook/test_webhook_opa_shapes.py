@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from mesh_reader import reader_client
 
 from smi.policy.policyset import PolicySet
 from webhook import create_app, opa
@@ -52,8 +53,14 @@ def echo_policies(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
 @pytest.fixture
 def echo(settings: Settings, echo_policies: PolicySet) -> Iterator[FlaskClient]:
     app = create_app(settings, policies=echo_policies)
-    yield app.test_client()
+    yield reader_client(app)  # the Data API answers callers that prove who they are
     app.extensions["smictl"].store.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A workload's client: the Data API answers callers that prove who they are."""
+    return reader_client(app)
 
 
 def messages(answer: Any) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from mesh_reader import reader_client
 
 from webhook import create_app
 from webhook.settings import Settings
@@ -44,7 +45,7 @@ def client_with(
             chosen = replace(settings, parameters=path)
         app = create_app(chosen)
         apps.append(app)
-        return app.test_client()
+        return reader_client(app)  # the Data API answers callers that prove who they are
 
     yield make
     for app in apps:

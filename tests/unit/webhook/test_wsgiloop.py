@@ -331,7 +331,8 @@ def test_the_control_plane_runs_only_waitless_requests_on_the_loop() -> None:
 
     assert runs_inline(env("POST", "/validate"))
     assert runs_inline(env("POST", "/convert"))
-    assert runs_inline(env("POST", "/v1/data/smictl/authz/allow"))
+    # The Data API asks who is calling: `app.Inline` decides, below.
+    assert not runs_inline(env("POST", "/v1/data/smictl/authz/allow"))
     assert runs_inline(env("GET", "/healthz"))
     # A policy GET's caller may need a TokenReview (a call to the API server): never on the loop
     # (a long poll that can wait there is parked instead).
@@ -343,13 +344,46 @@ def test_the_control_plane_runs_only_waitless_requests_on_the_loop() -> None:
 
 
 def test_the_app_factory_declares_its_predicate(tmp_path: Any) -> None:
-    from webhook.app import create_app
+    from webhook.app import Inline, create_app
     from webhook.mesh import LongPolls
     from webhook.settings import Settings
 
     app = create_app(Settings(store=tmp_path / "s.db", shipped_policies=False))
-    assert getattr(app, INLINE_ATTR) is runs_inline
+    assert isinstance(getattr(app, INLINE_ATTR), Inline)
     assert isinstance(getattr(app, PARK_ATTR), LongPolls)
+
+
+def test_a_caller_is_checked_on_the_loop_only_when_that_takes_no_call(app: Any) -> None:
+    """The Data API and a plain policy GET run on the loop when the caller's token is known
+    without a call (a bootstrap token here) or is refused at once; a token only a TokenReview
+    could tell about takes the pool, where the call may wait."""
+    from webhook.auth import TokenReviewer
+
+    inline = getattr(app, INLINE_ATTR)
+    token = workload_token(app)
+
+    def env(method: str, path: str, auth: str = f"Bearer {token}", **extra: str) -> dict[str, Any]:
+        return {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_AUTHORIZATION": auth, **extra}
+
+    assert inline(env("POST", "/v1/data/smictl/authz"))
+    assert inline(env("GET", "/mesh/v1/policy"))
+    assert inline(env("POST", "/v1/data/smictl/authz", auth=""))  # a 401, at once
+    assert not inline(env("GET", "/mesh/v1/policy", HTTP_IF_NONE_MATCH='"x"'))  # may wait
+    assert inline(env("POST", "/validate", auth=""))  # the API server's: no token asked
+    asked: list[str] = []
+
+    def review(bearer: str) -> dict[str, Any]:
+        asked.append(bearer)
+        return {"authenticated": True, "audiences": ["smictl"],
+                "user": {"username": "system:serviceaccount:shop:web"}}  # fmt: skip
+
+    app.extensions["smictl"].authenticator = TokenReviewer(review, trust_domain="cluster.local")
+    assert not inline(env("POST", "/v1/data/smictl/authz", auth="Bearer sa-token"))
+    assert not inline(env("GET", "/mesh/v1/policy", auth="Bearer sa-token"))
+    assert asked == []  # no call made on the loop
+    app.extensions["smictl"].authenticator.authenticate("sa-token")  # reviewed (in the pool)
+    assert inline(env("POST", "/v1/data/smictl/authz", auth="Bearer sa-token"))
+    assert asked == ["sa-token"]
 
 
 # --- long polls parked on the loop ---------------------------------------------------------------

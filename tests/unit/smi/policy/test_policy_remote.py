@@ -51,6 +51,7 @@ class DataAPI(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.policies = policies
         self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.authorizations: list[str | None] = []
         self.fail_with: int | None = None
 
     @property
@@ -79,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         path = self.path.removeprefix("/v1/data/")
         self.server.seen.append((path, doc))
+        self.server.authorizations.append(self.headers.get("Authorization"))
         if self.server.fail_with is not None:
             self._reply(self.server.fail_with, {"code": "internal_error", "message": "boom"})
             return
@@ -128,6 +130,16 @@ def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: Polic
     body = asked["smi/admission/access/allowed_source_namespaces/violation"]
     assert body["input"]["request"]["uid"] == "r-1"
     assert body["input"]["hub"]["kind"] == "TrafficTarget"
+
+
+def test_a_token_goes_with_every_request_and_none_without_one(server: DataAPI) -> None:
+    """OPA's token authentication (and serve's Data API) reads `Authorization: Bearer`."""
+    with_token = PolicySet.load(remote=server.url, remote_token="smi1.abc.def")
+    admit(REQUEST, with_token)
+    assert server.authorizations and set(server.authorizations) == {"Bearer smi1.abc.def"}
+    server.authorizations.clear()
+    admit(REQUEST, PolicySet.load(remote=server.url))
+    assert server.authorizations and set(server.authorizations) == {None}
 
 
 def test_a_server_without_the_policy_is_refused_at_load(
