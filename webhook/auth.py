@@ -16,9 +16,11 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from smi.identity import Identity, IdentityError
+
+_log = logging.getLogger("smictl.server")
 
 TOKEN_PREFIX = "smi1"  # noqa: S105 - a format marker, not a secret
 _HKDF_INFO = b"smictl bootstrap token v1"
@@ -133,6 +137,11 @@ class TokenReviewer:
 
     `review` sends one TokenReview and returns its `status` as a dict; results are cached for
     `cache_seconds` keyed by the token's hash, so a restarting fleet does not flood the API.
+
+    `peek` (on the event loop, for long polls) reads the cache only; a hit past half its
+    lifetime is reviewed again in the background, so a proxy that polls more often than the
+    cache lives is always known on the loop (its polls stay parked), and a token the API
+    server stops accepting leaves the cache within `cache_seconds` as before.
     """
 
     def __init__(
@@ -151,6 +160,8 @@ class TokenReviewer:
         self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Identity]] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()  # digests being reviewed again in the background
+        self._refresher: ThreadPoolExecutor | None = None  # made on first use (after fork)
 
     def authenticate(self, bearer: str) -> Identity:
         digest = hashlib.sha256(bearer.encode()).hexdigest()
@@ -171,8 +182,41 @@ class TokenReviewer:
     def peek(self, bearer: str) -> Identity | None:
         """The cached review's identity, or None (a TokenReview is a call to the API server).
         Only successes are cached, so a refused token is never refused here: it takes the
-        path that calls."""
-        return self._cached(hashlib.sha256(bearer.encode()).hexdigest(), time.monotonic())
+        path that calls. A hit in the second half of its life is reviewed again meanwhile,
+        off the caller's thread (at most one review per token at a time)."""
+        digest = hashlib.sha256(bearer.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is None or hit[0] <= now:
+                return None
+            stale = hit[0] - now < self.cache_seconds / 2 and digest not in self._refreshing
+            if stale:
+                self._refreshing.add(digest)
+                if self._refresher is None:
+                    self._refresher = ThreadPoolExecutor(2, thread_name_prefix="token-review")
+                refresher = self._refresher
+        if stale:
+            refresher.submit(self._refresh, bearer, digest)
+        return hit[1]
+
+    def _refresh(self, bearer: str, digest: str) -> None:
+        try:
+            identity = identity_from_review(
+                self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
+            )
+        except AuthError:
+            with self._lock:  # refused now: the next request asks again, and is refused
+                self._cache.pop(digest, None)
+        except Exception as exc:  # the API server unreachable: the entry lives out its time
+            _log.warning("TokenReview refresh failed: %s", exc)
+        else:
+            with self._lock:
+                if digest in self._cache:
+                    self._cache[digest] = (time.monotonic() + self.cache_seconds, identity)
+        finally:
+            with self._lock:
+                self._refreshing.discard(digest)
 
     def _cached(self, digest: str, now: float) -> Identity | None:
         with self._lock:

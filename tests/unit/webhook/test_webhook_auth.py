@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -92,3 +94,68 @@ def test_the_review_cache_stays_bounded() -> None:
     for i in range(10):
         assert reviewer.authenticate(f"token-{i}") == WEB
     assert len(reviewer._cache) <= 3
+
+
+def _reviewer(answers: dict[str, bool], asked: list[str], *, seconds: float) -> TokenReviewer:
+    def review(token: str) -> dict[str, Any]:
+        asked.append(token)
+        if not answers.get(token):
+            return {"authenticated": False, "error": "token revoked"}
+        return {"authenticated": True, "audiences": ["smictl"],
+                "user": {"username": "system:serviceaccount:shop:web"}}  # fmt: skip
+
+    return TokenReviewer(review, trust_domain="cluster.local", cache_seconds=seconds)
+
+
+def _until(check: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_peek_reads_the_cache_and_reviews_a_late_hit_again_in_the_background() -> None:
+    """A proxy polls every ~25 s and reviews live 60 s: without a refresh, one poll a minute
+    would miss on the loop and hold a pool thread for its whole wait."""
+    answers, asked = {"tok": True}, []
+    reviewer = _reviewer(answers, asked, seconds=0.6)
+    assert reviewer.peek("tok") is None and asked == []  # never a call from peek itself
+    assert reviewer.authenticate("tok").short == "shop/web" and asked == ["tok"]
+    assert reviewer.peek("tok") is not None and asked == ["tok"]  # young: no review
+    time.sleep(0.35)  # past half its life
+    assert reviewer.peek("tok") is not None  # still answered from the cache, at once
+    _until(lambda: asked == ["tok", "tok"])
+    time.sleep(0.4)  # past the first review's end: alive thanks to the second
+    assert reviewer.peek("tok") is not None
+
+
+def test_a_token_refused_on_its_background_review_leaves_the_cache() -> None:
+    answers, asked = {"tok": True}, []
+    reviewer = _reviewer(answers, asked, seconds=0.6)
+    reviewer.authenticate("tok")
+    answers["tok"] = False  # the ServiceAccount was deleted
+    time.sleep(0.35)
+    assert reviewer.peek("tok") is not None  # the last good review, while it lives
+    _until(lambda: reviewer.peek("tok") is None)
+    with pytest.raises(AuthError, match="token revoked"):
+        reviewer.authenticate("tok")
+
+
+def test_one_background_review_per_token_at_a_time() -> None:
+    gate, asked = threading.Event(), []
+
+    def review(token: str) -> dict[str, Any]:
+        asked.append(token)
+        if len(asked) > 1:
+            gate.wait(5)
+        return {"authenticated": True, "audiences": ["smictl"],
+                "user": {"username": "system:serviceaccount:shop:web"}}  # fmt: skip
+
+    reviewer = TokenReviewer(review, trust_domain="cluster.local", cache_seconds=0.6)
+    reviewer.authenticate("tok")
+    time.sleep(0.35)
+    for _ in range(50):
+        assert reviewer.peek("tok") is not None
+    time.sleep(0.05)
+    assert len(asked) == 2  # the first and one refresh, not fifty
+    gate.set()
