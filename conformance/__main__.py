@@ -1,19 +1,18 @@
-"""`python -m conformance run ...`: the same as `smictl conformance run ...`."""
+"""`python -m conformance run ...`: the same as `smictl conformance run ...`.
+
+Run by `smictl`'s own `main`, so its usage errors, help and exit codes are that command's: the
+parser of its own once printed argparse's usage block above each mistake and named itself
+`python -m conformance conformance run`, a command that does not exist."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from conformance.cli import register
+from smi.cli import main as smictl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(["conformance", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
+    return smictl(["conformance", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
