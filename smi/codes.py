@@ -244,7 +244,10 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI2206",
             "pathRegex not end-anchored",
-            "pathRegex is anchored at the start only, so `/api` also matches `/apiary`.",
+            "pathRegex is anchored at the start only, so `/api` also matches `/apiary`. In "
+            "admission (`smictl admit`, the webhook) the shipped policy "
+            "specs/path-regex-anchored reports it instead, as SMI5103 (its METADATA "
+            "`replaces: [SMI2206]`); `smictl validate` and `--no-shipped-policies` report SMI2206.",
             "End the regex with `$`, `/` or `.*` to say what you mean.",
         ),
         # --- SMI23xx: TCPRoute / UDPRoute ---------------------------------------------------------
@@ -461,8 +464,9 @@ CODES: dict[str, Code] = dict(
             "A policy's METADATA block is not valid YAML, lacks custom.code, has an "
             "enforcement other than deny or warn, or names a kind in custom.kinds or "
             "custom.inventory that smictl does not know (a typo would silently disable the "
-            "policy); or a module without METADATA defines `violation`, directly or through a "
-            "ref head (`foo.violation`).",
+            "policy), or lists in custom.replaces a code no built-in check reports; or a module "
+            "without METADATA defines `violation`, directly or through a ref head "
+            "(`foo.violation`).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
         ),
         _c(
@@ -524,10 +528,11 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI5103",
             "pathRegex not end-anchored (policy)",
-            "Shipped policy specs/path-regex-anchored (a warning, as the built-in SMI2206): a "
-            "pathRegex that does not end in $, / or .* also allows every longer path (`/api` "
-            "allows `/apiary`). It warns because the SMI spec's own examples write such regexes; "
-            "copy the policy with `enforcement: deny` to refuse them.",
+            "Shipped policy specs/path-regex-anchored (a warning, in place of the built-in "
+            "SMI2206, which admission then leaves out): a pathRegex that does not end in $, / or "
+            ".* also allows every longer path (`/api` allows `/apiary`). It warns because the SMI "
+            "spec's own examples write such regexes; copy the policy with `enforcement: deny` to "
+            "refuse them (one denial, no SMI2206 warning besides).",
             "End the regex with `$`, `/` or `.*`.",
         ),
         _c(

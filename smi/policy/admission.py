@@ -10,7 +10,8 @@ the other objects of the files as the inventory). Both end in the same `_decide`
         a deny policy's violation               -> 403 Forbidden, "[policy] message" lines
         a deny policy that fails to evaluate    -> 403 as well (fail closed, SMI5003)
         a warn policy's violation or failure    -> a warning, admitted
-    built-in warnings (dangling references, a pathRegex without end anchor, ...) -> warnings
+    built-in warnings (dangling references, a pathRegex without end anchor, ...) -> warnings,
+        but not those whose code an evaluated policy `replaces` (METADATA): it said the same
     otherwise                                   -> 200 allowed
 
 An invalid object is not shown to the policies (as in Kubernetes, where schema validation runs
@@ -234,7 +235,7 @@ def _decide_policies(
 
     decisions = policies.evaluate(kind=kind, input_for=input_for)
     denials, warned, diags = _policy_lines(decisions, resource=resource)
-    builtin = warnings_of(found)
+    builtin = _not_replaced(warnings_of(found), decisions)
     warnings = [_field_line(d) for d in builtin] + warned
     diagnostics = (*builtin, *diags)
     ref = resource.key if resource is not None else _request_ref(request)
@@ -244,6 +245,18 @@ def _decide_policies(
             uid, False, FORBIDDEN, tuple(denials), tuple(warnings), diagnostics, ref, source
         )
     return AdmissionResult(uid, True, ALLOWED, (), tuple(warnings), diagnostics, ref, source)
+
+
+def _not_replaced(
+    builtin: Sequence[Diagnostic], decisions: Sequence[PolicyDecision]
+) -> list[Diagnostic]:
+    """The built-in findings no policy reports itself. A policy whose METADATA `replaces` a
+    code reports the same thing at the same field (the shipped path-regex-anchored and SMI2206),
+    so the object gets one line per field, and a copy of the policy with `enforcement: deny`
+    one denial instead of a denial and a warning. Only a policy that was evaluated for this
+    object and did not fail replaces anything: otherwise it said nothing in their place."""
+    replaced = {code for d in decisions if d.error is None for code in d.policy.replaces}
+    return [d for d in builtin if d.code not in replaced]
 
 
 def _policy_lines(

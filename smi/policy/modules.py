@@ -18,6 +18,7 @@ before `package`):
     #   enforcement: deny         # deny (403) or warn (a warning, admitted)
     #   kinds: [TrafficSplit]     # optional: only these kinds are evaluated
     #   inventory: [Service]      # optional: kinds copied into input.inventory
+    #   replaces: [SMI2206]       # optional: built-in codes this policy reports instead
 
 A policy's name (the `[name]` of its messages) is its directory when the file is `policy.rego`,
 otherwise the file's stem. Files ending in `_test.rego` are test modules and never part of an
@@ -26,6 +27,8 @@ it would otherwise be loaded and silently never enforced; so is one that defines
 ref head (`foo.violation contains ...`, i.e. `data.<package>.foo.violation`). The kinds a policy
 names (`custom.kinds`, `custom.inventory`) must be kinds smictl knows, spelled as Kubernetes
 spells them: `TrafficSplits` would otherwise match no object, and the policy never apply.
+`custom.replaces` names built-in check codes (SMI2xxx, SMI3xxx) registered in `smi.codes`: a
+misspelt code would leave the user two findings for one field instead of one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any, Literal
 
 import yaml
 
+from smi.codes import CODES
 from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy.coverage import blank_comments
@@ -60,6 +64,10 @@ _REF_VIOLATION = re.compile(
 # for in its inventory (SMI objects in hub form, and the context objects).
 POLICY_KINDS = tuple(SMI_KIND_GROUPS)
 INVENTORY_KINDS = (*SMI_KIND_GROUPS, *CONTEXT_KINDS)
+
+# The codes a policy may replace: those of the built-in checks admission runs before the
+# policies (per-object SMI2xxx, cross-resource SMI3xxx).
+BUILTIN_CHECK_CODES = ("SMI2", "SMI3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,9 @@ class PolicyInfo:
     inventory: tuple[str, ...]
     file: str
     line: int
+    # Built-in codes whose findings admission drops when this policy was evaluated: the
+    # policy reports the same thing at the same field (METADATA `custom.replaces`).
+    replaces: tuple[str, ...] = ()
 
     @property
     def entrypoint(self) -> str:
@@ -109,6 +120,7 @@ class PolicyInfo:
             "enforcement": self.enforcement,
             "kinds": list(self.kinds),
             "inventory": list(self.inventory),
+            "replaces": list(self.replaces),
             "file": self.file,
             "line": self.line,
         }
@@ -293,6 +305,7 @@ def _policy_from_meta(module: RegoModule, meta: dict[str, Any], line: int) -> Po
         inventory=_kinds(custom.get("inventory"), module=module, line=line, what="inventory"),
         file=module.name,
         line=line,
+        replaces=_replaces(custom.get("replaces"), module=module, line=line),
     )
 
 
@@ -339,6 +352,60 @@ def _unknown_kind(kind: str, known: Sequence[str], *, what: str) -> str:
             f"one of {', '.join(known)}"
         )
     return f"unknown kind {kind!r}: one of {', '.join(known)}"
+
+
+def _replaces(value: object, *, module: RegoModule, line: int) -> tuple[str, ...]:
+    """`custom.replaces`, every entry a built-in check's code, spelled exactly: a code that no
+    built-in check reports replaces nothing, and the user would get both findings with no word
+    about why."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError.of(
+            METADATA_INVALID,
+            "METADATA `custom.replaces` must be a list of built-in codes, e.g. [SMI2206]",
+            file=module.name,
+            line=_key_line(module.source, start=line, key="replaces"),
+        )
+    problems = [
+        Diagnostic(
+            code=METADATA_INVALID,
+            message=f"METADATA custom.replaces: {problem}",
+            file=module.name,
+            line=_entry_line(module.source, start=line, key="replaces", entry=code),
+        )
+        for code in value
+        if (problem := _replace_problem(code)) is not None
+    ]
+    if problems:
+        raise PolicyError(problems)
+    return tuple(value)
+
+
+def _replace_problem(code: str) -> str | None:
+    if code not in CODES:
+        meant = code.strip().upper()
+        hint = f": did you mean {meant!r}?" if meant in CODES else ""
+        return f"unknown code {code!r}{hint} (`smictl explain-code` lists the codes)"
+    if not code.startswith(BUILTIN_CHECK_CODES):
+        return (
+            f"{code} is not a code of the built-in checks (SMI2xxx, SMI3xxx), so there is "
+            "nothing for the policy to replace"
+        )
+    return None
+
+
+def _key_line(source: str, *, start: int, key: str) -> int:
+    """The line of the METADATA block (from line `start`) where `key:` is written; else
+    `start`."""
+    lines = source.split("\n")
+    for number in range(start, len(lines) + 1):
+        text = lines[number - 1]
+        if not text.lstrip().startswith("#"):
+            break
+        if re.search(rf"^\s*#\s*{key}\s*:", text):
+            return number
+    return start
 
 
 def _entry_line(source: str, *, start: int, key: str, entry: str) -> int:

@@ -3,13 +3,15 @@
 # description: >-
 #   An HTTPRouteGroup's pathRegex is matched against the request path anchored at the start
 #   only (SMI spec, DESIGN.md section 3), so "/api" also allows "/apiary" and "/api-admin".
-#   Admission warns about it, as the built-in check does (SMI2206): the SMI spec's own examples
-#   write such regexes. Copy this policy with `enforcement: deny` to refuse them. A regex must
-#   end with "$" (exactly this), "/" (this directory) or ".*" (anything below, on purpose).
+#   Admission warns about it in place of the built-in check SMI2206 (`replaces`, so one
+#   warning per field): the SMI spec's own examples write such regexes. Copy this policy with
+#   `enforcement: deny` to refuse them. A regex must end with "$" (exactly this), "/" (this
+#   directory) or ".*" (anything below, on purpose).
 # custom:
 #   code: SMI5103
 #   enforcement: warn
 #   kinds: [HTTPRouteGroup]
+#   replaces: [SMI2206]
 package smi.admission.specs.path_regex_anchored
 
 import rego.v1
