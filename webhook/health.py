@@ -25,7 +25,10 @@ def readyz() -> tuple[Response, int]:
         view = plane.view()
     except Exception as exc:  # readiness reports, it never raises
         return jsonify(status="not ready", reason=f"policy does not compile: {exc}"), 503
-    return jsonify(status="ready", revision=view.revision, hash=view.etag), 200
+    # The revision (also in /metrics) says that something changed; the content hash is the
+    # policy's ETag, which the policy route gives only to callers that prove who they are: it
+    # would confirm a guessed policy and show each endpoint registering or lapsing.
+    return jsonify(status="ready", revision=view.revision), 200
 
 
 @bp.get("/metrics")

@@ -52,6 +52,9 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+    # Not the policy's content hash: that is the ETag the policy route keeps to its readers.
+    etag = client.application.extensions["smictl"].view().etag
+    assert "hash" not in ready.get_json() and etag not in ready.get_data(as_text=True)
 
 
 def test_unknown_route_is_json_404(client: FlaskClient) -> None:
