@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 
 from proxy.exchange import Limits
+from proxy.token import TokenError, read_token
 from proxy.urls import UrlError, split_url
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 
@@ -184,12 +185,14 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     if policy.startswith(("http://", "https://")):
         _check_url(policy, "--policy")
     csr_url = args.csr_url or None
+    csr_flag = "--csr-url"  # the flag the CSR URL comes from, for errors about it
     if csr_url is None and not (args.cert and args.key):
         # A proxy fed by a control plane gets its certificate there too (DESIGN.md §5).
         base = args.control_plane or _origin(args.policy or "")
         if base is None:
             raise ProxyConfigError("--cert", "give --cert and --key, or --csr-url")
         csr_url = base.rstrip("/") + "/mesh/v1/certificates"
+        csr_flag = "--control-plane" if args.control_plane else "--policy"
     register = tuple(
         parse_register(v.strip(), inbound)
         for value in args.register or ()
@@ -198,11 +201,12 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     )
     token = ""
     if args.token_file:
+        # Checked as it is at every later read (proxy.token), but here a bad file stops the
+        # start: there is no earlier good token to fall back on.
         try:
-            with open(args.token_file, encoding="utf-8") as f:
-                token = f.read().strip()
-        except OSError as exc:
-            raise ProxyConfigError("--token-file", exc.strerror or str(exc)) from exc
+            token = read_token(args.token_file)
+        except TokenError as exc:
+            raise ProxyConfigError("--token-file", f"{args.token_file}: {exc}") from exc
     config = ProxyConfig(
         identity=identity,
         policy=policy,
@@ -254,7 +258,41 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
             "pod's ServiceAccount token)",
         )
     _check_registration(config)
+    _check_token_in_clear(config, csr_flag=csr_flag)
     return config
+
+
+def _check_token_in_clear(config: ProxyConfig, *, csr_flag: str) -> None:
+    """Refuse an http:// URL that the workload's token would go to. The token gets
+    certificates for this identity and reads the whole mesh policy: sent in clear, it is
+    anyone's on the path (as `smictl admit --opa-token-file` refuses an http --opa-url)."""
+    if not config.token:
+        return  # nothing secret is sent; without a token the control plane answers 401
+    # (flag, its value as given, the URL the token goes to)
+    sent: list[tuple[str, str, str]] = []
+    if config.policy_is_url:
+        sent.append(("--policy", config.policy, config.policy))
+    if config.csr_url:
+        sent.append((csr_flag, _given(config, csr_flag), config.csr_url))
+    base = config.control_plane_url
+    if config.register and base is not None:
+        flag = "--control-plane" if config.control_plane else "--policy"
+        sent.append((flag, _given(config, flag), f"{base}/mesh/v1/endpoints"))
+    for flag, given, url in sent:
+        if split_url(url).scheme == "http":
+            to = "" if url == given else f" (to {url})"
+            raise ProxyConfigError(
+                flag, f"{given} would send the workload's token in clear{to}; use https"
+            )
+
+
+def _given(config: ProxyConfig, flag: str) -> str:
+    given = {
+        "--policy": config.policy,
+        "--control-plane": config.control_plane,
+        "--csr-url": config.csr_url,
+    }[flag]
+    return given or ""
 
 
 def _check_registration(config: ProxyConfig) -> None:

@@ -7,8 +7,12 @@ certificate renewal (two thirds into a 24 h certificate) failed, and the sidecar
 lapsed at 24 h; endpoint registrations, renewed every few seconds, failed after the hour.
 
 The file is small and read only when a call needs it (a CSR, a registration renewal). If it
-cannot be read, or is empty (mid-rewrite), the last token read is used and the failure logged:
-the control plane says whether that one is still good.
+cannot be read, is empty (mid-rewrite) or holds something that is not a token, the last token
+read is used and the failure logged: the control plane says whether that one is still good.
+
+A token is one word of printable ASCII (a JWT is `[A-Za-z0-9-_.]`, a bootstrap token
+`smi1.<id>.<secret>`): it goes into an `Authorization` header, where a CR or LF from the file
+would end the header and start another one of the file's choosing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,32 @@ log = logging.getLogger("smictl.proxy.token")
 MAX_TOKEN_BYTES = 64 * 1024  # a ServiceAccount JWT is about 1 KB
 
 
+class TokenError(ValueError):
+    """The token file cannot be read, or does not hold a token that can be sent."""
+
+
+def read_token(path: str) -> str:
+    """The token in the file at `path`, its ends stripped (a trailing newline is common)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise TokenError(exc.strerror or str(exc)) from exc
+    if len(raw) > MAX_TOKEN_BYTES:
+        raise TokenError(f"larger than {MAX_TOKEN_BYTES} bytes")
+    text = raw.strip()
+    if not text:
+        raise TokenError("empty")
+    # The byte and its offset, never the token: the message goes to logs and terminals.
+    bad = next((i for i, b in enumerate(text) if not 0x21 <= b <= 0x7E), None)
+    if bad is not None:
+        raise TokenError(
+            f"byte {text[bad]:#04x} at offset {bad} of the token: a token is one word of "
+            "printable ASCII characters"
+        )
+    return text.decode("ascii")
+
+
 class BearerToken:
     def __init__(self, path: str | None, value: str = "") -> None:
         self.path = path
@@ -29,21 +59,11 @@ class BearerToken:
         if self.path is None:
             return self.value
         try:
-            with open(self.path, encoding="utf-8") as f:
-                text = f.read(MAX_TOKEN_BYTES + 1).strip()
-        except (OSError, UnicodeDecodeError) as exc:
+            self.value = read_token(self.path)
+        except TokenError as exc:
             log.warning(
-                "cannot read the token file %s (%s): using the last token read", self.path, exc
+                "cannot use the token file %s (%s): using the last token read", self.path, exc
             )
-            return self.value
-        if len(text) > MAX_TOKEN_BYTES:
-            log.warning(
-                "the token file %s is larger than %d bytes: using the last token read",
-                self.path,
-                MAX_TOKEN_BYTES,
-            )
-        elif text:
-            self.value = text
         return self.value
 
 

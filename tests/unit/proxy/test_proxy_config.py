@@ -326,3 +326,118 @@ def test_a_policy_url_needs_the_workloads_token(tmp_path: Path) -> None:
     assert cfg.token == "smi1.a.b" and cfg.policy_is_url
     # A policy file needs none.
     assert from_args(_parse([*BASE, "--inbound", "1:2"])).token == ""
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> str:
+    (tmp_path / "token").write_text("smi1.abc.def\n")
+    return str(tmp_path / "token")
+
+
+CP = "https://cp:8443/mesh/v1/policy"
+FILES = ["--identity", "shop/web", "--ca", "c", "--inbound", "1:8080"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "message"),
+    [
+        # every poll
+        (
+            ["--policy", "http://cp:8443/mesh/v1/policy", "--cert", "c", "--key", "k"],
+            "--policy",
+            "http://cp:8443/mesh/v1/policy would send the workload's token in clear; use https",
+        ),
+        # and the CSR URL derived from it: the --policy flag is named once
+        (
+            ["--policy", "http://cp:8443/mesh/v1/policy"],
+            "--policy",
+            "http://cp:8443/mesh/v1/policy would send the workload's token in clear; use https",
+        ),
+        # every CSR
+        (
+            ["--policy", CP, "--csr-url", "http://cp:8443/mesh/v1/certificates"],
+            "--csr-url",
+            "http://cp:8443/mesh/v1/certificates would send the workload's token in clear; use",
+        ),
+        (
+            ["--policy", "p.json", "--csr-url", "HTTP://cp/mesh/v1/certificates"],
+            "--csr-url",
+            "HTTP://cp/mesh/v1/certificates would send the workload's token in clear; use https",
+        ),
+        # a CSR URL derived from --control-plane names that flag, and says where the token goes
+        (
+            ["--policy", CP, "--control-plane", "http://cp:8080/"],
+            "--control-plane",
+            "http://cp:8080/ would send the workload's token in clear "
+            "(to http://cp:8080/mesh/v1/certificates); use https",
+        ),
+        # every registration
+        (
+            ["--policy", "p.json", "--cert", "c", "--key", "k", "--control-plane", "http://cp",
+             "--register", "8080=web"],
+            "--control-plane",
+            "http://cp would send the workload's token in clear (to http://cp/mesh/v1/endpoints)",
+        ),
+    ],
+)  # fmt: skip
+def test_a_url_the_token_goes_to_must_be_https(
+    argv: list[str], option: str, message: str, token_file: str
+) -> None:
+    """The token gets certificates for this identity and reads the whole mesh policy: sent
+    over http it is anyone's on the path."""
+    with pytest.raises(ProxyConfigError) as refused:
+        from_args(_parse([*FILES, *argv, "--token-file", token_file]))
+    assert refused.value.option == option and message in refused.value.message
+
+
+def test_the_cli_refuses_a_token_in_clear_in_one_line(
+    token_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*FILES, "--policy", "http://cp:8443/mesh/v1/policy", "--token-file", token_file]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "smictl proxy: --policy: http://cp:8443/mesh/v1/policy would send the workload's token "
+        "in clear; use https (SMI7101)"
+    ]
+
+
+def test_urls_that_get_no_token_may_stay_http(token_file: str) -> None:
+    # Certificates from files: the --control-plane is only the CSR URL's default, unused.
+    cfg = from_args(
+        _parse([*FILES, "--policy", CP, "--cert", "c", "--key", "k",
+                "--control-plane", "http://cp:8080", "--token-file", token_file])
+    )  # fmt: skip
+    assert cfg.token == "smi1.abc.def" and cfg.control_plane == "http://cp:8080"
+    # No token at all: a CSR carries nothing secret (the control plane will refuse it).
+    cfg = from_args(_parse([*FILES, "--policy", "p.json", "--csr-url", "http://cp/c"]))
+    assert cfg.csr_url == "http://cp/c" and cfg.token == ""
+    # And a proxy with a policy file and certificate files, and no token, as ever.
+    assert from_args(_parse([*BASE, "--inbound", "1:2"])).token == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"tok\r\nX-Injected: 1", "byte 0x0d at offset 3 of the token: a token is one word"),
+        (b"two words\n", "byte 0x20 at offset 3 of the token"),
+        ("t\u00f6k".encode(), "byte 0xc3 at offset 1 of the token"),
+        (b"\xff\xfe", "byte 0xff at offset 0 of the token"),
+        (b"\n", "empty"),
+    ],
+)
+def test_a_token_file_that_holds_no_token_is_refused_at_start(
+    content: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its text would go into an `Authorization` header: a line break in it would end the
+    header and add another. Refused before anything is sent, and never echoed."""
+    path = tmp_path / "token"
+    path.write_bytes(content)
+    argv = [*FILES, "--policy", CP, "--token-file", str(path)]
+    with pytest.raises(ProxyConfigError) as refused:
+        from_args(_parse(argv))
+    assert refused.value.option == "--token-file"
+    assert refused.value.message.startswith(f"{path}: ") and message in refused.value.message
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"smictl proxy: --token-file: {path}: ")
+    assert "X-Injected" not in err[0] and err[0].endswith("(SMI7101)")
