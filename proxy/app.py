@@ -135,14 +135,14 @@ class Proxy:
     def _policy_source(self) -> FileSource | ControlPlaneSource:
         cfg = self.config
         if cfg.policy_is_url:
-            ctx = self.tls.control_plane_context() if cfg.policy.startswith("https") else None
+            ctx = self.tls.control_plane_context() if _https(cfg.policy) else None
             return ControlPlaneSource(cfg.policy, self.holder, ssl_context=ctx, token=self.token)
         return FileSource(cfg.policy, self.holder, interval=cfg.watch_interval)
 
     def _cert_source(self) -> FileCertificates | CsrCertificates:
         cfg = self.config
         if cfg.csr_url:
-            ctx = self.tls.control_plane_context() if cfg.csr_url.startswith("https") else None
+            ctx = self.tls.control_plane_context() if _https(cfg.csr_url) else None
             return CsrCertificates(self.tls, url=cfg.csr_url, token=self.token, ssl_context=ctx)
         assert cfg.cert is not None and cfg.key is not None
         return FileCertificates(self.tls, cert=cfg.cert, key=cfg.key)
@@ -394,7 +394,7 @@ class Proxy:
         entries = [
             Registration(address, inbound[str(port)], services) for port, services in cfg.register
         ]
-        ctx = self.tls.control_plane_context() if base.startswith("https") else None
+        ctx = self.tls.control_plane_context() if _https(base) else None
         self.registrar = Registrar(
             url=f"{base}/mesh/v1/endpoints", token=self.token, ssl_context=ctx, entries=entries
         )
@@ -442,6 +442,12 @@ class Proxy:
             await self.stopping.wait()
         finally:
             await self.shutdown()
+
+
+def _https(url: str) -> bool:
+    """Whether `url` is https in any spelling (`HTTPS://` too, RFC 3986 §3.1): such a URL is
+    verified against the control plane's CA, not the system's."""
+    return url[:8].lower() == "https://"
 
 
 def _bound_socket(host: str, port: int) -> socket.socket | None:

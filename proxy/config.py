@@ -87,7 +87,7 @@ class ProxyConfig:
 
     @property
     def policy_is_url(self) -> bool:
-        return self.policy.startswith(("http://", "https://"))
+        return _is_url(self.policy)
 
     @property
     def control_plane_url(self) -> str | None:
@@ -98,9 +98,15 @@ class ProxyConfig:
         return None
 
 
+def _is_url(text: str) -> bool:
+    """Whether a --policy value is a URL rather than a file: http(s) in any case (the scheme is
+    case-insensitive, RFC 3986 §3.1; `HTTPS://cp/...` read as a file name failed as missing)."""
+    return text[:8].lower() == "https://" or text[:7].lower() == "http://"
+
+
 def _origin(url: str) -> str | None:
     """`scheme://host:port` of a control-plane URL, None for a file path."""
-    if not url.startswith(("http://", "https://")):
+    if not _is_url(url):
         return None
     return split_url(url).origin
 
@@ -182,7 +188,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
     policy = _required(args.policy, "--policy")
     _check_url(args.control_plane, "--control-plane")
     _check_url(args.csr_url, "--csr-url")
-    if policy.startswith(("http://", "https://")):
+    if _is_url(policy):
         _check_url(policy, "--policy")
     csr_url = args.csr_url or None
     csr_flag = "--csr-url"  # the flag the CSR URL comes from, for errors about it

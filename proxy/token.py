@@ -18,6 +18,8 @@ would end the header and start another one of the file's choosing.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 
 log = logging.getLogger("smictl.proxy.token")
 
@@ -30,8 +32,17 @@ class TokenError(ValueError):
 
 def read_token(path: str) -> str:
     """The token in the file at `path`, its ends stripped (a trailing newline is common)."""
+    # Not a plain open(): a FIFO would block it until a writer came (at start, or on the event
+    # loop at every poll), and a device would never end. A projected token is a symlink to a
+    # regular file, which this follows.
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise TokenError(exc.strerror or str(exc)) from exc
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise TokenError("not a regular file")
             raw = f.read(MAX_TOKEN_BYTES + 1)
     except OSError as exc:
         raise TokenError(exc.strerror or str(exc)) from exc

@@ -145,7 +145,15 @@ def problem(name: str, value: object) -> str | None:
 
 
 def control_plane_url_problem(url: str) -> str | None:
-    return None if http_url(url) is not None else "not an http(s) URL with a host"
+    """Why injected proxies cannot be pointed at `url`. They send their ServiceAccount token
+    there on every poll and CSR, and refuse, at start, to send it over plain http: an http URL
+    here would inject sidecars that never start."""
+    parts = http_url(url)
+    if parts is None:
+        return "not an http(s) URL with a host"
+    if parts.scheme != "https":
+        return "injected proxies send their ServiceAccount token there: it must be https"
+    return None
 
 
 def proxy_image_problem(image: str) -> str | None:

@@ -441,3 +441,44 @@ def test_a_token_file_that_holds_no_token_is_refused_at_start(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"smictl proxy: --token-file: {path}: ")
     assert "X-Injected" not in err[0] and err[0].endswith("(SMI7101)")
+
+
+def test_an_upper_case_https_control_plane_is_verified_with_its_ca(tmp_path: Path) -> None:
+    """`HTTPS://` is https (RFC 3986 §3.1: the scheme is case-insensitive): the poll and the
+    CSR must be verified against the control plane's CA, not the system's, which would refuse
+    the mesh-CA-signed server (or trust a public one in its place)."""
+    from proxy.app import Proxy
+    from proxy.policy import ControlPlaneSource
+    from proxy.tls import CsrCertificates
+    from smi.pki import CertificateAuthority
+
+    ca = CertificateAuthority.create()
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
+    (tmp_path / "token").write_text("t0k\n")
+    argv = ["--identity", "shop/web", "--policy", "HTTPS://cp.example:8443/mesh/v1/policy",
+            "--ca", str(tmp_path / "ca.pem"), "--token-file", str(tmp_path / "token"),
+            "--outbound", "0"]  # fmt: skip
+    proxy = Proxy(from_args(_parse(argv)))
+    try:
+        assert isinstance(proxy.policy_source, ControlPlaneSource)
+        assert isinstance(proxy.certs, CsrCertificates)
+        expected = proxy.tls.control_plane_context()
+        assert proxy.policy_source.ssl_context is expected
+        assert proxy.certs.ssl_context is expected
+    finally:
+        proxy.tls.cleanup()
+
+
+def test_a_token_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: at start, or on the event loop
+    at every poll. It is refused at once, as the policy source refuses one."""
+    import os
+
+    from proxy.token import BearerToken
+
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    argv = [*BASE, "--outbound", "0", "--token-file", str(fifo)]
+    with pytest.raises(ProxyConfigError, match="not a regular file"):
+        from_args(_parse(argv))
+    assert BearerToken(str(fifo), "last-good")() == "last-good"

@@ -389,7 +389,7 @@ def test_serve_good_values_still_start(
     code, err = serve(
         capsys, tmp_path, monkeypatch,
         "--trust-domain", "example.org", "--service-account", "ops/cp",
-        "--control-plane-url", "http://cp.local:8443", "--excluded-namespaces", "",
+        "--control-plane-url", "https://cp.local:8443", "--excluded-namespaces", "",
         "--address-file", str(tmp_path / "addr"), "--store", str(tmp_path / "s.db"),
     )  # fmt: skip
     assert code is None, err

@@ -82,3 +82,16 @@ def test_without_shipped_policies_only_the_given_directories_load() -> None:
     assert load_policies((), include_shipped=False).policies == ()
     shipped = {p.name for p in load_policies(()).policies}
     assert "canary-step" in " ".join(sorted(shipped))
+
+
+def test_the_control_plane_url_of_injected_proxies_must_be_https() -> None:
+    """Injected proxies send their ServiceAccount token there on every poll and CSR, and
+    refuse to start with an http URL: serve and inject refuse it first, with the reason."""
+    from webhook.settings import control_plane_url_problem
+
+    assert control_plane_url_problem("https://smictl.smictl-system.svc:8443") is None
+    assert control_plane_url_problem("HTTPS://cp:8443") is None
+    assert control_plane_url_problem("http://cp:8443") == (
+        "injected proxies send their ServiceAccount token there: it must be https"
+    )
+    assert control_plane_url_problem("cp:8443") == "not an http(s) URL with a host"
