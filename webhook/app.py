@@ -20,7 +20,7 @@ from smi.errors import SMIError, escaped_line
 from smi.store.base import Store
 from webhook import logs
 from webhook.auth import AuthError
-from webhook.mesh import PolicyReaders
+from webhook.mesh import PARKED_READER, PolicyReaders
 from webhook.plane import EXTENSION, ControlPlane, load_ca, record_expiry
 from webhook.settings import Settings
 from webhook.wsgiloop import INLINE_ATTR, PARK_ATTR, PARKED
@@ -48,7 +48,11 @@ class Inline:
     """The LoopWorker's predicate: `runs_inline`, and the routes whose caller must prove who it
     is (the Data API, a policy GET that is not a long poll) when that takes no call: a bootstrap
     or admin token, a cached TokenReview, or a caller to refuse. A review the cache lacks is a
-    call to the API server, which must not stall the loop: such a request takes the pool."""
+    call to the API server, which must not stall the loop: such a request takes the pool.
+
+    What it found is kept in `environ[PARKED_READER]` (the key `LongPolls.parks` sets for a
+    parked poll), and the route trusts it (`PolicyReaders.of`): checking again when it runs
+    could find the cached review gone, and make the call on the loop after all."""
 
     def __init__(self, readers: PolicyReaders) -> None:
         self.readers = readers
@@ -63,9 +67,14 @@ class Inline:
         if not authenticated:
             return False
         try:
-            return self.readers.who(environ.get("HTTP_AUTHORIZATION", ""), wait=False) is not None
-        except AuthError:
-            return True  # answered 401 at once
+            reader = self.readers.who(environ.get("HTTP_AUTHORIZATION", ""), wait=False)
+        except AuthError as exc:
+            environ[PARKED_READER] = exc  # answered 401 at once, with this reason
+            return True
+        if reader is None:
+            return False
+        environ[PARKED_READER] = reader
+        return True
 
 
 def create_app(

@@ -8,6 +8,13 @@ Two authenticators, one interface (`authenticate(bearer) -> Identity`):
 - `TokenReviewer` (Kubernetes mode): the pod's projected ServiceAccount token (audience `smictl`)
   checked by the API server's TokenReview; `system:serviceaccount:<ns>:<sa>` becomes `ns/sa`.
 Anything else is refused with `AuthError` (401), and owning an identity is all a token proves.
+
+    Exception
+     ├── AuthError          the caller proved nothing: 401, and a refused ServiceAccount token
+     │                      is remembered for a few seconds (one review, not one per request)
+     └── ReviewUnavailable  the API server could not say (unreachable, an HTTP error such as 429,
+                            too slow, or this worker's reviews all in flight): 503 with
+                            `Retry-After`, and a cached review is kept, not dropped
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,15 +42,24 @@ _log = logging.getLogger("smictl.server")
 TOKEN_PREFIX = "smi1"  # noqa: S105 - a format marker, not a secret
 _HKDF_INFO = b"smictl bootstrap token v1"
 SA_PREFIX = "system:serviceaccount:"
+# A TokenReview slower than this fails (ReviewUnavailable): it holds a pool thread meanwhile,
+# and the proxy waiting on it retries sooner than a stalled API server would answer.
+REVIEW_TIMEOUT_SECONDS = 5.0
 
 
 class AuthError(Exception):
     """The caller did not prove an identity (HTTP 401)."""
 
 
+class ReviewUnavailable(Exception):
+    """The token could not be checked now (HTTP 503, `Retry-After`). Not an AuthError: the
+    caller did nothing wrong, and a throttling API server must not look like revocation."""
+
+
 class Authenticator(Protocol):
     def authenticate(self, bearer: str) -> Identity:
-        """The identity the bearer token proves; raises AuthError."""
+        """The identity the bearer token proves; raises AuthError, or ReviewUnavailable when
+        the one who could tell did not answer."""
         ...
 
     def peek(self, bearer: str) -> Identity | None:
@@ -135,13 +151,19 @@ class BootstrapTokens:
 class TokenReviewer:
     """Kubernetes mode: ask the API server whose ServiceAccount token this is.
 
-    `review` sends one TokenReview and returns its `status` as a dict; results are cached for
-    `cache_seconds` keyed by the token's hash, so a restarting fleet does not flood the API.
+    `review` sends one TokenReview and returns its `status` as a dict (or raises
+    ReviewUnavailable); results are cached by the token's hash, so a restarting fleet does not
+    flood the API: an identity for `cache_seconds`, a refusal for `refusal_seconds` (a flood of
+    one bad token costs one review per `refusal_seconds`, not one per request). Both caches hold
+    at most `max_entries`. At most `max_in_flight` reviews run at once for requests (each holds
+    a pool thread for up to the review's timeout); past that a request is ReviewUnavailable at
+    once rather than queue behind a slow API server.
 
-    `peek` (on the event loop, for long polls) reads the cache only; a hit past half its
-    lifetime is reviewed again in the background, so a proxy that polls more often than the
-    cache lives is always known on the loop (its polls stay parked), and a token the API
-    server stops accepting leaves the cache within `cache_seconds` as before.
+    `peek` (on the event loop) reads the caches only; a hit past half its lifetime is reviewed
+    again in the background (outside `max_in_flight`: its own two threads), so a proxy that
+    polls more often than the cache lives is always known on the loop (its polls stay parked),
+    and a token the API server stops accepting leaves the cache within `cache_seconds` as
+    before. A background review the API server cannot make keeps the entry until it expires.
     """
 
     def __init__(
@@ -151,46 +173,62 @@ class TokenReviewer:
         trust_domain: str,
         audience: str = "smictl",
         cache_seconds: float = 60.0,
+        refusal_seconds: float = 10.0,
         max_entries: int = 10_000,
+        max_in_flight: int = 4,
     ) -> None:
         self._review = review
         self.trust_domain = trust_domain
         self.audience = audience
         self.cache_seconds = cache_seconds
+        self.refusal_seconds = refusal_seconds
         self.max_entries = max_entries
+        self.max_in_flight = max_in_flight
         self._cache: dict[str, tuple[float, Identity]] = {}
+        self._refused: dict[str, tuple[float, str]] = {}  # digest -> (until, the reason)
         self._lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._refreshing: set[str] = set()  # digests being reviewed again in the background
         self._refresher: ThreadPoolExecutor | None = None  # made on first use (after fork)
 
     def authenticate(self, bearer: str) -> Identity:
         digest = hashlib.sha256(bearer.encode()).hexdigest()
-        now = time.monotonic()
-        hit = self._cached(digest, now)
+        hit = self._cached(digest, time.monotonic())
         if hit is not None:
             return hit
-        identity = identity_from_review(
-            self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
-        )
+        if not self._in_flight.acquire(blocking=False):
+            raise ReviewUnavailable(
+                f"this worker already has {self.max_in_flight} TokenReviews in flight; retry"
+            )
+        try:
+            identity = self._identity(bearer)
+        except AuthError as exc:
+            self._refuse(digest, str(exc))
+            raise
+        finally:
+            self._in_flight.release()
+        until = time.monotonic() + self.cache_seconds
         with self._lock:
-            if len(self._cache) >= self.max_entries:  # tokens rotate: forget the expired ones
-                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            if len(self._cache) < self.max_entries:
-                self._cache[digest] = (now + self.cache_seconds, identity)
+            _put(self._cache, digest, (until, identity), limit=self.max_entries)
+            self._refused.pop(digest, None)
         return identity
 
     def peek(self, bearer: str) -> Identity | None:
-        """The cached review's identity, or None (a TokenReview is a call to the API server).
-        Only successes are cached, so a refused token is never refused here: it takes the
-        path that calls. A hit in the second half of its life is reviewed again meanwhile,
-        off the caller's thread (at most one review per token at a time)."""
+        """The cached review's identity, or None (a TokenReview is a call to the API server);
+        AuthError for a token refused in the last `refusal_seconds`. A hit in the second half
+        of its life is reviewed again meanwhile, off the caller's thread (at most one review
+        per token at a time)."""
         digest = hashlib.sha256(bearer.encode()).hexdigest()
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-            if hit is None or hit[0] <= now:
-                return None
-            stale = hit[0] - now < self.cache_seconds / 2 and digest not in self._refreshing
+            if hit is not None and hit[0] <= now:
+                hit = None
+            stale = (
+                hit is not None
+                and hit[0] - now < self.cache_seconds / 2
+                and digest not in self._refreshing
+            )
             if stale:
                 self._refreshing.add(digest)
                 if self._refresher is None:
@@ -198,18 +236,25 @@ class TokenReviewer:
                 refresher = self._refresher
         if stale:
             refresher.submit(self._refresh, bearer, digest)
-        return hit[1]
+        if hit is not None:
+            return hit[1]
+        return self._cached(digest, now)  # None, or a recent refusal raised again
+
+    def _identity(self, bearer: str) -> Identity:
+        return identity_from_review(
+            self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
+        )
 
     def _refresh(self, bearer: str, digest: str) -> None:
         try:
-            identity = identity_from_review(
-                self._review(bearer), trust_domain=self.trust_domain, audience=self.audience
-            )
-        except AuthError:
-            with self._lock:  # refused now: the next request asks again, and is refused
+            identity = self._identity(bearer)
+        except AuthError as exc:  # refused now: the next request is refused without a call
+            with self._lock:
                 self._cache.pop(digest, None)
-        except Exception as exc:  # the API server unreachable: the entry lives out its time
-            _log.warning("TokenReview refresh failed: %s", exc)
+            self._refuse(digest, str(exc))
+        except Exception as exc:  # ReviewUnavailable (the API server unreachable, throttling,
+            # too slow) or the review's own fault: the entry lives out its time
+            _log.warning("TokenReview refresh failed, the cached review is kept: %s", exc)
         else:
             with self._lock:
                 if digest in self._cache:
@@ -218,10 +263,37 @@ class TokenReviewer:
             with self._lock:
                 self._refreshing.discard(digest)
 
+    def _refuse(self, digest: str, reason: str) -> None:
+        until = time.monotonic() + self.refusal_seconds
+        with self._lock:
+            _put(self._refused, digest, (until, reason), limit=self.max_entries)
+
     def _cached(self, digest: str, now: float) -> Identity | None:
+        """The identity of a live cached review, None for none; AuthError for a live refusal."""
         with self._lock:
             hit = self._cache.get(digest)
-        return hit[1] if hit is not None and hit[0] > now else None
+            refused = self._refused.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if refused is not None and refused[0] > now:
+            raise AuthError(refused[1])
+        return None
+
+
+_V = TypeVar("_V")
+
+
+def _put(
+    table: dict[str, tuple[float, _V]], key: str, entry: tuple[float, _V], *, limit: int
+) -> None:
+    """Store `entry` (its expiry first) unless `table` is full of live entries: tokens rotate,
+    so the expired ones are forgotten first. Call with the owner's lock held."""
+    if key not in table and len(table) >= limit:
+        now = time.monotonic()
+        for expired in [k for k, (until, _) in table.items() if until <= now]:
+            del table[expired]
+    if key in table or len(table) < limit:
+        table[key] = entry
 
 
 def identity_from_review(
@@ -251,8 +323,17 @@ def identity_from_review(
         raise AuthError(str(exc)) from exc
 
 
-def kubernetes_token_review(api_client: Any, *, audience: str) -> Callable[[str], dict[str, Any]]:
-    """A `review` function for TokenReviewer that uses the kubernetes client."""
+def kubernetes_token_review(
+    api_client: Any, *, audience: str, timeout: float = REVIEW_TIMEOUT_SECONDS
+) -> Callable[[str], dict[str, Any]]:
+    """A `review` function for TokenReviewer that uses the kubernetes client.
+
+    Only the review's answer refuses a token (`identity_from_review`); failing to get one —
+    an HTTP error (429, 5xx, or 401/403: this control plane's own RBAC), a transport error, no
+    answer within `timeout` seconds, an answer that is not a TokenReview — is
+    ReviewUnavailable. Its message names the kind of failure only (the caller sees it); the
+    log has the details."""
+    import urllib3
     from kubernetes import client
 
     api = client.AuthenticationV1Api(api_client)
@@ -262,13 +343,33 @@ def kubernetes_token_review(api_client: Any, *, audience: str) -> Callable[[str]
             spec=client.V1TokenReviewSpec(token=token, audiences=[audience])
         )
         try:
-            result = api.create_token_review(body)
+            result = api.create_token_review(body, _request_timeout=timeout)
         except client.ApiException as exc:
-            raise AuthError(f"TokenReview failed: HTTP {exc.status} {exc.reason}") from exc
+            reason = " ".join(str(exc.reason).split())  # an SSL error's reason spans lines
+            _log.warning("TokenReview failed: HTTP %s %s", exc.status, reason)
+            failure = f"HTTP {exc.status}" if exc.status else "a TLS error"
+            raise ReviewUnavailable(f"TokenReview failed: {failure}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            _log.warning("TokenReview failed: %s: %s", type(exc).__name__, exc)
+            raise ReviewUnavailable(f"TokenReview failed: {_failure(exc, timeout)}") from exc
+        except ValueError as exc:  # an answer that is not a TokenReview (the client's models)
+            _log.warning("TokenReview failed: %s", " ".join(str(exc).split()))
+            raise ReviewUnavailable("TokenReview failed: its answer could not be read") from exc
         status = result.status
         if status is None:
-            raise AuthError("TokenReview returned no status")
+            raise ReviewUnavailable("TokenReview returned no status")
         out: dict[str, Any] = api_client.sanitize_for_serialization(status)
         return out
 
     return review
+
+
+def _failure(exc: Exception, timeout: float) -> str:
+    """A transport failure in a few words (urllib3 wraps the cause in MaxRetryError)."""
+    import urllib3
+
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)  # a TimeoutError too
+    if isinstance(cause, urllib3.exceptions.TimeoutError | TimeoutError) and not refused:
+        return f"no answer within {timeout:g} s"
+    return f"the API server could not be reached ({type(cause).__name__})"

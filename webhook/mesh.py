@@ -11,6 +11,9 @@
 - `POST /mesh/v1/certificates` signs a CSR for the identity the caller proves (bootstrap token
   or ServiceAccount token as `Authorization: Bearer`); a CSR for any other identity is 403, and
   a caller that proves none is 401, counted and logged (the reason, never the token).
+  A ServiceAccount token the API server could not review now (unreachable, throttling, too
+  slow, or this worker's reviews all in flight: `ReviewUnavailable`) is 503 with
+  `Retry-After: 1` on every route here: the caller did nothing wrong.
 - `POST` / `DELETE /mesh/v1/endpoints` registers or removes the caller's inbound address (an IP
   literal) for the services it backs (DNS-1123 names, local mode); services must be in the
   caller's own namespace. A registration is a lease of `ttl_seconds`, renewed by posting it
@@ -30,7 +33,7 @@ from __future__ import annotations
 import io
 import ipaddress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 from urllib.parse import parse_qsl
 
 from cryptography import x509
@@ -41,7 +44,7 @@ from smi.pki import WORKLOAD_TTL, PKIError, not_after
 from smi.store.base import EndpointRecord, StoreError
 from smi.validation.names import is_label
 from webhook import logs
-from webhook.auth import AuthError
+from webhook.auth import AuthError, ReviewUnavailable
 from webhook.plane import ControlPlane, View, current_plane
 from webhook.reviews import BadReview, read_json
 from webhook.wsgiloop import PARKED
@@ -53,7 +56,11 @@ bp = Blueprint("mesh", __name__, url_prefix="/mesh/v1")
 MAX_BODY = 64 * 1024
 NO_TOKEN = "missing `Authorization: Bearer <token>` (bootstrap or ServiceAccount token)"  # noqa: S105
 READERS = "smictl.mesh.readers"  # app.extensions: the PolicyReaders
-PARKED_READER = "smictl.policy_reader"  # environ: who a parked poll was authenticated as
+# environ: who the caller was found to be on the event loop, before the app ran — by
+# `LongPolls.parks` (a parked poll) or by `webhook.app.Inline` (a request run on the loop):
+# a reader (str), or the AuthError to answer. One key for both: `PolicyReaders.of` trusts it.
+# A client cannot set it: headers become HTTP_* keys only (`wsgiloop.HttpProtocol._environ`).
+PARKED_READER = "smictl.policy_reader"
 LOCAL_ADMIN = "local-admin"  # the reader the admin token proves (as webhook.apis.ADMIN)
 
 
@@ -65,11 +72,17 @@ class PolicyReaders:
     """Who may read the MeshPolicy: a workload proving its identity with the token it gets its
     certificate with (bootstrap token, or ServiceAccount token by TokenReview), or, in local
     mode, the holder of the admin token (an operator's `curl`). `who` names the reader for the
-    decision log, or raises AuthError with the reason."""
+    decision log, or raises AuthError with the reason (ReviewUnavailable when the API server
+    could not review a ServiceAccount token)."""
 
     def __init__(self, plane: ControlPlane, admin: LocalAdmin | None) -> None:
         self.plane = plane
         self.admin = admin
+
+    @overload
+    def who(self, header: str, *, wait: Literal[True] = True) -> str: ...
+    @overload
+    def who(self, header: str, *, wait: bool) -> str | None: ...
 
     def who(self, header: str, *, wait: bool = True) -> str | None:
         """The reader `header` (the Authorization value) proves: `local-admin` or a SPIFFE ID.
@@ -96,6 +109,20 @@ class PolicyReaders:
             raise AuthError(f"{exc}; it is not this control plane's admin token either") from exc
         return None if identity is None else identity.spiffe_id
 
+    def of(self, environ: dict[str, Any]) -> str:
+        """The reader of a request, as the route answering it must see it. The one found on
+        the loop (`PARKED_READER`) is trusted as found: the request runs on the loop because
+        no call was needed then, and authenticating again here (a cached review that expired
+        meanwhile) would make that call on the loop, stalling every connection of the
+        worker. A request without it runs in the pool, where `who` may wait. Raises AuthError
+        (401) or ReviewUnavailable (503)."""
+        found = environ.get(PARKED_READER)
+        if isinstance(found, AuthError):
+            raise AuthError(str(found))
+        if isinstance(found, str):
+            return found
+        return self.who(environ.get("HTTP_AUTHORIZATION", ""))
+
 
 def policy_readers() -> PolicyReaders:
     readers: PolicyReaders = current_app.extensions[READERS]
@@ -110,10 +137,13 @@ def policy() -> Response:
         # Before anything else, as the local store API does: a refused caller learns nothing,
         # not even the ETag (which says when the policy changes).
         try:
-            reader = policy_readers().who(request.headers.get("Authorization", ""))
+            reader = policy_readers().of(request.environ)
         except AuthError as exc:
             plane.metrics.policy_reads.labels(result="unauthenticated").inc()
             _unauthenticated(plane, str(exc), wants="policy")
+        except ReviewUnavailable as exc:
+            plane.metrics.policy_reads.labels(result="unavailable").inc()
+            _unavailable(str(exc), wants="policy")
     else:  # authenticated on the loop, before it was parked (`LongPolls.parks`)
         reader = str(request.environ.get(PARKED_READER, "workload"))
     plane.metrics.policy_reads.labels(
@@ -185,7 +215,7 @@ class LongPolls:
         revision and wakes the poll if its etag moved). Anything else — a bad `timeout` (400),
         HEAD, a caller to refuse (401) or to look up (TokenReview) — takes the ordinary path.
         A parked poll is not authenticated again when it is answered: as any request, it is
-        authorized once, when it arrives."""
+        authorized once, when it arrives (`PARKED_READER`, the key `Inline` sets too)."""
         wait = self._wait(environ)
         if wait is None:
             return None
@@ -405,10 +435,11 @@ def _shown(text: str) -> str:
 
 
 def _caller(plane: ControlPlane, *, wants: Wants) -> Identity:
-    """The identity the bearer token proves, or 401. Every 401 leaves one decision-log line
-    with the reason (never the token: it is a credential), and a refused certificate request
-    counts in `smictl_certificates_issued_total{result="unauthenticated"}`: a fleet presenting
-    expired or forged tokens shows on a dashboard, not only in the logs."""
+    """The identity the bearer token proves, or 401 (503 when the API server could not say).
+    Every 401 leaves one decision-log line with the reason (never the token: it is a
+    credential), and a refused certificate request counts in
+    `smictl_certificates_issued_total{result="unauthenticated"}`: a fleet presenting expired or
+    forged tokens shows on a dashboard, not only in the logs."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -419,6 +450,8 @@ def _caller(plane: ControlPlane, *, wants: Wants) -> Identity:
         return plane.authenticator.authenticate(token.strip())
     except AuthError as exc:
         _unauthenticated(plane, str(exc), wants=wants)
+    except ReviewUnavailable as exc:
+        _unavailable(str(exc), wants=wants)
 
 
 def _unauthenticated(plane: ControlPlane, reason: str, *, wants: Wants) -> NoReturn:
@@ -437,6 +470,24 @@ def _unauthenticated(plane: ControlPlane, reason: str, *, wants: Wants) -> NoRet
     response = jsonify(error=reason, code=401)
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
+    abort(response)
+
+
+def _unavailable(reason: str, *, wants: Wants) -> NoReturn:
+    """503 with `Retry-After: 1`: the token could not be checked now (not a 401, which a proxy
+    would log as its own fault). One decision-log line, as a 401 leaves."""
+    logs.emit(
+        logs.DECISION,
+        {
+            "event": f"{wants}_review_unavailable",
+            "method": request.method,
+            "remote": request.remote_addr,
+            "reason": reason,
+        },
+    )
+    response = jsonify(error=reason, code=503)
+    response.status_code = 503
+    response.headers["Retry-After"] = "1"
     abort(response)
 
 

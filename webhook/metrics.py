@@ -89,8 +89,9 @@ class Metrics:
             policy_reads=Counter(
                 "smictl_policy_reads_total",
                 "MeshPolicy requests (GET /mesh/v1/policy), by who made them: `workload` (a "
-                "bootstrap or ServiceAccount token), `local-admin` (the admin token) or "
-                "`unauthenticated` (refused, 401).",
+                "bootstrap or ServiceAccount token), `local-admin` (the admin token), "
+                "`unauthenticated` (refused, 401) or `unavailable` (the token's TokenReview "
+                "could not be made, 503).",
                 ["result"],
                 registry=registry,
             ),

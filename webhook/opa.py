@@ -15,8 +15,10 @@ Documents served:
 
 Who may ask: whoever may read the MeshPolicy (`webhook.mesh.PolicyReaders`: a workload's token,
 or the local admin token), with `Authorization: Bearer`, as OPA's `--authentication=token`
-asks for; anyone else gets OPA's 401 `{"code": "unauthorized"}`. `smictl/authz` answers who may
-call whom, so asking it enough questions reads the authorization graph the policy route guards.
+asks for; anyone else gets OPA's 401 `{"code": "unauthorized"}`, and a ServiceAccount token the
+API server could not review now a 503 `{"code": "internal_error"}` with `Retry-After: 1`.
+`smictl/authz` answers who may call whom, so asking it enough questions reads the
+authorization graph the policy route guards.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from smi.identity import Identity, IdentityError
 from webhook import logs
-from webhook.auth import AuthError
+from webhook.auth import AuthError, ReviewUnavailable
 from webhook.mesh import policy_readers
 from webhook.plane import ControlPlane, current_plane
 from webhook.policies import admit
@@ -44,23 +46,29 @@ NO_INPUT_WARNING = {"code": "api_usage_warning", "message": "'input' key missing
 
 @bp.before_request
 def _authenticate() -> tuple[Response, int] | None:
-    """401 in OPA's shape for a caller who proves nothing, before its body is read."""
+    """401 in OPA's shape for a caller who proves nothing, before its body is read; 503 when
+    the API server could not review its token now. A request the worker runs on its event
+    loop was authenticated there (`PolicyReaders.of`): it is not checked twice."""
     try:
-        policy_readers().who(request.headers.get("Authorization", ""))
+        policy_readers().of(request.environ)
     except AuthError as exc:
-        logs.emit(
-            logs.DECISION,
-            {
-                "event": "data_api_unauthenticated",
-                "method": request.method,
-                "remote": request.remote_addr,
-                "reason": str(exc),
-            },
-        )
+        _decision("data_api_unauthenticated", str(exc))
         response, status = _error("unauthorized", str(exc), 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
         return response, status
+    except ReviewUnavailable as exc:
+        _decision("data_api_review_unavailable", str(exc))
+        response, status = opa_error(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response, status
     return None
+
+
+def _decision(event: str, reason: str) -> None:
+    logs.emit(
+        logs.DECISION,
+        {"event": event, "method": request.method, "remote": request.remote_addr, "reason": reason},
+    )
 
 
 @bp.route("/", methods=["POST", "GET"], defaults={"path": ""}, strict_slashes=False)

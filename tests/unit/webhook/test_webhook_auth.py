@@ -129,6 +129,14 @@ def test_peek_reads_the_cache_and_reviews_a_late_hit_again_in_the_background() -
     assert reviewer.peek("tok") is not None
 
 
+def _refused(reviewer: TokenReviewer, bearer: str) -> bool:
+    try:
+        reviewer.peek(bearer)
+    except AuthError:
+        return True
+    return False
+
+
 def test_a_token_refused_on_its_background_review_leaves_the_cache() -> None:
     answers, asked = {"tok": True}, []
     reviewer = _reviewer(answers, asked, seconds=0.6)
@@ -136,9 +144,11 @@ def test_a_token_refused_on_its_background_review_leaves_the_cache() -> None:
     answers["tok"] = False  # the ServiceAccount was deleted
     time.sleep(0.35)
     assert reviewer.peek("tok") is not None  # the last good review, while it lives
-    _until(lambda: reviewer.peek("tok") is None)
+    # Refused on the loop from now on (the refusal is remembered), without another review.
+    _until(lambda: _refused(reviewer, "tok"))
     with pytest.raises(AuthError, match="token revoked"):
         reviewer.authenticate("tok")
+    assert asked == ["tok", "tok"]
 
 
 def test_one_background_review_per_token_at_a_time() -> None:
