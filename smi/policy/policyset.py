@@ -126,7 +126,11 @@ class PolicySet:
             groups.setdefault(tuple(sorted(p.inventory)), []).append(p)
         docs: dict[tuple[str, ...], Mapping[str, Any]] = {}
         keys = {inventory_kinds: object() for inventory_kinds in groups}
-        order = [(k, "deny") for k in groups] + [(k, "warn") for k in reversed(groups)]
+        # The deny groups in any order (all of them come first), those with warn policies
+        # last: the last deny group is then the first warn group, and the two are one request.
+        warned = {k for k, ps in groups.items() if any(p.enforcement == "warn" for p in ps)}
+        denied = [k for k in groups if k not in warned] + [k for k in groups if k in warned]
+        order = [(k, "deny") for k in denied] + [(k, "warn") for k in reversed(denied)]
         # Consecutive steps on the same document are one request to the evaluator: it answers
         # entrypoint by entrypoint, each on its own clock, so the order and every deadline are
         # as if asked apart, and a review with one document costs one round trip, not two

@@ -161,3 +161,32 @@ def test_policies_on_one_document_are_one_request_to_the_evaluator(
     assert asked == [["a_always", "c_never", "b_warn"]]  # deny first, then warn: one request
     assert result.messages == ("[a-always] always",)
     assert result.warnings == ("[b-warn] always",)
+
+
+def test_the_deny_group_with_warn_policies_goes_last_to_share_its_request(
+    write_policy: WritePolicy, monkeypatch: Any
+) -> None:
+    """Policies asking for an inventory have a document of their own. With the shipped set a
+    TrafficTarget took three requests (deny on the plain document, deny on the inventory one,
+    then warn on the plain one, sent again); the deny group that also has warn policies now
+    goes last, so it and its warn policies are one request: two in all, deny still first."""
+    from smi.policy import sandbox
+
+    write_policy("b-warn", ALWAYS, enforcement="warn")
+    write_policy("a-plain", NEVER)
+    root = write_policy("c-inventory", NEVER, extra="inventory: [ServiceAccount]")
+    policies = _policies(root)
+    asked: list[list[str]] = []
+    original = sandbox.EvalServer._round
+
+    def counted(self: Any, entrypoints: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append([e.replace("/", ".").split(".")[-2] for e in entrypoints])
+        return original(self, entrypoints, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox.EvalServer, "_round", counted)
+    try:
+        result = admit(_route("r"), policies)
+    finally:
+        _close(policies)
+    assert asked == [["c_inventory"], ["a_plain", "b_warn"]]
+    assert (result.allowed, result.warnings) == (True, ("[b-warn] always",))
