@@ -457,37 +457,27 @@ def _caller(plane: ControlPlane, *, wants: Wants) -> Identity:
 def _unauthenticated(plane: ControlPlane, reason: str, *, wants: Wants) -> NoReturn:
     if wants == "certificate":
         plane.metrics.certificates_issued.labels(result="unauthenticated").inc()
-    logs.emit(
-        logs.DECISION,
-        {
-            "event": f"{wants}_unauthenticated",
-            "method": request.method,
-            "remote": request.remote_addr,
-            "reason": reason,
-        },
-    )
     # RFC 9110 §11.6.1: a 401 names the scheme it wants.
-    response = jsonify(error=reason, code=401)
-    response.status_code = 401
-    response.headers["WWW-Authenticate"] = 'Bearer realm="smictl"'
-    abort(response)
+    _refuse(401, reason, event=f"{wants}_unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="smictl"'})  # fmt: skip
 
 
 def _unavailable(reason: str, *, wants: Wants) -> NoReturn:
     """503 with `Retry-After: 1`: the token could not be checked now (not a 401, which a proxy
     would log as its own fault). One decision-log line, as a 401 leaves."""
+    _refuse(503, reason, event=f"{wants}_review_unavailable", headers={"Retry-After": "1"})
+
+
+def _refuse(status: int, reason: str, *, event: str, headers: dict[str, str]) -> NoReturn:
+    """One decision-log line (the reason, never the token), then the JSON error."""
     logs.emit(
         logs.DECISION,
-        {
-            "event": f"{wants}_review_unavailable",
-            "method": request.method,
-            "remote": request.remote_addr,
-            "reason": reason,
-        },
-    )
-    response = jsonify(error=reason, code=503)
-    response.status_code = 503
-    response.headers["Retry-After"] = "1"
+        {"event": event, "method": request.method, "remote": request.remote_addr,
+         "reason": reason},
+    )  # fmt: skip
+    response = jsonify(error=reason, code=status)
+    response.status_code = status
+    response.headers.update(headers)
     abort(response)
 
 
