@@ -131,12 +131,11 @@ def _opa_ca(text: str) -> Path:
     return path
 
 
-def _opa_token_file(text: str) -> Path:
+def _opa_token_file(text: str) -> str:
     """argparse type of --opa-token-file: a file holding one token (one word of printable
-    ASCII, as every bearer token is), read now so a bad one is one line naming the flag."""
-    path = flags.path(text)
-    _read_token(path)
-    return path
+    ASCII, as every bearer token is), read now, once, so a bad one is one line naming the
+    flag (and a pipe, `<(cat tok)`, is read before anything else could)."""
+    return _read_token(flags.path(text))
 
 
 def _read_token(path: Path) -> str:
@@ -159,14 +158,12 @@ def _remote_token(args: argparse.Namespace) -> str | None:
     from smi.urls import http_url
 
     url: str | None = args.opa_url
-    given: Path | None = args.opa_token_file
-    if given is None:
+    token: str | None = args.opa_token_file  # read by the flag's type
+    env = os.environ.get("SMICTL_OPA_TOKEN_FILE")
+    if token is None and (not env or url is None):
         # The variable is for CI jobs that set it once: a run on the embedded engine has
         # nothing to send it to.
-        env = os.environ.get("SMICTL_OPA_TOKEN_FILE")
-        if not env or url is None:
-            return None
-        given = Path(env)
+        return None
     parts = http_url(url) if url is not None else None
     if url is None or parts is None or parts.scheme != "https":
         raise SMIError(
@@ -176,8 +173,10 @@ def _remote_token(args: argparse.Namespace) -> str | None:
                 path="--opa-token-file",
             )
         )
+    if token is not None:
+        return token
     try:
-        return _read_token(given)
+        return _read_token(Path(str(env)))
     except argparse.ArgumentTypeError as exc:  # SMICTL_OPA_TOKEN_FILE: not read by type=
         raise SMIError(Diagnostic("SMI7003", str(exc).removesuffix(" (SMI7003)"),
                                   path="--opa-token-file")) from exc  # fmt: skip

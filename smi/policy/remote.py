@@ -89,6 +89,12 @@ class RemoteOPA:
             problem = ca_file_problem(ca_file)
             if problem is not None:
                 raise PolicyError.of(CERTIFICATE, f"{ca_file}: {problem}")
+        if token and parts.scheme != "https":
+            # Here, not only in `smictl admit`: PolicySet.load(remote_token=) is API too, and
+            # a bearer token over plain http is a credential for anyone on the path.
+            raise PolicyError.of(
+                CERTIFICATE, f"a token is sent over https only; {url!r} is plain http"
+            )
         # requests reads REQUESTS_CA_BUNDLE only for `verify=True`: a given CA file wins.
         self._verify: bool | str = str(ca_file) if ca_file is not None else True
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -173,3 +173,23 @@ def test_the_variable_names_the_file_when_there_is_a_remote(
     code, err = run_admit(capsys, "-f", str(manifest), "--opa-url", "https://127.0.0.1:1")
     assert code == 1
     assert err == [f"--opa-token-file: {tmp_path / 'absent'}: No such file or directory (SMI7003)"]
+
+
+def test_a_token_from_a_pipe_is_read_once(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--opa-token-file <(cat tok)`: a pipe can be read once. The flag's type reads it and
+    keeps the token; reading it again found it empty ("a token is one word...")."""
+    import os
+
+    r, w = os.pipe()
+    os.write(w, b"smi1.abc.def\n")
+    os.close(w)
+    try:
+        code, err = run_admit(
+            capsys, "-f", str(manifest), "--opa-url", "https://127.0.0.1:1",
+            "--opa-token-file", f"/dev/fd/{r}",
+        )  # fmt: skip
+    finally:
+        os.close(r)
+    assert not any("--opa-token-file" in line for line in err), err

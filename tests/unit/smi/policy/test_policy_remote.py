@@ -132,14 +132,43 @@ def test_remote_verdicts_equal_the_embedded_ones(server: DataAPI, shipped: Polic
     assert body["input"]["hub"]["kind"] == "TrafficTarget"
 
 
-def test_a_token_goes_with_every_request_and_none_without_one(server: DataAPI) -> None:
-    """OPA's token authentication (and serve's Data API) reads `Authorization: Bearer`."""
-    with_token = PolicySet.load(remote=server.url, remote_token="smi1.abc.def")
-    admit(REQUEST, with_token)
-    assert server.authorizations and set(server.authorizations) == {"Bearer smi1.abc.def"}
-    server.authorizations.clear()
+def test_a_token_goes_with_every_request_over_https_only(
+    server: DataAPI, shipped: PolicySet, tmp_path: Path
+) -> None:
+    """OPA's token authentication (and serve's Data API) reads `Authorization: Bearer`; the
+    token is a credential, so it is refused with a plain http URL, whoever loads the set."""
+    import ssl
+
+    from smi.errors import PolicyError
+    from smi.pki import CertificateAuthority
+
+    with pytest.raises(PolicyError, match="a token is sent over https only"):
+        PolicySet.load(remote=server.url, remote_token="smi1.abc.def")
     admit(REQUEST, PolicySet.load(remote=server.url))
     assert server.authorizations and set(server.authorizations) == {None}
+
+    ca = CertificateAuthority.create()
+    cert, key = ca.issue_server(dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
+    (tmp_path / "s.crt").write_bytes(cert)
+    (tmp_path / "s.key").write_bytes(key)
+    tls = DataAPI(shipped)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "s.crt", tmp_path / "s.key")
+    tls.socket = context.wrap_socket(tls.socket, server_side=True)
+    thread = threading.Thread(target=tls.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{tls.server_address[1]}"
+        with_token = PolicySet.load(
+            remote=url, remote_ca=tmp_path / "ca.pem", remote_token="smi1.abc.def"
+        )
+        admit(REQUEST, with_token)
+        assert tls.authorizations and set(tls.authorizations) == {"Bearer smi1.abc.def"}
+    finally:
+        tls.shutdown()
+        tls.server_close()
+        thread.join(timeout=5)
 
 
 def test_a_server_without_the_policy_is_refused_at_load(
