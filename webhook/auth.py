@@ -148,6 +148,10 @@ class BootstrapTokens:
         return hmac.new(self.key, body.encode(), hashlib.sha256).digest()
 
 
+# Background reviews queued or running per worker, at most (TokenReviewer.peek).
+MAX_REFRESHING = 64
+
+
 class TokenReviewer:
     """Kubernetes mode: ask the API server whose ServiceAccount token this is.
 
@@ -228,6 +232,9 @@ class TokenReviewer:
                 hit is not None
                 and hit[0] - now < self.cache_seconds / 2
                 and digest not in self._refreshing
+                # A slow API server must not grow a queue of reviews no one waits for: past
+                # this many, a token is reviewed again when its entry lapses (the pool path).
+                and len(self._refreshing) < MAX_REFRESHING
             )
             if stale:
                 self._refreshing.add(digest)
@@ -247,6 +254,10 @@ class TokenReviewer:
 
     def _refresh(self, bearer: str, digest: str) -> None:
         try:
+            with self._lock:
+                entry = self._cache.get(digest)
+            if entry is None or entry[0] <= time.monotonic():
+                return  # lapsed or evicted while queued: a request reviews it again, if any
             identity = self._identity(bearer)
         except AuthError as exc:  # refused now: the next request is refused without a call
             with self._lock:

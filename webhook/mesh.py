@@ -133,19 +133,17 @@ def policy_readers() -> PolicyReaders:
 def policy() -> Response:
     plane = current_plane()
     parked = request.environ.get(PARKED)
-    if parked is None:
-        # Before anything else, as the local store API does: a refused caller learns nothing,
-        # not even the ETag (which says when the policy changes).
-        try:
-            reader = policy_readers().of(request.environ)
-        except AuthError as exc:
-            plane.metrics.policy_reads.labels(result="unauthenticated").inc()
-            _unauthenticated(plane, str(exc), wants="policy")
-        except ReviewUnavailable as exc:
-            plane.metrics.policy_reads.labels(result="unavailable").inc()
-            _unavailable(str(exc), wants="policy")
-    else:  # authenticated on the loop, before it was parked (`LongPolls.parks`)
-        reader = str(request.environ.get(PARKED_READER, "workload"))
+    # Before anything else, as the local store API does: a refused caller learns nothing, not
+    # even the ETag (which says when the policy changes). A parked poll was authenticated on
+    # the loop before it was parked (`LongPolls.parks`), and `of` reads what was found there.
+    try:
+        reader = policy_readers().of(request.environ)
+    except AuthError as exc:
+        plane.metrics.policy_reads.labels(result="unauthenticated").inc()
+        _unauthenticated(plane, str(exc), wants="policy")
+    except ReviewUnavailable as exc:
+        plane.metrics.policy_reads.labels(result="unavailable").inc()
+        _unavailable(str(exc), wants="policy")
     plane.metrics.policy_reads.labels(
         result=LOCAL_ADMIN if reader == LOCAL_ADMIN else "workload"
     ).inc()

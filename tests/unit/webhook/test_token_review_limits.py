@@ -310,3 +310,36 @@ def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_background_reviews_do_not_queue_past_their_cap_or_outlive_their_entries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow API server must not grow a queue of reviews nobody waits for: at most
+    MAX_REFRESHING are queued, and one whose entry lapsed while queued is not made."""
+    import threading
+    import time
+
+    from webhook import auth
+
+    monkeypatch.setattr(auth, "MAX_REFRESHING", 3)
+    gate, asked = threading.Event(), []
+
+    def review(token: str) -> dict[str, Any]:
+        asked.append(token)
+        if len(asked) > 10:  # the ten first reviews fill the cache at once
+            gate.wait(5)
+        return {"authenticated": True, "audiences": ["smictl"],
+                "user": {"username": "system:serviceaccount:shop:web"}}  # fmt: skip
+
+    reviewer = auth.TokenReviewer(review, trust_domain="cluster.local", cache_seconds=0.4)
+    tokens = [f"tok-{i}" for i in range(10)]
+    for token in tokens:
+        reviewer.authenticate(token)
+    time.sleep(0.25)  # past half their life
+    for token in tokens:
+        assert reviewer.peek(token) is not None  # answered from the cache, at once
+    time.sleep(0.3)  # every entry has lapsed while the refreshes wait on the gate
+    gate.set()
+    time.sleep(0.3)
+    assert len(asked) == 10 + 2  # two running when the gate opened; the third found it lapsed
