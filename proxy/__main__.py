@@ -1,8 +1,8 @@
 """`python -m proxy ...`: the same as `smictl proxy ...`, without going through entry points.
 
-Not `smi.cli.main`: its error handling imports `smi.errors` (~0.5 MB resident) for a sidecar
-that raises none of them, and `python -m proxy` is the process whose idle memory the benchmark
-holds to 30 MB."""
+Not `smi.cli.main`, which builds the parsers of every smictl command: this builds only the
+proxy's, with smictl's parser class (one-line flag errors), and `python -m proxy` is the process
+whose idle memory the benchmark holds to 30 MB."""
 
 from __future__ import annotations
 
