@@ -263,6 +263,13 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
             "that prove their identity (a bootstrap token from `smictl certs token`, or the "
             "pod's ServiceAccount token)",
         )
+    if config.csr_url and not config.token:
+        # The same for certificates: every CSR would be a 401, and the proxy never ready.
+        raise ProxyConfigError(
+            "--token-file",
+            f"needed with {csr_flag}: the control plane signs a workload's certificate only "
+            "for a token that proves its identity (or give --cert and --key)",
+        )
     _check_registration(config)
     _check_token_in_clear(config, csr_flag=csr_flag)
     return config

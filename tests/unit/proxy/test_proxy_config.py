@@ -408,9 +408,11 @@ def test_urls_that_get_no_token_may_stay_http(token_file: str) -> None:
                 "--control-plane", "http://cp:8080", "--token-file", token_file])
     )  # fmt: skip
     assert cfg.token == "smi1.abc.def" and cfg.control_plane == "http://cp:8080"
-    # No token at all: a CSR carries nothing secret (the control plane will refuse it).
-    cfg = from_args(_parse([*FILES, "--policy", "p.json", "--csr-url", "http://cp/c"]))
-    assert cfg.csr_url == "http://cp/c" and cfg.token == ""
+    # No token at all: refused at start, whatever the scheme (every CSR would be a 401).
+    with pytest.raises(ProxyConfigError, match="needed with --csr-url"):
+        from_args(_parse([*FILES, "--policy", "p.json", "--csr-url", "http://cp/c"]))
+    with pytest.raises(ProxyConfigError, match="needed with --control-plane"):
+        from_args(_parse([*FILES, "--policy", "p.json", "--control-plane", "https://cp"]))
     # And a proxy with a policy file and certificate files, and no token, as ever.
     assert from_args(_parse([*BASE, "--inbound", "1:2"])).token == ""
 
