@@ -464,7 +464,8 @@ CODES: dict[str, Code] = dict(
             "A policy's METADATA block is not valid YAML, lacks custom.code, has an "
             "enforcement other than deny or warn, or names a kind in custom.kinds or "
             "custom.inventory that smictl does not know (a typo would silently disable the "
-            "policy), or lists in custom.replaces a code no built-in check reports; or a module "
+            "policy), or lists in custom.replaces a code outside the built-in checks (SMI2xxx, "
+            "SMI3xxx); or a module "
             "without METADATA defines `violation`, directly or through a ref head "
             "(`foo.violation`).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
