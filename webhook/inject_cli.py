@@ -423,7 +423,7 @@ def _inject_pod(
         )
         return pod
     decision = decide(
-        _as_admitted(pod),
+        pod,  # a legacy `serviceAccount` is read as the API server reads it (webhook.injection)
         namespace=namespace,
         # The namespace's label is unknown offline: every pod counts as opted in, and the
         # pod's own `disabled` still wins (decide reads it first).
@@ -446,19 +446,6 @@ def _inject_pod(
         )
     patched: dict[str, Any] = jsonpatch.apply_patch(pod, list(decision.patch))
     return patched
-
-
-def _as_admitted(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`pod` as far as injection reads it, as the API server hands it to the webhook: the
-    deprecated `serviceAccount` has been copied to a missing `serviceAccountName` (it names
-    the proxy's identity) by then."""
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping) or spec.get("serviceAccountName"):
-        return pod
-    legacy = spec.get("serviceAccount")
-    if not isinstance(legacy, str) or not legacy:
-        return pod
-    return {**pod, "spec": {**spec, "serviceAccountName": legacy}}
 
 
 def _get(value: Any, path: Sequence[str]) -> Any:
