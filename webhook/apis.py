@@ -45,6 +45,7 @@ from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.store.base import CLUSTER_SCOPED_KINDS, Change, ObjectKey, Outcome, Snapshot, StoreError
 from smi.validation.names import check_label, check_subdomain
 from webhook import logs
+from webhook.auth import bearer_token
 from webhook.client import read_admin_token
 from webhook.plane import current_plane
 from webhook.policies import Denied, admit_batch
@@ -93,9 +94,8 @@ class LocalAdmin:
         """Why `header` (the Authorization value) does not carry the admin token, or None."""
         if self.digest is None:
             return "this control plane has no admin token configured (--admin-token-file)"
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(header)
+        if token is None:
             return "missing `Authorization: Bearer <admin token>`"
         if not hmac.compare_digest(_digest(token), self.digest):
             return "the bearer token is not this control plane's admin token"

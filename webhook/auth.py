@@ -68,6 +68,14 @@ class Authenticator(Protocol):
         ...
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an Authorization value `Bearer <token>` (the scheme in any case, RFC 9110
+    §11.1), or None: the one reading of the header for every route that asks for a token."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -44,7 +44,7 @@ from smi.pki import WORKLOAD_TTL, PKIError, not_after
 from smi.store.base import EndpointRecord, StoreError
 from smi.validation.names import is_label
 from webhook import logs
-from webhook.auth import AuthError, ReviewUnavailable
+from webhook.auth import AuthError, ReviewUnavailable, bearer_token
 from webhook.plane import ControlPlane, View, current_plane
 from webhook.reviews import BadReview, read_json
 from webhook.wsgiloop import PARKED
@@ -89,9 +89,8 @@ class PolicyReaders:
         With `wait=False` (on the event loop) None when only a call to the API server could
         tell (a TokenReview not in the cache): the request then takes the path that may wait.
         """
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(header)
+        if token is None:
             raise AuthError(NO_TOKEN)
         if self.admin is not None and self.admin.refusal(header) is None:
             return LOCAL_ADMIN
@@ -438,14 +437,13 @@ def _caller(plane: ControlPlane, *, wants: Wants) -> Identity:
     credential), and a refused certificate request counts in
     `smictl_certificates_issued_total{result="unauthenticated"}`: a fleet presenting expired or
     forged tokens shows on a dashboard, not only in the logs."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if token is None:
         _unauthenticated(plane, NO_TOKEN, wants=wants)
     if plane.authenticator is None:
         abort(503, "no authenticator is configured (local mode needs the mesh CA)")
     try:
-        return plane.authenticator.authenticate(token.strip())
+        return plane.authenticator.authenticate(token)
     except AuthError as exc:
         _unauthenticated(plane, str(exc), wants=wants)
     except ReviewUnavailable as exc:
