@@ -139,17 +139,17 @@ def _opa_token_file(text: str) -> str:
 
 
 def _read_token(path: Path) -> str:
+    """smi.tokens' rule for a token file (as the proxy reads its own), a pipe allowed."""
+    from smi.tokens import TokenContentError, TokenError, read_token
+
     try:
-        token = path.read_text(encoding="ascii").strip()
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"{path}: {exc.strerror or exc} (SMI7003)") from exc
-    except UnicodeDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"{path}: not an ASCII token (SMI7003)") from exc
-    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        return read_token(path, pipe=True)
+    except TokenContentError as exc:
         raise argparse.ArgumentTypeError(
             f"{path}: a token is one word of printable ASCII characters (SMI7003)"
-        )
-    return token
+        ) from exc
+    except TokenError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc} (SMI7003)") from exc
 
 
 def _remote_token(args: argparse.Namespace) -> str | None:
