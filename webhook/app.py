@@ -121,6 +121,8 @@ def _build_app(settings: Settings, *, store: Store | None, policies: Any) -> Fla
     app.extensions[EXTENSION] = plane
     _register_blueprints(app, plane)
     _register_hooks(app)
+    if settings.client_ca_file is not None:
+        _require_client_certificate(app, plane)
     from webhook.apis import EXTENSION as APIS
     from webhook.mesh import READERS, LongPolls
 
@@ -194,6 +196,31 @@ def _register_blueprints(app: Flask, plane: ControlPlane) -> None:
         apis.install(
             app, token_file=plane.settings.admin_token_file, registry=plane.metrics.registry
         )
+
+
+def _require_client_certificate(app: Flask, plane: ControlPlane) -> None:
+    """Review routes answer only the API server's client certificate (webhook.callers)."""
+    from webhook.callers import REVIEW_PATHS, ReviewCallers
+
+    callers = ReviewCallers(plane.settings.client_names)
+
+    @app.before_request
+    def _review_caller() -> Response | None:
+        if request.path not in REVIEW_PATHS:
+            return None
+        refused = callers.refusal(request.environ)
+        if refused is None:
+            return None
+        label, reason = refused
+        plane.metrics.review_callers_refused.labels(reason=label).inc()
+        logs.emit(
+            logs.DECISION,
+            {"event": "review_caller_refused", "path": request.path,
+             "remote": request.remote_addr, "reason": reason},
+        )  # fmt: skip
+        response = jsonify(error=reason, code=401)
+        response.status_code = 401
+        return response
 
 
 def _register_hooks(app: Flask) -> None:

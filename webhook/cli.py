@@ -23,6 +23,7 @@ import ipaddress
 import math
 import os
 import secrets
+import ssl
 import sys
 import tempfile
 from dataclasses import replace
@@ -88,6 +89,21 @@ def register_serve(sub: Any) -> None:
         default=env.serving_ca_file,
         help="CA certificate(s) that signed --cert: injected proxies verify the control plane "
         "with it (default: the mesh CA)",
+    )
+    p.add_argument(
+        "--client-ca",
+        type=flags.path,
+        default=env.client_ca_file,
+        metavar="FILE",
+        help="CA certificate(s) of the client certificate the kube-apiserver presents to "
+        "webhooks: /validate, /mutate and /convert then answer only it (default: any caller)",
+    )
+    p.add_argument(
+        "--client-names",
+        default=",".join(env.client_names),
+        metavar="NAMES",
+        help="with --client-ca, the certificate CNs or DNS names taken as the API server, "
+        "comma-separated (default %(default)s)",
     )
     p.add_argument(
         "--policies",
@@ -179,6 +195,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         mesh_ca_cert_file=args.mesh_ca_cert,
         mesh_ca_key_file=args.mesh_ca_key,
         serving_ca_file=args.serving_ca,
+        client_ca_file=args.client_ca,
+        client_names=tuple(n.strip() for n in args.client_names.split(",") if n.strip()),
         policies=policies,
         shipped_policies=args.shipped_policies,
         parameters=args.parameters,
@@ -251,6 +269,26 @@ _NUMERIC_FLAGS = {
 }
 
 
+def _client_ca_problems(settings: Settings) -> list[str]:
+    """Why `--client-ca`/`--client-names` cannot work: a CA file that holds no certificate
+    would make every review a 401 (gunicorn's workers would fail to build TLS instead)."""
+    ca = settings.client_ca_file
+    if ca is None:
+        return []
+    if settings.cert_file is None:
+        return ["--client-ca: needs TLS (--cert/--key or --certs-dir): a client certificate "
+                "is verified in the TLS handshake"]  # fmt: skip
+    if not settings.client_names:
+        return ["--client-names: must name at least one client (a certificate CN or DNS name)"]
+    if not ca.is_file():
+        return []  # reported with the other missing files
+    try:
+        ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return [f"--client-ca {ca}: no PEM CA certificate could be read ({exc})"]
+    return []
+
+
 def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
     """Fail with one line before gunicorn starts (its workers would retry forever)."""
     problems: list[Diagnostic] = []
@@ -260,9 +298,11 @@ def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
         ("--mesh-ca-cert", settings.mesh_ca_cert_file),
         ("--mesh-ca-key", settings.mesh_ca_key_file),
         ("--serving-ca", settings.serving_ca_file),
+        ("--client-ca", settings.client_ca_file),
     ):
         if path is not None and not path.is_file():
             problems.append(Diagnostic("SMI7003", f"{name} {path}: no such file"))
+    problems += [Diagnostic("SMI7009", p) for p in _client_ca_problems(settings)]
     if (settings.cert_file is None) != (settings.key_file is None):
         problems.append(Diagnostic("SMI7003", "--cert and --key go together"))
     for directory in settings.policies:

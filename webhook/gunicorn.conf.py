@@ -71,7 +71,11 @@ def _serving() -> Any:
     from webhook.tls import ServingContext
 
     assert _settings.cert_file is not None and _settings.key_file is not None
-    return ServingContext(cert_file=_settings.cert_file, key_file=_settings.key_file)
+    return ServingContext(
+        cert_file=_settings.cert_file,
+        key_file=_settings.key_file,
+        client_ca_file=_settings.client_ca_file,
+    )
 
 
 def ssl_context(config: Any, default_ssl_context_factory: Any) -> Any:

@@ -40,6 +40,7 @@ class Metrics:
     certificate_expiry: Gauge
     conversions: Counter
     policy_reads: Counter
+    review_callers_refused: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -93,6 +94,14 @@ class Metrics:
                 "`unauthenticated` (refused, 401) or `unavailable` (the token's TokenReview "
                 "could not be made, 503).",
                 ["result"],
+                registry=registry,
+            ),
+            review_callers_refused=Counter(
+                "smictl_review_callers_refused_total",
+                "Calls of /validate, /mutate or /convert refused (401) because a client CA is "
+                "configured and the caller's certificate was missing (`no-certificate`) or "
+                "named no allowed client (`name`).",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -48,6 +48,14 @@ class Settings:
     # `Authorization: Bearer`. `serve` sets it (`admin.token` in the certs directory unless
     # --admin-token-file); unset in local mode, that API refuses everyone.
     admin_token_file: Path | None = None
+    # The CA(s) that sign the client certificate the kube-apiserver presents to webhooks
+    # (its AdmissionConfiguration kubeconfig). Set, `/validate`, `/mutate` and `/convert`
+    # answer only a caller with a certificate that chains to it and names one of
+    # `client_names` (its subject CN or a DNS SAN), as Gatekeeper's --client-ca-name and
+    # --client-cn-name do. Unset, those routes take any caller, as the API server's default
+    # (no client certificate) needs.
+    client_ca_file: Path | None = None
+    client_names: tuple[str, ...] = ("kube-apiserver",)
     policies: tuple[Path, ...] = ()
     # The Rego policies shipped in the package; off when a deployment mounts its own copy
     # (the chart's ConfigMap) or wants built-in validation only (the conformance suite).
@@ -215,6 +223,13 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    names = _csv(raw)
+    if not names:
+        raise ValueError("must name at least one client (a certificate CN or DNS name)")
+    return names
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
@@ -227,6 +242,8 @@ _PARSERS: Mapping[str, Callable[[str], object]] = MappingProxyType(
         "mesh_ca_key_file": Path,
         "serving_ca_file": Path,
         "admin_token_file": Path,
+        "client_ca_file": Path,
+        "client_names": _names,
         "parameters": Path,
         "store": Path,
         "policies": _paths,

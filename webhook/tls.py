@@ -8,6 +8,11 @@ once per `check_interval`; when they change it builds a new context and swaps it
 caught half-written (key not matching certificate) is skipped and the old context kept, so a
 renewal never makes the server refuse a connection; open connections keep the context they
 were accepted with.
+
+With a client CA (`SMI_WEBHOOK_CLIENT_CA_FILE`) the context asks every caller for a certificate
+and verifies one that is sent (CERT_OPTIONAL: proxies and `smictl apply` prove themselves with
+tokens and send none); which routes require one is `webhook.callers`' business. The CA file is
+watched like the pair.
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ from webhook import logs
 
 
 class ServingContext:
-    def __init__(self, *, cert_file: Path, key_file: Path, check_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        cert_file: Path,
+        key_file: Path,
+        client_ca_file: Path | None = None,
+        check_interval: float = 1.0,
+    ) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
+        self.client_ca_file = client_ca_file
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._stamp = self._read_stamp()
@@ -60,12 +73,21 @@ class ServingContext:
         self._context, self._stamp = context, stamp
         logs.emit(logs.SERVER, {"event": "tls_reloaded", "cert": str(self.cert_file)})
 
-    def _read_stamp(self) -> tuple[int, int, int, int]:
-        cert, key = self.cert_file.stat(), self.key_file.stat()
-        return (cert.st_mtime_ns, cert.st_size, key.st_mtime_ns, key.st_size)
+    def _read_stamp(self) -> tuple[int, ...]:
+        files = [self.cert_file, self.key_file]
+        if self.client_ca_file is not None:
+            files.append(self.client_ca_file)
+        stamp: list[int] = []
+        for path in files:
+            st = path.stat()
+            stamp += (st.st_mtime_ns, st.st_size)
+        return tuple(stamp)
 
     def _build(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=str(self.cert_file), keyfile=str(self.key_file))
+        if self.client_ca_file is not None:
+            context.load_verify_locations(cafile=str(self.client_ca_file))
+            context.verify_mode = ssl.CERT_OPTIONAL
         return context

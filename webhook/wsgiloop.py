@@ -53,6 +53,9 @@ PARK_ATTR = "smictl_park"
 # In the environ of a request answered after it was parked: (the tag it waited on, when it was
 # parked as time.perf_counter()). The app must answer such a request at once, without waiting.
 PARKED = "smictl.parked"
+# The caller's verified TLS client certificate (`ssl.SSLObject.getpeercert()`'s dict), or None:
+# none sent, or the listener asks for none (webhook.tls, a client CA). webhook.callers reads it.
+PEER_CERT = "smictl.peer_cert"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Inline = Callable[[dict[str, Any]], bool]
@@ -317,6 +320,7 @@ class HttpProtocol(asyncio.Protocol):
         self.reading = False  # the read timer runs: a request (or bytes before one) arrived
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
+        self.peer_cert: dict[str, Any] | None = None
         self.parked: Parked | None = None  # the request waiting on the loop (then busy too)
 
     # --- connection -----------------------------------------------------------------------------
@@ -327,6 +331,8 @@ class HttpProtocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
         self.local = (str(local[0]), int(local[1]))
+        # Read once: the handshake is over when a TLS transport reaches its protocol.
+        self.peer_cert = transport.get_extra_info("peercert") or None
         self.server.connections.add(self)
         if self.server.closing:
             self._close()
@@ -592,6 +598,7 @@ class HttpProtocol(asyncio.Protocol):
             "wsgi.multithread": True,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
+            PEER_CERT: self.peer_cert,
         }
         for raw_name, raw_value in req.headers:
             name = raw_name.decode("latin-1").upper().replace("-", "_")
