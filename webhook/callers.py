@@ -1,6 +1,6 @@
-"""Who may send reviews: the kube-apiserver, proven by its client certificate.
+"""Who may send admission reviews: the kube-apiserver, proven by its client certificate.
 
-`/validate`, `/mutate` and `/convert` are called by the API server, which by default presents
+`/validate` and `/mutate` are called by the API server, which by default presents
 no client certificate, so by default they answer anyone who can connect — and a review's
 answer says something (a warning names an object; a denial, a policy). Where the cluster's
 AdmissionConfiguration gives the API server a client certificate for this webhook (a kubeconfig
@@ -11,7 +11,10 @@ certificate that chains to that CA (verified in the handshake, `webhook.tls`) an
 and kubelet's certificate too.
 
 Anyone else gets 401, one decision-log line and `smictl_review_callers_refused_total{reason}`.
-Other routes are unaffected: proxies and `smictl apply` prove themselves with tokens.
+Other routes are unaffected: proxies and `smictl apply` prove themselves with tokens. `/convert`
+is not guarded: the API server calls CRD conversion webhooks without a client certificate
+whatever its AdmissionConfiguration says (that kubeconfig is the admission plugins' only;
+kubernetes/kubernetes#131810), so guarding it would fail every conversion.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import Any
 
 from webhook.wsgiloop import PEER_CERT
 
-# The routes the API server calls (webhook configurations and the CRDs' conversion webhook).
-REVIEW_PATHS = frozenset({"/validate", "/mutate", "/mutate/namespace-opted-in", "/convert"})
+# The routes the API server calls through the admission plugins, which present the certificate.
+REVIEW_PATHS = frozenset({"/validate", "/mutate", "/mutate/namespace-opted-in"})
 
 NO_CERTIFICATE = "no-certificate"
 NOT_NAMED = "name"

@@ -96,7 +96,7 @@ def register_serve(sub: Any) -> None:
         default=env.client_ca_file,
         metavar="FILE",
         help="CA certificate(s) of the client certificate the kube-apiserver presents to "
-        "webhooks: /validate, /mutate and /convert then answer only it (default: any caller)",
+        "admission webhooks: /validate and /mutate then answer only it (default: any caller)",
     )
     p.add_argument(
         "--client-names",

@@ -98,7 +98,7 @@ class Metrics:
             ),
             review_callers_refused=Counter(
                 "smictl_review_callers_refused_total",
-                "Calls of /validate, /mutate or /convert refused (401) because a client CA is "
+                "Calls of /validate or /mutate refused (401) because a client CA is "
                 "configured and the caller's certificate was missing (`no-certificate`) or "
                 "named no allowed client (`name`).",
                 ["reason"],

@@ -49,8 +49,8 @@ class Settings:
     # --admin-token-file); unset in local mode, that API refuses everyone.
     admin_token_file: Path | None = None
     # The CA(s) that sign the client certificate the kube-apiserver presents to webhooks
-    # (its AdmissionConfiguration kubeconfig). Set, `/validate`, `/mutate` and `/convert`
-    # answer only a caller with a certificate that chains to it and names one of
+    # (its AdmissionConfiguration kubeconfig). Set, `/validate` and `/mutate` answer only a
+    # caller with a certificate that chains to it and names one of
     # `client_names` (its subject CN or a DNS SAN), as Gatekeeper's --client-ca-name and
     # --client-cn-name do. Unset, those routes take any caller, as the API server's default
     # (no client certificate) needs.
