@@ -25,18 +25,7 @@ from smi.apis.split.hub import TrafficSplit
 from smi.compiler.ir.model import Endpoint, HttpMatch, Service, Split, SplitBackend
 from smi.compiler.resolve import CONFLICT, NOT_COMPILABLE, UNRESOLVED, Inventory, namespace_of, ref
 from smi.compiler.routes import RouteTable
-
-_CLUSTER_SUFFIXES = ((), ("svc",), ("svc", "cluster", "local"))
-
-
-def root_service(service: str, namespace: str) -> str | None:
-    """The root Service name of `spec.service`, or None if it names another namespace."""
-    name, *rest = service.split(".")
-    if not rest:
-        return name
-    if rest[0] == namespace and tuple(rest[1:]) in _CLUSTER_SUFFIXES:
-        return name
-    return None
+from smi.validation import root_service
 
 
 class SplitCompiler:

@@ -27,12 +27,22 @@ if TYPE_CHECKING:
 SPECS_GROUP = "specs.smi-spec.io"
 
 
+_CLUSTER_SUFFIXES = ((), ("svc",), ("svc", "cluster", "local"))
+
+
 def root_service(service: str, namespace: str) -> str | None:
-    """The Service name `spec.service` designates in `namespace`, or None when it names a
-    Service elsewhere (or nothing a Service could be called)."""
-    name, _, rest = service.partition(".")
-    if rest in ("", namespace, f"{namespace}.svc", f"{namespace}.svc.cluster.local"):
-        return name or None
+    """The Service name `spec.service` designates in `namespace` (`name` or
+    `name.<namespace>[.svc[.cluster.local]]`, DESIGN §3), or None when it names a Service
+    elsewhere or nothing a Service could be called (`web.`: an empty label). The one reading,
+    for validation and the compiler alike: where they differed, `web.` passed admission, was
+    skipped by the compiler, and still took its root's one split."""
+    name, *rest = service.split(".")
+    if not name:
+        return None
+    if not rest:
+        return name
+    if rest[0] and rest[0] == namespace and tuple(rest[1:]) in _CLUSTER_SUFFIXES:
+        return name
     return None
 
 

@@ -204,6 +204,8 @@ def test_unknown_mode_is_a_programming_error() -> None:
         ("web.other", None),
         ("web.shop.svc.cluster", None),
         ("web.shop.example.com", None),
+        ("web.", None),
+        (".shop", None),
     ],
 )
 def test_split_root_forms(service_name: str, root: str | None) -> None:

@@ -81,6 +81,10 @@ def test_backends_are_needed_unique_and_not_the_root() -> None:
         ("web.shop.svc.cluster.local", None),
         ("web.other", "SMI2102"),
         ("web.shop.svc.example.com", "SMI2102"),
+        # An empty label: the compiler could not place it, so admission must not pass it.
+        ("web.", "SMI2102"),
+        ("web.shop.", "SMI2102"),
+        (".shop", "SMI2102"),
         ("Web", "SMI2006"),
     ],
 )
