@@ -294,6 +294,20 @@ def test_timestamps_stay_strings_and_keys_are_always_strings() -> None:
     assert doc.value == {"a": "2019-04-08T22:25:55Z", "80": "x", "true": "y"}
 
 
+def test_exponents_are_floats_as_kubectl_reads_them() -> None:
+    """go-yaml (kubectl, the API server) reads `1e3` as 1000.0 where YAML 1.1 wants a point and
+    a signed exponent: a split weight the cluster takes must not be "a string" here."""
+    text = "a: 1e3\nb: 1.5e3\nc: -2E+2\nd: 1e-3\ne: 1e\nf: e3\ng: '1e3'\nh: 1_0e1\n"
+    [doc] = read_documents(text, filename="t.yaml")
+    assert doc.value == {
+        "a": 1000.0, "b": 1500.0, "c": -200.0, "d": 0.001,
+        "e": "1e", "f": "e3", "g": "1e3", "h": 100.0,
+    }  # fmt: skip
+    weight = SPLIT.replace("weight: 90", "weight: 9e1")
+    assert "weight: 9e1" in weight
+    assert load(weight)[1] == []
+
+
 def test_merge_keys_and_aliases_resolve() -> None:
     text = "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\ncopy: *b\n"
     [doc] = read_documents(text, filename="m.yaml")
