@@ -11,7 +11,8 @@ Documents served:
 - `smictl/admission`: the whole admission chain; input is an AdmissionRequest (or a whole
   AdmissionReview), result `{allowed, code, messages, warnings}`;
 - `smictl/authz`: the MeshPolicy decision; input `{source, destination, port, method, path,
-  headers}` (SPIFFE IDs or ns/sa), result `{allowed, reason, mode, rules}`.
+  headers}` (SPIFFE IDs or ns/sa; headers read as the proxy reads them, see `_headers`),
+  result `{allowed, reason, mode, rules}`.
 
 Who may ask: whoever may read the MeshPolicy (`webhook.mesh.PolicyReaders`: a workload's token,
 or the local admin token), with `Authorization: Bearer`, as OPA's `--authentication=token`
@@ -24,6 +25,7 @@ authorization graph the policy route guards.
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -173,7 +175,7 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         port = int(input_doc.get("port", 0))
     except (IdentityError, TypeError, ValueError, OverflowError) as exc:
         raise BadReview(f"input: {exc}") from exc
-    headers = input_doc.get("headers") or {}
+    headers = _headers(input_doc.get("headers"))
     index = plane.derived("authz-index", lambda view: PolicyIndex.build(view.policy))
     decision = authorize(
         index,
@@ -182,7 +184,7 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         port,
         input_doc.get("method"),
         input_doc.get("path"),
-        {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+        headers,
     )
     return {
         "allowed": decision.allowed,
@@ -192,6 +194,45 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         "rules": list(decision.rules),
         "detail": decision.detail,
     }
+
+
+def _headers(given: Any) -> dict[str, str]:
+    """`input.headers` read as the proxy reads the request's header lines (`request_headers`):
+    `{"X-Team": "blue "}` is `x-team: blue`, a list of strings is that many lines of one name,
+    and names that differ only by case are one header, their lines joined in the code-point
+    order of the names (a JSON object's keys have no order to keep). Any other value is
+    refused: the proxy never sees a number or an object, and an answer for `str(5)` or
+    `str([1])` would be about a request nobody can send."""
+    from smi.compiler.ir.matching import request_headers
+
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise BadReview("input.headers: expected an object of header names to values")
+    lines: list[tuple[str, str]] = []
+    for name in sorted(given):
+        value = given[name]
+        values = value if isinstance(value, list) else [value]
+        wrong = next((v for v in values if not isinstance(v, str)), "")
+        if not isinstance(wrong, str):
+            held = f"a list holding {_json_type(wrong)}" if values is value else _json_type(wrong)
+            # escaped, so that a name with a line break still makes a one-line message
+            raise BadReview(
+                f"input.headers.{json.dumps(name)[1:-1][:80]}: expected a string or a list of "
+                f"strings, not {held}"
+            )
+        lines.extend((name, v) for v in values)
+    return request_headers(lines)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def _error(code: str, message: str, status: int) -> tuple[Response, int]:

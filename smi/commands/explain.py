@@ -9,6 +9,8 @@ Prints ALLOW or DENY with the TrafficTarget and match that allowed it, or why no
 would: through the service's TrafficSplit if it has one, to the ServiceAccounts of the
 Deployments and Pods the Service selects; each identity gets its own verdict. Without
 `--method`, `--path` or `--header` the question is "what may the caller do on that port?".
+Headers are read as the proxy reads them: `--header X-Team=red --header X-Team=blue` is one
+`x-team: red,blue`.
 Exit 0 when every verdict is ALLOW, 1 when any is DENY (or the manifests have errors).
 """
 
@@ -109,7 +111,7 @@ def _check_request_flags(args: argparse.Namespace) -> None:
 
 
 def _header(item: str) -> tuple[str, str]:
-    """`--header NAME=VALUE` as (lower-case name, value)."""
+    """`--header NAME=VALUE` as (lower-case name, value as given: see `_probe`)."""
     name, sep, value = item.partition("=")
     name = name.strip()
     if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
@@ -141,14 +143,29 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
             print(f"  {line}")
         for route in verdict.allowed_routes:
             print(f"    {route}")
-    if index.policy.mode != "deny":
-        print(f"note: mode {index.policy.mode}: the verdicts above say what deny mode would do")
+    for line in _MODE_NOTES.get(index.policy.mode, ()):
+        print(line)
     denied = sum(1 for v in verdicts if not v.allowed)
     if len(verdicts) > 1:
         print(
             f"{'DENY' if denied else 'ALLOW'}: {len(verdicts) - denied} of {len(verdicts)} allowed"
         )
     return 1 if denied else 0
+
+
+# What the verdicts mean outside deny mode. Audit verdicts are deny mode's (a would-deny is a
+# DENY) though nothing is enforced; permissive ones are all ALLOW, whatever the policies say.
+_MODE_NOTES: dict[str, tuple[str, ...]] = {
+    "audit": (
+        "note: mode audit: nothing is enforced: a request denied above is let through and "
+        "recorded as a would-deny",
+        "note: mode audit: the verdicts above say what deny mode would do",
+    ),
+    "permissive": (
+        "note: mode permissive: policies are inert and every request is allowed, so the "
+        "verdicts above do not say what the TrafficTargets allow (ask without --mode for that)",
+    ),
+}
 
 
 def _identity(text: str, trust_domain: str, *, flag: str) -> str:
@@ -162,8 +179,11 @@ def _identity(text: str, trust_domain: str, *, flag: str) -> str:
 
 def _probe(args: argparse.Namespace, *, port: int) -> Probe:
     from smi.compiler.explain import Probe
+    from smi.compiler.ir.matching import request_headers
 
-    headers = dict(_header(item) for item in args.header)
+    # As the proxy reads the request: a repeated --header joins (the last one does not win),
+    # and a value loses the whitespace around it.
+    headers = request_headers(_header(item) for item in args.header)
     return Probe(
         port=port, protocol=args.protocol, method=args.method, path=args.path, headers=headers
     )

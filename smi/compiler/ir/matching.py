@@ -15,11 +15,14 @@ and reach `/admin` once the application resolves it. Normalising can only turn a
 a deny for an application that takes such paths literally, never the reverse. Applications
 that read a path less literally (decoding `%2F`, dropping `;` parameters, keeping `#`) are
 covered by `path_readings`, which `authorize` checks as well.
+
+Headers are matched as the proxy reads them (`request_headers`), so that `smictl explain` and
+the Data API, whose headers never passed an HTTP parser, answer what the proxy enforces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import re2
 
@@ -108,6 +111,28 @@ def request_path(raw: str) -> str:
     if parts[-1] in (".", ".."):
         out.append("")  # "/a/b/.." is the directory "/a/"
     return "/".join(out) or "/"
+
+
+# Header names are tokens (ASCII): lower-casing only ASCII, as `bytes.lower` does in the proxy,
+# keeps a name that is not one (`Ä`) from meeting another spelling here but not there.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The header map a match sees for the (name, value) field lines of a request, in the order
+    sent. Names are lower-cased; a value loses its leading and trailing SP and HTAB, which are
+    not part of a field value (RFC 9110 §5.5); a repeated name's values are joined with `,`
+    (RFC 9110 §5.3), so `X-Team: red` then `X-Team: blue` is `red,blue`, which a match for
+    `blue|green` does not accept. Anything answering for the proxy (`smictl explain`, the Data
+    API) reads headers here: the proxy's compiled `proxy.exchange.Headers` reads the bytes of
+    the same request the same way (httptools has already dropped the leading whitespace), and
+    a second reading would let a verdict differ from what the proxy enforces."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.translate(_ASCII_LOWER)
+        text = value.strip(" \t")
+        out[key] = f"{out[key]},{text}" if key in out else text
+    return out
 
 
 # How the path may reach a resource other than the one `request_path` names, in an application
