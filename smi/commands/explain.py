@@ -5,9 +5,12 @@
 
 Prints ALLOW or DENY with the TrafficTarget and match that allowed it, or why nothing did
 ("source in sources but no match for POST /x; closest match: buy-a-book (method GET)").
-`--to NS/SERVICE` (when the files hold that Service) follows the request the way a proxy
-would: through the service's TrafficSplit if it has one, to the ServiceAccounts of the
-Deployments and Pods the Service selects; each identity gets its own verdict. Without
+`--to NS/SERVICE` (when the files hold that Service, or a TrafficSplit for it) follows the
+request the way a proxy would: through the service's TrafficSplit when the split takes it, to
+the ServiceAccounts of the Deployments and Pods each Service it lands on selects; each
+identity gets its own verdict. A split grants no access (DESIGN.md §3): the backends' proxies
+authorize the request, so a backend is judged, never the root it was sent to. A Service no
+workload in the files selects is taken as the ServiceAccount of the same name. Without
 `--method`, `--path` or `--header` the question is "what may the caller do on that port?".
 Headers are read as the proxy reads them: `--header X-Team=red --header X-Team=blue` is one
 `x-team: red,blue`.
@@ -27,7 +30,7 @@ from smi.commands.compile import Compiled, add_input_arguments, load_and_compile
 
 if TYPE_CHECKING:
     from smi.compiler.explain import Probe
-    from smi.compiler.ir.index import PolicyIndex
+    from smi.compiler.ir.index import IndexedSplit, PolicyIndex
 
 
 class UsageError(Exception):
@@ -198,8 +201,10 @@ def _destination(
     if target.count("/") != 1 or target.startswith("spiffe://"):
         identity = _identity(target, index.policy.trust_domain, flag="--to")
         return Destination(tuple((identity, port) for port in _ports(args, ())))
+    # SMI manifests without Services (the usual CI input) still name the root of a split: the
+    # proxy sends a request for it through the split whether or not the files hold the Service.
     service = find_service(compiled.loaded.context, target)
-    if service is None:
+    if service is None and index.split_for(target) is None:
         identity = _identity(target, index.policy.trust_domain, flag="--to")
         return Destination(tuple((identity, port) for port in _ports(args, ())))
     return _through_service(args, compiled, index, probe, service_key=target)
@@ -223,42 +228,94 @@ def _through_service(
     *,
     service_key: str,
 ) -> Destination:
-    from smi.compiler.explain import short
-    from smi.compiler.ir.decide import Request, pick_backend
-    from smi.compiler.workloads import service_identities
-
     td = index.policy.trust_domain
     context = compiled.loaded.context
     svc = index.service(service_key)
     service_ports = svc.ports if svc is not None else ()
-    ports = _ports(args, service_ports)
-    backends = [(service_key, 1.0)]
     route: list[str] = []
-    split = index.split_for(service_key)
-    if split is not None:
-        request = Request(probe.method or "GET", probe.path or "/", probe.headers)
-        if pick_backend(split, request if probe.is_request else None, 0.0) is not None:
-            total = split.total
-            backends = [(b.service, b.weight / total) for b in split.backends if b.weight > 0]
-            shares = ", ".join(f"{k} ({share:.0%})" for k, share in backends)
-            route.append(f"{service_key}: TrafficSplit {split.origin} sends this to {shares}")
-        else:
-            route.append(f"{service_key}: TrafficSplit {split.origin} does not apply to this")
     asks: dict[tuple[str, int], None] = {}
-    for key, _ in backends:
-        found = service_identities(context, key, trust_domain=td) or ()
+    for port in _ports(args, service_ports):
+        landed = _landing(
+            index, probe, service_key=service_key, port=port, service_ports=service_ports,
+            route=route,
+        )  # fmt: skip
+        for key in landed:
+            identities = _serving(context, key, td=td, route=route)
+            app_ports = _app_ports(context, key, (port,), service_ports, route)
+            asks.update(dict.fromkeys((i, p) for i in identities for p in app_ports))
+    # Ports reached the same way share their lines.
+    return Destination(tuple(asks), tuple(dict.fromkeys(route)))
+
+
+def _landing(
+    index: PolicyIndex,
+    probe: Probe,
+    *,
+    service_key: str,
+    port: int,
+    service_ports: Sequence[int],
+    route: list[str],
+) -> tuple[str, ...]:
+    """The Services a request for `service_key` on `port` may land on, chosen as the outbound
+    proxy chooses (`OutboundRouter.resolve`): through the split, less the backends whose
+    Service lacks the port, when its matches take the request; the root otherwise."""
+    from smi.compiler.ir.decide import Request, pick_backend
+
+    split = index.split_for(service_key)
+    if split is None:
+        return (service_key,)
+    # The proxy sees a port of the root Service; `--port` given as an app port is not one, and
+    # the backends' Service ports say nothing about it.
+    here: IndexedSplit | None = split
+    if port in service_ports or not service_ports:
+        here = split.on_port(service_key, port, index.services)
+    on = "" if here is split else f" on port {port}"
+    if here is None:
+        route.append(
+            f"{service_key}: TrafficSplit {split.origin}: no backend that gets traffic has "
+            f"port {port}, so it goes to {service_key}"
+        )
+        return (service_key,)
+    request = Request(probe.method or "GET", probe.path or "/", probe.headers)
+    if pick_backend(here, request if probe.is_request else None, 0.0) is None:
+        hint = ""
+        if here.matchers and probe.protocol == "http" and not probe.is_request:
+            hint = (
+                " (it splits only requests its matches take: ask with --method, --path or --header)"
+            )
+        route.append(f"{service_key}: TrafficSplit {split.origin} does not apply to this{on}{hint}")
+        return (service_key,)
+    route.append(f"{service_key}: TrafficSplit {split.origin} sends this{on} to {_shares(here)}")
+    return tuple(b.service for b in here.backends if b.weight > 0)
+
+
+def _shares(split: IndexedSplit) -> str:
+    """Each backend's share of the traffic; a weight-0 backend is named as getting none, so
+    that its absence from the verdicts is not taken for an oversight."""
+    text = ", ".join(
+        f"{b.service} ({b.weight / split.total:.0%})" for b in split.backends if b.weight > 0
+    )
+    idle = [b.service for b in split.backends if b.weight <= 0]
+    if idle:
+        text += f"; {', '.join(idle)} (weight 0) {'gets' if len(idle) == 1 else 'get'} no traffic"
+    return text
+
+
+def _serving(context: Sequence[Any], key: str, *, td: str, route: list[str]) -> tuple[str, ...]:
+    """Who serves Service `key`: the ServiceAccounts of the workloads it selects in the files.
+    With none, `ns/name` names, by the usual convention, the ServiceAccount of its workloads
+    too: that reading is the one left (and the one SMI manifests without workloads assume)."""
+    from smi.compiler.explain import short
+    from smi.compiler.workloads import service_identities
+
+    found = service_identities(context, key, trust_domain=td)
+    if found is not None:
         names = ", ".join(short(i, td) for i in found) or "no workload in the files"
         route.append(f"{key}: selects ServiceAccount(s) {names}")
-        app_ports = _app_ports(context, key, ports, service_ports, route)
-        asks.update(dict.fromkeys((identity, port) for identity in found for port in app_ports))
-    if not asks:
-        # `ns/name` names a Service and, by the usual convention, the ServiceAccount of its
-        # workloads: with no workload in the files, the ServiceAccount reading is the one left.
-        route.append(f"{service_key}: taken as a ServiceAccount")
-        identity = _identity(service_key, td, flag="--to")
-        app_ports = _app_ports(context, service_key, ports, service_ports, route)
-        asks.update(dict.fromkeys((identity, port) for port in app_ports))
-    return Destination(tuple(asks), tuple(route))
+    if found:
+        return found
+    route.append(f"{key}: taken as a ServiceAccount")
+    return (_identity(key, td, flag="--to"),)
 
 
 def _app_ports(

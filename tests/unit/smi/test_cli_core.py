@@ -40,7 +40,7 @@ def test_validate_a_valid_tree_exits_0_with_only_a_summary(in_repo: Path, capsys
     assert main(["validate", "-f", "examples/mesh", "-f", "examples/legacy"]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == "valid: 10 SMI objects in 7 files; 0 errors, 0 warnings\n"
+    assert err == "valid: 10 SMI objects in 8 files; 0 errors, 0 warnings\n"
 
 
 def test_validate_broken_tree_prints_every_problem_and_exits_1(
