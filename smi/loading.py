@@ -236,7 +236,7 @@ class _Loader:
                 self.document(doc.value, lines=doc.lines, index=doc.index)
         except YamlError as exc:
             code = "SMI1010" if exc.too_large else "SMI1002"
-            self.problem(code, exc.message, line=exc.line)
+            self.problem(code, exc.message, path=format_path(exc.path), line=exc.line)
 
     def json_text(self, text: str, *, strict: bool) -> bool:
         """Load `text` as JSON; False (nothing recorded) when it is not JSON this loader
@@ -245,17 +245,24 @@ class _Loader:
             value = parse_json(text)
         except YamlError as exc:
             if strict:
-                self.problem("SMI1010" if exc.too_large else "SMI1002", exc.message, line=exc.line)
+                code = "SMI1010" if exc.too_large else "SMI1002"
+                self.problem(code, exc.message, path=format_path(exc.path), line=exc.line)
             return strict
-        self.document(value, lines=LazyLines(FileLines(text)), index=0)
+        # An object is located by its fields' lines; anything else, only by where it starts.
+        line = None if isinstance(value, dict) else _first_line(text)
+        self.document(value, lines=LazyLines(FileLines(text), line=line), index=0)
         return True
 
     def document(self, value: Any, *, lines: Lines | None, index: int) -> None:
         # The line of the document's root; its fields' lines are computed only when asked.
         line = lines.line if isinstance(lines, _ROOT_LINE_KNOWN) else None
         if not isinstance(value, dict):
-            what = "a list" if isinstance(value, list) else f"a {type(value).__name__} scalar"
-            self.problem("SMI1003", f"document is {what}, not an object", line=line, lines=lines)
+            self.problem(
+                "SMI1003",
+                f"document is {_what_value(value)}, not an object",
+                line=line,
+                lines=lines,
+            )
             return
         api_version, kind = value.get("apiVersion"), value.get("kind")
         if kind == "List" and isinstance(value.get("items"), list):
@@ -482,6 +489,11 @@ class _SmiDocument:
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
 
 
+def _first_line(text: str) -> int:
+    """The line on which a JSON text's value starts (after JSON's whitespace)."""
+    return text.count("\n", 0, len(text) - len(text.lstrip(" \t\r\n"))) + 1
+
+
 def _typed_list(api_version: Any, kind: Any) -> bool:
     """Whether (apiVersion, kind) is the list kind of a kind this loader reads."""
     if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
@@ -490,6 +502,14 @@ def _typed_list(api_version: Any, kind: Any) -> bool:
     if registry.is_smi_group(api_version):
         return registry.lookup(api_version, item) is not None
     return api_version in CONTEXT_KINDS.get(item, ())
+
+
+def _what_value(value: Any) -> str:
+    """A document that is not a mapping, in YAML and JSON terms (`null`, `a number`): Python's
+    type names (`a NoneType scalar`) meant nothing to the writer of the file."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"  # `5` and `5.0` alike: the difference is no help here
+    return json_type(value)
 
 
 def _plural(n: int, word: str) -> str:

@@ -1,8 +1,9 @@
 """Reading manifest sources: files, directories, standard input; text -> raw documents.
 
 Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.json` files (one
-so named that is not a regular file, a FIFO say, is reported and never opened). A file that
-cannot be read is a diagnostic (SMI1001), never an exception for the caller to catch;
+so named that is not a regular file, a FIFO say, is reported and never opened). A file or a
+directory that cannot be read is a diagnostic (SMI1001), never an exception for the caller
+to catch, nor skipped;
 `read_documents` and `read_source` (used by `smictl convert`) raise `LoadError` instead.
 
 Line maps: building them costs more than reading the values, and a clean set never needs them.
@@ -32,6 +33,7 @@ from smi.yamlpos import (
     PathPart,
     YamlError,
     bounds_problem,
+    format_path,
     load_documents,
     parse_path,
 )
@@ -70,7 +72,9 @@ def read_documents(text: str, *, filename: str) -> list[RawDocument]:
         return [RawDocument(d.value, d.index, d.lines) for d in load_documents(text)]
     except YamlError as exc:
         code = "SMI1010" if exc.too_large else "SMI1002"
-        raise LoadError.of(code, exc.message, file=filename, line=exc.line) from exc
+        raise LoadError.of(
+            code, exc.message, path=format_path(exc.path), file=filename, line=exc.line
+        ) from exc
 
 
 # JSON's whitespace (RFC 8259), matched without copying a large text.
@@ -125,7 +129,7 @@ def parse_json(text: str) -> Any:
     except json.JSONDecodeError as exc:
         raise YamlError(f"invalid JSON: {exc.msg}", line=exc.lineno) from None
     except _DuplicateKey as exc:
-        raise _located(text, f"duplicate key {exc.key!r} in one mapping") from None
+        raise _located(text, f"duplicate key {exc.key!r} in one mapping", key=exc.key) from None
     except ValueError:  # an integer too long for int(): the YAML reader says the same
         raise json_too_long(text) from None
     except RecursionError:
@@ -138,16 +142,22 @@ def parse_json(text: str) -> Any:
     return value
 
 
-def _located(text: str, message: str, *, too_large: bool = False) -> YamlError:
+def _located(
+    text: str, message: str, *, too_large: bool = False, key: str | None = None
+) -> YamlError:
     """`message` at the line the YAML reader finds the same problem on (JSON is YAML; `json`
-    does not say where, and this runs only on the error path)."""
-    line = None
+    does not say where, and this runs only on the error path), with the field path of the
+    duplicate `key` when the YAML reader stops at that key too."""
+    line: int | None = None
+    path: tuple[PathPart, ...] = ()
     try:
         for _ in load_documents(_yaml_readable(text)):
             pass
     except YamlError as exc:
         line = exc.line
-    return YamlError(message, line=line, too_large=too_large)
+        if key is not None and exc.path[-1:] == (key,):
+            path = exc.path
+    return YamlError(message, line=line, too_large=too_large, path=path)
 
 
 def _yaml_readable(text: str) -> str:
@@ -195,52 +205,70 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
                     file=path,
                 ),
             )
-        for f, special in files:
-            yield read_file(f) if special is None else (f, "", _not_regular(f, special))
+        for f, problem in files:
+            yield read_file(f) if problem is None else (f, "", problem)
         return
     yield read_file(path)
 
 
-def manifests_under(root: str) -> list[tuple[str, str | None]]:
+def manifests_under(root: str) -> list[tuple[str, Diagnostic | None]]:
     """The `.yaml`, `.yml` and `.json` files under directory `root` (a normalised path, as
     `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them,
-    each with None, or with what it is when it is not a regular file (`"a FIFO"`).
-    Same rules as rglob: symlinked directories are not entered, symlinked files are read,
-    unreadable directories are skipped; but one `scandir` per directory and no `stat` per
-    file (the directory entry says what it is). Two departures, both so that a file named like
-    a manifest is never passed over in silence (a skipped TrafficTarget allows nothing, and a
-    CI run would pass without it): a symlink whose target does not exist is listed, so that
-    reading it fails (SMI1001), as `kubectl apply -f` fails on it; and a FIFO, socket or
-    device (or a link to one) is listed with what it is, to be reported and never opened:
-    reading a FIFO blocks until some process writes to it. (A FIFO named with `-f`, as
-    `-f <(helm template ...)` names one, is read: that is asked for.)"""
-    found: list[tuple[str, str | None]] = []
+    each with None, or with the problem to report in its place (SMI1001).
+    Same rules as rglob: symlinked directories are not entered, symlinked files are read; but
+    one `scandir` per directory and no `stat` per file (the directory entry says what it is).
+    Departures, all so that no manifest is passed over in silence (a skipped TrafficTarget
+    allows nothing, and a CI run would pass without it): a directory
+    that cannot be listed (permissions) is reported, as `kubectl apply -R` fails on it; a
+    symlink whose target cannot be reached (it does not exist, or the links loop) is listed,
+    so that reading it fails, as `kubectl apply -f` fails on it; and a FIFO, socket or device
+    (or a link to one) is reported and never opened: reading a FIFO blocks until some process
+    writes to it. (A FIFO named with `-f`, as `-f <(helm template ...)` names one, is read:
+    that is asked for.)"""
+    found: list[tuple[str, Diagnostic | None]] = []
     directories = [root]
     while directories:
         directory = directories.pop()
         try:
             with os.scandir(directory) as listing:
                 entries = list(listing)
-        except PermissionError:
+        except OSError as exc:
+            found.append((directory, _unreadable(directory, exc)))
             continue
         prefix = "" if directory == "." else directory.rstrip("/") + "/"
         for entry in entries:
             name = prefix + entry.name
             try:
-                if entry.is_dir() and not entry.is_symlink():
+                link = entry.is_symlink()
+                if not link and entry.is_dir(follow_symlinks=False):
                     directories.append(name)
-                elif _suffix(entry.name).lower() not in EXTENSIONS:
                     continue
-                elif entry.is_file() or (entry.is_symlink() and not Path(name).exists()):
-                    found.append((name, None))
-                else:  # rare: a stat only here (a link to a directory is skipped, as by rglob)
-                    special = _special(entry.stat().st_mode)
-                    if special is not None:
-                        found.append((name, special))
             except OSError:
-                continue  # vanished or unreadable: Path.is_file() says False too
+                continue  # gone since the listing: Path.rglob does not name it either
+            if _suffix(entry.name).lower() in EXTENSIONS:
+                listed = _listed(entry, name, link=link)
+                if listed is not None:
+                    found.append(listed)
     found.sort(key=lambda f: f[0])
     return found
+
+
+def _listed(
+    entry: os.DirEntry[str], name: str, *, link: bool
+) -> tuple[str, Diagnostic | None] | None:
+    """How the entry `name`, named like a manifest, is listed; None for a link to a directory
+    (skipped, as by rglob) or a file gone since the listing. `DirEntry.is_file` and `stat`
+    follow links and raise for a link loop (ELOOP): caught with the rest, that passed a
+    looping `tt.yaml` over in silence."""
+    try:
+        if entry.is_file():
+            return name, None
+        special = _special(entry.stat().st_mode)  # rare: a stat only here
+    except OSError:
+        # A link that leads nowhere (dangling, looping, through an unreadable directory):
+        # reading it fails, with why. A plain file that raises here is gone.
+        return (name, None) if link else None
+    return None if special is None else (name, _not_regular(name, special))
 
 
 def _special(mode: int) -> str | None:

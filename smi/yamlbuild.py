@@ -63,7 +63,8 @@ _FLOAT = re.compile(
 
 class YamlError(Exception):
     """The text is not YAML this loader accepts; `line` is 1-based where known. `too_large`
-    marks a document refused for its size or depth rather than its syntax."""
+    marks a document refused for its size or depth rather than its syntax; `path` is the
+    field it is about where one is known (a duplicate key's)."""
 
     def __init__(
         self,
@@ -72,6 +73,8 @@ class YamlError(Exception):
         line: int | None,
         too_large: bool = False,
         offset: int | None = None,
+        path: tuple[str | int, ...] = (),
+        mark: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -80,6 +83,10 @@ class YamlError(Exception):
         # Where libyaml's reader stopped (a control character, a NUL): it gives no line, but
         # an offset into the text, from which `smi.yamlpos` computes the line.
         self.offset = offset
+        self.path = path
+        # (character index, 1-based column) of the character the scanner stopped at, for
+        # `smi.yamlpos` to name a tab, which libyaml's message does not.
+        self.mark = mark
 
 
 # --- scalars ------------------------------------------------------------------------------------
@@ -192,7 +199,11 @@ def as_yaml_error(exc: yaml.YAMLError) -> YamlError:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         parts = [p for p in (exc.context, exc.problem) if p]
-        return YamlError(", ".join(parts) if parts else "invalid YAML", line=line)
+        return YamlError(
+            ", ".join(parts) if parts else "invalid YAML",
+            line=line,
+            mark=(mark.index, mark.column + 1) if mark is not None else None,
+        )
     # reader errors: control characters, bad encoding
     position = getattr(exc, "position", None)
     return YamlError(
@@ -252,9 +263,7 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
                 anchors[event.anchor] = (item, event.start_mark.line + 1, 1)
             if is_map and key is _MISSING:  # a key: scalar keys keep their text (`80:` is "80")
                 if text in value:
-                    raise YamlError(
-                        f"duplicate key {text!r} in one mapping", line=event.start_mark.line + 1
-                    )
+                    raise _duplicate(text, stack, line=event.start_mark.line + 1)
                 key, key_line = text, event.start_mark.line + 1
                 nodes += 1
                 continue
@@ -299,9 +308,7 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
                         "a mapping key must be a string", line=event.start_mark.line + 1
                     )
                 if item in value:
-                    raise YamlError(
-                        f"duplicate key {item!r} in one mapping", line=event.start_mark.line + 1
-                    )
+                    raise _duplicate(item, stack, line=event.start_mark.line + 1)
                 key, key_line = item, event.start_mark.line + 1
                 continue
             if is_map and not isinstance(item_shadow, int):
@@ -331,6 +338,15 @@ def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915
             shadow.append(event.start_mark.line + 1 if item_shadow is None else item_shadow)
         else:
             result = (item, event.start_mark.line + 1 if item_shadow is None else item_shadow)
+
+
+def _duplicate(key: str, stack: list[tuple[Any, ...]], *, line: int) -> YamlError:
+    """A key written twice, with its field path (`spec.backends[1].weight`): in a long file
+    the line alone left the reader to work out which of many `weight:` keys it was. The path
+    is the key each open mapping will store its child under, or the index each open sequence
+    will append it at (`stack[0]` is the document, above the root)."""
+    parts = [entry[3] if entry[2] else len(entry[0]) for entry in stack[1:]]
+    return YamlError(f"duplicate key {key!r} in one mapping", line=line, path=(*parts, key))
 
 
 def _collect_merges(

@@ -202,9 +202,21 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
     except YamlError as exc:
         if exc.line is None and exc.offset is not None:
             exc.line = _line_at(text, exc.offset)
+        _name_a_tab(exc, text)
         raise
     finally:
         parser.dispose()
+
+
+def _name_a_tab(exc: YamlError, text: str) -> None:
+    """Say so when the scanner stopped at a tab: libyaml's "found character that cannot
+    start any token" did not name the character, and a tab looks like spaces in an editor."""
+    if exc.mark is None or exc.line is None:
+        return
+    index, column = exc.mark
+    if 0 <= index < len(text) and text[index] == "\t":
+        exc.message = f"tabs are not allowed in YAML indentation (a tab at {exc.line}:{column})"
+        exc.args = (exc.message,)
 
 
 def _line_at(text: str, offset: int) -> int:

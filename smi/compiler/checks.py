@@ -2,9 +2,10 @@
 
 Per-object hard checks come from `smi.validation.check_resource`; the checks here need the
 whole set: rule -> route and match names, one TrafficSplit per root service per namespace,
-split matches -> HTTPRouteGroups, and backend Services and their ports when the set holds
-Services. References may point at objects that do not exist yet (the spec allows any order of
-creation), so those are warnings; `strict=True` makes them errors (`smictl admit --strict`).
+split matches -> HTTPRouteGroups, backend Services and their ports when the set holds
+Services, and an object defined twice (an error when the copies differ, as `smictl apply`
+refuses them). References may point at objects that do not exist yet (the spec allows any order
+of creation), so those are warnings; `strict=True` makes them errors (`smictl admit --strict`).
 
 With `subjects`, only those objects are checked (against the whole set, in which each subject
 replaces any object of the same key: that is what applying it does), as admission needs.
@@ -16,6 +17,7 @@ the whole set again for every request (about 10 ms per request with 10,000 store
 
 from __future__ import annotations
 
+import json
 from collections import ChainMap
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -364,12 +366,42 @@ def _join(ports: Sequence[int]) -> str:
 
 
 def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
+    """SMI3008 at each later copy of an object. Copies that differ are an error: the object
+    in force would depend on the order of applying them, `smictl apply` refuses the set, and
+    a CI gate that only warned passed what the deploy then refused. Identical copies are one
+    object (`smictl apply` stores it once, `kubectl apply` leaves the second unchanged)."""
     first = index.first_seen[resource.key]
-    if first is not resource:
-        where = first.source.file + (f":{first.source.line}" if first.source.line else "")
+    if first is resource:
+        return
+    where = _where(first)
+    if _as_applied(first) == _as_applied(resource):
         yield warning(
             "SMI3008",
-            f"{resource.key} is defined more than once (first at {where}); kubectl apply keeps "
-            "the last, smictl compile one chosen by content (SMI6005 when they differ)",
+            f"{resource.key} is defined twice, identically (first at {where}); the copies "
+            "are applied as one object",
             path="metadata.name",
         )
+        return
+    yield error(
+        "SMI3008",
+        f"{resource.key} is defined twice with different content (first at {where}, again at "
+        f"{_where(resource)}): which one takes effect would depend on the order they are "
+        "applied in, and smictl apply refuses the set; keep one",
+        path="metadata.name",
+    )
+
+
+def _where(resource: Resource) -> str:
+    source = resource.source
+    return source.file + (f":{source.line}" if source.line else "")
+
+
+def _as_applied(resource: Resource) -> str:
+    """The document as a store keeps it (keys sorted, the namespace filled in), so that
+    copies written in another key order or with `namespace:` left to its default compare
+    equal, as the local store compares them."""
+    raw = dict(resource.raw)
+    meta = raw.get("metadata")
+    if isinstance(meta, Mapping):
+        raw["metadata"] = {**meta, "namespace": resource.namespace}
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"), default=repr)

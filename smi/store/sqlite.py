@@ -213,15 +213,14 @@ class SQLiteStore(Store):
         check: Check | None = None,
         dry_run: bool = False,
     ) -> Outcome:
-        keyed = [(ObjectKey.of(doc), doc) for doc in docs]
-        _refuse_duplicates([key for key, _ in keyed], what="apply")
+        keyed = _distinct([(ObjectKey.of(doc), doc) for doc in docs])
         conn = self._conn()
         with self._write(conn):
             snap = self._snapshot(conn)
             index = {o.key: o for o in snap.objects}
             changes = [
                 _apply_change(index=i, key=key, doc=doc, old=index.get(key))
-                for i, (key, doc) in enumerate(keyed)
+                for i, key, doc in keyed
             ]
             if check is not None:
                 check(snap, changes)
@@ -389,9 +388,32 @@ class SQLiteStore(Store):
             return current + 1
 
 
+def _distinct(
+    keyed: Sequence[tuple[ObjectKey, Mapping[str, Any]]],
+) -> list[tuple[int, ObjectKey, Mapping[str, Any]]]:
+    """The documents of one apply, each with its index in the apply, a copy identical to an
+    earlier one left out: `smictl validate` calls such copies one object, and refusing them
+    failed at deploy a set that passed CI. SMI2007 when two copies differ: which one wins
+    would be left to chance."""
+    first: dict[ObjectKey, str] = {}
+    out: list[tuple[int, ObjectKey, Mapping[str, Any]]] = []
+    for i, (key, doc) in enumerate(keyed):
+        body = canonical_json(doc)
+        seen = first.get(key)
+        if seen is None:
+            first[key] = body
+            out.append((i, key, doc))
+        elif seen != body:
+            raise store_error(
+                "SMI2007",
+                f"{key} appears twice in one apply, with different content",
+                path="metadata.name",
+            )
+    return out
+
+
 def _refuse_duplicates(keys: Sequence[ObjectKey], *, what: str) -> None:
-    """SMI2007 when a key is given twice: which copy wins would be left to chance, and a delete
-    would report the object deleted twice."""
+    """SMI2007 when a key is given twice: a delete would report the object deleted twice."""
     seen: set[ObjectKey] = set()
     for key in keys:
         if key in seen:

@@ -66,7 +66,10 @@ def test_a_json_key_written_twice_is_refused_with_its_line(tmp_path: Path, capsy
     for argv in (["validate", "-f"], ["compile", "-f"], ["convert", "--to", TO, "-f"]):
         code, err = run(capsys, *argv, str(path))
         assert code == 1
-        assert f"{path}:7: duplicate key 'weight' in one mapping (SMI1002)" in err
+        assert (
+            f"{path}:7: spec.backends[0].weight: duplicate key 'weight' in one mapping (SMI1002)"
+            in err
+        )
 
 
 def test_a_lone_surrogate_escape_in_json_is_a_syntax_error(tmp_path: Path, capsys: Capsys) -> None:

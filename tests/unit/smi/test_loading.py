@@ -195,7 +195,77 @@ def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
 
 def test_duplicate_keys_are_refused_with_the_line_of_the_second() -> None:
     _, diags = load("apiVersion: v1\nkind: Service\nkind: Pod\n")
-    assert diags == [("SMI1002", 3, "")]
+    assert diags == [("SMI1002", 3, "kind")]
+
+
+# A second `weight` in spec.backends[1]: as YAML, as a key that is an alias, as JSON.
+DUPLICATE_WEIGHT = SPLIT + "    weight: 5\n"
+DUPLICATE_ALIAS = "a: &k weight\nspec:\n  backends:\n  - {}\n  - weight: 1\n    *k : 2\n"
+DUPLICATE_JSON = json.dumps(yaml.safe_load(SPLIT), indent=1).replace(
+    '"weight": 10', '"weight": 10, "weight": 5'
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("dupkeys.yaml", DUPLICATE_WEIGHT, 13),
+        ("dupkeys.yaml", DUPLICATE_ALIAS, 6),
+        ("dupkeys.json", DUPLICATE_JSON, 17),
+    ],
+)
+def test_a_duplicate_key_names_its_field_path(name: str, text: str, line: int) -> None:
+    """`dupkeys.yaml:11: duplicate key 'weight' in one mapping` left the reader of a long
+    file to find which of its many `weight:` keys it meant."""
+    [d] = load_text(text, filename=name).diagnostics
+    assert d.format() == (
+        f"{name}:{line}: spec.backends[1].weight: duplicate key 'weight' in one mapping (SMI1002)"
+    )
+    with pytest.raises(LoadError) as err:  # `smictl convert` reads it the same way
+        read_documents(text, filename=name)
+    assert err.value.diagnostics[0].format() == d.format()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("apiVersion: v1\nkind: Service\nmetadata:\n\tname: web\n", 4, 1),
+        ("spec:\n  ports:\n  - port: 80\n\t- port: 81\n", 4, 1),
+        ("spec:\n  ports:\n  - port: 80\n  \t name: http\n", 4, 3),
+    ],
+)
+def test_a_tab_in_indentation_is_named(text: str, line: int, column: int) -> None:
+    # libyaml said "found character that cannot start any token" (or "a tab character that
+    # violates indentation"), and an editor shows a tab as spaces.
+    [d] = load_text(text, filename="tab.yaml").diagnostics
+    assert d.format() == (
+        f"tab.yaml:{line}: tabs are not allowed in YAML indentation (a tab at {line}:{column}) "
+        "(SMI1002)"
+    )
+
+
+def test_a_character_that_starts_no_token_and_is_no_tab_keeps_libyaml_s_words() -> None:
+    [d] = load_text("a: 1\n@b: 2\n", filename="at.yaml").diagnostics
+    assert "cannot start any token" in d.message and "tab" not in d.message
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("null.json", "null\n", "null.json:1: document is null"),
+        ("five.json", "\n\n  5\n", "five.json:3: document is a number"),
+        ("five.yaml", "a: 1\n---\n5.5\n", "five.yaml:3: document is a number"),
+        ("yes.json", "true", "yes.json:1: document is a boolean"),
+        ("text.yaml", "just text\n", "text.yaml:1: document is a string"),
+        ("list.json", "[{}]", "list.json:1: document is a list"),
+    ],
+)
+def test_a_document_that_is_not_an_object_is_named_in_yaml_terms(
+    name: str, text: str, expected: str
+) -> None:
+    """Not `a NoneType scalar` or `a int scalar`: Python's names for what the file holds."""
+    formatted = [d.format() for d in load_text(text, filename=name).diagnostics]
+    assert [f for f in formatted if "SMI1003" in f] == [f"{expected}, not an object (SMI1003)"]
 
 
 @pytest.mark.parametrize(

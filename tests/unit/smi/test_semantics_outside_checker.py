@@ -215,20 +215,53 @@ def test_compile_warnings_name_the_flat_v1alpha1_path_and_its_line(
     ]
 
 
-def test_a_duplicate_object_warning_says_what_compile_does_with_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+_SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {{name: s1, namespace: shop}}
+spec:
+  service: web
+  backends: [{{service: web-v1, weight: {w1}}}, {{service: web-v2, weight: {w2}}}]
+"""
+
+
+@pytest.mark.parametrize("command", ["validate", "admit -q", "compile"])
+def test_an_object_defined_twice_differently_fails_every_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    # validate used to say "the last definition takes effect" while compile picks by content:
-    # the two commands then disagreed on which TrafficTarget was in force.
-    doc = """
-        apiVersion: specs.smi-spec.io/v1alpha4
-        kind: HTTPRouteGroup
-        metadata: {{name: g, namespace: shop}}
-        spec:
-          matches: [{{name: m, pathRegex: {path}}}]
-    """
-    a = _write(tmp_path, doc.format(path="/a"), "a.yaml")
-    b = _write(tmp_path, doc.format(path="/b"), "b.yaml")
-    _, out, _ = _run(capsys, "validate", "-f", str(a), "-f", str(b))
-    line = next(x for x in out.splitlines() if "SMI3008" in x)
-    assert "kubectl apply keeps the last, smictl compile one chosen by content" in line
+    # validate warned (exit 0), `admit -q` printed ok and compile picked one copy by content,
+    # while `smictl apply -f` of the same directory refused it: CI passed what deploy refused.
+    d = tmp_path / "d"
+    d.mkdir()
+    _write(d, _SPLIT.format(w1=90, w2=10), "a.yaml")
+    _write(d, "# the canary, half and half\n" + _SPLIT.format(w1=50, w2=50), "b.yaml")
+    code, out, err = _run(capsys, *command.split(), "-f", str(d))
+    assert code == 1
+    [line] = [x for x in (out + err).splitlines() if "SMI3008" in x]
+    assert line == (
+        f"{d}/b.yaml:4: metadata.name: TrafficSplit/shop/s1 is defined twice with different "
+        f"content (first at {d}/a.yaml:1, again at {d}/b.yaml:2): which one takes effect would "
+        "depend on the order they are applied in, and smictl apply refuses the set; keep one "
+        "(SMI3008)"
+    )
+
+
+@pytest.mark.parametrize("command", ["validate", "admit", "compile"])
+def test_an_object_defined_twice_identically_is_one_object_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # Key order and comments aside, the copies are the same object: applied as one.
+    _write(tmp_path, _SPLIT.format(w1=90, w2=10), "a.yaml")
+    other = "# copied from a.yaml\n" + _SPLIT.format(w1=90, w2=10).replace(
+        "{name: s1, namespace: shop}", "{namespace: shop, name: s1}"
+    )
+    _write(tmp_path, other, "b.yaml")
+    code, out, err = _run(capsys, command, "-f", str(tmp_path))
+    assert code == 0, out + err
+    if command != "compile":  # compile prints only what it could not compile
+        [line] = [x for x in (out + err).splitlines() if "SMI3008" in x]
+        assert line == (
+            f"{tmp_path}/b.yaml:4: warning: metadata.name: TrafficSplit/shop/s1 is defined "
+            f"twice, identically (first at {tmp_path}/a.yaml:1); the copies are applied as one "
+            "object (SMI3008)"
+        )

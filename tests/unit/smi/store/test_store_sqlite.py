@@ -84,6 +84,30 @@ def test_duplicate_in_one_apply_and_bad_documents_are_refused(store: SQLiteStore
     assert store.revision() == 0
 
 
+def test_identical_copies_in_one_apply_are_one_object(store: SQLiteStore) -> None:
+    # `smictl validate` passes a set with the same object twice, identically (a warning): an
+    # apply of that set refused it (SMI2007), so deploy failed what CI had passed.
+    reordered = {k: split("a")[k] for k in reversed(split("a"))}
+    out = store.apply([split("a"), split("b"), reordered])
+    assert [(str(k), a) for k, a in out.results] == [
+        ("shop/TrafficSplit/a", "created"),
+        ("shop/TrafficSplit/b", "created"),
+    ]
+    assert out.revision == 1 and len(store.snapshot().objects) == 2
+    seen: list[tuple[int, str]] = []
+
+    def record(snap: Snapshot, changes: list[Change]) -> None:
+        seen.extend((c.index, str(c.key)) for c in changes)
+
+    store.apply([split("c"), split("a", weight=3), split("c")], check=record)
+    assert seen == [(0, "shop/TrafficSplit/c"), (1, "shop/TrafficSplit/a")]  # indexes as sent
+    with pytest.raises(StoreError) as info:
+        store.apply([split("a"), split("a", weight=2)])
+    assert [(d.code, d.message) for d in info.value.diagnostics] == [
+        ("SMI2007", "shop/TrafficSplit/a appears twice in one apply, with different content")
+    ]
+
+
 def test_delete_is_all_or_nothing(store: SQLiteStore) -> None:
     store.apply([split("a"), split("b")])
     missing = ObjectKey("split.smi-spec.io", "TrafficSplit", "shop", "zzz")

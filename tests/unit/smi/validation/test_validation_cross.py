@@ -158,6 +158,29 @@ def test_an_object_defined_twice_in_the_set_warns() -> None:
     assert "first at t.yaml:1" in d.message
 
 
+def test_copies_that_differ_only_in_key_order_or_a_defaulted_namespace_are_identical() -> None:
+    meta = "{name: routes, namespace: shop}"
+    reordered = GROUP.replace(meta, "{namespace: shop, name: routes}")
+    assert [d.severity for d in run_checks(docs(GROUP, reordered))] == ["warning"]
+    plain = GROUP.replace(meta, "{name: routes}")
+    explicit = GROUP.replace(meta, "{name: routes, namespace: default}")
+    assert [d.severity for d in run_checks(docs(plain, explicit))] == ["warning"]
+
+
+def test_an_object_defined_twice_with_different_content_is_an_error() -> None:
+    # A warning let `validate` pass a set that `smictl apply` refuses (SMI2007).
+    other = GROUP.replace("pathRegex: /.*", "pathRegex: /admin/.*")
+    [d] = run_checks(docs(GROUP, other))
+    assert (d.code, d.severity, d.line, d.path) == ("SMI3008", "error", 9, "metadata.name")
+    assert d.message.startswith(
+        "HTTPRouteGroup/shop/routes is defined twice with different content (first at "
+        "t.yaml:1, again at t.yaml:7)"
+    )
+    # The same content under another version of the group is stored as another document.
+    v1alpha3 = GROUP.replace("v1alpha4", "v1alpha3")
+    assert [d.severity for d in run_checks(docs(GROUP, v1alpha3))] == ["error"]
+
+
 def test_identity_binding_references_are_checked_in_v1alpha4() -> None:
     text = TARGET.replace("v1alpha3", "v1alpha4").replace(
         "{kind: ServiceAccount, name: web, namespace: shop}",
