@@ -2,16 +2,23 @@
 
 DESIGN.md §3: the destination namespace defaults to the TrafficTarget's and must equal it; a
 source without a namespace means the TrafficTarget's (warned); a TrafficTarget needs at least one
-rule and one source in every version (it would allow nothing otherwise). Paths follow the wire
-layout of the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` later. They are
-formatted only for what is reported: the checks run for every object of a set.
+rule and one source in every version (it would allow nothing otherwise). A destination port the
+lossy-fields annotation restores in a version without `port` is enforced out of the manifest's
+sight, so it is named (SMI4005). Paths follow the wire layout of the object's version: flat
+`specs[0]` in v1alpha1, `spec.rules[0]` later. They are formatted only for what is reported:
+the checks run for every object of a set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from smi.apis import registry
 from smi.apis.access import hub
+from smi.apis.access.common import TARGET_NARROWING
+from smi.apis.lossy import carries_annotation, restored_note
+from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import Diagnostic
 from smi.identity import spiffe_path
 from smi.validation.names import (
@@ -23,8 +30,10 @@ from smi.validation.names import (
     is_subdomain,
     warning,
 )
+from smi.yamlpos import join_path
 
 if TYPE_CHECKING:
+    from smi.apis.lossy import Narrowing
     from smi.loading import Resource
 
 _RULE_KINDS = {
@@ -42,6 +51,7 @@ _DEFAULT_SUBJECT_KINDS = ("ServiceAccount",)
 # (smi.apis.access.common): the hub has them back, the manifest does not show them.
 _HIDDEN_RULE_KINDS = {"v1alpha1": "UDPRoute", "v1alpha2": "UDPRoute"}
 _HIDDEN_SOURCE_KINDS = {v: "IdentityBinding" for v in ("v1alpha1", "v1alpha2", "v1alpha3")}
+LOSSY_PATH = join_path("metadata.annotations", LOSSY_ANNOTATION)
 
 
 def check_traffic_target(resource: Resource) -> list[Diagnostic]:
@@ -73,7 +83,17 @@ def check_traffic_target(resource: Resource) -> list[Diagnostic]:
         version=version,
         hidden=len(target.sources) - len(sources),
     )
+    if carries_annotation(resource.raw):
+        out += restored_restrictions(resource, TARGET_NARROWING)
     return out
+
+
+def restored_restrictions(resource: Resource, narrowing: Sequence[Narrowing]) -> list[Diagnostic]:
+    """SMI4005 when the lossy-fields annotation restores restrictions that the object's own
+    version cannot show (`smi.apis.lossy.restored_note` says why that deserves a word)."""
+    entry = registry.lookup(resource.api_version, resource.kind)
+    note = None if entry is None else restored_note(entry, resource.obj, narrowing)
+    return [] if note is None else [warning("SMI4005", note, path=LOSSY_PATH)]
 
 
 def _shown(entries: tuple[T, ...], written: object, hidden_kind: str | None) -> tuple[T, ...]:

@@ -4,7 +4,9 @@ Match names are the keys TrafficTargets refer to (unique); methods come from the
 uppercase; every regex must be RE2 (matching stays linear in the input); header names are
 case-insensitive and unique. Paths follow the wire layout: flat `matches[0]` in v1alpha1 and
 v1alpha2, `spec.matches[0]` later; a header is `headers[1]` in the list form and
-`headers.user-agent` in the map form, as the document wrote it.
+`headers.user-agent` in the map form, as the document wrote it. Headers (specs v1alpha1) and
+TCP ports (before v1alpha4) that the lossy-fields annotation restores out of the manifest's
+sight are named (SMI4005, as for a TrafficTarget's destination port).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from smi.apis.lossy import carries_annotation
 from smi.apis.specs import hub
+from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
 from smi.errors import Diagnostic
+from smi.validation.access import restored_restrictions
 from smi.validation.names import duplicates, error, show, warning
 from smi.validation.regex import end_anchored, longer_path_example, re2_problem
 from smi.yamlpos import join_path
@@ -46,6 +51,8 @@ def check_route_group(resource: Resource) -> list[Diagnostic]:
                 at = f"{path}[{i}].headers"
                 paths = _header_paths(raw.get("headers"), path=at, count=len(match.headers))
                 out.extend(error(code, message, path=paths[j]) for j, code, message in found)
+    if carries_annotation(resource.raw):
+        out += restored_restrictions(resource, GROUP_NARROWING)
     return out
 
 
@@ -135,4 +142,6 @@ def check_l4_route(resource: Resource) -> list[Diagnostic]:
             out.append(error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]"))
     for i, text in duplicates([str(p) for p in route.ports]) if len(route.ports) > 1 else ():
         out.append(error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]"))
+    if carries_annotation(resource.raw):
+        out += restored_restrictions(resource, ROUTE_NARROWING)
     return out

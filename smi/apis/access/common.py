@@ -24,6 +24,11 @@ What an older version has no place for, and where it goes (DESIGN.md §3 "Versio
   The hidden entries themselves are grants smictl enforces (the compiler reads the hub), so
   whoever reviews an access v1alpha1/v1alpha2 manifest reviews its annotation too; writing
   one takes the same permission as writing the grant in spec.
+- A destination `port` (v1alpha1/v1alpha2) rides in the annotation in v1alpha3/v1alpha4. It
+  only narrows the grant, so it is not dropped with an edited destination: it comes back
+  while the destination names the same kind and name (`DESTINATION_PORT`, `lossy.Narrowing`),
+  since dropping it because someone wrote `namespace: shop` would open every port. Hidden
+  entries of `rules` and `sources` grant, so they keep the rule above.
 - An IdentityBinding *destination* below v1alpha4 is refused (`require_expressible`): the
   destination says whom the grant is for, and the older version has no way to say it. Leaving
   it out would change what the object means, not narrow it.
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from smi.apis import lossy
 from smi.apis.access import hub
 from smi.apis.served import ConversionNotPossible
 from smi.apis.trusted import hub_builder
@@ -42,6 +48,15 @@ from smi.apis.wire import StrictInt, WireModel
 _subject = hub_builder(hub.Subject)
 _rule = hub_builder(hub.Rule)
 build_target = hub_builder(hub.TrafficTarget, defaulted=("kind",))
+
+# What in a TrafficTarget only narrows its grant (see the module docstring).
+DESTINATION_PORT = lossy.Narrowing(
+    field="destination",
+    part="port",
+    key=lambda subject: (subject.kind, subject.name),
+    describe=lambda _key, port: f"destination.port {port}",
+)
+TARGET_NARROWING = (DESTINATION_PORT,)
 
 
 class Subject(WireModel):

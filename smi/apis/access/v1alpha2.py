@@ -16,6 +16,7 @@ from pydantic import Field
 from smi.apis import lossy
 from smi.apis.access import hub
 from smi.apis.access.common import (
+    TARGET_NARROWING,
     PortDestination,
     Rule,
     Subject,
@@ -79,6 +80,7 @@ SERVED = (
         wire=TrafficTarget,
         read=_read,
         project=_project,
+        narrowing=TARGET_NARROWING,
         flat=False,
     ),
 )

@@ -2,8 +2,10 @@
 
 `destination`, `rules` and `sources` are all required (presence only: emptiness is a
 validation error, SMI2402/SMI2403). `destination.port` is gone: a destination port from an
-older version rides in the lossy-fields annotation. Rule kinds gain UDPRoute. IdentityBinding
-sources (v1alpha4 draft) ride in the annotation too; an IdentityBinding destination is refused.
+older version rides in the lossy-fields annotation, and stays while the destination names the
+same ServiceAccount, however it is edited (`smi.apis.access.common`). Rule kinds gain
+UDPRoute. IdentityBinding sources (v1alpha4 draft) ride in the annotation too; an
+IdentityBinding destination is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import Field
 from smi.apis import lossy
 from smi.apis.access import hub
 from smi.apis.access.common import (
+    TARGET_NARROWING,
     Rule,
     Subject,
     build_target,
@@ -76,6 +79,7 @@ SERVED = (
         wire=TrafficTarget,
         read=_read,
         project=_project,
+        narrowing=TARGET_NARROWING,
         flat=False,
     ),
 )

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from smi.apis import lossy
 from smi.apis.access import hub
 from smi.apis.access.common import (
+    TARGET_NARROWING,
     GroupSubject,
     Rule,
     build_target,
@@ -146,6 +147,7 @@ SERVED = (
         wire=TrafficTarget,
         read=_read_target,
         project=_project_target,
+        narrowing=TARGET_NARROWING,
         flat=False,
         draft=True,
     ),

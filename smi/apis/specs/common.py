@@ -2,6 +2,11 @@
 
 HTTP matches are the same in every version except that v1alpha1 has no `headers`. TCPRoute
 and UDPRoute v1alpha4 share the `spec.matches.ports` shape.
+
+A match's headers and a route's ports only narrow what a TrafficTarget rule allows, so when
+a version cannot show them (headers in v1alpha1, TCP ports before v1alpha4) an edit of that
+version's object keeps them from the lossy-fields annotation as long as their match (by
+name) or route is there: `MATCH_HEADERS`, `PORTS` (`smi.apis.lossy.Narrowing` says why).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from collections.abc import Iterable
 
 from pydantic import Field
 
+from smi.apis import lossy
 from smi.apis.specs import hub
 from smi.apis.trusted import hub_builder
 from smi.apis.wire import Headers, StrictInt, WireModel, header_list, header_pairs
@@ -17,6 +23,21 @@ from smi.apis.wire import Headers, StrictInt, WireModel, header_list, header_pai
 # Hub objects from validated wire values (`smi.apis.trusted`): every field, in field order.
 _match = hub_builder(hub.HTTPMatch)
 build_group = hub_builder(hub.HTTPRouteGroup, defaulted=("kind",))
+
+
+def _describe_headers(name: object, headers: tuple[tuple[str, str], ...]) -> str:
+    conditions = ", ".join(f"{header}: {regex}" for header, regex in headers)
+    return f"headers {{{conditions}}} of match {name!r}"
+
+
+MATCH_HEADERS = lossy.Narrowing(
+    field="matches", part="headers", key=lambda match: match.name, describe=_describe_headers
+)
+PORTS = lossy.Narrowing(
+    field="ports", part=None, describe=lambda _key, ports: f"ports {list(ports)}"
+)
+GROUP_NARROWING = (MATCH_HEADERS,)
+ROUTE_NARROWING = (PORTS,)
 
 
 class Match(WireModel):

@@ -1,7 +1,9 @@
 """specs.smi-spec.io/v1alpha1: HTTPRouteGroup (flat `matches`, no headers) and TCPRoute
 (no fields at all: any raw traffic to the destination).
 
-What this version cannot hold (headers, TCP ports) rides in the lossy-fields annotation.
+What this version cannot hold (headers, TCP ports) rides in the lossy-fields annotation. Both
+only narrow, so an edit in this version keeps them on the match (by name) or route they
+belong to (`smi.apis.lossy.Narrowing`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from pydantic import Field
 from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.specs import hub
-from smi.apis.specs.common import Match, build_group, matches_to_hub, plain_match
+from smi.apis.specs.common import (
+    GROUP_NARROWING,
+    ROUTE_NARROWING,
+    Match,
+    build_group,
+    matches_to_hub,
+    plain_match,
+)
 from smi.apis.wire import WireObject
 
 VERSION = "v1alpha1"
@@ -64,6 +73,7 @@ SERVED = (
         wire=HTTPRouteGroup,
         read=_read_group,
         project=_project_group,
+        narrowing=GROUP_NARROWING,
         flat=True,
     ),
     lossy.served(
@@ -73,6 +83,7 @@ SERVED = (
         wire=TCPRoute,
         read=_read_tcp,
         project=_project_tcp,
+        narrowing=ROUTE_NARROWING,
         flat=True,
     ),
 )

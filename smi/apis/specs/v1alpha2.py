@@ -13,7 +13,14 @@ from pydantic import Field
 from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.specs import hub
-from smi.apis.specs.common import HeaderMatch, build_group, header_match, matches_to_hub
+from smi.apis.specs.common import (
+    GROUP_NARROWING,
+    ROUTE_NARROWING,
+    HeaderMatch,
+    build_group,
+    header_match,
+    matches_to_hub,
+)
 from smi.apis.wire import WireObject
 
 VERSION = "v1alpha2"
@@ -64,6 +71,7 @@ SERVED = (
         wire=HTTPRouteGroup,
         read=_read_group,
         project=_project_group,
+        narrowing=GROUP_NARROWING,
         flat=True,
     ),
     lossy.served(
@@ -73,6 +81,7 @@ SERVED = (
         wire=TCPRoute,
         read=_read_tcp,
         project=_project_tcp,
+        narrowing=ROUTE_NARROWING,
         flat=True,
     ),
 )

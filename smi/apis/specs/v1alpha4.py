@@ -14,6 +14,8 @@ from smi.apis import lossy
 from smi.apis.meta import ObjectMeta
 from smi.apis.specs import hub
 from smi.apis.specs.common import (
+    GROUP_NARROWING,
+    ROUTE_NARROWING,
     HeaderMatch,
     PortSpec,
     build_group,
@@ -102,7 +104,7 @@ def _project_udp(route: hub.UDPRoute) -> UDPRoute:
 
 
 def group_to_hub(wire: HTTPRouteGroup) -> hub.HTTPRouteGroup:
-    return lossy.to_hub_via(wire, _read_group, _project_group)
+    return lossy.to_hub_via(wire, _read_group, _project_group, GROUP_NARROWING)
 
 
 def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
@@ -110,7 +112,7 @@ def group_from_hub(group: hub.HTTPRouteGroup) -> HTTPRouteGroup:
 
 
 def tcp_to_hub(wire: TCPRoute) -> hub.TCPRoute:
-    return lossy.to_hub_via(wire, _read_tcp, _project_tcp)
+    return lossy.to_hub_via(wire, _read_tcp, _project_tcp, ROUTE_NARROWING)
 
 
 def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
@@ -118,7 +120,7 @@ def tcp_from_hub(route: hub.TCPRoute) -> TCPRoute:
 
 
 def udp_to_hub(wire: UDPRoute) -> hub.UDPRoute:
-    return lossy.to_hub_via(wire, _read_udp, _project_udp)
+    return lossy.to_hub_via(wire, _read_udp, _project_udp, ROUTE_NARROWING)
 
 
 def udp_from_hub(route: hub.UDPRoute) -> UDPRoute:
@@ -145,6 +147,7 @@ SERVED = (
         wire=HTTPRouteGroup,
         read=_read_group,
         project=_project_group,
+        narrowing=GROUP_NARROWING,
         flat=False,
     ),
     lossy.served(
@@ -154,6 +157,7 @@ SERVED = (
         wire=TCPRoute,
         read=_read_tcp,
         project=_project_tcp,
+        narrowing=ROUTE_NARROWING,
         flat=False,
     ),
     lossy.served(
@@ -163,6 +167,7 @@ SERVED = (
         wire=UDPRoute,
         read=_read_udp,
         project=_project_udp,
+        narrowing=ROUTE_NARROWING,
         flat=False,
     ),
 )
