@@ -3,7 +3,12 @@
 Files are loaded here first (`smi.loading`), so a syntax error is reported with file and line
 before anything is sent. The server's refusals come back with the index of each object and
 diagnostics with JSON paths; they are printed as `file:line: path: reason (CODE)` at the line of
-the object in the file it came from.
+the object in the file it came from, and `-o json` carries the same file and line.
+
+`-n` works as kubectl's: it is the namespace of objects that name none, and an object that names
+another is refused before anything is sent (without `-n`, such objects are sent as written).
+`delete -f` reads only each object's identity (apiVersion, kind, metadata.name and namespace):
+that is all a delete needs, and an object whose spec smictl would refuse must still be removable.
 """
 
 from __future__ import annotations
@@ -17,9 +22,20 @@ from typing import Any
 
 import yaml
 
+from smi.apis import registry
 from smi.commands import flags
 from smi.errors import Diagnostic, SMIError
-from smi.loading import SMI_KIND_GROUPS, ContextObject, LoadResult, Resource, load_text
+from smi.loading import (
+    CONTEXT_KINDS,
+    SMI_KIND_GROUPS,
+    ContextObject,
+    LoadResult,
+    Resource,
+    Source,
+    load_text,
+    nothing_to_do,
+)
+from smi.schema_errors import json_type
 from smi.sources import Lines, read_documents, read_path
 from smi.store.base import CLUSTER_SCOPED_KINDS, ObjectKey
 from smi.yamlout import Dumper
@@ -32,7 +48,7 @@ from webhook.client import (
     refused,
 )
 
-EXIT_OK, EXIT_INVALID = 0, 1
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
 def _client_flags(p: argparse.ArgumentParser) -> None:
@@ -92,10 +108,42 @@ def register_apply(sub: Any) -> None:
     p.add_argument(
         "-f", "--filename", action="append", required=True, type=flags.path_text, metavar="PATH"
     )
+    _namespace_flag(p)
     p.add_argument("--dry-run", action="store_true", help="admit only; store nothing")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _client_flags(p)
     p.set_defaults(func=run_apply)
+
+
+def _namespace_flag(p: argparse.ArgumentParser) -> None:
+    """`-n` of the commands that write: None when not given, since only a namespace the user
+    named can contradict the one an object names (kubectl: "the namespace from the provided
+    object ... does not match")."""
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        type=flags.namespace,
+        help="namespace of objects that name none (default: default); an object that names "
+        "another is refused",
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What `delete -f` reads of an object: who it is and where it is written. `raw` is the
+    document as written; `namespace` is the one it is deleted from ("" when cluster-scoped)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    raw: Mapping[str, Any]
+    source: Source
+    lines: Lines | None = field(default=None, compare=False, repr=False)
+
+
+Sent = Resource | ContextObject | Reference
 
 
 @dataclass(frozen=True)
@@ -105,11 +153,11 @@ class Loaded:
     located by reading its document's lines from that text, not only when it is a file that
     could be read again (standard input cannot)."""
 
-    objects: Sequence[Resource | ContextObject] = ()
+    objects: Sequence[Sent] = ()
     texts: Mapping[str, str] = field(default_factory=dict)
 
 
-def _loaded(paths: Sequence[str]) -> Loaded:
+def _loaded(paths: Sequence[str], *, namespace: str | None) -> Loaded:
     result = LoadResult()
     texts: dict[str, str] = {}
     for path in paths:
@@ -118,34 +166,91 @@ def _loaded(paths: Sequence[str]) -> Loaded:
                 result.diagnostics.append(problem)
                 continue
             texts[name] = text
-            result.extend(load_text(text, filename=name))
+            result.extend(load_text(text, filename=name, default_namespace=namespace or "default"))
+    _raise_errors(result)
+    objects: list[Sent] = [*result.resources, *result.context]
+    objects.sort(key=lambda o: (o.source.file, o.source.index))
+    if not objects:
+        raise SMIError(_nothing(result, paths, then="nothing applied"))
+    loaded = Loaded(objects=objects, texts=texts)
+    _refuse_other_namespaces(loaded, namespace)
+    return loaded
+
+
+def _raise_errors(result: LoadResult) -> None:
+    """Print the warnings of a load; raise its errors, all of them, so nothing is sent."""
     for d in result.diagnostics:
         if not d.is_error:
             print(d.format(), file=sys.stderr)
     if not result.ok:
         raise SMIError([d for d in result.diagnostics if d.is_error])
-    objects: list[Resource | ContextObject] = [*result.resources, *result.context]
-    objects.sort(key=lambda o: (o.source.file, o.source.index))
-    if not objects:
-        # Nothing loaded, or only kinds the loader skips: sending an empty set is what a
-        # pipeline whose first stage printed nothing would do (`kubectl apply` refuses it too).
-        raise SMIError(Diagnostic("SMI1012", f"no objects to send in {', '.join(paths)}"))
-    return Loaded(objects=objects, texts=texts)
+
+
+def _nothing(result: LoadResult, paths: Sequence[str], *, then: str) -> Diagnostic:
+    """SMI1012 for a load without an object to send, in the words of every other command.
+    Nothing loaded, or only kinds the loader skips: sending an empty set is what a pipeline
+    whose first stage printed nothing would do (`kubectl apply` refuses it too). Skipped
+    kinds are not sent, so they count for nothing, as non-SMI objects do for `compile`."""
+    empty = nothing_to_do(LoadResult(diagnostics=result.diagnostics, files=result.files), paths,
+                          smi_only=True, then=then)  # fmt: skip
+    assert empty is not None  # a load without errors or SMI objects is always "nothing"
+    return empty
+
+
+def _refuse_other_namespaces(loaded: Loaded, namespace: str | None) -> None:
+    """With `-n`, every object that names another namespace, at its line: sending it as
+    written would write or delete in a namespace the user did not name, and giving it `-n`'s
+    would act on another object than the file describes. Cluster-scoped objects have none."""
+    if namespace is None:
+        return
+    problems = []
+    for index, obj in enumerate(loaded.objects):
+        written = _written_namespace(obj)
+        if obj.kind in CLUSTER_SCOPED_KINDS or not written or written == namespace:
+            continue
+        mismatch = {"code": "SMI2004", "path": "metadata.namespace", "index": index,
+                    "message": f"the namespace of the object {written!r} does not match -n "
+                    f"{namespace!r}: pass -n {written} (or no -n), or change the file"}  # fmt: skip
+        problems.append(_locate(mismatch, loaded))
+    if problems:
+        raise SMIError(problems)
+
+
+def _written_namespace(obj: Sent) -> str:
+    """`metadata.namespace` as the file writes it ("" when it names none, or no string)."""
+    meta = obj.raw.get("metadata")
+    written = meta.get("namespace") if isinstance(meta, Mapping) else None
+    return written if isinstance(written, str) else ""
+
+
+def _sendable(obj: Sent, namespace: str | None) -> dict[str, Any]:
+    """The document to apply: as written, with `-n`'s namespace when it names none (the
+    server would otherwise put it in `default`)."""
+    raw = dict(obj.raw)
+    meta = raw.get("metadata")
+    if namespace is None or obj.kind in CLUSTER_SCOPED_KINDS or not isinstance(meta, Mapping):
+        return raw
+    if meta.get("namespace") is None or meta.get("namespace") == "":
+        raw["metadata"] = {**meta, "namespace": namespace}
+    return raw
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    loaded = _loaded(args.filename)
+    loaded = _loaded(args.filename, namespace=args.namespace)
     reply = _client(args).request(
         "POST",
         "/apis/smictl.io/v1/apply",
-        body={"items": [dict(o.raw) for o in loaded.objects], "dryRun": args.dry_run},
+        body={
+            "items": [_sendable(o, args.namespace) for o in loaded.objects],
+            "dryRun": args.dry_run,
+        },
     )
     return _report(reply, loaded, output=args.output)
 
 
 def _report(reply: Reply, loaded: Loaded, *, output: str) -> int:
     if output == "json":
-        json.dump(reply.body, sys.stdout, indent=2)
+        json.dump(_located_body(reply.body, loaded), sys.stdout, indent=2)
         print()
     for w in reply.body.get("warnings") or []:
         print(_locate(w, loaded).format(), file=sys.stderr)
@@ -165,6 +270,35 @@ def _report(reply: Reply, loaded: Loaded, *, output: str) -> int:
             print(_locate({**d, "index": denial.get("index")}, loaded).format(), file=sys.stderr)
     print(f"smictl: {reply.body.get('error')}; nothing was changed", file=sys.stderr)
     return EXIT_INVALID
+
+
+def _located_body(body: dict[str, Any], loaded: Loaded) -> dict[str, Any]:
+    """The answer with each diagnostic at the file and line the text output names: the
+    server only knows the object it was sent (`"file": "<request>", "line": null`)."""
+    out = dict(body)
+    warnings, denials = body.get("warnings"), body.get("denials")
+    if isinstance(warnings, list):
+        out["warnings"] = [
+            _located_json(w, w.get("index"), loaded) if isinstance(w, dict) else w for w in warnings
+        ]
+    if isinstance(denials, list):
+        out["denials"] = [_located_denial(d, loaded) if isinstance(d, dict) else d
+                          for d in denials]  # fmt: skip
+    return out
+
+
+def _located_denial(denial: dict[str, Any], loaded: Loaded) -> dict[str, Any]:
+    diagnostics = denial.get("diagnostics")
+    if not isinstance(diagnostics, list):
+        return denial
+    index = denial.get("index")
+    located = [_located_json(d, index, loaded) if isinstance(d, dict) else d for d in diagnostics]
+    return {**denial, "diagnostics": located}
+
+
+def _located_json(d: dict[str, Any], index: Any, loaded: Loaded) -> dict[str, Any]:
+    where = _locate({**d, "index": index}, loaded)
+    return {**d, "file": where.file, "line": where.line}
 
 
 def _results(reply: Reply) -> list[dict[str, Any]]:
@@ -215,6 +349,9 @@ def _locate(d: dict[str, Any], loaded: Loaded) -> Diagnostic:
         obj = objects[index]
         if isinstance(obj, Resource):
             return obj.locate(diag)
+        if isinstance(obj, Reference):
+            line = obj.lines.line_of(diag.path) if obj.lines is not None else None
+            return diag.located(file=obj.source.file, line=line or obj.source.line)
         lines = _context_lines(obj, loaded.texts.get(obj.source.file))
         line = lines.line_of(diag.path) if lines is not None else None
         return diag.located(file=obj.source.file, line=line or obj.source.line)
@@ -260,7 +397,9 @@ def _lines_of(raw: Mapping[str, Any], value: Any, lines: Lines | None) -> Lines 
 
 def register_get(sub: Any) -> None:
     p = sub.add_parser("get", help="list resources in the local control plane")
-    p.add_argument("kind", help="kind, plural or lower-case (trafficsplit, trafficsplits, all)")
+    p.add_argument(
+        "kind", type=_kind, help="kind, plural, lower-case or short name (ts, trafficsplits, all)"
+    )
     # None when not given: argparse would run `_name` on a string default.
     p.add_argument("name", nargs="?", default=None, type=_name)
     p.add_argument("-n", "--namespace", default="default", type=flags.namespace)
@@ -271,18 +410,53 @@ def register_get(sub: Any) -> None:
 
 
 KNOWN_KINDS = (*SMI_KIND_GROUPS, "Service", "ServiceAccount", "Namespace", "Pod", "Deployment")
+# kubectl's short names: the SMI CRDs' `shortNames` (charts/smictl/crds, as smi-sdk-go ships
+# them) and Kubernetes' own for the context kinds.
+SHORT_NAMES: Mapping[str, str] = {
+    "tt": "TrafficTarget",
+    "htr": "HTTPRouteGroup",
+    "tr": "TCPRoute",
+    "ur": "UDPRoute",
+    "ts": "TrafficSplit",
+    "svc": "Service",
+    "sa": "ServiceAccount",
+    "ns": "Namespace",
+    "po": "Pod",
+    "deploy": "Deployment",
+}
 
 
 def kind_of(text: str) -> str:
-    """`trafficsplits`, `TrafficSplit`, `trafficsplit` -> `TrafficSplit`; `all` -> ""."""
+    """`trafficsplits`, `TrafficSplit`, `trafficsplit`, `ts` -> `TrafficSplit`; `all` -> ""."""
     lower = text.lower()
     if lower == "all":
         return ""
+    if lower in SHORT_NAMES:
+        return SHORT_NAMES[lower]
     for kind in KNOWN_KINDS:
         k = kind.lower()
         if lower in {k, k + "s", k + "es"}:
             return kind
-    raise SMIError(Diagnostic("SMI1007", f"unknown kind {text!r}; one of {', '.join(KNOWN_KINDS)}"))
+    short = {kind: name for name, kind in SHORT_NAMES.items()}
+    known = ", ".join(f"{k} ({short[k]})" if k in short else k for k in KNOWN_KINDS)
+    raise SMIError(Diagnostic("SMI1007", f"unknown kind {text!r}; one of all, {known}"))
+
+
+def _kind(text: str) -> str:
+    """argparse type of KIND: a type nobody serves is a mistake in the command line (exit 2,
+    as the README promises for usage errors), not a problem of the store's contents."""
+    try:
+        return kind_of(text)
+    except SMIError as exc:
+        raise argparse.ArgumentTypeError(exc.diagnostics[0].format()) from exc
+
+
+def _one_kind(text: str) -> str:
+    """`_kind` for `delete KIND NAME`, which deletes one object, so needs one kind."""
+    kind = _kind(text)
+    if not kind:
+        raise argparse.ArgumentTypeError("delete needs one kind, not 'all' (SMI1007)")
+    return kind
 
 
 def _name(text: str) -> str:
@@ -294,7 +468,7 @@ def _name(text: str) -> str:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    kind = kind_of(args.kind)
+    kind = args.kind
     query = {"kind": kind, "name": args.name or ""}
     if not args.all_namespaces and kind != "Namespace":
         query["namespace"] = args.namespace
@@ -345,10 +519,10 @@ def table(items: Sequence[dict[str, Any]]) -> str:
 
 def register_delete(sub: Any) -> None:
     p = sub.add_parser("delete", help="delete resources from the local control plane")
-    p.add_argument("kind", nargs="?", help="kind (with NAME), or use -f")
+    p.add_argument("kind", nargs="?", type=_one_kind, help="kind (with NAME), or use -f")
     p.add_argument("name", nargs="?", type=_name)
     p.add_argument("-f", "--filename", action="append", type=flags.path_text, metavar="PATH")
-    p.add_argument("-n", "--namespace", default="default", type=flags.namespace)
+    _namespace_flag(p)
     p.add_argument("--ignore-not-found", action="store_true")
     _client_flags(p)
     p.set_defaults(func=run_delete)
@@ -356,25 +530,169 @@ def register_delete(sub: Any) -> None:
 
 def run_delete(args: argparse.Namespace) -> int:
     loaded = Loaded()
+    if args.filename and args.kind:
+        return _usage("delete", "give either -f PATH or KIND NAME, not both")
     if args.filename:
-        if args.kind:
-            raise SMIError(Diagnostic("SMI7002", "give either -f PATH or KIND NAME, not both"))
-        loaded = _loaded(args.filename)
+        loaded = _references(args.filename, namespace=args.namespace)
         _refuse_duplicates(loaded)
         items = [_reference(o) for o in loaded.objects]
     elif args.kind and args.name:
-        kind = kind_of(args.kind)
-        if not kind:
-            raise SMIError(Diagnostic("SMI1007", "delete needs one kind, not 'all'"))
-        items = [{"kind": kind, "name": args.name, "namespace": args.namespace}]
+        items = [{"kind": args.kind, "name": args.name, "namespace": args.namespace or "default"}]
     else:
-        raise SMIError(Diagnostic("SMI7002", "delete needs -f PATH or KIND NAME"))
+        return _usage("delete", "give -f PATH or KIND NAME")
     reply = _client(args).request(
         "POST",
         "/apis/smictl.io/v1/delete",
         body={"items": items, "ignoreNotFound": args.ignore_not_found},
     )
     return _report(reply, loaded, output="text")
+
+
+def _usage(command: str, message: str) -> int:
+    """A mistake in the shape of the command line, as argparse reports one (exit 2)."""
+    print(f"smictl {command}: error: {message} (see `smictl {command} --help`)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _references(paths: Sequence[str], *, namespace: str | None) -> Loaded:
+    """The identity of every object in `paths`, or SMIError with every problem."""
+    result = LoadResult()
+    texts: dict[str, str] = {}
+    references: list[Reference] = []
+    for path in paths:
+        for name, text, problem in read_path(path, stdin=None):
+            if problem is not None:
+                result.diagnostics.append(problem)
+                continue
+            texts[name] = text
+            result.files.append(name)
+            reader = _IdentityReader(name, namespace=namespace or "default")
+            try:
+                for doc in read_documents(text, filename=name):
+                    reader.document(doc.value, lines=doc.lines, index=doc.index)
+            except SMIError as exc:
+                result.diagnostics.extend(exc.diagnostics)
+            references.extend(reader.references)
+            result.diagnostics.extend(reader.diagnostics)
+    _raise_errors(result)
+    if not references:
+        raise SMIError(_nothing(result, paths, then="nothing deleted"))
+    loaded = Loaded(objects=references, texts=texts)
+    _refuse_other_namespaces(loaded, namespace)
+    return loaded
+
+
+class _IdentityReader:
+    """The loader's rules for what an object is (apiVersion and kind, a served SMI kind or a
+    context kind, `kind: List` and `<Kind>List`, metadata.name), without its schema: kubectl
+    deletes by identity, and a manifest cut down to one must delete its object."""
+
+    def __init__(self, filename: str, *, namespace: str) -> None:
+        self.filename = filename
+        self.namespace = namespace
+        self.references: list[Reference] = []
+        self.diagnostics: list[Diagnostic] = []
+
+    def problem(
+        self, code: str, message: str, *, path: str, lines: Lines | None, warning: bool = False
+    ) -> None:
+        line = lines.line_of(path) if lines is not None else None
+        self.diagnostics.append(Diagnostic(code, message, path=path, file=self.filename, line=line,
+                                           severity="warning" if warning else "error"))  # fmt: skip
+
+    def document(self, value: Any, *, lines: Lines | None, index: int) -> None:
+        if not isinstance(value, dict):
+            what = "a list" if isinstance(value, list) else f"a {type(value).__name__} scalar"
+            self.problem("SMI1003", f"document is {what}, not an object", path="", lines=lines)
+            return
+        api_version, kind, items = value.get("apiVersion"), value.get("kind"), value.get("items")
+        if isinstance(items, list) and (kind == "List" or _typed_list(api_version, kind)):
+            # `<Kind>List` items may leave out apiVersion and kind, which are the list's.
+            typed = {} if kind == "List" else {"apiVersion": api_version, "kind": str(kind)[:-4]}
+            for i, item in enumerate(items):
+                sub = lines.sub(("items", i)) if lines is not None else None
+                whole = {**typed, **item} if isinstance(item, dict) else item
+                self.document(whole, lines=sub, index=index)
+            return
+        if not self._typed(api_version, kind, lines):
+            return
+        assert isinstance(api_version, str) and isinstance(kind, str)  # checked just above
+        if not self._stored(api_version, kind, lines):
+            return
+        meta = value.get("metadata")
+        name, written = self._identity(meta, lines)
+        if name is None:
+            return
+        namespace = "" if kind in CLUSTER_SCOPED_KINDS else (written or self.namespace)
+        source = Source(file=self.filename, line=getattr(lines, "line", None), index=index)
+        self.references.append(Reference(api_version, kind, name, namespace, value, source, lines))
+
+    def _typed(self, api_version: Any, kind: Any, lines: Lines | None) -> bool:
+        ok = True
+        for path, v, code in (("apiVersion", api_version, "SMI1004"), ("kind", kind, "SMI1005")):
+            if v is None or v == "":
+                self.problem(code, "required field missing", path=path, lines=lines)
+                ok = False
+            elif not isinstance(v, str):
+                self.problem("SMI2003", f"must be a string, not {json_type(v)}", path=path,
+                             lines=lines)  # fmt: skip
+                ok = False
+        return ok
+
+    def _stored(self, api_version: str, kind: str, lines: Lines | None) -> bool:
+        """Whether (apiVersion, kind) is one the store can hold; says why not."""
+        if registry.is_smi_group(api_version):
+            if registry.lookup(api_version, kind) is not None:
+                return True
+            kinds = registry.kinds_of(api_version)
+            if kinds:
+                self.problem("SMI1007", f"{api_version} has no kind {kind} (it defines "
+                             f"{', '.join(kinds)})", path="kind", lines=lines)  # fmt: skip
+            else:
+                group = registry.supported_versions().get(api_version.partition("/")[0], {})
+                served = sorted({v for versions in group.values() for v in versions})
+                self.problem("SMI1006", f"{api_version} is not a served SMI version (served: "
+                             f"{', '.join(served)})", path="apiVersion", lines=lines)  # fmt: skip
+        elif kind in SMI_KIND_GROUPS:
+            self.problem("SMI1011", f"{kind} is an SMI kind, but apiVersion {api_version!r} is "
+                         f"not an SMI group (expected {SMI_KIND_GROUPS[kind]}/<version>)",
+                         path="apiVersion", lines=lines)  # fmt: skip
+        elif api_version in CONTEXT_KINDS.get(kind, ()):
+            return True
+        else:
+            self.problem("SMI1008", f"skipped {api_version} {kind}: not an SMI resource or a "
+                         "context object", path="", lines=lines, warning=True)  # fmt: skip
+        return False
+
+    def _identity(self, meta: Any, lines: Lines | None) -> tuple[str | None, str]:
+        """(metadata.name, metadata.namespace as written); no name after a problem."""
+        if not isinstance(meta, dict):
+            if meta is None:
+                self.problem("SMI1009", "metadata.name missing", path="metadata.name", lines=lines)
+            else:
+                self.problem("SMI2003", f"must be an object, not {json_type(meta)}",
+                             path="metadata", lines=lines)  # fmt: skip
+            return None, ""
+        name, namespace = meta.get("name"), meta.get("namespace")
+        for path, v in (("metadata.name", name), ("metadata.namespace", namespace)):
+            if v is not None and v != "" and not isinstance(v, str):
+                self.problem("SMI2003", f"must be a string, not {json_type(v)}", path=path,
+                             lines=lines)  # fmt: skip
+                return None, ""
+        if not name:
+            self.problem("SMI1009", "metadata.name missing", path="metadata.name", lines=lines)
+            return None, ""
+        return name, namespace or ""
+
+
+def _typed_list(api_version: Any, kind: Any) -> bool:
+    """Whether (apiVersion, kind) is the list kind (`TrafficSplitList`) of a stored kind."""
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
+        return False
+    item = kind[: -len("List")]
+    if registry.is_smi_group(api_version):
+        return registry.lookup(api_version, item) is not None
+    return api_version in CONTEXT_KINDS.get(item, ())
 
 
 def _refuse_duplicates(loaded: Loaded) -> None:
@@ -394,7 +712,7 @@ def _refuse_duplicates(loaded: Loaded) -> None:
         raise SMIError(problems)
 
 
-def _reference(obj: Resource | ContextObject) -> dict[str, Any]:
+def _reference(obj: Sent) -> dict[str, Any]:
     return {
         "apiVersion": obj.api_version,
         "kind": obj.kind,
