@@ -373,10 +373,11 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI3008",
             "object defined twice",
-            "Two documents in the set define the same kind, namespace and name. Applied in "
-            "order (kubectl apply), the later one replaces the earlier one; `smictl compile` "
-            "cannot know the order they will be applied in and uses the copy whose content sorts "
-            "first, so that its result never depends on file order (SMI6005 when they differ).",
+            "Two documents in the set define the same kind, namespace and name. With different "
+            "content it is an error: which copy takes effect would depend on the order they are "
+            "applied in (kubectl apply leaves the last one applied), and `smictl apply` refuses "
+            "the set (SMI2007). Identical copies (key order, comments and a defaulted namespace "
+            "aside) are one object: a warning, and `smictl apply` stores it once.",
             "Keep one definition, or rename one of the objects.",
         ),
         _c(

@@ -42,7 +42,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 from smi.errors import Diagnostic, SMIError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
-from smi.store.base import CLUSTER_SCOPED_KINDS, Change, ObjectKey, Outcome, Snapshot, StoreError
+from smi.store.base import (
+    CLUSTER_SCOPED_KINDS,
+    Change,
+    ObjectKey,
+    Outcome,
+    Snapshot,
+    StoreError,
+    canonical_json,
+)
 from smi.validation.names import check_label, check_subdomain
 from webhook import logs
 from webhook.auth import bearer_token
@@ -252,21 +260,22 @@ def prepare(
     """The documents as stored, and the resourceVersion each expects (by index), or Refused
     (422) with every object the store cannot take: a name that is not a string would be
     stored under its Python repr, a kind nobody serves could never be listed or deleted, and a
-    key given twice would leave which one wins to chance."""
+    key given twice with different content would leave which one wins to chance. Identical
+    copies (`-f dir` holding one manifest twice) are one object: validation warns (SMI3008),
+    and the store keeps one."""
     docs: list[dict[str, Any]] = []
     expected: dict[int, str] = {}
     denials: list[dict[str, Any]] = []
-    seen: set[ObjectKey] = set()
+    seen: dict[ObjectKey, str] = {}
     for index, (doc, key) in enumerate(zip(items, keys, strict=True)):
         problems = _problems(doc)
-        if not problems and key in seen:
-            problems = [Diagnostic("SMI2007", f"{key} appears twice in one apply",
-                                   path="metadata.name")]  # fmt: skip
+        stored, version = normalise(doc) if not problems else (dict(doc), None)
+        if not problems and seen.setdefault(key, canonical_json(stored)) != canonical_json(stored):
+            problems = [Diagnostic("SMI2007", f"{key} appears twice in one apply, with "
+                                   "different content", path="metadata.name")]  # fmt: skip
         if problems:
             denials.append(_refusal(index, str(key), problems, code=422))
             continue
-        seen.add(key)
-        stored, version = normalise(doc)
         docs.append(stored)
         if version is not None:
             expected[index] = version

@@ -135,10 +135,21 @@ def test_objects_the_store_cannot_key_or_show_are_refused_with_their_index(
 
 
 def test_an_object_twice_in_one_apply_is_refused_at_its_index(client: FlaskClient) -> None:
-    r = client.post(APPLY, json={"items": [service("a"), service("b"), service("a")]})
+    other = service("a")
+    other["spec"]["ports"] = [{"port": 9090}]
+    r = client.post(APPLY, json={"items": [service("a"), service("b"), other]})
     assert r.status_code == 422
     [denial] = r.get_json()["denials"]
     assert denial["index"] == 2 and denial["diagnostics"][0]["code"] == "SMI2007"
+    assert "different content" in denial["diagnostics"][0]["message"]
+    assert listed(client) == []
+
+
+def test_identical_copies_in_one_apply_are_one_object(client: FlaskClient) -> None:
+    """`-f dir` holding one manifest twice: validate warns (SMI3008), apply stores it once."""
+    r = client.post(APPLY, json={"items": [service("a"), service("b"), service("a")]})
+    assert r.status_code == 200, r.get_json()
+    assert sorted(i["metadata"]["name"] for i in listed(client)) == ["a", "b"]
 
 
 @pytest.mark.parametrize(("route", "flag"), [(APPLY, "dryRun"), (DELETE, "ignoreNotFound")])
