@@ -2,6 +2,11 @@
 
 `convert_document(doc, to)` validates a document, reads it into the hub and writes it in the
 target version; `convert_object(hub_obj, to)` does the last step for an object already read.
+`convert_document` is the one entry point of `smictl convert` and the webhook's `/convert`: a
+document already in the target version comes back as it was (validated, copied), not rewritten
+through the hub, which would respell it (a split v1alpha1 `weight: 1` as `"1"`, a metrics
+timestamp `.123Z` as `.123000Z`) and drop what the hub does not keep apart (null maps, empty
+metadata): converting to an object's own version is the identity.
 Fields the target version cannot hold ride in the `smictl.io/lossy-fields` annotation, so
 converting back gives the original object (see `smi.apis.lossy`). That includes entries of a
 list the target can hold only in part: UDPRoute rules below access v1alpha3, IdentityBinding
@@ -65,7 +70,29 @@ def convert_document(doc: Mapping[str, Any], to: str) -> dict[str, Any]:
     except ValidationError as exc:
         where = f"{doc['apiVersion']} {doc['kind']}"
         raise SchemaError(schema_diagnostics(exc, where=where)) from exc
+    if doc["apiVersion"] == to:
+        return _copied(doc)
     return convert_object(hub_obj, to)
+
+
+def _copied(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` as plain dicts and lists that share nothing with it (a caller may edit the result).
+    Iterative: metadata is free-form, and may nest as deep as the reader of the input allowed."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any]] = [(doc, root)]
+    while stack:
+        source, target = stack.pop()
+        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, value in pairs:
+            if isinstance(value, Mapping):
+                target[key] = {}
+                stack.append((value, target[key]))
+            elif isinstance(value, list | tuple):
+                target[key] = [None] * len(value)
+                stack.append((value, target[key]))
+            else:
+                target[key] = value
+    return root
 
 
 def _require_served(doc: Mapping[str, Any]) -> None:

@@ -6,7 +6,9 @@ resourceVersion, managedFields, ...) is lost across a conversion; the hub keeps 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Where a conversion keeps fields the target version cannot hold, so that converting back
 # restores them (a JSON object keyed by hub field name).
@@ -23,6 +25,14 @@ class ObjectMeta(BaseModel):
     namespace: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        """`labels:` with no value is null, as Helm templates often leave it (`labels:
+        {{- with ...}}`); kubectl and the API server read it as no labels, so an object they
+        take is not refused here. Converted, it is written as absent, like `labels: {}`."""
+        return {} if value is None else value
 
     def __hash__(self) -> int:
         return hash((self.namespace, self.name, getattr(self, "uid", None)))

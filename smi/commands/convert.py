@@ -1,24 +1,29 @@
-"""`smictl convert -f FILE --to GROUP/VERSION`: rewrite SMI objects in another version.
+"""`smictl convert -f PATH... --to GROUP/VERSION`: rewrite SMI objects in another version.
 
-Every document of the file whose group is the target's is converted through the hub
-(smi.conversion); fields the target cannot hold ride in the `smictl.io/lossy-fields`
-annotation, so converting back restores them. Other documents (Services, objects of other SMI
-groups) pass through unchanged, so a whole manifest file can be converted in one go. Output is
-YAML on standard output; problems go to standard error as `file:line: path: reason (CODE)`.
-Nothing is printed when there is no object of the target's group to convert (SMI4003), or no
-object at all (SMI1012: an empty file or standard input, or only comments and `---`), or when
-an object to convert fails the checks `smictl validate` makes of one object alone (a negative
-weight, a TrafficTarget without rules): converted, it would be as invalid in the new version,
-and a pipeline that only converts would ship it. References to other objects are not checked
-(`smictl validate` does that); warnings are not printed.
+`-f` is repeatable and takes files, directories (recursive, sorted) and `-`, as every command
+that reads manifests takes them; the documents of all of them are converted in the order given
+and printed as one YAML stream. Every document whose group is the target's is converted through
+the hub (smi.conversion); fields the target cannot hold ride in the `smictl.io/lossy-fields`
+annotation, so converting back restores them, and an object already in the target version comes
+back as it was. `kind: List` and typed lists (`TrafficSplitList`, whose items may leave out
+apiVersion and kind, as the API server lists them) are converted item by item; a typed list
+comes out as the target version's. Other documents (Services, objects of other SMI groups) pass
+through unchanged, so a whole manifest file can be converted in one go. Output is YAML on
+standard output; problems go to standard error as `file:line: path: reason (CODE)`.
+Nothing is printed when a file cannot be read, when there is no object of the target's group to
+convert (SMI4003), or no object at all (SMI1012: empty files or standard input, or only comments
+and `---`), or when an object to convert fails the checks `smictl validate` makes of one object
+alone (a negative weight, a TrafficTarget without rules): converted, it would be as invalid in
+the new version, and a pipeline that only converts would ship it. References to other objects
+are not checked (`smictl validate` does that); warnings are not printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,22 +31,23 @@ from smi.commands import flags
 from smi.errors import ConversionError, Diagnostic, LoadError, SMIError
 from smi.yamlout import Dumper as _Dumper
 
+if TYPE_CHECKING:
+    from smi.sources import RawDocument
+
+# (name, text, documents) of one file read.
+_File = tuple[str, str, "list[RawDocument]"]
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "convert",
         help="convert SMI objects to another version of their group",
-        description="Convert every SMI object of the target's group in FILE to GROUP/VERSION "
-        "(through the unversioned hub; lossless round trips). Other documents pass through.",
+        description="Convert every SMI object of the target's group in the files to "
+        "GROUP/VERSION (through the unversioned hub; lossless round trips). Other documents "
+        "pass through.",
     )
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="path",
-        required=True,
-        type=flags.path_text,
-        metavar="FILE",
-        help="a manifest file, or - for standard input",
+    flags.add_filenames(
+        p, help="file, directory (recursive) or - for standard input; repeatable, read in order"
     )
     p.add_argument(
         "--to",
@@ -54,7 +60,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smi.apis import registry
-    from smi.loading import nothing_to_do, read_documents, read_source
+    from smi.loading import nothing_to_do
     from smi.resources import LoadResult
 
     if not registry.kinds_of(args.to):
@@ -66,29 +72,26 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    name, text = read_source(args.path)
-    docs = read_documents(text, filename=name)
-    empty = (
-        None
-        if docs
-        else nothing_to_do(LoadResult(files=[name]), [args.path], then="nothing to convert")
-    )
-    if empty is not None:
-        raise LoadError([empty])
+    files = _read(args.paths)
+    if not any(docs for _, _, docs in files):
+        loaded = LoadResult(files=[name for name, _, _ in files])
+        empty = nothing_to_do(loaded, args.paths, then="nothing to convert")
+        if empty is not None:
+            raise LoadError([empty])
     group = args.to.partition("/")[0]
     out: list[Any] = []
-    problems: list[Diagnostic] = _invalid(text, name, group)
+    problems: list[Diagnostic] = []
     converted = 0
-    for doc in docs:
-        value, count = _convert(
-            doc.value, to=args.to, group=group, problems=problems, where=(name, doc.lines)
-        )
-        out.append(value)
-        converted += count
+    for name, text, docs in files:
+        problems += _invalid(text, name, group)
+        for doc in docs:
+            value, count = _convert(
+                doc.value, to=args.to, group=group, problems=problems, where=(name, doc.lines)
+            )
+            out.append(value)
+            converted += count
     if not problems and converted == 0:
-        problems.append(
-            Diagnostic(code="SMI4003", message=f"no {group} object to convert", file=name)
-        )
+        problems.append(_nothing_of(group, args.paths))
     if problems:
         raise ConversionError(problems)
     yaml.dump_all(
@@ -101,6 +104,39 @@ def run(args: argparse.Namespace) -> int:
         explicit_start=len(out) > 1,
     )
     return 0
+
+
+def _read(paths: Sequence[str]) -> list[_File]:
+    """Every file the paths name, in order, with its documents. A file that cannot be read or
+    parsed stops the command before anything is converted, with every such file reported: a
+    stream that left out the objects of one file would look complete."""
+    from smi.sources import read_documents, read_path
+
+    files: list[_File] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        for name, text, problem in read_path(path, stdin=None):
+            if problem is not None:
+                problems.append(problem)
+                continue
+            try:
+                files.append((name, text, read_documents(text, filename=name)))
+            except LoadError as exc:
+                problems += exc.diagnostics
+    if problems:
+        raise LoadError(problems)
+    return files
+
+
+def _nothing_of(group: str, paths: Sequence[str]) -> Diagnostic:
+    """SMI4003 at the one path given, or naming every path (as SMI1012 names them)."""
+    from smi.sources import STDIN
+
+    names = list(dict.fromkeys("<stdin>" if p == STDIN else p for p in paths))
+    if len(names) == 1:
+        return Diagnostic(code="SMI4003", message=f"no {group} object to convert", file=names[0])
+    where = ", ".join(names)
+    return Diagnostic(code="SMI4003", message=f"no {group} object to convert in {where}")
 
 
 def _invalid(text: str, name: str, group: str) -> list[Diagnostic]:
@@ -139,6 +175,8 @@ def _convert(
     api_version = value.get("apiVersion")
     if not isinstance(api_version, str) or api_version.partition("/")[0] != group:
         return value, 0
+    if _is_typed_list(api_version, value.get("kind")) and isinstance(value.get("items"), list):
+        return _convert_typed_list(value, to=to, group=group, problems=problems, where=where)
     try:
         return convert_document(value, to=to), 1
     except SMIError as exc:
@@ -147,3 +185,66 @@ def _convert(
             line = lines.line_of(d.path) if lines is not None else None
             problems.append(d.located(file=name, line=line))
         return value, 0
+
+
+def _is_typed_list(api_version: str, kind: Any) -> bool:
+    """`<Kind>List` of a kind `api_version` serves, and not itself a served kind (metrics'
+    TrafficMetricsList is an object of its own): what the loader unwraps, so that convert
+    reads what validate, compile and apply read."""
+    from smi.apis import registry
+
+    if not isinstance(kind, str) or not kind.endswith("List"):
+        return False
+    item = kind.removesuffix("List")
+    return (
+        registry.lookup(api_version, kind) is None
+        and registry.lookup(api_version, item) is not None
+    )
+
+
+def _convert_typed_list(
+    value: Mapping[str, Any],
+    *,
+    to: str,
+    group: str,
+    problems: list[Diagnostic],
+    where: tuple[str, Any],
+) -> tuple[Any, int]:
+    """A typed list converted item by item, as the loader reads it (an item without apiVersion
+    or kind is of the list's), and written as the target version's typed list: the items keep
+    the shape they had (without apiVersion and kind when they left them out). The list is an
+    object of the target's group itself, so an empty one converts too."""
+    from smi.apis import registry
+
+    name, lines = where
+    kind = str(value["kind"]).removesuffix("List")
+    if registry.lookup(to, kind) is None:
+        line = lines.line_of("kind") if lines is not None else None
+        problems.append(
+            Diagnostic(
+                code="SMI4002",
+                message=f"{to} has no kind {kind}, so no {kind}List",
+                path="kind",
+                file=name,
+                line=line,
+            )
+        )
+        return value, 0
+    typed = {"apiVersion": value["apiVersion"], "kind": kind}
+    items, count = [], 0
+    for i, item in enumerate(value["items"]):
+        if not isinstance(item, Mapping):
+            items.append(item)
+            continue
+        sub = lines.sub(("items", i)) if lines is not None else None
+        converted, n = _convert(
+            {**typed, **item}, to=to, group=group, problems=problems, where=(name, sub)
+        )
+        items.append(_shaped(converted, like=item) if n else item)
+        count += n
+    return {**value, "apiVersion": to, "items": items}, max(count, 1)
+
+
+def _shaped(converted: Mapping[str, Any], *, like: Mapping[str, Any]) -> dict[str, Any]:
+    """`converted` without the apiVersion and kind that the item `like` left to its list."""
+    return {k: v for k, v in converted.items() if k in like or k not in ("apiVersion", "kind")}

@@ -2,6 +2,9 @@
 
 There is one version (v1alpha1) and the objects are read-only (an aggregated API serves them;
 nothing is admitted or compiled), so the hub mirrors that version field for field, frozen.
+A timestamp is held as a time, and also as written when RFC 3339 spelled it otherwise than
+smictl writes that time (`.123Z` for `.123000Z`, a space for the `T`), so that an object read
+and written again is written as it came (`TrafficMetrics.timestamp_written`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from smi.apis.meta import ObjectMeta
 
@@ -53,6 +56,10 @@ class Backend(_Frozen):
 
 
 class TrafficMetrics(_Frozen):
+    """`timestamp_written`: the timestamp as written, None when it is how smictl writes
+    `timestamp`. A private attribute, as split's `Backend.weight_written` is: a spelling, not a
+    field of the object, so the hub form policies read (which iterates fields) leaves it out."""
+
     kind: Literal["TrafficMetrics"] = "TrafficMetrics"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     resource: ObjectReference
@@ -61,6 +68,19 @@ class TrafficMetrics(_Frozen):
     window: str
     metrics: tuple[Metric, ...] = ()
     backend: Backend | None = None
+    _timestamp_written: str | None = PrivateAttr(default=None)
+
+    @property
+    def timestamp_written(self) -> str | None:
+        return self._timestamp_written
+
+    def written_as(self, timestamp: str | None) -> TrafficMetrics:
+        """This object, its timestamp written `timestamp` (a copy: hub objects are frozen)."""
+        if timestamp == self._timestamp_written:
+            return self
+        copy = self.model_copy()
+        copy._timestamp_written = timestamp
+        return copy
 
 
 class LabelSelector(_Frozen):

@@ -2,15 +2,25 @@
 
 Served by a mesh's aggregated API, never admitted; smictl reads them (e.g. from `kubectl get
 --raw`) and writes them back unchanged. Metric values are quantities of any precision,
-`timestamp` an RFC 3339 time, `window` a duration such as `30s`.
+`timestamp` an RFC 3339 time (kept as written), `window` a duration such as `30s`. A list item
+without metadata is written without it (its empty metadata left out, as an object's is).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field
+from pydantic import (
+    Field,
+    PlainValidator,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
+from pydantic_core import PydanticCustomError
 
 from smi.apis.meta import ObjectMeta
 from smi.apis.metrics import hub
@@ -22,10 +32,54 @@ from smi.apis.wire import (
     StrictInt,
     WireModel,
     WireObject,
+    json_type,
 )
 
 VERSION = "v1alpha1"
 API_VERSION: Final = "metrics.smi-spec.io/v1alpha1"
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def _timestamp(value: Any) -> str | datetime:
+    """A time as pydantic reads one (RFC 3339 text, or a datetime from a Python caller), the
+    text kept as written: parsed, `.123Z` was written back `.123000Z`."""
+    try:
+        parsed = _TIME.validate_python(value)
+    except ValidationError:
+        shown = repr(value) if isinstance(value, str) else json_type(value)
+        raise PydanticCustomError(
+            "SMI2003",
+            "must be an RFC 3339 time such as 2019-04-08T22:25:55Z, not {shown}",
+            {"shown": shown if len(shown) <= 60 else shown[:57] + "..."},
+        ) from None
+    return value if isinstance(value, str) else parsed
+
+
+Timestamp = Annotated[str | datetime, PlainValidator(_timestamp)]
+
+
+def _written_time(text: str | datetime) -> tuple[datetime, str | None]:
+    """(the time, the text when it is not how smictl writes that time)."""
+    parsed = _TIME.validate_python(text)
+    if not isinstance(text, str) or text == _TIME.dump_python(parsed, mode="json"):
+        return parsed, None
+    return parsed, text
+
+
+def _time_to_write(obj: hub.TrafficMetrics) -> str | datetime:
+    """The timestamp as written, when the hub still says so (a hub built from data may hold a
+    text of another time: the time wins)."""
+    text = obj.timestamp_written
+    if text is not None:
+        try:
+            parsed = _TIME.validate_python(text)
+        except ValidationError:
+            return obj.timestamp
+        if parsed == obj.timestamp and parsed.utcoffset() == obj.timestamp.utcoffset():
+            return text
+    return obj.timestamp
 
 
 class ObjectReference(WireModel):
@@ -62,7 +116,7 @@ class MetricsBody(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, strict=False)
     resource: ObjectReference
     edge: Edge
-    timestamp: datetime = Field(strict=False)
+    timestamp: Timestamp
     window: str
     metrics: list[Metric]
     backend: Backend | None = None
@@ -73,6 +127,22 @@ class TrafficMetricsItem(MetricsBody):
         default=None, alias="apiVersion"
     )
     kind: Literal["TrafficMetrics"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _metadata_as_written(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        """Metadata without its defaults, and none when it is empty, as `registry.dump`
+        writes an object's: an item read without metadata was written with `name: ''`,
+        `namespace: ''`, `labels: {}` and `annotations: {}`."""
+        data = handler(self)
+        if isinstance(data, dict) and "metadata" in data:
+            meta = self.metadata.model_dump(mode=info.mode, exclude_defaults=True)
+            if meta:
+                data["metadata"] = meta
+            else:
+                del data["metadata"]
+        return data
 
 
 class TrafficMetrics(WireObject, MetricsBody):
@@ -101,6 +171,7 @@ def _ref_to_hub(ref: ObjectReference) -> hub.ObjectReference:
 
 def _body_to_hub(body: MetricsBody) -> hub.TrafficMetrics:
     backend = body.backend
+    timestamp, written = _written_time(body.timestamp)
     return hub.TrafficMetrics(
         metadata=body.metadata,
         resource=_ref_to_hub(body.resource),
@@ -109,13 +180,13 @@ def _body_to_hub(body: MetricsBody) -> hub.TrafficMetrics:
             side=body.edge.side,
             resource=_ref_to_hub(body.edge.resource),
         ),
-        timestamp=body.timestamp,
+        timestamp=timestamp,
         window=body.window,
         metrics=tuple(hub.Metric(name=m.name, unit=m.unit, value=m.value) for m in body.metrics),
         backend=None
         if backend is None
         else hub.Backend(apex=backend.apex, name=backend.name, weight=backend.weight),
-    )
+    ).written_as(written)
 
 
 def _selector_to_hub(selector: LabelSelector) -> hub.LabelSelector:
@@ -159,7 +230,7 @@ def _body(obj: hub.TrafficMetrics) -> dict[str, object]:
         "edge": Edge(
             direction=obj.edge.direction, side=obj.edge.side, resource=_ref(obj.edge.resource)
         ),
-        "timestamp": obj.timestamp,
+        "timestamp": _time_to_write(obj),
         "window": obj.window,
         "metrics": [Metric(name=m.name, unit=m.unit, value=m.value) for m in obj.metrics],
         "backend": None

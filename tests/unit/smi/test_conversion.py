@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import pytest
@@ -132,3 +134,184 @@ def test_convert_object_maps_refusals_to_smi4002() -> None:
         convert_object(registry.parse(v4), "access.smi-spec.io/v1alpha3")
     assert _code(info)[0] == "SMI4002"
     assert "destination is an IdentityBinding" in str(info.value)
+
+
+# --- converting to the object's own version is the identity ------------------------------------
+
+SPELLED_V1 = {
+    "apiVersion": "split.smi-spec.io/v1alpha1",
+    "kind": "TrafficSplit",
+    "metadata": {"name": "spelled", "namespace": "shop"},
+    "spec": {
+        "service": "web",
+        "backends": [
+            {"service": "int", "weight": 1},
+            {"service": "zero", "weight": 0},
+            {"service": "decimal", "weight": "1.5"},
+            {"service": "milli", "weight": "500m"},
+            {"service": "text", "weight": "1"},
+            {"service": "float", "weight": 2.5},
+            {"service": "kilo", "weight": "1k"},
+        ],
+    },
+}
+METRICS_LIST: dict[str, Any] = {
+    "apiVersion": "metrics.smi-spec.io/v1alpha1",
+    "kind": "TrafficMetricsList",
+    "metadata": {},
+    "resource": {"kind": "Pod", "namespace": "shop"},
+    "items": [
+        {
+            "resource": {"kind": "Pod", "name": "a", "namespace": "shop"},
+            "edge": {"direction": "to", "side": "client", "resource": {}},
+            "timestamp": "2019-04-08T22:25:55.123Z",
+            "window": "30s",
+            "metrics": [],
+        },
+        {
+            "resource": {"kind": "Pod", "name": "b", "namespace": "shop"},
+            "edge": {"direction": "to", "side": "client", "resource": {}},
+            "timestamp": "2019-04-08 22:25:55Z",
+            "window": "30s",
+            "metrics": [{"name": "p99_response_latency", "unit": "ms", "value": "1.5"}],
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        SPELLED_V1,
+        METRICS_LIST,
+        {
+            **SPLIT_V1,
+            "apiVersion": "split.smi-spec.io/v1alpha4",
+            "metadata": {"name": "w", "labels": None, "annotations": {}},
+            "spec": {"service": "web", "backends": [{"service": "a", "weight": 10}]},
+        },
+    ],
+    ids=["split-weights", "metrics-times-and-metadata", "null-and-empty-maps"],
+)
+def test_converting_to_the_objects_own_version_gives_it_back_unchanged(
+    doc: dict[str, Any],
+) -> None:
+    """It respelled weights (`1` -> `"1"`, `"1.5"` -> `"1500m"`), times (`.123Z` ->
+    `.123000Z`) and metadata (items gained `name: ''`, `metadata: {}` was dropped)."""
+    original = copy.deepcopy(doc)
+    same = convert_document(doc, doc["apiVersion"])
+    assert same == original
+    same["metadata"]["name"] = "edited"  # a copy: the caller's document is not touched
+    assert doc == original
+
+
+def test_the_own_version_is_still_validated() -> None:
+    doc = {**SPELLED_V1, "spec": {"service": "web", "backends": [{"service": "a", "weight": "x"}]}}
+    with pytest.raises(SchemaError) as info:
+        convert_document(doc, "split.smi-spec.io/v1alpha1")
+    assert _code(info) == ("SMI2103", "spec.backends[0].weight")
+
+
+@pytest.mark.parametrize(
+    "through",
+    ["split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha3", "split.smi-spec.io/v1alpha4"],
+)
+def test_v1alpha1_weights_come_back_as_written_through_an_integer_version(through: str) -> None:
+    converted = convert_document(SPELLED_V1, through)
+    assert LOSSY_ANNOTATION in converted["metadata"]["annotations"]
+    assert convert_document(converted, "split.smi-spec.io/v1alpha1") == SPELLED_V1
+
+
+def test_canonical_weights_need_no_annotation() -> None:
+    """Only a weight spelled otherwise than v1alpha1 writes it rides in the annotation."""
+    doc = {
+        **SPELLED_V1,
+        "spec": {
+            "service": "web",
+            "backends": [{"service": "a", "weight": "1"}, {"service": "b", "weight": "2"}],
+        },
+    }
+    converted = convert_document(doc, "split.smi-spec.io/v1alpha4")
+    assert "annotations" not in converted["metadata"]
+    assert convert_document(converted, "split.smi-spec.io/v1alpha1") == doc
+
+
+def test_a_spelling_of_another_weight_in_the_annotation_is_not_written() -> None:
+    """The milli weight wins over a stored spelling that does not say it (an edited
+    annotation, a hub built from data): the v1alpha1 weight is never other than the hub's."""
+    converted = convert_document(SPELLED_V1, "split.smi-spec.io/v1alpha4")
+    annotations = converted["metadata"]["annotations"]
+    payload = json.loads(annotations[LOSSY_ANNOTATION])
+    payload["backends"]["value"][0]["weight_written"] = 7
+    annotations[LOSSY_ANNOTATION] = json.dumps(payload)
+    back = convert_document(converted, "split.smi-spec.io/v1alpha1")
+    assert back["spec"]["backends"][0] == {"service": "int", "weight": "1"}
+    assert back["spec"]["backends"][1:] == SPELLED_V1["spec"]["backends"][1:]
+
+
+def test_an_annotation_written_before_spellings_were_kept_still_reads() -> None:
+    v4 = {
+        "apiVersion": "split.smi-spec.io/v1alpha4",
+        "kind": "TrafficSplit",
+        "metadata": {
+            "name": "my-weights",
+            "annotations": {
+                LOSSY_ANNOTATION: '{"backends":{"value":[{"service":"one","weight_milli":10},'
+                '{"service":"two","weight_milli":100},{"service":"three","weight_milli":1500}],'
+                '"was":"' + _was_of(SPLIT_V1) + '"}}'
+            },
+        },
+        "spec": {
+            "service": "numbers",
+            "backends": [
+                {"service": "one", "weight": 1},
+                {"service": "two", "weight": 10},
+                {"service": "three", "weight": 150},
+            ],
+        },
+    }
+    assert convert_document(v4, "split.smi-spec.io/v1alpha1") == SPLIT_V1
+
+
+def _was_of(doc: dict[str, Any]) -> str:
+    v4 = convert_document(doc, "split.smi-spec.io/v1alpha4")
+    return str(json.loads(v4["metadata"]["annotations"][LOSSY_ANNOTATION])["backends"]["was"])
+
+
+def test_the_spelling_stays_out_of_the_hub_form_policies_read() -> None:
+    """Policies read `{service, weightMilli}` whatever version a split was written in."""
+    from smi.apis import registry
+    from smi.policy.input import hub_document
+
+    v1 = hub_document(registry.parse(SPELLED_V1))
+    v4 = hub_document(registry.parse(convert_document(SPELLED_V1, "split.smi-spec.io/v1alpha4")))
+    assert v1["backends"][0] == {"service": "int", "weightMilli": 1000}
+    assert v1["backends"] == v4["backends"]
+
+
+def test_null_maps_are_read_as_absent_and_left_out_of_another_version() -> None:
+    """`labels:` and `annotations:` with no value (Helm templates leave them so) were refused
+    with SMI2003; they are no labels, written as absent, as `labels: {}` always was."""
+    spec = {"service": "web", "backends": [{"service": "a", "weight": "1"}]}
+    doc = {
+        "apiVersion": "split.smi-spec.io/v1alpha1",
+        "kind": "TrafficSplit",
+        "metadata": {"name": "w", "namespace": "shop", "labels": None, "annotations": None},
+        "spec": spec,
+    }
+    converted = convert_document(doc, "split.smi-spec.io/v1alpha4")
+    assert converted["metadata"] == {"name": "w", "namespace": "shop"}
+    back = convert_document(converted, "split.smi-spec.io/v1alpha1")
+    assert back == {**doc, "metadata": {"name": "w", "namespace": "shop"}}
+
+
+def test_a_stored_spelling_that_is_no_weight_is_a_corrupt_annotation() -> None:
+    converted = convert_document(SPELLED_V1, "split.smi-spec.io/v1alpha4")
+    annotations = converted["metadata"]["annotations"]
+    payload = json.loads(annotations[LOSSY_ANNOTATION])
+    payload["backends"]["value"][0]["weight_written"] = [1]
+    annotations[LOSSY_ANNOTATION] = json.dumps(payload)
+    with pytest.raises(SchemaError) as info:
+        convert_document(converted, "split.smi-spec.io/v1alpha1")
+    assert _code(info) == ("SMI4004", f'metadata.annotations["{LOSSY_ANNOTATION}"]')
+    assert "weight_written must be an integer, a number or a string" in str(info.value)
