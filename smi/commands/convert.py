@@ -15,7 +15,11 @@ convert (SMI4003), or no object at all (SMI1012: empty files or standard input, 
 and `---`), or when an object to convert fails the checks `smictl validate` makes of one object
 alone (a negative weight, a TrafficTarget without rules): converted, it would be as invalid in
 the new version, and a pipeline that only converts would ship it. References to other objects
-are not checked (`smictl validate` does that); warnings are not printed.
+are not checked (`smictl validate` does that); its warnings are not printed. One warning is:
+an object whose output keeps a restriction only in the annotation (a TrafficTarget
+destination's port in access v1alpha3, a match's headers in specs v1alpha1) is named on
+standard error (SMI4005). smictl enforces it, but every other reader of the output sees the
+object allow more than it does; the output and the exit status stay as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from smi.errors import ConversionError, Diagnostic, LoadError, SMIError
 from smi.yamlout import Dumper as _Dumper
 
 if TYPE_CHECKING:
-    from smi.sources import RawDocument
+    from smi.apis.lossy import Narrowing
+    from smi.sources import Lines, RawDocument
 
 # (name, text, documents) of one file read.
 _File = tuple[str, str, "list[RawDocument]"]
@@ -90,10 +95,13 @@ def run(args: argparse.Namespace) -> int:
             )
             out.append(value)
             converted += count
-    if not problems and converted == 0:
-        problems.append(_nothing_of(group, args.paths))
-    if problems:
-        raise ConversionError(problems)
+    errors = [d for d in problems if d.is_error]
+    if not errors and converted == 0:
+        errors.append(_nothing_of(group, args.paths))
+    if errors:
+        raise ConversionError(errors)
+    for d in problems:
+        print(d.format(), file=sys.stderr)
     yaml.dump_all(
         out,
         sys.stdout,
@@ -178,13 +186,106 @@ def _convert(
     if _is_typed_list(api_version, value.get("kind")) and isinstance(value.get("items"), list):
         return _convert_typed_list(value, to=to, group=group, problems=problems, where=where)
     try:
-        return convert_document(value, to=to), 1
+        converted = convert_document(value, to=to)
     except SMIError as exc:
         name, lines = where
         for d in exc.diagnostics:
             line = lines.line_of(d.path) if lines is not None else None
             problems.append(d.located(file=name, line=line))
         return value, 0
+    hidden = _hidden_restrictions(value, converted, where=where)
+    if hidden is not None:
+        problems.append(hidden)
+    return converted, 1
+
+
+def _narrowing(api_version: str, kind: str) -> Sequence[Narrowing]:
+    """What in objects of `kind` only narrows what they allow (`smi.apis.lossy.Narrowing`),
+    as the version modules declare it for their conversions."""
+    from smi.apis.access import hub as access
+    from smi.apis.access.common import TARGET_NARROWING
+    from smi.apis.specs import hub as specs
+    from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
+
+    return {
+        (access.GROUP, "TrafficTarget"): TARGET_NARROWING,
+        (specs.GROUP, "HTTPRouteGroup"): GROUP_NARROWING,
+        (specs.GROUP, "TCPRoute"): ROUTE_NARROWING,
+        (specs.GROUP, "UDPRoute"): ROUTE_NARROWING,
+    }.get((api_version.partition("/")[0], kind), ())
+
+
+def _hidden_restrictions(
+    source: Mapping[str, Any], converted: Mapping[str, Any], *, where: tuple[str, Any]
+) -> Diagnostic | None:
+    """SMI4005 when `converted` keeps a restriction only in the lossy-fields annotation.
+
+    smictl restores and enforces it, but any other reader of the converted object (another
+    mesh, a reviewer, a tool that strips unknown annotations) sees the object allow more than
+    it does; the user converting is the last one who can be told. Located where the source
+    writes the restriction, or at the nearest field that holds it (a restriction the source
+    itself keeps in the annotation, a field named otherwise on the wire)."""
+    from smi.apis import lossy, registry
+    from smi.apis.meta import LOSSY_ANNOTATION
+
+    api_version, kind = str(converted["apiVersion"]), str(converted["kind"])
+    narrowing = _narrowing(api_version, kind)
+    entry = registry.lookup(api_version, kind)
+    if not narrowing or entry is None or not lossy.carries_annotation(converted):
+        return None
+    hub = registry.parse(converted)
+    found: list[str] = []
+    line = None
+    for rule in narrowing:
+        described = lossy.hidden_restrictions(entry, hub, (rule,))
+        if described and not found:
+            line = _line_of(source, getattr(hub, rule.field), rule, described, lines=where[1])
+        found += described
+    if not found:
+        return None
+    them, they_ride = ("it", "it rides") if len(found) == 1 else ("them", "they ride")
+    return Diagnostic(
+        code="SMI4005",
+        message=(
+            f"{'; '.join(found)} cannot be written in {api_version}: {they_ride} in the "
+            f"{LOSSY_ANNOTATION} annotation; smictl enforces {them}, other readers of this "
+            f"object do not see {them}"
+        ),
+        file=where[0],
+        line=line,
+        severity="warning",
+    )
+
+
+def _line_of(
+    source: Mapping[str, Any],
+    value: Any,
+    rule: Narrowing,
+    described: Sequence[str],
+    *,
+    lines: Lines | None,
+) -> int | None:
+    """The line of the first hidden restriction in the source, by its hub name under the
+    version's layout (the entry of a list found by its description); `line_of` falls back to
+    the nearest field that exists."""
+    from smi.apis import registry
+
+    if lines is None:
+        return None
+    entry = registry.lookup(str(source["apiVersion"]), str(source["kind"]))
+    parts: list[str | int] = [] if entry is None or entry.flat else ["spec"]
+    parts.append(rule.field)
+    if rule.part is None:
+        return lines.line_of(parts)
+    if isinstance(value, tuple):
+        parts += [i for i, e in enumerate(value) if _told(rule, e) == described[0]][:1]
+    return lines.line_of([*parts, rule.part])
+
+
+def _told(rule: Narrowing, entry: Any) -> str | None:
+    """How `smi.apis.lossy.hidden_restrictions` describes the entry's restriction, if any."""
+    part = getattr(entry, str(rule.part))
+    return None if part in (None, ()) else rule.describe(rule.key(entry), part)
 
 
 def _is_typed_list(api_version: str, kind: Any) -> bool:
