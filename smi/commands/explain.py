@@ -11,10 +11,13 @@ the ServiceAccounts of the Deployments and Pods each Service it lands on selects
 identity gets its own verdict. A split grants no access (DESIGN.md §3): the backends' proxies
 authorize the request, so a backend is judged, never the root it was sent to. A Service no
 workload in the files selects is taken as the ServiceAccount of the same name. Without
-`--method`, `--path` or `--header` the question is "what may the caller do on that port?".
+`--method`, `--path` or `--header` the question is "what may the caller do on that port?": ALLOW
+"anything on port N" when any traffic may pass, ALLOW "some HTTP requests on port N (listed
+below)" when only the listed requests may, DENY when nothing may.
 Headers are read as the proxy reads them: `--header X-Team=red --header X-Team=blue` is one
 `x-team: red,blue`.
-Exit 0 when every verdict is ALLOW, 1 when any is DENY (or the manifests have errors).
+Exit 0 when every verdict is ALLOW (the caller may send something), 1 when any is DENY (or the
+manifests have errors), 2 on a flag smictl cannot use.
 """
 
 from __future__ import annotations
@@ -139,9 +142,9 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
     ]
     for line in dest.route:
         print(line)
-    for verdict, (_, probe) in zip(verdicts, asked, strict=True):
+    for verdict in verdicts:
         word = "ALLOW" if verdict.allowed else "DENY"
-        print(f"{word} {short(source, td)} -> {short(verdict.destination, td)}: {probe.describe()}")
+        print(f"{word} {short(source, td)} -> {short(verdict.destination, td)}: {verdict.asked}")
         for line in verdict.because:
             print(f"  {line}")
         for route in verdict.allowed_routes:
@@ -200,24 +203,53 @@ def _destination(
     target = args.target
     if target.count("/") != 1 or target.startswith("spiffe://"):
         identity = _identity(target, index.policy.trust_domain, flag="--to")
-        return Destination(tuple((identity, port) for port in _ports(args, ())))
+        why = "--to names a ServiceAccount, which has no ports"
+        return Destination(tuple((identity, port) for port in _ports(args, (), missing=why)))
     # SMI manifests without Services (the usual CI input) still name the root of a split: the
     # proxy sends a request for it through the split whether or not the files hold the Service.
     service = find_service(compiled.loaded.context, target)
     if service is None and index.split_for(target) is None:
         identity = _identity(target, index.policy.trust_domain, flag="--to")
-        return Destination(tuple((identity, port) for port in _ports(args, ())))
+        why = (
+            f"no Service {target} in the files{_did_you_mean(index, target)}, so --to is taken "
+            "as a ServiceAccount, which has no ports"
+        )
+        return Destination(tuple((identity, port) for port in _ports(args, (), missing=why)))
     return _through_service(args, compiled, index, probe, service_key=target)
 
 
-def _ports(args: argparse.Namespace, service_ports: Sequence[int]) -> tuple[int, ...]:
+def _did_you_mean(index: PolicyIndex, target: str) -> str:
+    """ " (did you mean shop/api?)" when `target` is no name the policy knows but close to one:
+    a typo in --to is otherwise asked about as a ServiceAccount nobody names (default deny)."""
+    from difflib import get_close_matches
+
+    from smi.compiler.explain import short
+
+    td = index.policy.trust_domain
+    known = set(index.services) | set(index.splits)
+    for identity, dest in index.destinations.items():
+        known.add(short(identity, td))
+        known.update(short(s, td) for s in dest.by_source)
+    if target in known:
+        return ""
+    close = get_close_matches(target, sorted(known), n=3, cutoff=0.8)
+    if not close:
+        return ""
+    names = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f" (did you mean {names}?)"
+
+
+def _ports(
+    args: argparse.Namespace, service_ports: Sequence[int], *, missing: str
+) -> tuple[int, ...]:
+    """`--port`, else the Service's ports; `missing` says why there are none to fall back on."""
     if args.port is not None:
         if not 0 < args.port < 65536:
             raise UsageError(f"--port {args.port}: ports are 1-65535 (SMI2301)")
         return (args.port,)
     if service_ports:
         return tuple(service_ports)
-    raise UsageError("--port is needed: --to names a ServiceAccount (or a Service without ports)")
+    raise UsageError(f"--port is needed: {missing} (SMI2002)")
 
 
 def _through_service(
@@ -234,7 +266,8 @@ def _through_service(
     service_ports = svc.ports if svc is not None else ()
     route: list[str] = []
     asks: dict[tuple[str, int], None] = {}
-    for port in _ports(args, service_ports):
+    missing = f"no Service {service_key} with ports in the files"
+    for port in _ports(args, service_ports, missing=missing):
         landed = _landing(
             index, probe, service_key=service_key, port=port, service_ports=service_ports,
             route=route,
@@ -278,15 +311,25 @@ def _landing(
         return (service_key,)
     request = Request(probe.method or "GET", probe.path or "/", probe.headers)
     if pick_backend(here, request if probe.is_request else None, 0.0) is None:
-        hint = ""
-        if here.matchers and probe.protocol == "http" and not probe.is_request:
-            hint = (
-                " (it splits only requests its matches take: ask with --method, --path or --header)"
-            )
-        route.append(f"{service_key}: TrafficSplit {split.origin} does not apply to this{on}{hint}")
+        route.append(f"{service_key}: TrafficSplit {split.origin} {_not_split(here, probe, on)}")
         return (service_key,)
     route.append(f"{service_key}: TrafficSplit {split.origin} sends this{on} to {_shares(here)}")
     return tuple(b.service for b in here.backends if b.weight > 0)
+
+
+def _not_split(split: IndexedSplit, probe: Probe, on: str) -> str:
+    """Why the split sends what was asked about to its root, in words that say what "this"
+    is: the request, a question without one, or non-HTTP traffic."""
+    if not split.matchers:  # no backend with a positive weight (the compiler drops such splits)
+        return f"gives no backend any traffic{on}"
+    if probe.is_request:
+        return f"does not apply to this request{on}: none of its matches takes it"
+    if probe.protocol == "http":
+        return (
+            f"does not apply here{on}: it splits only the requests its matches take (ask with "
+            "--method, --path or --header)"
+        )
+    return f"does not apply to {probe.protocol} traffic{on}: it splits only HTTP requests"
 
 
 def _shares(split: IndexedSplit) -> str:
@@ -309,9 +352,10 @@ def _serving(context: Sequence[Any], key: str, *, td: str, route: list[str]) -> 
     from smi.compiler.workloads import service_identities
 
     found = service_identities(context, key, trust_domain=td)
-    if found is not None:
-        names = ", ".join(short(i, td) for i in found) or "no workload in the files"
-        route.append(f"{key}: selects ServiceAccount(s) {names}")
+    if found:
+        route.append(f"{key}: selects ServiceAccount(s) {', '.join(short(i, td) for i in found)}")
+    elif found is not None:
+        route.append(f"{key}: selects no workload in the files")
     if found:
         return found
     route.append(f"{key}: taken as a ServiceAccount")

@@ -4,7 +4,7 @@ The verdict always comes from `authorize` — the function every proxy runs — 
 can never disagree with enforcement. This module only reads the index to say *why*: which
 TrafficTarget and match allowed it, or for a deny, which sources, ports or matches were close
 (for a route miss, the match that failed the fewest conditions: "closest match: buy-a-book
-(method GET)").
+(needs method GET)").
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from smi.compiler.ir.decide import authorize
 from smi.compiler.ir.decision import Decision, Protocol
 from smi.compiler.ir.index import HttpEntry, PolicyIndex, PortGrant, SourceView
-from smi.compiler.ir.matching import request_path
+from smi.compiler.ir.matching import (
+    HttpMatcher,
+    RegexError,
+    compile_regex,
+    path_readings,
+    request_path,
+)
 from smi.compiler.ir.model import HttpMatch
 from smi.errors import Diagnostic
 
@@ -51,12 +57,17 @@ class Verdict:
     destination: str
     decision: Decision
     because: tuple[str, ...]
+    # What the headline says the verdict is about: `Probe.describe`, except when only some
+    # HTTP requests are allowed, where "anything on port N" after ALLOW would claim too much.
+    asked: str
     allowed_routes: tuple[str, ...] = ()
     limited: bool = False  # some HTTP requests are allowed, but not any traffic
 
     @property
     def allowed(self) -> bool:
-        """What deny mode would do: audit-mode would-denies count as denies here."""
+        """What deny mode would do: audit-mode would-denies count as denies here. A limited
+        verdict counts as allowed: asked "what may it do on this port?", the answer is
+        "something" (its headline says "some HTTP requests", never "anything")."""
         return self.limited or (self.decision.allowed and not self.decision.would_deny)
 
 
@@ -106,20 +117,47 @@ def explain(
     if view is not None and not probe.is_request and probe.protocol == "http":
         routes = _routes(view, probe.port)
     limited = decision.reason == "protocol-not-allowed" and bool(routes)
+    asked = probe.describe()
     if decision.reason == "permissive":
         because: tuple[str, ...] = (
             "permissive mode: policies are inert and every request is allowed",
         )
     elif decision.reason == "allow":
         because = (_allowed_by(decision, probe),)
-    elif limited:
-        because = (f"not any traffic, but these HTTP requests on port {probe.port}:",)
+    elif limited and view is not None:
+        asked, only = _http_only(view, probe.port)
+        because = (only,)
     else:
         because = _denied(index, decision, source=source, destination=destination, probe=probe)
         because += _notes(skipped, destination, td)
     if decision.would_deny and not limited:
         because += ("audit mode: this would be denied in deny mode; it is not enforced",)
-    return Verdict(source, destination, decision, because, routes, limited)
+    return Verdict(source, destination, decision, because, asked, routes, limited)
+
+
+def _http_only(view: SourceView, port: int) -> tuple[str, str]:
+    """(headline, reason) when only HTTP may pass on `port`: "anything on port N" after ALLOW
+    claimed any traffic, and a script reading the headline took it for an unrestricted allow.
+    "any HTTP request" when one match takes every request, "some HTTP requests" otherwise."""
+    every = any(
+        (e.ports is None or port in e.ports) and _takes_every_request(e.matcher)
+        for e in view.entries
+    )
+    if every:
+        return (
+            f"any HTTP request on port {port}, no other traffic",
+            "any HTTP request, by the matches below; traffic that is not HTTP is denied:",
+        )
+    return (
+        f"some HTTP requests on port {port} (listed below)",
+        "only these HTTP requests; any other request, and traffic that is not HTTP, is denied:",
+    )
+
+
+def _takes_every_request(m: HttpMatcher) -> bool:
+    return (
+        m.any_method and m.path is None and m.prefix in ("", "/") and not m.headers and not m.broken
+    )
 
 
 def _allowed_by(decision: Decision, probe: Probe) -> str:
@@ -155,31 +193,98 @@ def _denied(
     view = dest.by_source[source]
     tts = ", ".join(view.origins)
     if decision.reason == "no-route-match":
-        return (
-            f"source in sources ({tts}) but no match for {_request(probe)}{_closest(view, probe)}",
-        )
+        return _route_miss(view, probe, tts)
+    coverage = f"its rules cover: {_coverage(view)}"
+    if decision.reason == "protocol-not-allowed":
+        return (_wrong_protocol(view, probe, tts), coverage)
+    return (f"source in sources ({tts}) but {decision.detail}", coverage)
+
+
+def _wrong_protocol(view: SourceView, probe: Probe, tts: str) -> str:
+    """Said from the grants, not from `decision.detail`: "port 8080 is open to this source, but
+    not for tcp" after "source in sources (...) but" read as two objections."""
+    kinds = (("HTTP requests", view.http), ("tcp traffic", view.tcp), ("udp traffic", view.udp))
+    open_for = [name for name, grant in kinds if grant.lookup(probe.port) is not None]
+    asked = "HTTP" if probe.is_request else f"{'udp' if probe.protocol == 'udp' else 'tcp'} traffic"
     return (
-        f"source in sources ({tts}) but {decision.detail}",
-        f"its rules cover: {_coverage(view)}",
+        f"source in sources ({tts}), but on port {probe.port} its rules allow only "
+        f"{' and '.join(open_for)}, not {asked}"
     )
 
 
-def _request(probe: Probe) -> str:
-    return f"{probe.method or 'GET'} {request_path(probe.path or '/')}"
+def _request(probe: Probe, path: str | None = None) -> str:
+    return f"{probe.method or 'GET'} {path or request_path(probe.path or '/')}"
 
 
-def _closest(view: SourceView, probe: Probe) -> str:
-    best: tuple[int, HttpEntry, list[str]] | None = None
+def _route_miss(view: SourceView, probe: Probe, tts: str) -> tuple[str, ...]:
+    """No match for the request, or (see `path_readings`) a match for the path as written but
+    none for another path an application may read it as: then that reading is the miss, and
+    the match that took the written path is named, so the deny does not look like a bug."""
     path = request_path(probe.path or "/")
+    taken = _taking(view, probe, path)
+    readings = path_readings(probe.path or "/") if taken is not None else ()
+    missed = [r for r in readings if r != path and _taking(view, probe, r) is None]
+    if taken is None or not missed:
+        return (
+            f"source in sources ({tts}) but no match for {_request(probe)}"
+            f"{_closest(view, probe, path)}",
+        )
+    # No closest match for the reading: it would be a guess, and the match that took the path
+    # as written is the one the author expected to allow.
+    return (
+        f"source in sources ({tts}) but no match for {_request(probe, missed[0])} (as an "
+        f"application may read {path})",
+        f"match {match_name(taken.matcher.origin)} takes {path} as written, but a request is "
+        "allowed only if every reading of its path is",
+    )
+
+
+def _taking(view: SourceView, probe: Probe, path: str) -> HttpEntry | None:
+    """The first entry that allows the probe with `path` (already normalised)."""
     for entry in view.entries:
-        failures = entry.matcher.failures(probe.method or "GET", path, probe.headers)
-        if entry.ports is not None and probe.port not in entry.ports:
-            failures.append("port " + ",".join(str(p) for p in sorted(entry.ports)))
-        if best is None or len(failures) < best[0]:
-            best = (len(failures), entry, failures)
-    if best is None:
+        if not _failures(entry, probe, path):
+            return entry
+    return None
+
+
+def _failures(entry: HttpEntry, probe: Probe, path: str) -> list[str]:
+    failures = entry.matcher.failures(probe.method or "GET", path, probe.headers)
+    if entry.ports is not None and probe.port not in entry.ports:
+        failures.append("port " + ",".join(str(p) for p in sorted(entry.ports)))
+    return failures
+
+
+def _closest(view: SourceView, probe: Probe, path: str) -> str:
+    """The match failing the fewest conditions; on a tie, one whose path would match but for
+    case (`/API` for `/api/.*`), since that is the likeliest slip, else the first."""
+    best: tuple[tuple[int, bool], HttpEntry, list[str], bool] | None = None
+    for entry in view.entries:
+        failures = _failures(entry, probe, path)
+        case_only = _matches_but_for_case(entry, path, failures)
+        rank = (len(failures), not case_only)
+        if best is None or rank < best[0]:
+            best = (rank, entry, failures, case_only)
+    if best is None or not best[2]:
         return ""
-    return f"; closest match: {match_name(best[1].matcher.origin)} ({', '.join(best[2])})"
+    _, entry, failures, case_only = best
+    return f"; closest match: {match_name(entry.matcher.origin)} ({_needs(failures, case_only)})"
+
+
+def _needs(failures: list[str], case_only: bool) -> str:
+    """ "needs method GET, path /books": the conditions the request fails, as requirements
+    (a bare "(path /any)" after a match named `any` read as a description of the request)."""
+    text = "needs " + ", ".join(failures)
+    return text + ", and paths are case-sensitive" if case_only else text
+
+
+def _matches_but_for_case(entry: HttpEntry, path: str, failures: list[str]) -> bool:
+    regex = entry.matcher.match.path_regex
+    if regex is None or f"path {regex}" not in failures:
+        return False
+    try:
+        return compile_regex(f"(?i:{regex})").match(path) is not None
+    except RegexError:
+        return False
 
 
 def _grant(name: str, grant: PortGrant) -> str | None:

@@ -38,7 +38,7 @@ def test_route_miss_names_the_closest_match(run_cli: RunCli) -> None:
     assert out.endswith(
         "DENY bookbuyer/bookbuyer -> bookstore/bookstore: POST /buy-a-book/new on port 14001\n"
         "  source in sources (bookstore/TrafficTarget/bookstore) but no match for "
-        "POST /buy-a-book/new; closest match: buy-a-book (method GET)\n"
+        "POST /buy-a-book/new; closest match: buy-a-book (needs method GET)\n"
     )
 
 
@@ -49,7 +49,7 @@ def test_missing_header_is_the_reason(run_cli: RunCli) -> None:
         "--header", "User-Agent=go-http-client/1.1",
     )  # fmt: skip
     assert code == 1
-    assert "closest match: books-bought (header client-app: bookbuyer)" in out
+    assert "closest match: books-bought (needs header client-app: bookbuyer)" in out
     code, _, _ = run_cli(
         "explain", "-f", BOOKSTORE, "--from", "bookbuyer/bookbuyer", "--to",
         "bookstore/bookstore", "--method", "GET", "--path", "/books-bought",
@@ -107,8 +107,10 @@ def test_what_may_it_do_lists_the_http_routes(run_cli: RunCli) -> None:
     )
     assert code == 0
     assert out == SPLIT_LINES + (
-        "ALLOW bookbuyer/bookbuyer -> bookstore/bookstore: anything on port 14001\n"
-        "  not any traffic, but these HTTP requests on port 14001:\n"
+        "ALLOW bookbuyer/bookbuyer -> bookstore/bookstore: some HTTP requests on port 14001 "
+        "(listed below)\n"
+        "  only these HTTP requests; any other request, and traffic that is not HTTP, is "
+        "denied:\n"
         "    GET /books-bought$ [client-app=~bookbuyer, user-agent=~.*-http-client/.*]  "
         "(books-bought, bookstore/TrafficTarget/bookstore)\n"
         "    GET /buy-a-book/new$  (buy-a-book, bookstore/TrafficTarget/bookstore)\n"
@@ -159,7 +161,8 @@ def test_split_with_matches_that_do_not_apply(run_cli: RunCli, bookstore_dir: Pa
     assert code == 0
     assert out.startswith(
         "bookstore/bookstore: TrafficSplit bookstore/TrafficSplit/bookstore-split does not "
-        "apply to this\nbookstore/bookstore: selects ServiceAccount(s) bookstore/bookstore\n"
+        "apply to this request: none of its matches takes it\n"
+        "bookstore/bookstore: selects ServiceAccount(s) bookstore/bookstore\n"
     )
 
 
@@ -179,8 +182,8 @@ def test_usage_errors_are_one_line(run_cli: RunCli) -> None:
     )
     assert (code, out) == (2, "")
     assert (
-        err == "smictl explain: --port is needed: --to names a ServiceAccount (or a Service "
-        "without ports)\n"
+        err == "smictl explain: --port is needed: no Service bookbuyer/bookbuyer in the files, "
+        "so --to is taken as a ServiceAccount, which has no ports (SMI2002)\n"
     )
     code, _, err = run_cli(
         "explain", "-f", BOOKSTORE, "--from", "Not An Identity", "--to", "bookstore/bookstore"

@@ -36,7 +36,7 @@ ALLOWED = (
 DENIED = (
     "DENY shop/web -> shop/api: GET /admin/users on port 8080\n"
     "  source in sources (shop/TrafficTarget/admins) but no match for GET /admin/users; "
-    "closest match: teams (header x-team: blue|green)\n"
+    "closest match: teams (needs header x-team: blue|green)\n"
 )
 
 

@@ -82,7 +82,7 @@ def test_a_split_backend_without_workloads_is_judged_as_its_service_account(
     code, out = explain(run_cli, mesh(tmp_path, SERVICES))
     assert (code, out) == (
         1,
-        SENT_TO_V2 + "shop/web-v2: selects ServiceAccount(s) no workload in the files\n"
+        SENT_TO_V2 + "shop/web-v2: selects no workload in the files\n"
         "shop/web-v2: taken as a ServiceAccount\n" + V2_DENIED,
     )
 
@@ -125,9 +125,9 @@ spec:
         "shop/web: TrafficSplit shop/TrafficSplit/web-rollout sends this to shop/web-v1 (50%), "
         "shop/web-v2 (50%)\n"
         "shop/web-v1: selects ServiceAccount(s) shop/web\n"
-        "shop/web-v2: selects ServiceAccount(s) no workload in the files\n"
+        "shop/web-v2: selects no workload in the files\n"
         "shop/web-v2: taken as a ServiceAccount\n"
-        "ALLOW shop/front -> shop/web: anything on port 8080\n"
+        "ALLOW shop/front -> shop/web: any HTTP request on port 8080, no other traffic\n"
     )
     assert out.endswith(V2_DENIED + "DENY: 1 of 2 allowed\n")
 
@@ -167,7 +167,8 @@ def test_a_split_with_matches_applies_only_to_the_requests_they_take(
     code, out = explain(run_cli, path, *ask, "--header", "X-Beta=no")
     assert code == 0, out
     assert out.startswith(
-        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout does not apply to this\n"
+        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout does not apply to this request: "
+        "none of its matches takes it\n"
     )
     assert "shop/web: taken as a ServiceAccount\n" in out
     assert "shop/web-v2" not in out
@@ -179,8 +180,8 @@ def test_a_split_with_matches_applies_only_to_the_requests_they_take(
     code, out = explain(run_cli, path, "--port", "8080")  # no request: the matches cannot tell
     assert code == 0, out
     assert out.startswith(
-        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout does not apply to this (it splits "
-        "only requests its matches take: ask with --method, --path or --header)\n"
+        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout does not apply here: it splits "
+        "only the requests its matches take (ask with --method, --path or --header)\n"
     )
 
 
