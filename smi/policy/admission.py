@@ -6,6 +6,7 @@ the other objects of the files as the inventory). Both end in the same `_decide`
 
     load the object (smi.loading) and check it (smi.compiler.checks.validate, the one
     validation path); any error                 -> 422 Invalid, one line per field path
+                                                   (at most MAX_FIELD_LINES, then a count)
     else evaluate every applicable policy:
         a deny policy's violation               -> 403 Forbidden, "[policy] message" lines
         a deny policy that fails to evaluate    -> 403 as well (fail closed, SMI5003)
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smi.compiler.checks import validate, validate_subjects
-from smi.errors import Diagnostic, errors_of, warnings_of
+from smi.errors import MAX_PATH_CHARS, Diagnostic, errors_of, escaped_line, warnings_of
 from smi.loading import LoadResult, Resource, Source, load_object
 from smi.policy.engine import EVAL_FAILED
 from smi.policy.input import (
@@ -53,6 +54,16 @@ MAX_MESSAGE = 1000
 MAX_VIOLATIONS = 100
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What the checks put into a 422 answer, which the API server relays whole to the user and the
+# audit log: each field line escaped (it quotes user input: a newline would forge a line) and at
+# most MAX_MESSAGE characters; at most MAX_FIELD_LINES lines and MAX_FIELD_LINES_TOTAL
+# characters, the rest counted in one last line. `smictl validate` lists them all.
+MAX_FIELD_LINES = 50
+MAX_FIELD_LINES_TOTAL = 10_000
+# Line breaks `escaped_line` leaves alone (it escapes C0 controls and surrogates): C1 controls
+# (NEL) and the Unicode line and paragraph separators, which some readers break lines at.
+_LINE_BREAKS = re.compile("[\x80-\x9f\u2028\u2029]")
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -93,7 +104,8 @@ class AdmissionResult:
                 "message": "\n".join(self.messages),
             }
             if self.code == INVALID:
-                status["details"] = {"causes": [_cause(d) for d in errors_of(self.diagnostics)]}
+                errors = errors_of(self.diagnostics)[:MAX_FIELD_LINES]
+                status["details"] = {"causes": [_cause(d) for d in errors]}
             response["status"] = status
         if self.warnings:
             response["warnings"] = list(self.warnings)
@@ -115,7 +127,11 @@ class AdmissionResult:
 
 
 def _cause(d: Diagnostic) -> dict[str, str]:
-    return {"field": d.path, "message": f"{d.message} ({d.code})", "reason": "FieldValueInvalid"}
+    return {
+        "field": _visible(d.path, MAX_PATH_CHARS),
+        "message": f"{_visible(d.message, MAX_MESSAGE)} ({d.code})",
+        "reason": "FieldValueInvalid",
+    }
 
 
 def admit(
@@ -274,8 +290,10 @@ def _policy_lines(
             items.append((f"... and {more} more violations", "", d.policy.code))
         if d.error is not None:
             items.append((one_line(f"policy evaluation failed: {d.error}"), "", EVAL_FAILED))
+        # The name is the policy's directory, which may hold any character a file name can.
+        name = one_line(d.policy.name)
         for msg, path, code in items:
-            line = f"[{d.policy.name}] {msg}"
+            line = f"[{name}] {msg}"
             (denials if deny else warned).append(line)
             diag = Diagnostic(
                 code=code, message=line, path=path, severity="error" if deny else "warning"
@@ -292,7 +310,7 @@ def _invalid(
         uid=uid,
         allowed=False,
         code=INVALID,
-        messages=tuple(_field_line(d) for d in errors),
+        messages=_bounded_lines([_field_line(d) for d in errors]),
         warnings=tuple(_field_line(d) for d in warnings_of(found)),
         diagnostics=tuple(found),
         object_ref=object_ref,
@@ -310,8 +328,32 @@ def _not_smi(uid: str, loaded: LoadResult) -> AdmissionResult:
 
 
 def _field_line(d: Diagnostic) -> str:
-    """`spec.backends[1].weight: reason (SMI2103)`: one line per field path."""
-    return f"{d.path}: {d.message} ({d.code})" if d.path else f"{d.message} ({d.code})"
+    """`spec.backends[1].weight: reason (SMI2103)`: one line per field path, user input in it
+    escaped as `smictl validate` prints it (`\\n`), a long path or reason cut, the code kept."""
+    path = f"{_visible(d.path, MAX_PATH_CHARS)}: " if d.path else ""
+    return f"{_visible(path + d.message, MAX_MESSAGE)} ({d.code})"
+
+
+def _visible(text: str, limit: int) -> str:
+    """`text` on one line, control characters and line separators as visible escapes, cut at
+    `limit` characters with an ellipsis."""
+    line = _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], escaped_line(text))
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
+def _bounded_lines(lines: Sequence[str]) -> tuple[str, ...]:
+    """The first lines of a 422 answer, within MAX_FIELD_LINES and MAX_FIELD_LINES_TOTAL
+    characters, then how many were left out and where to see them."""
+    kept: list[str] = []
+    total = 0
+    for line in lines:
+        if len(kept) == MAX_FIELD_LINES or total + len(line) > MAX_FIELD_LINES_TOTAL:
+            break
+        kept.append(line)
+        total += len(line)
+    if len(kept) < len(lines):
+        kept.append(f"... and {len(lines) - len(kept)} more (run smictl validate for all)")
+    return tuple(kept)
 
 
 def _request_kind(request: AdmissionRequestLike) -> str:

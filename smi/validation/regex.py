@@ -59,8 +59,17 @@ def re2_problem(pattern: str) -> str | None:
     try:
         re2.compile(pattern)
     except Exception as exc:
-        return str(exc) or type(exc).__name__
+        return _visible(str(exc) or type(exc).__name__)
     return None
+
+
+def _visible(text: str) -> str:
+    """`text` with every unprintable character as its escape (`\\n`, `\\x85`, `\\u2028`). RE2's
+    reasons quote the pattern raw (`missing ): /a(<newline>...`), and a diagnostic is one line
+    wherever it goes: a newline in it would forge a line of its own in an admission answer."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def end_anchored(path_regex: str) -> bool:
