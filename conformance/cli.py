@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     run_p.add_argument(
         "--target", default="inproc", help="inproc, webhook, proxy, or all (default: inproc)"
     )
-    _selection_args(run_p)
+    _selection_args(run_p, verb="run")
     run_p.add_argument(
         "--report", type=_path, default=None, metavar="DIR", help="write the four reports into DIR"
     )
@@ -36,18 +36,18 @@ def register(sub: Any) -> None:
     )
     run_p.set_defaults(func=run_command)
     list_p = inner.add_parser("list", help="list the scenarios a selection picks")
-    _selection_args(list_p)
+    _selection_args(list_p, verb="list")
     list_p.set_defaults(func=list_command)
     p.set_defaults(func=lambda _args: _usage(p))
 
 
-def _selection_args(p: argparse.ArgumentParser) -> None:
+def _selection_args(p: argparse.ArgumentParser, *, verb: str) -> None:
     p.add_argument(
         "--scenario",
         action="append",
         default=None,
         metavar="GLOB",
-        help="scenario names to run, e.g. 'split/*' (repeatable; default: all)",
+        help=f"scenario names to {verb}, e.g. 'split/*' (repeatable; default: all)",
     )
     p.add_argument(
         "--dir",

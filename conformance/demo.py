@@ -93,6 +93,13 @@ def parse(argv: list[str] | None) -> Options:
     )
 
 
+def smictl_command() -> str:
+    """How to run smictl from the shell the demo was started in: `make demo` runs it from
+    .venv, which is not on PATH, so a bare `smictl` in the printed hint was not found."""
+    beside = Path(sys.executable).parent / "smictl"
+    return str(beside) if beside.is_file() else f"{sys.executable} -m smi.cli"
+
+
 class Demo:
     def __init__(self, opts: Options, workdir: Path, out: TextIO) -> None:
         self.opts = opts
@@ -230,7 +237,8 @@ class Demo:
             "http://catalog.shop/products/1",
             f"  denied (403)    curl -x http://127.0.0.1:{intr.outbound} "
             "http://catalog.shop/products/1",
-            f"  apply a change  smictl apply --server {self.plane.url} --ca {self.plane.ca_file} "
+            f"  apply a change  {smictl_command()} apply --server {self.plane.url} "
+            f"--ca {self.plane.ca_file} "
             f"-f {self.opts.examples / 'changes' / '3-half-way.yaml'}",
             "",
             "  proxy admin (metrics, ready, config):",

@@ -73,7 +73,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="CA certificate(s) of the control plane's serving certificate (default: --ca)",
     )
-    add("--control-plane-ca-pem", default=_env("CONTROL_PLANE_CA_PEM"), metavar="PEM")
+    add(
+        "--control-plane-ca-pem",
+        default=_env("CONTROL_PLANE_CA_PEM"),
+        metavar="PEM",
+        help="the same, inline (not a file)",
+    )
     add("--cert", default=_env("CERT"), metavar="FILE", help="workload certificate, PEM")
     add("--key", default=_env("KEY"), metavar="FILE", help="workload key, PEM")
     add(
@@ -100,10 +105,28 @@ def register(subparsers: Any) -> None:
         help="listen address of the outbound listeners (default 127.0.0.1: they send as this "
         "workload, so only its own pod may reach them)",
     )
-    add("--admin-bind", default=_env("ADMIN_BIND", "127.0.0.1"))
+    add(
+        "--admin-bind",
+        default=_env("ADMIN_BIND", "127.0.0.1"),
+        help="listen address of the admin listener (default 127.0.0.1)",
+    )
     add("--app-host", default=_env("APP_HOST", "127.0.0.1"), help="where the app listens")
-    _number(p, "max-header-bytes", 32768, _COUNT, metavar="BYTES")
-    _number(p, "max-headers", 100, _COUNT, metavar="N")
+    _number(
+        p,
+        "max-header-bytes",
+        32768,
+        _COUNT,
+        metavar="BYTES",
+        help="largest request head (and trailers) accepted, else 431 (default 32768)",
+    )
+    _number(
+        p,
+        "max-headers",
+        100,
+        _COUNT,
+        metavar="N",
+        help="most header lines in a request head accepted, else 431 (default 100)",
+    )
     for name, default, what in (
         ("header-timeout", 10.0, "to read a request head (408)"),
         ("body-timeout", 30.0, "between request body reads (408)"),
@@ -151,11 +174,19 @@ def register(subparsers: Any) -> None:
         help="write the bound ports here as JSON once listening (useful with port 0)",
     )
     add("--access-log", default=_env("ACCESS_LOG"), metavar="FILE|-", help="JSON access log")
-    _number(p, "access-log-sample", 1.0, _FRACTION, metavar="FRACTION")
+    _number(
+        p,
+        "access-log-sample",
+        1.0,
+        _FRACTION,
+        metavar="FRACTION",
+        help="share of requests written to the access log, 0 to 1 (default 1: every one)",
+    )
     add(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
+        help="default: info",
     )
     p.set_defaults(func=run)
 

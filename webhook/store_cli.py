@@ -384,10 +384,29 @@ def register_get(sub: Any) -> None:
         "kind", type=_kind, help="kind, plural, lower-case or short name (ts, trafficsplits, all)"
     )
     # None when not given: argparse would run `_name` on a string default.
-    p.add_argument("name", nargs="?", default=None, type=_name)
-    p.add_argument("-n", "--namespace", default="default", type=flags.namespace)
-    p.add_argument("-A", "--all-namespaces", action="store_true")
-    p.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    p.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        type=_name,
+        help="one object of the kind (default: every one)",
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        type=flags.namespace,
+        help="the namespace to list (default: %(default)s)",
+    )
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "yaml", "json"],
+        default="table",
+        help="table, or the objects as a YAML or JSON List (one object with NAME) "
+        "(default: %(default)s)",
+    )
     _client_flags(p)
     p.set_defaults(func=run_get)
 
@@ -471,9 +490,19 @@ def run_get(args: argparse.Namespace) -> int:
     elif args.output == "yaml":
         doc = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
         print(yaml.dump(doc, Dumper=Dumper, sort_keys=False), end="")
-    else:
+    elif items:
         print(table(items))
+    else:
+        print(_none_found(query.get("namespace")))
     return EXIT_OK
+
+
+def _none_found(namespace: str | None) -> str:
+    """kubectl's words for an empty list, which name the namespace looked in: `No resources
+    found.` alone read as "the store is empty" when only `-n` (default: default) was wrong."""
+    if namespace is None:  # -A, or the cluster-scoped Namespace
+        return "No resources found."
+    return f"No resources found in {namespace} namespace."
 
 
 def table(items: Sequence[dict[str, Any]]) -> str:

@@ -37,7 +37,14 @@ def register(sub: Any) -> None:
         "its routes. Everything not listed is denied.",
     )
     add_input_arguments(p, mode=False)
-    p.add_argument("-o", "--output", choices=["md", "dot", "svg", "png"], default="md")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["md", "dot", "svg", "png"],
+        default="md",
+        help="md: a Markdown table and grid; dot: a Graphviz graph; svg, png: that graph drawn "
+        "by Graphviz's dot (default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 

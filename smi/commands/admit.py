@@ -19,11 +19,16 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smi.commands import flags
+from smi.commands.policy_cmd import empty_policy_dirs
+from smi.commands.validate import STRICT_HELP, plural, service_notes
 from smi.errors import Diagnostic, SMIError, escaped_line
 from smi.policy.report import FORMATS
+
+if TYPE_CHECKING:
+    from smi.policy.report import AdmitReport
 
 
 def register(sub: Any) -> None:
@@ -63,11 +68,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="YAML/JSON mapping: data.parameters",
     )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="treat dangling references (routes, matches, Services) as errors",
-    )
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -75,7 +76,11 @@ def register(sub: Any) -> None:
         help="report format: text, json, junit (XML), sarif (2.1.0) or github (annotations)",
     )
     p.add_argument(
-        "-o", "--output", type=flags.path_text, metavar="FILE", help="write the report to FILE"
+        "-o",
+        "--output",
+        type=_report_file,
+        metavar="FILE",
+        help="write the report to FILE (the format is --format's)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="text/github: errors only")
     p.add_argument(
@@ -107,6 +112,19 @@ def register(sub: Any) -> None:
         help="namespace of objects that name none (default: %(default)s)",
     )
     p.set_defaults(func=run)
+
+
+def _report_file(text: str) -> str:
+    """argparse type of -o: a file name. Every other command's `-o` picks the format, so
+    `admit -o json` wrote the text report into a file named `json` and passed; a format name
+    is refused, and `-o ./json` still names such a file."""
+    flags.path_text(text)
+    if text in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: admit writes its report to the file -o names; for the format use "
+            f"--format {text} (or -o ./{text} for a file of that name)"
+        )
+    return text
 
 
 def _opa_url(text: str) -> str:
@@ -211,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         remote_ca=_remote_ca(args),
         remote_token=_remote_token(args),
     )
+    for line in empty_policy_dirs(args.policies, policies.policies):
+        print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
@@ -230,8 +250,25 @@ def run(args: argparse.Namespace) -> int:
             return 1
     else:
         sys.stdout.write(text)
-    print(report.summary_line(), file=sys.stderr)
+    if args.strict:
+        for note in service_notes(loaded.resources, loaded.context):
+            print(note, file=sys.stderr)
+    print(summary_line(report), file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def summary_line(report: AdmitReport) -> str:
+    """The last line on standard error, `smictl admit: ok: 1 object (...)`, counted in words
+    as `validate`'s summary is (not `1 objects`)."""
+    s = report.summary()
+    parts = [f"{s['allowed']} allowed", f"{s['denied']} denied", f"{s['invalid']} invalid"]
+    if s["load_errors"]:
+        parts.append(plural(s["load_errors"], "load error"))
+    verdict = "ok" if report.ok else "FAILED"
+    return (
+        f"smictl admit: {verdict}: {plural(s['objects'], 'object')} ({', '.join(parts)}), "
+        f"{plural(s['warnings'], 'warning')}, {plural(s['policies'], 'policy', 'policies')}"
+    )
 
 
 def write_atomically(target: Path, data: bytes) -> None:

@@ -11,7 +11,9 @@ and exit 1.
 
 `smictl policy list [--policies DIR]...` prints each admission policy: name, code,
 enforcement, kinds and title (or JSON with -o json), after the checks `admit` and `serve` run
-when they load the set: a set they would refuse is refused here too (exit 1).
+when they load the set: a set they would refuse is refused here too (exit 1). A --policies DIR
+that holds no policy is a warning on standard error, in `admit` too, and a list of none says
+`no policies` there.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from smi.commands import flags
+
+if TYPE_CHECKING:
+    from smi.policy.modules import PolicyInfo
 
 RULE = "-" * 80
 
@@ -61,9 +67,26 @@ def register(sub: Any) -> None:
     t.set_defaults(func=run_test)
 
     ls = actions.add_parser("list", help="list the admission policies that would be loaded")
-    ls.add_argument("--policies", action="append", default=[], type=flags.path_text, metavar="DIR")
-    ls.add_argument("--no-shipped-policies", action="store_true")
-    ls.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    ls.add_argument(
+        "--policies",
+        action="append",
+        default=[],
+        type=flags.path_text,
+        metavar="DIR",
+        help="a directory of Rego policies (<area>/<policy>/policy.rego), as admit's; repeatable",
+    )
+    ls.add_argument(
+        "--no-shipped-policies",
+        action="store_true",
+        help="leave out the policies that ship with smictl",
+    )
+    ls.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text: one line per policy; json: every field of each (default: %(default)s)",
+    )
     ls.set_defaults(func=run_list)
 
 
@@ -153,11 +176,30 @@ def run_list(args: argparse.Namespace) -> int:
         # "Would be loaded" only if admit and serve would load them: the compile and probe
         # they run (PolicySet.from_modules → EmbeddedEngine), without starting an evaluator.
         check(modules, entrypoints=[p.entrypoint for p in infos], data={"parameters": {}})
+    for line in empty_policy_dirs(args.policies, infos):
+        print(line, file=sys.stderr)
     if args.output == "json":
         json.dump([p.to_json() for p in infos], sys.stdout, indent=2)
         print()
         return 0
+    if not infos:  # not a silent success: `admit` would check nothing but built-in rules
+        print("no policies", file=sys.stderr)
     for p in infos:
         kinds = ",".join(p.kinds) or "*"
         print(f"{p.name:<28} {p.code:<9} {p.enforcement:<5} {kinds:<28} {p.title}")
     return 0
+
+
+def empty_policy_dirs(dirs: Sequence[str], policies: Sequence[PolicyInfo]) -> list[str]:
+    """A warning for each `--policies DIR` that gave no policy (`admit` and `policy list`): an
+    empty or mistyped directory (`--policies org-polices/` beside `org-policies/`) loaded
+    nothing and said nothing, and the gate then ran without the policies it was meant to."""
+    from smi.errors import escaped_line
+
+    files = [Path(p.file).resolve() for p in policies]
+    out: list[str] = []
+    for d in dict.fromkeys(dirs):
+        root = Path(d).resolve()
+        if not any(f == root or f.is_relative_to(root) for f in files):
+            out.append(escaped_line(f"warning: --policies {d}: no .rego policy files"))
+    return out

@@ -12,7 +12,14 @@ from smi import __version__
 
 def register(sub: Any) -> None:
     p = sub.add_parser("version", help="print the version and the supported SMI versions")
-    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text: a table; json: {version, smi: {group: {kind: [versions]}}} "
+        "(default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 

@@ -3,7 +3,8 @@
 Per-object hard checks come from `smi.validation.check_resource`; the checks here need the
 whole set: rule -> route and match names, one TrafficSplit per root service per namespace,
 split matches -> HTTPRouteGroups, backend Services and their ports when the set holds
-Services, and an object defined twice (an error when the copies differ, as `smictl apply`
+Services in the split's namespace (`services_unchecked` names the namespaces where it holds
+none), and an object defined twice (an error when the copies differ, as `smictl apply`
 refuses them). References may point at objects that do not exist yet (the spec allows any order
 of creation), so those are warnings; `strict=True` makes them errors (`smictl admit --strict`).
 
@@ -359,6 +360,19 @@ def _backend_refs(
                 f"service {root!r}; it gets no traffic on {'it' if len(missing) == 1 else 'them'}",
                 path=at,
             )
+
+
+def services_unchecked(
+    resources: Sequence[Resource], context: Sequence[ContextObject] = ()
+) -> list[str]:
+    """Namespaces whose TrafficSplits' Services (root and backends) `_backend_refs` leaves
+    unchecked, because the set holds no Service there, sorted. Checking them anyway would flood
+    a repository of SMI manifests alone (Services rendered elsewhere, by Helm) with SMI3004 and
+    SMI3007, so the rule stays; `--strict` names these namespaces, so that a pass is not read as
+    "every Service a split names exists"."""
+    with_services = {c.namespace for c in context if c.kind == "Service"}
+    splits = {r.namespace for r in resources if isinstance(r.obj, TrafficSplit)}
+    return sorted(splits - with_services)
 
 
 def _join(ports: Sequence[int]) -> str:

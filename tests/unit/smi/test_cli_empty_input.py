@@ -240,7 +240,7 @@ def test_admit_fails_an_input_without_objects(
     assert code == 1
     assert out.splitlines() == [f"{name}: {NO_OBJECTS} (SMI1012)"]
     assert err[-1].startswith("smictl admit: FAILED: 0 objects (")
-    assert "1 load errors" in err[-1]
+    assert "1 load error)" in err[-1]
 
 
 def test_admit_json_report_names_the_problem(

@@ -368,7 +368,7 @@ def test_a_path_in_the_server_url_is_kept(
 
     code, err, out = run(capsys, "get", "services", "--server", fake(behind_a_prefix) + "/smictl/")
     assert code == 0, err  # before: the prefix was dropped and the request went to /apis/...
-    assert out.strip() == "No resources found."
+    assert out.strip() == "No resources found in default namespace."
 
 
 def test_delete_needs_one_kind(capsys: pytest.CaptureFixture[str]) -> None:

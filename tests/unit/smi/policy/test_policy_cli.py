@@ -68,7 +68,7 @@ def manifests(tmp_path: Path) -> Path:
 def test_admit_allowed_files_exit_0(run_cli: RunCli) -> None:
     code, out, err = run_cli("admit", "-f", str(SAMPLES / "allowed.yaml"))
     assert (code, out) == (0, "")
-    assert err.startswith("smictl admit: ok: 1 objects (1 allowed, 0 denied, 0 invalid)")
+    assert err.startswith("smictl admit: ok: 1 object (1 allowed, 0 denied, 0 invalid)")
 
 
 def test_admit_text_names_file_line_and_reason_and_exits_1(
@@ -82,7 +82,7 @@ def test_admit_text_names_file_line_and_reason_and_exits_1(
     assert f"{denied} match admin: /admin is not end-anchored (ACME2)" in lines
     invalid = f"{manifests}/c-invalid.yaml:11: spec.backends[0].weight:"
     assert f"{invalid} must be an integer >= 0 (got -5) (SMI2103)" in lines
-    assert "FAILED: 3 objects (1 allowed, 1 denied, 1 invalid, 1 load errors)" in err
+    assert "FAILED: 3 objects (1 allowed, 1 denied, 1 invalid, 1 load error)" in err
 
 
 def test_admit_json_has_a_verdict_per_object(

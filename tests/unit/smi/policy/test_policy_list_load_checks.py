@@ -60,5 +60,5 @@ def test_list_of_no_policies_is_empty(tmp_path: Path, run_cli: RunCli) -> None:
     assert run_cli("policy", "list", "--no-shipped-policies", "--policies", str(tmp_path)) == (
         0,
         "",
-        "",
+        f"warning: --policies {tmp_path}: no .rego policy files\nno policies\n",
     )
