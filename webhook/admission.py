@@ -11,12 +11,15 @@ off). Any other metadata-only UPDATE is ratcheted: the problems the stored objec
 become warnings. Warnings are bounded in `webhook.reviews`.
 
 /mutate injects the sidecar into Pods that opt in (`webhook.injection`), as a JSON Patch;
-/mutate/namespace-opted-in is the same for the webhook that selects labelled namespaces.
+/mutate/namespace-opted-in is the same for the webhook that selects labelled namespaces. Pods
+in an excluded namespace or created by the control plane's own ServiceAccount are admitted
+uninjected, with the reason.
 A body that is not an AdmissionReview gets a 400 with the reason, never a 500.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -29,6 +32,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import SMIError
+from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
 from smi.policy.input import Inventory
 from webhook import logs
 from webhook.injection import INJECT_KEY, InjectionConfig, decide
@@ -171,10 +175,25 @@ def _bypass(plane: ControlPlane, review: AdmissionReview) -> str:
             f"namespace {review.namespace} is excluded from smictl admission "
             "(SMI_WEBHOOK_EXCLUDED_NAMESPACES)"
         )
-    ns, _, sa = settings.service_account.partition("/")
-    if review.username == f"system:serviceaccount:{ns}:{sa}":
-        return f"request by the control plane's own service account {settings.service_account}"
+    own = _own_account(settings.service_account)
+    if own is not None and review.username == own[0]:
+        return f"request by the control plane's own service account {own[1]}"
     return ""
+
+
+@functools.lru_cache(maxsize=4)  # one setting per process: parsed once, not per review
+def _own_account(service_account: str) -> tuple[str, str] | None:
+    """(the Kubernetes username, `ns/sa`) of the control plane's own ServiceAccount, in either
+    form `serve --service-account` accepts (`ns/sa` or its SPIFFE ID), or None when the setting
+    names none (preflight refuses that; a Settings built in code may still hold it). Parsed as
+    preflight parses it: splitting the text at its first "/" read a SPIFFE ID as namespace
+    `spiffe:`, and the bypass was silently off."""
+    try:
+        identity = Identity.parse(service_account, trust_domain=DEFAULT_TRUST_DOMAIN)
+    except IdentityError:
+        return None
+    username = f"system:serviceaccount:{identity.namespace}:{identity.service_account}"
+    return username, identity.short
 
 
 @bp.post("/mutate")
@@ -210,7 +229,10 @@ def mutate_review(
         return admission_response(review, allowed=True), "skipped", reason
     bypass = _bypass(plane, review)
     if bypass:
-        return admission_response(review, allowed=True), "skipped", bypass
+        # In the answer too, as /validate gives its bypasses: whoever reads the review (a
+        # webhook recorder, a test harness) learns why the pod has no proxy, not only this log.
+        reason = f"not injected: {bypass}"
+        return admission_response(review, allowed=True, message=reason), "skipped", reason
     pod = review.request.get("object") or {}
     meta = pod.get("metadata")
     meta = meta if isinstance(meta, dict) else {}

@@ -64,8 +64,11 @@ PROXY_UID = 1337
 # native sidecar's startup probe (then the kubelet restarts it, and the app still waits) and
 # the postStart hook of the regular container (then the kubelet kills it and the app starts).
 STARTUP_SECONDS = 60
-# Regular-container placement only: how long the proxy's preStop hook delays its SIGTERM.
+# Regular-container placement only: how long the proxy's preStop hook delays its SIGTERM, and
+# the most a pod may ask (2^31 - 1 s, 68 years: the grace period clamps it long before, and
+# past about 9.2e9 s the hook's `time.sleep` would fail at once, leaving no wait at all).
 DEFAULT_WAIT_BEFORE_EXIT_SECONDS = 10
+MAX_WAIT_BEFORE_EXIT_SECONDS = 2**31 - 1
 # What the proxy needs after SIGTERM to drain requests in flight (`smictl proxy
 # --drain-timeout`, default 10 s), and the grace period of a pod that sets none.
 PROXY_DRAIN_SECONDS = 10
@@ -384,15 +387,15 @@ def _wait_before_exit(
     warnings: list[str] = []
     wait = DEFAULT_WAIT_BEFORE_EXIT_SECONDS
     raw = annotations.get(WAIT_BEFORE_EXIT_KEY)
-    unreadable: str | None = None
+    unreadable = ""
     if raw is not None:
         text = str(raw)
-        # At most 10 significant digits before int(): Python refuses more than 4300.
-        if text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 10:
-            wait = int(text)
-        else:
-            unreadable = text[:64]
+        problem = _wait_problem(text)
+        if problem:
+            unreadable = f"{WAIT_BEFORE_EXIT_KEY}={text[:64]!r} {problem}"
             raw = None
+        else:
+            wait = int(text)
     grace = spec.get("terminationGracePeriodSeconds")
     if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
         grace = DEFAULT_GRACE_SECONDS  # the API server's default, set before admission
@@ -405,15 +408,23 @@ def _wait_before_exit(
                 f"{PROXY_DRAIN_SECONDS}s to drain; raise the grace period to wait longer"
             )
         wait = budget
-    if unreadable is not None:  # said with the wait that applies, fitted or not
+    if unreadable:  # said with the wait that applies, fitted or not
         applies = f"{DEFAULT_WAIT_BEFORE_EXIT_SECONDS}s"
         if wait != DEFAULT_WAIT_BEFORE_EXIT_SECONDS:
             applies += f", fitted to terminationGracePeriodSeconds ({grace}s): {wait}s"
-        warnings.append(
-            f"{WAIT_BEFORE_EXIT_KEY}={unreadable!r} is not a whole number of seconds: the "
-            f"default applies ({applies})"
-        )
+        warnings.append(f"{unreadable}: the default applies ({applies})")
     return wait, warnings
+
+
+def _wait_problem(text: str) -> str:
+    """Why `text` is no wait the preStop hook can take, or "". A long run of digits is a whole
+    number, too large: it is told the range, not that it is no number (and never reaches
+    int(), which refuses more than 4300 digits)."""
+    if not (text.isascii() and text.isdigit()):
+        return "is not a whole number of seconds"
+    if len(text.lstrip("0")) > 10 or int(text) > MAX_WAIT_BEFORE_EXIT_SECONDS:
+        return f"is out of range (0 to {MAX_WAIT_BEFORE_EXIT_SECONDS} seconds)"
+    return ""
 
 
 def app_port(pod: Mapping[str, Any]) -> int | None:
@@ -506,6 +517,9 @@ def proxy_container(
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            # Pod Security "restricted" wants it on the pod or on every container: a pod that
+            # sets it per container only would be refused once the proxy was added without it.
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [
             {"name": CERT_VOLUME, "mountPath": CERT_DIR},

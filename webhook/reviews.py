@@ -3,14 +3,17 @@
 The API server sends `admission.k8s.io/v1` (or the older `v1beta1`) AdmissionReviews and
 `apiextensions.k8s.io/v1` ConversionReviews. A body that is not one of these, is not JSON, or is
 larger than the configured limit raises `BadReview` with a one-line reason, which the views turn
-into a 400; nothing here can produce a 500.
+into a 400; nothing here can produce a 500. "Not JSON" is RFC 8259's: Python's json module also
+reads `NaN`, `Infinity` and numbers beyond a double (as infinities), which are refused here.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -36,9 +39,18 @@ def read_json(stream: IO[bytes], *, limit: int) -> dict[str, Any]:
     if not body:
         raise BadReview("request body is empty; expected a JSON object")
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except _Refused as exc:
+        raise BadReview(str(exc)) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadReview(f"request body is not JSON: {exc}") from exc
+    except ValueError as exc:
+        # The one other ValueError: int() refusing a number longer than Python's limit, in a
+        # message that suggests `sys.set_int_max_str_digits()` to the client.
+        raise BadReview(
+            "request body is not JSON this server accepts: a number with more than "
+            f"{sys.get_int_max_str_digits()} digits"
+        ) from exc
     except RecursionError as exc:
         raise BadReview(_TOO_DEEP) from exc
     if not isinstance(doc, dict):
@@ -51,6 +63,30 @@ def read_json(stream: IO[bytes], *, limit: int) -> dict[str, Any]:
         except RecursionError as exc:
             raise BadReview(_TOO_DEEP) from exc
     return doc
+
+
+class _Refused(Exception):
+    """A token Python's json module reads and this server does not; the text is the reason."""
+
+
+def _no_constant(name: str) -> Any:
+    """`NaN`, `Infinity` and `-Infinity` are no JSON (RFC 8259 §6), though Python reads them:
+    no other JSON reader (the API server's, the Rego engine's) would take the document."""
+    raise _Refused(f"request body is not JSON: {name} is not a JSON number (RFC 8259)")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float. One beyond a double's range (`1e400`) is JSON, but Python
+    reads it as an infinity, which is `Infinity` by another name: refused too (RFC 8259 §6
+    lets a reader limit the range). Called only for numbers with a fraction or an exponent:
+    integers keep the json module's fast path."""
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused(
+            f"request body is not JSON this server accepts: the number {text[:32]} is beyond "
+            "the range of a double"
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)

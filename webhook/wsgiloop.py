@@ -392,6 +392,11 @@ class HttpProtocol(asyncio.Protocol):
             if self.server.parking is not None:
                 self.server.parking.discard(parked)
             self.resume(parked)
+        # TLS cannot stay half-open: asyncio shuts it down whatever this returns, and for True
+        # logs a plain-text line into the JSON log (each proxy that stops mid-poll). The parked
+        # poll answered above still goes out after a close_notify (not after a bare FIN).
+        if self.transport is not None and self.transport.get_extra_info("sslcontext"):
+            return None
         return True
 
     # --- httptools callbacks --------------------------------------------------------------------

@@ -24,3 +24,20 @@ def test_an_unreadable_wait_is_reported_with_the_wait_that_applies(
     got, warnings = _wait_before_exit({WAIT_BEFORE_EXIT_KEY: "-5"}, spec)
     assert got == wait
     assert len(warnings) == 1 and warnings[0].endswith(says), warnings
+
+
+@pytest.mark.parametrize("text", ["99999999999", "2147483648", "1" + "0" * 5000])
+def test_a_wait_too_large_is_told_the_range_not_that_it_is_no_number(text: str) -> None:
+    got, warnings = _wait_before_exit({WAIT_BEFORE_EXIT_KEY: text}, {})
+    assert got == 10
+    assert warnings == [
+        f"{WAIT_BEFORE_EXIT_KEY}={text[:64]!r} is out of range (0 to 2147483647 seconds): "
+        "the default applies (10s)"
+    ]
+
+
+@pytest.mark.parametrize(("text", "wait"), [("2147483647", 20), ("0002147483647", 20), ("0", 0)])
+def test_a_wait_at_the_range_bounds_is_read_and_fitted(text: str, wait: int) -> None:
+    got, warnings = _wait_before_exit({WAIT_BEFORE_EXIT_KEY: text}, {})
+    assert got == wait
+    assert all("out of range" not in w and "whole number" not in w for w in warnings)

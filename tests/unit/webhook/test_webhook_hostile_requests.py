@@ -34,6 +34,52 @@ def test_json_nested_100k_levels_deep_is_a_400(app: Flask, path: str, body: byte
     assert "nested too deeply" in r.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("path", ["/validate", "/mutate", "/convert", "/v1/data/smictl/authz"])
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (b"NaN", "request body is not JSON: NaN is not a JSON number (RFC 8259)"),
+        (b"Infinity", "request body is not JSON: Infinity is not a JSON number (RFC 8259)"),
+        (b"-Infinity", "request body is not JSON: -Infinity is not a JSON number (RFC 8259)"),
+        (
+            b"1e400",
+            "request body is not JSON this server accepts: the number 1e400 is beyond the "
+            "range of a double",
+        ),
+        (
+            b"-1e400",
+            "request body is not JSON this server accepts: the number -1e400 is beyond the "
+            "range of a double",
+        ),
+        (
+            b"1" * 5000,
+            "request body is not JSON this server accepts: a number with more than 4300 digits",
+        ),
+    ],
+    ids=["nan", "infinity", "minus-infinity", "1e400", "minus-1e400", "5000-digits"],
+)
+def test_numbers_json_has_not_are_a_400_with_a_plain_reason(
+    app: Flask, path: str, number: bytes, reason: str
+) -> None:
+    # Python's json module reads the first five as floats (nan, inf) and gave the last a
+    # reason that told the client to call `sys.set_int_max_str_digits()`.
+    client = reader_client(app)  # a workload's: the Data API asks who is calling
+    body = b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "x": ' + number
+    r = client.post(path, data=body + b"}", content_type="application/json")
+    assert r.status_code == 400, r.get_data(as_text=True)
+    answer = r.get_json()
+    assert answer.get("error", answer.get("message")) == reason  # OPA's error shape on /v1/data
+
+
+def test_finite_numbers_with_a_fraction_or_an_exponent_are_still_read(
+    client: FlaskClient, make_review: Review
+) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"}}
+    body = json.dumps(make_review(pod)).replace('"name": "p"', '"name": "p", "x": [1.5e308, -0.0]')
+    r = client.post("/mutate", data=body, content_type="application/json")
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
 def test_a_lone_surrogate_is_a_400_wherever_it_would_be_encoded(app: Flask) -> None:
     client = reader_client(app)  # a workload's: the Data API asks who is calling
     plane = client.application.extensions["smictl"]

@@ -236,3 +236,36 @@ def test_mutate_skips_non_pods_and_excluded_namespaces(
     system["metadata"]["namespace"] = "kube-system"
     response = client.post("/mutate", json=review(system)).get_json()["response"]
     assert response["allowed"] is True and "patch" not in response
+
+
+def test_mutate_says_why_an_excluded_or_own_pod_is_not_injected(
+    settings: Settings, policy_set: PolicySet, make_review: Review
+) -> None:
+    # The SPIFFE form of the setting counts too (`serve` accepts it): it was split at "/".
+    own = "spiffe://cluster.local/ns/smictl-system/sa/smictl"
+    app = create_app(replace(settings, service_account=own), policies=policy_set)
+    try:
+        client = app.test_client()
+        system = pod(annotations={"smictl.io/inject": "enabled"})
+        system["metadata"]["namespace"] = "kube-system"
+        response = client.post("/mutate", json=make_review(system)).get_json()["response"]
+        assert "patch" not in response
+        assert response["status"]["message"] == (
+            "not injected: namespace kube-system is excluded from smictl admission "
+            "(SMI_WEBHOOK_EXCLUDED_NAMESPACES)"
+        )
+        body = make_review(
+            pod(annotations={"smictl.io/inject": "enabled"}),
+            username="system:serviceaccount:smictl-system:smictl",
+        )
+        response = client.post("/mutate", json=body).get_json()["response"]
+        assert response["allowed"] is True and "patch" not in response
+        assert response["status"]["message"] == (
+            "not injected: request by the control plane's own service account smictl-system/smictl"
+        )
+        # Anyone else's opted-in pod is injected, with no skip reason.
+        body = make_review(pod(annotations={"smictl.io/inject": "enabled"}))
+        response = client.post("/mutate", json=body).get_json()["response"]
+        assert "patch" in response and "status" not in response
+    finally:
+        app.extensions["smictl"].store.close()

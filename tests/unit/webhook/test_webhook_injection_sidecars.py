@@ -224,6 +224,63 @@ def test_an_unreadable_placement_annotation_keeps_the_setting_and_says_so() -> N
     )
 
 
+# --- Pod Security "restricted" -------------------------------------------------------------------
+
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def restricted_problems(p: dict[str, Any]) -> list[str]:
+    """What Pod Security "restricted" (v1.29+) refuses in `p` among the container-level checks
+    a pod may satisfy per container: seccomp, non-root, privilege escalation, capabilities."""
+    spec = p["spec"]
+    pod_context = spec.get("securityContext") or {}
+    problems = []
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or ():
+            ctx = c.get("securityContext") or {}
+            where = f"{key}[{c['name']}]"
+            seccomp = (ctx.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get(
+                "type"
+            )
+            if seccomp not in ("RuntimeDefault", "Localhost"):
+                problems.append(f"{where}: seccompProfile {seccomp}")
+            if not ctx.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+                problems.append(f"{where}: runAsNonRoot")
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation")
+            if "ALL" not in (ctx.get("capabilities") or {}).get("drop", ()):
+                problems.append(f"{where}: capabilities.drop")
+    return problems
+
+
+@pytest.mark.parametrize("config", [NATIVE, REGULAR], ids=["native", "regular"])
+def test_a_restricted_pod_that_sets_seccomp_per_container_stays_restricted(
+    config: InjectionConfig,
+) -> None:
+    # Without the proxy's own seccompProfile the API server refused such a pod after
+    # injection: "restricted" needs it on the pod or on every container, the proxy included.
+    p = pod(initContainers=[{"name": "migrate", "image": "m:1"}])
+    for key in ("initContainers", "containers"):
+        for c in p["spec"][key]:
+            c["securityContext"] = dict(RESTRICTED_CONTAINER)
+    assert restricted_problems(p) == []
+    out = injected(p, config)
+    assert restricted_problems(out) == []
+    proxy = next(
+        c
+        for key in ("initContainers", "containers")
+        for c in out["spec"].get(key) or ()
+        if c["name"] == PROXY_CONTAINER
+    )
+    assert proxy["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert as_v1_pod(out).spec.containers  # the kubernetes client reads it back
+
+
 # --- idempotence ---------------------------------------------------------------------------------
 
 

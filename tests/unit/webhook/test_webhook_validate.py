@@ -4,10 +4,15 @@ semantics, bypasses with a reason, and 400s (never 500s) for bodies that are not
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+
+from smi.policy.policyset import PolicySet
+from webhook import create_app
+from webhook.settings import Settings
 
 Review = Callable[..., dict[str, Any]]
 
@@ -101,6 +106,31 @@ def test_excluded_namespace_and_own_service_account_are_allowed_with_a_reason(
     )
     own = answer(client, make_review(bad, username="system:serviceaccount:smictl-system:smictl"))
     assert own["allowed"] is True and "own service account" in own["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    "service_account",
+    ["smictl-system/smictl", "spiffe://cluster.local/ns/smictl-system/sa/smictl"],
+)
+def test_the_own_service_account_is_recognised_in_either_form_serve_accepts(
+    settings: Settings, policy_set: PolicySet, make_review: Review, service_account: str
+) -> None:
+    # The SPIFFE form was split at its first "/" (namespace `spiffe:`): the control plane's
+    # own requests were then judged like anyone's, and refused.
+    app = create_app(replace(settings, service_account=service_account), policies=policy_set)
+    try:
+        body = make_review(
+            split(weights=(-1, 10)), username="system:serviceaccount:smictl-system:smictl"
+        )
+        own = answer(app.test_client(), body)
+        assert own["allowed"] is True, own
+        assert own["status"]["message"] == (
+            "request by the control plane's own service account smictl-system/smictl"
+        )
+        other = answer(app.test_client(), make_review(split(weights=(-1, 10))))
+        assert other["allowed"] is False and other["status"]["code"] == 422
+    finally:
+        app.extensions["smictl"].store.close()
 
 
 def test_delete_and_dry_run_are_decided(client: FlaskClient, make_review: Review) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from smi.pki import CertificateAuthority
 from webhook.app import runs_inline
 from webhook.wsgiloop import INLINE_ATTR, PARK_ATTR, PARKED, HttpProtocol, Limits, Server, call_app
 
@@ -592,6 +595,70 @@ def test_a_half_close_answers_the_parked_poll_and_what_was_pipelined_after_it(
     parking.protocol.eof_received()
     parking.settle(lambda: parking.transport.closed)
     assert len(bodies(parking)) == 2 and bodies(parking)[1].startswith(b"/healthz on ")
+
+
+class FakeTLSTransport(FakeTransport):
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sslcontext":
+            return ssl.create_default_context()
+        return super().get_extra_info(name, default)
+
+
+def test_over_tls_a_half_close_answers_the_parked_poll_and_leaves_the_close_to_asyncio(
+    tag: Tag,
+) -> None:
+    h = Harness(tag_app(tag), inline=lambda e: e["PATH_INFO"] != "/poll", park=tag)
+    transport = FakeTLSTransport()
+    h.protocol.connection_made(transport)  # type: ignore[arg-type]
+    try:
+        h.feed(poll("A", timeout="30"))
+        # None: asyncio shuts a TLS stream down whatever this returns (True only gets logged).
+        assert h.protocol.eof_received() is None
+        assert h.server.parking is not None and len(h.server.parking) == 0
+        assert bytes(transport.data).startswith(b"HTTP/1.1 304 ")
+    finally:
+        h.close()
+
+
+def test_a_proxy_that_stops_mid_poll_over_tls_logs_nothing_from_asyncio(
+    tag: Tag, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncio logged "returning true from eof_received() has no effect when using ssl", a
+    # plain line in the serve log's JSON lines, for every proxy that stopped during a poll.
+    ca = CertificateAuthority.create()
+    cert, key = ca.issue_server(dns_names=["localhost"])
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client_ctx = ssl.create_default_context(cadata=ca.cert_pem().decode())
+    h = Harness(tag_app(tag), inline=lambda e: e["PATH_INFO"] != "/poll", park=tag)
+    server = h.server
+    harness_own = set(server.connections)  # the Harness's fake connection
+    try:
+        with caplog.at_level("DEBUG", logger="asyncio"):
+            listener = h.loop.run_until_complete(
+                h.loop.create_server(
+                    lambda: HttpProtocol(server, h.loop), "127.0.0.1", 0, ssl=server_ctx
+                )
+            )
+            port = listener.sockets[0].getsockname()[1]
+            _, writer = h.loop.run_until_complete(
+                asyncio.open_connection(
+                    "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost"
+                )
+            )
+            writer.write(poll("A", timeout="30"))
+            h.settle(lambda: server.parking is not None and len(server.parking) == 1)
+            writer.close()  # TLS close_notify: the server's protocol sees EOF
+            h.settle(lambda: not server.connections - harness_own)
+            listener.close()
+            h.loop.run_until_complete(listener.wait_closed())
+        assert server.parking is not None and len(server.parking) == 0
+        eof_lines = [r.getMessage() for r in caplog.records if "eof_received" in r.getMessage()]
+        assert eof_lines == []
+    finally:
+        h.close()
 
 
 def test_an_app_without_the_hook_waits_in_the_pool_as_before(tag: Tag) -> None:
