@@ -33,6 +33,7 @@ from flask import Blueprint, Response, jsonify, request
 from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
+from smi.policy.admission import bounded_lines, problem_lines
 from smi.policy.input import Inventory
 from webhook import logs
 from webhook.injection import INJECT_KEY, InjectionConfig, decide
@@ -145,14 +146,15 @@ def _ratchet(
     removed. A problem the update brings is still refused, alone. (An object that was already
     invalid is never shown to the policies, before or after.)"""
     before = admit(plane, {**request, "object": request["oldObject"]}, inventory)
-    known = set() if before.allowed else set(before.messages)
-    kept = [m for m in result.messages if m in known]
+    known = set() if before.allowed else set(problem_lines(before))
+    lines = problem_lines(result)
+    kept = [m for m in lines if m in known]
     if not kept:
         return result
-    added = [m for m in result.messages if m not in known]
+    added = [m for m in lines if m not in known]
     warnings = (*result.warnings, *(f"{_PREEXISTING}{m}" for m in kept))
     if added:
-        return replace(result, messages=tuple(added), warnings=warnings)
+        return replace(result, messages=bounded_lines(added), warnings=warnings)
     return replace(result, allowed=True, code=200, messages=(), warnings=warnings)
 
 

@@ -310,7 +310,7 @@ def _invalid(
         uid=uid,
         allowed=False,
         code=INVALID,
-        messages=_bounded_lines([_field_line(d) for d in errors]),
+        messages=bounded_lines([_field_line(d) for d in errors]),
         warnings=tuple(_field_line(d) for d in warnings_of(found)),
         diagnostics=tuple(found),
         object_ref=object_ref,
@@ -341,7 +341,16 @@ def _visible(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "\u2026"
 
 
-def _bounded_lines(lines: Sequence[str]) -> tuple[str, ...]:
+def problem_lines(result: AdmissionResult) -> tuple[str, ...]:
+    """Every problem line of a refusal, before the answer's bound: what validation ratcheting
+    compares (webhook.admission), where the bounded `messages` could hide a problem an update
+    swapped for another behind the same "... and N more"."""
+    if result.code == INVALID and result.diagnostics:
+        return tuple(_field_line(d) for d in errors_of(result.diagnostics))
+    return result.messages
+
+
+def bounded_lines(lines: Sequence[str]) -> tuple[str, ...]:
     """The first lines of a 422 answer, within MAX_FIELD_LINES and MAX_FIELD_LINES_TOTAL
     characters, then how many were left out and where to see them."""
     kept: list[str] = []

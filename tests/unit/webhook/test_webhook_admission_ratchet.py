@@ -203,3 +203,32 @@ def test_a_terminating_object_is_not_judged_on_its_metadata_at_all(
     response = answer(client, make_review(new, old=old, operation="UPDATE"))
     assert response["allowed"] is False
     assert response["status"]["message"] == "[needs-team] no team label"
+
+
+def test_a_problem_swapped_behind_the_bound_of_the_answer_is_still_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 422 answer shows at most 50 lines then '... and N more': the ratchet compares every
+    problem, not the shown lines, or an update trading a hidden old problem for a new one
+    would look like the stored object's own problems and be let through."""
+    from smi.errors import Diagnostic
+    from smi.policy.admission import _invalid
+    from webhook import admission
+
+    def refusal(numbers: range) -> Any:
+        found = [Diagnostic("SMI2103", f"problem {n}", path=f"spec.backends[{n}].weight")
+                 for n in numbers]  # fmt: skip
+        return _invalid("u", found, object_ref="", source=None)
+
+    before, after = refusal(range(60)), refusal(range(1, 61))  # 0 dropped, 60 brought
+    assert (
+        before.messages[-1]
+        == after.messages[-1]
+        == ("... and 10 more (run smictl validate for all)")
+    )
+    monkeypatch.setattr(admission, "admit", lambda *_: before)
+    request = {"oldObject": {}, "object": {}}
+    ratcheted = admission._ratchet(None, request, after, None)  # type: ignore[arg-type]
+    assert not ratcheted.allowed
+    assert ratcheted.messages == ("spec.backends[60].weight: problem 60 (SMI2103)",)
+    assert len(ratcheted.warnings) == 59
