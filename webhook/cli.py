@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import ipaddress
 import math
 import os
 import secrets
+import socket
 import ssl
 import sys
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from smi.commands import flags
 from smi.compiler.ir.model import MODES
@@ -50,6 +52,7 @@ from webhook.store_cli import register_apply, register_delete, register_get
 __all__ = ["register_apply", "register_certs", "register_delete", "register_get", "register_serve"]
 
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "server.crt", "server.key"
+EXIT_USAGE = 2  # smi.cli's: a flag value that cannot work
 
 
 def default_certs_dir() -> Path:
@@ -81,8 +84,21 @@ def register_serve(sub: Any) -> None:
         "--cert", type=flags.path, default=env.cert_file, help="serving certificate (PEM)"
     )
     p.add_argument("--key", type=flags.path, default=env.key_file, help="serving key (PEM)")
-    p.add_argument("--mesh-ca-cert", type=flags.path, default=env.mesh_ca_cert_file)
-    p.add_argument("--mesh-ca-key", type=flags.path, default=env.mesh_ca_key_file)
+    p.add_argument(
+        "--mesh-ca-cert",
+        type=flags.path,
+        default=env.mesh_ca_cert_file,
+        metavar="FILE",
+        help="the mesh CA certificate, which signs workload certificates (default: ca.crt in "
+        "the certs directory; without a mesh CA /mesh/v1/certificates answers 503)",
+    )
+    p.add_argument(
+        "--mesh-ca-key",
+        type=flags.path,
+        default=env.mesh_ca_key_file,
+        metavar="FILE",
+        help="the mesh CA's key (default: ca.key in the certs directory)",
+    )
     p.add_argument(
         "--serving-ca",
         type=flags.path,
@@ -127,10 +143,24 @@ def register_serve(sub: Any) -> None:
         help="YAML/JSON mapping the policies read as data.parameters (as `smictl admit "
         "--parameters`)",
     )
-    p.add_argument("--trust-domain", default=env.trust_domain)
+    p.add_argument(
+        "--trust-domain",
+        default=env.trust_domain,
+        help="SPIFFE trust domain of the mesh's workload identities (default %(default)s)",
+    )
     p.add_argument("--mode", choices=MODES, default=env.mode, help="MeshPolicy mode")
-    p.add_argument("--excluded-namespaces", default=",".join(env.excluded_namespaces))
-    p.add_argument("--proxy-image", default=env.proxy_image)
+    p.add_argument(
+        "--excluded-namespaces",
+        default=",".join(env.excluded_namespaces),
+        metavar="NAMES",
+        help="namespaces admitted and never injected, comma-separated (default %(default)s)",
+    )
+    p.add_argument(
+        "--proxy-image",
+        default=env.proxy_image,
+        metavar="IMAGE",
+        help="image of the injected proxy (default %(default)s)",
+    )
     p.add_argument(
         "--no-native-sidecars",
         dest="native_sidecars",
@@ -157,9 +187,28 @@ def register_serve(sub: Any) -> None:
         default=env.control_plane_url,
         help="URL injected proxies use to reach this control plane",
     )
-    p.add_argument("--max-review-bytes", type=int, default=env.max_review_bytes)
-    p.add_argument("--workers", type=int, default=env.workers)
-    p.add_argument("--threads", type=int, default=env.threads)
+    p.add_argument(
+        "--max-review-bytes",
+        type=int,
+        default=env.max_review_bytes,
+        metavar="N",
+        help="larger request bodies get a 400 (default %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=env.workers,
+        metavar="N",
+        help="gunicorn worker processes (default %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=env.threads,
+        metavar="N",
+        help="threads per worker for requests that may block: store writes, certificate "
+        "signing (default %(default)s)",
+    )
     p.add_argument(
         "--max-parked-polls",
         type=int,
@@ -185,6 +234,14 @@ def _env_defaults() -> Settings:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings `args` ask for; the certs directory and admin token they need are made
+    when missing, but only once every flag value is known to work (FlagError otherwise):
+    `--bind nonsense --certs-dir ./x` left a whole CA in ./x behind its error."""
+    return _serve_settings(args)[0]
+
+
+def _serve_settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
+    """`settings_from_args`, and the certs directory it used (None: certificate flags only)."""
     base = Settings.from_env()
     policies = tuple(args.policies) if args.policies else base.policies
     settings = replace(
@@ -220,7 +277,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if certs_dir is None and settings.cert_file is None and not settings.kubernetes:
         certs_dir = default_certs_dir()
     if certs_dir is not None:
-        ensure_certs(certs_dir)
         settings = replace(
             settings,
             cert_file=settings.cert_file or certs_dir / SERVER_CERT,
@@ -228,13 +284,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             mesh_ca_cert_file=settings.mesh_ca_cert_file or certs_dir / CA_CERT,
             mesh_ca_key_file=settings.mesh_ca_key_file or certs_dir / CA_KEY,
         )
+    new_token = None
     if not settings.kubernetes:  # Kubernetes mode serves no store API (RBAC guards the store)
         token = args.admin_token_file
         if token is None:
-            token = _admin_token_default(settings, certs_dir)
-            ensure_admin_token(token, flag="--certs-dir" if certs_dir else "--admin-token-file")
+            token = new_token = _admin_token_default(settings, certs_dir)
         settings = replace(settings, admin_token_file=token)
-    return settings
+    problems = flag_problems(settings)
+    if problems:
+        raise FlagError(problems)
+    if certs_dir is not None:
+        ensure_certs(certs_dir)
+    if new_token is not None:
+        ensure_admin_token(new_token, flag="--certs-dir" if certs_dir else "--admin-token-file")
+    return settings, certs_dir
 
 
 def _admin_token_default(settings: Settings, certs_dir: Path | None) -> Path:
@@ -246,9 +309,17 @@ def _admin_token_default(settings: Settings, certs_dir: Path | None) -> Path:
     return (anchor.parent if anchor is not None else default_certs_dir()) / ADMIN_TOKEN_FILE
 
 
-def run_serve(args: argparse.Namespace) -> NoReturn:
-    settings = settings_from_args(args)
-    preflight(settings, address_file=args.address_file)
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        settings, certs_dir = _serve_settings(args)
+        preflight(settings, address_file=args.address_file)
+    except FlagError as exc:
+        for d in exc.diagnostics:
+            print(d.format(), file=sys.stderr)
+        return EXIT_USAGE
+    # Here, once: every gunicorn worker opens the store, and each would say it again.
+    for warning in _exposed(settings, certs_dir):
+        print(f"smictl serve: warning: {warning}", file=sys.stderr)
     env = {**os.environ, **settings.to_env()}
     if args.address_file is not None:
         env["SMI_WEBHOOK_ADDRESS_FILE"] = str(args.address_file)
@@ -259,8 +330,47 @@ def run_serve(args: argparse.Namespace) -> NoReturn:
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own argv, no shell
 
 
+class FlagError(SMIError):
+    """A `serve` flag value that cannot work, alone or with another flag: a usage error (exit
+    2, as argparse's own), found before any file is made. A file that is missing or cannot be
+    read, or an environment `serve` cannot run in, stays an SMIError (exit 1)."""
+
+
+def _exposed(settings: Settings, certs_dir: Path | None) -> list[str]:
+    """The certs directory and store file other local users can open. `serve` makes both
+    private (0700, 0600); one made before, or by the user, keeps its mode, and its SMI objects
+    (the mesh's authorization graph) or CA directory are then no longer the server user's."""
+    found = []
+    if certs_dir is not None:
+        found += _open_directory("--certs-dir", certs_dir)
+    if not settings.kubernetes:
+        store = settings.store_path()
+        mode = _open_to_others(store)
+        if mode is not None:
+            found.append(f"--store {store}: other users can open it, and read every SMI object "
+                         f"(mode {mode:04o}); keep it private: chmod 600 {store}*")  # fmt: skip
+    return found
+
+
+def _open_directory(flag: str, directory: Path) -> list[str]:
+    mode = _open_to_others(directory)
+    if mode is None:
+        return []
+    return [f"{flag} {directory}: other users can open it (mode {mode:04o}); "
+            f"keep it private: chmod 700 {directory}"]  # fmt: skip
+
+
+def _open_to_others(path: Path) -> int | None:
+    """The permission bits of `path` when its group or other users have any, else None."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None  # missing: made private when it is created
+    return mode if mode & 0o077 else None
+
+
 # `serve`'s numeric flags and the fields they set: argparse checks that they are numbers,
-# `preflight` that they are in range, by the rules of their SMI_WEBHOOK_* variables.
+# `flag_problems` that they are in range, by the rules of their SMI_WEBHOOK_* variables.
 _NUMERIC_FLAGS = {
     "--max-review-bytes": "max_review_bytes",
     "--workers": "workers",
@@ -269,87 +379,23 @@ _NUMERIC_FLAGS = {
 }
 
 
-def _client_ca_problems(settings: Settings) -> list[str]:
-    """Why `--client-ca`/`--client-names` cannot work: a CA file that holds no certificate
-    would make every review a 401 (gunicorn's workers would fail to build TLS instead)."""
-    ca = settings.client_ca_file
-    if ca is None:
-        return []
-    if settings.cert_file is None:
-        return ["--client-ca: needs TLS (--cert/--key or --certs-dir): a client certificate "
-                "is verified in the TLS handshake"]  # fmt: skip
-    if not settings.client_names:
-        return ["--client-names: must name at least one client (a certificate CN or DNS name)"]
-    if not ca.is_file():
-        return []  # reported with the other missing files
-    try:
-        ssl.create_default_context(cafile=str(ca))
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        return [f"--client-ca {ca}: no PEM CA certificate could be read ({exc})"]
-    return []
-
-
-def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
-    """Fail with one line before gunicorn starts (its workers would retry forever)."""
-    problems: list[Diagnostic] = []
-    for name, path in (
-        ("--cert", settings.cert_file),
-        ("--key", settings.key_file),
-        ("--mesh-ca-cert", settings.mesh_ca_cert_file),
-        ("--mesh-ca-key", settings.mesh_ca_key_file),
-        ("--serving-ca", settings.serving_ca_file),
-        ("--client-ca", settings.client_ca_file),
-    ):
-        if path is not None and not path.is_file():
-            problems.append(Diagnostic("SMI7003", f"{name} {path}: no such file"))
-    problems += [Diagnostic("SMI7009", p) for p in _client_ca_problems(settings)]
-    if (settings.cert_file is None) != (settings.key_file is None):
-        problems.append(Diagnostic("SMI7003", "--cert and --key go together"))
-    for directory in settings.policies:
-        if not directory.is_dir():
-            problems.append(Diagnostic("SMI1001", f"--policies {directory}: not a directory"))
-    for flag, name in _NUMERIC_FLAGS.items():
-        value = getattr(settings, name)
-        reason = problem(name, value)
-        if reason is not None:
-            problems.append(Diagnostic("SMI7009", f"{flag} {value}: {reason}"))
-    kubeconfig = settings.kubeconfig
-    if kubeconfig == "in-cluster" and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        problems.append(
-            Diagnostic(
-                "SMI7009",
-                "--in-cluster: not running in a Kubernetes pod "
-                "(KUBERNETES_SERVICE_HOST is not set)",
-            )
-        )
-    elif kubeconfig and kubeconfig != "in-cluster" and not Path(kubeconfig).is_file():
-        problems.append(Diagnostic("SMI7009", f"--kubeconfig {kubeconfig}: no such file"))
-    problems += [Diagnostic("SMI7009", p) for p in _value_problems(settings, address_file)]
-    token = _admin_token_problem(settings)
-    if token:
-        problems.append(Diagnostic("SMI7009", token))
-    if problems:
-        raise SMIError(problems)
-    # Last, once the directories are known to exist: the policy set the workers will load
-    # (shipped ones included), with its parameters. A module that does not parse was a
-    # traceback in every worker and "Worker failed to boot" (exit 3); now it is its own
-    # `file:line: message (SMI5001)`, exit 1. (Imported here: every smictl command imports
-    # this module to build its parser, and the policy engine is not cheap to import.)
-    from webhook.policies import check_policies
-
-    check_policies(settings)
-
-
-def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
-    """The settings argparse and the SMI_WEBHOOK_* parsers take as any string, each checked
-    here, by flag: every one of them started gunicorn, which then failed in its own way (a
-    traceback for `--bind nope`), or served with it (SPIFFE IDs `spiffe:///ns/...` for
-    `--trust-domain ''`, a control plane never admitted as itself for `--service-account
-    nope`, proxies injected with a control-plane URL they cannot use)."""
+def flag_problems(settings: Settings) -> list[Diagnostic]:
+    """Flag values (or their SMI_WEBHOOK_* variables') that cannot work, read from the values
+    alone: no file is opened. Each of these used to start gunicorn, which then failed in its
+    own way (a traceback for `--bind nope`, one from its config file for `--workers 0`), or
+    served with it (SPIFFE IDs `spiffe:///ns/...` for `--trust-domain ''`, a control plane
+    never admitted as itself for `--service-account nope`, proxies injected with a
+    control-plane URL they cannot use)."""
     problems = []
     bind = _bind_problem(settings.bind)
     if bind:
         problems.append(f"--bind {settings.bind!r}: {bind}")
+    problems += _client_name_problems(settings)
+    for flag, name in _NUMERIC_FLAGS.items():
+        value = getattr(settings, name)
+        reason = problem(name, value)
+        if reason is not None:
+            problems.append(f"{flag} {value}: {reason}")
     trust_domain = flags.trust_domain_problem(settings.trust_domain)
     if trust_domain:
         problems.append(f"--trust-domain: {trust_domain}")
@@ -367,6 +413,91 @@ def _value_problems(settings: Settings, address_file: Path | None) -> list[str]:
     image = proxy_image_problem(settings.proxy_image)
     if image:
         problems.append(f"--proxy-image: {image}")
+    found = [Diagnostic("SMI7009", p) for p in problems]
+    if (settings.cert_file is None) != (settings.key_file is None):
+        found.append(Diagnostic("SMI7003", "--cert and --key go together"))
+    return found
+
+
+def _client_name_problems(settings: Settings) -> list[str]:
+    """Why `--client-ca`/`--client-names` cannot work together with the other flags."""
+    if settings.client_ca_file is None:
+        return []
+    if settings.cert_file is None:
+        return ["--client-ca: needs TLS (--cert/--key or --certs-dir): a client certificate "
+                "is verified in the TLS handshake"]  # fmt: skip
+    if not settings.client_names:
+        return ["--client-names: must name at least one client (a certificate CN or DNS name)"]
+    return []
+
+
+def _client_ca_problems(settings: Settings) -> list[str]:
+    """Why the `--client-ca` file cannot work: one that holds no certificate would make every
+    review a 401 (gunicorn's workers would fail to build TLS instead)."""
+    ca = settings.client_ca_file
+    if ca is None or not ca.is_file():
+        return []  # a missing one is reported with the other missing files
+    try:
+        ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return [f"--client-ca {ca}: no PEM CA certificate could be read ({exc})"]
+    return []
+
+
+def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
+    """Fail with one line per problem before gunicorn starts (its workers would retry
+    forever): FlagError for flag values, then SMIError for files and the environment."""
+    flag_values = flag_problems(settings)
+    if flag_values:
+        raise FlagError(flag_values)
+    problems: list[Diagnostic] = []
+    for name, path in (
+        ("--cert", settings.cert_file),
+        ("--key", settings.key_file),
+        ("--mesh-ca-cert", settings.mesh_ca_cert_file),
+        ("--mesh-ca-key", settings.mesh_ca_key_file),
+        ("--serving-ca", settings.serving_ca_file),
+        ("--client-ca", settings.client_ca_file),
+    ):
+        if path is not None and not path.is_file():
+            problems.append(Diagnostic("SMI7003", f"{name} {path}: no such file"))
+    problems += [Diagnostic("SMI7009", p) for p in _client_ca_problems(settings)]
+    for directory in settings.policies:
+        if not directory.is_dir():
+            problems.append(Diagnostic("SMI1001", f"--policies {directory}: not a directory"))
+    kubeconfig = settings.kubeconfig
+    if kubeconfig == "in-cluster" and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        problems.append(
+            Diagnostic(
+                "SMI7009",
+                "--in-cluster: not running in a Kubernetes pod "
+                "(KUBERNETES_SERVICE_HOST is not set)",
+            )
+        )
+    elif kubeconfig and kubeconfig != "in-cluster" and not Path(kubeconfig).is_file():
+        problems.append(Diagnostic("SMI7009", f"--kubeconfig {kubeconfig}: no such file"))
+    problems += [Diagnostic("SMI7009", p) for p in _path_problems(settings, address_file)]
+    token = _admin_token_problem(settings)
+    if token:
+        problems.append(Diagnostic("SMI7009", token))
+    listen = _listen_problem(settings.bind)
+    if listen:
+        problems.append(Diagnostic("SMI7009", listen))
+    if problems:
+        raise SMIError(problems)
+    # Last, once the directories are known to exist: the policy set the workers will load
+    # (shipped ones included), with its parameters. A module that does not parse was a
+    # traceback in every worker and "Worker failed to boot" (exit 3); now it is its own
+    # `file:line: message (SMI5001)`, exit 1. (Imported here: every smictl command imports
+    # this module to build its parser, and the policy engine is not cheap to import.)
+    from webhook.policies import check_policies
+
+    check_policies(settings)
+
+
+def _path_problems(settings: Settings, address_file: Path | None) -> list[str]:
+    """Paths that name a directory where gunicorn or its workers need a file."""
+    problems = []
     if not settings.kubernetes and settings.store_path().is_dir():
         problems.append(f"--store {settings.store_path()}: is a directory, not a SQLite file")
     if address_file is not None and (address_file.is_dir() or not address_file.parent.is_dir()):
@@ -392,6 +523,19 @@ def _admin_token_problem(settings: Settings) -> str | None:
     return None
 
 
+def _tcp_address(bind: str) -> tuple[str, int] | None:
+    """(host, port) of `HOST:PORT` or `[IPv6]:PORT` as gunicorn reads it, or None. gunicorn
+    splits at the first colon outside brackets: `::1:8443` was host '' and port '', a
+    traceback from its arbiter."""
+    if bind.startswith("["):
+        host, sep, port = bind[1:].partition("]:")
+    else:
+        host, sep, port = bind.partition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        return None
+    return host, int(port)
+
+
 def _bind_problem(bind: str) -> str | None:
     """Why gunicorn cannot listen on `bind` (`HOST:PORT` or `fd://N`, docs/control-plane.md),
     or None. `unix:PATH` is gunicorn's too and left to it."""
@@ -399,9 +543,29 @@ def _bind_problem(bind: str) -> str | None:
         return None
     if bind.startswith("fd://"):
         return None if bind[5:].isdigit() else "fd://N takes a file descriptor number"
-    host, sep, port = bind.rpartition(":")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        return "expected HOST:PORT with a port from 0 to 65535, or fd://N"
+    if _tcp_address(bind) is None:
+        return "expected HOST:PORT with a port from 0 to 65535, or fd://N (IPv6: [ADDRESS]:PORT)"
+    return None
+
+
+def _listen_problem(bind: str) -> str | None:
+    """Why nothing can listen on `bind` now, found by binding it (and closing it at once) as
+    gunicorn will: with SO_REUSEADDR, so a port left in TIME_WAIT is no problem. A port in use
+    was eleven `[ERROR] Connection in use` lines from gunicorn over five seconds, then exit 1."""
+    address = _tcp_address(bind)
+    if address is None or address[1] == 0:  # fd://, unix:, or any free port
+        return None
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # gunicorn's choice
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            reason += " (is another server running?)"
+        return f"--bind {bind}: cannot listen there: {reason}; pass --bind HOST:PORT"
     return None
 
 
@@ -443,12 +607,11 @@ def register_certs(sub: Any) -> None:
         "its certificate from files (`smictl proxy --cert F --key F`, renewed by SIGHUP) "
         "rather than by CSR from the control plane.",
     )
-    workload.add_argument("--identity", required=True, help="ns/sa or a SPIFFE ID")
+    _identity_flags(workload)
     workload.add_argument(
         "--dir", "--ca-dir", dest="dir", type=flags.path, default=default_certs_dir(),
         help="where ca.crt/ca.key are",
     )  # fmt: skip
-    workload.add_argument("--trust-domain", default=_env_defaults().trust_domain)
     workload.add_argument("--cert-out", type=flags.path, help="default: ./<ns>-<sa>.crt")
     workload.add_argument("--key-out", type=flags.path, help="default: ./<ns>-<sa>.key")
     workload.add_argument(
@@ -458,9 +621,10 @@ def register_certs(sub: Any) -> None:
     workload.set_defaults(func=run_certs_workload)
 
     token = certs.add_parser("token", help="print a bootstrap token bound to one identity")
-    token.add_argument("--identity", required=True, help="ns/sa or a SPIFFE ID")
-    token.add_argument("--dir", type=flags.path, default=default_certs_dir())
-    token.add_argument("--trust-domain", default=_env_defaults().trust_domain)
+    _identity_flags(token)
+    token.add_argument(
+        "--dir", type=flags.path, default=default_certs_dir(), help="where ca.crt/ca.key are"
+    )
     token.add_argument(
         "--ttl-hours", type=_hours, default=24.0, help=f"1 second to {MAX_TOKEN_HOURS} hours"
     )
@@ -525,6 +689,36 @@ def _ip(text: str) -> str:
         ipaddress.ip_address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IP address (SMI7003)") from None
+    return text
+
+
+def _identity_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--identity", required=True, type=_identity, help="NS/SA or a SPIFFE ID")
+    p.add_argument(
+        "--trust-domain",
+        type=_trust_domain,
+        default=_env_defaults().trust_domain,
+        help="trust domain of an NS/SA --identity (default %(default)s)",
+    )
+
+
+def _identity(text: str) -> str:
+    """argparse type of --identity: a usage error (exit 2) at once, as `smictl explain --from`
+    reports one, not a "certificate problem" (SMI7003, exit 1). Read again with --trust-domain
+    when the command runs; the trust domain does not change what parses."""
+    try:
+        Identity.parse(text)
+    except IdentityError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (SMI2006)") from None
+    return text
+
+
+def _trust_domain(text: str) -> str:
+    """argparse type of --trust-domain: `''` was blamed on --identity, `x..y` signed a token
+    for an ID no certificate has."""
+    problem = flags.trust_domain_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} (SMI2006)")
     return text
 
 
@@ -614,8 +808,12 @@ def write_certs(
 
 
 def _make_dir(directory: Path, *, flag: str) -> None:
+    """`directory`, made private (0700, its missing parents too) if missing: it holds keys,
+    and `serve`'s also the admin token."""
+    from smi.store.sqlite import make_private_dirs  # (sqlite3 is not for every command)
+
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(directory)
     except OSError as exc:
         reason = "not a directory" if isinstance(exc, FileExistsError) else exc.strerror
         raise SMIError(
@@ -675,6 +873,9 @@ def run_certs_init(args: argparse.Namespace) -> int:
         f"wrote {directory / CA_CERT}, {directory / CA_KEY}, {directory / SERVER_CERT}, "
         f"{directory / SERVER_KEY}, {directory / ADMIN_TOKEN_FILE}"
     )
+    # A directory `init` made is private; one the user had keeps its mode, said once here.
+    for warning in _open_directory("--dir", directory):
+        print(f"smictl certs init: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -729,13 +930,8 @@ def run_certs_issue(args: argparse.Namespace) -> int:
 
 
 def run_certs_workload(args: argparse.Namespace) -> int:
-    problem = flags.trust_domain_problem(args.trust_domain)
-    if problem is not None:
-        raise SMIError(Diagnostic("SMI7003", problem, path="--trust-domain"))
-    try:
-        identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
-    except IdentityError as exc:
-        raise SMIError(Diagnostic("SMI7003", str(exc), path="--identity")) from exc
+    # Both values passed their argparse types (_identity, _trust_domain): this parses.
+    identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
     ca = load_ca_dir(args.dir)
     lifetime = timedelta(seconds=max(1, int(args.hours * 3600)))
     try:
@@ -771,13 +967,8 @@ def run_certs_workload(args: argparse.Namespace) -> int:
 def run_certs_token(args: argparse.Namespace) -> int:
     from webhook.auth import BootstrapTokens, token_key
 
-    problem = flags.trust_domain_problem(args.trust_domain)
-    if problem is not None:  # it was blamed on --identity
-        raise SMIError(Diagnostic("SMI7003", problem, path="--trust-domain"))
-    try:
-        identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
-    except IdentityError as exc:
-        raise SMIError(Diagnostic("SMI7003", str(exc), path="--identity")) from exc
+    # Both values passed their argparse types (_identity, _trust_domain): this parses.
+    identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
     ca = load_ca_dir(args.dir)
     tokens = BootstrapTokens(key=token_key(ca.key), trust_domain=identity.trust_domain)
     # At least a second: `--ttl-hours 0.0001` is 0.36 s, which `int` made a token expired at once.

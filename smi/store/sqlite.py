@@ -19,7 +19,9 @@ seconds (a few microseconds per look), and is woken at once by writes of the sam
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -65,6 +67,36 @@ CREATE TABLE IF NOT EXISTS endpoints (
 """
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents with mode 0700, as the XDG base directory
+    spec asks of state directories: the store holds every SMI object (the mesh's authorization
+    graph), and the certs directory the mesh CA. A directory that already exists keeps its
+    mode: it is the user's, and may be shared on purpose."""
+    if directory.exists() and not directory.is_dir():  # as mkdir(exist_ok=True) reports it
+        raise FileExistsError(errno.EEXIST, "not a directory", str(directory))
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if not path.is_dir():  # a file, or a symlink to nothing: as mkdir(exist_ok) reports
+                raise
+            continue  # another process made it meanwhile: its mode is its business
+        path.chmod(0o700)  # the umask may have taken the owner's bits too
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 if it is missing. sqlite3 would create it 0644
+    (0666 less the umask), readable by every local user, and SQLite gives the `-wal` and `-shm`
+    files the database file's mode, so those follow. An existing file keeps its mode (`serve`
+    warns when other users can read it)."""
+    with suppress(FileExistsError):  # also when another worker made it first: left alone
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SQLiteStore(Store):
     """The writable local store (see the module docstring)."""
 
@@ -80,7 +112,8 @@ class SQLiteStore(Store):
         # Writes of this process wake waiters at once; other processes are seen by polling.
         self._changed = threading.Condition()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
+            _create_private(self.path)
             self._prepare(self._conn())
         except (OSError, sqlite3.Error) as exc:
             raise store_error("SMI7005", f"cannot open the store {self.path}: {exc}") from exc

@@ -173,18 +173,18 @@ def test_refusals_are_counted_and_logged(setup: Any) -> None:
 def test_serve_refuses_a_client_ca_it_cannot_use(tmp_path: Path) -> None:
     empty = tmp_path / "empty.crt"
     empty.write_text("not a certificate\n")
-    cases = {
-        ("--client-ca", str(tmp_path / "missing.crt")): "--client-ca",
-        ("--client-ca", str(empty)): "no PEM CA certificate could be read",
-        ("--client-ca", str(empty), "--client-names", ","): "--client-names",
+    cases = {  # a file that cannot work: exit 1; a flag value that cannot: a usage error, 2
+        ("--client-ca", str(tmp_path / "missing.crt")): ("--client-ca", 1),
+        ("--client-ca", str(empty)): ("no PEM CA certificate could be read", 1),
+        ("--client-ca", str(empty), "--client-names", ","): ("--client-names", 2),
     }
-    for extra, expected in cases.items():
+    for extra, (expected, code) in cases.items():
         done = subprocess.run(
             [*SMICTL, "serve", "--bind", "127.0.0.1:0", "--certs-dir", str(tmp_path / "certs"),
              "--store", str(tmp_path / "store.db"), *extra],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
-        assert done.returncode == 1, (extra, done.stderr)
+        assert done.returncode == code, (extra, done.stderr)
         assert expected in done.stderr, (extra, done.stderr)
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr

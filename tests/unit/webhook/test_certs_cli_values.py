@@ -100,13 +100,35 @@ def test_ttl_hours_in_range_give_a_live_token(capsys: Capsys, ca_dir: Path, hour
 def test_token_trust_domain_is_named_as_such(
     capsys: Capsys, ca_dir: Path, trust_domain: str
 ) -> None:
-    """`''` was blamed on --identity; `x..y` signed a token for an ID no certificate has."""
+    """`''` was blamed on --identity; `x..y` signed a token for an ID no certificate has. A
+    malformed flag value is a usage error (exit 2), not a certificate problem (SMI7003)."""
     code, out, err = run(
         capsys, "certs", "token", "--identity", "shop/web", "--dir", str(ca_dir),
         "--trust-domain", trust_domain,
     )  # fmt: skip
-    assert (code, out) == (1, "")
-    assert err == [f"--trust-domain: invalid trust domain {trust_domain!r} (SMI7003)"]
+    assert (code, out) == (2, "")
+    assert err == [
+        "smictl certs token: error: argument --trust-domain: "
+        f"invalid trust domain {trust_domain!r} (SMI2006)"
+    ]
+
+
+@pytest.mark.parametrize("action", ["token", "workload"])
+@pytest.mark.parametrize("identity", ["bad", "shop/", "Shop/web", "spiffe://x/ns/a"])
+def test_a_malformed_identity_is_a_usage_error(
+    capsys: Capsys, ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
+    action: str, identity: str,
+) -> None:  # fmt: skip
+    """It was `--identity: ... (SMI7003)`, exit 1: a "certificate problem" for a typo in a
+    flag, which the README's exit codes call a usage error (2)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "certs", action, "--identity", identity, "--dir", str(ca_dir))
+    assert (code, out) == (2, "")
+    assert err == [
+        f"smictl certs {action}: error: argument --identity: {identity!r} is not an identity: "
+        "use spiffe://<trust-domain>/ns/<ns>/sa/<sa> or ns/sa (SMI2006)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca"]  # nothing written
 
 
 # --- certs: names and output paths ---------------------------------------------------------------
@@ -340,10 +362,12 @@ def serve(
 def test_serve_refuses_values_gunicorn_or_the_mesh_cannot_use(
     capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
 ) -> None:
-    """Each of these started gunicorn (a traceback for `--bind nope`) or served with it."""
+    """Each of these started gunicorn (a traceback for `--bind nope`) or served with it. A
+    flag value that cannot work is a usage error: exit 2 (it was 1), and no file made."""
     code, err = serve(capsys, tmp_path, monkeypatch, *argv)
-    assert code == 1, "gunicorn was started"
+    assert code == 2, "gunicorn was started"
     assert len(err) == 1 and message in err[0] and err[0].endswith("(SMI7009)")
+    assert not (tmp_path / "certs").exists()
 
 
 def test_serve_refuses_a_store_or_address_file_that_is_a_directory(

@@ -74,21 +74,26 @@ def test_outputs_trust_domain_and_lifetime_are_flags(
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "code", "message"),
     [
-        (["--identity", "web"], "--identity"),
-        (["--identity", "shop/web", "--hours", "0"], "--hours"),
-        (["--identity", "shop/web", "--trust-domain", "bad domain"], "--trust-domain"),
-        (["--identity", "shop/web", "--cert-out", "x", "--key-out", "x"], "two files"),
+        # Malformed flag values are usage errors (2), named by the identity code: they were
+        # `(SMI7003)` "certificate problem", exit 1.
+        (["--identity", "web"], 2, "argument --identity: 'web' is not an identity"),
+        (["--identity", "shop/web", "--hours", "0"], 2, "argument --hours"),
+        (["--identity", "shop/web", "--trust-domain", "bad domain"], 2,
+         "argument --trust-domain: invalid trust domain 'bad domain' (SMI2006)"),
+        (["--identity", "shop/web", "--cert-out", "x", "--key-out", "x"], 1, "two files"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_value_is_one_line_and_nothing_is_written(
     ca_dir: Path, tmp_path: Path, capsys: Capsys, *,
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str,
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], code: int, message: str,
 ) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "certs", "workload", "--dir", str(ca_dir), *argv)
-    assert code in (1, 2) and out == ""
+    got, out, err = run(capsys, "certs", "workload", "--dir", str(ca_dir), *argv)
+    assert (got, out) == (code, "")
     lines = err.splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+    if "--identity" in message:
+        assert lines[0].endswith("(SMI2006)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca"]

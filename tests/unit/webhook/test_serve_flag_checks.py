@@ -1,12 +1,16 @@
-"""`smictl serve`'s numeric flags are checked before gunicorn starts, as their variables are.
+"""`smictl serve`'s flags are checked before gunicorn starts (and before any file is made), as
+their variables are.
 
 A value argparse takes (`--workers 0`) but the settings refuse used to reach gunicorn, whose
-config file re-read it and printed a 25-line traceback instead of the one-line error."""
+config file re-read it and printed a 25-line traceback instead of the one-line error. Such a
+value is a usage error, exit 2, as the README says of every smictl command; a port in use is
+the machine's state, not the command line's: one line, exit 1."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,6 +18,7 @@ import pytest
 
 import webhook
 from smi.cli import main
+from webhook.settings import Settings
 
 
 class Started(BaseException):
@@ -69,7 +74,7 @@ def test_an_out_of_range_number_is_one_line_before_gunicorn(
 ) -> None:
     code, err, started = serve(flag, value)
     assert started is None, "gunicorn was started"
-    assert code == 1
+    assert code == 2  # a usage error, as the README's exit codes say (it was 1)
     assert len(err) == 1 and err[0].endswith(
         f"{flag} {value}: must be a positive integer (SMI7009)"
     )
@@ -77,7 +82,7 @@ def test_an_out_of_range_number_is_one_line_before_gunicorn(
 
 def test_every_bad_number_is_reported_in_one_go(serve: Serve) -> None:
     code, err, started = serve("--workers", "0", "--threads", "-1")
-    assert (code, started) == (1, None)
+    assert (code, started) == (2, None)
     assert len(err) == 2
     assert err[0].endswith("--workers 0: must be a positive integer (SMI7009)")
     assert err[1].endswith("--threads -1: must be a positive integer (SMI7009)")
@@ -111,3 +116,94 @@ def test_the_environment_check_is_unchanged(serve: Serve, monkeypatch: pytest.Mo
     code, err, started = serve()
     assert (code, started) == (1, None)
     assert len(err) == 1 and "SMI_WEBHOOK_WORKERS='0': must be a positive integer" in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bind", "nonsense"],
+        ["--bind", "::1:8443"],  # gunicorn read host '' and port '': a traceback
+        ["--workers", "0"],
+        ["--trust-domain", ""],
+        ["--client-ca", "ca.pem", "--client-names", ""],
+    ],
+)
+def test_a_bad_value_makes_no_file(serve: Serve, tmp_path: Path, argv: list[str]) -> None:
+    """`--bind nonsense --certs-dir ./x` wrote a CA, a serving pair and an admin token into ./x,
+    then refused --bind."""
+    code, err, started = serve(*argv)
+    assert (code, started) == (2, None)
+    assert len(err) == 1 and err[0].endswith("(SMI7009)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no certs/, no state/
+
+
+def test_cert_without_key_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    for name in [n for n in os.environ if n.startswith("SMI_WEBHOOK_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "server.crt").write_text("x")
+    code = main(["serve", "--bind", "127.0.0.1:0", "--cert", str(tmp_path / "server.crt")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == ["--cert and --key go together (SMI7003)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.crt"]  # no admin.token
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something listens on, as a second `smictl serve` finds 8443."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_line_before_gunicorn(serve: Serve, taken_port: int) -> None:
+    """It was eleven `[ERROR] Connection in use` lines from gunicorn over five seconds."""
+    code, err, started = serve("--bind", f"127.0.0.1:{taken_port}")
+    assert (code, started) == (1, None)
+    assert err == [
+        f"--bind 127.0.0.1:{taken_port}: cannot listen there: address already in use "
+        "(is another server running?); pass --bind HOST:PORT (SMI7009)"
+    ]
+
+
+def test_a_free_port_and_bracketed_ipv6_reach_gunicorn(serve: Serve) -> None:
+    with socket.socket() as probe:  # a port free a moment ago, as 8443 normally is
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, err, env = serve("--bind", f"127.0.0.1:{port}")
+    assert code is None and env is not None, err
+    code, err, env = serve("--bind", "[::1]:0")
+    assert code is None and env is not None and env["SMI_WEBHOOK_BIND"] == "[::1]:0", err
+
+
+def test_every_setting_flag_says_what_it_is_and_its_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Eight flags had no help text at all; each now says what docs/control-plane.md's
+    settings table says, with the default it would use."""
+    for name in [n for n in os.environ if n.startswith("SMI_WEBHOOK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = Settings()
+    for expected in [
+        "--mesh-ca-cert FILE the mesh CA certificate, which signs workload certificates "
+        "(default: ca.crt in the certs directory;",
+        "--mesh-ca-key FILE the mesh CA's key (default: ca.key in the certs directory)",
+        "--trust-domain TRUST_DOMAIN SPIFFE trust domain of the mesh's workload identities "
+        "(default cluster.local)",
+        "--excluded-namespaces NAMES namespaces admitted and never injected, comma-separated "
+        "(default kube-system,kube-public,kube-node-lease)",
+        f"--proxy-image IMAGE image of the injected proxy (default {defaults.proxy_image})",
+        "--workers N gunicorn worker processes (default 2)",
+        "--threads N threads per worker for requests that may block: store writes, "
+        "certificate signing (default 16)",
+        "--max-review-bytes N larger request bodies get a 400 (default 3145728)",
+    ]:
+        assert expected in text

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -12,7 +15,7 @@ from smi.errors import SMIError
 from smi.identity import Identity
 from smi.pki import CertificateAuthority, load_certificate
 from webhook.auth import BootstrapTokens, token_key
-from webhook.cli import preflight
+from webhook.cli import FlagError, preflight
 from webhook.settings import Settings
 from webhook.store_cli import kind_of, table
 
@@ -51,22 +54,40 @@ def test_certs_init_issue_and_token(tmp_path: Path, capsys: pytest.CaptureFixtur
     token = capsys.readouterr().out.strip()
     tokens = BootstrapTokens(key=token_key(ca.key), trust_domain="cluster.local")
     assert tokens.authenticate(token) == Identity.parse("shop/web")
-    assert main(["certs", "token", "--identity", "Not An Identity", "--dir", str(d)]) == 1
+    with pytest.raises(SystemExit) as usage:  # argparse's: a usage error
+        main(["certs", "token", "--identity", "Not An Identity", "--dir", str(d)])
+    assert usage.value.code == 2
+    assert "argument --identity: 'Not An Identity' is not an identity" in capsys.readouterr().err
 
 
 def test_preflight_reports_every_problem_in_one_go(tmp_path: Path) -> None:
     settings = Settings(
         cert_file=tmp_path / "missing.crt",
+        key_file=tmp_path / "missing.key",
         policies=(tmp_path / "nope",),
         kubeconfig=str(tmp_path / "kubeconfig"),
     )
     with pytest.raises(SMIError) as info:
         preflight(settings)
+    assert not isinstance(info.value, FlagError)  # files: exit 1
     messages = [d.message for d in info.value.diagnostics]
     assert any("missing.crt: no such file" in m for m in messages)
-    assert any("--cert and --key go together" in m for m in messages)
+    assert any("missing.key: no such file" in m for m in messages)
     assert any("not a directory" in m for m in messages)
     assert any("--kubeconfig" in m for m in messages)
+
+
+def test_preflight_reports_flag_values_before_files(tmp_path: Path) -> None:
+    """A flag value is a usage error (FlagError, exit 2), found before any file is looked at."""
+    settings = Settings(cert_file=tmp_path / "missing.crt", workers=0, bind="nope")
+    with pytest.raises(FlagError) as info:
+        preflight(settings)
+    assert [d.format() for d in info.value.diagnostics] == [
+        "--bind 'nope': expected HOST:PORT with a port from 0 to 65535, or fd://N "
+        "(IPv6: [ADDRESS]:PORT) (SMI7009)",
+        "--workers 0: must be a positive integer (SMI7009)",
+        "--cert and --key go together (SMI7003)",
+    ]
 
 
 def test_in_cluster_outside_a_pod_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +177,87 @@ def test_a_bad_variable_breaks_only_serve(
     assert main(["serve", "--bind", "127.0.0.1:0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SMI_WEBHOOK_MODE='enforce'" in err[0] and "(SMI7009)" in err[0]
+
+
+# --- who else can read what serve and certs init make ---------------------------------------------
+
+
+class Started(BaseException):
+    """`os.execve` was called: serve passed its checks (a BaseException, past smictl's net)."""
+
+
+@pytest.fixture
+def umask022() -> Iterator[None]:
+    """The common umask, under which mkdir and sqlite3 made everything readable by all."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def no_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """`smictl serve` stops where it would become gunicorn; its state directory is returned."""
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
+        raise Started
+
+    monkeypatch.setattr(os, "execve", execve)
+    for name in [n for n in os.environ if n.startswith("SMI_WEBHOOK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "smictl"
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.usefixtures("umask022")
+def test_serve_makes_the_state_and_certs_directories_private(
+    no_exec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They were 0755: any local user could list them (and read the 0644 store in one)."""
+    with pytest.raises(Started):
+        main(["serve", "--bind", "127.0.0.1:0"])
+    assert _mode(tmp_path / "xdg") == 0o700  # missing parents too, as XDG asks
+    assert _mode(no_exec) == 0o700
+    assert _mode(no_exec / "certs") == 0o700
+    assert _mode(no_exec / "certs" / "admin.token") == 0o600
+    assert capsys.readouterr().err == ""  # nothing to warn about
+
+
+@pytest.mark.usefixtures("umask022")
+def test_serve_keeps_an_open_certs_dir_and_store_and_says_so_once(
+    no_exec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    certs, store = tmp_path / "certs", tmp_path / "store.db"
+    certs.mkdir(mode=0o755)
+    store.write_bytes(b"")
+    store.chmod(0o644)
+    with pytest.raises(Started):
+        main(["serve", "--bind", "127.0.0.1:0", "--certs-dir", str(certs), "--store", str(store)])
+    assert (_mode(certs), _mode(store)) == (0o755, 0o644)  # the user's: not changed
+    assert capsys.readouterr().err.splitlines() == [
+        f"smictl serve: warning: --certs-dir {certs}: other users can open it (mode 0755); "
+        f"keep it private: chmod 700 {certs}",
+        f"smictl serve: warning: --store {store}: other users can open it, and read every SMI "
+        f"object (mode 0644); keep it private: chmod 600 {store}*",
+    ]
+
+
+@pytest.mark.usefixtures("umask022")
+def test_certs_init_makes_its_directory_private_and_keeps_an_existing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = tmp_path / "new" / "certs"
+    assert main(["certs", "init", "--dir", str(made)]) == 0
+    assert (_mode(made.parent), _mode(made)) == (0o700, 0o700)
+    assert capsys.readouterr().err == ""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    assert main(["certs", "init", "--dir", str(shared)]) == 0
+    assert _mode(shared) == 0o750
+    assert capsys.readouterr().err.splitlines() == [
+        f"smictl certs init: warning: --dir {shared}: other users can open it (mode 0750); "
+        f"keep it private: chmod 700 {shared}"
+    ]
