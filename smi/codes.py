@@ -248,7 +248,29 @@ CODES: dict[str, Code] = dict(
             "admission (`smictl admit`, the webhook) the shipped policy "
             "specs/path-regex-anchored reports it instead, as SMI5103 (its METADATA "
             "`replaces: [SMI2206]`); `smictl validate` and `--no-shipped-policies` report SMI2206.",
-            "End the regex with `$`, `/` or `.*` to say what you mean.",
+            "End the regex with `$`, `/` or `.*` to say what you mean (unescaped: `\\$` is a "
+            "literal dollar and `\\.*` any number of dots, so `/api\\$` still matches "
+            "`/api$-admin`). An empty pathRegex matches every path, as if it were absent: "
+            "remove it, or write `.*`.",
+        ),
+        _c(
+            "SMI2207",
+            "header name is not an HTTP field name",
+            "A header condition names something no HTTP/1.1 request carries as a header: a "
+            "field name is an RFC 9110 token (letters, digits and !#$%&'*+-.^_`|~), so not "
+            "empty, no spaces, no `:` (HTTP/2 pseudo-headers such as `:path` are not headers). "
+            "The condition can never hold, so the match never matches: a dead rule in a policy "
+            "that only allows.",
+            "Write the header's real name, e.g. `x-team`; match the path with `pathRegex` and "
+            "the method with `methods`.",
+        ),
+        _c(
+            "SMI2208",
+            ":authority read as host",
+            "`:authority` is HTTP/2's name for what an HTTP/1.1 request carries as its Host "
+            "header; as OSM does, smictl reads a condition on it as one on `host` (the hub, "
+            "compiled policies and Rego input all say `host`).",
+            "Write `host` to say so.",
         ),
         # --- SMI23xx: TCPRoute / UDPRoute ---------------------------------------------------------
         _c(
@@ -258,6 +280,15 @@ CODES: dict[str, Code] = dict(
             "Use a valid port number.",
         ),
         _c("SMI2302", "duplicate port", "The port is listed twice.", "Remove the duplicate."),
+        _c(
+            "SMI2303",
+            "ports left out",
+            "A specs v1alpha4 TCPRoute or UDPRoute whose `spec` has no `matches.ports` (`spec: "
+            "{}`, `matches: {}`) allows every port, as the SMI spec says of an omitted list; "
+            "but the published CRD requires `spec.matches.ports` once `spec` is there, so the "
+            "API server refuses the object as written.",
+            "Write `spec: {matches: {ports: []}}` for every port, or list the ports.",
+        ),
         # --- SMI24xx: TrafficTarget / IdentityBinding ---------------------------------------------
         _c(
             "SMI2401",
@@ -321,6 +352,25 @@ CODES: dict[str, Code] = dict(
             "ServiceAccount ID of another namespace is a warning: a binding describes only the "
             "workloads of its own namespace (SPEC.md §2.5).",
             "Write the identity as `cluster.local/ns/<this namespace>/sa/<name>`.",
+        ),
+        _c(
+            "SMI2410",
+            "destination port in quotes",
+            'Early SDKs wrote an access v1alpha1 `destination.port` as a string (`"9091"`); '
+            "smictl reads a port number in quotes as that number, in access v1alpha1 only. The "
+            "CRD types the field as a number, so the API server refuses the string.",
+            "Write the port as a number: `port: 9091`.",
+        ),
+        _c(
+            "SMI2411",
+            "podLabelSelector not enforced",
+            "An IdentityBinding's `podLabelSelector` names pods, not identities: a caller is "
+            "known only by the identity in its certificate, so smictl skips the scheme and "
+            "resolves a binding through `serviceAccount` and `spiffeIdentities` only. A "
+            "binding with only a selector names no one, and a TrafficTarget allows nothing "
+            "through it.",
+            "Name the workloads' ServiceAccount (`serviceAccount`) or their SPIFFE IDs "
+            "(`spiffeIdentities`).",
         ),
         # --- SMI3xxx: cross-resource checks -------------------------------------------------------
         _c(

@@ -2,14 +2,14 @@
 
 Each HTTPRouteGroup is turned into `HttpMatch` values once, however many TrafficTargets and
 TrafficSplits reference it. Normalisation (DESIGN.md §3): `*` or no methods = any method
-(`methods=()`), header conditions sorted by lower-case name (every one kept), every regex
-checked as RE2 — a match whose regex RE2 cannot run is dropped and reported, so it allows
-nothing.
+(`methods=()`), header conditions sorted by lower-case name (every one kept, `:authority` as
+`host`, as the hub names it), every regex checked as RE2 — a match whose regex RE2 cannot run
+is dropped and reported, so it allows nothing.
 """
 
 from __future__ import annotations
 
-from smi.apis.specs.hub import HTTPMatch, HTTPRouteGroup
+from smi.apis.specs.hub import HTTPMatch, HTTPRouteGroup, header_name
 from smi.compiler.ir.matching import RegexCache
 from smi.compiler.ir.model import HttpMatch
 from smi.compiler.resolve import NOT_COMPILABLE, Inventory, namespace_of, ref
@@ -68,9 +68,12 @@ class RouteTable:
 def http_match(origin: str, match: HTTPMatch) -> HttpMatch:
     """Every header condition is kept, even two for one name (`user-agent` and `User-Agent`,
     an admission error): within a match they are AND-ed (DESIGN.md §3), so keeping only one
-    would allow requests the other condition refuses."""
+    would allow requests the other condition refuses. Names go through the hub's
+    `header_name` once more: a hub built by other means than the converters (a lossy-fields
+    annotation holds hub values) must not put an `:authority` no request carries into the
+    MeshPolicy."""
     methods = match.methods or ()
-    headers = {(name.lower(), value) for name, value in match.headers or ()}
+    headers = {(header_name(name), value) for name, value in match.headers or ()}
     return HttpMatch(
         origin=origin,
         methods=() if "*" in methods else tuple(sorted(set(methods))),

@@ -4,9 +4,12 @@ DESIGN.md §3: the destination namespace defaults to the TrafficTarget's and mus
 source without a namespace means the TrafficTarget's (warned); a TrafficTarget needs at least one
 rule and one source in every version (it would allow nothing otherwise). A destination port the
 lossy-fields annotation restores in a version without `port` is enforced out of the manifest's
-sight, so it is named (SMI4005). Paths follow the wire layout of the object's version: flat
-`specs[0]` in v1alpha1, `spec.rules[0]` later. They are formatted only for what is reported:
-the checks run for every object of a set.
+sight, so it is named (SMI4005); an access v1alpha1 port in quotes is read as its number, but
+the API server would refuse it (SMI2410). An IdentityBinding's podLabelSelector names pods, not
+identities, and smictl skips it: said where the binding is checked (SMI2411), not only when it
+is compiled, since a binding with nothing else allows nothing. Paths follow the wire layout of
+the object's version: flat `specs[0]` in v1alpha1, `spec.rules[0]` later. They are formatted
+only for what is reported: the checks run for every object of a set.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def check_traffic_target(resource: Resource) -> list[Diagnostic]:
     _destination(
         out, target.destination, path=f"{spec}destination", namespace=namespace, version=version
     )
+    if version == "v1alpha1" and target.destination.port is not None:
+        _quoted_port(out, written.get("destination"), port=target.destination.port)
     rules = _shown(target.rules, written.get(rules_key), _HIDDEN_RULE_KINDS.get(version))
     sources = _shown(target.sources, written.get("sources"), _HIDDEN_SOURCE_KINDS.get(version))
     _rules(
@@ -153,6 +158,20 @@ def _destination(
         )
     if subject.port is not None and not 1 <= subject.port <= 65535:
         out.append(error("SMI2301", f"port {subject.port} is not in 1-65535", path=f"{path}.port"))
+
+
+def _quoted_port(out: list[Diagnostic], destination: object, *, port: int) -> None:
+    """SMI2410 for `port: "9091"` (access v1alpha1 reads it as the number)."""
+    written = destination.get("port") if isinstance(destination, dict) else None
+    if isinstance(written, str):
+        out.append(
+            warning(
+                "SMI2410",
+                f"port {written!r} is read as {port}, but the CRD types destination.port as a "
+                f"number; write {port}",
+                path="destination.port",
+            )
+        )
 
 
 def _rules(
@@ -263,6 +282,8 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
                 path=path,
             )
         )
+    if schemes.pod_label_selector is not None:
+        out.append(_selector_skipped(schemes, path=f"{path}.podLabelSelector"))
     if schemes.service_account is not None:
         out += check_subdomain(
             schemes.service_account, f"{path}.serviceAccount", what="ServiceAccount name"
@@ -281,6 +302,20 @@ def check_identity_binding(resource: Resource) -> list[Diagnostic]:
             )
         )
     return out
+
+
+def _selector_skipped(schemes: hub.IdentityBindingSchemes, *, path: str) -> Diagnostic:
+    """SMI2411: the compiler resolves a binding to identities through its serviceAccount and
+    spiffeIdentities only (a pod label names no certificate)."""
+    if schemes.service_account is None and not schemes.spiffe_identities:
+        rest = "this binding names no identity, and a TrafficTarget allows nothing through it"
+    else:
+        rest = "only serviceAccount and spiffeIdentities name identities here"
+    return warning(
+        "SMI2411",
+        f"podLabelSelector names pods, not identities: smictl skips it, so {rest}",
+        path=path,
+    )
 
 
 def _binding_identity_problem(text: str, *, namespace: str | None, path: str) -> Diagnostic | None:

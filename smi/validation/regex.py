@@ -73,8 +73,21 @@ def _visible(text: str) -> str:
 
 
 def end_anchored(path_regex: str) -> bool:
-    """Whether a start-anchored pathRegex says where the path ends (SMI2206)."""
-    return path_regex.endswith(_END_ANCHORS)
+    """Whether a start-anchored pathRegex says where the path ends (SMI2206): it ends with
+    `$`, `/` or `.*` as regex syntax. An escaped `$` is a literal dollar (`/api\\$` still
+    matches `/api$-admin`) and `\\.*` any number of literal dots (`/v1\\.*` matches
+    `/v1-admin`); an escaped `/` is a `/` all the same."""
+    for anchor in _END_ANCHORS:
+        if path_regex.endswith(anchor):
+            return anchor == "/" or not _escaped(path_regex, len(path_regex) - len(anchor))
+    return False
+
+
+def _escaped(pattern: str, index: int) -> bool:
+    """Whether the character at `index` follows an odd run of backslashes (`\\\\$` is a
+    backslash, then the end)."""
+    run = len(pattern[:index]) - len(pattern[:index].rstrip("\\"))
+    return run % 2 == 1
 
 
 # --- an example of a longer path (SMI2206) -------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Subjects and rules hardly change between versions: v1alpha1/v1alpha2 destinations carry an
 optional `port`, v1alpha4 subjects an optional `group`; everything else is the layout around
-them (flat in v1alpha1, `specs` renamed `rules` and moved under `spec` in v1alpha2).
+them (flat in v1alpha1, `specs` renamed `rules` and moved under `spec` in v1alpha2). Early
+SDKs wrote the v1alpha1 port as a string (`"9091"`, SPEC.md §2.2), so v1alpha1 alone reads a
+port number in quotes as that number (`QuotedPortDestination`; validation warns, SMI2410).
 
 What an older version has no place for, and where it goes (DESIGN.md §3 "Versions"):
 
@@ -36,7 +38,12 @@ What an older version has no place for, and where it goes (DESIGN.md §3 "Versio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from smi.apis import lossy
 from smi.apis.access import hub
@@ -73,6 +80,38 @@ class PortDestination(Subject):
     port: StrictInt | None = None
 
 
+# A port number in quotes: no sign, no spaces, at most 10 digits (the range check, SMI2301,
+# judges the number; a longer string is no port number at all).
+_QUOTED_PORT = re.compile(r"[0-9]{1,10}")
+
+
+def _quoted_port(value: Any) -> Any:
+    """A string of digits as its number; any other string refused here, so that the message
+    says what a string may hold. Other types are left to the integer check."""
+    if not isinstance(value, str):
+        return value
+    if _QUOTED_PORT.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "SMI2003",
+            "must be an integer or a port number in quotes, not {value}",
+            {"value": ascii(value[:20])},
+        )
+    return int(value)
+
+
+QuotedPort = Annotated[StrictInt, BeforeValidator(_quoted_port)]
+
+
+class QuotedPortDestination(PortDestination):
+    """v1alpha1 destination: `port: "9091"` reads as 9091 (see the module docstring). Only
+    here: from v1alpha2 on the spec's own types say number, and so does every SDK."""
+
+    port: QuotedPort | None = None
+
+
+D = TypeVar("D", bound=PortDestination)
+
+
 class GroupSubject(Subject):
     """v1alpha4 (draft) subject: `group: access.smi-spec.io` with `kind: IdentityBinding`."""
 
@@ -101,8 +140,9 @@ def plain_subject(subject: hub.Subject) -> Subject:
     return Subject(kind=subject.kind, name=subject.name, namespace=subject.namespace or None)
 
 
-def port_destination(subject: hub.Subject) -> PortDestination:
-    return PortDestination(
+def port_destination(subject: hub.Subject, wire: type[D]) -> D:
+    """The destination as `wire` (its version's destination model) holds it."""
+    return wire(
         kind=subject.kind, name=subject.name, namespace=subject.namespace or None, port=subject.port
     )
 

@@ -1,7 +1,8 @@
 """access.smi-spec.io/v1alpha1: TrafficTarget in the flat layout.
 
 `destination`, `specs` (later renamed `rules`) and `sources` sit at the object root. The
-destination's `port` is optional, as the spec says (the sdk `main` CRD wrongly requires it).
+destination's `port` is optional, as the spec says (the sdk `main` CRD wrongly requires it),
+and may be a port number in quotes, as early SDKs wrote it (`QuotedPortDestination`).
 Rule kinds: HTTPRouteGroup, TCPRoute; UDPRoute rules and IdentityBinding sources of newer
 versions ride in the lossy-fields annotation (`smi.apis.access.common` says why that is safe).
 """
@@ -16,7 +17,7 @@ from smi.apis import lossy
 from smi.apis.access import hub
 from smi.apis.access.common import (
     TARGET_NARROWING,
-    PortDestination,
+    QuotedPortDestination,
     Rule,
     Subject,
     build_target,
@@ -40,7 +41,7 @@ class TrafficTarget(WireObject):
 
     api_version: Literal["access.smi-spec.io/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["TrafficTarget"]
-    destination: PortDestination
+    destination: QuotedPortDestination
     specs: list[Rule] | None = None
     sources: list[Subject] | None = None
 
@@ -61,7 +62,7 @@ def _project(target: hub.TrafficTarget) -> TrafficTarget:
         apiVersion=API_VERSION,
         kind="TrafficTarget",
         metadata=target.metadata,
-        destination=port_destination(target.destination),
+        destination=port_destination(target.destination, QuotedPortDestination),
         specs=shown_rules(target, udp=False) or None,
         sources=[plain_subject(s) for s in shown_sources(target, bindings=False)] or None,
     )

@@ -63,7 +63,7 @@ def _read(wire: TrafficTarget, meta: ObjectMeta) -> hub.TrafficTarget:
 def _project(target: hub.TrafficTarget) -> TrafficTarget:
     require_expressible(target, version=VERSION, bindings=False)
     spec = TrafficTargetSpec(
-        destination=port_destination(target.destination),
+        destination=port_destination(target.destination, PortDestination),
         rules=shown_rules(target, udp=False) or None,
         sources=[plain_subject(s) for s in shown_sources(target, bindings=False)] or None,
     )

@@ -1,7 +1,8 @@
 """Wire pieces and conversion helpers shared by the specs.smi-spec.io versions.
 
 HTTP matches are the same in every version except that v1alpha1 has no `headers`. TCPRoute
-and UDPRoute v1alpha4 share the `spec.matches.ports` shape.
+and UDPRoute v1alpha4 share the `spec.matches.ports` shape, read as the spec reads it: `ports`
+or `matches` left out means every port (`PortSpec`).
 
 A match's headers and a route's ports only narrow what a TrafficTarget rule allows, so when
 a version cannot show them (headers in v1alpha1, TCP ports before v1alpha4) an edit of that
@@ -11,9 +12,10 @@ name) or route is there: `MATCH_HEADERS`, `PORTS` (`smi.apis.lossy.Narrowing` sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from smi.apis import lossy
 from smi.apis.specs import hub
@@ -56,12 +58,14 @@ class HeaderMatch(Match):
 
 
 def match_to_hub(match: Match) -> hub.HTTPMatch:
-    headers = match.headers if isinstance(match, HeaderMatch) else None
+    headers = header_pairs(match.headers) if isinstance(match, HeaderMatch) else None
+    if headers is not None and any(name == hub.AUTHORITY for name, _ in headers):
+        headers = tuple((hub.header_name(name), regex) for name, regex in headers)
     return _match(
         name=match.name,
         path_regex=match.path_regex,
         methods=None if match.methods is None else tuple(match.methods),
-        headers=header_pairs(headers),
+        headers=headers,
     )
 
 
@@ -86,14 +90,39 @@ def header_match(match: hub.HTTPMatch) -> HeaderMatch:
     )
 
 
+def _omitted_as(value: Any, field: str, default: Any) -> Any:
+    """`value` (a mapping as written) with `field` set to `default` where it is left out or
+    null; anything else is left for the model to judge."""
+    if isinstance(value, Mapping) and value.get(field) is None:
+        return {**value, field: default}
+    return value
+
+
 class PortMatches(WireModel):
-    """`spec.matches` of TCPRoute/UDPRoute v1alpha4: the ports to allow ([] = all)."""
+    """`spec.matches` of TCPRoute/UDPRoute v1alpha4: the ports to allow ([] = all).
+
+    The spec says an omitted `ports` means every port (SPEC.md §3.2, DESIGN.md §3), so it is
+    read as `[]`, though the published CRD requires it: validation warns that the API server
+    would refuse the object as written (SMI2303). The schema still says `required`, as the CRD
+    does, because that is the form to write."""
 
     ports: list[StrictInt]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _every_port_when_omitted(cls, value: Any) -> Any:
+        return _omitted_as(value, "ports", [])
+
 
 class PortSpec(WireModel):
+    """A `spec` without `matches` (`spec: {}`) means every port too (see `PortMatches`)."""
+
     matches: PortMatches
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_port_when_omitted(cls, value: Any) -> Any:
+        return _omitted_as(value, "matches", {})
 
 
 def port_spec(ports: tuple[int, ...], *, has_matches: bool) -> PortSpec | None:

@@ -1,8 +1,9 @@
 """Unversioned hub of specs.smi-spec.io: HTTPRouteGroup, TCPRoute, UDPRoute.
 
 Headers are normalised here: both wire forms (a list of single-key maps, and a map) become one
-tuple of (lower-case name, value regex) pairs in document order. TCP/UDP `ports` () means all
-ports, which is also what the port-less TCPRoute of specs v1alpha1–v1alpha3 means.
+tuple of (lower-case name, value regex) pairs in document order, with `:authority` as `host`
+(`header_name`). TCP/UDP `ports` () means all ports, which is also what the port-less TCPRoute
+of specs v1alpha1–v1alpha3 means, and what a v1alpha4 `spec` without `matches.ports` means.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from smi.apis.meta import ObjectMeta
 GROUP = "specs.smi-spec.io"
 
 HTTP_METHODS = ("*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+# HTTP/2's `:authority` pseudo-header is what HTTP/1.1 carries as Host (RFC 9113 §8.3.1), and
+# OSM reads one as the other (SPEC.md §3.1). A request reaches the proxy over HTTP/1.1, so a
+# condition on `:authority` can only mean its Host header.
+AUTHORITY = ":authority"
+
+
+def header_name(name: str) -> str:
+    """The hub's name for a header name as written: lower-case, `:authority` as `host`. One
+    function for the converters and the compiler, so that the MeshPolicy a proxy matches
+    with, Rego policies and explanations all see the name a request carries."""
+    lowered = name.lower()
+    return "host" if lowered == AUTHORITY else lowered
 
 
 class _Frozen(BaseModel):
@@ -39,8 +53,9 @@ class HTTPRouteGroup(_Frozen):
 
 
 class TCPRoute(_Frozen):
-    """`ports` () = every port. `has_matches` records whether the wire object had a
-    `matches` block (v1alpha4) so that converting back gives the same object."""
+    """`ports` () = every port. `has_matches` records whether the wire object had a `spec`
+    (v1alpha3's empty one; v1alpha4's `matches` block, which a v1alpha4 `spec` without one
+    stands for) so that converting back gives a `spec` where there was one."""
 
     kind: Literal["TCPRoute"] = "TCPRoute"
     metadata: ObjectMeta

@@ -45,7 +45,8 @@ class HTTPRouteGroup(WireObject):
 
 
 class TCPRoute(WireObject):
-    """The CRD makes `spec` optional but requires `spec.matches.ports` once `spec` is there."""
+    """The CRD makes `spec` optional but requires `spec.matches.ports` once `spec` is there;
+    smictl reads a `spec` without them as every port, as the spec does (`PortSpec`)."""
 
     hub_type = hub.TCPRoute
 

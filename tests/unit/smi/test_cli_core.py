@@ -211,7 +211,7 @@ def test_convert_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: Capsys) ->
 
 def test_convert_reports_invalid_objects_at_their_line(tmp_path: Path, capsys: Capsys) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(TT_V1ALPHA1.replace("port: 8080", "port: '8080'"))
+    path.write_text(TT_V1ALPHA1.replace("port: 8080", "port: http"))
     assert main(["convert", "-f", str(path), "--to", "access.smi-spec.io/v1alpha3"]) == 1
     out, err = capsys.readouterr()
     assert out == ""

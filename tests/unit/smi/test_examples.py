@@ -22,8 +22,9 @@ from smi.loading import load_paths, load_text
 # SMI1008: not an SMI or context object (skipped, a warning); SMI1002: the spec's
 # APIResourceList contains a literal "..." elision; SMI1011: `apiVersion: v1alpha1` (doc typo);
 # SMI2408: the draft's IdentityBinding sets podLabelSelector and serviceAccount, which the same
-# draft says are mutually exclusive; SMI2206: pathRegex without trailing $, / or .*;
-# SMI2106: the spec's "self-referential" split lists its root as a backend.
+# draft says are mutually exclusive, and SMI2411: smictl skips its podLabelSelector; SMI2206:
+# pathRegex without trailing $, / or .*; SMI2106: the spec's "self-referential" split lists its
+# root as a backend.
 PRE_PR237 = "specs-v1alpha4-headers-array-form-pre-pr237/"
 
 AS_WRITTEN: dict[str, set[str]] = {
@@ -47,7 +48,7 @@ AS_WRITTEN: dict[str, set[str]] = {
     "access-v1alpha3/08-tcproute-tcp-ports--ports-8301-8302-8300.yaml": {"SMI1004"},
     "access-v1alpha3/09-udproute-udp-ports--ports-8301-8302.yaml": {"SMI1004"},
     "access-v1alpha3/10-traffictarget-protocal-specific.yaml": {"SMI1004"},
-    "access-v1alpha4-draft/01-identitybinding-service-a.yaml": {"SMI2408"},
+    "access-v1alpha4-draft/01-identitybinding-service-a.yaml": {"SMI2408", "SMI2411"},
     "access-v1alpha4-draft/02-tcproute-the-routes--ports-8080.yaml": {"SMI1004"},
     "access-v1alpha4-draft/03-httproutegroup-the-routes--metrics-everything.yaml": {"SMI1004"},
     "access-v1alpha4-draft/04-traffictarget-path-specific.yaml": {"SMI1004"},

@@ -149,6 +149,9 @@ def test_identity_binding_schemes() -> None:
     )
     none = head + "spec:\n  schemes: {}\n"
     one = head + "spec:\n  schemes:\n    spiffeIdentities: [cluster.local/ns/default/sa/a]\n"
-    assert findings(run_checks(both)) == [("SMI2408", "spec.schemes")]
+    assert findings(run_checks(both)) == [
+        ("SMI2408", "spec.schemes"),
+        ("SMI2411", "spec.schemes.podLabelSelector"),  # which one to keep: not this
+    ]
     assert findings(run_checks(none)) == [("SMI2408", "spec.schemes")]
     assert run_checks(one) == []

@@ -1,0 +1,80 @@
+"""SMI2206 looks at regex syntax, not characters: an escaped `$` or `.` at the end is a
+literal, so the regex still matches longer paths; an empty pathRegex matches every path, as
+the proxy's matcher treats it, and the warning says that instead of asking for an end anchor.
+"""
+
+from __future__ import annotations
+
+import pytest
+from validation_helpers import run_checks
+
+from smi.compiler.build import compile
+from smi.compiler.ir import PolicyIndex, authorize
+from smi.loading import load_text
+from smi.validation.regex import end_anchored
+
+
+def group(regex: str) -> str:
+    return (
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\n"
+        f"metadata: {{name: g, namespace: shop}}\nspec:\n  matches:\n  - name: m\n"
+        f"    pathRegex: '{regex}'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("regex", "anchored"),
+    [
+        ("/api$", True),
+        ("/api\\$", False),  # a literal dollar: /api$-admin matches
+        ("/api\\\\$", True),  # a literal backslash, then the end
+        ("/api\\\\\\$", False),  # a literal backslash, then a literal dollar
+        ("/v1.*", True),
+        ("/v1\\.*", False),  # any number of literal dots: /v1-admin matches
+        ("/v1\\\\.*", True),
+        ("/api/", True),
+        ("/api\\/", True),  # an escaped slash is a slash
+        ("", False),
+    ],
+)
+def test_end_anchored_reads_escapes(regex: str, anchored: bool) -> None:
+    assert end_anchored(regex) is anchored
+
+
+def test_an_escaped_dollar_is_warned_about_with_a_longer_path() -> None:
+    [d] = run_checks(group("/api\\$"))
+    assert (d.code, d.path, d.severity) == ("SMI2206", "spec.matches[0].pathRegex", "warning")
+    assert d.message == (
+        "'/api\\$' also matches longer paths (/api$-admin): \\$ is a literal $; "
+        "end it with $, / or .*"
+    )
+
+
+def test_an_escaped_dot_before_the_star_is_warned_about() -> None:
+    [d] = run_checks(group("/v1\\.*"))
+    assert d.code == "SMI2206"
+    assert d.message == "'/v1\\.*' also matches longer paths (/v1-admin); end it with $, / or .*"
+
+
+def test_an_empty_path_regex_is_said_to_match_every_path() -> None:
+    [d] = run_checks(group(""))
+    assert (d.code, d.path, d.severity) == ("SMI2206", "spec.matches[0].pathRegex", "warning")
+    assert d.message == (
+        "'' matches every path, as if pathRegex were absent; remove it, or write .* to say so"
+    )
+
+
+def test_the_proxy_matches_an_empty_path_regex_as_every_path() -> None:
+    """What the SMI2206 message for '' says is what the compiled policy enforces."""
+    text = group("") + (
+        "---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\n"
+        "metadata: {name: tt, namespace: shop}\nspec:\n"
+        "  destination: {kind: ServiceAccount, name: api, namespace: shop}\n"
+        "  rules: [{kind: HTTPRouteGroup, name: g}]\n"
+        "  sources: [{kind: ServiceAccount, name: web, namespace: shop}]\n"
+    )
+    loaded = load_text(text, filename="t.yaml")
+    index = PolicyIndex.build(compile(loaded.resources).policy)
+    web, api = "spiffe://cluster.local/ns/shop/sa/web", "spiffe://cluster.local/ns/shop/sa/api"
+    for path in ("/", "/admin", "/api/v1/items"):
+        assert authorize(index, web, api, 8080, "GET", path).allowed, path
