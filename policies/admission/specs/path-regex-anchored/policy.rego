@@ -16,11 +16,30 @@ package smi.admission.specs.path_regex_anchored
 
 import rego.v1
 
-anchored(regex) if endswith(regex, "$")
+# Whether the character `n` from the end of `r` is escaped: the text before it ends in an odd
+# number of backslashes (`/api\$` ends with a literal dollar, so it is anchored nowhere).
+# Counted by length, not by regex: a backslash is one character in OPA and two in rego-cpp,
+# which keeps strings in their escaped JSON spelling (smi.policy escapes input strings to
+# match), so the run of w*k characters is k backslashes either way.
+backslash_width := count("\\")
+
+escaped_before(r, n) if {
+	before := substring(r, 0, count(r) - n)
+	run := count(before) - count(trim_right(before, "\\"))
+	run % (2 * backslash_width) == backslash_width
+}
+
+anchored(regex) if {
+	endswith(regex, "$")
+	not escaped_before(regex, 1)
+}
 
 anchored(regex) if endswith(regex, "/")
 
-anchored(regex) if endswith(regex, ".*")
+anchored(regex) if {
+	endswith(regex, ".*")
+	not escaped_before(regex, 2)
+}
 
 # specs v1alpha1/v1alpha2 keep `matches` at the object root; later versions under `spec`.
 # (A rule, evaluated once. As the condition of `field`, the object was looked at again for
@@ -57,11 +76,19 @@ violation contains {"msg": msg, "path": field(sprintf("matches[%v].pathRegex", [
 	some k, i in offending
 	k < max_reported
 	match := input.hub.matches[i]
-	msg := concat("", [
-		"match ", match.name, ": ", match.pathRegex, " also matches ",
-		longer(match.pathRegex), "; end it with $, / or .*",
-	])
+	msg := message(match)
 }
+
+# An empty pathRegex is no prefix: it matches every path, as an absent one does.
+message(match) := concat("", [
+	"match ", match.name, ": '' matches every path, as if pathRegex were absent; remove it, ",
+	"or write .* to say so",
+]) if match.pathRegex == ""
+
+message(match) := concat("", [
+	"match ", match.name, ": ", match.pathRegex, " also matches ",
+	longer(match.pathRegex), "; end it with $, / or .*",
+]) if match.pathRegex != ""
 
 violation contains {"msg": msg, "path": field("matches")} if {
 	count(offending) > max_reported

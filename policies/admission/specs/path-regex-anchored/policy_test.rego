@@ -76,3 +76,16 @@ test_the_rest_are_counted if {
 	x.path == "spec.matches"
 	x.msg == "5 more matches have a pathRegex anchored at the start only"
 }
+
+test_an_escaped_end_is_no_anchor if {
+	paths(["/api\\$", "/api\\\\$", "/static\\.*", "/static\\\\.*"]) == {
+		"spec.matches[0].pathRegex",
+		"spec.matches[2].pathRegex",
+	}
+}
+
+test_an_empty_regex_is_said_to_match_every_path if {
+	request := {"operation": "CREATE", "object": {"spec": {}}}
+	v := policy.violation with input.request as request with input.hub as group([""])
+	{x.msg | some x in v} == {"match m0: '' matches every path, as if pathRegex were absent; remove it, or write .* to say so"}
+}
