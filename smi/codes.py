@@ -760,10 +760,11 @@ CODES: dict[str, Code] = dict(
             "injection annotation not applied",
             "A pod asked for something with an injection annotation that it did not get: "
             "`smictl.io/native-sidecar` is neither true nor false (the default placement "
-            "applies), or `smictl.io/proxy-wait-before-exit-seconds` is not a whole number, is out "
-            "of range (0 to 2147483647 seconds), or longer than the pod's terminationGracePeriodSeconds leaves the proxy to drain "
-            "(the wait is shortened). The proxy is injected all the same; the webhook gives "
-            "the same warnings at admission.",
+            "applies), or `smictl.io/proxy-wait-before-exit-seconds` is not a whole number, is "
+            "out of range (0 to 2147483647 seconds), or longer than the pod's "
+            "terminationGracePeriodSeconds leaves the proxy to drain (the wait is shortened). "
+            "The proxy is injected all the same; the webhook gives the same warnings at "
+            "admission.",
             "Fix the annotation's value, or raise the pod's terminationGracePeriodSeconds.",
         ),
         # SMI71xx: the sidecar proxy (`smictl proxy`)
