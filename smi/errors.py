@@ -52,6 +52,19 @@ def escaped_line(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def first_lines(lines: Sequence[str], *, most: int, chars: int) -> tuple[list[str], int]:
+    """The first of `lines` that fit in `most` lines and `chars` characters, and how many were
+    left out: what an answer relayed whole (a review's status.message, its warnings) may hold."""
+    kept: list[str] = []
+    total = 0
+    for line in lines:
+        if len(kept) == most or total + len(line) > chars:
+            break
+        kept.append(line)
+        total += len(line)
+    return kept, len(lines) - len(kept)
+
+
 def json_safe(value: Any) -> Any:
     """`value` (JSON data) with every lone surrogate in its strings replaced by U+FFFD: strict
     JSON parsers reject `"\udcff"`, and UTF-8 cannot encode it at all."""

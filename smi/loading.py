@@ -270,7 +270,7 @@ class _Loader:
                 sub = lines.sub(("items", i)) if lines is not None else None
                 self.document(item, lines=sub, index=index)
             return
-        if _typed_list(api_version, kind) and isinstance(value.get("items"), list):
+        if typed_list(api_version, kind) and isinstance(value.get("items"), list):
             # `<Kind>List` (a CRD's listKind, what the API server answers a list with): its
             # items may leave out apiVersion and kind, which are the list's.
             assert isinstance(kind, str)
@@ -494,7 +494,7 @@ def _first_line(text: str) -> int:
     return text.count("\n", 0, len(text) - len(text.lstrip(" \t\r\n"))) + 1
 
 
-def _typed_list(api_version: Any, kind: Any) -> bool:
+def typed_list(api_version: Any, kind: Any) -> bool:
     """Whether (apiVersion, kind) is the list kind of a kind this loader reads."""
     if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
         return False
@@ -539,4 +539,5 @@ __all__ = [
     "nothing_to_do",
     "read_documents",
     "read_source",
+    "typed_list",
 ]

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from smi.errors import first_lines
+
 ADMISSION_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 CONVERSION_VERSION = "apiextensions.k8s.io/v1"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
@@ -201,15 +203,8 @@ def bounded_warnings(warnings: Sequence[str]) -> list[str]:
     """`warnings` as the API server passes them on whole: one line each, each given once, at
     most MAX_WARNINGS and MAX_WARNINGS_TOTAL characters, then "... and N more warnings"."""
     lines = list(dict.fromkeys(cut_warning(w) for w in warnings))
-    kept: list[str] = []
-    total = 0
-    for line in lines:
-        if len(kept) == MAX_WARNINGS or total + len(line) > MAX_WARNINGS_TOTAL:
-            break
-        kept.append(line)
-        total += len(line)
-    if len(kept) < len(lines):
-        more = len(lines) - len(kept)
+    kept, more = first_lines(lines, most=MAX_WARNINGS, chars=MAX_WARNINGS_TOTAL)
+    if more:
         kept.append(f"... and {more} more warning{'s' if more > 1 else ''}")
     return kept
 

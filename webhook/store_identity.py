@@ -14,7 +14,7 @@ from typing import Any
 
 from smi.apis import registry
 from smi.errors import Diagnostic
-from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS, Source
+from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS, Source, typed_list
 from smi.schema_errors import json_type
 from smi.sources import Lines
 from smi.store.base import CLUSTER_SCOPED_KINDS
@@ -58,7 +58,7 @@ class IdentityReader:
             self.problem("SMI1003", f"document is {what}, not an object", path="", lines=lines)
             return
         api_version, kind, items = value.get("apiVersion"), value.get("kind"), value.get("items")
-        if isinstance(items, list) and (kind == "List" or _typed_list(api_version, kind)):
+        if isinstance(items, list) and (kind == "List" or typed_list(api_version, kind)):
             # `<Kind>List` items may leave out apiVersion and kind, which are the list's.
             typed = {} if kind == "List" else {"apiVersion": api_version, "kind": str(kind)[:-4]}
             for i, item in enumerate(items):
@@ -135,13 +135,3 @@ class IdentityReader:
             self.problem("SMI1009", "metadata.name missing", path="metadata.name", lines=lines)
             return None, ""
         return name, namespace or ""
-
-
-def _typed_list(api_version: Any, kind: Any) -> bool:
-    """Whether (apiVersion, kind) is the list kind (`TrafficSplitList`) of a stored kind."""
-    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
-        return False
-    item = kind[: -len("List")]
-    if registry.is_smi_group(api_version):
-        return registry.lookup(api_version, item) is not None
-    return api_version in CONTEXT_KINDS.get(item, ())

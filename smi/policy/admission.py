@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smi.compiler.checks import validate, validate_subjects
-from smi.errors import MAX_PATH_CHARS, Diagnostic, errors_of, escaped_line, warnings_of
+from smi.errors import (
+    MAX_PATH_CHARS,
+    Diagnostic,
+    errors_of,
+    escaped_line,
+    first_lines,
+    warnings_of,
+)
 from smi.loading import LoadResult, Resource, Source, load_object
 from smi.policy.engine import EVAL_FAILED
 from smi.policy.input import (
@@ -353,15 +360,9 @@ def problem_lines(result: AdmissionResult) -> tuple[str, ...]:
 def bounded_lines(lines: Sequence[str]) -> tuple[str, ...]:
     """The first lines of a 422 answer, within MAX_FIELD_LINES and MAX_FIELD_LINES_TOTAL
     characters, then how many were left out and where to see them."""
-    kept: list[str] = []
-    total = 0
-    for line in lines:
-        if len(kept) == MAX_FIELD_LINES or total + len(line) > MAX_FIELD_LINES_TOTAL:
-            break
-        kept.append(line)
-        total += len(line)
-    if len(kept) < len(lines):
-        kept.append(f"... and {len(lines) - len(kept)} more (run smictl validate for all)")
+    kept, more = first_lines(lines, most=MAX_FIELD_LINES, chars=MAX_FIELD_LINES_TOTAL)
+    if more:
+        kept.append(f"... and {more} more (run smictl validate for all)")
     return tuple(kept)
 
 
