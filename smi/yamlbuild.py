@@ -146,7 +146,12 @@ def _number_or_text(text: str) -> Any:
     if _INT.match(text):
         return _to_int(text)
     if _FLOAT.match(text):
-        return _to_float(text)
+        value = _to_float(text)
+        if math.isinf(value) and "inf" not in text.lower():
+            # Beyond a double (`1e400`, `7e12345`, a short git SHA): kubectl's go-yaml keeps
+            # such a scalar a string, so a label `commit: 7e12345` is text, not infinity.
+            return text
+        return value
     return text
 
 

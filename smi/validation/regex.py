@@ -21,8 +21,6 @@ import re2
 
 re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 
-_END_ANCHORS = ("$", "/", ".*")
-
 
 def _plain_re2_syntax() -> re.Pattern[str]:
     """Literals, `.`, escaped punctuation, `\\d\\w\\s` (and negations), classes of those with
@@ -77,10 +75,16 @@ def end_anchored(path_regex: str) -> bool:
     `$`, `/` or `.*` as regex syntax. An escaped `$` is a literal dollar (`/api\\$` still
     matches `/api$-admin`) and `\\.*` any number of literal dots (`/v1\\.*` matches
     `/v1-admin`); an escaped `/` is a `/` all the same."""
-    for anchor in _END_ANCHORS:
-        if path_regex.endswith(anchor):
-            return anchor == "/" or not _escaped(path_regex, len(path_regex) - len(anchor))
-    return False
+    if path_regex.endswith("/"):
+        return True
+    if path_regex.endswith("$"):
+        at = len(path_regex) - 1
+    elif path_regex.endswith(".*"):
+        at = len(path_regex) - 2
+    else:
+        return False
+    # (Most anchors follow no backslash at all: one look, then the run is counted only then.)
+    return at == 0 or path_regex[at - 1] != "\\" or not _escaped(path_regex, at)
 
 
 def _escaped(pattern: str, index: int) -> bool:

@@ -378,6 +378,19 @@ def test_exponents_are_floats_as_kubectl_reads_them() -> None:
     assert load(weight)[1] == []
 
 
+def test_a_number_beyond_a_double_stays_text_as_go_yaml_keeps_it() -> None:
+    """go-yaml resolves a float only when strconv.ParseFloat succeeds: `7e12345` (a short git
+    SHA in a label) stays a string there, so it must not become infinity here."""
+    [doc] = read_documents("a: 7e12345\nb: 1.5e400\nc: -1e999\nd: .inf\ne: 1e308\n", filename="t")
+    assert doc.value == {"a": "7e12345", "b": "1.5e400", "c": "-1e999", "d": float("inf"),
+                         "e": 1e308}  # fmt: skip
+    labelled = SPLIT.replace(
+        "  namespace: shop\n", "  namespace: shop\n  labels: {commit: 7e12345}\n"
+    )
+    assert "7e12345" in labelled
+    assert load(labelled)[1] == []
+
+
 def test_merge_keys_and_aliases_resolve() -> None:
     text = "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\ncopy: *b\n"
     [doc] = read_documents(text, filename="m.yaml")
