@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smi.commands.compile import add_input_arguments, load_and_compile, print_diagnostics
+from smi.errors import escaped_line
 
 if TYPE_CHECKING:
     from smi.compiler.ir.model import AuthzRule, MeshPolicy
@@ -108,7 +109,9 @@ def _allows(rule: AuthzRule, describe: Any) -> tuple[str, ...]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A table cell of manifest text: a regex's newline or `|` would end the row or the cell
+    and let a manifest write rows of its own."""
+    return escaped_line(text).replace("|", "\\|")
 
 
 def to_markdown(policy: MeshPolicy, edges: Sequence[Edge]) -> str:
@@ -140,7 +143,7 @@ def to_markdown(policy: MeshPolicy, edges: Sequence[Edge]) -> str:
 
 def _quote(*lines: str) -> str:
     """A DOT string; several lines are joined with DOT's own line-break escape."""
-    escaped = (line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+    escaped = (escaped_line(line).replace("\\", "\\\\").replace('"', '\\"') for line in lines)
     return '"' + "\\n".join(escaped) + '"'
 
 

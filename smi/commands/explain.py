@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smi.commands.compile import Compiled, add_input_arguments, load_and_compile
+from smi.errors import escaped_line
 
 if TYPE_CHECKING:
     from smi.compiler.explain import Probe
@@ -140,15 +141,18 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
         explain(index, source=source, destination=identity, probe=probe, skipped=skipped)
         for identity, probe in asked
     ]
+    # Every line quotes manifest text (regexes, names): escaped, so that a pathRegex holding
+    # a newline cannot print an ALLOW or DENY line of its own.
     for line in dest.route:
-        print(line)
+        print(escaped_line(line))
     for verdict in verdicts:
         word = "ALLOW" if verdict.allowed else "DENY"
-        print(f"{word} {short(source, td)} -> {short(verdict.destination, td)}: {verdict.asked}")
+        print(f"{word} {short(source, td)} -> {short(verdict.destination, td)}: "
+              f"{escaped_line(verdict.asked)}")  # fmt: skip
         for line in verdict.because:
-            print(f"  {line}")
+            print(f"  {escaped_line(line)}")
         for route in verdict.allowed_routes:
-            print(f"    {route}")
+            print(f"    {escaped_line(route)}")
     for line in _MODE_NOTES.get(index.policy.mode, ()):
         print(line)
     denied = sum(1 for v in verdicts if not v.allowed)
@@ -309,6 +313,16 @@ def _landing(
             f"port {port}, so it goes to {service_key}"
         )
         return (service_key,)
+    if here.matchers and not probe.is_request and probe.protocol == "http":
+        # "What may the caller do?" has two answers here: the requests the matches take go to
+        # the backends, the rest to the root. Judging the root alone said DENY (exit 1) where
+        # the backends allow some requests.
+        route.append(
+            f"{service_key}: TrafficSplit {split.origin} sends the requests its matches take"
+            f"{on} to {_shares(here)}, the rest to {service_key} (ask with --method, --path or "
+            "--header for one request)"
+        )
+        return (service_key, *(b.service for b in here.backends if b.weight > 0))
     request = Request(probe.method or "GET", probe.path or "/", probe.headers)
     if pick_backend(here, request if probe.is_request else None, 0.0) is None:
         route.append(f"{service_key}: TrafficSplit {split.origin} {_not_split(here, probe, on)}")

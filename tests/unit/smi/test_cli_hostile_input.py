@@ -178,3 +178,27 @@ def test_policy_parameters_still_read_a_mapping(tmp_path: Path) -> None:
     path.write_text("- a\n")
     with pytest.raises(PolicyError):
         read_parameters(path)
+
+
+@pytest.mark.parametrize("fmt", ["md", "dot"])
+def test_access_matrix_prints_a_regex_newline_escaped(
+    tmp_path: Path, capsys: Capsys, fmt: str
+) -> None:
+    """A pathRegex holding a newline (validate only warns) ended the Markdown row and wrote a
+    line of the manifest's own into the report."""
+    manifest = tmp_path / "nl.yaml"
+    manifest.write_text(
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\n"
+        "metadata: {name: r, namespace: shop}\n"
+        'spec: {matches: [{name: m, pathRegex: "/a$\\n| forged | row |"}]}\n'
+        "---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\n"
+        "metadata: {name: t, namespace: shop}\n"
+        "spec:\n  destination: {kind: ServiceAccount, name: api, namespace: shop}\n"
+        "  rules: [{kind: HTTPRouteGroup, name: r}]\n"
+        "  sources: [{kind: ServiceAccount, name: web, namespace: shop}]\n",
+        encoding="utf-8",
+    )
+    assert main(["access-matrix", "-f", str(manifest), "-o", fmt]) == 0
+    out = capsys.readouterr().out
+    assert not any(line.startswith("| forged") for line in out.splitlines()), out
+    assert "\\n" in out

@@ -177,12 +177,18 @@ def test_a_split_with_matches_applies_only_to_the_requests_they_take(
         "  allowed by TrafficTarget shop/TrafficTarget/front-to-web, match any "
         "(HTTPRouteGroup all)\n"
     )
-    code, out = explain(run_cli, path, "--port", "8080")  # no request: the matches cannot tell
-    assert code == 0, out
+    # No request: what the matches take goes to the backends, the rest to the root; each is
+    # judged (the root alone said ALLOW, hiding that web-v2 refuses what the split sends it).
+    code, out = explain(run_cli, path, "--port", "8080")
+    assert code == 1, out
     assert out.startswith(
-        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout does not apply here: it splits "
-        "only the requests its matches take (ask with --method, --path or --header)\n"
+        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout sends the requests its matches "
+        "take to shop/web-v2 (100%), the rest to shop/web (ask with --method, --path or "
+        "--header for one request)\n"
     )
+    assert "ALLOW shop/front -> shop/web: " in out
+    assert "DENY shop/front -> shop/web-v2: " in out
+    assert out.endswith("DENY: 1 of 2 allowed\n")
 
 
 def test_a_backend_without_the_port_gets_no_traffic_on_it(run_cli: RunCli, tmp_path: Path) -> None:

@@ -169,3 +169,23 @@ def test_the_readme_shows_what_explain_prints(run_cli: RunCli, in_repo: Path) ->
         code, out, err = run_cli(*command.split()[1:])
         assert (out + err) == expected, command
         assert code == (1 if re.search(r"^DENY ", expected, re.M) else 0), command
+
+
+def test_manifest_text_cannot_print_lines_of_its_own(run_cli: RunCli, tmp_path: Path) -> None:
+    """A pathRegex or header regex holding a newline is printed escaped: it printed a line
+    starting `ALLOW forged line` of its own (validate only warns about such a regex)."""
+    path = tmp_path / "nl.yaml"
+    path.write_text(
+        ROUTES.replace("pathRegex: /public/.*", 'pathRegex: "/p$\\nALLOW forged"').replace(
+            "- {name: any, pathRegex: /any}", '- {name: any, headers: [{x-a: "1\\nDENY x"}]}'
+        ),
+        encoding="utf-8",
+    )
+    for ask in ((), ("--method", "GET", "--path", "/nothing")):
+        _, out, _ = run_cli(
+            "explain", "-f", str(path), "--from", "shop/web", "--to", "shop/api", "--port", "80",
+            *ask,
+        )  # fmt: skip
+        assert "\\nALLOW forged" in out or "\\nDENY x" in out, out
+        for line in out.splitlines():
+            assert not line.startswith(("ALLOW forged", "DENY x")), out
