@@ -328,8 +328,12 @@ def _write_all(files: list[tuple[str, Path, bytes, bool]]) -> None:
         for current in files:
             _, path, data, private = current
             tmp = path.with_name(path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+            mode = 0o600 if private else 0o644
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             staged.append(tmp)
+            # (The mode of os.open applies only to a file it creates: a leftover .tmp would
+            # have passed its own mode on to the key.)
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         for current, tmp in zip(files, staged, strict=True):

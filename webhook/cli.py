@@ -538,6 +538,8 @@ def _listen_problem(bind: str) -> str | None:
     address = _tcp_address(bind)
     if address is None or address[1] == 0:  # fd://, unix:, or any free port
         return None
+    if os.environ.get("LISTEN_FDS"):
+        return None  # systemd socket activation: gunicorn adopts the sockets it was handed
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # gunicorn's choice
     try:

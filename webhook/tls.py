@@ -12,7 +12,8 @@ were accepted with.
 With a client CA (`SMI_WEBHOOK_CLIENT_CA_FILE`) the context asks every caller for a certificate
 and verifies one that is sent (CERT_OPTIONAL: proxies and `smictl apply` prove themselves with
 tokens and send none); which routes require one is `webhook.callers`' business. The CA file is
-watched like the pair.
+watched like the pair. Such a context resumes no session (TLS 1.3 only, no tickets): a resumed
+session is not verified again, and would outlive a CA swapped out of the file.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ServingContext:
         self.client_ca_file = client_ca_file
         self.check_interval = check_interval
         self._lock = threading.Lock()
+        self._missing: str | None = None
         self._stamp = self._read_stamp()
         self._context = self._build()
         self._checked = time.monotonic()
@@ -57,8 +59,16 @@ class ServingContext:
     def _maybe_reload(self) -> None:
         try:
             stamp = self._read_stamp()
-        except OSError:
-            return  # a file is being replaced; look again at the next check
+        except OSError as exc:
+            # A file being replaced (look again at the next check), or one gone: said once, as
+            # a missing client CA also holds back a renewed serving certificate.
+            if self._missing != exc.filename:
+                self._missing = exc.filename
+                logs.emit(logs.SERVER, {"event": "tls_reload_waiting",
+                                        "error": f"{exc.filename}: {exc.strerror}"},
+                          level=logging.WARNING)  # fmt: skip
+            return
+        self._missing = None
         if stamp == self._stamp:
             return
         try:
@@ -90,4 +100,11 @@ class ServingContext:
         if self.client_ca_file is not None:
             context.load_verify_locations(cafile=str(self.client_ca_file))
             context.verify_mode = ssl.CERT_OPTIONAL
+            # No session resumption: a resumed session skips certificate verification, and a
+            # worker keeps the context it started with for resumption, so a client certificate
+            # of a CA since swapped out kept working for a ticket's lifetime (2 h). TLS 1.3
+            # resumes only by ticket, and none is issued; TLS 1.2 could resume by session id.
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
+            context.num_tickets = 0
+            context.options |= ssl.OP_NO_TICKET
         return context

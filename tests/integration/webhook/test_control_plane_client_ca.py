@@ -202,3 +202,40 @@ def test_tls_asks_for_a_certificate_only_with_a_client_ca(tmp_path: Path) -> Non
         cert_file=certs / "server.crt", key_file=certs / "server.key", client_ca_file=ca.path
     ).get()
     assert asking.verify_mode == ssl.CERT_OPTIONAL
+
+
+def test_no_session_is_resumed_so_a_swapped_ca_holds_on_the_next_connection(setup: Any) -> None:
+    """A resumed TLS session skips certificate verification, and each worker keeps its first
+    context for resumption: a certificate of a CA since swapped out kept working for a
+    ticket's lifetime. With a client CA the control plane issues no ticket (TLS 1.3 only)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    server, ca, _ = setup
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    assert host is not None and port is not None
+    client = ssl.create_default_context(cafile=str(server.ca))
+    client.load_cert_chain(*ca.client("kube-apiserver"))
+
+    def handshake(session: Any = None) -> ssl.SSLSocket:
+        raw = socket.create_connection((host, port), timeout=10)
+        tls = client.wrap_socket(raw, server_hostname=host, session=session)
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        return tls
+
+    first = handshake()
+    assert first.version() == "TLSv1.3"
+    session = first.session
+    first.close()
+    again = handshake(session)
+    assert not again.session_reused
+    again.close()
+
+    old = ssl.create_default_context(cafile=str(server.ca))
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        pytest.raises((ssl.SSLError, OSError)),
+    ):
+        old.wrap_socket(raw, server_hostname=host).close()

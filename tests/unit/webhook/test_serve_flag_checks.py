@@ -207,3 +207,18 @@ def test_every_setting_flag_says_what_it_is_and_its_default(
         "--max-review-bytes N larger request bodies get a 400 (default 3145728)",
     ]:
         assert expected in text
+
+
+def test_socket_activation_skips_the_port_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under systemd socket activation the port is bound already, by the socket gunicorn
+    adopts (LISTEN_FDS): the check said 'address already in use' and serve did not start."""
+    from webhook.cli import _listen_problem
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        monkeypatch.delenv("LISTEN_FDS", raising=False)
+        assert _listen_problem(bind) is not None
+        monkeypatch.setenv("LISTEN_FDS", "1")
+        assert _listen_problem(bind) is None

@@ -261,3 +261,18 @@ def test_certs_init_makes_its_directory_private_and_keeps_an_existing_one(
         f"smictl certs init: warning: --dir {shared}: other users can open it (mode 0750); "
         f"keep it private: chmod 700 {shared}"
     ]
+
+
+def test_a_leftover_temporary_file_does_not_give_the_key_its_mode(tmp_path: Path) -> None:
+    """os.open's mode applies only to a file it creates: a ca.key.tmp left at 0644 made the
+    CA key 0644."""
+    from smi.cli import main
+
+    certs = tmp_path / "certs"
+    certs.mkdir(mode=0o700)
+    leftover = certs / "ca.key.tmp"
+    leftover.write_text("old")
+    leftover.chmod(0o644)
+    assert main(["certs", "init", "--dir", str(certs)]) == 0
+    assert (certs / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert (certs / "server.key").stat().st_mode & 0o777 == 0o600
