@@ -174,7 +174,7 @@ class ControlPlaneClient:
     ) -> Reply:
         url, port = self._url()
         target = url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
-        payload = json.dumps(body).encode() if body is not None else None
+        payload = _payload(body)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         token = AdminToken.find(token_file=self.token_file, ca_file=self.ca_file)
         # Never in clear text: over plain http (only ever a test server or a misconfigured
@@ -266,6 +266,24 @@ class ControlPlaneClient:
         if 200 <= response.status < 300:
             raise not_a_control_plane(self.server, f"HTTP {response.status}, {_glimpse(raw)}")
         return {"error": _glimpse(raw) if raw else ""}
+
+
+def _payload(body: Any) -> bytes | None:
+    """`body` as JSON, or one line when it cannot be: Python's json writes NaN and the
+    infinities as `NaN` and `Infinity`, which are no JSON (RFC 8259), and the server refuses
+    the whole request for them. The commands refuse such values at their line first; this is
+    the guard for any caller that does not."""
+    if body is None:
+        return None
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except ValueError as exc:
+        raise SMIError(
+            Diagnostic(
+                "SMI2003",
+                f"the request holds a value JSON cannot carry ({exc}); nothing was sent",
+            )
+        ) from exc
 
 
 def _close(

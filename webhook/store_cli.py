@@ -9,15 +9,21 @@ the object in the file it came from, and `-o json` carries the same file and lin
 another is refused before anything is sent (without `-n`, such objects are sent as written).
 `delete -f` reads only each object's identity (apiVersion, kind, metadata.name and namespace):
 that is all a delete needs, and an object whose spec smictl would refuse must still be removable.
+An identity written twice is deleted once, as `apply` stores identical copies once.
+
+A number JSON cannot carry (`.inf`, `.nan`; `Infinity`, `NaN` in a .json file, which Python's
+reader takes) is refused at its line before anything is sent: the server refuses the whole body
+for it without knowing which file or line it came from.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -35,6 +41,7 @@ from smi.loading import (
 from smi.sources import Lines, read_documents, read_path
 from smi.store.base import CLUSTER_SCOPED_KINDS, ObjectKey
 from smi.yamlout import Dumper
+from smi.yamlpos import PathPart, format_path
 from webhook.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -156,7 +163,10 @@ def _loaded(paths: Sequence[str], *, namespace: str | None) -> Loaded:
     if not objects:
         raise SMIError(_nothing(result, paths, then="nothing applied"))
     loaded = Loaded(objects=objects, texts=texts)
-    _refuse_other_namespaces(loaded, namespace)
+    problems = [*_other_namespaces(loaded, namespace), *_non_json_numbers(loaded)]
+    if problems:
+        # In the order of the objects (sorted by file, then place in it), as each check finds.
+        raise SMIError(sorted(problems, key=lambda d: (d.file or "", d.line or 0)))
     return loaded
 
 
@@ -180,13 +190,13 @@ def _nothing(result: LoadResult, paths: Sequence[str], *, then: str) -> Diagnost
     return empty
 
 
-def _refuse_other_namespaces(loaded: Loaded, namespace: str | None) -> None:
+def _other_namespaces(loaded: Loaded, namespace: str | None) -> list[Diagnostic]:
     """With `-n`, every object that names another namespace, at its line: sending it as
     written would write or delete in a namespace the user did not name, and giving it `-n`'s
     would act on another object than the file describes. Cluster-scoped objects have none."""
+    problems: list[Diagnostic] = []
     if namespace is None:
-        return
-    problems = []
+        return problems
     for index, obj in enumerate(loaded.objects):
         written = _written_namespace(obj)
         if obj.kind in CLUSTER_SCOPED_KINDS or not written or written == namespace:
@@ -195,8 +205,69 @@ def _refuse_other_namespaces(loaded: Loaded, namespace: str | None) -> None:
                     "message": f"the namespace of the object {written!r} does not match -n "
                     f"{namespace!r}: pass -n {written} (or no -n), or change the file"}  # fmt: skip
         problems.append(_locate(mismatch, loaded))
-    if problems:
-        raise SMIError(problems)
+    return problems
+
+
+# Shown when an object holds more of them than this: the first few are enough to find the rest.
+_MORE_SHOWN = 3
+
+
+def _non_json_numbers(loaded: Loaded) -> list[Diagnostic]:
+    """SMI2003 at the first field of each object holding NaN or an infinity, naming the
+    others: JSON has no such numbers (RFC 8259), so the request would be refused whole, and
+    the server, which sees only the request, could not say which file and line hold one."""
+    problems: list[Diagnostic] = []
+    for index, obj in enumerate(loaded.objects):
+        if all(map(_finite, obj.raw.values())):
+            continue
+        found = list(_non_finite(obj.raw, ()))
+        path, number = found[0]
+        message = f"{_spelled(number, obj.source.file)} is not a number JSON can carry"
+        if others := [format_path(p) for p, _ in found[1:]]:
+            more = len(others) - _MORE_SHOWN
+            listed = ", ".join(others[:_MORE_SHOWN]) + (f" and {more} more" if more > 0 else "")
+            message += f" (also {listed})"
+        diag = {"code": "SMI2003", "path": format_path(path), "index": index, "message": message}
+        problems.append(_locate(diag, loaded))
+    return problems
+
+
+def _finite(value: Any) -> bool:
+    """Whether `value` holds no NaN or infinity. Every object of every apply passes here, so
+    it looks only at the types the readers build, mostly through `map` (a quarter of the
+    cost of the path-keeping walk below, which only the objects that fail it need)."""
+    kind = type(value)
+    if kind is dict:
+        return all(map(_finite, value.values()))
+    if kind is list:
+        return all(map(_finite, value))
+    return kind is not float or math.isfinite(value)
+
+
+def _non_finite(
+    value: Any, path: tuple[PathPart, ...]
+) -> Iterator[tuple[tuple[PathPart, ...], float]]:
+    """Every NaN and infinity in `value`, with its path, in the order written. Keys need no
+    look: the readers give only strings as keys."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, (*path, i))
+
+
+def _spelled(number: float, filename: str) -> str:
+    """`number` as the file wrote it (up to case and a `+`): YAML's `.inf`, `-.inf` and `.nan`,
+    or, in a .json file (read by Python's reader, as `read_documents` does), JavaScript's."""
+    json_file = filename.lower().endswith(".json")
+    if math.isnan(number):
+        return "NaN" if json_file else ".nan"
+    sign = "-" if number < 0 else ""
+    return sign + ("Infinity" if json_file else ".inf")
 
 
 def _written_namespace(obj: Sent) -> str:
@@ -545,8 +616,7 @@ def run_delete(args: argparse.Namespace) -> int:
     if args.filename and args.kind:
         return _usage("delete", "give either -f PATH or KIND NAME, not both")
     if args.filename:
-        loaded = _references(args.filename, namespace=args.namespace)
-        _refuse_duplicates(loaded)
+        loaded = _distinct(_references(args.filename, namespace=args.namespace))
         items = [_reference(o) for o in loaded.objects]
     elif args.kind and args.name:
         items = [{"kind": args.kind, "name": args.name, "namespace": args.namespace or "default"}]
@@ -590,25 +660,25 @@ def _references(paths: Sequence[str], *, namespace: str | None) -> Loaded:
     if not references:
         raise SMIError(_nothing(result, paths, then="nothing deleted"))
     loaded = Loaded(objects=references, texts=texts)
-    _refuse_other_namespaces(loaded, namespace)
+    if problems := _other_namespaces(loaded, namespace):
+        raise SMIError(problems)
     return loaded
 
 
-def _refuse_duplicates(loaded: Loaded) -> None:
-    """SMI2007 at each repeat of an object, as `apply` refuses one: deleting it "twice" would
-    report it deleted twice. Keyed as the store keys it (API group, not version)."""
+def _distinct(loaded: Loaded) -> Loaded:
+    """Each object once, where it first appears. A delete reads only identities, so a file
+    `apply` takes with an object written twice (identical copies are one object, SMI3008)
+    deletes it once; the store refuses a key given twice in one delete, which would report
+    the object deleted twice. Keyed as the store keys it (API group, not version)."""
     seen: set[ObjectKey] = set()
-    problems: list[Diagnostic] = []
-    for index, obj in enumerate(loaded.objects):
+    kept: list[Sent] = []
+    for obj in loaded.objects:
         namespace = "" if obj.kind in CLUSTER_SCOPED_KINDS else (obj.namespace or "default")
         key = ObjectKey(obj.api_version.rpartition("/")[0], obj.kind, namespace, obj.name)
-        if key in seen:
-            repeat = {"code": "SMI2007", "message": f"{key} appears twice in one delete",
-                      "path": "metadata.name", "index": index}  # fmt: skip
-            problems.append(_locate(repeat, loaded))
-        seen.add(key)
-    if problems:
-        raise SMIError(problems)
+        if key not in seen:
+            seen.add(key)
+            kept.append(obj)
+    return replace(loaded, objects=kept)
 
 
 def _reference(obj: Sent) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """`smictl apply` and `delete -f` point at the line of the field a refusal names for context
-objects (Services, Namespaces) as for SMI kinds, and `delete -f` refuses an object listed
-twice before sending anything, as `apply` does (acceptance audit of `smictl serve`)."""
+objects (Services, Namespaces) as for SMI kinds (acceptance audit of `smictl serve`), and
+`delete -f` sends an object listed twice once, so that the server's refusals and results are
+indexed as the CLI locates them."""
 
 from __future__ import annotations
 
@@ -152,24 +153,26 @@ def test_a_refused_field_of_a_json_service_is_reported_at_its_line(
     assert code == 1 and err[0].startswith(f"{manifest}:6: metadata.labels: "), err
 
 
-def test_delete_of_an_object_listed_twice_is_refused_before_sending(
+def test_delete_of_an_object_listed_twice_sends_it_once_where_it_first_appears(
     recorder: Callable[[int, dict[str, Any]], Recorder],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server = recorder(200, {"revision": 2, "results": []})
+    server = recorder(422, {"error": "no", "denials": [refusal(1, "metadata.name")]})
     first = tmp_path / "a.yaml"
-    first.write_text(SERVICES)
-    again = tmp_path / "b.yaml"
-    again.write_text(
-        "# the same web Service, under another version of nothing\n"
+    first.write_text(
+        "# the same web Service, with only its identity\n"
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n"
     )
+    again = tmp_path / "b.yaml"
+    again.write_text(SERVICES)
     code, err = run(capsys, "delete", "-f", str(first), "-f", str(again), "--server", server.url)
-    assert code == 1 and server.bodies == []  # nothing sent
-    assert err == [
-        f"{again}:5: metadata.name: shop/Service/web appears twice in one delete (SMI2007)"
-    ]
+    # Before: b.yaml:4: metadata.name: shop/Service/web appears twice in one delete (SMI2007),
+    # and nothing sent.
+    assert [i["name"] for i in server.bodies[0]["items"]] == ["web", "api"]
+    # The server's index 1 is the second object sent (api), not the second written (web).
+    assert code == 1
+    assert err[0] == f"{again}:16: metadata.name: must be a DNS-1123 label (SMI2006)", err
 
 
 def test_delete_of_distinct_objects_is_sent(
