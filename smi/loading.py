@@ -174,9 +174,22 @@ def nothing_to_do(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _load(text: str, *, filename: str, default_namespace: str) -> LoadResult:
+def load_identities(text: str, *, filename: str, default_namespace: str = "default") -> LoadResult:
+    """What each object is (apiVersion, kind, name, namespace), read as `load_text` reads it
+    (lists, served kinds and versions, context kinds, the same codes), but without an SMI
+    object's schema: every object comes back in `context`, SMI ones too. `smictl delete -f`
+    needs nothing more, and a manifest cut down to its identity, or one whose spec smictl
+    would refuse, must still name the object it deletes."""
+    return _load(text, filename=filename, default_namespace=default_namespace, identities=True)
+
+
+def _load(
+    text: str, *, filename: str, default_namespace: str, identities: bool = False
+) -> LoadResult:
     out = LoadResult(files=[filename])
-    loader = _Loader(out, filename=filename, default_namespace=default_namespace)
+    loader = _Loader(
+        out, filename=filename, default_namespace=default_namespace, identities=identities
+    )
     is_json = filename.lower().endswith(".json")
     if is_json and is_blank(text):
         return out  # an empty .json file holds no object, as an empty .yaml file holds none
@@ -194,10 +207,13 @@ def _load(text: str, *, filename: str, default_namespace: str) -> LoadResult:
 class _Loader:
     """Dispatches the documents of one file into a LoadResult."""
 
-    def __init__(self, out: LoadResult, *, filename: str, default_namespace: str) -> None:
+    def __init__(
+        self, out: LoadResult, *, filename: str, default_namespace: str, identities: bool = False
+    ) -> None:
         self.out = out
         self.filename = filename
         self.default_namespace = default_namespace
+        self.identities = identities  # SMI objects as identities only (`load_identities`)
 
     def problem(
         self,
@@ -286,7 +302,11 @@ class _Loader:
         assert isinstance(api_version, str) and isinstance(kind, str)  # checked just above
         source = Source(file=self.filename, line=line, index=index)
         if registry.is_smi_group(api_version):
-            _SmiDocument(self, value, api_version=api_version, kind=kind, lines=lines).load(source)
+            document = _SmiDocument(self, value, api_version=api_version, kind=kind, lines=lines)
+            if self.identities:
+                document.identity(source)
+            else:
+                document.load(source)
         elif kind in SMI_KIND_GROUPS:
             self.problem(
                 "SMI1011",
@@ -422,6 +442,16 @@ class _SmiDocument:
         )
         self.loader.out.resources.append(resource)
 
+    def identity(self, source: Source) -> None:
+        """The object as `load_identities` reads it: a served kind, and a name."""
+        if registry.lookup(self.api_version, self.kind) is None:
+            self._unserved()
+            return
+        self.loader._context(
+            self.value, api_version=self.api_version, kind=self.kind, lines=self.lines,
+            source=source,
+        )  # fmt: skip
+
     def _unserved(self) -> None:
         kinds = registry.kinds_of(self.api_version)
         if kinds:
@@ -533,6 +563,7 @@ __all__ = [
     "Source",
     "format_path",
     "gc_paused",
+    "load_identities",
     "load_object",
     "load_paths",
     "load_text",

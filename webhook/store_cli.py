@@ -35,6 +35,7 @@ from smi.loading import (
     ContextObject,
     LoadResult,
     Resource,
+    load_identities,
     load_text,
     nothing_to_do,
 )
@@ -50,7 +51,6 @@ from webhook.client import (
     not_a_control_plane,
     refused,
 )
-from webhook.store_identity import IdentityReader, Reference
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -133,7 +133,7 @@ def _namespace_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-Sent = Resource | ContextObject | Reference
+Sent = Resource | ContextObject
 
 
 @dataclass(frozen=True)
@@ -403,9 +403,6 @@ def _locate(d: dict[str, Any], loaded: Loaded) -> Diagnostic:
         obj = objects[index]
         if isinstance(obj, Resource):
             return obj.locate(diag)
-        if isinstance(obj, Reference):
-            line = obj.lines.line_of(diag.path) if obj.lines is not None else None
-            return diag.located(file=obj.source.file, line=line or obj.source.line)
         lines = _context_lines(obj, loaded.texts.get(obj.source.file))
         line = lines.line_of(diag.path) if lines is not None else None
         return diag.located(file=obj.source.file, line=line or obj.source.line)
@@ -640,26 +637,19 @@ def _references(paths: Sequence[str], *, namespace: str | None) -> Loaded:
     """The identity of every object in `paths`, or SMIError with every problem."""
     result = LoadResult()
     texts: dict[str, str] = {}
-    references: list[Reference] = []
     for path in paths:
         for name, text, problem in read_path(path, stdin=None):
             if problem is not None:
                 result.diagnostics.append(problem)
                 continue
             texts[name] = text
-            result.files.append(name)
-            reader = IdentityReader(name, namespace=namespace or "default")
-            try:
-                for doc in read_documents(text, filename=name):
-                    reader.document(doc.value, lines=doc.lines, index=doc.index)
-            except SMIError as exc:
-                result.diagnostics.extend(exc.diagnostics)
-            references.extend(reader.references)
-            result.diagnostics.extend(reader.diagnostics)
+            default = namespace or "default"
+            result.extend(load_identities(text, filename=name, default_namespace=default))
     _raise_errors(result)
-    if not references:
+    if not result.context:
         raise SMIError(_nothing(result, paths, then="nothing deleted"))
-    loaded = Loaded(objects=references, texts=texts)
+    objects = sorted(result.context, key=lambda o: (o.source.file, o.source.index))
+    loaded = Loaded(objects=objects, texts=texts)
     if problems := _other_namespaces(loaded, namespace):
         raise SMIError(problems)
     return loaded

@@ -17,6 +17,7 @@ from smi.compiler import validate
 from smi.errors import LoadError
 from smi.loading import (
     EXTENSIONS,
+    load_identities,
     load_object,
     load_paths,
     load_text,
@@ -569,3 +570,24 @@ def test_directories_are_walked_as_rglob_walks_them(
             "x.yaml",
         ]
     )
+
+
+def test_identities_are_read_as_the_loader_reads_objects_without_their_schema() -> None:
+    """`smictl delete -f` reads identities: a split whose spec smictl refuses still names its
+    object, while what is no object (an unserved version, a missing name) is refused with the
+    loader's own codes, at its lines."""
+    text = (
+        SPLIT.replace("weight: 90", "weight: -1")
+        + "---\napiVersion: split.smi-spec.io/v9\nkind: TrafficSplit\nmetadata: {name: x}\n"
+        + "---\napiVersion: v1\nkind: Service\nmetadata: {namespace: shop}\n"
+        + "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplitList\n"
+        + "items: [{metadata: {name: listed}}]\n"
+    )
+    assert load_text(text, filename="m.yaml").ok is False  # the spec is refused there
+    result = load_identities(text, filename="m.yaml", default_namespace="dev")
+    assert [(o.kind, o.namespace, o.name) for o in result.context] == [
+        ("TrafficSplit", "shop", "canary"),
+        ("TrafficSplit", "dev", "listed"),
+    ]
+    assert result.resources == []
+    assert [(d.code, d.line) for d in result.diagnostics] == [("SMI1006", 14), ("SMI1009", 20)]
