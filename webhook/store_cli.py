@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -147,7 +147,12 @@ class Loaded:
     texts: Mapping[str, str] = field(default_factory=dict)
 
 
-def _loaded(paths: Sequence[str], *, namespace: str | None) -> Loaded:
+def _read(
+    paths: Sequence[str], *, namespace: str | None, load: Callable[..., LoadResult], then: str
+) -> Loaded:
+    """Every file of `paths` read by `load` (`load_text` to apply, `load_identities` to
+    delete), its warnings printed and its errors raised, and the objects in the order sent
+    (by file, then place in it); SMI1012 when there is none."""
     result = LoadResult()
     texts: dict[str, str] = {}
     for path in paths:
@@ -156,13 +161,17 @@ def _loaded(paths: Sequence[str], *, namespace: str | None) -> Loaded:
                 result.diagnostics.append(problem)
                 continue
             texts[name] = text
-            result.extend(load_text(text, filename=name, default_namespace=namespace or "default"))
+            result.extend(load(text, filename=name, default_namespace=namespace or "default"))
     _raise_errors(result)
     objects: list[Sent] = [*result.resources, *result.context]
     objects.sort(key=lambda o: (o.source.file, o.source.index))
     if not objects:
-        raise SMIError(_nothing(result, paths, then="nothing applied"))
-    loaded = Loaded(objects=objects, texts=texts)
+        raise SMIError(_nothing(result, paths, then=then))
+    return Loaded(objects=objects, texts=texts)
+
+
+def _loaded(paths: Sequence[str], *, namespace: str | None) -> Loaded:
+    loaded = _read(paths, namespace=namespace, load=load_text, then="nothing applied")
     problems = [*_other_namespaces(loaded, namespace), *_non_json_numbers(loaded)]
     if problems:
         # In the order of the objects (sorted by file, then place in it), as each check finds.
@@ -635,21 +644,7 @@ def _usage(command: str, message: str) -> int:
 
 def _references(paths: Sequence[str], *, namespace: str | None) -> Loaded:
     """The identity of every object in `paths`, or SMIError with every problem."""
-    result = LoadResult()
-    texts: dict[str, str] = {}
-    for path in paths:
-        for name, text, problem in read_path(path, stdin=None):
-            if problem is not None:
-                result.diagnostics.append(problem)
-                continue
-            texts[name] = text
-            default = namespace or "default"
-            result.extend(load_identities(text, filename=name, default_namespace=default))
-    _raise_errors(result)
-    if not result.context:
-        raise SMIError(_nothing(result, paths, then="nothing deleted"))
-    objects = sorted(result.context, key=lambda o: (o.source.file, o.source.index))
-    loaded = Loaded(objects=objects, texts=texts)
+    loaded = _read(paths, namespace=namespace, load=load_identities, then="nothing deleted")
     if problems := _other_namespaces(loaded, namespace):
         raise SMIError(problems)
     return loaded
