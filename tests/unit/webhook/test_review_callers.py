@@ -23,6 +23,12 @@ APISERVER = {
     "subjectAltName": (("DNS", "apiserver.internal"), ("IP Address", "10.0.0.1")),
 }
 JANE = {"subject": ((("commonName", "jane"),),)}
+SPLIT = {
+    "apiVersion": "split.smi-spec.io/v1alpha4",
+    "kind": "TrafficSplit",
+    "metadata": {"name": "s", "namespace": "shop"},
+    "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 1}]},
+}
 
 
 def test_names_are_the_subject_cns_and_dns_sans() -> None:
@@ -71,14 +77,7 @@ def guarded(
 def test_review_routes_need_the_certificate(
     guarded: Flask, make_review: Callable[..., dict[str, Any]]
 ) -> None:
-    review = make_review(
-        {
-            "apiVersion": "split.smi-spec.io/v1alpha4",
-            "kind": "TrafficSplit",
-            "metadata": {"name": "s", "namespace": "shop"},
-            "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 1}]},
-        }
-    )
+    review = make_review(SPLIT)
     client = guarded.test_client()
     for path in ("/validate", "/mutate", "/mutate/namespace-opted-in"):
         refused = client.post(path, json=review)
@@ -97,14 +96,7 @@ def test_review_routes_need_the_certificate(
 def test_without_a_client_ca_reviews_take_any_caller(
     client: Any, make_review: Callable[..., dict[str, Any]]
 ) -> None:
-    review = make_review(
-        {
-            "apiVersion": "split.smi-spec.io/v1alpha4",
-            "kind": "TrafficSplit",
-            "metadata": {"name": "s", "namespace": "shop"},
-            "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 1}]},
-        }
-    )
+    review = make_review(SPLIT)
     assert client.post("/validate", json=review).status_code == 200
 
 
