@@ -21,7 +21,7 @@ from typing import Any
 from unittest import mock
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from smi.codes import CODES
@@ -244,11 +244,35 @@ json_values = st.recursive(
 )
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [*value, *(s for v in value.values() for s in _strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _read_as_go_yaml_reads(text: str) -> bool:
+    from smi.yamlbuild import plain
+
+    if not text or isinstance(plain(text), str):
+        return False
+    try:
+        return isinstance(yaml.safe_load(text), str)
+    except yaml.YAMLError:
+        return False
+
+
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_the_event_builder_reads_what_pyyaml_writes(value: Any) -> None:
     from smi.yamlpos import load_documents
 
+    # Strings the two resolvers read apart on purpose: `1e3`, `0E0` are floats to kubectl's
+    # go-yaml (and so to smictl) and text to PyYAML, which therefore writes them plain.
+    assume(not any(_read_as_go_yaml_reads(s) for s in _strings(value)))
     text = yaml.safe_dump({"doc": value}, allow_unicode=True)
     [doc] = load_documents(text)
     # Same libyaml parser, PyYAML's own constructor: the builder must agree with it.
