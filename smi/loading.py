@@ -525,12 +525,16 @@ def _first_line(text: str) -> int:
 
 
 def typed_list(api_version: Any, kind: Any) -> bool:
-    """Whether (apiVersion, kind) is the list kind of a kind this loader reads."""
+    """Whether (apiVersion, kind) is the list kind of a kind this loader reads, and not a
+    served kind of its own (metrics' TrafficMetricsList is an object, not a wrapper)."""
     if not isinstance(api_version, str) or not isinstance(kind, str) or not kind.endswith("List"):
         return False
     item = kind[: -len("List")]
     if registry.is_smi_group(api_version):
-        return registry.lookup(api_version, item) is not None
+        return (
+            registry.lookup(api_version, kind) is None
+            and registry.lookup(api_version, item) is not None
+        )
     return api_version in CONTEXT_KINDS.get(item, ())
 
 

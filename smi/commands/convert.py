@@ -168,6 +168,7 @@ def _convert(
 ) -> tuple[Any, int]:
     """(the document converted or as it was, how many objects were converted)."""
     from smi.conversion import convert_document
+    from smi.loading import typed_list
 
     if not isinstance(value, Mapping):
         return value, 0
@@ -183,7 +184,7 @@ def _convert(
     api_version = value.get("apiVersion")
     if not isinstance(api_version, str) or api_version.partition("/")[0] != group:
         return value, 0
-    if _is_typed_list(api_version, value.get("kind")) and isinstance(value.get("items"), list):
+    if typed_list(api_version, value.get("kind")) and isinstance(value.get("items"), list):
         return _convert_typed_list(value, to=to, group=group, problems=problems, where=where)
     try:
         converted = convert_document(value, to=to)
@@ -286,21 +287,6 @@ def _told(rule: Narrowing, entry: Any) -> str | None:
     """How `smi.apis.lossy.hidden_restrictions` describes the entry's restriction, if any."""
     part = getattr(entry, str(rule.part))
     return None if part in (None, ()) else rule.describe(rule.key(entry), part)
-
-
-def _is_typed_list(api_version: str, kind: Any) -> bool:
-    """`<Kind>List` of a kind `api_version` serves, and not itself a served kind (metrics'
-    TrafficMetricsList is an object of its own): what the loader unwraps, so that convert
-    reads what validate, compile and apply read."""
-    from smi.apis import registry
-
-    if not isinstance(kind, str) or not kind.endswith("List"):
-        return False
-    item = kind.removesuffix("List")
-    return (
-        registry.lookup(api_version, kind) is None
-        and registry.lookup(api_version, item) is not None
-    )
 
 
 def _convert_typed_list(

@@ -49,3 +49,21 @@ def test_a_list_kind_of_nothing_served_is_still_refused() -> None:
     text = "apiVersion: split.smi-spec.io/v1alpha4\nkind: BananaList\nitems: []\n"
     [problem] = load_text(text, filename="l.yaml").diagnostics
     assert problem.code == "SMI1007" and problem.is_error
+
+
+def test_a_list_kind_that_is_served_is_an_object_not_a_wrapper() -> None:
+    """metrics v1alpha1 serves TrafficMetricsList as a kind of its own: the loader unwrapped it
+    into TrafficMetrics items (and `convert`, which kept it whole, disagreed)."""
+    from smi.loading import load_text
+
+    text = (
+        "apiVersion: metrics.smi-spec.io/v1alpha1\nkind: TrafficMetricsList\n"
+        "resource: {kind: Deployment, namespace: shop, name: web}\n"
+        "items:\n- resource: {kind: Pod, namespace: shop, name: web-1}\n"
+        "  edge: {direction: to, side: client,\n"
+        "         resource: {kind: Pod, namespace: shop, name: api-1}}\n"
+        '  timestamp: "2019-04-08T22:25:55Z"\n  window: 30s\n  metrics: []\n'
+    )
+    loaded = load_text(text, filename="m.yaml")
+    assert [d.format() for d in loaded.diagnostics if d.is_error] == []
+    assert [r.kind for r in loaded.resources] == ["TrafficMetricsList"]
