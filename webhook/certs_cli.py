@@ -416,14 +416,19 @@ def run_certs_issue(args: argparse.Namespace) -> int:
         ]
     )
     print(f"wrote {cert_out}, {key_out}")
+    _note_cut_short("issue", cert, timedelta(days=args.days), f"{args.days} days")
+    return 0
+
+
+def _note_cut_short(action: str, cert: bytes, asked: timedelta, said: str) -> None:
+    """Say so when the CA's own end cut the certificate's life short of what was asked."""
     ends = not_after(cert)
-    if ends < datetime.now(UTC) + timedelta(days=args.days) - timedelta(minutes=1):
+    if ends < datetime.now(UTC) + asked - timedelta(minutes=1):
         print(
-            f"smictl certs issue: note: the certificate ends with the mesh CA at "
-            f"{ends.isoformat()}, before the {args.days} days asked for",
+            f"smictl certs {action}: note: the certificate ends with the mesh CA at "
+            f"{ends.isoformat()}, before the {said} asked for",
             file=sys.stderr,
         )
-    return 0
 
 
 def run_certs_workload(args: argparse.Namespace) -> int:
@@ -451,13 +456,7 @@ def run_certs_workload(args: argparse.Namespace) -> int:
         ]
     )
     print(f"wrote {cert_out}, {key_out} for {identity.spiffe_id}")
-    ends = not_after(cert)
-    if ends < datetime.now(UTC) + lifetime - timedelta(minutes=1):
-        print(
-            f"smictl certs workload: note: the certificate ends with the mesh CA at "
-            f"{ends.isoformat()}, before the {args.hours:g} hours asked for",
-            file=sys.stderr,
-        )
+    _note_cut_short("workload", cert, lifetime, f"{args.hours:g} hours")
     return 0
 
 
