@@ -78,7 +78,9 @@ CODES: dict[str, Code] = dict(
             "SMI1008",
             "object skipped",
             "The object is neither an SMI resource nor a context object smictl uses "
-            "(Service, ServiceAccount, Deployment, Pod, Namespace); it is ignored.",
+            "(Service, ServiceAccount, Namespace, Pod and the kinds that run pods: "
+            "Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, "
+            "CronJob); it is ignored.",
             "Nothing to do; pass only the manifests you want checked to silence this.",
         ),
         _c(
@@ -348,9 +350,11 @@ CODES: dict[str, Code] = dict(
             "An IdentityBinding's `spiffeIdentities` entry must be a SPIFFE ID, "
             "`<trust-domain>/<path>` (the `spiffe://` prefix is optional; a lower-case trust "
             "domain, non-empty path segments of letters, digits, `.`, `-`, `_`): the compiler "
-            "makes it a source as written, and `*` or an empty segment names no certificate. A "
+            "reads it as written, and `*` or an empty segment names no certificate. A "
             "ServiceAccount ID of another namespace is a warning: a binding describes only the "
-            "workloads of its own namespace (SPEC.md §2.5).",
+            "workloads of its own namespace (SPEC.md §2.5), so in the mesh's trust domain the "
+            "compiler leaves such an ID out, as a source as well as a destination (SMI6006); "
+            "an ID of another trust domain (federation) stays a source as written.",
             "Write the identity as `cluster.local/ns/<this namespace>/sa/<name>`.",
         ),
         _c(
@@ -423,11 +427,14 @@ CODES: dict[str, Code] = dict(
         _c(
             "SMI3008",
             "object defined twice",
-            "Two documents in the set define the same kind, namespace and name. With different "
-            "content it is an error: which copy takes effect would depend on the order they are "
-            "applied in (kubectl apply leaves the last one applied), and `smictl apply` refuses "
-            "the set (SMI2007). Identical copies (key order, comments and a defaulted namespace "
-            "aside) are one object: a warning, and `smictl apply` stores it once.",
+            "Two documents in the set define the same kind, namespace and name: SMI objects, "
+            "and the Kubernetes objects smictl reads beside them (Services, workloads, "
+            "ServiceAccounts, Namespaces) alike. With different content it is an error: which "
+            "copy takes effect would depend on the order they are applied in (kubectl apply "
+            "leaves the last one applied), and `smictl apply` refuses the set (SMI2007). So are "
+            "copies alike but written in different versions: the store keeps an object in the "
+            "version it is written in. Identical copies (key order, comments and a defaulted "
+            "namespace aside) are one object: a warning, and `smictl apply` stores it once.",
             "Keep one definition, or rename one of the objects.",
         ),
         _c(
@@ -646,15 +653,20 @@ CODES: dict[str, Code] = dict(
             "SMI6004",
             "TrafficTarget allows nothing",
             "After skipping what did not resolve, the TrafficTarget has no source or no rule "
-            "left, so it is left out of the MeshPolicy (default deny).",
-            "Add sources and rules, or create the objects its references name.",
+            "left, or its `destination.port` (access v1alpha1/v1alpha2) is none of the ports "
+            "its TCPRoute and UDPRoute rules open (every rule is restricted to that port), so "
+            "it is left out of the MeshPolicy (default deny). `smictl validate` reports the "
+            "port case too.",
+            "Add sources and rules, or create the objects its references name; for the port, "
+            "make destination.port one of the route's ports, or drop it.",
         ),
         _c(
             "SMI6005",
             "conflicting objects",
             "Two objects claim the same thing: two different objects with one kind and "
-            "namespace/name, or two TrafficSplits for one root service. The compiler keeps one "
-            "(the first by name, or by content) and ignores the other.",
+            "namespace/name (SMI objects or context Services), or two TrafficSplits for one "
+            "root service. The compiler keeps one (the first by name, or by content) and "
+            "ignores the other.",
             "Delete or merge the duplicate.",
         ),
         _c(
@@ -662,7 +674,8 @@ CODES: dict[str, Code] = dict(
             "object part not compilable",
             "Part of an object breaks a rule the compiler relies on (destination in another "
             "namespace, unsupported subject or rule kind, a regex RE2 cannot run, a split "
-            "root in another namespace); that part is left out and allows nothing.",
+            "root in another namespace, an IdentityBinding identity of another namespace); "
+            "that part is left out and allows nothing.",
             "Fix the object; `smictl validate` reports the same problem with its field.",
         ),
         # --- SMI7xxx: control plane and proxy -----------------------------------------------------

@@ -63,6 +63,14 @@ CONTEXT_KINDS: Mapping[str, frozenset[str]] = {
     "Pod": frozenset({"v1"}),
     "Namespace": frozenset({"v1"}),
     "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"}),
+    # The other pod-owning kinds `smictl inject` handles: a Service's identity may come from
+    # any of them (smi.compiler.workloads), and one not read would be guessed at by `explain`.
+    "StatefulSet": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2"}),
+    "DaemonSet": frozenset({"apps/v1", "apps/v1beta2", "extensions/v1beta1"}),
+    "ReplicaSet": frozenset({"apps/v1", "apps/v1beta2", "extensions/v1beta1"}),
+    "ReplicationController": frozenset({"v1"}),
+    "Job": frozenset({"batch/v1"}),
+    "CronJob": frozenset({"batch/v1", "batch/v1beta1"}),
 }
 _CLUSTER_SCOPED = frozenset({"Namespace"})
 # Line maps that know their document's first line without being computed.

@@ -7,8 +7,9 @@ Prints ALLOW or DENY with the TrafficTarget and match that allowed it, or why no
 ("source in sources but no match for POST /x; closest match: buy-a-book (method GET)").
 `--to NS/SERVICE` (when the files hold that Service, or a TrafficSplit for it) follows the
 request the way a proxy would: through the service's TrafficSplit when the split takes it, to
-the ServiceAccounts of the Deployments and Pods each Service it lands on selects; each
-identity gets its own verdict. A split grants no access (DESIGN.md §3): the backends' proxies
+the ServiceAccounts of the Pods and workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet,
+ReplicationController, Job, CronJob) each Service it lands on selects; each identity gets its
+own verdict. A split grants no access (DESIGN.md §3): the backends' proxies
 authorize the request, so a backend is judged, never the root it was sent to. A Service no
 workload in the files selects is taken as the ServiceAccount of the same name. Without
 `--method`, `--path` or `--header` the question is "what may the caller do on that port?": ALLOW
@@ -16,6 +17,7 @@ workload in the files selects is taken as the ServiceAccount of the same name. W
 below)" when only the listed requests may, DENY when nothing may.
 Headers are read as the proxy reads them: `--header X-Team=red --header X-Team=blue` is one
 `x-team: red,blue`.
+What the loader warned of (an object it skipped, SMI1008) goes to standard error first.
 Exit 0 when every verdict is ALLOW (the caller may send something), 1 when any is DENY (or the
 manifests have errors), 2 on a flag smictl cannot use.
 """
@@ -29,7 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from smi.commands.compile import Compiled, add_input_arguments, load_and_compile
+from smi.commands.compile import (
+    Compiled,
+    add_input_arguments,
+    load_and_compile,
+    print_diagnostics,
+)
 from smi.errors import escaped_line
 
 if TYPE_CHECKING:
@@ -80,11 +87,24 @@ def run(args: argparse.Namespace) -> int:
     compiled = load_and_compile(args)
     if compiled is None:
         return 1
+    _print_warnings(compiled)
     try:
         return _answer(args, compiled)
     except UsageError as exc:
         print(f"smictl explain: {exc}", file=sys.stderr)
         return 2
+
+
+def _print_warnings(compiled: Compiled) -> None:
+    """The loader's warnings, on standard error as `smictl validate` prints them: a verdict
+    rests on what was read, and an object skipped unread (SMI1008: a kind smictl does not
+    know) made a Service "select no workload" and turned a DENY into an ALLOW that nothing on
+    screen questioned. The compiler's own warnings stay where they were: the notes of a DENY."""
+    from smi.commands.validate import ordered
+
+    loaded = compiled.loaded
+    warnings = [d for d in loaded.diagnostics if not d.is_error]
+    print_diagnostics(ordered(warnings, files=loaded.files))
 
 
 # RFC 9110 `token`: what an HTTP method and a header name are made of.

@@ -4,9 +4,10 @@ Per-object hard checks come from `smi.validation.check_resource`; the checks her
 whole set: rule -> route and match names, one TrafficSplit per root service per namespace,
 split matches -> HTTPRouteGroups, backend Services and their ports when the set holds
 Services in the split's namespace (`services_unchecked` names the namespaces where it holds
-none), and an object defined twice (an error when the copies differ, as `smictl apply`
-refuses them). References may point at objects that do not exist yet (the spec allows any order
-of creation), so those are warnings; `strict=True` makes them errors (`smictl admit --strict`).
+none), a `destination.port` no rule opens, and an object defined twice, SMI or context object
+(an error when the copies differ, as `smictl apply` refuses them). References may point at
+objects that do not exist yet (the spec allows any order of creation), so those are warnings;
+`strict=True` makes them errors (`smictl admit --strict`).
 
 With `subjects`, only those objects are checked (against the whole set, in which each subject
 replaces any object of the same key: that is what applying it does), as admission needs.
@@ -18,20 +19,22 @@ the whole set again for every request (about 10 ms per request with 10,000 store
 
 from __future__ import annotations
 
-import json
 from collections import ChainMap
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smi.apis.access.hub import TrafficTarget
+from smi.apis.meta import LOSSY_ANNOTATION
 from smi.apis.specs.hub import HTTPRouteGroup
 from smi.apis.split.hub import TrafficSplit
+from smi.compiler.resolve import as_applied, context_objects
 from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
 from smi.loading import ContextObject, Resource
 from smi.validation import check_resource, root_service
 from smi.validation.names import error, warning
+from smi.yamlpos import join_path
 
 # Reference warnings that `strict` turns into errors.
 STRICT_CODES = frozenset({"SMI3001", "SMI3002", "SMI3004", "SMI3007", "SMI3009"})
@@ -52,11 +55,13 @@ def validate(
     with gc_paused():
         if whole_set:
             index = _Index.build(checked, context, namespaces=None)
-        else:  # admission: index only the namespaces the subjects can reference
-            index = _Index.build(
-                [*resources, *checked], context, namespaces=_namespaces_referenced(checked)
-            )
-        return _check(checked, index, whole_set=whole_set, strict=strict)
+            found = _check(checked, index, whole_set=True, strict=strict)
+            return found + list(_context_duplicates(context))
+        # admission: index only the namespaces the subjects can reference
+        index = _Index.build(
+            [*resources, *checked], context, namespaces=_namespaces_referenced(checked)
+        )
+        return _check(checked, index, whole_set=False, strict=strict)
 
 
 def _check(
@@ -189,10 +194,10 @@ class _Index:
                 root = root_service(obj.service, resource.namespace)
                 if root is not None:
                     split_roots.setdefault((resource.namespace, root), resource.key)
-        for ctx in context:
-            if ctx.kind == "Service":
-                index.service_ports[(ctx.namespace, ctx.name)] = _ports(ctx.raw)
-                index.namespaces_with_services.add(ctx.namespace)
+        for (kind, ns, name), raw in context_objects(context).items():
+            if kind == "Service":  # the copy compile reads, whatever the order of the files
+                index.service_ports[(ns, name)] = _ports(raw)
+                index.namespaces_with_services.add(ns)
         return index
 
     def get(self, kind: str, *, namespace: str, name: str) -> Resource | None:
@@ -258,6 +263,7 @@ def _target_refs(
                     path=f"{rules}[{i}].matches",
                 )
             yield from _match_names(rule.matches or (), route.obj, path=f"{rules}[{i}].matches")
+    yield from _port_opens_nothing(resource, target, index=index)
     if not resource.api_version.endswith("/v1alpha4"):
         return  # IdentityBinding subjects exist only in access v1alpha4 (else SMI2404)
     for where, subject in _subjects(target, spec=spec):
@@ -272,6 +278,38 @@ def _target_refs(
                 "until it exists it names no workload",
                 path=f"{where}.name",
             )
+
+
+def _port_opens_nothing(
+    resource: Resource, target: TrafficTarget, *, index: _Index
+) -> Iterator[Diagnostic]:
+    """SMI6004 when `destination.port` (access v1alpha1/v1alpha2, or restored from the
+    lossy-fields annotation) is none of the ports its TCPRoute and UDPRoute rules open: each
+    rule is restricted to that port, so the TrafficTarget allows nothing, and compile leaves it
+    out. Said here too, as a dangling rule is (SMI3001), so that CI hears of it. An
+    HTTPRouteGroup rule allows requests on the port; a rule not in the set is SMI3001's."""
+    port = target.destination.port
+    if port is None or not target.rules:
+        return
+    opened: list[str] = []
+    for rule in target.rules:
+        if rule.kind not in ("TCPRoute", "UDPRoute"):
+            return
+        route = index.get(rule.kind, namespace=resource.namespace, name=rule.name)
+        ports = getattr(route.obj, "ports", ()) if route is not None else ()
+        if route is None or not ports or port in ports:
+            return
+        opened.append(f"{rule.kind} {rule.name}: {_join(sorted(ports))}")
+    version = resource.api_version.rpartition("/")[2]
+    path = {"v1alpha1": "destination.port", "v1alpha2": "spec.destination.port"}.get(
+        version, join_path("metadata.annotations", LOSSY_ANNOTATION)
+    )
+    yield warning(
+        "SMI6004",
+        f"destination.port {port} is none of the ports its rules open ({'; '.join(opened)}): "
+        "this TrafficTarget allows nothing, and compile leaves it out",
+        path=path,
+    )
 
 
 def _subjects(target: TrafficTarget, *, spec: str) -> Iterator[tuple[str, Any]]:
@@ -380,42 +418,78 @@ def _join(ports: Sequence[int]) -> str:
 
 
 def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
-    """SMI3008 at each later copy of an object. Copies that differ are an error: the object
-    in force would depend on the order of applying them, `smictl apply` refuses the set, and
-    a CI gate that only warned passed what the deploy then refused. Identical copies are one
-    object (`smictl apply` stores it once, `kubectl apply` leaves the second unchanged)."""
+    """SMI3008 at each later copy of an object (`_copies`)."""
     first = index.first_seen[resource.key]
-    if first is resource:
-        return
+    if first is not resource:
+        yield from _copies(first, resource, path="metadata.name")
+
+
+def _context_duplicates(context: Sequence[ContextObject]) -> Iterator[Diagnostic]:
+    """SMI3008 for the context objects (Services, workloads, ...) as for SMI ones: two
+    different copies of a Service made the MeshPolicy depend on the order of the files, and
+    `smictl explain` read another copy than compile. Located at the later copy's first line
+    (a context object keeps no line map)."""
+    first: dict[str, ContextObject] = {}
+    for ctx in context:
+        seen = first.setdefault(ctx.key, ctx)
+        if seen is not ctx:
+            for found in _copies(seen, ctx, path=""):
+                located = found.located(file=ctx.source.file, line=ctx.source.line)
+                yield replace(located, object_ref=ctx.key)
+
+
+def _copies(
+    first: Resource | ContextObject, again: Resource | ContextObject, *, path: str
+) -> Iterator[Diagnostic]:
+    """SMI3008 for `again`, a later copy of `first`. Copies that differ are an error: the
+    object in force would depend on the order of applying them, `smictl apply` refuses the
+    set, and a CI gate that only warned passed what the deploy then refused. Identical copies
+    are one object (`smictl apply` stores it once, `kubectl apply` leaves the second
+    unchanged). Copies alike but for their version still differ: the store keeps each object
+    as written, one document per object, so `smictl apply` refuses them too; the message
+    says so, since "different content" sent readers looking for a field that differs."""
     where = _where(first)
-    if _as_applied(first) == _as_applied(resource):
+    if _as_applied(first) == _as_applied(again):
         yield warning(
             "SMI3008",
-            f"{resource.key} is defined twice, identically (first at {where}); the copies "
+            f"{again.key} is defined twice, identically (first at {where}); the copies "
             "are applied as one object",
-            path="metadata.name",
+            path=path,
+        )
+        return
+    if first.api_version != again.api_version and _alike(first, again):
+        yield error(
+            "SMI3008",
+            f"{again.key} is defined twice, in different versions ({first.api_version} at "
+            f"{where}, {again.api_version} at {_where(again)}), alike otherwise: an object is "
+            "stored in the version it is written in, so smictl apply refuses the set; keep one",
+            path=path,
         )
         return
     yield error(
         "SMI3008",
-        f"{resource.key} is defined twice with different content (first at {where}, again at "
-        f"{_where(resource)}): which one takes effect would depend on the order they are "
+        f"{again.key} is defined twice with different content (first at {where}, again at "
+        f"{_where(again)}): which one takes effect would depend on the order they are "
         "applied in, and smictl apply refuses the set; keep one",
-        path="metadata.name",
+        path=path,
     )
 
 
-def _where(resource: Resource) -> str:
+def _alike(first: Resource | ContextObject, again: Resource | ContextObject) -> bool:
+    """Whether two copies say the same in their versions: SMI objects as hub objects (their
+    layouts differ between versions), context objects as written but for `apiVersion`."""
+    if isinstance(first, Resource) and isinstance(again, Resource):
+        return bool(first.obj == again.obj)
+    return _as_applied(first, version=False) == _as_applied(again, version=False)
+
+
+def _where(resource: Resource | ContextObject) -> str:
     source = resource.source
     return source.file + (f":{source.line}" if source.line else "")
 
 
-def _as_applied(resource: Resource) -> str:
-    """The document as a store keeps it (keys sorted, the namespace filled in), so that
-    copies written in another key order or with `namespace:` left to its default compare
-    equal, as the local store compares them."""
-    raw = dict(resource.raw)
-    meta = raw.get("metadata")
-    if isinstance(meta, Mapping):
-        raw["metadata"] = {**meta, "namespace": resource.namespace}
-    return json.dumps(raw, sort_keys=True, separators=(",", ":"), default=repr)
+def _as_applied(resource: Resource | ContextObject, *, version: bool = True) -> str:
+    """The document as a store keeps it (`smi.compiler.resolve.as_applied`); without
+    `apiVersion` when not `version`."""
+    raw = resource.raw if version else {k: v for k, v in resource.raw.items() if k != "apiVersion"}
+    return as_applied(raw, resource.namespace)

@@ -4,12 +4,15 @@ where each object came from.
 `compile()` accepts hub objects or `smi.loading.Resource` values (which carry the hub object in
 `.obj` and its file and line); context objects (`smi.loading.ContextObject`, or a plain manifest
 mapping) contribute Services and their ports. Objects sharing a kind and `namespace/name` are
-reduced to one, chosen by content so that the result does not depend on input order.
+reduced to one, chosen by content so that the result does not depend on input order; context
+objects too (`context_objects`), the same way for every reader of them (compile, `validate`,
+`smictl explain`), so that none of them sees another copy than the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +123,9 @@ def collect(
         if any(c[0] != copies[0][0] for c in copies[1:]):
             inv.diag(CONFLICT, key, f"{len(copies)} different objects named {key}; one is used")
         _file(inv, obj)
-    for ctx in context:
-        _add_context(inv, ctx)
+    for (kind, ns, name), chosen in context_objects(context, copies=_context_conflict(inv)).items():
+        if kind == "Service":
+            _add_service(inv, f"{ns}/{name}", chosen)
     for key, eps in (endpoints or {}).items():
         # An endpoint no peer could dial (a port outside 1-65535, from a pod's own
         # `--inbound 0:8080`) is left out here, so that it never reaches the MeshPolicy: the
@@ -169,23 +173,92 @@ def _file(inv: Inventory, obj: Hub) -> None:
         inv.splits[key] = obj
 
 
-def _add_context(inv: Inventory, ctx: Any) -> None:
+def _context_conflict(inv: Inventory) -> Callable[[ContextKey, Sequence[Any]], None]:
+    """SMI6005 for a Service given twice with different content, as for SMI objects (`validate`
+    refuses such a set with SMI3008, so only a direct caller meets it here); located at the
+    copy that sorts first by file and line, so that input order does not move it."""
+
+    def report(key: ContextKey, copies: Sequence[Any]) -> None:
+        kind, ns, name = key
+        if kind != "Service":
+            return  # the compiler reads no other context kind
+        obj_ref = f"{ns}/{kind}/{name}"
+        inv.origins.setdefault(obj_ref, min(copies, key=_where))
+        inv.diag(CONFLICT, obj_ref, f"{len(copies)} different objects named {obj_ref}; one is used")
+
+    return report
+
+
+def _add_service(inv: Inventory, key: str, raw: Mapping[str, Any]) -> None:
     """A context Service contributes its key and the `port` of each `spec.ports` entry."""
-    raw = manifest_of(ctx)
-    if raw is None or raw.get("kind") != "Service":
-        return
-    meta = raw.get("metadata")
     spec = raw.get("spec")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
-        return
-    ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
     ports: set[int] = set()
     if isinstance(spec, Mapping) and isinstance(spec.get("ports"), list):
         for entry in spec["ports"]:
             port = entry.get("port") if isinstance(entry, Mapping) else None
             if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
                 ports.add(port)
-    inv.service_ports[f"{ns or DEFAULT_NAMESPACE}/{meta['name']}"] = tuple(sorted(ports))
+    inv.service_ports[key] = tuple(sorted(ports))
+
+
+ContextKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" if cluster-scoped
+
+
+def context_key(ctx: Any) -> ContextKey | None:
+    """(kind, namespace, name) of a context object, or None when it has no kind or name. A
+    `smi.loading.ContextObject` knows its namespace (the loader's `-n` default applied, none
+    for a cluster-scoped kind): its manifest alone would put a Service loaded with `-n shop`
+    and no `namespace:` in "default", where the TrafficTargets beside it are not."""
+    raw = manifest_of(ctx)
+    meta = raw.get("metadata") if raw is not None else None
+    if raw is None or not isinstance(meta, Mapping):
+        return None
+    kind, name = raw.get("kind"), meta.get("name")
+    if not isinstance(kind, str) or not isinstance(name, str) or not name:
+        return None
+    ns = None if isinstance(ctx, Mapping) else getattr(ctx, "namespace", None)
+    if not isinstance(ns, str):
+        written = meta.get("namespace")
+        ns = written if isinstance(written, str) and written else DEFAULT_NAMESPACE
+        ns = "" if kind == "Namespace" else ns
+    return kind, ns, name
+
+
+def as_applied(raw: Mapping[str, Any], namespace: str) -> str:
+    """The document as a store keeps it (keys sorted, the namespace filled in), so that copies
+    written in another key order or with `namespace:` left to its default compare equal, as
+    the local store compares them."""
+    doc = dict(raw)
+    meta = doc.get("metadata")
+    if isinstance(meta, Mapping):
+        doc["metadata"] = {**meta, "namespace": namespace}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def context_objects(
+    context: Iterable[Any], *, copies: Callable[[ContextKey, Sequence[Any]], None] | None = None
+) -> dict[ContextKey, Mapping[str, Any]]:
+    """Each context object's manifest by `context_key`, once. Identical copies (key order and
+    a defaulted namespace aside) are one object; of copies that differ, the one whose stored
+    form sorts first, so that input order never decides (DESIGN.md §4) and compile, validate
+    and explain all read the same one. `copies(key, objects)` hears of each key given twice
+    with different content, with every copy in input order."""
+    found: dict[ContextKey, list[Any]] = {}
+    for ctx in context:
+        key = context_key(ctx)
+        if key is not None:
+            found.setdefault(key, []).append(ctx)
+    out: dict[ContextKey, Mapping[str, Any]] = {}
+    for key, group in found.items():
+        raws = [m for m in map(manifest_of, group) if m is not None]
+        if len(raws) == 1:
+            out[key] = raws[0]
+            continue
+        forms = {as_applied(raw, key[1]): raw for raw in raws}
+        out[key] = forms[min(forms)]
+        if len(forms) > 1 and copies is not None:
+            copies(key, group)
+    return out
 
 
 def manifest_of(ctx: Any) -> Mapping[str, Any] | None:

@@ -5,13 +5,16 @@ source without a namespace means the TrafficTarget's namespace; rules resolve in
 TrafficTarget's namespace; an HTTPRouteGroup rule without `matches` covers every match; a
 TCPRoute/UDPRoute with no ports covers every port; access v1alpha1/v1alpha2
 `destination.port` restricts every rule (`AuthzRule.ports`). Whatever does not resolve is
-skipped and reported — it never widens access. A TrafficTarget left with no source or no rule
-allows nothing and is left out of the MeshPolicy.
+skipped and reported — it never widens access. A TrafficTarget left with no source or no rule,
+or whose `destination.port` none of its rules opens, allows nothing and is left out of the
+MeshPolicy (SMI6004).
 
 IdentityBinding (access v1alpha4 draft) subjects resolve to SPIFFE ids through their
 `serviceAccount` and `spiffeIdentities` schemes; `podLabelSelector` names pods, not identities,
 and is reported as skipped. As a destination, a binding may only name identities of the
-TrafficTarget's own namespace in this trust domain — the same rule as for ServiceAccounts.
+TrafficTarget's own namespace in this trust domain — the same rule as for ServiceAccounts. As a
+source, a ServiceAccount id of this trust domain in another namespace than the binding's is
+skipped: a binding describes only workloads of its own namespace (SPEC.md §2.5).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from smi.compiler.resolve import (
     ref,
 )
 from smi.compiler.routes import RouteTable
-from smi.identity import spiffe_id
+from smi.identity import spiffe_id, spiffe_path
 
 
 @dataclass(slots=True)
@@ -50,6 +53,39 @@ def _ports(ports: set[int] | None, every: bool) -> tuple[int, ...] | None:
     if ports is None:
         return None
     return () if every else tuple(sorted(ports))
+
+
+def _service_account_namespace(identity: str, trust_domain: str) -> str | None:
+    """The namespace of a ServiceAccount SPIFFE id of `trust_domain` (`ns/<ns>/sa/<sa>`), or
+    None for an id of another shape or trust domain."""
+    segments = spiffe_path(identity)
+    if (
+        not identity.startswith(f"spiffe://{trust_domain}/")
+        or segments is None
+        or len(segments) != 4
+        or segments[0] != "ns"
+        or segments[2] != "sa"
+    ):
+        return None
+    return segments[1]
+
+
+def _opens(rules: _Rules, port: int) -> bool:
+    """Whether some rule still allows something once restricted to `destination.port`: an
+    HTTP rule always does (its matches name no port); an L4 rule if it covers the port."""
+    return bool(rules.http) or any(
+        ports is not None and (every or port in ports)
+        for ports, every in ((rules.tcp, rules.tcp_all), (rules.udp, rules.udp_all))
+    )
+
+
+def _opened(rules: _Rules) -> str:
+    """ "TCPRoute 5432; UDPRoute 53": the ports the L4 rules open, for SMI6004."""
+    return "; ".join(
+        f"{kind} {', '.join(str(p) for p in sorted(ports))}"
+        for kind, ports in (("TCPRoute", rules.tcp), ("UDPRoute", rules.udp))
+        if ports
+    )
 
 
 class TargetCompiler:
@@ -82,7 +118,7 @@ class TargetCompiler:
             return None
         sources: set[str] = set()
         for i, subject in enumerate(tt.sources):
-            sources.update(self._subject(subject, ns, origin, f"spec.sources[{i}]"))
+            sources.update(self._source(subject, ns, origin, f"spec.sources[{i}]"))
         rules = self._rules(tt, ns, origin)
         if not sources or rules.empty():
             what = "no source" if not sources else "no rule"
@@ -91,6 +127,15 @@ class TargetCompiler:
             )
             return None
         port = tt.destination.port
+        if port is not None and not _opens(rules, port):
+            self._inv.diag(
+                ALLOWS_NOTHING,
+                origin,
+                f"destination.port {port} is none of the ports its rules open "
+                f"({_opened(rules)}): it allows nothing and is left out",
+                path="spec.destination.port",
+            )
+            return None
         return destinations, AuthzRule(
             origin=origin,
             sources=tuple(sorted(sources)),
@@ -122,6 +167,32 @@ class TargetCompiler:
                 path="spec.destination",
             )
         return tuple(i for i in ids if i.startswith(own))
+
+    def _source(self, subject: Subject, ns: str, origin: str, path: str) -> tuple[str, ...]:
+        """A source's identities, less those of an IdentityBinding that name a ServiceAccount
+        of another namespace of this trust domain: a binding describes only workloads of its
+        own (SPEC.md §2.5), so granting such an entry let a binding in team-x admit
+        kube-system/admin. An id of another trust domain (federation: the spec's own example
+        lists one) names no namespace of this mesh, and is a source as written."""
+        ids = self._subject(subject, ns, origin, path)
+        if subject.kind != "IdentityBinding":
+            return ids
+        own = subject.namespace or ns
+        kept = []
+        for identity in ids:
+            named = _service_account_namespace(identity, self._td)
+            if named is None or named == own:
+                kept.append(identity)
+                continue
+            self._inv.diag(
+                NOT_COMPILABLE,
+                origin,
+                f"source identity {identity} of IdentityBinding {own}/{subject.name} is a "
+                f"ServiceAccount of namespace {named!r}, and a binding describes only "
+                f"workloads of its own ({own!r}): skipped",
+                path=path,
+            )
+        return tuple(kept)
 
     def _subject(self, subject: Subject, ns: str, origin: str, path: str) -> tuple[str, ...]:
         subject_ns = subject.namespace or ns

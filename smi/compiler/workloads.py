@@ -1,10 +1,11 @@
 """Which identities run behind a Service, read from context manifests.
 
 A request to a Service reaches the pods its selector matches, and each pod's identity is its
-ServiceAccount (DESIGN.md §3). Given the context objects the loader keeps (Services,
-Deployments, Pods), this answers "which SPIFFE ids does `ns/service` lead to?" — what
-`smictl explain --to NS/SERVICE` needs. A Deployment's pods carry its template labels and
-ServiceAccount; a pod without `serviceAccountName` runs as "default".
+ServiceAccount (DESIGN.md §3). Given the context objects the loader keeps (Services, Pods and
+the workload kinds that hold a pod template), this answers "which SPIFFE ids does
+`ns/service` lead to?" — what `smictl explain --to NS/SERVICE` needs. A workload's pods carry
+its template labels and ServiceAccount; a pod without `serviceAccountName` runs as "default".
+Each object is read once (`context_objects`): of two different copies, the one compile reads.
 """
 
 from __future__ import annotations
@@ -12,8 +13,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from smi.compiler.resolve import DEFAULT_NAMESPACE, manifest_of
+from smi.compiler.resolve import context_objects
 from smi.identity import spiffe_id
+
+# Where each kind holds its pod, by API group ("" is the core group): the pods `smictl inject`
+# finds (webhook.inject_cli.POD_PATHS). A kind of another group with one of these names (a
+# CRD's `Deployment`) holds no pod. Reading only Deployments and Pods took a Service in front
+# of a StatefulSet for one that selects nothing, and explain judged the wrong identity.
+_APPS = frozenset({"apps", "extensions"})
+_POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Pod": (frozenset({""}), ()),
+    "ReplicationController": (frozenset({""}), ("spec", "template")),
+    "Deployment": (_APPS, ("spec", "template")),
+    "DaemonSet": (_APPS, ("spec", "template")),
+    "ReplicaSet": (_APPS, ("spec", "template")),
+    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
+    "Job": (frozenset({"batch"}), ("spec", "template")),
+    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
+}
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -22,44 +39,34 @@ def _str_map(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _key(raw: Mapping[str, Any]) -> tuple[str, str] | None:
-    meta = raw.get("metadata")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
-        return None
-    ns = meta.get("namespace")
-    return (ns if isinstance(ns, str) and ns else DEFAULT_NAMESPACE), meta["name"]
-
-
 def find_service(context: Iterable[Any], key: str) -> Mapping[str, Any] | None:
     """The Service manifest "ns/name" among the context objects, or None."""
     ns, _, name = key.partition("/")
-    for ctx in context:
-        raw = manifest_of(ctx)
-        if raw is not None and raw.get("kind") == "Service" and _key(raw) == (ns, name):
-            return raw
-    return None
+    return context_objects(context).get(("Service", ns, name))
+
+
+def _pod(raw: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The pod (`metadata` and `spec`) a manifest of `kind` is or holds, or None."""
+    groups, path = _POD_PATHS[kind]
+    api_version = raw.get("apiVersion")
+    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
+    if group not in groups:
+        return None
+    pod: Any = raw
+    for field in path:
+        pod = pod.get(field) if isinstance(pod, Mapping) else None
+    return pod if isinstance(pod, Mapping) else None
 
 
 def _pod_specs(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], Mapping[str, Any]]]:
-    """(namespace, pod labels, pod spec) of every Pod and Deployment pod template."""
-    for ctx in context:
-        raw = manifest_of(ctx)
-        key = _key(raw) if raw is not None else None
-        if raw is None or key is None:
+    """(namespace, pod labels, pod spec) of every Pod and workload pod template."""
+    for (kind, ns, _), raw in context_objects(context).items():
+        pod = _pod(raw, kind) if kind in _POD_PATHS else None
+        if pod is None:
             continue
-        spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
-        assert isinstance(spec, Mapping)
-        if raw.get("kind") == "Pod":
-            meta = raw["metadata"]
-            yield key[0], _str_map(meta.get("labels")), spec
-        elif raw.get("kind") == "Deployment":
-            template = spec.get("template")
-            if not isinstance(template, Mapping):
-                continue
-            meta = template.get("metadata") if isinstance(template.get("metadata"), Mapping) else {}
-            pod_spec = template.get("spec") if isinstance(template.get("spec"), Mapping) else {}
-            assert isinstance(meta, Mapping) and isinstance(pod_spec, Mapping)
-            yield key[0], _str_map(meta.get("labels")), pod_spec
+        meta, spec = pod.get("metadata"), pod.get("spec")
+        labels = _str_map(meta.get("labels")) if isinstance(meta, Mapping) else {}
+        yield ns, labels, spec if isinstance(spec, Mapping) else {}
 
 
 def _selected(objects: list[Any], service: Mapping[str, Any], ns: str) -> list[Mapping[str, Any]]:

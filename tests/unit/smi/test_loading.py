@@ -284,7 +284,7 @@ def test_a_document_that_is_not_an_object_is_named_in_yaml_terms(
         ),
         ("apiVersion: specs.smi-spec.io/v1alpha3\nkind: UDPRoute\n", [("SMI1007", 2, "kind")]),
         ("apiVersion: v1alpha1\nkind: HTTPRouteGroup\n", [("SMI1011", 1, "apiVersion")]),
-        ("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n", [("SMI1008", 1, "")]),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", [("SMI1008", 1, "")]),
         (
             "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {}\n",
             [("SMI1009", 3, "metadata.name")],
