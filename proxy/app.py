@@ -68,7 +68,7 @@ class Proxy:
         self.config = config
         self.metrics = Metrics()
         self.state = ServerState()
-        self.holder = PolicyHolder(self.metrics)
+        self.holder = PolicyHolder(self.metrics, trust_domain=config.identity.trust_domain)
         self.listeners = Listeners()
         self.stopping = asyncio.Event()
         # The workload's token, re-read from --token-file for every CSR and registration: a

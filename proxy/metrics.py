@@ -168,11 +168,21 @@ class Metrics:
             deny = self.authz_deny[protocol]
             deny[decision.reason] = deny.get(decision.reason, 0) + 1
             return "deny"
-        would = self.authz_would_deny[protocol]
-        for rule in decision.rules or ("",):
-            key = (rule, decision.reason)
-            would[key] = would.get(key, 0) + 1
+        self.would_deny(protocol, decision.rules, decision.reason)
         return "would_deny"
+
+    def would_deny(self, protocol: str, rules: tuple[str, ...], reason: str) -> None:
+        """Count one audit-mode would-deny, labelled with all of `rules` joined by ",".
+
+        Once per decision, not once per rule: a count per TrafficTarget of the destination
+        added up to more than the requests audited, and pinned each request on rules that had
+        nothing to do with it. The joined label is the decision's own rule tuple (the
+        destination's TrafficTargets, or those naming the caller, in the policy's order; empty
+        when there are none), so its values are bounded by the policy. Origins are the
+        `ns/Kind/name` of Kubernetes objects, whose names hold no ",": the label splits back."""
+        would = self.authz_would_deny[protocol]
+        key = (",".join(rules), reason)
+        would[key] = would.get(key, 0) + 1
 
     def policy_update(self, result: str, revision: int | None = None) -> None:
         self.policy_updates[result] = self.policy_updates.get(result, 0) + 1
@@ -215,7 +225,7 @@ class Metrics:
             yield from _family(
                 f"inbound_{proto}_authz_would_deny_total",
                 "counter",
-                "Audit mode: would have been denied, by rule.",
+                "Audit mode: would have been denied, by the rules considered and reason.",
                 ((f'rule="{_esc(rule)}",reason="{why}"', n) for (rule, why), n in would),
             )
         yield from self._tcp()

@@ -79,8 +79,11 @@ def parse_endpoints(raw: bytes) -> dict[str, tuple[Endpoint, ...]]:
 
 
 class PolicyHolder:
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, trust_domain: str | None = None) -> None:
         self.metrics = metrics
+        # This proxy's trust domain (its identity's, which its certificate carries and the
+        # only one it accepts callers from); None: not checked against the policy's.
+        self.trust_domain = trust_domain
         self.index: PolicyIndex | None = None
         self.endpoints: dict[str, tuple[Endpoint, ...]] = {}
         self.source = ""
@@ -108,6 +111,7 @@ class PolicyHolder:
         self.index = index
         self.metrics.policy_update("applied", policy.revision)
         log.info("policy revision %d (%s) in use", policy.revision, policy.hash[:19])
+        self._check_trust_domain(policy)
         for pattern, why in index.regex_errors.items():
             log.warning("policy: regex %r is not RE2 (%s); its matches never match", pattern, why)
         for hook in self.on_change:
@@ -116,6 +120,23 @@ class PolicyHolder:
             except Exception as exc:  # a hook's bug must not end the source's loop (see _build)
                 log.error("policy: revision %d: %s failed: %r", policy.revision, hook, exc)
         return True
+
+    def _check_trust_domain(self, policy: MeshPolicy) -> None:
+        """Say so when the policy is for another trust domain. It is installed all the same
+        (a policy is never refused for what it says, only for what cannot be read), but every
+        identity in it is then one this proxy never serves or accepts: without this line, the
+        only sign is that every request is a no-traffic-target."""
+        ours = self.trust_domain
+        if ours is None or policy.trust_domain == ours:
+            return
+        log.warning(
+            "policy revision %d is for trust domain %r, but this proxy's identity is in %r: "
+            "no TrafficTarget in it can match this workload or its callers (requests get "
+            "no-traffic-target in deny and audit mode); installed anyway",
+            policy.revision,
+            policy.trust_domain,
+            ours,
+        )
 
     def endpoints_of(self, key: str) -> tuple[Endpoint, ...] | None:
         """Endpoints of service "ns/name": the endpoints file wins over the MeshPolicy."""
@@ -187,42 +208,62 @@ class FileSource:
         self.kind = kind
         self.interval = interval
         self._wake = asyncio.Event()
+        self.loaded = False  # a document was taken in: there is a last good one to keep
+        self.unreadable: str | None = None  # the error of the last failed read, until one works
+        self._repeat = False  # SIGHUP: log the next error even if it is the same one
         if kind == "policy":
             holder.source = os.fspath(path)
 
     async def load(self) -> None:
         """Read the file if it changed since the last look; PolicySourceError if it is bad."""
-        if not self.file.changed():
-            return
         try:
+            if not self.file.changed():
+                return
             raw = self.file.read()
-        except PolicySourceError:
-            # Unreadable now (permissions, say): look again next time, or a fix that leaves
+        except PolicySourceError as exc:
+            # Unreadable now (missing, permissions): look again next time, or a fix that leaves
             # mtime, size and inode alone (`chmod`) would go unseen until SIGHUP.
             self.file.forget()
+            self.unreadable = str(exc)
             raise
+        if self.unreadable is not None:
+            self.unreadable = None
+            log.info("%s file: %s is readable again", self.kind, self.file.path)
         if self.kind == "policy":
             await self.holder.install(raw)
         else:
             self.holder.endpoints = parse_endpoints(raw)
+        self.loaded = True
 
     def reload(self) -> None:
         """SIGHUP: re-read now, even if the file looks unchanged."""
         self.file.forget()
+        self._repeat = True
         self._wake.set()
 
     async def run(self) -> None:
         while True:
-            try:
-                await self.load()
-            except PolicySourceError as exc:
-                log.error("%s file: %s; keeping the last good one", self.kind, exc)
+            await self._look()
             try:
                 async with asyncio.timeout(self.interval):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+
+    async def _look(self) -> None:
+        """One look at the file. One that cannot be read is read again at every tick (see
+        `load`), so its error is logged when it is new, not at every tick: the same line every
+        second for as long as a file is missing buries the rest of the log. A document that
+        does not parse is read once per change, so its error is always logged."""
+        before, repeat = self.unreadable, self._repeat
+        self._repeat = False
+        try:
+            await self.load()
+        except PolicySourceError as exc:
+            if repeat or self.unreadable is None or self.unreadable != before:
+                kept = "keeping the last good one" if self.loaded else f"no {self.kind} loaded yet"
+                log.error("%s file: %s; %s", self.kind, exc, kept)
 
 
 class ControlPlaneSource:
@@ -321,7 +362,12 @@ class ControlPlaneSource:
                 self.holder.metrics.policy_update("unreachable")
                 self.failures += 1
                 delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
-                log.error("%s; keeping the last good policy, retrying in %.1fs", exc, delay)
+                kept = (
+                    "keeping the last good policy"
+                    if self.holder.index is not None
+                    else "no policy loaded yet"
+                )
+                log.error("%s; %s, retrying in %.1fs", exc, kept, delay)
                 import random  # only after a failure (see proxy.routing: memory)
 
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311

@@ -269,9 +269,7 @@ class InboundTcp(SharedReadBuffer, _Relay):
         if verdict == "would-deny":
             if not self.audited:
                 self.audited = True
-                would = router.metrics.authz_would_deny["tcp"]
-                for rule in self.allowed_by or ("",):
-                    would[(rule, "revoked")] = would.get((rule, "revoked"), 0) + 1
+                router.metrics.would_deny("tcp", self.allowed_by, "revoked")
                 self._log("audit: would close", "revoked", decision, level=logging.WARNING)
             return False
         deny = router.metrics.authz_deny["tcp"]

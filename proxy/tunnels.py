@@ -13,8 +13,8 @@ identity, this port, the method, the path and the headers as the request went to
 - denied now (deny mode) — the tunnel is closed on both sides (`cut_tunnel`), counted in
   `inbound_http_authz_deny_total{reason="revoked"}`, logged once at info;
 - audit mode, would be denied now and was not under the previous policy — counted once in
-  `inbound_http_authz_would_deny_total{rule=<what let it in>,reason="revoked"}`, logged as a
-  warning, kept open;
+  `inbound_http_authz_would_deny_total{rule=<what let it in, joined with ",">,reason="revoked"}`,
+  logged as a warning, kept open;
 - anything else (allowed, permissive) — kept.
 
 The previous policy is what let the tunnel in, or kept it at the last swap: its decision names
@@ -90,9 +90,7 @@ def policy_changed(conn: HttpProxy, index: PolicyIndex, *, previous: PolicyIndex
     )
     if decision.would_deny:
         if before is None or not before.would_deny:  # (already counted if it was)
-            would = router.metrics.authz_would_deny["http"]
-            for rule in let_in_by or ("",):
-                would[(rule, "revoked")] = would.get((rule, "revoked"), 0) + 1
+            router.metrics.would_deny("http", let_in_by, "revoked")
             line.log("audit: would close", logging.WARNING)
         return False
     deny = router.metrics.authz_deny["http"]

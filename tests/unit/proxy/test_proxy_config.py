@@ -471,6 +471,26 @@ def test_an_upper_case_https_control_plane_is_verified_with_its_ca(tmp_path: Pat
         proxy.tls.cleanup()
 
 
+def test_the_policy_holder_knows_the_proxys_trust_domain(tmp_path: Path) -> None:
+    """Without it, a policy of another trust domain (every request `no-traffic-target`) is
+    installed with nothing said (PolicyHolder's warning needs the proxy's own)."""
+    from proxy.app import Proxy
+    from smi.pki import CertificateAuthority
+
+    ca = CertificateAuthority.create()
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
+    (tmp_path / "token").write_text("t0k\n")
+    argv = ["--identity", "shop/web", "--trust-domain", "example.org",
+            "--policy", "https://cp.example:8443/mesh/v1/policy",
+            "--ca", str(tmp_path / "ca.pem"), "--token-file", str(tmp_path / "token"),
+            "--outbound", "0"]  # fmt: skip
+    proxy = Proxy(from_args(_parse(argv)))
+    try:
+        assert proxy.holder.trust_domain == "example.org"
+    finally:
+        proxy.tls.cleanup()
+
+
 def test_a_token_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     """Opening a FIFO for reading blocks until a writer comes: at start, or on the event loop
     at every poll. It is refused at once, as the policy source refuses one."""
