@@ -294,7 +294,7 @@ class Proxy:
         def tcp() -> InboundTcp:
             return InboundTcp(router=router, state=self.state, timeout=cfg.connect_timeout)
 
-        return lambda: InboundDispatch(router=router, http=http, tcp=tcp)
+        return lambda: InboundDispatch(router=router, state=self.state, http=http, tcp=tcp)
 
     # --- sources ------------------------------------------------------------------------------
 

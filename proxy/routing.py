@@ -408,10 +408,21 @@ class InboundRouter:
         caller whose rules here are only TCPRoutes, on a port HTTP rules cover for others,
         would get its bytes relayed as they are, and its own `x-smi-source-identity` would
         reach an app that reads HTTP there, as a forged identity. Its TCPRoute allows any HTTP
-        request instead, and the proxy states the identity."""
+        request instead, and the proxy states the identity.
+
+        "detect" in `permissive` and `audit` mode on a port no rule of this workload covers,
+        HTTP or TCP: those modes let everything through, which a 403 or 400 for non-HTTP bytes
+        would not, and no rule says what the port speaks, so the caller's first bytes decide
+        (proxy.detect) — per connection, still never per caller. Deny mode refuses such a port
+        whatever it speaks: it stays "http" (a 403 for a request, a 400 for other bytes)."""
         index = self.policy.index
         if index is None:
             return "http"
+        if index.mode != "deny":
+            dest = index.destination(self.identity)
+            port = self.app_port
+            if dest is None or (dest.http.lookup(port) is None and dest.tcp.lookup(port) is None):
+                return "detect"
         return index.port_protocol(self.identity, self.app_port)
 
 

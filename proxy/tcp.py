@@ -1,5 +1,6 @@
 """L4 relays: ports that only TCPRoutes cover are proxied as bytes, authorized at connect and
-again whenever the policy changes.
+again whenever the policy changes (and so are connections that protocol detection, in
+permissive and audit mode, finds are not HTTP on a port no rule covers: proxy.detect).
 
 Inbound, the caller's verified identity is authorized with `protocol="tcp"` as soon as the TLS
 handshake completes; a denied connection is closed before a byte reaches the app. A relay can
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 from proxy import readbuf
+from proxy.detect import Detect
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
@@ -248,7 +250,14 @@ class InboundTcp(SharedReadBuffer, _Relay):
         if decision is None or not decision.allowed:
             self.close()
             return
-        self.admitted, self.allowed_by = True, decision.rules
+        self.admitted = True
+        if decision.would_deny:
+            # Let in only because audit mode enforces nothing: `decide` has just counted and
+            # logged the would-deny, and its rules are those that would have applied, not
+            # rules that let it in. A later policy that still would deny it is no news.
+            self.audited = True
+        else:
+            self.allowed_by = decision.rules
         self.flow.pause(CONNECTING)  # type: ignore[union-attr]
         self.state.spawn(self._open(self.router.app))
 
@@ -324,20 +333,27 @@ class OutboundTcp(_Relay):
 
 
 class InboundDispatch(asyncio.Protocol):
-    """Picks HTTP or L4 handling for an inbound connection once the peer is known."""
+    """Picks HTTP or L4 handling for an inbound connection once the peer is known, or, where
+    the policy leaves it to the caller's first bytes, protocol detection (proxy.detect)."""
 
     def __init__(
         self,
         *,
         router: InboundRouter,
+        state: ServerState,
         http: Callable[[], asyncio.BaseProtocol],
         tcp: Callable[[], asyncio.BaseProtocol],
     ) -> None:
-        self.router, self.http, self.tcp = router, http, tcp
+        self.router, self.state, self.http, self.tcp = router, state, http, tcp
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = self.router.peers.of(transport)
-        proto = self.tcp() if self.router.protocol_for(peer) == "tcp" else self.http()
+        protocol = self.router.protocol_for(peer)
+        proto: asyncio.BaseProtocol
+        if protocol == "detect":
+            proto = Detect(router=self.router, state=self.state, http=self.http, tcp=self.tcp)
+        else:
+            proto = self.tcp() if protocol == "tcp" else self.http()
         transport.set_protocol(proto)
         proto.connection_made(transport)
 

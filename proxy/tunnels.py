@@ -80,7 +80,8 @@ def policy_changed(conn: HttpProxy, index: PolicyIndex, *, previous: PolicyIndex
     if decision.allowed and not decision.would_deny:
         return False
     before = None if previous is None else router.reauthorize(previous, peer, ex)
-    let_in_by = () if before is None else before.rules
+    # (A would-deny's rules are those that would have applied: none of them let it in.)
+    let_in_by = () if before is None or before.would_deny else before.rules
     line = _Line(
         peer=peer,
         port=router.app_port,
