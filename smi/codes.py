@@ -538,7 +538,10 @@ CODES: dict[str, Code] = dict(
             "policy), or lists in custom.replaces a code outside the built-in checks (SMI2xxx, "
             "SMI3xxx); or a module "
             "without METADATA defines `violation`, directly or through a ref head "
-            "(`foo.violation`).",
+            "(`foo.violation`); or a `*_test.rego` file has METADATA and defines `violation` "
+            "(test files are never enforced); or a `data.json`/`data.yaml` lies beside the "
+            "policies (not loaded: OPA bundles would load it, smictl reads data only from "
+            "--parameters).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
         ),
         _c(

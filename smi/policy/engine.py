@@ -98,10 +98,15 @@ def outcome_of_value(value: Any) -> EvalOutcome:
         if isinstance(item, str):
             out.append(Violation(msg=item))
         elif isinstance(item, dict) and isinstance(item.get("msg"), str):
-            path = item.get("path")
+            path, msg = item.get("path"), item["msg"]
+            if path is not None and not isinstance(path, str):
+                # Said, not dropped: the policy's author would never learn the field is lost.
+                shown = json.dumps(path)
+                shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                msg = f"{msg} (the policy's `path` {shown} is not a string and was ignored)"
             out.append(
                 Violation(
-                    msg=item["msg"],
+                    msg=msg,
                     path=path if isinstance(path, str) else "",
                     details=item.get("details"),
                 )

@@ -151,7 +151,9 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
 
 
 def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
-    """Every module under `dirs`, with its package; unreadable or package-less files raise."""
+    """Every module under `dirs`, with its package; unreadable or package-less files raise, and
+    so do files a user meant to be loaded that never would be (`_misplaced`)."""
+    dirs = list(dirs)
     out: list[RegoModule] = []
     for path in find_files(dirs):
         name = display_path(path)
@@ -164,7 +166,59 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
             raise PolicyError.of("SMI5001", "no `package` declaration", file=name, line=1)
         package = m.group(1).removeprefix("data.")
         out.append(RegoModule(name, source, package, path.name.endswith(TEST_SUFFIX)))
+    problems = [*_data_files(dirs), *(d for m in out if (d := _test_named_policy(m)) is not None)]
+    if problems:
+        raise PolicyError(problems)
     return out
+
+
+# What `opa run DIR` and OPA bundles load as data at their directory's path.
+DATA_FILES = ("data.json", "data.yaml", "data.yml")
+
+
+def _data_files(dirs: Iterable[Path | str]) -> list[Diagnostic]:
+    """A `data.json` next to the policies: OPA would load it as `data.<its directory path>`,
+    smictl does not (the embedded engine and a remote OPA would have to agree on it), so a
+    policy reading it would see undefined and a denylist admit everything."""
+    out: list[Diagnostic] = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("data.*"), key=lambda x: x.as_posix()):
+            if path.name not in DATA_FILES:
+                continue
+            where = ".".join(("data", *path.parent.relative_to(root).parts))
+            out.append(
+                Diagnostic(
+                    code=METADATA_INVALID,
+                    message=f"a policy data file is not loaded (OPA would make it {where}, "
+                    "smictl leaves that undefined): put its content in the --parameters file "
+                    "and read it as data.parameters",
+                    file=display_path(path),
+                )
+            )
+    return out
+
+
+def _test_named_policy(module: RegoModule) -> Diagnostic | None:
+    """A `*_test.rego` with METADATA and `violation`: test modules are never loaded as policies,
+    so that policy would be silently skipped by `admit`, `serve` and `policy list`."""
+    if not module.is_test or not _VIOLATION.search(blank_comments(module.source)):
+        return None
+    try:
+        meta, line = _metadata_block(module)
+    except PolicyError:
+        meta, line = {}, 1  # METADATA that does not parse is still METADATA
+    if meta is None:
+        return None
+    return Diagnostic(
+        code=METADATA_INVALID,
+        message=f"has METADATA and defines `violation`, but files named `*{TEST_SUFFIX}` are "
+        "test modules and never loaded as policies: rename it (`policy.rego`)",
+        file=module.name,
+        line=line,
+    )
 
 
 def policies_of(modules: Sequence[RegoModule]) -> list[PolicyInfo]:

@@ -118,7 +118,8 @@ class PolicySet:
         all of them together `budget` seconds, which every `deny` policy gets first: the `warn`
         policies run after them (on the same documents, in reverse group order so that the
         evaluator still holds the last one), so a slow warning can never make a deny policy
-        fail, and an admission answers within the budget however many policies are slow.
+        fail, and the policies of an admission take at most the budget however many are slow
+        (a review waiting for its webhook worker waits on top of that: docs/policy-input.md).
         """
         deadline = time.monotonic() + self.budget
         groups: dict[tuple[str, ...], list[PolicyInfo]] = {}

@@ -83,7 +83,6 @@ def test_every_measured_fail_open_shape_is_flagged(body: str, flagged: list[obje
     [
         "a if { n := to_number(input.v); n > 1 }\n",
         "a if { to_number(input.v) }\n",
-        "a if { _ = to_number(input.v) }\n",
         "a if { x := to_number(input.v); y := x; y > 1 }\n",
         'v contains msg if { msg := concat("", ["a", input.v]) }\n',
         "f(x) := n if { n := to_number(x) }\n",
