@@ -193,11 +193,23 @@ def admit_loaded(
         results.append(
             _decide(request, policies, resource=r, found=mine, old_hub=None, inventory=inventory)
         )
+    # What is left belongs to no SMI object: two different copies of a Service or a workload
+    # (SMI3008), which `validate` refuses and `smictl apply` too. Dropped here, `admit` passed
+    # a set whose MeshPolicy depends on the order of its files.
+    for ctx in load.context:
+        mine = grouped.pop((ctx.key, ctx.source.file), [])  # (once per key and file)
+        if errors_of(mine):
+            uid = _uid_of(ctx.source, ctx.key)
+            results.append(_invalid(uid, mine, object_ref=ctx.key, source=ctx.source))
     return results
 
 
 def _uid(resource: Resource) -> str:
-    name = f"{resource.source.file}#{resource.source.index}#{resource.key}"
+    return _uid_of(resource.source, resource.key)
+
+
+def _uid_of(source: Source, key: str) -> str:
+    name = f"{source.file}#{source.index}#{key}"
     # A file name that is not UTF-8 holds lone surrogates, which uuid5 cannot encode.
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
