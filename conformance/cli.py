@@ -4,9 +4,11 @@
                            [--report DIR] [--smi-version v0.6.0|GROUP/VERSION|all]
     smictl conformance list [--scenario GLOB]... [--smi-version ...]
 
-Exit codes: 0 every selected scenario passed (or was skipped with a reason), 1 a scenario
-failed, a target could not start, or a scenario file is broken, 2 usage error, 128+N stopped
-by signal N (SIGINT, SIGTERM, SIGHUP) after ending every process the run started.
+Exit codes: 0 every selected scenario passed (or was skipped with a reason) and every target
+passed at least one, 1 a scenario failed, a target could not start, or a scenario file is
+broken, 2 usage error, 3 nothing failed but a target verified nothing (every selected scenario
+was skipped there), 128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP) after ending every
+process the run started.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Not 0: a CI gate that checked nothing must not go green. Not 1 either, so a pipeline that
+# knows a target cannot run a selection (UDP on the proxy target) can tell it from a failure.
+EXIT_UNVERIFIED = 3
+_EXIT = {"PASS": EXIT_OK, "FAIL": EXIT_FAILED, "NOTHING VERIFIED": EXIT_UNVERIFIED}
 
 
 def register(sub: Any) -> None:
@@ -125,12 +131,14 @@ def _select(args: argparse.Namespace, err: TextIO) -> list[Any] | int:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from conformance.console import counted
+
     selected = _select(args, sys.stderr)
     if isinstance(selected, int):
         return selected
     for s in selected:
         print(f"{s.name:<72} {s.capability:<32} {', '.join(s.smi_versions)}")
-    print(f"{len(selected)} scenarios")
+    print(counted(len(selected), "scenario"))
     return EXIT_OK
 
 
@@ -186,4 +194,4 @@ def run_command(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         for fmt, path in written.items():
             print(f"{fmt:>8}: {path}")
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return _EXIT[result.verdict]

@@ -26,7 +26,7 @@ class Console:
         print(text, file=self._out, flush=True)
 
     def intro(self, *, targets: list[str], count: int) -> None:
-        self._print(f"smictl conformance: {count} scenarios on {', '.join(targets)}")
+        self._print(f"smictl conformance: {counted(count, 'scenario')} on {', '.join(targets)}")
 
     def scenario(self, r: ScenarioResult) -> None:
         name = visible(r.scenario)
@@ -57,9 +57,15 @@ class Console:
             c = run.counts(t)
             self._print(
                 f"{t}: {c['passed']} passed, {c['failed']} failed, "
-                f"{c['skipped']} skipped, {c['error']} errors"
+                f"{c['skipped']} skipped, {counted(c['error'], 'error')}"
             )
-        self._print(f"{'PASS' if run.ok else 'FAIL'} in {run.seconds:.1f} s")
+        detail = run.verdict_detail()
+        self._print(f"{run.verdict} in {run.seconds:.1f} s" + (f": {detail}" if detail else ""))
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 scenario`, `2 scenarios`, `0 errors`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _failure_lines(r: ScenarioResult) -> Iterator[str]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 Status = Literal["passed", "failed", "skipped", "error"]
 Capability = Literal["full", "partial", "none"]
+Verdict = Literal["PASS", "FAIL", "NOTHING VERIFIED"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,28 @@ class RunResult:
             r.status in ("passed", "skipped") for r in self.results
         )
 
+    @property
+    def unverified(self) -> list[str]:
+        """Targets that ran and passed no scenario, every one skipped (UDP on the proxy
+        target): nothing failed there, but nothing was shown either."""
+        return [
+            t for t in self.targets if t not in self.target_errors and not self.counts(t)["passed"]
+        ]
+
+    @property
+    def verdict(self) -> Verdict:
+        """PASS only when nothing failed and every target verified something: a run that
+        skipped everything must not read as a pass in a CI log or a published report."""
+        if not self.ok:
+            return "FAIL"
+        return "NOTHING VERIFIED" if self.unverified else "PASS"
+
+    def verdict_detail(self) -> str:
+        """Why the verdict is NOTHING VERIFIED, in one sentence; empty otherwise."""
+        if self.verdict != "NOTHING VERIFIED":
+            return ""
+        return f"every selected scenario was skipped on {', '.join(self.unverified)}"
+
     def counts(self, target: str | None = None) -> Counter[str]:
         return Counter(r.status for r in self.results if target in (None, r.target))
 
@@ -215,7 +238,9 @@ class RunResult:
             "selection": self.selection,
             "targets": self.targets,
             "target_errors": self.target_errors,
-            "ok": self.ok,
+            "ok": self.verdict == "PASS",
+            "verdict": self.verdict,
+            "unverified_targets": self.unverified,
             "totals": {t: dict(self.counts(t)) for t in self.targets},
             "summary": [row.to_json() for row in self.summary()],
             "results": [r.to_json() for r in self.results],

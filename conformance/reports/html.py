@@ -29,7 +29,9 @@ def _badge(status: str) -> str:
 
 
 def render_html(run: RunResult) -> str:
-    verdict = "PASS" if run.ok else "FAIL"
+    verdict = run.verdict
+    badge = {"PASS": "passed", "FAIL": "failed", "NOTHING VERIFIED": "skipped"}[verdict]
+    detail = run.verdict_detail()
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -41,9 +43,10 @@ def render_html(run: RunResult) -> str:
         f"{escape(', '.join(run.targets))} · selection: "
         + escape(", ".join(f"{k}={v}" for k, v in run.selection.items()))
         + "</p>",
-        f'<p class="verdict">{_badge("passed" if run.ok else "failed")} {verdict}: '
+        f'<p class="verdict">{_badge(badge)} {verdict}: '
         + escape(
-            "; ".join(
+            (f"{detail}; " if detail else "")
+            + "; ".join(
                 f"{t}: " + ", ".join(f"{n} {s}" for s, n in sorted(run.counts(t).items()))
                 for t in run.targets
             )

@@ -25,7 +25,8 @@ def render_markdown(run: RunResult) -> str:
         "",
         "Selection: " + ", ".join(f"{md_text(k)} {md_code(v)}" for k, v in run.selection.items()),
         "",
-        f"**Result: {'PASS' if run.ok else 'FAIL'}** — "
+        f"**Result: {run.verdict}** — "
+        + (f"{run.verdict_detail()}; " if run.verdict_detail() else "")
         + "; ".join(
             f"{t}: " + ", ".join(f"{n} {s}" for s, n in sorted(run.counts(t).items()))
             for t in run.targets

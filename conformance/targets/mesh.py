@@ -11,7 +11,10 @@ certificate from the mesh CA instead).
 
 The apps live in this process (one thread per listener) and answer every request with the name
 of the workload they currently play and the caller identity the proxy passed in
-`x-smi-source-identity`; a slot can play different workloads in different scenarios.
+`x-smi-source-identity`; a slot can play different workloads in different scenarios. A
+connection that opens with `TCP_PROBE` instead of an HTTP request line is raw TCP: the app
+answers it with one JSON line naming the workload and echoing the probe, so TCP steps carry
+bytes no HTTP parser accepts.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ APP_MARK = "x-conformance-workload"
 # How many loopback addresses a slot's apps try before giving up (binding fails fast).
 ADDRESS_ATTEMPTS = 64
 SOURCE_HEADER = "x-smi-source-identity"
+# How a raw TCP probe starts: a NUL and bytes outside ASCII, never the start of an HTTP request.
+TCP_PROBE = b"\x00\xfesmi-conformance-tcp\xff "
 
 
 class _AppHandler(BaseHTTPRequestHandler):
@@ -44,6 +49,7 @@ class _AppHandler(BaseHTTPRequestHandler):
     # stall every response by ~40 ms.
     disable_nagle_algorithm = True
     server: _AppServer
+    raw_requestline: bytes  # set by BaseHTTPRequestHandler; typeshed does not declare it
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -68,6 +74,19 @@ class _AppHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _answer
     do_TRACE = do_CONNECT = _answer
+
+    def parse_request(self) -> bool:
+        """A raw TCP probe is answered here, before HTTP parsing would send a 400 for it."""
+        if not self.raw_requestline.startswith(TCP_PROBE):
+            return super().parse_request()
+        answer = {
+            "workload": self.server.slot.label,
+            "port": self.server.server_address[1],
+            "echo": self.raw_requestline.hex(),
+        }
+        self.wfile.write(json.dumps(answer).encode() + b"\n")
+        self.close_connection = True
+        return False  # handled: BaseHTTPRequestHandler sends nothing more
 
     def log_message(self, format: str, *args: Any) -> None:
         return

@@ -10,7 +10,8 @@ target; after every change the target waits until each proxy enforces the new po
   which applies the TrafficSplit and opens mTLS to the chosen backend's inbound proxy;
 - a request for another port of the service, or a TCP connection, is opened by the suite itself
   straight to the destination's inbound listener for that port, presenting the caller's
-  workload certificate (the outbound listener addresses services, not ports);
+  workload certificate (the outbound listener addresses services, not ports); a TCP connection
+  carries raw bytes that are not HTTP (`mesh.TCP_PROBE`), which the app echoes;
 - UDP is not proxied, so UDP steps are skipped with that reason.
 
 Allowed = the answer came from the destination app (it marks its responses); the identity the
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +32,7 @@ from dataclasses import dataclass, replace
 from conformance.assertions import ApplyObservation, RequestObservation, Response
 from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
 from conformance.targets.base import TargetError
-from conformance.targets.mesh import APP_MARK, Mesh, Slot
+from conformance.targets.mesh import APP_MARK, TCP_PROBE, Mesh, Slot
 from conformance.targets.webhook import WebhookTarget
 from smi.identity import Identity, IdentityError
 
@@ -181,6 +184,8 @@ class ProxyTarget(WebhookTarget):
             inbound = dest.slot.inbound(port)
         except KeyError as exc:
             raise TargetError(f"{dest.workload.label} has no inbound listener for {port}") from exc
+        if spec.protocol == "tcp":
+            return _tcp_probe(ctx, inbound)
         conn = http.client.HTTPSConnection("127.0.0.1", inbound, timeout=15, context=ctx)
         try:
             return _exchange(conn, spec, host=f"{dest.workload.label}:{port}")
@@ -198,18 +203,58 @@ class ProxyTarget(WebhookTarget):
 
 def _exchange(conn: http.client.HTTPConnection, spec: RequestSpec, *, host: str) -> Response:
     body = spec.body.encode() if spec.body is not None else None
-    method = spec.method if spec.protocol == "http" else "GET"
-    path = spec.path if spec.protocol == "http" else "/tcp-probe"
-    conn.request(method, path, body=body, headers={"Host": host, **spec.headers})
+    conn.request(spec.method, spec.path, body=body, headers={"Host": host, **spec.headers})
     resp = conn.getresponse()
     raw = resp.read()
     backend = resp.getheader(APP_MARK)
-    http_status = resp.status if spec.protocol == "http" else None
     if backend is None:  # the proxy answered, not the app
         return Response(
-            allowed=False, status=http_status, reason=raw.decode(errors="replace").strip()[:200]
+            allowed=False, status=resp.status, reason=raw.decode(errors="replace").strip()[:200]
         )
-    return Response(allowed=True, status=http_status, backend=backend, identity=_seen_identity(raw))
+    return Response(allowed=True, status=resp.status, backend=backend, identity=_seen_identity(raw))
+
+
+def _tcp_probe(ctx: ssl.SSLContext, port: int) -> Response:
+    """One TCP connection over mTLS carrying bytes no HTTP parser accepts (`TCP_PROBE`), so a
+    mesh that reads a TCPRoute port as HTTP, or alters the bytes, fails the step instead of
+    passing it with a well-formed GET. Allowed = the app echoed exactly what was sent."""
+    probe = TCP_PROBE + secrets.token_hex(8).encode() + b"\n"
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=15) as raw,
+            ctx.wrap_socket(raw) as conn,
+        ):
+            conn.sendall(probe)
+            reply = _read_line(conn)
+    except OSError as exc:  # a denied L4 connection is closed by the destination proxy
+        return Response(allowed=False, reason=f"connection closed: {exc!r}")
+    return _probe_answer(reply, probe)
+
+
+def _read_line(conn: socket.socket, limit: int = 65536) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < limit:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _probe_answer(reply: bytes, probe: bytes) -> Response:
+    """What a TCP probe's answer shows: the app's JSON line with the echo is allowed; nothing
+    is a closed connection (denied if the destination proxy counted a deny, see `_confirm`);
+    anything else is not the app, or bytes changed on the way."""
+    if not reply:
+        return Response(allowed=False, reason="connection closed without an answer")
+    try:
+        doc = json.loads(reply)
+        echo, workload = bytes.fromhex(doc["echo"]), str(doc["workload"])
+    except (ValueError, KeyError, TypeError):
+        return Response(allowed=False, reason=f"not the app's answer: {reply[:120]!r}")
+    if echo != probe:
+        return Response(allowed=False, error=f"the app received {echo[:80]!r}, not the probe sent")
+    return Response(allowed=True, backend=workload)
 
 
 def _confirm(responses: list[Response], denies: int) -> tuple[Response, ...]:

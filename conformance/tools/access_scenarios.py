@@ -160,6 +160,13 @@ def ports(combo: AccessCombo) -> dict[str, Any]:
                 protocol="tcp",
                 name="TCP to another port",
             ),
+            request(
+                "shop/intruder",
+                "catalog:8080",
+                denied(http=False),
+                protocol="tcp",
+                name="TCP to the listed port from a caller no TrafficTarget names",
+            ),
         ]
     else:
         resources = {
@@ -173,7 +180,7 @@ def ports(combo: AccessCombo) -> dict[str, Any]:
         "blocks port 9090 of the same destination.",
         capability="traffic-access/ports",
         decisions=["tcproute-allows-all-traffic", "sources-and-rules"],
-        workloads=[FRONTEND, CATALOG_PORTS],
+        workloads=[FRONTEND, *([INTRUDER] if tcp_steps else []), CATALOG_PORTS],
         resources=resources,
         steps=[
             apply(*resources),

@@ -61,6 +61,15 @@ CATALOG_V3: dict[str, Any] = {
     "services": ["catalog-v3"],
     "ports": [8080],
 }
+# The same canary running as its own ServiceAccount: a split backend is authorised as the
+# workload it is, never as the root service (DESIGN.md §3 "A split grants no access"), which
+# backends that all share the root's ServiceAccount cannot tell apart.
+CATALOG_CANARY: dict[str, Any] = {
+    "identity": "shop/catalog-canary",
+    "name": "catalog-v2",
+    "services": ["catalog-v2"],
+    "ports": [8080],
+}
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class SplitCombo:
 
     @property
     def tag(self) -> str:
+        """`split-v1alpha4`; split v1alpha3 ships in two releases with different access and
+        specs versions (SPEC.md §0), so its scenario names carry the pairing as well."""
+        if sum(c.split == self.split for c in SPLIT_COMBOS) > 1:
+            return f"split-{self.split}.{self.access.tag}"
         return f"split-{self.split}"
 
     @property
@@ -113,6 +126,7 @@ class SplitCombo:
 SPLIT_COMBOS = (
     SplitCombo("v1alpha1", ACCESS_COMBOS[0]),
     SplitCombo("v1alpha2", ACCESS_COMBOS[1]),
+    SplitCombo("v1alpha3", ACCESS_COMBOS[1]),  # SMI v0.4.0
     SplitCombo("v1alpha3", ACCESS_COMBOS[2]),  # SMI v0.5.0
     SplitCombo("v1alpha4", ACCESS_COMBOS[3]),  # SMI v0.6.0
 )

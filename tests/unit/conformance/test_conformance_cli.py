@@ -46,7 +46,7 @@ def test_run_selected_scenarios_in_process_and_write_reports(
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "smictl conformance: 1 scenarios on inproc" in out
+    assert "smictl conformance: 1 scenario on inproc" in out
     assert "PASS inproc   split/weights.split-v1alpha4" in out
     assert "inproc   split.smi-spec.io/v1alpha4         1     0     0  full" in out
     assert {p.name for p in tmp_path.iterdir()} == {

@@ -112,7 +112,7 @@ def test_a_target_named_twice_runs_once(capsys: pytest.CaptureFixture[str]) -> N
     code = main(["run", "--target", "inproc,inproc", "--scenario", SCENARIO])
     out = capsys.readouterr().out
     assert code == 0
-    assert "1 scenarios on inproc\n" in out
+    assert "1 scenario on inproc\n" in out
     assert out.count(f"PASS inproc   {SCENARIO}") == 1
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from random import Random
+from typing import Any
 
 import pytest
 
 from conformance.assertions import RequestObservation, Response
 from conformance.catalog import discover
-from conformance.model import RequestSpec, Scenario
+from conformance.model import RequestSpec, Scenario, Workload
 from conformance.reports import write_reports
 from conformance.runner import run
+from conformance.targets import decide
+from conformance.targets.decide import spiffe
 from conformance.targets.inproc import InprocTarget
+from smi.compiler.ir.decide import Request, authorize, pick_backend
+from smi.compiler.ir.index import PolicyIndex
+
+ROUTE, AUTHORIZE = decide.route, authorize
 
 MakeScenario = Callable[..., Scenario]
 
@@ -86,6 +94,69 @@ def test_a_mesh_without_splits_fails_the_split_scenarios(suite: list[Scenario]) 
     assert any(
         c.what == "backend catalog-v2 count" and c.expected == "40" and c.got == "0" for c in bad
     )
+
+
+ROOT = "shop/catalog"  # the ServiceAccount of the split scenarios' root service
+
+
+def _as_root_service(
+    index: PolicyIndex, scenario: Scenario, root: str, req: Request | None, *, rng: Random
+) -> Workload | None:
+    """A broken mesh's client side: it sends the request to the backend the split drew, but
+    the request is authorised as the root service's workload."""
+    chosen = ROUTE(index, scenario, root, req, rng=rng)
+    return None if chosen is None else chosen.model_copy(update={"identity": ROOT})
+
+
+def _root_and_backend(index: PolicyIndex, source: str | None, dest: str, *a: Any, **k: Any) -> Any:
+    """A broken mesh's server side: a backend is allowed only if the root service is too."""
+    decision = AUTHORIZE(index, source, dest, *a, **k)
+    if not decision.allowed or dest == spiffe(ROOT):
+        return decision
+    return AUTHORIZE(index, source, spiffe(ROOT), *a, **k)
+
+
+@pytest.mark.parametrize(
+    ("where", "broken", "steps"),
+    [("route", _as_root_service, [2, 6]), ("authorize", _root_and_backend, [6])],
+)
+def test_a_mesh_that_judges_split_backends_by_the_root_service_fails(
+    suite: list[Scenario],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    broken: Any,
+    steps: list[int],
+) -> None:
+    # Every split backend used to run as the root's ServiceAccount: both passed everything.
+    monkeypatch.setattr(decide, where, broken)
+    splits = [s for s in suite if s.area == "split"]
+    result = run([InprocTarget()], splits)
+    failed = {
+        r.scenario: [st.number for st in r.steps if st.status == "failed"]
+        for r in result.results
+        if r.status != "passed"
+    }
+    identity = [s.name for s in splits if s.name.startswith("split/backend-identity.")]
+    assert len(identity) == 5  # every split version, split v1alpha3 in v0.4.0 and v0.5.0
+    assert failed == {name: steps for name in identity}
+
+
+def _biased(split: Any, req: Request | None, r: float) -> str | None:
+    """A broken mesh that sends 8 points more than its weight to the first backend."""
+    return pick_backend(split, req, max(0.0, r - 0.08))
+
+
+def test_a_split_eight_points_off_fails_every_share_step(
+    suite: list[Scenario], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 400 requests and +/-0.1 such a mesh passed a 50/50 step 80% of the time.
+    monkeypatch.setattr(decide, "pick_backend", _biased)
+    result = run([InprocTarget()], [s for s in suite if s.area == "split"])
+    share_steps = [
+        st for r in result.results for st in r.steps if any(" share" in c.what for c in st.checks)
+    ]
+    assert {st.status for st in share_steps} == {"failed"}
+    assert len(share_steps) == 25  # 75/25, 25/75, 50/50, 2/3 and 1/2 in five pairings
 
 
 BROKEN = """
