@@ -2,12 +2,14 @@
 
 An inbound port's protocol comes from the rules that cover it (`InboundRouter.protocol_for`):
 TCPRoutes alone make it an L4 relay, HTTP rules make it HTTP. A port that no rule of this
-workload covers is refused in deny mode either way, so there it stays HTTP (a 403 naming the
-reason). In `permissive` and `audit` mode, which let everything through (DESIGN.md §3), such a
-port may carry anything — a database, a message broker — and answering its bytes with
-`400 malformed-request` would deny what those modes promise to allow. So there, as Linkerd's
-proxy does, the caller's first bytes decide: what may start an HTTP/1 request goes to the HTTP
-path, anything else to the L4 relay (authorized, and in audit mode counted, as any relay).
+workload covers says nothing of what it speaks. In `permissive` and `audit` mode, which let
+everything through (DESIGN.md §3), it may carry anything — a database, a message broker — and
+answering its bytes with `400 malformed-request` would deny what those modes promise to allow.
+In deny mode it is refused whatever comes, but the refusal must be the authorization's: a
+request gets its 403 naming the reason, other bytes a tcp deny, counted and closed (the HTTP
+parser's 400 decided nothing). So there, as Linkerd's proxy does, the caller's first bytes
+decide: what may start an HTTP/1 request goes to the HTTP path, anything else to the L4 relay
+(authorized at connect, denied or counted as any relay).
 
 The test leans to HTTP. The HTTP path removes any `x-smi-source-identity` a caller sends and
 states the verified one; a relay passes bytes as they are. So what a server that wants a
@@ -22,7 +24,8 @@ cannot be protected so: once relayed, a caller sends what it likes (docs/proxy.m
 Server-speaks-first protocols (MySQL, SMTP) send nothing until the app greets them: after
 `DETECT_TIMEOUT` with no byte the connection is relayed, so their greeting comes that much
 late. Detection is per connection, never per caller's identity (see `protocol_for`), and is
-asked again of the policy in use when it ends: a swap to deny mode meanwhile means no guess.
+asked again of the policy in use when it ends: a swap to rules that cover the port meanwhile
+means no guess.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ class Detect(asyncio.Protocol):
 
     def _hand_over(self, guess: Guess) -> None:
         """Give the connection to the protocol for `guess`, unless the policy now in use
-        names the port's protocol itself (a swap to deny mode, or to rules that cover it)."""
+        names the port's protocol itself (a swap to rules that cover it)."""
         self.deadline = FAR
         transport = self.transport
         if transport is None or transport.is_closing() or self.chosen is not None:

@@ -410,19 +410,19 @@ class InboundRouter:
         reach an app that reads HTTP there, as a forged identity. Its TCPRoute allows any HTTP
         request instead, and the proxy states the identity.
 
-        "detect" in `permissive` and `audit` mode on a port no rule of this workload covers,
-        HTTP or TCP: those modes let everything through, which a 403 or 400 for non-HTTP bytes
-        would not, and no rule says what the port speaks, so the caller's first bytes decide
-        (proxy.detect) — per connection, still never per caller. Deny mode refuses such a port
-        whatever it speaks: it stays "http" (a 403 for a request, a 400 for other bytes)."""
+        "detect" on a port no rule of this workload covers, HTTP or TCP: no rule says what it
+        speaks, so the caller's first bytes decide (proxy.detect) — per connection, still never
+        per caller. `permissive` and `audit` mode let everything through, which a 400 for
+        non-HTTP bytes would not; deny mode refuses whatever comes, but a request still gets
+        its 403 and other bytes a decided, counted tcp deny (a closed connection), where the
+        HTTP parser's 400 decided nothing and no metric showed it."""
         index = self.policy.index
         if index is None:
             return "http"
-        if index.mode != "deny":
-            dest = index.destination(self.identity)
-            port = self.app_port
-            if dest is None or (dest.http.lookup(port) is None and dest.tcp.lookup(port) is None):
-                return "detect"
+        dest = index.destination(self.identity)
+        port = self.app_port
+        if dest is None or (dest.http.lookup(port) is None and dest.tcp.lookup(port) is None):
+            return "detect"
         return index.port_protocol(self.identity, self.app_port)
 
 

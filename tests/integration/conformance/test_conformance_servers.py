@@ -36,18 +36,7 @@ def _needs_conformance_control_plane() -> None:
         )
 
 
-# What smictl proxy does not do yet, step by step, with a line of what it does instead. A TCP
-# step sends raw bytes that are not HTTP; on a port no TCPRoute covers (9090 here) smictl proxy
-# reads the stream as HTTP and answers it with a 400 instead of denying the connection, and
-# counts no deny. Reported to the proxy's owners: when the proxy denies such a connection this
-# test fails, and the entry goes.
-KNOWN_PROXY_GAPS = {
-    f"access/ports.{versions}": {"step 5 (request) TCP to another port": "HTTP/1.1 400 Bad Request"}
-    for versions in ("access-v1alpha3.specs-v1alpha4", "access-v1alpha4.specs-v1alpha4")
-}
-
-
-def test_whole_suite_through_real_proxies_fails_only_the_known_gaps(tmp_path: Path) -> None:
+def test_whole_suite_through_real_proxies_passes(tmp_path: Path) -> None:
     _needs_conformance_control_plane()
     scenarios = discover()
     result = run([ProxyTarget()], scenarios)
@@ -60,12 +49,9 @@ def test_whole_suite_through_real_proxies_fails_only_the_known_gaps(tmp_path: Pa
         for r in result.results
         if r.status in ("failed", "error")
     }
-    assert {k: sorted(v) for k, v in problems.items()} == {
-        k: sorted(v) for k, v in KNOWN_PROXY_GAPS.items()
-    }, "\n".join(r.failure_text() for r in result.results if r.scenario in problems)
-    for name, steps in KNOWN_PROXY_GAPS.items():
-        for title, signature in steps.items():
-            assert signature in " ".join(c.got for c in problems[name][title].failures)
+    assert {k: sorted(v) for k, v in problems.items()} == {}, "\n".join(
+        r.failure_text() for r in result.results if r.scenario in problems
+    )
     assert result.target_errors == {}
     identity = [r for r in result.results if r.scenario.startswith("split/backend-identity.")]
     assert len(identity) == 5 and {r.status for r in identity} == {"passed"}
@@ -81,7 +67,7 @@ def test_whole_suite_through_real_proxies_fails_only_the_known_gaps(tmp_path: Pa
     }
     paths = write_reports(result, tmp_path)
     doc = json.loads(paths["json"].read_text())
-    assert doc["verdict"] == ("FAIL" if KNOWN_PROXY_GAPS else "PASS")
+    assert doc["verdict"] == "PASS"
     rows = {r["group_version"]: r["capability"] for r in doc["summary"]}
     assert rows["split.smi-spec.io/v1alpha4"] == rows["split.smi-spec.io/v1alpha3"] == "full"
 

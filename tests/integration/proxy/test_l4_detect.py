@@ -97,9 +97,13 @@ def test_http_on_such_a_port_gets_the_identity_the_proxy_states(mesh: Mesh) -> N
     assert (doc["identity"], doc["identity_count"]) == (sid(FRONT), 1)
 
 
-def test_deny_mode_still_refuses_such_a_port_as_http(mesh: Mesh) -> None:
+def test_deny_mode_refuses_such_a_port_as_tcp_and_counts_it(mesh: Mesh) -> None:
+    """Not the HTTP parser's 400, which decided and counted nothing."""
     mesh.apply(_uncovered(mesh, "deny", DB))
+    denied = 'inbound_tcp_authz_deny_total{reason="no-traffic-target"}'
+    before = _count(mesh, denied)
     with _caller(mesh.procs["db"].inbound(mesh.tcp.port), mesh) as sock:
         sock.sendall(SSL_REQUEST)
         answer = _read(sock, 1 << 20)
-    assert answer.startswith(b"HTTP/1.1 400 ") and b"tcp-echo" not in answer
+    assert answer == b""
+    assert _count(mesh, denied) == before + 1

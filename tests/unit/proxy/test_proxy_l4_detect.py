@@ -216,8 +216,8 @@ HTTP_ANY = AuthzRule(
 )
 
 
-@pytest.mark.parametrize("mode", ["permissive", "audit"])
-def test_a_port_no_rule_covers_detects_in_the_modes_that_allow_all(mode: Mode) -> None:
+@pytest.mark.parametrize("mode", ["deny", "permissive", "audit"])
+def test_a_port_no_rule_covers_detects_in_every_mode(mode: Mode) -> None:
     assert _router(_policy(1, mode)).protocol_for(WEB) == "detect"
     assert _router(_policy(1, mode, ELSEWHERE)).protocol_for(WEB) == "detect"
     assert _router(_policy(1, mode, ELSEWHERE)).protocol_for(ADMIN) == "detect"  # never per caller
@@ -228,11 +228,6 @@ def test_a_port_some_rule_covers_keeps_the_protocol_its_rules_give(mode: Mode) -
     assert _router(_policy(1, mode, L4_HERE)).protocol_for(WEB) == "tcp"
     assert _router(_policy(1, mode, HTTP_ANY)).protocol_for(WEB) == "http"
     assert _router(_policy(1, mode, L4_HERE, HTTP_ANY)).protocol_for(WEB) == "http"
-
-
-def test_deny_mode_never_detects() -> None:
-    assert _router(_policy(1, "deny")).protocol_for(WEB) == "http"
-    assert _router(_policy(1, "deny", ELSEWHERE)).protocol_for(WEB) == "http"
 
 
 # --- through real sockets -----------------------------------------------------------------------
@@ -297,16 +292,30 @@ async def test_a_forged_identity_header_never_reaches_the_app_on_a_detected_port
     await inbound.stop()
 
 
-async def test_deny_mode_still_answers_a_port_no_rule_covers_as_http() -> None:
+async def test_deny_mode_denies_other_bytes_on_an_uncovered_port_as_tcp_and_counts_it() -> None:
+    """The HTTP parser's 400 refused them too, but decided nothing and counted nothing: the
+    conformance suite's 'TCP to another port' saw no deny."""
     inbound = _Inbound()
     await inbound.start(_policy(1, "deny", ELSEWHERE))
     got = await inbound.send(SSL_REQUEST, want=10_000)
-    assert got.startswith(b"HTTP/1.1 400 ")
+    assert got == b""  # (closed: an L4 deny)
+    assert inbound.app.received == b""
+    assert inbound.metrics.authz_deny["tcp"] == {"port-not-allowed": 1}
+    await inbound.stop()
+
+
+async def test_deny_mode_still_answers_a_request_on_an_uncovered_port_with_a_403() -> None:
+    inbound = _Inbound()
+    await inbound.start(_policy(1, "deny", ELSEWHERE))
+    request = b"GET / HTTP/1.1\r\nHost: db\r\nConnection: close\r\n\r\n"
+    got = await inbound.send(request, want=10_000)
+    assert got.startswith(b"HTTP/1.1 403 ")
     assert inbound.app.received == b""
     await inbound.stop()
 
 
 async def test_a_swap_to_deny_mode_while_detecting_is_obeyed() -> None:
+    """The guess stands (the port is still uncovered); the deny is the new policy's."""
     inbound = _Inbound()
     await inbound.start(_policy(1, "permissive"))
     reader, writer = await asyncio.open_connection("127.0.0.1", inbound.port)
@@ -317,8 +326,9 @@ async def test_a_swap_to_deny_mode_while_detecting_is_obeyed() -> None:
     assert inbound.detecting()
     await inbound.install(_policy(2, "deny"))
     writer.write(SSL_REQUEST)
-    assert (await _read(reader, 10_000)).startswith(b"HTTP/1.1 400 ")
+    assert await _read(reader, 10_000) == b""
     assert inbound.app.received == b""
+    assert sum(inbound.metrics.authz_deny["tcp"].values()) == 1
     writer.close()
     await inbound.stop()
 
