@@ -73,6 +73,20 @@ CONTEXT_KINDS: Mapping[str, frozenset[str]] = {
     "CronJob": frozenset({"batch/v1", "batch/v1beta1"}),
 }
 _CLUSTER_SCOPED = frozenset({"Namespace"})
+# Where each kind that runs pods holds its pod, by API group ("" is the core group): what
+# `smictl inject` patches and what `explain` follows a Service to (smi.compiler.workloads). A
+# kind of another group with one of these names (a CRD's `Deployment`) holds no pod.
+_APPS = frozenset({"apps", "extensions"})
+POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Pod": (frozenset({""}), ()),
+    "ReplicationController": (frozenset({""}), ("spec", "template")),
+    "Deployment": (_APPS, ("spec", "template")),
+    "DaemonSet": (_APPS, ("spec", "template")),
+    "ReplicaSet": (_APPS, ("spec", "template")),
+    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
+    "Job": (frozenset({"batch"}), ("spec", "template")),
+    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
+}
 # Line maps that know their document's first line without being computed.
 _ROOT_LINE_KNOWN = (LineMap, LazyLines)
 # SMI kinds by group: a document of one of these kinds under another apiVersion is a typo that
@@ -565,6 +579,7 @@ def _line(lines: Lines | None, path: str, *, default: int | None) -> int | None:
 __all__ = [
     "CONTEXT_KINDS",
     "EXTENSIONS",
+    "POD_PATHS",
     "SMI_KIND_GROUPS",
     "STDIN",
     "ContextObject",

@@ -47,6 +47,7 @@ import yaml
 
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
+from smi.loading import POD_PATHS
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
 from smi.validation.names import check_label
 from smi.yamlout import Dumper
@@ -61,20 +62,6 @@ from webhook.settings import (
 )
 
 EXIT_OK = 0
-
-# Where each workload kind holds its pod, by API group ("" is the core group). Kinds of other
-# groups with these names (a CRD's `Deployment`) are not pods and pass through.
-_APPS = frozenset({"apps", "extensions"})
-POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "Pod": (frozenset({""}), ()),
-    "ReplicationController": (frozenset({""}), ("spec", "template")),
-    "Deployment": (_APPS, ("spec", "template")),
-    "DaemonSet": (_APPS, ("spec", "template")),
-    "ReplicaSet": (_APPS, ("spec", "template")),
-    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
-    "Job": (frozenset({"batch"}), ("spec", "template")),
-    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
-}
 
 # The SMI_WEBHOOK_* settings `inject` reads: those `mutate_review` builds its InjectionConfig
 # from, and the namespaces admission lets pass. Others (`--workers`, `--bind`) are not its

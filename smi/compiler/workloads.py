@@ -15,22 +15,7 @@ from typing import Any
 
 from smi.compiler.resolve import context_objects
 from smi.identity import spiffe_id
-
-# Where each kind holds its pod, by API group ("" is the core group): the pods `smictl inject`
-# finds (webhook.inject_cli.POD_PATHS). A kind of another group with one of these names (a
-# CRD's `Deployment`) holds no pod. Reading only Deployments and Pods took a Service in front
-# of a StatefulSet for one that selects nothing, and explain judged the wrong identity.
-_APPS = frozenset({"apps", "extensions"})
-_POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "Pod": (frozenset({""}), ()),
-    "ReplicationController": (frozenset({""}), ("spec", "template")),
-    "Deployment": (_APPS, ("spec", "template")),
-    "DaemonSet": (_APPS, ("spec", "template")),
-    "ReplicaSet": (_APPS, ("spec", "template")),
-    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
-    "Job": (frozenset({"batch"}), ("spec", "template")),
-    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
-}
+from smi.loading import POD_PATHS
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -47,7 +32,7 @@ def find_service(context: Iterable[Any], key: str) -> Mapping[str, Any] | None:
 
 def _pod(raw: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     """The pod (`metadata` and `spec`) a manifest of `kind` is or holds, or None."""
-    groups, path = _POD_PATHS[kind]
+    groups, path = POD_PATHS[kind]
     api_version = raw.get("apiVersion")
     group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
     if group not in groups:
@@ -61,7 +46,7 @@ def _pod(raw: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
 def _pod_specs(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], Mapping[str, Any]]]:
     """(namespace, pod labels, pod spec) of every Pod and workload pod template."""
     for (kind, ns, _), raw in context_objects(context).items():
-        pod = _pod(raw, kind) if kind in _POD_PATHS else None
+        pod = _pod(raw, kind) if kind in POD_PATHS else None
         if pod is None:
             continue
         meta, spec = pod.get("metadata"), pod.get("spec")
