@@ -12,20 +12,28 @@ decide: what may start an HTTP/1 request goes to the HTTP path, anything else to
 (authorized at connect, denied or counted as any relay).
 
 The test leans to HTTP. The HTTP path removes any `x-smi-source-identity` a caller sends and
-states the verified one; a relay passes bytes as they are. So what a server that wants a
-token for a method could read as a request takes the HTTP path, also where such servers are
+states the verified one (DESIGN.md §3: identity only from the certificate); a relay passes
+every byte as it is, for as long as the connection lasts. So a connection is relayed only when
+its first bytes cannot start a request for a server that wants a token for a method, even one
 laxer than RFC 9112: the leading bytes skipped are every control character and whitespace
 (Netty skips those, Python's `http.server` splits the line on any `str.isspace()`), the method
 is any RFC 9110 token (Go takes any), and the separator after it any whitespace those servers
-split on. Bytes that are still a possible start of such a request when detection ends (the
-byte bound, the timeout) go to HTTP. A server that takes any word for a method (`wsgiref`)
-cannot be protected so: once relayed, a caller sends what it likes (docs/proxy.md says so).
+split on. Everything else takes the HTTP path: what may start such a request, bytes that still
+may when detection ends (the byte bound, the timeout), and a caller that has sent nothing by
+then. Such a server refuses a relay's first line as malformed and closes the connection
+(Python's `http.server` and Go's do), so a request the caller sends after it is never read.
+A server that takes any word for a method (`wsgiref`) cannot be protected so: once relayed, a
+caller sends what it likes (docs/proxy.md says so).
 
-Server-speaks-first protocols (MySQL, SMTP) send nothing until the app greets them: after
-`DETECT_TIMEOUT` with no byte the connection is relayed, so their greeting comes that much
-late. Detection is per connection, never per caller's identity (see `protocol_for`), and is
-asked again of the policy in use when it ends: a swap to rules that cover the port meanwhile
-means no guess.
+Silence is never relayed. A caller that sends nothing within `DETECT_TIMEOUT` could, relayed,
+send an HTTP request with a forged `x-smi-source-identity` a moment later and have it reach
+the app as sent, or hold an app connection open with no bound at all; on the HTTP path its
+header timeout closes it, and the app sees it only as a request. So server-speaks-first
+protocols (MySQL, SMTP: the client waits for the app's greeting) do not work on a port no rule
+covers: such a port needs a TCPRoute, which makes it L4 in every mode, as Linkerd needs such
+ports marked opaque or skipped. Detection is per connection, never per caller's identity (see
+`protocol_for`), and is asked again of the policy in use when it ends: a swap to rules that
+cover the port meanwhile means no guess.
 """
 
 from __future__ import annotations
@@ -43,9 +51,9 @@ if TYPE_CHECKING:
 
 Guess = Literal["http", "tcp"]
 
-# How long a connection may stay silent before it is taken for a server-speaks-first protocol
-# and relayed (Linkerd waits 10 s; a greeting delayed that long breaks clients with short
-# connect timeouts, while a client that speaks first does so within a round trip).
+# How long the first bytes may take before the connection gets the HTTP path, whose header
+# timeout then bounds it (a client that speaks first does so within a round trip; one that
+# sent too little by then is an HTTP client to time out, or a protocol a TCPRoute must name).
 DETECT_TIMEOUT: Final = 1.0
 # The most bytes held while detecting: enough for any method token after a run of leading
 # blank lines; a caller still undecided past it gets the HTTP path (and its limits).
@@ -89,10 +97,9 @@ def classify(data: bytes | bytearray) -> Guess | None:
     return "tcp"
 
 
-def undecided(data: bytes | bytearray) -> Guess:
-    """The choice when detection ends before `classify` could make one: a silent caller is
-    relayed (the app speaks first); one that sent a possible start of a request gets HTTP."""
-    return "tcp" if not data else "http"
+# The choice when detection ends before `classify` made one, silence included: a relay would
+# pass what such a caller sends later, a forged `x-smi-source-identity` too, as it is.
+UNDECIDED: Final[Guess] = "http"
 
 
 class Detect(asyncio.Protocol):
@@ -139,7 +146,7 @@ class Detect(asyncio.Protocol):
         """The caller ended its side while detection was on: decide now, and let the chosen
         protocol see the end, as it would have without detection."""
         if self.chosen is None:
-            self._hand_over(classify(self.held) or undecided(self.held))
+            self._hand_over(classify(self.held) or UNDECIDED)
         if self.chosen is None:
             return None
         return self.chosen.eof_received()  # type: ignore[attr-defined,no-any-return]
@@ -149,8 +156,9 @@ class Detect(asyncio.Protocol):
         self.state.closed(self)
 
     def on_deadline(self, now: float) -> None:
-        """DETECT_TIMEOUT passed without a decision."""
-        self._hand_over(undecided(self.held))
+        """DETECT_TIMEOUT passed without a decision: silence too gets the HTTP path, whose
+        header timeout then bounds it (see UNDECIDED)."""
+        self._hand_over(UNDECIDED)
 
     def shutdown(self) -> None:
         """Draining: nothing has reached the app yet, so the connection just closes."""

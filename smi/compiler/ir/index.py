@@ -328,8 +328,9 @@ class PolicyIndex:
     def port_protocol(self, destination: str, port: int) -> Literal["http", "tcp"]:
         """ "tcp" when only TCPRoute rules cover `port` for `destination` (no HTTPRouteGroup
         rule of any source applies there), so the proxy passes bytes through at L4; "http"
-        otherwise, including ports nothing covers (the proxy then answers the deny as HTTP
-        403). The same for every caller: see `proxy.routing.InboundRouter.protocol_for`."""
+        otherwise. The proxy asks only of ports some rule covers: on one that nothing covers
+        the caller's first bytes decide (`proxy.detect`). The same for every caller: see
+        `proxy.routing.InboundRouter.protocol_for`."""
         dest = self.destinations.get(destination)
         if dest is None:
             return "http"

@@ -1,7 +1,8 @@
 """Real proxies (uvloop, mTLS) in permissive and audit mode, on inbound ports that nothing in
 the policy mentions: the caller's first bytes decide between the HTTP path and the L4 relay
 (proxy.detect). The auditor's case: a Postgres SSLRequest from an mTLS caller got
-`HTTP/1.1 400 malformed-request` and never reached the app, and audit mode recorded nothing."""
+`HTTP/1.1 400 malformed-request` and never reached the app, and audit mode recorded nothing.
+A caller that sends nothing first gets the HTTP path, never the relay."""
 
 from __future__ import annotations
 
@@ -64,21 +65,42 @@ def test_a_postgres_client_reaches_the_app_on_a_port_nothing_covers(mesh: Mesh, 
     assert _count(mesh, WOULD_DENY) == before + (mode == "audit")
 
 
-def test_a_silent_caller_is_relayed_after_the_detect_timeout(mesh: Mesh) -> None:
-    """A server-speaks-first client sends nothing: after DETECT_TIMEOUT the connection is a
-    relay (audit mode counts it then), and what the caller sends next goes to the app as
-    bytes, even what looks like HTTP."""
-    mesh.apply(_uncovered(mesh, "audit", DB))
-    before = _count(mesh, WOULD_DENY)
-    with _caller(mesh.procs["db"].inbound(mesh.tcp.port), mesh) as sock:
+@pytest.mark.parametrize("mode", ["permissive", "audit"])
+def test_a_caller_silent_past_the_timeout_gets_the_identity_the_proxy_states(
+    mesh: Mesh, mode: Mode
+) -> None:
+    """It was relayed after DETECT_TIMEOUT, and a plain request it sent then reached the app
+    (Python's http.server) with the identity it named itself."""
+    mesh.apply(_uncovered(mesh, mode, WEB_V1))
+    opened = 'tcp_open_total{direction="inbound"}'
+    proc = mesh.procs["web-v1"]
+    before = proc.metrics().get(opened, 0.0)
+    with _caller(mesh.inbound("web-v1"), mesh) as sock:
         wait_for(
-            lambda: _count(mesh, WOULD_DENY) == before + 1,
-            what="the relay to be chosen",
+            lambda: proc.metrics().get(opened, 0.0) == before + 1,
+            what="detection to end",
             timeout=DETECT_TIMEOUT + BOUND,
         )
-        request = b"GET / HTTP/1.1\r\nhost: db\r\n\r\n"
-        sock.sendall(request)
-        assert _read(sock, 9 + len(request)) == b"tcp-echo:" + request
+        sock.sendall(
+            b"GET /api/x HTTP/1.1\r\nhost: web\r\nconnection: close\r\n"
+            b"x-smi-source-identity: " + sid("shop/admin").encode() + b"\r\n\r\n"
+        )
+        answer = _read(sock, 1 << 20)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    doc = json.loads(body)
+    assert (doc["identity"], doc["identity_count"]) == (sid(FRONT), 1)
+
+
+@pytest.mark.parametrize("mode", ["permissive", "audit"])
+def test_a_silent_caller_is_closed_by_the_header_timeout(mesh: Mesh, mode: Mode) -> None:
+    """Relayed, it held a connection to the app open with no bound at all. (The mesh's
+    header timeout is 1 s.)"""
+    mesh.apply(_uncovered(mesh, mode, DB))
+    before = _count(mesh, WOULD_DENY)
+    with _caller(mesh.procs["db"].inbound(mesh.tcp.port), mesh) as sock:
+        assert sock.recv(65536) == b""  # (within BOUND: a relay kept it open past that)
+    assert _count(mesh, WOULD_DENY) == before  # (no relay was authorized, so none opened)
 
 
 def test_http_on_such_a_port_gets_the_identity_the_proxy_states(mesh: Mesh) -> None:

@@ -4,8 +4,9 @@ Those modes let everything through (DESIGN.md §3), but such a port was always H
 client's first bytes got `400 malformed-request` and never reached the app, and audit mode
 recorded nothing. Now the caller's first bytes decide (proxy.detect): what may start an HTTP/1
 request takes the HTTP path (which states the caller's identity itself), anything else is
-relayed as bytes, and silence (a server-speaks-first protocol) is relayed after
-DETECT_TIMEOUT. Deny mode, and ports some rule covers, are as before.
+relayed as bytes. A caller silent for DETECT_TIMEOUT gets the HTTP path too, never the relay:
+relayed, it could send a request with a forged identity a moment later, or hold an app
+connection open for good. Deny mode, and ports some rule covers, are as before.
 
 Real sockets on 127.0.0.1 (plain TCP: the caller's identity is fixed), through the
 `InboundDispatch` the proxy puts on every inbound listener."""
@@ -63,8 +64,10 @@ class _App:
     def __init__(self, greeting: bytes = b"") -> None:
         self.greeting = greeting
         self.received = b""
+        self.connections = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         if self.greeting:
             writer.write(self.greeting)
         try:
@@ -86,7 +89,8 @@ class _App:
 class _Inbound:
     """One inbound listener as `proxy.app.Proxy` builds it, in front of `_App`."""
 
-    def __init__(self, app: _App | None = None) -> None:
+    def __init__(self, app: _App | None = None, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self.metrics = Metrics()
         self.holder = PolicyHolder(self.metrics)
         self.state = ServerState(tick=0.05)
@@ -108,7 +112,7 @@ class _Inbound:
         pool = ConnectionPool(connect_timeout=1.0, state=self.state)
 
         def http() -> HttpProxy:
-            return HttpProxy(router=router, pool=pool, state=self.state, limits=Limits())
+            return HttpProxy(router=router, pool=pool, state=self.state, limits=self.limits)
 
         def tcp() -> InboundTcp:
             return InboundTcp(router=router, state=self.state, timeout=1.0)
@@ -134,6 +138,19 @@ class _Inbound:
 
     def detecting(self) -> list[Detect]:
         return [c for c in self.state.connections if isinstance(c, Detect)]
+
+    async def detected(self) -> None:
+        """Until the one connection being detected was handed over (its deadline passed)."""
+        for _ in range(100):
+            if self.detecting():
+                break
+            await asyncio.sleep(0.01)
+        assert self.detecting()
+        for _ in range(int((DETECT_TIMEOUT + 2) / 0.01)):
+            if not self.detecting():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("detection did not end")
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -256,15 +273,39 @@ async def test_audit_mode_relays_it_and_records_the_would_deny(
     await inbound.stop()
 
 
-async def test_a_server_speaks_first_protocol_is_relayed_after_the_detect_timeout() -> None:
-    inbound = _Inbound(_App(greeting=b"220 mail ESMTP\r\n"))
-    await inbound.start(_policy(1, "permissive"))
+@pytest.mark.parametrize("mode", ["permissive", "audit"])
+async def test_a_silent_caller_is_closed_by_the_header_timeout_and_pins_no_app_connection(
+    mode: Mode,
+) -> None:
+    """Relayed, it held an app connection (this one greets first, as SMTP) for as long as it
+    liked. A server-speaks-first protocol there needs a TCPRoute (docs/proxy.md)."""
+    inbound = _Inbound(_App(greeting=b"220 mail ESMTP\r\n"), Limits(header_timeout=0.5))
+    await inbound.start(_policy(1, mode))
     started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", inbound.port)
-    assert await _read(reader, 16) == b"220 mail ESMTP\r\n"
-    assert time.monotonic() - started >= DETECT_TIMEOUT
-    writer.write(b"EHLO web\r\n")  # then both ways, as bytes
-    assert await _read(reader, 15) == b"pong:EHLO web\r\n"
+    assert await _read(reader, 1) == b""  # (closed, and no greeting: the app saw no connection)
+    assert DETECT_TIMEOUT <= time.monotonic() - started < DETECT_TIMEOUT + 0.5 + 1.5
+    assert inbound.app.connections == 0
+    assert inbound.metrics.authz_would_deny["tcp"] == {}  # (never a relay, so never counted)
+    writer.close()
+    await inbound.stop()
+
+
+@pytest.mark.parametrize("mode", ["permissive", "audit"])
+async def test_a_caller_silent_past_the_timeout_cannot_forge_its_identity(mode: Mode) -> None:
+    """It was relayed after DETECT_TIMEOUT, and what it sent then reached the app as sent."""
+    inbound = _Inbound()
+    await inbound.start(_policy(1, mode))
+    reader, writer = await asyncio.open_connection("127.0.0.1", inbound.port)
+    await inbound.detected()
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: db\r\nConnection: close\r\n"
+        b"x-smi-source-identity: " + ADMIN.encode() + b"\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DETECT_TIMEOUT + 2)
+    assert ADMIN.encode() not in inbound.app.received
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"x-smi-source-identity: " + WEB.encode() in inbound.app.received
     writer.close()
     await inbound.stop()
 
@@ -381,7 +422,7 @@ def test_the_bytes_held_while_detecting_are_bounded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("held", "kind"), [(b"", "tcp"), (b"GE", "http"), (b"\x00\x00\x00\x08\x04\xd2", "tcp")]
+    ("held", "kind"), [(b"", "http"), (b"GE", "http"), (b"\x00\x00\x00\x08\x04\xd2", "tcp")]
 )
 def test_an_eof_while_detecting_decides_and_reaches_the_chosen_protocol(
     held: bytes, kind: str
@@ -397,8 +438,8 @@ def test_an_eof_while_detecting_decides_and_reaches_the_chosen_protocol(
     assert log == [(kind, "made"), *([(kind, held)] if held else []), (kind, "eof")]
 
 
-def test_the_timeout_relays_a_silent_caller_and_takes_a_partial_request_for_http() -> None:
-    for held, kind in ((b"", "tcp"), (b"GE", "http")):
+def test_the_timeout_gives_a_silent_caller_and_a_partial_request_the_http_path() -> None:
+    for held, kind in ((b"", "http"), (b"GE", "http")):
         log: list[tuple[str, Any]] = []
         detect, _, state = _detect(log)
         if held:

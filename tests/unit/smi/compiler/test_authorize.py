@@ -465,7 +465,7 @@ def test_port_protocol_is_tcp_only_where_tcp_rules_alone_cover_the_port() -> Non
     assert index.port_protocol(api, 8080) == "http"
     mysql = scenario_index("bookstore")
     assert mysql.port_protocol(MYSQL, 3306) == "tcp"
-    assert mysql.port_protocol(MYSQL, 3307) == "http"  # nothing covers it: answer with a 403
+    assert mysql.port_protocol(MYSQL, 3307) == "http"  # nothing covers it (the proxy detects)
     assert mysql.port_protocol(BOOKSTORE, 14001) == "http"
     assert mysql.port_protocol(ident("x", "y"), 1) == "http"
     l4 = scenario_index("spec_l4")
