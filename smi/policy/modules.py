@@ -152,7 +152,8 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
 
 def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
     """Every module under `dirs`, with its package; unreadable or package-less files raise, and
-    so do files a user meant to be loaded that never would be (`_misplaced`)."""
+    so do files a user meant to be loaded that never would be (`_data_files`,
+    `_test_named_policy`)."""
     dirs = list(dirs)
     out: list[RegoModule] = []
     for path in find_files(dirs):
