@@ -25,7 +25,6 @@ manifests have errors), 2 on a flag smictl cannot use.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from smi.commands.compile import (
     print_diagnostics,
 )
 from smi.errors import escaped_line
+from smi.validation.names import HTTP_TOKEN
 
 if TYPE_CHECKING:
     from smi.compiler.explain import Probe
@@ -107,10 +107,6 @@ def _print_warnings(compiled: Compiled) -> None:
     print_diagnostics(ordered(warnings, files=loaded.files))
 
 
-# RFC 9110 `token`: what an HTTP method and a header name are made of.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
 def _check_request_flags(args: argparse.Namespace) -> None:
     """Refuse, before any file is read, a request no client could send: it was answered
     anyway, about a request nobody asked for (`--method ''` as GET, `--path books` as is,
@@ -123,7 +119,7 @@ def _check_request_flags(args: argparse.Namespace) -> None:
                 f"{', '.join(given)}: ask about an HTTP request, not --protocol {args.protocol}"
                 " (SMI2407)"
             )
-    if args.method is not None and not _TOKEN.fullmatch(args.method):
+    if args.method is not None and not HTTP_TOKEN.fullmatch(args.method):
         raise UsageError(f"--method {args.method!r}: not an HTTP method (SMI2203)")
     if args.path is not None and (
         not args.path.startswith("/") or any(c.isspace() or not c.isprintable() for c in args.path)
@@ -141,7 +137,7 @@ def _header(item: str) -> tuple[str, str]:
     """`--header NAME=VALUE` as (lower-case name, value as given: see `_probe`)."""
     name, sep, value = item.partition("=")
     name = name.strip()
-    if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+    if not sep or not HTTP_TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
         raise UsageError(f"--header {item!r}: write it as NAME=VALUE (SMI2205)")
     return name.lower(), value
 

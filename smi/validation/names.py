@@ -18,6 +18,9 @@ from smi.identity import DNS_LABEL, DNS_SUBDOMAIN, MAX_LABEL, MAX_SUBDOMAIN
 
 _LABEL = re.compile(DNS_LABEL)
 _SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
+# RFC 9110 §5.6.2 `token` (one or more tchar): what an HTTP method and a header name are made
+# of. One definition for the SMI2207 check and for `explain --method/--header`.
+HTTP_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 K = TypeVar("K", bound=Hashable)
 

@@ -16,7 +16,6 @@ port, as the spec says, but the published CRD refuses it (SMI2303).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ from smi.apis.specs import hub
 from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
 from smi.errors import Diagnostic, Severity
 from smi.validation.access import restored_restrictions
-from smi.validation.names import duplicates, error, show, warning
+from smi.validation.names import HTTP_TOKEN, duplicates, error, show, warning
 from smi.validation.regex import end_anchored, longer_path_example, re2_problem
 from smi.yamlpos import join_path
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
 _FLAT_VERSIONS = frozenset({"v1alpha1", "v1alpha2"})
 _METHODS = frozenset(hub.HTTP_METHODS)
-# RFC 9110 §5.1: a field name is a token, one or more tchar.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PORTS_VERSION = "specs.smi-spec.io/v1alpha4"
 
 
@@ -143,7 +140,7 @@ def _header_problems(
             found.append(
                 (i, "warning", "SMI2208", f"header {shown!r} is read as 'host' (the Host header)")
             )
-        elif _TOKEN.fullmatch(shown) is None:
+        elif HTTP_TOKEN.fullmatch(shown) is None:
             found.append((i, "error", "SMI2207", _not_a_field_name(shown)))
         if name in seen:
             authority = written is not None and hub.AUTHORITY in (n.lower() for n in written)
