@@ -419,9 +419,7 @@ class InboundRouter:
         index = self.policy.index
         if index is None:
             return "http"
-        dest = index.destination(self.identity)
-        port = self.app_port
-        if dest is None or (dest.http.lookup(port) is None and dest.tcp.lookup(port) is None):
+        if not index.port_covered(self.identity, self.app_port):
             return "detect"
         return index.port_protocol(self.identity, self.app_port)
 

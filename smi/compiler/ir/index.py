@@ -338,6 +338,14 @@ class PolicyIndex:
             return "tcp"
         return "http"
 
+    def port_covered(self, destination: str, port: int) -> bool:
+        """Whether some rule (HTTP or TCP, of any source) covers `port` for `destination`: where
+        none does, nothing says what the port speaks (the proxy detects it: `proxy.detect`)."""
+        dest = self.destinations.get(destination)
+        return dest is not None and (
+            dest.http.lookup(port) is not None or dest.tcp.lookup(port) is not None
+        )
+
     def split_for(self, service_key: str) -> IndexedSplit | None:
         """The split of root service "ns/name", or None."""
         return self.splits.get(service_key)

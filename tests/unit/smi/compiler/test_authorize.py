@@ -470,3 +470,13 @@ def test_port_protocol_is_tcp_only_where_tcp_rules_alone_cover_the_port() -> Non
     assert mysql.port_protocol(ident("x", "y"), 1) == "http"
     l4 = scenario_index("spec_l4")
     assert l4.port_protocol(ident("default", "server"), 8300) == "tcp"
+
+
+def test_port_covered_says_where_some_rule_names_the_port() -> None:
+    """Where none does, the proxy detects the protocol (proxy.detect)."""
+    mysql = scenario_index("bookstore")
+    assert mysql.port_covered(MYSQL, 3306)  # a TCPRoute
+    assert not mysql.port_covered(MYSQL, 3307)
+    assert not mysql.port_covered(ident("x", "y"), 1)  # no TrafficTarget at all
+    api = scenario_index("spec_access_v1alpha3")
+    assert api.port_covered(ident("default", "api-service"), 8080)  # HTTP rules cover every port
