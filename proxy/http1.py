@@ -155,6 +155,9 @@ PLAIN_CONNECTION: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
 # `Transfer-Encoding` is the proxy's own: a chunked body goes on chunked whatever a
 # `Connection` value lists (so a match reads it as sent, proxy.routing).
 NEVER_NAMED: Final = PLAIN_CONNECTION | {b"content-length", b"host", b"transfer-encoding"}
+# The usual spellings of those (`Connection: keep-alive` comes with most responses): found
+# without lower-casing the value.
+_PLAIN_SPELLED: Final = PLAIN_CONNECTION | {b"Close", b"Keep-Alive", b"Upgrade"}
 _NO_NAMES: Final[frozenset[bytes]] = frozenset()
 
 
@@ -162,7 +165,7 @@ def named_by_connection(value: bytes) -> frozenset[bytes]:
     """The header names a `Connection` value lists (lower-case): the further hop-by-hop
     headers to drop (never those of `NEVER_NAMED`). The usual value is one plain token,
     answered without splitting."""
-    if value.lower() in PLAIN_CONNECTION:
+    if value in _PLAIN_SPELLED or value.lower() in PLAIN_CONNECTION:
         return _NO_NAMES
     return connection_tokens(value) - NEVER_NAMED
 

@@ -1,8 +1,9 @@
 """The MeshPolicy in use, and the sources that replace it: a watched file or the control plane.
 
-`PolicyHolder.index` is the only thing the request path reads: a `PolicyIndex` built off the
-request path (in a worker thread) and swapped in by one assignment, so a request sees either the
-old policy or the new one, never a mix. A document that does not parse or build is refused and
+`PolicyHolder.index` is the only thing the request path reads (through its `slot`, a compiled
+`proxy.state.PolicySlot`): a `PolicyIndex` built off the request path (in a worker thread) and
+swapped in by one assignment, so a request sees either the old policy or the new one, never a
+mix. A document that does not parse or build is refused and
 the last good policy stays; so does a control plane that cannot be reached.
 
 Control-plane contract (DESIGN.md §5): `GET /mesh/v1/policy` with the workload's token
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.metrics import Metrics
+from proxy.state import PolicySlot
 from proxy.token import BearerToken
 from smi.compiler.ir import Endpoint, MeshPolicy
 from smi.compiler.ir.index import PolicyIndex
@@ -84,10 +86,25 @@ class PolicyHolder:
         # This proxy's trust domain (its identity's, which its certificate carries and the
         # only one it accepts callers from); None: not checked against the policy's.
         self.trust_domain = trust_domain
-        self.index: PolicyIndex | None = None
-        self.endpoints: dict[str, tuple[Endpoint, ...]] = {}
+        self.slot = PolicySlot()  # what the request path reads (`index`, `endpoints`)
         self.source = ""
         self.on_change: list[Callable[[PolicyIndex], None]] = []
+
+    @property
+    def index(self) -> PolicyIndex | None:
+        return self.slot.index
+
+    @index.setter
+    def index(self, index: PolicyIndex | None) -> None:
+        self.slot.index = index
+
+    @property
+    def endpoints(self) -> dict[str, tuple[Endpoint, ...]]:
+        return self.slot.endpoints
+
+    @endpoints.setter
+    def endpoints(self, endpoints: dict[str, tuple[Endpoint, ...]]) -> None:
+        self.slot.endpoints = endpoints
 
     @property
     def policy(self) -> MeshPolicy | None:

@@ -25,7 +25,6 @@ and `cut_tunnel` let proxy.tunnels authorize it again when the policy changes, a
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Coroutine
 from time import monotonic
 from typing import Any, Final
@@ -57,7 +56,7 @@ class ResponseRelay:
     # Provided by HttpProxy (Per-connection state).
     transport: asyncio.Transport | None
     flow: FlowControl | None
-    queue: deque[Exchange]
+    queue: list[Exchange]
     out: list[bytes]
     upstream: UpstreamConnection | None
     tunnel: UpstreamConnection | None
@@ -96,7 +95,7 @@ class ResponseRelay:
     def _connect(self, ex: Exchange, route: Forward) -> Coroutine[Any, Any, None]:
         raise NotImplementedError
 
-    # --- ResponseSink (called by the upstream connection) ---------------------------------------
+    # --- the sink of an upstream connection (called by it) --------------------------------------
 
     def on_interim(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]

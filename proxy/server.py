@@ -22,7 +22,6 @@ and forward over mTLS). The protocol itself only moves bytes:
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -61,6 +60,11 @@ MAX_CONTENT_LENGTH: Final = 2**63 - 1
 
 
 _HOST: Final = frozenset({b"host"})
+# Request header names as sent -> lower-cased: a dict lookup instead of a `lower` call per
+# header. Names come from clients: only short ones are kept, and only so many.
+_LOWER: Final[dict[bytes, bytes]] = {}
+_LOWER_NAME: Final = 32
+_LOWER_MAX: Final = 512
 # Sent with `Upgrade: h2c` (RFC 7540 §3.2): meaningless without the upgrade it goes with.
 _HTTP2_SETTINGS: Final = frozenset({b"http2-settings"})
 
@@ -106,7 +110,9 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.parser = httptools.HttpRequestParser(self)
         self.peer: Any = None
         self.out: list[bytes] = []
-        self.queue: deque[Exchange] = deque()
+        # (A list: pipelining is bounded by `max_pipeline`, and compiled code appends to and
+        # pops from a list directly, where a deque's methods are looked up by name.)
+        self.queue: list[Exchange] = []
         self.parsing: Exchange | None = None
         self.upstream: UpstreamConnection | None = None  # bound to queue[0]
         self.write_paused = False
@@ -278,7 +284,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         headers = ex.headers
         if len(headers) >= self.max_headers:
             raise _LimitExceeded(local_reply(431, "too-many-headers", close=True))
-        lname = name.lower()
+        lname = _LOWER.get(name)
+        if lname is None:
+            lname = name.lower()
+            if len(name) <= _LOWER_NAME and len(_LOWER) < _LOWER_MAX:
+                _LOWER[name] = lname
         headers.append((lname, value))
         if lname in HOP_BY_HOP:
             self._hop_header(ex, lname, value)
@@ -470,8 +480,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._reply(ex, local_reply(501, "connect-not-supported", close=True))
             return
         route = self.router.route(ex, self.peer)
-        if route.__class__ is not Forward:
-            self._reply(ex, cast(Reply, route))
+        if not isinstance(route, Forward):
+            self._reply(ex, route)
             return
         ex.route = route
         conn = self.pool.acquire(route.target)
@@ -589,7 +599,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def _finish(self, ex: Exchange) -> None:
         queue = self.queue
         if queue and queue[0] is ex:
-            queue.popleft()
+            queue.pop(0)
         elapsed = (monotonic() - ex.started_at) * 1000.0
         self.stats.response(ex.status, elapsed)
         if self.access_log is not None:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from smi.compiler.ir import Endpoint
+    from smi.compiler.ir.index import PolicyIndex
 
 
 class Tracked(Protocol):
@@ -21,6 +25,17 @@ class Tracked(Protocol):
 
     def on_deadline(self, now: float) -> None: ...
     def shutdown(self) -> None: ...
+
+
+class PolicySlot:
+    """The policy in use as the request path reads it: the index and the endpoints file's
+    services, each replaced whole (never changed) when another is installed. `PolicyHolder`
+    (proxy.policy, not compiled) writes them; the routers read them here, a compiled class,
+    where reading an attribute of the holder is a lookup by name on every request."""
+
+    def __init__(self) -> None:
+        self.index: PolicyIndex | None = None
+        self.endpoints: dict[str, tuple[Endpoint, ...]] = {}
 
 
 class ServerState:

@@ -1,0 +1,151 @@
+"""What the request path computes itself instead of asking a slower source must agree with
+that source: the split pick with `pick_backend`, the reason phrase with httptools' `on_status`,
+and the lower-cased header names with `bytes.lower` (whose tables stay bounded)."""
+
+from __future__ import annotations
+
+import random
+
+import httptools
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy import server, upstream
+from proxy.routing import _Plan
+from proxy.upstream import reason_of, special_at
+from smi.compiler.ir import Split, SplitBackend
+from smi.compiler.ir.decide import pick_backend
+from smi.compiler.ir.index import IndexedSplit
+from tests.unit.proxy.proxy_fakes import Harness
+
+
+def _split(weights: list[int]) -> IndexedSplit:
+    backends = tuple(SplitBackend(f"ns/b{i}", w) for i, w in enumerate(weights))
+    return IndexedSplit.of(Split(origin="ns/TrafficSplit/s", backends=backends))
+
+
+def _edges(split: IndexedSplit) -> list[float]:
+    """r at and around every boundary between backends, and outside [0, 1]."""
+    out = [0.0, 1.0, -0.5, 1.5, 0.5, 1.0 - 2**-53]
+    for c in split.cumulative:
+        if split.total > 0:
+            at = c / split.total
+            out += [at, max(0.0, at - 1e-12), min(1.0, at + 1e-12)]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12))
+def test_the_compiled_pick_is_pick_backends(weights: list[int]) -> None:
+    split = _split(weights)
+    plan = _Plan(split)
+    rng = random.Random(len(weights))
+    for r in [*_edges(split), *(rng.random() for _ in range(50))]:
+        assert plan.pick(r) == pick_backend(split, None, r), (weights, r)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        [0, 0],  # no positive weight: no backend
+        [2**60, 1, 2**60],  # totals floats cannot hold exactly: pick_backend decides
+        [2**53, 1],
+        [1, 0, 0],
+        [0, 0, 7],
+    ],
+)
+def test_edge_totals_pick_as_pick_backend(weights: list[int]) -> None:
+    split = _split(weights)
+    plan = _Plan(split)
+    for r in _edges(split):
+        assert plan.pick(r) == pick_backend(split, None, r), (weights, r)
+
+
+def test_a_weight_zero_backend_is_never_picked() -> None:
+    plan = _Plan(_split([0, 5, 0, 5, 0]))
+    picks = {plan.pick(i / 1000) for i in range(1001)}
+    assert picks == {"ns/b1", "ns/b3"}
+
+
+def _on_status(line: bytes) -> bytes | None:
+    """The reason httptools reports for `line`, None if it refuses the line."""
+
+    class Collect:
+        reason = b""
+
+        def on_status(self, reason: bytes) -> None:
+            self.reason += reason
+
+    sink = Collect()
+    try:
+        httptools.HttpResponseParser(sink).feed_data(line + b"\r\ncontent-length: 0\r\n\r\n")
+    except httptools.HttpParserError:
+        return None
+    return sink.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 200",
+        b"HTTP/1.1 200 ",
+        b"HTTP/1.1 200  two spaces",
+        b"HTTP/1.0 404 Not Found",
+        b"HTTP/1.1 599 \xe9t\xe9",
+        b"ICE/1.0 200 OK",
+        b"RTSP/1.0 200 OK",
+    ],
+)
+def test_reason_of_reads_what_on_status_reports(line: bytes) -> None:
+    assert _on_status(line) is not None
+    assert reason_of(line) == _on_status(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"ICE/1.0", b"RTSP/1.0"]),
+    st.integers(min_value=100, max_value=999),
+    st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b),
+)
+def test_reason_of_any_accepted_status_line(version: bytes, code: int, rest: bytes) -> None:
+    line = b"%s %d%s" % (version, code, rest)
+    reported = _on_status(line)
+    if reported is not None:  # (what httptools refuses never reaches reason_of)
+        assert reason_of(line) == reported
+
+
+def test_special_names_are_found_in_any_spelling_and_the_table_stays_bounded() -> None:
+    for spelled in (b"Content-Length", b"CONTENT-LENGTH", b"cOnNeCtIoN", b"Connection"):
+        line = spelled + b": x"
+        assert special_at(line, 0, len(line)) == spelled.lower()
+    assert special_at(b"Content-Lengtx: 1", 0, 17) == b""
+    # Names of a special length that are not special: remembered as such, up to the bound.
+    for i in range(upstream._SPELLINGS_MAX + 100):
+        line = b"Cx%08d: v" % i  # 10 bytes, as `connection`
+        assert special_at(line, 0, len(line)) == b""
+    assert len(upstream._SPELLINGS) <= upstream._SPELLINGS_MAX
+    line = b"CONNECTION: close"
+    assert special_at(line, 0, len(line)) == b"connection"
+
+
+async def test_request_header_names_are_lower_cased_and_the_table_stays_bounded() -> None:
+    h = Harness()
+    long_name = b"X-" + b"A" * 100
+    head = b"GET /a HTTP/1.1\r\nHost: web\r\nX-Team: blue\r\n%s: 1\r\n" % long_name
+    head += b"".join(b"X-Filler-%d: v\r\n" % i for i in range(80))
+    h.send(head + b"\r\n")
+    await h.settle()
+    _, _, headers = h.router.seen[-1]
+    assert headers["x-team"] == "blue"
+    assert headers[long_name.lower().decode()] == "1"
+    assert long_name not in server._LOWER  # long names are not kept
+    for i in range(8):  # many distinct names: the table stops growing
+        h.respond(b"HTTP/1.1 204 No Content\r\n\r\n")
+        head = b"GET /b HTTP/1.1\r\nHost: web\r\n"
+        head += b"".join(b"N%d-%d: v\r\n" % (i, j) for j in range(90))
+        h.send(head + b"\r\n")
+        await h.settle()
+    assert len(server._LOWER) <= server._LOWER_MAX
+    assert dict(h.router.seen[-1][2])["n7-89"] == "v"
