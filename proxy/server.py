@@ -69,6 +69,25 @@ _LOWER_MAX: Final = 512
 _HTTP2_SETTINGS: Final = frozenset({b"http2-settings"})
 
 
+_GET: Final = b"GET"
+
+
+def _plain_get(raw: bytes, url: bytes) -> bool:
+    """Whether the head `raw` (as received, one whole head) starts `GET <url> HTTP/1.1` with
+    single spaces and an origin-form target: index comparisons, no method call. (httptools
+    parsed this head: `url` follows `GET ` only if the method is GET.)"""
+    n = len(url)
+    return (
+        raw[0] == 71  # G
+        and raw[1] == 69  # E
+        and raw[2] == 84  # T
+        and raw[3] == 32
+        and n > 0
+        and url[0] == 47  # /
+        and raw[4 + n : 15 + n] == b" HTTP/1.1\r\n"
+    )
+
+
 def _asterisk(ex: Exchange) -> bool:
     """`OPTIONS *`, the one request whose target is neither a path nor a URL."""
     return ex.url == b"*" and ex.method == b"OPTIONS"
@@ -324,11 +343,20 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def on_headers_complete(self) -> None:
         ex: Exchange = self.parsing  # type: ignore[assignment]
         self.in_head = False
+        raw = self.raw
+        if raw is not None and not ex.hop and _plain_get(raw, ex.url) and ex.host is not None:
+            # The usual request, forwarded as it came: `GET /path HTTP/1.1` with a `Host` and
+            # no hop-by-hop header (so no `Connection`: HTTP/1.1 keeps the connection alive).
+            # What `_whole_head` and the checks below would find, without asking the parser.
+            self.raw = None
+            ex.method = _GET
+            ex.raw_head = raw[:-2]
+            self._queue(ex)
+            return
         parser = self.parser
         ex.method = parser.get_method()
         if not parser.should_keep_alive():
             ex.keep_alive = False
-        raw = self.raw
         if raw is not None:
             self.raw = None
             self._whole_head(ex, raw)
@@ -344,6 +372,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         if ex.host is None and ex.authority is None and not ex.http10:
             self._fail(local_reply(400, "missing-host", close=True))
             return
+        self._queue(ex)
+
+    def _queue(self, ex: Exchange) -> None:
+        """A request whose head was read and accepted: start it, or queue it behind others."""
         ex.started_at = monotonic()
         queue = self.queue
         queue.append(ex)

@@ -282,18 +282,26 @@ class UpstreamConnection(asyncio.BaseProtocol):
             self.upgrade = value
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
         sink = self.sink
         if sink is None:
             # A response after the end of the one asked for, in the same read: the connection
             # is out of step (its next reader would take this response for its own).
             raise UpstreamError("a response nobody asked for")
+        head = self._joined_head()
+        if head[0] == 13 or head[0] == 10:
+            # Empty lines before the status line, which httptools skips: so does the head.
+            head = head.lstrip(b"\r\n")
+        if len(head) > 11 and head[8] == 32:
+            # `HTTP/1.1 200`: httptools accepted exactly three digits there (read in place,
+            # not by a method call).
+            self.status = (head[9] - 48) * 100 + (head[10] - 48) * 10 + head[11] - 48
+        else:
+            self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
         if self.status == 101 and not self.upgrade_asked:
             # Only an upgrade the request asked for (and was authorized for) becomes a tunnel.
             raise UpstreamError("101 to a request that asked for no upgrade")
         # The head ends at its first empty line (httptools refuses any other line end).
-        head = self._joined_head()
         end = head.find(b"\r\n\r\n")
         if end < 0:
             raise UpstreamError("no response head where the parser found one")

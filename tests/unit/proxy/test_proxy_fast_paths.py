@@ -149,3 +149,77 @@ async def test_request_header_names_are_lower_cased_and_the_table_stays_bounded(
         await h.settle()
     assert len(server._LOWER) <= server._LOWER_MAX
     assert dict(h.router.seen[-1][2])["n7-89"] == "v"
+
+
+def test_plain_get_knows_the_usual_request_line() -> None:
+    assert server._plain_get(b"GET /a?b=1 HTTP/1.1\r\nHost: web\r\n\r\n", b"/a?b=1")
+    assert server._plain_get(b"GET / HTTP/1.1\r\n\r\n", b"/")
+    assert not server._plain_get(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n", b"/")
+    assert not server._plain_get(b"GET  / HTTP/1.1\r\nHost: web\r\n\r\n", b"/")
+    assert not server._plain_get(b"GET / HTTP/1.1 \r\nHost: web\r\n\r\n", b"/")
+    assert not server._plain_get(b"PUT / HTTP/1.1\r\nHost: web\r\n\r\n", b"/")
+    assert not server._plain_get(b"GET http://web/ HTTP/1.1\r\n\r\n", b"http://web/")
+
+
+class _Verdict:
+    """The parser's reading of a head, taken where the proxy takes it (the parser forgets the
+    message's persistence once it is complete)."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.method = b""
+        self.keep_alive = False
+
+    def on_headers_complete(self) -> None:
+        self.method = self.parser.get_method()
+        self.keep_alive = self.parser.should_keep_alive()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nhost: web\r\nAccept: */*\r\nX-A: 1\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: web\r\nContent-Length: 0\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /a HTTP/1.0\r\nHost: web\r\n\r\n",
+        b"GET /a HTTP/1.0\r\nHost: web\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /a  HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET http://web/a HTTP/1.1\r\nHost: other\r\n\r\n",
+        b"HEAD /a HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: web\r\nX-Smi-Source-Identity: spiffe://td/ns/x/sa/y\r\n\r\n",
+    ],
+)
+async def test_a_get_is_read_as_httptools_reads_it(head: bytes) -> None:
+    """Method and persistence as the parser says, and the head forwarded as it came only
+    when nothing in it changes."""
+    h = Harness()
+    h.send(head)
+    await h.settle()
+    verdict = _Verdict()
+    verdict.parser.feed_data(head)
+    ex = h.proxy.queue[0]
+    assert ex.method == verdict.method
+    assert ex.keep_alive == verdict.keep_alive
+    sent = h.up().data
+    as_came = head[:-2] + h.router.forward.extra + b"\r\n"
+    line = head[: head.find(b"\r\n")]
+    plain = line in (b"GET /a HTTP/1.1", b"HEAD /a HTTP/1.1") and b"onnection" not in head
+    assert (sent == as_came) == (plain and b"Source-Identity" not in head)
+    assert b"spiffe://td/ns/x/sa/y" not in sent
+
+
+@pytest.mark.parametrize("before", [b"\r\n", b"\n", b"\r\n\r\n"])
+async def test_empty_lines_before_a_response_are_skipped_as_httptools_skips_them(
+    before: bytes,
+) -> None:
+    h = Harness()
+    h.send(b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n")
+    await h.settle()
+    h.respond(before + b"HTTP/1.1 404 Gone Fishing\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi")
+    out = h.down.take()
+    assert out.startswith(b"HTTP/1.1 404 Gone Fishing\r\n")
+    assert out.count(b"HTTP/1.1") == 1
+    assert b"\r\nX-A: 1\r\n" in out
+    assert out.endswith(b"\r\n\r\nhi")
