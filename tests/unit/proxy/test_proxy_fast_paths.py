@@ -223,3 +223,41 @@ async def test_empty_lines_before_a_response_are_skipped_as_httptools_skips_them
     assert out.count(b"HTTP/1.1") == 1
     assert b"\r\nX-A: 1\r\n" in out
     assert out.endswith(b"\r\n\r\nhi")
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "relayed"),
+    [
+        # hop-by-hop lines first, between others, last and next to each other
+        (
+            b"200 OK",
+            [b"Connection: keep-alive", b"A: 1", b"Keep-Alive: timeout=5", b"B: 2"],
+            [b"A: 1", b"B: 2"],
+        ),
+        (
+            b"200 OK",
+            [b"A: 1", b"TE: trailers", b"Trailer: x", b"B: 2", b"Connection: keep-alive"],
+            [b"A: 1", b"B: 2"],
+        ),
+        (b"200 OK", [b"Proxy-Connection: x", b"Connection: close"], []),
+        # a header a Connection value names goes too
+        (b"200 OK", [b"X-Hop: 1", b"A: 1", b"Connection: X-Hop"], [b"A: 1"]),
+        # no Content-Length where there is no body
+        (b"204 No Content", [b"A: 1", b"Content-Length: 0", b"B: 2"], [b"A: 1", b"B: 2"]),
+    ],
+)
+async def test_the_lines_between_dropped_ones_go_on_as_they_came(
+    status: bytes, fields: list[bytes], relayed: list[bytes]
+) -> None:
+    h = Harness()
+    h.send(b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n")
+    await h.settle()
+    has_body = not status.startswith(b"204")
+    length = [b"Content-Length: 2"] if has_body else []
+    h.respond(b"HTTP/1.1 %s\r\n%s\r\n\r\n" % (status, b"\r\n".join(fields + length)))
+    if has_body:
+        h.respond(b"hi")
+    out = h.down.take()
+    head = out[: out.index(b"\r\n\r\n")].split(b"\r\n")
+    assert head[0] == b"HTTP/1.1 " + status
+    assert head[1:] == relayed + length
