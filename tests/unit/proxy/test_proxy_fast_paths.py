@@ -10,6 +10,7 @@ import httptools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from proxy_fakes import Harness
 
 from proxy import server, upstream
 from proxy.routing import _Plan
@@ -17,7 +18,6 @@ from proxy.upstream import reason_of, special_at
 from smi.compiler.ir import Split, SplitBackend
 from smi.compiler.ir.decide import pick_backend
 from smi.compiler.ir.index import IndexedSplit
-from tests.unit.proxy.proxy_fakes import Harness
 
 
 def _split(weights: list[int]) -> IndexedSplit:
