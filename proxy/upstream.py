@@ -177,7 +177,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if not self.responding:  # the head is still to come (in whole or in part)
             self.head.append(data)
             self.head_size += len(data)
-            if self.head_size > MAX_RESPONSE_HEAD and self._joined_head().find(b"\r\n\r\n") < 0:
+            if self.head_size > MAX_RESPONSE_HEAD and not _head_ended(self._joined_head()):
                 self._broken()
                 return
         try:
@@ -267,6 +267,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
                     if at > start:
                         pieces.append(head[start:at])
                     start = at + n + 2
+                    if name == b"transfer-encoding" and line.rstrip(b" ")[-1:] == b"\t":
+                        # `chunked` then a tab: httptools reads no chunks there (the body
+                        # runs to the close), where the value, trimmed, says chunked.
+                        raise UpstreamError(f"unsupported transfer-encoding {line!r}")
                     if name != b"content-length":
                         self._hop_header(name, _value_of(line, len(name) + 1))
             at += n + 2
@@ -317,6 +321,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if end > MAX_RESPONSE_HEAD:  # (data_received refuses one still open past the limit)
             raise UpstreamError("a response head over the limit")
         self._read_head(head, end)
+        if self.status == 101 and not self.upgrade:
+            # RFC 9110 §15.2.2: a 101 names the protocol switched to. Without, httptools
+            # reads no tunnel after it (it stops with an error), and the client would be sent
+            # a switch to nothing.
+            raise UpstreamError("101 without Upgrade")
         if self.status < 200 and self.status != 101:
             if self.status < 100:
                 # RFC 9110 §15: no such status. Relayed as an interim response, it would be a
@@ -441,6 +450,14 @@ def _value_of(line: bytes, at: int) -> bytes:
     while end > at and (line[end - 1] == 32 or line[end - 1] == 9):
         end -= 1
     return line[at:end]
+
+
+def _head_ended(head: bytes) -> bool:
+    """Whether the response head in `head` (the reads so far) has its empty last line. Empty
+    lines before the status line, which httptools skips, do not count: a head that starts
+    with two of them would otherwise seem ended at once, and escape MAX_RESPONSE_HEAD."""
+    start = len(head) - len(head.lstrip(b"\r\n"))
+    return head.find(b"\r\n\r\n", start) >= 0
 
 
 def reason_of(status_line: bytes) -> bytes:
