@@ -520,6 +520,19 @@ def _bisect_right(values: list[float], x: float) -> int:
     return lo
 
 
+class _Named:
+    """What a Host names: `reply` when nothing (404), else service `key`, the `port` it
+    names (None: none), and the split for that port (`plan`, None: no split)."""
+
+    __slots__ = ("key", "plan", "port", "reply")
+
+    def __init__(self, reply: Reply | None, key: str = "", port: int | None = None) -> None:
+        self.reply = reply
+        self.key = key
+        self.port = port
+        self.plan: _Plan | None = None
+
+
 class _Backends:
     """The forwards of one service's endpoints, used round-robin."""
 
@@ -556,8 +569,9 @@ class OutboundRouter:
         self._seen: PolicyIndex | None = None
         self._seen_endpoints: object = None
         self._places: dict[str, int] = {}  # each service's place in its rotation, at _renew
-        # Host header -> ("ns/name", port) (a handful of hosts per app; bounded all the same)
-        self._keys: dict[bytes, tuple[str, int | None] | None] = {}
+        # Host header -> what it names under the policy in use (a handful of hosts per app;
+        # bounded all the same); valid for `_seen`
+        self._hosts: dict[bytes, _Named] = {}
         # root service -> its split, ready to pick from (None: no split); valid for `_seen`
         self._plans: dict[str, _Plan | None] = {}
         # (root service, port) -> the same for its split less the backends without that port
@@ -578,25 +592,37 @@ class OutboundRouter:
         host = ex.authority or ex.host
         if host is None:
             return _NO_HOST
-        keys = self._keys
-        if host in keys:
-            found = keys[host]
-        else:
-            found = host_key(host, namespace=self.namespace)
-            if len(keys) >= _HOST_CACHE:
-                keys.clear()
-            keys[host] = found
-        if found is None:
-            return _UNKNOWN
-        key, port = found
-        if port is not None:
+        if index is not self._seen or self.slot.endpoints is not self._seen_endpoints:
+            self._renew(index)
+        # What a Host names under the policy in use: the service, or a reply when it names
+        # none, and the split for the port it names (valid for `_seen`, like `_plans`).
+        hosts = self._hosts
+        named = hosts[host] if host in hosts else self._named(index, host)
+        if named.reply is not None:
+            return named.reply
+        if named.port is None:
+            return self.resolve(index, named.key, ex)
+        return self._forward(index, named.key, ex, named.plan)
+
+    def _named(self, index: PolicyIndex, host: bytes) -> _Named:
+        """What `host` names (see route), remembered for the policy in use."""
+        named = _Named(_UNKNOWN)
+        found = host_key(host, namespace=self.namespace)
+        if found is not None:
+            key, port = found
             # A port the Service does not have names nothing (as in Kubernetes): never some
             # other port's app. A Service known without ports (registered endpoints) says
             # nothing about them.
-            service = index.services.get(key)
-            if service is not None and service.ports and port not in service.ports:
-                return _UNKNOWN
-        return self.resolve(index, key, ex, port)
+            service = index.services.get(key) if port is not None else None
+            if service is None or not service.ports or port in service.ports:
+                named = _Named(None, key, port)
+                if port is not None:
+                    named.plan = self._plan(index, key, port)
+        hosts = self._hosts
+        if len(hosts) >= _HOST_CACHE:
+            hosts.clear()
+        hosts[host] = named
+        return named
 
     def resolve(
         self, index: PolicyIndex, key: str, ex: Exchange | None, port: int | None = None
@@ -608,6 +634,12 @@ class OutboundRouter:
             self._renew(index)
         plans = self._plans
         plan = plans[key] if port is None and key in plans else self._plan(index, key, port)
+        return self._forward(index, key, ex, plan)
+
+    def _forward(
+        self, index: PolicyIndex, key: str, ex: Exchange | None, plan: _Plan | None
+    ) -> Forward | Reply:
+        """The forward for service `key` after its split (`plan`, None: no split)."""
         if plan is not None:
             if plan.matched:
                 split = plan.split
@@ -639,6 +671,7 @@ class OutboundRouter:
         self._backends = {}
         self._plans = {}
         self._port_plans = {}
+        self._hosts = {}
         self._split_names = {}
 
     def _rewrite_for_split(self, ex: Exchange, root: str, split: IndexedSplit) -> None:

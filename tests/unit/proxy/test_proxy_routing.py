@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -309,7 +310,26 @@ def test_host_lookups_are_remembered_without_changing_answers() -> None:
                 assert isinstance(route, Forward) and route.target.host == "10.0.0.4"
             else:
                 assert isinstance(route, Reply) and route.reason == "unknown-service"
-    assert len(router._keys) <= 1024
+    assert len(router._hosts) <= 1024
+
+
+def test_what_a_host_names_follows_a_new_policy() -> None:
+    """Hosts are remembered per policy: a port the new policy's Service no longer has, or a
+    split that changed, is answered as the new policy says."""
+    router = _outbound(_policy(), rng=lambda: 0.99)
+    route = router.route(_exchange(b"GET", b"/", {b"Host": b"web:80"}), None)
+    assert isinstance(route, Forward) and route.target.host == "10.0.0.4"  # web-v2 (0.99)
+    changed = _policy()
+    services = dict(changed.services)
+    services["shop/web"] = Service(ports=(8080,), endpoints=services["shop/web"].endpoints)
+    router.policy.index = PolicyIndex.build(replace(changed, services=services, revision=4))
+    route = router.route(_exchange(b"GET", b"/", {b"Host": b"web:80"}), None)
+    assert isinstance(route, Reply) and route.reason == "unknown-service"
+    route = router.route(_exchange(b"GET", b"/", {b"Host": b"web:8080"}), None)
+    assert isinstance(route, Forward) and route.target.host == "10.0.0.4"
+    router.policy.index = PolicyIndex.build(replace(_policy(), splits={}, revision=5))
+    route = router.route(_exchange(b"GET", b"/", {b"Host": b"web:80"}), None)
+    assert isinstance(route, Forward) and route.target.host == "10.0.0.1"  # no split now
 
 
 def test_endpoints_file_overrides_the_policy() -> None:
