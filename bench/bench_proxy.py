@@ -684,11 +684,18 @@ def measure_fixed_rate(
     # this module, and its memory is measured)
 
     urls = {name: topo.urls[name] for name in names}
+    # The CPU each topology's proxies spend per request at this rate, when every request meets
+    # an idle proxy whose caches the other processes have emptied: what the added latency is
+    # made of. Each topology is loaded only in its own turns (its warm-up turn included, one
+    # of `slices + 1`), so the difference over the whole run is its own.
+    before = {name: cpu_seconds(topo.pids[name]) for name in names}
     results = constant_rate.measure_interleaved(
         urls, rate=1000, slices=slices, slice_seconds=1.0, host=HOST
     )
+    spent = {name: cpu_seconds(topo.pids[name]) - before[name] for name in names}
     return {
         name: {
+            "cpu_us_per_request": round(spent[name] / max(r["requests"], 1) * 1e6, 1),
             "requests": r["requests"],
             "ok": r["statuses"].get("200", 0),
             "errors": r["errors"],
@@ -849,6 +856,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bursts[name] = b = hey_fixed_rate(topo.urls[name], hey_seconds)
                 print(
                     f"  {name:18s} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
+                    f"(CPU {f['cpu_us_per_request']:.1f} us/request)  "
                     f"| p50 {b['p50_ms']:.3f} ms  p99 {b['p99_ms']:.3f} ms",
                     flush=True,
                 )
@@ -874,7 +882,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fixed_rate": f"bench/constant_rate.py --interleave --rate 1000 --slices "
             f"{rounds * hey_seconds} --slice-seconds 1: topologies in turns of 1 s, order rotated "
             "each round, after a warm-up turn each; p50/p99 of all a topology's requests "
-            "(evenly spaced, open-loop, 10 keep-alive connections each, held open)",
+            "(evenly spaced, open-loop, 10 keep-alive connections each, held open); "
+            "cpu_us_per_request: the topology's proxy processes' user+system CPU over the "
+            "whole run (its warm-up turn included) per request counted",
             "fixed_rate_bursts": f"hey -c 10 -q 100 -z {hey_seconds}s",
             "soak_requests": args.soak,
             "proxy_code": "a copy of proxy/ and smi/ as built by `make install` (the request "
