@@ -521,16 +521,15 @@ def _bisect_right(values: list[float], x: float) -> int:
 
 
 class _Named:
-    """What a Host names: `reply` when nothing (404), else service `key`, the `port` it
-    names (None: none), and the split for that port (`plan`, None: no split)."""
+    """What a Host names: `reply` when nothing (404), else service `key` and its split for
+    the port the Host names, if any (`plan`, None: no split)."""
 
-    __slots__ = ("key", "plan", "port", "reply")
+    __slots__ = ("key", "plan", "reply")
 
-    def __init__(self, reply: Reply | None, key: str = "", port: int | None = None) -> None:
+    def __init__(self, reply: Reply | None, key: str = "", plan: _Plan | None = None) -> None:
         self.reply = reply
         self.key = key
-        self.port = port
-        self.plan: _Plan | None = None
+        self.plan = plan
 
 
 class _Backends:
@@ -574,9 +573,6 @@ class OutboundRouter:
         self._hosts: dict[bytes, _Named] = {}
         # root service -> its split, ready to pick from (None: no split); valid for `_seen`
         self._plans: dict[str, _Plan | None] = {}
-        # (root service, port) -> the same for its split less the backends without that port
-        # (SPEC.md §TrafficSplit), None when none has it; valid for `_seen`
-        self._port_plans: dict[tuple[str, int], _Plan | None] = {}
         # root service -> the headers its split's matches read; valid for `_seen`
         self._split_names: dict[str, MatchedNames] = {}
 
@@ -600,8 +596,6 @@ class OutboundRouter:
         named = hosts[host] if host in hosts else self._named(index, host)
         if named.reply is not None:
             return named.reply
-        if named.port is None:
-            return self.resolve(index, named.key, ex)
         return self._forward(index, named.key, ex, named.plan)
 
     def _named(self, index: PolicyIndex, host: bytes) -> _Named:
@@ -615,25 +609,23 @@ class OutboundRouter:
             # nothing about them.
             service = index.services.get(key) if port is not None else None
             if service is None or not service.ports or port in service.ports:
-                named = _Named(None, key, port)
-                if port is not None:
-                    named.plan = self._plan(index, key, port)
+                named = _Named(None, key, self._plan(index, key, port))
         hosts = self._hosts
         if len(hosts) >= _HOST_CACHE:
             hosts.clear()
         hosts[host] = named
         return named
 
-    def resolve(
-        self, index: PolicyIndex, key: str, ex: Exchange | None, port: int | None = None
-    ) -> Forward | Reply:
+    def resolve(self, index: PolicyIndex, key: str, ex: Exchange | None) -> Forward | Reply:
         """The forward for service `key`, after its split; the split sees `ex` (None: not an
-        HTTP request, as for an L4 relay) only if it has matches. With `port` (the one the
-        request named), backends whose Service lacks that port are left out of the split."""
+        HTTP request, as for an L4 relay) only if it has matches."""
         if index is not self._seen or self.slot.endpoints is not self._seen_endpoints:
             self._renew(index)
         plans = self._plans
-        plan = plans[key] if port is None and key in plans else self._plan(index, key, port)
+        if key in plans:
+            plan = plans[key]
+        else:
+            plan = plans[key] = self._plan(index, key, None)
         return self._forward(index, key, ex, plan)
 
     def _forward(
@@ -670,7 +662,6 @@ class OutboundRouter:
         self._places = {k: b.n for k, b in self._backends.items() if isinstance(b, _Backends)}
         self._backends = {}
         self._plans = {}
-        self._port_plans = {}
         self._hosts = {}
         self._split_names = {}
 
@@ -688,19 +679,11 @@ class OutboundRouter:
 
     def _plan(self, index: PolicyIndex, key: str, port: int | None) -> _Plan | None:
         """The split of service `key` for requests to `port` (None: any port; else
-        `IndexedSplit.on_port`), kept per root and port for the policy in use."""
-        if port is None:
-            split = index.splits.get(key)
-            plan = self._plans[key] = None if split is None else _Plan(split)
-            return plan
-        place = (key, port)
-        if place in self._port_plans:
-            return self._port_plans[place]
+        `IndexedSplit.on_port`, SPEC.md §TrafficSplit), None when there is none."""
         split = index.splits.get(key)
-        if split is not None:
+        if split is not None and port is not None:
             split = split.on_port(key, port, index.services)
-        found = self._port_plans[place] = None if split is None else _Plan(split)
-        return found
+        return None if split is None else _Plan(split)
 
     def _backends_of(self, index: PolicyIndex, key: str) -> _Backends | Reply:
         endpoints = self.policy.endpoints_of(key)
