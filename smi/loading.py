@@ -87,6 +87,18 @@ POD_PATHS: Mapping[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "Job": (frozenset({"batch"}), ("spec", "template")),
     "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
 }
+
+
+def pod_path(kind: object, api_version: object) -> tuple[str, ...] | None:
+    """Where a manifest of `kind` under `api_version` holds its pod (() for a Pod), or None
+    when it runs none: not a pod-running kind, or one of another group (a CRD's `Deployment`)."""
+    target = POD_PATHS.get(kind) if isinstance(kind, str) else None
+    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
+    if target is None or group not in target[0]:
+        return None
+    return target[1]
+
+
 # Line maps that know their document's first line without being computed.
 _ROOT_LINE_KNOWN = (LineMap, LazyLines)
 # SMI kinds by group: a document of one of these kinds under another apiVersion is a typo that

@@ -47,7 +47,7 @@ import yaml
 
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
-from smi.loading import POD_PATHS
+from smi.loading import pod_path
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
 from smi.validation.names import check_label
 from smi.yamlout import Dumper
@@ -372,11 +372,9 @@ def _inject(value: Any, state: _Run, where: _Where) -> Any:
             _inject(item, state, where.at("items", i)) for i, item in enumerate(items)
         ]
         return value
-    target = POD_PATHS.get(kind) if isinstance(kind, str) else None
-    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
-    if target is None or group not in target[0]:
+    path = pod_path(kind, api_version)
+    if path is None:
         return value
-    path = target[1]
     pod = _get(value, path)
     if not isinstance(pod, dict):
         state.reports.append(_problem(value, where, path, "no pod template (not an object)"))

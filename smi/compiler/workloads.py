@@ -15,7 +15,7 @@ from typing import Any
 
 from smi.compiler.resolve import context_objects
 from smi.identity import spiffe_id
-from smi.loading import POD_PATHS
+from smi.loading import pod_path
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -32,10 +32,8 @@ def find_service(context: Iterable[Any], key: str) -> Mapping[str, Any] | None:
 
 def _pod(raw: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     """The pod (`metadata` and `spec`) a manifest of `kind` is or holds, or None."""
-    groups, path = POD_PATHS[kind]
-    api_version = raw.get("apiVersion")
-    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else None
-    if group not in groups:
+    path = pod_path(kind, raw.get("apiVersion"))
+    if path is None:
         return None
     pod: Any = raw
     for field in path:
@@ -46,7 +44,7 @@ def _pod(raw: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
 def _pod_specs(context: Iterable[Any]) -> Iterator[tuple[str, dict[str, str], Mapping[str, Any]]]:
     """(namespace, pod labels, pod spec) of every Pod and workload pod template."""
     for (kind, ns, _), raw in context_objects(context).items():
-        pod = _pod(raw, kind) if kind in POD_PATHS else None
+        pod = _pod(raw, kind)
         if pod is None:
             continue
         meta, spec = pod.get("metadata"), pod.get("spec")
