@@ -131,14 +131,14 @@ def _select(args: argparse.Namespace, err: TextIO) -> list[Any] | int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from conformance.console import counted
+    from smi.commands.validate import plural
 
     selected = _select(args, sys.stderr)
     if isinstance(selected, int):
         return selected
     for s in selected:
         print(f"{s.name:<72} {s.capability:<32} {', '.join(s.smi_versions)}")
-    print(counted(len(selected), "scenario"))
+    print(plural(len(selected), "scenario"))
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from conformance.reports.text import visible
 from conformance.results import RunResult, ScenarioResult
+from smi.commands.validate import plural
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERR "}
 
@@ -26,7 +27,7 @@ class Console:
         print(text, file=self._out, flush=True)
 
     def intro(self, *, targets: list[str], count: int) -> None:
-        self._print(f"smictl conformance: {counted(count, 'scenario')} on {', '.join(targets)}")
+        self._print(f"smictl conformance: {plural(count, 'scenario')} on {', '.join(targets)}")
 
     def scenario(self, r: ScenarioResult) -> None:
         name = visible(r.scenario)
@@ -57,15 +58,10 @@ class Console:
             c = run.counts(t)
             self._print(
                 f"{t}: {c['passed']} passed, {c['failed']} failed, "
-                f"{c['skipped']} skipped, {counted(c['error'], 'error')}"
+                f"{c['skipped']} skipped, {plural(c['error'], 'error')}"
             )
         detail = run.verdict_detail()
         self._print(f"{run.verdict} in {run.seconds:.1f} s" + (f": {detail}" if detail else ""))
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 scenario`, `2 scenarios`, `0 errors`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _failure_lines(r: ScenarioResult) -> Iterator[str]:
