@@ -420,9 +420,7 @@ class InboundRouter:
         index = self.policy.index
         if index is None:
             return "http"
-        if not index.port_covered(self.identity, self.app_port):
-            return "detect"
-        return index.port_protocol(self.identity, self.app_port)
+        return index.port_speaks(self.identity, self.app_port) or "detect"
 
 
 def header_names(index: PolicyIndex, destination: str) -> tuple[bytes, ...]:

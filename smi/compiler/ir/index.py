@@ -325,26 +325,26 @@ class PolicyIndex:
             for name, _, _ in entry.matcher.headers
         )
 
-    def port_protocol(self, destination: str, port: int) -> Literal["http", "tcp"]:
-        """ "tcp" when only TCPRoute rules cover `port` for `destination` (no HTTPRouteGroup
-        rule of any source applies there), so the proxy passes bytes through at L4; "http"
-        otherwise. The proxy asks only of ports some rule covers: on one that nothing covers
-        the caller's first bytes decide (`proxy.detect`). The same for every caller: see
-        `proxy.routing.InboundRouter.protocol_for`."""
+    def port_speaks(self, destination: str, port: int) -> Literal["http", "tcp"] | None:
+        """What `port` speaks for `destination` by the rules that cover it (of any source):
+        "tcp" when only TCPRoute rules do (no HTTPRouteGroup rule applies there), so the proxy
+        passes bytes through at L4; "http" when an HTTP rule does; None when no rule covers
+        it, and nothing says what it speaks (the proxy detects it: `proxy.detect`). The same
+        for every caller: see `proxy.routing.InboundRouter.protocol_for`."""
         dest = self.destinations.get(destination)
         if dest is None:
+            return None
+        if dest.http.lookup(port) is not None:
             return "http"
-        if dest.http.lookup(port) is None and dest.tcp.lookup(port) is not None:
-            return "tcp"
-        return "http"
+        return "tcp" if dest.tcp.lookup(port) is not None else None
+
+    def port_protocol(self, destination: str, port: int) -> Literal["http", "tcp"]:
+        """`port_speaks`, with "http" where no rule covers the port."""
+        return self.port_speaks(destination, port) or "http"
 
     def port_covered(self, destination: str, port: int) -> bool:
-        """Whether some rule (HTTP or TCP, of any source) covers `port` for `destination`: where
-        none does, nothing says what the port speaks (the proxy detects it: `proxy.detect`)."""
-        dest = self.destinations.get(destination)
-        return dest is not None and (
-            dest.http.lookup(port) is not None or dest.tcp.lookup(port) is not None
-        )
+        """Whether some rule (HTTP or TCP, of any source) covers `port` for `destination`."""
+        return self.port_speaks(destination, port) is not None
 
     def split_for(self, service_key: str) -> IndexedSplit | None:
         """The split of root service "ns/name", or None."""
