@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from smi.errors import Diagnostic
 from smi.policy.coverage import blank_comments, find_bodies
@@ -111,18 +112,19 @@ def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
     """One SMI5002 line per variable assigned from a call (or arithmetic) and never used."""
     # A bare identifier passed last to a call that names a rule of the package (or an import)
     # is no output: OPA compares the result with it, regopy binds over it.
+    blanked = [_blank(module.source) for module in modules]
     rules: dict[str, set[str]] = {}
-    for module in modules:
-        rules.setdefault(module.package, set()).update(_rule_names(_blank(module.source)))
+    for module, code in zip(modules, blanked, strict=True):
+        rules.setdefault(module.package, set()).update(_rule_names(code))
     out: list[Diagnostic] = []
-    for module in modules:
-        named = rules[module.package] | set(_import_names(_blank(module.source)))
-        out.extend(_check_module(module, named))
+    for module, code in zip(modules, blanked, strict=True):
+        named = rules[module.package] | set(_import_names(code))
+        out.extend(_check_module(module, code, named))
     return out
 
 
-def _check_module(module: RegoModule, named: set[str]) -> Iterator[Diagnostic]:
-    code = _blank(module.source)
+def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
+    """`check` for one module, whose source blanked (`_blank`) is `code`."""
     pairs = _pairs(code)
     rules = _rule_starts(code)
     for body in find_bodies(module.name, module.source):
@@ -544,9 +546,12 @@ def _own(
     return out
 
 
+_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)")
+
+
 def _rule_names(code: str) -> Iterator[str]:
     for start in _rule_starts(code):
-        word = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)").match(code, start)
+        word = _RULE_NAME.match(code, start)
         if word is not None:
             yield word.group(1)
 
