@@ -33,7 +33,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 # The request path: the downstream protocol, the upstream connections and pool, per-request
-# state, header rules, back-pressure, deadlines, routing decisions, counters and TLS reads.
+# state, header rules, back-pressure, deadlines, routing decisions, counters and the TLS layer.
 NATIVE = (
     "proxy/exchange.py",
     "proxy/flow.py",
@@ -44,6 +44,7 @@ NATIVE = (
     "proxy/routing.py",
     "proxy/server.py",
     "proxy/state.py",
+    "proxy/tlslayer.py",
     "proxy/upstream.py",
 )
 MANIFEST = ROOT / "proxy" / "native.json"  # read by proxy.native

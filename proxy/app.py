@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from proxy import native
+from proxy import native, tlslayer
 from proxy.admin import AdminLimits, AdminProtocol, json_page
 from proxy.config import EVERY_ADDRESS, ProxyConfig, ip_family
 from proxy.metrics import Metrics
@@ -237,14 +237,12 @@ class Proxy:
                 metrics=self.metrics,
                 peers=peers,
             )
-            factory = self._inbound_factory(router)
-            inbound[str(spec.app_port)] = await self._listen(
-                factory,
-                cfg.bind,
-                spec.port,
-                ssl=self.tls.server,
-                ssl_handshake_timeout=limits.header_timeout,
+            factory = tlslayer.server_factory(
+                self.tls.server,
+                self._inbound_factory(router),
+                handshake_timeout=limits.header_timeout,
             )
+            inbound[str(spec.app_port)] = await self._listen(factory, cfg.bind, spec.port)
         ports["inbound"] = inbound
         outbound = OutboundRouter(
             namespace=cfg.identity.namespace, policy=self.holder, tls=self.tls, metrics=self.metrics

@@ -42,7 +42,7 @@ def peer_identity(ssl_object: Any, *, trust_domain: str | None = None) -> Identi
     if ssl_object is None:
         return None
     cert = ssl_object.getpeercert()  # {} unless the peer's certificate was verified
-    if not cert or is_ca(ssl_object.getpeercert(binary_form=True) or b""):
+    if not cert or is_ca(ssl_object.getpeercert(True) or b""):
         return None
     return identity_in(cert, trust_domain=trust_domain)
 

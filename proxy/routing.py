@@ -177,7 +177,7 @@ class PeerIdentities:
 
     def of(self, transport: asyncio.BaseTransport) -> str | None:
         ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
         if not der:
             return None
         if der in self._cache:

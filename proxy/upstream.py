@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Protocol, cast
 
 import httptools
 
-from proxy import readbuf
+from proxy import readbuf, tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
 from proxy.peercert import peer_identity
@@ -719,13 +719,10 @@ async def dial(
     (`loopback_alternate`); the first refusal is what fails."""
     loop = asyncio.get_running_loop()
     try:
-        return await loop.create_connection(
-            factory,
-            target.host,
-            target.port,
-            ssl=ctx,
-            server_hostname="" if ctx is not None else None,
-        )
+        if ctx is not None:
+            layer, protocol = await tlslayer.connect(factory, target.host, target.port, ctx)
+            return cast(asyncio.BaseTransport, layer), protocol  # (a transport by its methods)
+        return await loop.create_connection(factory, target.host, target.port)
     except ConnectionRefusedError as exc:
         refused = exc
     # (Nothing awaited inside an `except`: compiled by mypyc, an await there left the handled

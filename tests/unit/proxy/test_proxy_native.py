@@ -31,6 +31,7 @@ REQUEST_PATH = (
     "routing",
     "server",
     "state",
+    "tlslayer",
     "upstream",
 )
 

@@ -1,0 +1,378 @@
+"""proxy.tlslayer: the mesh's TLS on memory BIOs over uvloop's TCP transports, on real sockets.
+
+What uvloop's own TLS layer did and the proxy relies on: the protocol above is made only once
+the handshake is done (so the peer's certificate is there), a handshake that never ends or
+fails closes the connection without anything logged, close sends close_notify, back-pressure
+passes both ways, and nothing is lost or reordered around `pause_reading`."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from proxy import tlslayer
+from proxy.peercert import peer_identity
+from proxy.tls import client_context, server_context
+from smi.identity import Identity
+from smi.pki import CertificateAuthority
+
+FRONT = "spiffe://cluster.local/ns/shop/sa/front"
+WEB = "spiffe://cluster.local/ns/shop/sa/web"
+
+
+@pytest.fixture(scope="module")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority.create()
+
+
+def _load(
+    ctx: ssl.SSLContext, tmp: Path, name: str, material: tuple[bytes, bytes]
+) -> ssl.SSLContext:
+    cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
+    cert.write_bytes(material[0])
+    key.write_bytes(material[1])
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _contexts(ca: CertificateAuthority, tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = _load(
+        server_context(ca.cert_pem()), tmp, "web", ca.issue_workload(Identity.parse(WEB))
+    )
+    client = _load(
+        client_context(ca.cert_pem()), tmp, "front", ca.issue_workload(Identity.parse(FRONT))
+    )
+    return server, client
+
+
+class Recorder(asyncio.Protocol):
+    """Keeps what happens to it; optionally answers each read."""
+
+    def __init__(self, *, echo: bool = False, pause_after_first: bool = False) -> None:
+        self.echo, self.pause_after_first = echo, pause_after_first
+        self.transport: Any = None
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self.paused_writing = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.events.append("data")
+        self.data += data
+        if self.echo:
+            self.transport.write(b"echo:" + data)
+        if self.pause_after_first and len(self.events) == 2:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self.events.append("eof")
+        return None
+
+    def pause_writing(self) -> None:
+        self.paused_writing += 1
+
+    def resume_writing(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append("lost")
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def _serve(factory: Any, server_ctx: ssl.SSLContext, handshake: float = 5.0) -> Any:
+    loop = asyncio.get_running_loop()
+    made = tlslayer.server_factory(server_ctx, factory, handshake_timeout=handshake)
+    return await loop.create_server(made, "127.0.0.1", 0)
+
+
+def test_a_round_trip_with_verified_identities_both_ways(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    seen: dict[str, Any] = {}
+
+    async def run() -> None:
+        apps: list[Recorder] = []
+
+        def factory() -> Recorder:
+            app = Recorder(echo=True)
+            apps.append(app)
+            return app
+
+        server = await _serve(factory, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Recorder()
+        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        transport.write(b"ping")
+        for _ in range(200):
+            if client.data:
+                break
+            await asyncio.sleep(0.01)
+        seen["client"] = bytes(client.data)
+        seen["server_peer"] = peer_identity(apps[0].transport.get_extra_info("ssl_object"))
+        seen["client_peer"] = peer_identity(transport.get_extra_info("ssl_object"))
+        seen["peername"] = transport.get_extra_info("peername")
+        seen["sslcontext"] = transport.get_extra_info("sslcontext")
+        transport.close()
+        seen["server_lost"] = await asyncio.wait_for(apps[0].lost, 5)
+        seen["server_events"] = apps[0].events
+        server.close()
+
+    uvloop.run(run())
+    assert seen["client"] == b"echo:ping"
+    assert seen["server_peer"].spiffe_id == FRONT
+    assert seen["client_peer"].spiffe_id == WEB
+    assert seen["peername"][0] == "127.0.0.1"
+    assert seen["sslcontext"] is client_ctx
+    # close() sent close_notify: the server's protocol saw the end before the connection went
+    assert seen["server_events"] == ["made", "data", "eof", "lost"]
+    assert seen["server_lost"] is None
+
+
+def test_a_handshake_that_never_finishes_is_closed_and_nothing_made(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    server_ctx, _ = _contexts(ca, tmp_path)
+    made: list[Recorder] = []
+    errors: list[dict[str, Any]] = []
+
+    async def run() -> bytes:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        server = await _serve(lambda: made.append(Recorder()) or made[-1], server_ctx, 0.2)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        got = await asyncio.wait_for(reader.read(), 5)  # (EOF within the timeout)
+        writer.close()
+        server.close()
+        return got
+
+    assert uvloop.run(run()) == b""
+    assert made == [] and errors == []
+
+
+def test_a_client_of_another_ca_is_refused_and_nothing_made_or_logged(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    server_ctx, _ = _contexts(ca, tmp_path)
+    other = CertificateAuthority.create()
+    stranger = _load(
+        client_context(ca.cert_pem()), tmp_path, "x", other.issue_workload(Identity.parse(FRONT))
+    )
+    made: list[Recorder] = []
+    errors: list[dict[str, Any]] = []
+    outcome: dict[str, Any] = {}
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        server = await _serve(lambda: made.append(Recorder()) or made[-1], server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Recorder()
+        try:
+            transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, stranger)
+        except OSError as exc:  # (TLS 1.2: the handshake fails)
+            outcome["raised"] = exc
+        else:  # (TLS 1.3: the client is done first; the server's alert ends it)
+            transport.write(b"hello")
+            outcome["lost"] = await asyncio.wait_for(client.lost, 5)
+            outcome["data"] = bytes(client.data)
+        server.close()
+
+    uvloop.run(run())
+    assert made == [] and errors == []
+    assert "raised" in outcome or (outcome["data"] == b"" and outcome["lost"] is not None)
+
+
+def test_the_server_must_present_a_certificate_of_the_mesh(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    other = CertificateAuthority.create()
+    impostor = _load(
+        server_context(ca.cert_pem()), tmp_path, "imp", other.issue_workload(Identity.parse(WEB))
+    )
+    _, client_ctx = _contexts(ca, tmp_path)
+
+    async def run() -> BaseException | None:
+        server = await _serve(Recorder, impostor)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await tlslayer.connect(Recorder, "127.0.0.1", port, client_ctx)
+        except OSError as exc:
+            return exc
+        finally:
+            server.close()
+        return None
+
+    assert isinstance(uvloop.run(run()), ssl.SSLCertVerificationError)
+
+
+def test_a_read_paused_inside_a_callback_loses_and_reorders_nothing(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """Several records in one TCP segment: after the first, the protocol pauses reading; the
+    rest stays in the layer until it resumes, then comes in order."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    result: dict[str, Any] = {}
+
+    async def run() -> None:
+        apps: list[Recorder] = []
+
+        def factory() -> Recorder:
+            apps.append(Recorder(pause_after_first=True))
+            return apps[-1]
+
+        server = await _serve(factory, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await tlslayer.connect(Recorder, "127.0.0.1", port, client_ctx)
+        layer = transport
+        # Three records, one TCP write: encrypted by the client's layer, sent together.
+        layer.obj.write(b"one")
+        layer.obj.write(b"two")
+        layer.obj.write(b"three")
+        layer._flush()
+        for _ in range(100):
+            if apps and apps[0].data:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        result["while_paused"] = bytes(apps[0].data)
+        apps[0].transport.resume_reading()
+        await asyncio.sleep(0.1)
+        result["after"] = bytes(apps[0].data)
+        transport.close()
+        server.close()
+
+    uvloop.run(run())
+    assert result["while_paused"] == b"one"
+    assert result["after"] == b"onetwothree"
+
+
+def test_back_pressure_reaches_the_protocol_above(ca: CertificateAuthority, tmp_path: Path) -> None:
+    """A peer that reads nothing: the writer's protocol is asked to pause, at the limits it
+    set on the layer."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    result: dict[str, Any] = {}
+
+    async def run() -> None:
+        apps: list[Recorder] = []
+
+        def factory() -> Recorder:
+            apps.append(Recorder())
+            return apps[-1]
+
+        server = await _serve(factory, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Recorder()
+        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        transport.pause_reading()  # the client reads nothing more
+        for _ in range(100):
+            if apps:
+                break
+            await asyncio.sleep(0.01)
+        up = apps[0].transport
+        up.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+        result["limits"] = up.get_write_buffer_limits()
+        chunk = b"x" * 65536
+        for _ in range(200):  # up to 12.5 MiB, far past the socket buffers
+            up.write(chunk)
+            if apps[0].paused_writing:
+                break
+        result["paused"] = apps[0].paused_writing
+        result["buffered"] = up.get_write_buffer_size()
+        transport.abort()
+        server.close()
+
+    uvloop.run(run())
+    assert result["limits"] == (16 * 1024, 64 * 1024)
+    assert result["paused"] == 1
+    assert result["buffered"] > 64 * 1024
+
+
+def test_a_cancelled_connect_aborts_the_connection(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """The caller gives up mid-handshake (a connect timeout): the socket is closed, so the
+    other side sees the end."""
+    _, client_ctx = _contexts(ca, tmp_path)
+
+    async def run() -> bytes:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        loop = asyncio.get_running_loop()
+        port = listener.getsockname()[1]
+        task = loop.create_task(tlslayer.connect(Recorder, "127.0.0.1", port, client_ctx))
+        peer, _ = await loop.sock_accept(listener)
+        hello = await loop.sock_recv(peer, 65536)  # the ClientHello; no answer comes
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rest = await asyncio.wait_for(loop.sock_recv(peer, 65536), 5)
+        peer.close()
+        listener.close()
+        assert hello[:1] == b"\x16"  # a TLS handshake record
+        return rest
+
+    assert uvloop.run(run()) == b""
+
+
+def test_the_layer_is_never_half_open(ca: CertificateAuthority, tmp_path: Path) -> None:
+    server_ctx, _ = _contexts(ca, tmp_path)
+    layer = tlslayer.TlsLayer(server_ctx, server_side=True, factory=Recorder)
+    assert layer.can_write_eof() is False
+    with pytest.raises(NotImplementedError):
+        layer.write_eof()
+
+
+def test_close_sends_close_notify_before_the_connection_ends(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A peer that treats a bare TCP close as truncation (`suppress_ragged_eofs=False`, as a
+    careful client of a close-delimited body must) sees a clean end."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+
+    class CloseAfterAnswer(Recorder):
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(b"bye")
+            self.transport.close()
+
+    got: list[object] = []
+
+    def client(port: int, loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                sock = client_ctx.wrap_socket(raw, suppress_ragged_eofs=False)
+                sock.sendall(b"hi")
+                got.append(sock.recv(100))
+                got.append(sock.recv(100))  # b"" on close_notify; SSLEOFError on a bare FIN
+                sock.close()
+        except OSError as exc:
+            got.append(exc)
+        finally:
+            loop.call_soon_threadsafe(done.set)
+
+    async def run() -> None:
+        server = await _serve(CloseAfterAnswer, server_ctx)
+        done = asyncio.Event()
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=client, args=(port, loop, done)).start()
+        await asyncio.wait_for(done.wait(), 10)
+        server.close()
+
+    uvloop.run(run())
+    assert got == [b"bye", b""]
