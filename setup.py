@@ -39,7 +39,6 @@ NATIVE = (
     "proxy/flow.py",
     "proxy/http1.py",
     "proxy/metrics.py",
-    "proxy/readbuf.py",
     "proxy/relay.py",
     "proxy/routing.py",
     "proxy/server.py",

@@ -29,7 +29,7 @@ from proxy.config import EVERY_ADDRESS, ProxyConfig, ip_family
 from proxy.metrics import Metrics
 from proxy.policy import ControlPlaneSource, FileSource, PolicyHolder, PolicySourceError
 from proxy.routing import InboundRouter, OutboundRouter, PeerIdentities
-from proxy.server import HttpProxy, TlsHttpProxy
+from proxy.server import HttpProxy
 from proxy.state import ServerState
 from proxy.tcp import InboundDispatch, InboundTcp, OutboundTcp, recheck_relays
 from proxy.tls import (
@@ -280,7 +280,7 @@ class Proxy:
         cfg = self.config
 
         def http() -> HttpProxy:
-            return TlsHttpProxy(
+            return HttpProxy(
                 router=router,
                 pool=self.pool,
                 state=self.state,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
-from proxy import http1, readbuf
+from proxy import http1
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import HOP_BY_HOP, Reply, local_reply
@@ -51,7 +51,7 @@ from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
 if TYPE_CHECKING:
     from proxy.accesslog import AccessLog
 
-__all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router", "TlsHttpProxy"]
+__all__ = ["Exchange", "Forward", "HttpProxy", "Limits", "Router"]
 
 DISCARD_LIMIT: Final = 64 * 1024  # bytes of a refused request body read (and dropped) to keep alive
 # The largest Content-Length passed on: an app that reads it as a signed 64-bit number would
@@ -713,13 +713,3 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._close_when_flushed()
         for ex in self.queue:
             ex.keep_alive = False
-
-
-class TlsHttpProxy(HttpProxy):
-    """`HttpProxy` on a TLS listener: reads into the shared buffer (proxy.readbuf)."""
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return readbuf.buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(readbuf.take(nbytes))

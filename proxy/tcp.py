@@ -21,9 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal, cast
+from typing import Final, Literal, cast
 
-from proxy import readbuf
 from proxy.detect import Detect
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, FlowControl
 from proxy.http1 import Reply
@@ -69,22 +68,6 @@ def recheck(
     if decision.would_deny:
         return "would-deny", decision
     return "keep", decision
-
-
-class SharedReadBuffer:
-    """Mixin (first in the bases) for a protocol that has `data_received`: uvloop's TLS layer
-    then reads into the shared buffer (proxy.readbuf). Its class must not derive from
-    `asyncio.Protocol` (uvloop only uses `get_buffer` of protocols that do not)."""
-
-    if TYPE_CHECKING:  # provided by the protocol it is mixed into (not defined here: the MRO)
-
-        def data_received(self, data: bytes) -> None: ...
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return readbuf.buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(readbuf.take(nbytes))
 
 
 class Pipe(asyncio.BaseProtocol):
@@ -160,10 +143,6 @@ class Pipe(asyncio.BaseProtocol):
             self.transport.close()
 
 
-class TlsPipe(SharedReadBuffer, Pipe):
-    """The far end of a relay over mTLS: reads into the shared buffer (proxy.readbuf)."""
-
-
 class _Relay(Pipe):
     """The downstream end: counts itself and opens the upstream end."""
 
@@ -186,7 +165,7 @@ class _Relay(Pipe):
         ctx = target.tls.client_context if target.tls is not None else None
         try:
             async with asyncio.timeout(self.timeout):
-                transport, protocol = await dial(Pipe if ctx is None else TlsPipe, target, ctx)
+                transport, protocol = await dial(Pipe, target, ctx)
         except (OSError, TimeoutError) as exc:
             self.stats.error("connect")
             log.warning("tcp: cannot connect to %s:%d: %s", target.host, target.port, exc)
@@ -229,9 +208,9 @@ class _Relay(Pipe):
         asyncio.get_running_loop().call_later(CLOSE_GRACE, abort_all, ends)
 
 
-class InboundTcp(SharedReadBuffer, _Relay):
+class InboundTcp(_Relay):
     """mTLS from a peer proxy → authorize at connect, and again at every policy change → the
-    local app (reads into the shared buffer, proxy.readbuf)."""
+    local app."""
 
     def __init__(self, *, router: InboundRouter, state: ServerState, timeout: float) -> None:
         super().__init__(state=state, stats=router.stats, timeout=timeout)

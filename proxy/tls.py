@@ -59,35 +59,8 @@ class Material:
     not_after: float
 
 
-class DirectSSLObject(ssl.SSLObject):
-    """An `ssl.SSLObject` whose `read`, `write` and `pending` are the C methods they forward to.
-
-    uvloop's TLS layer calls them on the SSL object of a connection for every TLS record it
-    reads or writes (it keeps the bound methods from the start of the handshake). The stdlib's
-    are Python functions that only pass their arguments on to the `_ssl` object inside: one
-    interpreted frame per record, which perf showed as the interpreted code left on the mTLS
-    pair's request path once the proxy's own modules were compiled. Bound to the instance, the
-    C methods shadow the class's; everything else (handshake, peer certificate, unwrap) is the
-    stdlib's. Without the inner object (another Python), the stdlib methods stay."""
-
-    @classmethod
-    def _create(cls, *args: Any, **kwargs: Any) -> DirectSSLObject:
-        obj: DirectSSLObject = super()._create(*args, **kwargs)  # type: ignore[misc]
-        inner = getattr(obj, "_sslobj", None)
-        if inner is not None:
-            obj.read = inner.read  # type: ignore[method-assign]
-            obj.write = inner.write  # type: ignore[method-assign]
-            obj.pending = inner.pending  # type: ignore[method-assign]
-        return obj
-
-
-def _direct(ctx: ssl.SSLContext) -> ssl.SSLContext:
-    ctx.sslobject_class = DirectSSLObject  # (an instance attribute: this context only)
-    return ctx
-
-
 def server_context(ca_pem: bytes) -> ssl.SSLContext:
-    ctx = _direct(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_REQUIRED
     # No TLS 1.3 session tickets: proxies never resume a session (every connection proves its
@@ -101,7 +74,7 @@ def server_context(ca_pem: bytes) -> ssl.SSLContext:
 
 
 def client_context(ca_pem: bytes) -> ssl.SSLContext:
-    ctx = _direct(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED

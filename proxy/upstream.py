@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Protocol, cast
 
 import httptools
 
-from proxy import readbuf, tlslayer
+from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
 from proxy.peercert import peer_identity
@@ -475,16 +475,6 @@ def peer_spiffe_id(transport: asyncio.BaseTransport) -> str | None:
     return None if ident is None else ident.spiffe_id
 
 
-class TlsUpstreamConnection(UpstreamConnection):
-    """An upstream connection over TLS: reads into the shared buffer (proxy.readbuf)."""
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return readbuf.buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(readbuf.take(nbytes))
-
-
 Connector = Callable[["ConnectionPool", Target], Awaitable[UpstreamConnection]]
 
 
@@ -737,8 +727,7 @@ async def dial(
 
 async def _open(pool: ConnectionPool, target: Target) -> UpstreamConnection:
     ctx = target.tls.client_context if target.tls is not None else None
-    cls = UpstreamConnection if ctx is None else TlsUpstreamConnection
-    _, protocol = await dial(lambda: cls(pool, target), target, ctx)
+    _, protocol = await dial(lambda: UpstreamConnection(pool, target), target, ctx)
     conn = cast(UpstreamConnection, protocol)
     await conn.connected
     return conn

@@ -26,7 +26,6 @@ REQUEST_PATH = (
     "flow",
     "http1",
     "metrics",
-    "readbuf",
     "relay",
     "routing",
     "server",

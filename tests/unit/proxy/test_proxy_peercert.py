@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -42,36 +41,18 @@ def _inbound(ca: CertificateAuthority, tmp: Path) -> ssl.SSLContext:
     return _context(server_context(ca.cert_pem()), tmp, ca.issue_workload(WEB))
 
 
-def test_the_proxy_contexts_give_uvloop_the_c_read_and_write(
+def test_the_identity_reads_from_the_c_ssl_object_too(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:
-    """uvloop calls `read`/`write`/`pending` of the SSL object for every TLS record: the
-    proxy's contexts make them the `_ssl` object's own methods (proxy.tls.DirectSSLObject), and
-    everything still works: handshake, verified peer, both read forms, write."""
-    from proxy.tls import DirectSSLObject
-
+    """proxy.tlslayer hands out the `_ssl` object inside `ssl.SSLObject` as `ssl_object`,
+    whose `getpeercert` takes its flag only by position."""
     client = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
-    bios: list[ssl.MemoryBIO] = []
-    server_side, client_side = handshake_in_memory(_inbound(ca, tmp_path), client, bios)
-    c_in, c_out, s_in, s_out = bios
-    for end in (server_side, client_side):
-        assert isinstance(end, DirectSSLObject)
-        for name in ("read", "write", "pending"):
-            method = getattr(end, name)
-            assert method.__self__ is end._sslobj, name  # not the stdlib's Python wrapper
-            assert type(method).__name__ == "builtin_function_or_method"
-    assert peer_identity(server_side) == FRONT
-    # Data both ways through the BIOs the handshake used.
-    assert client_side.write(b"ping") == 4
-    s_in.write(c_out.read())
-    buf = bytearray(16)
-    assert server_side.read(16, buf) == 4 and bytes(buf[:4]) == b"ping"
-    assert server_side.pending() == 0
-    server_side.write(b"pong")
-    c_in.write(s_out.read())
-    assert client_side.read(1024) == b"pong"
-    # A context made elsewhere keeps the stdlib class.
-    assert ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).sslobject_class is ssl.SSLObject
+    server_side, client_side = handshake_in_memory(_inbound(ca, tmp_path), client)
+    inner = server_side._sslobj  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        inner.getpeercert(binary_form=True)
+    assert peer_identity(inner) == FRONT
+    assert peer_identity(client_side._sslobj) == WEB  # type: ignore[attr-defined]
 
 
 def test_the_caller_identity_is_read_from_its_verified_certificate(
@@ -153,61 +134,3 @@ def test_a_proxy_on_file_certificates_does_not_load_cryptography(
         [sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
-
-
-def test_uvloop_reads_tls_into_the_shared_buffer(ca: CertificateAuthority, tmp_path: Path) -> None:
-    """With uvloop's TLS layer, the TLS protocols (proxy.readbuf) get their bytes through
-    `get_buffer`/`buffer_updated` — not a 256 KiB `SSLObject.read` per record — on both the
-    server side (inbound listeners) and the client side (mTLS upstreams)."""
-    import asyncio
-
-    import uvloop
-
-    from proxy.tcp import SharedReadBuffer
-
-    calls: list[tuple[str, bytes]] = []
-
-    class Probe(SharedReadBuffer, asyncio.BaseProtocol):
-        def __init__(self, side: str) -> None:
-            self.side = side
-            self.transport: Any = None
-            self.buffered = 0
-
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-
-        def buffer_updated(self, nbytes: int) -> None:
-            self.buffered += 1
-            super().buffer_updated(nbytes)
-
-        def data_received(self, data: bytes) -> None:
-            calls.append((self.side, data))
-            if self.side == "server":
-                self.transport.write(b"pong:" + data)
-
-    server_ctx = _context(server_context(ca.cert_pem()), tmp_path, ca.issue_workload(WEB))
-    client_ctx = _context(client_context(ca.cert_pem()), tmp_path, ca.issue_workload(FRONT))
-    probes: list[Probe] = []
-
-    def made(side: str) -> Probe:
-        probes.append(Probe(side))
-        return probes[-1]
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: made("server"), "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        transport, _ = await loop.create_connection(
-            lambda: made("client"), "127.0.0.1", port, ssl=client_ctx, server_hostname=""
-        )
-        transport.write(b"ping")
-        for _ in range(200):
-            if len(calls) == 2:
-                break
-            await asyncio.sleep(0.01)
-        transport.close()
-        server.close()
-
-    uvloop.run(run())
-    assert calls == [("server", b"ping"), ("client", b"pong:ping")]
-    assert all(p.buffered for p in probes)

@@ -640,32 +640,3 @@ async def test_a_head_read_whole_is_rebuilt_when_something_in_it_changes() -> No
         h.send(head)
         await h.settle()
         assert h.up().take() == sent, head
-
-
-async def test_tls_protocols_read_into_one_shared_buffer() -> None:
-    """uvloop's TLS layer reads into `get_buffer` only for protocols that are not
-    `asyncio.Protocol`s; the bytes reach `data_received` as they were read."""
-    import asyncio
-
-    from proxy.readbuf import SIZE
-    from proxy.server import TlsHttpProxy
-    from proxy.upstream import ConnectionPool, Target, TlsUpstreamConnection
-
-    h = Harness()
-    tls = TlsHttpProxy(router=h.router, pool=h.pool, state=h.state, limits=Limits())
-    up = TlsUpstreamConnection(ConnectionPool(), Target("a", 1))
-    for proto in (tls, up):
-        assert not isinstance(proto, asyncio.Protocol)
-        assert isinstance(proto, asyncio.BaseProtocol)
-    assert tls.get_buffer(100) is up.get_buffer(-1)  # one buffer for the process
-    tls.connection_made(h.down)
-    request = b"GET /hello HTTP/1.1\r\nHost: w\r\n\r\n"
-    buf = tls.get_buffer(SIZE * 2)
-    assert len(buf) == SIZE
-    buf[: len(request)] = request
-    tls.buffer_updated(len(request))
-    buf[: len(request)] = b"X" * len(request)  # the next read reuses the buffer
-    await h.settle()
-    # What was passed on is a copy, taken before the buffer was reused.
-    assert h.router.seen == [("GET", "/hello", {"host": "w"})]
-    assert h.up().take().startswith(b"GET /hello HTTP/1.1\r\nHost: w\r\n")
