@@ -239,10 +239,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._fail(local_reply(431, "header-too-large", close=True))
 
     def eof_received(self) -> bool | None:
-        # A half-closed client still reads its responses; close when they are written.
-        # (TLS transports cannot stay half-open.)
+        # A half-closed client still reads its responses; close when they are written. (Over
+        # the mesh's TLS too: proxy.tlslayer stays open to write after the peer's close_notify.)
         transport = self.transport
-        if not self.queue or transport is None or transport.get_extra_info("sslcontext"):
+        if not self.queue or transport is None:
             return None
         for ex in self.queue:
             ex.keep_alive = False

@@ -101,12 +101,15 @@ class Pipe(asyncio.BaseProtocol):
         self.eof = True
         other = self.other
         if other is None or other.transport is None:
-            return None
+            # Still connecting, the bytes so far held in `pending`: stay open for the answer
+            # when this side can (`link` passes the end on after them); else close, and
+            # `_deliver_after_eof` still sends them.
+            return self.transport is not None and self.transport.can_write_eof()
         if other.eof or not other.transport.can_write_eof():
             other.transport.close()
             return None
         other.transport.write_eof()
-        # Keep our side open for the answer (plain TCP only: TLS cannot stay half-open).
+        # Keep our side open for the answer (a half-close, over TCP or the mesh's TLS).
         return self.transport is not None and self.transport.can_write_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -131,6 +134,12 @@ class Pipe(asyncio.BaseProtocol):
             a.pending.clear()
             if a.flow is not None:
                 a.flow.resume(CONNECTING)
+        far = other.transport
+        if self.eof and far is not None:  # (it ended its side while we were connecting)
+            if far.can_write_eof():
+                far.write_eof()
+            else:
+                far.close()
 
     def on_deadline(self, now: float) -> None:
         return None

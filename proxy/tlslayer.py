@@ -20,7 +20,10 @@ of another mesh is not an error of this proxy); the application protocol is made
 `connection_made`, only once the handshake has completed, so the peer's certificate is there
 to read; back-pressure passes both ways (the TCP transport's `pause_writing` reaches the
 protocol above; its `pause_reading` pauses the socket); `close` sends close_notify first.
-A TLS connection is never half-open (`can_write_eof` is False), as with uvloop's.
+Unlike uvloop's, a connection can be half-closed (`write_eof` sends close_notify and reading
+goes on; a peer's close_notify reaches the protocol above as `eof_received`, which may keep
+the connection open to answer): what the L4 relays need to carry a TCP half-close across the
+mTLS hop, as they do over plain TCP.
 
 The SSL object is the `_ssl` one inside `ssl.SSLObject` (`SSLContext._wrap_bio`), whose
 `read`, `write` and `pending` are C methods: nothing interpreted per record. It is also what
@@ -69,6 +72,9 @@ class TlsLayer(asyncio.Protocol):
         self.reading = True  # (the protocol above's wish: `pause_reading` / `resume_reading`)
         self.closing = False
         self.write_paused = False  # the TCP transport asked to pause writing
+        self.peer_eof = False  # the peer's close_notify (or its FIN) came: it sends no more
+        self.eof_asked = False  # `write_eof`: this side sends no more
+        self.notified = False  # this side's close_notify is out
         self.done: asyncio.Future[None] | None = None  # client side: the handshake's outcome
         self._timer: asyncio.TimerHandle | None = None
         self._read_soon = False
@@ -97,10 +103,10 @@ class TlsLayer(asyncio.Protocol):
         if self.handshaking:
             self._fail(ConnectionResetError("the peer closed the connection in the TLS handshake"))
             return None
-        app = self.app
-        if app is not None and not self.closing:
-            app.eof_received()
-        return None  # (never half-open: the TCP transport closes, `connection_lost` follows)
+        if self.peer_eof:  # (after its close_notify: the protocol above has heard, and chose)
+            return True
+        # A FIN without close_notify: the end all the same, as a plain TCP peer's would be.
+        return True if self._peer_closed() else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
@@ -206,21 +212,28 @@ class TlsLayer(asyncio.Protocol):
                 return
             if not data:  # close_notify: the peer's last byte
                 self._flush()
-                self._peer_closed()
+                if not self.peer_eof:
+                    self._peer_closed()
                 return
             self.app.data_received(data)
             if self.closing or not self.reading or self.app is None:
                 break
             if incoming.pending == 0 and obj.pending() == 0:
                 break
-        if self.outgoing.pending:
+        if self.eof_asked and not self.notified and not self._buffered():
+            self._notify()  # (held back by `write_eof` until the buffers were read)
+        elif self.outgoing.pending:
             self._flush()  # (a key update's answer, an alert)
 
-    def _peer_closed(self) -> None:
+    def _peer_closed(self) -> bool:
+        """The peer sends no more: the protocol above hears it once, and says whether the
+        connection stays open for what it still has to send (a half-close, as over TCP)."""
+        self.peer_eof = True
         app = self.app
-        keep = app.eof_received() if app is not None and not self.closing else None
+        keep = bool(app.eof_received()) if app is not None and not self.closing else False
         if not keep:
             self.close()
+        return keep
 
     def _abort_with(self, exc: Exception) -> None:
         self.closing = True
@@ -237,7 +250,7 @@ class TlsLayer(asyncio.Protocol):
     # --- the transport of the protocol above ----------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.closing or not data:
+        if self.closing or self.eof_asked or not data:
             return
         try:
             self.obj.write(data)
@@ -258,20 +271,34 @@ class TlsLayer(asyncio.Protocol):
                 tcp.write(data)
 
     def can_write_eof(self) -> bool:
-        return False
+        return True
 
     def write_eof(self) -> None:
-        raise NotImplementedError("a TLS connection is not half-closed")
+        """Half-close: close_notify, and go on reading (TLS 1.3 lets either side close its
+        writing alone, RFC 8446 §6.1; OpenSSL reads after sending one, and writes after
+        receiving one). The TCP connection stays open both ways: a FIN would end the
+        peer's reading at the TCP layer as well."""
+        if self.closing or self.eof_asked:
+            return
+        self.eof_asked = True
+        if not self._buffered():
+            self._notify()
+        # (Otherwise once what is buffered has been read: `_ssl`'s shutdown calls SSL_shutdown
+        # a second time, which takes records in and discards application data after ours.)
+
+    def _notify(self) -> None:
+        self.notified = True
+        # close_notify into the outgoing BIO (then it waits for the peer's: `read` takes that)
+        with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+            self.obj.shutdown()
+        self._flush()
 
     def close(self) -> None:
         if self.closing:
             return
         self.closing = True
-        if not self.handshaking:
-            # close_notify into the outgoing BIO (it then waits for the peer's: nobody does)
-            with contextlib.suppress(ssl.SSLError, OSError, ValueError):
-                self.obj.shutdown()
-            self._flush()
+        if not self.handshaking and not self.notified:
+            self._notify()
         tcp = self.tcp
         if tcp is not None:
             tcp.close()  # after what it holds

@@ -330,14 +330,6 @@ def test_a_cancelled_connect_aborts_the_connection(
     assert uvloop.run(run()) == b""
 
 
-def test_the_layer_is_never_half_open(ca: CertificateAuthority, tmp_path: Path) -> None:
-    server_ctx, _ = _contexts(ca, tmp_path)
-    layer = tlslayer.TlsLayer(server_ctx, server_side=True, factory=Recorder)
-    assert layer.can_write_eof() is False
-    with pytest.raises(NotImplementedError):
-        layer.write_eof()
-
-
 def test_close_sends_close_notify_before_the_connection_ends(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:
@@ -376,3 +368,91 @@ def test_close_sends_close_notify_before_the_connection_ends(
 
     uvloop.run(run())
     assert got == [b"bye", b""]
+
+
+def test_a_half_close_lets_the_other_side_answer_and_then_end(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """The client sends, then `write_eof` (close_notify, still reading); the server hears the
+    end, keeps the connection to answer, then closes: the client gets the answer, then the
+    end. Both sides' protocols see one end each, in that order."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+
+    class AnswerAtEnd(Recorder):
+        def eof_received(self) -> bool | None:
+            self.events.append("eof")
+            self.transport.write(b"got:" + bytes(self.data))
+            self.transport.close()
+            return True
+
+    result: dict[str, Any] = {}
+
+    async def run() -> None:
+        apps: list[Recorder] = []
+
+        def factory() -> Recorder:
+            apps.append(AnswerAtEnd())
+            return apps[-1]
+
+        server = await _serve(factory, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Recorder()
+        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        assert transport.can_write_eof()
+        transport.write(b"question")
+        transport.write_eof()
+        transport.write(b"ignored")  # (nothing after the end)
+        result["lost"] = await asyncio.wait_for(client.lost, 5)
+        result["client"] = (bytes(client.data), client.events)
+        result["server"] = (bytes(apps[0].data), apps[0].events)
+        server.close()
+
+    uvloop.run(run())
+    assert result["client"] == (b"got:question", ["made", "data", "eof", "lost"])
+    assert result["server"] == (b"question", ["made", "data", "eof", "lost"])
+    assert result["lost"] is None
+
+
+def test_a_half_close_with_unread_records_waits_until_they_are_read(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """`write_eof` while reading is paused with records in the layer: close_notify goes only
+    once they are read (sent before, OpenSSL would take them in and drop them)."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    result: dict[str, Any] = {}
+
+    async def run() -> None:
+        apps: list[Recorder] = []
+
+        def factory() -> Recorder:
+            apps.append(Recorder())
+            return apps[-1]
+
+        server = await _serve(factory, server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = Recorder(pause_after_first=True)
+        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        for _ in range(100):
+            if apps:
+                break
+            await asyncio.sleep(0.01)
+        up = apps[0].transport
+        up.obj.write(b"one")
+        up.obj.write(b"two")
+        up._flush()
+        await asyncio.sleep(0.1)
+        transport.write_eof()  # "two" is still in the client's layer
+        result["notified_early"] = transport.notified
+        transport.resume_reading()
+        await asyncio.sleep(0.1)
+        result["client"] = bytes(client.data)
+        result["notified"] = transport.notified
+        result["server_events"] = list(apps[0].events)
+        transport.close()
+        server.close()
+
+    uvloop.run(run())
+    assert result["notified_early"] is False
+    assert result["client"] == b"onetwo"
+    assert result["notified"] is True
+    assert result["server_events"] == ["made", "eof", "lost"]  # (it chose not to stay)
