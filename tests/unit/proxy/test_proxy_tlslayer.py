@@ -456,3 +456,10 @@ def test_a_half_close_with_unread_records_waits_until_they_are_read(
     assert result["client"] == b"onetwo"
     assert result["notified"] is True
     assert result["server_events"] == ["made", "eof", "lost"]  # (it chose not to stay)
+
+
+def test_the_mesh_contexts_refuse_tls12_renegotiation(ca: CertificateAuthority) -> None:
+    """A renegotiation would make a write wait for the peer's handshake, which the layer does
+    not do (it aborts): OpenSSL refuses one instead, as nginx does."""
+    for ctx in (server_context(ca.cert_pem()), client_context(ca.cert_pem())):
+        assert ctx.options & ssl.OP_NO_RENEGOTIATION
