@@ -109,8 +109,8 @@ def _client(args: argparse.Namespace) -> ControlPlaneClient:
 
 def register_apply(sub: Any) -> None:
     p = sub.add_parser("apply", help="create or update resources in the local control plane")
-    p.add_argument(
-        "-f", "--filename", action="append", required=True, type=flags.path_text, metavar="PATH"
+    flags.add_filenames(
+        p, help="files, directories (recursive) or - for standard input; repeatable"
     )
     _namespace_flag(p)
     p.add_argument("--dry-run", action="store_true", help="admit only; store nothing")
@@ -299,7 +299,7 @@ def _sendable(obj: Sent, namespace: str | None) -> dict[str, Any]:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    loaded = _loaded(args.filename, namespace=args.namespace)
+    loaded = _loaded(args.paths, namespace=args.namespace)
     reply = _client(args).request(
         "POST",
         "/apis/smictl.io/v1/apply",

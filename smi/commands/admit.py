@@ -38,16 +38,8 @@ def register(sub: Any) -> None:
         description="Admit every SMI object of the files as a CREATE through built-in validation "
         "and the Rego policies; exit 1 when any object is denied (403) or invalid (422).",
     )
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="extend",
-        nargs="+",
-        required=True,
-        type=flags.path_text,
-        metavar="PATH",
-        help="files, directories (recursive) or - for standard input; repeatable",
+    flags.add_filenames(
+        p, help="files, directories (recursive) or - for standard input; repeatable"
     )
     p.add_argument(
         "--policies",

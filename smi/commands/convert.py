@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
         "pass through.",
     )
     flags.add_filenames(
-        p, help="file, directory (recursive) or - for standard input; repeatable, read in order"
+        p, help="files, directories (recursive) or - for standard input; repeatable, read in order"
     )
     p.add_argument(
         "--to",

@@ -22,13 +22,15 @@ def path_text(text: str) -> str:
 
 
 def add_filenames(p: argparse.ArgumentParser, *, help: str) -> None:
-    """`-f/--filename PATH` (repeatable, required) into `paths`: how every command that reads
-    manifests takes them."""
+    """`-f/--filename PATH [PATH ...]` (repeatable, required) into `paths`: how every command
+    that reads manifests takes them, as kubectl's `-f a -f b` and as a shell glob gives them
+    (`-f *.yaml`)."""
     p.add_argument(
         "-f",
         "--filename",
         dest="paths",
-        action="append",
+        action="extend",
+        nargs="+",
         required=True,
         type=path_text,
         metavar="PATH",

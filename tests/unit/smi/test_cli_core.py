@@ -121,7 +121,7 @@ def flag_error(capsys: Capsys, argv: list[str]) -> str:
             "validate",
             "argument -o/--output: invalid choice: 'xml' (choose from 'text', 'json')",
         ),
-        (["validate", "-f"], "validate", "argument -f/--filename: expected one argument"),
+        (["validate", "-f"], "validate", "argument -f/--filename: expected at least one argument"),
         (
             ["validate", "-f", "x", "--format", "nope"],
             "validate",
@@ -163,7 +163,7 @@ def test_a_refused_flag_value_keeps_its_code_last(capsys: Capsys) -> None:
 
 
 def test_a_newline_in_a_mistaken_argument_stays_on_the_line(capsys: Capsys) -> None:
-    line = flag_error(capsys, ["validate", "-f", "x", "a\nb"])
+    line = flag_error(capsys, ["validate", "-f", "x", "-o", "text", "a\nb"])
     assert line.startswith("smictl validate: error: unrecognized arguments: a\\nb (see")
 
 
