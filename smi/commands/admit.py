@@ -207,6 +207,8 @@ def _remote_ca(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from smi.compiler.checks import context_duplicates
+    from smi.errors import warnings_of
     from smi.loading import load_paths, nothing_to_do
     from smi.policy.admission import admit_loaded
     from smi.policy.policyset import PolicySet, read_parameters
@@ -226,9 +228,13 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_paths(args.paths, default_namespace=args.namespace)
     results = admit_loaded(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
+    # Identical copies of a Service or a workload warn as in `validate` (SMI3008); no object
+    # is admitted for them, so they go with the files' notes. (Different copies are errors,
+    # and invalid results of their own.)
+    copies = warnings_of(context_duplicates(loaded.context))
     report = AdmitReport(
         results=tuple(results),
-        load_diagnostics=(*loaded.diagnostics, *([] if empty is None else [empty])),
+        load_diagnostics=(*loaded.diagnostics, *copies, *([] if empty is None else [empty])),
         policies=policies.policies,
     )
     text = render(report, args.format, quiet=args.quiet)
