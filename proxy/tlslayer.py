@@ -72,13 +72,15 @@ class TlsLayer(asyncio.Protocol):
         self.reading = True  # (the protocol above's wish: `pause_reading` / `resume_reading`)
         self.closing = False
         self.write_paused = False  # the TCP transport asked to pause writing
-        self.peer_eof = False  # the peer's close_notify (or its FIN) came: it sends no more
+        self.peer_eof = False  # the protocol above heard the end (close_notify, or a FIN)
+        self.fin = False  # the TCP connection's end came: no more bytes to read from it
         self.eof_asked = False  # `write_eof`: this side sends no more
         self.notified = False  # this side's close_notify is out
         self.done: asyncio.Future[None] | None = None  # client side: the handshake's outcome
         self._timer: asyncio.TimerHandle | None = None
         self._read_soon = False
         self._error: Exception | None = None  # why this side aborted, for `connection_lost`
+        self.lost = False  # the TCP connection ended before a protocol was attached
 
     # --- the TCP transport's protocol ---------------------------------------------------------
 
@@ -92,6 +94,10 @@ class TlsLayer(asyncio.Protocol):
             self._handshake()  # the ClientHello
 
     def data_received(self, data: bytes) -> None:
+        if self.peer_eof:
+            # After its close_notify, what a peer sends is ignored (RFC 8446 §6.1); kept, a
+            # peer could fill this process's memory while the connection stays half-open.
+            return
         self.incoming.write(data)
         if self.handshaking:
             self._handshake()
@@ -103,7 +109,12 @@ class TlsLayer(asyncio.Protocol):
         if self.handshaking:
             self._fail(ConnectionResetError("the peer closed the connection in the TLS handshake"))
             return None
+        self.fin = True
         if self.peer_eof:  # (after its close_notify: the protocol above has heard, and chose)
+            return True
+        if self.app is None or not self.reading or self._buffered():
+            # Records are still to be read (the protocol above paused, or is not attached
+            # yet): the end comes after them (`_read_app`). The TCP transport stays open.
             return True
         # A FIN without close_notify: the end all the same, as a plain TCP peer's would be.
         return True if self._peer_closed() else None
@@ -122,6 +133,10 @@ class TlsLayer(asyncio.Protocol):
         app, self.app = self.app, None
         if app is not None:
             app.connection_lost(exc if exc is not None else self._error)
+        else:  # (client side, between the handshake and `attach`)
+            self.lost = True
+            if self._error is None:
+                self._error = exc
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -187,9 +202,13 @@ class TlsLayer(asyncio.Protocol):
         """Give the connection to `protocol` (after the handshake), and it what came already."""
         self.app = protocol
         protocol.connection_made(self)  # type: ignore[arg-type]
+        if self.lost:
+            self.app = None
+            protocol.connection_lost(self._error)
+            return
         if self.write_paused:
             protocol.pause_writing()
-        if self._buffered() and self.reading and not self.closing:
+        if (self._buffered() or self.fin) and self.reading and not self.closing:
             self._read_app()
 
     # --- reading ------------------------------------------------------------------------------
@@ -211,6 +230,7 @@ class TlsLayer(asyncio.Protocol):
                 self._abort_with(exc)
                 return
             if not data:  # close_notify: the peer's last byte
+                self.incoming.read()  # (anything after it is ignored: see `data_received`)
                 self._flush()
                 if not self.peer_eof:
                     self._peer_closed()
@@ -224,6 +244,8 @@ class TlsLayer(asyncio.Protocol):
             self._notify()  # (held back by `write_eof` until the buffers were read)
         elif self.outgoing.pending:
             self._flush()  # (a key update's answer, an alert)
+        if self.fin and self.reading and not (self.peer_eof or self.closing or self._buffered()):
+            self._peer_closed()  # (the FIN that came while records were unread)
 
     def _peer_closed(self) -> bool:
         """The peer sends no more: the protocol above hears it once, and says whether the
@@ -243,9 +265,29 @@ class TlsLayer(asyncio.Protocol):
             tcp.abort()
 
     def _resume_read(self) -> None:
+        """What came while reading was paused, then the socket again (not before: the end of
+        the connection must not overtake the records still here)."""
         self._read_soon = False
-        if self.app is not None and self.reading and not self.closing and self._buffered():
-            self._read_app()
+        if self.app is None or not self.reading or self.closing:
+            return
+        try:
+            if self._buffered() or (self.fin and not self.peer_eof):
+                self._read_app()
+        except Exception as exc:
+            # (As uvloop does when `data_received` fails on a read from the socket; from a
+            # callback of ours, the loop would only log it and leave the connection open.)
+            asyncio.get_running_loop().call_exception_handler(
+                {
+                    "message": "Fatal error: protocol.data_received() call failed.",
+                    "exception": exc,
+                    "protocol": self.app,
+                }
+            )
+            self._abort_with(exc)
+            return
+        tcp = self.tcp
+        if self.reading and not (self.closing or self.fin) and tcp and not tcp.is_closing():
+            tcp.resume_reading()
 
     # --- the transport of the protocol above ----------------------------------------------------
 
@@ -324,13 +366,16 @@ class TlsLayer(asyncio.Protocol):
         if self.reading:
             return
         self.reading = True
+        if self._buffered() or self.fin:
+            # Not now (the caller may be inside a callback of the protocol above), and the
+            # socket only after them (`_resume_read`).
+            if not self._read_soon:
+                self._read_soon = True
+                asyncio.get_running_loop().call_soon(self._resume_read)
+            return
         tcp = self.tcp
         if tcp is not None and not tcp.is_closing():
             tcp.resume_reading()
-        if not self._read_soon and self._buffered():
-            # (Not now: the caller may be inside a callback of the protocol above.)
-            self._read_soon = True
-            asyncio.get_running_loop().call_soon(self._resume_read)
 
     def is_reading(self) -> bool:
         return self.reading
@@ -401,9 +446,9 @@ async def connect(
     assert done is not None
     try:
         await done
+        protocol = factory()
+        layer.attach(protocol)
     except BaseException:
         layer.abort()
         raise
-    protocol = factory()
-    layer.attach(protocol)
     return layer, protocol
