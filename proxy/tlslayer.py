@@ -258,11 +258,8 @@ class TlsLayer(asyncio.Protocol):
         return keep
 
     def _abort_with(self, exc: Exception) -> None:
-        self.closing = True
         self._error = exc
-        tcp = self.tcp
-        if tcp is not None:
-            tcp.abort()
+        self.abort()
 
     def _resume_read(self) -> None:
         """What came while reading was paused, then the socket again (not before: the end of

@@ -8,9 +8,11 @@ passes both ways, and nothing is lost or reordered around `pause_reading`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,27 @@ async def _serve(factory: Any, server_ctx: ssl.SSLContext, handshake: float = 5.
     return await loop.create_server(made, "127.0.0.1", 0)
 
 
+async def _connected(
+    server_ctx: ssl.SSLContext,
+    client_ctx: ssl.SSLContext,
+    make_app: Callable[[], Recorder],
+    client: Recorder | None = None,
+) -> tuple[Any, list[Recorder], Any, Recorder]:
+    """A server whose protocols `make_app` makes (each kept in the list returned), and a
+    client connected to it: (server, its protocols, the client's transport, its protocol)."""
+    apps: list[Recorder] = []
+
+    def factory() -> Recorder:
+        apps.append(make_app())
+        return apps[-1]
+
+    server = await _serve(factory, server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    proto = client if client is not None else Recorder()
+    transport, _ = await tlslayer.connect(lambda: proto, "127.0.0.1", port, client_ctx)
+    return server, apps, transport, proto
+
+
 def test_a_round_trip_with_verified_identities_both_ways(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:
@@ -108,17 +131,8 @@ def test_a_round_trip_with_verified_identities_both_ways(
     seen: dict[str, Any] = {}
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            app = Recorder(echo=True)
-            apps.append(app)
-            return app
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        client = Recorder()
-        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        echo = functools.partial(Recorder, echo=True)
+        server, apps, transport, client = await _connected(server_ctx, client_ctx, echo)
         transport.write(b"ping")
         for _ in range(200):
             if client.data:
@@ -232,16 +246,9 @@ def test_a_read_paused_inside_a_callback_loses_and_reorders_nothing(
     result: dict[str, Any] = {}
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            apps.append(Recorder(pause_after_first=True))
-            return apps[-1]
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        transport, _ = await tlslayer.connect(Recorder, "127.0.0.1", port, client_ctx)
-        layer = transport
+        pausing = functools.partial(Recorder, pause_after_first=True)
+        server, apps, layer, _ = await _connected(server_ctx, client_ctx, pausing)
+        transport = layer
         # Three records, one TCP write: encrypted by the client's layer, sent together.
         layer.obj.write(b"one")
         layer.obj.write(b"two")
@@ -271,16 +278,7 @@ def test_back_pressure_reaches_the_protocol_above(ca: CertificateAuthority, tmp_
     result: dict[str, Any] = {}
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            apps.append(Recorder())
-            return apps[-1]
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        client = Recorder()
-        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        server, apps, transport, _ = await _connected(server_ctx, client_ctx, Recorder)
         transport.pause_reading()  # the client reads nothing more
         for _ in range(100):
             if apps:
@@ -392,16 +390,7 @@ def test_a_half_close_lets_the_other_side_answer_and_then_end(
     result: dict[str, Any] = {}
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            apps.append(AnswerAtEnd())
-            return apps[-1]
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        client = Recorder()
-        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        server, apps, transport, client = await _connected(server_ctx, client_ctx, AnswerAtEnd)
         assert transport.can_write_eof()
         transport.write(b"question")
         transport.write_eof()
@@ -426,16 +415,8 @@ def test_a_half_close_with_unread_records_waits_until_they_are_read(
     result: dict[str, Any] = {}
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            apps.append(Recorder())
-            return apps[-1]
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
         client = Recorder(pause_after_first=True)
-        transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+        server, apps, transport, _ = await _connected(server_ctx, client_ctx, Recorder, client)
         for _ in range(100):
             if apps:
                 break
@@ -530,15 +511,7 @@ def test_bytes_after_the_peers_close_notify_are_not_kept(
             return True
 
     async def run() -> None:
-        apps: list[Recorder] = []
-
-        def factory() -> Recorder:
-            apps.append(StayOpen())
-            return apps[-1]
-
-        server = await _serve(factory, server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        transport, _ = await tlslayer.connect(Recorder, "127.0.0.1", port, client_ctx)
+        server, apps, transport, _ = await _connected(server_ctx, client_ctx, StayOpen)
         transport.write(b"question")
         transport.write_eof()
         junk = b"\x17\x03\x03" + b"x" * 65536
