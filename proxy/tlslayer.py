@@ -48,6 +48,10 @@ CLIENT_HANDSHAKE_TIMEOUT: Final = 60.0
 
 
 class TlsLayer(asyncio.Protocol):
+    """One TLS connection: the TCP transport's protocol below, the protocol's transport above
+    (see the module's docstring). Server side, it makes the protocol with `factory` once the
+    handshake is done; client side, `connect` attaches one."""
+
     def __init__(
         self,
         context: ssl.SSLContext,
@@ -85,10 +89,9 @@ class TlsLayer(asyncio.Protocol):
     # --- the TCP transport's protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = self.tcp = cast(asyncio.Transport, transport)
+        self.tcp = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self.handshake_timeout, self._handshake_expired)
-        del tcp
         if not self.server_side:
             self.done = loop.create_future()
             self._handshake()  # the ClientHello
