@@ -109,9 +109,7 @@ def _client(args: argparse.Namespace) -> ControlPlaneClient:
 
 def register_apply(sub: Any) -> None:
     p = sub.add_parser("apply", help="create or update resources in the local control plane")
-    flags.add_filenames(
-        p, help="files, directories (recursive) or - for standard input; repeatable"
-    )
+    flags.add_filenames(p)
     _namespace_flag(p)
     p.add_argument("--dry-run", action="store_true", help="admit only; store nothing")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")

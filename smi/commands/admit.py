@@ -38,9 +38,7 @@ def register(sub: Any) -> None:
         description="Admit every SMI object of the files as a CREATE through built-in validation "
         "and the Rego policies; exit 1 when any object is denied (403) or invalid (422).",
     )
-    flags.add_filenames(
-        p, help="files, directories (recursive) or - for standard input; repeatable"
-    )
+    flags.add_filenames(p)
     p.add_argument(
         "--policies",
         action="append",
@@ -207,10 +205,8 @@ def _remote_ca(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smi.compiler.checks import context_duplicates
-    from smi.errors import warnings_of
     from smi.loading import load_paths, nothing_to_do
-    from smi.policy.admission import admit_loaded
+    from smi.policy.admission import admit_set
     from smi.policy.policyset import PolicySet, read_parameters
     from smi.policy.report import AdmitReport, render
 
@@ -226,12 +222,8 @@ def run(args: argparse.Namespace) -> int:
     for line in empty_policy_dirs(args.policies, policies.policies):
         print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
-    results = admit_loaded(loaded, policies, strict=args.strict)
+    results, copies = admit_set(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
-    # Identical copies of a Service or a workload warn as in `validate` (SMI3008); no object
-    # is admitted for them, so they go with the files' notes. (Different copies are errors,
-    # and invalid results of their own.)
-    copies = warnings_of(context_duplicates(loaded.context))
     report = AdmitReport(
         results=tuple(results),
         load_diagnostics=(*loaded.diagnostics, *copies, *([] if empty is None else [empty])),

@@ -27,9 +27,7 @@ if TYPE_CHECKING:  # the compiler is imported when a command runs, not at CLI st
 
 
 def add_input_arguments(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
-    flags.add_filenames(
-        p, help="files, directories (recursive) or - for standard input; repeatable"
-    )
+    flags.add_filenames(p)
     p.add_argument(
         "-n", "--namespace", default="default", type=flags.namespace,
         help="namespace of objects that name none (default: %(default)s)",

@@ -51,9 +51,7 @@ def register(sub: Any) -> None:
         "GROUP/VERSION (through the unversioned hub; lossless round trips). Other documents "
         "pass through.",
     )
-    flags.add_filenames(
-        p, help="files, directories (recursive) or - for standard input; repeatable, read in order"
-    )
+    flags.add_filenames(p, help=f"{flags.FILENAMES_HELP}, read in order")
     p.add_argument(
         "--to",
         required=True,

@@ -21,7 +21,10 @@ def path_text(text: str) -> str:
     return text
 
 
-def add_filenames(p: argparse.ArgumentParser, *, help: str) -> None:
+FILENAMES_HELP = "files, directories (recursive) or - for standard input; repeatable"
+
+
+def add_filenames(p: argparse.ArgumentParser, *, help: str = FILENAMES_HELP) -> None:
     """`-f/--filename PATH [PATH ...]` (repeatable, required) into `paths`: how every command
     that reads manifests takes them, as kubectl's `-f a -f b` and as a shell glob gives them
     (`-f *.yaml`)."""

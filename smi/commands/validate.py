@@ -45,9 +45,7 @@ def register(sub: Any) -> None:
         description="Load SMI manifests and report every problem with file:line, field path "
         "and code. Exit 0 when valid, 1 when any error is found.",
     )
-    flags.add_filenames(
-        p, help="files, directories (recursive) or - for standard input; repeatable"
-    )
+    flags.add_filenames(p)
     p.add_argument(
         "-o",
         "--output",

@@ -56,7 +56,7 @@ def validate(
         if whole_set:
             index = _Index.build(checked, context, namespaces=None)
             found = _check(checked, index, whole_set=True, strict=strict)
-            return found + list(context_duplicates(context))
+            return found + list(_context_duplicates(context))
         # admission: index only the namespaces the subjects can reference
         index = _Index.build(
             [*resources, *checked], context, namespaces=_namespaces_referenced(checked)
@@ -424,7 +424,7 @@ def _duplicate(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
         yield from _copies(first, resource, path="metadata.name")
 
 
-def context_duplicates(context: Sequence[ContextObject]) -> Iterator[Diagnostic]:
+def _context_duplicates(context: Sequence[ContextObject]) -> Iterator[Diagnostic]:
     """SMI3008 for the context objects (Services, workloads, ...) as for SMI ones: two
     different copies of a Service made the MeshPolicy depend on the order of the files, and
     `smictl explain` read another copy than compile. Located at the later copy's first line

@@ -181,6 +181,15 @@ def admit_loaded(
     load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
 ) -> list[AdmissionResult]:
     """Decide every SMI object of loaded files, each as a CREATE against all the others."""
+    return admit_set(load, policies, strict=strict, username=username)[0]
+
+
+def admit_set(
+    load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
+) -> tuple[list[AdmissionResult], list[Diagnostic]]:
+    """`admit_loaded`'s results, and the warnings of the set's context objects (identical
+    copies of a Service or a workload, SMI3008, as `validate` gives them): no object is
+    admitted for those, so they are notes beside the results."""
     inventory = Inventory.of(load.resources, load.context)
     found = validate(load.resources, load.context, strict=strict)
     grouped: dict[tuple[str, str | None], list[Diagnostic]] = {}
@@ -196,12 +205,15 @@ def admit_loaded(
     # What is left belongs to no SMI object: two different copies of a Service or a workload
     # (SMI3008), which `validate` refuses and `smictl apply` too. Dropped here, `admit` passed
     # a set whose MeshPolicy depends on the order of its files.
+    notes: list[Diagnostic] = []
     for ctx in load.context:
         mine = grouped.pop((ctx.key, ctx.source.file), [])  # (once per key and file)
         if errors_of(mine):
             uid = _uid_of(ctx.source, ctx.key)
             results.append(_invalid(uid, mine, object_ref=ctx.key, source=ctx.source))
-    return results
+        else:
+            notes.extend(mine)
+    return results, notes
 
 
 def _uid(resource: Resource) -> str:
