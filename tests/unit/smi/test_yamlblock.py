@@ -5,6 +5,7 @@ full parser reads it and reports its errors."""
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from typing import Any
 
@@ -322,3 +323,53 @@ def test_flow_collections_the_fast_path_reads_read_the_same(
     flow: str, prefix: str, suffix: str
 ) -> None:
     assert_same_as_full_parser(f"{prefix}{flow}{suffix}\n")
+
+
+def test_sequence_entries_and_flow_lists_read_whole_on_every_python_3_11() -> None:
+    # On CPython before 3.11.5 (Debian 12 ships 3.11.2), `re` matched possessive quantifiers
+    # wrongly where the repeated part can backtrack: this path once read `- GET` as `ET` and
+    # `- port: 8080` as a string there.
+    docs = parse_block("methods:\n- GET\n- HEAD\nports: [8080, '9090']\nmatch:\n- port: 8080\n")
+    assert docs is not None
+    assert docs[0].value == {
+        "methods": ["GET", "HEAD"],
+        "ports": [8080, "9090"],
+        "match": [{"port": 8080}],
+    }
+
+
+def _possessive(pattern: re.Pattern[str]) -> bool:
+    """Whether the pattern holds a possessive quantifier (`*+`, `++`, `?+`, `{m,n}+`)."""
+    from re import _constants, _parser  # type: ignore[attr-defined]
+
+    def walk(node: object) -> bool:
+        if isinstance(node, _parser.SubPattern):
+            return any(walk(item) for item in node)
+        if isinstance(node, (list, tuple)):
+            if node and node[0] is _constants.POSSESSIVE_REPEAT:
+                return True
+            return any(walk(item) for item in node)
+        return False
+
+    return walk(_parser.parse(pattern.pattern, pattern.flags))
+
+
+def test_no_module_pattern_uses_possessive_quantifiers() -> None:
+    """Atomic groups (`(?>x*)`) say the same, and every 3.11 release matches them right."""
+    import importlib
+    import pkgutil
+
+    import proxy
+    import smi
+
+    found = []
+    for package in (smi, proxy):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            patterns = [(n, v) for n, v in vars(module).items() if isinstance(v, re.Pattern)]
+            for name, pattern in patterns:
+                if isinstance(pattern.pattern, str) and _possessive(pattern):
+                    found.append(f"{info.name}.{name}")
+    assert _possessive(re.compile("a*+b"))  # (the check itself finds one)
+    assert not _possessive(re.compile("(?>a*)b"))
+    assert found == []
