@@ -1,0 +1,328 @@
+"""What a request costs a proxy whose caches went cold, counted instead of timed.
+
+At an even 1,000 requests/s a proxy sleeps between requests, and what a request costs it then is
+set by how many cache lines of code and data it must fetch again, not by how many instructions
+it runs (docs/proxy.md, "The interpreter"). Timing that is noisy; counting it is not. This runs
+the plain hop's request path in-process (the bench's router, the proxy's protocols on null
+transports, as `bench_proxy.py --micro`) and, for comparison, a bare httptools relay of the shape
+of bench_floor.py, under valgrind's callgrind with a simulated cache: a 4 MiB buffer is read
+between calls (more than the simulated 1 MiB last level holds), and only the protocols' entry
+points are collected. Lines fetched from memory per request (both directions) are the figure;
+it moves only when the code does.
+
+    python bench/bench_cold.py            # both, 200 requests each (about a minute)
+    python bench/bench_cold.py hop -n 50
+    python bench/bench_cold.py --timed    # timed instead: µs per wake-up, caches evicted
+                                          # by another process on the same core
+
+(`--timed` is noisy, ±15 % between runs: compare variants in alternating runs.)
+
+Needs valgrind (a Debian package; installed here). Writes bench/results/cold.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results" / "cold.json"
+EVICT_BYTES = 4 << 20
+CACHE = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
+# What is collected: the C entry points of each side's `data_received` (the bare relay's are
+# interpreted, so its parser's `feed_data`, which runs its callbacks and writes, stands for them).
+TOGGLES = {
+    "hop": [
+        "CPyPy_server___HttpProxy___data_received",
+        "CPyPy_upstream___UpstreamConnection___data_received",
+    ],
+    "bare": ["__pyx_pw_9httptools_6parser_6parser_10HttpParser_13feed_data"],
+}
+EVENTS = ["Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"]
+
+
+# --- inside valgrind ------------------------------------------------------------------------
+
+
+class _Null:
+    """Just enough of a transport for both relays; writes go nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _bare() -> tuple[Any, Any]:
+    """A relay that parses both ways with httptools and does nothing else (bench_floor.py)."""
+    import httptools
+
+    class Up:
+        def __init__(self) -> None:
+            self.parser = httptools.HttpResponseParser(self)
+            self.transport = _Null()
+            self.down: Any = None
+            self.last = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.last = data
+            self.parser.feed_data(data)
+
+        def on_message_complete(self) -> None:
+            down, self.down = self.down, None
+            down.done(self)
+
+    class Down:
+        def __init__(self, up: Up) -> None:
+            self.parser = httptools.HttpRequestParser(self)
+            self.transport = _Null()
+            self.pool = [up]
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf = data
+            self.parser.feed_data(data)
+
+        def on_url(self, url: bytes) -> None:
+            pass
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            pass
+
+        def on_message_complete(self) -> None:
+            up = self.pool.pop()
+            up.down = self
+            up.transport.write(self.buf)
+
+        def done(self, up: Up) -> None:
+            self.transport.write(up.last)
+            self.pool.append(up)
+
+    up = Up()
+    return Down(up), up
+
+
+async def _hop() -> tuple[Any, Any]:
+    sys.path.insert(0, str(BENCH))
+    import bench_proxy
+
+    from proxy.exchange import Limits
+    from proxy.server import HttpProxy
+    from proxy.state import ServerState
+    from proxy.upstream import ConnectionPool, Target, UpstreamConnection
+
+    _, router = bench_proxy.plain_hop_router(9)
+    upstreams: list[UpstreamConnection] = []
+
+    async def connect(pool: ConnectionPool, target: Target) -> UpstreamConnection:
+        conn = UpstreamConnection(pool, target)
+        conn.connection_made(_Null())  # type: ignore[arg-type]
+        upstreams.append(conn)
+        return conn
+
+    hop = HttpProxy(
+        router=router,
+        pool=ConnectionPool(connector=connect),
+        state=ServerState(),
+        limits=Limits(),
+    )
+    hop.connection_made(_Null())  # type: ignore[arg-type]
+    hop.data_received(bench_proxy.MICRO_REQUEST)
+    for _ in range(10):  # the first request opens the upstream connection
+        await asyncio.sleep(0)
+    upstreams[0].data_received(bench_proxy.MICRO_RESPONSE)
+    return hop, upstreams[0]
+
+
+async def _inner(which: str, requests: int) -> None:
+    sys.path.insert(0, str(BENCH))
+    from bench_proxy import MICRO_REQUEST, MICRO_RESPONSE
+
+    down, up = await _hop() if which == "hop" else _bare()
+    evict = bytearray(os.urandom(1 << 20)) * (EVICT_BYTES >> 20)
+    for _ in range(50):  # one-time caches filled (split plans, lower-cased names)
+        down.data_received(MICRO_REQUEST)
+        up.data_received(MICRO_RESPONSE)
+    for _ in range(requests):
+        evict.count(b"\x00\x01\x02")
+        down.data_received(MICRO_REQUEST)
+        evict.count(b"\x00\x01\x02")
+        up.data_received(MICRO_RESPONSE)
+
+
+async def _timed(which: str, requests: int) -> tuple[float, float]:
+    down, up = await _hop() if which == "hop" else _bare()
+    return _wakeups(down, up, requests)
+
+
+def _wakeups(down: Any, up: Any, requests: int) -> tuple[float, float]:
+    """Median µs of the request and the response wake-up, each after a process pinned to the
+    same core has read the eviction buffer (as the client and the app do between requests)."""
+    import statistics
+    import time
+
+    sys.path.insert(0, str(BENCH))
+    from bench_proxy import MICRO_REQUEST, MICRO_RESPONSE
+
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    asks, answers = os.pipe(), os.pipe()
+    child = os.fork()
+    if child == 0:  # the evictor
+        evict = bytearray(os.urandom(1 << 20)) * (EVICT_BYTES >> 20)
+        while os.read(asks[0], 1) == b"x":
+            evict.count(b"\x00\x01\x02")
+            os.write(answers[1], b"k")
+        os._exit(0)
+
+    def evicted() -> None:
+        os.write(asks[1], b"x")
+        os.read(answers[0], 1)
+
+    clock = time.perf_counter_ns
+    request, response = [], []
+    try:
+        for _ in range(requests):
+            evicted()
+            started = clock()
+            down.data_received(MICRO_REQUEST)
+            request.append(clock() - started)
+            evicted()
+            started = clock()
+            up.data_received(MICRO_RESPONSE)
+            response.append(clock() - started)
+    finally:
+        os.write(asks[1], b"q")
+        os.waitpid(child, 0)
+    return statistics.median(request) / 1000, statistics.median(response) / 1000
+
+
+# --- outside ----------------------------------------------------------------------------------
+
+
+def _rows(annotated: str) -> list[tuple[dict[str, int], str]]:
+    """(events, "file:function [object]") per function of `callgrind_annotate`'s table."""
+    rows = []
+    for line in annotated.splitlines():
+        tokens, nums, i = line.split(), [], 0
+        while i < len(tokens) and len(nums) < len(EVENTS):
+            token = tokens[i]
+            if token == ".":
+                nums.append(0)
+            elif re.fullmatch(r"[\d,]+", token):
+                nums.append(int(token.replace(",", "")))
+                if i + 1 < len(tokens) and tokens[i + 1].startswith("("):
+                    while not tokens[i + 1].endswith(")"):
+                        i += 1
+                    i += 1
+            else:
+                break
+            i += 1
+        if len(nums) == len(EVENTS) and i < len(tokens):
+            rows.append((dict(zip(EVENTS, nums, strict=True)), " ".join(tokens[i:])))
+    return rows
+
+
+def measure(which: str, requests: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cold-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        toggles = [f"--toggle-collect={name}" for name in TOGGLES[which]]
+        inner = [sys.executable, str(Path(__file__).resolve()), "--inner", which]
+        cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHE, *toggles]
+        cmd += ["--collect-atstart=no", f"--callgrind-out-file={out}", *inner, str(requests)]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
+        annotate = ["callgrind_annotate", "--auto=no", "--threshold=100", str(out)]
+        text = subprocess.run(annotate, check=True, capture_output=True, text=True).stdout
+    rows = _rows(text)
+    totals = next((e for e, name in rows if "PROGRAM TOTALS" in name), None)
+    functions = [(e, name) for e, name in rows if "PROGRAM TOTALS" not in name]
+    if totals is None:
+        totals = {k: sum(e[k] for e, _ in functions) for k in EVENTS}
+    by_object: Counter[str] = Counter()
+    for events, name in functions:
+        found = re.search(r"\[([^\]]*)\]\s*$", name)
+        obj = found.group(1).rsplit("/", 1)[-1].split(".cpython")[0] if found else "?"
+        by_object[obj] += events["ILmr"] + events["DLmr"] + events["DLmw"]
+    per = {k: round(v / requests) for k, v in totals.items()}
+    return {
+        "requests": requests,
+        "per_request": per,
+        "cold_lines_per_request": per["ILmr"] + per["DLmr"] + per["DLmw"],
+        "cold_lines_by_object": {k: round(v / requests) for k, v in by_object.most_common(6)},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", nargs="*", help="hop, bare (default: both)")
+    parser.add_argument("-n", "--requests", type=int, default=200)
+    parser.add_argument("--inner", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="20 requests each")
+    parser.add_argument("--timed", action="store_true", help="time wake-ups (no valgrind)")
+    args = parser.parse_args()
+    if args.inner:
+        import uvloop
+
+        uvloop.run(_inner(args.inner, args.requests))
+        return 0
+    unknown = [w for w in args.which if w not in TOGGLES]
+    if unknown:
+        parser.error(f"unknown: {', '.join(unknown)} (hop, bare)")
+    if args.timed:
+        import uvloop
+
+        for which in args.which or ["hop", "bare"]:
+            req, resp = uvloop.run(_timed(which, max(args.requests, 1000)))
+            print(f"{which:5} cold wake-up, µs (median): request {req:6.2f}  response {resp:6.2f}")
+        return 0
+    if shutil.which("valgrind") is None:
+        print("bench_cold: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 1
+    requests = 20 if args.quick else args.requests
+    results = {"python": sys.version.split()[0], "cache": CACHE, "evict_bytes": EVICT_BYTES}
+    for which in args.which or ["hop", "bare"]:
+        results[which] = measure(which, requests)
+        r = results[which]
+        print(
+            f"{which:5} cold lines per request {r['cold_lines_per_request']:5}  "
+            f"instructions {r['per_request']['Ir']:6}  by object {r['cold_lines_by_object']}"
+        )
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
