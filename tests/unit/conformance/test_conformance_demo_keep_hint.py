@@ -36,6 +36,9 @@ def test_the_kept_mesh_hint_names_a_smictl_that_runs(
     monkeypatch.setattr(demo.time, "sleep", stop)
     with pytest.raises(_Stop):
         shown.keep()
+    # (`demo.time` is the time module: `subprocess.run` below polls with `time.sleep` whenever
+    # the child is still running, as on a busy machine, and would stop there.)
+    monkeypatch.undo()
     [line] = [x for x in out.getvalue().splitlines() if "apply a change" in x]
     command = line.split("apply a change", 1)[1].split()
     program = command[0]
