@@ -23,7 +23,6 @@ Needs valgrind (a Debian package; installed here). Writes bench/results/cold.jso
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -54,45 +53,17 @@ EVENTS = ["Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"]
 # --- inside valgrind ------------------------------------------------------------------------
 
 
-class _Null:
-    """Just enough of a transport for both relays; writes go nowhere."""
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
 def _bare() -> tuple[Any, Any]:
     """A relay that parses both ways with httptools and does nothing else (bench_floor.py)."""
     import httptools
 
+    sys.path.insert(0, str(BENCH))
+    from bench_proxy import _NullTransport
+
     class Up:
         def __init__(self) -> None:
             self.parser = httptools.HttpResponseParser(self)
-            self.transport = _Null()
+            self.transport = _NullTransport()
             self.down: Any = None
             self.last = b""
 
@@ -107,7 +78,7 @@ def _bare() -> tuple[Any, Any]:
     class Down:
         def __init__(self, up: Up) -> None:
             self.parser = httptools.HttpRequestParser(self)
-            self.transport = _Null()
+            self.transport = _NullTransport()
             self.pool = [up]
             self.buf = b""
 
@@ -136,34 +107,9 @@ def _bare() -> tuple[Any, Any]:
 
 async def _hop() -> tuple[Any, Any]:
     sys.path.insert(0, str(BENCH))
-    import bench_proxy
+    from bench_proxy import micro_hop
 
-    from proxy.exchange import Limits
-    from proxy.server import HttpProxy
-    from proxy.state import ServerState
-    from proxy.upstream import ConnectionPool, Target, UpstreamConnection
-
-    _, router = bench_proxy.plain_hop_router(9)
-    upstreams: list[UpstreamConnection] = []
-
-    async def connect(pool: ConnectionPool, target: Target) -> UpstreamConnection:
-        conn = UpstreamConnection(pool, target)
-        conn.connection_made(_Null())  # type: ignore[arg-type]
-        upstreams.append(conn)
-        return conn
-
-    hop = HttpProxy(
-        router=router,
-        pool=ConnectionPool(connector=connect),
-        state=ServerState(),
-        limits=Limits(),
-    )
-    hop.connection_made(_Null())  # type: ignore[arg-type]
-    hop.data_received(bench_proxy.MICRO_REQUEST)
-    for _ in range(10):  # the first request opens the upstream connection
-        await asyncio.sleep(0)
-    upstreams[0].data_received(bench_proxy.MICRO_RESPONSE)
-    return hop, upstreams[0]
+    return await micro_hop()
 
 
 async def _inner(which: str, requests: int) -> None:
@@ -255,13 +201,14 @@ def _rows(annotated: str) -> list[tuple[dict[str, int], str]]:
     return rows
 
 
-def measure(which: str, requests: int) -> dict[str, Any]:
+def _collect(which: str, requests: int) -> tuple[dict[str, int], Counter[str]]:
+    """Event totals, and lines fetched by object, of one run of `requests` after the warm-up."""
     with tempfile.TemporaryDirectory(prefix="cold-") as tmp:
         out = Path(tmp) / "callgrind.out"
         toggles = [f"--toggle-collect={name}" for name in TOGGLES[which]]
         inner = [sys.executable, str(Path(__file__).resolve()), "--inner", which]
         cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHE, *toggles]
-        cmd += ["--collect-atstart=no", f"--callgrind-out-file={out}", *inner, str(requests)]
+        cmd += ["--collect-atstart=no", f"--callgrind-out-file={out}", *inner, "-n", str(requests)]
         subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
         annotate = ["callgrind_annotate", "--auto=no", "--threshold=100", str(out)]
         text = subprocess.run(annotate, check=True, capture_output=True, text=True).stdout
@@ -275,7 +222,16 @@ def measure(which: str, requests: int) -> dict[str, Any]:
         found = re.search(r"\[([^\]]*)\]\s*$", name)
         obj = found.group(1).rsplit("/", 1)[-1].split(".cpython")[0] if found else "?"
         by_object[obj] += events["ILmr"] + events["DLmr"] + events["DLmw"]
-    per = {k: round(v / requests) for k, v in totals.items()}
+    return totals, by_object
+
+
+def measure(which: str, requests: int) -> dict[str, Any]:
+    """Per request: a run of `requests` less a run of none, so that the warm-up (also
+    collected: it goes through the same entry points) is not counted."""
+    totals, by_object = _collect(which, requests)
+    base, base_by_object = _collect(which, 0)
+    per = {k: round((totals[k] - base[k]) / requests) for k in EVENTS}
+    by_object.subtract(base_by_object)
     return {
         "requests": requests,
         "per_request": per,

@@ -232,13 +232,9 @@ class _NullTransport:
         return default
 
 
-async def micro(requests: int, repeats: int) -> float:
-    """Best of `repeats` runs, in microseconds per request, of the plain hop's request path
-    (the bench's router, the proxy's protocol, one pooled upstream connection) on null
-    transports: what the proxy's Python costs per request, without sockets or scheduling.
-    Use it to compare variants (interleave runs: the figure moves with the machine's load)."""
-    import gc
-
+async def micro_hop() -> tuple[Any, Any]:
+    """The plain hop's request path on null transports, one request through it: (the
+    downstream protocol, its one pooled upstream connection). Also bench_cold.py's."""
     from proxy.exchange import Limits
     from proxy.server import HttpProxy
     from proxy.state import ServerState
@@ -259,8 +255,21 @@ async def micro(requests: int, repeats: int) -> float:
     hop.data_received(MICRO_REQUEST)
     for _ in range(10):  # the first request opens the upstream connection
         await asyncio.sleep(0)
-    upstream = upstreams[0]
-    upstream.data_received(MICRO_RESPONSE)
+    if len(upstreams) != 1:
+        raise SystemExit("the first request opened no upstream connection")
+    upstreams[0].data_received(MICRO_RESPONSE)
+    return hop, upstreams[0]
+
+
+async def micro(requests: int, repeats: int) -> float:
+    """Best of `repeats` runs, in microseconds per request, of the plain hop's request path
+    (the bench's router, the proxy's protocol, one pooled upstream connection) on null
+    transports: what the proxy's Python costs per request, without sockets or scheduling.
+    Use it to compare variants (interleave runs: the figure moves with the machine's load)."""
+    import gc
+
+    hop, upstream = await micro_hop()
+    opened = upstream.requests
     best = float("inf")
     for _ in range(repeats):
         gc.collect()
@@ -269,7 +278,7 @@ async def micro(requests: int, repeats: int) -> float:
             hop.data_received(MICRO_REQUEST)
             upstream.data_received(MICRO_RESPONSE)
         best = min(best, (time.perf_counter() - started) / requests * 1e6)
-    if len(upstreams) != 1:
+    if upstream.requests != opened + repeats * requests:
         raise SystemExit("the upstream connection was not reused")
     return best
 
