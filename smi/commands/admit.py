@@ -206,7 +206,7 @@ def _remote_ca(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     from smi.loading import load_paths, nothing_to_do
-    from smi.policy.admission import admit_set
+    from smi.policy.admission import admit_loaded
     from smi.policy.policyset import PolicySet, read_parameters
     from smi.policy.report import AdmitReport, render
 
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     for line in empty_policy_dirs(args.policies, policies.policies):
         print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
-    results, copies = admit_set(loaded, policies, strict=args.strict)
+    results, copies = admit_loaded(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
     report = AdmitReport(
         results=tuple(results),

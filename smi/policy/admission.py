@@ -179,17 +179,11 @@ def admit(
 
 def admit_loaded(
     load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
-) -> list[AdmissionResult]:
-    """Decide every SMI object of loaded files, each as a CREATE against all the others."""
-    return admit_set(load, policies, strict=strict, username=username)[0]
-
-
-def admit_set(
-    load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
 ) -> tuple[list[AdmissionResult], list[Diagnostic]]:
-    """`admit_loaded`'s results, and the warnings of the set's context objects (identical
-    copies of a Service or a workload, SMI3008, as `validate` gives them): no object is
-    admitted for those, so they are notes beside the results."""
+    """Decide every SMI object of loaded files, each as a CREATE against all the others; and
+    the warnings of the set's context objects (identical copies of a Service or a workload,
+    SMI3008, as `validate` gives them): no object is admitted for those, so they are notes
+    beside the results."""
     inventory = Inventory.of(load.resources, load.context)
     found = validate(load.resources, load.context, strict=strict)
     grouped: dict[tuple[str, str | None], list[Diagnostic]] = {}

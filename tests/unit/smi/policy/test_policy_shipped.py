@@ -56,7 +56,7 @@ def _policy(shipped: PolicySet, directory: Path) -> PolicyInfo:
 def _codes(paths: list[Path], shipped: PolicySet) -> set[str]:
     return {
         d.code
-        for r in admit_loaded(load_paths([str(p) for p in paths]), shipped)
+        for r in admit_loaded(load_paths([str(p) for p in paths]), shipped)[0]
         for d in r.diagnostics
     }
 
@@ -68,7 +68,7 @@ def test_samples_are_judged_by_their_policy(directory: Path, shipped: PolicySet)
     if (samples / "old.yaml").exists():
         return  # an UPDATE policy: see the next test
     assert policy.code not in _codes([samples / "allowed.yaml"], shipped)
-    results = admit_loaded(load_paths([str(samples / "disallowed.yaml")]), shipped)
+    results, _ = admit_loaded(load_paths([str(samples / "disallowed.yaml")]), shipped)
     hits = [d for r in results for d in r.diagnostics if d.code == policy.code]
     assert hits, f"{policy.name} did not fire on its disallowed sample"
     assert all(d.is_error == (policy.enforcement == "deny") for d in hits)
