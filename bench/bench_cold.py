@@ -34,8 +34,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results" / "cold.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_proxy as bp
+
+RESULTS = bp.REPO / "bench" / "results" / "cold.json"
 EVICT_BYTES = 4 << 20
 CACHE = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
 # What is collected: the C entry points of each side's `data_received` (the bare relay's are
@@ -57,13 +60,10 @@ def _bare() -> tuple[Any, Any]:
     """A relay that parses both ways with httptools and does nothing else (bench_floor.py)."""
     import httptools
 
-    sys.path.insert(0, str(BENCH))
-    from bench_proxy import _NullTransport
-
     class Up:
         def __init__(self) -> None:
             self.parser = httptools.HttpResponseParser(self)
-            self.transport = _NullTransport()
+            self.transport = bp.NullTransport()
             self.down: Any = None
             self.last = b""
 
@@ -78,7 +78,7 @@ def _bare() -> tuple[Any, Any]:
     class Down:
         def __init__(self, up: Up) -> None:
             self.parser = httptools.HttpRequestParser(self)
-            self.transport = _NullTransport()
+            self.transport = bp.NullTransport()
             self.pool = [up]
             self.buf = b""
 
@@ -105,31 +105,21 @@ def _bare() -> tuple[Any, Any]:
     return Down(up), up
 
 
-async def _hop() -> tuple[Any, Any]:
-    sys.path.insert(0, str(BENCH))
-    from bench_proxy import micro_hop
-
-    return await micro_hop()
-
-
 async def _inner(which: str, requests: int) -> None:
-    sys.path.insert(0, str(BENCH))
-    from bench_proxy import MICRO_REQUEST, MICRO_RESPONSE
-
-    down, up = await _hop() if which == "hop" else _bare()
+    down, up = await bp.micro_hop() if which == "hop" else _bare()
     evict = bytearray(os.urandom(1 << 20)) * (EVICT_BYTES >> 20)
     for _ in range(50):  # one-time caches filled (split plans, lower-cased names)
-        down.data_received(MICRO_REQUEST)
-        up.data_received(MICRO_RESPONSE)
+        down.data_received(bp.MICRO_REQUEST)
+        up.data_received(bp.MICRO_RESPONSE)
     for _ in range(requests):
         evict.count(b"\x00\x01\x02")
-        down.data_received(MICRO_REQUEST)
+        down.data_received(bp.MICRO_REQUEST)
         evict.count(b"\x00\x01\x02")
-        up.data_received(MICRO_RESPONSE)
+        up.data_received(bp.MICRO_RESPONSE)
 
 
 async def _timed(which: str, requests: int) -> tuple[float, float]:
-    down, up = await _hop() if which == "hop" else _bare()
+    down, up = await bp.micro_hop() if which == "hop" else _bare()
     return _wakeups(down, up, requests)
 
 
@@ -138,9 +128,6 @@ def _wakeups(down: Any, up: Any, requests: int) -> tuple[float, float]:
     same core has read the eviction buffer (as the client and the app do between requests)."""
     import statistics
     import time
-
-    sys.path.insert(0, str(BENCH))
-    from bench_proxy import MICRO_REQUEST, MICRO_RESPONSE
 
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
@@ -163,11 +150,11 @@ def _wakeups(down: Any, up: Any, requests: int) -> tuple[float, float]:
         for _ in range(requests):
             evicted()
             started = clock()
-            down.data_received(MICRO_REQUEST)
+            down.data_received(bp.MICRO_REQUEST)
             request.append(clock() - started)
             evicted()
             started = clock()
-            up.data_received(MICRO_RESPONSE)
+            up.data_received(bp.MICRO_RESPONSE)
             response.append(clock() - started)
     finally:
         os.write(asks[1], b"q")

@@ -204,7 +204,7 @@ MICRO_RESPONSE = (
 )
 
 
-class _NullTransport:
+class NullTransport:
     """Just enough of a transport for the protocols; writes go nowhere."""
 
     def write(self, data: bytes) -> None:
@@ -245,13 +245,13 @@ async def micro_hop() -> tuple[Any, Any]:
 
     async def connect(pool: ConnectionPool, target: Target) -> UpstreamConnection:
         conn = UpstreamConnection(pool, target)
-        conn.connection_made(_NullTransport())  # type: ignore[arg-type]
+        conn.connection_made(NullTransport())  # type: ignore[arg-type]
         upstreams.append(conn)
         return conn
 
     pool = ConnectionPool(connector=connect)
     hop = HttpProxy(router=router, pool=pool, state=ServerState(), limits=Limits())
-    hop.connection_made(_NullTransport())  # type: ignore[arg-type]
+    hop.connection_made(NullTransport())  # type: ignore[arg-type]
     hop.data_received(MICRO_REQUEST)
     for _ in range(10):  # the first request opens the upstream connection
         await asyncio.sleep(0)
