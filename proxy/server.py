@@ -479,6 +479,12 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             return
         ex.done = True
         if ex.discard:
+            if not self.queue and self.deadline_kind == HEAD:
+                # Answered before its end was read (`_finish` then bounded the rest as a
+                # head): nothing is being read now. (A 408 at the header timeout would answer
+                # a request never sent.)
+                self.deadline_kind = IDLE
+                self.deadline = self.state.now + self.idle_timeout
             return
         if ex.chunked:
             if ex.conn is not None:

@@ -545,6 +545,30 @@ async def test_idle_keep_alive_connection_is_closed() -> None:
     assert h.down.closed and h.down.data == OK
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        b"GET /deny HTTP/1.1\r\nHost: w\r\n\r\n",
+        b"GET /deny HTTP/1.1\r\nHost: w\r\nContent-Length: 0\r\n\r\n",
+        b"POST /deny HTTP/1.1\r\nHost: w\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /deny HTTP/1.1\r\nHost: w\r\nConnection: keep-alive\r\n\r\n",
+    ],
+)
+async def test_a_connection_answered_by_the_proxy_waits_as_an_idle_one(request_: bytes) -> None:
+    """After a local reply (here a deny), however the request was read, the kept connection
+    is idle: no 408 at the header timeout, closed silently at the idle timeout."""
+    h = Harness(limits=Limits(header_timeout=5, idle_timeout=30))
+    h.send(request_)
+    await h.settle()
+    answered = h.down.take()
+    assert _status_lines(answered) == [b"HTTP/1.1 403 Forbidden"]
+    h.state.check(time.monotonic() + 6)
+    assert not h.down.closed and h.down.data == b""
+    h.state.check(time.monotonic() + 31)
+    assert h.down.closed and h.down.data == b""
+    assert h.metrics.inbound.errors == {}
+
+
 async def test_drain_closes_idle_connections_and_finishes_in_flight_ones() -> None:
     idle, busy = Harness(), Harness()
     busy.state = idle.state
