@@ -42,6 +42,7 @@ NATIVE = (
     "proxy/relay.py",
     "proxy/routing.py",
     "proxy/server.py",
+    "proxy/simplehead.py",
     "proxy/state.py",
     "proxy/tlslayer.py",
     "proxy/upstream.py",

@@ -45,6 +45,7 @@ from proxy.relay import (
     TUNNEL,
     ResponseRelay,
 )
+from proxy.simplehead import lower_name, read_request
 from proxy.state import ServerState
 from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
 
@@ -60,11 +61,6 @@ MAX_CONTENT_LENGTH: Final = 2**63 - 1
 
 
 _HOST: Final = frozenset({b"host"})
-# Request header names as sent -> lower-cased: a dict lookup instead of a `lower` call per
-# header. Names come from clients: only short ones are kept, and only so many.
-_LOWER: Final[dict[bytes, bytes]] = {}
-_LOWER_NAME: Final = 32
-_LOWER_MAX: Final = 512
 # Sent with `Upgrade: h2c` (RFC 7540 §3.2): meaningless without the upgrade it goes with.
 _HTTP2_SETTINGS: Final = frozenset({b"http2-settings"})
 
@@ -190,16 +186,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         at_boundary = self.parsing is None
         head_was_open = self.in_head and not at_boundary
         self.begun = 0
-        # (Not a read that starts with the empty lines httptools skips before a request line:
-        # its head would be forwarded, or cut into lines, from the wrong offset.)
-        self.raw = (
-            data
-            if at_boundary
-            and data.find(b"\r\n\r\n") == len(data) - 4
-            and data[0] != 13  # CR
-            and data[0] != 10  # LF
-            else None
-        )
+        if not at_boundary:
+            self.raw = None
+        elif self._read_simple(data):
+            return
         if not (at_boundary or self.in_head):
             self.head_bytes += len(data)  # a body's framing: checked below
         try:
@@ -218,16 +208,41 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         except httptools.HttpParserError:
             self._fail(local_reply(400, "malformed-request", close=True))
         if self.parsing is not None and self.broken is None:
-            if self.in_head:
-                whole = head_was_open or (at_boundary and self.begun == 1)
-                self._count_head(len(data) if whole else 0)
-            elif self.head_bytes > self.limits.max_header_bytes:
-                # After the head, reads that gave no body piece (on_body resets the count)
-                # hold only a chunked body's framing: chunk-size lines and the trailer
-                # section, whose fields httptools keeps whole until they end. Bounded like
-                # the head, give or take one read.
-                self._fail(local_reply(431, "header-too-large", close=True))
+            self._check_open(len(data) if head_was_open or (at_boundary and self.begun == 1) else 0)
         self.flush()
+
+    def _check_open(self, whole: int) -> None:
+        """After a read that left a message open: bound what httptools holds of it unseen.
+        `whole` is the read's size if it held nothing but the open head, else 0."""
+        if self.in_head:
+            self._count_head(whole)
+        elif self.head_bytes > self.limits.max_header_bytes:
+            # After the head, reads that gave no body piece (on_body resets the count) hold
+            # only a chunked body's framing: chunk-size lines and the trailer section, whose
+            # fields httptools keeps whole until they end. Bounded like the head, give or
+            # take one read.
+            self._fail(local_reply(431, "header-too-large", close=True))
+
+    def _read_simple(self, data: bytes) -> bool:
+        """At a message boundary: note in `raw` whether this read is exactly one request head
+        (then the head can be forwarded as it came: see on_headers_complete), and read it
+        without httptools if it is the usual request (proxy.simplehead). httptools stays at
+        the boundary then; True if the read was handled."""
+        # (Not a read that starts with the empty lines httptools skips before a request line:
+        # its head would be forwarded, or cut into lines, from the wrong offset.)
+        if data.find(b"\r\n\r\n") != len(data) - 4 or data[0] == 13 or data[0] == 10:
+            self.raw = None
+            return False
+        self.raw = data
+        if len(self.queue) >= self.limits.max_pipeline:
+            return False
+        ex = Exchange()
+        if not read_request(data, ex, self.max_headers, self.max_header_bytes):
+            return False
+        self.raw = None
+        self._queue(ex)
+        self.flush()
+        return True
 
     def _count_head(self, size: int) -> None:
         # httptools reports a header only once it is complete, so a never-ending header would
@@ -303,11 +318,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         headers = ex.headers
         if len(headers) >= self.max_headers:
             raise _LimitExceeded(local_reply(431, "too-many-headers", close=True))
-        lname = _LOWER.get(name)
-        if lname is None:
-            lname = name.lower()
-            if len(name) <= _LOWER_NAME and len(_LOWER) < _LOWER_MAX:
-                _LOWER[name] = lname
+        lname = lower_name(name)
         headers.append((lname, value))
         if lname in HOP_BY_HOP:
             self._hop_header(ex, lname, value)

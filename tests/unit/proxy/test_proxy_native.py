@@ -29,6 +29,7 @@ REQUEST_PATH = (
     "relay",
     "routing",
     "server",
+    "simplehead",
     "state",
     "tlslayer",
     "upstream",

@@ -1,0 +1,274 @@
+"""`proxy.simplehead` reads a request head as httptools (llhttp) reads it, or leaves it to
+httptools: checked on generated heads, valid and broken, and through the proxy itself (the same
+bytes reach the app and the client either way)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from unittest import mock
+
+import httptools
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from proxy_fakes import Harness
+
+from proxy import native, server, simplehead
+from proxy.exchange import Exchange, Limits
+from proxy.http1 import HOP_BY_HOP
+
+LIMITS = Limits()
+
+
+class _Reading:
+    """What httptools reports of a request, and whether it reported anything else."""
+
+    def __init__(self, data: bytes) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.heads = self.messages = 0
+        self.body = b""
+        self.method = b""
+        self.keep_alive = False
+        self.version = ""
+        self.error: Exception | None = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:  # (HttpParserUpgrade is one too)
+            self.error = exc
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.heads += 1
+        self.method = self.parser.get_method()
+        self.keep_alive = self.parser.should_keep_alive()
+        self.version = self.parser.get_http_version()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.messages += 1
+
+
+def _read(data: bytes) -> Exchange | None:
+    ex = Exchange()
+    if simplehead.read_request(data, ex, LIMITS.max_headers, LIMITS.max_header_bytes):
+        return ex
+    return None
+
+
+def _agrees(data: bytes) -> Exchange | None:
+    """Read `data`; if simplehead reads it, httptools must read exactly the same: one whole
+    HTTP/1.1 message with no body, persistent, the same method, target and header pairs."""
+    ex = _read(data)
+    if ex is None:
+        return None
+    reading = _Reading(data)
+    assert reading.error is None, (data, reading.error)
+    assert (reading.heads, reading.messages, reading.body) == (1, 1, b""), data
+    assert (reading.method, reading.url, reading.headers) == (ex.method, ex.url, ex.headers)
+    assert reading.keep_alive and reading.version == "1.1"
+    # What proxy.server relies on: forwarded as it came, with one Host and nothing to drop.
+    assert ex.raw_head == data[:-2] and ex.done
+    hosts = [value for name, value in ex.headers if name == b"host"]
+    assert hosts == [ex.host]
+    assert not any(name in HOP_BY_HOP or name == b"content-length" for name, _ in ex.headers)
+    assert ex.header_bytes == len(ex.url) + sum(len(n) + len(v) + 4 for n, v in ex.headers)
+    return ex
+
+
+# --- generated heads ----------------------------------------------------------------------------
+
+_METHODS = st.sampled_from(
+    [
+        *(b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT"),
+        *(b"TRACE", b"PROPFIND", b"get", b"GETT", b"G", b"", b"GET\t", b"\x00GET"),
+    ]
+)
+_TARGET_BYTES = st.sampled_from(
+    list(b"/aZ09-._~!$&'()*+,;=:@?%") + list(b'#"<>\\^`{|} \t\x00\x7f\x80\xff\r\n')
+)
+_TARGETS = st.one_of(
+    st.lists(_TARGET_BYTES, max_size=20).map(lambda bs: b"/" + bytes(bs)),
+    st.lists(_TARGET_BYTES, max_size=20).map(bytes),
+    st.sampled_from([b"*", b"http://web/a", b"//a", b"/a?b=1&c=%20"]),
+)
+_VERSIONS = st.sampled_from(
+    [b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.10", b"http/1.1", b"HTTP/2.0", b"HTTP/1.1 "]
+)
+_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            *(b"Host", b"host", b"HOST", b"X-Team", b"Accept", b"User-Agent", b"Content-Length"),
+            *(b"Transfer-Encoding", b"Connection", b"Upgrade", b"Expect", b"TE", b"Keep-Alive"),
+            *(b"X-Smi-Source-Identity", b"x_smi_source_identity", b"Proxy-Authorization"),
+            *(b"Host ", b" Host", b"X Team", b"X{A}", b"", b"X-\x00", b"\xc3\xa9"),
+        ]
+    ),
+    st.text("abcXYZ019-_!#$%&'*+.^`|~", min_size=1, max_size=10).map(str.encode),
+)
+_VALUE_BYTES = st.one_of(
+    st.sampled_from(list(b'azAZ09 \t/,;=:.-"')),
+    st.integers(0, 255),
+)
+_VALUES = st.one_of(
+    st.sampled_from([b"web", b"web:8080", b"*/*", b"", b" ", b"a, b", b"close", b"0", b"5"]),
+    st.lists(_VALUE_BYTES, max_size=16).map(bytes),
+)
+_OWS = st.sampled_from([b"", b" ", b"  ", b"\t", b" \t"])
+_EOL = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r"])
+
+
+@st.composite
+def heads(draw: Any, *, broken: bool) -> bytes:
+    """A request head. `broken` heads draw from everything above; the others only from what a
+    usual client sends (and must be read by simplehead when they have one Host)."""
+    if broken:
+        line = draw(_METHODS) + draw(st.sampled_from([b" ", b"  ", b"\t"])) + draw(_TARGETS)
+        line += draw(st.sampled_from([b" ", b"  "])) + draw(_VERSIONS)
+        fields = draw(st.lists(st.tuples(_NAMES, _OWS, _VALUES, _OWS, _EOL), max_size=6))
+    else:
+        method = draw(st.sampled_from(sorted(simplehead.METHODS)))
+        path = draw(st.lists(st.sampled_from(list(b"aZ09-._~!$&'()*+,;=:@/?%")), max_size=20))
+        line = method + b" /" + bytes(path) + b" HTTP/1.1"
+        name = st.text("abcXYZ019-!#$%&'*+.^`|~", min_size=1, max_size=10).map(str.encode)
+        value = st.lists(st.sampled_from([*b'azAZ09 \t/,;=:.-"', 0x80, 0xFF]), max_size=16)
+        fields = [(b"Host", b" ", b"web", b"", b"\r\n")]
+        extra = st.tuples(name, _OWS, value.map(bytes), _OWS, st.just(b"\r\n"))
+        fields += draw(st.lists(extra, max_size=6))
+    head = line + b"\r\n"
+    for name, before, value, after, eol in fields:
+        head += name + b":" + before + value + after + eol
+    return head + b"\r\n"
+
+
+_SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(heads(broken=True))
+@example(b"GET /a HTTP/1.1\r\nHost: web\r\nHost: web\r\n\r\n")
+@example(b"GET /a HTTP/1.1\r\nHost: web\r\nX-A: \x7f\r\n\r\n")
+@example(b"GET /a#b HTTP/1.1\r\nHost: web\r\n\r\n")
+def test_what_it_reads_httptools_reads_alike(head: bytes) -> None:
+    _agrees(head)
+
+
+@_SETTINGS
+@given(heads(broken=False))
+def test_the_usual_heads_are_read(head: bytes) -> None:
+    ex = _agrees(head)
+    names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n")[1:] if line]
+    plain = not any(n in HOP_BY_HOP or n == b"content-length" for n in names)
+    assert (ex is not None) == (plain and names.count(b"host") == 1)
+
+
+@_SETTINGS
+@given(heads(broken=False), st.integers(0, 200), st.integers(0, 255), st.booleans())
+def test_a_byte_changed_or_added_anywhere(head: bytes, where: int, byte: int, add: bool) -> None:
+    at = where % len(head)
+    head = head[:at] + bytes([byte]) + head[at + (0 if add else 1) :]
+    _agrees(head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET /a?b=1&c=%2F HTTP/1.1\r\nhost:web\r\nAccept: */*\r\nX-Empty:\r\n\r\n",
+        b"DELETE /items/7 HTTP/1.1\r\nHost: web:8080\r\nX-Team:  blue \t\r\n\r\n",
+        b"OPTIONS /a HTTP/1.1\r\nHost: web\r\nX-Latin: caf\xe9\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: web\r\n\r\n",  # no body: no framing header
+    ],
+)
+def test_plain_heads_are_read_here(head: bytes) -> None:
+    assert _agrees(head) is not None
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\n\r\n",  # no Host
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  # two (400 in proxy.server)
+        b"GET / HTTP/1.0\r\nHost: web\r\n\r\n",
+        b"GET http://web/ HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"CONNECT web:443 HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET /a#f HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nContent-Length: 0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nx_smi_source_identity: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost : web\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\nX-A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\n\r\nGET / HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\n\r",
+        b"GET / HTTP/1.1\r\nHost: web\r\n",
+    ],
+)
+def test_the_rest_is_left_to_httptools(head: bytes) -> None:
+    assert _read(head) is None
+
+
+def test_the_header_limits_are_left_to_httptools_to_refuse() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: web\r\n" + b"X-A: 1\r\n" * 99 + b"\r\n"
+    ex = Exchange()
+    assert simplehead.read_request(head, ex, 100, 32 * 1024)
+    assert not simplehead.read_request(head, Exchange(), 99, 32 * 1024)
+    assert not simplehead.read_request(head, Exchange(), 100, ex.header_bytes - 1)
+    assert simplehead.read_request(head, Exchange(), 100, ex.header_bytes)
+
+
+# --- through the proxy: the same bytes either way -----------------------------------------------
+
+
+async def _through(head: bytes, *, simple: bool) -> tuple[Any, ...]:
+    """What reaches the app and the client when `head` comes three times (each answered), and
+    what the router saw."""
+    read = mock.Mock(wraps=server.read_request if simple else _never)
+    with mock.patch.object(server, "read_request", read):
+        h = Harness()
+        h.send(head)
+        await h.settle()
+        sent: list[bytes] = []
+        for _ in range(2):
+            if h.upstreams and h.proxy.queue:
+                sent.append(h.up().take())
+                h.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await h.settle()
+            h.send(head)
+            await h.settle()
+        assert read.call_count == 3  # (the patch took: the proxy asked it each time)
+        stats = h.metrics.inbound
+        counted = (stats.requests, stats.responses, stats.errors)
+        return sent, h.down.take(), h.router.seen, h.proxy.deadline_kind, h.down.closed, counted
+
+
+def _never(*args: Any) -> bool:
+    return False
+
+
+async def _both(head: bytes) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    return await _through(head, simple=True), await _through(head, simple=False)
+
+
+@pytest.mark.skipif(
+    native.compiled(),
+    reason="compiled code calls read_request directly (not through the module): run by the "
+    "pure-Python pass of `make test`",
+)
+@_SETTINGS
+@given(heads(broken=False), st.sampled_from([b"/", b"/deny/", b"/a/"]))
+def test_the_proxy_sends_the_same_bytes_either_way(head: bytes, prefix: bytes) -> None:
+    head = head.replace(b" /", b" " + prefix, 1)  # /deny: answered by the proxy (403)
+    simple, parsed = asyncio.run(_both(head))
+    assert simple == parsed
