@@ -4,7 +4,8 @@ One `HttpProxy` per accepted connection, on both listeners; the `Router` it is g
 what happens to a request (inbound: authorize and forward to the app; outbound: pick a backend
 and forward over mTLS). The protocol itself only moves bytes:
 
-- requests are parsed with httptools; every request is an `Exchange`; pipelined requests queue
+- requests are parsed with httptools (a read that is one whole plain head, the usual request,
+  by `proxy.simplehead`); every request is an `Exchange`; pipelined requests queue
   and are answered in order, one in flight at a time (reading pauses while one waits);
 - bodies stream both ways without being collected: Content-Length bodies as they are, chunked
   bodies re-chunked; reading pauses while the other side's write buffer is above high water;

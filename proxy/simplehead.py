@@ -1,15 +1,18 @@
-"""The usual request head read in one pass, without httptools: whole, bodiless, plain.
+"""The usual request and response read in one pass, without httptools: whole and plain.
 
 Why: httptools calls back into Python for each part of a message (its start, the URL, every
-header, the end of the head, the end of the message), and runs llhttp's state machine between
-those calls. At a steady 1,000 requests/s, where each request finds the caches cold, that code
-is a fifth of the cache lines a request through the hop brings back (`bench/bench_cold.py`,
-docs/proxy.md "A plain request read without httptools"). Most requests are one read holding
-one head and nothing else, with no body and nothing in it the proxy must change: those are
-read here, in compiled code, in one loop over the bytes. Everything else goes to httptools.
+request header, the end of the head, the body, the end of the message), and runs llhttp's
+state machine between those calls. At a steady 1,000 requests/s, where each request finds the
+caches cold, that code was a fifth of the cache lines a request through the hop brought back
+(`bench/bench_cold.py`; docs/proxy.md "The usual messages read without httptools"). Most
+messages come in one read that holds the message and nothing else, with nothing in it the
+proxy must change: those are read here, in compiled code, in one loop over the bytes (with
+positions as `i64`, so the loop does machine arithmetic). Everything else goes to httptools,
+which stays at the message boundary.
 
 What this module accepts is a strict subset of what llhttp accepts, and it reads it as llhttp
-does (tests/unit/proxy/test_simplehead.py holds both to that on generated heads):
+does (tests/unit/proxy/test_simplehead.py holds both to that on generated messages, and the
+proxy to the same bytes either way). A request (`read_request`) is read when:
 
 - the request line is `METHOD SP target SP HTTP/1.1`, the method one of `METHODS`, the target
   an origin-form path of RFC 3986 characters (no `#`, no character a parser may read another
@@ -23,15 +26,21 @@ does (tests/unit/proxy/test_simplehead.py holds both to that on generated heads)
 - within the header limits: a head over them goes to httptools, which refuses it (431).
 
 Such a head is forwarded as it came (`Exchange.raw_head`), as `proxy.server` forwards one that
-httptools read.
+httptools read. A response (`read_response`) is read when it is all there with its body
+framed by one Content-Length: see there.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from proxy.exchange import Exchange
-from proxy.http1 import HOP_BY_HOP
+from mypy_extensions import i64
+
+from proxy.http1 import HOP_BY_HOP, RESPONSE_HOP_BY_HOP
+
+if TYPE_CHECKING:
+    # (Not imported at run time: proxy.exchange imports proxy.upstream, which imports this.)
+    from proxy.exchange import Exchange
 
 # The methods read here: those of RFC 9110 §9.3 whose requests are routed as they come (not
 # CONNECT, whose target is an authority, nor TRACE, nor the WebDAV ones llhttp also knows).
@@ -73,12 +82,12 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
     """Read `data`, one whole request head (it ends with its only CRLF CRLF and starts with
     neither CR nor LF), into `ex` if it is one this module reads; False (and `ex` to be thrown
     away) if httptools must read it."""
-    end = len(data)
+    end: i64 = len(data)
     if end < 16 or data[end - 4 : end] != b"\r\n\r\n":
         return False  # (what the loops below stop at)
     method = _method(data)
-    start = len(method) + 1
-    at = _target_end(data, start) if method else -1
+    start: i64 = len(method) + 1
+    at: i64 = _target_end(data, start) if method else -1
     if at < 0 or not _read_fields(data, at + 11, ex):
         return False
     ex.header_bytes += at - start  # (as `proxy.server` counts them: 431 past the limit)
@@ -100,7 +109,7 @@ def _method(data: bytes) -> bytes:
     return method if method in METHODS else b""
 
 
-def _target_end(data: bytes, at: int) -> int:
+def _target_end(data: bytes, at: i64) -> i64:
     """Where the origin-form target starting at `at` ends, if ` HTTP/1.1` CRLF follows it;
     else -1."""
     if data[at] != 47:  # /
@@ -110,12 +119,12 @@ def _target_end(data: bytes, at: int) -> int:
     return at if data[at : at + 11] == b" HTTP/1.1\r\n" else -1
 
 
-def _read_fields(data: bytes, at: int, ex: Exchange) -> bool:
+def _read_fields(data: bytes, at: i64, ex: Exchange) -> bool:
     """The header lines from `at` to the head's last CRLF into `ex` (its headers, Host and
     header bytes); False at the first one not read here."""
-    end = len(data) - 2
+    end: i64 = len(data) - 2
     headers = ex.headers
-    size = 0
+    size: i64 = 0
     while at < end:
         line = at
         while TOKEN[data[at]]:
@@ -144,3 +153,97 @@ def _read_fields(data: bytes, at: int, ex: Exchange) -> bool:
         at += 2
     ex.header_bytes = size
     return at == end
+
+
+# A Content-Length with more digits than this goes to httptools (which reads up to 2**64 - 1).
+_LENGTH_DIGITS: Final = 18
+_DIGIT: Final = _table(b"0123456789")
+_NOT_READ: Final = (-1, False)
+_PERSISTENCE: Final = {b"keep-alive": True, b"close": False}
+# By length: whether a response header name of that length may be Content-Length or a hop-by-hop
+# name (which `_response_fields` must look at).
+_SPECIAL_LENGTH: Final = bytes(
+    1 if n in {len(name) for name in (*RESPONSE_HOP_BY_HOP, b"content-length")} else 0
+    for n in range(32)
+)
+
+
+def read_response(data: bytes, max_head: int) -> tuple[int, bool]:
+    """If `data` is one whole response, plain, and nothing else: (where its head's last CRLF
+    CRLF starts, whether the connection persists after it); else (-1, False), for httptools.
+    Plain is `HTTP/1.1 NNN reason` (200-599 but 204 and 304, whose framing is not their
+    Content-Length), token names, the value bytes llhttp allows, exactly one Content-Length
+    (digits only) that the rest of `data` fills, no hop-by-hop header but `Connection:
+    keep-alive` or `close`, and a head of at most `max_head` bytes. (Not for the response to
+    a HEAD request, or to one that asked for an upgrade: the caller knows those.)"""
+    head: i64 = data.find(b"\r\n\r\n")
+    if head < 12 or head > max_head or data[:9] != b"HTTP/1.1 ":
+        return _NOT_READ
+    if not (_DIGIT[data[9]] and _DIGIT[data[10]] and _DIGIT[data[11]]):
+        return _NOT_READ
+    status: i64 = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
+    if status < 200 or status > 599 or status in {204, 304}:
+        return _NOT_READ
+    at: i64 = 12
+    if data[at] == 32:  # SP reason (the loops stop at the CR of the head's end, at the latest)
+        at += 1
+        while VALUE[data[at]]:
+            at += 1
+    if data[at] != 13 or data[at + 1] != 10:
+        return _NOT_READ
+    length, keep_alive = _response_fields(data, at + 2, head + 2)
+    if length < 0 or len(data) != head + 4 + length:
+        return _NOT_READ
+    return head, keep_alive
+
+
+def _response_fields(data: bytes, at: i64, stop: i64) -> tuple[int, bool]:
+    """The header lines of `read_response` from `at` to `stop` (where the empty line is):
+    (Content-Length, persistence), or (-1, False) if one is not read here. Only a name of a
+    special name's length is looked at (`_SPECIAL_LENGTH`): not `Content-Type`, `Date`,
+    `Server`."""
+    length = -1
+    keep_alive = True
+    while at < stop:
+        line = at
+        while TOKEN[data[at]]:
+            at += 1
+        if at == line or data[at] != 58:  # :
+            return _NOT_READ
+        colon = at
+        at += 1
+        while data[at] == 32 or data[at] == 9:  # OWS
+            at += 1
+        value = at
+        while VALUE[data[at]]:
+            at += 1
+        if data[at] != 13 or data[at + 1] != 10:
+            return _NOT_READ
+        if colon - line >= len(_SPECIAL_LENGTH) or not _SPECIAL_LENGTH[colon - line]:
+            at += 2
+            continue
+        name = lower_name(data[line:colon])
+        if name == b"content-length":
+            first = length < 0
+            length = _digits(data, value, at)
+            if not first or length < 0:
+                return _NOT_READ
+        elif name in RESPONSE_HOP_BY_HOP:
+            persists = _PERSISTENCE.get(data[value:at].lower()) if name == b"connection" else None
+            if persists is None:
+                return _NOT_READ
+            keep_alive = keep_alive and persists
+        at += 2
+    return length, keep_alive
+
+
+def _digits(data: bytes, start: i64, stop: i64) -> int:
+    """The number data[start:stop] spells in decimal digits, -1 if it is not one (or too long)."""
+    if stop == start or stop - start > _LENGTH_DIGITS:
+        return -1
+    n = 0
+    for i in range(start, stop):
+        if not _DIGIT[data[i]]:
+            return -1
+        n = n * 10 + data[i] - 48
+    return n

@@ -1,9 +1,10 @@
 """Connections from the proxy to where requests go (the local app, or a backend's inbound proxy),
 and the keep-alive pool that reuses them.
 
-An `UpstreamConnection` sends one request at a time and parses the response with httptools,
-handing the head, body pieces and end to the `ResponseRelay` it is bound to (proxy.relay: the
-downstream connection that owns the request). Between requests it sits in the
+An `UpstreamConnection` sends one request at a time and parses the response with httptools
+(or, when one read holds the whole of a plain response, with `proxy.simplehead`), handing the
+head, body pieces and end to the `ResponseRelay` it is bound to (proxy.relay: the downstream
+connection that owns the request). Between requests it sits in the
 `ConnectionPool`. For mTLS upstreams the peer's SPIFFE identity is checked against the
 endpoint's before the connection is used (secure naming): a backend proxy holding another
 workload's certificate gets no request.
@@ -32,6 +33,7 @@ from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
 from proxy.peercert import peer_identity
+from proxy.simplehead import read_response
 from proxy.state import ServerState
 
 if TYPE_CHECKING:
@@ -175,6 +177,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
             sink.flush()
             return
         if not self.responding:  # the head is still to come (in whole or in part)
+            if not self.head and self._read_simple(data, sink):
+                sink.flush()
+                return
             self.head.append(data)
             self.head_size += len(data)
             if self.head_size > MAX_RESPONSE_HEAD and not _head_ended(self._joined_head()):
@@ -191,6 +196,24 @@ class UpstreamConnection(asyncio.BaseProtocol):
             self._reset_parser = False
             self.parser = httptools.HttpResponseParser(self)
         sink.flush()
+
+    def _read_simple(self, data: bytes, sink: ResponseRelay) -> bool:
+        """A read that is one whole plain response, the usual one (proxy.simplehead): read
+        without httptools, which stays at the message boundary; True if it was."""
+        if self.head_only or self.upgrade_asked:
+            return False
+        end, keep_alive = read_response(data, MAX_RESPONSE_HEAD)
+        if end < 0:
+            return False
+        self.status = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
+        self.keep_alive = keep_alive
+        self._read_head(data, end)
+        self.responding = True
+        sink.on_response_head(self)
+        if len(data) > end + 4:
+            sink.on_response_body(data[end + 4 :])
+        self.on_message_complete()
+        return True
 
     def _upgraded(self, rest: bytes) -> None:
         self.tunnel = True

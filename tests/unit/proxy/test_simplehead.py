@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from proxy_fakes import Harness
 
-from proxy import native, server, simplehead
+from proxy import native, server, simplehead, upstream
 from proxy.exchange import Exchange, Limits
 from proxy.http1 import HOP_BY_HOP
 
@@ -271,4 +271,202 @@ async def _both(head: bytes) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 def test_the_proxy_sends_the_same_bytes_either_way(head: bytes, prefix: bytes) -> None:
     head = head.replace(b" /", b" " + prefix, 1)  # /deny: answered by the proxy (403)
     simple, parsed = asyncio.run(_both(head))
+    assert simple == parsed
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class _ResponseReading:
+    """What httptools reports of a response (as `_Reading` of a request)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.heads = self.messages = 0
+        self.body = b""
+        self.status = 0
+        self.keep_alive = False
+        self.version = ""
+        self.error: Exception | None = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.error = exc
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.heads += 1
+        self.status = self.parser.get_status_code()
+        self.version = self.parser.get_http_version()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.messages += 1
+        self.keep_alive = self.parser.should_keep_alive()
+
+
+def _response_agrees(data: bytes) -> bool:
+    """Read the response `data`; if simplehead reads it, httptools must read exactly one
+    HTTP/1.1 message from all of it: the head where simplehead says it ends, its status, the
+    rest as its body, and the same persistence."""
+    end, keep_alive = simplehead.read_response(data, 64 * 1024)
+    if end < 0:
+        return False
+    reading = _ResponseReading(data)
+    assert reading.error is None, (data, reading.error)
+    assert (reading.heads, reading.messages, reading.version) == (1, 1, "1.1"), data
+    assert reading.status == int(data[9:12]) and 200 <= reading.status < 600
+    assert reading.body == data[end + 4 :]
+    assert reading.keep_alive == keep_alive, data
+    assert data[end : end + 4] == b"\r\n\r\n" and b"\r\n\r\n" not in data[:end]
+    lengths = [value for name, value in reading.headers if name == b"content-length"]
+    assert lengths == [str(len(reading.body)).encode()], data
+    return True
+
+
+_STATUS_LINES = st.one_of(
+    st.tuples(
+        st.integers(100, 999), st.sampled_from([b" OK", b"", b" ", b" Not Found", b" \xe9"])
+    ).map(lambda t: b"HTTP/1.1 %d%s" % t),
+    st.sampled_from(
+        [
+            *(b"HTTP/1.0 200 OK", b"HTTP/1.1 20 OK", b"HTTP/1.1 2000 OK", b"HTTP/1.1  200 OK"),
+            *(b"http/1.1 200 OK", b"HTTP/1.1 200 O\x7fK", b"HTTP/1.1 200 O\rK", b"HTTP/1.1 +20 OK"),
+        ]
+    ),
+)
+_RESPONSE_NAMES = st.sampled_from(
+    [
+        *(b"Content-Length", b"content-length", b"Content-Type", b"Date", b"Server"),
+        *(b"Connection", b"Transfer-Encoding", b"Keep-Alive", b"Upgrade", b"Trailer"),
+        *(b"Proxy-Connection", b"Content-Length ", b"X{A}", b"", b"Set-Cookie"),
+    ]
+)
+_RESPONSE_VALUES = st.one_of(
+    st.sampled_from(
+        [b"keep-alive", b"Keep-Alive", b"close", b"upgrade", b"chunked", b"text/plain"]
+    ),
+    st.sampled_from([b"0", b"5", b"05", b"+5", b"5 ", b"5,5", b"", b"99999999999999999999"]),
+    st.lists(_VALUE_BYTES, max_size=12).map(bytes),
+)
+
+
+@st.composite
+def responses(draw: Any) -> bytes:
+    line = draw(_STATUS_LINES)
+    body = draw(st.binary(max_size=12))
+    fields = draw(st.lists(st.tuples(_RESPONSE_NAMES, _OWS, _RESPONSE_VALUES, _EOL), max_size=5))
+    if draw(st.booleans()):
+        fields.insert(
+            draw(st.integers(0, len(fields))), (b"Content-Length", b" ", b"%d" % len(body), b"\r\n")
+        )
+    head = line + b"\r\n" + b"".join(n + b":" + ows + v + eol for n, ows, v, eol in fields)
+    return head + b"\r\n" + body + draw(st.sampled_from([b"", b"", b"x", b"HTTP/1.1 200 OK\r\n"]))
+
+
+@_SETTINGS
+@given(responses())
+@example(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
+@example(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok")
+@example(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+@example(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+def test_what_it_reads_of_a_response_httptools_reads_alike(data: bytes) -> None:
+    _response_agrees(data)
+
+
+@_SETTINGS
+@given(responses(), st.integers(0, 200), st.integers(0, 255), st.booleans())
+def test_a_response_with_a_byte_changed_or_added(
+    data: bytes, where: int, byte: int, add: bool
+) -> None:
+    at = where % len(data)
+    _response_agrees(data[:at] + bytes([byte]) + data[at + (0 if add else 1) :])
+
+
+@pytest.mark.parametrize(
+    ("data", "keep_alive"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", True),
+        (b"HTTP/1.1 404 Not Found\r\ncontent-length:0\r\nServer: web\r\n\r\n", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n.", True),
+        (
+            b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            False,
+        ),
+        (b"HTTP/1.1 200\r\nContent-Length: 0\r\nX-Latin: caf\xe9\r\n\r\n", True),
+    ],
+)
+def test_plain_responses_are_read_here(data: bytes, keep_alive: bool) -> None:
+    assert _response_agrees(data)
+    assert simplehead.read_response(data, 64 * 1024)[1] is keep_alive
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/1.1 200 OK\r\n\r\nok",  # to the close
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok",  # the rest is to come
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nok",  # and more than that
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, x-a\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: +0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0 \r\n\r\n",
+        b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+def test_the_rest_of_the_responses_is_left_to_httptools(data: bytes) -> None:
+    assert simplehead.read_response(data, 64 * 1024) == (-1, False)
+
+
+def test_a_response_head_over_the_limit_is_left_to_httptools() -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    assert simplehead.read_response(data, len(data) - 4) == (len(data) - 4, True)
+    assert simplehead.read_response(data, len(data) - 5) == (-1, False)
+
+
+async def _relayed(responses_: list[bytes], *, simple: bool) -> tuple[Any, ...]:
+    """What the client gets, and what becomes of the upstream connection, when the app answers
+    two requests with these responses (each in one read)."""
+    read = mock.Mock(wraps=upstream.read_response if simple else _never_response)
+    with mock.patch.object(upstream, "read_response", read):
+        h = Harness()
+        for data in responses_:
+            h.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+            await h.settle()
+            if h.upstreams and h.proxy.queue:
+                h.respond(data)
+                await h.settle()
+        assert read.call_count >= 1  # (the patch took)
+        stats = h.metrics.inbound
+        kept = [conn.transport.closed for conn in h.upstreams]  # type: ignore[union-attr]
+        return h.down.take(), h.down.closed, kept, stats.responses, stats.errors
+
+
+def _never_response(*args: Any) -> tuple[int, bool]:
+    return (-1, False)
+
+
+@pytest.mark.skipif(
+    native.compiled(),
+    reason="compiled code calls read_response directly (not through the module): run by the "
+    "pure-Python pass of `make test`",
+)
+@_SETTINGS
+@given(st.lists(responses(), min_size=1, max_size=2))
+def test_the_client_gets_the_same_bytes_either_way(responses_: list[bytes]) -> None:
+    async def both() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        return await _relayed(responses_, simple=True), await _relayed(responses_, simple=False)
+
+    simple, parsed = asyncio.run(both())
     assert simple == parsed
