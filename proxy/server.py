@@ -225,25 +225,22 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self._fail(local_reply(431, "header-too-large", close=True))
 
     def _read_simple(self, data: bytes) -> bool:
-        """At a message boundary: note in `raw` whether this read is exactly one request head
-        (then the head can be forwarded as it came: see on_headers_complete), and read it
-        without httptools if it is the usual request (proxy.simplehead). httptools stays at
-        the boundary then; True if the read was handled."""
+        """At a message boundary: read the usual request (one whole plain head, the whole
+        read) without httptools, which stays at the boundary (proxy.simplehead): True.
+        Otherwise note in `raw` whether this read is exactly one request head, for httptools'
+        reading (then the head can be forwarded as it came: see on_headers_complete)."""
+        if len(self.queue) < self.limits.max_pipeline:
+            ex = Exchange()
+            if read_request(data, ex, self.max_headers, self.max_header_bytes):
+                self.raw = None
+                self._queue(ex)
+                self.flush()
+                return True
         # (Not a read that starts with the empty lines httptools skips before a request line:
         # its head would be forwarded, or cut into lines, from the wrong offset.)
-        if data.find(b"\r\n\r\n") != len(data) - 4 or data[0] == 13 or data[0] == 10:
-            self.raw = None
-            return False
-        self.raw = data
-        if len(self.queue) >= self.limits.max_pipeline:
-            return False
-        ex = Exchange()
-        if not read_request(data, ex, self.max_headers, self.max_header_bytes):
-            return False
-        self.raw = None
-        self._queue(ex)
-        self.flush()
-        return True
+        whole = data.find(b"\r\n\r\n") == len(data) - 4 and data[0] != 13 and data[0] != 10
+        self.raw = data if whole else None
+        return False
 
     def _count_head(self, size: int) -> None:
         # httptools reports a header only once it is complete, so a never-ending header would

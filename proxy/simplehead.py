@@ -83,7 +83,7 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
     neither CR nor LF), into `ex` if it is one this module reads; False (and `ex` to be thrown
     away) if httptools must read it."""
     end: i64 = len(data)
-    if end < 16 or data[end - 4 : end] != b"\r\n\r\n":
+    if end < 16 or not data.endswith(b"\r\n\r\n"):
         return False  # (what the loops below stop at)
     method = _method(data)
     start: i64 = len(method) + 1
@@ -116,7 +116,23 @@ def _target_end(data: bytes, at: i64) -> i64:
         return -1
     while TARGET[data[at]]:
         at += 1
-    return at if data[at : at + 11] == b" HTTP/1.1\r\n" else -1
+    return at if _spells(data, at, _VERSION) else -1
+
+
+_VERSION: Final = b" HTTP/1.1\r\n"
+
+
+def _spells(data: bytes, at: i64, text: bytes) -> bool:
+    """Whether `text` is in `data` at `at` (compared in place: no slice made)."""
+    n: i64 = len(text)
+    if at + n > len(data):
+        return False
+    i: i64 = 0
+    while i < n:
+        if data[at + i] != text[i]:
+            return False
+        i += 1
+    return True
 
 
 def _read_fields(data: bytes, at: i64, ex: Exchange) -> bool:
@@ -159,7 +175,12 @@ def _read_fields(data: bytes, at: i64, ex: Exchange) -> bool:
 _LENGTH_DIGITS: Final = 18
 _DIGIT: Final = _table(b"0123456789")
 _NOT_READ: Final = (-1, False)
-_PERSISTENCE: Final = {b"keep-alive": True, b"close": False}
+_PERSISTENCE: Final = {
+    b"keep-alive": True,
+    b"close": False,
+    b"Keep-Alive": True,
+    b"Close": False,
+}
 # By length: whether a response header name of that length may be Content-Length or a hop-by-hop
 # name (which `_response_fields` must look at).
 _SPECIAL_LENGTH: Final = bytes(
@@ -176,65 +197,76 @@ def read_response(data: bytes, max_head: int) -> tuple[int, bool]:
     (digits only) that the rest of `data` fills, no hop-by-hop header but `Connection:
     keep-alive` or `close`, and a head of at most `max_head` bytes. (Not for the response to
     a HEAD request, or to one that asked for an upgrade: the caller knows those.)"""
-    head: i64 = data.find(b"\r\n\r\n")
-    if head < 12 or head > max_head or data[:9] != b"HTTP/1.1 ":
+    end: i64 = len(data)
+    if end < 19 or not data.startswith(b"HTTP/1.1 "):
         return _NOT_READ
     if not (_DIGIT[data[9]] and _DIGIT[data[10]] and _DIGIT[data[11]]):
         return _NOT_READ
     status: i64 = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
-    if status < 200 or status > 599 or status in {204, 304}:
+    if status < 200 or status > 599 or status == 204 or status == 304:  # noqa: PLR1714
         return _NOT_READ
     at: i64 = 12
-    if data[at] == 32:  # SP reason (the loops stop at the CR of the head's end, at the latest)
+    if data[at] == 32:  # SP reason
         at += 1
-        while VALUE[data[at]]:
+        while at < end and VALUE[data[at]]:
             at += 1
-    if data[at] != 13 or data[at + 1] != 10:
+    if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
         return _NOT_READ
-    length, keep_alive = _response_fields(data, at + 2, head + 2)
-    if length < 0 or len(data) != head + 4 + length:
+    head, length, keep_alive = _response_fields(data, at + 2)
+    if length < 0 or head > max_head or end != head + 4 + length:
         return _NOT_READ
     return head, keep_alive
 
 
-def _response_fields(data: bytes, at: i64, stop: i64) -> tuple[int, bool]:
-    """The header lines of `read_response` from `at` to `stop` (where the empty line is):
-    (Content-Length, persistence), or (-1, False) if one is not read here. Only a name of a
-    special name's length is looked at (`_SPECIAL_LENGTH`): not `Content-Type`, `Date`,
-    `Server`."""
+def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool]:
+    """The header lines of `read_response` from `at` to the empty line that ends them:
+    (where that line's CRLF starts less 2, so the head's last CRLF CRLF; Content-Length;
+    persistence), or a length of -1 if one is not read here. Only a name of a special name's
+    length is looked at (`_SPECIAL_LENGTH`): not `Content-Type`, `Date`, `Server`."""
+    end: i64 = len(data)
     length = -1
     keep_alive = True
-    while at < stop:
+    while at + 1 < end and data[at] != 13:
         line = at
-        while TOKEN[data[at]]:
+        while at < end and TOKEN[data[at]]:
             at += 1
-        if at == line or data[at] != 58:  # :
-            return _NOT_READ
+        if at == line or at >= end or data[at] != 58:  # :
+            return _NO_FIELDS
         colon = at
         at += 1
-        while data[at] == 32 or data[at] == 9:  # OWS
+        while at < end and (data[at] == 32 or data[at] == 9):  # OWS
             at += 1
         value = at
-        while VALUE[data[at]]:
+        while at < end and VALUE[data[at]]:
             at += 1
-        if data[at] != 13 or data[at + 1] != 10:
-            return _NOT_READ
-        if colon - line >= len(_SPECIAL_LENGTH) or not _SPECIAL_LENGTH[colon - line]:
-            at += 2
-            continue
-        name = lower_name(data[line:colon])
-        if name == b"content-length":
-            first = length < 0
-            length = _digits(data, value, at)
-            if not first or length < 0:
-                return _NOT_READ
-        elif name in RESPONSE_HOP_BY_HOP:
-            persists = _PERSISTENCE.get(data[value:at].lower()) if name == b"connection" else None
-            if persists is None:
-                return _NOT_READ
-            keep_alive = keep_alive and persists
+        if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
+            return _NO_FIELDS
+        if colon - line < len(_SPECIAL_LENGTH) and _SPECIAL_LENGTH[colon - line]:
+            name = lower_name(data[line:colon])
+            if name == b"content-length":
+                first = length < 0
+                length = _digits(data, value, at)
+                if not first or length < 0:
+                    return _NO_FIELDS
+            elif name in RESPONSE_HOP_BY_HOP:
+                persists = _persistence(data[value:at]) if name == b"connection" else None
+                if persists is None:
+                    return _NO_FIELDS
+                keep_alive = keep_alive and persists
         at += 2
-    return length, keep_alive
+    if at + 1 >= end or data[at + 1] != 10:
+        return _NO_FIELDS
+    return at - 2, length, keep_alive
+
+
+_NO_FIELDS: Final[tuple[i64, int, bool]] = (-1, -1, False)
+
+
+def _persistence(value: bytes) -> bool | None:
+    """What a `Connection` value says of the connection (True: kept), None if it is not one
+    token, `keep-alive` or `close` (in the usual spellings without a `lower` call)."""
+    persists = _PERSISTENCE.get(value)
+    return _PERSISTENCE.get(value.lower()) if persists is None else persists
 
 
 def _digits(data: bytes, start: i64, stop: i64) -> int:
