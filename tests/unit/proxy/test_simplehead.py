@@ -22,15 +22,21 @@ LIMITS = Limits()
 
 
 class _Reading:
-    """What httptools reports of a request, and whether it reported anything else."""
+    """What httptools reports of a request (or, with `response`, of a response), and whether
+    it reported anything else. Method, status and persistence are taken where the proxy takes
+    them, when the head is complete (the parser forgets persistence at the message's end)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.parser = httptools.HttpRequestParser(self)
+    def __init__(self, data: bytes, *, response: bool = False) -> None:
+        self.parser: Any = (
+            httptools.HttpResponseParser(self) if response else httptools.HttpRequestParser(self)
+        )
+        self.response = response
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.heads = self.messages = 0
         self.body = b""
         self.method = b""
+        self.status = 0
         self.keep_alive = False
         self.version = ""
         self.error: Exception | None = None
@@ -47,7 +53,10 @@ class _Reading:
 
     def on_headers_complete(self) -> None:
         self.heads += 1
-        self.method = self.parser.get_method()
+        if self.response:
+            self.status = self.parser.get_status_code()
+        else:
+            self.method = self.parser.get_method()
         self.keep_alive = self.parser.should_keep_alive()
         self.version = self.parser.get_http_version()
 
@@ -277,39 +286,6 @@ def test_the_proxy_sends_the_same_bytes_either_way(head: bytes, prefix: bytes) -
 # --- responses ----------------------------------------------------------------------------------
 
 
-class _ResponseReading:
-    """What httptools reports of a response (as `_Reading` of a request)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.heads = self.messages = 0
-        self.body = b""
-        self.status = 0
-        self.keep_alive = False
-        self.version = ""
-        self.error: Exception | None = None
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.error = exc
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        self.heads += 1
-        self.status = self.parser.get_status_code()
-        self.version = self.parser.get_http_version()
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.messages += 1
-        self.keep_alive = self.parser.should_keep_alive()
-
-
 def _response_agrees(data: bytes) -> bool:
     """Read the response `data`; if simplehead reads it, httptools must read exactly one
     HTTP/1.1 message from all of it: the head where simplehead says it ends, its status, the
@@ -317,7 +293,7 @@ def _response_agrees(data: bytes) -> bool:
     end, keep_alive = simplehead.read_response(data, 64 * 1024)
     if end < 0:
         return False
-    reading = _ResponseReading(data)
+    reading = _Reading(data, response=True)
     assert reading.error is None, (data, reading.error)
     assert (reading.heads, reading.messages, reading.version) == (1, 1, "1.1"), data
     assert reading.status == int(data[9:12]) and 200 <= reading.status < 600
