@@ -88,10 +88,11 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
     method = _method(data)
     start: i64 = len(method) + 1
     at: i64 = _target_end(data, start) if method else -1
-    if at < 0 or not _read_fields(data, at + 11, ex):
+    if at < 0:
         return False
-    ex.header_bytes += at - start  # (as `proxy.server` counts them: 431 past the limit)
-    if ex.host is None or len(ex.headers) > max_headers or ex.header_bytes > max_header_bytes:
+    # (Header bytes as `proxy.server` counts them, the target's included: 431 past the limit.)
+    ex.header_bytes = at - start
+    if not _read_fields(data, at + 11, ex, max_headers, max_header_bytes) or ex.host is None:
         return False
     ex.method = method
     ex.url = data[start:at]
@@ -135,12 +136,15 @@ def _spells(data: bytes, at: i64, text: bytes) -> bool:
     return True
 
 
-def _read_fields(data: bytes, at: i64, ex: Exchange) -> bool:
+def _read_fields(
+    data: bytes, at: i64, ex: Exchange, max_headers: int, max_header_bytes: int
+) -> bool:
     """The header lines from `at` to the head's last CRLF into `ex` (its headers, Host and
-    header bytes); False at the first one not read here."""
+    header bytes); False at the first one not read here, or as soon as the head is past a
+    limit (so a read of many small lines costs no more than the limits allow)."""
     end: i64 = len(data) - 2
     headers = ex.headers
-    size: i64 = 0
+    size: i64 = ex.header_bytes
     while at < end:
         line = at
         while TOKEN[data[at]]:
@@ -166,6 +170,8 @@ def _read_fields(data: bytes, at: i64, ex: Exchange) -> bool:
             ex.host = field
         headers.append((name, field))
         size += colon - line + at - value + 4
+        if len(headers) > max_headers or size > max_header_bytes:
+            return False
         at += 2
     ex.header_bytes = size
     return at == end

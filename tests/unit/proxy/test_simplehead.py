@@ -237,6 +237,18 @@ def test_the_header_limits_are_left_to_httptools_to_refuse() -> None:
     assert simplehead.read_request(head, Exchange(), 100, ex.header_bytes)
 
 
+def test_a_head_of_many_lines_is_given_up_at_the_limit_not_at_its_end() -> None:
+    """One read may hold some 64,000 four-byte lines: reading stops where the limits are
+    passed, as httptools' 431 does, not after a tuple for each."""
+    head = b"GET / HTTP/1.1\r\nHost: web\r\n" + b"a:\r\n" * 64_000 + b"\r\n"
+    ex = Exchange()
+    assert not simplehead.read_request(head, ex, 100, 32 * 1024)
+    assert len(ex.headers) == 101
+    ex = Exchange()
+    assert not simplehead.read_request(head, ex, 10**6, 1000)
+    assert len(ex.headers) <= 1000 // 5  # (5 header bytes a line, as proxy.server counts)
+
+
 # --- through the proxy: the same bytes either way -----------------------------------------------
 
 
