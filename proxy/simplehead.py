@@ -180,7 +180,6 @@ def _read_fields(
 # A Content-Length with more digits than this goes to httptools (which reads up to 2**64 - 1).
 _LENGTH_DIGITS: Final = 18
 _DIGIT: Final = _table(b"0123456789")
-_NOT_READ: Final = (-1, False)
 _PERSISTENCE: Final = {
     b"keep-alive": True,
     b"close": False,
@@ -195,43 +194,52 @@ _SPECIAL_LENGTH: Final = bytes(
 )
 
 
-def read_response(data: bytes, max_head: int) -> tuple[int, bool]:
+def read_response(data: bytes, max_head: int) -> tuple[i64, bool, i64, i64, i64]:
     """If `data` is one whole response, plain, and nothing else: (where its head's last CRLF
-    CRLF starts, whether the connection persists after it); else (-1, False), for httptools.
-    Plain is `HTTP/1.1 NNN reason` (200-599 but 204 and 304, whose framing is not their
+    CRLF starts; whether the connection persists after it; where its header lines start; where
+    its one `Connection` line starts and ends after its CRLF, -1 and -1 if it has none), which
+    is all `proxy.upstream` needs to relay it. Else `NOT_READ`, for httptools. Plain is
+    `HTTP/1.1 NNN reason` (200-599 but 204 and 304, whose framing is not their
     Content-Length), token names, the value bytes llhttp allows, exactly one Content-Length
-    (digits only) that the rest of `data` fills, no hop-by-hop header but `Connection:
-    keep-alive` or `close`, and a head of at most `max_head` bytes. (Not for the response to
-    a HEAD request, or to one that asked for an upgrade: the caller knows those.)"""
+    (digits only) that the rest of `data` fills, no hop-by-hop header but one `Connection:
+    keep-alive` or `close`, and a head of at most `max_head` bytes. (Not for the response to a
+    HEAD request, or to one that asked for an upgrade: the caller knows those.)"""
     end: i64 = len(data)
     if end < 19 or not data.startswith(b"HTTP/1.1 "):
-        return _NOT_READ
+        return NOT_READ
     if not (_DIGIT[data[9]] and _DIGIT[data[10]] and _DIGIT[data[11]]):
-        return _NOT_READ
+        return NOT_READ
     status: i64 = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
     if status < 200 or status > 599 or status == 204 or status == 304:  # noqa: PLR1714
-        return _NOT_READ
+        return NOT_READ
     at: i64 = 12
     if data[at] == 32:  # SP reason
         at += 1
         while at < end and VALUE[data[at]]:
             at += 1
     if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
-        return _NOT_READ
-    head, length, keep_alive = _response_fields(data, at + 2)
+        return NOT_READ
+    fields: i64 = at + 2
+    head, length, keep_alive, drop, drop_end = _response_fields(data, fields)
     if length < 0 or head > max_head or end != head + 4 + length:
-        return _NOT_READ
-    return head, keep_alive
+        return NOT_READ
+    return head, keep_alive, fields, drop, drop_end
 
 
-def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool]:
+NOT_READ: Final[tuple[i64, bool, i64, i64, i64]] = (-1, False, -1, -1, -1)
+
+
+def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
     """The header lines of `read_response` from `at` to the empty line that ends them:
     (where that line's CRLF starts less 2, so the head's last CRLF CRLF; Content-Length;
-    persistence), or a length of -1 if one is not read here. Only a name of a special name's
-    length is looked at (`_SPECIAL_LENGTH`): not `Content-Type`, `Date`, `Server`."""
+    persistence; where the `Connection` line starts and ends), or a length of -1 if one is not
+    read here. Only a name of a special name's length is looked at (`_SPECIAL_LENGTH`): not
+    `Content-Type`, `Date`, `Server`."""
     end: i64 = len(data)
     length = -1
     keep_alive = True
+    drop: i64 = -1
+    drop_end: i64 = -1
     while at + 1 < end and data[at] != 13:
         line = at
         while at < end and TOKEN[data[at]]:
@@ -256,16 +264,17 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool]:
                     return _NO_FIELDS
             elif name in RESPONSE_HOP_BY_HOP:
                 persists = _persistence(data[value:at]) if name == b"connection" else None
-                if persists is None:
-                    return _NO_FIELDS
-                keep_alive = keep_alive and persists
+                if persists is None or drop >= 0:
+                    return _NO_FIELDS  # (another hop-by-hop header, or a second Connection)
+                keep_alive = persists
+                drop, drop_end = line, at + 2
         at += 2
     if at + 1 >= end or data[at + 1] != 10:
         return _NO_FIELDS
-    return at - 2, length, keep_alive
+    return at - 2, length, keep_alive, drop, drop_end
 
 
-_NO_FIELDS: Final[tuple[i64, int, bool]] = (-1, -1, False)
+_NO_FIELDS: Final[tuple[i64, int, bool, i64, i64]] = (-1, -1, False, -1, -1)
 
 
 def _persistence(value: bytes) -> bool | None:

@@ -202,12 +202,20 @@ class UpstreamConnection(asyncio.BaseProtocol):
         without httptools, which stays at the message boundary; True if it was."""
         if self.head_only or self.upgrade_asked:
             return False
-        end, keep_alive = read_response(data, MAX_RESPONSE_HEAD)
+        end, keep_alive, fields, drop, drop_end = read_response(data, MAX_RESPONSE_HEAD)
         if end < 0:
             return False
         self.status = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
+        self.reason = data[13 : fields - 2]  # (`reason_of` the status line)
         self.keep_alive = keep_alive
-        self._read_head(data, end)
+        self.has_length = True
+        # The header lines as they came, less the `Connection` line: what `_read_head` keeps
+        # of such a head, without cutting it into lines again.
+        stop = end + 2
+        if drop < 0:
+            self.lines = [data[fields:stop]]
+        else:
+            self.lines = [data[a:b] for a, b in ((fields, drop), (drop_end, stop)) if a < b]
         self.responding = True
         sink.on_response_head(self)
         if len(data) > end + 4:

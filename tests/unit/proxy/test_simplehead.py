@@ -31,7 +31,7 @@ class _Reading:
             httptools.HttpResponseParser(self) if response else httptools.HttpRequestParser(self)
         )
         self.response = response
-        self.url = b""
+        self.url = self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.heads = self.messages = 0
         self.body = b""
@@ -47,6 +47,9 @@ class _Reading:
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
@@ -302,7 +305,7 @@ def _response_agrees(data: bytes) -> bool:
     """Read the response `data`; if simplehead reads it, httptools must read exactly one
     HTTP/1.1 message from all of it: the head where simplehead says it ends, its status, the
     rest as its body, and the same persistence."""
-    end, keep_alive = simplehead.read_response(data, 64 * 1024)
+    end, keep_alive, fields, drop, drop_end = simplehead.read_response(data, 64 * 1024)
     if end < 0:
         return False
     reading = _Reading(data, response=True)
@@ -314,6 +317,16 @@ def _response_agrees(data: bytes) -> bool:
     assert data[end : end + 4] == b"\r\n\r\n" and b"\r\n\r\n" not in data[:end]
     lengths = [value for name, value in reading.headers if name == b"content-length"]
     assert lengths == [str(len(reading.body)).encode()], data
+    # Where the header lines start, and the one Connection line (what the proxy drops).
+    assert data.find(b"\r\n") == fields - 2 and data[13 : fields - 2] == reading.reason
+    connection = [pair for pair in reading.headers if pair[0] == b"connection"]
+    if drop < 0:
+        assert connection == [] and drop_end == -1
+    else:
+        line = data[drop:drop_end]
+        assert len(connection) == 1 and fields <= drop < drop_end <= end + 2
+        assert line.lower().startswith(b"connection:") and line.endswith(b"\r\n")
+        assert data[drop - 2 : drop] == b"\r\n"
     return True
 
 
@@ -414,13 +427,13 @@ def test_plain_responses_are_read_here(data: bytes, keep_alive: bool) -> None:
     ],
 )
 def test_the_rest_of_the_responses_is_left_to_httptools(data: bytes) -> None:
-    assert simplehead.read_response(data, 64 * 1024) == (-1, False)
+    assert simplehead.read_response(data, 64 * 1024) == simplehead.NOT_READ
 
 
 def test_a_response_head_over_the_limit_is_left_to_httptools() -> None:
     data = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-    assert simplehead.read_response(data, len(data) - 4) == (len(data) - 4, True)
-    assert simplehead.read_response(data, len(data) - 5) == (-1, False)
+    assert simplehead.read_response(data, len(data) - 4)[:2] == (len(data) - 4, True)
+    assert simplehead.read_response(data, len(data) - 5) == simplehead.NOT_READ
 
 
 async def _relayed(responses_: list[bytes], *, simple: bool) -> tuple[Any, ...]:
@@ -441,8 +454,8 @@ async def _relayed(responses_: list[bytes], *, simple: bool) -> tuple[Any, ...]:
         return h.down.take(), h.down.closed, kept, stats.responses, stats.errors
 
 
-def _never_response(*args: Any) -> tuple[int, bool]:
-    return (-1, False)
+def _never_response(*args: Any) -> tuple[int, bool, int, int, int]:
+    return simplehead.NOT_READ
 
 
 @pytest.mark.skipif(
