@@ -488,10 +488,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             return
         ex.done = True
         if ex.discard:
-            if not self.queue and self.deadline_kind == HEAD:
-                # Answered before its end was read (`_finish` then bounded the rest as a
-                # head): nothing is being read now. (A 408 at the header timeout would answer
-                # a request never sent.)
+            if not self.queue and self.deadline_kind == BODY:
+                # Answered before its end was read (see `_finish`): nothing is read now.
                 self.deadline_kind = IDLE
                 self.deadline = self.state.now + self.idle_timeout
             return
@@ -660,6 +658,11 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         elif self.broken is not None:
             self._refuse(self.broken)
             self._close_when_flushed()
+        elif self.parsing is ex:
+            # Answered before its end was read (a small body is read and dropped): the rest
+            # is bounded as a body, and once it ends the connection is idle
+            # (on_message_complete). Never a 408: this request has had its answer.
+            self._set_deadline(BODY, self.body_timeout)
         elif self.parsing is not None:
             self._set_deadline(HEAD, self.header_timeout)
         else:  # (the usual case, inlined)

@@ -569,6 +569,29 @@ async def test_a_connection_answered_by_the_proxy_waits_as_an_idle_one(request_:
     assert h.metrics.inbound.errors == {}
 
 
+async def test_a_refused_request_whose_body_is_still_coming_gets_no_second_answer() -> None:
+    """The proxy answered (a deny) before the body ended: the rest of the body is read and
+    dropped within the body timeout, and the client, already answered, gets no 408 for it."""
+    h = Harness(limits=Limits(header_timeout=5, body_timeout=30, idle_timeout=60))
+    h.send(b"POST /deny HTTP/1.1\r\nHost: w\r\nContent-Length: 10\r\n\r\nabc")
+    await h.settle()
+    assert _status_lines(h.down.take()) == [b"HTTP/1.1 403 Forbidden"]
+    h.state.check(time.monotonic() + 6)  # past the header timeout: the body may still come
+    assert not h.down.closed and h.down.data == b""
+    h.send(b"defghij")  # the rest, dropped: the connection is idle after it
+    h.state.check(time.monotonic() + 31)
+    assert not h.down.closed and h.down.data == b""
+    h.send(b"GET /deny HTTP/1.1\r\nHost: w\r\n\r\n")
+    assert _status_lines(h.down.take()) == [b"HTTP/1.1 403 Forbidden"]
+    h2 = Harness(limits=Limits(header_timeout=5, body_timeout=30))
+    h2.send(b"POST /deny HTTP/1.1\r\nHost: w\r\nContent-Length: 10\r\n\r\nabc")
+    await h2.settle()
+    h2.down.take()
+    h2.state.check(time.monotonic() + 31)  # the body never ends: closed, without a 408
+    assert h2.down.closed and h2.down.data == b""
+    assert h.metrics.inbound.errors == {} == h2.metrics.inbound.errors
+
+
 async def test_drain_closes_idle_connections_and_finishes_in_flight_ones() -> None:
     idle, busy = Harness(), Harness()
     busy.state = idle.state
