@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import i64
 
-from proxy.http1 import HOP_BY_HOP, RESPONSE_HOP_BY_HOP
+from proxy.http1 import HOP_BY_HOP, special_at
 
 if TYPE_CHECKING:
     # (Not imported at run time: proxy.exchange imports proxy.upstream, which imports this.)
@@ -186,12 +186,6 @@ _PERSISTENCE: Final = {
     b"Keep-Alive": True,
     b"Close": False,
 }
-# By length: whether a response header name of that length may be Content-Length or a hop-by-hop
-# name (which `_response_fields` must look at).
-_SPECIAL_LENGTH: Final = bytes(
-    1 if n in {len(name) for name in (*RESPONSE_HOP_BY_HOP, b"content-length")} else 0
-    for n in range(32)
-)
 
 
 def read_response(data: bytes, max_head: int) -> tuple[i64, bool, i64, i64, i64]:
@@ -233,8 +227,8 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
     """The header lines of `read_response` from `at` to the empty line that ends them:
     (where that line's CRLF starts less 2, so the head's last CRLF CRLF; Content-Length;
     persistence; where the `Connection` line starts and ends), or a length of -1 if one is not
-    read here. Only a name of a special name's length is looked at (`_SPECIAL_LENGTH`): not
-    `Content-Type`, `Date`, `Server`."""
+    read here. Names are told by `http1.special_at`, as the upstream tells them: for most
+    lines (`Content-Type`, `Date`, `Server`) a byte compared, nothing lower-cased."""
     end: i64 = len(data)
     length = -1
     keep_alive = True
@@ -255,14 +249,14 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
             at += 1
         if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
             return _NO_FIELDS
-        if colon - line < len(_SPECIAL_LENGTH) and _SPECIAL_LENGTH[colon - line]:
-            name = lower_name(data[line:colon])
+        name = special_at(data, line, colon + 1)
+        if name:
             if name == b"content-length":
                 first = length < 0
                 length = _digits(data, value, at)
                 if not first or length < 0:
                     return _NO_FIELDS
-            elif name in RESPONSE_HOP_BY_HOP:
+            else:  # (a hop-by-hop name)
                 persists = _persistence(data[value:at]) if name == b"connection" else None
                 if persists is None or drop >= 0:
                     return _NO_FIELDS  # (another hop-by-hop header, or a second Connection)

@@ -31,7 +31,7 @@ import httptools
 
 from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
-from proxy.http1 import RESPONSE_HOP_BY_HOP, drop_named, named_by_connection, names_chunked
+from proxy.http1 import drop_named, named_by_connection, names_chunked, special_at
 from proxy.peercert import peer_identity
 from proxy.simplehead import read_response
 from proxy.state import ServerState
@@ -41,18 +41,6 @@ if TYPE_CHECKING:
     # so that compiled code calls its methods directly instead of looking each up by name.
     from proxy.relay import ResponseRelay
 
-# The response headers the proxy looks at (the hop-by-hop ones, and Content-Length); any
-# other header line is copied as it came, its name not even lower-cased.
-_SPECIAL: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
-# By a line's first byte: the lengths of the special names that start with it, in either case.
-_LENGTHS: Final[tuple[tuple[int, ...], ...]] = tuple(
-    tuple(sorted({len(n) for n in _SPECIAL if n[:1] == bytes([c]).lower()})) for c in range(256)
-)
-# Spellings seen of names with a special name's length (`Content-Length`, `Connection`) -> the
-# special name, or b"" for another name: a dict lookup instead of a `lower` call per line. Every
-# key is at most the longest special name; the table stops growing at `_SPELLINGS_MAX`.
-_SPELLINGS: Final[dict[bytes, bytes]] = {}
-_SPELLINGS_MAX: Final = 512
 # The most response head an upstream may send before its end (then: 502, connection closed).
 MAX_RESPONSE_HEAD: Final = 64 * 1024
 # The most connections opened at once to one target (see ConnectionPool).
@@ -449,26 +437,6 @@ class UpstreamConnection(asyncio.BaseProtocol):
             return
         self.sink = None
         sink.on_upstream_lost(self)
-
-
-def special_at(head: bytes, pos: int, eol: int) -> bytes:
-    """The lower-case name of the `name:value` header line head[pos:eol] if it is one of
-    `_SPECIAL`, else b"", read in place. A name is a token (no colon in it), so a special name
-    of n bytes is one whose line has its colon at n: at most a byte compared for most lines, no
-    search."""
-    for n in _LENGTHS[head[pos]]:
-        if pos + n < eol and head[pos + n] == 58:  # b":"
-            spelled = head[pos : pos + n]
-            name = _SPELLINGS.get(spelled)
-            if name is None:
-                name = spelled.lower()
-                if name not in _SPECIAL:
-                    name = b""
-                if len(_SPELLINGS) < _SPELLINGS_MAX:
-                    _SPELLINGS[spelled] = name
-            if name:
-                return name
-    return b""
 
 
 def _value_of(line: bytes, at: int) -> bytes:

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from proxy_fakes import Harness
 
-from proxy import server, simplehead, upstream
+from proxy import http1, server, simplehead
+from proxy.http1 import special_at
 from proxy.routing import _Plan
-from proxy.upstream import reason_of, special_at
+from proxy.upstream import reason_of
 from smi.compiler.ir import Split, SplitBackend
 from smi.compiler.ir.decide import pick_backend
 from smi.compiler.ir.index import IndexedSplit
@@ -122,10 +123,10 @@ def test_special_names_are_found_in_any_spelling_and_the_table_stays_bounded() -
         assert special_at(line, 0, len(line)) == spelled.lower()
     assert special_at(b"Content-Lengtx: 1", 0, 17) == b""
     # Names of a special length that are not special: remembered as such, up to the bound.
-    for i in range(upstream._SPELLINGS_MAX + 100):
+    for i in range(http1._SPELLINGS_MAX + 100):
         line = b"Cx%08d: v" % i  # 10 bytes, as `connection`
         assert special_at(line, 0, len(line)) == b""
-    assert len(upstream._SPELLINGS) <= upstream._SPELLINGS_MAX
+    assert len(http1._SPELLINGS) <= http1._SPELLINGS_MAX
     line = b"CONNECTION: close"
     assert special_at(line, 0, len(line)) == b"connection"
 
