@@ -203,7 +203,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if drop < 0:
             self.lines = [data[fields:stop]]
         else:
-            self.lines = [data[a:b] for a, b in ((fields, drop), (drop_end, stop)) if a < b]
+            lines = self.lines = []
+            if drop > fields:
+                lines.append(data[fields:drop])
+            if drop_end < stop:
+                lines.append(data[drop_end:stop])
         self.responding = True
         sink.on_response_head(self)
         if len(data) > end + 4:
