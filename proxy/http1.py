@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from mypy_extensions import i64
+
 SOURCE_IDENTITY: Final = b"x-smi-source-identity"
 
 # Header names with more `-` and `_` than this have too many spellings to list
@@ -69,37 +71,38 @@ RESPONSE_HOP_BY_HOP: Final = (
 # The response headers the proxy looks at (the hop-by-hop ones, and Content-Length); any
 # other header line is copied as it came, its name not even lower-cased.
 RESPONSE_SPECIAL: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
-# By a line's first byte: the lengths of the special names that start with it, in either case.
-_LENGTHS: Final[tuple[tuple[int, ...], ...]] = tuple(
-    tuple(sorted({len(n) for n in RESPONSE_SPECIAL if n[:1] == bytes([c]).lower()}))
-    for c in range(256)
+# A byte in lower case (ASCII letters; every other byte as it is): header names are compared
+# in place, in any case, against names kept in lower case.
+LOWER: Final = bytes(c + 32 if 65 <= c <= 90 else c for c in range(256))
+# By a line's first byte, in either case: the special names that start with it.
+_STARTING: Final[tuple[tuple[bytes, ...], ...]] = tuple(
+    tuple(sorted(n for n in RESPONSE_SPECIAL if n[0] == LOWER[c])) for c in range(256)
 )
-# Spellings seen of names with a special name's length (`Content-Length`, `Connection`) -> the
-# special name, or b"" for another name: a dict lookup instead of a `lower` call per line. Every
-# key is at most the longest special name; the table stops growing at `_SPELLINGS_MAX`.
-_SPELLINGS: Final[dict[bytes, bytes]] = {}
-_SPELLINGS_MAX: Final = 512
 
 
-def special_at(head: bytes, pos: int, eol: int) -> bytes:
+def special_at(head: bytes, pos: i64, eol: i64) -> bytes:
     """The lower-case name of the `name:value` header line head[pos:eol] if it is one of
     `RESPONSE_SPECIAL`, else b"", read in place. A name is a token (no colon in it), so a
-    special name of n bytes is one whose line has its colon at n: at most a byte compared for
-    most lines, no search. (The upstream's `_read_head` and `simplehead.read_response` both
-    tell response names with it.)"""
-    for n in _LENGTHS[head[pos]]:
-        if pos + n < eol and head[pos + n] == 58:  # b":"
-            spelled = head[pos : pos + n]
-            name = _SPELLINGS.get(spelled)
-            if name is None:
-                name = spelled.lower()
-                if name not in RESPONSE_SPECIAL:
-                    name = b""
-                if len(_SPELLINGS) < _SPELLINGS_MAX:
-                    _SPELLINGS[spelled] = name
-            if name:
-                return name
+    special name of n bytes is one whose line has its colon at n: for most lines a byte or
+    two compared, and no bytes object made for any. (The upstream's `_read_head` and
+    `simplehead.read_response` both tell response names with it.)"""
+    for name in _STARTING[head[pos]]:
+        n: i64 = len(name)
+        if pos + n < eol and head[pos + n] == 58 and spelled_at(head, pos, name):  # b":"
+            return name
     return b""
+
+
+def spelled_at(data: bytes, at: i64, lower: bytes) -> bool:
+    """Whether data[at:at + len(lower)] is `lower` (lower case) in any case, compared in
+    place; the caller knows that much of `data` is there."""
+    i: i64 = 0
+    n: i64 = len(lower)
+    while i < n:
+        if LOWER[data[at + i]] != lower[i]:
+            return False
+        i += 1
+    return True
 
 
 CHUNKED_HEADER: Final = b"transfer-encoding: chunked\r\n"

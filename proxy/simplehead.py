@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import i64
 
-from proxy.http1 import HOP_BY_HOP, special_at
+from proxy.http1 import HOP_BY_HOP, special_at, spelled_at
 
 if TYPE_CHECKING:
     # (Not imported at run time: proxy.exchange imports proxy.upstream, which imports this.)
@@ -61,21 +61,51 @@ TARGET: Final = _table(_ALNUM + b"-._~!$&'()*+,;=:@/?%")
 # What llhttp takes in a header value: HTAB, SP, VCHAR, obs-text (not DEL, not other controls).
 VALUE: Final = _table(b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)))
 
-# Request header names as sent -> lower-cased: a dict lookup instead of a `lower` call per
-# header. Names come from clients: only short ones are kept, and only so many.
-_LOWER: Final[dict[bytes, bytes]] = {}
-_LOWER_NAME: Final = 32
-_LOWER_MAX: Final = 512
+# Request header names as sent -> lower-cased, and what a name is to this module: a table of
+# fixed size, indexed by a hash of the name as sent (`_hash_step`, computed as the name is
+# scanned). A name found there costs a comparison in place: no bytes object, no `lower` call,
+# no dict lookup or set lookup. Names come from clients: a name takes the slot of the one it
+# collides with, and only names of at most `_SHORT` bytes are kept, so the table never grows.
+_SLOTS: Final = 256
+_SHORT: Final = 32
+_SPELLED: Final[list[bytes]] = [b""] * _SLOTS  # as sent
+_NAMES: Final[list[bytes]] = [b""] * _SLOTS  # lower-cased
+_KINDS: Final[list[int]] = [0] * _SLOTS
+# What a name is here: any other header, `Host`, or one that sends the request to httptools.
+_PLAIN: Final = 0
+_HOST: Final = 1
+_REFUSED: Final = 2
+
+
+def _hash_step(h: i64, c: i64) -> i64:
+    return (h * 31 + c) & 0xFFFFFF
 
 
 def lower_name(name: bytes) -> bytes:
     """A header name in lower case (`name.lower()`, remembered for the names that recur)."""
-    lname = _LOWER.get(name)
-    if lname is None:
-        lname = name.lower()
-        if len(name) <= _LOWER_NAME and len(_LOWER) < _LOWER_MAX:
-            _LOWER[name] = lname
-    return lname
+    h: i64 = 0
+    for c in name:
+        h = _hash_step(h, c)
+    return _name_at(name, 0, len(name), h)[0]
+
+
+def _name_at(data: bytes, start: i64, stop: i64, h: i64) -> tuple[bytes, i64]:
+    """(data[start:stop] lower-cased, its kind), from the table when it is there (`h` its
+    hash); put there if it is short."""
+    slot = h & (_SLOTS - 1)
+    spelled = _SPELLED[slot]
+    if len(spelled) == stop - start and _spells(data, start, spelled):
+        return _NAMES[slot], _KINDS[slot]
+    raw = data[start:stop]
+    name = raw.lower()
+    kind = _REFUSED if name in HOP_BY_HOP or name == b"content-length" else _PLAIN
+    if name == b"host":
+        kind = _HOST
+    if stop - start <= _SHORT:
+        _SPELLED[slot] = raw
+        _NAMES[slot] = name
+        _KINDS[slot] = kind
+    return name, kind
 
 
 def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: int) -> bool:
@@ -147,9 +177,13 @@ def _read_fields(
     size: i64 = ex.header_bytes
     while at < end:
         line = at
-        while TOKEN[data[at]]:
+        h: i64 = 0
+        c: i64 = data[at]
+        while TOKEN[c]:
+            h = _hash_step(h, c)
             at += 1
-        if at == line or data[at] != 58:  # :
+            c = data[at]
+        if at == line or c != 58:  # :
             return False
         colon = at
         at += 1
@@ -160,11 +194,11 @@ def _read_fields(
             at += 1
         if data[at] != 13 or data[at + 1] != 10:
             return False
-        name = lower_name(data[line:colon])
-        if name in HOP_BY_HOP or name == b"content-length":
+        name, kind = _name_at(data, line, colon, h)
+        if kind == _REFUSED:
             return False
         field = data[value:at]
-        if name == b"host":
+        if kind == _HOST:
             if ex.host is not None:
                 return False  # refused by proxy.server (400), not read here
             ex.host = field
@@ -180,12 +214,6 @@ def _read_fields(
 # A Content-Length with more digits than this goes to httptools (which reads up to 2**64 - 1).
 _LENGTH_DIGITS: Final = 18
 _DIGIT: Final = _table(b"0123456789")
-_PERSISTENCE: Final = {
-    b"keep-alive": True,
-    b"close": False,
-    b"Keep-Alive": True,
-    b"Close": False,
-}
 
 
 def read_response(data: bytes, max_head: int) -> tuple[i64, bool, i64, i64, i64]:
@@ -257,10 +285,10 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
                 if not first or length < 0:
                     return _NO_FIELDS
             else:  # (a hop-by-hop name)
-                persists = _persistence(data[value:at]) if name == b"connection" else None
-                if persists is None or drop >= 0:
+                persists = _persistence(data, value, at) if name == b"connection" else -1
+                if persists < 0 or drop >= 0:
                     return _NO_FIELDS  # (another hop-by-hop header, or a second Connection)
-                keep_alive = persists
+                keep_alive = persists == 1
                 drop, drop_end = line, at + 2
         at += 2
     if at + 1 >= end or data[at + 1] != 10:
@@ -271,11 +299,15 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
 _NO_FIELDS: Final[tuple[i64, int, bool, i64, i64]] = (-1, -1, False, -1, -1)
 
 
-def _persistence(value: bytes) -> bool | None:
-    """What a `Connection` value says of the connection (True: kept), None if it is not one
-    token, `keep-alive` or `close` (in the usual spellings without a `lower` call)."""
-    persists = _PERSISTENCE.get(value)
-    return _PERSISTENCE.get(value.lower()) if persists is None else persists
+def _persistence(data: bytes, start: i64, stop: i64) -> i64:
+    """What the `Connection` value data[start:stop] says of the connection, read in place: 1
+    (kept) for `keep-alive`, 0 for `close`, in any case; -1 if it is not one of these."""
+    n = stop - start
+    if n == 10 and spelled_at(data, start, b"keep-alive"):
+        return 1
+    if n == 5 and spelled_at(data, start, b"close"):
+        return 0
+    return -1
 
 
 def _digits(data: bytes, start: i64, stop: i64) -> int:

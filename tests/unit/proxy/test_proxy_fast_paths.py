@@ -117,18 +117,51 @@ def test_reason_of_any_accepted_status_line(version: bytes, code: int, rest: byt
         assert reason_of(line) == reported
 
 
-def test_special_names_are_found_in_any_spelling_and_the_table_stays_bounded() -> None:
-    for spelled in (b"Content-Length", b"CONTENT-LENGTH", b"cOnNeCtIoN", b"Connection"):
+def test_special_names_are_found_in_any_spelling() -> None:
+    for spelled in (b"Content-Length", b"CONTENT-LENGTH", b"cOnNeCtIoN", b"Connection", b"TE"):
         line = spelled + b": x"
         assert special_at(line, 0, len(line)) == spelled.lower()
     assert special_at(b"Content-Lengtx: 1", 0, 17) == b""
-    # Names of a special length that are not special: remembered as such, up to the bound.
-    for i in range(http1._SPELLINGS_MAX + 100):
+    assert special_at(b"Content-Length-X: 1", 0, 19) == b""  # (the colon is not at 14)
+    assert special_at(b"Te: x", 0, 2) == b""  # (the colon is past the line's end)
+    for i in range(1000):  # names of a special length that are not special
         line = b"Cx%08d: v" % i  # 10 bytes, as `connection`
         assert special_at(line, 0, len(line)) == b""
-    assert len(http1._SPELLINGS) <= http1._SPELLINGS_MAX
-    line = b"CONNECTION: close"
-    assert special_at(line, 0, len(line)) == b"connection"
+    # In place: a line in the middle of a head, read where it starts.
+    head = b"HTTP/1.1 200 OK\r\nCONNECTION: close\r\n"
+    assert special_at(head, 17, len(head) - 2) == b"connection"
+
+
+_TCHAR = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+
+
+def _in_case(name: bytes, upper: list[bool]) -> bytes:
+    return bytes(c - 32 if up and 97 <= c <= 122 else c for c, up in zip(name, upper, strict=True))
+
+
+_TOKENS = st.binary(min_size=1, max_size=20).map(
+    lambda b: bytes(_TCHAR[c % len(_TCHAR)] for c in b)
+)
+_SPECIAL_SPELLINGS = st.sampled_from(sorted(http1.RESPONSE_SPECIAL)).flatmap(
+    lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+        lambda u: _in_case(n, u)
+    )
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(_TOKENS, _SPECIAL_SPELLINGS), st.binary(max_size=5))
+def test_special_at_is_lower_and_a_set_lookup(name: bytes, tail: bytes) -> None:
+    line = name + b":" + tail.replace(b"\r", b"").replace(b"\n", b"")
+    want = name.lower() if name.lower() in http1.RESPONSE_SPECIAL else b""
+    assert special_at(line, 0, len(line)) == want
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=30))
+def test_lower_name_is_bytes_lower_whatever_shares_its_slot(names: list[bytes]) -> None:
+    for name in names + names[::-1]:  # (again, once the table holds them or their rivals)
+        assert simplehead.lower_name(name) == name.lower()
 
 
 async def test_request_header_names_are_lower_cased_and_the_table_stays_bounded() -> None:
@@ -141,14 +174,14 @@ async def test_request_header_names_are_lower_cased_and_the_table_stays_bounded(
     _, _, headers = h.router.seen[-1]
     assert headers["x-team"] == "blue"
     assert headers[long_name.lower().decode()] == "1"
-    assert long_name not in simplehead._LOWER  # long names are not kept
+    assert long_name not in simplehead._SPELLED  # long names are not kept
     for i in range(8):  # many distinct names: the table stops growing
         h.respond(b"HTTP/1.1 204 No Content\r\n\r\n")
         head = b"GET /b HTTP/1.1\r\nHost: web\r\n"
         head += b"".join(b"N%d-%d: v\r\n" % (i, j) for j in range(90))
         h.send(head + b"\r\n")
         await h.settle()
-    assert len(simplehead._LOWER) <= simplehead._LOWER_MAX
+    assert len(simplehead._SPELLED) == len(simplehead._NAMES) == simplehead._SLOTS
     assert dict(h.router.seen[-1][2])["n7-89"] == "v"
 
 

@@ -231,6 +231,38 @@ def test_the_rest_is_left_to_httptools(head: bytes) -> None:
     assert _read(head) is None
 
 
+def _slot(name: bytes) -> int:
+    h = 0
+    for c in name:
+        h = simplehead._hash_step(h, c)
+    return h & (simplehead._SLOTS - 1)
+
+
+def test_names_that_share_a_slot_keep_what_they_are() -> None:
+    """The name table is indexed by a hash: a name that takes another's slot must not take
+    its kind (a `Connection` read as a plain header, or a plain one as `Host`)."""
+    for special in (b"Connection", b"Host", b"Content-Length", b"X_Smi_Source-Identity"):
+        # (Of its length: a comparison of lengths alone would not tell them apart.)
+        width = len(special) - 1
+        rival = next(
+            n for i in range(10**width) if _slot(n := b"X%0*d" % (width, i)) == _slot(special)
+        )
+        for _ in range(2):  # (each in turn takes the slot from the other)
+            plain = b"GET / HTTP/1.1\r\nHost: web\r\n%s: 1\r\n\r\n" % rival
+            ex = Exchange()
+            assert simplehead.read_request(plain, ex, 100, 32 * 1024)
+            assert ex.host == b"web"
+            assert ex.headers[-1] == (rival.lower(), b"1")
+            if special == b"Host":
+                head = b"GET / HTTP/1.1\r\n%s: other\r\n\r\n" % special
+                ex = Exchange()
+                assert simplehead.read_request(head, ex, 100, 32 * 1024)
+                assert ex.host == b"other"
+            else:  # (its request is left to httptools)
+                head = b"GET / HTTP/1.1\r\nHost: web\r\n%s: 1\r\n\r\n" % special
+                assert not simplehead.read_request(head, Exchange(), 100, 32 * 1024)
+
+
 def test_the_header_limits_are_left_to_httptools_to_refuse() -> None:
     head = b"GET / HTTP/1.1\r\nHost: web\r\n" + b"X-A: 1\r\n" * 99 + b"\r\n"
     ex = Exchange()
