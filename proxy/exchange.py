@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from proxy import http1
 from proxy.http1 import Reply
@@ -43,13 +45,22 @@ class Forward:
     extra: bytes = b""
 
 
-class Router(Protocol):
-    """Decides where each request goes; pure apart from counting (no I/O)."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Router:
+    """Decides where each request goes; pure apart from counting (no I/O).
+
+    A compiled base class rather than a Protocol: the protocol calls `route` once per request,
+    and a call through a Protocol is a method call by name (a lookup in the type, the
+    arguments checked again by the callee's wrapper), where a base class's is a call through
+    its vtable. Routers written in Python (the tests' fakes) subclass it too."""
 
     stats: DirectionStats
 
-    def peer_of(self, transport: asyncio.BaseTransport) -> Any: ...
-    def route(self, ex: Exchange, peer: Any) -> Forward | Reply: ...
+    def peer_of(self, transport: asyncio.BaseTransport) -> Any:
+        raise NotImplementedError
+
+    def route(self, ex: Exchange, peer: Any) -> Forward | Reply:
+        raise NotImplementedError
 
 
 class Headers(Mapping[str, str]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from proxy.exchange import Exchange, Forward, Limits
+from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.http1 import Reply, local_reply
 from proxy.metrics import Metrics
 from proxy.server import HttpProxy
@@ -78,7 +78,7 @@ class FakeTransport:
 APP = Target("app.local", 8080)
 
 
-class FakeRouter:
+class FakeRouter(Router):
     """Forwards everything to APP with one added header, except paths under /deny."""
 
     def __init__(self, metrics: Metrics | None = None) -> None:
