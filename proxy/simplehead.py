@@ -61,20 +61,18 @@ TARGET: Final = _table(_ALNUM + b"-._~!$&'()*+,;=:@/?%")
 # What llhttp takes in a header value: HTAB, SP, VCHAR, obs-text (not DEL, not other controls).
 VALUE: Final = _table(b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)))
 
-# Request header names as sent -> lower-cased, and what a name is to this module: a table of
-# fixed size, indexed by a hash of the name as sent (`_hash_step`, computed as the name is
-# scanned). A name found there costs a comparison in place: no bytes object, no `lower` call,
-# no dict lookup or set lookup. Names come from clients: a name takes the slot of the one it
-# collides with, and only names of at most `_SHORT` bytes are kept, so the table never grows.
+# Request header names as sent -> lower-cased: a table of fixed size, indexed by a hash of the
+# name as sent (`_hash_step`, computed as the name is scanned). A name found there costs a
+# comparison in place: no bytes object, no `lower` call, no dict or set lookup. Names come from
+# clients: a name takes the slot of the one it collides with, and only names of at most
+# `_SHORT` bytes are kept, so the table never grows. The names that send a request to httptools
+# (`_refused`) are never kept: such a request is not read here, however often it comes.
 _SLOTS: Final = 256
 _SHORT: Final = 32
 _SPELLED: Final[list[bytes]] = [b""] * _SLOTS  # as sent
 _NAMES: Final[list[bytes]] = [b""] * _SLOTS  # lower-cased
-_KINDS: Final[list[int]] = [0] * _SLOTS
-# What a name is here: any other header, `Host`, or one that sends the request to httptools.
-_PLAIN: Final = 0
-_HOST: Final = 1
-_REFUSED: Final = 2
+# The one name the table gives out that the reader must know: `Host`, told apart by identity.
+_HOST: Final = b"host"
 
 
 def _hash_step(h: i64, c: i64) -> i64:
@@ -86,26 +84,32 @@ def lower_name(name: bytes) -> bytes:
     h: i64 = 0
     for c in name:
         h = _hash_step(h, c)
-    return _name_at(name, 0, len(name), h)[0]
+    return _name_at(name, 0, len(name), h) or name.lower()
 
 
-def _name_at(data: bytes, start: i64, stop: i64, h: i64) -> tuple[bytes, i64]:
-    """(data[start:stop] lower-cased, its kind), from the table when it is there (`h` its
-    hash); put there if it is short."""
+def _name_at(data: bytes, start: i64, stop: i64, h: i64) -> bytes:
+    """data[start:stop] lower-cased, from the table when it is there (`h` its hash), put there
+    if it is short (`Host` as `_HOST` itself); b"" if it is `_refused`."""
     slot = h & (_SLOTS - 1)
     spelled = _SPELLED[slot]
     if len(spelled) == stop - start and _spells(data, start, spelled):
-        return _NAMES[slot], _KINDS[slot]
+        return _NAMES[slot]
     raw = data[start:stop]
     name = raw.lower()
-    kind = _REFUSED if name in HOP_BY_HOP or name == b"content-length" else _PLAIN
-    if name == b"host":
-        kind = _HOST
+    if _refused(name):
+        return b""
+    if name == _HOST:
+        name = _HOST
     if stop - start <= _SHORT:
         _SPELLED[slot] = raw
         _NAMES[slot] = name
-        _KINDS[slot] = kind
-    return name, kind
+    return name
+
+
+def _refused(name: bytes) -> bool:
+    """Whether a request with this header goes to httptools: a hop-by-hop header (which also
+    holds the caller's `x-smi-source-identity`) or a body's `Content-Length`."""
+    return name in HOP_BY_HOP or name == b"content-length"
 
 
 def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: int) -> bool:
@@ -194,11 +198,11 @@ def _read_fields(
             at += 1
         if data[at] != 13 or data[at + 1] != 10:
             return False
-        name, kind = _name_at(data, line, colon, h)
-        if kind == _REFUSED:
+        name = _name_at(data, line, colon, h)
+        if not name:
             return False
         field = data[value:at]
-        if kind == _HOST:
+        if name is _HOST:
             if ex.host is not None:
                 return False  # refused by proxy.server (400), not read here
             ex.host = field
