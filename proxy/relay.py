@@ -25,7 +25,7 @@ and `cut_tunnel` let proxy.tunnels authorize it again when the policy changes, a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from time import monotonic
 from typing import Any, Final
 
@@ -55,6 +55,7 @@ FAR: Final = float("inf")
 class ResponseRelay:
     # Provided by HttpProxy (Per-connection state).
     transport: asyncio.Transport | None
+    send: Callable[[bytes], object]  # `transport.write`, bound once (UpstreamConnection.send)
     flow: FlowControl | None
     queue: list[Exchange]
     out: list[bytes]
@@ -340,7 +341,7 @@ class ResponseRelay:
         out = self.out
         if out:
             if self.transport is not None:
-                self.transport.write(b"".join(out))
+                self.send(b"".join(out))
             out.clear()
 
     def _open_tunnel(self, conn: UpstreamConnection) -> None:

@@ -23,6 +23,7 @@ and forward over mTLS). The protocol itself only moves bytes:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -48,7 +49,7 @@ from proxy.relay import (
 )
 from proxy.simplehead import lower_name, read_request
 from proxy.state import ServerState
-from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
+from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError, no_write
 
 if TYPE_CHECKING:
     from proxy.accesslog import AccessLog
@@ -122,6 +123,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.tunnel_idle_timeout = limits.tunnel_idle_timeout
         # Per-connection state
         self.transport: asyncio.Transport | None = None
+        self.send: Callable[[bytes], object] = no_write  # (see UpstreamConnection.send)
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer: Any = None
@@ -155,6 +157,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
+        self.send = transport.write
         self.flow = FlowControl(transport)
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         self.peer = self.router.peer_of(transport)
@@ -166,6 +169,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.state.closed(self)
         self.stats.closed()
         self.transport = None
+        self.send = no_write
         queue = self.queue
         if queue and queue[0].started:
             # A request routed (so counted) whose response never ended: cut off by the proxy

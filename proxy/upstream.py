@@ -97,12 +97,21 @@ class IdentityMismatch(UpstreamError):
     kind: ClassVar[str] = "identity"
 
 
+def no_write(data: bytes) -> None:
+    """The bound `write` of a connection whose transport is gone (every write checks for the
+    transport first: this only drops the reference to the old one)."""
+
+
 class UpstreamConnection(asyncio.BaseProtocol):
     def __init__(self, pool: ConnectionPool, target: Target) -> None:
         # Per-connection state
         self.pool = pool
         self.target = target
         self.transport: asyncio.Transport | None = None
+        # `transport.write`, bound once: a call by name would look the method up in the
+        # transport's type on every write, the costliest C-API step of a cold request
+        # (docs/proxy.md, "Method calls by name").
+        self.send: Callable[[bytes], object] = no_write
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: ResponseRelay | None = None
@@ -137,6 +146,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
+        self.send = transport.write
         self.flow = FlowControl(transport)
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         if self.target.tls is not None and not self._peer_ok(transport):
@@ -397,12 +407,12 @@ class UpstreamConnection(asyncio.BaseProtocol):
 
     def flush(self) -> None:
         if self.out and self.transport is not None and not self.closed:
-            self.transport.write(b"".join(self.out))
+            self.send(b"".join(self.out))
         self.out.clear()
 
     def write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self.send(data)
 
     def close(self) -> None:
         self.closed = True
