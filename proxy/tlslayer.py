@@ -70,8 +70,19 @@ class TlsLayer(asyncio.Protocol):
         self.obj: Any = context._wrap_bio(  # type: ignore[attr-defined]
             self.incoming, self.outgoing, server_side, None
         )
+        # The C methods called per record, bound once: a call by name looks the method up in
+        # its type every time, the costliest C-API step of a request that finds the caches
+        # cold (docs/proxy.md, "Method calls by name").
+        self._bio_write: Callable[[bytes], int] = self.incoming.write
+        self._bio_read: Callable[[], bytes] = self.outgoing.read
+        self._ssl_read: Callable[[int], bytes] = self.obj.read
+        self._ssl_write: Callable[[bytes | bytearray | memoryview], int] = self.obj.write
+        self._ssl_pending: Callable[[], int] = self.obj.pending
         self.tcp: asyncio.Transport | None = None
+        self._tcp_write: Callable[[bytes], object] = _nowhere  # `tcp.write`, once there is one
+        self._tcp_closing: Callable[[], bool] = _closed  # `tcp.is_closing`
         self.app: Any = None  # the protocol above, once attached
+        self._app_received: Callable[[bytes], object] = _nowhere  # `app.data_received`
         self.handshaking = True
         self.reading = True  # (the protocol above's wish: `pause_reading` / `resume_reading`)
         self.closing = False
@@ -89,7 +100,8 @@ class TlsLayer(asyncio.Protocol):
     # --- the TCP transport's protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.tcp = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
+        tcp = self.tcp = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
+        self._tcp_write, self._tcp_closing = tcp.write, tcp.is_closing
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self.handshake_timeout, self._handshake_expired)
         if not self.server_side:
@@ -101,12 +113,12 @@ class TlsLayer(asyncio.Protocol):
             # After its close_notify, what a peer sends is ignored (RFC 8446 §6.1); kept, a
             # peer could fill this process's memory while the connection stays half-open.
             return
-        self.incoming.write(data)
+        self._bio_write(data)
         if self.handshaking:
             self._handshake()
             return
         if self.app is not None and self.reading and not self.closing:
-            self._read_app()
+            self._read_app(_record_size(data))
 
     def eof_received(self) -> bool | None:
         if self.handshaking:
@@ -134,6 +146,7 @@ class TlsLayer(asyncio.Protocol):
                 )
             return
         app, self.app = self.app, None
+        self._app_received = _nowhere
         if app is not None:
             app.connection_lost(exc if exc is not None else self._error)
         else:  # (client side, between the handshake and `attach`)
@@ -203,10 +216,10 @@ class TlsLayer(asyncio.Protocol):
 
     def attach(self, protocol: asyncio.BaseProtocol) -> None:
         """Give the connection to `protocol` (after the handshake), and it what came already."""
-        self.app = protocol
+        self.set_protocol(protocol)
         protocol.connection_made(self)  # type: ignore[arg-type]
         if self.lost:
-            self.app = None
+            self.app, self._app_received = None, _nowhere
             protocol.connection_lost(self._error)
             return
         if self.write_paused:
@@ -219,11 +232,14 @@ class TlsLayer(asyncio.Protocol):
     def _buffered(self) -> bool:
         return self.incoming.pending > 0 or self.obj.pending() > 0
 
-    def _read_app(self) -> None:
-        obj, incoming = self.obj, self.incoming
+    def _read_app(self, size: int = READ_SIZE) -> None:
+        """Give the protocol above what the records read so far hold. `size`: the first
+        read's, the plaintext of at most that many bytes (`_record_size`); the rest, a
+        record's most."""
+        incoming, ssl_read, ssl_pending = self.incoming, self._ssl_read, self._ssl_pending
         while True:
             try:
-                data = obj.read(READ_SIZE)
+                data = ssl_read(size)
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
@@ -238,15 +254,16 @@ class TlsLayer(asyncio.Protocol):
                 if not self.peer_eof:
                     self._peer_closed()
                 return
-            self.app.data_received(data)
+            self._app_received(data)
             if self.closing or not self.reading or self.app is None:
                 break
-            if incoming.pending == 0 and obj.pending() == 0:
+            if incoming.pending == 0 and ssl_pending() == 0:
                 break
+            size = READ_SIZE
         if self.eof_asked and not self.notified and not self._buffered():
             self._notify()  # (held back by `write_eof` until the buffers were read)
-        elif self.outgoing.pending:
-            self._flush()  # (a key update's answer, an alert)
+        else:
+            self._flush()  # (a key update's answer, an alert: usually nothing)
         if self.fin and self.reading and not (self.peer_eof or self.closing or self._buffered()):
             self._peer_closed()  # (the FIN that came while records were unread)
 
@@ -295,7 +312,7 @@ class TlsLayer(asyncio.Protocol):
         if self.closing or self.eof_asked or not data:
             return
         try:
-            self.obj.write(data)
+            self._ssl_write(data)
         except (ssl.SSLError, OSError) as exc:
             self._abort_with(exc)
             return
@@ -305,12 +322,9 @@ class TlsLayer(asyncio.Protocol):
         self.write(b"".join(list_of_data))
 
     def _flush(self) -> None:
-        outgoing = self.outgoing
-        if outgoing.pending:
-            tcp = self.tcp
-            data = outgoing.read()
-            if tcp is not None and not tcp.is_closing():
-                tcp.write(data)
+        data = self._bio_read()  # (b"" when there is nothing: no `pending` looked up first)
+        if data and not self._tcp_closing():
+            self._tcp_write(data)
 
     def can_write_eof(self) -> bool:
         return True
@@ -394,6 +408,7 @@ class TlsLayer(asyncio.Protocol):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self.app = protocol
+        self._app_received = protocol.data_received  # type: ignore[attr-defined]
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return cast(asyncio.BaseProtocol, self.app)
@@ -409,6 +424,29 @@ class TlsLayer(asyncio.Protocol):
             return None if self.handshaking else self.obj.cipher()
         tcp = self.tcp
         return default if tcp is None else tcp.get_extra_info(name, default)
+
+
+def _nowhere(data: bytes) -> None:
+    """Where writes and reads go before there is a transport or a protocol to take them
+    (every caller checks for one first)."""
+
+
+def _closed() -> bool:
+    return True
+
+
+def _record_size(data: bytes) -> int:
+    """How much plaintext the TLS record that `data` starts with holds at most: its length
+    field (the ciphertext's, never less than the plaintext), when `data` starts with a record
+    of at most `READ_SIZE`; else `READ_SIZE`. `SSL_read` fills a bytes object of the size it
+    is asked for and then shrinks it: a request's record of ~100 bytes is then one small
+    allocation, not 16 KiB from the C heap (malloc, then realloc). When `data` starts
+    mid-record the guess may be short: the rest stays in OpenSSL's buffer (`pending`) and the
+    next read takes it."""
+    if len(data) < 5:
+        return READ_SIZE
+    size = data[3] << 8 | data[4]
+    return size if 0 < size <= READ_SIZE else READ_SIZE
 
 
 def server_factory(

@@ -601,3 +601,118 @@ def test_a_protocol_that_fails_to_start_does_not_leak_the_connection(
         return apps[0].lost.done() if apps else None
 
     assert uvloop.run(run()) is True  # the server saw the connection end
+
+
+class _Wire:
+    """A TCP transport in memory: what the layer writes, kept for the test to deliver."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data, self.sent = bytes(self.sent), bytearray()
+        return data
+
+
+def test_a_read_is_sized_by_the_record_it_starts_with() -> None:
+    record = bytes([23, 3, 3, 0x01, 0x2C]) + b"x" * 300  # application data, 300 bytes
+    assert tlslayer._record_size(record) == 300
+    assert tlslayer._record_size(record[:5]) == 300  # (the header alone says it)
+    assert tlslayer._record_size(record[:4]) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(bytes([23, 3, 3, 0, 0])) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(bytes([23, 3, 3, 0xFF, 0xFF])) == tlslayer.READ_SIZE
+
+
+async def _streamed(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, sent: bytes) -> Any:
+    """(a server-side layer handshaken in memory, its protocol, the records that carry `sent`
+    to it, one per 500 bytes)."""
+    app = Recorder()
+    server = tlslayer.TlsLayer(server_ctx, server_side=True, factory=lambda: app)
+    client = tlslayer.TlsLayer(client_ctx, server_side=False)
+    up, down = _Wire(), _Wire()
+    server.connection_made(up)  # type: ignore[arg-type]
+    client.connection_made(down)  # type: ignore[arg-type]
+    done = client.done
+    assert done is not None
+    for _ in range(10):  # the handshake, delivered whole
+        server.data_received(down.take())
+        client.data_received(up.take())
+        if done.done():
+            break
+    await done
+    client.attach(Recorder())
+    server.data_received(down.take())  # (the client's last flight: the server's end of it)
+    assert not server.handshaking
+    for i in range(0, len(sent), 500):  # one record per write
+        client.write(sent[i : i + 500])
+    client.abort()
+    return server, app, down.take()
+
+
+def _deliver(server: Any, chunks: list[bytes]) -> int:
+    """Give the layer `chunks`; how many times it kept plaintext it had decrypted."""
+    held = 0
+    for chunk in chunks:
+        server.data_received(chunk)
+        held += server.obj.pending() > 0
+    return held
+
+
+@pytest.mark.parametrize("step", [1, 3, 5, 7, 64, 1000])
+def test_records_split_anywhere_are_read_whole_and_in_order(
+    ca: CertificateAuthority, tmp_path: Path, step: int
+) -> None:
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    sent = b"".join(b"%d:" % i + b"y" * (i * 37 % 700) for i in range(60))
+    got: dict[str, Any] = {}
+
+    async def run() -> None:
+        server, app, stream = await _streamed(server_ctx, client_ctx, sent)
+        chunks = [stream[i : i + step] for i in range(0, len(stream), step)]
+        got["held"] = _deliver(server, chunks)
+        got["data"] = bytes(app.data)
+        server.abort()
+
+    uvloop.run(run())
+    assert got["data"] == sent
+    assert got["held"] == 0
+
+
+def test_a_read_sized_short_by_a_guess_loses_nothing(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A read that starts mid-record, at bytes that look like the header of a small record:
+    the first `SSL_read` is sized too small, and the rest of that record's plaintext is read
+    in the same call, not held until more bytes come."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    sent = b"z" * 500 * 200
+    got: dict[str, Any] = {}
+
+    async def run() -> None:
+        server, app, stream = await _streamed(server_ctx, client_ctx, sent)
+        at, found = 0, None
+        while at < len(stream) and found is None:  # the records' bounds
+            end = at + 5 + (stream[at + 3] << 8 | stream[at + 4])
+            for p in range(at + 6, end - 5):
+                if (stream[p + 3] << 8 | stream[p + 4]) < 100:  # a guess under 100 bytes
+                    found = (p, end)
+                    break
+            at = end
+        assert found is not None, "no record with such bytes: the test proves nothing"
+        p, end = found
+        got["held"] = _deliver(server, [stream[:p], stream[p:end], stream[end:]])
+        got["data"] = bytes(app.data)
+        server.abort()
+
+    uvloop.run(run())
+    assert got["data"] == sent
+    assert got["held"] == 0
