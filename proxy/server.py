@@ -49,7 +49,8 @@ from proxy.relay import (
 )
 from proxy.simplehead import lower_name, read_request
 from proxy.state import ServerState
-from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError, no_write
+from proxy.tlslayer import no_write
+from proxy.upstream import ConnectionPool, UpstreamConnection, UpstreamError
 
 if TYPE_CHECKING:
     from proxy.accesslog import AccessLog

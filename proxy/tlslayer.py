@@ -79,10 +79,10 @@ class TlsLayer(asyncio.Protocol):
         self._ssl_write: Callable[[bytes | bytearray | memoryview], int] = self.obj.write
         self._ssl_pending: Callable[[], int] = self.obj.pending
         self.tcp: asyncio.Transport | None = None
-        self._tcp_write: Callable[[bytes], object] = _nowhere  # `tcp.write`, once there is one
+        self._tcp_write: Callable[[bytes], object] = no_write  # `tcp.write`, once there is one
         self._tcp_closing: Callable[[], bool] = _closed  # `tcp.is_closing`
         self.app: Any = None  # the protocol above, once attached
-        self._app_received: Callable[[bytes], object] = _nowhere  # `app.data_received`
+        self._app_received: Callable[[bytes], object] = no_write  # `app.data_received`
         self.handshaking = True
         self.reading = True  # (the protocol above's wish: `pause_reading` / `resume_reading`)
         self.closing = False
@@ -146,7 +146,7 @@ class TlsLayer(asyncio.Protocol):
                 )
             return
         app, self.app = self.app, None
-        self._app_received = _nowhere
+        self._app_received = no_write
         if app is not None:
             app.connection_lost(exc if exc is not None else self._error)
         else:  # (client side, between the handshake and `attach`)
@@ -219,7 +219,7 @@ class TlsLayer(asyncio.Protocol):
         self.set_protocol(protocol)
         protocol.connection_made(self)  # type: ignore[arg-type]
         if self.lost:
-            self.app, self._app_received = None, _nowhere
+            self.app, self._app_received = None, no_write
             protocol.connection_lost(self._error)
             return
         if self.write_paused:
@@ -426,9 +426,10 @@ class TlsLayer(asyncio.Protocol):
         return default if tcp is None else tcp.get_extra_info(name, default)
 
 
-def _nowhere(data: bytes) -> None:
-    """Where writes and reads go before there is a transport or a protocol to take them
-    (every caller checks for one first)."""
+def no_write(data: bytes) -> None:
+    """The bound `write` (or `data_received`) of a connection with no transport (or protocol)
+    to take it: every caller checks for one first, and this drops the reference to the old
+    one. (Here and in the HTTP protocols' `send`.)"""
 
 
 def _closed() -> bool:

@@ -97,11 +97,6 @@ class IdentityMismatch(UpstreamError):
     kind: ClassVar[str] = "identity"
 
 
-def no_write(data: bytes) -> None:
-    """The bound `write` of a connection whose transport is gone (every write checks for the
-    transport first: this only drops the reference to the old one)."""
-
-
 class UpstreamConnection(asyncio.BaseProtocol):
     def __init__(self, pool: ConnectionPool, target: Target) -> None:
         # Per-connection state
@@ -111,7 +106,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         # `transport.write`, bound once: a call by name would look the method up in the
         # transport's type on every write, the costliest C-API step of a cold request
         # (docs/proxy.md, "Method calls by name").
-        self.send: Callable[[bytes], object] = no_write
+        self.send: Callable[[bytes], object] = tlslayer.no_write
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: ResponseRelay | None = None
