@@ -180,39 +180,51 @@ def _read_fields(
     headers = ex.headers
     size: i64 = ex.header_bytes
     while at < end:
-        line = at
-        h: i64 = 0
-        c: i64 = data[at]
-        while TOKEN[c]:
-            h = _hash_step(h, c)
-            at += 1
-            c = data[at]
-        if at == line or c != 58:  # :
+        colon, value, eol, h = _field(data, at, end + 2)
+        if colon < 0:
             return False
-        colon = at
-        at += 1
-        while data[at] == 32 or data[at] == 9:  # OWS
-            at += 1
-        value = at
-        while VALUE[data[at]]:
-            at += 1
-        if data[at] != 13 or data[at + 1] != 10:
-            return False
-        name = _name_at(data, line, colon, h)
+        name = _name_at(data, at, colon, h)
         if not name:
             return False
-        field = data[value:at]
+        field = data[value:eol]
         if name is _HOST:
             if ex.host is not None:
                 return False  # refused by proxy.server (400), not read here
             ex.host = field
         headers.append((name, field))
-        size += colon - line + at - value + 4
+        size += colon - at + eol - value + 4
         if len(headers) > max_headers or size > max_header_bytes:
             return False
-        at += 2
+        at = eol + 2
     ex.header_bytes = size
     return at == end
+
+
+def _field(data: bytes, at: i64, end: i64) -> tuple[i64, i64, i64, i64]:
+    """The header line `name ":" OWS value CRLF` that starts at `at` (and ends before `end`), as
+    llhttp reads one (a token name, the value bytes it allows): (where its colon is, where its
+    value starts, where its CRLF starts, the name's hash for `_name_at`); a colon of -1 if it is
+    not one read here. Request and response lines alike."""
+    line = at
+    h: i64 = 0
+    while at < end:
+        c: i64 = data[at]
+        if not TOKEN[c]:
+            break
+        h = _hash_step(h, c)
+        at += 1
+    if at == line or at >= end or data[at] != 58:  # :
+        return -1, -1, -1, 0
+    colon = at
+    at += 1
+    while at < end and (data[at] == 32 or data[at] == 9):  # OWS
+        at += 1
+    value = at
+    while at < end and VALUE[data[at]]:
+        at += 1
+    if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
+        return -1, -1, -1, 0
+    return colon, value, at, h
 
 
 # A Content-Length with more digits than this goes to httptools (which reads up to 2**64 - 1).
@@ -267,34 +279,23 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
     drop: i64 = -1
     drop_end: i64 = -1
     while at + 1 < end and data[at] != 13:
-        line = at
-        while at < end and TOKEN[data[at]]:
-            at += 1
-        if at == line or at >= end or data[at] != 58:  # :
+        colon, value, eol, _ = _field(data, at, end)
+        if colon < 0:
             return _NO_FIELDS
-        colon = at
-        at += 1
-        while at < end and (data[at] == 32 or data[at] == 9):  # OWS
-            at += 1
-        value = at
-        while at < end and VALUE[data[at]]:
-            at += 1
-        if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
-            return _NO_FIELDS
-        name = special_at(data, line, colon + 1)
+        name = special_at(data, at, colon + 1)
         if name:
             if name == b"content-length":
                 first = length < 0
-                length = _digits(data, value, at)
+                length = _digits(data, value, eol)
                 if not first or length < 0:
                     return _NO_FIELDS
             else:  # (a hop-by-hop name)
-                persists = _persistence(data, value, at) if name == b"connection" else -1
+                persists = _persistence(data, value, eol) if name == b"connection" else -1
                 if persists < 0 or drop >= 0:
                     return _NO_FIELDS  # (another hop-by-hop header, or a second Connection)
                 keep_alive = persists == 1
-                drop, drop_end = line, at + 2
-        at += 2
+                drop, drop_end = at, eol + 2
+        at = eol + 2
     if at + 1 >= end or data[at + 1] != 10:
         return _NO_FIELDS
     return at - 2, length, keep_alive, drop, drop_end
