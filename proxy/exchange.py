@@ -13,11 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 
 from proxy import http1
 from proxy.http1 import Reply
 from proxy.metrics import DirectionStats
+from proxy.simplehead import header_pairs
 
 # (At run time, not only for type checking: mypyc compiles `Forward` with its field types.)
 from proxy.upstream import Target, UpstreamConnection
@@ -120,6 +121,8 @@ def _encoded(name: str) -> bytes | None:
 
 
 _NONE: Final[frozenset[bytes]] = frozenset()
+_NO_LINES: Final[list[bytes]] = []
+_NO_PAIRS: Final[list[tuple[bytes, bytes]]] = []
 
 
 class Exchange:
@@ -141,6 +144,11 @@ class Exchange:
     http10 = False
     hop = False  # a hop-by-hop header (or x-smi-source-identity) came with it
     raw_head: bytes | None = None  # the head as received, when it is forwarded as it came
+    # Where raw_head's header lines start while `headers` is still to be read from them (a
+    # head proxy.simplehead read: see `pairs`); -1 once `headers` holds them. Then also the
+    # bits of its header names (`simplehead.name_bits`).
+    fields_at: i64 = -1
+    name_bits: i64 = 0
     # progress
     done = False  # the whole request has been read
     discard = False  # answered locally: drop the rest of the body
@@ -156,10 +164,18 @@ class Exchange:
     status = 0
     reason = ""  # the router's reason code, for the access log
 
-    def __init__(self) -> None:
+    def __init__(self, *, simple: bool = False) -> None:
+        """`simple`: for a head that proxy.simplehead reads, whose lines and pairs stay in
+        `raw_head` (see `pairs`): `lines` and `headers` start as the same empty lists for all
+        of those (lists no code adds to: changes give them lists of their own), one list
+        fewer made and freed each per request."""
         self.connection_names: frozenset[bytes] = _NONE  # named by `Connection`
-        self.lines: list[bytes] = []  # forwarded header lines, serialised
-        self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, value), for matching
+        if simple:
+            self.lines: list[bytes] = _NO_LINES
+            self.headers: list[tuple[bytes, bytes]] = _NO_PAIRS
+        else:
+            self.lines = []  # forwarded header lines, serialised
+            self.headers = []  # (lower-case name, value), for matching
         # framed body pieces waiting for an upstream (most requests have none)
         self.body: list[bytes] | None = None
 
@@ -171,8 +187,20 @@ class Exchange:
     def path_str(self) -> str:
         return self.url.decode("latin-1")
 
+    def pairs(self) -> list[tuple[bytes, bytes]]:
+        """`headers`, the (lower-case name, value) pairs, read from the head the first time
+        for a head proxy.simplehead read: most requests are never asked for them (no match
+        of their destination reads a header, and their decision is cached)."""
+        at = self.fields_at
+        if at >= 0:
+            self.fields_at = -1
+            raw = self.raw_head
+            assert raw is not None
+            self.headers = header_pairs(raw, at)
+        return self.headers
+
     def header_map(self) -> Mapping[str, str]:
-        return Headers(self.headers)
+        return Headers(self.pairs())
 
     def rewrite(self, drop: frozenset[bytes], trim: frozenset[bytes]) -> None:
         """Forward this request without the headers named in `drop` and with the values of
@@ -181,7 +209,7 @@ class Exchange:
         the head is rebuilt from its lines rather than forwarded as it came."""
         self.headers = [
             (name, http1.field_value(value) if name in trim else value)
-            for name, value in self.headers
+            for name, value in self.pairs()
             if name not in drop
         ]
         raw = self.raw_head

@@ -54,7 +54,10 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 # The same bounds as floats, for `bucket`.
 _BOUNDS: Final[tuple[float, ...]] = tuple(float(b) for b in LATENCY_BOUNDS_MS)
 DIRECTIONS = ("inbound", "outbound")
-# request_total's authz label of a request answered before it reached the router.
+# request_total's authz labels: allowed by a rule, and the outbound side's (which authorizes
+# nothing), counted apart (`DirectionStats`); a request answered before it reached the router.
+ALLOW: Final = "allow"
+UNCHECKED: Final = "none"
 NOT_REACHED: Final = "not-reached"
 # response_total's status_code of a response that never ended (Istio's response_code 0).
 ABORTED: Final = 0
@@ -71,10 +74,15 @@ class PoolView(Protocol):
 
 def bucket(value: float) -> int:
     """The histogram slot of `value`: the first bound it does not exceed (`bisect_left`),
-    found from the bottom, where proxy latencies are: one or two float comparisons compiled,
-    against a bisection's several mixed int/float ones through the C API."""
-    i = 0
-    for bound in _BOUNDS:
+    found from the bottom, where proxy latencies are: the first two bounds compared as float
+    literals (machine comparisons, against a bisection's several mixed int/float ones through
+    the C API), the others in a loop over their boxed floats."""
+    if value <= 1.0:
+        return 0
+    if value <= 2.0:
+        return 1
+    i = 2
+    for bound in _BOUNDS[2:]:
         if value <= bound:
             return i
         i += 1
@@ -96,25 +104,68 @@ class Histogram:
 
 
 class DirectionStats:
-    """Counters of one direction; the protocols hold a reference and bump fields directly."""
+    """Counters of one direction; the protocols hold a reference and bump fields directly.
 
-    __slots__ = ("close_total", "errors", "latency", "open", "open_total", "requests", "responses")
+    The usual request and response are counted in fields of their own (`allowed`, `unchecked`,
+    `ok`), the others in dicts: a field is one addition, where a dict's count is a lookup and
+    an insertion through the C API (code that a request then runs for nothing else). Read the
+    counts through `requests` and `responses`, which hold both."""
+
+    __slots__ = (
+        "_requests",
+        "_responses",
+        "allowed",
+        "close_total",
+        "errors",
+        "latency",
+        "ok",
+        "open",
+        "open_total",
+        "unchecked",
+    )
 
     def __init__(self) -> None:
-        self.requests: dict[str, int] = {}  # authz outcome -> count
-        self.responses: dict[int, int] = {}  # status -> count
+        self._requests: dict[str, int] = {}  # authz outcome -> count, but these two:
+        self.allowed = 0  # "allow"
+        self.unchecked = 0  # "none" (the outbound side, which authorizes nothing)
+        self._responses: dict[int, int] = {}  # status -> count, but 200:
+        self.ok = 0
         self.latency = Histogram()
         self.errors: dict[str, int] = {}  # kind -> count
         self.open = 0
         self.open_total = 0
         self.close_total = 0
 
+    @property
+    def requests(self) -> dict[str, int]:
+        """authz outcome -> count (a copy)."""
+        counts = dict(self._requests)
+        for label, n in ((ALLOW, self.allowed), (UNCHECKED, self.unchecked)):
+            if n:
+                counts[label] = n
+        return counts
+
+    @property
+    def responses(self) -> dict[int, int]:
+        """status -> count (a copy)."""
+        counts = dict(self._responses)
+        if self.ok:
+            counts[200] = self.ok
+        return counts
+
     def request(self, authz: str) -> None:
-        self.requests[authz] = self.requests.get(authz, 0) + 1
+        if authz == ALLOW:
+            self.allowed += 1
+        elif authz == UNCHECKED:
+            self.unchecked += 1
+        else:
+            self._requests[authz] = self._requests.get(authz, 0) + 1
 
     def response(self, status: int, latency_ms: float) -> None:
-        responses = self.responses
-        responses[status] = responses.get(status, 0) + 1
+        if status == 200:
+            self.ok += 1
+        else:
+            self._responses[status] = self._responses.get(status, 0) + 1
         h = self.latency
         h.counts[bucket(latency_ms)] += 1
         h.total += latency_ms
@@ -132,6 +183,15 @@ class DirectionStats:
         self.close_total += 1
 
 
+class Count:
+    """One counter that whoever bumps it holds (`n += 1`: no lookup by label per count)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Metrics:
     """Everything /metrics shows. One per proxy process, passed to whoever counts."""
@@ -139,8 +199,10 @@ class Metrics:
     def __init__(self) -> None:
         self.inbound = DirectionStats()
         self.outbound = DirectionStats()
-        # protocol ("http" | "tcp") -> label -> count
-        self.authz_allow: dict[str, dict[str, int]] = {"http": {}, "tcp": {}}  # by rule
+        # protocol ("http" | "tcp") -> rule -> its allows (`allow_count`: the inbound router
+        # keeps a rule's with the decisions it caches)
+        self.allow_counts: dict[str, dict[str, Count]] = {"http": {}, "tcp": {}}
+        # protocol -> label -> count
         self.authz_deny: dict[str, dict[str, int]] = {"http": {}, "tcp": {}}  # by reason
         self.authz_would_deny: dict[str, dict[tuple[str, str], int]] = {"http": {}, "tcp": {}}
         self.policy_updates: dict[str, int] = {}
@@ -150,20 +212,33 @@ class Metrics:
         self.started = time.time()
         self.pool: PoolView | None = None  # set by the proxy that owns one
 
+    @property
+    def authz_allow(self) -> dict[str, dict[str, int]]:
+        """protocol -> rule -> allows (a copy)."""
+        return {
+            protocol: {rule: count.n for rule, count in counts.items() if count.n}
+            for protocol, counts in self.allow_counts.items()
+        }
+
+    def allow_count(self, protocol: str, rule: str) -> Count:
+        """The allow counter of `rule` (made the first time)."""
+        counts = self.allow_counts[protocol]
+        count = counts.get(rule)
+        if count is None:
+            count = counts[rule] = Count()
+        return count
+
     def authz(self, decision: Decision, protocol: str) -> str:
         """Count an inbound decision; return its `authz` label for request_total."""
         if decision.reason == "allow" and len(decision.rules) == 1:  # the usual allow
-            allow = self.authz_allow[protocol]
-            rule = decision.rules[0]
-            allow[rule] = allow.get(rule, 0) + 1
-            return "allow"
+            self.allow_count(protocol, decision.rules[0]).n += 1
+            return ALLOW
         if decision.allowed and not decision.would_deny:
             if decision.reason != "allow":
                 return "permissive"
-            allow = self.authz_allow[protocol]
             for rule in decision.rules:
-                allow[rule] = allow.get(rule, 0) + 1
-            return "allow"
+                self.allow_count(protocol, rule).n += 1
+            return ALLOW
         if not decision.allowed:
             deny = self.authz_deny[protocol]
             deny[decision.reason] = deny.get(decision.reason, 0) + 1

@@ -116,7 +116,9 @@ class ResponseRelay:
         ex.status = status = conn.status
         # The head goes out in pieces: `flush` joins everything pending in one write.
         out = self.out
-        out.append(http1.status_line(status, conn.reason or http1.phrase(status)))
+        if not conn.status_kept:
+            reason = conn.reason
+            out.append(http1.status_line(status, reason if len(reason) else http1.phrase(status)))
         out += conn.lines
         if status == 101:
             out.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)
@@ -202,7 +204,7 @@ class ResponseRelay:
         """A pooled connection the upstream had closed: resend a body-less request once."""
         if ex.retried or conn.requests < 2 or conn.got_bytes or not ex.done or ex.chunked:
             return False
-        if any(name == b"content-length" for name, _ in ex.headers):
+        if any(name == b"content-length" for name, _ in ex.pairs()):
             return False
         ex.retried = True
         route = ex.route
@@ -337,12 +339,13 @@ class ResponseRelay:
             self.upstream.flush()
 
     def _write_out(self) -> None:
-        """What is pending for the client, in one write."""
+        """What is pending for the client, in one write. (A new list, not `out.clear()`:
+        that is slice assignment in the C API, code no other step of a request runs.)"""
         out = self.out
         if out:
             if self.transport is not None:
                 self.send(b"".join(out))
-            out.clear()
+            self.out = []
 
     def _open_tunnel(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]

@@ -35,9 +35,10 @@ from proxy.http1 import (
     service_key,
     spellings,
 )
-from proxy.metrics import Metrics
+from proxy.metrics import Count, Metrics
 from proxy.peercert import peer_identity
 from proxy.policy import PolicyHolder
+from proxy.simplehead import name_bits, named_pairs
 from proxy.upstream import ClientTLS, Target
 from smi.compiler.ir.decide import Decision, Request, authorize, pick_backend
 from smi.compiler.ir.decision import denied
@@ -74,9 +75,9 @@ _CHUNKED: Final = (b"transfer-encoding", b"chunked")
 def sent_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
     """The (name, value) pairs of `ex` that reach the app: what `authorize` may look at."""
     if not ex.hop:  # (no hop-by-hop header, so no `Connection` naming one either)
-        return ex.headers
+        return ex.pairs()
     named = ex.connection_names
-    sent = [pair for pair in ex.headers if pair[0] not in _UNSENT and pair[0] not in named]
+    sent = [pair for pair in ex.pairs() if pair[0] not in _UNSENT and pair[0] not in named]
     if ex.chunked:
         sent.append(_CHUNKED)
     if ex.upgrade:
@@ -130,7 +131,7 @@ class MatchedNames:
         table = self.table
         named = ex.connection_names
         found: tuple[tuple[bytes, bytes], ...] = ()
-        for pair in ex.headers:
+        for pair in ex.pairs():
             if pair[0] in table and pair[0] not in named:
                 found += (pair,)
         if self.long:
@@ -142,7 +143,7 @@ class MatchedNames:
         named = ex.connection_names
         return tuple(
             pair
-            for pair in ex.headers
+            for pair in ex.pairs()
             if pair[0] not in self.table
             and pair[0] not in named
             and same_variable(pair[0]) in self.long
@@ -217,21 +218,30 @@ class InboundRouter(Router):
         self.stats = metrics.inbound
         self.peers = peers
         self._anonymous = InboundPeer(None, Forward(app))
+        self._peers: dict[str, InboundPeer] = {}  # identity -> its peer (see peer_of)
         self.app = app
         # The decision cache: valid for one index (cleared when another is swapped in).
         self._index: PolicyIndex | None = None
         self._matched = _NO_NAMES
         self._names: frozenset[bytes] = frozenset()  # `_matched.table`
-        self._decisions: dict[tuple[object, ...], tuple[Decision, str | None, Fix | None]] = {}
-        self._allow = metrics.authz_allow["http"]  # rule -> count (never replaced)
+        self._bits: i64 = 0  # `simplehead.name_bits(_names)`
+        self._decisions: dict[tuple[object, ...], tuple[Decision, Count | None, Fix | None]] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
+        """The caller of a new connection: one `InboundPeer` per identity, kept (as many as
+        `PeerIdentities` keeps certificates), so its forward is one object for every
+        connection of that caller."""
         spiffe = self.peers.of(transport)
         if spiffe is None:
             return self._anonymous
-        return InboundPeer(
-            spiffe, Forward(self.app, b"x-smi-source-identity: %s\r\n" % spiffe.encode())
-        )
+        peer = self._peers.get(spiffe)
+        if peer is None:
+            extra = b"x-smi-source-identity: %s\r\n" % spiffe.encode()
+            peer = InboundPeer(spiffe, Forward(self.app, extra))
+            if len(self._peers) >= self.peers.size:
+                self._peers.clear()
+            self._peers[spiffe] = peer
+        return peer
 
     def decide(self, peer: str | None, *, protocol: str, ex: Exchange | None) -> Decision | None:
         """Authorize and count; None when no policy is loaded yet."""
@@ -293,17 +303,25 @@ class InboundRouter(Router):
             path = path[:cut]
         names = self._names
         found: tuple[tuple[bytes, bytes], ...] = ()
-        if names:
+        if self._bits:  # (`names` is not empty: each name sets a bit)
             # (name, value) of the named headers in request order: no less than `authorize`
             # sees of them (a finer key only costs cache hits). `_names` holds no name that
             # never reaches the app; one a `Connection` header names is left out, as
             # `sent_headers` does. (`MatchedNames.found`, inlined: once per request.)
-            named = ex.connection_names
-            for pair in ex.headers:
-                if pair[0] in names and pair[0] not in named:
-                    found += (pair,)
-            if self._matched.long:
-                found += self._matched.long_spellings(ex)
+            raw = ex.raw_head
+            if ex.fields_at >= 0 and raw is not None and not self._matched.long:
+                # A head proxy.simplehead read: no `Connection` header, and its pairs not yet
+                # read. Most have none of these names, which its name bits tell; the named
+                # ones alone are read from it otherwise.
+                if ex.name_bits & self._bits:
+                    found = named_pairs(raw, ex.fields_at, names)
+            else:
+                named = ex.connection_names
+                for pair in ex.pairs():
+                    if pair[0] in names and pair[0] not in named:
+                        found += (pair,)
+                if self._matched.long:
+                    found += self._matched.long_spellings(ex)
             key: tuple[object, ...] = (peer.identity, method, path, found, ex.upgrade)
         else:
             key = (peer.identity, method, path)
@@ -312,16 +330,14 @@ class InboundRouter(Router):
             hit = self._authorize(index, ex, peer, key=key, found=found, n=len(path))
         elif hit[2] is not None:
             ex.rewrite(*hit[2])
-        decision, rule, _ = hit
-        requests = self.stats.requests
-        if rule is not None:  # Metrics.authz's first branch, inlined
-            allow = self._allow
-            allow[rule] = allow.get(rule, 0) + 1
-            requests["allow"] = requests.get("allow", 0) + 1
+        decision, allows, _ = hit
+        if allows is not None:  # Metrics.authz's first branch, inlined
+            allows.n += 1
+            self.stats.allowed += 1
             ex.reason = "allow"
             return peer.forward
         label = self.metrics.authz(decision, "http")
-        requests[label] = requests.get(label, 0) + 1
+        self.stats.request(label)
         ex.reason = decision.reason
         if decision.would_deny:
             self._audit(decision, peer.identity, "http", ex)
@@ -338,18 +354,19 @@ class InboundRouter(Router):
         key: tuple[object, ...],
         found: tuple[tuple[bytes, bytes], ...],
         n: int,
-    ) -> tuple[Decision, str | None, Fix | None]:
+    ) -> tuple[Decision, Count | None, Fix | None]:
         """A cache miss: change the request as it will go on (`MatchedNames`), ask
         `authorize`, and remember the answer if the path (`n` bytes) is short enough. With the
-        decision go the rule of the usual allow (deny mode, one rule), which `route` counts
-        without `Metrics.authz`, and the change, which every request with this key needs
-        (`found`, the key's headers, tells which)."""
+        decision go the allow counter of its rule for the usual allow (deny mode, one rule),
+        which `route` bumps without `Metrics.authz`, and the change, which every request with
+        this key needs (`found`, the key's headers, tells which)."""
         fix = self._matched.fix(found)
         if fix is not None:
             ex.rewrite(*fix)
         decision = self._ask(index, peer.identity, ex)
         usual = decision.reason == "allow" and len(decision.rules) == 1
-        hit = (decision, decision.rules[0] if usual else None, fix)
+        allows = self.metrics.allow_count("http", decision.rules[0]) if usual else None
+        hit = (decision, allows, fix)
         if n <= _DECISION_PATH:
             if len(self._decisions) >= _DECISIONS:
                 self._decisions.clear()
@@ -399,6 +416,7 @@ class InboundRouter(Router):
         sent = frozenset(header_names(index, self.identity)) - (_UNSENT - _REFRAMED)
         self._matched = MatchedNames(sent) if sent else _NO_NAMES
         self._names = self._matched.table
+        self._bits = name_bits(self._names)
         self._index = index
 
     def protocol_for(self, peer: str | None) -> str:
@@ -589,8 +607,7 @@ class OutboundRouter(Router):
         return None
 
     def route(self, ex: Exchange, peer: None) -> Forward | Reply:
-        requests = self.stats.requests
-        requests["none"] = requests.get("none", 0) + 1
+        self.stats.unchecked += 1  # (request_total's authz="none")
         index = self.slot.index
         if index is None:
             return _NO_POLICY
@@ -712,6 +729,10 @@ class OutboundRouter(Router):
         return found
 
 
+# How many (backend, caller) pairs SplitThenAuthorize keeps: a few backends times a few callers.
+_PAIRS: Final = 16
+
+
 class SplitThenAuthorize(Router):
     """Both decisions of a sidecar pair made in one hop: the split of `service` (as the
     caller's outbound proxy makes it), then the authorization of the caller (as the backend's
@@ -726,9 +747,9 @@ class SplitThenAuthorize(Router):
         self.outbound = outbound
         self.inbound = inbound
         self.stats = inbound.stats
-        # (backend target, caller's header) -> the forward to it: built once, as each router
-        # of a real pair builds its forwards once.
-        self._forwards: dict[tuple[Target, bytes], Forward] = {}
+        # (backend's forward, caller's forward, the forward to both): built once, as each
+        # router of a real pair builds its forwards once.
+        self._forwards: list[tuple[Forward, Forward, Forward]] = []
 
     def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
         return self.inbound.peer_of(transport)
@@ -743,8 +764,13 @@ class SplitThenAuthorize(Router):
         caller = self.inbound.route(ex, peer)
         if not isinstance(caller, Forward):
             return caller
-        key = (backend.target, caller.extra)
-        both = self._forwards.get(key)
-        if both is None:
-            both = self._forwards[key] = Forward(backend.target, caller.extra)
+        # Both routers hand out forwards they keep, so a pair of them is found by identity:
+        # no tuple made and hashed (with the target's fields) per request.
+        for seen_backend, seen_caller, both in self._forwards:
+            if seen_backend is backend and seen_caller is caller:
+                return both
+        both = Forward(backend.target, caller.extra)
+        if len(self._forwards) >= _PAIRS:
+            self._forwards.clear()  # (forwards of policies gone, or many callers)
+        self._forwards.append((backend, caller, both))
         return both

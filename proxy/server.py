@@ -239,7 +239,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         Otherwise note in `raw` whether this read is exactly one request head, for httptools'
         reading (then the head can be forwarded as it came: see on_headers_complete)."""
         if len(self.queue) < self.limits.max_pipeline:
-            ex = Exchange()
+            ex = Exchange(simple=True)
             if read_request(data, ex, self.max_headers, self.max_header_bytes):
                 self.raw = None
                 self._queue(ex)

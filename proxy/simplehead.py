@@ -32,6 +32,7 @@ framed by one Content-Length: see there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import i64
@@ -62,7 +63,7 @@ TARGET: Final = _table(_ALNUM + b"-._~!$&'()*+,;=:@/?%")
 VALUE: Final = _table(b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)))
 
 # Request header names as sent -> lower-cased: a table of fixed size, indexed by a hash of the
-# name as sent (`_hash_step`, computed as the name is scanned). A name found there costs a
+# name in any case (`_hash_step`, computed as the name is scanned). A name found there costs a
 # comparison in place: no bytes object, no `lower` call, no dict or set lookup. Names come from
 # clients: a name takes the slot of the one it collides with, and only names of at most
 # `_SHORT` bytes are kept, so the table never grows. The names that send a request to httptools
@@ -76,7 +77,27 @@ _HOST: Final = b"host"
 
 
 def _hash_step(h: i64, c: i64) -> i64:
-    return (h * 31 + c) & 0xFFFFFF
+    """One byte more of a header name's hash, the same in any case (`c | 32` is a letter's
+    lower case, and leaves every other byte of a token as it is but `^` and `_`, which only
+    share a hash with `~` and DEL, never a name)."""
+    return (h * 31 + (c | 32)) & 0xFFFFFF
+
+
+def _bit(h: i64) -> i64:
+    """A name's bit in `Exchange.name_bits`, from its hash."""
+    return 1 << (h % 62)
+
+
+def name_bits(names: Iterable[bytes]) -> i64:
+    """The bits of `names` (lower case), as `read_request` sets those of a request's in
+    `Exchange.name_bits`: a request whose bits share none has no header of these names."""
+    bits: i64 = 0
+    for name in names:
+        h: i64 = 0
+        for c in name:
+            h = _hash_step(h, c)
+        bits |= _bit(h)
+    return bits
 
 
 def lower_name(name: bytes) -> bytes:
@@ -121,7 +142,7 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
         return False  # (what the loops below stop at)
     method = _method(data)
     start: i64 = len(method) + 1
-    at: i64 = _target_end(data, start) if method else -1
+    at: i64 = _target_end(data, start) if start > 1 else -1
     if at < 0:
         return False
     # (Header bytes as `proxy.server` counts them, the target's included: 431 past the limit.)
@@ -131,6 +152,7 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
     ex.method = method
     ex.url = data[start:at]
     ex.raw_head = data[:-2]
+    ex.fields_at = at + 11
     ex.done = True
     return True
 
@@ -173,31 +195,51 @@ def _spells(data: bytes, at: i64, text: bytes) -> bool:
 def _read_fields(
     data: bytes, at: i64, ex: Exchange, max_headers: int, max_header_bytes: int
 ) -> bool:
-    """The header lines from `at` to the head's last CRLF into `ex` (its headers, Host and
-    header bytes); False at the first one not read here, or as soon as the head is past a
-    limit (so a read of many small lines costs no more than the limits allow)."""
+    """Check the header lines from `at` to the head's last CRLF and read from them what the
+    proxy reads of every request (`Host`, the header bytes); False at the first one not read
+    here, or as soon as the head is past a limit (so a read of many small lines costs no more
+    than the limits allow: `header_bytes` then says where it stopped). The (name, value) pairs
+    are left in the head: `header_pairs` reads them if something asks (a decision not cached),
+    and `named_pairs` those of some names, if `name_bits` says the request may have them."""
     end: i64 = len(data) - 2
-    headers = ex.headers
     size: i64 = ex.header_bytes
+    lines: i64 = 0
+    bits: i64 = 0
     while at < end:
         colon, value, eol, h = _field(data, at, end + 2)
         if colon < 0:
             return False
         name = _name_at(data, at, colon, h)
-        if not name:
+        if len(name) == 0:  # (`not name` is a call through the C API)
             return False
-        field = data[value:eol]
         if name is _HOST:
             if ex.host is not None:
                 return False  # refused by proxy.server (400), not read here
-            ex.host = field
-        headers.append((name, field))
+            ex.host = data[value:eol]
+        lines += 1
+        bits |= _bit(h)
         size += colon - at + eol - value + 4
-        if len(headers) > max_headers or size > max_header_bytes:
+        if lines > max_headers or size > max_header_bytes:
+            ex.header_bytes = size
             return False
         at = eol + 2
     ex.header_bytes = size
+    ex.name_bits = bits
     return at == end
+
+
+def header_pairs(head: bytes, at: i64) -> list[tuple[bytes, bytes]]:
+    """The (lower-case name, value) pairs of the header lines of `head` from `at` to its end,
+    a head that `read_request` read (its `raw_head`, lines known to be well formed), in order."""
+    pairs: list[tuple[bytes, bytes]] = []
+    end: i64 = len(head)
+    while at < end:
+        colon, value, eol, h = _field(head, at, end)
+        if colon < 0:
+            break  # (never, for such a head; but no loop here may depend on that)
+        pairs.append((_name_at(head, at, colon, h), head[value:eol]))
+        at = eol + 2
+    return pairs
 
 
 def _field(data: bytes, at: i64, end: i64) -> tuple[i64, i64, i64, i64]:
@@ -225,6 +267,22 @@ def _field(data: bytes, at: i64, end: i64) -> tuple[i64, i64, i64, i64]:
     if at + 1 >= end or data[at] != 13 or data[at + 1] != 10:
         return -1, -1, -1, 0
     return colon, value, at, h
+
+
+def named_pairs(head: bytes, at: i64, names: frozenset[bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """The pairs of `header_pairs(head, at)` whose names are in `names`, in order, without
+    the others' (what the inbound router's decision cache needs of a request)."""
+    found: tuple[tuple[bytes, bytes], ...] = ()
+    end: i64 = len(head)
+    while at < end:
+        colon, value, eol, h = _field(head, at, end)
+        if colon < 0:
+            break  # (as in header_pairs)
+        name = _name_at(head, at, colon, h)
+        if name in names:
+            found += ((name, head[value:eol]),)
+        at = eol + 2
+    return found
 
 
 # A Content-Length with more digits than this goes to httptools (which reads up to 2**64 - 1).
@@ -283,7 +341,7 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
         if colon < 0:
             return _NO_FIELDS
         name = special_at(data, at, colon + 1)
-        if name:
+        if len(name):  # (`if name` is a call through the C API)
             if name == b"content-length":
                 first = length < 0
                 length = _digits(data, value, eol)

@@ -124,6 +124,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.status = 0
         self.reason = b""
         self.lines: list[bytes] = []
+        self.status_kept = False  # `lines` starts with the status line as received
         # What has come of the response head being read: the reads (joined only when a head
         # spans several, so trickled bytes are not copied over and over) and their size.
         self.head: list[bytes] = []
@@ -199,18 +200,21 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if end < 0:
             return False
         self.status = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
-        self.reason = data[13 : fields - 2]  # (`reason_of` the status line)
         self.keep_alive = keep_alive
         self.has_length = True
         # The header lines as they came, less the `Connection` line: what `_read_head` keeps
-        # of such a head, without cutting it into lines again.
+        # of such a head, without cutting it into lines again. With a reason phrase, the
+        # status line is `HTTP/1.1 NNN reason`, as the client is sent it: it goes on with them
+        # (`status_kept`). Without, the client is sent the status's own phrase (as nginx does).
+        first = 0 if fields > 15 else fields
+        self.status_kept = first == 0
         stop = end + 2
         if drop < 0:
-            self.lines = [data[fields:stop]]
+            self.lines = [data[first:stop]]
         else:
             lines = self.lines = []
-            if drop > fields:
-                lines.append(data[fields:drop])
+            if drop > first:
+                lines.append(data[first:drop])
             if drop_end < stop:
                 lines.append(data[drop_end:stop])
         self.responding = True
@@ -248,6 +252,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
     def _new_response(self) -> None:
         # (Instead of an on_message_begin callback: one call fewer per response.)
         self.status, self.reason, self.lines = 0, b"", []
+        self.status_kept = False
         self.chunked = self.has_length = False
         self.upgrade = b""
         if self._drop:
@@ -393,17 +398,24 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.responding = False
         self.got_bytes = False
         self.requests += 1
-        self.head, self.head_size = [], 0
-        self.status, self.reason, self.lines = 0, b"", []
+        # (No list made per request: the last response's head list is empty unless it left
+        # bytes, and `_NO_LINES` is never added to.)
+        if self.head:
+            self.head = []
+        self.head_size = 0
+        self.status, self.reason, self.lines = 0, b"", _NO_LINES
+        self.status_kept = False
         self.chunked = self.has_length = False
         self.upgrade = b""
-        if self._drop:
+        if len(self._drop):
             self._drop = frozenset()
 
     def flush(self) -> None:
-        if self.out and self.transport is not None and not self.closed:
-            self.send(b"".join(self.out))
-        self.out.clear()
+        out = self.out
+        if out:  # (a new list, not `out.clear()`: see ResponseRelay._write_out)
+            if self.transport is not None and not self.closed:
+                self.send(b"".join(out))
+            self.out = []
 
     def write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -446,6 +458,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
             return
         self.sink = None
         sink.on_upstream_lost(self)
+
+
+# A response's header lines before its head is read: the same empty list for every response,
+# which nothing adds to (each head read gives `lines` a list of its own).
+_NO_LINES: Final[list[bytes]] = []
 
 
 def _value_of(line: bytes, at: int) -> bytes:

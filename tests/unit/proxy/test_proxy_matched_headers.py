@@ -412,3 +412,58 @@ async def test_a_header_matched_split_drops_other_spellings_of_its_headers() -> 
     await h.settle()
     assert h.upstreams[0].target.host == "10.0.0.2"
     assert h.up().take() == b"GET / HTTP/1.1\r\nhost: web\r\nx-canary: yes\r\nx_other: 1\r\n\r\n"
+
+
+# --- heads read without httptools: the named headers found by their name bits ---------------
+
+# No long matched name: the router finds a plain request's matched headers from the bits of its
+# header names (`simplehead.name_bits`) and reads only those from the head.
+SHORT_POLICY = MeshPolicy(
+    revision=1,
+    mode="deny",
+    destinations={
+        WEB: (
+            AuthzRule(
+                origin="shop/TrafficTarget/front-to-web",
+                sources=(FRONT,),
+                http=(
+                    _match("team", "/team$", ("x-team", "blue|green")),
+                    _match("env", "/env$", ("x-env", "canary")),
+                ),
+            ),
+        )
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "lines", "allowed"),
+    [
+        (b"/team", (b"x-team: blue",), True),
+        (b"/team", (b"X-Team: green", b"accept: */*"), True),
+        (b"/team", (b"X-TEAM: red",), False),
+        (b"/team", (), False),
+        (b"/team", (b"accept: */*", b"user-agent: t"), False),  # other names: no bit in common
+        (b"/team", (b"x-team: blue", b"x-team: blue"), False),  # `blue,blue`: no match
+        (b"/team", (b"x-teams: blue",), False),
+        (b"/env", (b"x-env: canary", b"x-team: blue"), True),
+        (b"/env", (b"x-team: blue",), False),
+    ],
+)
+async def test_matched_headers_of_a_plain_head_decide_in_any_case(
+    target: bytes, lines: tuple[bytes, ...], allowed: bool
+) -> None:
+    router = _router(SHORT_POLICY)
+    for _ in range(2):  # the second from the decision cache
+        down, app = await _send(_get(target, *lines), router=router)
+        assert down.startswith(b"HTTP/1.1 204 " if allowed else b"HTTP/1.1 403 "), down
+        assert bool(app) == allowed
+    if allowed:  # forwarded as it came, with the caller's identity
+        assert app == _get(target, *lines)[:-2] + ID_LINE + b"\r\n"
+
+
+async def test_a_cached_decision_never_serves_a_request_whose_matched_header_differs() -> None:
+    router = _router(SHORT_POLICY)
+    for value, allowed in [(b"blue", True), (b"red", False), (b"green", True), (b"red", False)]:
+        down, _ = await _send(_get(b"/team", b"x-team: " + value), router=router)
+        assert down.startswith(b"HTTP/1.1 204 " if allowed else b"HTTP/1.1 403 "), value

@@ -150,6 +150,11 @@ def test_peer_identity_comes_from_the_certificate_once(ca: CertificateAuthority)
     assert router.peer_of(_transport_for(None, ca)).identity is None
     foreign = Identity("shop", "front", trust_domain="elsewhere.example")
     assert router.peer_of(_transport_for(foreign, ca)).identity is None
+    # Another connection of the same caller (another certificate) gets the same peer, whose
+    # forward is then one object for every connection (SplitThenAuthorize finds it by that).
+    assert router.peer_of(_transport_for(Identity("shop", "front"), ca)) is peer
+    other = router.peer_of(_transport_for(Identity("shop", "other"), ca))
+    assert other is not peer and other.identity == Identity("shop", "other").spiffe_id
 
 
 @pytest.mark.parametrize(
