@@ -82,8 +82,9 @@ def bucket(value: float) -> int:
     if value <= 2.0:
         return 1
     i = 2
-    for bound in _BOUNDS[2:]:
-        if value <= bound:
+    n = len(_BOUNDS)
+    while i < n:
+        if value <= _BOUNDS[i]:
             return i
         i += 1
     return i
@@ -98,7 +99,8 @@ class Histogram:
         self.count = 0
 
     def observe(self, value: float) -> None:
-        self.counts[bucket(value)] += 1
+        counts, i = self.counts, bucket(value)
+        counts[i] = counts[i] + 1  # (`counts[i] += 1` is a generic in-place add in mypyc)
         self.total += value
         self.count += 1
 
@@ -167,7 +169,8 @@ class DirectionStats:
         else:
             self._responses[status] = self._responses.get(status, 0) + 1
         h = self.latency
-        h.counts[bucket(latency_ms)] += 1
+        counts, i = h.counts, bucket(latency_ms)
+        counts[i] = counts[i] + 1  # (as in Histogram.observe)
         h.total += latency_ms
         h.count += 1
 

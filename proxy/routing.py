@@ -225,6 +225,7 @@ class InboundRouter(Router):
         self._matched = _NO_NAMES
         self._names: frozenset[bytes] = frozenset()  # `_matched.table`
         self._bits: i64 = 0  # `simplehead.name_bits(_names)`
+        self._long = False  # whether `_matched.long` has names
         self._decisions: dict[tuple[object, ...], tuple[Decision, Count | None, Fix | None]] = {}
 
     def peer_of(self, transport: asyncio.BaseTransport) -> InboundPeer:
@@ -309,7 +310,7 @@ class InboundRouter(Router):
             # never reaches the app; one a `Connection` header names is left out, as
             # `sent_headers` does. (`MatchedNames.found`, inlined: once per request.)
             raw = ex.raw_head
-            if ex.fields_at >= 0 and raw is not None and not self._matched.long:
+            if ex.fields_at >= 0 and raw is not None and not self._long:
                 # A head proxy.simplehead read: no `Connection` header, and its pairs not yet
                 # read. Most have none of these names, which its name bits tell; the named
                 # ones alone are read from it otherwise.
@@ -417,6 +418,7 @@ class InboundRouter(Router):
         self._matched = MatchedNames(sent) if sent else _NO_NAMES
         self._names = self._matched.table
         self._bits = name_bits(self._names)
+        self._long = len(self._matched.long) > 0
         self._index = index
 
     def protocol_for(self, peer: str | None) -> str:

@@ -85,7 +85,8 @@ def _hash_step(h: i64, c: i64) -> i64:
 
 def _bit(h: i64) -> i64:
     """A name's bit in `Exchange.name_bits`, from its hash."""
-    return 1 << (h % 62)
+    one: i64 = 1  # (a 64-bit shift: the literal alone is a C int)
+    return one << (h % 62)
 
 
 def name_bits(names: Iterable[bytes]) -> i64:
@@ -142,7 +143,11 @@ def read_request(data: bytes, ex: Exchange, max_headers: int, max_header_bytes: 
         return False  # (what the loops below stop at)
     method = _method(data)
     start: i64 = len(method) + 1
-    at: i64 = _target_end(data, start) if start > 1 else -1
+    # (Statements, not conditional expressions with a literal, here and below: mypyc gives
+    # those the type `int`, and boxes the i64 on the way.)
+    at: i64 = -1
+    if start > 1:
+        at = _target_end(data, start)
     if at < 0:
         return False
     # (Header bytes as `proxy.server` counts them, the target's included: 431 past the limit.)
@@ -173,7 +178,9 @@ def _target_end(data: bytes, at: i64) -> i64:
         return -1
     while TARGET[data[at]]:
         at += 1
-    return at if _spells(data, at, _VERSION) else -1
+    if not _spells(data, at, _VERSION):
+        return -1
+    return at
 
 
 _VERSION: Final = b" HTTP/1.1\r\n"
@@ -337,7 +344,7 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
     drop: i64 = -1
     drop_end: i64 = -1
     while at + 1 < end and data[at] != 13:
-        colon, value, eol, _ = _field(data, at, end)
+        colon, value, eol, _h = _field(data, at, end)
         if colon < 0:
             return _NO_FIELDS
         name = special_at(data, at, colon + 1)
@@ -348,7 +355,9 @@ def _response_fields(data: bytes, at: i64) -> tuple[i64, int, bool, i64, i64]:
                 if not first or length < 0:
                     return _NO_FIELDS
             else:  # (a hop-by-hop name)
-                persists = _persistence(data, value, eol) if name == b"connection" else -1
+                persists: i64 = -1
+                if name == b"connection":
+                    persists = _persistence(data, value, eol)
                 if persists < 0 or drop >= 0:
                     return _NO_FIELDS  # (another hop-by-hop header, or a second Connection)
                 keep_alive = persists == 1

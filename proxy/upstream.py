@@ -206,7 +206,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
         # of such a head, without cutting it into lines again. With a reason phrase, the
         # status line is `HTTP/1.1 NNN reason`, as the client is sent it: it goes on with them
         # (`status_kept`). Without, the client is sent the status's own phrase (as nginx does).
-        first = 0 if fields > 15 else fields
+        first = fields
+        if fields > 15:
+            first = 0  # (a statement: `0 if ... else fields` would box the i64)
         self.status_kept = first == 0
         stop = end + 2
         if drop < 0:
