@@ -29,6 +29,8 @@ from collections.abc import Callable, Coroutine
 from time import monotonic
 from typing import Any, Final
 
+from mypy_extensions import i64
+
 from proxy import http1
 from proxy.exchange import Exchange, Forward
 from proxy.flow import CONNECTING, PEER_BUSY, UPGRADE, FlowControl
@@ -144,6 +146,34 @@ class ResponseRelay:
         ex.close_after = close
         self.deadline_kind = STREAM
         self.deadline = self.state.now + self.response_timeout
+
+    def on_plain_response(
+        self, conn: UpstreamConnection, data: bytes, drop: i64, stop: i64
+    ) -> bool:
+        """A whole plain response (proxy.simplehead read it: status >= 200 with a reason
+        phrase, a Content-Length body, at most a `Connection` line at data[drop:stop] to
+        leave out) sent on as it came when the client needs nothing added to it, as most do:
+        what `on_response_head` and `on_response_body` would send, without cutting it into
+        lines. False, with nothing done, otherwise."""
+        ex = self.queue[0]
+        if (
+            not ex.keep_alive
+            or ex.close_after
+            or ex.upgrade
+            or ex.http10
+            or not ex.done
+            or self.state.draining
+        ):
+            return False  # (`on_response_head` adds `connection: close`, or `keep-alive`)
+        ex.responded = True
+        ex.status = conn.status
+        out = self.out
+        if drop < 0:
+            out.append(data)
+        else:
+            out.append(data[:drop])
+            out.append(data[stop:])
+        return True
 
     def on_response_body(self, data: bytes) -> None:
         ex = self.queue[0]

@@ -202,6 +202,10 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.status = (data[9] - 48) * 100 + (data[10] - 48) * 10 + data[11] - 48
         self.keep_alive = keep_alive
         self.has_length = True
+        self.responding = True
+        if fields > 15 and sink.on_plain_response(self, data, drop, drop_end):
+            self.on_message_complete()  # (a status line with a reason phrase: sent as it came)
+            return True
         # The header lines as they came, less the `Connection` line: what `_read_head` keeps
         # of such a head, without cutting it into lines again. With a reason phrase, the
         # status line is `HTTP/1.1 NNN reason`, as the client is sent it: it goes on with them
@@ -219,7 +223,6 @@ class UpstreamConnection(asyncio.BaseProtocol):
                 lines.append(data[first:drop])
             if drop_end < stop:
                 lines.append(data[drop_end:stop])
-        self.responding = True
         sink.on_response_head(self)
         if len(data) > end + 4:
             sink.on_response_body(data[end + 4 :])

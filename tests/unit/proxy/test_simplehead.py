@@ -479,14 +479,29 @@ def test_a_response_head_over_the_limit_is_left_to_httptools() -> None:
     assert simplehead.read_response(data, len(data) - 5) == simplehead.NOT_READ
 
 
-async def _relayed(responses_: list[bytes], *, simple: bool) -> tuple[Any, ...]:
+# Requests the responses answer: the usual one (a plain response then goes on as it came),
+# and those whose responses the proxy must change (`connection: close`, or `keep-alive` for
+# HTTP/1.0).
+REQUESTS = (
+    b"GET / HTTP/1.1\r\nHost: web\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: web\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: web\r\nConnection: keep-alive\r\n\r\n",
+)
+
+
+async def _relayed(
+    responses_: list[bytes], *, simple: bool, request: bytes = REQUESTS[0]
+) -> tuple[Any, ...]:
     """What the client gets, and what becomes of the upstream connection, when the app answers
     two requests with these responses (each in one read)."""
     read = mock.Mock(wraps=upstream.read_response if simple else _never_response)
     with mock.patch.object(upstream, "read_response", read):
         h = Harness()
         for data in responses_:
-            h.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+            if h.down.closed:
+                break  # (the first response ended the connection)
+            h.send(request)
             await h.settle()
             if h.upstreams and h.proxy.queue:
                 h.respond(data)
@@ -507,10 +522,13 @@ def _never_response(*args: Any) -> tuple[int, bool, int, int, int]:
     "pure-Python pass of `make test`",
 )
 @_SETTINGS
-@given(st.lists(responses(), min_size=1, max_size=2))
-def test_the_client_gets_the_same_bytes_either_way(responses_: list[bytes]) -> None:
+@given(st.lists(responses(), min_size=1, max_size=2), st.sampled_from(REQUESTS))
+def test_the_client_gets_the_same_bytes_either_way(responses_: list[bytes], request: bytes) -> None:
     async def both() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        return await _relayed(responses_, simple=True), await _relayed(responses_, simple=False)
+        return (
+            await _relayed(responses_, simple=True, request=request),
+            await _relayed(responses_, simple=False, request=request),
+        )
 
     simple, parsed = asyncio.run(both())
     assert simple == parsed
