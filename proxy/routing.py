@@ -620,8 +620,9 @@ class OutboundRouter(Router):
             self._renew(index)
         # What a Host names under the policy in use: the service, or a reply when it names
         # none, and the split for the port it names (valid for `_seen`, like `_plans`).
-        hosts = self._hosts
-        named = hosts[host] if host in hosts else self._named(index, host)
+        named = self._hosts.get(host)  # (one lookup: `in` and then `[]` were two)
+        if named is None:
+            named = self._named(index, host)
         if named.reply is not None:
             return named.reply
         return self._forward(index, named.key, ex, named.plan)
