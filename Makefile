@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml constraints.txt setup.py $(wildcard proxy/*.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); python3 -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python pgo.py
 	touch $(STAMP)
 
 install: $(STAMP)
