@@ -41,25 +41,21 @@ def _match(name: str, path: str, *headers: tuple[str, str]) -> HttpMatch:
     return HttpMatch(origin=f"g#{name}", methods=("GET", "POST"), path_regex=path, headers=headers)
 
 
-POLICY = MeshPolicy(
-    revision=1,
-    mode="deny",
-    destinations={
-        WEB: (
-            AuthzRule(
-                origin="shop/TrafficTarget/front-to-web",
-                sources=(FRONT,),
-                http=(
-                    _match("chat", "/chat$", ("upgrade", "websocket")),
-                    _match("team", "/team$", ("x-team", "blue|green")),
-                    _match("env", "/env$", ("x-env", "canary")),
-                    _match("long", "/long$", (LONG.decode(), "yes")),
-                    _match("chunked", "/upload$", ("transfer-encoding", "chunked")),
-                    _match("open", "/open$"),
-                ),
-            ),
-        )
-    },
+def _policy_of(*matches: HttpMatch) -> MeshPolicy:
+    """FRONT may call WEB on these matches (deny mode)."""
+    rule = AuthzRule(origin="shop/TrafficTarget/front-to-web", sources=(FRONT,), http=matches)
+    return MeshPolicy(revision=1, mode="deny", destinations={WEB: (rule,)})
+
+
+TEAM = _match("team", "/team$", ("x-team", "blue|green"))
+ENV = _match("env", "/env$", ("x-env", "canary"))
+POLICY = _policy_of(
+    _match("chat", "/chat$", ("upgrade", "websocket")),
+    TEAM,
+    ENV,
+    _match("long", "/long$", (LONG.decode(), "yes")),
+    _match("chunked", "/upload$", ("transfer-encoding", "chunked")),
+    _match("open", "/open$"),
 )
 
 
@@ -418,22 +414,7 @@ async def test_a_header_matched_split_drops_other_spellings_of_its_headers() -> 
 
 # No long matched name: the router finds a plain request's matched headers from the bits of its
 # header names (`simplehead.name_bits`) and reads only those from the head.
-SHORT_POLICY = MeshPolicy(
-    revision=1,
-    mode="deny",
-    destinations={
-        WEB: (
-            AuthzRule(
-                origin="shop/TrafficTarget/front-to-web",
-                sources=(FRONT,),
-                http=(
-                    _match("team", "/team$", ("x-team", "blue|green")),
-                    _match("env", "/env$", ("x-env", "canary")),
-                ),
-            ),
-        )
-    },
-)
+SHORT_POLICY = _policy_of(TEAM, ENV)
 
 
 @pytest.mark.parametrize(
