@@ -66,6 +66,24 @@ def _compile(work: Path, profile: list[str]) -> None:
     subprocess.run(link, check=True, cwd=work)
 
 
+def _same_mypyc() -> str | None:
+    """Why the C cannot be rebuilt here, None if it can: the generated C includes mypyc's
+    runtime sources, which must be those of the mypyc that generated it (the build system's
+    pinned `mypy==`), not some other version installed in this environment."""
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, version
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    pinned = next((r.split("==", 1)[1] for r in requires if r.startswith("mypy==")), None)
+    try:
+        here = version("mypy")
+    except PackageNotFoundError:
+        return "mypy is not installed here"
+    if pinned != here:
+        return f"mypy {here} here, the build's is {pinned}"
+    return None
+
+
 def _run(python: str, code: str) -> None:
     subprocess.run([python, "-c", code], check=True, cwd=ROOT, timeout=300)
 
@@ -73,6 +91,10 @@ def _run(python: str, code: str) -> None:
 def main() -> int:
     if not SOURCE.exists() or not LIBRARY.exists():
         print("pgo: no compiled request path to optimise; left as it is", file=sys.stderr)
+        return 0
+    mismatch = _same_mypyc()
+    if mismatch is not None:
+        print(f"pgo: skipped ({mismatch}); the plain build stays", file=sys.stderr)
         return 0
     with tempfile.TemporaryDirectory(prefix="smictl-pgo-") as tmp:
         work = Path(tmp)

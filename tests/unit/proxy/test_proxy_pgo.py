@@ -15,7 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _pgo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def _pgo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, check_mypyc: bool = False
+) -> ModuleType:
+    """pgo.py on a fake library and its C in `tmp_path` (also its ROOT); the check of the
+    build's mypy only if asked."""
     spec = importlib.util.spec_from_file_location("pgo_under_test", ROOT / "pgo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -26,6 +30,8 @@ def _pgo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setattr(module, "SOURCE", source)
     monkeypatch.setattr(module, "LIBRARY", library)
     monkeypatch.setattr(module, "ROOT", tmp_path)
+    if not check_mypyc:
+        monkeypatch.setattr(module, "_same_mypyc", lambda: None)
     return module
 
 
@@ -97,3 +103,26 @@ def test_the_installed_library_is_never_the_instrumented_one() -> None:
         pytest.skip("the pure-Python run")
     library = ROOT / "proxy" / f"native__mypyc{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     assert b"__gcov" not in library.read_bytes()  # never left instrumented
+
+
+def test_another_mypyc_than_the_builds_leaves_the_plain_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pgo = _pgo(tmp_path, monkeypatch, check_mypyc=True)
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools", "mypy==0.0.1"]\n'
+    )
+    monkeypatch.setattr(pgo, "_compile", lambda *args: pytest.fail("built"))
+    assert pgo.main() == 0
+    assert pgo.LIBRARY.read_bytes() == b"plain"
+    assert "the build's is 0.0.1" in capsys.readouterr().err
+
+
+def test_the_builds_mypyc_is_the_one_installed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `make install` relies on: pyproject.toml pins the build's mypy, and constraints.txt
+    installs that same one in the venv."""
+    pgo = _pgo(tmp_path, monkeypatch, check_mypyc=True)
+    monkeypatch.setattr(pgo, "ROOT", ROOT)
+    assert pgo._same_mypyc() is None
