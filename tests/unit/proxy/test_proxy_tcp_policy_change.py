@@ -361,14 +361,26 @@ async def test_a_revoked_relay_whose_caller_stopped_reading_is_cut_after_the_gra
     mesh = _Mesh()
     await mesh.start(_policy(1))
     _reader, writer = await mesh.connect()
-    flood = mesh.app  # the app answers 4 MiB that the caller never reads
-    writer.write(b"x" * (4 * 1024 * 1024))
-    await asyncio.sleep(0.3)
-    await mesh.install(_policy(2, sources=(OTHER,)))
-    await asyncio.wait_for(flood.eof.wait(), BOUND)  # the app side is closed at once
+    flood = mesh.app  # the app answers 16 MiB that the caller never reads
 
     def relays() -> list[InboundTcp]:
         return [c for c in mesh.state.connections if isinstance(c, InboundTcp)]
+
+    def backed_up() -> bool:  # the caller's side holds bytes the kernel would not take
+        return any(
+            r.transport is not None and r.transport.get_write_buffer_size() for r in relays()
+        )
+
+    # (Waited for, not slept on: on a busy machine, or with large socket buffers, a fixed
+    # sleep could find nothing queued yet, and the revoked relay would rightly close at once.)
+    writer.write(b"x" * (16 * 1024 * 1024))
+    for _ in range(int(BOUND / 0.05)):
+        if backed_up():
+            break
+        await asyncio.sleep(0.05)
+    assert backed_up()
+    await mesh.install(_policy(2, sources=(OTHER,)))
+    await asyncio.wait_for(flood.eof.wait(), BOUND)  # the app side is closed at once
 
     assert relays()  # still flushing to the caller
     for _ in range(int(BOUND / 0.05)):
