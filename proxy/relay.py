@@ -118,9 +118,8 @@ class ResponseRelay:
         ex.status = status = conn.status
         # The head goes out in pieces: `flush` joins everything pending in one write.
         out = self.out
-        if not conn.status_kept:
-            reason = conn.reason
-            out.append(http1.status_line(status, reason if len(reason) else http1.phrase(status)))
+        reason = conn.reason
+        out.append(http1.status_line(status, reason if len(reason) else http1.phrase(status)))
         out += conn.lines
         if status == 101:
             out.append(http1.UPGRADE_HEADER + b"upgrade: %s\r\n\r\n" % conn.upgrade)

@@ -124,7 +124,6 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.status = 0
         self.reason = b""
         self.lines: list[bytes] = []
-        self.status_kept = False  # `lines` starts with the status line as received
         # What has come of the response head being read: the reads (joined only when a head
         # spans several, so trickled bytes are not copied over and over) and their size.
         self.head: list[bytes] = []
@@ -206,21 +205,17 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if fields > 15 and sink.on_plain_response(self, data, drop, drop_end):
             self.on_message_complete()  # (a status line with a reason phrase: sent as it came)
             return True
-        # The header lines as they came, less the `Connection` line: what `_read_head` keeps
-        # of such a head, without cutting it into lines again. With a reason phrase, the
-        # status line is `HTTP/1.1 NNN reason`, as the client is sent it: it goes on with them
-        # (`status_kept`). Without, the client is sent the status's own phrase (as nginx does).
-        first = fields
-        if fields > 15:
-            first = 0  # (a statement: `0 if ... else fields` would box the i64)
-        self.status_kept = first == 0
+        # The relay must change it (or it has no reason phrase): the reason and the header
+        # lines as they came, less the `Connection` line, what `_read_head` keeps of such a
+        # head, without cutting it into lines again.
+        self.reason = data[13 : fields - 2]  # (`reason_of` the status line)
         stop = end + 2
         if drop < 0:
-            self.lines = [data[first:stop]]
+            self.lines = [data[fields:stop]]
         else:
             lines = self.lines = []
-            if drop > first:
-                lines.append(data[first:drop])
+            if drop > fields:
+                lines.append(data[fields:drop])
             if drop_end < stop:
                 lines.append(data[drop_end:stop])
         sink.on_response_head(self)
@@ -257,7 +252,6 @@ class UpstreamConnection(asyncio.BaseProtocol):
     def _new_response(self) -> None:
         # (Instead of an on_message_begin callback: one call fewer per response.)
         self.status, self.reason, self.lines = 0, b"", []
-        self.status_kept = False
         self.chunked = self.has_length = False
         self.upgrade = b""
         if self._drop:
@@ -409,7 +403,6 @@ class UpstreamConnection(asyncio.BaseProtocol):
             self.head = []
         self.head_size = 0
         self.status, self.reason, self.lines = 0, b"", _NO_LINES
-        self.status_kept = False
         self.chunked = self.has_length = False
         self.upgrade = b""
         if len(self._drop):
