@@ -10,8 +10,15 @@ between calls (more than the simulated 1 MiB last level holds), and only the pro
 points are collected. Lines fetched from memory per request (both directions) are the figure;
 it moves only when the code does.
 
-    python bench/bench_cold.py            # both, 200 requests each (about a minute)
+`pair` does the same for the mTLS pair (`bench_proxy.MicroPair`: the front's outbound path, the
+web side's inbound path, both TLS layers, in memory), at its four wake-ups: the request, its
+TLS records at the web side, the app's response, its records at the front. Its readers nest (a
+TLS layer calls its protocol's), so each is called through libffi and collection is toggled
+there; a run calling nothing that way instead is subtracted.
+
+    python bench/bench_cold.py            # hop and bare, 200 requests each (about a minute)
     python bench/bench_cold.py hop -n 50
+    python bench/bench_cold.py pair -n 100   # (about two minutes)
     python bench/bench_cold.py --timed    # timed instead: µs per wake-up, caches evicted
                                           # by another process on the same core
 
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +57,14 @@ TOGGLES = {
         "CPyPy_upstream___UpstreamConnection___data_received",
     ],
     "bare": ["__pyx_pw_9httptools_6parser_6parser_10HttpParser_13feed_data"],
+    # the pair's four readers, each called through libffi (`_through_ffi`)
+    "pair": ["ffi_call"],
+    "pair-null": ["ffi_call"],
+}
+WAKEUPS = {
+    "hop": ["request", "response"],
+    "bare": ["request", "response"],
+    "pair": ["request", "tls request", "response", "tls response"],
 }
 EVENTS = ["Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"]
 
@@ -105,26 +121,70 @@ def _bare() -> tuple[Any, Any]:
     return Down(up), up
 
 
-async def _inner(which: str, requests: int) -> None:
+Step = tuple[Callable[[], bytes], Callable[[bytes], object]]  # (the bytes read, the reader)
+
+
+async def _steps(which: str) -> list[Step]:
+    """The reads of one request, in order: each a wake-up of a proxy with sockets."""
+    if which == "pair":
+        pair = bp.MicroPair()
+        await pair.start()
+
+        def request() -> bytes:
+            pair.client.sent.clear()
+            return bp.MICRO_REQUEST
+
+        return [
+            (request, pair.front.data_received),
+            (pair.to_web.take, pair.web_tls.data_received),
+            (pair.answer, pair.upstream.data_received),
+            (pair.to_front.take, pair.front_tls.data_received),
+        ]
     down, up = await bp.micro_hop() if which == "hop" else _bare()
+    return [
+        (lambda: bp.MICRO_REQUEST, down.data_received),
+        (lambda: bp.MICRO_RESPONSE, up.data_received),
+    ]
+
+
+def _through_ffi(reader: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    """`reader` called by a C call through libffi (ctypes), which the request path never
+    makes: collected on `ffi_call` (TOGGLES), the pair's readers can nest (a TLS layer calls
+    its protocol's), where a toggle on each would turn collection off inside the other. (The
+    interpreter's own C-API functions have no symbols here: Debian strips them.)"""
+    import ctypes
+
+    call = ctypes.pythonapi.PyObject_CallOneArg
+    call.argtypes = [ctypes.py_object, ctypes.py_object]
+    call.restype = ctypes.py_object
+    return lambda data: call(reader, data)
+
+
+async def _inner(which: str, requests: int) -> None:
+    """`requests` after a warm-up, under valgrind. `pair-null`: the pair with its readers
+    replaced by `len` after the warm-up, the cost of the calls through libffi to subtract."""
+    steps = await _steps(which.removesuffix("-null"))
+    if which.startswith("pair"):
+        steps = [(read, _through_ffi(reader)) for read, reader in steps]
     evict = bytearray(os.urandom(1 << 20)) * (EVICT_BYTES >> 20)
     for _ in range(50):  # one-time caches filled (split plans, lower-cased names)
-        down.data_received(bp.MICRO_REQUEST)
-        up.data_received(bp.MICRO_RESPONSE)
+        for read, reader in steps:
+            reader(read())
+    if which.endswith("-null"):
+        steps = [(read, _through_ffi(len)) for read, _ in steps]
     for _ in range(requests):
-        evict.count(b"\x00\x01\x02")
-        down.data_received(bp.MICRO_REQUEST)
-        evict.count(b"\x00\x01\x02")
-        up.data_received(bp.MICRO_RESPONSE)
+        for read, reader in steps:
+            data = read()
+            evict.count(b"\x00\x01\x02")
+            reader(data)
 
 
-async def _timed(which: str, requests: int) -> tuple[float, float]:
-    down, up = await bp.micro_hop() if which == "hop" else _bare()
-    return _wakeups(down, up, requests)
+async def _timed(which: str, requests: int) -> list[float]:
+    return _wakeups(await _steps(which), requests)
 
 
-def _wakeups(down: Any, up: Any, requests: int) -> tuple[float, float]:
-    """Median µs of the request and the response wake-up, each after a process pinned to the
+def _wakeups(steps: list[Step], requests: int) -> list[float]:
+    """Median µs of each wake-up of a request (`_steps`), each after a process pinned to the
     same core has read the eviction buffer (as the client and the app do between requests)."""
     import statistics
     import time
@@ -145,21 +205,19 @@ def _wakeups(down: Any, up: Any, requests: int) -> tuple[float, float]:
         os.read(answers[0], 1)
 
     clock = time.perf_counter_ns
-    request, response = [], []
+    took: list[list[int]] = [[] for _ in steps]
     try:
         for _ in range(requests):
-            evicted()
-            started = clock()
-            down.data_received(bp.MICRO_REQUEST)
-            request.append(clock() - started)
-            evicted()
-            started = clock()
-            up.data_received(bp.MICRO_RESPONSE)
-            response.append(clock() - started)
+            for (read, reader), times in zip(steps, took, strict=True):
+                data = read()
+                evicted()
+                started = clock()
+                reader(data)
+                times.append(clock() - started)
     finally:
         os.write(asks[1], b"q")
         os.waitpid(child, 0)
-    return statistics.median(request) / 1000, statistics.median(response) / 1000
+    return [statistics.median(times) / 1000 for times in took]
 
 
 # --- outside ----------------------------------------------------------------------------------
@@ -214,9 +272,12 @@ def _collect(which: str, requests: int) -> tuple[dict[str, int], Counter[str]]:
 
 def measure(which: str, requests: int) -> dict[str, Any]:
     """Per request: a run of `requests` less a run of none, so that the warm-up (also
-    collected: it goes through the same entry points) is not counted."""
+    collected: it goes through the same entry points) is not counted; for the pair, less a
+    run of `requests` calls of nothing through libffi instead (`_inner`)."""
     totals, by_object = _collect(which, requests)
-    base, base_by_object = _collect(which, 0)
+    base, base_by_object = (
+        _collect(f"{which}-null", requests) if which == "pair" else _collect(which, 0)
+    )
     per = {k: round((totals[k] - base[k]) / requests) for k in EVENTS}
     by_object.subtract(base_by_object)
     return {
@@ -229,7 +290,7 @@ def measure(which: str, requests: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="*", help="hop, bare (default: both)")
+    parser.add_argument("which", nargs="*", help="hop, bare, pair (default: hop, bare)")
     parser.add_argument("-n", "--requests", type=int, default=200)
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="20 requests each")
@@ -240,21 +301,24 @@ def main() -> int:
 
         uvloop.run(_inner(args.inner, args.requests))
         return 0
-    unknown = [w for w in args.which if w not in TOGGLES]
+    unknown = [w for w in args.which if w not in WAKEUPS]
     if unknown:
-        parser.error(f"unknown: {', '.join(unknown)} (hop, bare)")
+        parser.error(f"unknown: {', '.join(unknown)} (hop, bare, pair)")
     if args.timed:
         import uvloop
 
         for which in args.which or ["hop", "bare"]:
-            req, resp = uvloop.run(_timed(which, max(args.requests, 1000)))
-            print(f"{which:5} cold wake-up, µs (median): request {req:6.2f}  response {resp:6.2f}")
+            medians = uvloop.run(_timed(which, max(args.requests, 1000)))
+            each = "  ".join(f"{n} {m:6.2f}" for n, m in zip(WAKEUPS[which], medians, strict=True))
+            print(f"{which:5} cold wake-up, µs (median): {each}")
         return 0
     if shutil.which("valgrind") is None:
         print("bench_cold: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
     requests = 20 if args.quick else args.requests
-    results = {"python": sys.version.split()[0], "cache": CACHE, "evict_bytes": EVICT_BYTES}
+    # (What was not measured this time is kept: `pair` alone does not drop `hop`.)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results |= {"python": sys.version.split()[0], "cache": CACHE, "evict_bytes": EVICT_BYTES}
     for which in args.which or ["hop", "bare"]:
         results[which] = measure(which, requests)
         r = results[which]
