@@ -38,6 +38,7 @@ NATIVE = (
     "proxy/exchange.py",
     "proxy/flow.py",
     "proxy/http1.py",
+    "proxy/lists.py",
     "proxy/metrics.py",
     "proxy/relay.py",
     "proxy/routing.py",

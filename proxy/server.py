@@ -33,6 +33,7 @@ from proxy import http1
 from proxy.exchange import Exchange, Forward, Limits, Router
 from proxy.flow import CONNECTING, HIGH_WATER, LOW_WATER, PEER_BUSY, PIPELINE, UPGRADE, FlowControl
 from proxy.http1 import HOP_BY_HOP, Reply, local_reply
+from proxy.lists import one_slot
 from proxy.metrics import ABORTED, NOT_REACHED
 from proxy.relay import (
     BODY,
@@ -132,10 +133,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer: Any = None
-        self.out: list[bytes] = []
+        self.out: list[bytes] = one_slot()  # (proxy.lists)
         # (A list: pipelining is bounded by `max_pipeline`, and compiled code appends to and
         # pops from a list directly, where a deque's methods are looked up by name.)
-        self.queue: list[Exchange] = []
+        self.queue: list[Exchange] = one_slot()
         self.parsing: Exchange | None = None
         self.upstream: UpstreamConnection | None = None  # bound to queue[0]
         self.write_paused = False

@@ -32,6 +32,7 @@ import httptools
 from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import drop_named, named_by_connection, names_chunked, special_at
+from proxy.lists import one_slot
 from proxy.peercert import peer_identity
 from proxy.simplehead import read_response
 from proxy.state import ServerState
@@ -110,7 +111,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.flow: FlowControl | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: ResponseRelay | None = None
-        self.out: list[bytes] = []
+        self.out: list[bytes] = one_slot()  # (proxy.lists)
         self.closed = False
         self.tunnel = False
         self.idle_since = 0.0
@@ -409,11 +410,17 @@ class UpstreamConnection(asyncio.BaseProtocol):
             self._drop = frozenset()
 
     def flush(self) -> None:
-        out = self.out
-        if out:  # (a new list, not `out.clear()`: see ResponseRelay._write_out)
-            if self.transport is not None and not self.closed:
-                self.send(b"".join(out))
-            self.out = []
+        out = self.out  # (as ResponseRelay._write_out)
+        pending = len(out)
+        if pending == 1:
+            data = out.pop()
+        elif pending:
+            data = b"".join(out)
+            self.out = one_slot()
+        else:
+            return
+        if self.transport is not None and not self.closed:
+            self.send(data)
 
     def write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -670,7 +677,7 @@ class ConnectionPool:
             return
         idle = self._idle.get(conn.target.key)
         if idle is None:
-            idle = self._idle[conn.target.key] = []
+            idle = self._idle[conn.target.key] = one_slot()  # (proxy.lists)
         if len(idle) >= self.max_idle:
             conn.close()
             return

@@ -25,6 +25,7 @@ REQUEST_PATH = (
     "exchange",
     "flow",
     "http1",
+    "lists",
     "metrics",
     "relay",
     "routing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from proxy_fakes import Harness
 
 from proxy.exchange import Limits
 from proxy.flow import PEER_BUSY
+from proxy.lists import one_slot
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -64,6 +66,23 @@ async def test_keep_alive_reuses_one_upstream_connection() -> None:
         h.respond(OK)
     assert len(h.upstreams) == 1
     assert h.up().data.count(b"GET / HTTP/1.1") == 3
+    assert _status_lines(h.down.data) == [b"HTTP/1.1 200 OK"] * 3
+
+
+async def test_a_keep_alive_connection_allocates_no_list_room_per_request() -> None:
+    """The pending writes both ways, the request queue and the target's idle list keep the
+    one slot they were made with (proxy.lists) across requests."""
+    h = Harness()
+    for _ in range(3):
+        h.send(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+        await h.settle()
+        h.respond(OK)
+    one = sys.getsizeof(one_slot())
+    conn = h.upstreams[0]
+    idle = [v for v in h.pool._idle.values() if conn in v]
+    assert len(idle) == 1
+    lists = {"out": h.proxy.out, "queue": h.proxy.queue, "up": conn.out, "idle": idle[0]}
+    assert {k: sys.getsizeof(v) for k, v in lists.items()} == dict.fromkeys(lists, one)
     assert _status_lines(h.down.data) == [b"HTTP/1.1 200 OK"] * 3
 
 
