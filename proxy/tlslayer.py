@@ -42,6 +42,9 @@ from typing import Any, Final, cast
 # One TLS record holds at most 16 KiB of plaintext, and `SSL_read` returns at most one
 # record's: a larger buffer would only be allocated and shrunk.
 READ_SIZE: Final = 16 * 1024
+# What a TLS 1.3 record adds to its plaintext (RFC 8446 §5.2): the AEAD tag (16 bytes in every
+# suite OpenSSL enables by default) and the content type; no padding is sent by OpenSSL.
+TLS13_OVERHEAD: Final = 17
 # How long a client of this proxy's upstream connections waits for the peer's handshake when
 # the caller sets no bound of its own (uvloop's default).
 CLIENT_HANDSHAKE_TIMEOUT: Final = 60.0
@@ -96,6 +99,9 @@ class TlsLayer(asyncio.Protocol):
         self._read_soon = False
         self._error: Exception | None = None  # why this side aborted, for `connection_lost`
         self.lost = False  # the TCP connection ended before a protocol was attached
+        # What a record adds to its plaintext, once the version is known: TLS 1.3's, else
+        # none (TLS 1.2's depends on the suite: the first read is then sized by the ciphertext)
+        self.overhead = 0
 
     # --- the TCP transport's protocol ---------------------------------------------------------
 
@@ -118,7 +124,7 @@ class TlsLayer(asyncio.Protocol):
             self._handshake()
             return
         if self.app is not None and self.reading and not self.closing:
-            self._read_app(_record_size(data))
+            self._read_app(_record_size(data, self.overhead))
 
     def eof_received(self) -> bool | None:
         if self.handshaking:
@@ -180,6 +186,8 @@ class TlsLayer(asyncio.Protocol):
             return
         self._flush()
         self.handshaking = False
+        if self.obj.version() == "TLSv1.3":
+            self.overhead = TLS13_OVERHEAD
         self._cancel_timer()
         if self.server_side:
             factory = self.factory
@@ -436,17 +444,18 @@ def _closed() -> bool:
     return True
 
 
-def _record_size(data: bytes) -> int:
-    """How much plaintext the TLS record that `data` starts with holds at most: its length
-    field (the ciphertext's, never less than the plaintext), when `data` starts with a record
-    of at most `READ_SIZE`; else `READ_SIZE`. `SSL_read` fills a bytes object of the size it
-    is asked for and then shrinks it: a request's record of ~100 bytes is then one small
-    allocation, not 16 KiB from the C heap (malloc, then realloc). When `data` starts
-    mid-record the guess may be short: the rest stays in OpenSSL's buffer (`pending`) and the
-    next read takes it."""
+def _record_size(data: bytes, overhead: int) -> int:
+    """How much plaintext the TLS record that `data` starts with holds: its length field less
+    `overhead` (exact for TLS 1.3; for TLS 1.2, no less than the plaintext), when that is
+    more than none and at most `READ_SIZE`; else `READ_SIZE`. `SSL_read` fills a bytes object
+    of the size it is asked for and then shrinks it: a request's record of ~100 bytes is then
+    one small allocation, not 16 KiB from the C heap (malloc, then realloc), and an exact
+    size is not shrunk at all (no realloc and copy). When `data` starts mid-record, or a peer
+    pads its records, the guess may be short: the rest stays in OpenSSL's buffer (`pending`)
+    and the next read takes it."""
     if len(data) < 5:
         return READ_SIZE
-    size = data[3] << 8 | data[4]
+    size = (data[3] << 8 | data[4]) - overhead
     return size if 0 < size <= READ_SIZE else READ_SIZE
 
 

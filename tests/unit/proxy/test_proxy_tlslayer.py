@@ -625,11 +625,56 @@ class _Wire:
 
 def test_a_read_is_sized_by_the_record_it_starts_with() -> None:
     record = bytes([23, 3, 3, 0x01, 0x2C]) + b"x" * 300  # application data, 300 bytes
-    assert tlslayer._record_size(record) == 300
-    assert tlslayer._record_size(record[:5]) == 300  # (the header alone says it)
-    assert tlslayer._record_size(record[:4]) == tlslayer.READ_SIZE
-    assert tlslayer._record_size(bytes([23, 3, 3, 0, 0])) == tlslayer.READ_SIZE
-    assert tlslayer._record_size(bytes([23, 3, 3, 0xFF, 0xFF])) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(record, 0) == 300
+    assert tlslayer._record_size(record, tlslayer.TLS13_OVERHEAD) == 283
+    assert tlslayer._record_size(record[:5], 0) == 300  # (the header alone says it)
+    assert tlslayer._record_size(record[:4], 0) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(bytes([23, 3, 3, 0, 0]), 0) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(bytes([23, 3, 3, 0, 17]), 17) == tlslayer.READ_SIZE
+    assert tlslayer._record_size(bytes([23, 3, 3, 0xFF, 0xFF]), 0) == tlslayer.READ_SIZE
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_a_record_is_read_by_one_read_of_its_plaintext(
+    ca: CertificateAuthority, tmp_path: Path, version: str
+) -> None:
+    """Each record delivered alone: under TLS 1.3 its first read asks for exactly its
+    plaintext (nothing allocated to be shrunk), under TLS 1.2 for no less; all of it arrives,
+    in order, either way."""
+    server_ctx, client_ctx = _contexts(ca, tmp_path)
+    client_ctx.maximum_version = ssl.TLSVersion[version.replace(".", "_")]
+    sent = b"".join(b"%d:" % i + b"q" * (i * 53 % 480) for i in range(40))
+    got: dict[str, Any] = {}
+
+    async def run() -> None:
+        server, app, stream = await _streamed(server_ctx, client_ctx, sent)
+        reads: list[tuple[int, int]] = []
+        read = server._ssl_read
+
+        def counted(size: int) -> bytes:
+            data: bytes = read(size)
+            reads.append((size, len(data)))
+            return data
+
+        server._ssl_read = counted
+        while stream:
+            end = 5 + (stream[3] << 8 | stream[4])
+            server.data_received(stream[:end])
+            stream = stream[end:]
+        got.update(reads=reads, data=bytes(app.data), overhead=server.overhead)
+        got["version"] = server.obj.version()
+        server.abort()
+
+    uvloop.run(run())
+    assert got["data"] == sent
+    assert got["version"] == version
+    assert len(got["reads"]) == (len(sent) + 499) // 500  # (one record per 500 bytes)
+    if version == "TLSv1.3":
+        assert got["overhead"] == tlslayer.TLS13_OVERHEAD
+        assert all(asked == read for asked, read in got["reads"]), got["reads"]
+    else:
+        assert got["overhead"] == 0
+        assert all(asked >= read for asked, read in got["reads"]), got["reads"]
 
 
 async def _streamed(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, sent: bytes) -> Any:
