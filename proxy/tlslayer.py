@@ -99,8 +99,10 @@ class TlsLayer(asyncio.Protocol):
         self._read_soon = False
         self._error: Exception | None = None  # why this side aborted, for `connection_lost`
         self.lost = False  # the TCP connection ended before a protocol was attached
-        # What a record adds to its plaintext, once the version is known: TLS 1.3's, else
-        # none (TLS 1.2's depends on the suite: the first read is then sized by the ciphertext)
+        # How much less than a record's length its first read asks for, once the version is
+        # known: under TLS 1.3, one less than the record adds to its plaintext, so that the
+        # read returns short and tells it emptied the record (`_read_app`); else none (TLS
+        # 1.2's overhead depends on the suite: the read is then sized by the ciphertext).
         self.overhead = 0
 
     # --- the TCP transport's protocol ---------------------------------------------------------
@@ -187,7 +189,7 @@ class TlsLayer(asyncio.Protocol):
         self._flush()
         self.handshaking = False
         if self.obj.version() == "TLSv1.3":
-            self.overhead = TLS13_OVERHEAD
+            self.overhead = TLS13_OVERHEAD - 1
         self._cancel_timer()
         if self.server_side:
             factory = self.factory
@@ -243,7 +245,10 @@ class TlsLayer(asyncio.Protocol):
     def _read_app(self, size: int = READ_SIZE) -> None:
         """Give the protocol above what the records read so far hold. `size`: the first
         read's, the plaintext of at most that many bytes (`_record_size`); the rest, a
-        record's most."""
+        record's most. `SSL_read` returns one record's plaintext at most, so a read that
+        returns less than it asked for emptied its record: OpenSSL is then not asked what it
+        still holds (`SSL_pending`, which drops and takes the GIL, as every call into `_ssl`
+        that reaches the SSL object does)."""
         incoming, ssl_read, ssl_pending = self.incoming, self._ssl_read, self._ssl_pending
         while True:
             try:
@@ -265,7 +270,7 @@ class TlsLayer(asyncio.Protocol):
             self._app_received(data)
             if self.closing or not self.reading or self.app is None:
                 break
-            if incoming.pending == 0 and ssl_pending() == 0:
+            if incoming.pending == 0 and (len(data) < size or ssl_pending() == 0):
                 break
             size = READ_SIZE
         if self.eof_asked and not self.notified and not self._buffered():
@@ -445,14 +450,14 @@ def _closed() -> bool:
 
 
 def _record_size(data: bytes, overhead: int) -> int:
-    """How much plaintext the TLS record that `data` starts with holds: its length field less
-    `overhead` (exact for TLS 1.3; for TLS 1.2, no less than the plaintext), when that is
-    more than none and at most `READ_SIZE`; else `READ_SIZE`. `SSL_read` fills a bytes object
-    of the size it is asked for and then shrinks it: a request's record of ~100 bytes is then
-    one small allocation, not 16 KiB from the C heap (malloc, then realloc), and an exact
-    size is not shrunk at all (no realloc and copy). When `data` starts mid-record, or a peer
-    pads its records, the guess may be short: the rest stays in OpenSSL's buffer (`pending`)
-    and the next read takes it."""
+    """How much the first read of the TLS record that `data` starts with asks for: its length
+    field less `overhead` (under TLS 1.3, one byte more than its plaintext; under TLS 1.2, no
+    less than it), when that is more than none and at most `READ_SIZE`; else `READ_SIZE`.
+    `SSL_read` fills a bytes object of the size it is asked for and then shrinks it: a
+    request's record of ~100 bytes is then one small allocation, not 16 KiB from the C heap
+    (malloc, then realloc), and one byte less is shrunk where it lies. When `data` starts
+    mid-record, or the record's suite adds less than assumed, the guess may be short: the
+    rest stays in OpenSSL's buffer (`pending`) and the next read takes it."""
     if len(data) < 5:
         return READ_SIZE
     size = (data[3] << 8 | data[4]) - overhead
