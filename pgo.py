@@ -6,9 +6,10 @@ mypyc's C interleaves every line's error handling with the line; a profile tells
 blocks run, and it lays those out together and the rest apart. Trained on the plain hop's
 request path (`bench_proxy.micro`), the library brings back ~8 % fewer cache lines per request,
 and a cold wake-up takes ~13 % less time (docs/proxy.md, "One core: fewer objects per
-request, and a profile").
-Functions the training does not run (TLS, the httptools paths) are compiled as without a
-profile (`-fprofile-partial-training`), never as cold.
+request, and a profile"). The training also runs the mTLS pair's (`bench_proxy.micro_pair`:
+the outbound router, the TLS layer, the inbound dispatch), which the hop does not.
+Functions the training does not run (the httptools paths, the L4 relays) are compiled as
+without a profile (`-fprofile-partial-training`), never as cold.
 
 `make install` runs this after the editable install has built proxy.native__mypyc from the C
 that mypyc generated (build/proxy/__native_native.c). It builds an instrumented library in its
@@ -35,7 +36,7 @@ LIBRARY = ROOT / "proxy" / f"native__mypyc{importlib.machinery.EXTENSION_SUFFIXE
 TRAINING = (
     "import asyncio, sys; sys.path.insert(0, 'bench'); import bench_proxy as b; "
     "from proxy import native; assert native.state() == 'compiled', native.state(); "
-    "asyncio.run(b.micro(20000, 3))"
+    "asyncio.run(b.micro(20000, 3)); asyncio.run(b.micro_pair(5000, 3))"
 )
 
 
@@ -117,7 +118,7 @@ def main() -> int:
             shutil.copy2(plain, LIBRARY)
             print(f"pgo: skipped ({exc}); the plain build stays", file=sys.stderr)
             return 0
-    print(f"pgo: {LIBRARY.relative_to(ROOT)} rebuilt with a profile of the plain hop")
+    print(f"pgo: {LIBRARY.relative_to(ROOT)} rebuilt with a profile of the hop and the pair")
     return 0
 
 

@@ -391,6 +391,8 @@ class MicroPair:
         self.upstream: Any = None  # the web side's connection to the app
 
     async def start(self) -> None:
+        import itertools
+
         from proxy import tlslayer
         from proxy.exchange import Limits
         from proxy.metrics import Metrics
@@ -443,7 +445,11 @@ class MicroPair:
 
         metrics, holder, front_tls, state = side[FRONT]
         outbound = OutboundRouter(
-            namespace="bench", policy=holder, tls=front_tls, metrics=metrics, rng=lambda: 0.5
+            namespace="bench",
+            policy=holder,
+            tls=front_tls,
+            metrics=metrics,
+            rng=itertools.repeat(0.5).__next__,  # (a C call, as `Random().random` is)
         )
 
         async def to_web(pool: ConnectionPool, target: Target) -> UpstreamConnection:
