@@ -47,8 +47,9 @@ test: lint
 
 # Debian packages the side-by-side benchmarks compare against (we are root on these machines).
 bench-deps:
-	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v dot >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk graphviz >/dev/null)
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v hey >/dev/null && \
+	  command -v dot >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk hey graphviz >/dev/null)
 
 bench: install bench-deps
 	$(BIN)/python bench/run_all.py $(ARGS)
