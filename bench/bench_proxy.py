@@ -417,6 +417,7 @@ class MicroPair:
             identity = Identity.parse(name)
             tls = WorkloadTLS(identity=identity, ca_pem=ca.cert_pem(), metrics=metrics)
             tls.install(*ca.issue_workload(identity))
+            tls.cleanup()  # (the contexts hold the certificate and key: no files left behind)
             side[name] = (metrics, holder, tls, ServerState())
         metrics, holder, web_tls, state = side[WEB]
         inbound = InboundRouter(

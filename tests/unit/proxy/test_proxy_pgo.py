@@ -126,3 +126,30 @@ def test_the_builds_mypyc_is_the_one_installed_here(
     pgo = _pgo(tmp_path, monkeypatch, check_mypyc=True)
     monkeypatch.setattr(pgo, "ROOT", ROOT)
     assert pgo._same_mypyc() is None
+
+
+def test_the_training_workloads_run_the_request_path() -> None:
+    """What TRAINING runs (bench_proxy.micro, micro_pair), briefly: a training that broke
+    would leave every install on the plain build, with only a warning to say so. The pair
+    answers only if the web side authorized the front by its certificate (MicroPair.check)."""
+    import sys
+
+    import uvloop
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_proxy
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    assert "micro(" in _pgo_training() and "micro_pair(" in _pgo_training()
+    assert uvloop.run(bench_proxy.micro(50, 1)) > 0
+    assert uvloop.run(bench_proxy.micro_pair(50, 1)) > 0
+
+
+def _pgo_training() -> str:
+    spec = importlib.util.spec_from_file_location("pgo_training", ROOT / "pgo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    training: str = module.TRAINING
+    return training
