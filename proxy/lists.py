@@ -5,7 +5,7 @@ one item at a time in the usual case, and are emptied at every request. CPython 
 list no room for items and its first append room for four; emptied by a pop, a list of four
 slots with none used is shrunk to none (fewer than half are used). So every request allocated
 and freed the room of each of these lists, in allocator code and state that a request finding
-its caches cold fetches again (docs/proxy.md, "Lists that keep their one slot").
+its caches cold fetches again (docs/proxy.md, "The mTLS pair, counted whole").
 
 A list made with one item has room for exactly one. Emptied by a pop it keeps it (no item in
 one slot is not fewer than half), and the next append fills it again. A list that grew past one

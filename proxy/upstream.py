@@ -701,10 +701,14 @@ class ConnectionPool:
         limit = now - self.idle_timeout
         for key, idle in list(self._idle.items()):
             keep = [c for c in idle if c.idle_since > limit and not c.closed]
+            if len(keep) == len(idle):
+                continue  # (the list stays as it is, its one slot with it: proxy.lists)
             for conn in idle:
                 if conn not in keep:
                     conn.close()
-            if keep:
+            if len(keep) == 1:
+                self._idle[key] = [keep[0]]  # (room for one: proxy.lists)
+            elif keep:
                 self._idle[key] = keep
             else:
                 del self._idle[key]

@@ -5,10 +5,12 @@ connect timeout."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 from proxy_fakes import FakeTransport
 
+from proxy.lists import one_slot
 from proxy.state import ServerState
 from proxy.upstream import (
     ConnectFailed,
@@ -229,3 +231,25 @@ async def test_a_plain_connection_is_never_handed_to_an_mtls_target_at_the_same_
     pool.release(in_use(pool, APP))
     assert pool.acquire(mtls) is None
     assert pool.acquire(APP) is not None
+
+
+async def test_the_sweep_closes_the_stale_idle_and_leaves_a_fresh_list_alone() -> None:
+    """Past the idle timeout a connection is closed and the rest stay idle; a target whose
+    idle all stay keeps its list (the one slot it was made with, proxy.lists: the ticker
+    sweeps four times a second)."""
+    pool = ConnectionPool(connector=Dialer(), idle_timeout=10.0)
+    pool.sweep(100.0)
+    old, fresh, only = in_use(pool), in_use(pool), in_use(pool, OTHER)
+    pool.release(old)
+    pool.sweep(105.0)
+    pool.release(fresh)
+    pool.release(only)
+    alone = pool._idle[OTHER.key]
+    assert sys.getsizeof(alone) == sys.getsizeof(one_slot())
+    pool.sweep(112.0)  # `old` is 12 s idle, `fresh` 7 s
+    assert old.closed and not fresh.closed and not only.closed
+    assert pool._idle[APP.key] == [fresh]
+    assert sys.getsizeof(pool._idle[APP.key]) == sys.getsizeof(one_slot())
+    assert pool._idle[OTHER.key] is alone
+    pool.sweep(120.0)
+    assert fresh.closed and only.closed and pool.idle_count() == 0
