@@ -23,3 +23,16 @@ def one_slot() -> list[Any]:
     room: list[Any] = [None]
     room.pop()
     return room
+
+
+def drained(out: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """(what `out` holds as one bytes object, the list to append to from now on), `out`
+    left empty: one piece (the usual case) is popped, not joined, and `out` kept with its one
+    slot; several are joined and a new list with one slot comes back (not `out.clear()`: that
+    is slice assignment in the C API, code no other step of a request runs)."""
+    pending = len(out)
+    if pending == 1:
+        return out.pop(), out
+    if pending:
+        return b"".join(out), one_slot()
+    return b"", out

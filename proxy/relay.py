@@ -35,7 +35,7 @@ from proxy import http1
 from proxy.exchange import Exchange, Forward
 from proxy.flow import CONNECTING, PEER_BUSY, UPGRADE, FlowControl
 from proxy.http1 import Reply, local_reply
-from proxy.lists import one_slot
+from proxy.lists import drained
 from proxy.metrics import DirectionStats
 from proxy.state import ServerState
 from proxy.upstream import ConnectionPool, UpstreamConnection
@@ -369,21 +369,11 @@ class ResponseRelay:
             self.upstream.flush()
 
     def _write_out(self) -> None:
-        """What is pending for the client, in one write. One piece (the usual case) is popped:
-        no join, and the list keeps its one slot (proxy.lists). Several are joined and the
-        list replaced (not `out.clear()`: that is slice assignment in the C API, code no other
-        step of a request runs). Taken before the write, so that what is appended meanwhile
-        (a callback of the transport) waits for the next one."""
-        out = self.out
-        pending = len(out)
-        if pending == 1:
-            data = out.pop()
-        elif pending:
-            data = b"".join(out)
-            self.out = one_slot()
-        else:
-            return
-        if self.transport is not None:
+        """What is pending for the client, in one write (`proxy.lists.drained`), taken before
+        the write, so that what is appended meanwhile (a callback of the transport) waits for
+        the next one."""
+        data, self.out = drained(self.out)
+        if len(data) and self.transport is not None:
             self.send(data)
 
     def _open_tunnel(self, conn: UpstreamConnection) -> None:

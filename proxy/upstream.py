@@ -32,7 +32,7 @@ import httptools
 from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
 from proxy.http1 import drop_named, named_by_connection, names_chunked, special_at
-from proxy.lists import one_slot
+from proxy.lists import drained, one_slot
 from proxy.peercert import peer_identity
 from proxy.simplehead import read_response
 from proxy.state import ServerState
@@ -410,16 +410,8 @@ class UpstreamConnection(asyncio.BaseProtocol):
             self._drop = frozenset()
 
     def flush(self) -> None:
-        out = self.out  # (as ResponseRelay._write_out)
-        pending = len(out)
-        if pending == 1:
-            data = out.pop()
-        elif pending:
-            data = b"".join(out)
-            self.out = one_slot()
-        else:
-            return
-        if self.transport is not None and not self.closed:
+        data, self.out = drained(self.out)  # (as ResponseRelay._write_out)
+        if len(data) and self.transport is not None and not self.closed:
             self.send(data)
 
     def write_raw(self, data: bytes) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from proxy.lists import one_slot
+from proxy.lists import drained, one_slot
 
 
 def test_one_slot_holds_one_item_without_growing_or_shrinking() -> None:
@@ -35,3 +35,16 @@ def test_past_one_item_it_is_an_ordinary_list() -> None:
     room = one_slot()
     room.extend([1, 2, 3])
     assert room.pop(0) == 1 and room == [2, 3]
+
+
+def test_drained_pops_one_piece_and_replaces_a_list_of_several() -> None:
+    room = one_slot()
+    room.append(b"head")
+    data, after = drained(room)
+    assert (data, after) == (b"head", []) and after is room
+    assert sys.getsizeof(after) == sys.getsizeof(one_slot())
+    room.extend([b"a", b"b", b"c"])
+    data, after = drained(room)
+    assert data == b"abc" and after == [] and after is not room
+    assert sys.getsizeof(after) == sys.getsizeof(one_slot())
+    assert drained(after) == (b"", after)
