@@ -14,7 +14,7 @@ it moves only when the code does.
 web side's inbound path, both TLS layers, in memory), at its four wake-ups: the request, its
 TLS records at the web side, the app's response, its records at the front. Its readers nest (a
 TLS layer calls its protocol's), so each is called through libffi and collection is toggled
-there; a run calling nothing that way instead is subtracted.
+there; a run that calls `len` that way instead is subtracted (the calls' own cost).
 
     python bench/bench_cold.py            # hop and bare, 200 requests each (about a minute)
     python bench/bench_cold.py hop -n 50
