@@ -973,6 +973,7 @@ def measure_fixed_rate(
             "max_ms": r["max_ms"],
             "send_lag_ms": {q: r[f"send_lag_{q}_ms"] for q in ("p1", "p50", "p99", "max")},
             "slice_p50_ms": r["slice_p50_ms"],
+            "slice_latencies_us": r["slice_latencies_us"],  # (for `summarize`; not written)
         }
         for name, r in results.items()
     }
@@ -1036,10 +1037,22 @@ def soak(topo: Topologies, name: str, total: int) -> dict[str, Any]:
 
 
 def summarize(
-    runs: dict[str, list[dict[str, float]]], fixed: dict[str, Any], bursts: dict[str, Any]
+    runs: dict[str, list[dict[str, float]]],
+    fixed: dict[str, Any],
+    bursts: dict[str, Any],
+    per_slice: dict[str, list[list[int]]],
 ) -> dict[str, Any]:
+    import constant_rate
+
     def added(name: str, at: dict[str, Any] = fixed) -> dict[str, float]:
         return {q: round(at[name][q] - at["direct"][q], 3) for q in ("p50_ms", "p99_ms")}
+
+    def difference(a: str, b: str) -> dict[str, Any]:
+        # (The direct path's percentile cancels: both are resampled from the same slices.)
+        return {
+            q: constant_rate.difference_ci(per_slice[a], per_slice[b], p)
+            for q, p in (("p50", 0.5), ("p99", 0.99))
+        }
 
     pairs = {
         "smictl_vs_nginx": ("smictl", "nginx"),
@@ -1057,6 +1070,12 @@ def summarize(
             "nginx_mtls_pair": added("nginx-mtls-pair"),
             "smictl_mtls_pair": added("smictl-mtls-pair"),
         },
+        # What the targets compare, with how far it moves when the run's slices are drawn
+        # again: a difference whose interval spans zero is not one this run can tell.
+        "added_latency_differences_ms": {
+            "smictl_hop_minus_nginx_hop": difference("smictl", "nginx"),
+            "smictl_pair_minus_nginx_pair": difference("smictl-mtls-pair", "nginx-mtls-pair"),
+        },
         # hey's ten workers tick together: bursts of 10 requests every 10 ms, where a hop's
         # per-request cost is paid up to ten times over by the last of a burst.
         "added_latency_at_1000_rps_in_bursts_of_10_ms": {
@@ -1066,6 +1085,20 @@ def summarize(
             "smictl_mtls_pair": added("smictl-mtls-pair", bursts),
         },
     }
+
+
+def print_differences(differences: dict[str, Any]) -> None:
+    print("added latency at 1,000 requests/s, smictl's less nginx's (90% bootstrap interval):")
+    for name, by_q in differences.items():
+        print(
+            f"  {name:30s}"
+            + "".join(
+                f"  {q} {d['estimate_ms']:+.3f} ms ({d['ci90_ms'][0]:+.3f} .. "
+                f"{d['ci90_ms'][1]:+.3f})"
+                for q, d in by_q.items()
+            ),
+            flush=True,
+        )
 
 
 def targets(
@@ -1118,6 +1151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   f"{slices} one-second turns each) | in bursts of 10 (hey -c 10 -q 100):",
                   flush=True)  # fmt: skip
             fixed = measure_fixed_rate(topo, names, slices=slices)
+            per_slice = {name: fixed[name].pop("slice_latencies_us") for name in names}
             bursts = {}
             for name in names:
                 f = fixed[name]
@@ -1135,7 +1169,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             procs.stop_all()
     tp = {n: medians(r) for n, r in runs.items()}
-    summary = summarize(runs, fixed, bursts)
+    summary = summarize(runs, fixed, bursts, per_slice)
+    print_differences(summary["added_latency_differences_ms"])
     return {
         "bench": "proxy",
         "quick": args.quick,
@@ -1153,6 +1188,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "(evenly spaced, open-loop, 10 keep-alive connections each, held open); "
             "cpu_us_per_request: the topology's proxy processes' user+system CPU over the "
             "whole run (its warm-up turn included) per request counted",
+            "added_latency_differences": "smictl's percentile less nginx's on the same "
+            "topology (the direct path cancels), with the 5th and 95th percentiles of 500 "
+            "bootstrap resamples of the run's slices, the same slice numbers for both "
+            "(constant_rate.difference_ci)",
             "fixed_rate_bursts": f"hey -c 10 -q 100 -z {hey_seconds}s",
             "soak_requests": args.soak,
             "proxy_code": "a copy of proxy/ and smi/ as built by `make install` (the request "
@@ -1223,6 +1262,7 @@ def main() -> int:
             {
                 "ratios": result["throughput_ratios"],
                 "added_latency_ms": result["added_latency_at_1000_rps_ms"],
+                "differences_ms": result["added_latency_differences_ms"],
                 "rss": result["rss"],
                 "targets": result["targets"],
             },

@@ -23,10 +23,11 @@ between the proxies being measured. How far sends strayed from the schedule is r
 Prints one JSON object: achieved rate, p50/p90/p99/max in ms, status counts. With
 `--interleave`, one per NAME: the targets take turns at the rate, a slice each (the order
 rotated every round), over connections held open throughout, after a warm-up slice each;
-percentiles are of every slice's requests together, and `slice_p50_ms` lists each slice's own
-median. Targets measured in alternating one-second slices are charged alike for the shared
-machine's slow swings, which runs of several seconds each are not: on the proxy bench the same
-topology's p50 moved by 0.1 ms between 8 s runs, more than the differences being measured.
+percentiles are of every slice's requests together, `slice_p50_ms` lists each slice's own
+median and `slice_latencies_us` its latencies (what `difference_ci` resamples). Targets
+measured in alternating one-second slices are charged alike for the shared machine's slow
+swings, which runs of several seconds each are not: on the proxy bench the same topology's p50
+moved by 0.1 ms between 8 s runs, more than the differences being measured.
 """
 
 from __future__ import annotations
@@ -223,20 +224,54 @@ async def run_interleaved(
     }
     names = list(clients)
     medians: dict[str, list[float | None]] = {name: [] for name in names}
+    kept: dict[str, list[list[int]]] = {name: [] for name in names}  # µs, per slice
     try:
         for name in names:  # warm-up: connections, the targets' pools and caches
             await clients[name].drive(rate, slice_seconds, record=False)
         for i in range(slices):
             turn = i % len(names)
             for name in names[turn:] + names[:turn]:
-                latencies = await clients[name].drive(rate, slice_seconds)
-                medians[name].append(percentile(sorted(latencies), 0.5))
+                latencies = sorted(await clients[name].drive(rate, slice_seconds))
+                medians[name].append(percentile(latencies, 0.5))
+                kept[name].append([round(x * 1e6) for x in latencies])
     finally:
         for client in clients.values():
             client.close()
     return {
-        name: client.result(rate) | {"slice_p50_ms": medians[name]}
+        name: client.result(rate)
+        | {"slice_p50_ms": medians[name], "slice_latencies_us": kept[name]}
         for name, client in clients.items()
+    }
+
+
+def difference_ci(
+    a: list[list[int]], b: list[list[int]], q: float, *, resamples: int = 500, seed: int = 1
+) -> dict[str, Any]:
+    """`a`'s q-quantile less `b`'s, in ms, from per-slice latencies in µs (`--interleave`'s
+    `slice_latencies_us`), with a 90 % interval from a bootstrap over slices: the same slice
+    numbers drawn for both, since slice i of every target ran in the same round and met the
+    same state of the shared machine. Why: a difference of two percentiles from one run says
+    nothing of how far another run would move it; on the proxy bench a pair's p99 moved by
+    more between resamples of one run than the difference being judged."""
+    import random
+
+    if len(a) != len(b) or not a:
+        raise ValueError("the targets need the same number of slices, at least one")
+    rng = random.Random(seed)
+
+    def quantile(slices: list[list[int]], picks: list[int]) -> int:
+        merged = sorted(x for i in picks for x in slices[i])  # (sorted runs: merged cheaply)
+        return merged[min(len(merged) - 1, int(q * len(merged)))]
+
+    every = list(range(len(a)))
+    drawn = sorted(
+        quantile(a, picks) - quantile(b, picks)
+        for picks in ([rng.randrange(len(a)) for _ in every] for _ in range(resamples))
+    )
+    low, high = drawn[int(0.05 * resamples)], drawn[min(resamples - 1, int(0.95 * resamples))]
+    return {
+        "estimate_ms": round((quantile(a, every) - quantile(b, every)) / 1000, 3),
+        "ci90_ms": [round(low / 1000, 3), round(high / 1000, 3)],
     }
 
 
