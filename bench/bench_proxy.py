@@ -1121,6 +1121,27 @@ def targets(
     }
 
 
+def latency_verdicts(differences: dict[str, Any]) -> dict[str, str]:
+    """Each latency target as one run can judge it: "met" (smictl's estimate is at most
+    nginx's), "over within noise" (above it, but its interval reaches zero: another run may
+    as well come out under), or "over" (the whole interval above zero)."""
+
+    def verdict(d: dict[str, Any]) -> str:
+        if d["estimate_ms"] <= 0:
+            return "met"
+        return "over within noise" if d["ci90_ms"][0] <= 0 else "over"
+
+    hop, pair = (
+        differences["smictl_hop_minus_nginx_hop"],
+        differences["smictl_pair_minus_nginx_pair"],
+    )
+    return {
+        f"{name}_added_{q}": verdict(by_q[q])
+        for name, by_q in (("hop", hop), ("pair", pair))
+        for q in ("p50", "p99")
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import platform
     import shutil
@@ -1209,6 +1230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss": rss,
         "soak": soaked,
         "targets": targets(summary, tp, rss, soaked),
+        "latency_verdicts": latency_verdicts(summary["added_latency_differences_ms"]),
     }
 
 
@@ -1265,6 +1287,7 @@ def main() -> int:
                 "differences_ms": result["added_latency_differences_ms"],
                 "rss": result["rss"],
                 "targets": result["targets"],
+                "latency_verdicts": result["latency_verdicts"],
             },
             indent=2,
         )

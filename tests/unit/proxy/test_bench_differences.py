@@ -71,3 +71,37 @@ def test_targets_need_the_same_slices(constant_rate: ModuleType) -> None:
         constant_rate.difference_ci([[1]], [[1], [2]], 0.5)
     with pytest.raises(ValueError):
         constant_rate.difference_ci([], [], 0.5)
+
+
+def test_each_latency_target_is_judged_with_its_interval() -> None:
+    """bench_proxy.latency_verdicts: under nginx is met; over with an interval that reaches
+    zero is noise; over with the whole interval above zero is a miss."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_proxy
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    def d(estimate: float, low: float, high: float) -> dict[str, object]:
+        return {"estimate_ms": estimate, "ci90_ms": [low, high]}
+
+    got = bench_proxy.latency_verdicts(
+        {
+            "smictl_hop_minus_nginx_hop": {
+                "p50": d(0.0, -0.004, 0.004),
+                "p99": d(0.008, -0.007, 0.022),
+            },
+            "smictl_pair_minus_nginx_pair": {
+                "p50": d(-0.003, -0.016, 0.009),
+                "p99": d(0.024, 0.001, 0.063),
+            },
+        }
+    )
+    assert got == {
+        "hop_added_p50": "met",
+        "hop_added_p99": "over within noise",
+        "pair_added_p50": "met",
+        "pair_added_p99": "over",
+    }
