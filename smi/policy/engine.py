@@ -22,7 +22,9 @@ Decisions made here, in one place:
   warning for `warn` policies. Built-in errors (`1/0`, a type error) are *undefined*, as in OPA
   without `--strict-builtin-errors`, so that the embedded and remote engines agree, except
   where rego-cpp takes the body as true (a call's result assigned to a local nothing uses):
-  that shape is refused at load (`smi.policy.unused_calls`).
+  that shape is refused at load (`smi.policy.unused_calls`), as is a variable a rule only
+  reads and binds nowhere, which OPA refuses and rego-cpp leaves undefined
+  (`smi.policy.unsafe_vars`).
 - **Rego v1.** regopy parses Rego v1 (`contains`, `if`, `some x in` need no import;
   `import rego.v1` is accepted). A v0 partial set `violation[{"msg": m}] { ... }` parses as a
   v1 partial *object* and would silently never deny; the probe rejects it (SMI5002).
@@ -48,7 +50,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from smi.errors import Diagnostic, PolicyError
-from smi.policy import rego_errors, sandbox, unused_calls
+from smi.policy import rego_errors, sandbox, unsafe_vars, unused_calls
 from smi.policy.coverage import find_bodies
 from smi.policy.modules import POLICY_KINDS, RegoModule, policies_of
 from smi.policy.probe_inputs import probe_inputs
@@ -178,6 +180,11 @@ def check(
         )
         raise PolicyError(_probe_diagnostic(probing, slow, modules=modules, code=EVAL_FAILED))
     raise_for_run(run, modules=modules)
+    # (After the compile: a module that does not parse gets its parse error, not a guess read
+    # from its tokens.)
+    unsafe = unsafe_vars.check(modules)
+    if unsafe:
+        raise PolicyError(unsafe)
     for event in run.results:
         outcome = outcome_of_output(bool(event["ok"]), str(event["output"]))
         if outcome.error is not None:

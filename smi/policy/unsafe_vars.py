@@ -1,0 +1,104 @@
+"""Refuse, at load, a variable that a rule only reads and nothing binds (OPA: "var x is unsafe").
+
+OPA refuses such a policy when it compiles it. regopy 1.5.2 (rego-cpp) does not: the expression
+that reads the variable is undefined, so its body never succeeds and the rule never applies.
+For a `violation` that is a check which silently never denies (measured: with `input.xs` of one
+`{"w": 9}`, `some b in input.xs; bb.w > 5` is undefined where `some b in input.xs; b.w > 5` is
+true). A misspelt variable is the usual cause.
+
+A conservative token scan, as `smi.policy.unused_calls` is (comments and strings blanked; the
+rule's whole text, head, bodies and `else` branches together, since a rule's variables are its
+own): a name is refused only when every mention of it in the rule reads it, as the head of a
+reference (`bb.w`, `bb[0]`) or as an operand of a comparison or arithmetic operator, and it
+names no rule of the package, no import, no keyword. Any other mention might bind it (`:=`,
+`=`, `some`, `every`, `in`, a reference's key `xs[i]`, a call's argument, a collection
+literal), and then the variable is left alone, whether or not OPA would find it safe: a name
+read only where it could be bound (`count(x) > 0` with `x` bound nowhere) is not seen here,
+and the policy docs keep that pitfall. A valid policy is never refused for a variable it
+binds, since a binding is never one of the two reading shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from smi.errors import Diagnostic
+from smi.policy.modules import RegoModule
+from smi.policy.rego_errors import COMPILE
+from smi.policy.unused_calls import _KEYWORDS, _blank, _import_names, _rule_names, _rule_starts
+
+# A name where a variable could be: not a field after `.`, not part of a longer word.
+_NAME: Final = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
+# A call's function, maybe namespaced (`count(`, `time.now_ns(`, `lib.helper(`): no variable.
+_CALLED: Final = re.compile(r"(?:\.[A-Za-z_]\w*)*\s*\(")
+# A reference's head: a field or an index follows.
+_REF_HEAD: Final = re.compile(r"\s*(?:\.[A-Za-z_]|\[)")
+# An operator that reads both operands; `=` (unification) and `:=` bind, and are not here.
+_READS_AFTER: Final = re.compile(r"\s*(?:==|!=|<=|>=|<(?!=)|>(?!=)|[-+*/%](?!=))")
+_READS_BEFORE: Final = re.compile(r"(?:==|!=|<=|>=|(?<![:=!<>])[<>]|[-+*/%])\s*\Z")
+_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)")
+_ELSE: Final = re.compile(r"else(?!\w)")
+# How much of the text before a name `_READS_BEFORE` looks at.
+_LOOK_BACK: Final = 8
+
+
+def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
+    """One SMI5002 line per variable a rule reads and binds nowhere (its first mention)."""
+    blanked = [_blank(module.source) for module in modules]
+    rules: dict[str, set[str]] = {}
+    for module, code in zip(modules, blanked, strict=True):
+        rules.setdefault(module.package, set()).update(_rule_names(code))
+    out: list[Diagnostic] = []
+    for module, code in zip(modules, blanked, strict=True):
+        named = rules[module.package] | set(_import_names(code)) | _KEYWORDS | {"_"}
+        out.extend(_check_module(module, code, named))
+    return out
+
+
+def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
+    # (An `else` at the start of a line goes on the rule above: a function's arguments are
+    # its branches' too.)
+    starts = [at for at in _rule_starts(code) if _ELSE.match(code, at) is None]
+    for start, end in zip(starts, [*starts[1:], len(code)][: len(starts)], strict=True):
+        rule = _RULE_NAME.match(code, start)
+        name = rule.group(1) if rule is not None else "?"
+        for var, at in _unbound(code, start, end, named):
+            line = module.source.count("\n", 0, at) + 1
+            yield Diagnostic(code=COMPILE, message=_message(name, var), file=module.name, line=line)
+
+
+def _unbound(code: str, start: int, end: int, named: set[str]) -> Iterator[tuple[str, int]]:
+    """The names of code[start:end] (one rule) that every mention reads, with the first's
+    offset."""
+    first: dict[str, int] = {}
+    maybe_bound: set[str] = set()
+    for found in _NAME.finditer(code, start, end):
+        var = found.group()
+        if var in named or _CALLED.match(code, found.end(), end):
+            continue
+        if _reads(code, found.start(), found.end(), end):
+            first.setdefault(var, found.start())
+        else:
+            maybe_bound.add(var)
+    for var, at in first.items():
+        if var not in maybe_bound:
+            yield var, at
+
+
+def _reads(code: str, begin: int, stop: int, end: int) -> bool:
+    """Whether the name at code[begin:stop] is read there: a reference's head, or an operand
+    of an operator that reads both sides."""
+    if _REF_HEAD.match(code, stop, end) or _READS_AFTER.match(code, stop, end):
+        return True
+    return _READS_BEFORE.search(code, max(0, begin - _LOOK_BACK), begin) is not None
+
+
+def _message(rule: str, var: str) -> str:
+    return (
+        f"rule `{rule}`: `{var}` is read but bound nowhere in the rule (OPA refuses it: "
+        f'"var {var} is unsafe"); the embedded engine (regopy) makes the expression undefined, '
+        f"so the rule never applies: bind it (`some {var} in ...`, `{var} := ...`) or correct "
+        "its spelling"
+    )
