@@ -9,13 +9,14 @@ true). A misspelt variable is the usual cause.
 A conservative token scan, as `smi.policy.unused_calls` is (comments and strings blanked; the
 rule's whole text, head, bodies and `else` branches together, since a rule's variables are its
 own): a name is refused only when every mention of it in the rule reads it, as the head of a
-reference (`bb.w`, `bb[0]`) or as an operand of a comparison or arithmetic operator, and it
-names no rule of the package, no import, no keyword. Any other mention might bind it (`:=`,
-`=`, `some`, `every`, `in`, a reference's key `xs[i]`, a call's argument, a collection
-literal), and then the variable is left alone, whether or not OPA would find it safe: a name
-read only where it could be bound (`count(x) > 0` with `x` bound nowhere) is not seen here,
-and the policy docs keep that pitfall. A valid policy is never refused for a variable it
-binds, since a binding is never one of the two reading shapes.
+reference (`bb.w`, `bb[0]`), as an operand of a comparison or arithmetic operator, or as a
+call's argument that another argument follows (only a call's last argument may be its output),
+and it names no rule of the package, no import, no keyword. Any other mention might bind it
+(`:=`, `=`, `some`, `every`, `in`, a reference's key `xs[i]`, a call's last argument, a
+function's parameter, a collection literal), and then the variable is left alone, whether or
+not OPA would find it safe: a name read only where it could be bound (`count(x) > 0` with `x`
+bound nowhere) is not seen here, and the policy docs keep that pitfall. A valid policy is never
+refused for a variable it binds, since a binding is never one of the reading shapes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ _READS_AFTER: Final = re.compile(r"\s*(?:==|!=|<=|>=|<(?!=)|>(?!=)|[-+*/%](?!=))
 _READS_BEFORE: Final = re.compile(r"(?:==|!=|<=|>=|(?<![:=!<>])[<>]|[-+*/%])\s*\Z")
 _RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)")
 _ELSE: Final = re.compile(r"else(?!\w)")
+# A call's argument that another follows: an input, whatever the function (only a call's last
+# argument may be its output, `f(x, out)`).
+_NEXT_ARGUMENT: Final = re.compile(r"\s*,")
+_OPEN_PAREN: Final = re.compile(r"\s*\(")
+_BRACKET_OR_NAME: Final = re.compile(r"[()\[\]{}]|(?<![\w.])[A-Za-z_]\w*(?!\w)")
+# The function's name before a call's `(` (the last part of a dotted one), up to `(`.
+_CALLEE: Final = re.compile(r"([A-Za-z_]\w*)\s*\Z")
+_LOOK_BACK_CALLEE: Final = 64
 # How much of the text before a name `_READS_BEFORE` looks at.
 _LOOK_BACK: Final = 8
 
@@ -74,17 +83,49 @@ def _unbound(code: str, start: int, end: int, named: set[str]) -> Iterator[tuple
     offset."""
     first: dict[str, int] = {}
     maybe_bound: set[str] = set()
+    arguments = _call_arguments(code, start, end)
     for found in _NAME.finditer(code, start, end):
         var = found.group()
         if var in named or _CALLED.match(code, found.end(), end):
             continue
-        if _reads(code, found.start(), found.end(), end):
+        if _reads(code, found.start(), found.end(), end) or (
+            found.start() in arguments and _NEXT_ARGUMENT.match(code, found.end(), end)
+        ):
             first.setdefault(var, found.start())
         else:
             maybe_bound.add(var)
     for var, at in first.items():
         if var not in maybe_bound:
             yield var, at
+
+
+def _call_arguments(code: str, start: int, end: int) -> set[int]:
+    """Where the names that are a call's arguments start, in code[start:end] (one rule): those
+    whose innermost bracket is a `(` that follows a function's name, but for the rule's own
+    head (a function's parameters bind)."""
+    head = _RULE_NAME.match(code, start)
+    own = _OPEN_PAREN.match(code, head.end()) if head is not None else None
+    own_at = own.end() - 1 if own is not None else -1
+    calls: list[bool] = []  # per open bracket: whether it is a call's `(`
+    out: set[int] = set()
+    for found in _BRACKET_OR_NAME.finditer(code, start, end):
+        text = found.group()
+        if text in "([{":
+            callee = _CALLEE.search(
+                code, max(start, found.start() - _LOOK_BACK_CALLEE), found.start()
+            )
+            calls.append(
+                text == "("
+                and found.start() != own_at
+                and callee is not None
+                and callee.group(1) not in _KEYWORDS
+            )
+        elif text in ")]}":
+            if calls:
+                calls.pop()
+        elif calls and calls[-1]:
+            out.add(found.start())
+    return out
 
 
 def _reads(code: str, begin: int, stop: int, end: int) -> bool:

@@ -104,6 +104,18 @@ READ_ONLY = [
         "a if { x := input.n; w := 2; x * w > 1 }\n",
         {"n": 3},
     ),
+    (
+        'a if { name := input.s; startswith(nmae, "kube-") }\n',
+        "nmae",
+        'a if { name := input.s; startswith(name, "kube-") }\n',
+        {"s": "kube-system"},
+    ),
+    (
+        "a if { x := input.n; f(w, x) }\nf(p, q) if p < q\n",
+        "w",
+        "a if { x := input.n; w := 1; f(w, x) }\nf(p, q) if p < q\n",
+        {"n": 3},
+    ),
 ]
 
 
@@ -144,6 +156,12 @@ def test_a_variable_is_reported_once_at_its_first_mention() -> None:
         "a if { x := input.v\n\tx.w > 1 }\n",
         "t if { r := a with input as v; v := {} }\n",
         "f(x) := 1 if { x.a > 1 }\nelse := 2 if { x.b > 1 }\n",
+        "f(x, y) := x.a + y.b\n",
+        "f(x, y) := z if { z := x.a }\nelse := y.b\n",
+        "a if { count(x) > 0 }\n",
+        "a if { g(input, out); out.x > 1 }\n",
+        'a if { msg := sprintf("%v", [y]); msg == "" }\n',
+        "a if { walk(input, [path, value]); value.x > 1 }\n",
         "f(x) := 1 if {\n\tx.a > 1\n}\n\nelse := 2 if {\n\tx.b > 1\n}\n",
     ],
 )
