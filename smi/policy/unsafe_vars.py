@@ -28,7 +28,7 @@ from typing import Final
 from smi.errors import Diagnostic
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
-from smi.policy.unused_calls import _KEYWORDS, _blank, _import_names, _rule_names, _rule_starts
+from smi.policy.unused_calls import _KEYWORDS, _rule_starts, named_modules
 
 # A name where a variable could be: not a field after `.`, not part of a longer word.
 _NAME: Final = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
@@ -55,14 +55,9 @@ _LOOK_BACK: Final = 8
 
 def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
     """One SMI5002 line per variable a rule reads and binds nowhere (its first mention)."""
-    blanked = [_blank(module.source) for module in modules]
-    rules: dict[str, set[str]] = {}
-    for module, code in zip(modules, blanked, strict=True):
-        rules.setdefault(module.package, set()).update(_rule_names(code))
     out: list[Diagnostic] = []
-    for module, code in zip(modules, blanked, strict=True):
-        named = rules[module.package] | set(_import_names(code)) | _KEYWORDS | {"_"}
-        out.extend(_check_module(module, code, named))
+    for module, code, named in named_modules(modules):
+        out.extend(_check_module(module, code, named | _KEYWORDS | {"_"}))
     return out
 
 

@@ -112,15 +112,23 @@ def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
     """One SMI5002 line per variable assigned from a call (or arithmetic) and never used."""
     # A bare identifier passed last to a call that names a rule of the package (or an import)
     # is no output: OPA compares the result with it, regopy binds over it.
+    out: list[Diagnostic] = []
+    for module, code, named in named_modules(modules):
+        out.extend(_check_module(module, code, named))
+    return out
+
+
+def named_modules(modules: Sequence[RegoModule]) -> list[tuple[RegoModule, str, set[str]]]:
+    """Each module with its source blanked (`_blank`) and the names that are no variables in
+    it: the rules of its package, in any of `modules`, and its imports."""
     blanked = [_blank(module.source) for module in modules]
     rules: dict[str, set[str]] = {}
     for module, code in zip(modules, blanked, strict=True):
         rules.setdefault(module.package, set()).update(_rule_names(code))
-    out: list[Diagnostic] = []
-    for module, code in zip(modules, blanked, strict=True):
-        named = rules[module.package] | set(_import_names(code))
-        out.extend(_check_module(module, code, named))
-    return out
+    return [
+        (module, code, rules[module.package] | set(_import_names(code)))
+        for module, code in zip(modules, blanked, strict=True)
+    ]
 
 
 def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
