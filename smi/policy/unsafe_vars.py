@@ -39,7 +39,9 @@ _REF_HEAD: Final = re.compile(r"\s*(?:\.[A-Za-z_]|\[)")
 # An operator that reads both operands; `=` (unification) and `:=` bind, and are not here.
 _READS_AFTER: Final = re.compile(r"\s*(?:==|!=|<=|>=|<(?!=)|>(?!=)|[-+*/%](?!=))")
 _READS_BEFORE: Final = re.compile(r"(?:==|!=|<=|>=|(?<![:=!<>])[<>]|[-+*/%])\s*\Z")
-_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)")
+_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*")
+_IMPORT_LINE: Final = re.compile(r"(?m)^import(?!\w)")
+_AFTER_WITH: Final = re.compile(r"(?<![\w.])with\s+\Z")
 _ELSE: Final = re.compile(r"else(?!\w)")
 # A call's argument that another follows: an input, whatever the function (only a call's last
 # argument may be its output, `f(x, out)`).
@@ -65,7 +67,10 @@ def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Di
     # (An `else` at the start of a line goes on the rule above: a function's arguments are
     # its branches' too.)
     starts = [at for at in _rule_starts(code) if _ELSE.match(code, at) is None]
-    for start, end in zip(starts, [*starts[1:], len(code)][: len(starts)], strict=True):
+    # A rule ends where the next begins, or at a line of `import` (OPA takes one after a rule).
+    stops = sorted({*starts[1:], *(m.start() for m in _IMPORT_LINE.finditer(code)), len(code)})
+    for start in starts:
+        end = next(stop for stop in stops if stop > start)
         rule = _RULE_NAME.match(code, start)
         name = rule.group(1) if rule is not None else "?"
         for var, at in _unbound(code, start, end, named):
@@ -83,6 +88,8 @@ def _unbound(code: str, start: int, end: int, named: set[str]) -> Iterator[tuple
         var = found.group()
         if var in named or _CALLED.match(code, found.end(), end):
             continue
+        if _AFTER_WITH.search(code, max(start, found.start() - _LOOK_BACK_CALLEE), found.start()):
+            continue  # (`with time.now_ns as 200`: a function replaced in a test, no variable)
         if _reads(code, found.start(), found.end(), end) or (
             found.start() in arguments and _NEXT_ARGUMENT.match(code, found.end(), end)
         ):

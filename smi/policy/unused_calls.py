@@ -564,9 +564,22 @@ def _rule_names(code: str) -> Iterator[str]:
             yield word.group(1)
 
 
+# An import line of blanked code: its path (a quoted segment's contents blanked to spaces) and
+# its alias, with what a blanked comment left after them.
+_IMPORT: Final = re.compile(r"(?m)^import[ \t]+(\S[^\n]*?)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t]*$")
+_LAST_NAME: Final = re.compile(r"([A-Za-z_]\w*)[ \t]*\Z")
+
+
 def _import_names(code: str) -> Iterator[str]:
-    for found in re.finditer(r"(?m)^import\s+[\w.\[\]\"]*?(?:\.(\w+))?\s*(?:as\s+(\w+))?$", code):
-        yield from (n for n in found.groups() if n)
+    """The names the imports of blanked `code` bring in: each alias, else the path's last
+    part when it is a name (`import data.lib.k8s`: `k8s`)."""
+    for found in _IMPORT.finditer(code):
+        path, alias = found.groups()
+        last = _LAST_NAME.search(path)
+        if alias:
+            yield alias
+        elif last is not None:
+            yield last.group(1)
 
 
 def _closing(code: str, start: int) -> int:
