@@ -21,6 +21,7 @@ refused for a variable it binds, since a binding is never one of the reading sha
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator, Sequence
 from typing import Final
@@ -70,7 +71,7 @@ def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Di
     # A rule ends where the next begins, or at a line of `import` (OPA takes one after a rule).
     stops = sorted({*starts[1:], *(m.start() for m in _IMPORT_LINE.finditer(code)), len(code)})
     for start in starts:
-        end = next(stop for stop in stops if stop > start)
+        end = stops[bisect.bisect_right(stops, start)]
         rule = _RULE_NAME.match(code, start)
         name = rule.group(1) if rule is not None else "?"
         for var, at in _unbound(code, start, end, named):

@@ -38,6 +38,7 @@ a type built-in reads (`is_null(n) == false`), or only a nested body's unused lo
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -136,9 +137,10 @@ def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Di
     pairs = _pairs(code)
     rules = _rule_starts(code)
     for body in find_bodies(module.name, module.source):
-        start = max((r for r in rules if r <= body.insert_at), default=0)
+        at = bisect.bisect_right(rules, body.insert_at)  # (`rules` is in order: no scan per body)
+        start = rules[at - 1] if at else 0
         end = body.inline_end if body.inline_end is not None else _closing(code, body.insert_at)
-        rule_end = min((r for r in rules if r > body.insert_at), default=len(code))
+        rule_end = rules[at] if at < len(rules) else len(code)
         head = _idents(code[start : body.insert_at] + " " + code[end:rule_end])
         # `every` and comprehension bodies are bodies too: regopy lets `every c in xs { n :=
         # to_number(c) }` and `[1 | _ := to_number(x)]` succeed for "twenty" just the same.
