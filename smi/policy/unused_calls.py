@@ -127,7 +127,7 @@ def named_modules(modules: Sequence[RegoModule]) -> list[tuple[RegoModule, str, 
     for module, code in zip(modules, blanked, strict=True):
         rules.setdefault(module.package, set()).update(_rule_names(code))
     return [
-        (module, code, rules[module.package] | set(_import_names(code)))
+        (module, code, rules[module.package] | set(_import_names(code, module.source)))
         for module, code in zip(modules, blanked, strict=True)
     ]
 
@@ -566,22 +566,26 @@ def _rule_names(code: str) -> Iterator[str]:
             yield word.group(1)
 
 
-# An import line of blanked code: its path (a quoted segment's contents blanked to spaces) and
-# its alias, with what a blanked comment left after them.
-_IMPORT: Final = re.compile(r"(?m)^import[ \t]+(\S[^\n]*?)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t]*$")
-_LAST_NAME: Final = re.compile(r"([A-Za-z_]\w*)[ \t]*\Z")
+# An import line of blanked code (indented or not, its line end maybe CRLF): its path, a quoted
+# part's contents blanked to spaces, and its alias, with what a blanked comment left after them.
+_IMPORT: Final = re.compile(
+    r"(?m)^[ \t]*import[ \t]+(\S[^\n]*?)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t\r]*$"
+)
+# A path's last part, from the source: a name, or a quoted one (`input["request"]`).
+_LAST_PART: Final = re.compile(r'(?:([A-Za-z_]\w*)|\[\s*"([A-Za-z_]\w*)"\s*\])[ \t\r]*\Z')
 
 
-def _import_names(code: str) -> Iterator[str]:
-    """The names the imports of blanked `code` bring in: each alias, else the path's last
-    part when it is a name (`import data.lib.k8s`: `k8s`)."""
+def _import_names(code: str, source: str) -> Iterator[str]:
+    """The names the imports bring in (`code` is `source` blanked): each alias, else the
+    path's last part when it is a name (`import data.lib.k8s`: `k8s`; `import
+    input["request"]`: `request`)."""
     for found in _IMPORT.finditer(code):
-        path, alias = found.groups()
-        last = _LAST_NAME.search(path)
+        alias = found.group(2)
+        last = _LAST_PART.search(source, found.start(1), found.end(1))
         if alias:
             yield alias
         elif last is not None:
-            yield last.group(1)
+            yield last.group(1) or last.group(2)
 
 
 def _closing(code: str, start: int) -> int:
