@@ -97,8 +97,6 @@ def _top_level_names(code: str) -> set[str]:
 
 
 def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
-    # (An `else` at the start of a line goes on the rule above: a function's arguments are
-    # its branches' too.)
     starts = [at for at in _rule_starts(code) if not _goes_on(code, at)]
     # A rule ends where the next begins, or at a line of `import` (OPA takes one after a rule).
     stops = sorted({*starts[1:], *(m.start() for m in _IMPORT_LINE.finditer(code)), len(code)})
