@@ -66,7 +66,9 @@ _OPEN_PAREN: Final = re.compile(r"\s*\(")
 _BRACKET_OR_NAME: Final = re.compile(r"[()\[\]{}]|(?<![\w.])[A-Za-z_]\w*(?!\w)")
 # The function's name before a call's `(` (the last part of a dotted one), up to `(`.
 _CALLEE: Final = re.compile(r"([A-Za-z_]\w*)\s*\Z")
-_LOOK_BACK_CALLEE: Final = 64
+# How far back a function's name before `(`, a `with`, or what a line going on follows is
+# looked for.
+_LOOK_BACK_WORDS: Final = 64
 # How much of the text before a name `_READS_BEFORE` looks at.
 _LOOK_BACK: Final = 8
 
@@ -114,7 +116,7 @@ def _goes_on(code: str, at: int) -> bool:
     above: an `else` branch (a function's arguments are its branches' too), an `if` or
     `contains` on a line of its own, or a head whose line before ended with an operator."""
     return bool(
-        _GOES_ON.match(code, at) or _WENT_ON.search(code, max(0, at - _LOOK_BACK_CALLEE), at)
+        _GOES_ON.match(code, at) or _WENT_ON.search(code, max(0, at - _LOOK_BACK_WORDS), at)
     )
 
 
@@ -128,7 +130,7 @@ def _unbound(code: str, start: int, end: int, named: set[str]) -> Iterator[tuple
         var = found.group()
         if var in named or _CALLED.match(code, found.end(), end):
             continue
-        if _AFTER_WITH.search(code, max(start, found.start() - _LOOK_BACK_CALLEE), found.start()):
+        if _AFTER_WITH.search(code, max(start, found.start() - _LOOK_BACK_WORDS), found.start()):
             continue  # (`with time.now_ns as 200`: a function replaced in a test, no variable)
         if _reads(code, found.start(), found.end(), end) or (
             found.start() in arguments and _NEXT_ARGUMENT.match(code, found.end(), end)
@@ -154,7 +156,7 @@ def _call_arguments(code: str, start: int, end: int) -> set[int]:
         text = found.group()
         if text in "([{":
             callee = _CALLEE.search(
-                code, max(start, found.start() - _LOOK_BACK_CALLEE), found.start()
+                code, max(start, found.start() - _LOOK_BACK_WORDS), found.start()
             )
             calls.append(
                 text == "("
