@@ -34,10 +34,8 @@ from typing import Final
 from smi.errors import Diagnostic
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
-from smi.policy.unused_calls import _KEYWORDS, _rule_starts, named_modules
+from smi.policy.unused_calls import IDENT, KEYWORDS, RULE_NAME, named_modules, rule_starts
 
-# A name where a variable could be: not a field after `.`, not part of a longer word.
-_NAME: Final = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
 # A call's function, maybe namespaced (`count(`, `time.now_ns(`, `lib.helper(`): no variable.
 _CALLED: Final = re.compile(r"(?:\.[A-Za-z_]\w*)*\s*\(")
 # A reference's head: a field or an index follows at once (a `[` after a space or on the next
@@ -48,7 +46,6 @@ _REF_HEAD: Final = re.compile(r"\.[A-Za-z_]|\[")
 # after the name counts on its own line only.
 _READS_AFTER: Final = re.compile(r"\s*(?:==|!=|<=|>=|<(?!=)|>(?!=)|[+*/%](?!=))|[ \t]*-(?!=)")
 _READS_BEFORE: Final = re.compile(r"(?:==|!=|<=|>=|(?<![:=!<>])[<>]|[-+*/%])\s*\Z")
-_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*")
 _IMPORT_LINE: Final = re.compile(r"(?m)^[ \t]*import(?!\w)")
 # What a line that goes on a rule's head or body starts with, or what the line before it ends
 # with (`a := x +` then `y if {`; `a := x.w` then `if {`): no new rule there.
@@ -56,14 +53,12 @@ _GOES_ON: Final = re.compile(r"(?:if|else|contains|with|as|in|not|some|every)(?!
 _WENT_ON: Final = re.compile(
     r"(?:[-+*/%&|,=:<>(\[{]|(?<![\w.])(?:if|else|contains|with|as|in|not|some|every|default))\s*\Z"
 )
-# A name that starts a line at the top level, indented or not: a rule's (or a head going on).
-_LINE_START_NAME: Final = re.compile(r"(?m)^[ \t]*([A-Za-z_]\w*)")
 _AFTER_WITH: Final = re.compile(r"(?<![\w.])with\s+\Z")
 # A call's argument that another follows: an input, whatever the function (only a call's last
 # argument may be its output, `f(x, out)`).
 _NEXT_ARGUMENT: Final = re.compile(r"\s*,(?!\s*\))")  # (`f(a, out,)`: a trailing comma)
 _OPEN_PAREN: Final = re.compile(r"\s*\(")
-_BRACKET_OR_NAME: Final = re.compile(r"[()\[\]{}]|(?<![\w.])[A-Za-z_]\w*(?!\w)")
+_BRACKET_OR_NAME: Final = re.compile(r"[()\[\]{}]|" + IDENT.pattern)
 # The function's name before a call's `(` (the last part of a dotted one), up to `(`.
 _CALLEE: Final = re.compile(r"([A-Za-z_]\w*)\s*\Z")
 # How far back a function's name before `(`, a `with`, or what a line going on follows is
@@ -77,34 +72,24 @@ def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
     """One SMI5002 line per variable a rule reads and binds nowhere (its first mention)."""
     out: list[Diagnostic] = []
     for module, code, named in named_modules(modules):
-        names = named | _top_level_names(code) | _KEYWORDS | {"_"}
+        names = named | _top_level_names(code) | KEYWORDS | {"_"}
         out.extend(_check_module(module, code, names))
     return out
 
 
 def _top_level_names(code: str) -> set[str]:
     """The names that start a line outside any bracket: rules' (an indented one too, which
-    `_rule_starts` does not take for a rule) and the first name of a head that goes on."""
-    depth, out, at = 0, set(), 0
-    for found in _LINE_START_NAME.finditer(code):
-        for c in code[at : found.start()]:
-            if c in "([{":
-                depth += 1
-            elif c in ")]}":
-                depth -= 1
-        at = found.start()
-        if depth == 0:
-            out.add(found.group(1))
-    return out
+    `rule_starts` alone does not take for a rule) and the first name of a head that goes on."""
+    return {m.group() for at in rule_starts(code, indented=True) if (m := IDENT.match(code, at))}
 
 
 def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
-    starts = [at for at in _rule_starts(code) if not _goes_on(code, at)]
+    starts = [at for at in rule_starts(code) if not _goes_on(code, at)]
     # A rule ends where the next begins, or at a line of `import` (OPA takes one after a rule).
     stops = sorted({*starts[1:], *(m.start() for m in _IMPORT_LINE.finditer(code)), len(code)})
     for start in starts:
         end = stops[bisect.bisect_right(stops, start)]
-        rule = _RULE_NAME.match(code, start)
+        rule = RULE_NAME.match(code, start)
         name = rule.group(1) if rule is not None else "?"
         for var, at in _unbound(code, start, end, named):
             line = module.source.count("\n", 0, at) + 1
@@ -112,7 +97,7 @@ def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Di
 
 
 def _goes_on(code: str, at: int) -> bool:
-    """Whether the line at `at`, which `_rule_starts` takes for a rule's, goes on the rule
+    """Whether the line at `at`, which `rule_starts` takes for a rule's, goes on the rule
     above: an `else` branch (a function's arguments are its branches' too), an `if` or
     `contains` on a line of its own, or a head whose line before ended with an operator."""
     return bool(
@@ -126,7 +111,7 @@ def _unbound(code: str, start: int, end: int, named: set[str]) -> Iterator[tuple
     first: dict[str, int] = {}
     maybe_bound: set[str] = set()
     arguments = _call_arguments(code, start, end)
-    for found in _NAME.finditer(code, start, end):
+    for found in IDENT.finditer(code, start, end):
         var = found.group()
         if var in named or _CALLED.match(code, found.end(), end):
             continue
@@ -147,7 +132,7 @@ def _call_arguments(code: str, start: int, end: int) -> set[int]:
     """Where the names that are a call's arguments start, in code[start:end] (one rule): those
     whose innermost bracket is a `(` that follows a function's name, but for the rule's own
     head (a function's parameters bind)."""
-    head = _RULE_NAME.match(code, start)
+    head = RULE_NAME.match(code, start)
     own = _OPEN_PAREN.match(code, head.end()) if head is not None else None
     own_at = own.end() - 1 if own is not None else -1
     calls: list[bool] = []  # per open bracket: whether it is a call's `(`
@@ -162,7 +147,7 @@ def _call_arguments(code: str, start: int, end: int) -> set[int]:
                 text == "("
                 and found.start() != own_at
                 and callee is not None
-                and callee.group(1) not in _KEYWORDS
+                and callee.group(1) not in KEYWORDS
             )
         elif text in ")]}":
             if calls:

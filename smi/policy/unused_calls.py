@@ -49,7 +49,7 @@ from smi.policy.coverage import blank_comments, find_bodies
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
 
-_IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
+IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
 _CALL = re.compile(r"(?<![\w.])[A-Za-z_][\w.]*\s*\(")
 # A binary arithmetic or set operator: after an operand, not part of `:=`, `==`, `!=`, ...
 _OPERATOR = re.compile(r"(?<=[\w)\]}\"`])\s*[-+*/%&]")
@@ -66,7 +66,7 @@ _BARE_VARIABLE = re.compile(r"\s*([A-Za-z_]\w*)\s*((?:with\b.*)?)", re.DOTALL)
 _PLAIN_SOME = re.compile(r"\s*some\b(?!.*(?<![\w.])in(?!\w))", re.DOTALL)
 _DECLARATION = re.compile(r"\s*(?:some|every)\b")
 _MAX_NESTING = 1000  # `every` and comprehension bodies, one inside the other
-_KEYWORDS = frozenset(
+KEYWORDS = frozenset(
     {"not", "some", "every", "in", "if", "contains", "else", "with", "as", "true", "false"}
     | {"null", "default", "package", "import", "input", "data"}
 )
@@ -135,7 +135,7 @@ def named_modules(modules: Sequence[RegoModule]) -> list[tuple[RegoModule, str, 
 def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
     """`check` for one module, whose source blanked (`_blank`) is `code`."""
     pairs = _pairs(code)
-    rules = _rule_starts(code)
+    rules = rule_starts(code)
     for body in find_bodies(module.name, module.source):
         at = bisect.bisect_right(rules, body.insert_at)  # (`rules` is in order: no scan per body)
         start = rules[at - 1] if at else 0
@@ -291,7 +291,7 @@ def _assignment(statement: _Statement, named: Collection[str] = ()) -> _Binding 
         return None
     if op == "=":
         var = _BARE_VARIABLE.fullmatch(rhs)
-        if var and var.group(1) not in _KEYWORDS and not re.fullmatch(_VARIABLES, lhs):
+        if var and var.group(1) not in KEYWORDS and not re.fullmatch(_VARIABLES, lhs):
             lhs, rhs = var.group(1), f"{lhs} {var.group(2)}"
         if not re.fullmatch(_VARIABLES, lhs):
             return None  # `input.x = f(y)`: a comparison as far as this scan goes
@@ -329,7 +329,7 @@ def _elementwise(lhs: str, rhs: str) -> list[tuple[str, str]] | None:
         return None
     if not all(re.fullmatch(r"[A-Za-z_]\w*", n) for n in left):
         return None
-    return [(n, r) for n, r in zip(left, right, strict=True) if n not in _KEYWORDS]
+    return [(n, r) for n, r in zip(left, right, strict=True) if n not in KEYWORDS]
 
 
 def _elements(text: str) -> list[str] | None:
@@ -357,7 +357,7 @@ def _output_argument(statement: _Statement) -> _Binding | None:
         return None
     # A comma right before the last identifier is the call's own: nothing closes in between.
     last = _LAST_ARGUMENT.search(text, call.end(), close)
-    if last is None or last.group(1) == "_" or last.group(1) in _KEYWORDS:
+    if last is None or last.group(1) == "_" or last.group(1) in KEYWORDS:
         return None
     rhs = text[: last.start()] + ")"
     return [(last.group(1), rhs)], rhs
@@ -379,7 +379,7 @@ def _split_top(text: str, sep: str) -> list[str]:
 
 
 def _idents(text: str) -> set[str]:
-    return {m.group() for m in _IDENT.finditer(text)} - _KEYWORDS
+    return {m.group() for m in IDENT.finditer(text)} - KEYWORDS
 
 
 def _pairs(code: str) -> dict[int, int]:
@@ -556,12 +556,13 @@ def _own(
     return out
 
 
-_RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)")
+# A rule's head: its name, the first part of a dotted one (`util.between(x) if ...`).
+RULE_NAME: Final = re.compile(r"(?:default\s+)?([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*")
 
 
 def _rule_names(code: str) -> Iterator[str]:
-    for start in _rule_starts(code):
-        word = _RULE_NAME.match(code, start)
+    for start in rule_starts(code):
+        word = RULE_NAME.match(code, start)
         if word is not None:
             yield word.group(1)
 
@@ -601,19 +602,25 @@ def _closing(code: str, start: int) -> int:
     return len(code)
 
 
-def _rule_starts(code: str) -> list[int]:
-    """Offsets where a top-level rule begins: an identifier at the start of a line, depth 0."""
+def rule_starts(code: str, *, indented: bool = False) -> list[int]:
+    """Offsets where a top-level rule begins: an identifier at the start of a line, depth 0
+    (after blanks too, if `indented`: what an indented rule, or a head going on, starts with)."""
     starts: list[int] = []
     depth = 0
+    fresh = True  # nothing yet on this line (but blanks, if `indented`)
     for i, c in enumerate(code):
+        if c == "\n":
+            fresh = True
+            continue
         if c in _OPEN:
             depth += 1
         elif c in _CLOSE:
             depth -= 1
-        elif depth == 0 and (i == 0 or code[i - 1] == "\n") and (c.isalpha() or c == "_"):
-            word = _IDENT.match(code, i)
+        elif depth == 0 and fresh and (c.isalpha() or c == "_"):
+            word = IDENT.match(code, i)
             if word is not None and word.group() not in ("package", "import"):
                 starts.append(i)
+        fresh = fresh and indented and c in " \t"
     return starts
 
 
