@@ -254,8 +254,15 @@ def _register_hooks(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         code = exc.code or 500
         if opa.serves(request.path):
-            return opa.opa_error(code, exc.description or exc.name)
-        return jsonify(error=exc.description or exc.name, code=code), code
+            response, code = opa.opa_error(code, exc.description or exc.name)
+        else:
+            response = jsonify(error=exc.description or exc.name, code=code)
+        # What the error says beside its page: a 405's `Allow` (RFC 9110 §15.5.6: a MUST), a
+        # 401's `WWW-Authenticate`, a `Retry-After`. The page's own type is replaced by JSON.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, code
 
     @app.errorhandler(SMIError)
     def _smi_error(exc: SMIError) -> tuple[Response, int]:

@@ -122,6 +122,26 @@ def test_a_method_the_data_api_does_not_take_is_opa_shaped(client: FlaskClient) 
     is_opa_error(client.delete("/v1/data/"), 405, "invalid_operation")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/data/smictl/authz", {"GET", "POST"}),
+        ("GET", "/validate", {"POST"}),
+        ("PUT", "/mutate", {"POST"}),
+        ("GET", "/convert", {"POST"}),
+        ("POST", "/healthz", {"GET"}),
+    ],
+)
+def test_a_405_says_which_methods_the_route_takes(
+    client: FlaskClient, method: str, path: str, allowed: set[str]
+) -> None:
+    """RFC 9110 §15.5.6: a 405 MUST carry `Allow`; the JSON error page keeps it."""
+    answer = client.open(path, method=method)
+    assert answer.status_code == 405
+    assert answer.content_type == "application/json"
+    assert allowed <= {m.strip() for m in answer.headers["Allow"].split(",")}
+
+
 def test_a_bad_body_is_opa_shaped(client: FlaskClient) -> None:
     is_opa_error(client.post("/v1/data/x", data=b"[1, 2]"), 400, "invalid_parameter")
 
