@@ -172,9 +172,10 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
             else None
         )
         destination = Identity.parse(str(input_doc.get("destination", "")), trust_domain=td)
-        port = int(input_doc.get("port", 0))
     except (IdentityError, TypeError, ValueError, OverflowError) as exc:
         raise BadReview(f"input: {exc}") from exc
+    port = _port(input_doc.get("port"))
+    method, path = _text(input_doc, "method"), _text(input_doc, "path")
     headers = _headers(input_doc.get("headers"))
     index = plane.derived("authz-index", lambda view: PolicyIndex.build(view.policy))
     decision = authorize(
@@ -182,8 +183,8 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         source,
         destination.spiffe_id,
         port,
-        input_doc.get("method"),
-        input_doc.get("path"),
+        method,
+        path,
         headers,
     )
     return {
@@ -194,6 +195,32 @@ def _authz(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         "rules": list(decision.rules),
         "detail": decision.detail,
     }
+
+
+def _port(given: Any) -> int:
+    """`input.port`: a number from 0 to 65535 (0, or none, is no port), or those digits as a
+    string, as a Service's `targetPort` may be written. `true` is not 1, nor `8080.9` 8080: an
+    answer about a port nobody asked for would be wrong either way."""
+    if given is None:
+        return 0
+    digits = isinstance(given, str) and given.isascii() and given.isdigit()
+    if digits or (isinstance(given, float) and given.is_integer()):
+        given = int(given)
+    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= 65535:
+        shown = json.dumps(given)[:40] if isinstance(given, int | float | str) else ""
+        raise BadReview(
+            f"input.port: expected a port number from 0 to 65535, not {shown or _json_type(given)}"
+        )
+    return given
+
+
+def _text(input_doc: dict[str, Any], field: str) -> str | None:
+    """`input.method` or `input.path`: a string, or none (only any-method or any-path rules
+    accept a request without one). A number is not its digits: the proxy reads only text."""
+    value = input_doc.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadReview(f"input.{field}: expected a string, not {_json_type(value)}")
 
 
 def _headers(given: Any) -> dict[str, str]:

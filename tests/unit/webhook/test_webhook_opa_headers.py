@@ -138,3 +138,41 @@ def test_other_values_are_refused_in_opa_shape(
     r = client.post(AUTHZ, json={"input": {**ASK, "headers": headers}})
     assert r.status_code == 400
     assert r.get_json() == {"code": "invalid_parameter", "message": message}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("path", 5, "input.path: expected a string, not a number"),
+        ("path", {}, "input.path: expected a string, not an object"),
+        ("path", ["/admin/users"], "input.path: expected a string, not a list"),
+        ("method", ["GET"], "input.method: expected a string, not a list"),
+        ("method", {"GET": 1}, "input.method: expected a string, not an object"),
+        ("method", 5, "input.method: expected a string, not a number"),
+        ("port", True, "input.port: expected a port number from 0 to 65535, not true"),
+        ("port", 8080.9, "input.port: expected a port number from 0 to 65535, not 8080.9"),
+        ("port", 70000, "input.port: expected a port number from 0 to 65535, not 70000"),
+        ("port", -1, "input.port: expected a port number from 0 to 65535, not -1"),
+        ("port", "http", 'input.port: expected a port number from 0 to 65535, not "http"'),
+        ("port", [8080], "input.port: expected a port number from 0 to 65535, not a list"),
+    ],
+)
+def test_a_method_path_or_port_of_another_type_is_refused(
+    client: FlaskClient, field: str, value: Any, message: str
+) -> None:
+    """Was a 500 with a traceback in the log (a path of 5, a method list), or an answer about
+    another request (`true` read as port 1, `8080.9` as 8080, the method 5 as "5")."""
+    r = client.post(AUTHZ, json={"input": {**ASK, "headers": {"X-Team": "blue"}, field: value}})
+    assert r.status_code == 400
+    assert r.get_json() == {"code": "invalid_parameter", "message": message}
+
+
+@pytest.mark.parametrize("port", ["8080", 8080.0])
+def test_a_port_is_a_number_or_its_digits(client: FlaskClient, port: Any) -> None:
+    def ask(port: Any) -> Any:
+        r = client.post(AUTHZ, json={"input": {**ASK, "headers": {"X-Team": "blue"}, "port": port}})
+        assert r.status_code == 200
+        return r.get_json()["result"]
+
+    assert ask(port) == ask(8080)
+    assert ask(port)["allowed"] is True
