@@ -280,8 +280,9 @@ def certificates() -> tuple[Response, int]:
     csr_pem = body.get("csr")
     if not isinstance(csr_pem, str) or "BEGIN CERTIFICATE REQUEST" not in csr_pem:
         abort(400, "csr: expected a PEM certificate request")
-    requested = _requested_identity(csr_pem.encode())
-    if requested is not None and requested != caller.spiffe_id:
+    others = _other_names(csr_pem.encode(), caller.spiffe_id)
+    if others:
+        requested = ", ".join(others)
         plane.metrics.certificates_issued.labels(result="refused").inc()
         _audit("certificate_refused", caller=caller, requested=requested)
         abort(403, f"CSR asks for {requested}, but the caller proved {caller.spiffe_id}")
@@ -305,11 +306,14 @@ def certificates() -> tuple[Response, int]:
     ), 201
 
 
-def _requested_identity(csr_pem: bytes) -> str | None:
-    """The single URI SAN the CSR asks for, or None (pki then refuses it with a reason).
+def _other_names(csr_pem: bytes, own: str) -> list[str]:
+    """The names the CSR asks for beside the caller's own SPIFFE ID (URI SANs first, then any
+    other kind, in its order), so that a CSR claiming another workload's identity is a 403
+    with its `certificate_refused` line even when it names the caller's too.
 
     Read before the signature is checked, only to tell "another identity" (403) from a bad
-    CSR (400): a SAN extension given twice, or one that does not decode, is None here too."""
+    CSR (400): a SAN extension given twice, or one that does not decode, gives none here, and
+    pki refuses the CSR with its reason."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -319,9 +323,10 @@ def _requested_identity(csr_pem: bytes) -> str | None:
         x509.DuplicateExtension,
         x509.UnsupportedGeneralNameType,
     ):
-        return None
+        return []
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if len(uris) == 1 else None
+    rest = [str(name.value) for name in san if not isinstance(name, x509.UniformResourceIdentifier)]
+    return list(dict.fromkeys(name for name in [*uris, *rest] if name != own))
 
 
 def _ttl(raw: Any) -> timedelta:
