@@ -199,7 +199,16 @@ def restore(
             # version made them, so the annotation is corrupt, not the object's own fields.
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise LossyAnnotationCorrupt(f"annotation {LOSSY_ANNOTATION}: {reason}") from exc
-        updates = {n: v for n, v in updates.items() if getattr(back, n) == getattr(hub, n)}
+        # A stored value the wire contradicts is read as an edit of that field (the wire
+        # wins), so its restrictions still come back on their entries, as they do when the
+        # manifest was edited: an annotation edited by hand must not keep less than that
+        # (GET /admin without its hidden x-admin-token header, allowed).
+        updates = {
+            n: v if getattr(back, n) == getattr(hub, n) else _put_back(narrowing, n, hub_v, v)
+            for n, v in updates.items()
+            for hub_v in [getattr(hub, n)]
+        }
+        updates = {n: v for n, v in updates.items() if v != getattr(hub, n)}
         restored = _updated(hub, updates)
     return restored
 

@@ -91,6 +91,38 @@ def test_headers_go_with_their_match_when_it_is_removed_or_renamed() -> None:
     assert [m.get("headers") for m in convert_document(down, SPECS_V4)["spec"]["matches"]] == [None]
 
 
+def _edit_annotation(doc: dict[str, Any], edit: Any) -> None:
+    """Change the stored value behind an unchanged fingerprint, as a hand edit would."""
+    annotations = doc["metadata"]["annotations"]
+    payload = json.loads(annotations[LOSSY_ANNOTATION])
+    edit(payload)
+    annotations[LOSSY_ANNOTATION] = json.dumps(payload)
+
+
+def test_a_stored_value_edited_by_hand_still_keeps_the_admin_token() -> None:
+    """The annotation's copy of a field the manifest shows was changed (GET to GET and POST),
+    the fingerprint left alone: the copy contradicts the wire and went, and with it the
+    headers the manifest cannot show, so GET /admin was allowed without the token."""
+    down = _down_group()
+    _edit_annotation(down, lambda p: p["matches"]["value"][0]["methods"].append("POST"))
+    back = convert_document(down, SPECS_V4)
+    assert _matches(back)["admin"] == {
+        "name": "admin",
+        "pathRegex": "/admin/.*",
+        "methods": ["GET"],  # the manifest's, not the annotation's
+        "headers": TOKEN,
+    }
+    [admin, _health] = registry.parse(down).matches
+    assert admin.methods == ("GET",) and admin.headers == (("x-admin-token", "^s3cret$"),)
+
+
+def test_a_hand_edited_stored_destination_keeps_the_port_on_the_one_shown() -> None:
+    down = convert_document(TARGET, ACCESS_V3)
+    _edit_annotation(down, lambda p: p["destination"]["value"].update(namespace="elsewhere"))
+    destination = registry.parse(down).destination
+    assert (destination.name, destination.namespace, destination.port) == ("api", "", 9102)
+
+
 def test_the_headers_come_back_in_the_hub_the_compiler_reads() -> None:
     down = _down_group()
     down["matches"][1]["methods"].append("HEAD")
