@@ -114,6 +114,16 @@ CODES: dict[str, Code] = dict(
             "Check the stage that produced the input and the paths given with -f; pass the SMI "
             "manifests (TrafficTarget, HTTPRouteGroup, TrafficSplit, ...) to compile.",
         ),
+        _c(
+            "SMI1013",
+            "list item of another type",
+            "A typed list (`TrafficSplitList`, `HTTPRouteGroupList`, ...) holds objects of its "
+            "own kind and apiVersion, which its items may leave out. An item that names another "
+            "kind or version is not what the API server would answer, and `compile` (which "
+            "would read it as its own type) and `convert` (which converts the list as a whole) "
+            "would disagree about it.",
+            "Move the item out of the list, or use a `kind: List`, whose items are of any type.",
+        ),
         # --- SMI20xx: generic schema checks ---------------------------------------------------
         _c(
             "SMI2001",

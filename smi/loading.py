@@ -274,6 +274,40 @@ class _Loader:
             )
         )
 
+    def _typed_list(
+        self, items: list[Any], api_version: str, kind: str, *, lines: Lines | None, index: int
+    ) -> None:
+        """`<Kind>List` (a CRD's listKind, what the API server answers a list with): its items
+        may leave out apiVersion and kind, which are the list's."""
+        typed = {"apiVersion": api_version, "kind": kind[: -len("List")]}
+        for i, item in enumerate(items):
+            sub = lines.sub(("items", i)) if lines is not None else None
+            if isinstance(item, dict) and self._foreign_item(item, typed, kind, i, lines):
+                continue
+            self.document({**typed, **item} if isinstance(item, dict) else item, lines=sub,
+                          index=index)  # fmt: skip
+
+    def _foreign_item(
+        self, item: dict[str, Any], typed: dict[str, str], kind: str, i: int, lines: Lines | None
+    ) -> bool:
+        """An item of a `<Kind>List` that says it is of another apiVersion or kind (SMI1013):
+        the API server never answers such a list, and read as its own type it would be
+        enforced by `compile` while `convert`, which converts the list as one object of its
+        version, left it out. Refused, so that every command reads the file alike."""
+        for field, want in typed.items():
+            given = item.get(field, want)
+            if given != want:
+                self.problem(
+                    "SMI1013",
+                    f"a {typed['apiVersion']} {kind} holds {typed['kind']} objects of that "
+                    f"version, not {_what_value(given) if not isinstance(given, str) else given}",
+                    path=f"items[{i}].{field}",
+                    line=None,
+                    lines=lines,
+                )
+                return True
+        return False
+
     def yaml_text(self, text: str) -> None:
         block = parse_block(text)
         if block is not None:  # plain block YAML: line maps only if a diagnostic asks
@@ -321,14 +355,8 @@ class _Loader:
                 self.document(item, lines=sub, index=index)
             return
         if typed_list(api_version, kind) and isinstance(value.get("items"), list):
-            # `<Kind>List` (a CRD's listKind, what the API server answers a list with): its
-            # items may leave out apiVersion and kind, which are the list's.
-            assert isinstance(kind, str)
-            typed = {"apiVersion": api_version, "kind": kind[: -len("List")]}
-            for i, item in enumerate(value["items"]):
-                sub = lines.sub(("items", i)) if lines is not None else None
-                self.document({**typed, **item} if isinstance(item, dict) else item, lines=sub,
-                              index=index)  # fmt: skip
+            assert isinstance(api_version, str) and isinstance(kind, str)  # (typed_list's)
+            self._typed_list(value["items"], api_version, kind, lines=lines, index=index)
             return
         plainly_typed = type(api_version) is str and type(kind) is str and api_version and kind
         if not plainly_typed and not self._has_type(api_version, kind, line=line, lines=lines):

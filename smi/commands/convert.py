@@ -152,7 +152,9 @@ def _invalid(text: str, name: str, group: str) -> list[Diagnostic]:
     from smi.validation import check_resource
 
     loaded = load_text(text, filename=name)
-    return [
+    # (A typed list's item of another type, whatever the group: every command refuses it.)
+    foreign = [d for d in loaded.diagnostics if d.code == "SMI1013"]
+    return foreign + [
         d
         for resource in loaded.resources
         if resource.api_version.partition("/")[0] == group

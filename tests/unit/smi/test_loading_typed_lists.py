@@ -4,6 +4,8 @@ refused: `kind: split.smi-spec.io/v1alpha4 has no kind TrafficSplitList (SMI1007
 
 from __future__ import annotations
 
+from typing import Any
+
 from smi.loading import load_text
 
 SPLITS = """\
@@ -67,3 +69,46 @@ def test_a_list_kind_that_is_served_is_an_object_not_a_wrapper() -> None:
     loaded = load_text(text, filename="m.yaml")
     assert [d.format() for d in loaded.diagnostics if d.is_error] == []
     assert [r.kind for r in loaded.resources] == ["TrafficMetricsList"]
+
+
+FOREIGN = """\
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplitList
+items:
+- apiVersion: access.smi-spec.io/v1alpha3
+  kind: TrafficTarget
+  metadata: {name: t, namespace: ns1}
+  spec:
+    destination: {kind: ServiceAccount, name: a, namespace: ns1}
+    rules: [{kind: TCPRoute, name: r}]
+    sources: [{kind: ServiceAccount, name: b, namespace: ns1}]
+- kind: TrafficSplit
+  apiVersion: split.smi-spec.io/v1alpha4
+  metadata: {name: s, namespace: ns1}
+  spec: {service: web, backends: [{service: a, weight: 5}]}
+- kind: TrafficSplit
+  metadata: {name: ok, namespace: ns1}
+  spec: {service: web, backends: [{service: a, weight: 5}]}
+"""
+
+
+def test_an_item_of_another_type_in_a_typed_list_is_refused() -> None:
+    """It was read as its own type (a TrafficTarget in a TrafficSplitList), so `compile`
+    enforced it while `convert` converted the list as TrafficSplits and left it out."""
+    loaded = load_text(FOREIGN, filename="l.yaml")
+    assert [(d.code, d.line, d.path) for d in loaded.diagnostics] == [
+        ("SMI1013", 4, "items[0].apiVersion"),
+        ("SMI1013", 12, "items[1].apiVersion"),
+    ]
+    assert all(d.is_error for d in loaded.diagnostics)
+    assert "not access.smi-spec.io/v1alpha3" in loaded.diagnostics[0].message
+    assert [(r.kind, r.name) for r in loaded.resources] == [("TrafficSplit", "ok")]
+
+
+def test_convert_refuses_the_list_as_validate_does(tmp_path: Any) -> None:
+    from smi.cli import main
+
+    path = tmp_path / "l.yaml"
+    path.write_text(FOREIGN)
+    for to in ("split.smi-spec.io/v1alpha4", "access.smi-spec.io/v1alpha1"):
+        assert main(["convert", "-f", str(path), "--to", to]) == 1
