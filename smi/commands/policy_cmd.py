@@ -201,5 +201,33 @@ def empty_policy_dirs(dirs: Sequence[str], policies: Sequence[PolicyInfo]) -> li
     for d in dict.fromkeys(dirs):
         root = Path(d).resolve()
         if not any(f == root or f.is_relative_to(root) for f in files):
-            out.append(escaped_line(f"warning: --policies {d}: no .rego policy files"))
+            out.append(escaped_line(f"warning: --policies {d}: {_why_no_policy(root)}"))
     return out
+
+
+def _why_no_policy(root: Path) -> str:
+    """What a directory that gave no policy holds: none, or .rego files of which none defines
+    `violation` (a conftest or OPA habit, `deny`, loads as a helper and checks nothing)."""
+    import re
+
+    try:
+        found = [] if root.is_file() else sorted(root.rglob("*.rego"))
+    except OSError:
+        found = []
+    modules = [f for f in found if not f.name.endswith("_test.rego")]
+    if not modules:
+        return "no .rego policy files"
+    defines = re.compile(r"^(deny|warn)\b", re.MULTILINE)
+    first = modules[0]
+    try:
+        rules = sorted(set(defines.findall(first.read_text(errors="replace"))))
+    except OSError:
+        rules = []
+    shown = first.relative_to(root) if first.is_relative_to(root) else first
+    what = f"defines {' and '.join(rules)}, not `violation`" if rules else "does not"
+    rest = len(modules) - 1
+    more = f" (nor {'does' if rest == 1 else 'do'} {rest} more)" if rest else ""
+    return (
+        f"{len(modules)} .rego file{'s' if len(modules) > 1 else ''} but no policy: a policy's "
+        f"package defines `violation`; {shown} {what}{more}"
+    )

@@ -62,3 +62,23 @@ def test_list_of_no_policies_is_empty(tmp_path: Path, run_cli: RunCli) -> None:
         "",
         f"warning: --policies {tmp_path}: no .rego policy files\nno policies\n",
     )
+
+
+def test_rego_files_that_define_no_violation_are_named(tmp_path: Path, run_cli: RunCli) -> None:
+    """A conftest-style `deny` package loads as a helper and checks nothing: the warning said
+    "no .rego policy files" beside a directory that holds one."""
+    area = tmp_path / "admission" / "trivial"
+    area.mkdir(parents=True)
+    (area / "policy.rego").write_text(
+        "package admission.trivial\n\nimport rego.v1\n\n"
+        'deny contains msg if {\n  input.hub.kind == "TrafficSplit"\n  msg := "no splits"\n}\n'
+    )
+    (area / "policy_test.rego").write_text("package admission.trivial\n\ntest_x if true\n")
+    (tmp_path / "lib.rego").write_text("package lib\n\nhelper := 1\n")
+    code, out, err = run_cli("policy", "list", "--no-shipped-policies", "--policies", str(tmp_path))
+    assert (code, out) == (0, "")
+    assert err == (
+        f"warning: --policies {tmp_path}: 2 .rego files but no policy: a policy's package "
+        "defines `violation`; admission/trivial/policy.rego defines deny, not `violation` "
+        "(nor does 1 more)\nno policies\n"
+    )
