@@ -209,7 +209,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
         # The relay must change it (or it has no reason phrase): the reason and the header
         # lines as they came, less the `Connection` line, what `_read_head` keeps of such a
         # head, without cutting it into lines again.
-        self.reason = data[13 : fields - 2]  # (`reason_of` the status line)
+        # (`reason_of` the status line; `HTTP/1.1 200` has none, and a slice whose end is before
+        # its start is a negative size to the compiled build, not b"")
+        self.reason = data[13 : fields - 2] if fields > 15 else b""
         stop = end + 2
         if drop < 0:
             self.lines = [data[fields:stop]]

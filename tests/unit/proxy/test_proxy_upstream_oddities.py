@@ -63,3 +63,18 @@ async def test_chunked_with_trailing_spaces_is_still_chunked() -> None:
     out = h.down.take()
     assert out.startswith(b"HTTP/1.1 200 OK\r\n")
     assert out.endswith(b"\r\n\r\n1\r\nZ\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("status", [b"HTTP/1.1 200", b"HTTP/1.1 200 ", b"HTTP/1.0 200"])
+async def test_a_status_line_without_a_reason_phrase_is_relayed(status: bytes) -> None:
+    """httptools takes `HTTP/1.1 200` (RFC 9112 §4: a client SHOULD ignore the reason); the
+    compiled fast path sliced its absent reason as data[13:12], a negative size to mypyc's
+    bytes slice (SystemError), and the client got a 502."""
+    h = Harness()
+    h.send(GET)
+    await h.settle()
+    h.respond(status + b"\r\nContent-Length: 2\r\n\r\nok")
+    out = h.down.take()
+    assert out.startswith(b"HTTP/1.1 200"), out
+    assert out.endswith(b"\r\n\r\nok")
+    assert h.up().closed is status.startswith(b"HTTP/1.0")  # (1.0: not kept alive)
