@@ -102,6 +102,10 @@ class _LimitExceeded(Exception):
         self.reply = reply
 
 
+# (What `on_message_begin` stops the parser with once the connection is closing: never sent.)
+_CLOSED: Final = local_reply(400, "connection-closed", close=True)
+
+
 class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def __init__(
         self,
@@ -141,6 +145,9 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.upstream: UpstreamConnection | None = None  # bound to queue[0]
         self.write_paused = False
         self.broken: Reply | None = None  # parse error waiting for earlier responses
+        # This side closes the connection (`_close_when_flushed`): nothing more it holds is
+        # read, so a request pipelined behind the answer that said `close` never starts.
+        self.closed = False
         self.upgraded = False
         self.tunnel: UpstreamConnection | None = None
         self.tunnel_pending: list[bytes] = []
@@ -192,7 +199,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         if self.upgraded:
             self._tunnel_in(data)
             return
-        if self.broken is not None:
+        if self.broken is not None or self.closed:
             return
         at_boundary = self.parsing is None
         head_was_open = self.in_head and not at_boundary
@@ -291,6 +298,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
     def on_message_begin(self) -> None:
         if self.broken is not None:
             raise _LimitExceeded(self.broken)
+        if self.closed:
+            # RFC 9112 §9.6: after a response that closes, no further request on this
+            # connection is processed, though the same read holds one (the parser stops here).
+            raise _LimitExceeded(_CLOSED)
         queue = self.queue
         if queue and len(queue) >= self.limits.max_pipeline:
             raise _LimitExceeded(local_reply(503, "pipeline-limit", close=True))
@@ -617,8 +628,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         dropped; started, its upstream connection (holding part of a request) is aborted and
         the client gets `reply` for it, unless the app has begun answering already. Only the
         first failure counts: the parser reads on past a head refused in a callback
-        (`GET ftp://x HTTP/1.0`), and may refuse what follows it too."""
-        if self.broken is not None:
+        (`GET ftp://x HTTP/1.0`), and may refuse what follows it too. Once this side closes,
+        nothing is: what follows a closing answer in the same read (httptools refuses the
+        bytes after a `Connection: close` request itself) is never answered."""
+        if self.broken is not None or self.closed:
             return
         ex = self.parsing
         self.broken = reply
@@ -693,6 +706,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         )
 
     def _close_when_flushed(self) -> None:
+        self.closed = True
         self.flush()
         self._set_deadline(LINGER, LINGER_SECONDS)
         if self.transport is not None:

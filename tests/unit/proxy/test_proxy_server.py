@@ -706,3 +706,35 @@ async def test_a_head_read_whole_is_rebuilt_when_something_in_it_changes() -> No
         h.send(head)
         await h.settle()
         assert h.up().take() == sent, head
+
+
+@pytest.mark.parametrize(
+    "denied",
+    [
+        b"POST /deny HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
+        b"POST /deny HTTP/1.1\r\nHost: w\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+        b"GET /deny HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n",
+        b"GET /deny HTTP/1.0\r\nHost: w\r\n\r\n",
+    ],
+)
+async def test_a_request_pipelined_behind_a_closing_answer_is_never_processed(
+    denied: bytes,
+) -> None:
+    """RFC 9112 §9.6: after a response with `connection: close`, no further request on the
+    connection is processed. One read held the denied request and a POST behind it: the 403
+    closed the connection, yet httptools read on and the POST went to the app over a pooled
+    connection, its answer lost (a client retrying would make the app do it twice)."""
+    h = Harness()
+    h.send(b"GET /warm HTTP/1.1\r\nHost: w\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    h.down.take()
+    h.up().take()  # the warm-up request; its connection is back in the pool
+    tagged = b"POST /api/x HTTP/1.1\r\nHost: w\r\nX-Tag: once\r\nContent-Length: 2\r\n\r\nhi"
+    h.send(denied + tagged)
+    await h.settle()
+    out = h.down.data
+    assert out.startswith(b"HTTP/1.1 403 Forbidden\r\n") and out.count(b"HTTP/1.1") == 1
+    assert b"connection: close" in out and h.down.closed
+    assert all(b"X-Tag" not in h.up(i).data for i in range(len(h.upstreams)))
