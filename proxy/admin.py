@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import cast
 
 import httptools
@@ -132,10 +133,12 @@ class AdminProtocol(asyncio.Protocol):
     ) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        # (RFC 9110 §15.5.6: a 405 MUST say what the resource allows; every page is GET/HEAD.)
+        allow = "allow: GET, HEAD\r\n" if status == 405 else ""
         head = (
-            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
             f"content-type: {ctype}\r\ncontent-length: {len(body) if length is None else length}"
-            f"\r\n{'connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+            f"\r\n{allow}{'connection: close' + chr(13) + chr(10) if close else ''}\r\n"
         )
         self.transport.write(head.encode() + body)
         if close:

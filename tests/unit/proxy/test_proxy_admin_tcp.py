@@ -34,10 +34,13 @@ async def test_admin_pages_keep_alive_and_reject_the_rest() -> None:
         b"GET /ready HTTP/1.1\r\nHost: a\r\n\r\nGET /config?x HTTP/1.1\r\nHost: a\r\n\r\n"
     )
     out = t.take()
-    assert out.startswith(b"HTTP/1.1 503 Error\r\n") and b"not ready: policy\n" in out
+    assert out.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"not ready: policy\n" in out
     assert out.endswith(b'{\n  "policy": {\n    "revision": 4\n  }\n}\n')
     proto.data_received(b"POST /ready HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
-    assert t.take().startswith(b"HTTP/1.1 405 ")
+    refused = t.take()  # (RFC 9110 §15.5.6: a 405 MUST carry Allow)
+    assert refused.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nallow: GET, HEAD\r\n" in refused
     proto.data_received(b"GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert t.take().startswith(b"HTTP/1.1 404 ") and t.closed
 
