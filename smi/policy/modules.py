@@ -150,6 +150,24 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
     return list(seen)
 
 
+_DECLARATION = re.compile(r"^[ \t]*(?:package|import)\b[^\n]*", re.MULTILINE)
+
+
+def _without_declaration_comments(source: str) -> str:
+    """`source` with the comment at the end of a `package` or `import` line blanked (offsets and
+    lines kept). OPA reads `import rego.v1 # v1 syntax`; regopy refuses the line ("Invalid
+    import declaration", "Invalid reference"), so a valid policy set would not load."""
+    blanked = blank_comments(source)
+    if blanked == source:
+        return source
+    out = list(source)
+    for m in _DECLARATION.finditer(blanked):
+        for i in range(m.start(), m.end()):
+            if blanked[i] == " " and source[i] != " ":
+                out[i] = " "
+    return "".join(out)
+
+
 def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
     """Every module under `dirs`, with its package; unreadable or package-less files raise, and
     so do files a user meant to be loaded that never would be (`_data_files`,
@@ -165,7 +183,20 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
         m = _PACKAGE.search(blank_comments(source))
         if m is None:
             raise PolicyError.of("SMI5001", "no `package` declaration", file=name, line=1)
+        rest = blank_comments(source)[m.end() :].partition("\n")[0]
+        if rest.strip():
+            # `package acme["my-policy"]` is valid Rego, but its policy would be looked up as
+            # `acme` and never run: an undefined violation is no violation (fail-open).
+            line = source.count("\n", 0, m.start()) + 1
+            raise PolicyError.of(
+                "SMI5001",
+                f"package {m.group(1)}{rest.rstrip()}: smictl needs a package path of dotted "
+                "names (`package acme.my_policy`), not brackets or quoted parts",
+                file=name,
+                line=line,
+            )
         package = m.group(1).removeprefix("data.")
+        source = _without_declaration_comments(source)
         out.append(RegoModule(name, source, package, path.name.endswith(TEST_SUFFIX)))
     problems = [*_data_files(dirs), *(d for m in out if (d := _test_named_policy(m)) is not None)]
     if problems:

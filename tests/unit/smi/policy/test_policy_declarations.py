@@ -1,0 +1,78 @@
+"""The `package` and `import` lines of a policy as OPA reads them.
+
+- `package acme["my-policy"]` is valid Rego, but the policy was looked up as `acme` and never
+  ran: an undefined violation is no violation, so every object was admitted (fail-open). It
+  is now refused at load.
+- A comment at the end of a `package` or `import` line is valid Rego, but regopy refused the
+  module ("Invalid import declaration"), and with it the whole policy set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import metadata
+from policy_types import RunCli
+
+SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: checkout, namespace: shop}
+spec:
+  service: checkout
+  backends: [{service: checkout-v1, weight: 70}, {service: checkout-v2, weight: 30}]
+"""
+RULE = 'violation contains {"msg": "always"} if {\n  input.hub.service == "checkout"\n}\n'
+
+
+def policy(tmp_path: Path, head: str) -> Path:
+    d = tmp_path / "p" / "org" / "a"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text(metadata() + head + RULE)
+    (tmp_path / "split.yaml").write_text(SPLIT)
+    return tmp_path
+
+
+def admit(run_cli: RunCli, root: Path) -> tuple[int, str, str]:
+    return run_cli(
+        "admit", "-f", str(root / "split.yaml"), "--policies", str(root / "p"),
+        "--no-shipped-policies",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("package", "shown"),
+    [
+        ('package acme["my-policy"]', 'package acme["my-policy"]'),
+        ('package acme.a["x"]', 'package acme.a["x"]'),
+        ("package acme.a['x'] # why", "package acme.a['x']"),
+    ],
+)
+def test_a_package_path_with_brackets_is_refused(
+    tmp_path: Path, run_cli: RunCli, package: str, shown: str
+) -> None:
+    root = policy(tmp_path, f"{package}\n\nimport rego.v1\n\n")
+    code, out, err = admit(run_cli, root)
+    assert (code, out) == (1, "")
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"{root}/p/org/a/policy.rego:6: {shown}: smictl needs a package path")
+    assert line.endswith("(SMI5001)")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "package acme.a # the org's\nimport rego.v1\n",
+        "package acme.a\nimport rego.v1 # v1 syntax\n",
+        "package acme.a\t# tab\n\nimport future.keywords.if  # old\n"
+        "import future.keywords.contains\n\n",
+        'package acme.a\n\nimport data.lib["x#y"] # quoted\nimport rego.v1\n\n',
+    ],
+)
+def test_a_comment_at_the_end_of_a_declaration_loads_and_denies(
+    tmp_path: Path, run_cli: RunCli, head: str
+) -> None:
+    root = policy(tmp_path, head)
+    code, out, err = admit(run_cli, root)
+    assert code == 1, err
+    assert "[a] always (T0001)" in out + err
