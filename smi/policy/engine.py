@@ -24,7 +24,8 @@ Decisions made here, in one place:
   where rego-cpp takes the body as true (a call's result assigned to a local nothing uses):
   that shape is refused at load (`smi.policy.unused_calls`), as is a variable a rule only
   reads and binds nowhere, which OPA refuses and rego-cpp leaves undefined
-  (`smi.policy.unsafe_vars`).
+  (`smi.policy.unsafe_vars`), and a call to a built-in rego-cpp does not implement
+  (`net.cidr_contains`, `http.send`: always undefined; `smi.policy.unsupported_calls`).
 - **Rego v1.** regopy parses Rego v1 (`contains`, `if`, `some x in` need no import;
   `import rego.v1` is accepted). A v0 partial set `violation[{"msg": m}] { ... }` parses as a
   v1 partial *object* and would silently never deny; the probe rejects it (SMI5002).
@@ -50,7 +51,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from smi.errors import Diagnostic, PolicyError
-from smi.policy import rego_errors, sandbox, unsafe_vars, unused_calls
+from smi.policy import rego_errors, sandbox, unsafe_vars, unsupported_calls, unused_calls
 from smi.policy.coverage import find_bodies
 from smi.policy.modules import POLICY_KINDS, RegoModule, policies_of
 from smi.policy.probe_inputs import probe_inputs
@@ -182,7 +183,7 @@ def check(
     raise_for_run(run, modules=modules)
     # (After the compile: a module that does not parse gets its parse error, not a guess read
     # from its tokens.)
-    unsafe = unsafe_vars.check(modules)
+    unsafe = [*unsupported_calls.check(modules), *unsafe_vars.check(modules)]
     if unsafe:
         raise PolicyError(unsafe)
     for event in run.results:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from smi.errors import Diagnostic, PolicyError
-from smi.policy import engine, sandbox, unsafe_vars, unused_calls
+from smi.policy import engine, sandbox, unsafe_vars, unsupported_calls, unused_calls
 from smi.policy._child import test_passed
 from smi.policy.coverage import Body, blank_comments, find_bodies
 from smi.policy.engine import outcome_of_output
@@ -162,7 +162,8 @@ def run(
     ctx = _Context(modules=list(modules), data=dict(data or {}), timeout=timeout)
     for result in ctx.run_cases(runnable):
         results[result.case.entrypoint] = result
-    unsafe = unsafe_vars.check(modules)  # (once they compiled: see `engine.check`)
+    # (once they compiled: see `engine.check`)
+    unsafe = [*unsupported_calls.check(modules), *unsafe_vars.check(modules)]
     if unsafe:
         raise PolicyError(unsafe)
     ordered = tuple(results[c.entrypoint] for c in cases)

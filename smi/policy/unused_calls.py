@@ -120,20 +120,20 @@ def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
 
 
 def named_modules(modules: Sequence[RegoModule]) -> list[tuple[RegoModule, str, set[str]]]:
-    """Each module with its source blanked (`_blank`) and the names that are no variables in
+    """Each module with its source blanked (`blanked`) and the names that are no variables in
     it: the rules of its package, in any of `modules`, and its imports."""
-    blanked = [_blank(module.source) for module in modules]
+    codes = [blanked(module.source) for module in modules]
     rules: dict[str, set[str]] = {}
-    for module, code in zip(modules, blanked, strict=True):
+    for module, code in zip(modules, codes, strict=True):
         rules.setdefault(module.package, set()).update(_rule_names(code))
     return [
         (module, code, rules[module.package] | set(_import_names(code, module.source)))
-        for module, code in zip(modules, blanked, strict=True)
+        for module, code in zip(modules, codes, strict=True)
     ]
 
 
 def _check_module(module: RegoModule, code: str, named: set[str]) -> Iterator[Diagnostic]:
-    """`check` for one module, whose source blanked (`_blank`) is `code`."""
+    """`check` for one module, whose source blanked (`blanked`) is `code`."""
     pairs = _pairs(code)
     rules = rule_starts(code)
     for body in find_bodies(module.name, module.source):
@@ -624,7 +624,7 @@ def rule_starts(code: str, *, indented: bool = False) -> list[int]:
     return starts
 
 
-def _blank(source: str) -> str:
+def blanked(source: str) -> str:
     """Comments and the contents of string literals as spaces (offsets and lines kept)."""
     code = blank_comments(source)
     return re.sub(

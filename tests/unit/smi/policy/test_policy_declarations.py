@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import metadata
 from policy_types import RunCli
 
 SPLIT = """\
@@ -22,13 +21,16 @@ spec:
   service: checkout
   backends: [{service: checkout-v1, weight: 70}, {service: checkout-v2, weight: 30}]
 """
+METADATA = (
+    "# METADATA\n# title: test policy\n# custom:\n#   code: T0001\n#   enforcement: deny\n"
+)
 RULE = 'violation contains {"msg": "always"} if {\n  input.hub.service == "checkout"\n}\n'
 
 
 def policy(tmp_path: Path, head: str) -> Path:
     d = tmp_path / "p" / "org" / "a"
     d.mkdir(parents=True)
-    (d / "policy.rego").write_text(metadata() + head + RULE)
+    (d / "policy.rego").write_text(METADATA + head + RULE)
     (tmp_path / "split.yaml").write_text(SPLIT)
     return tmp_path
 

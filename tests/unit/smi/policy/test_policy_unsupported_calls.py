@@ -1,0 +1,124 @@
+"""A call to a built-in regopy does not implement is refused at load (SMI5002, with its line).
+
+`net.cidr_contains(blocked, ip)` compiled, and was undefined for every object: a policy that
+denied addresses inside a blocked range admitted them all (fail-open), and one written as
+`not net.cidr_contains(...)` denied everything. OPA runs these built-ins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from policy_types import RunCli, WritePolicy
+from regopy import Interpreter
+
+from smi.policy.modules import read_modules
+from smi.policy.unsupported_calls import UNSUPPORTED, check
+
+# Arguments OPA evaluates each with (to a value, or, for http.send, an error status object).
+VALID_ARGS: dict[str, list[Any]] = {
+    "net.cidr_contains": ["10.0.0.0/8", "10.1.2.3"],
+    "net.cidr_contains_matches": [["10.0.0.0/8"], ["10.1.2.3"]],
+    "net.cidr_expand": ["10.0.0.0/30"],
+    "net.cidr_intersects": ["10.0.0.0/8", "10.1.0.0/16"],
+    "net.cidr_is_valid": ["10.0.0.0/8"],
+    "net.cidr_merge": [["10.0.0.0/8", "10.1.0.0/16"]],
+    "net.lookup_ip_addr": ["localhost"],
+    "http.send": [{"method": "get", "url": "http://127.0.0.1:9/", "raise_error": False}],
+    "json.match_schema": [{}, {"required": ["x"]}],
+    "json.verify_schema": [{"type": "object"}],
+    "rego.metadata.chain": [],
+    "rego.metadata.rule": [],
+    "rego.parse_module": ["a.rego", "package a"],
+    "strings.render_template": ["{{.a}}", {"a": 1}],
+    "graphql.is_valid": ["{a}", "type Query {a: Int}"],
+    "graphql.parse": ["{a}", "type Query {a: Int}"],
+    "graphql.parse_and_verify": ["{a}", "type Query {a: Int}"],
+    "graphql.parse_query": ["{a}"],
+    "graphql.parse_schema": ["type Query {a: Int}"],
+    "graphql.schema_is_valid": ["type Query {a: Int}"],
+    "providers.aws.sign_req": [{}, {}, 0],
+}
+
+
+def test_every_name_has_valid_arguments_here() -> None:
+    assert sorted(VALID_ARGS) == sorted(n for names in UNSUPPORTED.values() for n in names)
+
+
+@pytest.mark.parametrize("name", sorted(VALID_ARGS))
+def test_regopy_still_leaves_each_undefined(name: str) -> None:
+    """If regopy learns one, this fails: take it off the list rather than refuse a policy
+    regopy could run."""
+    args = ", ".join(json.dumps(a) for a in VALID_ARGS[name])
+    rego = Interpreter()
+    rego.add_module("p.rego", f"package p\nimport rego.v1\nx := {name}({args})\n")
+    assert str(rego.query("data.p.x")) == "undefined"
+
+
+def _modules(tmp_path: Path, body: str) -> Any:
+    d = tmp_path / "p" / "a"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text("package acme.a\n\nimport rego.v1\n\n" + body)
+    return read_modules([tmp_path / "p"])
+
+
+def test_a_call_is_named_once_per_module_with_its_first_line(tmp_path: Path) -> None:
+    modules = _modules(
+        tmp_path,
+        'violation contains {"msg": "blocked"} if {\n'
+        "  some cidr in data.parameters.blocked\n"
+        "  net.cidr_contains(cidr, input.hub.metadata.annotations.ip)\n"
+        "}\n\n"
+        'also if net.cidr_contains("10.0.0.0/8", "10.1.2.3")\n'
+        "schema_ok if json.match_schema ( input.hub, {} )[0]\n",
+    )
+    found = [(d.line, d.message.split(":")[0], d.code) for d in check(modules)]
+    assert found == [
+        (7, "net.cidr_contains", "SMI5002"),
+        (11, "json.match_schema", "SMI5002"),
+    ]
+    assert "does not implement networking built-ins" in check(modules)[0].message
+
+
+def test_names_that_are_no_such_call_are_left_alone(tmp_path: Path) -> None:
+    modules = _modules(
+        tmp_path,
+        "# net.cidr_contains(a, b) is not here\n"
+        'msg := "http.send(x) is a string"\n'
+        "raw := `rego.metadata.rule()`\n"
+        "mine if data.net.cidr_contains(1, 2)\n"
+        "other if my.net.cidr_contains(1)\n"
+        "cidr_contains(a, b) := a == b\n"
+        "longer if net.cidr_contains_all(1)\n"
+        "also if xnet.cidr_merge(1)\n",
+    )
+    assert check(modules) == []
+
+
+def test_admit_refuses_such_a_policy(write_policy: WritePolicy, run_cli: RunCli) -> None:
+    root = write_policy(
+        "egress",
+        'violation contains {"msg": "blocked"} if {\n'
+        '  net.cidr_contains("10.0.0.0/8", input.hub.metadata.name)\n'
+        "}\n",
+    )
+    code, out, err = run_cli("policy", "list", "--no-shipped-policies", "--policies", str(root))
+    assert (code, out) == (1, "")
+    [line] = err.strip().splitlines()
+    assert ": net.cidr_contains: the embedded Rego engine (regopy) does not implement" in line
+    assert line.endswith("(SMI5002)")
+
+
+def test_policy_test_refuses_it_too(write_policy: WritePolicy, run_cli: RunCli) -> None:
+    root = write_policy(
+        "egress",
+        'violation contains {"msg": "blocked"} if {\n'
+        '  not net.cidr_contains("10.0.0.0/8", input.hub.metadata.name)\n'
+        "}\n",
+        test="test_denies if { count(data.test.egress.violation) == 1 }\n",
+    )
+    code, _, err = run_cli("policy", "test", str(root))
+    assert code == 1
+    assert "net.cidr_contains: the embedded Rego engine" in err
