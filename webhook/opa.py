@@ -32,10 +32,10 @@ from flask import Blueprint, Response, jsonify, request
 
 from smi.identity import Identity, IdentityError
 from webhook import logs
+from webhook.admission import lenient_review, validate_review
 from webhook.auth import AuthError, ReviewUnavailable
 from webhook.mesh import policy_readers
 from webhook.plane import ControlPlane, current_plane
-from webhook.policies import admit
 from webhook.reviews import BadReview, read_json
 
 PREFIX = "/v1/data"
@@ -149,12 +149,17 @@ def _admission(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
         input_doc = input_doc.get("request")
     if not isinstance(input_doc, dict) or not isinstance(input_doc.get("object"), dict | None):
         raise BadReview("input: expected an AdmissionRequest (or an AdmissionReview)")
-    result = admit(plane, input_doc, plane.view().inventory)
+    # The answer `/validate` gives, bypasses and ratcheting included (an excluded namespace,
+    # the control plane's own account, a metadata-only update of a stored object): the chain
+    # alone refused what the webhook admits.
+    answer, _decision, reasons = validate_review(plane, lenient_review(input_doc))
+    response = answer["response"]
+    status = response.get("status", {})
     return {
-        "allowed": bool(result.allowed),
-        "code": int(result.code),
-        "messages": list(result.messages),
-        "warnings": list(result.warnings),
+        "allowed": bool(response["allowed"]),
+        "code": int(status.get("code", 200)),
+        "messages": reasons,
+        "warnings": list(response.get("warnings", ())),
     }
 
 

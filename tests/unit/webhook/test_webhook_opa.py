@@ -133,3 +133,48 @@ def test_the_admin_token_asks_the_data_api_too(
         assert r.status_code == 200 and len(r.get_json()["result"]) == 1
     finally:
         app.extensions["smictl"].store.close()
+
+
+def _split(namespace: str = "shop", **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "split.smi-spec.io/v1alpha4",
+        "kind": "TrafficSplit",
+        "metadata": {"name": "s", "namespace": namespace, **meta},
+        "spec": {"service": "web", "backends": [{"service": "v1", "weight": 0}]},
+    }
+
+
+def _reviews() -> dict[str, dict[str, Any]]:
+    from conftest import review
+
+    dying = _split(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["x"])
+    return {
+        "an excluded namespace": review(_split("kube-system")),
+        "the control plane's own account": review(
+            _split(), username="system:serviceaccount:smictl-system:smictl"
+        ),
+        "a metadata-only update": review(
+            _split(labels={"team": "a"}), operation="UPDATE", old=_split()
+        ),
+        "a finalizer removed while terminating": review(
+            {**dying, "metadata": {**dying["metadata"], "finalizers": []}},
+            operation="UPDATE",
+            old=dying,
+        ),
+        "an invalid object": review(_split()),
+    }
+
+
+@pytest.mark.parametrize("case", list(_reviews()))
+def test_the_admission_document_answers_what_validate_answers(
+    app: Flask, client: FlaskClient, case: str
+) -> None:
+    """The Data API ran the chain alone, and refused (SMI2104) the four reviews `/validate`
+    admits without judging them; docs/control-plane.md promises the same question and answer."""
+    review = _reviews()[case]
+    webhook = app.test_client().post("/validate", json=review).get_json()["response"]
+    data = client.post("/v1/data/smictl/admission", json={"input": review}).get_json()["result"]
+    assert data["allowed"] is webhook["allowed"] is (case != "an invalid object")
+    assert data["code"] == webhook.get("status", {}).get("code", 200)
+    assert "\n".join(data["messages"]) == webhook.get("status", {}).get("message", "")
+    assert data["warnings"] == webhook.get("warnings", [])

@@ -21,9 +21,7 @@ spec:
   service: checkout
   backends: [{service: checkout-v1, weight: 70}, {service: checkout-v2, weight: 30}]
 """
-METADATA = (
-    "# METADATA\n# title: test policy\n# custom:\n#   code: T0001\n#   enforcement: deny\n"
-)
+METADATA = "# METADATA\n# title: test policy\n# custom:\n#   code: T0001\n#   enforcement: deny\n"
 RULE = 'violation contains {"msg": "always"} if {\n  input.hub.service == "checkout"\n}\n'
 
 
