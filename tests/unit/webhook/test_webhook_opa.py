@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -144,9 +145,16 @@ def _split(namespace: str = "shop", **meta: Any) -> dict[str, Any]:
     }
 
 
-def _reviews() -> dict[str, dict[str, Any]]:
-    from conftest import review
+CASES = [
+    "an excluded namespace",
+    "the control plane's own account",
+    "a metadata-only update",
+    "a finalizer removed while terminating",
+    "an invalid object",
+]
 
+
+def _reviews(review: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
     dying = _split(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["x"])
     return {
         "an excluded namespace": review(_split("kube-system")),
@@ -165,13 +173,15 @@ def _reviews() -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("case", list(_reviews()))
+@pytest.mark.parametrize("case", CASES)
 def test_the_admission_document_answers_what_validate_answers(
-    app: Flask, client: FlaskClient, case: str
+    app: Flask, client: FlaskClient, make_review: Callable[..., dict[str, Any]], case: str
 ) -> None:
     """The Data API ran the chain alone, and refused (SMI2104) the four reviews `/validate`
     admits without judging them; docs/control-plane.md promises the same question and answer."""
-    review = _reviews()[case]
+    reviews = _reviews(make_review)
+    assert list(reviews) == CASES
+    review = reviews[case]
     webhook = app.test_client().post("/validate", json=review).get_json()["response"]
     data = client.post("/v1/data/smictl/admission", json={"input": review}).get_json()["result"]
     assert data["allowed"] is webhook["allowed"] is (case != "an invalid object")
