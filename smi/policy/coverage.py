@@ -17,6 +17,7 @@ are not counted. One-line bodies (`allowed(x) if x in xs`) are counted and disab
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -182,3 +183,13 @@ def _body_after_if(s: _Scanner, *, module: str, rule: str) -> Body:
     start = s.i
     end = s.expression_end()
     return Body(module=module, rule=rule, line=line, insert_at=start, inline_end=end)
+
+
+def blanked(source: str) -> str:
+    """Comments and the contents of string literals as spaces (offsets and lines kept)."""
+    code = blank_comments(source)
+    return re.sub(
+        r'"(?:[^"\\\n]|\\.)*"|`[^`]*`',
+        lambda m: m.group()[0] + re.sub(r"[^\n]", " ", m.group()[1:-1]) + m.group()[-1],
+        code,
+    )

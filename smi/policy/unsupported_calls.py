@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from typing import Final
 
 from smi.errors import Diagnostic
+from smi.policy.coverage import blanked
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
-from smi.policy.unused_calls import blanked
 
 # Each family rego-cpp answers "... not supported" for, with the names OPA documents in it.
 UNSUPPORTED: Final[dict[str, tuple[str, ...]]] = {

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from smi.errors import Diagnostic
-from smi.policy.coverage import blank_comments, find_bodies
+from smi.policy.coverage import blanked, find_bodies
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
 
@@ -622,13 +622,3 @@ def rule_starts(code: str, *, indented: bool = False) -> list[int]:
                 starts.append(i)
         fresh = fresh and indented and c in " \t"
     return starts
-
-
-def blanked(source: str) -> str:
-    """Comments and the contents of string literals as spaces (offsets and lines kept)."""
-    code = blank_comments(source)
-    return re.sub(
-        r'"(?:[^"\\\n]|\\.)*"|`[^`]*`',
-        lambda m: m.group()[0] + re.sub(r"[^\n]", " ", m.group()[1:-1]) + m.group()[-1],
-        code,
-    )

@@ -76,3 +76,53 @@ def test_a_comment_at_the_end_of_a_declaration_loads_and_denies(
     code, out, err = admit(run_cli, root)
     assert code == 1, err
     assert "[a] always (T0001)" in out + err
+
+
+LIMIT_POLICY = """\
+package acme.a
+
+import rego.v1
+
+default max_backends := 10
+
+allowed(ns) if ns == "shop"
+
+violation contains {"msg": "too many backends"} if {
+  count(input.hub.backends) > max_backends
+}
+
+violation contains {"msg": "namespace"} if not allowed(input.hub.metadata.namespace)
+"""
+TWO = '[{"service": "x"}, {"service": "y"}]'
+
+
+@pytest.mark.parametrize(
+    ("imports", "ref"),
+    [
+        ("import data.acme.a", "a"),
+        ("import data.acme.a as lib", "lib"),
+        ("import data.acme.a  # the policy\r", "a"),
+    ],
+)
+def test_with_on_an_import_alias_mocks_as_in_opa(
+    tmp_path: Path, run_cli: RunCli, imports: str, ref: str
+) -> None:
+    """`with a.max_backends as 1` (`a` an import's alias) was ignored by regopy: the test ran
+    on the real rule, so one expecting the override failed and one expecting none passed."""
+    d = tmp_path / "p" / "org" / "a"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text(METADATA + LIMIT_POLICY)
+    hub = f'{{"backends": {TWO}, "metadata": {{"namespace": "shop"}}}}'
+    (d / "policy_test.rego").write_text(
+        f"package acme.a_test\n\n{imports}\nimport rego.v1\n\n"
+        f"test_rule_mocked if {{\n  v := {ref}.violation with input.hub as {hub}"
+        f" with {ref}.max_backends as 1\n  count(v) == 1\n}}\n\n"
+        f"test_unmocked if {{\n  v := {ref}.violation with input.hub as {hub}\n"
+        "  count(v) == 0\n}\n\n"
+        "no_ns(_) := false\n\n"
+        f"test_function_mocked if {{\n  v := {ref}.violation with input.hub as {hub}"
+        f" with {ref}.allowed as no_ns\n  count(v) == 1\n}}\n"
+    )
+    code, out, err = run_cli("policy", "test", str(tmp_path / "p"))
+    assert code == 0, out + err
+    assert "PASS: 3/3" in out
