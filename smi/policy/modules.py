@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -201,6 +201,44 @@ def _with_targets_resolved(source: str) -> str:
     return "".join(out) + source[last:] if out else source
 
 
+# What regopy 1.5.2 gets wrong where a policy cannot tell: `time.parse_rfc3339_ns` of a time
+# that ends in `Z` (UTC, as Kubernetes writes every timestamp) is undefined, where a numeric
+# offset parses, so an expiry check never denied. Calls to it go through this module.
+COMPAT_NAME = "<smictl compat>"
+COMPAT_PACKAGE = "__smictl.compat"
+_COMPAT_SOURCE = f"""package {COMPAT_PACKAGE}
+
+import rego.v1
+
+parse_rfc3339_ns(value) := time.parse_rfc3339_ns(regex.replace(value, "Z$", "+00:00"))
+"""
+_RFC3339_CALL: Final = re.compile(r"(?<![\w.])time\.parse_rfc3339_ns(?=\s*\()")
+
+
+def with_compat(modules: Sequence[RegoModule]) -> list[RegoModule]:
+    """`modules`, each call of a built-in regopy gets wrong written as a call of the compat
+    module's function of the same name (`data.__smictl.compat.parse_rfc3339_ns(t)`), and that
+    module added when one was. A `with time.parse_rfc3339_ns as ...` still replaces the
+    built-in (a `with` holds in the functions a call reaches). Lines are kept."""
+    out: list[RegoModule] = []
+    used = False
+    for module in modules:
+        code = blanked(module.source)
+        spans = [m.span() for m in _RFC3339_CALL.finditer(code)]
+        if not spans:
+            out.append(module)
+            continue
+        used = True
+        source, last, parts = module.source, 0, []
+        for start, end in spans:
+            parts += [source[last:start], f"data.{COMPAT_PACKAGE}.parse_rfc3339_ns"]
+            last = end
+        out.append(replace(module, source="".join(parts) + source[last:]))
+    if used:
+        out.append(RegoModule(COMPAT_NAME, _COMPAT_SOURCE, COMPAT_PACKAGE, False))
+    return out
+
+
 def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
     """Every module under `dirs`, with its package; unreadable or package-less files raise, and
     so do files a user meant to be loaded that never would be (`_data_files`,
@@ -234,7 +272,7 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
     problems = [*_data_files(dirs), *(d for m in out if (d := _test_named_policy(m)) is not None)]
     if problems:
         raise PolicyError(problems)
-    return out
+    return with_compat(out)
 
 
 # What `opa run DIR` and OPA bundles load as data at their directory's path.

@@ -126,3 +126,59 @@ def test_with_on_an_import_alias_mocks_as_in_opa(
     code, out, err = run_cli("policy", "test", str(tmp_path / "p"))
     assert code == 0, out + err
     assert "PASS: 3/3" in out
+
+
+EXPIRY_POLICY = """\
+package acme.expiry
+
+import rego.v1
+
+violation contains {"msg": "expired"} if {
+  expires := input.hub.metadata.annotations["acme.io/expires"]
+  time.parse_rfc3339_ns(expires) < time.now_ns()
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("expires", "denied"),
+    [
+        ("2020-01-01T00:00:00Z", True),
+        ("2020-01-01T00:00:00.5Z", True),
+        ("2020-01-01T00:00:00+00:00", True),
+        ("2999-01-01T00:00:00Z", False),
+        ("not a time", False),
+    ],
+)
+def test_a_utc_time_ending_in_z_parses_as_in_opa(
+    tmp_path: Path, run_cli: RunCli, expires: str, denied: bool
+) -> None:
+    """regopy's time.parse_rfc3339_ns is undefined for `...Z` (a numeric offset parses), so an
+    expiry check on a Kubernetes-style timestamp never denied (fail-open)."""
+    d = tmp_path / "p" / "org" / "expiry"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text(METADATA + EXPIRY_POLICY)
+    split = SPLIT.replace(
+        "metadata: {name: checkout, namespace: shop}",
+        "metadata: {name: checkout, namespace: shop, "
+        f'annotations: {{acme.io/expires: "{expires}"}}}}',
+    )
+    (tmp_path / "split.yaml").write_text(split)
+    code, out, err = admit(run_cli, tmp_path)
+    assert code == (1 if denied else 0), out + err
+    assert ("[expiry] expired" in out + err) is denied
+
+
+def test_a_test_may_still_mock_the_built_in(tmp_path: Path, run_cli: RunCli) -> None:
+    d = tmp_path / "p" / "org" / "expiry"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text(METADATA + EXPIRY_POLICY)
+    (d / "policy_test.rego").write_text(
+        "package acme.expiry_test\n\nimport rego.v1\n\n"
+        "test_mocked_parse if {\n"
+        '  hub := {"metadata": {"annotations": {"acme.io/expires": "x"}}}\n'
+        "  count(data.acme.expiry.violation) == 1 with input.hub as hub"
+        " with time.parse_rfc3339_ns as 1\n}\n"
+    )
+    code, out, err = run_cli("policy", "test", str(tmp_path / "p"))
+    assert code == 0, out + err
