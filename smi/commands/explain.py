@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
     p.add_argument("--path", help="HTTP path, e.g. /books?page=2")
     p.add_argument("--header", action="append", default=[], metavar="K=V",
                    help="HTTP request header; repeatable")  # fmt: skip
-    p.add_argument("--protocol", choices=["http", "tcp", "udp"], default="http")
+    p.add_argument("--protocol", choices=["http", "tcp", "udp"], default=None)
     p.set_defaults(func=run)
 
 
@@ -76,9 +76,16 @@ class Destination:
 
     asks: tuple[tuple[str, int], ...]
     route: tuple[str, ...] = ()
+    # App ports reached only through Service ports of `protocol: UDP`: asked about as UDP
+    # traffic when neither --protocol nor an HTTP request was given (a UDP port carries no
+    # HTTP, and a UDPRoute that allows it was reported as a DENY of TCP traffic).
+    udp: frozenset[int] = frozenset()
 
 
 def run(args: argparse.Namespace) -> int:
+    # Without --protocol: HTTP, except on a Service port that speaks UDP alone (`_through_service`).
+    args.protocol_given = args.protocol is not None
+    args.protocol = args.protocol or "http"
     try:
         _check_request_flags(args)
     except UsageError as exc:
@@ -151,7 +158,9 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
     source = _identity(args.source, td, flag="--from")
     probe_base = _probe(args, port=0)
     dest = _destination(args, compiled, index, probe_base)
-    asked = [(identity, _probe(args, port=port)) for identity, port in dest.asks]
+    asked = [
+        (identity, _probe(args, port=port, udp=port in dest.udp)) for identity, port in dest.asks
+    ]
     skipped = compiled.result.skipped
     verdicts = [
         explain(index, source=source, destination=identity, probe=probe, skipped=skipped)
@@ -203,7 +212,7 @@ def _identity(text: str, trust_domain: str, *, flag: str) -> str:
         raise UsageError(f"{flag}: {exc} (SMI2006)") from exc
 
 
-def _probe(args: argparse.Namespace, *, port: int) -> Probe:
+def _probe(args: argparse.Namespace, *, port: int, udp: bool = False) -> Probe:
     from smi.compiler.explain import Probe
     from smi.compiler.ir.matching import request_headers
 
@@ -211,7 +220,11 @@ def _probe(args: argparse.Namespace, *, port: int) -> Probe:
     # and a value loses the whitespace around it.
     headers = request_headers(_header(item) for item in args.header)
     return Probe(
-        port=port, protocol=args.protocol, method=args.method, path=args.path, headers=headers
+        port=port,
+        protocol="udp" if udp else args.protocol,
+        method=args.method,
+        path=args.path,
+        headers=headers,
     )
 
 
@@ -287,6 +300,9 @@ def _through_service(
     route: list[str] = []
     asks: dict[tuple[str, int], None] = {}
     missing = f"no Service {service_key} with ports in the files"
+    udp_only = _udp_only_ports(args, context, service_key)
+    udp: set[int] = set()
+    other: set[int] = set()
     for port in _ports(args, service_ports, missing=missing):
         landed = _landing(
             index, probe, service_key=service_key, port=port, service_ports=service_ports,
@@ -296,8 +312,27 @@ def _through_service(
             identities = _serving(context, key, td=td, route=route)
             app_ports = _app_ports(context, key, (port,), service_ports, route)
             asks.update(dict.fromkeys((i, p) for i in identities for p in app_ports))
+            (udp if port in udp_only else other).update(app_ports)
     # Ports reached the same way share their lines.
-    return Destination(tuple(asks), tuple(dict.fromkeys(route)))
+    return Destination(tuple(asks), tuple(dict.fromkeys(route)), frozenset(udp - other))
+
+
+def _udp_only_ports(args: argparse.Namespace, context: Sequence[Any], key: str) -> set[int]:
+    """The ports of Service `key` that are listed only with `protocol: UDP` (the default is
+    TCP), when the question leaves the protocol to the Service: no --protocol, no request."""
+    from smi.compiler.workloads import find_service
+
+    if args.protocol_given or args.method or args.path or args.header:
+        return set()
+    service = find_service(context, key)
+    spec = service.get("spec") if service is not None else None
+    ports = spec.get("ports") if isinstance(spec, dict) else None
+    udp: set[int] = set()
+    other: set[int] = set()
+    for entry in ports if isinstance(ports, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("port"), int):
+            (udp if entry.get("protocol") == "UDP" else other).add(entry["port"])
+    return udp - other
 
 
 def _landing(
