@@ -155,7 +155,7 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
 
     index = PolicyIndex.build(compiled.result.policy)
     td = index.policy.trust_domain
-    source = _identity(args.source, td, flag="--from")
+    source = _source(args.source, td)
     probe_base = _probe(args, port=0)
     dest = _destination(args, compiled, index, probe_base)
     asked = [
@@ -201,6 +201,22 @@ _MODE_NOTES: dict[str, tuple[str, ...]] = {
         "verdicts above do not say what the TrafficTargets allow (ask without --mode for that)",
     ),
 }
+
+
+def _source(text: str, trust_domain: str) -> str:
+    """`--from`: a ServiceAccount (`ns/sa`, or its SPIFFE ID), or any SPIFFE ID an
+    IdentityBinding may name (`spiffe://other.domain/boundary/x`), which `compile` grants and
+    `access-matrix` shows: it was refused, so that source could not be asked about."""
+    from smi.identity import spiffe_path
+
+    try:
+        return _identity(text, trust_domain, flag="--from")
+    except UsageError:
+        # (as a binding writes one too: `federated.domain/boundary/x`, no scheme)
+        spiffe = text if text.startswith("spiffe://") else f"spiffe://{text}"
+        if (text != spiffe and text.count("/") < 2) or spiffe_path(spiffe) is None:
+            raise
+        return spiffe
 
 
 def _identity(text: str, trust_domain: str, *, flag: str) -> str:
