@@ -10,6 +10,7 @@ graph with Graphviz's `dot`, which must be on PATH (Debian package `graphviz`).
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -116,8 +117,13 @@ def _allows(rule: AuthzRule, describe: Any) -> tuple[str, ...]:
 
 def _cell(text: str) -> str:
     """A table cell of manifest text: a regex's newline or `|` would end the row or the cell
-    and let a manifest write rows of its own."""
-    return escaped_line(text).replace("|", "\\|")
+    and let a manifest write rows of its own, and its `*`, `_`, `<b>` would be read as
+    emphasis or HTML (`/api/.*/v*` in italics, a tag rendered). Each is escaped with a
+    backslash, which CommonMark allows before any ASCII punctuation."""
+    return _MARKDOWN.sub(r"\\\g<0>", escaped_line(text))
+
+
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>|~&]")
 
 
 def to_markdown(policy: MeshPolicy, edges: Sequence[Edge]) -> str:

@@ -76,8 +76,8 @@ is denied.
 
 | caller | callee | may | via |
 |---|---|---|---|
-| bookbuyer/bookbuyer | bookstore/bookstore | GET /books-bought$ [client-app=~bookbuyer, \
-user-agent=~.*-http-client/.*]<br>GET /buy-a-book/new$ | bookstore/TrafficTarget/bookstore |
+| bookbuyer/bookbuyer | bookstore/bookstore | GET /books-bought$ \\[client-app=\\~bookbuyer, \
+user-agent=\\~.\\*-http-client/.\\*\\]<br>GET /buy-a-book/new$ | bookstore/TrafficTarget/bookstore |
 | bookstore/bookstore | bookwarehouse/bookwarehouse | POST /restock-books$ | \
 bookwarehouse/TrafficTarget/bookwarehouse |
 | bookwarehouse/bookwarehouse | bookwarehouse/mysql | tcp: port 3306 (any traffic, HTTP \
@@ -102,6 +102,17 @@ def test_access_matrix_escapes_pipes_in_regexes(run_cli: RunCli, bookstore_dir: 
     routes.write_text(routes.read_text().replace("/restock-books$", "/(restock|refill)$"))
     _, out, _ = run_cli("access-matrix", "-f", str(bookstore_dir))
     assert "POST /(restock\\|refill)$ |" in out
+
+
+def test_access_matrix_markdown_shows_regex_text_as_written(
+    run_cli: RunCli, bookstore_dir: Path
+) -> None:
+    """A regex's `*` and `_` were read as emphasis (`.*-http-client/.*` in italics), `<b>` as
+    HTML: every Markdown character of manifest text is escaped."""
+    routes = bookstore_dir / "10-routes.yaml"
+    routes.write_text(routes.read_text().replace("/restock-books$", "/<b>_a_*b*`c`$"))
+    _, out, _ = run_cli("access-matrix", "-f", str(bookstore_dir))
+    assert "POST /\\<b\\>\\_a\\_\\*b\\*\\`c\\`$ |" in out
 
 
 def test_access_matrix_dot_graph(run_cli: RunCli) -> None:
