@@ -72,11 +72,29 @@ def load_certificate(cert_pem: bytes) -> x509.Certificate:
         raise PKIError(f"cannot read certificate: {exc}") from exc
 
 
+# X.509's upper bound on a commonName (RFC 5280, ub-common-name).
+_MAX_COMMON_NAME = 64
+
+
+def subject(common_name: str) -> x509.Name:
+    """A subject of one commonName, cut to X.509's 64 (bytes, as cryptography counts them;
+    `...` at the end). The name is a label for people: the identity is the URI SAN (a SPIFFE
+    ID runs to 2,048 bytes) and a serving certificate's names are its DNS SANs, so `ns/sa` of
+    a long ServiceAccount, or a DNS name of 253 characters, gets its certificate (it was an
+    internal error, and a 500 from the CSR endpoint)."""
+    if len(common_name.encode()) > _MAX_COMMON_NAME:
+        cut = common_name[: _MAX_COMMON_NAME - 3]
+        while len(cut.encode()) > _MAX_COMMON_NAME - 3:
+            cut = cut[:-1]
+        common_name = cut + "..."
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or "-")])
+
+
 def make_csr(key: ec.EllipticCurvePrivateKey, identity: Identity) -> bytes:
     """A PEM CSR whose only SAN is the identity's SPIFFE URI."""
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.short)]))
+        .subject_name(subject(identity.short))
         .add_extension(
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity.spiffe_id)]),
             critical=False,
@@ -134,7 +152,7 @@ class CertificateAuthority:
         cls, *, common_name: str = "smictl mesh CA", ttl: timedelta = CA_TTL
     ) -> CertificateAuthority:
         key = generate_key()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        name = subject(common_name)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         now = datetime.now(UTC)
         cert = (
@@ -254,7 +272,7 @@ class CertificateAuthority:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
         return (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .subject_name(subject(common_name))
             .issuer_name(self.cert.subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())

@@ -183,3 +183,29 @@ def test_renewal_is_at_two_thirds_with_bounded_jitter(ca: CertificateAuthority) 
 def test_a_cert_from_another_ca_is_not_ours(ca: CertificateAuthority) -> None:
     other = CertificateAuthority.create()
     assert not ca.issued(load_certificate(other.issue_workload(WEB)[0]))
+
+
+LONG_SA = "b" * 60  # `shop/bbb...`: 65 characters, past X.509's commonName bound of 64
+
+
+def test_a_long_identity_gets_its_certificate_and_csr() -> None:
+    """A ServiceAccount name of 60 characters (Kubernetes allows 253) was an internal error in
+    `certs workload` and a 500 from the CSR endpoint: the identity went whole into the CN."""
+    ca = CertificateAuthority.create()
+    identity = Identity("shop", LONG_SA)
+    cert_pem, _ = ca.issue_workload(identity)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    [cn] = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert len(str(cn.value)) == 64 and str(cn.value).endswith("...")
+    assert identity_of(cert) == identity  # (the URI SAN is the identity, whole)
+    key = generate_key()
+    signed = ca.sign_workload_csr(make_csr(key, identity), identity=identity)
+    assert identity_of(x509.load_pem_x509_certificate(signed)) == identity
+
+
+def test_a_long_dns_name_gets_a_serving_certificate() -> None:
+    ca = CertificateAuthority.create()
+    name = "a" * 63 + ".shop.svc.cluster.local"
+    cert = x509.load_pem_x509_certificate(ca.issue_server(dns_names=[name])[0])
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [name]
