@@ -400,12 +400,7 @@ def run_certs_issue(args: argparse.Namespace) -> int:
     out_dir: Path = args.out or args.dir
     cert_out = args.cert_out or out_dir / SERVER_CERT
     key_out = args.key_out or out_dir / SERVER_KEY
-    if cert_out.absolute() == key_out.absolute():
-        # The certificate was written over the key: a server reading the pair gets neither.
-        raise SMIError(
-            Diagnostic("SMI7003", f"{cert_out}: the certificate and key need two files",
-                       path="--cert-out/--key-out")
-        )  # fmt: skip
+    _check_outputs(cert_out, key_out, ca_dir=args.dir)
     _make_dir(out_dir, flag="--out" if args.out else "--dir")
     # Key first: a server that sees the new key with the old certificate keeps its old context
     # until the certificate lands too (webhook/tls.py).
@@ -418,6 +413,24 @@ def run_certs_issue(args: argparse.Namespace) -> int:
     print(f"wrote {cert_out}, {key_out}")
     _note_cut_short("issue", cert, timedelta(days=args.days), f"{args.days} days")
     return 0
+
+
+def _check_outputs(cert_out: Path, key_out: Path, *, ca_dir: Path) -> None:
+    """Refuse outputs that would lose a file: the certificate written over its key (a server
+    reading the pair gets neither), or either over the mesh CA's own certificate or key (the
+    CA gone without a word, where `certs init` asks for --force to replace it)."""
+    if cert_out.absolute() == key_out.absolute():
+        raise SMIError(
+            Diagnostic("SMI7003", f"{cert_out}: the certificate and key need two files",
+                       path="--cert-out/--key-out")
+        )  # fmt: skip
+    ca_files = {(ca_dir / name).resolve() for name in (CA_CERT, CA_KEY)}
+    for flag, path in (("--cert-out", cert_out), ("--key-out", key_out)):
+        if path.resolve() in ca_files:
+            raise SMIError(
+                Diagnostic("SMI7003", f"{path} is the mesh CA's own file: write elsewhere "
+                           "(`certs init --force` replaces the CA)", path=flag)
+            )  # fmt: skip
 
 
 def _note_cut_short(action: str, cert: bytes, asked: timedelta, said: str) -> None:
@@ -443,11 +456,7 @@ def run_certs_workload(args: argparse.Namespace) -> int:
     stem = f"{identity.namespace}-{identity.service_account}"
     cert_out: Path = args.cert_out or Path(f"{stem}.crt")
     key_out: Path = args.key_out or Path(f"{stem}.key")
-    if cert_out.absolute() == key_out.absolute():
-        raise SMIError(
-            Diagnostic("SMI7003", f"{cert_out}: the certificate and key need two files",
-                       path="--cert-out/--key-out")
-        )  # fmt: skip
+    _check_outputs(cert_out, key_out, ca_dir=args.dir)
     # Key first, as for `issue`: a proxy reloading on SIGHUP refuses a pair that does not match.
     _write_all(
         [
@@ -466,6 +475,12 @@ def run_certs_token(args: argparse.Namespace) -> int:
     # Both values passed their argparse types (_identity, _trust_domain): this parses.
     identity = Identity.parse(args.identity, trust_domain=args.trust_domain)
     ca = load_ca_dir(args.dir)
+    try:
+        # (A token only gets a certificate the CA signs: once it has expired, none. The CSR
+        # endpoint answers 503 then, and `certs workload` refuses alike.)
+        ca.check_valid()
+    except PKIError as exc:
+        raise SMIError(Diagnostic("SMI7003", str(exc))) from exc
     tokens = BootstrapTokens(key=token_key(ca.key), trust_domain=identity.trust_domain)
     # At least a second: `--ttl-hours 0.0001` is 0.36 s, which `int` made a token expired at once.
     print(tokens.issue(identity, ttl_seconds=max(1, int(args.ttl_hours * 3600))))

@@ -417,3 +417,43 @@ def test_serve_good_values_still_start(
         "--address-file", str(tmp_path / "addr"), "--store", str(tmp_path / "s.db"),
     )  # fmt: skip
     assert code is None, err
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "name"),
+    [
+        (("workload", "--identity", "shop/web"), "--cert-out", "ca.crt"),
+        (("workload", "--identity", "shop/web"), "--key-out", "ca.key"),
+        (("issue",), "--key-out", "ca.key"),
+        (("issue",), "--cert-out", "ca.crt"),
+    ],
+)
+def test_an_output_over_the_mesh_ca_is_refused(
+    capsys: Capsys, ca_dir: Path, command: tuple[str, ...], flag: str, name: str
+) -> None:
+    """`certs workload --cert-out ca/ca.crt --key-out ca/ca.key` replaced the mesh CA with a
+    leaf, and its key, exit 0: every later token or certificate then failed."""
+    before = {p.name: p.read_bytes() for p in ca_dir.iterdir() if p.is_file()}
+    target = ca_dir / name
+    code, out, err = run(capsys, "certs", *command, "--dir", str(ca_dir), flag, str(target))
+    assert code == 1 and out == ""
+    assert err == [
+        f"{flag}: {target} is the mesh CA's own file: write elsewhere "
+        "(`certs init --force` replaces the CA) (SMI7003)"
+    ]
+    assert {p.name: p.read_bytes() for p in ca_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_token_from_an_expired_ca_is_refused(capsys: Capsys, tmp_path: Path) -> None:
+    """A token is worth a certificate only from a CA that still signs (the CSR endpoint answers
+    503 once it has expired); `certs workload` refused alike, `certs token` printed one."""
+    from datetime import timedelta
+
+    expired = tmp_path / "expired"
+    expired.mkdir()
+    ca = CertificateAuthority.create(ttl=timedelta(seconds=-1))
+    (expired / "ca.crt").write_bytes(ca.cert_pem())
+    (expired / "ca.key").write_bytes(ca.key_pem())
+    code, out, err = run(capsys, "certs", "token", "--identity", "shop/web", "--dir", str(expired))
+    assert code == 1 and out == ""
+    assert len(err) == 1 and "the mesh CA expired at" in err[0] and err[0].endswith("(SMI7003)")
