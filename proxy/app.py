@@ -75,6 +75,7 @@ class Proxy:
         # projected ServiceAccount token expires within the hour (proxy.token).
         self.token = BearerToken(config.token_file, config.token)
         self.tls = self._tls()
+        self.cert_error = ""  # the certificate failure last logged (said once while it lasts)
         self.pool = ConnectionPool(connect_timeout=config.connect_timeout, state=self.state)
         self.metrics.pool = self.pool
         self.access_log: AccessLog | None = None
@@ -300,6 +301,7 @@ class Proxy:
         try:
             await self._refresh_certs(force=True)
         except CertificateError as exc:
+            self.cert_error = str(exc)
             log.error("certificate: %s (not ready until one loads)", exc)
         for source in (self.endpoints_source, self.policy_source):
             if source is None:
@@ -331,8 +333,12 @@ class Proxy:
                 await self._refresh_certs(force=csr)
             except CertificateError as exc:
                 failures = min(failures + 1, 6)
-                log.error("certificate refresh failed: %s; keeping the current one", exc)
+                if str(exc) != self.cert_error:  # (a file still missing: once, not every second)
+                    self.cert_error = str(exc)
+                    kept = "keeping the current one" if self.tls.ready else "none loaded: not ready"
+                    log.error("certificate refresh failed: %s; %s", exc, kept)
                 continue
+            self.cert_error = ""
             if csr and self.tls.next_renewal(jitter=0.0) <= 0.0:
                 # The control plane answered a certificate already past its renewal point (the
                 # same one again, or a short lifetime under a backdated start): asking again at
@@ -358,7 +364,8 @@ class Proxy:
         try:
             await self._refresh_certs(force=True)
         except CertificateError as exc:
-            log.error("certificate reload failed: %s; keeping the current one", exc)
+            kept = "keeping the current one" if self.tls.ready else "none loaded: not ready"
+            log.error("certificate reload failed: %s; %s", exc, kept)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

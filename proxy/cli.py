@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
     add(
         "--inbound",
         action="append",
-        default=_list("INBOUND"),
+        default=None,  # (else SMI_PROXY_INBOUND: `proxy.config.flag_or_env`)
         metavar="PORT:APP_PORT",
         help="mTLS listener PORT in front of the app's APP_PORT (repeatable)",
     )
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     add(
         "--outbound-tcp",
         action="append",
-        default=_list("OUTBOUND_TCP"),
+        default=None,
         metavar="PORT:NS/SERVICE",
         help="plain TCP listener relayed to SERVICE (repeatable)",
     )
@@ -151,7 +151,7 @@ def register(subparsers: Any) -> None:
     add(
         "--register",
         action="append",
-        default=_list("REGISTER"),
+        default=None,
         metavar="APP_PORT=SVC[,SVC]",
         help="register the inbound listener of APP_PORT as an endpoint of these services with "
         "the control plane (local mode; repeatable; ';' between them in the variable)",
@@ -182,18 +182,25 @@ def register(subparsers: Any) -> None:
         metavar="FRACTION",
         help="share of requests written to the access log, 0 to 1 (default 1: every one)",
     )
-    add(
-        "--log-level",
-        default=_env("LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="default: info",
-    )
+    add("--log-level", default=_env("LOG_LEVEL", "info"), choices=LOG_LEVELS, help="default: info")
     p.set_defaults(func=run)
 
 
-def _list(name: str) -> list[str]:
-    value = _env(name)
-    return [value] if value else []
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _checked_log_level(args: argparse.Namespace) -> None:
+    """`--log-level` from SMI_PROXY_LOG_LEVEL, checked: argparse checks `choices` only on a
+    flag, and took the variable unread (`verbose` was an internal error)."""
+    from proxy.config import ProxyConfigError
+
+    level = str(args.log_level).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ProxyConfigError(
+            "--log-level",
+            f"SMI_PROXY_LOG_LEVEL={args.log_level!r} is not one of {', '.join(LOG_LEVELS)}",
+        )
+    args.log_level = level
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +259,11 @@ def run(args: argparse.Namespace) -> int:
     from proxy.app import Proxy, StartupError
     from proxy.config import ProxyConfigError, from_args
 
+    try:
+        _checked_log_level(args)
+    except ProxyConfigError as exc:
+        print(f"smictl proxy: {exc.option}: {exc.message} (SMI7101)", file=sys.stderr)
+        return EXIT_CONFIG
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -7,13 +7,14 @@ repeated values comma-separated). Parsing problems are `ProxyConfigError`s namin
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from dataclasses import dataclass, field
 
 from proxy.exchange import Limits
 from proxy.token import TokenError, read_token
 from proxy.urls import UrlError, split_url
-from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
+from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError, check_trust_domain
 
 # `--bind` (and `--outbound-bind`, `--admin-bind`) value meaning every address of the pod in
 # each family it has: `::` accepting IPv4 too, or 0.0.0.0 where the kernel has no IPv6. The
@@ -129,7 +130,23 @@ def parse_inbound(text: str) -> InboundPort:
     port, sep, app = text.partition(":")
     if not sep:
         raise ProxyConfigError("--inbound", f"{text!r} is not PORT:APP_PORT")
-    return InboundPort(_port(port, "--inbound"), _port(app, "--inbound"))
+    app_port = _port(app, "--inbound")
+    if app_port == 0:  # (a listen port of 0 asks the kernel for one; an app has a port)
+        raise ProxyConfigError("--inbound", f"{text!r}: the app's port is 1-65535")
+    return InboundPort(_port(port, "--inbound"), app_port)
+
+
+def _no_port_twice(inbound: tuple[InboundPort, ...]) -> None:
+    """One listener per app port, and one app per listen port: two `--inbound` of one listen
+    port failed as "address already in use" (as if another process held it), and two of one
+    app port bound both but reported one (the listeners are keyed by app port)."""
+    for what, key in (("listen port", 0), ("app port", 1)):
+        seen: set[int] = set()
+        for entry in inbound:
+            port = (entry.port, entry.app_port)[key]
+            if port in seen and port != 0:
+                raise ProxyConfigError("--inbound", f"{what} {port} is given twice")
+            seen.add(port)
 
 
 def parse_outbound_tcp(text: str) -> OutboundTcpPort:
@@ -160,6 +177,16 @@ def host(text: str) -> str:
     return text
 
 
+def flag_or_env(values: list[str] | None, variable: str) -> list[str]:
+    """A repeatable flag's values, or else its SMI_PROXY_ variable's: given, the flags replace
+    the variable ("flags win"), where argparse appends a flag's values to its default (a
+    stale SMI_PROXY_INBOUND in a pod opened a listener beside the flag's)."""
+    if values is not None:
+        return values
+    value = os.environ.get(f"SMI_PROXY_{variable}")
+    return [value] if value else []
+
+
 def _many(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or ():
@@ -177,11 +204,18 @@ def _required(value: str | None, option: str) -> str:
 def from_args(args: argparse.Namespace) -> ProxyConfig:
     trust_domain = args.trust_domain or DEFAULT_TRUST_DOMAIN
     try:
+        check_trust_domain(trust_domain)
+    except IdentityError as exc:
+        raise ProxyConfigError("--trust-domain", str(exc)) from exc
+    try:
         identity = Identity.parse(_required(args.identity, "--identity"), trust_domain=trust_domain)
     except IdentityError as exc:
         raise ProxyConfigError("--identity", str(exc)) from exc
-    inbound = tuple(parse_inbound(v) for v in _many(args.inbound))
-    outbound_tcp = tuple(parse_outbound_tcp(v) for v in _many(args.outbound_tcp))
+    inbound = tuple(parse_inbound(v) for v in _many(flag_or_env(args.inbound, "INBOUND")))
+    _no_port_twice(inbound)
+    outbound_tcp = tuple(
+        parse_outbound_tcp(v) for v in _many(flag_or_env(args.outbound_tcp, "OUTBOUND_TCP"))
+    )
     outbound = None if args.outbound in (None, "") else _port(str(args.outbound), "--outbound")
     if not inbound and outbound is None and not outbound_tcp:
         raise ProxyConfigError("--inbound", "give at least one of --inbound, --outbound")
@@ -201,7 +235,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         csr_flag = "--control-plane" if args.control_plane else "--policy"
     register = tuple(
         parse_register(v.strip(), inbound)
-        for value in args.register or ()
+        for value in flag_or_env(args.register, "REGISTER")
         for v in value.split(";")
         if v.strip()
     )
