@@ -26,10 +26,50 @@ EXIT_UNVERIFIED = 3
 _EXIT = {"PASS": EXIT_OK, "FAIL": EXIT_FAILED, "NOTHING VERIFIED": EXIT_UNVERIFIED}
 
 
+_DESCRIPTION = (
+    "Run the SMI conformance scenarios (every behaviour of the SMI spec, in every SMI version "
+    "that can express it) against smictl's own components, and write JUnit, JSON, Markdown "
+    "and HTML reports. Another mesh cannot run them unchanged: docs/conformance.md says what "
+    "a target must provide."
+)
+_TARGETS = (
+    "targets: inproc (the compiler and authorize in this process, ~1 s); webhook (a real "
+    "control plane: gunicorn over TLS, admission and conversion); proxy (real smictl proxies "
+    "and test services on 127.0.0.1, mTLS, ~1 min); all."
+)
+_EXITS = (
+    "exit status: 0 every selected scenario passed (or was skipped with a reason) and every "
+    "target passed one; 1 a scenario failed, a target could not start or a scenario file is "
+    "broken; 2 usage error; 3 nothing failed but a target verified nothing (every scenario "
+    "skipped there); 128+N stopped by signal N. The last line printed is the verdict."
+)
+
+
 def register(sub: Any) -> None:
-    p = sub.add_parser("conformance", help="run the SMI conformance suite against smictl")
+    from smi.cli import HelpFormatter
+
+    class Paragraphs(HelpFormatter):
+        """smictl's formatter, keeping the epilog's paragraphs apart."""
+
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            fill = super()._fill_text
+            return "\n\n".join(fill(part, width, indent) for part in text.split("\n\n"))
+
+    p = sub.add_parser(
+        "conformance",
+        help="run the SMI conformance suite against smictl",
+        description=_DESCRIPTION,
+        epilog=f"{_TARGETS}\n\n{_EXITS}",
+        formatter_class=Paragraphs,
+    )
     inner = p.add_subparsers(dest="conformance_command", metavar="{run,list}")
-    run_p = inner.add_parser("run", help="run scenarios and write JUnit, JSON, Markdown, HTML")
+    run_p = inner.add_parser(
+        "run",
+        help="run scenarios and write JUnit, JSON, Markdown, HTML",
+        description=_DESCRIPTION,
+        epilog=f"{_TARGETS}\n\n{_EXITS}",
+        formatter_class=Paragraphs,
+    )
     run_p.add_argument(
         "--target", default="inproc", help="inproc, webhook, proxy, or all (default: inproc)"
     )

@@ -175,9 +175,15 @@ class RunResult:
     @property
     def unverified(self) -> list[str]:
         """Targets that ran and passed no scenario, every one skipped (UDP on the proxy
-        target): nothing failed there, but nothing was shown either."""
+        target): nothing failed there, but nothing was shown either. A target where a scenario
+        failed or errored is not one: it showed something, a failure."""
         return [
-            t for t in self.targets if t not in self.target_errors and not self.counts(t)["passed"]
+            t
+            for t in self.targets
+            if t not in self.target_errors
+            and not (counts := self.counts(t))["passed"]
+            and not counts["failed"]
+            and not counts["error"]
         ]
 
     @property

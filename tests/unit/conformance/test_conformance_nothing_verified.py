@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conformance_fakes import FakeTarget
@@ -90,3 +91,47 @@ def test_list_counts_one_scenario_in_the_singular(
 ) -> None:
     assert main(["list", "--dir", str(suite)]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1] == "1 scenario"
+
+
+def test_a_target_that_failed_is_not_unverified(
+    monkeypatch: pytest.MonkeyPatch,
+    suite: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`unverified_targets` listed the targets where every scenario failed: docs/conformance.md
+    names there the targets where every selected scenario was skipped."""
+
+    class AllowsAll(FakeTarget):  # (the scenario's request must be denied: it fails here)
+        def begin(self, scenario: Any) -> None:
+            super().begin(scenario)
+            self.applied = True
+
+    def make(name: str) -> FakeTarget:
+        target = AllowsAll() if name == "proxy" else FakeTarget()
+        target.name = name
+        return target
+
+    monkeypatch.setattr(conformance.targets, "make_target", make)
+    code = main(["run", "--target", "inproc,proxy", "--dir", str(suite), "--report", str(tmp_path)])
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "conformance.json").read_text())
+    assert code == 1
+    assert doc["totals"]["proxy"].get("passed", 0) == 0
+    assert (doc["verdict"], doc["unverified_targets"]) == ("FAIL", [])
+
+
+@pytest.mark.parametrize("argv", [["conformance", "--help"], ["conformance", "run", "--help"]])
+def test_the_help_says_what_runs_and_what_the_exit_codes_mean(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said neither: no targets, no exit codes, nothing of what another mesh would need."""
+    from smi.cli import main as smictl
+
+    with pytest.raises(SystemExit) as done:
+        smictl(argv)
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "targets: inproc" in text and "proxy (real smictl proxies" in text
+    assert "3 nothing failed but a target verified nothing" in text
+    assert "docs/conformance.md" in text
