@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import re2
 
+from smi.re2syntax import re2_source
+
 re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 
 
@@ -55,7 +57,7 @@ def re2_problem(pattern: str) -> str | None:
     if plainly_re2(pattern):
         return None
     try:
-        re2.compile(pattern)
+        re2.compile(re2_source(pattern))
     except Exception as exc:
         return _visible(str(exc) or type(exc).__name__)
     return None
@@ -125,7 +127,7 @@ def longer_path_example(path_regex: str) -> str | None:
     if len(example) > _MAX_EXAMPLE or not example.isprintable() or " " in example:
         return None
     try:
-        return example if re2.compile(path_regex).match(example) is not None else None
+        return example if re2.compile(re2_source(path_regex)).match(example) is not None else None
     except Exception:
         return None
 

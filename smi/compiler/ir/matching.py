@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 import re2
 
 from smi.compiler.ir.model import HttpMatch
+from smi.re2syntax import re2_source
 
 re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 
@@ -47,7 +48,7 @@ class RegexError(ValueError):
 def compile_regex(pattern: str) -> re2.Pattern:
     """Compile one RE2 regex, or raise `RegexError` with RE2's reason."""
     try:
-        return re2.compile(pattern)
+        return re2.compile(re2_source(pattern))
     except _RE2_ERRORS as exc:
         raise RegexError(f"{pattern!r} is not an RE2 regex: {exc}") from exc
 
