@@ -186,10 +186,27 @@ def _body_after_if(s: _Scanner, *, module: str, rule: str) -> Body:
 
 
 def blanked(source: str) -> str:
-    """Comments and the contents of string literals as spaces (offsets and lines kept)."""
+    """Comments and the contents of string literals as spaces (offsets and lines kept). A
+    template string's expressions (`$"{n} backends"`, OPA 1.12; regopy evaluates them) stay:
+    they read variables, and `n := count(xs)` read only there is used."""
     code = blank_comments(source)
-    return re.sub(
-        r'"(?:[^"\\\n]|\\.)*"|`[^`]*`',
-        lambda m: m.group()[0] + re.sub(r"[^\n]", " ", m.group()[1:-1]) + m.group()[-1],
-        code,
-    )
+
+    def blank(m: re.Match[str]) -> str:
+        text = m.group()
+        inner = text[1:-1]
+        if m.start() > 0 and code[m.start() - 1] == "$":
+            inner = _TEMPLATE_PART.sub(_blank_text, inner)
+        else:
+            inner = re.sub(r"[^\n]", " ", inner)
+        return text[0] + inner + text[-1]
+
+    return re.sub(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`', blank, code)
+
+
+# A template string's parts: an expression `{...}`, or literal text (`\{` a literal brace).
+_TEMPLATE_PART = re.compile(r"\{[^{}]*\}|(?:\\.|[^{\\])+|.")
+
+
+def _blank_text(part: re.Match[str]) -> str:
+    text = part.group()
+    return text if text.startswith("{") and text.endswith("}") else re.sub(r"[^\n]", " ", text)

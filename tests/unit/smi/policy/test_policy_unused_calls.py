@@ -105,3 +105,22 @@ def test_policy_test_refuses_it_too(write_policy: WritePolicy, run_cli: RunCli) 
     root = write_policy("numeric", NUMERIC, test="test_x if { numeric with input.hub as {} }\n")
     code, _, err = run_cli("policy", "test", str(root))
     assert code == 1 and "rule `numeric`: `n` is assigned" in err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'msg := m if {\n\tn := count(input.hub.backends)\n\tm := $"{n} backends"\n}\n',
+        "msg := m if {\n\tn := count(input.hub.backends)\n\tm := $`{n} backends`\n}\n",
+        'msg := m if {\n\tn := count(input.hub.backends) * 2\n\tm := $"\\\\{x\\\\} {n}"\n}\n',
+    ],
+)
+def test_a_local_read_in_a_template_string_is_used(body: str) -> None:
+    """`$"{n} backends"` (OPA 1.12 template strings, which regopy evaluates) reads `n`: the
+    string's contents were blanked whole, so `n` was refused as assigned and never used."""
+    assert _flags(body) == []
+
+
+def test_a_local_in_a_plain_string_is_still_unused() -> None:
+    body = 'msg := m if {\n\tn := count(input.hub.backends)\n\tm := "{n} backends"\n}\n'
+    assert _flags(body) == [(6, "n")]
