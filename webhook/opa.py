@@ -94,7 +94,16 @@ def data(path: str) -> tuple[Response, int]:
     answer: dict[str, Any] = {"result": result} if found else {}
     if input_doc is None:
         answer["warning"] = NO_INPUT_WARNING
+    if _pretty():
+        text = json.dumps(answer, indent=2, ensure_ascii=False) + "\n"
+        return Response(text, mimetype="application/json"), 200
     return jsonify(answer), 200
+
+
+def _pretty() -> bool:
+    """OPA's `?pretty` (or `?pretty=true`): the answer indented for people."""
+    value = request.args.get("pretty")
+    return value is not None and value.lower() in ("", "true")
 
 
 ROOT_NOT_SERVED = (
@@ -120,10 +129,11 @@ class EvaluationFailed(Exception):
 
 def evaluate(plane: ControlPlane, path: str, input_doc: Any) -> tuple[bool, Any]:
     """(defined?, value) of the document at `path` for `input_doc`."""
-    if path == "smictl/admission":
-        return True, _admission(plane, input_doc)
-    if path == "smictl/authz":
-        return True, _authz(plane, input_doc)
+    for name, answer in (("smictl/admission", _admission), ("smictl/authz", _authz)):
+        if path == name or path.startswith(name + "/"):
+            # A field of the answer as OPA answers a rule's or a key's document (`.../allowed`
+            # is the boolean): an OPA client asking for it read undefined, which reads as deny.
+            return _below(answer(plane, input_doc), path[len(name) :].strip("/"))
     # OPA evaluates any JSON value as the input (`{"input": 5}` is input 5), and no input (none
     # given, or `null`) as undefined. The engine takes a value, so no input is evaluated as
     # `{}` (rules on `input.<field>` are undefined either way) and the answer says it was
@@ -134,6 +144,18 @@ def evaluate(plane: ControlPlane, path: str, input_doc: Any) -> tuple[bool, Any]
             found, violations = _data(plane, policy.entrypoint, doc)
             return True, {"violation": violations if found else []}
     return _data(plane, path, doc)
+
+
+def _below(document: Any, rest: str) -> tuple[bool, Any]:
+    """(defined?, value) of the document at `rest` (`a/b`) below `document`."""
+    for key in rest.split("/") if rest else ():
+        if isinstance(document, dict) and key in document:
+            document = document[key]
+        elif isinstance(document, list) and key.isdigit() and int(key) < len(document):
+            document = document[int(key)]
+        else:
+            return False, None
+    return True, document
 
 
 def _data(plane: ControlPlane, path: str, doc: Any) -> tuple[bool, Any]:

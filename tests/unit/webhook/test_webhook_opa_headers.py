@@ -176,3 +176,34 @@ def test_a_port_is_a_number_or_its_digits(client: FlaskClient, port: Any) -> Non
 
     assert ask(port) == ask(8080)
     assert ask(port)["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("below", "expected"),
+    [
+        ("allowed", {"result": True}),
+        ("mode", {"result": "deny"}),
+        ("rules/0", {"result": "shop/TrafficTarget/admins"}),
+        ("nothing", {}),
+        ("allowed/deeper", {}),
+    ],
+)
+def test_a_field_of_the_answer_is_a_document_of_its_own(
+    client: FlaskClient, below: str, expected: dict[str, Any]
+) -> None:
+    """`/v1/data/smictl/authz/allowed` answered `{}` (undefined), where OPA answers the field:
+    an OPA client asking for it read a deny."""
+    ask = {"input": {**ASK, "headers": {"X-Team": "blue"}}}
+    r = client.post(f"{AUTHZ}/{below}", json=ask)
+    assert r.status_code == 200
+    assert r.get_json() == expected
+
+
+def test_pretty_indents_the_answer(client: FlaskClient) -> None:
+    ask = {"input": {**ASK, "headers": {"X-Team": "blue"}}}
+    plain = client.post(f"{AUTHZ}/allowed", json=ask)
+    for query in ("pretty", "pretty=true", "pretty=TRUE"):
+        r = client.post(f"{AUTHZ}/allowed?{query}", json=ask)
+        assert r.get_data(as_text=True) == '{\n  "result": true\n}\n'
+        assert r.content_type == "application/json"
+    assert client.post(f"{AUTHZ}/allowed?pretty=false", json=ask).get_data() == plain.get_data()
