@@ -8,10 +8,13 @@ offending field. `smi.loading` builds these and re-exports them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import Diagnostic
 from smi.sources import Lines
 
@@ -79,9 +82,45 @@ class Resource:
         return self.lines.line_of(path) if self.lines is not None else self.source.line
 
     def locate(self, diagnostic: Diagnostic) -> Diagnostic:
-        """The diagnostic with this object's file, the line of its path, and its key."""
+        """The diagnostic with this object's file, the line of its path, and its key. A path
+        the document does not have, where the lossy-fields annotation restores it (a UDPRoute
+        rule of access v1alpha1, a split v1alpha2's `matches`), is the annotation's: the
+        writer can find that, where `specs[1].name` named a field the manifest lacks."""
+        if diagnostic.path and _restored(self.raw, diagnostic.path):
+            diagnostic = replace(diagnostic, path=f'metadata.annotations["{LOSSY_ANNOTATION}"]')
         located = diagnostic.located(file=self.source.file, line=self.line_of(diagnostic.path))
         return located if located.object_ref else replace(located, object_ref=self.key)
+
+
+def _restored(raw: Mapping[str, Any], path: str) -> bool:
+    """Whether `path` names nothing in the document `raw`, and its field is one the
+    lossy-fields annotation holds (so restored it: not a required field left out)."""
+    meta = raw.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, Mapping) or LOSSY_ANNOTATION not in annotations:
+        return False
+    try:
+        held = json.loads(annotations[LOSSY_ANNOTATION])
+    except (TypeError, ValueError):
+        return False
+    top = path.removeprefix("spec.").partition(".")[0].partition("[")[0]
+    if not isinstance(held, dict) or {"specs": "rules"}.get(top, top) not in held:
+        return False
+    node: Any = raw
+    for quoted, plain, index in _PATH_PART.findall(path):
+        name = quoted or plain
+        if name and isinstance(node, Mapping) and name in node:
+            node = node[name]
+        elif index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        else:
+            return True
+    return False
+
+
+# A path's parts: `specs[1].name` is specs, 1, name (a quoted key, `annotations["a/b"]`, is
+# read as its own part and found, or not, like any other).
+_PATH_PART = re.compile(r'\["([^"]*)"\]|([^.\[\]]+)|\[(\d+)\]')
 
 
 @dataclass(frozen=True)

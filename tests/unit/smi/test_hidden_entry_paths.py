@@ -1,0 +1,111 @@
+"""A diagnostic about an entry its version cannot show, which the lossy-fields annotation
+restores (a UDPRoute rule of access v1alpha1, the `matches` of a split v1alpha2), names the
+annotation, where the writer can find it: it named `specs[1].name` in a manifest with one
+spec, and `spec.matches[0].name` in a version without `matches` (README: each problem has
+"its path in the layout of the version you wrote")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from smi.cli import main
+
+ANNOTATION = 'metadata.annotations["smictl.io/lossy-fields"]'
+# What `convert` writes there (access v1alpha3 -> v1alpha1; split v1alpha4 -> v1alpha2).
+RULES = json.dumps(
+    {
+        "rules": {
+            "value": [
+                {"kind": "TCPRoute", "matches": None, "name": "t"},
+                {"kind": "UDPRoute", "matches": None, "name": "u"},
+            ],
+            "was": "7cf69d9b1bc73c42",
+        }
+    },
+    separators=(",", ":"),
+)
+MATCHES = json.dumps(
+    {
+        "matches": {
+            "value": [{"api_group": None, "kind": "HTTPRouteGroup", "name": "canary"}],
+            "was": "74234e98afe7498f",
+        }
+    },
+    separators=(",", ":"),
+)
+
+TARGET_TEMPLATE = """\
+apiVersion: access.smi-spec.io/v1alpha1
+kind: TrafficTarget
+metadata:
+  name: tt
+  namespace: ns1
+  annotations:
+    smictl.io/lossy-fields: '{RULES}'
+destination:
+  kind: ServiceAccount
+  name: api
+  namespace: ns1
+specs:
+- kind: TCPRoute
+  name: t
+sources:
+- kind: ServiceAccount
+  name: web
+  namespace: ns1
+"""
+
+SPLIT_TEMPLATE = """\
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: s
+  namespace: ns1
+  annotations:
+    smictl.io/lossy-fields: '{MATCHES}'
+spec:
+  service: root
+  backends:
+  - service: a
+    weight: 90
+  - service: b
+    weight: 10
+"""
+
+
+TARGET = TARGET_TEMPLATE.replace("{RULES}", RULES)
+SPLIT = SPLIT_TEMPLATE.replace("{MATCHES}", MATCHES)
+
+
+def _validate(tmp_path: Path, text: str, capsys: object) -> list[str]:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    main(["validate", "-f", str(path)])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    return [line.removeprefix(f"{path}:") for line in out.splitlines() if "(SMI3001)" in line]
+
+
+def test_a_hidden_rule_is_named_by_the_annotation(tmp_path: Path, capsys: object) -> None:
+    assert _validate(tmp_path, TARGET, capsys) == [
+        f"7: warning: {ANNOTATION}: UDPRoute ns1/u is not in the set; until it exists this "
+        "rule allows nothing (SMI3001)",
+        "14: warning: specs[0].name: TCPRoute ns1/t is not in the set; until it exists this "
+        "rule allows nothing (SMI3001)",
+    ]
+
+
+def test_hidden_split_matches_are_named_by_the_annotation(tmp_path: Path, capsys: object) -> None:
+    assert _validate(tmp_path, SPLIT, capsys) == [
+        f"7: warning: {ANNOTATION}: HTTPRouteGroup ns1/canary is not in the set; until it "
+        "exists no request matches this split (SMI3001)"
+    ]
+
+
+def test_a_required_field_left_out_keeps_its_path(tmp_path: Path, capsys: object) -> None:
+    """Only a field the annotation holds is taken for restored: `sources` missing is not."""
+    path = tmp_path / "m.yaml"
+    path.write_text(TARGET.split("sources:")[0])
+    assert main(["validate", "-f", str(path)]) == 1
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert ": sources: " in out and ANNOTATION + ": sources" not in out
