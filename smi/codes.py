@@ -514,6 +514,19 @@ CODES: dict[str, Code] = dict(
             "(`kubectl annotate ... smictl.io/lossy-fields-`); to see them, read the object in "
             "a version that shows them.",
         ),
+        _c(
+            "SMI4006",
+            "annotation restores grants the manifest does not show",
+            "The object carries the `smictl.io/lossy-fields` annotation of a conversion to a "
+            "version that cannot hold all it grants: UDPRoute rules below access v1alpha3, "
+            "IdentityBinding sources below v1alpha4. smictl restores and enforces them, so the "
+            "object allows more than a reader of the manifest sees; `kubectl apply` keeps the "
+            "annotation even when the manifest was written without them, until the rules or "
+            "sources the manifest shows are edited.",
+            "Nothing, if the grants named are meant. To drop them, delete the annotation "
+            "(`kubectl annotate ... smictl.io/lossy-fields-`); to see them, read the object in "
+            "a version that shows them.",
+        ),
         # --- SMI5xxx: Rego policies ---------------------------------------------------------------
         _c(
             "SMI5001",

@@ -90,7 +90,38 @@ def check_traffic_target(resource: Resource) -> list[Diagnostic]:
     )
     if carries_annotation(resource.raw):
         out += restored_restrictions(resource, TARGET_NARROWING)
+        out += _restored_grants(resource, target, rules, sources)
     return out
+
+
+def _restored_grants(
+    resource: Resource,
+    target: hub.TrafficTarget,
+    rules: tuple[hub.Rule, ...],
+    sources: tuple[hub.Subject, ...],
+) -> list[Diagnostic]:
+    """SMI4006 when the lossy-fields annotation restores what grants access and the object's
+    version cannot show: UDPRoute rules below access v1alpha3, IdentityBinding sources below
+    v1alpha4. Hidden restrictions were named (SMI4005), hidden grants not, though they are the
+    ones a reviewer of the manifest most needs to see."""
+    namespace = target.metadata.namespace or "default"
+    hidden = [f"{r.kind} rule {namespace}/{r.name}" for r in target.rules if r not in rules]
+    hidden += [
+        f"{s.kind} source {s.namespace or namespace}/{s.name}"
+        for s in target.sources
+        if s not in sources
+    ]
+    if not hidden:
+        return []
+    them = "it" if len(hidden) == 1 else "them"
+    return [
+        warning(
+            "SMI4006",
+            f"restores {'; '.join(hidden)}, which {resource.api_version} cannot show: smictl "
+            f"grants {them}, and deleting the annotation drops {them}",
+            path=LOSSY_PATH,
+        )
+    ]
 
 
 def restored_restrictions(resource: Resource, narrowing: Sequence[Narrowing]) -> list[Diagnostic]:

@@ -109,3 +109,18 @@ def test_a_required_field_left_out_keeps_its_path(tmp_path: Path, capsys: object
     assert main(["validate", "-f", str(path)]) == 1
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert ": sources: " in out and ANNOTATION + ": sources" not in out
+
+
+def test_hidden_grants_are_named_as_hidden_restrictions_are(tmp_path: Path, capsys: object) -> None:
+    """SMI4005 named what the annotation restores that only narrows; what it restores that
+    grants (a UDPRoute rule, an IdentityBinding source) passed without a word, though that is
+    what a reviewer of the manifest most needs to see."""
+    path = tmp_path / "m.yaml"
+    path.write_text(TARGET)
+    main(["validate", "-f", str(path)])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert (
+        f"{path}:7: warning: {ANNOTATION}: restores UDPRoute rule ns1/u, which "
+        "access.smi-spec.io/v1alpha1 cannot show: smictl grants it, and deleting the "
+        "annotation drops it (SMI4006)"
+    ) in out.splitlines()
