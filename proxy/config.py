@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -136,6 +137,20 @@ def parse_inbound(text: str) -> InboundPort:
     return InboundPort(_port(port, "--inbound"), app_port)
 
 
+def _outbound_tcp(values: list[str]) -> tuple[OutboundTcpPort, ...]:
+    """The `--outbound-tcp` listeners, one per listen port and per Service: they are keyed by
+    Service, so a second one of a Service was bound and went unreported."""
+    out = tuple(parse_outbound_tcp(v) for v in _many(values))
+    for what, keys in (
+        ("listen port", [t.port for t in out if t.port]),
+        ("service", [t.service for t in out]),
+    ):
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:
+            raise ProxyConfigError("--outbound-tcp", f"{what} {twice} is given twice")
+    return out
+
+
 def _no_port_twice(inbound: tuple[InboundPort, ...]) -> None:
     """One listener per app port, and one app per listen port: two `--inbound` of one listen
     port failed as "address already in use" (as if another process held it), and two of one
@@ -149,11 +164,20 @@ def _no_port_twice(inbound: tuple[InboundPort, ...]) -> None:
             seen.add(port)
 
 
+# A Kubernetes name: a namespace and a Service are DNS-1123 labels (RFC 1123, 63 at most).
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def parse_outbound_tcp(text: str) -> OutboundTcpPort:
     port, sep, service = text.partition(":")
     ns, slash, name = service.partition("/")
     if not sep or not slash or not ns or not name:
         raise ProxyConfigError("--outbound-tcp", f"{text!r} is not PORT:NAMESPACE/SERVICE")
+    if not (_LABEL.fullmatch(ns) and _LABEL.fullmatch(name)):
+        # (`shop/db:5432`, `shop/db/extra`: a Service nobody can have, every connection closed)
+        raise ProxyConfigError(
+            "--outbound-tcp", f"{text!r}: {service!r} is not NAMESPACE/SERVICE (DNS labels)"
+        )
     return OutboundTcpPort(_port(port, "--outbound-tcp"), service)
 
 
@@ -213,9 +237,7 @@ def from_args(args: argparse.Namespace) -> ProxyConfig:
         raise ProxyConfigError("--identity", str(exc)) from exc
     inbound = tuple(parse_inbound(v) for v in _many(flag_or_env(args.inbound, "INBOUND")))
     _no_port_twice(inbound)
-    outbound_tcp = tuple(
-        parse_outbound_tcp(v) for v in _many(flag_or_env(args.outbound_tcp, "OUTBOUND_TCP"))
-    )
+    outbound_tcp = _outbound_tcp(flag_or_env(args.outbound_tcp, "OUTBOUND_TCP"))
     outbound = None if args.outbound in (None, "") else _port(str(args.outbound), "--outbound")
     if not inbound and outbound is None and not outbound_tcp:
         raise ProxyConfigError("--inbound", "give at least one of --inbound, --outbound")

@@ -84,3 +84,24 @@ def test_a_bad_trust_domain_is_named(capsys: pytest.CaptureFixture[str]) -> None
     assert _err(capsys) == [
         "smictl proxy: --trust-domain: invalid trust domain 'Bad Domain' (SMI7101)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("outbound_tcp", "message"),
+    [
+        (["0:shop/db", "0:shop/db"], "--outbound-tcp: service shop/db is given twice"),
+        (["5000:shop/db", "5000:shop/cache"], "--outbound-tcp: listen port 5000 is given twice"),
+        (["0:shop/db:5432"], "--outbound-tcp: '0:shop/db:5432': 'shop/db:5432' is not "
+         "NAMESPACE/SERVICE (DNS labels)"),
+        (["0:shop/db/extra"], "--outbound-tcp: '0:shop/db/extra': 'shop/db/extra' is not "
+         "NAMESPACE/SERVICE (DNS labels)"),
+    ],
+)  # fmt: skip
+def test_outbound_tcp_twice_or_to_no_service_is_refused(
+    capsys: pytest.CaptureFixture[str], outbound_tcp: list[str], message: str
+) -> None:
+    """Two of one service bound two listeners and reported one (they are keyed by service);
+    `shop/db:5432` became a listener for a Service nobody can have."""
+    flags = [x for value in outbound_tcp for x in ("--outbound-tcp", value)]
+    assert main(["proxy", *ARGV, *flags]) == 2
+    assert _err(capsys) == [f"smictl proxy: {message} (SMI7101)"]
