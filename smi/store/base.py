@@ -71,8 +71,16 @@ class ObjectKey:
         ):
             raise store_error("SMI1009", "metadata.name missing", path="metadata.name")
         group = api_version.rpartition("/")[0]
+        if group == "extensions" and kind in _MOVED_TO_APPS:
+            group = "apps"
         namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(meta.get("namespace") or "default")
         return cls(group=group, kind=kind, namespace=namespace, name=str(meta["name"]))
+
+
+# Kinds `extensions/v1beta1` served before `apps`: one object in either group, as the API server
+# has it (an `extensions/v1beta1` Deployment and an `apps/v1` one of a name were stored as two,
+# `get` listed both, and a dump of the store failed `validate`, SMI3008).
+_MOVED_TO_APPS = frozenset({"Deployment", "DaemonSet", "ReplicaSet"})
 
 
 @dataclass(frozen=True, slots=True)

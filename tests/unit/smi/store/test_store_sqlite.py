@@ -250,3 +250,28 @@ def test_a_store_written_before_leases_opens_and_keeps_its_endpoints(tmp_path: P
         assert store.expire_endpoints(renewed_before=1.0) == 8
     finally:
         store.close()
+
+
+def _deployment(api_version: str, account: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"template": {"spec": {"serviceAccountName": account, "containers": []}}},
+    }
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "DaemonSet", "ReplicaSet"])
+def test_a_workload_in_extensions_and_in_apps_is_one_object(
+    store: SQLiteStore, kind: str
+) -> None:
+    """An `extensions/v1beta1` Deployment and an `apps/v1` one of a name were stored as two
+    objects (keyed by group), `get` listed both, and a dump of the store failed `validate`
+    (SMI3008): to the API server, and kubectl, they are one object."""
+    old, new = _deployment("extensions/v1beta1", "web"), _deployment("apps/v1", "web-2")
+    old["kind"] = new["kind"] = kind
+    assert ObjectKey.of(old) == ObjectKey.of(new)
+    assert [a for _, a in store.apply([old]).results] == ["created"]
+    assert [a for _, a in store.apply([new]).results] == ["configured"]
+    stored = [o for o in store.snapshot().objects if o.key.kind == kind]
+    assert [o.body["apiVersion"] for o in stored] == ["apps/v1"]
