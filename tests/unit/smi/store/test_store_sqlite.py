@@ -262,9 +262,7 @@ def _deployment(api_version: str, account: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "DaemonSet", "ReplicaSet"])
-def test_a_workload_in_extensions_and_in_apps_is_one_object(
-    store: SQLiteStore, kind: str
-) -> None:
+def test_a_workload_in_extensions_and_in_apps_is_one_object(store: SQLiteStore, kind: str) -> None:
     """An `extensions/v1beta1` Deployment and an `apps/v1` one of a name were stored as two
     objects (keyed by group), `get` listed both, and a dump of the store failed `validate`
     (SMI3008): to the API server, and kubectl, they are one object."""
