@@ -23,22 +23,17 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import SMIError
 from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError
-from smi.policy.admission import bounded_lines, problem_lines
-from smi.policy.input import Inventory
 from webhook import logs
 from webhook.injection import INJECT_KEY, InjectionConfig, decide
 from webhook.plane import ControlPlane, current_plane
-from webhook.policies import admit
+from webhook.policies import admit, metadata_only, ratchet
 from webhook.reviews import AdmissionReview, BadReview, admission_response, parse_admission
 from webhook.reviews import read_json as read_review
 
@@ -79,8 +74,8 @@ def validate_review(
     try:
         inventory = plane.view().inventory
         result = admit(plane, review.request, inventory)
-        if not result.allowed and _metadata_only(review.request):
-            result = _ratchet(plane, review.request, result, inventory)
+        if not result.allowed and metadata_only(review.request):
+            result = ratchet(plane, review.request, result, inventory)
     except SMIError as exc:
         reason = "; ".join(d.message for d in exc.diagnostics)
         return _internal(review, f"admission chain failed: {reason}")
@@ -134,54 +129,9 @@ def _terminating(review: AdmissionReview) -> str:
     meta = old.get("metadata") if isinstance(old, dict) else None
     if not (isinstance(meta, dict) and meta.get("deletionTimestamp")):
         return ""
-    if not _metadata_only(review.request):
+    if not metadata_only(review.request):
         return ""
     return "the object is being deleted (metadata.deletionTimestamp): metadata is not checked"
-
-
-def _metadata_only(request: Mapping[str, Any]) -> bool:
-    """Whether an UPDATE changes nothing but the object's metadata (labels, annotations,
-    owner references, finalizers, and what the API server keeps there). The lossy-fields
-    annotation is not metadata: it carries what an older version cannot hold (UDPRoute rules,
-    IdentityBinding sources), which the compiler enforces, so editing it is a spec change."""
-    old, new = request.get("oldObject"), request.get("object")
-    if request.get("operation") != "UPDATE":
-        return False
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return False
-    return _meaning(old) == _meaning(new)
-
-
-def _meaning(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Everything but metadata, and the lossy-fields annotation."""
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    lossy = annotations.get(LOSSY_ANNOTATION) if isinstance(annotations, Mapping) else None
-    return {k: v for k, v in obj.items() if k != "metadata"}, lossy
-
-
-def _ratchet(
-    plane: ControlPlane, request: Mapping[str, Any], result: Any, inventory: Inventory
-) -> Any:
-    """Validation ratcheting, as Kubernetes does for CRD schemas: on a metadata-only UPDATE
-    the problems the stored object already had are warnings, so that an object that predates
-    a policy or a check can still be relabelled, annotated, owned or have its finalizers
-    removed. A problem the update brings is still refused, alone. (An object that was already
-    invalid is never shown to the policies, before or after.)"""
-    before = admit(plane, {**request, "object": request["oldObject"]}, inventory)
-    known = set() if before.allowed else set(problem_lines(before))
-    lines = problem_lines(result)
-    kept = [m for m in lines if m in known]
-    if not kept:
-        return result
-    added = [m for m in lines if m not in known]
-    warnings = (*result.warnings, *(f"{_PREEXISTING}{m}" for m in kept))
-    if added:
-        return replace(result, messages=bounded_lines(added), warnings=warnings)
-    return replace(result, allowed=True, code=200, messages=(), warnings=warnings)
-
-
-_PREEXISTING = "pre-existing, not enforced on a metadata-only update: "
 
 
 def _json(doc: dict[str, Any]) -> Response:

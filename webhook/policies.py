@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smi.apis.meta import LOSSY_ANNOTATION
 from smi.loading import ContextObject, Resource, load_object
+from smi.policy.admission import bounded_lines, problem_lines
 from smi.policy.input import Inventory
 from smi.policy.policyset import PolicySet, read_parameters
 from smi.store.base import Change, Snapshot
@@ -100,7 +103,12 @@ def admit_batch(
     for change in changes:
         if change.unchanged:
             continue
-        result = admit(plane, change_request(change, dry_run=dry_run, username=username), inventory)
+        request = change_request(change, dry_run=dry_run, username=username)
+        result = admit(plane, request, inventory)
+        if not result.allowed and metadata_only(request):
+            # (as `/validate` does: `smictl apply` of a relabelled object that predates a
+            # policy was refused where the webhook admits it with a warning)
+            result = ratchet(plane, request, result, inventory)
         warnings.extend(_warnings(change, result))
         if not result.allowed:
             denials.append(_denial(change, result))
@@ -142,6 +150,51 @@ def _denial(change: Change, result: Any) -> dict[str, Any]:
         "messages": list(result.messages),
         "diagnostics": diagnostics,
     }
+
+
+def metadata_only(request: Mapping[str, Any]) -> bool:
+    """Whether an UPDATE changes nothing but the object's metadata (labels, annotations,
+    owner references, finalizers, and what the API server keeps there). The lossy-fields
+    annotation is not metadata: it carries what an older version cannot hold (UDPRoute rules,
+    IdentityBinding sources), which the compiler enforces, so editing it is a spec change."""
+    old, new = request.get("oldObject"), request.get("object")
+    if request.get("operation") != "UPDATE":
+        return False
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    return _meaning(old) == _meaning(new)
+
+
+def _meaning(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Everything but metadata, and the lossy-fields annotation."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    lossy = annotations.get(LOSSY_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return {k: v for k, v in obj.items() if k != "metadata"}, lossy
+
+
+def ratchet(
+    plane: ControlPlane, request: Mapping[str, Any], result: Any, inventory: Inventory
+) -> Any:
+    """Validation ratcheting, as Kubernetes does for CRD schemas: on a metadata-only UPDATE
+    the problems the stored object already had are warnings, so that an object that predates
+    a policy or a check can still be relabelled, annotated, owned or have its finalizers
+    removed. A problem the update brings is still refused, alone. (An object that was already
+    invalid is never shown to the policies, before or after.)"""
+    before = admit(plane, {**request, "object": request["oldObject"]}, inventory)
+    known = set() if before.allowed else set(problem_lines(before))
+    lines = problem_lines(result)
+    kept = [m for m in lines if m in known]
+    if not kept:
+        return result
+    added = [m for m in lines if m not in known]
+    warnings = (*result.warnings, *(f"{_PREEXISTING}{m}" for m in kept))
+    if added:
+        return replace(result, messages=bounded_lines(added), warnings=warnings)
+    return replace(result, allowed=True, code=200, messages=(), warnings=warnings)
+
+
+_PREEXISTING = "pre-existing, not enforced on a metadata-only update: "
 
 
 def change_request(change: Change, *, dry_run: bool, username: str) -> dict[str, Any]:

@@ -213,7 +213,7 @@ def test_a_problem_swapped_behind_the_bound_of_the_answer_is_still_refused(
     would look like the stored object's own problems and be let through."""
     from smi.errors import Diagnostic
     from smi.policy.admission import _invalid
-    from webhook import admission
+    from webhook import policies
 
     def refusal(numbers: range) -> Any:
         found = [Diagnostic("SMI2103", f"problem {n}", path=f"spec.backends[{n}].weight")
@@ -226,9 +226,34 @@ def test_a_problem_swapped_behind_the_bound_of_the_answer_is_still_refused(
         == after.messages[-1]
         == ("... and 10 more (run smictl validate for all)")
     )
-    monkeypatch.setattr(admission, "admit", lambda *_: before)
+    monkeypatch.setattr(policies, "admit", lambda *_: before)
     request = {"oldObject": {}, "object": {}}
-    ratcheted = admission._ratchet(None, request, after, None)  # type: ignore[arg-type]
+    ratcheted = policies.ratchet(None, request, after, None)  # type: ignore[arg-type]
     assert not ratcheted.allowed
     assert ratcheted.messages == ("spec.backends[60].weight: problem 60 (SMI2103)",)
     assert len(ratcheted.warnings) == 59
+
+
+def test_smictl_apply_ratchets_a_metadata_only_update_as_validate_does(
+    strict_app: Flask,
+) -> None:
+    """The local store's apply admits each change with the chain of `/validate` (docs), but
+    without its ratcheting: relabelling an object that predates a policy was refused there
+    where the webhook admits it with the old problem as a warning."""
+    store = strict_app.extensions["smictl"].store
+    store.apply([split("web-split")])  # (stored before the policies: no team label)
+    client = admin_client(strict_app)
+    relabelled = split("web-split")
+    relabelled["metadata"]["labels"]["tier"] = "gold"
+    r = client.post(APPLY, json={"items": [relabelled]})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert [x["action"] for x in body["results"]] == ["configured"]
+    kept = [w["message"] for w in body["warnings"]]
+    assert any(
+        "pre-existing, not enforced on a metadata-only update" in m
+        and "[needs-team] no team label" in m
+        for m in kept
+    ), kept
+    changed = split("web-split", weights=(80, 20))
+    assert client.post(APPLY, json={"items": [changed]}).status_code == 403  # (a spec change)
