@@ -395,7 +395,9 @@ def _resolve(ref: Mapping[str, Any], snap: Snapshot) -> ObjectKey:
     namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(ref.get("namespace") or "default")
     api_version = ref.get("apiVersion")
     if isinstance(api_version, str) and api_version:
-        return ObjectKey(api_version.rpartition("/")[0], kind, namespace, name)
+        # (as the store keys it: an extensions/v1beta1 Deployment is the apps one)
+        meta = {"name": name, "namespace": namespace}
+        return ObjectKey.of({"apiVersion": api_version, "kind": kind, "metadata": meta})
     for obj in snap.objects:
         if (obj.key.kind.lower(), obj.key.namespace, obj.key.name) == (
             kind.lower(),

@@ -31,6 +31,7 @@ import yaml
 from smi.commands import flags
 from smi.errors import Diagnostic, SMIError
 from smi.loading import (
+    CONTEXT_KINDS,
     SMI_KIND_GROUPS,
     ContextObject,
     LoadResult,
@@ -486,7 +487,9 @@ def register_get(sub: Any) -> None:
     p.set_defaults(func=run_get)
 
 
-KNOWN_KINDS = (*SMI_KIND_GROUPS, "Service", "ServiceAccount", "Namespace", "Pod", "Deployment")
+# Every kind the store holds (the SMI kinds and the context kinds): the workload kinds past
+# Deployment were stored, listed by `get all`, and could be neither listed nor deleted by name.
+KNOWN_KINDS = (*SMI_KIND_GROUPS, *CONTEXT_KINDS)
 # kubectl's short names: the SMI CRDs' `shortNames` (charts/smictl/crds, as smi-sdk-go ships
 # them) and Kubernetes' own for the context kinds.
 SHORT_NAMES: Mapping[str, str] = {
@@ -500,6 +503,11 @@ SHORT_NAMES: Mapping[str, str] = {
     "ns": "Namespace",
     "po": "Pod",
     "deploy": "Deployment",
+    "sts": "StatefulSet",
+    "ds": "DaemonSet",
+    "rs": "ReplicaSet",
+    "rc": "ReplicationController",
+    "cj": "CronJob",
 }
 
 

@@ -340,7 +340,7 @@ def test_an_unknown_kind_is_a_usage_error(
     assert err[0].startswith(f"smictl {argv[0]}: error: argument kind: ")
     if argv[1] == "nosuch":
         assert "unknown kind 'nosuch'; one of all, TrafficTarget (tt), " in err[0]
-        assert err[0].endswith("Deployment (deploy) (SMI1007)")
+        assert err[0].endswith("CronJob (cj) (SMI1007)")
     assert bridge.writes == 0
 
 

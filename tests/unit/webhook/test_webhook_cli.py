@@ -276,3 +276,21 @@ def test_a_leftover_temporary_file_does_not_give_the_key_its_mode(tmp_path: Path
     assert main(["certs", "init", "--dir", str(certs)]) == 0
     assert (certs / "ca.key").stat().st_mode & 0o777 == 0o600
     assert (certs / "server.key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("names", "kind"),
+    [
+        (("statefulset", "statefulsets", "sts", "StatefulSet"), "StatefulSet"),
+        (("daemonset", "daemonsets", "ds"), "DaemonSet"),
+        (("replicaset", "replicasets", "rs"), "ReplicaSet"),
+        (("replicationcontroller", "replicationcontrollers", "rc"), "ReplicationController"),
+        (("job", "jobs", "Job"), "Job"),
+        (("cronjob", "cronjobs", "cj"), "CronJob"),
+    ],
+)
+def test_every_kind_the_store_holds_can_be_named(names: tuple[str, ...], kind: str) -> None:
+    """The store took StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
+    CronJobs, and `get all` listed them, but `get KIND` and `delete KIND NAME` refused their
+    names (SMI1007): only `delete -f` removed them."""
+    assert {kind_of(name) for name in names} == {kind}
