@@ -481,11 +481,34 @@ def preflight(settings: Settings, *, address_file: Path | None = None) -> None:
 def _path_problems(settings: Settings, address_file: Path | None) -> list[str]:
     """Paths that name a directory where gunicorn or its workers need a file."""
     problems = []
-    if not settings.kubernetes and settings.store_path().is_dir():
-        problems.append(f"--store {settings.store_path()}: is a directory, not a SQLite file")
+    store = settings.store_path()
+    if not settings.kubernetes and store.is_dir():
+        problems.append(f"--store {store}: is a directory, not a SQLite file")
+    elif not settings.kubernetes:
+        problem = _store_file_problem(store)
+        if problem:
+            problems.append(f"--store {store}: {problem}")
     if address_file is not None and (address_file.is_dir() or not address_file.parent.is_dir()):
         problems.append(f"--address-file {address_file}: not a file in an existing directory")
     return problems
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _store_file_problem(store: Path) -> str:
+    """Why the workers could not open `store` as the SQLite store, or "": a file that is not a
+    database was a `boot_failed` line per worker, then gunicorn's "App failed to load" (exit
+    4), after the server had said it was listening. An empty file becomes the store."""
+    try:
+        if store.is_file():
+            with store.open("rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+            return "" if not head or head == _SQLITE_HEADER else "is not a SQLite database"
+        store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        return f"cannot be opened or created: {exc.strerror or exc}"
+    return ""
 
 
 def _admin_token_problem(settings: Settings) -> str | None:

@@ -383,6 +383,24 @@ def test_serve_refuses_a_store_or_address_file_that_is_a_directory(
     ]
 
 
+def test_serve_refuses_a_store_that_is_not_a_database(
+    capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said it was listening, then each worker failed to boot (`file is not a database`)
+    and gunicorn exited 4; a store whose directory cannot be made went the same way."""
+    not_a_db = tmp_path / "store.yaml"
+    not_a_db.write_text("apiVersion: v1\nkind: List\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    code, err = serve(capsys, tmp_path, monkeypatch, "--store", str(not_a_db))
+    assert (code, err) == (1, [f"--store {not_a_db}: is not a SQLite database (SMI7009)"])
+    nested = blocker / "store.db"
+    code, err = serve(capsys, tmp_path, monkeypatch, "--store", str(nested))
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith(f"--store {nested}: cannot be opened or created: ")
+    assert not_a_db.read_text() == "apiVersion: v1\nkind: List\n"  # (left as it was)
+
+
 @pytest.mark.parametrize("kind", ["file", "unwritable"])
 def test_serve_certs_dir_that_cannot_be_made_is_one_line(
     capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
