@@ -172,7 +172,7 @@ class ControlPlaneClient:
     def request(
         self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None
     ) -> Reply:
-        url, port = self._url()
+        url, port = self.parsed_url()
         target = url.path.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         payload = _payload(body)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -206,7 +206,7 @@ class ControlPlaneClient:
             auth_hint=token.hint(scheme=url.scheme) if response.status == 401 else "",
         )
 
-    def _url(self) -> tuple[SplitResult, int | None]:
+    def parsed_url(self) -> tuple[SplitResult, int | None]:
         """The parsed --server, or one line saying what is wrong with it."""
         try:
             url = urlsplit(self.server.strip())

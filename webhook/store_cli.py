@@ -61,6 +61,7 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--server",
+        type=_server,
         default=os.environ.get("SMICTL_SERVER", DEFAULT_SERVER),
         help="control plane URL (env SMICTL_SERVER, default %(default)s)",
     )
@@ -84,6 +85,17 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on the control plane after this long (default %(default)g)",
     )
+
+
+def _server(text: str) -> str:
+    """argparse type of --server (and SMICTL_SERVER): a URL that cannot work is a usage error,
+    exit 2, as for every smictl command (`notaurl`, port 99999 were exit 1)."""
+    try:
+        ControlPlaneClient(server=text).parsed_url()
+    except SMIError as exc:
+        message = exc.diagnostics[0].format().removeprefix("--server ")
+        raise argparse.ArgumentTypeError(message) from exc
+    return text
 
 
 def _seconds(text: str) -> float:
