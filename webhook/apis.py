@@ -426,7 +426,11 @@ def _write(
             ), 400
         # Every object that is not there, each at its index (the store names them all).
         denials = [denial for d in exc.diagnostics for denial in _missing(keys, d)]
-        return jsonify(error=diag.message, denials=denials, warnings=warnings), 404
+        error = diag.message
+        if len(exc.diagnostics) > 1:  # (the summary named the first alone)
+            first = diag.message.removesuffix(" not found")
+            error = f"{len(exc.diagnostics)} objects not found: {first}, ..."
+        return jsonify(error=error, denials=denials, warnings=warnings), 404
     except sqlite3.Error as exc:
         # The store itself failed (disk full, busy past its timeout, an I/O error); it rolled
         # the write back, so nothing was applied. The operator's problem, not the caller's,

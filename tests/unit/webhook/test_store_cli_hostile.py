@@ -393,3 +393,13 @@ def test_apply_of_no_objects_sends_nothing(
     code, err, _ = run(capsys, "apply", "-f", str(empty), "--server", "https://127.0.0.1:9")
     assert code == 1 and err[-1].startswith(f"{empty}: ") and err[-1].endswith("(SMI1012)")
     assert "; nothing applied" in err[-1]
+
+
+def test_a_delete_missing_several_objects_says_how_many(client: FlaskClient) -> None:
+    """The summary named the first missing object alone (`smictl: default/Service/b not found;
+    nothing was changed`), though every one was missing."""
+    refs = [{"kind": "Service", "name": "b"}, {"kind": "Service", "name": "c"}]
+    r = client.post(DELETE, json={"items": refs})
+    assert r.status_code == 404
+    assert r.get_json()["error"] == "2 objects not found: default/Service/b, ..."
+    assert [d["index"] for d in r.get_json()["denials"]] == [0, 1]
