@@ -55,20 +55,15 @@ def register(sub: Any) -> None:
             fill = super()._fill_text
             return "\n\n".join(fill(part, width, indent) for part in text.split("\n\n"))
 
-    p = sub.add_parser(
-        "conformance",
-        help="run the SMI conformance suite against smictl",
-        description=_DESCRIPTION,
-        epilog=f"{_TARGETS}\n\n{_EXITS}",
-        formatter_class=Paragraphs,
-    )
+    about: dict[str, Any] = {
+        "description": _DESCRIPTION,
+        "epilog": f"{_TARGETS}\n\n{_EXITS}",
+        "formatter_class": Paragraphs,
+    }
+    p = sub.add_parser("conformance", help="run the SMI conformance suite against smictl", **about)
     inner = p.add_subparsers(dest="conformance_command", metavar="{run,list}")
     run_p = inner.add_parser(
-        "run",
-        help="run scenarios and write JUnit, JSON, Markdown, HTML",
-        description=_DESCRIPTION,
-        epilog=f"{_TARGETS}\n\n{_EXITS}",
-        formatter_class=Paragraphs,
+        "run", help="run scenarios and write JUnit, JSON, Markdown, HTML", **about
     )
     run_p.add_argument(
         "--target", default="inproc", help="inproc, webhook, proxy, or all (default: inproc)"
