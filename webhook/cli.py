@@ -46,6 +46,7 @@ from webhook.client import ADMIN_TOKEN_FILE, read_admin_token
 from webhook.settings import (
     Settings,
     control_plane_url_problem,
+    default_state_dir,
     namespaces_problem,
     problem,
     proxy_image_problem,
@@ -341,6 +342,12 @@ def _exposed(settings: Settings, certs_dir: Path | None) -> list[str]:
     private (0700, 0600); one made before, or by the user, keeps its mode, and its SMI objects
     (the mesh's authorization graph) or CA directory are then no longer the server user's."""
     found = []
+    state = default_state_dir()
+    inside = [p for p in (certs_dir, None if settings.kubernetes else settings.store_path()) if p]
+    if any(p.absolute().is_relative_to(state.absolute()) for p in inside):
+        # (the default home of both: a mode 0755 from before went without a word, README says
+        # one warning)
+        found += open_directory("state directory", state)
     if certs_dir is not None:
         found += open_directory("--certs-dir", certs_dir)
     if not settings.kubernetes:

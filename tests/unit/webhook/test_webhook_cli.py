@@ -246,6 +246,23 @@ def test_serve_keeps_an_open_certs_dir_and_store_and_says_so_once(
 
 
 @pytest.mark.usefixtures("umask022")
+def test_serve_warns_of_an_open_state_directory_from_before(
+    no_exec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: a directory from before keeps its mode, with one warning if other users can
+    open it. The state directory itself (`~/.local/state/smictl`, 0755) went without one."""
+    (no_exec / "certs").mkdir(parents=True, mode=0o700)
+    no_exec.chmod(0o755)
+    with pytest.raises(Started):
+        main(["serve", "--bind", "127.0.0.1:0"])
+    assert _mode(no_exec) == 0o755
+    assert capsys.readouterr().err.splitlines() == [
+        f"smictl serve: warning: state directory {no_exec}: other users can open it "
+        f"(mode 0755); keep it private: chmod 700 {no_exec}"
+    ]
+
+
+@pytest.mark.usefixtures("umask022")
 def test_certs_init_makes_its_directory_private_and_keeps_an_existing_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
