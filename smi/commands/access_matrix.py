@@ -98,19 +98,19 @@ def edges_of(policy: MeshPolicy) -> list[Edge]:
 def _allows(rule: AuthzRule, describe: Any) -> tuple[str, ...]:
     """What the rule lets through, one entry per match or L4 route. A destination port (access
     v1alpha1/v1alpha2 `destination.port`) narrows each: an HTTP match is followed by it, and
-    an L4 route's ports are met with it (`every port` and `port 5432 only` read as both)."""
+    an L4 route's ports are met with it as the proxy's index meets them (`effective_ports`)."""
+    from smi.compiler.ir.index import effective_ports
+
     only = ", ".join(map(str, rule.ports))
     out = [f"{describe(m)} (port {only} only)" if only else str(describe(m)) for m in rule.http]
     for name, route_ports in (("tcp", rule.tcp_ports), ("udp", rule.udp_ports)):
-        if route_ports is None:
+        ports = effective_ports(route_ports, rule.ports)
+        if ports is False:
             continue
-        ports = tuple(route_ports)
-        if rule.ports:
-            ports = tuple(rule.ports) if not ports else tuple(p for p in ports if p in rule.ports)
-            if not ports:
-                out.append(f"{name}: no port (its ports are not the destination's port {only})")
-                continue
-        where = "every port" if not ports else "port " + ", ".join(map(str, ports))
+        if ports is not None and not ports:
+            out.append(f"{name}: no port (its ports are not the destination's port {only})")
+            continue
+        where = "every port" if ports is None else "port " + ", ".join(map(str, sorted(ports)))
         out.append(f"{name}: {where}" + (" (any traffic, HTTP included)" if name == "tcp" else ""))
     return tuple(out)
 

@@ -23,7 +23,7 @@ from smi.gcpause import gc_paused
 Ports = frozenset[int] | None  # None = every port
 
 
-def _restrict(
+def effective_ports(
     ports: tuple[int, ...] | None, restriction: tuple[int, ...]
 ) -> Ports | Literal[False]:
     """Effective ports of one rule kind: False = the kind is absent; None = every port.
@@ -89,9 +89,9 @@ class CompiledRule:
     def __init__(self, rule: AuthzRule, matchers: MatcherCache, mode: Mode) -> None:
         self.rule = rule
         self.origin = rule.origin
-        self.tcp = _restrict(rule.tcp_ports, rule.ports)
-        self.udp = _restrict(rule.udp_ports, rule.ports)
-        self.http = _restrict((), rule.ports) if rule.http else False
+        self.tcp = effective_ports(rule.tcp_ports, rule.ports)
+        self.udp = effective_ports(rule.udp_ports, rule.ports)
+        self.http = effective_ports((), rule.ports) if rule.http else False
         http = self.http
         self.entries = tuple(
             HttpEntry(rule=rule.origin, ports=http, matcher=matchers.get(m), mode=mode)
