@@ -333,22 +333,14 @@ def _through_service(
     return Destination(tuple(asks), tuple(dict.fromkeys(route)), frozenset(udp - other))
 
 
-def _udp_only_ports(args: argparse.Namespace, context: Sequence[Any], key: str) -> set[int]:
-    """The ports of Service `key` that are listed only with `protocol: UDP` (the default is
-    TCP), when the question leaves the protocol to the Service: no --protocol, no request."""
-    from smi.compiler.workloads import find_service
+def _udp_only_ports(args: argparse.Namespace, context: Sequence[Any], key: str) -> frozenset[int]:
+    """The Service ports of `key` that carry UDP alone, when the question leaves the protocol
+    to the Service: no --protocol, no request."""
+    from smi.compiler.workloads import service_udp_only_ports
 
     if args.protocol_given or args.method or args.path or args.header:
-        return set()
-    service = find_service(context, key)
-    spec = service.get("spec") if service is not None else None
-    ports = spec.get("ports") if isinstance(spec, dict) else None
-    udp: set[int] = set()
-    other: set[int] = set()
-    for entry in ports if isinstance(ports, list) else ():
-        if isinstance(entry, dict) and isinstance(entry.get("port"), int):
-            (udp if entry.get("protocol") == "UDP" else other).add(entry["port"])
-    return udp - other
+        return frozenset()
+    return service_udp_only_ports(context, key)
 
 
 def _landing(

@@ -97,6 +97,21 @@ def service_app_ports(context: Iterable[Any], key: str, port: int) -> tuple[int,
     return None
 
 
+def service_udp_only_ports(context: Iterable[Any], key: str) -> frozenset[int]:
+    """The `port`s of Service "ns/name" listed only with `protocol: UDP` (a port entry's
+    protocol is TCP when absent): no other traffic crosses them."""
+    service = find_service(context, key)
+    spec = service.get("spec") if service is not None else None
+    ports = spec.get("ports") if isinstance(spec, Mapping) else None
+    udp: set[int] = set()
+    other: set[int] = set()
+    for entry in ports if isinstance(ports, list) else ():
+        port = entry.get("port") if isinstance(entry, Mapping) else None
+        if isinstance(port, int) and not isinstance(port, bool):
+            (udp if entry.get("protocol") == "UDP" else other).add(port)
+    return frozenset(udp - other)
+
+
 def _container_ports(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     for field in ("containers", "initContainers"):
         containers = pod_spec.get(field)
