@@ -9,7 +9,6 @@ offending field. `smi.loading` builds these and re-exports them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import Diagnostic
 from smi.sources import Lines
+from smi.yamlpos import parse_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +107,14 @@ def _restored(raw: Mapping[str, Any], path: str) -> bool:
     if not isinstance(held, dict) or {"specs": "rules"}.get(top, top) not in held:
         return False
     node: Any = raw
-    for quoted, plain, index in _PATH_PART.findall(path):
-        name = quoted or plain
-        if name and isinstance(node, Mapping) and name in node:
-            node = node[name]
-        elif index and isinstance(node, list) and int(index) < len(node):
-            node = node[int(index)]
-        else:
+    for part in parse_path(path):
+        found = (isinstance(part, str) and isinstance(node, Mapping) and part in node) or (
+            isinstance(part, int) and isinstance(node, list) and part < len(node)
+        )
+        if not found:
             return True
+        node = node[part]
     return False
-
-
-# A path's parts: `specs[1].name` is specs, 1, name (a quoted key, `annotations["a/b"]`, is
-# read as its own part and found, or not, like any other).
-_PATH_PART = re.compile(r'\["([^"]*)"\]|([^.\[\]]+)|\[(\d+)\]')
 
 
 @dataclass(frozen=True)
