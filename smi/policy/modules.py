@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -153,27 +153,40 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
 _DECLARATION = re.compile(r"^[ \t]*(?:package|import)\b[^\n]*", re.MULTILINE)
 
 
-def _without_declaration_comments(source: str) -> str:
+def _without_declaration_comments(source: str, uncommented: str) -> str:
     """`source` with the comment at the end of a `package` or `import` line blanked (offsets and
-    lines kept). OPA reads `import rego.v1 # v1 syntax`; regopy refuses the line ("Invalid
-    import declaration", "Invalid reference"), so a valid policy set would not load."""
-    blanked = blank_comments(source)
-    if blanked == source:
+    lines kept; `uncommented` is `source` with every comment blanked). OPA reads `import
+    rego.v1 # v1 syntax`; regopy refuses the line ("Invalid import declaration", "Invalid
+    reference"), so a valid policy set would not load."""
+    if uncommented == source:
         return source
     out = list(source)
-    for m in _DECLARATION.finditer(blanked):
-        for i in range(m.start(), m.end()):
-            if blanked[i] == " " and source[i] != " ":
-                out[i] = " "
+    for m in _DECLARATION.finditer(uncommented):
+        out[m.start() : m.end()] = uncommented[m.start() : m.end()]
     return "".join(out)
 
 
-# An import and its alias: `import data.acme.a` (alias `a`), `import data.acme.a as lib`.
+# An import line of blanked code (indented or not, its line end maybe CRLF): its path, a quoted
+# part's contents blanked to spaces, and its alias, with what a blanked comment left after them.
 _IMPORT: Final = re.compile(
-    r"^[ \t]*import[ \t]+((?:data|input)(?:\.[A-Za-z_]\w*)*)"
-    r"(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t]*\r?$",
-    re.MULTILINE,
+    r"(?m)^[ \t]*import[ \t]+(\S[^\n]*?)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t\r]*$"
 )
+# A path's last part, from the source: a name, or a quoted one (`input["request"]`).
+_LAST_PART: Final = re.compile(r'(?:([A-Za-z_]\w*)|\[\s*"([A-Za-z_]\w*)"\s*\])[ \t\r]*\Z')
+
+
+def import_names(code: str, source: str) -> Iterator[tuple[str, str]]:
+    """(name, path) of each import (`code` is `source` blanked): the name is its alias, else
+    the path's last part when it is a name (`import data.lib.k8s`: `k8s`; `import
+    input["request"]`: `request`); the path as the source writes it."""
+    for found in _IMPORT.finditer(code):
+        alias = found.group(2)
+        last = _LAST_PART.search(source, found.start(1), found.end(1))
+        name = alias or (last.group(1) or last.group(2) if last is not None else None)
+        if name:
+            yield name, source[found.start(1) : found.end(1)].strip()
+
+
 _WITH_TARGET: Final = re.compile(r"(?<![\w.])with\s+([A-Za-z_]\w*)(?=[.\[\s])")
 
 
@@ -183,12 +196,11 @@ def _with_targets_resolved(source: str) -> str:
     `with`, so a test of a mocked rule or function ran on the real one and passed or failed
     for the wrong reason. Lines are kept (a line grows by the path's length)."""
     code = blanked(source)
-    aliases: dict[str, str] = {}
-    for m in _IMPORT.finditer(code):
-        path, alias = m.group(1), m.group(2)
-        name = alias or path.rsplit(".", 1)[-1]
-        if name not in ("data", "input"):
-            aliases[name] = path
+    aliases = {
+        name: path
+        for name, path in import_names(code, source)
+        if path.startswith(("data.", "data[", "input.", "input["))
+    }
     if not aliases:
         return source
     out: list[str] = []
@@ -251,10 +263,11 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError.of("SMI5001", f"cannot read policy: {exc}", file=name) from exc
-        m = _PACKAGE.search(blank_comments(source))
+        uncommented = blank_comments(source)
+        m = _PACKAGE.search(uncommented)
         if m is None:
             raise PolicyError.of("SMI5001", "no `package` declaration", file=name, line=1)
-        rest = blank_comments(source)[m.end() :].partition("\n")[0]
+        rest = uncommented[m.end() :].partition("\n")[0]
         if rest.strip():
             # `package acme["my-policy"]` is valid Rego, but its policy would be looked up as
             # `acme` and never run: an undefined violation is no violation (fail-open).
@@ -267,7 +280,7 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
                 line=line,
             )
         package = m.group(1).removeprefix("data.")
-        source = _with_targets_resolved(_without_declaration_comments(source))
+        source = _with_targets_resolved(_without_declaration_comments(source, uncommented))
         out.append(RegoModule(name, source, package, path.name.endswith(TEST_SUFFIX)))
     problems = [*_data_files(dirs), *(d for m in out if (d := _test_named_policy(m)) is not None)]
     if problems:

@@ -46,7 +46,7 @@ from typing import Final
 
 from smi.errors import Diagnostic
 from smi.policy.coverage import blanked, find_bodies
-from smi.policy.modules import RegoModule
+from smi.policy.modules import RegoModule, import_names
 from smi.policy.rego_errors import COMPILE
 
 IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!\w)")
@@ -127,7 +127,11 @@ def named_modules(modules: Sequence[RegoModule]) -> list[tuple[RegoModule, str, 
     for module, code in zip(modules, codes, strict=True):
         rules.setdefault(module.package, set()).update(_rule_names(code))
     return [
-        (module, code, rules[module.package] | set(_import_names(code, module.source)))
+        (
+            module,
+            code,
+            rules[module.package] | {name for name, _ in import_names(code, module.source)},
+        )
         for module, code in zip(modules, codes, strict=True)
     ]
 
@@ -565,28 +569,6 @@ def _rule_names(code: str) -> Iterator[str]:
         word = RULE_NAME.match(code, start)
         if word is not None:
             yield word.group(1)
-
-
-# An import line of blanked code (indented or not, its line end maybe CRLF): its path, a quoted
-# part's contents blanked to spaces, and its alias, with what a blanked comment left after them.
-_IMPORT: Final = re.compile(
-    r"(?m)^[ \t]*import[ \t]+(\S[^\n]*?)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?[ \t\r]*$"
-)
-# A path's last part, from the source: a name, or a quoted one (`input["request"]`).
-_LAST_PART: Final = re.compile(r'(?:([A-Za-z_]\w*)|\[\s*"([A-Za-z_]\w*)"\s*\])[ \t\r]*\Z')
-
-
-def _import_names(code: str, source: str) -> Iterator[str]:
-    """The names the imports bring in (`code` is `source` blanked): each alias, else the
-    path's last part when it is a name (`import data.lib.k8s`: `k8s`; `import
-    input["request"]`: `request`)."""
-    for found in _IMPORT.finditer(code):
-        alias = found.group(2)
-        last = _LAST_PART.search(source, found.start(1), found.end(1))
-        if alias:
-            yield alias
-        elif last is not None:
-            yield last.group(1) or last.group(2)
 
 
 def _closing(code: str, start: int) -> int:
