@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from proxy.exchange import Limits
 from proxy.token import TokenError, read_token
 from proxy.urls import UrlError, split_url
-from smi.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityError, check_trust_domain
+from smi.identity import (
+    DEFAULT_TRUST_DOMAIN,
+    DNS_LABEL,
+    MAX_LABEL,
+    Identity,
+    IdentityError,
+    check_trust_domain,
+)
 
 # `--bind` (and `--outbound-bind`, `--admin-bind`) value meaning every address of the pod in
 # each family it has: `::` accepting IPv4 too, or 0.0.0.0 where the kernel has no IPv6. The
@@ -141,13 +148,8 @@ def _outbound_tcp(values: list[str]) -> tuple[OutboundTcpPort, ...]:
     """The `--outbound-tcp` listeners, one per listen port and per Service: they are keyed by
     Service, so a second one of a Service was bound and went unreported."""
     out = tuple(parse_outbound_tcp(v) for v in _many(values))
-    for what, keys in (
-        ("listen port", [t.port for t in out if t.port]),
-        ("service", [t.service for t in out]),
-    ):
-        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if twice is not None:
-            raise ProxyConfigError("--outbound-tcp", f"{what} {twice} is given twice")
+    _given_once("--outbound-tcp", "listen port", [t.port for t in out])
+    _given_once("--outbound-tcp", "service", [t.service for t in out])
     return out
 
 
@@ -155,17 +157,21 @@ def _no_port_twice(inbound: tuple[InboundPort, ...]) -> None:
     """One listener per app port, and one app per listen port: two `--inbound` of one listen
     port failed as "address already in use" (as if another process held it), and two of one
     app port bound both but reported one (the listeners are keyed by app port)."""
-    for what, key in (("listen port", 0), ("app port", 1)):
-        seen: set[int] = set()
-        for entry in inbound:
-            port = (entry.port, entry.app_port)[key]
-            if port in seen and port != 0:
-                raise ProxyConfigError("--inbound", f"{what} {port} is given twice")
-            seen.add(port)
+    _given_once("--inbound", "listen port", [i.port for i in inbound])
+    _given_once("--inbound", "app port", [i.app_port for i in inbound])
 
 
-# A Kubernetes name: a namespace and a Service are DNS-1123 labels (RFC 1123, 63 at most).
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+def _given_once(option: str, what: str, keys: list[int] | list[str]) -> None:
+    """Refuse a key given twice; a port of 0 (the kernel picks one) may repeat."""
+    seen: set[int | str] = set()
+    for key in keys:
+        if key in seen and key != 0:
+            raise ProxyConfigError(option, f"{what} {key} is given twice")
+        seen.add(key)
+
+
+# A Service, as the policy names it: a namespace and a name, each a DNS-1123 label.
+_SERVICE = re.compile(rf"{DNS_LABEL}/{DNS_LABEL}")
 
 
 def parse_outbound_tcp(text: str) -> OutboundTcpPort:
@@ -173,7 +179,7 @@ def parse_outbound_tcp(text: str) -> OutboundTcpPort:
     ns, slash, name = service.partition("/")
     if not sep or not slash or not ns or not name:
         raise ProxyConfigError("--outbound-tcp", f"{text!r} is not PORT:NAMESPACE/SERVICE")
-    if not (_LABEL.fullmatch(ns) and _LABEL.fullmatch(name)):
+    if not _SERVICE.fullmatch(service) or max(len(ns), len(name)) > MAX_LABEL:
         # (`shop/db:5432`, `shop/db/extra`: a Service nobody can have, every connection closed)
         raise ProxyConfigError(
             "--outbound-tcp", f"{text!r}: {service!r} is not NAMESPACE/SERVICE (DNS labels)"
