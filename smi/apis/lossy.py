@@ -184,11 +184,8 @@ def restore(
     for name, (value, was) in payload.items():
         if was == fingerprint(_as_json(hub, name)):
             updates[name] = value
-            continue
-        current = getattr(hub, name)
-        narrowed = _put_back(narrowing, name, current, value)
-        if narrowed != current:
-            updates[name] = narrowed
+        else:
+            _as_edited(updates, narrowing, hub, name, value)
     restored = _updated(hub, updates)
     if read_back is not None and updates:
         try:
@@ -203,14 +200,22 @@ def restore(
         # wins), so its restrictions still come back on their entries, as they do when the
         # manifest was edited: an annotation edited by hand must not keep less than that
         # (GET /admin without its hidden x-admin-token header, allowed).
-        updates = {
-            n: v if getattr(back, n) == getattr(hub, n) else _put_back(narrowing, n, hub_v, v)
-            for n, v in updates.items()
-            for hub_v in [getattr(hub, n)]
-        }
-        updates = {n: v for n, v in updates.items() if v != getattr(hub, n)}
+        for name in [n for n in updates if getattr(back, n) != getattr(hub, n)]:
+            del updates[name]
+            _as_edited(updates, narrowing, hub, name, payload[name][0])
         restored = _updated(hub, updates)
     return restored
+
+
+def _as_edited(
+    updates: dict[str, Any], narrowing: Sequence[Narrowing], hub: BaseModel, name: str, stored: Any
+) -> None:
+    """A field the manifest changed since `stored` was kept: the manifest's value stays, with
+    the stored restrictions put back on the entries still there (into `updates` when any)."""
+    current = getattr(hub, name)
+    narrowed = _put_back(narrowing, name, current, stored)
+    if narrowed != current:
+        updates[name] = narrowed
 
 
 def _updated(hub: H, updates: dict[str, Any]) -> H:
