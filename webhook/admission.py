@@ -94,29 +94,6 @@ def validate_review(
     return answer, decision, messages
 
 
-def lenient_review(request: dict[str, Any]) -> AdmissionReview:
-    """An AdmissionRequest as the Data API is given it (`smictl/admission`): the fields the
-    webhook decides on, where `parse_admission` would refuse a request without a uid or an
-    operation (an OPA client asking a question, not the API server)."""
-    kind = request.get("kind")
-    gvk: dict[str, Any] = kind if isinstance(kind, dict) else {}
-    user_info = request.get("userInfo")
-    user: dict[str, Any] = user_info if isinstance(user_info, dict) else {}
-    return AdmissionReview(
-        api_version="admission.k8s.io/v1",
-        request=request,
-        uid=str(request.get("uid") or ""),
-        operation=str(request.get("operation") or "CREATE"),
-        group=str(gvk.get("group") or ""),
-        version=str(gvk.get("version") or ""),
-        kind=str(gvk.get("kind") or ""),
-        namespace=str(request.get("namespace") or ""),
-        name=str(request.get("name") or ""),
-        username=str(user.get("username") or ""),
-        dry_run=bool(request.get("dryRun")),
-    )
-
-
 def _terminating(review: AdmissionReview) -> str:
     """Why a metadata-only UPDATE of an object being deleted is let through unchecked, or "".
     Removing the last finalizer is what lets the object go: refusing it because the object

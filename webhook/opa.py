@@ -32,11 +32,11 @@ from flask import Blueprint, Response, jsonify, request
 
 from smi.identity import Identity, IdentityError
 from webhook import logs
-from webhook.admission import lenient_review, validate_review
+from webhook.admission import validate_review
 from webhook.auth import AuthError, ReviewUnavailable
 from webhook.mesh import policy_readers
 from webhook.plane import ControlPlane, current_plane
-from webhook.reviews import BadReview, read_json
+from webhook.reviews import BadReview, read_json, review_of
 
 PREFIX = "/v1/data"
 
@@ -174,7 +174,7 @@ def _admission(plane: ControlPlane, input_doc: Any) -> dict[str, Any]:
     # The answer `/validate` gives, bypasses and ratcheting included (an excluded namespace,
     # the control plane's own account, a metadata-only update of a stored object): the chain
     # alone refused what the webhook admits.
-    answer, _decision, reasons = validate_review(plane, lenient_review(input_doc))
+    answer, _decision, reasons = validate_review(plane, review_of(input_doc))
     response = answer["response"]
     status = response.get("status", {})
     return {

@@ -138,16 +138,26 @@ def parse_admission(doc: dict[str, Any]) -> AdmissionReview:
     for field in ("object", "oldObject"):
         if req.get(field) is not None and not isinstance(req.get(field), dict):
             raise BadReview(f"request.{field}: must be an object or null")
+    return review_of(req, api_version=str(api_version))
+
+
+def review_of(req: dict[str, Any], *, api_version: str = "admission.k8s.io/v1") -> AdmissionReview:
+    """The fields the webhook decides on, lifted out of an AdmissionRequest as it is: checked
+    first by `parse_admission` for the API server's reviews; taken as given from the Data API
+    (`smictl/admission`), whose OPA clients ask a question and need send no uid (a missing
+    operation is a CREATE)."""
+    kind = req.get("kind")
+    gvk: dict[str, Any] = kind if isinstance(kind, dict) else {}
     user_info = req.get("userInfo")
     user: dict[str, Any] = user_info if isinstance(user_info, dict) else {}
     return AdmissionReview(
-        api_version=str(api_version),
+        api_version=api_version,
         request=req,
-        uid=uid,
-        operation=str(operation),
-        group=str(kind.get("group") or ""),
-        version=str(kind.get("version") or ""),
-        kind=str(kind["kind"]),
+        uid=str(req.get("uid") or ""),
+        operation=str(req.get("operation") or "CREATE"),
+        group=str(gvk.get("group") or ""),
+        version=str(gvk.get("version") or ""),
+        kind=str(gvk.get("kind") or ""),
         namespace=str(req.get("namespace") or ""),
         name=str(req.get("name") or ""),
         username=str(user.get("username") or ""),
