@@ -507,12 +507,14 @@ def _store_file_problem(store: Path) -> str:
     """Why the workers could not open `store` as the SQLite store, or "": a file that is not a
     database was a `boot_failed` line per worker, then gunicorn's "App failed to load" (exit
     4), after the server had said it was listening. An empty file becomes the store."""
+    from smi.store.sqlite import make_private_dirs
+
     try:
         if store.is_file():
             with store.open("rb") as f:
                 head = f.read(len(_SQLITE_HEADER))
             return "" if not head or head == _SQLITE_HEADER else "is not a SQLite database"
-        store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(store.parent)  # (as the store makes it: 0700, missing parents too)
     except OSError as exc:
         return f"cannot be opened or created: {exc.strerror or exc}"
     return ""
