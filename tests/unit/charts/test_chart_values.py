@@ -81,6 +81,46 @@ def test_schema_refuses_a_mistake(path: str, value: Any, message: str) -> None:
     assert any(message in e for e in errors), errors
 
 
+def _with(path: str, value: Any) -> list[str]:
+    values = copy.deepcopy(VALUES)
+    node = values
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return _errors(values)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    ["cluster.local", "a", "mesh.corp", "a..b", "mesh.-corp", "mesh-.corp", ".a", "a.", "x" * 254],
+)
+def test_schema_takes_the_trust_domains_the_control_plane_takes(domain: str) -> None:
+    """A trust domain the schema passes and `serve` refuses (SMI7009) is a control plane that
+    never starts after a successful install."""
+    from smi.identity import IdentityError, check_trust_domain
+
+    try:
+        check_trust_domain(domain)
+        accepted = True
+    except IdentityError:
+        accepted = False
+    assert (_with("mesh.trustDomain", domain) == []) is accepted
+
+
+def test_extra_env_cannot_override_a_variable_the_chart_sets() -> None:
+    """Kubernetes keeps the last of two entries of one name, so an extraEnv copy would win over
+    the chart's value while the chart still sizes memory and probes from its own."""
+    import re
+
+    deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r"- name: (SMI\w+)", deployment)))
+    assert "SMI_WEBHOOK_WORKERS" in names and "SMICTL_REGO_MEMORY_LIMIT" in names
+    for name in names:
+        assert _with("controlPlane.extraEnv", [{"name": name, "value": "1"}]), name
+    assert _with("controlPlane.extraEnv", [{"name": "SMI_WEBHOOK_LONG_POLL_SECONDS"}]) == []
+
+
 def test_every_key_has_a_doc_comment() -> None:
     for text, name in ((VALUES_TEXT, "values.yaml"), (DEMO_TEXT, "values-demo.yaml")):
         docs = DOCS.parse(text)
