@@ -177,3 +177,12 @@ def test_safe_defaults() -> None:
     assert VALUES["webhook"]["timeoutSeconds"] == 3
     assert VALUES["demo"]["enabled"] is False
     assert VALUES["controlPlane"]["resources"]["limits"]
+
+
+def test_demo_servers_listen_on_loopback_only() -> None:
+    """Nothing redirects a pod's traffic to its sidecar, so a demo server bound to the pod's IP
+    would let the intruder skip its proxy and call payments directly."""
+    import runpy
+
+    server = runpy.run_path(str(CHART / "files" / "demo" / "server.py"), run_name="demo_server")
+    assert server["BIND"] == "127.0.0.1"

@@ -10,7 +10,10 @@ import json
 import os
 
 NAME = os.environ.get("DEMO_NAME", "demo")
-BIND = os.environ.get("DEMO_BIND", "0.0.0.0")  # noqa: S104 - a pod's own network namespace
+# Loopback only: the sidecar reaches the app on 127.0.0.1 and nothing redirects a pod's traffic
+# (no iptables step), so a port bound to the pod's IP is one every other pod reaches without
+# passing the proxy: the intruder would skip its http_proxy and pay.
+BIND = os.environ.get("DEMO_BIND", "127.0.0.1")
 PORT = int(os.environ.get("DEMO_PORT", "8080"))
 
 
