@@ -176,8 +176,10 @@ def _mutate(*, namespace_opted_in: bool) -> Response | tuple[Response, int]:
 def mutate_review(
     plane: ControlPlane, review: AdmissionReview, *, namespace_opted_in: bool = False
 ) -> tuple[dict[str, Any], str, str]:
-    if review.kind != "Pod" or review.operation != "CREATE":
-        reason = f"{review.operation} {review.kind}: only Pod creations are injected"
+    if review.kind != "Pod" or review.group != "" or review.operation != "CREATE":
+        # The core group's Pod only: a custom resource named Pod is no pod the kubelet runs.
+        kind = f"{review.kind}.{review.group}" if review.group else review.kind
+        reason = f"{review.operation} {kind}: only Pod creations are injected"
         return admission_response(review, allowed=True), "skipped", reason
     bypass = _bypass(plane, review)
     if bypass:

@@ -144,7 +144,10 @@ def decide(
     config: InjectionConfig,
 ) -> InjectionDecision:
     """Whether and how to inject `pod`, created in `namespace`."""
-    problem = malformed(pod)
+    # The namespace is half of the proxy's identity: `/default` is none a certificate is for.
+    problem = malformed(pod) or (
+        "" if namespace else "metadata.namespace: missing, and the review names none"
+    )
     if problem:
         # Refused, not passed over: an opted-in pod would otherwise run without its proxy,
         # and the answer names the field (as `smictl inject` does for the same pod).
@@ -161,10 +164,10 @@ def decide(
     unfit = _unfit(spec)
     if unfit:
         return InjectionDecision(False, unfit)
-    clash = _clash(spec)
+    plan = placement(pod, config=config)
+    clash = _clash(spec, native=plan.native)
     if clash:
         return InjectionDecision(False, "refused", refusal=clash)
-    plan = placement(pod, config=config)
     patch = build_patch(pod, namespace=namespace, config=config, plan=plan)
     return InjectionDecision(True, "injected", tuple(patch), warnings=plan.warnings)
 
@@ -193,8 +196,9 @@ def _native_proxy(spec: Mapping[str, Any]) -> bool:
     )
 
 
-def _clash(spec: Mapping[str, Any]) -> str:
-    """What in an opted-in pod would collide with the injected proxy, or ""."""
+def _clash(spec: Mapping[str, Any], *, native: bool) -> str:
+    """What in an opted-in pod would collide with the injected proxy, or "". A `native` proxy
+    starts before every init container, so each of them runs beside it."""
     for field in ("initContainers", "ephemeralContainers"):
         for c in spec.get(field) or ():
             if isinstance(c, Mapping) and c.get("name") == PROXY_CONTAINER:
@@ -208,8 +212,8 @@ def _clash(spec: Mapping[str, Any]) -> str:
         for i, c in enumerate(spec.get(field) or ()):
             if not isinstance(c, Mapping):
                 continue
-            if field == "initContainers" and c.get("restartPolicy") != "Always":
-                continue  # runs to completion before the containers start
+            if field == "initContainers" and not native and c.get("restartPolicy") != "Always":
+                continue  # runs to completion before the proxy, a regular container, starts
             for j, port in enumerate(c.get("ports") or ()):
                 number = port.get("containerPort") if isinstance(port, Mapping) else None
                 if number in PROXY_PORTS and str(port.get("protocol") or "TCP") == "TCP":
@@ -335,7 +339,9 @@ def build_patch(
         sidecar = held_sidecar(container, wait_before_exit=plan.wait_before_exit)
         ops = [{"op": "add", "path": "/spec/containers/0", "value": sidecar}]
         app = spec["containers"][0].get("name")
-        if isinstance(app, str) and DEFAULT_CONTAINER_KEY not in (meta.get("annotations") or {}):
+        # An empty value names no container (kubectl then takes the first: the proxy).
+        chosen = (meta.get("annotations") or {}).get(DEFAULT_CONTAINER_KEY)
+        if isinstance(app, str) and not (isinstance(chosen, str) and chosen.strip()):
             marks[DEFAULT_CONTAINER_KEY] = app
     ops += _add_to_list(spec, "volumes", "/spec/volumes", proxy_volumes())
     if pod.get("metadata") is None:  # no object to add the annotation to: create it
@@ -405,7 +411,7 @@ def _wait_before_exit(
             warnings.append(
                 f"{WAIT_BEFORE_EXIT_KEY}={wait}: the proxy waits {budget}s before exiting, "
                 f"so that terminationGracePeriodSeconds ({grace}s) leaves it "
-                f"{PROXY_DRAIN_SECONDS}s to drain; raise the grace period to wait longer"
+                f"{grace - budget}s to drain; raise the grace period to wait longer"
             )
         wait = budget
     if unreadable:  # said with the wait that applies, fitted or not

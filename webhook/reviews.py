@@ -128,7 +128,8 @@ def parse_admission(doc: dict[str, Any]) -> AdmissionReview:
         raise BadReview("request: missing or not an object")
     uid = req.get("uid")
     if not isinstance(uid, str) or not uid:
-        raise BadReview("request.uid: missing; the API server matches answers by uid")
+        what = "missing" if uid is None or uid == "" else f"{type(uid).__name__}, not a string"
+        raise BadReview(f"request.uid: {what}; the API server matches answers by uid")
     operation = req.get("operation")
     if operation not in OPERATIONS:
         raise BadReview(f"request.operation: {operation!r} is not one of {', '.join(OPERATIONS)}")
@@ -253,7 +254,8 @@ def parse_conversion(doc: dict[str, Any]) -> ConversionReview:
         raise BadReview("request: missing or not an object")
     uid, desired, objects = req.get("uid"), req.get("desiredAPIVersion"), req.get("objects")
     if not isinstance(uid, str) or not uid:
-        raise BadReview("request.uid: missing")
+        what = "missing" if uid is None or uid == "" else f"{type(uid).__name__}, not a string"
+        raise BadReview(f"request.uid: {what}")
     if not isinstance(desired, str) or "/" not in desired:
         raise BadReview("request.desiredAPIVersion: missing or not group/version")
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):

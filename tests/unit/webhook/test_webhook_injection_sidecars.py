@@ -511,8 +511,11 @@ def test_a_port_of_the_pods_own_native_sidecar_clashes_too() -> None:
                "ports": [{"containerPort": 15001}]}  # fmt: skip
     d = decide(pod(initContainers=[sidecar]), namespace="shop", namespace_labels={}, config=NATIVE)
     assert not d.inject and d.refusal.startswith("spec.initContainers[0].ports[0]: port 15001")
-    # An init container that runs to completion first (and declares a port) is no clash.
+    # An init container that runs to completion runs beside a native proxy too (the proxy
+    # starts first), and before a regular one: a clash only with the native placement.
     once = {k: v for k, v in sidecar.items() if k != "restartPolicy"}
+    d = decide(pod(initContainers=[once]), namespace="shop", namespace_labels={}, config=NATIVE)
+    assert not d.inject and d.refusal.startswith("spec.initContainers[0].ports[0]: port 15001")
     assert decide(
-        pod(initContainers=[once]), namespace="shop", namespace_labels={}, config=NATIVE
+        pod(initContainers=[once]), namespace="shop", namespace_labels={}, config=REGULAR
     ).inject
