@@ -104,19 +104,20 @@ class AdminProtocol(asyncio.Protocol):
         self.url += url
 
     def on_message_complete(self) -> None:
-        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        path = _origin_path(self.url)
         self.url, self.size = b"", 0
         method = self.parser.get_method()
         page = self.pages.get(path)
         if method not in (b"GET", b"HEAD"):
-            self._send(405, "text/plain", b"method not allowed\n", close=False)
+            status, ctype, body = 405, "text/plain", b"method not allowed\n"
         elif page is None:
-            self._send(404, "text/plain", b"not found\n", close=False)
+            status, ctype, body = 404, "text/plain", b"not found\n"
         else:
             status, ctype, body = page()
-            self._send(
-                status, ctype, b"" if method == b"HEAD" else body, close=False, length=len(body)
-            )
+        # An answer to HEAD has the headers of GET's and no body (RFC 9110 §9.3.2), errors too.
+        self._send(
+            status, ctype, b"" if method == b"HEAD" else body, close=False, length=len(body)
+        )
         if self.transport is None:
             return
         if not self.parser.should_keep_alive():
@@ -143,6 +144,18 @@ class AdminProtocol(asyncio.Protocol):
         self.transport.write(head.encode() + body)
         if close:
             self.transport.close()
+
+
+def _origin_path(url: bytes) -> str:
+    """The path of a request target: origin form (`/ready?x`) or the absolute form a server
+    MUST accept (`http://host:15020/ready`, RFC 9112 §3.2.2); "" for any other (`*`)."""
+    try:
+        parts = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        return ""
+    if parts.path is None:  # `http://host`: the absolute form's empty path is "/"
+        return "/" if parts.schema else ""
+    return bytes(parts.path).decode("latin-1")
 
 
 def json_page(status: int, doc: object) -> tuple[int, str, bytes]:
