@@ -115,9 +115,7 @@ class AdminProtocol(asyncio.Protocol):
         else:
             status, ctype, body = page()
         # An answer to HEAD has the headers of GET's and no body (RFC 9110 §9.3.2), errors too.
-        self._send(
-            status, ctype, b"" if method == b"HEAD" else body, close=False, length=len(body)
-        )
+        self._send(status, ctype, b"" if method == b"HEAD" else body, close=False, length=len(body))
         if self.transport is None:
             return
         if not self.parser.should_keep_alive():
@@ -153,7 +151,7 @@ def _origin_path(url: bytes) -> str:
         parts = httptools.parse_url(url)
     except httptools.HttpParserInvalidURLError:
         return ""
-    if parts.path is None:  # `http://host`: the absolute form's empty path is "/"
+    if not parts.path:  # `http://host` (None): the absolute form's empty path is "/"
         return "/" if parts.schema else ""
     return bytes(parts.path).decode("latin-1")
 

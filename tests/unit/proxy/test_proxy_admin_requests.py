@@ -28,7 +28,8 @@ def _answers(data: bytes) -> bytes:
 async def test_head_gets_the_headers_and_no_body_then_the_next_answer(
     request_line: str, status: bytes
 ) -> None:
-    out = _answers(f"{request_line} HTTP/1.1\r\nHost: a\r\n\r\nGET /ready HTTP/1.1\r\n\r\n".encode())
+    then = "GET /ready HTTP/1.1\r\n\r\n"
+    out = _answers(f"{request_line} HTTP/1.1\r\nHost: a\r\n\r\n{then}".encode())
     first, second = out.split(b"HTTP/1.1 ")[1:]
     assert first.startswith(status) and first.endswith(b"\r\n\r\n")
     assert b"content-length: 0" not in first  # GET's length, as RFC 9110 §9.3.2 says
