@@ -284,6 +284,19 @@ CODES: dict[str, Code] = dict(
             "compiled policies and Rego input all say `host`).",
             "Write `host` to say so.",
         ),
+        _c(
+            "SMI2209",
+            "regex too costly to match",
+            "RE2 matches in linear time, but the factor is the size of the compiled program: "
+            "where its DFA gives up (`.*a.{200}$`, `.{0,1000}` repeated) every instruction is "
+            "stepped for every byte of the request, about 2 ns each here. smictl refuses a regex "
+            "whose program would exceed 1000 instructions (an estimate: a literal byte or an "
+            "ASCII range is 1, `.` or a negated class 8, `x{m,n}` is n copies of x), as Envoy "
+            "refuses one past re2.max_program_size, so that a long hostile path cannot hold "
+            "a proxy for seconds.",
+            "Use fewer or smaller counted repetitions, `.*` or `[^/]*` for unbounded runs, and "
+            "ASCII classes (`[a-z0-9-]`) rather than `.` inside repetitions.",
+        ),
         # --- SMI23xx: TCPRoute / UDPRoute ---------------------------------------------------------
         _c(
             "SMI2301",

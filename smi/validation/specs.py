@@ -23,6 +23,7 @@ from smi.apis.lossy import carries_annotation
 from smi.apis.specs import hub
 from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
 from smi.errors import Diagnostic, Severity
+from smi.regexcost import cost_problem
 from smi.validation.access import restored_restrictions
 from smi.validation.names import HTTP_TOKEN, duplicates, error, show, warning
 from smi.validation.regex import end_anchored, longer_path_example, re2_problem
@@ -97,6 +98,14 @@ def _path_regex(out: list[Diagnostic], regex: str, *, path: str) -> None:
                 path=f"{path}.pathRegex",
             )
         )
+    elif (costly := cost_problem(regex)) is not None:
+        out.append(
+            error(
+                "SMI2209",
+                f"pathRegex {show(regex)} is too costly to match: {costly}",
+                path=f"{path}.pathRegex",
+            )
+        )
     elif not regex:
         # The proxy matches it like a missing pathRegex (every path starts with ""): likely a
         # template that rendered nothing, so it is named, not told to end with `$`.
@@ -163,6 +172,10 @@ def _header_problems(
                     "SMI2204",
                     f"header {name!r}: {show(regex)} is not RE2 syntax: {problem}",
                 )
+            )
+        elif (costly := cost_problem(regex)) is not None:
+            found.append(
+                (i, "error", "SMI2209", f"header {name!r}: {show(regex)} is too costly: {costly}")
             )
     return found
 

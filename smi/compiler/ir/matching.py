@@ -28,6 +28,7 @@ import re2
 
 from smi.compiler.ir.model import HttpMatch
 from smi.re2syntax import re2_source
+from smi.regexcost import cost_problem
 
 re2.set_fallback_notification(re2.FALLBACK_EXCEPTION)
 
@@ -42,15 +43,22 @@ _RE2_ERRORS = (re2.error, re2.BackreferencesException, re2.CharClassProblemExcep
 
 
 class RegexError(ValueError):
-    """A regex is not valid RE2 syntax (for example a back-reference or a look-around)."""
+    """A regex is not valid RE2 syntax (for example a back-reference or a look-around), or is
+    too costly to match (SMI2209)."""
 
 
 def compile_regex(pattern: str) -> re2.Pattern:
-    """Compile one RE2 regex, or raise `RegexError` with RE2's reason."""
+    """Compile one RE2 regex, or raise `RegexError` with RE2's reason, or with the cost when
+    its program is too large to step through for every byte of a hostile request
+    (`smi.regexcost`): a hand-written MeshPolicy gets the same bound as admission."""
     try:
-        return re2.compile(re2_source(pattern))
+        compiled = re2.compile(re2_source(pattern))
     except _RE2_ERRORS as exc:
         raise RegexError(f"{pattern!r} is not an RE2 regex: {exc}") from exc
+    costly = cost_problem(pattern)
+    if costly is not None:
+        raise RegexError(f"{pattern!r} is too costly to match: {costly}")
+    return compiled
 
 
 def is_literal(pattern: str) -> bool:
