@@ -520,9 +520,11 @@ CODES: dict[str, Code] = dict(
             "The object carries the `smictl.io/lossy-fields` annotation of a conversion to a "
             "version that cannot hold some of its restrictions: a TrafficTarget destination "
             "port in access v1alpha3/v1alpha4, a match's headers in specs v1alpha1, TCPRoute "
-            "ports before specs v1alpha4. smictl restores and enforces them (they only narrow "
-            "what is allowed), but a reader of the manifest does not see them, and `kubectl "
-            "apply` keeps the annotation even when the manifest was written without them.",
+            "ports before specs v1alpha4, a TrafficSplit's matches (only the requests they "
+            "match are split) below split v1alpha3. smictl restores and enforces them (they "
+            "only narrow what is allowed), but a reader of the manifest does not see them, and "
+            "`kubectl apply` keeps the annotation even when the manifest was written without "
+            "them.",
             "Nothing, if the restrictions named are meant. To drop them, delete the annotation "
             "(`kubectl annotate ... smictl.io/lossy-fields-`); to see them, read the object in "
             "a version that shows them.",

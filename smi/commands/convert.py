@@ -17,9 +17,10 @@ alone (a negative weight, a TrafficTarget without rules): converted, it would be
 the new version, and a pipeline that only converts would ship it. References to other objects
 are not checked (`smictl validate` does that); its warnings are not printed. One warning is:
 an object whose output keeps a restriction only in the annotation (a TrafficTarget
-destination's port in access v1alpha3, a match's headers in specs v1alpha1) is named on
-standard error (SMI4005). smictl enforces it, but every other reader of the output sees the
-object allow more than it does; the output and the exit status stay as they are.
+destination's port in access v1alpha3, a match's headers in specs v1alpha1, a TrafficSplit's
+matches in split v1alpha2) is named on standard error (SMI4005). smictl enforces it, but every
+other reader of the output sees the object allow (or split) more than it does; the output and
+the exit status stay as they are.
 """
 
 from __future__ import annotations
@@ -202,17 +203,20 @@ def _convert(
 
 def _narrowing(api_version: str, kind: str) -> Sequence[Narrowing]:
     """What in objects of `kind` only narrows what they allow (`smi.apis.lossy.Narrowing`),
-    as the version modules declare it for their conversions."""
+    as the version modules declare it (a split's `matches`: `smi.apis.split.common`)."""
     from smi.apis.access import hub as access
     from smi.apis.access.common import TARGET_NARROWING
     from smi.apis.specs import hub as specs
     from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
+    from smi.apis.split import hub as split
+    from smi.apis.split.common import SPLIT_NARROWING
 
     return {
         (access.GROUP, "TrafficTarget"): TARGET_NARROWING,
         (specs.GROUP, "HTTPRouteGroup"): GROUP_NARROWING,
         (specs.GROUP, "TCPRoute"): ROUTE_NARROWING,
         (specs.GROUP, "UDPRoute"): ROUTE_NARROWING,
+        (split.GROUP, "TrafficSplit"): SPLIT_NARROWING,
     }.get((api_version.partition("/")[0], kind), ())
 
 

@@ -2,7 +2,9 @@
 
 Weights are relative shares held in milli-units by the hub: whole numbers >= 0 from v1alpha2 on,
 non-negative quantities in v1alpha1; their sum must be > 0. The root service is a Service of the
-split's own namespace, written `name` or `name.<namespace>[.svc[.cluster.local]]`.
+split's own namespace, written `name` or `name.<namespace>[.svc[.cluster.local]]`. `matches`
+the lossy-fields annotation restores below v1alpha3 split only the requests they match, out of
+the manifest's sight, so they are named (SMI4005, as a TrafficTarget's hidden destination port).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from smi.apis.lossy import carries_annotation
 from smi.apis.split import hub
+from smi.apis.split.common import SPLIT_NARROWING
 from smi.errors import Diagnostic
+from smi.validation.access import restored_restrictions
 from smi.validation.names import (
     check_label,
     check_subdomain,
@@ -70,6 +75,8 @@ def check_traffic_split(resource: Resource) -> list[Diagnostic]:
         raw=resource.raw,
     )
     _matches(out, split.matches or ())
+    if carries_annotation(resource.raw):
+        out += restored_restrictions(resource, SPLIT_NARROWING)
     return out
 
 

@@ -8,6 +8,12 @@ versions (v1alpha2+) read `w` as `w * 1000`; going back, whole units are written
 and anything finer is written as ratio-preserving integers (the milli weights divided by their
 greatest common divisor: 10m/100m/1500m -> 1/10/150), the exact milli weights riding in the
 lossy-fields annotation.
+
+`matches` (v1alpha3+) ride in that annotation below v1alpha3 and only narrow the split (the
+requests they do not match go to the root service), so validation names them as it names the
+other hidden restrictions (`MATCHES`, `smi.apis.lossy.Narrowing`, SMI4005). v1alpha1 and
+v1alpha2 have no `matches` a client could edit, so the edit rule of `Narrowing` has nothing to
+act on there: they are declared for naming only.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
+from smi.apis import lossy
 from smi.apis.quantity import QuantityError, format_milli, to_milli
 from smi.apis.split import hub
 from smi.apis.trusted import hub_builder
@@ -125,6 +132,15 @@ def integer_weights(milli: list[int]) -> list[int]:
 def int_backends(backends: tuple[hub.Backend, ...]) -> list[Backend]:
     weights = integer_weights([b.weight_milli for b in backends])
     return [Backend(service=b.service, weight=w) for b, w in zip(backends, weights, strict=True)]
+
+
+def _describe_matches(_key: object, matches: tuple[hub.MatchRef, ...]) -> str:
+    groups = ", ".join(f"{m.kind} {m.name}" for m in matches)
+    return f"matches [{groups}] (only the requests they match are split)"
+
+
+MATCHES = lossy.Narrowing(field="matches", part=None, describe=_describe_matches)
+SPLIT_NARROWING = (MATCHES,)
 
 
 def match_to_hub(match: MatchRef) -> hub.MatchRef:

@@ -212,3 +212,23 @@ def test_standard_input_is_named_as_such(capsys: Capsys, monkeypatch: pytest.Mon
     code, _, err = run(capsys, "-f", "-", "--to", ACCESS_V3)
     assert code == 0
     assert err == "<stdin>:5: warning: destination.port 9102 " + HIDDEN.format(to=ACCESS_V3) + "\n"
+
+
+def test_a_splits_matches_hidden_below_v1alpha3_are_named(tmp_path: Path, capsys: Capsys) -> None:
+    """Below split v1alpha3 the matches ride in the annotation: only the requests they match
+    are split, which no other reader of the output sees."""
+    path = tmp_path / "split.yaml"
+    path.write_text(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\n"
+        "metadata: {name: s, namespace: shop}\n"
+        "spec:\n  service: shop\n  backends: [{service: a, weight: 1}]\n"
+        "  matches:\n  - {kind: HTTPRouteGroup, name: ab}\n"
+    )
+    to = "split.smi-spec.io/v1alpha2"
+    code, out, err = run(capsys, "-f", str(path), "--to", to)
+    assert (code, err) == (
+        0,
+        f"{path}:7: warning: matches [HTTPRouteGroup ab] (only the requests they match are "
+        f"split) {HIDDEN.format(to=to)}\n",
+    )
+    assert "matches" not in yaml.safe_load(out)["spec"]

@@ -124,3 +124,24 @@ def test_hidden_grants_are_named_as_hidden_restrictions_are(tmp_path: Path, caps
         "access.smi-spec.io/v1alpha1 cannot show: smictl grants it, and deleting the "
         "annotation drops it (SMI4006)"
     ) in out.splitlines()
+
+
+def test_hidden_split_matches_are_named_as_hidden_restrictions(
+    tmp_path: Path, capsys: object
+) -> None:
+    """A split v1alpha2 whose annotation restores `matches` splits only the requests they
+    match, yet validate said "0 errors, 0 warnings": named as a match's hidden headers are."""
+    path = tmp_path / "m.yaml"
+    group = (
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\n"
+        "metadata: {name: canary, namespace: ns1}\n"
+        "spec:\n  matches:\n  - {name: ff, headers: [{user-agent: '.*Firefox.*'}]}\n"
+    )
+    path.write_text(SPLIT + "---\n" + group)
+    assert main(["validate", "-f", str(path)]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.splitlines() == [
+        f"{path}:7: warning: {ANNOTATION}: restores matches [HTTPRouteGroup canary] (only the "
+        "requests they match are split), which split.smi-spec.io/v1alpha2 cannot show: smictl "
+        "enforces it, and deleting the annotation drops it (SMI4005)"
+    ]
