@@ -33,6 +33,7 @@ from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
 from smi.loading import ContextObject, Resource
 from smi.validation import check_resource, root_service
+from smi.validation.access import LOSSY_PATH, rule_paths
 from smi.validation.names import error, warning
 from smi.yamlpos import join_path
 
@@ -236,11 +237,11 @@ def _cross(resource: Resource, index: _Index) -> Iterator[Diagnostic]:
 def _target_refs(
     resource: Resource, target: TrafficTarget, *, index: _Index
 ) -> Iterator[Diagnostic]:
-    v1alpha1 = resource.api_version.endswith("/v1alpha1")
-    spec = "" if v1alpha1 else "spec."
-    rules = f"{spec}specs" if v1alpha1 else f"{spec}rules"
+    spec = "" if resource.api_version.endswith("/v1alpha1") else "spec."
     ns = resource.namespace
-    for i, rule in enumerate(target.rules):
+    # Paths of the manifest as written; a rule it does not show (a UDPRoute rule the
+    # annotation restores below access v1alpha3) is reported at the annotation.
+    for rule, at in zip(target.rules, rule_paths(resource), strict=True):
         if rule.kind not in ROUTE_KINDS:
             continue  # reported by the per-object checks
         route = index.get(rule.kind, namespace=ns, name=rule.name)
@@ -249,7 +250,7 @@ def _target_refs(
                 "SMI3001",
                 f"{rule.kind} {ns}/{rule.name} is not in the set; until it exists this rule "
                 "allows nothing",
-                path=f"{rules}[{i}].name",
+                path=_field(at, ".name"),
             )
             continue
         if isinstance(route.obj, HTTPRouteGroup):
@@ -260,9 +261,9 @@ def _target_refs(
                     "SMI3010",
                     f"`matches: []` allows every match of HTTPRouteGroup {ns}/{rule.name}, as "
                     "leaving `matches` out does; list the match names to allow only those",
-                    path=f"{rules}[{i}].matches",
+                    path=_field(at, ".matches"),
                 )
-            yield from _match_names(rule.matches or (), route.obj, path=f"{rules}[{i}].matches")
+            yield from _match_names(rule.matches or (), route.obj, rule=at)
     yield from _port_opens_nothing(resource, target, index=index)
     if not resource.api_version.endswith("/v1alpha4"):
         return  # IdentityBinding subjects exist only in access v1alpha4 (else SMI2404)
@@ -318,7 +319,14 @@ def _subjects(target: TrafficTarget, *, spec: str) -> Iterator[tuple[str, Any]]:
         yield f"{spec}sources[{i}]", source
 
 
-def _match_names(names: Sequence[str], group: HTTPRouteGroup, *, path: str) -> Iterator[Diagnostic]:
+def _field(rule: str | None, tail: str) -> str:
+    """The path of `tail` in a rule at `rule` (`rule_paths`), the annotation's when hidden."""
+    return LOSSY_PATH if rule is None else f"{rule}{tail}"
+
+
+def _match_names(
+    names: Sequence[str], group: HTTPRouteGroup, *, rule: str | None
+) -> Iterator[Diagnostic]:
     defined = [m.name for m in group.matches]
     for j, name in enumerate(names):
         if name not in defined:
@@ -326,7 +334,7 @@ def _match_names(names: Sequence[str], group: HTTPRouteGroup, *, path: str) -> I
                 "SMI3002",
                 f"HTTPRouteGroup {group.metadata.namespace}/{group.metadata.name} has no match "
                 f"{name!r} (it has: {', '.join(defined) or 'none'})",
-                path=f"{path}[{j}]",
+                path=_field(rule, f".matches[{j}]"),
             )
 
 

@@ -132,14 +132,44 @@ def restored_restrictions(resource: Resource, narrowing: Sequence[Narrowing]) ->
     return [] if note is None else [warning("SMI4005", note, path=LOSSY_PATH)]
 
 
+def rule_paths(resource: Resource) -> tuple[str | None, ...]:
+    """Where each rule of a TrafficTarget, in hub order, is in the manifest as written
+    (`spec.rules[1]`, `specs[1]` in v1alpha1), None for one the lossy-fields annotation
+    restores and the version cannot show. The hub's index counts hidden rules: a check that
+    used it as the manifest's put a hidden UDPRoute rule's problem on the rule written first."""
+    target: hub.TrafficTarget = resource.obj
+    version = resource.api_version.rpartition("/")[2]
+    v1alpha1 = version == "v1alpha1"
+    body = resource.raw if v1alpha1 else resource.raw.get("spec")
+    written = body.get("specs" if v1alpha1 else "rules") if isinstance(body, dict) else None
+    path = "specs" if v1alpha1 else "spec.rules"
+    places = _places(target.rules, written, _HIDDEN_RULE_KINDS.get(version))
+    return tuple(None if i is None else f"{path}[{i}]" for i in places)
+
+
 def _shown(entries: tuple[T, ...], written: object, hidden_kind: str | None) -> tuple[T, ...]:
     """The entries as the manifest writes them: without those restored from the lossy-fields
-    annotation (only kinds this version cannot hold can come from there, so when the hub has
-    more entries than the manifest, the extra ones are exactly those)."""
+    annotation (`_places`)."""
+    places = _places(entries, written, hidden_kind)
+    return tuple(e for e, i in zip(entries, places, strict=True) if i is not None)
+
+
+def _places(entries: tuple[T, ...], written: object, hidden_kind: str | None) -> list[int | None]:
+    """Each entry's index in the list the manifest writes, None for one restored from the
+    lossy-fields annotation (only kinds this version cannot hold can come from there, so when
+    the hub has more entries than the manifest, the extra ones are exactly those)."""
     count = len(written) if isinstance(written, list) else 0
     if hidden_kind is None or len(entries) == count:
-        return entries
-    return tuple(e for e in entries if getattr(e, "kind", None) != hidden_kind)
+        return list(range(len(entries)))
+    places: list[int | None] = []
+    shown = 0
+    for entry in entries:
+        if getattr(entry, "kind", None) == hidden_kind:
+            places.append(None)
+        else:
+            places.append(shown)
+            shown += 1
+    return places
 
 
 def _subject(out: list[Diagnostic], subject: hub.Subject, *, path: str, version: str) -> None:

@@ -145,3 +145,80 @@ def test_hidden_split_matches_are_named_as_hidden_restrictions(
         "requests they match are split), which split.smi-spec.io/v1alpha2 cannot show: smictl "
         "enforces it, and deleting the annotation drops it (SMI4005)"
     ]
+
+
+# What `convert` writes for an access v1alpha3 TrafficTarget whose first rule is a UDPRoute
+# rule, converted to v1alpha2: the manifest's rules[0] is the hub's rules[1].
+UDP_FIRST = json.dumps(
+    {
+        "rules": {
+            "value": [
+                {"kind": "UDPRoute", "matches": None, "name": "u"},
+                {"kind": "HTTPRouteGroup", "matches": ["missing"], "name": "g"},
+                {"kind": "HTTPRouteGroup", "matches": [], "name": "g"},
+                {"kind": "TCPRoute", "matches": None, "name": "t"},
+            ],
+            "was": "65c2708ef1238277",
+        }
+    },
+    separators=(",", ":"),
+)
+UDP_FIRST_TARGET = f"""\
+apiVersion: access.smi-spec.io/v1alpha2
+kind: TrafficTarget
+metadata:
+  name: tt
+  namespace: ns1
+  annotations:
+    smictl.io/lossy-fields: '{UDP_FIRST}'
+spec:
+  destination:
+    kind: ServiceAccount
+    name: api
+    namespace: ns1
+  rules:
+  - kind: HTTPRouteGroup
+    name: g
+    matches:
+    - missing
+  - kind: HTTPRouteGroup
+    name: g
+    matches: []
+  - kind: TCPRoute
+    name: t
+  sources:
+  - kind: ServiceAccount
+    name: web
+    namespace: ns1
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {{name: g, namespace: ns1}}
+spec:
+  matches:
+  - {{name: ok, methods: [GET]}}
+"""
+
+
+def test_rule_warnings_after_a_hidden_rule_name_the_rule_as_written(
+    tmp_path: Path, capsys: object
+) -> None:
+    """The cross-resource checks indexed rules as the hub holds them, hidden UDPRoute rule
+    first: `spec.rules[0].name` named the hidden rule u at the line of the rule g, and the
+    TCPRoute rule t, written third, was put on the annotation."""
+    path = tmp_path / "m.yaml"
+    path.write_text(UDP_FIRST_TARGET)
+    main(["validate", "-f", str(path)])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    found = [
+        line.removeprefix(f"{path}:").split(" (it has", 1)[0].split(";", 1)[0]
+        for line in out.splitlines()
+        if line.endswith(("(SMI3001)", "(SMI3002)", "(SMI3010)"))
+    ]
+    assert found == [
+        f"7: warning: {ANNOTATION}: UDPRoute ns1/u is not in the set",
+        "17: warning: spec.rules[0].matches[0]: HTTPRouteGroup ns1/g has no match 'missing'",
+        "20: warning: spec.rules[1].matches: `matches: []` allows every match of "
+        "HTTPRouteGroup ns1/g, as leaving `matches` out does",
+        "22: warning: spec.rules[2].name: TCPRoute ns1/t is not in the set",
+    ]
