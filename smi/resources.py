@@ -9,14 +9,18 @@ offending field. `smi.loading` builds these and re-exports them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
+from pydantic import BaseModel
+
+from smi.apis import registry
 from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import Diagnostic
 from smi.sources import Lines
-from smi.yamlpos import parse_path
+from smi.yamlpos import PathPart, parse_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +90,23 @@ class Resource:
         the document does not have, where the lossy-fields annotation restores it (a UDPRoute
         rule of access v1alpha1, a split v1alpha2's `matches`), is the annotation's: the
         writer can find that, where `specs[1].name` named a field the manifest lacks."""
-        if diagnostic.path and _restored(self.raw, diagnostic.path):
+        if diagnostic.path and _restored(self.raw, diagnostic.path, self._wire()):
             diagnostic = replace(diagnostic, path=f'metadata.annotations["{LOSSY_ANNOTATION}"]')
         located = diagnostic.located(file=self.source.file, line=self.line_of(diagnostic.path))
         return located if located.object_ref else replace(located, object_ref=self.key)
 
+    def _wire(self) -> type[BaseModel] | None:
+        entry = registry.lookup(self.api_version, self.kind)
+        return None if entry is None else entry.wire
 
-def _restored(raw: Mapping[str, Any], path: str) -> bool:
+
+def _restored(raw: Mapping[str, Any], path: str, wire: type[BaseModel] | None) -> bool:
     """Whether `path` names nothing in the document `raw`, and its field is one the
-    lossy-fields annotation holds (so restored it: not a required field left out)."""
+    lossy-fields annotation holds (so restored it: not a required field left out). Inside an
+    entry the manifest writes, only a field its version (`wire`, the model of the document)
+    has no place for is restored: a destination's port in access v1alpha3 or a match's headers
+    in specs v1alpha1, not a source's `namespace` its writer left out, whose warning (SMI2406)
+    moved to the annotation whenever the annotation held hidden sources."""
     meta = raw.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
     if not isinstance(annotations, Mapping) or LOSSY_ANNOTATION not in annotations:
@@ -107,14 +119,47 @@ def _restored(raw: Mapping[str, Any], path: str) -> bool:
     if not isinstance(held, dict) or {"specs": "rules"}.get(top, top) not in held:
         return False
     node: Any = raw
-    for part in parse_path(path):
+    parts = parse_path(path)
+    for depth, part in enumerate(parts):
         found = (isinstance(part, str) and isinstance(node, Mapping) and part in node) or (
             isinstance(part, int) and isinstance(node, list) and part < len(node)
         )
         if not found:
-            return True
+            # An entry of the list (a hidden UDPRoute rule), or the held field itself (a
+            # split v1alpha2's `matches`), is the annotation's; a field of what is there is
+            # only where the version cannot write it.
+            within = isinstance(part, str) and depth > path.startswith("spec.")
+            return not within or wire is None or not _wire_holds(wire, parts[: depth + 1])
         node = node[part]
     return False
+
+
+def _wire_holds(wire: type[BaseModel], parts: Sequence[PathPart]) -> bool:
+    """Whether documents of the wire model `wire` have a place at `parts`: what a version
+    cannot hold is in none of its models (access v1alpha3 subjects have no `port`)."""
+    held: list[Any] = [wire]
+    for part in parts:
+        held = [inner for outer in held for inner in _inside(outer, part)]
+        if not held:
+            return False
+    return True
+
+
+def _inside(held: Any, part: PathPart) -> list[Any]:
+    """The types `part` of a value of type `held` can have (none: no such place)."""
+    origin = get_origin(held)
+    if origin is Annotated:
+        return _inside(get_args(held)[0], part)
+    if origin is Union or origin is UnionType:
+        return [inner for arg in get_args(held) for inner in _inside(arg, part)]
+    if isinstance(part, int):
+        return list(get_args(held)[:1]) if origin in (list, tuple) else []
+    if origin in (dict, Mapping):
+        return list(get_args(held)[1:2])
+    if isinstance(held, type) and issubclass(held, BaseModel):
+        fields = held.model_fields.items()
+        return [f.annotation for name, f in fields if part in (name, f.alias)]
+    return []
 
 
 @dataclass(frozen=True)

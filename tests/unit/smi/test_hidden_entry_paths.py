@@ -222,3 +222,82 @@ def test_rule_warnings_after_a_hidden_rule_name_the_rule_as_written(
         "HTTPRouteGroup ns1/g, as leaving `matches` out does",
         "22: warning: spec.rules[2].name: TCPRoute ns1/t is not in the set",
     ]
+
+
+# What `convert` writes for an access v1alpha4 TrafficTarget whose first source is an
+# IdentityBinding, converted to v1alpha3.
+BINDING_FIRST = json.dumps(
+    {
+        "sources": {
+            "value": [
+                {
+                    "group": "access.smi-spec.io",
+                    "kind": "IdentityBinding",
+                    "name": "ib",
+                    "namespace": "shop",
+                    "port": None,
+                },
+                {
+                    "group": "",
+                    "kind": "ServiceAccount",
+                    "name": "web",
+                    "namespace": "",
+                    "port": None,
+                },
+                {
+                    "group": "",
+                    "kind": "ServiceAccount",
+                    "name": "web2",
+                    "namespace": "other",
+                    "port": None,
+                },
+            ],
+            "was": "3763b297f34131ce",
+        }
+    },
+    separators=(",", ":"),
+)
+BINDING_FIRST_TARGET = f"""\
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata:
+  name: ibf
+  namespace: shop
+  annotations:
+    smictl.io/lossy-fields: '{BINDING_FIRST}'
+spec:
+  destination:
+    kind: ServiceAccount
+    name: api
+    namespace: shop
+  rules:
+  - kind: TCPRoute
+    name: tcp
+  sources:
+  - kind: ServiceAccount
+    name: web
+  - kind: ServiceAccount
+    name: web2
+    namespace: other
+"""
+
+
+def test_a_field_left_out_of_a_written_source_keeps_its_path(
+    tmp_path: Path, capsys: object
+) -> None:
+    """A source written without `namespace` (SMI2406) is no hidden entry: its warning moved to
+    the annotation whenever the annotation restored hidden sources, as if the namespace were
+    one of them."""
+    path = tmp_path / "m.yaml"
+    path.write_text(BINDING_FIRST_TARGET)
+    main(["validate", "-f", str(path)])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert [line for line in out.splitlines() if line.endswith("(SMI2406)")] == [
+        f"{path}:17: warning: spec.sources[0].namespace: source without a namespace means the "
+        "TrafficTarget's namespace 'shop'; write it explicitly (SMI2406)"
+    ]
+    assert (
+        f"{path}:7: warning: {ANNOTATION}: restores IdentityBinding source shop/ib, which "
+        "access.smi-spec.io/v1alpha3 cannot show: smictl grants it, and deleting the annotation "
+        "drops it (SMI4006)"
+    ) in out.splitlines()
