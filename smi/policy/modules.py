@@ -46,6 +46,7 @@ from smi.codes import CODES
 from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy.coverage import blank_comments, blanked
+from smi.sources import read_file
 
 METADATA_INVALID = "SMI5004"
 TEST_SUFFIX = "_test.rego"
@@ -135,19 +136,26 @@ def display_path(path: Path) -> str:
         return str(resolved)
 
 
+def _named_as_given(path: Path) -> str:
+    """`path` shown as `display_path` shows its directory, the file itself named as found: a
+    link that leads nowhere was named by its target, which the user never wrote."""
+    return str(Path(display_path(path.parent)) / path.name)
+
+
 def find_files(dirs: Iterable[Path | str]) -> list[Path]:
-    """Every .rego file under the directories (or the files themselves), sorted, unique."""
-    seen: dict[Path, None] = {}
+    """Every .rego file under the directories (or the files themselves), sorted, unique (by
+    what they resolve to), each as found."""
+    seen: dict[Path, Path] = {}
     for d in dirs:
         p = Path(d)
         if p.is_file():
-            seen.setdefault(p.resolve(), None)
+            seen.setdefault(p.resolve(), p)
             continue
         if not p.is_dir():
             raise PolicyError.of("SMI5010", "no such policy directory or file", file=str(d))
         for f in sorted(p.rglob("*.rego"), key=lambda x: x.as_posix()):
-            seen.setdefault(f.resolve(), None)
-    return list(seen)
+            seen.setdefault(f.resolve(), f)
+    return list(seen.values())
 
 
 _DECLARATION = re.compile(r"^[ \t]*(?:package|import)\b[^\n]*", re.MULTILINE)
@@ -258,11 +266,12 @@ def read_modules(dirs: Iterable[Path | str]) -> list[RegoModule]:
     dirs = list(dirs)
     out: list[RegoModule] = []
     for path in find_files(dirs):
+        # Read as manifests are: at most 64 MiB (SMI1010), a byte-order mark dropped (it hid
+        # `package` on line 1), not UTF-8 text at its line (UTF-16 named), SMI1001.
+        _, source, problem = read_file(str(path))
+        if problem is not None:
+            raise PolicyError(replace(problem, file=_named_as_given(path)))
         name = display_path(path)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError.of("SMI5001", f"cannot read policy: {exc}", file=name) from exc
         uncommented = blank_comments(source)
         m = _PACKAGE.search(uncommented)
         if m is None:

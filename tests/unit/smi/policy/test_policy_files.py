@@ -1,0 +1,65 @@
+""".rego files are read as manifests are (`smi.sources`): a byte-order mark dropped, text that
+is not UTF-8 one `file:line: cannot read: ...` line naming the file as found, at most 64 MiB."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from policy_types import RunCli
+
+from smi.errors import PolicyError
+from smi.policy.modules import read_modules
+from smi.sources import MAX_FILE_BYTES
+
+TEST_MODULE = "package acme.t_test\n\nimport rego.v1\n\n# café\ntest_ok if {\n\t1 == 1\n}\n"
+
+
+def _problem(root: Path) -> str:
+    with pytest.raises(PolicyError) as exc:
+        read_modules([root])
+    [problem] = exc.value.diagnostics
+    return problem.format()
+
+
+def test_a_module_with_a_byte_order_mark_is_read(tmp_path: Path, run_cli: RunCli) -> None:
+    """The mark hid `package` on line 1: "no `package` declaration (SMI5001)"."""
+    (tmp_path / "a_test.rego").write_bytes(b"\xef\xbb\xbf" + TEST_MODULE.encode())
+    [module] = read_modules([tmp_path])
+    assert module.package == "acme.t_test"
+    assert not module.source.startswith("\ufeff")
+    code, out, err = run_cli("policy", "test", str(tmp_path))
+    assert (code, err) == (0, "")
+    assert out.endswith("PASS: 1/1\n")
+
+
+def test_a_module_that_is_not_utf8_is_named_at_its_line(tmp_path: Path) -> None:
+    """It was Python's codec text with a byte offset ("can't decode byte 0xe9 in position
+    42"), and no line."""
+    root = tmp_path.resolve()
+    (root / "a_test.rego").write_bytes(TEST_MODULE.encode("latin-1"))
+    assert _problem(root) == f"{root}/a_test.rego:5: cannot read: not UTF-8 text (SMI1001)"
+
+
+def test_a_utf16_module_is_named_as_such(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    (root / "a_test.rego").write_bytes(TEST_MODULE.encode("utf-16"))
+    assert _problem(root) == (
+        f"{root}/a_test.rego: cannot read: not UTF-8 text (UTF-16, by its byte-order mark: "
+        "save it as UTF-8) (SMI1001)"
+    )
+
+
+def test_a_link_that_leads_nowhere_is_named_as_found(tmp_path: Path) -> None:
+    """It was named by its target, which the user never wrote, with a raw `[Errno 2]`."""
+    root = tmp_path.resolve()
+    (root / "x.rego").symlink_to(root / "gone" / "elsewhere.rego")
+    assert _problem(root) == f"{root}/x.rego: cannot read: no such file or directory (SMI1001)"
+
+
+def test_a_module_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    with (root / "big.rego").open("wb") as f:
+        os.truncate(f.fileno(), MAX_FILE_BYTES + 1)  # sparse: nothing written
+    assert _problem(root) == f"{root}/big.rego: file larger than 64 MiB (SMI1010)"
