@@ -211,10 +211,13 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
     yield read_file(path)
 
 
-def manifests_under(root: str) -> list[tuple[str, Diagnostic | None]]:
-    """The `.yaml`, `.yml` and `.json` files under directory `root` (a normalised path, as
-    `str(Path(...))` gives), recursively, sorted, named as `Path(root).rglob("*")` names them,
-    each with None, or with the problem to report in its place (SMI1001).
+def manifests_under(
+    root: str, *, extensions: tuple[str, ...] = EXTENSIONS, fifo_hint: bool = True
+) -> list[tuple[str, Diagnostic | None]]:
+    """The `.yaml`, `.yml` and `.json` files (or those ending in one of `extensions`: `.rego`
+    for the policies) under directory `root` (a normalised path, as `str(Path(...))` gives),
+    recursively, sorted, named as `Path(root).rglob("*")` names them, each with None, or with
+    the problem to report in its place (SMI1001; `fifo_hint`: say a FIFO is read with -f).
     Same rules as rglob: symlinked directories are not entered, symlinked files are read; but
     one `scandir` per directory and no `stat` per file (the directory entry says what it is).
     Departures, all so that no manifest is passed over in silence (a skipped TrafficTarget
@@ -245,8 +248,8 @@ def manifests_under(root: str) -> list[tuple[str, Diagnostic | None]]:
                     continue
             except OSError:
                 continue  # gone since the listing: Path.rglob does not name it either
-            if _suffix(entry.name).lower() in EXTENSIONS:
-                listed = _listed(entry, name, link=link)
+            if _suffix(entry.name).lower() in extensions:
+                listed = _listed(entry, name, link=link, fifo_hint=fifo_hint)
                 if listed is not None:
                     found.append(listed)
     found.sort(key=lambda f: f[0])
@@ -254,7 +257,7 @@ def manifests_under(root: str) -> list[tuple[str, Diagnostic | None]]:
 
 
 def _listed(
-    entry: os.DirEntry[str], name: str, *, link: bool
+    entry: os.DirEntry[str], name: str, *, link: bool, fifo_hint: bool
 ) -> tuple[str, Diagnostic | None] | None:
     """How the entry `name`, named like a manifest, is listed; None for a link to a directory
     (skipped, as by rglob) or a file gone since the listing. `DirEntry.is_file` and `stat`
@@ -268,7 +271,9 @@ def _listed(
         # A link that leads nowhere (dangling, looping, through an unreadable directory):
         # reading it fails, with why. A plain file that raises here is gone.
         return (name, None) if link else None
-    return None if special is None else (name, _not_regular(name, special))
+    if special is None:
+        return None
+    return name, _not_regular(name, special, fifo_hint=fifo_hint)
 
 
 def _special(mode: int) -> str | None:
@@ -284,8 +289,8 @@ def _special(mode: int) -> str | None:
     return None
 
 
-def _not_regular(name: str, what: str) -> Diagnostic:
-    hint = "; name it with -f to read it" if what == "a FIFO" else ""
+def _not_regular(name: str, what: str, *, fifo_hint: bool) -> Diagnostic:
+    hint = "; name it with -f to read it" if fifo_hint and what == "a FIFO" else ""
     return Diagnostic(
         code="SMI1001",
         message=f"cannot read: {what}, not a regular file (in a directory only regular files "

@@ -46,7 +46,7 @@ from smi.codes import CODES
 from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy.coverage import blank_comments, blanked
-from smi.sources import read_file
+from smi.sources import manifests_under, read_file
 
 METADATA_INVALID = "SMI5004"
 TEST_SUFFIX = "_test.rego"
@@ -144,7 +144,11 @@ def _named_as_given(path: Path) -> str:
 
 def find_files(dirs: Iterable[Path | str]) -> list[Path]:
     """Every .rego file under the directories (or the files themselves), sorted, unique (by
-    what they resolve to), each as found."""
+    what they resolve to), each as found. Directories are walked as manifest directories are
+    (`smi.sources.manifests_under`): a FIFO, socket or device named `*.rego` (or a link to
+    one, `/dev/zero`) is an error (SMI1001) and never opened, where reading it waited for a
+    writer or read without end; so is a directory that cannot be listed, whose policies were
+    skipped without a word."""
     seen: dict[Path, Path] = {}
     for d in dirs:
         p = Path(d)
@@ -153,7 +157,10 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
             continue
         if not p.is_dir():
             raise PolicyError.of("SMI5010", "no such policy directory or file", file=str(d))
-        for f in sorted(p.rglob("*.rego"), key=lambda x: x.as_posix()):
+        for found, problem in manifests_under(str(p), extensions=(".rego",), fifo_hint=False):
+            f = Path(found)
+            if problem is not None:
+                raise PolicyError(replace(problem, file=_named_as_given(f)))
             seen.setdefault(f.resolve(), f)
     return list(seen.values())
 

@@ -1,9 +1,12 @@
 """.rego files are read as manifests are (`smi.sources`): a byte-order mark dropped, text that
-is not UTF-8 one `file:line: cannot read: ...` line naming the file as found, at most 64 MiB."""
+is not UTF-8 one `file:line: cannot read: ...` line naming the file as found, at most 64 MiB;
+in a directory only regular files are opened."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,32 @@ def test_a_module_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     with (root / "big.rego").open("wb") as f:
         os.truncate(f.fileno(), MAX_FILE_BYTES + 1)  # sparse: nothing written
     assert _problem(root) == f"{root}/big.rego: file larger than 64 MiB (SMI1010)"
+
+
+NOT_REGULAR = "not a regular file (in a directory only regular files are read) (SMI1001)"
+
+
+def test_a_fifo_among_the_policies_is_reported_never_opened(tmp_path: Path) -> None:
+    """Run as a process with a timeout: `policy list`, `admit --policies` and the webhook's
+    load waited for a writer forever."""
+    root = tmp_path.resolve()
+    (root / "acme" / "x").mkdir(parents=True)
+    (root / "acme" / "x" / "a_test.rego").write_text(TEST_MODULE)
+    os.mkfifo(root / "acme" / "x" / "extra.rego")
+    argv = ["policy", "list", "--no-shipped-policies", "--policies", str(root)]
+    done = subprocess.run(
+        [sys.executable, "-m", "smi.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"{root}/acme/x/extra.rego: cannot read: a FIFO, {NOT_REGULAR}\n"
+
+
+def test_a_link_to_a_device_among_the_policies_is_never_opened(tmp_path: Path) -> None:
+    """A link to /dev/zero was read without end (MemoryError, an internal error)."""
+    root = tmp_path.resolve()
+    (root / "z.rego").symlink_to("/dev/zero")
+    assert _problem(root) == f"{root}/z.rego: cannot read: a character device, {NOT_REGULAR}"
