@@ -579,7 +579,8 @@ CODES: dict[str, Code] = dict(
             "(`foo.violation`); or a `*_test.rego` file has METADATA and defines `violation` "
             "(test files are never enforced); or a `data.json`/`data.yaml` lies beside the "
             "policies (not loaded: OPA bundles would load it, smictl reads data only from "
-            "--parameters).",
+            "--parameters); or the --parameters file cannot be read, is not a mapping, or "
+            "holds a number JSON has no form for (YAML's .inf or .nan, NaN in JSON).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
         ),
         _c(

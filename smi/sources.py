@@ -16,11 +16,12 @@ or `Resource.line_of` asks for a line (`LazyLines`, `FileLines`). Other YAML get
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -175,6 +176,66 @@ def json_too_long(text: str) -> YamlError:
     if found is None:  # pragma: no cover - json raises ValueError for nothing else
         return YamlError("JSON number too long", line=None, too_large=True)
     return too_long_number(found.group(), line=text.count("\n", 0, found.start()) + 1)
+
+
+# Named when a value holds more of them than this: the first few are enough to find the rest.
+_MORE_SHOWN = 3
+
+
+def non_json_number(value: Any, *, filename: str) -> tuple[tuple[PathPart, ...], str] | None:
+    """The path of the first NaN or infinity in `value` (as read from `filename`) and the
+    problem to report there, naming the others; None when it holds none. YAML's `.inf` and
+    `.nan`, and `NaN` and `Infinity` in a .json file (Python's reader takes them), are numbers
+    JSON has no form for (RFC 8259): a request or a policy's data holding one is refused
+    whole, far from the file and line that wrote it."""
+    if all(map(_finite, value.values() if isinstance(value, Mapping) else (value,))):
+        return None
+    found = list(_non_finite(value, ()))
+    path, number = found[0]
+    message = f"{_spelled(number, filename)} is not a number JSON can carry"
+    if others := [format_path(p) for p, _ in found[1:]]:
+        more = len(others) - _MORE_SHOWN
+        listed = ", ".join(others[:_MORE_SHOWN]) + (f" and {more} more" if more > 0 else "")
+        message += f" (also {listed})"
+    return path, message
+
+
+def _finite(value: Any) -> bool:
+    """Whether `value` holds no NaN or infinity. Every object of every apply passes here, so
+    it looks only at the types the readers build, mostly through `map` (a quarter of the
+    cost of the path-keeping walk below, which only the values that fail it need)."""
+    kind = type(value)
+    if kind is dict:
+        return all(map(_finite, value.values()))
+    if kind is list:
+        return all(map(_finite, value))
+    return kind is not float or math.isfinite(value)
+
+
+def _non_finite(
+    value: Any, path: tuple[PathPart, ...]
+) -> Iterator[tuple[tuple[PathPart, ...], float]]:
+    """Every NaN and infinity in `value`, with its path, in the order written. Keys need no
+    look: the readers give only strings as keys."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, (*path, i))
+
+
+def _spelled(number: float, filename: str) -> str:
+    """`number` as the file wrote it (up to case and a `+`): YAML's `.inf`, `-.inf` and `.nan`,
+    or, in a .json file (read by Python's reader, as `read_documents` does), JavaScript's."""
+    json_file = filename.lower().endswith(".json")
+    if math.isnan(number):
+        return "NaN" if json_file else ".nan"
+    sign = "-" if number < 0 else ""
+    return sign + ("Infinity" if json_file else ".inf")
 
 
 def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:

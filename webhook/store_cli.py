@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,10 +39,10 @@ from smi.loading import (
     load_text,
     nothing_to_do,
 )
-from smi.sources import Lines, read_documents, read_path
+from smi.sources import Lines, non_json_number, read_documents, read_path
 from smi.store.base import CLUSTER_SCOPED_KINDS, ObjectKey
 from smi.yamlout import Dumper
-from smi.yamlpos import PathPart, format_path
+from smi.yamlpos import format_path
 from webhook.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -228,66 +227,19 @@ def _other_namespaces(loaded: Loaded, namespace: str | None) -> list[Diagnostic]
     return problems
 
 
-# Shown when an object holds more of them than this: the first few are enough to find the rest.
-_MORE_SHOWN = 3
-
-
 def _non_json_numbers(loaded: Loaded) -> list[Diagnostic]:
     """SMI2003 at the first field of each object holding NaN or an infinity, naming the
     others: JSON has no such numbers (RFC 8259), so the request would be refused whole, and
     the server, which sees only the request, could not say which file and line hold one."""
     problems: list[Diagnostic] = []
     for index, obj in enumerate(loaded.objects):
-        if all(map(_finite, obj.raw.values())):
+        found = non_json_number(obj.raw, filename=obj.source.file)
+        if found is None:
             continue
-        found = list(_non_finite(obj.raw, ()))
-        path, number = found[0]
-        message = f"{_spelled(number, obj.source.file)} is not a number JSON can carry"
-        if others := [format_path(p) for p, _ in found[1:]]:
-            more = len(others) - _MORE_SHOWN
-            listed = ", ".join(others[:_MORE_SHOWN]) + (f" and {more} more" if more > 0 else "")
-            message += f" (also {listed})"
+        path, message = found
         diag = {"code": "SMI2003", "path": format_path(path), "index": index, "message": message}
         problems.append(_locate(diag, loaded))
     return problems
-
-
-def _finite(value: Any) -> bool:
-    """Whether `value` holds no NaN or infinity. Every object of every apply passes here, so
-    it looks only at the types the readers build, mostly through `map` (a quarter of the
-    cost of the path-keeping walk below, which only the objects that fail it need)."""
-    kind = type(value)
-    if kind is dict:
-        return all(map(_finite, value.values()))
-    if kind is list:
-        return all(map(_finite, value))
-    return kind is not float or math.isfinite(value)
-
-
-def _non_finite(
-    value: Any, path: tuple[PathPart, ...]
-) -> Iterator[tuple[tuple[PathPart, ...], float]]:
-    """Every NaN and infinity in `value`, with its path, in the order written. Keys need no
-    look: the readers give only strings as keys."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _non_finite(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _non_finite(item, (*path, i))
-
-
-def _spelled(number: float, filename: str) -> str:
-    """`number` as the file wrote it (up to case and a `+`): YAML's `.inf`, `-.inf` and `.nan`,
-    or, in a .json file (read by Python's reader, as `read_documents` does), JavaScript's."""
-    json_file = filename.lower().endswith(".json")
-    if math.isnan(number):
-        return "NaN" if json_file else ".nan"
-    sign = "-" if number < 0 else ""
-    return sign + ("Infinity" if json_file else ".inf")
 
 
 def _written_namespace(obj: Sent) -> str:

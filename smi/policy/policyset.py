@@ -19,7 +19,8 @@ from smi.errors import Diagnostic, LoadError, PolicyError
 from smi.policy import engine as engine_mod
 from smi.policy.engine import Engine, EvalOutcome, Violation
 from smi.policy.modules import PolicyInfo, RegoModule, policies_of, read_modules
-from smi.sources import read_documents, read_file
+from smi.sources import non_json_number, read_documents, read_file
+from smi.yamlpos import format_path
 
 if TYPE_CHECKING:
     from smi.policy.remote import RemoteOPA
@@ -248,6 +249,20 @@ def read_parameters(path: str | Path) -> dict[str, Any]:
         ) from exc
     if not docs or docs[0].value is None:
         return {}
-    if len(docs) > 1 or not isinstance(docs[0].value, dict):
+    doc = docs[0]
+    if len(docs) > 1 or not isinstance(doc.value, dict):
         raise PolicyError.of("SMI5004", "policy parameters must be a mapping", file=name)
-    return docs[0].value
+    # `.inf` or NaN reached the engine as data it cannot take, reported as a crash while
+    # parsing the first shipped policy (SMI5002): say which line of this file holds it, as
+    # `smictl apply` says for an object.
+    found = non_json_number(doc.value, filename=name)
+    if found is not None:
+        at, message = found
+        raise PolicyError.of(
+            "SMI5004",
+            message,
+            path=format_path(at),
+            file=name,
+            line=doc.lines.line_of(at) if doc.lines is not None else None,
+        )
+    return doc.value

@@ -180,6 +180,38 @@ def test_policy_parameters_still_read_a_mapping(tmp_path: Path) -> None:
         read_parameters(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("canaryMaxStep: .inf\n", "p.yaml:1: canaryMaxStep: .inf is"),
+        ("a: 1\nb:\n  c: [1, -.Inf]\n", "p.yaml:3: b.c[1]: -.inf is"),
+        ('{"a": 1,\n "x": NaN}', "p.json:2: x: NaN is"),
+    ],
+)
+def test_policy_parameters_without_a_json_form_are_refused_at_their_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys, text: str, problem: str
+) -> None:
+    """They reached the engine, which reported a crash while parsing the first shipped policy
+    (SMI5002), blaming that policy; `apply` says this of an object (SMI2003)."""
+    name = problem.partition(":")[0]
+    (tmp_path / name).write_text(text)
+    (tmp_path / "split.yaml").write_text(SPLIT.replace("WEIGHT", "1"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["admit", "-f", "split.yaml", "--parameters", name]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"{problem} not a number JSON can carry (SMI5004)\n")
+
+
+def test_policy_parameters_name_each_number_without_a_json_form(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("x: .nan\ny: [.inf, 1]\nz: -.inf\n")
+    with pytest.raises(PolicyError) as exc:
+        read_parameters(path)
+    [problem] = exc.value.diagnostics
+    assert (problem.code, problem.path, problem.line) == ("SMI5004", "x", 1)
+    assert problem.message == ".nan is not a number JSON can carry (also y[0], z)"
+
+
 @pytest.mark.parametrize("fmt", ["md", "dot"])
 def test_access_matrix_prints_a_regex_newline_escaped(
     tmp_path: Path, capsys: Capsys, fmt: str
