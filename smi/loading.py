@@ -23,6 +23,7 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -274,40 +275,6 @@ class _Loader:
             )
         )
 
-    def _typed_list(
-        self, items: list[Any], api_version: str, kind: str, *, lines: Lines | None, index: int
-    ) -> None:
-        """`<Kind>List` (a CRD's listKind, what the API server answers a list with): its items
-        may leave out apiVersion and kind, which are the list's."""
-        typed = {"apiVersion": api_version, "kind": kind[: -len("List")]}
-        for i, item in enumerate(items):
-            sub = lines.sub(("items", i)) if lines is not None else None
-            if isinstance(item, dict) and self._foreign_item(item, typed, kind, i, lines):
-                continue
-            self.document({**typed, **item} if isinstance(item, dict) else item, lines=sub,
-                          index=index)  # fmt: skip
-
-    def _foreign_item(
-        self, item: dict[str, Any], typed: dict[str, str], kind: str, i: int, lines: Lines | None
-    ) -> bool:
-        """An item of a `<Kind>List` that says it is of another apiVersion or kind (SMI1013):
-        the API server never answers such a list, and read as its own type it would be
-        enforced by `compile` while `convert`, which converts the list as one object of its
-        version, left it out. Refused, so that every command reads the file alike."""
-        for field, want in typed.items():
-            given = item.get(field, want)
-            if given != want:
-                self.problem(
-                    "SMI1013",
-                    f"a {typed['apiVersion']} {kind} holds {typed['kind']} objects of that "
-                    f"version, not {_what_value(given) if not isinstance(given, str) else given}",
-                    path=f"items[{i}].{field}",
-                    line=None,
-                    lines=lines,
-                )
-                return True
-        return False
-
     def yaml_text(self, text: str) -> None:
         block = parse_block(text)
         if block is not None:  # plain block YAML: line maps only if a diagnostic asks
@@ -348,16 +315,17 @@ class _Loader:
                 lines=lines,
             )
             return
+        listed = list_items(value)
+        if listed is not None:
+            for item in listed:
+                if item.problem is not None:
+                    d = item.problem
+                    self.problem(d.code, d.message, path=d.path, line=None, lines=lines)
+                    continue
+                sub = lines.sub(("items", item.index)) if lines is not None else None
+                self.document(item.value, lines=sub, index=index)
+            return
         api_version, kind = value.get("apiVersion"), value.get("kind")
-        if kind == "List" and isinstance(value.get("items"), list):
-            for i, item in enumerate(value["items"]):
-                sub = lines.sub(("items", i)) if lines is not None else None
-                self.document(item, lines=sub, index=index)
-            return
-        if typed_list(api_version, kind) and isinstance(value.get("items"), list):
-            assert isinstance(api_version, str) and isinstance(kind, str)  # (typed_list's)
-            self._typed_list(value["items"], api_version, kind, lines=lines, index=index)
-            return
         plainly_typed = type(api_version) is str and type(kind) is str and api_version and kind
         if not plainly_typed and not self._has_type(api_version, kind, line=line, lines=lines):
             return
@@ -600,6 +568,56 @@ def typed_list(api_version: Any, kind: Any) -> bool:
     return api_version in CONTEXT_KINDS.get(item, ())
 
 
+@dataclass(frozen=True, slots=True)
+class ListItem:
+    """One item of a list as every command reads it: a typed list's with the list's
+    apiVersion and kind where it names none, or its `problem` (SMI1013, path in the list's
+    document) when it names others; such an item is not read."""
+
+    index: int  # in the list's `items`
+    value: Any
+    problem: Diagnostic | None = None
+
+
+def list_items(value: Mapping[str, Any]) -> tuple[ListItem, ...] | None:
+    """The items of `value` when it is a `kind: List` or a typed list this loader reads
+    (`typed_list`) with a list of items, else None: the one reading of lists, shared by the
+    loader and `inject`, so that an item one command reads is read by every command."""
+    api_version, kind = value.get("apiVersion"), value.get("kind")
+    if kind != "List" and not typed_list(api_version, kind):
+        return None
+    items = value.get("items")
+    if not isinstance(items, list):
+        return None
+    if kind == "List":
+        return tuple(ListItem(i, item) for i, item in enumerate(items))
+    typed = {"apiVersion": str(api_version), "kind": str(kind)[: -len("List")]}
+    return tuple(
+        ListItem(i, {**typed, **item}, _foreign_item(item, typed, i))
+        if isinstance(item, dict)
+        else ListItem(i, item)
+        for i, item in enumerate(items)
+    )
+
+
+def _foreign_item(item: dict[str, Any], typed: dict[str, str], i: int) -> Diagnostic | None:
+    """An item of a `<Kind>List` that says it is of another apiVersion or kind (SMI1013):
+    the API server never answers such a list, and read as its own type it would be
+    enforced by `compile` while `convert`, which converts the list as one object of its
+    version, left it out. Refused, so that every command reads the file alike."""
+    for field, want in typed.items():
+        given = item.get(field, want)
+        if given != want:
+            return Diagnostic(
+                code="SMI1013",
+                message=f"a {typed['apiVersion']} {typed['kind']}List holds {typed['kind']} "
+                "objects of that version, not "
+                f"{_what_value(given) if not isinstance(given, str) else given}",
+                path=f"items[{i}].{field}",
+            )
+    return None
+
+
 def _what_value(value: Any) -> str:
     """A document that is not a mapping, in YAML and JSON terms (`null`, `a number`): Python's
     type names (`a NoneType scalar`) meant nothing to the writer of the file."""
@@ -624,12 +642,14 @@ __all__ = [
     "STDIN",
     "ContextObject",
     "Lines",
+    "ListItem",
     "LoadResult",
     "RawDocument",
     "Resource",
     "Source",
     "format_path",
     "gc_paused",
+    "list_items",
     "load_identities",
     "load_object",
     "load_paths",

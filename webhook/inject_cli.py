@@ -3,10 +3,12 @@
 For GitOps and CI pipelines and for clusters without the mutating webhook (as `linkerd inject`
 and `istioctl kube-inject`): `smictl inject -f FILE|DIR|- > injected.yaml` finds every Pod and
 pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
-ReplicationController, and those inside a `kind: List`) and applies to it the JSON Patch that
-`webhook.injection.decide` computes for `/mutate`, with an `InjectionConfig` built from the
-same settings as `smictl serve`'s (flags or `SMI_WEBHOOK_*`, same defaults). So a pod from the
-output is the pod the webhook would have made; this module only finds pods and prints.
+ReplicationController, and those inside a `kind: List` or a typed list such as
+`DeploymentList`, read by `smi.loading.list_items` as every command reads them) and applies to
+it the JSON Patch that `webhook.injection.decide` computes for `/mutate`, with an
+`InjectionConfig` built from the same settings as `smictl serve`'s (flags or `SMI_WEBHOOK_*`,
+same defaults). So a pod from the output is the pod the webhook would have made; this module
+only finds pods and prints.
 
 Decisions that differ from admission because nothing is known of the cluster:
 - the namespace's `smictl.io/inject` label is unknown: every pod counts as opted in, except
@@ -47,7 +49,7 @@ import yaml
 
 from smi.commands import flags
 from smi.errors import Diagnostic, LoadError, Severity, SMIError, escaped_line
-from smi.loading import pod_path
+from smi.loading import ListItem, list_items, pod_path
 from smi.sources import STDIN, Lines, RawDocument, read_documents, read_path
 from smi.validation.names import check_label
 from smi.yamlout import Dumper
@@ -365,14 +367,11 @@ def _inject(value: Any, state: _Run, where: _Where) -> Any:
     """`value` with the proxy in its pod (or in each item's, for a list); else as it was."""
     if not isinstance(value, dict):
         return value
-    kind, api_version = value.get("kind"), value.get("apiVersion")
-    items = value.get("items")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
-        value["items"] = [
-            _inject(item, state, where.at("items", i)) for i, item in enumerate(items)
-        ]
+    listed = list_items(value)
+    if listed is not None:
+        value["items"] = [_inject_item(item, value["items"], state, where) for item in listed]
         return value
-    path = pod_path(kind, api_version)
+    path = pod_path(value.get("kind"), value.get("apiVersion"))
     if path is None:
         return value
     pod = _get(value, path)
@@ -385,6 +384,29 @@ def _inject(value: Any, state: _Run, where: _Where) -> Any:
     parent = _get(value, path[:-1])
     parent[path[-1]] = patched
     return value
+
+
+def _inject_item(item: ListItem, items: list[Any], state: _Run, where: _Where) -> Any:
+    """A list's item injected as every command reads it (`smi.loading.list_items`: a typed
+    list's item is of the list's type); one of another type than its typed list's fails the
+    run (SMI1013), as it fails the other commands. The item keeps its shape: apiVersion and
+    kind it left to its list are not added."""
+    if item.problem is not None:
+        path = tuple(parse_path(item.problem.path))
+        state.reports.append(
+            replace(
+                item.problem,
+                path=format_path(where.prefix + path),
+                file=where.file,
+                line=where.line(*path),
+            )
+        )
+        return items[item.index]
+    original = items[item.index]
+    injected = _inject(item.value, state, where.at("items", item.index))
+    if injected is original or not isinstance(original, dict) or not isinstance(injected, dict):
+        return injected
+    return {k: v for k, v in injected.items() if k in original or k not in ("apiVersion", "kind")}
 
 
 def _inject_pod(
