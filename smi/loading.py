@@ -2,7 +2,8 @@
 
 The one way manifests enter smictl (CLI, admission, conformance): files, directories
 (recursive, sorted, `.yaml`/`.yml`/`.json`), `-` for standard input, multi-document YAML,
-`kind: List`, and single objects handed over by the webhook. Each document is dispatched on
+`kind: List` and typed lists (read by `list_items`, which `inject` and `convert` share), and
+single objects handed over by the webhook. Each document is dispatched on
 (apiVersion, kind):
 
     an SMI group            -> its version's wire model -> hub object   (a `Resource`)
@@ -317,7 +318,10 @@ class _Loader:
             return
         listed = list_items(value)
         if listed is not None:
-            for item in listed:
+            if listed.problem is not None:
+                d = listed.problem
+                self.problem(d.code, d.message, path=d.path, line=None, lines=lines)
+            for item in listed.items:
                 if item.problem is not None:
                     d = item.problem
                     self.problem(d.code, d.message, path=d.path, line=None, lines=lines)
@@ -579,25 +583,54 @@ class ListItem:
     problem: Diagnostic | None = None
 
 
-def list_items(value: Mapping[str, Any]) -> tuple[ListItem, ...] | None:
+@dataclass(frozen=True, slots=True)
+class ListItems:
+    """What a list holds: its items, or the `problem` of its `items` field (SMI2003, path
+    `items`) when that is not a list."""
+
+    items: tuple[ListItem, ...] = ()
+    problem: Diagnostic | None = None
+
+
+def list_items(value: Mapping[str, Any]) -> ListItems | None:
     """The items of `value` when it is a `kind: List` or a typed list this loader reads
-    (`typed_list`) with a list of items, else None: the one reading of lists, shared by the
-    loader and `inject`, so that an item one command reads is read by every command."""
+    (`typed_list`), else None: the one reading of lists, shared by the loader, `inject` and
+    `convert`, so that an item one command reads is read by every command.
+
+    `items` missing or null is a list without items, as kubectl reads it (holding no object,
+    it is SMI1012 when nothing else is given). Any other `items` that is not a list (a
+    mis-indented mapping) is SMI2003: the list was skipped as an unknown kind and the objects
+    in it never checked, and kubectl refuses such a list."""
     api_version, kind = value.get("apiVersion"), value.get("kind")
     if kind != "List" and not typed_list(api_version, kind):
         return None
     items = value.get("items")
+    if items is None:
+        return ListItems()
     if not isinstance(items, list):
-        return None
+        message = f"must be a list, not {json_type(items)}"
+        return ListItems(problem=Diagnostic(code="SMI2003", message=message, path="items"))
     if kind == "List":
-        return tuple(ListItem(i, item) for i, item in enumerate(items))
+        return ListItems(tuple(ListItem(i, item) for i, item in enumerate(items)))
     typed = {"apiVersion": str(api_version), "kind": str(kind)[: -len("List")]}
-    return tuple(
-        ListItem(i, {**typed, **item}, _foreign_item(item, typed, i))
-        if isinstance(item, dict)
-        else ListItem(i, item)
-        for i, item in enumerate(items)
+    return ListItems(
+        tuple(
+            ListItem(i, {**typed, **item}, _foreign_item(item, typed, i))
+            if isinstance(item, dict)
+            else ListItem(i, item)
+            for i, item in enumerate(items)
+        )
     )
+
+
+def holds_object(value: Any) -> bool:
+    """Whether a document holds an object as the loader reads it: any document but a list
+    without items (or whose items are such lists). A list whose `items` or an item of which
+    is refused holds one: its problem is what to report, not SMI1012."""
+    listed = list_items(value) if isinstance(value, dict) else None
+    if listed is None or listed.problem is not None:
+        return True
+    return any(item.problem is not None or holds_object(item.value) for item in listed.items)
 
 
 def _foreign_item(item: dict[str, Any], typed: dict[str, str], i: int) -> Diagnostic | None:
@@ -643,12 +676,14 @@ __all__ = [
     "ContextObject",
     "Lines",
     "ListItem",
+    "ListItems",
     "LoadResult",
     "RawDocument",
     "Resource",
     "Source",
     "format_path",
     "gc_paused",
+    "holds_object",
     "list_items",
     "load_identities",
     "load_object",

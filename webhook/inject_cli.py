@@ -334,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
 def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
     """(file name, whether it is JSON, document) of every document of every path, in order;
     LoadError with every file's problem (nothing is printed from a set that did not load)."""
-    from smi.loading import nothing_to_do
+    from smi.loading import holds_object, nothing_to_do
     from smi.resources import LoadResult
 
     docs: list[tuple[str, bool, RawDocument]] = []
@@ -357,7 +357,9 @@ def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
             docs += [(name, as_json, doc) for doc in found]
     if problems:
         raise LoadError(problems)
-    empty = None if docs else nothing_to_do(LoadResult(files=read), paths, then="nothing to inject")
+    # A list without items holds no object, as for every command (SMI1012).
+    held = any(holds_object(doc.value) for _, _, doc in docs)
+    empty = None if held else nothing_to_do(LoadResult(files=read), paths, then="nothing to inject")
     if empty is not None:
         raise LoadError([empty])
     return docs
@@ -369,7 +371,11 @@ def _inject(value: Any, state: _Run, where: _Where) -> Any:
         return value
     listed = list_items(value)
     if listed is not None:
-        value["items"] = [_inject_item(item, value["items"], state, where) for item in listed]
+        if listed.problem is not None:
+            state.reports.append(_located(listed.problem, where))
+        elif listed.items:  # (a list without items, `items: null`, stays as it is)
+            items = value["items"]
+            value["items"] = [_inject_item(item, items, state, where) for item in listed.items]
         return value
     path = pod_path(value.get("kind"), value.get("apiVersion"))
     if path is None:
@@ -392,21 +398,21 @@ def _inject_item(item: ListItem, items: list[Any], state: _Run, where: _Where) -
     run (SMI1013), as it fails the other commands. The item keeps its shape: apiVersion and
     kind it left to its list are not added."""
     if item.problem is not None:
-        path = tuple(parse_path(item.problem.path))
-        state.reports.append(
-            replace(
-                item.problem,
-                path=format_path(where.prefix + path),
-                file=where.file,
-                line=where.line(*path),
-            )
-        )
+        state.reports.append(_located(item.problem, where))
         return items[item.index]
     original = items[item.index]
     injected = _inject(item.value, state, where.at("items", item.index))
     if injected is original or not isinstance(original, dict) or not isinstance(injected, dict):
         return injected
     return {k: v for k, v in injected.items() if k in original or k not in ("apiVersion", "kind")}
+
+
+def _located(problem: Diagnostic, where: _Where) -> Diagnostic:
+    """A list's problem (`smi.loading.list_items`, its path in the list) where the list is."""
+    path = tuple(parse_path(problem.path))
+    return replace(
+        problem, path=format_path(where.prefix + path), file=where.file, line=where.line(*path)
+    )
 
 
 def _inject_pod(

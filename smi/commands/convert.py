@@ -6,16 +6,19 @@ and printed as one YAML stream. Every document whose group is the target's is co
 the hub (smi.conversion); fields the target cannot hold ride in the `smictl.io/lossy-fields`
 annotation, so converting back restores them, and an object already in the target version comes
 back as it was. `kind: List` and typed lists (`TrafficSplitList`, whose items may leave out
-apiVersion and kind, as the API server lists them) are converted item by item; a typed list
-comes out as the target version's. Other documents (Services, objects of other SMI groups) pass
-through unchanged, so a whole manifest file can be converted in one go. Output is YAML on
-standard output; problems go to standard error as `file:line: path: reason (CODE)`.
+apiVersion and kind, as the API server lists them) are converted item by item, read as every
+command reads them (`smi.loading.list_items`: `items` null or missing is an empty list, a
+mapping is SMI2003); a typed list comes out as the target version's. Other documents
+(Services, objects of other SMI groups) pass through unchanged, so a whole manifest file can
+be converted in one go. Output is YAML on standard output; problems go to standard error as
+`file:line: path: reason (CODE)`.
 Nothing is printed when a file cannot be read, when there is no object of the target's group to
-convert (SMI4003), or no object at all (SMI1012: empty files or standard input, or only comments
-and `---`), or when an object to convert fails the checks `smictl validate` makes of one object
-alone (a negative weight, a TrafficTarget without rules): converted, it would be as invalid in
-the new version, and a pipeline that only converts would ship it. References to other objects
-are not checked (`smictl validate` does that); its warnings are not printed. One warning is:
+convert (SMI4003), or no object at all (SMI1012: empty files or standard input, only comments
+and `---`, lists without items), or when an object to convert fails the checks `smictl
+validate` makes of one object alone (a negative weight, a TrafficTarget without rules):
+converted, it would be as invalid in the new version, and a pipeline that only converts would
+ship it. References to other objects are not checked (`smictl validate` does that); its
+warnings are not printed. One warning is:
 an object whose output keeps a restriction only in the annotation (a TrafficTarget
 destination's port in access v1alpha3, a match's headers in specs v1alpha1, a TrafficSplit's
 matches in split v1alpha2) is named on standard error (SMI4005). smictl enforces it, but every
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             converted += count
     errors = [d for d in problems if d.is_error]
     if not errors and converted == 0:
-        errors.append(_nothing_of(group, args.paths))
+        errors.append(_nothing_of(group, args.paths, files))
     if errors:
         raise ConversionError(errors)
     for d in problems:
@@ -135,10 +138,18 @@ def _read(paths: Sequence[str]) -> list[_File]:
     return files
 
 
-def _nothing_of(group: str, paths: Sequence[str]) -> Diagnostic:
-    """SMI4003 at the one path given, or naming every path (as SMI1012 names them)."""
+def _nothing_of(group: str, paths: Sequence[str], files: list[_File]) -> Diagnostic:
+    """SMI4003 at the one path given, or naming every path (as SMI1012 names them); SMI1012
+    when the documents hold no object at all (lists without items), as in every command."""
+    from smi.loading import holds_object, nothing_to_do
+    from smi.resources import LoadResult
     from smi.sources import STDIN
 
+    if not any(holds_object(doc.value) for _, _, docs in files for doc in docs):
+        loaded = LoadResult(files=[name for name, _, _ in files])
+        empty = nothing_to_do(loaded, paths, then="nothing to convert")
+        if empty is not None:
+            return empty
     names = list(dict.fromkeys("<stdin>" if p == STDIN else p for p in paths))
     if len(names) == 1:
         return Diagnostic(code="SMI4003", message=f"no {group} object to convert", file=names[0])
@@ -171,7 +182,10 @@ def _convert(
     from smi.conversion import convert_document
     from smi.loading import typed_list
 
-    if not isinstance(value, Mapping):
+    problem = _items_problem(value, where) if isinstance(value, Mapping) else None
+    if problem is not None:
+        problems.append(problem)
+    if not isinstance(value, Mapping) or problem is not None:
         return value, 0
     if value.get("kind") == "List" and isinstance(value.get("items"), list):
         name, lines = where
@@ -185,7 +199,7 @@ def _convert(
     api_version = value.get("apiVersion")
     if not isinstance(api_version, str) or api_version.partition("/")[0] != group:
         return value, 0
-    if typed_list(api_version, value.get("kind")) and isinstance(value.get("items"), list):
+    if typed_list(api_version, value.get("kind")):  # (`items` a list, null or missing)
         return _convert_typed_list(value, to=to, group=group, problems=problems, where=where)
     try:
         converted = convert_document(value, to=to)
@@ -199,6 +213,18 @@ def _convert(
     if hidden is not None:
         problems.append(hidden)
     return converted, 1
+
+
+def _items_problem(value: Mapping[str, Any], where: tuple[str, Any]) -> Diagnostic | None:
+    """SMI2003 for a list whose `items` is not a list, as every command reads lists."""
+    from smi.loading import list_items
+
+    listed = list_items(value)
+    if listed is None or listed.problem is None:
+        return None
+    name, lines = where
+    line = lines.line_of(listed.problem.path) if lines is not None else None
+    return listed.problem.located(file=name, line=line)
 
 
 def _narrowing(api_version: str, kind: str) -> Sequence[Narrowing]:
@@ -323,7 +349,7 @@ def _convert_typed_list(
         return value, 0
     typed = {"apiVersion": value["apiVersion"], "kind": kind}
     items, count = [], 0
-    for i, item in enumerate(value["items"]):
+    for i, item in enumerate(value.get("items") or ()):  # (null: a list without items)
         if not isinstance(item, Mapping):
             items.append(item)
             continue

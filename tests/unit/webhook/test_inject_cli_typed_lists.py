@@ -2,7 +2,9 @@
 Deployments of a `DeploymentList` and the Pods of a `PodList`, whose items leave out apiVersion
 and kind, get the proxy. They were passed through untouched (`injected 0, skipped 0`, exit 0)
 while `validate` read them as Deployments; and a typed list's item of another type (a Pod in a
-DeploymentList), which every other command refuses (SMI1013), was injected."""
+DeploymentList), which every other command refuses (SMI1013), was injected. A list whose
+`items` is a mapping is SMI2003 at `items` (it was printed back untouched, exit 0), and one
+without items holds no object (SMI1012 alone), as in every command."""
 
 from __future__ import annotations
 
@@ -95,3 +97,43 @@ def test_an_item_of_another_type_than_its_typed_lists_fails_the_run_as_validate_
     assert err == [expected]
     assert main(["validate", "-f", str(path)]) == 1
     assert expected in capsys.readouterr().out.splitlines()
+
+
+# --- lists whose `items` is not a list ------------------------------------------------------------
+
+
+def test_a_list_whose_items_is_a_mapping_fails_the_run_at_items(
+    ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
+) -> None:
+    """The Deployment mis-indented under `items:` was printed back without the proxy, exit 0."""
+    path = tmp_path / "list.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "  apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: api, namespace: shop}\n",
+        encoding="utf-8",
+    )
+    code, out, err = inject(capsys, path, ca_files[0])
+    assert (code, out) == (1, "")
+    assert err == [f"{path}:3: items: must be a list, not an object (SMI2003)"]
+
+
+@pytest.mark.parametrize("items", ["items: []\n", "items:\n", ""], ids=["empty", "null", "none"])
+def test_a_list_without_items_alone_is_no_object_as_for_every_command(
+    items: str, ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
+) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("apiVersion: apps/v1\nkind: DeploymentList\n" + items, encoding="utf-8")
+    code, out, err = inject(capsys, path, ca_files[0])
+    assert (code, out) == (1, "")
+    assert err == [
+        f"{path}: no objects: empty or only comments and '---'; nothing to inject (SMI1012)"
+    ]
+    # Beside an object, it is no problem, and comes back as it was.
+    path.write_text(
+        path.read_text() + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+    )
+    code, out, err = inject(capsys, path, ca_files[0])
+    assert (code, err) == (0, ["injected 0, skipped 0 (no Pod or pod template in the input)"])
+    assert next(yaml.safe_load_all(out)) == yaml.safe_load(
+        "apiVersion: apps/v1\nkind: DeploymentList\n" + items
+    )
