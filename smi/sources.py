@@ -172,7 +172,8 @@ def json_too_long(text: str) -> YamlError:
     than `int()` reads (`sys.get_int_max_str_digits()`). It says neither where nor which, so
     find the first such run of digits for the line (only ever on this error path)."""
     limit = sys.get_int_max_str_digits()
-    found = re.search(rf"\d{{{limit + 1},}}", text) if limit else None
+    # ASCII digits, the only ones a JSON number has: a string of `٥`s before it is not it.
+    found = re.search(rf"[0-9]{{{limit + 1},}}", text) if limit else None
     if found is None:  # pragma: no cover - json raises ValueError for nothing else
         return YamlError("JSON number too long", line=None, too_large=True)
     return too_long_number(found.group(), line=text.count("\n", 0, found.start()) + 1)

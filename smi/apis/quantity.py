@@ -15,9 +15,11 @@ MAX_MILLI = 2**63 - 1  # what a Kubernetes quantity can hold in milli-units
 _MAX_TEXT = 64
 _MAX_EXPONENT = 30
 
+# ASCII digits only, as Kubernetes' ParseQuantity reads them: `\d` would take any Unicode digit
+# (`"１"`, `"٥"`), which `Decimal` and `int` then read as numbers and the API server refuses.
 _GRAMMAR = re.compile(
-    r"(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]))?"
+    r"(?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))"
+    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exp>[eE][+-]?[0-9]+)|(?P<decimal>[numkMGTPE]))?"
 )
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}

@@ -85,7 +85,7 @@ def service_app_ports(context: Iterable[Any], key: str, port: int) -> tuple[int,
             return (target,)
         if not isinstance(target, str):
             return None
-        if target.isdigit():
+        if target.isascii() and target.isdigit():  # (`"²".isdigit()`, and `int` refuses it)
             return (int(target),)
         named = {
             p["containerPort"]

@@ -65,7 +65,8 @@ def memory_limit_from_env() -> int:
     raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
     if not raw:
         return DEFAULT_MEMORY_LIMIT
-    m = re.fullmatch(r"(\d{1,15})\s*([kKmMgG]i?)?", raw)
+    # ASCII digits: `\d` takes `١٢٨` too, which `int` reads as 128 and no quantity parser does.
+    m = re.fullmatch(r"([0-9]{1,15})\s*([kKmMgG]i?)?", raw)
     if m is None or int(m[1]) == 0:
         logging.getLogger("smictl.policy").warning(
             "%s=%r is not a size (bytes, or e.g. 128Mi); using %d MiB",

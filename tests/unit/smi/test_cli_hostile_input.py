@@ -58,6 +58,20 @@ def test_a_number_too_long_for_int_is_a_problem_on_its_line(
     assert main(["convert", "-f", str(path), "--to", "split.smi-spec.io/v1alpha1"]) == 1
 
 
+def test_a_json_number_too_long_is_found_past_a_string_of_other_digits(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    """JSON numbers are ASCII digits: a run of `٥` in a string before it was taken for it."""
+    path = tmp_path / "svc.json"
+    others = "\u0665" * 5000
+    text = f'{{"apiVersion": "v1",\n "kind": "Service", "y": "{others}",\n "x": {DIGITS}}}'
+    path.write_text(text, encoding="utf-8")
+    assert main(["validate", "-f", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    [problem] = out.splitlines()
+    assert problem.startswith(f"{path}:3: ") and problem.endswith("(SMI1010)")
+
+
 @pytest.mark.parametrize("text", [f"? {DIGITS}\n: 1\n", f"x: {{? {DIGITS}: 1}}\n"])
 def test_a_long_number_as_a_key_is_its_text(text: str) -> None:
     """Keys keep their text (`80:` is "80"), in the block reader and the full parser alike.

@@ -46,6 +46,11 @@ def test_quantities_convert_to_exact_milli_units(value: int | float | str, milli
         ("abc", "not a Kubernetes quantity"),
         ("1 m", "not a Kubernetes quantity"),
         ("5x", "not a Kubernetes quantity"),
+        # Kubernetes reads ASCII digits only; `\d` took these, and Decimal read them as numbers.
+        ("\uff11", "not a Kubernetes quantity"),  # fullwidth 1
+        ("\u0665", "not a Kubernetes quantity"),  # Arabic-Indic 5
+        ("1\u0665m", "not a Kubernetes quantity"),
+        ("1e\u0663", "not a Kubernetes quantity"),
         ("", "not a Kubernetes quantity"),
         ("1e999999999", "exponent out of range"),
         ("9" * 80, "longer than"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from compiler_fixtures import RunCli
 
 POLICY = """
@@ -88,6 +89,18 @@ def test_a_target_port_named_by_no_container_is_said_and_the_service_port_asked(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
     code, out = explain(run_cli, mesh(tmp_path, "{port: 80, targetPort: http}"))
+    assert code == 1, out
+    assert "port 80: its targetPort names no container port in the files" in out
+    assert "DENY shop/web -> shop/cat: tcp to port 80" in out
+
+
+@pytest.mark.parametrize("target", ["'\u00b2'", "'\u0668\u0660\u0668\u0660'"])
+def test_a_target_port_of_non_ascii_digits_is_a_name_not_a_number(
+    run_cli: RunCli, tmp_path: Path, target: str
+) -> None:
+    """`"²".isdigit()` is true and `int` refuses it (an internal error); Arabic-Indic 8080 was
+    read as 8080. Kubernetes takes ASCII digits only: either is a port name no container has."""
+    code, out = explain(run_cli, mesh(tmp_path, f"{{port: 80, targetPort: {target}}}"))
     assert code == 1, out
     assert "port 80: its targetPort names no container port in the files" in out
     assert "DENY shop/web -> shop/cat: tcp to port 80" in out

@@ -293,6 +293,7 @@ def test_an_opa_error_message_is_one_short_line(hostile: tuple[Hostile, Hostile]
         ("lots", sandbox.DEFAULT_MEMORY_LIMIT),
         ("0", sandbox.DEFAULT_MEMORY_LIMIT),
         ("-1", sandbox.DEFAULT_MEMORY_LIMIT),
+        ("\u0661\u0662\u0668Mi", sandbox.DEFAULT_MEMORY_LIMIT),  # Arabic-Indic 128: no size
     ],
 )
 def test_the_memory_budget_comes_from_the_environment_as_a_chart_sets_it(

@@ -45,6 +45,8 @@ def test_negative_weight_message_names_the_value() -> None:
         ("'-100m'", "SMI2103"),
         ("'1u'", "SMI2103"),
         ("'lots'", "SMI2103"),
+        ("\uff11", "SMI2103"),  # fullwidth 1: not an ASCII digit, as Kubernetes requires
+        ("'\u0665'", "SMI2103"),  # Arabic-Indic 5
     ],
 )
 def test_quantity_weights_in_v1alpha1(weight: str, code: str | None) -> None:
