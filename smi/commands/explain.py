@@ -28,6 +28,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from smi.commands.compile import (
@@ -409,12 +410,24 @@ def _shares(split: IndexedSplit) -> str:
     """Each backend's share of the traffic; a weight-0 backend is named as getting none, so
     that its absence from the verdicts is not taken for an oversight."""
     text = ", ".join(
-        f"{b.service} ({b.weight / split.total:.0%})" for b in split.backends if b.weight > 0
+        f"{b.service} ({_percent(b.weight, split.total)})" for b in split.backends if b.weight > 0
     )
     idle = [b.service for b in split.backends if b.weight <= 0]
     if idle:
         text += f"; {', '.join(idle)} (weight 0) {'gets' if len(idle) == 1 else 'get'} no traffic"
     return text
+
+
+def _percent(weight: int, total: int) -> str:
+    """`weight`'s share of `total` in whole percent, or with the decimals (up to three) that
+    keep a backend that gets some traffic from reading as 0% (weight 1 of 1000 is 0.1%, not
+    "gets none", which only weight 0 means) and one that does not get all from reading as 100%."""
+    share = Fraction(100 * weight, total)
+    for places in range(4):
+        shown = round(share, places)
+        if 0 < shown < 100 or shown == share:
+            return f"{float(shown):.{places}f}%"
+    return "<0.001%" if share < 1 else ">99.999%"
 
 
 def _serving(context: Sequence[Any], key: str, *, td: str, route: list[str]) -> tuple[str, ...]:

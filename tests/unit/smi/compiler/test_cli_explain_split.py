@@ -132,6 +132,31 @@ spec:
     assert out.endswith(V2_DENIED + "DENY: 1 of 2 allowed\n")
 
 
+@pytest.mark.parametrize(
+    ("weights", "shares"),
+    [
+        ((999, 1), ("99.9%", "0.1%")),
+        ((199, 1), ("99.5%", "0.5%")),
+        ((999_999, 1), (">99.999%", "<0.001%")),
+        ((2, 1), ("67%", "33%")),
+    ],
+)
+def test_a_backend_that_gets_some_traffic_is_never_shown_at_0_or_100_percent(
+    run_cli: RunCli, tmp_path: Path, weights: tuple[int, int], shares: tuple[str, str]
+) -> None:
+    """Weight 1 of 1000 was "(0%)", and its neighbour "(100%)": read as a backend that gets no
+    traffic, which only weight 0 says (and is then named as such), while the proxy sends it
+    one request in a thousand."""
+    backends = (
+        f"{{service: web-v1, weight: {weights[0]}}}, {{service: web-v2, weight: {weights[1]}}}"
+    )
+    _, out = explain(run_cli, mesh(tmp_path, backends=backends), "--port", "8080")
+    assert out.startswith(
+        "shop/web: TrafficSplit shop/TrafficSplit/web-rollout sends this to "
+        f"shop/web-v1 ({shares[0]}), shop/web-v2 ({shares[1]})\n"
+    ), out
+
+
 def test_a_weight_0_backend_is_named_and_not_judged(run_cli: RunCli, tmp_path: Path) -> None:
     backends = "{service: web, weight: 0}, {service: web-v2, weight: 100}"
     code, out = explain(run_cli, mesh(tmp_path, backends=backends), "--port", "8080")
