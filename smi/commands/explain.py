@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -72,10 +72,11 @@ def register(sub: Any) -> None:
 
 @dataclass(frozen=True)
 class Destination:
-    """Who `--to` leads to: (identity, app port) pairs to ask about, and how we got there. The
-    port is the one the destination's proxy authorizes on: the port of the app it fronts."""
+    """Who `--to` leads to: (identity, app port, Host) to ask about, and how we got there. The
+    port is the one the destination's proxy authorizes on: the port of the app it fronts; the
+    Host the one a request to the Service carries (None: none assumed, see `_assumed_host`)."""
 
-    asks: tuple[tuple[str, int], ...]
+    asks: tuple[tuple[str, int, str | None], ...]
     route: tuple[str, ...] = ()
     # App ports reached only through Service ports of `protocol: UDP`: asked about as UDP
     # traffic when neither --protocol nor an HTTP request was given (a UDP port carries no
@@ -158,9 +159,10 @@ def _answer(args: argparse.Namespace, compiled: Compiled) -> int:
     td = index.policy.trust_domain
     source = _source(args.source, td)
     probe_base = _probe(args, port=0)
-    dest = _destination(args, compiled, index, probe_base)
+    dest = _destination(args, compiled, index, probe_base, source=source)
     asked = [
-        (identity, _probe(args, port=port, udp=port in dest.udp)) for identity, port in dest.asks
+        (identity, _probe(args, port=port, udp=port in dest.udp, host=host))
+        for identity, port, host in dest.asks
     ]
     skipped = compiled.result.skipped
     verdicts = [
@@ -229,13 +231,17 @@ def _identity(text: str, trust_domain: str, *, flag: str) -> str:
         raise UsageError(f"{flag}: {exc} (SMI2006)") from exc
 
 
-def _probe(args: argparse.Namespace, *, port: int, udp: bool = False) -> Probe:
+def _probe(
+    args: argparse.Namespace, *, port: int, udp: bool = False, host: str | None = None
+) -> Probe:
     from smi.compiler.explain import Probe
     from smi.compiler.ir.matching import request_headers
 
     # As the proxy reads the request: a repeated --header joins (the last one does not win),
     # and a value loses the whitespace around it.
     headers = request_headers(_header(item) for item in args.header)
+    if host is not None and "host" not in headers:
+        headers["host"] = host
     return Probe(
         port=port,
         protocol="udp" if udp else args.protocol,
@@ -246,7 +252,7 @@ def _probe(args: argparse.Namespace, *, port: int, udp: bool = False) -> Probe:
 
 
 def _destination(
-    args: argparse.Namespace, compiled: Compiled, index: PolicyIndex, probe: Probe
+    args: argparse.Namespace, compiled: Compiled, index: PolicyIndex, probe: Probe, *, source: str
 ) -> Destination:
     from smi.compiler.workloads import find_service
 
@@ -254,7 +260,7 @@ def _destination(
     if target.count("/") != 1 or target.startswith("spiffe://"):
         identity = _identity(target, index.policy.trust_domain, flag="--to")
         why = "--to names a ServiceAccount, which has no ports"
-        return Destination(tuple((identity, port) for port in _ports(args, (), missing=why)))
+        return Destination(tuple((identity, p, None) for p in _ports(args, (), missing=why)))
     # SMI manifests without Services (the usual CI input) still name the root of a split: the
     # proxy sends a request for it through the split whether or not the files hold the Service.
     service = find_service(compiled.loaded.context, target)
@@ -264,8 +270,8 @@ def _destination(
             f"no Service {target} in the files{_did_you_mean(index, target)}, so --to is taken "
             "as a ServiceAccount, which has no ports"
         )
-        return Destination(tuple((identity, port) for port in _ports(args, (), missing=why)))
-    return _through_service(args, compiled, index, probe, service_key=target)
+        return Destination(tuple((identity, p, None) for p in _ports(args, (), missing=why)))
+    return _through_service(args, compiled, index, probe, service_key=target, source=source)
 
 
 def _did_you_mean(index: PolicyIndex, target: str) -> str:
@@ -309,29 +315,64 @@ def _through_service(
     probe: Probe,
     *,
     service_key: str,
+    source: str,
 ) -> Destination:
     td = index.policy.trust_domain
     context = compiled.loaded.context
     svc = index.service(service_key)
     service_ports = svc.ports if svc is not None else ()
     route: list[str] = []
-    asks: dict[tuple[str, int], None] = {}
+    hosts: list[str] = []
+    asks: dict[tuple[str, int, str | None], None] = {}
     missing = f"no Service {service_key} with ports in the files"
     udp_only = _udp_only_ports(args, context, service_key)
     udp: set[int] = set()
     other: set[int] = set()
     for port in _ports(args, service_ports, missing=missing):
+        host = _assumed_host(probe, source=source, service_key=service_key, port=port, td=td)
+        sent = replace(probe, headers={**probe.headers, "host": host}) if host else probe
         landed = _landing(
-            index, probe, service_key=service_key, port=port, service_ports=service_ports,
+            index, sent, service_key=service_key, port=port, service_ports=service_ports,
             route=route,
         )  # fmt: skip
         for key in landed:
             identities = _serving(context, key, td=td, route=route)
             app_ports = _app_ports(context, key, (port,), service_ports, route)
-            asks.update(dict.fromkeys((i, p) for i in identities for p in app_ports))
+            asks.update(dict.fromkeys((i, p, host) for i in identities for p in app_ports))
             (udp if port in udp_only else other).update(app_ports)
+            if host and _reads_host(index, service_key, identities):
+                hosts.append(
+                    f"{service_key}: the request carries Host: {host}, as a client of the "
+                    "Service sends it (ask with --header Host=... about another)"
+                )
     # Ports reached the same way share their lines.
-    return Destination(tuple(asks), tuple(dict.fromkeys(route)), frozenset(udp - other))
+    lines = dict.fromkeys(hosts + route)
+    return Destination(tuple(asks), tuple(lines), frozenset(udp - other))
+
+
+def _assumed_host(probe: Probe, *, source: str, service_key: str, port: int, td: str) -> str | None:
+    """The Host a request to Service `service_key` on `port` carries when --header gives none:
+    every HTTP/1.1 request has one, and the proxy matches `host` (`:authority`) on it, so a
+    request without it was denied by a match the proxy lets it through. The name a client in
+    the caller's namespace uses (`api`; `api.shop` from another), the port unless it is 80.
+    None when the question is not one request, or --header gave a Host."""
+    from smi.compiler.explain import short
+
+    if not probe.is_request or "host" in probe.headers:
+        return None
+    namespace, _, name = service_key.partition("/")
+    caller_ns = short(source, td).partition("/")[0]
+    host = name if caller_ns == namespace else f"{name}.{namespace}"
+    return host if port == 80 else f"{host}:{port}"
+
+
+def _reads_host(index: PolicyIndex, service_key: str, identities: Sequence[str]) -> bool:
+    """Whether the split of `service_key` or the rules of `identities` match on `host`: then
+    the verdict rests on the Host assumed, and the output says which."""
+    split = index.split_for(service_key)
+    if split is not None and any(n == "host" for m in split.matchers for n, _, _ in m.headers):
+        return True
+    return any("host" in index.header_names(i) for i in identities)
 
 
 def _udp_only_ports(args: argparse.Namespace, context: Sequence[Any], key: str) -> frozenset[int]:
