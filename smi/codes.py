@@ -260,10 +260,11 @@ CODES: dict[str, Code] = dict(
             "admission (`smictl admit`, the webhook) the shipped policy "
             "specs/path-regex-anchored reports it instead, as SMI5103 (its METADATA "
             "`replaces: [SMI2206]`); `smictl validate` and `--no-shipped-policies` report SMI2206.",
-            "End the regex with `$`, `/` or `.*` to say what you mean (unescaped: `\\$` is a "
-            "literal dollar and `\\.*` any number of dots, so `/api\\$` still matches "
-            "`/api$-admin`). An empty pathRegex matches every path, as if it were absent: "
-            "remove it, or write `.*`.",
+            "End the regex with `$` (or `\\z`), `/` or `.*` to say what you mean, in each "
+            "alternative (`/a|/b$` ends only `/b`; `(/a|/b)$` and `/a(?:$|/)` end both). "
+            "Unescaped and outside a class: `\\$` and `[$]` are a literal dollar and `\\.*` any "
+            "number of dots, so `/api\\$` still matches `/api$-admin`. An empty pathRegex "
+            "matches every path, as if it were absent: remove it, or write `.*`.",
         ),
         _c(
             "SMI2207",
@@ -296,6 +297,16 @@ CODES: dict[str, Code] = dict(
             "a proxy for seconds.",
             "Use fewer or smaller counted repetitions, `.*` or `[^/]*` for unbounded runs, and "
             "ASCII classes (`[a-z0-9-]`) rather than `.` inside repetitions.",
+        ),
+        _c(
+            "SMI2210",
+            "pathRegex matches no path",
+            "Every alternative of the pathRegex asks for more text after an end anchor (`$` "
+            "outside a class and not escaped, or `\\z`): `/api$x`, `/a\\z/b`. The path ends "
+            "at the anchor, so nothing can follow it, and the match never matches: a dead rule "
+            "in a policy that only allows. (Under `(?m)`, where `$` also ends a line, it is not "
+            "reported.)",
+            "Put the anchor last (`/api/x$`), or write `\\$` for a literal dollar (`/api\\$x`).",
         ),
         # --- SMI23xx: TCPRoute / UDPRoute ---------------------------------------------------------
         _c(

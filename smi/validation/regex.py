@@ -15,6 +15,7 @@ anything else is compiled.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import re2
@@ -72,11 +73,212 @@ def _visible(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+# --- where a pathRegex ends (SMI2206, SMI2210) --------------------------------------------------
+
+# No escape, class, group or alternation, and `$` only last: the ending is the last characters
+# (most pathRegexes: `/api/v1/items$`, `/static/.*`), and nothing follows an anchor.
+_SIMPLE_ENDING = re.compile(r"[^\\\[\]()|$]*(?:\$|/|\.\*)")
+_REPEAT_OP = re.compile(r"(?:[*+?]|\{[0-9]+(?:,[0-9]*)?\})\??")
+# After `(`: a name (`?P<x>`, `?<x>`), or flags then `:` (a group) or `)` (flags from here on).
+_GROUP_PREFIX = re.compile(r"\?P?<[^>]*>|\?([a-zA-Z-]*)([:)])")
+_PARSE_DEPTH = 64  # RE2 nests up to 1,000 deep; past this, the suffix is read as text
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One atom of a regex as its ending needs it: `end` ($, \\z), `slash` (a literal /),
+    `dot`, `group` (with its alternatives), `flags` (`(?i)`), `assert` (^, \\b: no text) or
+    `text` (anything else that reads a character), and the repetition after it."""
+
+    kind: str
+    alternatives: tuple[tuple[_Part, ...], ...] = ()
+    repeat: str = ""
+
+
+class _TooDeep(Exception):
+    """Groups nested past `_PARSE_DEPTH`."""
+
+
+class _Parts:
+    """A pathRegex RE2 has accepted, as alternatives of `_Part` sequences."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.pos = 0
+        self.multiline = False  # (?m): `$` also ends a line, so text may follow it
+
+    def alternatives(self, depth: int = 0) -> tuple[tuple[_Part, ...], ...]:
+        if depth > _PARSE_DEPTH:
+            raise _TooDeep
+        found = [self.sequence(depth)]
+        while self.pattern.startswith("|", self.pos):
+            self.pos += 1
+            found.append(self.sequence(depth))
+        return tuple(found)
+
+    def sequence(self, depth: int) -> tuple[_Part, ...]:
+        parts: list[_Part] = []
+        while self.pos < len(self.pattern) and self.pattern[self.pos] not in "|)":
+            op = _REPEAT_OP.match(self.pattern, self.pos) if parts else None
+            if op is not None:
+                parts[-1] = _Part(parts[-1].kind, parts[-1].alternatives, op.group())
+                self.pos = op.end()
+            else:
+                parts.extend(self.atoms(depth))
+        return tuple(parts)
+
+    def atoms(self, depth: int) -> list[_Part]:
+        char = self.pattern[self.pos]
+        self.pos += 1
+        if char == "(":
+            return [self.group(depth)]
+        if char == "[":
+            self.pos = _class_end(self.pattern, self.pos)
+            return [_Part("text")]
+        if char == "\\":
+            return self.escape()
+        kinds = {"$": "end", "^": "assert", "/": "slash", ".": "dot"}
+        return [_Part(kinds.get(char, "text"))]
+
+    def group(self, depth: int) -> _Part:
+        if self.pattern.startswith("?", self.pos):
+            named = _GROUP_PREFIX.match(self.pattern, self.pos)
+            if named is None:  # pragma: no cover - RE2 accepted the pattern
+                raise _TooDeep
+            self.pos = named.end()
+            self.multiline = self.multiline or "m" in (named.group(1) or "")
+            if named.group(2) == ")":
+                return _Part("flags")
+        body = self.alternatives(depth + 1)
+        self.pos += 1  # the `)`
+        return _Part("group", body)
+
+    def escape(self) -> list[_Part]:
+        char = self.pattern[self.pos : self.pos + 1]
+        self.pos += 1
+        if char in ("z", "Z"):  # (pyre2 reads \\Z as \\z: the end of the text)
+            return [_Part("end")]
+        if char in ("A", "b", "B"):
+            return [_Part("assert")]
+        if char == "Q":  # literal text up to \\E
+            stop = self.pattern.find("\\E", self.pos)
+            quoted = self.pattern[self.pos : stop if stop >= 0 else len(self.pattern)]
+            self.pos = stop + 2 if stop >= 0 else len(self.pattern)
+            return [_Part("slash" if c == "/" else "text") for c in quoted]
+        if char in ("x", "p", "P") and self.pattern.startswith("{", self.pos):
+            self.pos = self.pattern.index("}", self.pos) + 1
+        elif char in ("p", "P"):
+            self.pos += 1  # `\\pL`
+        elif char == "x":
+            self.pos += 2  # `\\x41`
+        return [_Part("slash" if char == "/" else "text")]
+
+
+def _class_end(pattern: str, pos: int) -> int:
+    """The index past the `]` closing the class whose `[` is just before `pos`."""
+    if pattern.startswith("^", pos):
+        pos += 1
+    if pattern.startswith("]", pos):  # a `]` first is a literal
+        pos += 1
+    while pos < len(pattern) and pattern[pos] != "]":
+        if pattern.startswith("[:", pos) and ":]" in pattern[pos + 2 :]:
+            pos = pattern.index(":]", pos + 2) + 2
+        else:
+            pos += 2 if pattern[pos] == "\\" else 1
+    return pos + 1
+
+
+@lru_cache(maxsize=16384)
+def _parsed(path_regex: str) -> tuple[tuple[tuple[_Part, ...], ...], bool] | None:
+    """(alternatives, multiline), or None when groups nest too deep to follow."""
+    parts = _Parts(path_regex)
+    try:
+        found = parts.alternatives()
+    except (_TooDeep, ValueError, RecursionError):
+        return None
+    return found, parts.multiline
+
+
 def end_anchored(path_regex: str) -> bool:
-    """Whether a start-anchored pathRegex says where the path ends (SMI2206): it ends with
-    `$`, `/` or `.*` as regex syntax. An escaped `$` is a literal dollar (`/api\\$` still
-    matches `/api$-admin`) and `\\.*` any number of literal dots (`/v1\\.*` matches
-    `/v1-admin`); an escaped `/` is a `/` all the same."""
+    """Whether a start-anchored pathRegex says where the path ends (SMI2206): each of its
+    alternatives ends, as regex syntax, with an end anchor (`$` outside a class, `\\z`), a `/`
+    or `.*`, or with a group (not repeated) whose alternatives all do. An escaped `$` is a
+    literal dollar (`/api\\$` still matches `/api$-admin`), `[$]` too, and `\\.*` any number of
+    literal dots (`/v1\\.*` matches `/v1-admin`); an escaped `/` is a `/` all the same. For a
+    pattern RE2 has accepted."""
+    if _SIMPLE_ENDING.fullmatch(path_regex):
+        return True
+    parsed = _parsed(path_regex)
+    if parsed is None:
+        return _ends_as_text(path_regex)
+    return _all_end(parsed[0])
+
+
+def matches_no_path(path_regex: str) -> bool:
+    """Whether every alternative of a pathRegex RE2 has accepted asks for text after the end
+    of the path (`/a$x`, `/a\\z/b`), so that no path matches it (SMI2210). Not said under (?m),
+    where `$` also ends a line."""
+    if "$" not in path_regex and "\\z" not in path_regex and "\\Z" not in path_regex:
+        return False
+    parsed = _parsed(path_regex)
+    return parsed is not None and not parsed[1] and _none_match(parsed[0])
+
+
+def _all_end(alternatives: tuple[tuple[_Part, ...], ...]) -> bool:
+    return all(_ends(sequence) for sequence in alternatives)
+
+
+def _ends(sequence: tuple[_Part, ...]) -> bool:
+    if _stops(sequence):
+        return True
+    parts = [p for p in sequence if p.kind != "flags"]
+    if not parts:
+        return False  # an empty alternative matches the start of every path
+    last = parts[-1]
+    if last.repeat:
+        return last.kind == "dot" and last.repeat == "*"
+    if last.kind == "group":
+        return _all_end(last.alternatives)
+    return last.kind == "slash"
+
+
+def _stops(sequence: tuple[_Part, ...]) -> bool:
+    """Whether every match of `sequence` passes an end anchor (not repeated, or in a group not
+    repeated whose alternatives all pass one): the path ends there, whatever follows (`/a$`,
+    `/a(?:$)`, `/a$(x)?`)."""
+    return any(
+        not p.repeat
+        and (p.kind == "end" or (p.kind == "group" and all(map(_stops, p.alternatives))))
+        for p in sequence
+    )
+
+
+def _none_match(alternatives: tuple[tuple[_Part, ...], ...]) -> bool:
+    return all(_past_the_end(sequence) for sequence in alternatives)
+
+
+def _past_the_end(sequence: tuple[_Part, ...]) -> bool:
+    ended = False
+    for part in sequence:
+        if ended and _reads_text(part):
+            return True
+        if not part.repeat and part.kind == "group" and _none_match(part.alternatives):
+            return True
+        ended = ended or (part.kind == "end" and not part.repeat)
+    return False
+
+
+def _reads_text(part: _Part) -> bool:
+    """Whether `part` reads at least one character wherever it matches."""
+    if part.repeat[:1] in ("*", "?") or part.repeat.startswith("{0"):
+        return False
+    if part.kind == "group":
+        return all(any(_reads_text(p) for p in s) for s in part.alternatives)
+    return part.kind in ("text", "slash", "dot")
+
+
+def _ends_as_text(path_regex: str) -> bool:
+    """The ending read from the last characters, for a regex too deep to parse."""
     if path_regex.endswith("/"):
         return True
     if path_regex.endswith("$"):

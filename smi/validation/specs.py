@@ -26,7 +26,12 @@ from smi.errors import Diagnostic, Severity
 from smi.regexcost import cost_problem
 from smi.validation.access import restored_restrictions
 from smi.validation.names import HTTP_TOKEN, duplicates, error, show, warning
-from smi.validation.regex import end_anchored, longer_path_example, re2_problem
+from smi.validation.regex import (
+    end_anchored,
+    longer_path_example,
+    matches_no_path,
+    re2_problem,
+)
 from smi.yamlpos import join_path
 
 if TYPE_CHECKING:
@@ -114,6 +119,16 @@ def _path_regex(out: list[Diagnostic], regex: str, *, path: str) -> None:
                 "SMI2206",
                 "'' matches every path, as if pathRegex were absent; remove it, or write .* "
                 "to say so",
+                path=f"{path}.pathRegex",
+            )
+        )
+    elif matches_no_path(regex):
+        # An end anchor with text after it: end-anchored, but not what SMI2206 would ask for.
+        out.append(
+            warning(
+                "SMI2210",
+                f"{show(regex)} matches no path: it asks for more after the end ($ or \\z); "
+                "put the anchor last, or write \\$ for a literal $",
                 path=f"{path}.pathRegex",
             )
         )

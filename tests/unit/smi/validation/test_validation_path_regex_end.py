@@ -6,6 +6,7 @@ the proxy's matcher treats it, and the warning says that instead of asking for a
 from __future__ import annotations
 
 import pytest
+import re2
 from validation_helpers import run_checks
 
 from smi.compiler.build import compile
@@ -78,3 +79,53 @@ def test_the_proxy_matches_an_empty_path_regex_as_every_path() -> None:
     web, api = "spiffe://cluster.local/ns/shop/sa/web", "spiffe://cluster.local/ns/shop/sa/api"
     for path in ("/", "/admin", "/api/v1/items"):
         assert authorize(index, web, api, 8080, "GET", path).allowed, path
+
+
+@pytest.mark.parametrize(
+    ("regex", "anchored"),
+    [
+        ("/a\\z", True),  # RE2's end of text
+        ("/a\\Z", True),  # (pyre2 reads it as \z)
+        ("/a(?:$)", True),  # inside a trailing group
+        ("/a($|/)", True),
+        ("(/a|/b)$", True),
+        ("/x(/a$|/b/)", True),  # each alternative of the trailing group ends
+        ("/a$(x)?", True),  # the path ends at $, whatever may follow
+        ("/a(.*)", True),
+        ("(?P<p>/a$)(?i)", True),
+        ("/a\\Qb/\\E", True),  # quoted text ending in /
+        ("/x(/a$|/b)", False),  # /b is not ended
+        ("/api|/v2$", False),  # only the second alternative ends: /apiary matches
+        ("/a(?:$)?", False),  # an optional anchor: /ab matches
+        ("/a(/.*)?", False),
+        ("/a[$]", False),  # a dollar in a class is a literal
+        ("/a[]$]", False),
+        ("/a[[:alpha:]$]", False),
+        ("/a\\Qb$\\E", False),  # a quoted dollar is a literal
+        ("/a\\b", False),
+        ("/a($|/b)x", False),  # /a/bx-admin matches
+    ],
+)
+def test_end_anchored_reads_re2_end_anchors_and_alternatives(regex: str, anchored: bool) -> None:
+    assert end_anchored(regex) is anchored
+
+
+@pytest.mark.parametrize("regex", ["/a\\z", "/a(?:$)", "/a($|/)", "/x(/a$|/b/)"])
+def test_regexes_ending_in_an_end_anchor_are_not_warned_about(regex: str) -> None:
+    """`/a\\z` and `/a(?:$)` were told to "end it with $", which they do."""
+    assert run_checks(group(regex)) == []
+
+
+@pytest.mark.parametrize("regex", ["/a$x", "/a\\z/b", "/a$(x|y)", "(/a$x)|/b$.+"])
+def test_text_after_the_end_anchor_matches_no_path(regex: str) -> None:
+    """`/a$x` was told it "also matches longer paths; end it with $": it matches none."""
+    [d] = run_checks(group(regex))
+    assert (d.code, d.path, d.severity) == ("SMI2210", "spec.matches[0].pathRegex", "warning")
+    assert d.message.startswith(f"'{regex}' matches no path: it asks for more after the end")
+    compiled = re2.compile(regex)
+    assert not any(compiled.match(p) for p in ("/a", "/ax", "/a/b", "/b", "/by", "/a$x"))
+
+
+@pytest.mark.parametrize("regex", ["(?m)/a$x", "/a$(x)?", "/a$|/b$x", "/a($|/b)x"])
+def test_a_regex_with_a_way_past_the_anchor_is_not_said_to_match_nothing(regex: str) -> None:
+    assert "SMI2210" not in [d.code for d in run_checks(group(regex))]
