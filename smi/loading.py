@@ -23,7 +23,7 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -400,6 +400,9 @@ class _Loader:
                 line=_line(lines, "metadata.name", default=source.line),
             )
             return
+        if kind == "Service":
+            for path, code, message in service_port_problems(value):
+                self.problem(code, message, path=path, line=None, lines=lines)
         namespace = meta.get("namespace") if isinstance(meta, dict) else None
         if kind in _CLUSTER_SCOPED:
             namespace = ""
@@ -551,6 +554,32 @@ class _SmiDocument:
         if not isinstance(meta, dict) or meta.get("namespace"):
             return self.value
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
+
+
+def service_port_problems(service: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(path, code, message) for each `spec.ports[i].port` of a Service that is no integer
+    1-65535, and each `targetPort` that is neither such a number nor a name: the API server
+    refuses them, and the cross-resource checks and `explain` passed over such a port as if
+    the Service had none ("--port is needed"). Only the ports: other fields of a context
+    object are read where used."""
+    spec = service.get("spec")
+    ports = spec.get("ports") if isinstance(spec, Mapping) else None
+    for i, entry in enumerate(ports if isinstance(ports, list) else ()):
+        if not isinstance(entry, Mapping):
+            continue
+        for field in ("port", "targetPort"):
+            value = entry.get(field)
+            if value is None or (field == "targetPort" and isinstance(value, str)):
+                continue  # a missing `port` is the API server's to refuse; a name is a name
+            path = f"spec.ports[{i}].{field}"
+            if type(value) is not int:
+                what = "an integer or a port name" if field == "targetPort" else "an integer"
+                quoted = isinstance(value, str) and value.isascii() and value.isdigit()
+                hint = f" (write {value} without quotes)" if quoted and len(value) < 6 else ""
+                yield path, "SMI2003", f"must be {what}, not {json_type(value)}{hint}"
+            elif not 0 < value < 65536:
+                text = str(value) if abs(value) < 10**12 else f"{str(value)[:12]}..."
+                yield path, "SMI2301", f"port {text} is not in 1-65535"
 
 
 def _first_line(text: str) -> int:
