@@ -82,7 +82,7 @@ class Headers(Mapping[str, str]):
             d: dict[str, str] = {}
             for name, value in self._raw:
                 key = name.decode("latin-1")
-                text = http1.field_value(value).decode("latin-1")
+                text = http1.text(http1.field_value(value))
                 d[key] = f"{d[key]},{text}" if key in d else text
             self._dict = d
         return self._dict
@@ -94,7 +94,7 @@ class Headers(Mapping[str, str]):
         values = [http1.field_value(value) for name, value in self._raw if name == want]
         if not values:
             raise KeyError(key)
-        return b",".join(values).decode("latin-1")
+        return http1.text(b",".join(values))
 
     def __contains__(self, key: object) -> bool:
         if self._dict is not None or not isinstance(key, str):

@@ -227,6 +227,18 @@ def drop_named(pieces: list[bytes], names: frozenset[bytes]) -> list[bytes]:
     ]
 
 
+def text(data: bytes) -> str:
+    """Request bytes as the text a policy's regexes and literals are written in: UTF-8 where
+    they are UTF-8 (every non-ASCII value a client library sends), else ISO 8859-1, HTTP's
+    historical charset, so that any bytes read as some text. Read as ISO 8859-1 alone,
+    `x-team: grün` was `grÃ¼n`, which passed a rule for `[^äöü]+` that `smictl explain` (given
+    the text, as the Data API is) denies; ASCII reads the same either way."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def field_value(value: bytes) -> bytes:
     """A header value as RFC 9110 §5.5 defines it: without trailing SP or HTAB (httptools has
     dropped the leading ones). Most values end otherwise, and are returned as they are."""
