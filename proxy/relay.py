@@ -93,6 +93,9 @@ class ResponseRelay:
     def _close_when_flushed(self) -> None:
         raise NotImplementedError
 
+    def _ended(self, ex: Exchange | None, status: int, reason: str, elapsed: float) -> None:
+        raise NotImplementedError
+
     def _set_deadline(self, kind: int, seconds: float) -> None:
         raise NotImplementedError
 
@@ -336,7 +339,7 @@ class ResponseRelay:
         self.stats.error(kind)
         self.queue.clear()
         self.out.append(local_reply(status, reason, close=True).data)
-        self.stats.response(status, (now - ex.started_at) * 1000.0)
+        self._ended(ex, status, reason, (now - ex.started_at) * 1000.0)
         self._close_when_flushed()
 
     def _stalled(self, now: float) -> None:
@@ -378,7 +381,7 @@ class ResponseRelay:
 
     def _open_tunnel(self, conn: UpstreamConnection) -> None:
         ex = self.queue[0]
-        self.stats.response(101, (monotonic() - ex.started_at) * 1000.0)
+        self._ended(ex, 101, ex.reason, (monotonic() - ex.started_at) * 1000.0)
         self.tunnel, self.upstream = conn, None
         self.tunnel_request = ex
         self.queue.clear()

@@ -188,7 +188,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             # A request routed (so counted) whose response never ended: cut off by the proxy
             # (a timeout, an upstream gone mid-body) or by the client going away. (Answered
             # exchanges leave the queue in `_finish`; timed-out ones with their local reply.)
-            self.stats.response(ABORTED, (monotonic() - queue[0].started_at) * 1000.0)
+            ex = queue[0]
+            self._ended(ex, ABORTED, "aborted", (monotonic() - ex.started_at) * 1000.0)
         for conn in (self.upstream, self.tunnel):
             if conn is not None:
                 conn.abort()  # a half-done exchange cannot be reused
@@ -617,6 +618,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             reply = local_reply(reply.status, reply.reason, close=True)
         self.out.append(reply.data)
         ex.status = reply.status
+        ex.reason = reply.reason  # (logged: why this status, e.g. no-endpoints after allow)
         ex.close_after = close
         ex.discard = True
         self._finish(ex)
@@ -650,17 +652,25 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 self._reply(ex, reply)
                 return
         if not queue:
-            self._refuse(reply)
+            self._refuse(reply, ex=ex)
             self._close_when_flushed()
 
-    def _refuse(self, reply: Reply) -> None:
+    def _refuse(self, reply: Reply, *, ex: Exchange | None = None, elapsed: float = 0.0) -> None:
         """Send a reply to a request that never reached the router (a malformed or oversized
-        head, a header timeout), counted as one that never reached authorization."""
+        head, a header timeout), counted as one that never reached authorization. Its latency
+        is 0, answered as soon as its head was found wanting, or the head's time for a 408:
+        the head was never read, and the time it began is known only to `state.now`'s 0.25 s,
+        which put up to 250 ms on an instant 400."""
         self.out.append(reply.data)
-        started = self.deadline - self.header_timeout if self.deadline_kind == HEAD else None
-        elapsed = 0.0 if started is None else max(0.0, monotonic() - started) * 1000.0
         self.stats.request(NOT_REACHED)
-        self.stats.response(reply.status, elapsed)
+        self._ended(ex, reply.status, reply.reason, elapsed)
+
+    def _ended(self, ex: Exchange | None, status: int, reason: str, elapsed: float) -> None:
+        """A response that did not end in `_finish` (a local answer before routing, a timeout,
+        one cut off): counted, and logged like the others."""
+        self.stats.response(status, elapsed)
+        if self.access_log is not None:
+            self._record(ex, status, reason, elapsed)
 
     # --- completion, tunnels, deadlines ---------------------------------------------------------
 
@@ -693,15 +703,18 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             self.deadline = self.state.now + self.idle_timeout
 
     def _log(self, ex: Exchange, elapsed: float) -> None:
+        self._record(ex, ex.status, ex.reason, elapsed)
+
+    def _record(self, ex: Exchange | None, status: int, reason: str, elapsed: float) -> None:
         assert self.access_log is not None
         peer = getattr(self.peer, "identity", None)
         self.access_log.record(
             direction=self.direction,
             peer=peer,
-            method=ex.method,
-            path=ex.url,
-            status=ex.status,
-            reason=ex.reason,
+            method=b"" if ex is None else ex.method,
+            path=b"" if ex is None else ex.url,
+            status=status,
+            reason=reason,
             duration_ms=elapsed,
         )
 
@@ -742,7 +755,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             return
         if kind == HEAD:
             self.stats.error("client-timeout")
-            self._refuse(local_reply(408, "timeout", close=True))
+            self._refuse(local_reply(408, "timeout", close=True), elapsed=self.header_timeout * 1e3)
         elif kind == STREAM and self.upstream is not None:
             self.stats.error("timeout")  # the upstream fell silent mid-body
             self._cut_off()
