@@ -52,13 +52,12 @@ def _trust_domain(text: str) -> str:
     return text
 
 
-# A MeshPolicy revision is a store revision: SQLite's (and the proxies' JSON readers') int64.
-MAX_REVISION = 2**63 - 1
-
-
 def _revision(text: str) -> int:
-    """argparse type of --revision: 0 (the default, "no store") up to int64. A negative one
-    was printed as is, and 10**30 made a policy no int64 reader can take."""
+    """argparse type of --revision: 0 (the default, "no store") up to int64, SQLite's and the
+    proxies' (`MAX_REVISION`). A negative one was printed as is, and 10**30 made a policy no
+    int64 reader can take."""
+    from smi.compiler.ir.model import MAX_REVISION
+
     try:
         value = int(text)
     except ValueError:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from smi.digest import sha256_hex
 
 SCHEMA_VERSION = 1
+MAX_REVISION = 2**63 - 1  # a store revision: SQLite's and the proxies' JSON readers' int64
 
 Mode = Literal["deny", "audit", "permissive"]
 MODES: tuple[Mode, ...] = ("deny", "audit", "permissive")
@@ -215,6 +216,14 @@ def _int(v: Any, where: str) -> int:
     return v
 
 
+def _revision(v: Any) -> int:
+    """0 to MAX_REVISION, as `smictl compile --revision` takes: -1 was installed and shown as
+    `policy_revision -1`, what /metrics says before any policy."""
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_REVISION:
+        raise _fail("revision", f"a whole number from 0 to {MAX_REVISION}", v)
+    return v
+
+
 def _port(v: Any, where: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 65536:
         raise _fail(where, "a port (1-65535)", v)
@@ -328,7 +337,7 @@ def _from_dict(doc: dict[str, Any]) -> MeshPolicy:
         raise MeshPolicyFormatError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     destinations = _obj(doc.get("destinations"), "destinations")
     return MeshPolicy(
-        revision=_int(doc.get("revision", 0), "revision"),
+        revision=_revision(doc.get("revision", 0)),
         mode=mode,
         trust_domain=_str(doc.get("trustDomain", "cluster.local"), "trustDomain"),
         destinations={

@@ -79,3 +79,13 @@ def test_a_value_of_the_wrong_type_is_refused_naming_where(
 ) -> None:
     with pytest.raises(MeshPolicyFormatError, match=re.escape(message)):
         MeshPolicy.from_dict(_set(good(), path, value))
+
+
+@pytest.mark.parametrize("value", [-1, -5, 2**63, 10**30])
+def test_a_revision_out_of_int64_or_negative_is_refused(value: int) -> None:
+    """-1 was installed and shown as `policy_revision -1`, what /metrics says before any
+    policy; `smictl compile --revision` refuses the same numbers (SMI6003)."""
+    doc = good()
+    doc["revision"] = value
+    with pytest.raises(MeshPolicyFormatError, match="revision: must be a whole number from 0 to"):
+        MeshPolicy.from_dict(doc)
