@@ -129,9 +129,10 @@ def _check_url(url: str | None, option: str) -> None:
 
 
 def _port(text: str, option: str) -> int:
-    if not text.strip().isdigit() or int(text) > 65535:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 65535:
         raise ProxyConfigError(option, f"{text!r} is not a port number")
-    return int(text)
+    return int(digits)
 
 
 def parse_inbound(text: str) -> InboundPort:

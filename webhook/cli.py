@@ -557,7 +557,8 @@ def _bind_problem(bind: str) -> str | None:
     if bind.startswith("unix:"):
         return None
     if bind.startswith("fd://"):
-        return None if bind[5:].isdigit() else "fd://N takes a file descriptor number"
+        fd = bind[5:]
+        return None if fd.isascii() and fd.isdigit() else "fd://N takes a file descriptor number"
     if _tcp_address(bind) is None:
         return "expected HOST:PORT with a port from 0 to 65535, or fd://N (IPv6: [ADDRESS]:PORT)"
     return None

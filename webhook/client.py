@@ -303,7 +303,7 @@ def _close(
 def _read(response: http.client.HTTPResponse) -> bytes:
     """The whole body, refusing one larger than MAX_REPLY_BYTES before holding it in memory."""
     length = response.getheader("Content-Length") or ""
-    if length.isdigit() and int(length) > MAX_REPLY_BYTES:
+    if length.isascii() and length.isdigit() and int(length) > MAX_REPLY_BYTES:
         raise http.client.HTTPException(f"answer of {int(length)} bytes is too large")
     chunks: list[bytes] = []
     size = 0

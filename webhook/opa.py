@@ -151,7 +151,12 @@ def _below(document: Any, rest: str) -> tuple[bool, Any]:
     for key in rest.split("/") if rest else ():
         if isinstance(document, dict) and key in document:
             document = document[key]
-        elif isinstance(document, list) and key.isdigit() and int(key) < len(document):
+        elif (
+            isinstance(document, list)
+            and key.isascii()
+            and key.isdigit()
+            and int(key) < len(document)
+        ):
             document = document[int(key)]
         else:
             return False, None

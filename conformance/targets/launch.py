@@ -32,7 +32,7 @@ def die_with_parent() -> bool:
     The setting survives the `exec` into gunicorn. Returns False when the suite is already
     gone (the caller then exits at once) and True otherwise, also where prctl is missing."""
     expected = os.environ.get(PARENT_ENV, "")
-    if not expected.isdigit() or not sys.platform.startswith("linux"):
+    if not (expected.isascii() and expected.isdigit()) or not sys.platform.startswith("linux"):
         return True
     try:
         libc = ctypes.CDLL(None, use_errno=True)
