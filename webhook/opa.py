@@ -113,10 +113,20 @@ ROOT_NOT_SERVED = (
 
 
 def _input(*, limit: int) -> Any:
-    """The request's input document; None for none: no body (a GET, an empty POST), no
-    `input` key, or `null`, which OPA all reads as no input."""
+    """The request's input document; None for none: no body (an empty POST), no `input` key,
+    or `null`, which OPA all reads as no input. A GET gives it as `?input=<JSON>`, as OPA's
+    REST API takes it: ignored, every policy document answered "no violation" for it."""
     if request.method != "POST":
-        return None
+        given = request.args.get("input")
+        if given is None:
+            return None
+        try:
+            # The parameter is the input itself: read as the `input` of a POST body is, with
+            # the same bounds and refusals.
+            body = b'{"input":' + given.encode("utf-8", "surrogatepass") + b"}"
+            return read_json(io.BytesIO(body), limit=limit).get("input")
+        except BadReview as exc:
+            raise BadReview(f"input query parameter: {exc}") from exc
     body = request.stream.read(limit + 1)
     if not body:
         return None

@@ -166,3 +166,28 @@ def test_other_routes_keep_their_own_error_shape(client: FlaskClient) -> None:
 def test_serves_only_the_data_api() -> None:
     assert opa.serves("/v1/data") and opa.serves("/v1/data/") and opa.serves("/v1/data/a/b")
     assert not opa.serves("/v1/datax") and not opa.serves("/validate")
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("5", ["input 5"]),
+        ('"text"', ["input text"]),
+        ("{}", ["empty object"]),
+        ("null", ["empty object"]),
+    ],
+)
+def test_a_get_evaluates_the_input_query_parameter_as_opa_does(
+    echo: FlaskClient, value: str, said: list[str]
+) -> None:
+    """`GET ...?input=<JSON>` was answered "no violation" whatever the input said."""
+    answer = echo.get(ECHO_PATH, query_string={"input": value})
+    assert messages(answer) == said
+    assert ("warning" in answer.get_json()) is (value == "null")
+
+
+def test_a_get_with_input_that_is_not_json_is_a_400(echo: FlaskClient) -> None:
+    answer = echo.get(ECHO_PATH, query_string={"input": "{not-json"})
+    assert answer.status_code == 400
+    doc = answer.get_json()
+    assert doc["code"] == "invalid_parameter" and doc["message"].startswith("input query parameter")
