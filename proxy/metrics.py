@@ -212,6 +212,8 @@ class Metrics:
         self.policy_revision = -1
         self.cert_expiry: float = 0.0
         self.cert_renewals: dict[str, int] = {}
+        # (direction, reason) -> failed TLS handshakes (proxy.tls.HandshakeErrors)
+        self.tls_handshake_errors: dict[tuple[str, str], int] = {}
         self.started = time.time()
         self.pool: PoolView | None = None  # set by the proxy that owns one
 
@@ -270,6 +272,10 @@ class Metrics:
     def cert_renewal(self, result: str) -> None:
         self.cert_renewals[result] = self.cert_renewals.get(result, 0) + 1
 
+    def tls_handshake_error(self, direction: str, reason: str) -> None:
+        key = (direction, reason)
+        self.tls_handshake_errors[key] = self.tls_handshake_errors.get(key, 0) + 1
+
     def render(self) -> str:
         return "".join(f"{line}\n" for line in self._lines())
 
@@ -307,6 +313,15 @@ class Metrics:
                 ((f'rule="{_esc(rule)}",reason="{why}"', n) for (rule, why), n in would),
             )
         yield from self._tcp()
+        yield from _family(
+            "tls_handshake_errors_total",
+            "counter",
+            "TLS handshakes that failed, by direction and reason (connections never made).",
+            (
+                (f'direction="{d}",reason="{r}"', n)
+                for (d, r), n in sorted(self.tls_handshake_errors.items())
+            ),
+        )
         yield from self._pool()
         yield from _family(
             "proxy_errors_total",

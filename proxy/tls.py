@@ -20,6 +20,13 @@ handshake in which it is served to a `CERT_REQUIRED` client that trusts only the
 from the verified certificate (`proxy.peercert`). So this module needs no X.509 parser, and
 the proxy never imports `cryptography`: the key and CSR for the control plane are made by a
 child process (`proxy.keygen`).
+
+Both contexts are `MeshContext`s, which name a `HandshakeErrors`: `proxy.tlslayer` tells it of
+every handshake that fails (a caller with no certificate, one from another CA, an expired
+one, a client that does not speak TLS; a peer proxy whose certificate does not verify), which
+it counts in `tls_handshake_errors_total{direction,reason}` and logs at most once per
+direction and reason every 10 s. The reason is one of a closed set, read from OpenSSL's error
+(`handshake_error_reason`): nothing the peer wrote reaches a label or the log.
 """
 
 from __future__ import annotations
@@ -30,13 +37,17 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from proxy.metrics import Metrics
 from proxy.peercert import identity_in, is_ca
 from proxy.token import BearerToken, bearer
 from smi.identity import Identity
+
+if TYPE_CHECKING:
+    from proxy.tlslayer import HandshakeObserver
 
 log = logging.getLogger("smictl.proxy.tls")
 
@@ -59,8 +70,16 @@ class Material:
     not_after: float
 
 
-def server_context(ca_pem: bytes) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+class MeshContext(ssl.SSLContext):
+    """One of the proxy's own contexts: an `ssl.SSLContext` that names who hears of its
+    failed handshakes (read by `proxy.tlslayer`, per failed connection only)."""
+
+    handshake_observer: HandshakeObserver | None = None
+
+
+def server_context(ca_pem: bytes, *, observer: HandshakeObserver | None = None) -> MeshContext:
+    ctx = MeshContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.handshake_observer = observer
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_REQUIRED
     # No TLS 1.3 session tickets: proxies never resume a session (every connection proves its
@@ -74,8 +93,9 @@ def server_context(ca_pem: bytes) -> ssl.SSLContext:
     return ctx
 
 
-def client_context(ca_pem: bytes) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def client_context(ca_pem: bytes, *, observer: HandshakeObserver | None = None) -> MeshContext:
+    ctx = MeshContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.handshake_observer = observer
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
@@ -102,6 +122,7 @@ class WorkloadTLS:
         self.identity = identity
         self.ca_pem = ca_pem
         self.metrics = metrics
+        self.handshake_errors = HandshakeErrors(metrics)
         try:
             # Checked now, not at the first call: a bad one is a start-up error.
             self._control_plane = ssl.create_default_context(
@@ -111,7 +132,7 @@ class WorkloadTLS:
             where = "control plane CA" if control_plane_ca_pem else "mesh CA"
             raise CertificateError(f"{where}: cannot read certificate: {exc}") from exc
         try:
-            self.server = server_context(ca_pem)
+            self.server = server_context(ca_pem, observer=self.handshake_errors)
         except (ssl.SSLError, ValueError) as exc:
             raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
         self._client: ssl.SSLContext | None = None
@@ -147,7 +168,7 @@ class WorkloadTLS:
             return False
         cert_file = os.path.join(self._dir, "cert.pem")
         key_file = os.path.join(self._dir, "key.pem")
-        client = client_context(self.ca_pem)
+        client = client_context(self.ca_pem, observer=self.handshake_errors)
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
             _write_private(cert_file, cert_pem)
@@ -352,6 +373,108 @@ def _verify_problem(exc: ssl.SSLCertVerificationError) -> str:
     if code == _X509_INVALID_PURPOSE:
         return f"certificate is not usable for TLS ({exc.verify_message})"
     return f"certificate is not issued by the mesh CA ({exc.verify_message})"
+
+
+# tls_handshake_errors_total's reasons (a closed set).
+NO_CERTIFICATE: Final = "no-certificate"
+UNTRUSTED_CERTIFICATE: Final = "untrusted-certificate"
+EXPIRED_CERTIFICATE: Final = "expired-certificate"
+NOT_TLS: Final = "not-tls"
+TIMEOUT: Final = "timeout"
+OTHER: Final = "other"
+# OpenSSL's reasons for a first record that is not TLS: a plaintext HTTP request (or CONNECT),
+# bytes whose version field is not TLS's (SSH, HTTP/2's preface, noise), a length no record
+# has, an SSLv2-format hello.
+_NOT_TLS_REASONS = frozenset(
+    {
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "WRONG_VERSION_NUMBER",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LENGTH_MISMATCH",
+        "UNKNOWN_PROTOCOL",
+    }
+)
+LOG_EVERY = 10.0  # seconds between two log lines of one direction and reason
+
+
+def handshake_error_reason(error: BaseException) -> str:
+    """Why a handshake failed, as one of the closed set above. This side's view: a peer that
+    refused this proxy's certificate (its alert) or spoke an old TLS version is `other`."""
+    if isinstance(error, TimeoutError):
+        return TIMEOUT
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if error.verify_code in (_X509_NOT_YET_VALID, _X509_EXPIRED):
+            return EXPIRED_CERTIFICATE
+        return UNTRUSTED_CERTIFICATE
+    if isinstance(error, ssl.SSLError):
+        if error.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return NO_CERTIFICATE
+        if error.reason in _NOT_TLS_REASONS:
+            return NOT_TLS
+    return OTHER
+
+
+class HandshakeErrors:
+    """Failed handshakes of the proxy's contexts (`proxy.tlslayer.HandshakeObserver`):
+    counted by direction and reason, and logged at info level at most once per direction and
+    reason every `every` seconds, with how many were not logged since the last such line, so
+    a flood of them cannot fill the log. Per failed connection only, never per request."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        every: float = LOG_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics, self.every, self.clock = metrics, every, clock
+        self._logged: dict[tuple[str, str], float] = {}  # when its last line was written
+        self._held: dict[tuple[str, str], int] = {}  # failures not logged since
+
+    def handshake_failed(self, *, server_side: bool, error: BaseException, peer: Any) -> None:
+        direction = "inbound" if server_side else "outbound"
+        reason = handshake_error_reason(error)
+        self.metrics.tls_handshake_error(direction, reason)
+        key, now = (direction, reason), self.clock()
+        last = self._logged.get(key)
+        if last is not None and now - last < self.every:
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        self._logged[key] = now
+        held = self._held.pop(key, 0)
+        log.info(
+            "%s TLS handshake %s %s failed: %s%s%s",
+            direction,
+            "from" if server_side else "with",
+            _address(peer),
+            reason,
+            _openssl_reason(error),
+            f"; {held} more since the last such line" if held else "",
+        )
+
+
+def _address(peer: Any) -> str:
+    """`host:port` (`[host]:port` for IPv6) of a socket address, or `unknown peer`."""
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return "unknown peer"
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _openssl_reason(error: BaseException) -> str:
+    """OpenSSL's words for the error, e.g. ` (certificate has expired)` or
+    ` (TLSV1_ALERT_UNKNOWN_CA)`: its text for a verification code, else its name for the
+    error (an alert from the peer is named by its code), never anything the peer wrote."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        text = error.verify_message
+    elif isinstance(error, ssl.SSLError):
+        text = error.reason
+    else:
+        return ""
+    if isinstance(text, str) and text.isascii() and text.isprintable() and len(text) <= 80:
+        return f" ({text})"
+    return ""
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

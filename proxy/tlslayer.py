@@ -15,8 +15,10 @@ request against 45.0 for this shape, and added 9 µs more to the median latency;
 the mTLS pair pay it (docs/proxy.md, "The mesh's TLS on memory BIOs").
 
 What it keeps from uvloop's: the handshake has a timeout (a client that never finishes is
-closed); a failed handshake closes the connection without a log line (a scanner or a workload
-of another mesh is not an error of this proxy); the application protocol is made, and sees
+closed); a failed handshake closes the connection and is not an error of this proxy (a scanner,
+a workload of another mesh), but it is told to the context's `handshake_observer` when there
+is one (the proxy's own contexts: `proxy.tls.HandshakeErrors` counts and logs it, so callers
+with no or untrusted certificates can be seen); the application protocol is made, and sees
 `connection_made`, only once the handshake has completed, so the peer's certificate is there
 to read; back-pressure passes both ways (the TCP transport's `pause_writing` reaches the
 protocol above; its `pause_reading` pauses the socket); `close` sends close_notify first.
@@ -37,7 +39,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 # One TLS record holds at most 16 KiB of plaintext, and `SSL_read` returns at most one
 # record's: a larger buffer would only be allocated and shrunk.
@@ -48,6 +50,14 @@ TLS13_OVERHEAD: Final = 17
 # How long a client of this proxy's upstream connections waits for the peer's handshake when
 # the caller sets no bound of its own (uvloop's default).
 CLIENT_HANDSHAKE_TIMEOUT: Final = 60.0
+
+
+class HandshakeObserver(Protocol):
+    """Who hears of the failed handshakes of a context that names one in its
+    `handshake_observer` attribute (`proxy.tls.MeshContext`)."""
+
+    def handshake_failed(self, *, server_side: bool, error: BaseException, peer: Any) -> None:
+        """A handshake failed: `error` says why, `peer` is the TCP peer's address (or None)."""
 
 
 class TlsLayer(asyncio.Protocol):
@@ -95,6 +105,7 @@ class TlsLayer(asyncio.Protocol):
         self.eof_asked = False  # `write_eof`: this side sends no more
         self.notified = False  # this side's close_notify is out
         self.done: asyncio.Future[None] | None = None  # client side: the handshake's outcome
+        self.heard = False  # a byte came during the handshake (a peer that sent none tried none)
         self._timer: asyncio.TimerHandle | None = None
         self._read_soon = False
         self._error: Exception | None = None  # why this side aborted, for `connection_lost`
@@ -123,6 +134,7 @@ class TlsLayer(asyncio.Protocol):
             return
         self._bio_write(data)
         if self.handshaking:
+            self.heard = True
             self._handshake()
             return
         if self.app is not None and self.reading and not self.closing:
@@ -144,9 +156,11 @@ class TlsLayer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        self.closing = True
+        aborted, self.closing = self.closing, True
         if self.handshaking:
             self.handshaking = False
+            if not aborted:  # (the peer's doing, not a connect cancelled here)
+                self._report(exc or ConnectionResetError("the connection ended in the handshake"))
             done = self.done
             if done is not None and not done.done():
                 done.set_exception(
@@ -212,12 +226,29 @@ class TlsLayer(asyncio.Protocol):
         self._cancel_timer()
         self.handshaking = False
         self.closing = True
+        self._report(exc)
         done = self.done
         if done is not None and not done.done():
             done.set_exception(exc if isinstance(exc, OSError) else ssl.SSLError(str(exc)))
         tcp = self.tcp
         if tcp is not None:
             tcp.abort()
+
+    def _report(self, exc: BaseException) -> None:
+        """Tell the context's observer, if it has one, that the handshake failed; but not of
+        a client that closed before it sent a byte (a TCP health check, a port scan: it tried
+        no handshake), unless it held the connection open until the timeout."""
+        observer: HandshakeObserver | None = getattr(self.context, "handshake_observer", None)
+        if observer is None:
+            return
+        if self.server_side and not self.heard and not isinstance(exc, TimeoutError):
+            return
+        peer: Any = None
+        tcp = self.tcp
+        if tcp is not None:
+            with contextlib.suppress(OSError):
+                peer = tcp.get_extra_info("peername")
+        observer.handshake_failed(server_side=self.server_side, error=exc, peer=peer)
 
     def _cancel_timer(self) -> None:
         timer, self._timer = self._timer, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 from collections import Counter
@@ -90,6 +91,36 @@ def test_identity_spoofing_is_refused(mesh: Mesh) -> None:
         status, _, body = request(conn, "GET", "/api/items", headers=forged)
     seen = json.loads(body)
     assert status == 200 and seen["identity"] == sid(FRONT) and seen["identity_count"] == 1
+
+
+def test_refused_handshakes_are_counted_and_logged(mesh: Mesh) -> None:
+    """Callers with no certificate or an untrusted one, and clients that do not speak TLS,
+    show in /metrics by reason and in the log by address; a burst of them is one line per
+    reason at most (every 10 s)."""
+    proc, port = mesh.procs["web-v1"], mesh.inbound("web-v1")
+    before = proc.metrics()
+    no_cert_lines = proc.log().count("failed: no-certificate")
+    for _ in range(5):
+        assert _handshake_refused(port, mesh.pki.client(None))
+    assert _handshake_refused(port, mesh.pki.client(FRONT, ca=CertificateAuthority.create()))
+    assert b"HTTP/" not in raw_exchange(port, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+    want = {"no-certificate": 5, "untrusted-certificate": 1, "not-tls": 1}
+
+    def counted() -> bool:
+        after = proc.metrics()
+        return all(
+            after.get(key, 0) - before.get(key, 0) == n
+            for key, n in (
+                (f'tls_handshake_errors_total{{direction="inbound",reason="{r}"}}', n)
+                for r, n in want.items()
+            )
+        )
+
+    wait_for(counted, what="the refused handshakes to be counted")
+    log = proc.log()
+    for reason in want:
+        assert re.search(rf"inbound TLS handshake from 127\.0\.0\.1:\d+ failed: {reason}", log)
+    assert log.count("failed: no-certificate") - no_cert_lines <= 1
 
 
 def test_outbound_split_distribution(mesh: Mesh) -> None:

@@ -126,3 +126,22 @@ def test_the_upstream_pool_is_shown_when_the_proxy_has_one() -> None:
     assert s["proxy_upstream_connections_opened_total"] == 12
     assert s["proxy_upstream_idle_connections"] == 5
     assert s["proxy_upstream_waiting_requests"] == 2
+
+
+def test_failed_tls_handshakes_are_shown_by_direction_and_reason() -> None:
+    m = Metrics()
+    assert "# TYPE tls_handshake_errors_total counter" in m.render()
+    for direction, reason in [
+        ("inbound", "no-certificate"),
+        ("inbound", "no-certificate"),
+        ("inbound", "not-tls"),
+        ("outbound", "untrusted-certificate"),
+    ]:
+        m.tls_handshake_error(direction, reason)
+    s = _samples(m.render())
+    family = {k: v for k, v in s.items() if k.startswith("tls_handshake_errors_total")}
+    assert family == {
+        'tls_handshake_errors_total{direction="inbound",reason="no-certificate"}': 2,
+        'tls_handshake_errors_total{direction="inbound",reason="not-tls"}': 1,
+        'tls_handshake_errors_total{direction="outbound",reason="untrusted-certificate"}': 1,
+    }

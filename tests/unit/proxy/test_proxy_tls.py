@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -14,9 +16,12 @@ from proxy.metrics import Metrics
 from proxy.tls import (
     CertificateError,
     FileCertificates,
+    HandshakeErrors,
     WorkloadTLS,
     _certificate_from,
+    handshake_error_reason,
     handshake_in_memory,
+    server_context,
 )
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
@@ -154,3 +159,118 @@ def test_the_inbound_listener_sends_no_session_tickets(
     assert client.session is not None and not client.session.has_ticket
     assert tls.server.num_tickets == 0
     del server
+
+
+def test_the_workload_contexts_count_their_failed_handshakes(
+    ca: CertificateAuthority, tls: WorkloadTLS
+) -> None:
+    """The listener's context, and every client context a new certificate brings, report to
+    the workload's counters (`proxy.tlslayer` reads `handshake_observer`)."""
+    assert tls.server.handshake_observer is tls.handshake_errors
+    tls.install(*ca.issue_workload(WEB))
+    first = tls.client_context
+    tls.install(*ca.issue_workload(WEB))
+    assert tls.client_context is not first
+    for ctx in (first, tls.client_context):
+        assert getattr(ctx, "handshake_observer", None) is tls.handshake_errors
+    assert tls.handshake_errors.metrics is tls.metrics
+
+
+def _load_into(ctx: ssl.SSLContext, tmp_path: Path, material: tuple[bytes, bytes]) -> None:
+    cert, key = tmp_path / "w.crt", tmp_path / "w.key"
+    cert.write_bytes(material[0])
+    key.write_bytes(material[1])
+    ctx.load_cert_chain(cert, key)
+
+
+def _server_refusal(server: ssl.SSLContext, first_bytes: bytes) -> ssl.SSLError:
+    """The error of a server-side handshake that reads `first_bytes` from its client."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = server.wrap_bio(incoming, outgoing, server_side=True)
+    incoming.write(first_bytes)
+    with pytest.raises(ssl.SSLError) as caught:
+        obj.do_handshake()
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("first_bytes", "reason"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: web\r\n\r\n", "not-tls"),
+        (b"CONNECT web:80 HTTP/1.1\r\n\r\n", "not-tls"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "not-tls"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "not-tls"),
+        (b"\x16\x03\x03\xff\xff" + b"\x00" * 16, "not-tls"),  # no record is that long
+        (b"\x17\x03\x03\x00\x05hello", "other"),  # a TLS record, but not a handshake
+    ],
+)
+def test_what_a_client_sent_gives_the_reason_of_its_refusal(
+    ca: CertificateAuthority, tmp_path: Path, first_bytes: bytes, reason: str
+) -> None:
+    server = server_context(ca.cert_pem())
+    _load_into(server, tmp_path, ca.issue_workload(WEB))
+    assert handshake_error_reason(_server_refusal(server, first_bytes)) == reason
+
+
+def test_a_client_refusing_this_workloads_certificate_is_other_not_untrusted(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """The reasons say what was wrong with the peer; a peer's alert about this proxy's own
+    certificate is `other` (with OpenSSL's name of the alert in the log line)."""
+    server = server_context(ca.cert_pem())
+    _load_into(server, tmp_path, ca.issue_workload(WEB))
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.load_verify_locations(cadata=CertificateAuthority.create().cert_pem().decode())
+    client.maximum_version = ssl.TLSVersion.TLSv1_2  # (the server reads the alert mid-handshake)
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_side=False)
+    s = server.wrap_bio(s_in, s_out, server_side=True)
+    refusal: ssl.SSLError | None = None
+    for _ in range(4):
+        with contextlib.suppress(ssl.SSLError):  # (the client's refusal: its alert is out)
+            c.do_handshake()
+        s_in.write(c_out.read())
+        try:
+            s.do_handshake()
+        except ssl.SSLWantReadError:
+            c_in.write(s_out.read())
+        except ssl.SSLError as exc:
+            refusal = exc
+            break
+    assert refusal is not None and refusal.reason == "TLSV1_ALERT_UNKNOWN_CA"
+    assert handshake_error_reason(refusal) == "other"
+
+
+def test_handshake_errors_are_logged_once_per_reason_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood of refused callers is every one counted, and a line per direction and reason
+    every 10 s at most in the log, saying how many it stands for."""
+    now = [100.0]
+    metrics = Metrics()
+    errors = HandshakeErrors(metrics, clock=lambda: now[0])
+    no_cert = ssl.SSLError(1, "peer did not return a certificate")
+    no_cert.reason = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+    with caplog.at_level(logging.INFO, logger="smictl.proxy.tls"):
+        for at in range(20):  # 20 in 9.5 s: one line
+            now[0] = 100.0 + at / 2
+            errors.handshake_failed(server_side=True, error=no_cert, peer=("10.0.0.7", 4000 + at))
+        errors.handshake_failed(server_side=True, error=TimeoutError(), peer=("::1", 5000, 0, 0))
+        errors.handshake_failed(server_side=False, error=TimeoutError(), peer=None)
+        now[0] = 110.0
+        errors.handshake_failed(server_side=True, error=no_cert, peer=("10.0.0.8", 4100))
+    assert [r.getMessage() for r in caplog.records] == [
+        "inbound TLS handshake from 10.0.0.7:4000 failed: no-certificate"
+        " (PEER_DID_NOT_RETURN_A_CERTIFICATE)",
+        "inbound TLS handshake from [::1]:5000 failed: timeout",
+        "outbound TLS handshake with unknown peer failed: timeout",
+        "inbound TLS handshake from 10.0.0.8:4100 failed: no-certificate"
+        " (PEER_DID_NOT_RETURN_A_CERTIFICATE); 19 more since the last such line",
+    ]
+    assert {r.levelno for r in caplog.records} == {logging.INFO}
+    assert metrics.tls_handshake_errors == {
+        ("inbound", "no-certificate"): 21,
+        ("inbound", "timeout"): 1,
+        ("outbound", "timeout"): 1,
+    }

@@ -2,17 +2,21 @@
 
 What uvloop's own TLS layer did and the proxy relies on: the protocol above is made only once
 the handshake is done (so the peer's certificate is there), a handshake that never ends or
-fails closes the connection without anything logged, close sends close_notify, back-pressure
-passes both ways, and nothing is lost or reordered around `pause_reading`."""
+fails closes the connection without anything logged by the layer (the proxy's own contexts
+count and log it: the tests at the end), close sends close_notify, back-pressure passes both
+ways, and nothing is lost or reordered around `pause_reading`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import socket
 import ssl
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,9 @@ import pytest
 import uvloop
 
 from proxy import tlslayer
+from proxy.metrics import Metrics
 from proxy.peercert import peer_identity
-from proxy.tls import client_context, server_context
+from proxy.tls import HandshakeErrors, WorkloadTLS, client_context, server_context
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
 
@@ -771,3 +776,141 @@ def test_a_read_sized_short_by_a_guess_loses_nothing(
     uvloop.run(run())
     assert got["data"] == sent
     assert got["held"] == 0
+
+
+def _counting(ca: CertificateAuthority, tmp: Path) -> tuple[ssl.SSLContext, Metrics]:
+    """The server context of a workload, counting its failed handshakes as the proxy does."""
+    metrics = Metrics()
+    server = server_context(ca.cert_pem(), observer=HandshakeErrors(metrics))
+    return _load(server, tmp, "web", ca.issue_workload(Identity.parse(WEB))), metrics
+
+
+async def _counted(metrics: Metrics) -> dict[tuple[str, str], int]:
+    """The failed handshakes counted, once there is one (the server's side of the failure
+    may come a moment after the client's)."""
+    for _ in range(500):
+        if metrics.tls_handshake_errors:
+            break
+        await asyncio.sleep(0.01)
+    return dict(metrics.tls_handshake_errors)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["no-certificate", "untrusted-certificate", "expired-certificate", "not-tls", "timeout"],
+)
+def test_a_refused_handshake_is_counted_by_reason_and_logged_with_its_peer(
+    ca: CertificateAuthority, tmp_path: Path, caplog: pytest.LogCaptureFixture, reason: str
+) -> None:
+    """What a security engineer looks for: callers with no certificate, an untrusted or
+    expired one, or no TLS at all, each counted under its reason and named in the log by
+    address; still no protocol made for them."""
+    server_ctx, metrics = _counting(ca, tmp_path)
+    client_ctx = client_context(ca.cert_pem())
+    if reason == "untrusted-certificate":
+        other = CertificateAuthority.create()
+        _load(client_ctx, tmp_path, "x", other.issue_workload(Identity.parse(FRONT)))
+    elif reason == "expired-certificate":
+        expired = ca.issue_workload(Identity.parse(FRONT), ttl=timedelta(seconds=-1))
+        _load(client_ctx, tmp_path, "x", expired)
+    made: list[Recorder] = []
+    seen: dict[str, Any] = {}
+
+    async def run() -> None:
+        server = await _serve(lambda: made.append(Recorder()) or made[-1], server_ctx, 0.3)
+        port = server.sockets[0].getsockname()[1]
+        if reason in ("not-tls", "timeout"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            seen["client"] = writer.get_extra_info("sockname")
+            if reason == "not-tls":
+                writer.write(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+            await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        else:
+            client = Recorder()
+            with contextlib.suppress(OSError):  # (TLS 1.2: the client's handshake fails too)
+                transport, _ = await tlslayer.connect(lambda: client, "127.0.0.1", port, client_ctx)
+                seen["client"] = transport.get_extra_info("sockname")
+                transport.write(b"hello")
+                await asyncio.wait_for(client.lost, 5)
+        seen["counted"] = await _counted(metrics)
+        server.close()
+
+    with caplog.at_level(logging.INFO, logger="smictl.proxy.tls"):
+        uvloop.run(run())
+    assert seen["counted"] == {("inbound", reason): 1}
+    assert made == []
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("inbound TLS handshake from 127.0.0.1:")
+    assert f"failed: {reason}" in line
+    if "client" in seen:
+        assert f"127.0.0.1:{seen['client'][1]} failed" in line
+
+
+def test_a_client_that_closes_before_sending_a_byte_is_not_counted(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A TCP health check or a port scan connects and closes: it tried no handshake, and
+    counting it would bury the callers that did."""
+    server_ctx, metrics = _counting(ca, tmp_path)
+
+    async def run() -> None:
+        server = await _serve(Recorder, server_ctx, 5.0)
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.2)
+        server.close()
+
+    uvloop.run(run())
+    assert metrics.tls_handshake_errors == {}
+
+
+def test_a_peer_whose_certificate_fails_verification_is_counted_outbound(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A workload's upstream connection to a server of another CA fails its handshake and is
+    counted as outbound; one to a mesh server completes (whichever identity it names: that is
+    checked above TLS, and counted as `proxy_errors_total{kind="identity"}`), and a connect
+    given up mid-handshake (a connect timeout, counted as such) is not a handshake error."""
+    workload = WorkloadTLS(identity=Identity.parse(FRONT), ca_pem=ca.cert_pem(), metrics=Metrics())
+    workload.install(*ca.issue_workload(Identity.parse(FRONT)))
+    other = CertificateAuthority.create()
+    impostor = _load(
+        server_context(ca.cert_pem()), tmp_path, "imp", other.issue_workload(Identity.parse(WEB))
+    )
+    mesh_server, _ = _contexts(ca, tmp_path)
+    seen: dict[str, Any] = {}
+
+    async def run() -> None:
+        ctx = workload.client_context
+        bad = await _serve(Recorder, impostor)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await tlslayer.connect(Recorder, "127.0.0.1", bad.sockets[0].getsockname()[1], ctx)
+        good = await _serve(Recorder, mesh_server)
+        port = good.sockets[0].getsockname()[1]
+        transport, _ = await tlslayer.connect(Recorder, "127.0.0.1", port, ctx)
+        transport.close()
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        task = asyncio.get_running_loop().create_task(
+            tlslayer.connect(Recorder, "127.0.0.1", listener.getsockname()[1], ctx)
+        )
+        await asyncio.sleep(0.1)  # (the ClientHello is out; no answer comes)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.1)
+        listener.close()
+        seen["counted"] = dict(workload.metrics.tls_handshake_errors)
+        bad.close()
+        good.close()
+
+    try:
+        uvloop.run(run())
+    finally:
+        workload.cleanup()
+    assert seen["counted"] == {("outbound", "untrusted-certificate"): 1}
