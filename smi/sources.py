@@ -128,7 +128,7 @@ def parse_json(text: str) -> Any:
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise YamlError(f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+        raise _json_syntax_error(text, exc) from None
     except _DuplicateKey as exc:
         raise _located(text, f"duplicate key {exc.key!r} in one mapping", key=exc.key) from None
     except ValueError:  # an integer too long for int(): the YAML reader says the same
@@ -141,6 +141,18 @@ def parse_json(text: str) -> Any:
     if _SURROGATE_ESCAPE.search(text) is not None and json_safe(value) != value:
         raise _located(text, "invalid JSON: a lone surrogate escape is no Unicode character")
     return value
+
+
+def _json_syntax_error(text: str, exc: json.JSONDecodeError) -> YamlError:
+    """`json`'s error at its line, unless it stopped at the end of the text (an object, list
+    or value never closed), which is on a line past the last when the text ends in a line
+    break: then at the line where the YAML reader finds the unclosed bracket opened."""
+    if not exc.msg.startswith("Expecting") or _BLANK.fullmatch(text, exc.pos) is None:
+        return YamlError(f"invalid JSON: {exc.msg}", line=exc.lineno)
+    found = _located(text, f"invalid JSON: {exc.msg} at the end of the file")
+    if found.line is None:  # YAML reads it whole: name the last line that holds anything
+        found.line = text.rstrip(" \t\r\n").count("\n") + 1
+    return found
 
 
 def _located(

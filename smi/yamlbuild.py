@@ -199,16 +199,22 @@ def _check_container_tag(event: Any, kind: str) -> None:
 # --- documents ----------------------------------------------------------------------------------
 
 
-def as_yaml_error(exc: yaml.YAMLError) -> YamlError:
+# Errors about a construct left open (a quote, a bracket, a key without its colon): libyaml's
+# context mark is where it opens, its problem mark where the scanner gave up, often the end of
+# the file, a line past the last. A block mapping's context is instead the start of the whole
+# mapping (maybe the document's first line), and there the problem mark is the nearer.
+_OPENED = (
+    "while scanning a quoted scalar",
+    "while parsing a flow sequence",
+    "while parsing a flow mapping",
+    "while scanning a simple key",
+)
+
+
+def as_yaml_error(exc: yaml.YAMLError, *, text: str) -> YamlError:
+    """Ours for libyaml's error on `text`: one line, at the construct it is about."""
     if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        parts = [p for p in (exc.context, exc.problem) if p]
-        return YamlError(
-            ", ".join(parts) if parts else "invalid YAML",
-            line=line,
-            mark=(mark.index, mark.column + 1) if mark is not None else None,
-        )
+        return _syntax_error(exc, text)
     # reader errors: control characters, bad encoding
     position = getattr(exc, "position", None)
     return YamlError(
@@ -218,13 +224,44 @@ def as_yaml_error(exc: yaml.YAMLError) -> YamlError:
     )
 
 
-def build_document(parser: Any) -> tuple[Any, Shadow]:
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlError:
+    problem, context = exc.problem_mark, exc.context_mark
+    # Marks count characters, a byte order mark not among them.
+    end = len(text) - text.startswith("\ufeff")
+    at_end = problem is not None and problem.index >= end
+    message = ", ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    mark = problem or context
+    if context is not None and (problem is None or at_end or str(exc.context).startswith(_OPENED)):
+        mark = context
+        if problem is not None and problem.line != context.line:
+            # Where it gave up, still worth reading when it is not the end.
+            if not at_end:
+                message += f" at line {problem.line + 1}"
+            elif "end of stream" not in str(exc.problem):
+                message += " at the end of the file"
+    return YamlError(
+        message,
+        line=None if mark is None else _line_of(mark, end=end),
+        mark=(problem.index, problem.column + 1) if problem is not None else None,
+    )
+
+
+def _line_of(mark: yaml.Mark, *, end: int) -> int:
+    """The 1-based line of `mark`; of the last line for the end of a text that ends in a line
+    break, whose mark is on the line after it (past the end of the file)."""
+    if mark.index >= end and mark.column == 0 and mark.line > 0:
+        return int(mark.line)
+    return int(mark.line) + 1
+
+
+def build_document(parser: Any, *, text: str) -> tuple[Any, Shadow]:
     """Consume the events of one document (after its DocumentStartEvent) up to and including
-    its DocumentEndEvent; (None, line) for an empty document."""
+    its DocumentEndEvent; (None, line) for an empty document. `text` is what `parser` reads,
+    for the line of a syntax error."""
     try:
         return _build(parser)
     except yaml.YAMLError as exc:
-        raise as_yaml_error(exc) from None
+        raise as_yaml_error(exc, text=text) from None
 
 
 def _build(parser: Any) -> tuple[Any, Shadow]:  # noqa: PLR0912, PLR0915

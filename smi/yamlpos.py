@@ -190,11 +190,11 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
             try:
                 event = parser.get_event()
             except yaml.YAMLError as exc:
-                raise as_yaml_error(exc) from None
+                raise as_yaml_error(exc, text=text) from None
             cls = event.__class__
             if cls is ev.DocumentStartEvent:
                 index += 1
-                value, shadow = build_document(parser)
+                value, shadow = build_document(parser, text=text)
                 if value is not None:
                     yield YamlDocument(value=value, index=index, lines=LineMap(shadow))
             elif cls is ev.StreamEndEvent:

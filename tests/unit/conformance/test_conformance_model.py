@@ -187,7 +187,7 @@ def test_name_comes_from_the_path(make_scenario: MakeScenario, scenario_text: st
 
 def test_yaml_syntax_error_has_a_line(make_scenario: MakeScenario) -> None:
     lines = _errors(make_scenario, "description: d\nsteps: [\n")
-    assert lines[0].startswith("access/example.yaml:3: YAML syntax error")
+    assert lines[0].startswith("access/example.yaml:2: YAML syntax error")
 
 
 @pytest.mark.parametrize(

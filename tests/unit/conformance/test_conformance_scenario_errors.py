@@ -31,8 +31,8 @@ def _errors(text: str) -> list[str]:
 def test_a_yaml_syntax_error_is_one_line_at_the_problem() -> None:
     text = HEAD + "steps:\n  - request: {from: a/x, to: y\n    expect: {status: 403}\n"
     assert _errors(text) == [
-        "broken.yaml:9: YAML syntax error: while parsing a flow mapping, "
-        "did not find expected ',' or '}'"
+        "broken.yaml:8: YAML syntax error: while parsing a flow mapping, "
+        "did not find expected ',' or '}' at line 9"
     ]
 
 

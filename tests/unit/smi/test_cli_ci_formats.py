@@ -247,7 +247,7 @@ def test_github_annotations_escape_names_and_stay_one_per_line(
     code, out, _ = run("admit", "-f", "m", "--format", "github", capsys=capsys)
     lines = out.splitlines()
     assert code == 1 and all(x.startswith(("::error ", "::warning ")) for x in lines)
-    assert any(x.startswith("::error file=m/x%250A.yaml,line=2,title=SMI1002::") for x in lines)
+    assert any(x.startswith("::error file=m/x%250A.yaml,line=1,title=SMI1002::") for x in lines)
     assert any("file=m/sub dir/a b%2Cc%3A%25d é.yaml,line=32," in x for x in lines)
     assert any(x.startswith("::error file=m/new%0Aline\x01.yaml,line=4,") for x in lines)
 

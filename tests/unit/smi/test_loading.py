@@ -191,7 +191,7 @@ def test_unreadable_inputs_are_smi1001(tmp_path: Path) -> None:
 def test_yaml_syntax_error_keeps_the_documents_before_it() -> None:
     keys, diags = load(SPLIT + "---\nkind: [unclosed\n")
     assert keys == ["TrafficSplit/shop/canary"]
-    assert [(c, line) for c, line, _ in diags] == [("SMI1002", 15)]
+    assert [(c, line) for c, line, _ in diags] == [("SMI1002", 14)]
 
 
 def test_duplicate_keys_are_refused_with_the_line_of_the_second() -> None:
@@ -443,7 +443,7 @@ def test_read_source_and_read_documents_raise_our_errors(tmp_path: Path) -> None
     assert err.value.diagnostics[0].code == "SMI1001"
     with pytest.raises(LoadError) as err:
         read_documents("a: [\n", filename="x.yaml")
-    assert (err.value.diagnostics[0].code, err.value.diagnostics[0].line) == ("SMI1002", 2)
+    assert (err.value.diagnostics[0].code, err.value.diagnostics[0].line) == ("SMI1002", 1)
 
 
 def test_block_yaml_locates_diagnostics_in_any_document_of_a_file() -> None:

@@ -77,7 +77,7 @@ def test_admit_text_names_file_line_and_reason_and_exits_1(
     code, out, err = run_cli("admit", "-f", str(manifests), "-q", *strict)
     assert code == 1
     lines = out.splitlines()
-    assert f"{manifests}/d-syntax.yaml:2:" in lines[0] and lines[0].endswith("(SMI1002)")
+    assert f"{manifests}/d-syntax.yaml:1:" in lines[0] and lines[0].endswith("(SMI1002)")
     denied = f"{manifests}/b-denied.yaml:12: spec.matches[0].pathRegex: [strict-paths]"
     assert f"{denied} match admin: /admin is not end-anchored (ACME2)" in lines
     invalid = f"{manifests}/c-invalid.yaml:11: spec.backends[0].weight:"
