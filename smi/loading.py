@@ -416,6 +416,7 @@ class _Loader:
                 namespace=namespace,
                 raw=value,
                 source=source,
+                lines=lines,
             )
         )
 

@@ -442,7 +442,7 @@ def _context_duplicates(context: Sequence[ContextObject]) -> Iterator[Diagnostic
         seen = first.setdefault(ctx.key, ctx)
         if seen is not ctx:
             for found in _copies(seen, ctx, path=""):
-                located = found.located(file=ctx.source.file, line=ctx.source.line)
+                located = found.located(file=ctx.source.file, line=_line(ctx))
                 yield replace(located, object_ref=ctx.key)
 
 
@@ -492,8 +492,17 @@ def _alike(first: Resource | ContextObject, again: Resource | ContextObject) -> 
 
 
 def _where(resource: Resource | ContextObject) -> str:
-    source = resource.source
-    return source.file + (f":{source.line}" if source.line else "")
+    line = _line(resource)
+    return resource.source.file + (f":{line}" if line else "")
+
+
+def _line(resource: Resource | ContextObject) -> int | None:
+    """The line an object starts on. A JSON file's objects have none in their `source` (its
+    line maps are computed only when asked): theirs is asked of their lines, or a copy in
+    JSON was "first at dupobj.json, again at dupobj.json"."""
+    if resource.source.line is not None or resource.lines is None:
+        return resource.source.line
+    return resource.lines.line_of(())
 
 
 def _as_applied(resource: Resource | ContextObject, *, version: bool = True) -> str:

@@ -4,6 +4,8 @@ strict, one split per root service per namespace, backend Services and their por
 
 from __future__ import annotations
 
+import json
+
 from validation_helpers import findings, run_checks
 
 from smi.compiler import validate
@@ -179,6 +181,30 @@ def test_an_object_defined_twice_with_different_content_is_an_error() -> None:
     # The same content under another version of the group is stored as another document.
     v1alpha3 = GROUP.replace("v1alpha4", "v1alpha3")
     assert [d.severity for d in run_checks(docs(GROUP, v1alpha3))] == ["error"]
+
+
+def test_copies_in_a_json_file_name_the_lines_of_both() -> None:
+    """JSON objects have no line in their source (a JSON file's lines are computed only when
+    asked): the copies were "first at t.json, again at t.json", a Service's without any line."""
+    group = {
+        "apiVersion": "specs.smi-spec.io/v1alpha4",
+        "kind": "HTTPRouteGroup",
+        "metadata": {"name": "routes", "namespace": "shop"},
+        "spec": {"matches": [{"name": "read", "pathRegex": "/.*"}]},
+    }
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"}}
+    other = {**group, "spec": {"matches": [{"name": "read", "pathRegex": "/a/.*"}]}}
+    items = [group, other, svc, {**svc, "spec": {"ports": [{"port": 80}]}}]
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=1)
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line == "  {"]
+    loaded = load_text(text, filename="t.json")
+    diags = loaded.diagnostics + validate(loaded.resources, loaded.context, strict=False)
+    assert [(d.code, d.object_ref, d.line) for d in diags] == [
+        ("SMI3008", "HTTPRouteGroup/shop/routes", starts[1] + 4),  # at its metadata.name
+        ("SMI3008", "Service/shop/api", starts[3]),
+    ]
+    for diag, first, again in zip(diags, starts[::2], starts[1::2], strict=True):
+        assert f"(first at t.json:{first}, again at t.json:{again})" in diag.message
 
 
 def test_identity_binding_references_are_checked_in_v1alpha4() -> None:
