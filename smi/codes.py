@@ -163,8 +163,12 @@ CODES: dict[str, Code] = dict(
             "SMI2006",
             "invalid name",
             "Names must be DNS-1123 labels or subdomains: lowercase letters, digits, '-' "
-            "(and '.'), starting and ending alphanumeric, at most 253 characters.",
-            "Rename the object or reference.",
+            "(and '.'), starting and ending alphanumeric, at most 253 characters. Label and "
+            "annotation keys and finalizers are qualified names (an optional DNS-1123 "
+            "subdomain and '/', then at most 63 letters, digits, '-', '_' and '.', starting "
+            "and ending alphanumeric); a label value is such a name without the prefix, or "
+            "empty. The API server refuses any other.",
+            "Rename the object, reference, label, annotation or finalizer.",
         ),
         _c(
             "SMI2007",

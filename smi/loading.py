@@ -23,7 +23,7 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -127,6 +127,62 @@ _SPEC_FIELDS: Mapping[str, frozenset[str]] = {
     "UDPRoute": frozenset({"matches", "ports"}),
     "TrafficSplit": frozenset({"service", "backends", "matches"}),
 }
+
+# ObjectMeta fields the API server decodes into typed fields (it refuses `finalizers: x`),
+# beyond the four the wire models type (name, namespace, labels, annotations): metadata is kept
+# as written (extra="allow"), so these are checked here. Null is unset, as for the others.
+_META_TYPES: Mapping[str, str] = {
+    "generateName": "a string", "uid": "a string", "resourceVersion": "a string",
+    "selfLink": "a string", "creationTimestamp": "a string", "deletionTimestamp": "a string",
+    "generation": "an integer", "deletionGracePeriodSeconds": "an integer",
+    "finalizers": "a list", "ownerReferences": "a list", "managedFields": "a list",
+}  # fmt: skip
+_META_ITEMS: Mapping[str, str] = {
+    "finalizers": "a string", "ownerReferences": "an object", "managedFields": "an object"
+}  # fmt: skip
+_OWNER_REQUIRED = ("apiVersion", "kind", "name", "uid")
+_OWNER_TYPES: Mapping[str, str] = {
+    **dict.fromkeys(_OWNER_REQUIRED, "a string"),
+    **dict.fromkeys(("controller", "blockOwnerDeletion"), "a boolean"),
+}
+_IS_JSON_TYPE: Mapping[str, Callable[[Any], bool]] = {
+    "a string": lambda v: isinstance(v, str),
+    "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a boolean": lambda v: isinstance(v, bool),
+    "a list": lambda v: isinstance(v, list),
+    "an object": lambda v: isinstance(v, dict),
+}
+
+
+def metadata_type_problems(meta: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(path, code, message) for each field of `meta` of the wrong JSON type (SMI2003), and
+    each owner reference that lacks a required field (SMI2002)."""
+    for key, value in meta.items():
+        expected = _META_TYPES.get(key)
+        if expected is None or value is None:
+            continue
+        if not _IS_JSON_TYPE[expected](value):
+            yield f"metadata.{key}", "SMI2003", f"must be {expected}, not {json_type(value)}"
+            continue
+        item_type = _META_ITEMS.get(key)
+        if item_type is None:
+            continue
+        for i, item in enumerate(value):
+            path = f"metadata.{key}[{i}]"
+            # A null item too: the API server reads it as an empty value, then refuses that.
+            if not _IS_JSON_TYPE[item_type](item):
+                yield path, "SMI2003", f"must be {item_type}, not {json_type(item)}"
+            elif key == "ownerReferences":
+                yield from _owner_problems(item, path=path)
+
+
+def _owner_problems(owner: Mapping[str, Any], *, path: str) -> Iterator[tuple[str, str, str]]:
+    for key, expected in _OWNER_TYPES.items():
+        value = owner.get(key)
+        if key in _OWNER_REQUIRED and (value is None or value == ""):
+            yield f"{path}.{key}", "SMI2002", "required field missing"
+        elif value is not None and not _IS_JSON_TYPE[expected](value):
+            yield f"{path}.{key}", "SMI2003", f"must be {expected}, not {json_type(value)}"
 
 
 # What a file (or standard input) that holds no object holds, in SMI1012's message.
@@ -452,6 +508,7 @@ class _SmiDocument:
             return
         if not self._layout_ok(flat=served.flat) or not self._metadata_ok():
             return
+        typed = self._metadata_typed()  # reported, and the schema's problems with them
         try:
             obj = registry.parse_as(served, self._with_namespace())
         except ValidationError as exc:
@@ -470,15 +527,16 @@ class _SmiDocument:
         except RecursionError:
             self.fail("SMI1010", "document nested too deeply")
             return
-        resource = Resource(
-            obj=obj,
-            api_version=self.api_version,
-            kind=self.kind,
-            source=source,
-            raw=self.value,
-            lines=self.lines,
-        )
-        self.loader.out.resources.append(resource)
+        if typed:
+            resource = Resource(
+                obj=obj,
+                api_version=self.api_version,
+                kind=self.kind,
+                source=source,
+                raw=self.value,
+                lines=self.lines,
+            )
+            self.loader.out.resources.append(resource)
 
     def identity(self, source: Source) -> None:
         """The object as `load_identities` reads it: a served kind, and a name."""
@@ -547,6 +605,15 @@ class _SmiDocument:
             self.fail("SMI1009", "metadata.name missing", path="metadata.name")
             return False
         return True
+
+    def _metadata_typed(self) -> bool:
+        """Whether the metadata fields the schema leaves untyped have their types; each that
+        has not is reported at its line."""
+        meta = self.value.get("metadata")
+        problems = list(metadata_type_problems(meta)) if isinstance(meta, dict) else []
+        for path, code, message in problems:
+            self.fail(code, message, path=path)
+        return not problems
 
     def _with_namespace(self) -> dict[str, Any]:
         """A shallow copy with `metadata.namespace` defaulted, so that every hub object knows

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from smi.errors import Diagnostic
 from smi.loading import Resource
 from smi.validation.access import check_identity_binding, check_traffic_target
-from smi.validation.names import check_label, check_subdomain, is_label, is_subdomain
+from smi.validation.names import (
+    check_label,
+    check_metadata,
+    check_subdomain,
+    is_label,
+    is_subdomain,
+)
 from smi.validation.specs import check_l4_route, check_route_group
 from smi.validation.split import check_traffic_split, root_service
 
@@ -40,6 +46,8 @@ def check_resource(resource: Resource) -> list[Diagnostic]:
             *check_label(resource.namespace, "metadata.namespace", what="namespace"),
             *checker(resource),
         ]
+    if meta_found := check_metadata(resource.raw.get("metadata")):
+        found = [*meta_found, *found]
     # Locating reads the file's line map, computed on first use: only for what was found.
     return [resource.locate(d) for d in found] if found else found
 

@@ -9,18 +9,31 @@ create than the check itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from smi.errors import Diagnostic
 from smi.identity import DNS_LABEL, DNS_SUBDOMAIN, MAX_LABEL, MAX_SUBDOMAIN
+from smi.yamlpos import join_path
 
 _LABEL = re.compile(DNS_LABEL)
 _SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 # RFC 9110 §5.6.2 `token` (one or more tchar): what an HTTP method and a header name are made
 # of. One definition for the SMI2207 check and for `explain --method/--header`.
 HTTP_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# The name part of a Kubernetes qualified name (label and annotation keys, finalizers, after an
+# optional DNS-1123 subdomain and '/'), and all of a label value (which may also be empty).
+_QUALIFIED = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+MAX_QUALIFIED = 63
+QUALIFIED_RULE = (
+    "an optional DNS-1123 subdomain and '/', then at most 63 letters, digits, '-', '_' and "
+    "'.', starting and ending alphanumeric"
+)
+LABEL_VALUE_RULE = (
+    "at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric, or empty"
+)
 
 K = TypeVar("K", bound=Hashable)
 
@@ -75,6 +88,52 @@ def check_subdomain(name: str, path: str, *, what: str = "name") -> tuple[Diagno
             path=path,
         ),
     )
+
+
+@lru_cache(maxsize=16384)  # the same label keys recur on every object of a set
+def is_qualified_name(text: str) -> bool:
+    """Kubernetes' qualified name, as the API server checks label keys and finalizers."""
+    prefix, slash, name = text.rpartition("/")
+    if slash and not is_subdomain(prefix):
+        return False
+    return len(name) <= MAX_QUALIFIED and _QUALIFIED.fullmatch(name) is not None
+
+
+@lru_cache(maxsize=16384)
+def is_label_value(text: str) -> bool:
+    return not text or (len(text) <= MAX_QUALIFIED and _QUALIFIED.fullmatch(text) is not None)
+
+
+def check_metadata(meta: Any) -> list[Diagnostic]:
+    """Label keys and values, annotation keys and finalizers the API server would refuse
+    (SMI2006). Their types were checked on loading; values of another type are left alone."""
+    if not isinstance(meta, Mapping) or not meta.keys() & {"labels", "annotations", "finalizers"}:
+        return []
+    found = [*_map_problems(meta, "labels"), *_map_problems(meta, "annotations")]
+    finalizers = meta.get("finalizers")
+    for i, name in enumerate(finalizers if isinstance(finalizers, list) else ()):
+        if isinstance(name, str) and not is_qualified_name(name):
+            found.append(
+                (
+                    f"metadata.finalizers[{i}]",
+                    f"finalizer {name!r} is not a qualified name ({QUALIFIED_RULE})",
+                )
+            )
+    return [error("SMI2006", message, path=path) for path, message in found]
+
+
+def _map_problems(meta: Mapping[str, Any], field: str) -> Iterator[tuple[str, str]]:
+    entries = meta.get(field)
+    if not isinstance(entries, Mapping):
+        return
+    what = field[:-1]
+    for key, value in entries.items():
+        path = join_path(f"metadata.{field}", key)
+        # The API server reads annotation keys lowercased (a prefix may be `Example.com/`).
+        if not is_qualified_name(key if field == "labels" else key.lower()):
+            yield path, f"{what} key {key!r} is not a qualified name ({QUALIFIED_RULE})"
+        if field == "labels" and isinstance(value, str) and not is_label_value(value):
+            yield path, f"label value {value!r} is not valid ({LABEL_VALUE_RULE})"
 
 
 def duplicates(items: Iterable[K]) -> list[tuple[int, K]]:

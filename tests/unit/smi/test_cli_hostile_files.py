@@ -92,7 +92,7 @@ def test_json_with_an_escaped_emoji_keeps_its_lines(tmp_path: Path, capsys: Caps
     """`json.dumps` writes a character beyond U+FFFF as a surrogate pair escape, which
     libyaml refuses: the file's line maps failed and every problem lost its line."""
     path = tmp_path / "split.json"
-    path.write_text(split_json(weight="-1", note=', "labels": {"a": "\\ud83d\\ude00"}'))
+    path.write_text(split_json(weight="-1", note=', "annotations": {"a": "\\ud83d\\ude00"}'))
     code, err = run(capsys, "compile", "-f", str(path))
     assert code == 1
     assert err[0] == (

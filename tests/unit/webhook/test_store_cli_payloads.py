@@ -128,17 +128,20 @@ def test_one_line_per_object_at_its_first_such_field_in_any_kind_and_file_format
 def test_an_smi_object_holding_one_is_refused_at_the_field_the_schema_lets_through(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], bridge: Bridge
 ) -> None:
-    """metadata takes fields it does not know (they are Kubernetes', not SMI's)."""
+    """metadata takes what it does not look into (Kubernetes' fields, not SMI's): here a
+    managed field's free-form `fieldsV1` (a top-level `generation: .nan` is now refused as
+    not an integer, before this check)."""
     manifest = tmp_path / "split.yaml"
     manifest.write_text(
         "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\n"
-        "metadata:\n  name: s1\n  namespace: shop\n  generation: .nan\n"
+        "metadata:\n  name: s1\n  namespace: shop\n  managedFields:\n"
+        "  - {manager: m, fieldsV1: {f: .nan}}\n"
         "spec:\n  service: web\n  backends:\n  - {service: web-v1, weight: 1}\n"
     )
     code, _, err = smictl(capsys, bridge, "apply", "-f", str(manifest))
     assert code == 1 and bridge.writes == 0
-    assert err == [f"{manifest}:6: metadata.generation: .nan is not a number JSON can carry "
-                   "(SMI2003)"]  # fmt: skip
+    assert err == [f"{manifest}:7: metadata.managedFields[0].fieldsV1.f: .nan is not a number "
+                   "JSON can carry (SMI2003)"]  # fmt: skip
 
 
 def test_finite_floats_are_still_applied(
