@@ -1,6 +1,6 @@
 """`smictl policy test`: run every `test_*` rule of the policies' `*_test.rego`, like `opa test`.
 
-A test is a rule whose name starts with `test_` at the start of a line in any module; it
+A test is a top-level rule whose name starts with `test_`, in any module, indented or not; it
 passes when it is defined and not false (`todo_test_*` rules are reported as skipped). All
 modules under the given directories are compiled together, in a child process
 (`smi.policy.sandbox`), because rego-cpp can crash on a module a user writes:
@@ -27,16 +27,17 @@ from typing import Any, Literal
 from smi.errors import Diagnostic, PolicyError
 from smi.policy import engine, sandbox, unsafe_vars, unsupported_calls, unused_calls
 from smi.policy._child import test_passed
-from smi.policy.coverage import Body, blank_comments, find_bodies
+from smi.policy.coverage import Body, blank_comments, blanked, find_bodies
 from smi.policy.engine import outcome_of_output
 from smi.policy.modules import RegoModule
+from smi.policy.unused_calls import IDENT, rule_starts
 
 TEST_FAILED = "SMI5007"
 TEST_REFUSED = "SMI5008"
 
 Status = Literal["PASS", "FAIL", "ERROR", "SKIP"]
 
-_TEST_RULE = re.compile(r"^(?P<name>(?:todo_)?test_\w+)\b", re.MULTILINE)
+_TEST_NAME = re.compile(r"(?:todo_)?test_\w+")
 _WITH_INPUT = re.compile(r"\bwith\s+input\s+as\b")
 _WITH_VALUE = re.compile(r"\bwith\s+[\w.\[\]\"]+\s+as\s+(?P<value>[A-Za-z_]\w*)(?![\w.\[(])")
 _RULE_DEF = r"^{name}\b\s*(?::=|=|if\b|contains\b|\{{|\[)"
@@ -102,9 +103,14 @@ def discover(modules: Sequence[RegoModule]) -> list[TestCase]:
     """Every test rule, once per name and package, in file then line order."""
     seen: dict[str, TestCase] = {}
     for m in modules:
-        for hit in _TEST_RULE.finditer(blank_comments(m.source)):
-            entrypoint = f"{m.package_path}/{hit.group('name')}"
-            line = m.source.count("\n", 0, hit.start()) + 1
+        code = blanked(m.source)
+        # (Outside brackets, at any indentation: Rego has no significant indentation.)
+        for at in rule_starts(code, indented=True):
+            word = IDENT.match(code, at)
+            if word is None or not _TEST_NAME.fullmatch(word.group()):
+                continue
+            entrypoint = f"{m.package_path}/{word.group()}"
+            line = m.source.count("\n", 0, at) + 1
             seen.setdefault(entrypoint, TestCase(entrypoint, m.name, line))
     return list(seen.values())
 

@@ -83,6 +83,27 @@ def test_print_output_is_kept_per_test(tmp_path: Path) -> None:
     assert result.status == "PASS" and result.printed == "hello from the test\n"
 
 
+def test_an_indented_test_rule_is_found_and_a_local_named_like_one_is_not(
+    tmp_path: Path,
+) -> None:
+    """Rego ignores indentation: an indented test ran nowhere ("no test_* rules found", exit
+    0). A name at the start of a line inside a body is no rule."""
+    tests = """\
+    package demo_test
+
+    import rego.v1
+
+      test_indented if {
+        test_local := 1
+        test_local == 2
+      }
+    """
+    report = run(write(tmp_path, {"demo.rego": POLICY, "demo_test.rego": tests}))
+    assert [(r.case.name, r.status, r.case.line) for r in report.results] == [
+        ("data.demo_test.test_indented", "FAIL", 5)
+    ]
+
+
 def test_with_input_as_is_refused_before_it_can_crash(tmp_path: Path) -> None:
     tests = "package t\n\ntest_x if {\n\tcount(data.demo.violation) == 0 with input as {}\n}\n"
     with pytest.raises(PolicyError) as info:
