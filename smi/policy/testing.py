@@ -1,7 +1,11 @@
 """`smictl policy test`: run every `test_*` rule of the policies' `*_test.rego`, like `opa test`.
 
 A test is a top-level rule whose name starts with `test_`, in any module, indented or not; it
-passes when it is defined and not false (`todo_test_*` rules are reported as skipped). All
+passes when it is defined and not false (`todo_test_*` rules are reported as skipped). Rules
+of one name in one package are separate tests, named as `opa test` names them (`test_x`,
+`test_x#01`, `test_x#02`): each is compiled under a name of its own (`test_x__01`), so a
+failing one is not hidden by a passing one of the same name (regopy would take them as one
+rule, true when any is). All
 modules under the given directories are compiled together, in a child process
 (`smi.policy.sandbox`), because rego-cpp can crash on a module a user writes:
 
@@ -45,14 +49,16 @@ _RULE_DEF = r"^{name}\b\s*(?::=|=|if\b|contains\b|\{{|\[)"
 
 @dataclass(frozen=True, slots=True)
 class TestCase:
-    entrypoint: str  # pkg/path/test_x
+    entrypoint: str  # pkg/path/test_x (pkg/path/test_x__01: the second rule named test_x)
     module: str
     line: int
+    shown: str = ""  # the rule as `opa test` names it when not as compiled: test_x#01
 
     @property
     def name(self) -> str:
-        """How `opa test` names a test: data.pkg.path.test_x."""
-        return "data." + self.entrypoint.replace("/", ".")
+        """How `opa test` names a test: data.pkg.path.test_x (data.pkg.path.test_x#01)."""
+        package, rule = self.entrypoint.rsplit("/", 1)
+        return "data." + package.replace("/", ".") + "." + (self.shown or rule)
 
     @property
     def skipped(self) -> bool:
@@ -99,20 +105,63 @@ class TestReport:
         return all(r.status in ("PASS", "SKIP") for r in self.results)
 
 
-def discover(modules: Sequence[RegoModule]) -> list[TestCase]:
-    """Every test rule, once per name and package, in file then line order."""
-    seen: dict[str, TestCase] = {}
-    for m in modules:
+@dataclass(frozen=True, slots=True)
+class _TestRule:
+    module: int  # index into the modules
+    offset: int
+    name: str
+    ordinal: int  # 0 for the first rule of its name in its package, then 1, 2, ...
+
+    @property
+    def compiled(self) -> str:
+        return self.name if self.ordinal == 0 else f"{self.name}__{self.ordinal:02d}"
+
+
+def _test_rules(modules: Sequence[RegoModule]) -> list[_TestRule]:
+    """Every rule whose name starts with `test_` (or `todo_test_`), at any indentation (Rego
+    has no significant indentation), outside brackets, numbered per package and name."""
+    out: list[_TestRule] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, m in enumerate(modules):
         code = blanked(m.source)
-        # (Outside brackets, at any indentation: Rego has no significant indentation.)
         for at in rule_starts(code, indented=True):
             word = IDENT.match(code, at)
             if word is None or not _TEST_NAME.fullmatch(word.group()):
                 continue
-            entrypoint = f"{m.package_path}/{word.group()}"
-            line = m.source.count("\n", 0, at) + 1
-            seen.setdefault(entrypoint, TestCase(entrypoint, m.name, line))
-    return list(seen.values())
+            key = (m.package, word.group())
+            ordinal = seen.get(key, 0)
+            seen[key] = ordinal + 1
+            out.append(_TestRule(index, at, word.group(), ordinal))
+    return out
+
+
+def discover(modules: Sequence[RegoModule]) -> list[TestCase]:
+    """Every test rule, in file then line order; rules of one name in one package each once,
+    as `opa test` runs them (test_x, test_x#01, ...)."""
+    out: list[TestCase] = []
+    for rule in _test_rules(modules):
+        m = modules[rule.module]
+        line = m.source.count("\n", 0, rule.offset) + 1
+        shown = f"{rule.name}#{rule.ordinal:02d}" if rule.ordinal else ""
+        out.append(TestCase(f"{m.package_path}/{rule.compiled}", m.name, line, shown))
+    return out
+
+
+def numbered(modules: Sequence[RegoModule]) -> list[RegoModule]:
+    """`modules` with the second and later test rules of a name in a package renamed as
+    `discover` compiles them (`test_x__01`), so that each is a rule of its own (lines kept)."""
+    renamed: dict[int, list[_TestRule]] = {}
+    for rule in _test_rules(modules):
+        if rule.ordinal:
+            renamed.setdefault(rule.module, []).append(rule)
+    out = list(modules)
+    for index, rules in renamed.items():
+        source, parts, last = modules[index].source, [], 0
+        for rule in rules:
+            parts += [source[last : rule.offset], rule.compiled]
+            last = rule.offset + len(rule.name)
+        out[index] = replace(modules[index], source="".join(parts) + source[last:])
+    return out
 
 
 def lint(modules: Sequence[RegoModule]) -> list[Diagnostic]:
@@ -165,7 +214,7 @@ def run(
     cases = discover(modules)
     runnable = [c for c in cases if not c.skipped]
     results = {c.entrypoint: TestResult(c, "SKIP") for c in cases if c.skipped}
-    ctx = _Context(modules=list(modules), data=dict(data or {}), timeout=timeout)
+    ctx = _Context(modules=numbered(modules), data=dict(data or {}), timeout=timeout)
     for result in ctx.run_cases(runnable):
         results[result.case.entrypoint] = result
     # (once they compiled: see `engine.check`)

@@ -59,8 +59,10 @@ def test_each_test_rule_passes_fails_errors_or_is_skipped(tmp_path: Path) -> Non
 
     test_false := false
 
-    test_conflict := 1
-    test_conflict := 2 if true
+    conflicting(_) := 1
+    conflicting(_) := 2
+
+    test_conflict if conflicting(0) == 1
 
     todo_test_later if false
     """
@@ -81,6 +83,34 @@ def test_print_output_is_kept_per_test(tmp_path: Path) -> None:
     tests = 'package t\n\nimport rego.v1\n\ntest_loud if {\n\tprint("hello from the test")\n}\n'
     [result] = run(write(tmp_path, {"t_test.rego": tests})).results
     assert result.status == "PASS" and result.printed == "hello from the test\n"
+
+
+def test_rules_of_one_name_are_separate_tests_named_as_opa_names_them(tmp_path: Path) -> None:
+    """Two `test_big` rules were one rule to regopy, true when either was: a failing case
+    under a passing one's name reported PASS 1/1. `opa test` runs each (test_big#01)."""
+    tests = """\
+    package demo_test
+
+    import data.demo
+    import rego.v1
+
+    test_big if {
+        demo.violation == {"big"} with input.x as 11
+    }
+
+    test_big if {
+        demo.violation == {"big"} with input.x as 1
+    }
+    """
+    more = "package demo_test\n\nimport rego.v1\n\ntest_big if data.demo.violation == set()\n"
+    root = write(tmp_path, {"demo.rego": POLICY, "a_test.rego": tests, "b_test.rego": more})
+    report = run(root)
+    assert [(r.case.name, r.status, r.case.line) for r in report.results] == [
+        ("data.demo_test.test_big", "PASS", 6),
+        ("data.demo_test.test_big#01", "FAIL", 10),
+        ("data.demo_test.test_big#02", "PASS", 5),
+    ]
+    assert not report.ok
 
 
 def test_an_indented_test_rule_is_found_and_a_local_named_like_one_is_not(
