@@ -27,8 +27,9 @@ Decisions made here, in one place:
   (`smi.policy.unsafe_vars`), and a call to a built-in rego-cpp does not implement
   (`net.cidr_contains`, `http.send`: always undefined; `smi.policy.unsupported_calls`).
 - **Rego v1.** regopy parses Rego v1 (`contains`, `if`, `some x in` need no import;
-  `import rego.v1` is accepted). A v0 partial set `violation[{"msg": m}] { ... }` parses as a
-  v1 partial *object* and would silently never deny; the probe rejects it (SMI5002).
+  `import rego.v1` is accepted). A v0 partial set, `violation[{"msg": m}] { ... }` or a
+  helper's `blocked[name] { ... }`, parses as a partial *object* and would silently never
+  deny; it is refused at load (SMI5002, `smi.policy.unsupported_calls`).
 
 - **Bounded.** Evaluation runs in a long-lived child (`smi.policy.sandbox.EvalServer`), never
   in this process: regopy has no time or memory limit, and a policy that is slow or huge for

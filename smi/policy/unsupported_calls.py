@@ -12,6 +12,12 @@ refuse an unknown function; a remote OPA (`--opa-url`) runs it as written.
 What regopy does implement is not listed: `tests/unit/smi/policy/test_policy_unsupported_calls.py`
 checks each name below against regopy itself with valid arguments (undefined), so a regopy that
 learns one fails that test rather than refusing a policy it could run.
+
+A Rego v0 partial set, `blocked[name] { ... }` (a bracketed head, then a body with no `if`),
+is refused here too, for any rule: OPA v0 reads it as a set, OPA v1 refuses it, and regopy
+reads it as an object mapping each element to `true`, so `x in blocked` is never true (it
+tests the values) and a policy that denies through it never denies. (`blocked[name]`, with no
+body or with `if`, is a partial object in OPA v1 as in regopy, and is left alone.)
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from smi.errors import Diagnostic
 from smi.policy.coverage import blanked
 from smi.policy.modules import RegoModule
 from smi.policy.rego_errors import COMPILE
+from smi.policy.unused_calls import IDENT, rule_starts
 
 # Each family rego-cpp answers "... not supported" for, with the names OPA documents in it.
 UNSUPPORTED: Final[dict[str, tuple[str, ...]]] = {
@@ -61,10 +68,12 @@ _CALL: Final = re.compile(
 
 
 def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
-    """One SMI5002 line per module and built-in it calls that regopy does not implement."""
+    """One SMI5002 line per module and built-in it calls that regopy does not implement, and
+    per Rego v0 partial set (`blocked[name] { ... }`)."""
     out: list[Diagnostic] = []
     for module in modules:
         code = blanked(module.source)
+        out.extend(_v0_partial_sets(module, code))
         seen: set[str] = set()
         for m in _CALL.finditer(code):
             name = m.group(1)
@@ -84,3 +93,44 @@ def _message(name: str) -> str:
         "built-ins, so every call is undefined and the rule would not mean what it says "
         "(OPA runs it: evaluate with --opa-url, or do without it)"
     )
+
+
+# A rule's head ref up to its first bracket (`blocked[`, `a.b[`).
+_HEAD_REF: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\[")
+
+
+def _v0_partial_sets(module: RegoModule, code: str) -> list[Diagnostic]:
+    """Each rule written `name[key] { ... }`: a bracketed head whose body follows at once."""
+    out: list[Diagnostic] = []
+    for at in rule_starts(code, indented=True):
+        head = _HEAD_REF.match(code, at)
+        word = IDENT.match(code, at)
+        if head is None or word is None or word.group() == "default":
+            continue
+        close = _closing_bracket(code, head.end() - 1)
+        if close is None or not code[close + 1 :].lstrip().startswith("{"):
+            continue
+        name = code[at : head.end() - 1]
+        key = " ".join(module.source[head.end() : close].split())
+        message = (
+            f"`{name}` is an object, not a set, to the embedded engine (regopy): "
+            f"`{name}[{key}] {{ ... }}` is a Rego v0 partial set, which regopy reads as an "
+            f"object mapping each element to true, so `x in {name}` is never true (OPA v1 "
+            f"refuses it): write `{name} contains {key} if {{ ... }}`"
+        )
+        line = code.count("\n", 0, at) + 1
+        out.append(Diagnostic(code=COMPILE, message=message, file=module.name, line=line))
+    return out
+
+
+def _closing_bracket(code: str, start: int) -> int | None:
+    """The offset of the bracket that closes the one at `start` (strings already blanked)."""
+    depth = 0
+    for i in range(start, len(code)):
+        if code[i] in "([{":
+            depth += 1
+        elif code[i] in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None

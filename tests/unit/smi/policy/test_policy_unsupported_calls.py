@@ -122,3 +122,74 @@ def test_policy_test_refuses_it_too(write_policy: WritePolicy, run_cli: RunCli) 
     code, _, err = run_cli("policy", "test", str(root))
     assert code == 1
     assert "net.cidr_contains: the embedded Rego engine" in err
+
+
+def test_regopy_still_reads_a_v0_partial_set_as_an_object() -> None:
+    """If regopy learns to read it as a set (as OPA v0 does), this fails: then it could run."""
+    rego = Interpreter()
+    rego.add_module("b.rego", 'package b\n\nblocked[name] {\n  name := ["evil"][_]\n}\n')
+    assert str(rego.query('x := "evil" in data.b.blocked')).endswith('"bindings":{"x":false}}')
+
+
+def test_a_v0_partial_set_is_refused_for_any_rule(tmp_path: Path) -> None:
+    modules = _modules(
+        tmp_path,
+        "blocked[name] {\n  some name in input.names\n}\n\n"
+        '  indented["a"] { true }\n'
+        "lib.deep[x]\n{\n  x := 1\n}\n"
+        'violation[{"msg": m}] { m := "x" }\n',
+    )
+    found = [(d.line, d.code, d.message.split(":")[0]) for d in check(modules)]
+    assert found == [
+        (5, "SMI5002", "`blocked` is an object, not a set, to the embedded engine (regopy)"),
+        (9, "SMI5002", "`indented` is an object, not a set, to the embedded engine (regopy)"),
+        (10, "SMI5002", "`lib.deep` is an object, not a set, to the embedded engine (regopy)"),
+        (14, "SMI5002", "`violation` is an object, not a set, to the embedded engine (regopy)"),
+    ]
+    assert check(modules)[0].message.endswith("write `blocked contains name if { ... }`")
+    assert 'write `violation contains {"msg": m} if { ... }`' in check(modules)[3].message
+
+
+def test_shapes_regopy_reads_as_opa_v1_does_are_left_alone(tmp_path: Path) -> None:
+    modules = _modules(
+        tmp_path,
+        "blocked contains name if {\n  some name in input.names\n}\n"
+        'flags["a"] if { true }\n'
+        'flags["b"]\n'
+        "limits[k] := 1 if { some k in input.names }\n"
+        "allow if {\n  input.x[0] == 1\n}\n"
+        "default also := false\n"
+        "f(x) := {x: true}\n",
+    )
+    assert check(modules) == []
+
+
+def test_a_v0_helper_set_no_longer_admits_what_it_blocks(tmp_path: Path, run_cli: RunCli) -> None:
+    """`blocked[name] { ... }` in a helper module without `import rego.v1`: `s.service in
+    blocklist.blocked` was never true, so the policy admitted every blocked backend."""
+    policy = tmp_path / "p" / "acme" / "v0"
+    lib = tmp_path / "p" / "lib"
+    policy.mkdir(parents=True)
+    lib.mkdir(parents=True)
+    (lib / "blocklist.rego").write_text(
+        'package lib.blocklist\n\nblocked[name] {\n\tname := ["checkout-v1"][_]\n}\n'
+    )
+    (policy / "policy.rego").write_text(
+        "# METADATA\n# title: v0 helper\n# custom:\n#   code: ACME0017\n#   enforcement: deny\n"
+        "package acme.v0\n\nimport rego.v1\nimport data.lib.blocklist\n\n"
+        'violation contains {"msg": "blocked"} if {\n'
+        "\tsome s in input.hub.backends\n\ts.service in blocklist.blocked\n}\n"
+    )
+    (tmp_path / "split.yaml").write_text(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\n"
+        "metadata: {name: checkout, namespace: shop}\n"
+        "spec:\n  service: checkout\n  backends: [{service: checkout-v1, weight: 100}]\n"
+    )
+    code, out, err = run_cli(
+        "admit", "-f", str(tmp_path / "split.yaml"), "--policies", str(tmp_path / "p"),
+        "--no-shipped-policies",
+    )  # fmt: skip
+    assert (code, out) == (1, "")
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"{lib / 'blocklist.rego'}:3: `blocked` is an object, not a set")
+    assert line.endswith("write `blocked contains name if { ... }` (SMI5002)")
