@@ -45,6 +45,7 @@ import yaml
 from smi.codes import CODES
 from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
+from smi.policy import compat
 from smi.policy.coverage import blank_comments, blanked
 from smi.sources import manifests_under, read_file
 
@@ -228,41 +229,49 @@ def _with_targets_resolved(source: str) -> str:
     return "".join(out) + source[last:] if out else source
 
 
-# What regopy 1.5.2 gets wrong where a policy cannot tell: `time.parse_rfc3339_ns` of a time
-# that ends in `Z` (UTC, as Kubernetes writes every timestamp) is undefined, where a numeric
-# offset parses, so an expiry check never denied. Calls to it go through this module.
-COMPAT_NAME = "<smictl compat>"
-COMPAT_PACKAGE = "__smictl.compat"
-_COMPAT_SOURCE = f"""package {COMPAT_PACKAGE}
-
-import rego.v1
-
-parse_rfc3339_ns(value) := time.parse_rfc3339_ns(regex.replace(value, "Z$", "+00:00"))
-"""
-_RFC3339_CALL: Final = re.compile(r"(?<![\w.])time\.parse_rfc3339_ns(?=\s*\()")
+# What regopy 1.5.2 gets wrong where a policy cannot tell (`time.parse_rfc3339_ns` of a `Z`
+# time, `semver.compare`, `urlquery.*`; see smi.policy.compat): calls go through that module.
+COMPAT_NAME = compat.NAME
+COMPAT_PACKAGE = compat.PACKAGE
+_COMPAT_REF: Final = re.compile(
+    r"(?<![\w.])("
+    + "|".join(re.escape(n) for n in sorted(compat.BUILT_INS, key=len, reverse=True))
+    + r")(?![\w.])"
+)
+_CALL_FOLLOWS: Final = re.compile(r"\s*\(")
+_WITH_BEFORE: Final = re.compile(r"(?<![\w.])with\s+\Z")
 
 
 def with_compat(modules: Sequence[RegoModule]) -> list[RegoModule]:
     """`modules`, each call of a built-in regopy gets wrong written as a call of the compat
-    module's function of the same name (`data.__smictl.compat.parse_rfc3339_ns(t)`), and that
-    module added when one was. A `with time.parse_rfc3339_ns as ...` still replaces the
-    built-in (a `with` holds in the functions a call reaches). Lines are kept."""
+    module's function for it (`data.__smictl.compat.semver_compare(a, b)`), and that module
+    added when one was. A `with time.parse_rfc3339_ns as ...` still replaces the built-in (a
+    `with` holds in the functions a call reaches); a `with semver.compare as ...` is written
+    as one of the compat function, which never calls the built-in. Lines are kept."""
     out: list[RegoModule] = []
     used = False
     for module in modules:
         code = blanked(module.source)
-        spans = [m.span() for m in _RFC3339_CALL.finditer(code)]
+        spans = [
+            (m.start(), m.end(), compat.BUILT_INS[m.group(1)])
+            for m in _COMPAT_REF.finditer(code)
+            if _CALL_FOLLOWS.match(code, m.end())
+            or (
+                m.group(1) in compat.WRITTEN_IN_REGO
+                and _WITH_BEFORE.search(code, max(0, m.start() - 64), m.start())
+            )
+        ]
         if not spans:
             out.append(module)
             continue
         used = True
         source, last, parts = module.source, 0, []
-        for start, end in spans:
-            parts += [source[last:start], f"data.{COMPAT_PACKAGE}.parse_rfc3339_ns"]
+        for start, end, function in spans:
+            parts += [source[last:start], f"data.{COMPAT_PACKAGE}.{function}"]
             last = end
         out.append(replace(module, source="".join(parts) + source[last:]))
     if used:
-        out.append(RegoModule(COMPAT_NAME, _COMPAT_SOURCE, COMPAT_PACKAGE, False))
+        out.append(RegoModule(COMPAT_NAME, compat.SOURCE, COMPAT_PACKAGE, False))
     return out
 
 
