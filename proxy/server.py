@@ -273,6 +273,14 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         # A half-closed client still reads its responses; close when they are written. (Over
         # the mesh's TLS too: proxy.tlslayer stays open to write after the peer's close_notify.)
         transport = self.transport
+        if self.parsing is not None and not self.in_head and transport is not None:
+            # The end came in the middle of a body (before its Content-Length, or its last
+            # chunk): that request can never be completed (RFC 9112 §8). Its upstream
+            # connection, holding part of it, is aborted at once rather than left waiting for
+            # the rest until the body timeout; the client, if it still reads, gets a 400.
+            self._fail(local_reply(400, "incomplete-request", close=True))
+            self.flush()
+            return True
         if not self.queue or transport is None:
             return None
         for ex in self.queue:

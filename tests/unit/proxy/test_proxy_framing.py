@@ -410,3 +410,42 @@ async def test_interim_and_bodiless_responses_keep_the_client_in_step(
     await h.settle()
     h.respond(OK)
     assert h.down.take() == OK and not h.down.closed
+
+
+# --- a request the client ends before its body does (RFC 9112 §8) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        _post(b"Content-Length: 10\r\n", body=b"abc"),
+        _post(CHUNKED, body=b"3\r\nabc\r\n"),
+        _post(CHUNKED, body=b"3\r\nabc\r\n0\r\n"),  # the trailer section's end still to come
+    ],
+    ids=["content-length", "chunked", "chunked, no final CRLF"],
+)
+async def test_a_body_cut_short_by_the_clients_end_aborts_the_upstream_at_once(
+    request_: bytes,
+) -> None:
+    # An incomplete message can never be completed: the app's connection, holding part of
+    # it, was kept for the whole body timeout (30 s), and the client then got a 408.
+    h = Harness()
+    h.send(request_)
+    await h.settle()
+    assert h.up().data.startswith(b"POST / HTTP/1.1\r\n")
+    assert h.proxy.eof_received() is True  # a half-close: the client still reads
+    assert h.up().aborted and h.pool.idle_count() == 0
+    assert h.down.data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"x-smi-reason: incomplete-request\r\n" in h.down.data and h.down.closed
+    assert h.metrics.inbound.responses == {400: 1}
+
+
+async def test_an_end_after_a_whole_request_still_gets_the_response() -> None:
+    h = Harness()
+    h.send(_post(b"Content-Length: 3\r\n", body=b"abc"))
+    await h.settle()
+    assert h.proxy.eof_received() is True
+    assert not h.up().closed and not h.down.closed
+    h.respond(OK)
+    assert h.down.data == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: close\r\n\r\nok"
+    assert h.down.closed
