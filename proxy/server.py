@@ -355,6 +355,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             if ex.host is not None:
                 # RFC 9112 §3.2: 400. The proxy and the app could each pick another one.
                 raise _LimitExceeded(local_reply(400, "duplicate-host", close=True))
+            if not http1.valid_host(value):
+                # RFC 9112 §3.2: 400 (`api, evil`, `user@evil`: a host the app, a router or a
+                # cache could each read another way); as an absolute-form authority's.
+                raise _LimitExceeded(local_reply(400, "malformed-request", close=True))
             ex.host = value
         elif lname == b"content-length" and value.strip().isdigit():
             ex.content_length = int(value)
@@ -462,9 +466,10 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 # RFC 9112 §3.2.4: an absolute-form OPTIONS without a path asks about the
                 # server, not about `/`: the last proxy sends it on as `OPTIONS *`.
                 ex.url = b"*"
-            if not authority or b"@" in authority:
+            if not authority or authority[0] == 58 or not http1.valid_host(authority):
                 # RFC 9110 §4.2.1, §4.2.4: an empty host is invalid, and userinfo is an error
-                # (it disguises the host); neither names anything a Host could.
+                # (it disguises the host); neither names anything a Host could (`valid_host`
+                # refuses `@` and the rest that is no host).
                 self._fail(local_reply(400, "malformed-request", close=True))
                 return False
             # RFC 9112 §3.2.2: the target's authority replaces the Host sent (the outbound

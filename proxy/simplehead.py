@@ -20,9 +20,10 @@ proxy to the same bytes either way). A request (`read_request`) is read when:
 - each header line is `name ":" OWS value`, the name a token (RFC 9110 §5.6.2), the value
   HTAB, SP, VCHAR or obs-text (as llhttp allows); the value is what follows the leading OWS,
   trailing OWS kept, as httptools reports it;
-- exactly one `Host`; no `Content-Length` (so no body: with none and no `Transfer-Encoding` an
-  HTTP/1.1 request has none, RFC 9112 §6.3) and no hop-by-hop header (`http1.HOP_BY_HOP`,
-  which also holds `Transfer-Encoding` and the caller's `x-smi-source-identity`);
+- exactly one `Host`, a plain one (`http1.plain_host`: a reg-name, then a port or not); no
+  `Content-Length` (so no body: with none and no `Transfer-Encoding` an HTTP/1.1 request has
+  none, RFC 9112 §6.3) and no hop-by-hop header (`http1.HOP_BY_HOP`, which also holds
+  `Transfer-Encoding` and the caller's `x-smi-source-identity`);
 - within the header limits: a head over them goes to httptools, which refuses it (431).
 
 Such a head is forwarded as it came (`Exchange.raw_head`), as `proxy.server` forwards one that
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import i64
 
-from proxy.http1 import HOP_BY_HOP, special_at, spelled_at
+from proxy.http1 import HOP_BY_HOP, plain_host, special_at, spelled_at
 
 if TYPE_CHECKING:
     # (Not imported at run time: proxy.exchange imports proxy.upstream, which imports this.)
@@ -220,8 +221,11 @@ def _read_fields(
         if len(name) == 0:  # (`not name` is a call through the C API)
             return False
         if name is _HOST:
-            if ex.host is not None:
-                return False  # refused by proxy.server (400), not read here
+            if ex.host is not None or not plain_host(data, value, eol):
+                # Refused by proxy.server (400), not read here; so is a Host that is not
+                # `uri-host [":" port]`, and those that are but not plainly so (an IP literal,
+                # `%`, trailing OWS) are read there too (`http1.valid_host`).
+                return False
             ex.host = data[value:eol]
         lines += 1
         bits |= _bit(h)
