@@ -129,6 +129,7 @@ PHRASES: Final[dict[int, bytes]] = {
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
 }
 
 

@@ -97,6 +97,15 @@ def _asterisk(ex: Exchange) -> bool:
     return ex.url == b"*" and ex.method == b"OPTIONS"
 
 
+def _parser(protocol: HttpProxy) -> httptools.HttpRequestParser:
+    """A request parser that reads any `HTTP/d.d` version, for `_version_ok` to judge:
+    llhttp refuses `HTTP/1.2` to `HTTP/1.9` (400), where RFC 9110 §2.5 reads them as 1.1.
+    (Its other leniencies stay off; this one changes nothing but the version check.)"""
+    parser = httptools.HttpRequestParser(protocol)
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
 class _LimitExceeded(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -135,7 +144,7 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.transport: asyncio.Transport | None = None
         self.send: Callable[[bytes], object] = no_write  # (see UpstreamConnection.send)
         self.flow: FlowControl | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = _parser(self)
         self.peer: Any = None
         self.out: list[bytes] = one_slot()  # (proxy.lists)
         # (A list: pipelining is bounded by `max_pipeline`, and compiled code appends to and
@@ -402,10 +411,12 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             ex.keep_alive = False
         if raw is not None:
             self.raw = None
-            self._whole_head(ex, raw)
+            if not self._whole_head(ex, raw):
+                return
         else:
-            if parser.get_http_version() != "1.1":
-                ex.http10 = True
+            version = parser.get_http_version()
+            if version != "1.1" and not self._version_ok(ex, version):
+                return
             if ex.connection_names:
                 ex.lines = http1.drop_named(ex.lines, ex.connection_names)
         if ex.hop and not self._framing_ok(ex):
@@ -487,21 +498,36 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
             return False
         return True
 
-    def _whole_head(self, ex: Exchange, raw: bytes) -> None:
+    def _whole_head(self, ex: Exchange, raw: bytes) -> bool:
         """The read held this whole head and nothing else, and httptools accepted it (it
         refuses bare CR or LF, folded lines, space before a colon, control characters): forward
         it as it came when nothing in it changes; otherwise its header lines, less the
         hop-by-hop ones. Its version is read where a request line with single spaces has it
         (`get_http_version` formats a new string per request): only another line asks, and
-        is rebuilt (httptools accepts runs of spaces in it, which an app may split on)."""
+        is rebuilt (httptools accepts runs of spaces in it, which an app may split on). False
+        when the version was refused (`_version_ok`)."""
         at = len(ex.method) + len(ex.url) + 2
         canonical = raw[at : at + 10] == b"HTTP/1.1\r\n"
-        if not canonical and self.parser.get_http_version() != "1.1":
-            ex.http10 = True
+        if not canonical and not self._version_ok(ex, self.parser.get_http_version()):
+            return False
         if ex.hop or not canonical or ex.url[:1] != b"/" or ex.host is None:
             ex.lines = http1.header_lines(raw, HOP_BY_HOP | ex.connection_names)
         else:
             ex.raw_head = raw[:-2]
+        return True
+
+    def _version_ok(self, ex: Exchange, version: str) -> bool:
+        """A request line's version other than `HTTP/1.1` (rare; the parser reads any digit
+        pair: `_parser`). 1.0 is HTTP/1.0; 1.2 to 1.9 are read as 1.1, the highest minor
+        version the proxy implements (RFC 9110 §2.5), and go on as 1.1. Any other major
+        version (`HTTP/2.0`, which llhttp takes as HTTP/1.0, `HTTP/0.9`, `HTTP/3.0`) is not one
+        this HTTP/1.1 parser reads: 505, and the connection closes (RFC 9110 §15.6.6); False."""
+        if version == "1.0":
+            ex.http10 = True
+        elif version[:2] != "1.":
+            self._fail(local_reply(505, "version-not-supported", close=True))
+            return False
+        return True
 
     def on_body(self, body: bytes) -> None:
         self.head_bytes = 0  # (framing bytes: see data_received)

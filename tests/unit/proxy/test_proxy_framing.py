@@ -489,3 +489,39 @@ async def test_a_valid_host_is_sent_on_as_it_came(host: bytes) -> None:
 async def test_an_absolute_form_authority_that_is_no_host_gets_400(url: bytes) -> None:
     h = await _refused(b"GET %s HTTP/1.1\r\nHost: web\r\n\r\n" % url)
     assert h.down.data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+# --- request-line versions (RFC 9110 §2.5, §15.6.6) -----------------------------------------
+
+
+@pytest.mark.parametrize("version", [b"1.2", b"1.9"])
+@pytest.mark.parametrize("body", [False, True], ids=["GET", "POST"])
+async def test_a_higher_minor_version_is_read_as_http11(version: bytes, body: bool) -> None:
+    # llhttp refused HTTP/1.2 to 1.9 (400); RFC 9110 §2.5 has them processed as HTTP/1.1.
+    h = Harness()
+    h.send(
+        _post(b"Content-Length: 3\r\n", body=b"abc", version=version)
+        if body
+        else b"GET / HTTP/%s\r\nHost: a\r\n\r\n" % version
+    )
+    await h.settle()
+    sent = h.up().data
+    assert sent.startswith(b"POST / HTTP/1.1\r\n" if body else b"GET / HTTP/1.1\r\n")
+    h.respond(OK)
+    assert h.down.take() == OK and not h.down.closed  # kept alive, as HTTP/1.1 is
+
+
+@pytest.mark.parametrize("version", [b"2.0", b"3.0", b"0.9", b"2.1"])
+@pytest.mark.parametrize("body", [False, True], ids=["GET", "POST"])
+async def test_another_major_version_gets_505_and_reaches_nothing(
+    version: bytes, body: bool
+) -> None:
+    # `HTTP/2.0` in an HTTP/1.1 request line was accepted and sent on as HTTP/1.1.
+    h = await _refused(
+        _post(b"Content-Length: 3\r\n", body=b"abc", version=version)
+        if body
+        else b"GET / HTTP/%s\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n" % version
+    )
+    assert h.down.data.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+    assert b"x-smi-reason: version-not-supported\r\n" in h.down.data
+    assert h.down.data.count(b"HTTP/1.1 ") == 1
