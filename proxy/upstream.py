@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     # so that compiled code calls its methods directly instead of looking each up by name.
     from proxy.relay import ResponseRelay
 
+# The largest Content-Length relayed (as proxy.server.MAX_CONTENT_LENGTH for requests).
+MAX_CONTENT_LENGTH: Final = 2**63 - 1
 # The most response head an upstream may send before its end (then: 502, connection closed).
 MAX_RESPONSE_HEAD: Final = 64 * 1024
 # The most connections opened at once to one target (see ConnectionPool).
@@ -298,6 +300,11 @@ class UpstreamConnection(asyncio.BaseProtocol):
             if name:
                 if name == b"content-length" and length_allowed:
                     self.has_length = True
+                    if n > 33 and int(_value_of(line, 15)) > MAX_CONTENT_LENGTH:
+                        # (Only a line long enough for 19 digits can be.) httptools reads up
+                        # to 2^64-1; a client reading a signed 64-bit number would not see
+                        # that length, as a request with it gets 400 (nginx: 502 too).
+                        raise UpstreamError("a Content-Length past 2^63-1")
                 else:
                     if at > start:
                         pieces.append(head[start:at])
@@ -361,16 +368,18 @@ class UpstreamConnection(asyncio.BaseProtocol):
             # reads no tunnel after it (it stops with an error), and the client would be sent
             # a switch to nothing.
             raise UpstreamError("101 without Upgrade")
-        if self.status < 200 and self.status != 101:
-            if self.status < 100:
-                # RFC 9110 §15: no such status. Relayed as an interim response, it would be a
-                # line no client can read, followed by whatever the app sent after it.
+        if self.status < 200 or self.status > 599:
+            if self.status < 100 or self.status > 599:
+                # RFC 9110 §15: no such status (100-599). Relayed as an interim response, one
+                # below 100 would be a line no client can read, followed by whatever the app
+                # sent after it; one of 600 or more, a status no client knows the class of.
                 raise UpstreamError(f"status {self.status}")
-            sink.on_interim(self)
-            self._new_response()
-            rest = head[end + 4 :]  # the next head (an interim response has no body)
-            self.head, self.head_size = ([rest] if rest else []), len(rest)
-            return
+            if self.status != 101:
+                sink.on_interim(self)
+                self._new_response()
+                rest = head[end + 4 :]  # the next head (an interim response has no body)
+                self.head, self.head_size = ([rest] if rest else []), len(rest)
+                return
         self.head, self.head_size = [], 0
         self.responding = True
         sink.on_response_head(self)

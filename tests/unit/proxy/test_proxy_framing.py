@@ -354,6 +354,11 @@ _BAD_RESPONSES = [
     ("NUL in a value", b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok"),
     ("status of 4 digits", b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
     ("status below 100", b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok"),  # fixed
+    ("status 600", b"HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok"),  # fixed
+    ("status 999", b"HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok"),  # fixed
+    # (fixed: requests with these get 400; httptools reads up to 2^64-1)
+    ("CL past 2^63-1", b"HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\nok"),
+    ("CL 2^64-1", b"HTTP/1.1 200 OK\r\ncontent-length:18446744073709551615\r\n\r\nok"),
 ]
 
 
@@ -374,6 +379,15 @@ async def test_a_response_framed_ambiguously_gets_502_and_its_connection_closes(
     await h.settle()
     h.respond(OK)
     assert h.down.take() == OK
+
+
+async def test_the_largest_signed_64_bit_content_length_is_relayed() -> None:
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    h.respond(b"HTTP/1.1 200 OK\r\ncontent-length:  9223372036854775807 \r\n\r\nok")
+    assert h.down.take() == b"HTTP/1.1 200 OK\r\ncontent-length:  9223372036854775807 \r\n\r\nok"
+    assert not h.upstreams[0].closed
 
 
 @pytest.mark.parametrize(
