@@ -313,6 +313,17 @@ def upgrades_to_http(value: bytes) -> bool:
     return any(t.split(b"/", 1)[0] in _HTTP_UPGRADES for t in connection_tokens(value))
 
 
+def upgrade_offered(asked: bytes, chosen: bytes) -> bool:
+    """Whether every protocol a 101's `Upgrade` value (`chosen`) names is one the request's
+    `Upgrade` (`asked`) offered (RFC 9110 §7.8: the server MUST NOT switch to another), in
+    any case: the same `name/version`, or the name alone when the request named no version."""
+    offered = connection_tokens(asked)
+    chosen_tokens = connection_tokens(chosen)
+    return bool(chosen_tokens) and all(
+        token in offered or token.split(b"/", 1)[0] in offered for token in chosen_tokens
+    )
+
+
 def _table(allowed: bytes) -> bytes:
     return bytes(1 if c in allowed else 0 for c in range(256))
 

@@ -31,7 +31,13 @@ import httptools
 
 from proxy import tlslayer
 from proxy.flow import HIGH_WATER, LOW_WATER, FlowControl
-from proxy.http1 import drop_named, named_by_connection, names_chunked, special_at
+from proxy.http1 import (
+    drop_named,
+    named_by_connection,
+    names_chunked,
+    special_at,
+    upgrade_offered,
+)
 from proxy.lists import drained, one_slot
 from proxy.peercert import peer_identity
 from proxy.simplehead import read_response
@@ -363,11 +369,8 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if end > MAX_RESPONSE_HEAD:  # (data_received refuses one still open past the limit)
             raise UpstreamError("a response head over the limit")
         self._read_head(head, end)
-        if self.status == 101 and not self.upgrade:
-            # RFC 9110 §15.2.2: a 101 names the protocol switched to. Without, httptools
-            # reads no tunnel after it (it stops with an error), and the client would be sent
-            # a switch to nothing.
-            raise UpstreamError("101 without Upgrade")
+        if self.status == 101:
+            self._check_switch(sink)
         if self.status < 200 or self.status > 599:
             if self.status < 100 or self.status > 599:
                 # RFC 9110 §15: no such status (100-599). Relayed as an interim response, one
@@ -388,6 +391,20 @@ class UpstreamConnection(asyncio.BaseProtocol):
             # start a fresh parser for the next response.
             self._reset_parser = True
             self._end()
+
+    def _check_switch(self, sink: ResponseRelay) -> None:
+        """A 101 to a request that asked for an upgrade: raise unless it names a protocol
+        switched to, and only those the request offered."""
+        if not self.upgrade:
+            # RFC 9110 §15.2.2: a 101 names the protocol switched to. Without, httptools
+            # reads no tunnel after it (it stops with an error), and the client would be sent
+            # a switch to nothing.
+            raise UpstreamError("101 without Upgrade")
+        if not upgrade_offered(sink.queue[0].upgrade_value, self.upgrade):
+            # RFC 9110 §7.8: only to a protocol the request offered. The tunnel was authorized
+            # for that upgrade; a switch to another (`h2c` for `websocket`) would carry what
+            # nobody authorized (for h2c, every further request).
+            raise UpstreamError(f"101 to {self.upgrade!r}, which was not asked for")
 
     def on_body(self, body: bytes) -> None:
         if self.sink is not None:

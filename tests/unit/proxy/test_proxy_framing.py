@@ -539,3 +539,44 @@ async def test_another_major_version_gets_505_and_reaches_nothing(
     assert h.down.data.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
     assert b"x-smi-reason: version-not-supported\r\n" in h.down.data
     assert h.down.data.count(b"HTTP/1.1 ") == 1
+
+
+# --- a 101 switches only to a protocol the request offered (RFC 9110 §7.8) ------------------
+
+
+def _switching(upgrade: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: %s\r\n\r\n" % upgrade
+    )
+
+
+@pytest.mark.parametrize(
+    ("asked", "chosen"),
+    [(b"websocket", b"h2c"), (b"websocket", b"websocket, h2c"), (b"foo/2", b"foo/3")],
+)
+async def test_a_101_to_a_protocol_not_asked_for_gets_502_and_no_tunnel(
+    asked: bytes, chosen: bytes
+) -> None:
+    # A switch to h2c, authorized as a WebSocket, was tunnelled: every further request on it
+    # would have reached the app unauthorized.
+    h = Harness()
+    h.send(b"GET /ws HTTP/1.1\r\nHost: w\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n" % asked)
+    await h.settle()
+    h.respond(_switching(chosen) + b"PRI * HTTP/2.0\r\n\r\n")
+    await h.settle()
+    assert h.down.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and h.down.closed
+    assert b"PRI" not in h.down.data and h.proxy.tunnel is None
+    assert h.upstreams[0].closed
+
+
+@pytest.mark.parametrize(
+    ("asked", "chosen"),
+    [(b"websocket", b"WebSocket"), (b"foo/2, websocket", b"websocket"), (b"foo", b"foo/2")],
+)
+async def test_a_101_to_a_protocol_asked_for_becomes_a_tunnel(asked: bytes, chosen: bytes) -> None:
+    h = Harness()
+    h.send(b"GET /ws HTTP/1.1\r\nHost: w\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n" % asked)
+    await h.settle()
+    h.respond(_switching(chosen) + b"HI")
+    assert h.down.data.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert h.down.data.endswith(b"\r\n\r\nHI") and h.proxy.tunnel is not None
