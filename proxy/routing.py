@@ -505,6 +505,16 @@ def host_key(host: bytes, *, namespace: str) -> tuple[str, int | None] | None:
     return None if key is None else (key, port)
 
 
+def default_port(ports: tuple[int, ...]) -> int | None:
+    """The port a Host without one names, of a Service with `ports`: 80 (RFC 9110 §4.2.1, the
+    default port of `http`) when the Service has it, else its only port (`Host: api` for an app
+    Service on 9090 alone, as a mesh client may send it); None, for no port in particular, when
+    the Service has several and none is 80 (or none is known)."""
+    if 80 in ports:
+        return 80
+    return ports[0] if len(ports) == 1 else None
+
+
 # The largest total weight `_Plan` picks from itself: up to it, floats hold every cumulative
 # weight exactly, so comparing them is comparing the integers `pick_backend` compares.
 _EXACT: Final = 2**53
@@ -636,8 +646,11 @@ class OutboundRouter(Router):
             # A port the Service does not have names nothing (as in Kubernetes): never some
             # other port's app. A Service known without ports (registered endpoints) says
             # nothing about them.
-            service = index.services.get(key) if port is not None else None
-            if service is None or not service.ports or port in service.ports:
+            service = index.services.get(key)
+            ports = () if service is None else service.ports
+            if port is None:
+                port = default_port(ports)
+            if not ports or port is None or port in ports:
                 named = _Named(None, key, self._plan(index, key, port))
         hosts = self._hosts
         if len(hosts) >= _HOST_CACHE:

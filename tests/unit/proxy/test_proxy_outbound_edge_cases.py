@@ -236,6 +236,37 @@ def test_a_split_leaves_out_backends_lacking_the_requested_port() -> None:
     assert _picks(router, 100, b"web") == {"10.0.0.2": 50, "10.0.0.3": 50}
 
 
+def _ported(root: tuple[int, ...], v1: tuple[int, ...], v2: tuple[int, ...]) -> OutboundRouter:
+    services = {
+        "shop/web": Service(ports=root, endpoints=(Endpoint("10.0.0.1", 1, ROOT),)),
+        "shop/web-v1": Service(ports=v1, endpoints=(Endpoint("10.0.0.2", 1, V1),)),
+        "shop/web-v2": Service(ports=v2, endpoints=(Endpoint("10.0.0.3", 1, V2),)),
+    }
+    draws = [i / 100 for i in range(100)] * 2
+    return _router(_policy(_split(("shop/web-v1", 1), ("shop/web-v2", 1)), services), draws)
+
+
+def test_a_host_without_a_port_is_port_80_of_a_service_that_has_it() -> None:
+    # RFC 9110 §4.2.1: no port is the scheme's default. `Host: web` went to both backends,
+    # half of it to web-v2, which has no port 80, while `Host: web:80` left web-v2 out.
+    router = _ported((80, 8080), (80,), (8080,))
+    assert _picks(router, 100, b"web") == {"10.0.0.2": 100}
+    assert _picks(router, 100, b"web:80") == {"10.0.0.2": 100}
+
+
+def test_a_host_without_a_port_is_the_only_port_of_a_service_with_one() -> None:
+    # (A Service of one port, 9090, is reached with a bare `Host: api` too.)
+    router = _ported((9090,), (9090,), (8080,))
+    assert _picks(router, 100, b"web") == {"10.0.0.2": 100}
+    assert _where(router.route(_ex(b"web:80"), None)) == (404, "unknown-service")
+
+
+def test_a_host_without_a_port_of_a_service_with_several_but_not_80_is_not_narrowed() -> None:
+    # No port is meant more than another: the split as a whole, as before.
+    router = _ported((8080, 9090), (8080,), (9090,))
+    assert _picks(router, 100, b"web") == {"10.0.0.2": 50, "10.0.0.3": 50}
+
+
 def test_a_split_with_no_backend_on_the_port_goes_to_the_root() -> None:
     services = {
         "shop/web": Service(ports=(80, 8080), endpoints=(Endpoint("10.0.0.1", 1, ROOT),)),
