@@ -205,11 +205,18 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
         self.upstream = self.tunnel = None
         self.queue.clear()
 
+    def _done_reading(self) -> bool:
+        """Whether the request stream ended (a failure answered, or a closing answer sent).
+        A method, not a test in `data_received`: there mypyc would take `self.broken` to stay
+        None for the rest of the call, and a callback that sets it (`_fail`) then made the
+        compiled code's next read of it a TypeError."""
+        return self.broken is not None or self.closed
+
     def data_received(self, data: bytes) -> None:
         if self.upgraded:
             self._tunnel_in(data)
             return
-        if self.broken is not None or self.closed:
+        if self._done_reading():
             return
         at_boundary = self.parsing is None
         head_was_open = self.in_head and not at_boundary
