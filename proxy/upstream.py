@@ -127,6 +127,9 @@ class UpstreamConnection(asyncio.BaseProtocol):
         self.connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.requests = 0
         self._reset_parser = False
+        # A response ended in the read being parsed: a message begun after it in the same
+        # read is bytes no request asked for (`on_message_begin`).
+        self.ended_in_read = False
         # Per-response state
         self.head_only = False  # the request was HEAD: the response has no body
         self.upgrade_asked = False  # the request asked for an upgrade: a 101 may answer it
@@ -187,6 +190,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
             if self.head_size > MAX_RESPONSE_HEAD and not _head_ended(self._joined_head()):
                 self._broken()
                 return
+        self.ended_in_read = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -261,7 +265,7 @@ class UpstreamConnection(asyncio.BaseProtocol):
     # --- httptools callbacks -------------------------------------------------------------------
 
     def _new_response(self) -> None:
-        # (Instead of an on_message_begin callback: one call fewer per response.)
+        # (Not in on_message_begin, which only tells bytes that follow a response apart.)
         self.status, self.reason, self.lines = 0, b"", []
         self.chunked = self.has_length = False
         self.upgrade = b""
@@ -410,8 +414,17 @@ class UpstreamConnection(asyncio.BaseProtocol):
         if self.sink is not None:
             self.sink.on_response_body(body)
 
+    def on_message_begin(self) -> None:
+        if self.ended_in_read:
+            # Bytes after a whole response, in its read (a head not yet whole, which
+            # `on_headers_complete` would not see): no request on this connection asked for
+            # them, so it is out of step and never used again (`_broken`, after the response
+            # went out whole).
+            raise UpstreamError("bytes after a whole response, in its read")
+
     def on_message_complete(self) -> None:
         if self.responding and not self.head_only and self.status >= 200:
+            self.ended_in_read = True
             self.responding = False
             sink, self.sink = self.sink, None
             if sink is not None:

@@ -296,3 +296,19 @@ async def test_no_content_length_reaches_a_client_in_a_204_or_an_interim_respons
     h.respond(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
     assert h.down.take() == b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
     assert not h.down.closed and len(h.upstreams) == 1
+
+
+async def test_the_start_of_a_response_after_the_one_asked_for_closes_the_connection_too() -> None:
+    # Not a whole head: httptools holds it, and the next request's response was read as its
+    # continuation (the simple path read past it instead).
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    h.respond(OK + b"HTTP/1.1 200 OK\r\n")
+    assert h.down.take() == OK
+    assert h.upstreams[0].closed and h.pool.idle_count() == 0
+    h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.settle()
+    assert len(h.upstreams) == 2
+    h.respond(OK)
+    assert h.down.take() == OK

@@ -512,6 +512,27 @@ async def _relayed(
         return h.down.take(), h.down.closed, kept, stats.responses, stats.errors
 
 
+RESPONSE_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.skipif(
+    native.compiled(),
+    reason="compiled code calls read_response directly (not through the module): run by the "
+    "pure-Python pass of `make test`",
+)
+async def test_bytes_after_a_whole_response_in_its_read_retire_the_connection() -> None:
+    """The app sent the start of a second response with the first: no request asked for it.
+    The first goes out whole; the connection is closed, not pooled (where the next request's
+    response was read as those bytes' continuation, or the simple path read past them)."""
+    for simple in (True, False):
+        stray = RESPONSE_OK + b"HTTP/1.1 200 OK\r\n"
+        out, closed, upstream_closed, responses_, errors = await _relayed(
+            [stray, RESPONSE_OK], simple=simple
+        )
+        assert out == RESPONSE_OK * 2 and not closed
+        assert upstream_closed == [True, False] and responses_ == {200: 2} and errors == {}
+
+
 def _never_response(*args: Any) -> tuple[int, bool, int, int, int]:
     return simplehead.NOT_READ
 
@@ -523,6 +544,9 @@ def _never_response(*args: Any) -> tuple[int, bool, int, int, int]:
 )
 @_SETTINGS
 @given(st.lists(responses(), min_size=1, max_size=2), st.sampled_from(REQUESTS))
+@example(  # stray bytes after a whole response, in its read (found by this test)
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n", RESPONSE_OK], REQUESTS[0]
+)
 def test_the_client_gets_the_same_bytes_either_way(responses_: list[bytes], request: bytes) -> None:
     async def both() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         return (
