@@ -41,7 +41,8 @@ _EXITS = (
     "exit status: 0 every selected scenario passed (or was skipped with a reason) and every "
     "target passed one; 1 a scenario failed, a target could not start or a scenario file is "
     "broken; 2 usage error; 3 nothing failed but a target verified nothing (every scenario "
-    "skipped there); 128+N stopped by signal N. The last line printed is the verdict."
+    "skipped there); 128+N stopped by signal N. The last line printed is the verdict, after the "
+    "paths of the reports --report wrote."
 )
 
 
@@ -220,13 +221,17 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return exc.exit_code
-    console.outro(result)
+    console.summary(result)
+    code = _EXIT[result.verdict]
     if args.report is not None:
+        # Before the verdict: a CI log's last line is the verdict, as documented.
         try:
             written = write_reports(result, args.report)
         except OSError as exc:
             print(f"smictl conformance: cannot write the reports: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        for fmt, path in written.items():
-            print(f"{fmt:>8}: {path}")
-    return _EXIT[result.verdict]
+            code = EXIT_FAILED
+        else:
+            for fmt, path in written.items():
+                print(f"{fmt:>8}: {path}", flush=True)
+    console.verdict(result)
+    return code

@@ -41,6 +41,12 @@ class Console:
             self._print(f"{_MARK[r.status]} {r.target:<8} {name}  {r.seconds:.2f}s{extra}")
 
     def outro(self, run: RunResult) -> None:
+        """The summary, then the verdict as the last line."""
+        self.summary(run)
+        self.verdict(run)
+
+    def summary(self, run: RunResult) -> None:
+        """Target errors, the table per SMI group/version and the counts per target."""
         for target, err in run.target_errors.items():
             self._print(f"ERR  {target}: the target did not start: {visible(err)}")
         self._print()
@@ -60,6 +66,9 @@ class Console:
                 f"{t}: {c['passed']} passed, {c['failed']} failed, "
                 f"{c['skipped']} skipped, {plural(c['error'], 'error')}"
             )
+
+    def verdict(self, run: RunResult) -> None:
+        """The verdict line, the last one a run prints (after the report paths, if any)."""
         detail = run.verdict_detail()
         self._print(f"{run.verdict} in {run.seconds:.1f} s" + (f": {detail}" if detail else ""))
 

@@ -103,3 +103,13 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--smi-version", "split.smi-spec.io/v1alpha1"]) == 0
     out = capsys.readouterr().out
     assert "split/weights.split-v1alpha1" in out and "access/udp" not in out
+
+
+def test_the_verdict_is_the_last_line_after_the_report_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--scenario", "split/weights.split-v1alpha4", "--report", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[-1].startswith("PASS in ")
+    assert lines[-2] == f"    html: {tmp_path / 'conformance.html'}"
