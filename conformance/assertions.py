@@ -89,7 +89,10 @@ def _clip(text: str, limit: int = 300) -> str:
 # --- requests --------------------------------------------------------------------------------
 
 
-def check_request(expect: RequestExpect, obs: RequestObservation, *, count: int) -> list[Check]:
+def check_request(
+    expect: RequestExpect, obs: RequestObservation, *, count: int, seconds: float | None = None
+) -> list[Check]:
+    """`seconds`: how long the target took for all `count` requests (for `within`)."""
     rs = obs.responses
     allowed = [r for r in rs if r.allowed]
     checks = [Check("responses", str(count), str(len(rs)), len(rs) == count)]
@@ -120,6 +123,10 @@ def check_request(expect: RequestExpect, obs: RequestObservation, *, count: int)
         checks.append(Check("identity seen by the destination", expect.identity, _tally(seen), ok))
     if expect.backends is not None:
         checks.extend(check_backends(expect.backends, [r.backend for r in allowed]))
+    if expect.within is not None:
+        took = "not measured" if seconds is None else f"{seconds:.2f} s"
+        ok = seconds is not None and seconds <= expect.within
+        checks.append(Check("answered", f"within {expect.within:g} s", took, ok))
     if expect.reason is not None:
         reasons = [r.reason for r in rs if not r.allowed]
         ok = bool(reasons) and all(re.search(expect.reason, x) for x in reasons)

@@ -273,7 +273,8 @@ class BackendShares(_Strict):
 
 class RequestExpect(_Strict):
     """`status` holds for every response; `allowed`/`denied`/`would_deny` are counts;
-    `identity` is the caller identity (`ns/sa`) the destination app saw."""
+    `identity` is the caller identity (`ns/sa`) the destination app saw; `within` is the most
+    seconds all `count` requests may take together (a bound on time, not only on the answer)."""
 
     status: int | None = None
     allowed: int | None = Field(default=None, ge=0)
@@ -282,6 +283,7 @@ class RequestExpect(_Strict):
     identity: str | None = None
     backends: BackendShares | None = None
     reason: Regex | None = None
+    within: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _something(self) -> RequestExpect:
@@ -295,6 +297,7 @@ class RequestExpect(_Strict):
                 self.identity,
                 self.backends,
                 self.reason,
+                self.within,
             )
         ):
             raise ValueError("a request step must expect something")

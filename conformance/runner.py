@@ -4,6 +4,10 @@ Steps run in order. A failed request or admission step does not stop the scenari
 steps still tell something); a failed or skipped `apply`/`delete` does, since the state every
 later step assumes is then unknown — those steps are reported as skipped, with the reason.
 `end()` always runs, so a failing scenario never leaks objects into the next one.
+
+Every step has a deadline (`Target.step_timeout`, `conformance.deadline`): a step still running
+then is abandoned and fails, and the scenario's later steps are skipped (the target may be in
+the middle of something), so a mesh that hangs fails one scenario instead of the whole run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from conformance.assertions import check_admit, check_apply, check_convert, check_request
+from conformance.deadline import StepTimeout, deadline
 from conformance.model import (
     AdmitStep,
     ApplyStep,
@@ -42,8 +47,10 @@ def execute(target: Target, scenario: Scenario, step: Step) -> list[Check]:
     if isinstance(step, ConvertStep):
         return check_convert(step.expect, target.convert(scenario, step.convert))
     assert isinstance(step, RequestStep)
+    t0 = time.perf_counter()
     obs = target.request(scenario, step.request)
-    return check_request(step.expect, obs, count=step.request.count)
+    seconds = time.perf_counter() - t0
+    return check_request(step.expect, obs, count=step.request.count, seconds=seconds)
 
 
 def run_scenario(target: Target, scenario: Scenario) -> ScenarioResult:
@@ -90,8 +97,22 @@ def _run_steps(target: Target, scenario: Scenario) -> list[StepResult]:
                 halted = f"not run: step {i + 1} ({kind}) was skipped"
             continue
         t0 = time.perf_counter()
+        limit = target.step_timeout
         try:
-            checks = execute(target, scenario, step)
+            with deadline(limit):
+                checks = execute(target, scenario, step)
+        except StepTimeout:
+            late = Check(
+                "finished",
+                f"within {limit:g} s (the step deadline)",
+                f"still running after {limit:g} s: abandoned",
+                False,
+            )
+            out.append(
+                StepResult(i, kind, title, "failed", (late,), seconds=time.perf_counter() - t0)
+            )
+            halted = f"not run: step {i + 1} did not finish within {limit:g} s"
+            continue
         except TargetError as exc:
             out.append(
                 StepResult(

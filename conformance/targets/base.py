@@ -33,6 +33,8 @@ class Target(ABC):
     process ended)."""
 
     name: str = ""
+    # Seconds a step may take before the runner abandons it and fails it (runner, deadline).
+    step_timeout: float = 10.0
 
     def plan(self, scenarios: Sequence[Scenario]) -> None:  # noqa: B027
         """Told every scenario of the run before `start()` (to size pools of workloads)."""

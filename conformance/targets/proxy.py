@@ -47,6 +47,9 @@ class Placement:
 
 class ProxyTarget(WebhookTarget):
     name = "proxy"
+    # A change waits up to 15 s for every proxy to enforce it, which says more than the step
+    # deadline would; 2000 requests through real proxies take about a second, unloaded.
+    step_timeout = 30.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -174,6 +177,12 @@ class ProxyTarget(WebhookTarget):
             conn.close()
             self._conns.pop(port, None)
             return Response(allowed=False, error=f"outbound proxy failed: {exc!r}")
+        except BaseException:
+            # A step deadline or a signal cut the exchange short: the kept-alive connection
+            # holds half of it, and the next request on it would read the wrong answer.
+            conn.close()
+            self._conns.pop(port, None)
+            raise
 
     def _direct(self, source: Placement, dest: Placement, port: int, spec: RequestSpec) -> Response:
         ctx = self._contexts.get(source.workload.identity)
