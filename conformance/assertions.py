@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,17 @@ def _clip(text: str, limit: int = 300) -> str:
 
 
 def check_request(
-    expect: RequestExpect, obs: RequestObservation, *, count: int, seconds: float | None = None
+    expect: RequestExpect,
+    obs: RequestObservation,
+    *,
+    count: int,
+    seconds: float | None = None,
+    unobserved: Mapping[str, str] | None = None,
 ) -> list[Check]:
-    """`seconds`: how long the target took for all `count` requests (for `within`)."""
+    """`seconds`: how long the target took for all `count` requests (for `within`).
+    `unobserved`: expectations the target cannot observe (`identity`), with the reason; each
+    is reported as a skipped check, never as a passed one."""
+    unobserved = unobserved or {}
     rs = obs.responses
     allowed = [r for r in rs if r.allowed]
     checks = [Check("responses", str(count), str(len(rs)), len(rs) == count)]
@@ -117,7 +126,17 @@ def check_request(
                 obs.would_deny == expect.would_deny,
             )
         )
-    if expect.identity is not None:
+    if expect.identity is not None and "identity" in unobserved:
+        checks.append(
+            Check(
+                "identity seen by the destination",
+                expect.identity,
+                "not observed",
+                True,
+                skipped=unobserved["identity"],
+            )
+        )
+    elif expect.identity is not None:
         seen = [r.identity for r in allowed]
         ok = bool(seen) and all(s == expect.identity for s in seen)
         checks.append(Check("identity seen by the destination", expect.identity, _tally(seen), ok))

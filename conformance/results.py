@@ -19,19 +19,30 @@ Verdict = Literal["PASS", "FAIL", "NOTHING VERIFIED"]
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One expectation: what was expected and what happened, as short text."""
+    """One expectation: what was expected and what happened, as short text. `skipped` says
+    why the target could not observe it (the check is then neither passed nor failed, and
+    its step is skipped)."""
 
     what: str
     expected: str
     got: str
     ok: bool
+    skipped: str = ""
 
     def line(self) -> str:
-        mark = "ok" if self.ok else "FAILED"
+        mark = "skipped" if self.skipped else "ok" if self.ok else "FAILED"
         return f"{self.what}: expected {self.expected}, got {self.got} [{mark}]"
 
     def to_json(self) -> dict[str, Any]:
-        return {"what": self.what, "expected": self.expected, "got": self.got, "ok": self.ok}
+        out: dict[str, Any] = {
+            "what": self.what,
+            "expected": self.expected,
+            "got": self.got,
+            "ok": self.ok,
+        }
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class StepResult:
 
     @property
     def failures(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok)
+        return tuple(c for c in self.checks if not c.ok and not c.skipped)
 
     @property
     def number(self) -> int:

@@ -50,7 +50,13 @@ def execute(target: Target, scenario: Scenario, step: Step) -> list[Check]:
     t0 = time.perf_counter()
     obs = target.request(scenario, step.request)
     seconds = time.perf_counter() - t0
-    return check_request(step.expect, obs, count=step.request.count, seconds=seconds)
+    return check_request(
+        step.expect,
+        obs,
+        count=step.request.count,
+        seconds=seconds,
+        unobserved=target.unobserved,
+    )
 
 
 def run_scenario(target: Target, scenario: Scenario) -> ScenarioResult:
@@ -122,13 +128,15 @@ def _run_steps(target: Target, scenario: Scenario) -> list[StepResult]:
             halted = f"not run: step {i + 1} broke the target"
             continue
         ok = all(c.ok for c in checks)
+        unseen = sorted({c.skipped for c in checks if c.skipped})
         out.append(
             StepResult(
                 i,
                 kind,
                 title,
-                "passed" if ok else "failed",
+                "failed" if not ok else "skipped" if unseen else "passed",
                 tuple(checks),
+                reason="; ".join(f"{target.name}: {u}" for u in unseen) if ok else "",
                 seconds=time.perf_counter() - t0,
             )
         )

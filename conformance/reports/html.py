@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from conformance.results import RunResult, ScenarioResult, StepResult
+from conformance.results import Check, RunResult, ScenarioResult, StepResult
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -122,9 +122,13 @@ def _scenario(r: ScenarioResult) -> str:
     return f"<details{open_attr}>{head}{''.join(body)}</details>"
 
 
+def _check_class(c: Check) -> str:
+    return "skipped" if c.skipped else "check-ok" if c.ok else "check-bad"
+
+
 def _step(s: StepResult) -> str:
     checks = [
-        f'<div class="{"check-ok" if c.ok else "check-bad"}">{escape(c.what)}: expected '
+        f'<div class="{_check_class(c)}">{escape(c.what)}: expected '
         f"<code>{escape(c.expected)}</code>, got <code>{escape(c.got)}</code></div>"
         for c in s.checks
     ]

@@ -9,8 +9,8 @@ reports that step as skipped with the reason, never as passed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from types import TracebackType
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from conformance.assertions import (
@@ -35,6 +35,9 @@ class Target(ABC):
     name: str = ""
     # Seconds a step may take before the runner abandons it and fails it (runner, deadline).
     step_timeout: float = 10.0
+    # Expectations of a request step this target cannot observe, with the reason: such a check
+    # is reported as skipped, and its step with it, never as passed.
+    unobserved: Mapping[str, str] = MappingProxyType({})
 
     def plan(self, scenarios: Sequence[Scenario]) -> None:  # noqa: B027
         """Told every scenario of the run before `start()` (to size pools of workloads)."""

@@ -25,9 +25,9 @@ from conformance.assertions import (
     ConvertObservation,
     RequestObservation,
 )
-from conformance.model import AdmitSpec, ConvertSpec, RequestSpec, Scenario
+from conformance.model import AdmitSpec, ConvertSpec, RequestSpec, Scenario, Step
 from conformance.targets.base import Target, admission_request
-from conformance.targets.decide import decide_requests, spiffe
+from conformance.targets.decide import UNOBSERVED, decide_requests, spiffe, unsupported_request
 from smi.compiler import compile as compile_policy
 from smi.compiler.ir.index import PolicyIndex
 from smi.compiler.ir.model import Endpoint
@@ -73,6 +73,7 @@ class MeshState:
 
 class InprocTarget(Target):
     name = "inproc"
+    unobserved = UNOBSERVED
 
     def __init__(self, *, seed: int = SEED) -> None:
         self._seed = seed
@@ -96,6 +97,9 @@ class InprocTarget(Target):
     def end(self, scenario: Scenario) -> None:
         self._state = MeshState()
         self._index = None
+
+    def unsupported(self, step: Step, scenario: Scenario) -> str | None:
+        return unsupported_request(step)
 
     def _recompile(self, scenario: Scenario) -> None:
         self._state.revision += 1

@@ -28,12 +28,13 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from conformance.assertions import ApplyObservation, RequestObservation, Response
 from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
 from conformance.targets.base import TargetError
 from conformance.targets.mesh import APP_MARK, TCP_PROBE, Mesh, Slot
-from conformance.targets.webhook import WebhookTarget
+from conformance.targets.webhook import WebhookTarget, unsupported_admit
 from smi.identity import Identity, IdentityError
 
 
@@ -50,6 +51,7 @@ class ProxyTarget(WebhookTarget):
     # A change waits up to 15 s for every proxy to enforce it, which says more than the step
     # deadline would; 2000 requests through real proxies take about a second, unloaded.
     step_timeout = 30.0
+    unobserved = MappingProxyType({})  # the apps see what the proxies state
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,7 +111,7 @@ class ProxyTarget(WebhookTarget):
     def unsupported(self, step: Step, scenario: Scenario) -> str | None:
         if isinstance(step, RequestStep) and step.request.protocol == "udp":
             return "smictl proxy does not carry UDP"
-        return super().unsupported(step, scenario)
+        return unsupported_admit(step)  # not the webhook's skips of what only proxies do
 
     def _mesh(self) -> Mesh:
         if self.mesh is None:

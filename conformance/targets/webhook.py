@@ -30,7 +30,7 @@ from conformance.assertions import (
 from conformance.model import AdmitSpec, AdmitStep, ConvertSpec, RequestSpec, Scenario, Step
 from conformance.targets.base import Target, TargetError, admission_request
 from conformance.targets.controlplane import ControlPlane, Reply, ref_of
-from conformance.targets.decide import decide_requests
+from conformance.targets.decide import UNOBSERVED, decide_requests, unsupported_request
 from conformance.targets.inproc import SEED, service_manifests
 from smi.compiler.ir.index import PolicyIndex
 from smi.compiler.ir.model import MeshPolicy
@@ -38,6 +38,7 @@ from smi.compiler.ir.model import MeshPolicy
 
 class WebhookTarget(Target):
     name = "webhook"
+    unobserved = UNOBSERVED
 
     def __init__(self, *, workdir: Path | None = None) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -89,9 +90,7 @@ class WebhookTarget(Target):
             self.plane.clear()
 
     def unsupported(self, step: Step, scenario: Scenario) -> str | None:
-        if isinstance(step, AdmitStep) and step.admit.strict:
-            return "the admission webhook has no strict mode (that is `smictl admit --strict`)"
-        return None
+        return unsupported_admit(step) or unsupported_request(step)
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -144,6 +143,12 @@ class WebhookTarget(Target):
         _, body = self._plane().policy()
         index = PolicyIndex.build(MeshPolicy.from_json(body))
         return decide_requests(index, scenario, spec, rng=self._rng)
+
+
+def unsupported_admit(step: Step) -> str | None:
+    if isinstance(step, AdmitStep) and step.admit.strict:
+        return "the admission webhook has no strict mode (that is `smictl admit --strict`)"
+    return None
 
 
 # SMI allows a TrafficTarget to trust a source in another namespace; the shipped Rego policy
