@@ -21,6 +21,7 @@ from typing import Any
 from conformance.model import (
     AdmitExpect,
     BackendShares,
+    ConnectExpect,
     ConvertExpect,
     Outcome,
     RequestExpect,
@@ -33,7 +34,8 @@ class Response:
     """One request's fate: allowed (the destination app answered), denied by policy, or an
     error (`error` says what broke: no endpoint, a reset nobody decided). `status` is None for
     TCP/UDP; `backend` is the workload that answered; `identity` is the caller identity
-    (`ns/sa`) that workload saw."""
+    (`ns/sa`) that workload saw. `handshake` is why the destination refused the TLS handshake
+    of a `connect` step's connection (then nothing was asked, or answered)."""
 
     allowed: bool
     status: int | None = None
@@ -41,10 +43,11 @@ class Response:
     identity: str | None = None
     reason: str = ""
     error: str = ""
+    handshake: str = ""
 
     @property
     def denied(self) -> bool:
-        return not self.allowed and not self.error
+        return not self.allowed and not self.error and not self.handshake
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,37 @@ def check_request(
         ok = bool(reasons) and all(re.search(expect.reason, x) for x in reasons)
         checks.append(Check("deny reason", f"/{expect.reason}/", _tally(reasons), ok))
     return checks
+
+
+def check_connect(
+    expect: ConnectExpect,
+    obs: RequestObservation,
+    *,
+    count: int,
+    seconds: float | None = None,
+    unobserved: Mapping[str, str] | None = None,
+) -> list[Check]:
+    """A `connect` step: every handshake refused, or accepted and then judged as a request."""
+    rs = obs.responses
+    fates = _tally([_fate(r) for r in rs])
+    if expect.handshake == "refused":
+        ok = len(rs) == count and all(r.handshake for r in rs)
+        return [
+            Check("responses", str(count), str(len(rs)), len(rs) == count),
+            Check("TLS handshake", "refused on every connection", fates, ok),
+        ]
+    checks = []
+    if any(r.handshake for r in rs):
+        checks.append(Check("TLS handshake", "accepted on every connection", fates, False))
+    return checks + check_request(expect, obs, count=count, seconds=seconds, unobserved=unobserved)
+
+
+def _fate(r: Response) -> str:
+    if r.handshake:
+        return f"refused ({_clip(r.handshake, 120)})"
+    if r.error:
+        return f"accepted, then {_clip(r.error, 120)}"
+    return f"accepted, HTTP {r.status}" + (" from the app" if r.allowed else "")
 
 
 def _count(what: str, expected: int, got: int) -> Check:

@@ -8,6 +8,10 @@ in the kuttl manner:
     delete: [allow]               take them away
     admit: {resource: bad}        ask admission about one object; `expect` allowed or denied
     request: {from: ns/sa, to: service[:port], ...}   send traffic; `expect` what it saw
+    connect: {to: service[:port], identity: ns/sa, certificate: foreign-ca, ...}
+                                  connect straight to the destination's inbound listener with a
+                                  certificate of the suite's choosing; `expect` the handshake
+                                  refused, or what the request saw
     convert: {resource: tt, to: access.smi-spec.io/v1alpha1}  and back again
 
 Every mistake in a scenario file is reported with its field path, so a broken scenario is an
@@ -41,8 +45,11 @@ _GROUP_VERSION = re.compile(r"^[a-z]+\.smi-spec\.io/v1alpha[0-9]$")
 
 Mode = Literal["deny", "audit", "permissive"]
 Protocol = Literal["http", "tcp", "udp"]
-StepKind = Literal["apply", "delete", "admit", "request", "convert"]
-STEP_KINDS: tuple[StepKind, ...] = ("apply", "delete", "admit", "request", "convert")
+StepKind = Literal["apply", "delete", "admit", "request", "convert", "connect"]
+STEP_KINDS: tuple[StepKind, ...] = ("apply", "delete", "admit", "request", "convert", "connect")
+# The client certificate of a `connect` step: the mesh CA's for `identity`, one from another
+# CA for `identity`, the mesh CA's for `identity` but expired, or none at all.
+Certificate = Literal["mesh", "foreign-ca", "expired", "none"]
 MAX_COUNT = 2000
 
 # Every group/version smictl serves (DESIGN.md §3 "Versions"); the report lists each.
@@ -202,6 +209,21 @@ class AdmitStep(_Strict):
     expect: AdmitExpect
 
 
+def _service_target(v: str) -> str:
+    m = _TARGET.match(v)
+    if not m:
+        raise ValueError(f"{v!r} is not `service[:port]` or `service.namespace[:port]`")
+    if m["port"] and not 1 <= int(m["port"]) <= 65535:
+        raise ValueError(f"port {int(m['port'])} is not 1-65535")
+    return v
+
+
+def _request_path(v: str) -> str:
+    if not v.startswith("/"):
+        raise ValueError("a path starts with '/'")
+    return v
+
+
 class RequestSpec(_Strict):
     """`count` identical requests from the workload `from` to `service[:port]` (the first port
     of the service when none is given). `service` may be `name` (in the caller's namespace)
@@ -219,19 +241,12 @@ class RequestSpec(_Strict):
     @field_validator("to")
     @classmethod
     def _to(cls, v: str) -> str:
-        m = _TARGET.match(v)
-        if not m:
-            raise ValueError(f"{v!r} is not `service[:port]` or `service.namespace[:port]`")
-        if m["port"] and not 1 <= int(m["port"]) <= 65535:
-            raise ValueError(f"port {int(m['port'])} is not 1-65535")
-        return v
+        return _service_target(v)
 
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError("a path starts with '/'")
-        return v
+        return _request_path(v)
 
     @property
     def service_ref(self) -> str:
@@ -327,6 +342,79 @@ class RequestStep(_Strict):
         return self
 
 
+class ConnectSpec(_Strict):
+    """`count` HTTP requests, each on its own connection that the suite opens straight to the
+    inbound listener of the workload behind `to` (not through a caller's sidecar, which would
+    replace a forged header or its certificate), presenting `certificate` for `identity`."""
+
+    to: str
+    identity: str | None = None
+    certificate: Certificate = "mesh"
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    count: int = Field(default=1, ge=1, le=MAX_COUNT)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: str) -> str:
+        return _service_target(v)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _request_path(v)
+
+    @model_validator(mode="after")
+    def _identity(self) -> ConnectSpec:
+        if self.identity is not None and not _IDENTITY.match(self.identity):
+            raise FieldError(("identity",), f"{self.identity!r} is not ns/sa")
+        if (self.identity is None) != (self.certificate == "none"):
+            raise FieldError(
+                ("identity",),
+                "`identity` names whom the certificate is for: give it, unless `certificate` "
+                "is none (and then leave it out)",
+            )
+        return self
+
+    @property
+    def service_ref(self) -> str:
+        m = _TARGET.match(self.to)
+        assert m is not None
+        return m["service"]
+
+    @property
+    def port(self) -> int | None:
+        m = _TARGET.match(self.to)
+        assert m is not None
+        return int(m["port"]) if m["port"] else None
+
+
+class ConnectExpect(RequestExpect):
+    """`handshake: refused`: the destination refuses every connection's TLS handshake (and
+    then nothing else may be expected); otherwise what the requests saw, as for `request`."""
+
+    handshake: Literal["accepted", "refused"] = "accepted"
+
+    @model_validator(mode="after")
+    def _something(self) -> ConnectExpect:
+        others = (self.status, self.allowed, self.denied, self.would_deny, self.identity)
+        rest = (self.backends, self.reason, self.within)
+        given = [v for v in (*others, *rest) if v is not None]
+        if self.handshake == "refused" and given:
+            raise ValueError("a refused handshake answers no request: expect nothing else")
+        if self.handshake == "accepted" and not given:
+            raise ValueError("a connect step must expect something")
+        return self
+
+
+class ConnectStep(_Strict):
+    connect: ConnectSpec
+    name: str = ""
+    expect: ConnectExpect
+
+
 class ConvertSpec(_Strict):
     resource: str
     to: str
@@ -370,6 +458,7 @@ _STEP_CLASSES: dict[str, type[BaseModel]] = {
     "admit": AdmitStep,
     "request": RequestStep,
     "convert": ConvertStep,
+    "connect": ConnectStep,
 }
 
 Step = Annotated[
@@ -377,7 +466,8 @@ Step = Annotated[
     | Annotated[DeleteStep, Tag("delete")]
     | Annotated[AdmitStep, Tag("admit")]
     | Annotated[RequestStep, Tag("request")]
-    | Annotated[ConvertStep, Tag("convert")],
+    | Annotated[ConvertStep, Tag("convert")]
+    | Annotated[ConnectStep, Tag("connect")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -396,17 +486,23 @@ def step_title(step: Step) -> str:
     """A one-line description for reports: the step's own name, or one made from it."""
     if step.name:
         return step.name
-    if isinstance(step, ApplyStep):
-        return "apply " + ", ".join(step.apply)
-    if isinstance(step, DeleteStep):
-        return "delete " + ", ".join(step.delete)
+    if isinstance(step, ApplyStep | DeleteStep):
+        keys = step.apply if isinstance(step, ApplyStep) else step.delete
+        return f"{step_kind(step)} " + ", ".join(keys)
     if isinstance(step, AdmitStep):
         return f"admit {step.admit.operation} {step.admit.resource}"
     if isinstance(step, ConvertStep):
         return f"convert {step.convert.resource} to {step.convert.to} and back"
+    if isinstance(step, ConnectStep):
+        return _connect_title(step.connect)
     r = step.request
     what = f"{r.method} {r.path}" if r.protocol == "http" else r.protocol.upper()
     return f"{r.count}x {what} {r.source} -> {r.to}"
+
+
+def _connect_title(c: ConnectSpec) -> str:
+    who = "no certificate" if c.identity is None else f"{c.certificate} certificate {c.identity}"
+    return f"{c.count}x {c.method} {c.path} straight to {c.to} with {who}"
 
 
 # --- the scenario ----------------------------------------------------------------------------
@@ -438,6 +534,8 @@ class Scenario(_Strict):
                     raise FieldError(("steps", i), f"resource {key!r} is not in `resources`")
             if isinstance(step, RequestStep):
                 _check_request(i, step, self)
+            if isinstance(step, ConnectStep):
+                _check_connect(i, step, self)
         return self
 
     @property
@@ -555,14 +653,38 @@ def _check_request(i: int, step: RequestStep, scenario: Scenario) -> None:
         )
 
 
-def _check_port(i: int, req: RequestSpec, backing: list[Workload], service: str) -> None:
+def _check_connect(i: int, step: ConnectStep, scenario: Scenario) -> None:
+    spec = step.connect
+    ns, svc = split_service(
+        spec.service_ref,
+        default_namespace=spec.identity.split("/", 1)[0] if spec.identity else "",
+    )
+    backing = scenario.backing(ns, svc) if ns else []
+    if not backing:
+        where = f"the service {ns}/{svc}" if ns else f"{svc} (name its namespace: {svc}.NS)"
+        raise FieldError(("steps", i, "connect", "to"), f"no workload backs {where}")
+    _check_port(i, spec, backing, f"{ns}/{svc}", kind="connect")
+    if step.expect.identity is not None and not _IDENTITY.match(step.expect.identity):
+        raise FieldError(
+            ("steps", i, "expect", "identity"), f"{step.expect.identity!r} is not ns/sa"
+        )
+
+
+def _check_port(
+    i: int,
+    req: RequestSpec | ConnectSpec,
+    backing: list[Workload],
+    service: str,
+    *,
+    kind: str = "request",
+) -> None:
     """A port no workload behind the service listens on is a mistake of the scenario, not a
     behaviour of the mesh: the in-process targets would decide it like any other port, while
     the proxy target has no listener to send it to."""
     served = sorted({p for w in backing for p in w.ports})
     if req.port is not None and req.port not in served:
         raise FieldError(
-            ("steps", i, "request", "to"),
+            ("steps", i, kind, "to"),
             f"no workload behind {service} serves port {req.port} "
             f"(ports: {', '.join(map(str, served))})",
         )

@@ -16,11 +16,18 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from conformance.assertions import check_admit, check_apply, check_convert, check_request
+from conformance.assertions import (
+    check_admit,
+    check_apply,
+    check_connect,
+    check_convert,
+    check_request,
+)
 from conformance.deadline import StepTimeout, deadline
 from conformance.model import (
     AdmitStep,
     ApplyStep,
+    ConnectStep,
     ConvertStep,
     DeleteStep,
     RequestStep,
@@ -46,6 +53,16 @@ def execute(target: Target, scenario: Scenario, step: Step) -> list[Check]:
         return check_admit(step.expect, target.admit(scenario, step.admit))
     if isinstance(step, ConvertStep):
         return check_convert(step.expect, target.convert(scenario, step.convert))
+    if isinstance(step, ConnectStep):
+        t0 = time.perf_counter()
+        obs = target.connect(scenario, step.connect)
+        return check_connect(
+            step.expect,
+            obs,
+            count=step.connect.count,
+            seconds=time.perf_counter() - t0,
+            unobserved=target.unobserved,
+        )
     assert isinstance(step, RequestStep)
     t0 = time.perf_counter()
     obs = target.request(scenario, step.request)

@@ -19,7 +19,7 @@ from conformance.assertions import (
     ConvertObservation,
     RequestObservation,
 )
-from conformance.model import AdmitSpec, ConvertSpec, RequestSpec, Scenario, Step
+from conformance.model import AdmitSpec, ConnectSpec, ConvertSpec, RequestSpec, Scenario, Step
 
 
 class TargetError(Exception):
@@ -93,6 +93,11 @@ class Target(ABC):
 
     @abstractmethod
     def convert(self, scenario: Scenario, spec: ConvertSpec) -> ConvertObservation: ...
+
+    def connect(self, scenario: Scenario, spec: ConnectSpec) -> RequestObservation:
+        """Open connections straight to a destination's inbound listener with the certificate
+        `spec` names. A target without such listeners declares `connect` steps unsupported."""
+        raise TargetError(f"the {self.name} target cannot open connections to a workload")
 
 
 def admission_request(

@@ -18,7 +18,15 @@ import random
 from types import MappingProxyType
 
 from conformance.assertions import RequestObservation, Response
-from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
+from conformance.model import (
+    ConnectStep,
+    RequestSpec,
+    RequestStep,
+    Scenario,
+    Step,
+    Workload,
+    split_service,
+)
 from smi.compiler.ir.decide import Request, authorize, pick_backend
 from smi.compiler.ir.index import PolicyIndex
 from smi.identity import Identity
@@ -32,9 +40,15 @@ UNOBSERVED = MappingProxyType(
 
 
 def unsupported_request(step: Step) -> str | None:
-    """Why a request step cannot be decided here: header names that are not lower-case, whose
-    case-insensitive matching is smictl proxy's HTTP parser's work (`authorize` takes
-    lower-case names), not something this target would test."""
+    """Why a traffic step cannot be decided here: a `connect` step (no listener checks a
+    certificate here), or header names that are not lower-case, whose case-insensitive
+    matching is smictl proxy's HTTP parser's work (`authorize` takes lower-case names), not
+    something this target would test."""
+    if isinstance(step, ConnectStep):
+        return (
+            "no listener checks a client certificate here: smictl proxy's inbound listener "
+            "does (run the proxy target)"
+        )
     if not isinstance(step, RequestStep):
         return None
     cased = sorted(n for n in step.request.headers if n != n.lower())

@@ -11,7 +11,9 @@ certificate from the mesh CA instead).
 
 The apps live in this process (one thread per listener) and answer every request with the name
 of the workload they currently play and the caller identity the proxy passed in
-`x-smi-source-identity`; a slot can play different workloads in different scenarios. A
+`x-smi-source-identity`, with every value of that header under any spelling a CGI or WSGI app
+reads as the same variable (`X_Smi_Source_Identity`), so a forged copy that got through shows;
+a slot can play different workloads in different scenarios. A
 connection that opens with `TCP_PROBE` instead of an HTTP request line is raw TCP: the app
 answers it with one JSON line naming the workload and echoing the probe, so TCP steps carry
 bytes no HTTP parser accepts.
@@ -25,6 +27,7 @@ import ssl
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from typing import Any
 from conformance.targets.base import TargetError
 from conformance.targets.controlplane import ControlPlane
 from conformance.targets.processes import LAUNCH, Child, spawn, stop_all, wait_for
+from smi.pki import WORKLOAD_TTL, CertificateAuthority
 
 APP_MARK = "x-conformance-workload"
 # How many loopback addresses a slot's apps try before giving up (binding fails fast).
@@ -39,6 +43,8 @@ ADDRESS_ATTEMPTS = 64
 SOURCE_HEADER = "x-smi-source-identity"
 # How a raw TCP probe starts: a NUL and bytes outside ASCII, never the start of an HTTP request.
 TCP_PROBE = b"\x00\xfesmi-conformance-tcp\xff "
+# An expired certificate's lifetime: it ended a minute ago (it began five minutes ago).
+EXPIRED = timedelta(minutes=-1)
 
 
 class _AppHandler(BaseHTTPRequestHandler):
@@ -60,6 +66,11 @@ class _AppHandler(BaseHTTPRequestHandler):
             {
                 "workload": label,
                 "identity": self.headers.get(SOURCE_HEADER, ""),
+                "identities": [
+                    v
+                    for k, v in self.headers.items()
+                    if k.lower().replace("_", "-") == SOURCE_HEADER
+                ],
                 "port": self.server.server_address[1],
                 "path": self.path,
             }
@@ -139,6 +150,7 @@ class Mesh:
         self.certificates = certificates
         self.slots: dict[tuple[str, int], Slot] = {}
         self._next_ip = 1
+        self._foreign_ca: CertificateAuthority | None = None
 
     # --- slots -----------------------------------------------------------------------------------
 
@@ -366,19 +378,28 @@ class Mesh:
         key_file.write_bytes(key)
         return cert_file, key_file
 
-    def client_context(self, identity: str) -> ssl.SSLContext:
-        """A TLS client context holding `identity`'s workload certificate from the mesh CA."""
+    def client_context(self, identity: str | None, *, certificate: str = "mesh") -> ssl.SSLContext:
+        """A TLS client context that trusts the mesh CA and holds a client certificate for
+        `identity`: the mesh CA's (`mesh`), one another CA signed (`foreign-ca`), the mesh
+        CA's but expired a minute ago (`expired`), or none (`none`, `identity` None)."""
         from smi.identity import Identity
         from webhook.cli import load_ca_dir
 
+        ctx = ssl.create_default_context(cafile=str(self.plane.ca_file))
+        ctx.check_hostname = False  # workload certificates name SPIFFE ids, not hosts
+        if certificate == "none" or identity is None:
+            return ctx
         ca = load_ca_dir(self.plane.certs)
-        cert, key = ca.issue_workload(Identity.parse(identity))
+        ttl = EXPIRED if certificate == "expired" else WORKLOAD_TTL
+        if certificate == "foreign-ca":
+            if self._foreign_ca is None:
+                self._foreign_ca = CertificateAuthority.create(common_name="not the mesh CA")
+            ca = self._foreign_ca
+        cert, key = ca.issue_workload(Identity.parse(identity), ttl=ttl)
         with tempfile.TemporaryDirectory(prefix="smictl-client-") as tmp:
             cert_file, key_file = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
             cert_file.write_bytes(cert)
             key_file.write_bytes(key)
-            ctx = ssl.create_default_context(cafile=str(self.plane.ca_file))
-            ctx.check_hostname = False  # workload certificates name SPIFFE ids, not hosts
             ctx.load_cert_chain(str(cert_file), str(key_file))
         return ctx
 

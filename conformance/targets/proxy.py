@@ -12,7 +12,12 @@ target; after every change the target waits until each proxy enforces the new po
   straight to the destination's inbound listener for that port, presenting the caller's
   workload certificate (the outbound listener addresses services, not ports); a TCP connection
   carries raw bytes that are not HTTP (`mesh.TCP_PROBE`), which the app echoes;
-- UDP is not proxied, so UDP steps are skipped with that reason.
+- UDP is not proxied, so UDP steps are skipped with that reason;
+- a `connect` step opens its own connections straight to the destination's inbound listener
+  with the client certificate it names (the mesh CA's, another CA's, an expired one, or
+  none), so what the destination does with a forged `x-smi-source-identity` or a wrong
+  certificate is seen, not hidden by a caller's sidecar (which drops the header and presents
+  its own certificate). A TLS error before any answer is a refused handshake.
 
 Allowed = the answer came from the destination app (it marks its responses); the identity the
 app saw is the `x-smi-source-identity` the inbound proxy set; audit would-denies are read from
@@ -31,7 +36,16 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from conformance.assertions import ApplyObservation, RequestObservation, Response
-from conformance.model import RequestSpec, RequestStep, Scenario, Step, Workload, split_service
+from conformance.model import (
+    ConnectSpec,
+    ConnectStep,
+    RequestSpec,
+    RequestStep,
+    Scenario,
+    Step,
+    Workload,
+    split_service,
+)
 from conformance.targets.base import TargetError
 from conformance.targets.mesh import APP_MARK, TCP_PROBE, Mesh, Slot
 from conformance.targets.webhook import WebhookTarget, unsupported_admit
@@ -58,7 +72,7 @@ class ProxyTarget(WebhookTarget):
         self.mesh: Mesh | None = None
         self._ports: dict[tuple[str, int], set[int]] = {}
         self._placed: list[Placement] = []
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts: dict[tuple[str | None, str], ssl.SSLContext] = {}
         self._conns: dict[int, http.client.HTTPConnection] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -186,15 +200,35 @@ class ProxyTarget(WebhookTarget):
             self._conns.pop(port, None)
             raise
 
-    def _direct(self, source: Placement, dest: Placement, port: int, spec: RequestSpec) -> Response:
-        ctx = self._contexts.get(source.workload.identity)
+    def connect(self, scenario: Scenario, spec: ConnectSpec) -> RequestObservation:
+        mesh = self._mesh()
+        default_ns = spec.identity.split("/", 1)[0] if spec.identity else ""
+        ns, svc = split_service(spec.service_ref, default_namespace=default_ns)
+        dest = next(
+            (p for p in self._placed if p.workload.namespace == ns and svc in p.workload.services),
+            None,
+        )
+        if dest is None:
+            raise TargetError(f"no running workload backs {ns}/{svc}")
+        port = spec.port or dest.workload.ports[0]
+        inbound = _inbound(dest, port)
+        ctx = self._context(spec.identity, spec.certificate)
+        denies = mesh.denies([dest.slot])
+        host = f"{dest.workload.label}:{port}"
+        responses = [_connect_once(ctx, inbound, spec, host=host) for _ in range(spec.count)]
+        confirmed = mesh.denies([dest.slot]) - denies
+        return RequestObservation(responses=_confirm(responses, confirmed))
+
+    def _context(self, identity: str | None, certificate: str = "mesh") -> ssl.SSLContext:
+        ctx = self._contexts.get((identity, certificate))
         if ctx is None:
-            ctx = self._mesh().client_context(source.workload.identity)
-            self._contexts[source.workload.identity] = ctx
-        try:
-            inbound = dest.slot.inbound(port)
-        except KeyError as exc:
-            raise TargetError(f"{dest.workload.label} has no inbound listener for {port}") from exc
+            ctx = self._mesh().client_context(identity, certificate=certificate)
+            self._contexts[identity, certificate] = ctx
+        return ctx
+
+    def _direct(self, source: Placement, dest: Placement, port: int, spec: RequestSpec) -> Response:
+        ctx = self._context(source.workload.identity)
+        inbound = _inbound(dest, port)
         if spec.protocol == "tcp":
             return _tcp_probe(ctx, inbound)
         conn = http.client.HTTPSConnection("127.0.0.1", inbound, timeout=15, context=ctx)
@@ -212,7 +246,37 @@ class ProxyTarget(WebhookTarget):
         self._conns.clear()
 
 
-def _exchange(conn: http.client.HTTPConnection, spec: RequestSpec, *, host: str) -> Response:
+def _inbound(dest: Placement, port: int) -> int:
+    try:
+        return dest.slot.inbound(port)
+    except KeyError as exc:
+        raise TargetError(f"{dest.workload.label} has no inbound listener for {port}") from exc
+
+
+def _connect_once(ctx: ssl.SSLContext, port: int, spec: ConnectSpec, *, host: str) -> Response:
+    """One connection of a `connect` step. With TLS 1.3 a server that refuses the client's
+    certificate says so with an alert the client reads after its own side of the handshake,
+    so a TLS error before any answer, sending or reading, is the refusal."""
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+    except OSError as exc:
+        return Response(allowed=False, error=f"cannot connect to the inbound listener: {exc!r}")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.sock = ctx.wrap_socket(raw)
+        return _exchange(conn, spec, host=host)
+    except ssl.SSLError as exc:
+        return Response(allowed=False, handshake=f"{exc.reason or exc}")
+    except (OSError, http.client.HTTPException) as exc:
+        return Response(allowed=False, reason=f"connection closed: {exc!r}")
+    finally:
+        conn.close()
+        raw.close()
+
+
+def _exchange(
+    conn: http.client.HTTPConnection, spec: RequestSpec | ConnectSpec, *, host: str
+) -> Response:
     body = spec.body.encode() if spec.body is not None else None
     conn.request(spec.method, spec.path, body=body, headers={"Host": host, **spec.headers})
     resp = conn.getresponse()
@@ -284,15 +348,21 @@ def _confirm(responses: list[Response], denies: int) -> tuple[Response, ...]:
 
 
 def _seen_identity(raw: bytes) -> str | None:
+    """The caller identity the app saw: the one value of `x-smi-source-identity` under any
+    spelling; several (a forged copy the proxy let through) are all shown, and fail."""
     try:
-        spiffe = json.loads(raw).get("identity") or ""
-        return Identity.parse(spiffe).short if spiffe else None
+        doc = json.loads(raw)
+        values = doc.get("identities", [doc.get("identity")])
+        values = [str(v) for v in values if v]
+        if len(values) > 1:
+            return "several: " + ", ".join(values)
+        return Identity.parse(values[0]).short if values else None
     except (ValueError, AttributeError, IdentityError):
         return None
 
 
 def _needs_mesh(scenario: Scenario) -> bool:
-    return any(isinstance(s, RequestStep) for s in scenario.steps)
+    return any(isinstance(s, RequestStep | ConnectStep) for s in scenario.steps)
 
 
 def _slot_keys(scenario: Scenario) -> list[tuple[tuple[str, int], Workload]]:

@@ -19,6 +19,7 @@ from conformance.tools.cast import (
     NS,
     OPS_FRONTEND,
     PAYMENTS,
+    REFUSED,
     SHOP_MONITOR,
     AccessCombo,
     admit,
@@ -26,6 +27,7 @@ from conformance.tools.cast import (
     allowed,
     apply,
     catalog_tt,
+    connect,
     delete,
     denied,
     everything_group,
@@ -398,12 +400,77 @@ def strict_references(combo: AccessCombo) -> dict[str, Any]:
     )
 
 
+# Every spelling of x-smi-source-identity that a CGI or WSGI app reads as the same variable
+# (`-` or `_` at each of its three places), in varied case: smictl proxy drops them all.
+SOURCE_HEADER_SPELLINGS = (
+    "x-smi-source-identity",
+    "X_Smi_Source_Identity",
+    "x_smi-source-identity",
+    "X-Smi_Source-Identity",
+    "x-smi-source_identity",
+    "X_SMI_SOURCE-IDENTITY",
+    "x_smi-source_identity",
+    "X-Smi_Source_Identity",
+)
+FRONTEND_ID = "spiffe://cluster.local/ns/shop/sa/frontend"
+
+
+def _identity_probes() -> list[dict[str, Any]]:
+    """Connections straight to catalog's inbound listener, where no caller's sidecar drops a
+    forged header or presents its own certificate for it."""
+    forged = [
+        connect(
+            "catalog",
+            denied(),
+            identity="shop/intruder",
+            headers={spelling: FRONTEND_ID},
+            name=f"intruder's certificate, {spelling} naming the frontend: denied",
+        )
+        for spelling in SOURCE_HEADER_SPELLINGS
+    ]
+    admin = "spiffe://cluster.local/ns/ops/sa/admin"
+    return [
+        *forged,
+        connect(
+            "catalog",
+            allowed(identity="shop/frontend"),
+            identity="shop/frontend",
+            headers=dict.fromkeys(SOURCE_HEADER_SPELLINGS, admin),
+            name="frontend's certificate, every spelling naming ops/admin: seen as the frontend",
+        ),
+        connect(
+            "catalog",
+            REFUSED,
+            identity="shop/frontend",
+            certificate="foreign-ca",
+            name="a certificate for the frontend from another CA: handshake refused",
+        ),
+        connect(
+            "catalog.shop",
+            REFUSED,
+            certificate="none",
+            headers={"x-smi-source-identity": FRONTEND_ID},
+            name="no certificate, x-smi-source-identity naming the frontend: handshake refused",
+        ),
+        connect(
+            "catalog",
+            REFUSED,
+            identity="shop/frontend",
+            certificate="expired",
+            name="the frontend's mesh certificate, expired: handshake refused",
+        ),
+    ]
+
+
 def identity(combo: AccessCombo) -> dict[str, Any]:
-    spoof = {"x-smi-source-identity": "spiffe://cluster.local/ns/shop/sa/frontend"}
+    spoof = {"x-smi-source-identity": FRONTEND_ID}
     return scenario(
         description="The caller's identity comes from its certificate, never from a header: an "
         "intruder claiming to be the frontend in x-smi-source-identity is denied, and the "
-        "destination sees the real caller even when the caller sends that header.",
+        "destination sees the real caller even when the caller sends that header. Straight "
+        "to the destination's inbound listener (no caller sidecar to drop the header): the "
+        "intruder's certificate with the header in any spelling is denied, and a certificate "
+        "from another CA, an expired one, or none at all is refused at the handshake.",
         capability="traffic-access/identity",
         decisions=["identity-from-mtls-only", "identity-serviceaccount"],
         workloads=[FRONTEND, INTRUDER, CATALOG],
@@ -420,6 +487,7 @@ def identity(combo: AccessCombo) -> dict[str, Any]:
                 allowed(identity="shop/frontend"),
                 headers={"x-smi-source-identity": "spiffe://cluster.local/ns/ops/sa/admin"},
             ),
+            *_identity_probes(),
         ],
     )
 

@@ -163,6 +163,30 @@ def request(
     return {"name": name, **step} if name else step
 
 
+def connect(
+    to: str,
+    expect: dict[str, Any],
+    *,
+    identity: str | None = None,
+    certificate: str = "mesh",
+    headers: dict[str, str] | None = None,
+    name: str = "",
+) -> dict[str, Any]:
+    """A connection straight to `to`'s inbound listener with the certificate named."""
+    spec: dict[str, Any] = {"to": to}
+    if identity is not None:
+        spec["identity"] = identity
+    if certificate != "mesh":
+        spec["certificate"] = certificate
+    if headers:
+        spec["headers"] = headers
+    step: dict[str, Any] = {"connect": spec, "expect": expect}
+    return {"name": name, **step} if name else step
+
+
+REFUSED: dict[str, Any] = {"handshake": "refused"}
+
+
 def allowed(count: int = 1, *, identity: str | None = None, http: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"status": 200} if http else {}
     out["allowed"] = count

@@ -121,7 +121,7 @@ def _caller(ca: CertificateAuthority, tmp_path: Path) -> ProxyTarget:
     """A proxy target whose caller `shop/frontend` holds a workload certificate."""
     (tmp_path / "client").mkdir(exist_ok=True)
     target = ProxyTarget()
-    target._contexts["shop/frontend"] = _context(
+    target._contexts["shop/frontend", "mesh"] = _context(
         ca, "shop/frontend", tmp_path / "client", server=False
     )
     return target
