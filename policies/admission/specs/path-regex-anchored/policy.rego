@@ -18,16 +18,18 @@ import rego.v1
 
 # Whether the character `n` from the end of `r` is escaped: the text before it ends in an odd
 # number of backslashes (`/api\$` ends with a literal dollar, so it is anchored nowhere).
-# Counted by length, not by regex: a backslash is one character in OPA and two in rego-cpp,
-# which keeps strings in their escaped JSON spelling (smi.policy escapes input strings to
-# match), so the run of w*k characters is k backslashes either way.
+# A backslash is one character in OPA and two in rego-cpp, which keeps strings in their
+# escaped JSON spelling (smi.policy escapes input strings to match), so the pattern is chosen
+# by that width. A regex, not `trim_right`: rego-cpp reads the string given to `trim_right`
+# as an escape sequence and fails on `\x41` in it (the whole policy's evaluation failed for
+# `/a\x41$`).
 backslash_width := count("\\")
 
-escaped_before(r, n) if {
-	before := substring(r, 0, count(r) - n)
-	run := count(before) - count(trim_right(before, "\\"))
-	run % (2 * backslash_width) == backslash_width
-}
+odd_backslashes := `(?:^|[^\\])\\(?:\\\\)*$` if backslash_width == 1
+
+odd_backslashes := `(?:^|[^\\])\\\\(?:\\\\\\\\)*$` if backslash_width == 2
+
+escaped_before(r, n) if regex.match(odd_backslashes, substring(r, 0, count(r) - n))
 
 anchored(regex) if {
 	endswith(regex, "$")

@@ -89,3 +89,8 @@ test_an_empty_regex_is_said_to_match_every_path if {
 	v := policy.violation with input.request as request with input.hub as group([""])
 	{x.msg | some x in v} == {"match m0: '' matches every path, as if pathRegex were absent; remove it, or write .* to say so"}
 }
+
+# rego-cpp failed the whole evaluation on `\x41` in a regex ending in $ (trim_right).
+test_a_hex_escape_does_not_fail_the_policy if {
+	paths(["/a\\x41$", "/a\\x41", "/a\\x{41}\\$"]) == {"spec.matches[1].pathRegex", "spec.matches[2].pathRegex"}
+}
