@@ -659,10 +659,13 @@ CODES: dict[str, Code] = dict(
             "pathRegex not end-anchored (policy)",
             "Shipped policy specs/path-regex-anchored (a warning, in place of the built-in "
             "SMI2206, which admission then leaves out): a pathRegex that does not end in $, / or "
-            ".* also allows every longer path (`/api` allows `/apiary`). It warns because the SMI "
-            "spec's own examples write such regexes; copy the policy with `enforcement: deny` to "
-            "refuse them (one denial, no SMI2206 warning besides).",
-            "End the regex with `$`, `/` or `.*`.",
+            ".* also allows every longer path (`/api` allows `/apiary`). It reports exactly the "
+            "regexes SMI2206 reports, read the same way (each alternative must end; `\\$`, `[$]` "
+            "and `\\.*` are no ending). It warns because the SMI spec's own examples write such "
+            "regexes; copy the policy with `enforcement: deny` to refuse them (one denial, no "
+            "SMI2206 warning besides).",
+            "End each alternative with `$` (or `\\z`), `/` or `.*` (`/a|/b$` ends only `/b`; "
+            "`(/a|/b)$` and `/a(?:$|/)` end both).",
         ),
         _c(
             "SMI5104",

@@ -94,3 +94,58 @@ test_an_empty_regex_is_said_to_match_every_path if {
 test_a_hex_escape_does_not_fail_the_policy if {
 	paths(["/a\\x41$", "/a\\x41", "/a\\x{41}\\$"]) == {"spec.matches[1].pathRegex", "spec.matches[2].pathRegex"}
 }
+
+# As SMI2206 (smi/validation/regex.py: end_anchored): every alternative must end.
+test_an_alternative_without_an_ending_is_reported if {
+	paths(["/admin|/api$", "(/admin)|(/api)$", "/internal|/api.*", "/api/|/internal", "/a|"]) == {
+		"spec.matches[0].pathRegex",
+		"spec.matches[1].pathRegex",
+		"spec.matches[2].pathRegex",
+		"spec.matches[3].pathRegex",
+		"spec.matches[4].pathRegex",
+	}
+}
+
+test_an_anchor_in_a_group_or_written_z_is_an_ending if {
+	paths(["/api\\z", "/a(?:$|/)", "(/a|/b)$", "(?P<v>/a$)", "/a(?:/b$|/c/)", "(?i)/api$", "/a$x"]) == set()
+}
+
+test_every_alternative_of_a_trailing_group_must_end if {
+	paths(["/a(?:/b|/c$)", "/a(|/b$)", "/a/((?i))", "((/a|/b/)|(/c.*))"]) == {
+		"spec.matches[0].pathRegex",
+		"spec.matches[1].pathRegex",
+		"spec.matches[2].pathRegex",
+		"spec.matches[3].pathRegex",
+	}
+}
+
+test_a_repeated_ending_is_none if {
+	paths(["/api/?", "/a(/b$)*", "/a(/)?", "/a.*?", "/a/+", "/a$*"]) == {
+		"spec.matches[0].pathRegex",
+		"spec.matches[1].pathRegex",
+		"spec.matches[2].pathRegex",
+		"spec.matches[3].pathRegex",
+		"spec.matches[4].pathRegex",
+		"spec.matches[5].pathRegex",
+	}
+}
+
+test_classes_quotes_and_escapes_are_read_as_regex_syntax if {
+	paths(["/api[$]", "/a[\\]|]/", "/a\\/", "/a\\Q/\\E", "/a\\Qx$\\E", "/a\"b$", "/a\\\\$", "/users/[^/]+/"]) == {
+		"spec.matches[0].pathRegex",
+		"spec.matches[4].pathRegex",
+	}
+}
+
+test_groups_nested_past_64_are_read_by_their_last_characters if {
+	deep(64, "/a$", "") == set()
+	deep(65, "/a$", "") == {"spec.matches[0].pathRegex"}
+	deep(65, "/a", "$") == set()
+}
+
+deep(n, core, tail) := paths([concat("", [
+	concat("", [x | some _ in numbers.range(1, n); x := "("]),
+	core,
+	concat("", [x | some _ in numbers.range(1, n); x := ")"]),
+	tail,
+])])
