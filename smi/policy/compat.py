@@ -14,6 +14,10 @@ documentation and source give it):
   `urlquery.encode_object` keeps keys, and a set's values, in the order they were written
   (OPA: sorted), and `urlquery.decode_object` gives a value twice when its pair has an escape
   (`a=c%20d`: `["c d", "c d"]`).
+- `min`, `max` and `sort` order numbers as text: `min([3, 10])` is 10, `max([3, 10])` 3,
+  `sort([3, 10, 2])` is `[10, 2, 3]` (sets of numbers, and `<`, are right); a policy that
+  capped the largest weight or step read the wrong one. Collections of numbers are ordered
+  here; any other goes to the built-in, which orders strings as OPA does.
 
 `smi.policy.modules.with_compat` writes each call of one of `BUILT_INS` as a call of the
 function here of the name given (`data.__smictl.compat.semver_compare(a, b)`), in policies
@@ -39,9 +43,13 @@ BUILT_INS: Final = {
     "urlquery.decode": "urlquery_decode",
     "urlquery.encode_object": "urlquery_encode_object",
     "urlquery.decode_object": "urlquery_decode_object",
+    "min": "num_min",
+    "max": "num_max",
+    "sort": "num_sort",
 }
-# The built-ins whose function here never calls them: a `with` of one must name the function.
-WRITTEN_IN_REGO: Final = frozenset({"semver.compare", "semver.is_valid"})
+# The built-ins whose function here never calls them (for some arguments): a `with` of one
+# must name the function.
+WRITTEN_IN_REGO: Final = frozenset({"semver.compare", "semver.is_valid", "min", "max", "sort"})
 
 # SemVer 2.0.0 (semver.org §2, §9, §10: no leading zeros, no empty identifiers), with one
 # leading `v`, as OPA's parser takes it; groups: major, minor, patch, pre-release.
@@ -112,7 +120,7 @@ _cmp_prerelease(p, q) := -1 if {{
 
 # Identifier by identifier; when one list is a prefix of the other, the longer is greater.
 _cmp_prerelease(p, q) := _first_of(array.concat(
-\t[_cmp_identifier(ps[i], qs[i]) | some i in numbers.range(0, min([count(ps), count(qs)]) - 1)],
+\t[_cmp_identifier(ps[i], qs[i]) | some i in numbers.range(0, _shorter(ps, qs) - 1)],
 \t[_sign(count(ps) - count(qs))],
 )) if {{
 \tp != q
@@ -121,6 +129,8 @@ _cmp_prerelease(p, q) := _first_of(array.concat(
 \tps := split(p, ".")
 \tqs := split(q, ".")
 }}
+
+_shorter(ps, qs) := _num_min([count(ps), count(qs)])
 
 _numeric(s) if regex.match(`^[0-9]+$`, s)
 
@@ -175,4 +185,45 @@ _query_pairs(k, v) := _query_text({{k: v}}) if not is_set(v)
 _query_pairs(k, v) := _query_text({{k: sort(v)}}) if is_set(v)
 
 _query_text(o) := replace(urlquery.encode_object(o), "%20", "+")
+
+# Numbers in order by `<`, which regopy gets right; anything else (strings, mixed, empty) as
+# the built-in orders it.
+_numbers(xs) if {{
+\tcount(xs) > 0
+\tevery x in xs {{ is_number(x) }}
+}}
+
+num_min(xs) := _num_min(xs) if _numbers(xs)
+
+num_min(xs) := min(xs) if not _numbers(xs)
+
+num_max(xs) := [v | some v in xs; every w in xs {{ v >= w }}][0] if _numbers(xs)
+
+num_max(xs) := max(xs) if not _numbers(xs)
+
+_num_min(xs) := [v | some v in xs; every w in xs {{ v <= w }}][0]
+
+num_sort(xs) := [arr[i] |
+\tsome r in numbers.range(0, n - 1)
+\tsome i in numbers.range(0, n - 1)
+\t_rank(arr, i) == r
+] if {{
+\t_numbers(xs)
+\tarr := [v | some v in xs]
+\tn := count(arr)
+}}
+
+num_sort(xs) := sort(xs) if not _numbers(xs)
+
+# Where arr[i] goes: the elements below it, then the equal ones before it. (The element is
+# passed in: regopy misreads `arr[i]` of a function's arguments inside a comprehension.)
+_rank(arr, i) := _count_below(arr, arr[i]) + _count_equal_before(arr, arr[i], i)
+
+_count_below(arr, x) := count([w | some w in arr; w < x])
+
+_count_equal_before(arr, x, k) := count([j |
+\tsome j in numbers.range(0, count(arr) - 1)
+\tarr[j] == x
+\tj < k
+])
 """

@@ -179,3 +179,36 @@ def test_a_minimum_version_policy_denies_what_is_older(
     )  # fmt: skip
     assert code == (1 if denied else 0), out + err
     assert ("[minver] too old" in out + err) is denied
+
+
+def test_regopy_still_orders_numbers_as_text() -> None:
+    """If regopy learns to order them, this fails: `num_min`, `num_max`, `num_sort` may go."""
+    out = str(Interpreter().query("x := min([3, 10]); y := sort([3, 10, 2])"))
+    assert '"x":10' in out and '"y":[10,2,3]' in out
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("min([3, 10])", 3),
+        ("max([3, 10])", 10),
+        ("min({9, 10, 100})", 9),
+        ("max({9, 10, 100})", 100),
+        ("min([2.5, 10, -1])", -1),
+        ("sort([3, 10, 2])", [2, 3, 10]),
+        ("sort([10, 2, 10, 1])", [1, 2, 10, 10]),
+        ("sort({100, 9, 10})", [9, 10, 100]),
+        ("sort([])", []),
+        ('sort(["b", "a", "c"])', ["a", "b", "c"]),
+        ('min(["b", "a"])', "a"),
+        ('max(["b", "c"])', "c"),
+        ("[min([1, 2]), max([10, 9])]", [1, 10]),
+    ],
+)
+def test_min_max_and_sort_order_numbers_as_numbers(expression: str, expected: Any) -> None:
+    assert evaluate(expression) == expected
+
+
+def test_a_cap_on_the_largest_weight_denies_what_it_should() -> None:
+    # max([30, 100]) was 30 to regopy: a cap of 50 on the largest backend weight let 100 pass.
+    assert evaluate("max([30, 100]) > 50") is True
