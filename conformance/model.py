@@ -224,14 +224,12 @@ def _request_path(v: str) -> str:
     return v
 
 
-class RequestSpec(_Strict):
-    """`count` identical requests from the workload `from` to `service[:port]` (the first port
-    of the service when none is given). `service` may be `name` (in the caller's namespace)
-    or `name.namespace`."""
+class _Requests(_Strict):
+    """What a request step and a connect step both send: `count` identical requests to
+    `service[:port]` (the first port of the service when none is given), `service` being `name`
+    (in the caller's namespace) or `name.namespace`."""
 
-    source: str = Field(alias="from")
     to: str
-    protocol: Protocol = "http"
     method: str = "GET"
     path: str = "/"
     headers: dict[str, str] = Field(default_factory=dict)
@@ -259,6 +257,13 @@ class RequestSpec(_Strict):
         m = _TARGET.match(self.to)
         assert m is not None
         return int(m["port"]) if m["port"] else None
+
+
+class RequestSpec(_Requests):
+    """Requests from the workload `from`, through its sidecar (see `_Requests`)."""
+
+    source: str = Field(alias="from")
+    protocol: Protocol = "http"
 
 
 class BackendShares(_Strict):
@@ -342,29 +347,13 @@ class RequestStep(_Strict):
         return self
 
 
-class ConnectSpec(_Strict):
-    """`count` HTTP requests, each on its own connection that the suite opens straight to the
+class ConnectSpec(_Requests):
+    """HTTP requests, each on its own connection that the suite opens straight to the
     inbound listener of the workload behind `to` (not through a caller's sidecar, which would
     replace a forged header or its certificate), presenting `certificate` for `identity`."""
 
-    to: str
     identity: str | None = None
     certificate: Certificate = "mesh"
-    method: str = "GET"
-    path: str = "/"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: str | None = None
-    count: int = Field(default=1, ge=1, le=MAX_COUNT)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, v: str) -> str:
-        return _service_target(v)
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return _request_path(v)
 
     @model_validator(mode="after")
     def _identity(self) -> ConnectSpec:
@@ -377,18 +366,6 @@ class ConnectSpec(_Strict):
                 "is none (and then leave it out)",
             )
         return self
-
-    @property
-    def service_ref(self) -> str:
-        m = _TARGET.match(self.to)
-        assert m is not None
-        return m["service"]
-
-    @property
-    def port(self) -> int | None:
-        m = _TARGET.match(self.to)
-        assert m is not None
-        return int(m["port"]) if m["port"] else None
 
 
 class ConnectExpect(RequestExpect):
