@@ -698,7 +698,8 @@ class HttpProxy(ResponseRelay, asyncio.BaseProtocol):
                 self._reply(ex, reply)
                 return
         if not queue:
-            self._refuse(reply, ex=ex)
+            if ex is None or not ex.discard:  # (else it was answered: its body was being read
+                self._refuse(reply, ex=ex)  # and dropped, and a second answer would follow)
             self._close_when_flushed()
 
     def _refuse(self, reply: Reply, *, ex: Exchange | None = None, elapsed: float = 0.0) -> None:

@@ -77,3 +77,19 @@ async def test_a_response_cut_off_by_the_client_is_logged_as_aborted() -> None:
     h.proxy.connection_lost(None)
     [line] = _logged(h)
     assert line["status"] == 0 and line["reason"] == "aborted" and line["path"] == "/x"
+
+
+async def test_a_client_ending_the_dropped_body_of_an_answered_request_gets_no_second_answer() -> (
+    None
+):
+    # A denied POST with a small body: answered 403, the rest of its body read and dropped.
+    # The client's end before that body's end is no incomplete request to answer (400) again.
+    h = _harness()
+    h.send(b"POST /deny HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    await h.settle()
+    h.proxy.eof_received()
+    await h.settle()
+    out = h.down.take()
+    assert out.startswith(b"HTTP/1.1 403 ") and out.count(b"HTTP/1.1 ") == 1
+    assert [line["status"] for line in _logged(h)] == [403]
+    assert 'request_total{direction="inbound",authz="not-reached"}' not in h.metrics.render()
