@@ -18,8 +18,9 @@ Modules, request path first:
 - `native`: the request-path modules are compiled with mypyc when the package is built
   (setup.py); it picks the compiled or the source form, once, before any of them loads.
 
-The proxy imports nothing of smictl but `smi.compiler.ir`, `smi.identity` and `smi.pki`
-(import-linter enforces it): the MeshPolicy is the whole contract with the control plane.
+The proxy imports nothing of smictl but `smi.compiler.ir` (with the regex helpers its matching
+uses, `smi.re2syntax` and `smi.regexcost`), `smi.identity` and `smi.pki` (import-linter
+enforces it): the MeshPolicy is the whole contract with the control plane.
 `smi.pki` (and with it `cryptography`) is imported only by `keygen`, the child process that
 makes a key and a CSR for the CSR mode: peer identities and certificates are handled with the
 stdlib `ssl` (`peercert`, `tls`), so the sidecar never holds `cryptography`'s ~10 MB.

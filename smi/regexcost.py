@@ -23,6 +23,7 @@ import importlib
 import math
 import re
 import warnings
+from functools import lru_cache
 from typing import Any, Final
 
 from smi.re2syntax import re2_source
@@ -52,6 +53,7 @@ def regex_cost(pattern: str) -> int:
         return _UTF8_ANY * len(pattern) * math.prod(max(c, 1) for c in counts)
 
 
+@lru_cache(maxsize=16384)  # validation, the compiler and the proxy ask of the same patterns
 def cost_problem(pattern: str) -> str | None:
     """Why `pattern` would cost the proxy too much per request byte, or None."""
     if len(pattern) * _UTF8_ANY <= MAX_REGEX_COST and "{" not in pattern:
