@@ -31,6 +31,7 @@ direction and reason every 10 s. The reason is one of a closed set, read from Op
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -227,6 +228,7 @@ class WorkloadTLS:
         return max(0.0, at - time.time())
 
     def cleanup(self) -> None:
+        self.handshake_errors.close()
         for name in ("cert.pem", "key.pem"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._dir, name))
@@ -419,7 +421,11 @@ class HandshakeErrors:
     """Failed handshakes of the proxy's contexts (`proxy.tlslayer.HandshakeObserver`):
     counted by direction and reason, and logged at info level at most once per direction and
     reason every `every` seconds, with how many were not logged since the last such line, so
-    a flood of them cannot fill the log. Per failed connection only, never per request."""
+    a flood of them cannot fill the log. Per failed connection only, never per request.
+
+    What a window holds back is logged when the window ends (a timer of the running loop),
+    not only with the next failure of that kind: after a burst that then stops, the log would
+    otherwise stand at its first line, and the burst's size only be in the counter."""
 
     def __init__(
         self,
@@ -431,6 +437,7 @@ class HandshakeErrors:
         self.metrics, self.every, self.clock = metrics, every, clock
         self._logged: dict[tuple[str, str], float] = {}  # when its last line was written
         self._held: dict[tuple[str, str], int] = {}  # failures not logged since
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}  # the held ones' line
 
     def handshake_failed(self, *, server_side: bool, error: BaseException, peer: Any) -> None:
         direction = "inbound" if server_side else "outbound"
@@ -440,9 +447,14 @@ class HandshakeErrors:
         last = self._logged.get(key)
         if last is not None and now - last < self.every:
             self._held[key] = self._held.get(key, 0) + 1
+            if key not in self._timers:
+                self._schedule(key, last + self.every - now)
             return
         self._logged[key] = now
         held = self._held.pop(key, 0)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
         log.info(
             "%s TLS handshake %s %s failed: %s%s%s",
             direction,
@@ -452,6 +464,35 @@ class HandshakeErrors:
             _openssl_reason(error),
             f"; {held} more since the last such line" if held else "",
         )
+
+    def _schedule(self, key: tuple[str, str], delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # (called outside a loop: the next failure's line says them)
+            return
+        self._timers[key] = loop.call_later(max(delay, 0.0), self._log_held, key)
+
+    def _log_held(self, key: tuple[str, str]) -> None:
+        """The window of `key` ended with failures held back: one line for them, and a new
+        window from now (so the lines stay at most one per `every` seconds)."""
+        self._timers.pop(key, None)
+        held = self._held.pop(key, 0)
+        if not held:
+            return
+        self._logged[key] = self.clock()
+        direction, reason = key
+        log.info(
+            "%d more %s TLS handshakes failed (%s) since the last such line",
+            held,
+            direction,
+            reason,
+        )
+
+    def close(self) -> None:
+        """Says what is still held back, now (the proxy is stopping: no window will end)."""
+        for key in list(self._timers):
+            self._timers[key].cancel()
+            self._log_held(key)
 
 
 def _address(peer: Any) -> str:

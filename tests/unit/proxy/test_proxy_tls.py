@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -274,3 +275,33 @@ def test_handshake_errors_are_logged_once_per_reason_every_ten_seconds(
         ("inbound", "timeout"): 1,
         ("outbound", "timeout"): 1,
     }
+
+
+def test_what_a_window_held_back_is_logged_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    """A burst of refused callers that then stops: its size reaches the log when the window
+    ends (a timer), not only with a next failure that may never come; and at shutdown, what
+    is still held is said at once."""
+    now = [100.0]
+    errors = HandshakeErrors(Metrics(), every=0.2, clock=lambda: now[0])
+
+    async def burst() -> None:
+        for at in range(5):
+            now[0] = 100.0 + at / 100
+            errors.handshake_failed(server_side=True, error=TimeoutError(), peer=("10.0.0.7", at))
+        now[0] = 100.2
+        await asyncio.sleep(0.4)  # the window's end
+        now[0] = 100.3  # a new window, opened by the held line
+        errors.handshake_failed(server_side=True, error=TimeoutError(), peer=("10.0.0.7", 9))
+        errors.handshake_failed(server_side=False, error=TimeoutError(), peer=None)
+        errors.handshake_failed(server_side=False, error=TimeoutError(), peer=None)
+        errors.close()  # stopping: no window will end
+
+    with caplog.at_level(logging.INFO, logger="smictl.proxy.tls"):
+        asyncio.run(burst())
+    assert [r.getMessage() for r in caplog.records] == [
+        "inbound TLS handshake from 10.0.0.7:0 failed: timeout",
+        "4 more inbound TLS handshakes failed (timeout) since the last such line",
+        "outbound TLS handshake with unknown peer failed: timeout",
+        "1 more inbound TLS handshakes failed (timeout) since the last such line",
+        "1 more outbound TLS handshakes failed (timeout) since the last such line",
+    ]
