@@ -31,8 +31,9 @@ CODES: dict[str, Code] = dict(
             "file cannot be read",
             "The path does not exist, is not readable, or is not UTF-8 text; or a directory "
             "given with -f holds no .yaml, .yml or .json file, or holds one (or a .rego file, "
-            "in a policy directory) that is not a regular file (a FIFO, socket or device, "
-            "which is never opened: reading a FIFO would wait for a writer).",
+            "in a policy directory, or a path named as a policy) that is not a regular file "
+            "(a FIFO, socket or device, which is never opened: reading a FIFO would wait for "
+            "a writer).",
             "Check the path and permissions; smictl reads .yaml, .yml and .json files. Name a "
             "FIFO with -f (as `-f <(helm template ...)` does) to read it.",
         ),

@@ -340,7 +340,7 @@ def _listed(
     try:
         if entry.is_file():
             return name, None
-        special = _special(entry.stat().st_mode)  # rare: a stat only here
+        special = special_kind(entry.stat().st_mode)  # rare: a stat only here
     except OSError:
         # A link that leads nowhere (dangling, looping, through an unreadable directory):
         # reading it fails, with why. A plain file that raises here is gone.
@@ -350,7 +350,7 @@ def _listed(
     return name, _not_regular(name, special, fifo_hint=fifo_hint)
 
 
-def _special(mode: int) -> str | None:
+def special_kind(mode: int) -> str | None:
     """What a file that is neither regular nor a directory is (None for those two)."""
     for test, what in (
         (stat.S_ISFIFO, "a FIFO"),

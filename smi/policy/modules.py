@@ -47,7 +47,7 @@ from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy import compat
 from smi.policy.coverage import blank_comments, blanked
-from smi.sources import manifests_under, read_file
+from smi.sources import manifests_under, read_file, special_kind
 
 METADATA_INVALID = "SMI5004"
 TEST_SUFFIX = "_test.rego"
@@ -149,7 +149,8 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
     (`smi.sources.manifests_under`): a FIFO, socket or device named `*.rego` (or a link to
     one, `/dev/zero`) is an error (SMI1001) and never opened, where reading it waited for a
     writer or read without end; so is a directory that cannot be listed, whose policies were
-    skipped without a word."""
+    skipped without a word. A FIFO, socket or device named itself is refused the same way: it
+    was "no such policy directory or file" (SMI5010), of a path that exists."""
     seen: dict[Path, Path] = {}
     for d in dirs:
         p = Path(d)
@@ -157,13 +158,29 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
             seen.setdefault(p.resolve(), p)
             continue
         if not p.is_dir():
-            raise PolicyError.of("SMI5010", "no such policy directory or file", file=str(d))
+            raise PolicyError.of(*_not_a_policy_path(p), file=str(d))
         for found, problem in manifests_under(str(p), extensions=(".rego",), fifo_hint=False):
             f = Path(found)
             if problem is not None:
                 raise PolicyError(replace(problem, file=_named_as_given(f)))
             seen.setdefault(f.resolve(), f)
     return list(seen.values())
+
+
+def _not_a_policy_path(path: Path) -> tuple[str, str]:
+    """(code, message) for a path named as a policy that is neither a regular file nor a
+    directory: not there (or a link that leads nowhere), or a FIFO, socket or device, which is
+    never opened (a FIFO would wait for a writer, a device read without end)."""
+    try:
+        what = special_kind(path.stat().st_mode)
+    except OSError:
+        what = None
+    if what is None:
+        return "SMI5010", "no such policy directory or file"
+    return (
+        "SMI1001",
+        f"cannot read: {what}, not a regular file (policies are read from regular files)",
+    )
 
 
 _DECLARATION = re.compile(r"^[ \t]*(?:package|import)\b[^\n]*", re.MULTILINE)

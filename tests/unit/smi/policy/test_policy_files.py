@@ -95,3 +95,34 @@ def test_a_link_to_a_device_among_the_policies_is_never_opened(tmp_path: Path) -
     root = tmp_path.resolve()
     (root / "z.rego").symlink_to("/dev/zero")
     assert _problem(root) == f"{root}/z.rego: cannot read: a character device, {NOT_REGULAR}"
+
+
+@pytest.mark.parametrize("command", [["policy", "test"], ["policy", "list", "--policies"]])
+def test_a_fifo_named_as_a_policy_is_refused_as_not_regular(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """It was "no such policy directory or file (SMI5010)", of a path that is there."""
+    fifo = tmp_path.resolve() / "x.rego"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "smi.cli", *command, str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"{fifo}: cannot read: a FIFO, not a regular file (policies are read from regular "
+        "files) (SMI1001)\n"
+    )
+
+
+def test_a_device_named_as_a_policy_is_never_opened(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as exc:
+        read_modules(["/dev/zero"])
+    [problem] = exc.value.diagnostics
+    assert problem.format() == (
+        "/dev/zero: cannot read: a character device, not a regular file (policies are read "
+        "from regular files) (SMI1001)"
+    )
