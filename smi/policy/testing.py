@@ -3,9 +3,10 @@
 A test is a top-level rule whose name starts with `test_`, in any module, indented or not; it
 passes when it is defined and not false (`todo_test_*` rules are reported as skipped). Rules
 of one name in one package are separate tests, named as `opa test` names them (`test_x`,
-`test_x#01`, `test_x#02`): each is compiled under a name of its own (`test_x__01`), so a
-failing one is not hidden by a passing one of the same name (regopy would take them as one
-rule, true when any is). All
+`test_x#01`, `test_x#02`): each is compiled under a name of its own (`test_x__01`, or
+`test_x___01` when the package has a rule or import of that name), so a failing one is not
+hidden by a passing one of the same name (regopy would take them as one rule, true when any
+is). All
 modules under the given directories are compiled together, in a child process
 (`smi.policy.sandbox`), because rego-cpp can crash on a module a user writes:
 
@@ -33,7 +34,7 @@ from smi.policy import engine, sandbox, unsafe_vars, unsupported_calls, unused_c
 from smi.policy._child import test_passed
 from smi.policy.coverage import Body, blank_comments, blanked, find_bodies
 from smi.policy.engine import outcome_of_output
-from smi.policy.modules import COMPAT_NAME, RegoModule
+from smi.policy.modules import COMPAT_NAME, RegoModule, import_names
 from smi.policy.unused_calls import IDENT, rule_starts
 
 TEST_FAILED = "SMI5007"
@@ -111,10 +112,7 @@ class _TestRule:
     offset: int
     name: str
     ordinal: int  # 0 for the first rule of its name in its package, then 1, 2, ...
-
-    @property
-    def compiled(self) -> str:
-        return self.name if self.ordinal == 0 else f"{self.name}__{self.ordinal:02d}"
+    compiled: str  # the name it is compiled under: `name`, or one no rule of the package has
 
 
 def _test_rules(modules: Sequence[RegoModule]) -> list[_TestRule]:
@@ -122,6 +120,7 @@ def _test_rules(modules: Sequence[RegoModule]) -> list[_TestRule]:
     has no significant indentation), outside brackets, numbered per package and name."""
     out: list[_TestRule] = []
     seen: dict[tuple[str, str], int] = {}
+    taken = _names_by_package(modules)
     for index, m in enumerate(modules):
         code = blanked(m.source)
         for at in rule_starts(code, indented=True):
@@ -131,8 +130,39 @@ def _test_rules(modules: Sequence[RegoModule]) -> list[_TestRule]:
             key = (m.package, word.group())
             ordinal = seen.get(key, 0)
             seen[key] = ordinal + 1
-            out.append(_TestRule(index, at, word.group(), ordinal))
+            compiled = _unused_name(word.group(), ordinal, taken[m.package])
+            out.append(_TestRule(index, at, word.group(), ordinal, compiled))
     return out
+
+
+def _names_by_package(modules: Sequence[RegoModule]) -> dict[str, set[str]]:
+    """Per package, every name a rule or an import of its modules takes (a word that starts a
+    rule, the name after `default`, an import's name): what a renamed test must not be."""
+    out: dict[str, set[str]] = {}
+    for m in modules:
+        code = blanked(m.source)
+        names = out.setdefault(m.package, set())
+        names.update(name for name, _ in import_names(code, m.source))
+        for at in rule_starts(code, indented=True):
+            word = IDENT.match(code, at)
+            if word is not None and word.group() == "default":
+                word = IDENT.search(code, word.end())
+            if word is not None:
+                names.add(word.group())
+    return out
+
+
+def _unused_name(name: str, ordinal: int, taken: set[str]) -> str:
+    """`name` for the first rule of its name, else `name__01` (`name___01`, ... while a rule
+    of the package has that name: `test_x__01` written by the user merged with the renamed
+    second `test_x`, and one result stood for both); the name chosen is taken from then on."""
+    if ordinal == 0:
+        return name
+    underscores = 2
+    while (compiled := f"{name}{'_' * underscores}{ordinal:02d}") in taken:
+        underscores += 1
+    taken.add(compiled)
+    return compiled
 
 
 def discover(modules: Sequence[RegoModule]) -> list[TestCase]:

@@ -113,6 +113,33 @@ def test_rules_of_one_name_are_separate_tests_named_as_opa_names_them(tmp_path: 
     assert not report.ok
 
 
+def test_a_renamed_test_never_takes_the_name_of_a_rule_of_its_package(tmp_path: Path) -> None:
+    """The second `test_x` was compiled as `test_x__01`: a user's `test_x__01` (in another
+    module of the package) merged with it, and one PASS stood for both, the failing
+    `test_x#01` hidden."""
+    tests = """\
+    package demo_test
+
+    import rego.v1
+
+    test_x if {
+        1 == 1
+    }
+
+    test_x if {
+        1 == 2
+    }
+    """
+    more = "package demo_test\n\nimport rego.v1\n\ntest_x__01 if true\n"
+    report = run(write(tmp_path, {"a_test.rego": tests, "b_test.rego": more}))
+    assert [(r.case.name, r.status, r.case.line) for r in report.results] == [
+        ("data.demo_test.test_x", "PASS", 5),
+        ("data.demo_test.test_x#01", "FAIL", 9),
+        ("data.demo_test.test_x__01", "PASS", 5),
+    ]
+    assert not report.ok
+
+
 def test_an_indented_test_rule_is_found_and_a_local_named_like_one_is_not(
     tmp_path: Path,
 ) -> None:
