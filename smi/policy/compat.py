@@ -13,7 +13,10 @@ documentation and source give it):
   `urlquery.decode` leaves a `+` as it is (OPA: a space); so do the `_object` forms,
   `urlquery.encode_object` keeps keys, and a set's values, in the order they were written
   (OPA: sorted), and `urlquery.decode_object` gives a value twice when its pair has an escape
-  (`a=c%20d`: `["c d", "c d"]`).
+  (`a=c%20d`: `["c d", "c d"]`). Where OPA's built-in errs (so its call is undefined), an
+  escape that is not `%` and two hex digits fails regopy's `urlquery.decode` and
+  `decode_object` (the whole evaluation: a denial), and `encode_object` leaves out a value
+  that is not a string or an array or set of strings.
 - `min`, `max` and `sort` order numbers as text: `min([3, 10])` is 10, `max([3, 10])` 3,
   `sort([3, 10, 2])` is `[10, 2, 3]` (sets of numbers, and `<`, are right); a policy that
   capped the largest weight or step read the wrong one. Collections of numbers are ordered
@@ -156,14 +159,21 @@ _cmp_identifier(p, q) := _cmp_text(p, q) if {{
 
 urlquery_encode(x) := replace(urlquery.encode(x), "%20", "+")
 
-urlquery_decode(x) := urlquery.decode(replace(x, "+", "%20"))
+# Undefined (OPA: an error, which leaves the expression undefined) for a `%` not followed by
+# two hex digits, as Go's url.QueryUnescape refuses it: regopy's built-in failed the whole
+# evaluation on `%zz` (an error result, so a deny).
+urlquery_decode(x) := urlquery.decode(replace(x, "+", "%20")) if {{
+	is_string(x)
+	regex.match(`^(?:[^%]|%[0-9A-Fa-f]{{2}})*$`, x)
+}}
 
 # As Go's url.ParseQuery (regopy's gives a value twice when its pair has an escape): pairs
 # split at `&`, empty ones skipped, each at its first `=`; undefined for a `;` (Go refuses it
-# as a separator) or a pair that does not decode.
+# as a separator), a pair that does not decode, or what is not a string (regopy: {{}}).
 urlquery_decode_object(x) := {{key: [pair[1] | some pair in pairs; pair[0] == key] |
 	some [key, _] in pairs
 }} if {{
+	is_string(x)
 	not contains(x, ";")
 	parts := [part | some part in split(x, "&"); part != ""]
 	pairs := [[urlquery_decode(kv[0]), urlquery_decode(value)] |
@@ -174,11 +184,28 @@ urlquery_decode_object(x) := {{key: [pair[1] | some pair in pairs; pair[0] == ke
 	count(pairs) == count(parts)
 }}
 
+# Undefined, as OPA's built-in (an error), for a value that is not a string or an array or
+# set of strings, where regopy's left its key out.
 urlquery_encode_object(o) := concat("&", [text |
 \tsome k in sort(object.keys(o))
 \ttext := _query_pairs(k, o[k])
 \ttext != ""
-])
+]) if {{
+\tis_object(o)
+\tevery v in o {{ _query_value(v) }}
+}}
+
+_query_value(v) if is_string(v)
+
+_query_value(v) if {{
+\tis_array(v)
+\tevery s in v {{ is_string(s) }}
+}}
+
+_query_value(v) if {{
+\tis_set(v)
+\tevery s in v {{ is_string(s) }}
+}}
 
 _query_pairs(k, v) := _query_text({{k: v}}) if not is_set(v)
 

@@ -124,6 +124,66 @@ def test_urlquery_treats_plus_as_a_space_as_opa_does(expression: str, expected: 
     assert evaluate(expression) == expected
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [
+        'urlquery.decode("%zz")',
+        'urlquery.decode("a%4")',
+        'urlquery.decode("100%")',
+        'urlquery.decode_object("a=%zz&b=c")',
+        'urlquery.decode_object("%zz=c")',
+        "urlquery.decode_object(1)",
+        'urlquery.encode_object({"a": 1, "b": "c"})',
+        'urlquery.encode_object({"a": ["x", 1]})',
+        'urlquery.encode_object({"a": {"x", 1}})',
+        'urlquery.encode_object({"a": {"b": "c"}})',
+    ],
+)
+def test_urlquery_is_undefined_where_opas_built_in_errs(expression: str) -> None:
+    """OPA's built-ins return an error for an escape that is not `%` and two hex digits (Go's
+    url.QueryUnescape) and for a value that is not a string or an array or set of strings, so
+    the expression is undefined. regopy's decode failed the whole evaluation (`basic_string:
+    construction from null`), and its encode_object left the key out."""
+    assert evaluate(expression) is None
+
+
+URLQUERY = """\
+# METADATA
+# title: no admin query
+# custom:
+#   code: ACME0022
+#   enforcement: deny
+package acme.noadmin
+
+import rego.v1
+
+violation contains {"msg": "admin"} if {
+  urlquery.decode(input.hub.metadata.annotations.query) == "role=admin"
+}
+"""
+
+
+@pytest.mark.parametrize(("query", "denied"), [("role%3Dadmin", True), ("role%3zadmin", False)])
+def test_a_query_that_does_not_decode_is_no_evaluation_error(
+    tmp_path: Path, run_cli: RunCli, query: str, denied: bool
+) -> None:
+    """`%3z` made the policy's evaluation fail, and the object was denied for the error."""
+    d = tmp_path / "p" / "acme" / "noadmin"
+    d.mkdir(parents=True)
+    (d / "policy.rego").write_text(URLQUERY)
+    (tmp_path / "split.yaml").write_text(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata:\n"
+        f"  name: checkout\n  namespace: shop\n  annotations: {{query: '{query}'}}\n"
+        "spec:\n  service: checkout\n  backends: [{service: checkout-v1, weight: 100}]\n"
+    )
+    code, out, err = run_cli(
+        "admit", "-f", str(tmp_path / "split.yaml"), "--policies", str(tmp_path / "p"),
+        "--no-shipped-policies",
+    )  # fmt: skip
+    assert code == (1 if denied else 0), out + err
+    assert ("[noadmin] admin" in out + err) is denied
+
+
 def test_a_test_may_still_mock_semver_compare(tmp_path: Path, run_cli: RunCli) -> None:
     d = tmp_path / "p" / "acme" / "minver"
     d.mkdir(parents=True)
