@@ -18,10 +18,17 @@ is refused here too, for any rule: OPA v0 reads it as a set, OPA v1 refuses it, 
 reads it as an object mapping each element to `true`, so `x in blocked` is never true (it
 tests the values) and a policy that denies through it never denies. (`blocked[name]`, with no
 body or with `if`, is a partial object in OPA v1 as in regopy, and is left alone.)
+
+So is a constant pattern, given to a `regex.*` built-in as a string literal, that holds an
+RE2 flag group (`(?i)`, `(?s:a.b)`, `(?-m)`) or a named group (`(?P<n>...)`, `(?<n>...)`):
+OPA's RE2 takes them, regopy's regex engine supports neither, and the call is undefined
+(`regex.is_valid` false), so `regex.match("(?i)^admin$", name)` never matches. A pattern the
+policy builds or reads (a variable, `data.parameters`) is not seen here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -68,12 +75,14 @@ _CALL: Final = re.compile(
 
 
 def check(modules: Sequence[RegoModule]) -> list[Diagnostic]:
-    """One SMI5002 line per module and built-in it calls that regopy does not implement, and
-    per Rego v0 partial set (`blocked[name] { ... }`)."""
+    """One SMI5002 line per module and built-in it calls that regopy does not implement, per
+    Rego v0 partial set (`blocked[name] { ... }`), and per constant pattern with a group
+    regopy does not support."""
     out: list[Diagnostic] = []
     for module in modules:
         code = blanked(module.source)
         out.extend(_v0_partial_sets(module, code))
+        out.extend(_unsupported_patterns(module, code))
         seen: set[str] = set()
         for m in _CALL.finditer(code):
             name = m.group(1)
@@ -133,4 +142,118 @@ def _closing_bracket(code: str, start: int) -> int | None:
             depth -= 1
             if depth == 0:
                 return i
+    return None
+
+
+# The built-ins that take an RE2 pattern, each with the index of the argument that is one.
+_PATTERN_ARGUMENT: Final = {
+    "regex.match": 0,
+    "re_match": 0,
+    "regex.is_valid": 0,
+    "regex.split": 0,
+    "regex.find_n": 0,
+    "regex.find_all_string_submatch_n": 0,
+    "regex.replace": 1,
+}
+_PATTERN_CALL: Final = re.compile(
+    r"(?<![\w.])("
+    + "|".join(re.escape(n) for n in sorted(_PATTERN_ARGUMENT, key=len, reverse=True))
+    + r")\s*\("
+)
+_STRING: Final = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`')
+_ARGUMENT_END: Final = re.compile(r"\s*[,)]")
+# An RE2 flag group, `(?i)`, `(?s:`, `(?i-m)` (not `(?:`), or a named group, `(?P<n>`, `(?<n>`.
+_GROUP: Final = re.compile(r"\(\?(?:[imsU]+(?:-[imsU]*)?|-[imsU]+)[:)]|\(\?P?<\w+>")
+
+
+def _unsupported_patterns(module: RegoModule, code: str) -> list[Diagnostic]:
+    """Each call whose pattern argument is a string literal holding a group regopy does not
+    support (`code` is the module blanked)."""
+    out: list[Diagnostic] = []
+    for m in _PATTERN_CALL.finditer(code):
+        name = m.group(1)
+        pattern = _literal_argument(module.source, code, m.end(), _PATTERN_ARGUMENT[name])
+        group = _unsupported_group(pattern) if pattern is not None else None
+        if group is None:
+            continue
+        what, hint = _group_hint(group)
+        message = (
+            f"{name}: the pattern's {what} `{group}` is not supported by the embedded Rego "
+            "engine (regopy): the call is undefined (OPA's RE2 runs it), so the rule would not "
+            f"mean what it says; write the pattern without it ({hint}), or evaluate with "
+            "--opa-url"
+        )
+        line = code.count("\n", 0, m.start()) + 1
+        out.append(Diagnostic(code=COMPILE, message=message, file=module.name, line=line))
+    return out
+
+
+# How to write what each flag does without it.
+_FLAG_HINTS: Final = {
+    "i": "both cases, `[Aa]dmin`, for `i`",
+    "s": "`[\\s\\S]` for a `.` that matches a newline, for `s`",
+    "m": 'a pattern per line (`split(value, "\\n")`) for `m`',
+    "U": "`*?` for `*` (and so on) for `U`",
+}
+
+
+def _group_hint(group: str) -> tuple[str, str]:
+    """What the group is, and how to write the pattern without it."""
+    if "<" in group:
+        return "named group", "a plain group, `(...)`"
+    on = group[2:].partition("-")[0]
+    hints = [hint for flag, hint in _FLAG_HINTS.items() if flag in on]
+    return "flag group", "; ".join(hints) or "drop it: the flags it turns off are off already"
+
+
+def _literal_argument(source: str, code: str, start: int, index: int) -> str | None:
+    """The value of argument `index` of the call whose arguments begin at `start`, when that
+    argument is one string literal; else None."""
+    depth = 0
+    at = start
+    for _ in range(index):
+        while at < len(code) and not (code[at] == "," and depth == 0):
+            depth += code[at] in "([{"
+            depth -= code[at] in ")]}"
+            if depth < 0:
+                return None
+            at += 1
+        at += 1
+    while at < len(code) and code[at].isspace():
+        at += 1
+    literal = _STRING.match(source, at)
+    if literal is None or _ARGUMENT_END.match(code, literal.end()) is None:
+        return None
+    text = literal.group()
+    if text.startswith("`"):
+        return text[1:-1]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _unsupported_group(pattern: str) -> str | None:
+    """The first flag or named group of `pattern` outside a character class and not escaped
+    (`\\(?i)` is a literal parenthesis made optional), as written; None if there is none."""
+    at = 0
+    in_class = False
+    while at < len(pattern):
+        c = pattern[at]
+        if c == "\\":
+            at += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            at += 1
+            # A `]` first in a class (after a `^`) is a literal, not its end.
+            at += pattern.startswith("^", at)
+            at += pattern.startswith("]", at)
+            continue
+        elif c == "(" and (group := _GROUP.match(pattern, at)) is not None:
+            return group.group()
+        at += 1
     return None
