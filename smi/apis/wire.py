@@ -116,13 +116,28 @@ def parse_lossy_payload(hub_type: type[BaseModel], raw: str) -> dict[str, tuple[
             raise ValueError(f"{name!r}: expected an object with 'value' and 'was'")
         if not isinstance(entry["was"], str):
             raise ValueError(f"{name!r}: 'was' must be a string")
-        try:
-            value = hub_field_adapter(hub_type, name).validate_python(entry["value"])
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ValueError(f"{name!r}: {first['msg']}") from exc
-        out[name] = (value, entry["was"])
+        out[name] = (_stored_value(hub_type, name, entry["value"]), entry["was"])
     return out
+
+
+def _stored_value(hub_type: type[BaseModel], name: str, value: Any) -> Any:
+    """A stored hub field, read as strictly as the wire models read documents: smictl writes
+    it from a hub value, so a port `"8080"` or `true`, a `weight_milli` of `"2"` or `2.0`, was
+    written by hand, and lax reading would turn it into another value (`true` into port 1)
+    unseen. (Validated as JSON text: strict JSON mode takes arrays for the hub's tuples.)"""
+    try:
+        return hub_field_adapter(hub_type, name).validate_json(json.dumps(value), strict=True)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":  # the text is json.dumps': only its depth can fail
+            raise ValueError(f"{name!r}: JSON nested too deeply") from exc
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        reason = first["msg"]
+        if first["type"].endswith("_type"):  # a value of the wrong JSON type: say which
+            reason = f"{reason}, not {json_type(first['input'])}"
+        raise ValueError(f"{name!r}{where}: {reason}") from exc
 
 
 def lossy_payload_problem(hub_type: type[BaseModel], raw: str) -> str | None:

@@ -315,3 +315,71 @@ def test_a_stored_spelling_that_is_no_weight_is_a_corrupt_annotation() -> None:
         convert_document(converted, "split.smi-spec.io/v1alpha1")
     assert _code(info) == ("SMI4004", f'metadata.annotations["{LOSSY_ANNOTATION}"]')
     assert "weight_written must be an integer, a number or a string" in str(info.value)
+
+
+TCP_V4 = {
+    "apiVersion": "specs.smi-spec.io/v1alpha4",
+    "kind": "TCPRoute",
+    "metadata": {"name": "db"},
+    "spec": {"matches": {"ports": [5432, 5433]}},
+}
+TT_V1 = {
+    "apiVersion": "access.smi-spec.io/v1alpha1",
+    "kind": "TrafficTarget",
+    "metadata": {"name": "api"},
+    "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop", "port": 8080},
+    "sources": [{"kind": "ServiceAccount", "name": "web", "namespace": "shop"}],
+}
+
+
+def _edit_stored(doc: dict[str, Any], to: str, edit: Any) -> dict[str, Any]:
+    """`doc` converted to `to`, with one value of its lossy-fields annotation edited."""
+    converted = convert_document(doc, to)
+    annotations = converted["metadata"]["annotations"]
+    payload = json.loads(annotations[LOSSY_ANNOTATION])
+    edit(payload)
+    annotations[LOSSY_ANNOTATION] = json.dumps(payload)
+    return converted
+
+
+def _set_port(payload: dict[str, Any], value: Any) -> None:
+    payload["ports"]["value"][0] = value
+
+
+def _set_destination_port(payload: dict[str, Any], value: Any) -> None:
+    payload["destination"]["value"]["port"] = value
+
+
+def _set_weight(payload: dict[str, Any], value: Any) -> None:
+    payload["backends"]["value"][0]["weight_milli"] = value
+
+
+@pytest.mark.parametrize("value", ["5432", True, 5432.0])
+@pytest.mark.parametrize(
+    ("doc", "via", "edit", "where"),
+    [
+        (TCP_V4, "specs.smi-spec.io/v1alpha3", _set_port, "'ports'[0]"),
+        (TT_V1, "access.smi-spec.io/v1alpha3", _set_destination_port, "'destination'.port"),
+        (SPLIT_V1, "split.smi-spec.io/v1alpha4", _set_weight, "'backends'[0].weight_milli"),
+    ],
+)
+def test_a_stored_number_of_another_json_type_is_a_corrupt_annotation(
+    doc: dict[str, Any], via: str, edit: Any, where: str, value: Any
+) -> None:
+    # Read leniently, a stored port `true` came back as port 1 and "5432" as 5432: a value
+    # nobody wrote, or one the wire models refuse, converted without a word.
+    edited = _edit_stored(doc, via, lambda payload: edit(payload, value))
+    with pytest.raises(SchemaError) as info:
+        convert_document(edited, doc["apiVersion"])
+    assert _code(info) == ("SMI4004", f'metadata.annotations["{LOSSY_ANNOTATION}"]')
+    assert f"{where}: Input should be a valid integer, not " in str(info.value)
+
+
+def test_stored_values_of_their_own_json_type_still_convert_back() -> None:
+    for doc, via in [
+        (TCP_V4, "specs.smi-spec.io/v1alpha1"),
+        (TT_V1, "access.smi-spec.io/v1alpha4"),
+        (SPLIT_V1, "split.smi-spec.io/v1alpha2"),
+    ]:
+        edited = _edit_stored(doc, via, lambda payload: None)
+        assert convert_document(edited, doc["apiVersion"]) == doc

@@ -125,6 +125,41 @@ def test_a_corrupt_lossy_annotation_is_named_as_such(client: FlaskClient) -> Non
     assert "annotation smictl.io/lossy-fields: not JSON" in message and "(SMI4004)" in message
 
 
+def test_a_stored_port_of_another_json_type_is_a_failure_not_another_port(
+    client: FlaskClient,
+) -> None:
+    # A v1alpha3 TrafficTarget keeps its v1alpha1 destination port in the annotation; stored
+    # as `true` (hand-edited), it was read as port 1 and the review answered Success.
+    obj = {
+        "apiVersion": "access.smi-spec.io/v1alpha3",
+        "kind": "TrafficTarget",
+        "metadata": {**copy.deepcopy(META), "name": "port"},
+        "spec": {
+            "destination": {"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+            "rules": [{"kind": "TCPRoute", "name": "db"}],
+            "sources": [{"kind": "ServiceAccount", "name": "web", "namespace": "shop"}],
+        },
+    }
+    obj["metadata"]["annotations"][LOSSY] = json.dumps(
+        {
+            "destination": {
+                "value": {
+                    "kind": "ServiceAccount",
+                    "name": "api",
+                    "namespace": "shop",
+                    "group": "",
+                    "port": True,
+                },
+                "was": "x",
+            }
+        }
+    )
+    message = failure(client, [obj], "access.smi-spec.io/v1alpha1")
+    assert message.startswith("objects[0] TrafficTarget shop/port: cannot convert to ")
+    assert "'destination'.port: Input should be a valid integer, not a boolean" in message
+    assert message.endswith("(SMI4004)")
+
+
 # --- probed and fine (kept as regression tests) ---------------------------------------------------
 
 
