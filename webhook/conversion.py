@@ -17,6 +17,7 @@ was bypassed.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -89,4 +90,16 @@ def _reason(d: Diagnostic) -> str:
 def _name(obj: dict[str, Any]) -> str:
     raw = obj.get("metadata")
     meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    return f"{obj.get('kind', '?')} {meta.get('namespace', '')}/{meta.get('name', '')}".strip()
+    kind, namespace, name = obj.get("kind", "?"), meta.get("namespace", ""), meta.get("name", "")
+    return f"{_as_written(kind)} {_as_written(namespace)}/{_as_written(name)}".strip()
+
+
+def _as_written(value: Any) -> str:
+    """A string as it is; anything else (the object being refused may name itself `true` or
+    `null`) in JSON, the spelling the API server sent, not Python's `True` or `None`."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return "?"

@@ -246,3 +246,27 @@ def test_a_review_that_cannot_be_answered_is_a_400(
     r = client.post("/convert", data=json.dumps({**body, "request": request_doc}))
     assert r.status_code == 400
     assert r.get_json()["code"] == "SMI7010"
+
+
+@pytest.mark.parametrize(
+    ("meta", "named", "field"),
+    [
+        ({"name": None}, "TrafficSplit shop/null", "metadata.name: must be a string, not null"),
+        (
+            {"name": "web", "namespace": True},
+            "TrafficSplit true/web",
+            "metadata.namespace: must be a string, not a boolean",
+        ),
+        ({"name": 2.5}, "TrafficSplit shop/2.5", "metadata.name: must be a string, not a number"),
+    ],
+)
+def test_a_failure_names_a_non_string_name_as_json_spells_it(
+    client: FlaskClient, meta: dict[str, Any], named: str, field: str
+) -> None:
+    # The object was named in Python's spelling (`TrafficSplit shop/None`, `True/web`), which
+    # reads as an object called "None" in the API server's error, not as the JSON it was sent.
+    obj = split("v1alpha4", "x", (1, 1))
+    obj["metadata"] = {"namespace": "shop", **meta}
+    message = failure(client, [obj], "split.smi-spec.io/v1alpha1")
+    assert message.startswith(f"objects[0] {named}: cannot convert to ")
+    assert f"{field} (SMI2003)" in message
