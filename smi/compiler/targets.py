@@ -14,7 +14,8 @@ IdentityBinding (access v1alpha4 draft) subjects resolve to SPIFFE ids through t
 and is reported as skipped. As a destination, a binding may only name identities of the
 TrafficTarget's own namespace in this trust domain — the same rule as for ServiceAccounts. As a
 source, a ServiceAccount id of this trust domain in another namespace than the binding's is
-skipped: a binding describes only workloads of its own namespace (SPEC.md §2.5).
+skipped: a binding describes only workloads of its own namespace (SPEC.md §2.5). That is
+reported once, at the binding's entry, however many TrafficTargets name the binding.
 """
 
 from __future__ import annotations
@@ -184,15 +185,26 @@ class TargetCompiler:
             if named is None or named == own:
                 kept.append(identity)
                 continue
-            self._inv.diag(
-                NOT_COMPILABLE,
-                origin,
-                f"source identity {identity} of IdentityBinding {own}/{subject.name} is a "
-                f"ServiceAccount of namespace {named!r}, and a binding describes only "
-                f"workloads of its own ({own!r}): skipped",
-                path=path,
-            )
+            self._foreign_source(f"{own}/{subject.name}", identity, named=named)
         return tuple(kept)
+
+    def _foreign_source(self, key: str, identity: str, *, named: str) -> None:
+        """SMI6006 at the binding's entry that names `identity`, a ServiceAccount of namespace
+        `named`: the entry is what is at fault, whichever TrafficTargets name the binding, so
+        it is said there once (equal diagnostics are one), not at each TrafficTarget's
+        source, which named another file and line as many times as the binding was used."""
+        binding = self._inv.bindings[key]  # resolved: `identity` came from it
+        own = namespace_of(binding.metadata)
+        entries = binding.schemes.spiffe_identities
+        at = next((i for i, s in enumerate(entries) if identity in (s, f"spiffe://{s}")), None)
+        self._inv.diag(
+            NOT_COMPILABLE,
+            ref("IdentityBinding", binding.metadata),
+            f"identity {identity} is a ServiceAccount of namespace {named!r}, and a binding "
+            f"describes only workloads of its own ({own!r}): skipped as a source of every "
+            "TrafficTarget that names this binding",
+            path="spec.schemes" if at is None else f"spec.schemes.spiffeIdentities[{at}]",
+        )
 
     def _subject(self, subject: Subject, ns: str, origin: str, path: str) -> tuple[str, ...]:
         subject_ns = subject.namespace or ns

@@ -362,12 +362,56 @@ def test_a_binding_source_grants_no_service_account_of_another_namespace() -> No
     assert [(d.code, d.object_ref, d.path, d.message) for d in result.skipped] == [
         (
             "SMI6006",
-            "shop/TrafficTarget/t",
-            "spec.sources[0]",
-            "source identity spiffe://cluster.local/ns/kube-system/sa/admin of IdentityBinding "
-            "team-x/workers is a ServiceAccount of namespace 'kube-system', and a binding "
-            "describes only workloads of its own ('team-x'): skipped",
+            "team-x/IdentityBinding/workers",
+            "spec.schemes.spiffeIdentities[0]",
+            "identity spiffe://cluster.local/ns/kube-system/sa/admin is a ServiceAccount of "
+            "namespace 'kube-system', and a binding describes only workloads of its own "
+            "('team-x'): skipped as a source of every TrafficTarget that names this binding",
         )
+    ]
+
+
+BINDING_TWICE = """
+apiVersion: access.smi-spec.io/v1alpha4
+kind: IdentityBinding
+metadata: {name: workers, namespace: team-x}
+spec:
+  schemes:
+    spiffeIdentities: [cluster.local/ns/team-x/sa/batch, cluster.local/ns/kube-system/sa/admin]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: db, namespace: shop}
+spec: {}
+""" + "".join(
+    f"""---
+apiVersion: access.smi-spec.io/v1alpha4
+kind: TrafficTarget
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  destination: {{kind: ServiceAccount, name: db, namespace: shop}}
+  rules: [{{kind: TCPRoute, name: db}}]
+  sources: [{{kind: IdentityBinding, name: workers, namespace: team-x}}]
+"""
+    for name in ("t1", "t2")
+)
+
+
+def test_a_foreign_binding_identity_is_reported_once_at_the_binding() -> None:
+    """Two TrafficTargets naming one binding with a foreign entry: one SMI6006, at the entry
+    (it was said at each TrafficTarget's source, naming their lines, not the binding's)."""
+    loaded = load_text(BINDING_TWICE, filename="ib.yaml")
+    assert loaded.ok, loaded.diagnostics
+    result = compile(loaded.resources, context=loaded.context)
+    assert [d.format() for d in result.skipped] == [
+        "ib.yaml:7: warning: spec.schemes.spiffeIdentities[1]: identity "
+        "spiffe://cluster.local/ns/kube-system/sa/admin is a ServiceAccount of namespace "
+        "'kube-system', and a binding describes only workloads of its own ('team-x'): skipped "
+        "as a source of every TrafficTarget that names this binding (SMI6006)"
+    ]
+    assert [r.sources for r in result.policy.destinations[ident("shop", "db")]] == [
+        (ident("team-x", "batch"),),
+        (ident("team-x", "batch"),),
     ]
 
 
