@@ -55,6 +55,7 @@ from smi.yamlpos import (
     YamlError,
     bounds_problem,
     format_path,
+    join_path,
     load_documents,
 )
 
@@ -183,6 +184,42 @@ def _owner_problems(owner: Mapping[str, Any], *, path: str) -> Iterator[tuple[st
             yield f"{path}.{key}", "SMI2002", "required field missing"
         elif value is not None and not _IS_JSON_TYPE[expected](value):
             yield f"{path}.{key}", "SMI2003", f"must be {expected}, not {json_type(value)}"
+
+
+def context_metadata_problems(meta: Any, *, typed: bool) -> Iterator[tuple[str, str, str]]:
+    """(path, code, message) for a context object's metadata that is not an object, a name
+    missing (SMI1009) or not a string, a namespace not a string, and (`typed`) labels or
+    annotations that are not maps of strings and the fields `metadata_type_problems` checks
+    (SMI2003): what the wire models check of an SMI object's metadata. Without these, a
+    `namespace: 42` put the object in the default namespace and `name: 123` was "missing"."""
+    if not isinstance(meta, dict):
+        if meta is not None:
+            yield "metadata", "SMI2003", f"must be an object, not {json_type(meta)}"
+        else:
+            yield "metadata.name", "SMI1009", "metadata.name missing"
+        return
+    name = meta.get("name")
+    if name is None or name == "":
+        yield "metadata.name", "SMI1009", "metadata.name missing"
+    elif not isinstance(name, str):
+        yield "metadata.name", "SMI2003", f"must be a string, not {json_type(name)}"
+    namespace = meta.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        yield "metadata.namespace", "SMI2003", f"must be a string, not {json_type(namespace)}"
+    if not typed:
+        return
+    for field in ("labels", "annotations"):
+        entries = meta.get(field)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            yield f"metadata.{field}", "SMI2003", f"must be an object, not {json_type(entries)}"
+            continue
+        for key, entry in entries.items():
+            if not isinstance(entry, str):
+                path = join_path(f"metadata.{field}", key)
+                yield path, "SMI2003", f"must be a string, not {json_type(entry)}"
+    yield from metadata_type_problems(meta)
 
 
 # What a file (or standard input) that holds no object holds, in SMI1012's message.
@@ -447,15 +484,13 @@ class _Loader:
         source: Source,
     ) -> None:
         meta = value.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
-        if not isinstance(name, str) or not name:
-            self.problem(
-                "SMI1009",
-                "metadata.name missing",
-                path="metadata.name",
-                line=_line(lines, "metadata.name", default=source.line),
-            )
+        problems = list(context_metadata_problems(meta, typed=not self.identities))
+        for path, code, message in problems:
+            self.problem(code, message, path=path, line=_line(lines, path, default=source.line))
+        if problems:
             return
+        assert isinstance(meta, dict)  # checked just above
+        name = meta["name"]
         if kind == "Service":
             for path, code, message in service_port_problems(value):
                 self.problem(code, message, path=path, line=None, lines=lines)

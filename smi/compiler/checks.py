@@ -32,7 +32,7 @@ from smi.compiler.resolve import as_applied, context_objects
 from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
 from smi.loading import ContextObject, Resource
-from smi.validation import check_resource, root_service
+from smi.validation import check_context, check_resource, root_service
 from smi.validation.access import LOSSY_PATH, rule_paths
 from smi.validation.names import error, warning
 from smi.yamlpos import join_path
@@ -57,6 +57,7 @@ def validate(
         if whole_set:
             index = _Index.build(checked, context, namespaces=None)
             found = _check(checked, index, whole_set=True, strict=strict)
+            found += (d for ctx in context for d in check_context(ctx))
             return found + list(_context_duplicates(context))
         # admission: index only the namespaces the subjects can reference
         index = _Index.build(

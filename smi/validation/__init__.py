@@ -3,15 +3,17 @@
 `check_resource` is the one entry point: it runs the checks of the object's kind and returns
 located diagnostics (file, line of the offending field, object key). Paths are in the wire
 layout of the version the object was written in, so that they point into the user's file.
+`check_context` gives a context object (Service, workload, ...) the same metadata checks.
 Cross-resource checks (references, one split per root) live in `smi.compiler.checks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from smi.errors import Diagnostic
-from smi.loading import Resource
+from smi.loading import ContextObject, Resource
 from smi.validation.access import check_identity_binding, check_traffic_target
 from smi.validation.names import (
     check_label,
@@ -52,4 +54,30 @@ def check_resource(resource: Resource) -> list[Diagnostic]:
     return [resource.locate(d) for d in found] if found else found
 
 
-__all__ = ["check_resource", "root_service"]
+# Context kinds whose names are DNS-1123 labels (the API server's rule for them); the others'
+# are subdomains, as an SMI object's.
+_LABEL_NAMED = frozenset({"Service", "Namespace"})
+
+
+def check_context(ctx: ContextObject) -> list[Diagnostic]:
+    """The metadata checks an SMI object gets, for a context object (Service, workload,
+    ServiceAccount, Namespace): its name a DNS-1123 name, its namespace a label, label keys
+    and values, annotation keys and finalizers the API server takes (SMI2006); their types
+    were checked on loading. Located at the field's line, as an SMI object's are."""
+    name_check = check_label if ctx.kind in _LABEL_NAMED else check_subdomain
+    found = [
+        *name_check(ctx.name, "metadata.name", what=f"{ctx.kind} name"),
+        *check_metadata(ctx.raw.get("metadata")),
+    ]
+    if ctx.namespace:  # "" for a cluster-scoped kind
+        found += check_label(ctx.namespace, "metadata.namespace", what="namespace")
+    return [_located(d, ctx) for d in found]
+
+
+def _located(diag: Diagnostic, ctx: ContextObject) -> Diagnostic:
+    line = ctx.lines.line_of(diag.path) if ctx.lines is not None else None
+    located = diag.located(file=ctx.source.file, line=line or ctx.source.line)
+    return replace(located, object_ref=ctx.key)
+
+
+__all__ = ["check_context", "check_resource", "root_service"]
