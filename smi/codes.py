@@ -265,8 +265,9 @@ CODES: dict[str, Code] = dict(
             "admission (`smictl admit`, the webhook) the shipped policy "
             "specs/path-regex-anchored reports it instead, as SMI5103 (its METADATA "
             "`replaces: [SMI2206]`); `smictl validate` and `--no-shipped-policies` report SMI2206.",
-            "End the regex with `$` (or `\\z`), `/` or `.*` to say what you mean, in each "
-            "alternative (`/a|/b$` ends only `/b`; `(/a|/b)$` and `/a(?:$|/)` end both). "
+            "End the regex with `$` (or `\\z`), `/` or `.*` (`.*?` matches the same paths) to "
+            "say what you mean, in each alternative (`/a|/b$` ends only `/b`; `(/a|/b)$` and "
+            "`/a(?:$|/)` end both). "
             "Unescaped and outside a class: `\\$` and `[$]` are a literal dollar and `\\.*` any "
             "number of dots, so `/api\\$` still matches `/api$-admin`. An empty pathRegex "
             "matches every path, as if it were absent: remove it, or write `.*`.",

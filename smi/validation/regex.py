@@ -77,7 +77,11 @@ def _visible(text: str) -> str:
 
 # No escape, class, group or alternation, and `$` only last: the ending is the last characters
 # (most pathRegexes: `/api/v1/items$`, `/static/.*`), and nothing follows an anchor.
-_SIMPLE_ENDING = re.compile(r"[^\\\[\]()|$]*(?:\$|/|\.\*)")
+_SIMPLE_ENDING = re.compile(r"[^\\\[\]()|$]*(?:\$|/|\.\*\??)")
+# `.*` and its lazy `.*?` (or `.*` under `(?U)`): a path is matched at the start only, so both
+# take every longer path, and say so; laziness changes what the match spans, not which paths
+# match. (`.*?` was warned to be written `.*`, which matches the same paths.)
+_ANY_REST = frozenset({"*", "*?"})
 _REPEAT_OP = re.compile(r"(?:[*+?]|\{[0-9]+(?:,[0-9]*)?\})\??")
 # After `(`: a name (`?P<x>`, `?<x>`), or flags then `:` (a group) or `)` (flags from here on).
 _GROUP_PREFIX = re.compile(r"\?P?<[^>]*>|\?([a-zA-Z-]*)([:)])")
@@ -202,10 +206,10 @@ def _parsed(path_regex: str) -> tuple[tuple[tuple[_Part, ...], ...], bool] | Non
 def end_anchored(path_regex: str) -> bool:
     """Whether a start-anchored pathRegex says where the path ends (SMI2206): each of its
     alternatives ends, as regex syntax, with an end anchor (`$` outside a class, `\\z`), a `/`
-    or `.*`, or with a group (not repeated) whose alternatives all do. An escaped `$` is a
-    literal dollar (`/api\\$` still matches `/api$-admin`), `[$]` too, and `\\.*` any number of
-    literal dots (`/v1\\.*` matches `/v1-admin`); an escaped `/` is a `/` all the same. For a
-    pattern RE2 has accepted."""
+    or `.*` (or `.*?`: the same paths), or with a group (not repeated) whose alternatives all
+    do. An escaped `$` is a literal dollar (`/api\\$` still matches `/api$-admin`), `[$]` too,
+    and `\\.*` any number of literal dots (`/v1\\.*` matches `/v1-admin`); an escaped `/` is a
+    `/` all the same. For a pattern RE2 has accepted."""
     if _SIMPLE_ENDING.fullmatch(path_regex):
         return True
     parsed = _parsed(path_regex)
@@ -236,7 +240,7 @@ def _ends(sequence: tuple[_Part, ...]) -> bool:
         return False  # an empty alternative matches the start of every path
     last = parts[-1]
     if last.repeat:
-        return last.kind == "dot" and last.repeat == "*"
+        return last.kind == "dot" and last.repeat in _ANY_REST
     if last.kind == "group":
         return _all_end(last.alternatives)
     return last.kind == "slash"
@@ -283,8 +287,8 @@ def _ends_as_text(path_regex: str) -> bool:
         return True
     if path_regex.endswith("$"):
         at = len(path_regex) - 1
-    elif path_regex.endswith(".*"):
-        at = len(path_regex) - 2
+    elif path_regex.endswith((".*", ".*?")):
+        at = path_regex.rindex(".*")
     else:
         return False
     # (Most anchors follow no backslash at all: one look, then the run is counted only then.)

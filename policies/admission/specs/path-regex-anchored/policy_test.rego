@@ -120,11 +120,19 @@ test_every_alternative_of_a_trailing_group_must_end if {
 }
 
 test_a_repeated_ending_is_none if {
-	paths(["/api/?", "/a(/b$)*", "/a(/)?", "/a.*?", "/a/+", "/a$*"]) == {
+	paths(["/api/?", "/a(/b$)*", "/a(/)?", "/a.+?", "/a/+", "/a$*"]) == {
 		"spec.matches[0].pathRegex",
 		"spec.matches[1].pathRegex",
 		"spec.matches[2].pathRegex",
 		"spec.matches[3].pathRegex",
+		"spec.matches[4].pathRegex",
+		"spec.matches[5].pathRegex",
+	}
+}
+
+# Matched at its start, "/a.*?" allows the paths "/a.*" allows: it ends, as SMI2206 reads it.
+test_a_lazy_dot_star_ends_as_dot_star_does if {
+	paths(["/a.*?", "/a(/.*?)", "/b$|/a.*?", "(?U)/a.*", "/a\\.*?", "/a/*?"]) == {
 		"spec.matches[4].pathRegex",
 		"spec.matches[5].pathRegex",
 	}

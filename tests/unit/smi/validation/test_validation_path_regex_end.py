@@ -42,6 +42,24 @@ def test_end_anchored_reads_escapes(regex: str, anchored: bool) -> None:
     assert end_anchored(regex) is anchored
 
 
+@pytest.mark.parametrize("regex", ["/v1.*?", "/v1(/.*?)", "/a$|/v1.*?", "(?U)/v1.*"])
+def test_a_lazy_dot_star_ends_a_regex_as_dot_star_does(regex: str) -> None:
+    """Matched at the start only, `/v1.*?` takes every path `/v1.*` takes (laziness changes
+    what the match spans, not which paths match): SMI2206 told its writer to end it with `.*`,
+    which changes nothing. `(?U)/v1.*` (the same lazy `.*`) was never warned about."""
+    assert end_anchored(regex)
+    assert run_checks(group(regex)) == []
+    lazy, greedy = re2.compile(regex), re2.compile(regex.replace(".*?", ".*"))
+    for path in ("/v1", "/v1-admin", "/v1/x", "/a", "/a/b", "/v"):
+        assert (lazy.match(path) is None) == (greedy.match(path) is None), path
+
+
+@pytest.mark.parametrize("regex", ["/v1.+?", "/v1\\.*?", "/v1/*?", "/a.*?|/b"])
+def test_other_lazy_repetitions_end_nothing(regex: str) -> None:
+    assert not end_anchored(regex)
+    assert [d.code for d in run_checks(group(regex))] == ["SMI2206"]
+
+
 def test_an_escaped_dollar_is_warned_about_with_a_longer_path() -> None:
     [d] = run_checks(group("/api\\$"))
     assert (d.code, d.path, d.severity) == ("SMI2206", "spec.matches[0].pathRegex", "warning")

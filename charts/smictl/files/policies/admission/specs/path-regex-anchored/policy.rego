@@ -10,9 +10,10 @@
 #   anchor, not repeated, is anywhere in it ("$" unescaped outside a class, or "\z"; also a
 #   group, not repeated, whose alternatives all have one: "(/a|/b)$", "/a(?:$|/x$)"), or
 #   when its last part is a "/" that is not repeated (this directory; "\/" too), ".*"
-#   exactly (anything below, on purpose) or a group, not repeated, whose alternatives all end
-#   ("/a(?:$|/)"). So "/a|/b$" ends only "/b"; "\$", "[$]", "\.*", "/?", ".*?" and an empty
-#   alternative end nothing. Groups nested more than 64 deep: the regex's last characters.
+#   exactly or ".*?" (anything below, on purpose: the same paths, as a path is matched at its
+#   start) or a group, not repeated, whose alternatives all end ("/a(?:$|/)"). So "/a|/b$"
+#   ends only "/b"; "\$", "[$]", "\.*", "/?", ".+" and an empty alternative end nothing.
+#   Groups nested more than 64 deep: the regex's last characters.
 # custom:
 #   code: SMI5103
 #   enforcement: warn
@@ -55,11 +56,11 @@ token_re := choices[backslash_width - 1] if {
 }
 
 # Each token as one letter of a `shape` the rest reads with plain regexes: `(` a group, `)`,
-# `|`, `*` (exactly that repetition) and `+` (any other: `+`, `?`, `*?`, `{2}`), `$` an end
-# anchor ($, \z), `/` (also \/ and a quote ending in /), `.`, and `x` anything else that is a
-# part (a character, a class, ^, \b). Flags (?i) are no part: no letter, nor has a repetition
-# of them. A repetition after `(`, `|` or at the start repeats nothing: its characters are
-# text there; one followed by another is replaced by it (`.*\Q\E*`).
+# `|`, `*` (`*` or `*?`: after `.`, every longer path) and `+` (any other: `+`, `?`, `{2}`),
+# `$` an end anchor ($, \z), `/` (also \/ and a quote ending in /), `.`, and `x` anything else
+# that is a part (a character, a class, ^, \b). Flags (?i) are no part: no letter, nor has a
+# repetition of them. A repetition after `(`, `|` or at the start repeats nothing: its
+# characters are text there; one followed by another is replaced by it (`.*\Q\E*`).
 letter(tokens, i) := l if {
 	l := fixed_letter[tokens[i]]
 } else := "x" if {
@@ -75,7 +76,7 @@ letter(tokens, i) := l if {
 	regex.match(`^(?:[*+?]|\{[0-9]+(?:,[0-9]*)?\})\??$`, tokens[i + 1])
 	repeats(tokens, i)
 } else := "*" if {
-	tokens[i] == "*"
+	tokens[i] in {"*", "*?"}
 	repeats(tokens, i)
 } else := "+" if {
 	regex.match(`^(?:[*+?]|\{[0-9]+(?:,[0-9]*)?\})\??$`, tokens[i])
@@ -130,7 +131,7 @@ shape(r) := concat("", [object.get(fixed_letter, t, object.get(other, i, "x")) |
 # (between `|`s) that stops has an end anchor not repeated in it: the path ends there,
 # whatever follows (`/a$`, `/a$x`):
 #   STOP = [^|()SEX]*\$(?:[^*+|()SEX][^|()SEX]*)?
-# and one that ends stops, or its last part is a / not repeated or .* (exactly):
+# and one that ends stops, or its last part is a / not repeated or .* (`.*` or `.*?`):
 #   END = (?:STOP|[^|()SEX]*(?:/|\.\*))
 # In one round every innermost group becomes the part it is to what surrounds it: an end
 # anchor when its alternatives all stop, \((STOP)(?:\|STOP)*\) -> $, a / when they all end,
@@ -178,8 +179,8 @@ not_ending(r, flat) if {
 }
 
 # Past 64 nested groups SMI2206 reads the last characters only, and so does this: "/", or
-# "$" or ".*" after an even number of backslashes (`/api\$` ends with a literal dollar). A
-# regex of one rule (`trim_right` fails in regopy on a string with `\x41` in it).
+# "$", ".*" or ".*?" after an even number of backslashes (`/api\$` ends with a literal
+# dollar). A regex of one rule (`trim_right` fails in regopy on a string with `\x41` in it).
 not_ending(r, flat) if {
 	contains(flat, "(")
 	not regex.match(text_ending_re, r)
@@ -187,8 +188,8 @@ not_ending(r, flat) if {
 
 text_ending_re := choices[backslash_width - 1] if {
 	choices := [
-		`(?:^|[^\\])(?:\\\\)*(?:\$|\.\*)$|/$`,
-		`(?:^|[^\\])(?:\\\\\\\\)*(?:\$|\.\*)$|/$`,
+		`(?:^|[^\\])(?:\\\\)*(?:\$|\.\*\??)$|/$`,
+		`(?:^|[^\\])(?:\\\\\\\\)*(?:\$|\.\*\??)$|/$`,
 	]
 }
 
@@ -196,7 +197,7 @@ text_ending_re := choices[backslash_width - 1] if {
 # their last characters, and no token is needed.
 simple(r) if regex.match(`^[^\\\[\]()|$]*$`, r)
 
-simple_ending(r) if regex.match(`^[^\\\[\]()|$]*(?:\$|/|\.\*)$`, r)
+simple_ending(r) if regex.match(`^[^\\\[\]()|$]*(?:\$|/|\.\*\??)$`, r)
 
 anchored(r) if simple_ending(r)
 
