@@ -23,6 +23,7 @@ JSON goes through `json`, plain block YAML through `smi.yamlblock`; each documen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -232,11 +233,23 @@ EMPTY = "empty or only comments and '---'"
 def load_paths(
     paths: Sequence[str], *, default_namespace: str = "default", stdin: TextIO | None = None
 ) -> LoadResult:
-    """Load files, directories (recursive, sorted) and `-` (standard input), in the order given."""
+    """Load files, directories (recursive, sorted) and `-` (standard input), in the order given.
+    A file is loaded once, however many times the paths name it (`-f x.yaml -f x.yaml`, or a
+    directory and a file in it): read again, each of its objects was "defined twice,
+    identically" at its own line, and every problem of the file was reported twice."""
     result = LoadResult()
+    seen: set[str] = set()
     with gc_paused():
         for path in paths:
             for name, text, problem in read_path(path, stdin=stdin):
+                if path != STDIN:
+                    # By name, not resolved (a stat or realpath per file is what
+                    # `manifests_under` avoids); `..` is kept, as after a symlink it may
+                    # lead elsewhere than normpath says.
+                    once = name if ".." in name else os.path.normpath(name)
+                    if once in seen:
+                        continue
+                    seen.add(once)
                 if problem is not None:
                     result.diagnostics.append(problem)
                     continue

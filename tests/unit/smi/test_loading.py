@@ -591,3 +591,37 @@ def test_identities_are_read_as_the_loader_reads_objects_without_their_schema() 
     ]
     assert result.resources == []
     assert [(d.code, d.line) for d in result.diagnostics] == [("SMI1006", 14), ("SMI1009", 20)]
+
+
+PORT_TARGET = """\
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: db, namespace: shop}
+spec: {matches: {ports: [5432]}}
+---
+apiVersion: access.smi-spec.io/v1alpha2
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: db, namespace: shop, port: 8080}
+  rules: [{kind: TCPRoute, name: db}]
+  sources: [{kind: ServiceAccount, name: api, namespace: shop}]
+"""
+
+
+def test_a_file_the_paths_name_twice_is_loaded_once(tmp_path: Path) -> None:
+    """`-f dir -f dir/tt.yaml` (or one file twice): its objects were loaded twice, so validate
+    said every problem of the file twice, SMI6004 included, at the same line, and called each
+    object "defined twice, identically" (SMI3008) where it was written once."""
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "tt.yaml"
+    path.write_text(PORT_TARGET)
+    names = [str(tmp_path), str(path), str(path), f"{tmp_path}/./sub//tt.yaml"]
+    result = load_paths(names)
+    assert [r.key for r in result.resources] == ["TCPRoute/shop/db", "TrafficTarget/shop/tt"]
+    assert result.files == [str(path)]
+    assert [d.format() for d in validate(result.resources, result.context)] == [
+        f"{path}:10: warning: spec.destination.port: destination.port 8080 is none of the ports "
+        "its rules open (TCPRoute db: 5432): this TrafficTarget allows nothing, and compile "
+        "leaves it out (SMI6004)"
+    ]
