@@ -34,6 +34,7 @@ from smi.apis import registry
 from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt
 from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
+from smi.ports import is_port, not_a_port
 from smi.resources import ContextObject, LoadResult, Resource, Source
 from smi.schema_errors import json_type, schema_diagnostics
 from smi.sources import (
@@ -693,9 +694,8 @@ def service_port_problems(service: Mapping[str, Any]) -> Iterator[tuple[str, str
                 quoted = isinstance(value, str) and value.isascii() and value.isdigit()
                 hint = f" (write {value} without quotes)" if quoted and len(value) < 6 else ""
                 yield path, "SMI2003", f"must be {what}, not {json_type(value)}{hint}"
-            elif not 0 < value < 65536:
-                text = str(value) if abs(value) < 10**12 else f"{str(value)[:12]}..."
-                yield path, "SMI2301", f"port {text} is not in 1-65535"
+            elif not is_port(value):
+                yield path, "SMI2301", not_a_port(value)
 
 
 def _first_line(text: str) -> int:

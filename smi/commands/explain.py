@@ -38,6 +38,7 @@ from smi.commands.compile import (
     print_diagnostics,
 )
 from smi.errors import escaped_line
+from smi.ports import PORT_RANGE, is_port
 from smi.validation.names import HTTP_TOKEN
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ def _check_request_flags(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--path {args.path!r}: an HTTP path starts with / and has no spaces (SMI2004)"
         )
-    if args.port is not None and not 0 < args.port < 65536:
-        raise UsageError(f"--port {args.port}: ports are 1-65535 (SMI2301)")
+    if args.port is not None and not is_port(args.port):
+        raise UsageError(f"--port {args.port}: ports are {PORT_RANGE} (SMI2301)")
     for item in args.header:
         _header(item)
 
@@ -300,8 +301,8 @@ def _ports(
 ) -> tuple[int, ...]:
     """`--port`, else the Service's ports; `missing` says why there are none to fall back on."""
     if args.port is not None:
-        if not 0 < args.port < 65536:
-            raise UsageError(f"--port {args.port}: ports are 1-65535 (SMI2301)")
+        if not is_port(args.port):
+            raise UsageError(f"--port {args.port}: ports are {PORT_RANGE} (SMI2301)")
         return (args.port,)
     if service_ports:
         return tuple(service_ports)

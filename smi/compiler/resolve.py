@@ -23,6 +23,7 @@ from smi.apis.specs.hub import HTTPRouteGroup, TCPRoute, UDPRoute
 from smi.apis.split.hub import TrafficSplit
 from smi.compiler.ir.model import Endpoint
 from smi.errors import Diagnostic
+from smi.ports import is_port
 
 DEFAULT_NAMESPACE = "default"
 
@@ -130,7 +131,7 @@ def collect(
         # An endpoint no peer could dial (a port outside 1-65535, from a pod's own
         # `--inbound 0:8080`) is left out here, so that it never reaches the MeshPolicy: the
         # proxies refuse a policy with one, and would keep their last good policy for good.
-        inv.endpoints[key] = tuple(e for e in eps if 0 < e.port < 65536)
+        inv.endpoints[key] = tuple(e for e in eps if is_port(e.port))
     return inv
 
 

@@ -24,6 +24,7 @@ from smi.apis.lossy import carries_annotation, restored_note
 from smi.apis.meta import LOSSY_ANNOTATION
 from smi.errors import Diagnostic
 from smi.identity import spiffe_path
+from smi.ports import is_port, not_a_port
 from smi.validation.names import (
     check_label,
     check_subdomain,
@@ -217,8 +218,8 @@ def _destination(
                 path=f"{path}.namespace",
             )
         )
-    if subject.port is not None and not 1 <= subject.port <= 65535:
-        out.append(error("SMI2301", f"port {subject.port} is not in 1-65535", path=f"{path}.port"))
+    if subject.port is not None and not is_port(subject.port):
+        out.append(error("SMI2301", not_a_port(subject.port), path=f"{path}.port"))
 
 
 def _quoted_port(out: list[Diagnostic], destination: object, *, port: int) -> None:

@@ -23,6 +23,7 @@ from smi.apis.lossy import carries_annotation
 from smi.apis.specs import hub
 from smi.apis.specs.common import GROUP_NARROWING, ROUTE_NARROWING
 from smi.errors import Diagnostic, Severity
+from smi.ports import is_port, not_a_port
 from smi.regexcost import cost_problem
 from smi.validation.access import restored_restrictions
 from smi.validation.names import HTTP_TOKEN, duplicates, error, show, warning
@@ -226,8 +227,8 @@ def check_l4_route(resource: Resource) -> list[Diagnostic]:
     path = "spec.matches.ports"
     out: list[Diagnostic] = []
     for i, port in enumerate(route.ports):
-        if not 1 <= port <= 65535:
-            out.append(error("SMI2301", f"port {port} is not in 1-65535", path=f"{path}[{i}]"))
+        if not is_port(port):
+            out.append(error("SMI2301", not_a_port(port), path=f"{path}[{i}]"))
     for i, text in duplicates([str(p) for p in route.ports]) if len(route.ports) > 1 else ():
         out.append(error("SMI2302", f"port {text} is listed twice", path=f"{path}[{i}]"))
     if resource.api_version == _PORTS_VERSION:

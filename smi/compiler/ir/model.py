@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from smi.digest import sha256_hex
+from smi.ports import PORT_RANGE, is_port
 
 SCHEMA_VERSION = 1
 MAX_REVISION = 2**63 - 1  # a store revision: SQLite's and the proxies' JSON readers' int64
@@ -225,8 +226,8 @@ def _revision(v: Any) -> int:
 
 
 def _port(v: Any, where: str) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 65536:
-        raise _fail(where, "a port (1-65535)", v)
+    if not isinstance(v, int) or isinstance(v, bool) or not is_port(v):
+        raise _fail(where, f"a port ({PORT_RANGE})", v)
     return v
 
 
