@@ -8,6 +8,11 @@ starts with SIGINT ignored; both would leave the control plane and every proxy r
 Here each of these signals raises `Interrupted` in the main thread instead, so the `finally`
 blocks and `Target.__exit__` run, and a second signal during that cleanup is ignored rather
 than cutting it short (every wait in the cleanup is bounded, and SIGKILL still works).
+
+An exception can only be raised between two Python operations, and some of those pairs must not
+be split: `subprocess.Popen` learns its child's pid from a call that has already forked, so a
+signal handled just after that call leaves a running server that nobody holds and nobody
+stops. `signals_held` defers the signals for such a stretch and delivers them once it is over.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from contextlib import contextmanager
 from types import FrameType
 
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Held as well: the step deadline's timer (conformance.deadline) raises from its handler too.
+HELD: tuple[signal.Signals, ...] = (*SIGNALS, signal.SIGALRM)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,3 +63,37 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Within the block, SIGNALS and SIGALRM are recorded instead of handled; on leaving it, the
+    handlers are put back and the first one recorded is raised again, so it takes effect there
+    (an `Interrupted` from `stop_on_signals`, the default action where no handler is set).
+    Outside the main thread (where Python cannot set handlers, nor runs them) this does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {s: signal.getsignal(s) for s in HELD}
+    try:
+        for s in HELD:
+            signal.signal(s, hold)
+        yield
+    finally:
+        # Blocked while the handlers are put back: one handled halfway would raise out of
+        # this loop and leave the rest holding signals for good.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+        try:
+            for s, h in previous.items():
+                if h is not None:  # None: a handler not set from Python; cannot be put back
+                    signal.signal(s, h)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # handles one that came meanwhile
+        if held:
+            signal.raise_signal(held[0])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from conformance.interrupts import signals_held
 from conformance.targets.base import TargetError
 from conformance.targets.launch import PARENT_ENV
 
@@ -78,18 +79,28 @@ def spawn(
     """Start `argv` in its own session, output to `<log_dir>/<name>.log`. Call it from a thread
     that outlives the child: a launched server is sent SIGTERM when that thread ends."""
     log = log_dir / f"{name}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # The launched servers ask to be ended when this process dies (launch.py).
-            env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {})},
-            cwd=cwd,
-            start_new_session=True,
-        )
-    return Child(name=name, proc=proc, log=log)
+    child: Child | None = None
+    try:
+        # A signal handled inside Popen (Ctrl-C, SIGTERM, the step deadline) would raise after
+        # the fork but before the pid is stored: a server left running that nobody can stop.
+        # It is held until `child` holds the process; one raised on leaving stops it here.
+        with log.open("ab") as out, signals_held():
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # The launched servers ask to be ended when this process dies (launch.py).
+                env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
+            )
+            child = Child(name=name, proc=proc, log=log)
+    except BaseException:
+        if child is not None:
+            child.stop()
+        raise
+    return child
 
 
 def wait_for(

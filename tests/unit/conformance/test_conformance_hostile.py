@@ -25,7 +25,7 @@ import pytest
 from conformance_fakes import FakeTarget
 
 from conformance.__main__ import main
-from conformance.interrupts import Interrupted, stop_on_signals
+from conformance.interrupts import Interrupted, signals_held, stop_on_signals
 from conformance.model import Scenario
 from conformance.reports import render_junit
 from conformance.results import Check, RunResult, ScenarioResult, StepResult
@@ -194,6 +194,47 @@ def test_a_second_signal_does_not_cut_the_cleanup_short() -> None:
     assert cleaned
     assert info.value.exit_code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored afterwards
+
+
+def test_a_signal_held_over_a_stretch_takes_effect_when_it_ends() -> None:
+    finished = False
+    alarm = signal.getsignal(signal.SIGALRM)  # pytest-timeout's
+    with pytest.raises(Interrupted) as info, stop_on_signals():
+        with signals_held():
+            signal.raise_signal(signal.SIGHUP)
+            signal.raise_signal(signal.SIGTERM)
+            finished = True
+        pytest.fail("the held signal was not delivered when the stretch ended")
+    assert finished
+    assert info.value.exit_code == 128 + signal.SIGHUP  # the first one held
+    assert signal.getsignal(signal.SIGALRM) is alarm
+
+
+def test_a_signal_while_a_server_is_spawned_stops_that_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fork_exec = subprocess._fork_exec  # type: ignore[attr-defined]
+    forked: list[int] = []
+
+    def signalled_after_the_fork(*args: Any) -> int:
+        forked.append(fork_exec(*args))
+        signal.raise_signal(signal.SIGTERM)  # handled here, before Popen has stored the pid
+        return forked[-1]
+
+    monkeypatch.setattr(subprocess, "_fork_exec", signalled_after_the_fork)
+    try:
+        with pytest.raises(Interrupted) as info, stop_on_signals():
+            spawn("server", [sys.executable, "-c", "import time; time.sleep(60)"], log_dir=tmp_path)
+        assert info.value.exit_code == 128 + signal.SIGTERM
+        assert len(forked) == 1
+        # Ended and reaped by spawn: no process, not even a zombie, is left under its pid.
+        assert not Path(f"/proc/{forked[0]}").exists()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for pid in forked:
+            if Path(f"/proc/{pid}").exists():  # the defect: nobody holds it, so end it here
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
 
 
 _SLOW_TARGET = """
