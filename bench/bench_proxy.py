@@ -59,6 +59,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 RESULTS = REPO / "bench" / "results" / "proxy.json"
+PAIRS_RESULTS = REPO / "bench" / "results" / "proxy_pairs.json"
 HOST = "app.bench"
 PATH = "/api/items"
 FRONT = "spiffe://cluster.local/ns/bench/sa/front"
@@ -1238,6 +1239,71 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def run_pairs(slices: int) -> dict[str, Any]:
+    """The two mTLS pairs alone (and the direct path), at 1,000 requests/s in `slices`
+    one-second turns each: the pair's latency targets with more slices than the full run gives
+    them, and the same difference for each half of the run. Why the halves: the full run's
+    interval resamples its slices as if they were independent, but the machine's state drifts
+    over minutes; when the halves' intervals do not overlap, one run's interval is too narrow,
+    and only several runs tell the difference."""
+    import platform
+    import tempfile
+
+    import constant_rate
+
+    names = ["direct", "nginx-mtls-pair", "smictl-mtls-pair"]
+    with tempfile.TemporaryDirectory(prefix="bench-pairs-") as tmp:
+        procs = Procs(Path(tmp))
+        try:
+            topo = Topologies(procs)
+            topo.start()
+            print(f"the pairs at 1,000 requests/s, {slices} one-second turns each", flush=True)
+            fixed = measure_fixed_rate(topo, names, slices=slices)
+        finally:
+            procs.stop_all()
+    per_slice = {name: fixed[name].pop("slice_latencies_us") for name in names}
+    smictl, nginx = per_slice["smictl-mtls-pair"], per_slice["nginx-mtls-pair"]
+    half = slices // 2
+
+    def differences(a: list[list[int]], b: list[list[int]]) -> dict[str, Any]:
+        return {
+            f"p{round(q * 100)}": constant_rate.difference_ci(a, b, q)
+            for q in (0.5, 0.9, 0.95, 0.99)
+        }
+
+    added = {
+        name: {
+            q: round(fixed[name][q] - fixed["direct"][q], 3) for q in ("p50_ms", "p90_ms", "p99_ms")
+        }
+        for name in names[1:]
+    }
+    return {
+        "bench": "proxy_pairs",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "method": {
+            "fixed_rate": f"constant_rate --interleave --rate 1000 --slices {slices} "
+            "--slice-seconds 1, as the full run's (measure_fixed_rate)",
+            "differences": "smictl's pair's percentile less nginx's pair's, 90 % interval "
+            "from 500 bootstrap resamples of the slices (constant_rate.difference_ci), for the "
+            "whole run and for each half",
+            "request_path": topo.request_path,
+        },
+        "fixed_rate_1000": {
+            name: {k: v for k, v in fixed[name].items() if k != "slice_p50_ms"} for name in names
+        },
+        "added_latency_at_1000_rps_ms": added,
+        "pair_minus_nginx_pair_ms": differences(smictl, nginx),
+        "halves_pair_minus_nginx_pair_ms": [
+            differences(smictl[:half], nginx[:half]),
+            differences(smictl[half:], nginx[half:]),
+        ],
+    }
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--serve-plain"]:  # the plain hop: --serve-plain FILE --app-port N
         # (Not through argparse, which imports shutil, bz2, lzma and zlib to size its help:
@@ -1264,7 +1330,38 @@ def main() -> int:
         "transports (best of 5 x 40,000), and per mTLS round trip through two TLS layers in "
         "memory (best of 3 x 10,000); no servers started, nothing written",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the two mTLS pairs (and the direct path) at 1,000 requests/s, N one-second "
+        "turns each (60: about 4 minutes), their differences for the whole run and each half; "
+        f"writes {PAIRS_RESULTS.relative_to(REPO)}",
+    )
     args = parser.parse_args()
+    if args.pairs:
+        if args.pairs < 4:
+            parser.error("--pairs: at least 4 turns (two for each half)")
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        pairs = run_pairs(args.pairs)
+        PAIRS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        PAIRS_RESULTS.write_text(json.dumps(pairs, indent=2) + "\n")
+        print(
+            json.dumps(
+                {
+                    k: pairs[k]
+                    for k in (
+                        "fixed_rate_1000",
+                        "pair_minus_nginx_pair_ms",
+                        "halves_pair_minus_nginx_pair_ms",
+                    )
+                },
+                indent=1,
+            )
+        )
+        print(f"wrote {PAIRS_RESULTS}")
+        return 0
     if args.micro:
         import uvloop
 
