@@ -64,14 +64,15 @@ def check_context(ctx: ContextObject) -> list[Diagnostic]:
     ServiceAccount, Namespace): its name a DNS-1123 name, its namespace a label, label keys
     and values, annotation keys and finalizers the API server takes (SMI2006); their types
     were checked on loading. Located at the field's line, as an SMI object's are."""
-    name_check = check_label if ctx.kind in _LABEL_NAMED else check_subdomain
-    found = [
-        *name_check(ctx.name, "metadata.name", what=f"{ctx.kind} name"),
-        *check_metadata(ctx.raw.get("metadata")),
-    ]
+    label_named = ctx.kind in _LABEL_NAMED
+    found: list[Diagnostic] = []
+    if not (is_label(ctx.name) if label_named else is_subdomain(ctx.name)):
+        name_check = check_label if label_named else check_subdomain
+        found += name_check(ctx.name, "metadata.name", what=f"{ctx.kind} name")
+    found += check_metadata(ctx.raw.get("metadata"))
     if ctx.namespace:  # "" for a cluster-scoped kind
         found += check_label(ctx.namespace, "metadata.namespace", what="namespace")
-    return [_located(d, ctx) for d in found]
+    return [_located(d, ctx) for d in found] if found else found
 
 
 def _located(diag: Diagnostic, ctx: ContextObject) -> Diagnostic:

@@ -127,13 +127,19 @@ def _map_problems(meta: Mapping[str, Any], field: str) -> Iterator[tuple[str, st
     if not isinstance(entries, Mapping):
         return
     what = field[:-1]
+    labels = field == "labels"
     for key, value in entries.items():
-        path = join_path(f"metadata.{field}", key)
         # The API server reads annotation keys lowercased (a prefix may be `Example.com/`).
-        if not is_qualified_name(key if field == "labels" else key.lower()):
-            yield path, f"{what} key {key!r} is not a qualified name ({QUALIFIED_RULE})"
-        if field == "labels" and isinstance(value, str) and not is_label_value(value):
-            yield path, f"label value {value!r} is not valid ({LABEL_VALUE_RULE})"
+        if not is_qualified_name(key if labels else key.lower()):
+            yield (
+                join_path(f"metadata.{field}", key),
+                f"{what} key {key!r} is not a qualified name ({QUALIFIED_RULE})",
+            )
+        if labels and isinstance(value, str) and not is_label_value(value):
+            yield (
+                join_path(f"metadata.{field}", key),
+                f"label value {value!r} is not valid ({LABEL_VALUE_RULE})",
+            )
 
 
 def duplicates(items: Iterable[K]) -> list[tuple[int, K]]:
