@@ -27,6 +27,7 @@ from conformance.assertions import (
     ConvertObservation,
     RequestObservation,
 )
+from conformance.interrupts import signals_held
 from conformance.model import AdmitSpec, AdmitStep, ConvertSpec, RequestSpec, Scenario, Step
 from conformance.targets.base import Target, TargetError, admission_request
 from conformance.targets.controlplane import ControlPlane, Reply, ref_of
@@ -50,7 +51,10 @@ class WebhookTarget(Target):
 
     def start(self) -> None:
         if self._workdir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="smictl-conformance-")
+            # Held: a signal handled between the directory's creation and this assignment
+            # would leave a directory that `stop` does not know of.
+            with signals_held():
+                self._tmp = tempfile.TemporaryDirectory(prefix="smictl-conformance-")
             self._workdir = Path(self._tmp.name)
         self.plane = ControlPlane(self._workdir / "control-plane")
         try:

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -35,6 +36,7 @@ from conformance.targets.base import TargetError
 from conformance.targets.controlplane import ControlPlane
 from conformance.targets.mesh import Mesh, Slot
 from conformance.targets.processes import Child, spawn, wait_for
+from conformance.targets.webhook import WebhookTarget
 
 REPO = Path(__file__).resolve().parents[3]
 # Passes in process: no step expects what only a proxy can show (the caller identity).
@@ -235,6 +237,26 @@ def test_a_signal_while_a_server_is_spawned_stops_that_server(
             if Path(f"/proc/{pid}").exists():  # the defect: nobody holds it, so end it here
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+
+
+def test_a_signal_while_the_work_directory_is_made_leaves_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`WebhookTarget.start` makes its work directory: a signal handled right after
+    `mkdtemp`, before the target holds the directory, left it behind."""
+    mkdtemp = tempfile.mkdtemp
+
+    def signalled_after_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made = mkdtemp(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return made
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # (read TMPDIR again)
+    monkeypatch.setattr(tempfile, "mkdtemp", signalled_after_mkdtemp)
+    with pytest.raises(Interrupted), stop_on_signals(), WebhookTarget():
+        pytest.fail("the target started")
+    assert list(tmp_path.glob("smictl-conformance-*")) == []
 
 
 _SLOW_TARGET = """
