@@ -189,10 +189,16 @@ def admit_loaded(
     grouped: dict[tuple[str, str | None], list[Diagnostic]] = {}
     for d in found:
         grouped.setdefault((d.object_ref, d.file), []).append(d)
+    copies: dict[tuple[str, str | None], list[Resource]] = {}
+    for r in load.resources:
+        copies.setdefault((r.key, r.source.file), []).append(r)
     results: list[AdmissionResult] = []
     for r in load.resources:
         request = create_request(r, uid=_uid(r), username=username)
         mine = grouped.get((r.key, r.source.file), [])
+        siblings = copies[(r.key, r.source.file)]
+        if len(siblings) > 1 and mine:
+            mine = [d for d in mine if _copy_of(d, siblings) is r]
         results.append(
             _decide(request, policies, resource=r, found=mine, old_hub=None, inventory=inventory)
         )
@@ -208,6 +214,22 @@ def admit_loaded(
         else:
             notes.extend(mine)
     return results, notes
+
+
+def _copy_of(diag: Diagnostic, copies: Sequence[Resource]) -> Resource:
+    """Which of the copies of one object in one file a diagnostic is about: the last that
+    starts at or before its line (the first, for one without a line). Grouped by object and
+    file alone, each copy was given the other's diagnostics too, and `admit` said every one
+    twice."""
+    line = diag.line
+    if line is None:
+        return copies[0]
+    best = copies[0]
+    for r in copies:
+        start = r.source.line
+        if start is not None and start <= line and (best.source.line or 0) <= start:
+            best = r
+    return best
 
 
 def _uid(resource: Resource) -> str:

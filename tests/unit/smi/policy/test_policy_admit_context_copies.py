@@ -59,3 +59,36 @@ def test_identical_copies_of_a_service_pass_admit_with_validates_warning(
     ]
     _, validated, _ = run_cli("validate", "-f", str(base), str(other))
     assert [ln for ln in validated.splitlines() if "(SMI3008)" in ln] == copies
+
+
+ZERO_SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: s
+  namespace: shop
+spec:
+  service: web
+  backends:
+  - service: web-v1
+    weight: 0
+"""
+
+
+def test_two_copies_of_an_smi_object_in_one_file_each_say_their_own(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Diagnostics were grouped by object and file, so each of two copies in one file was
+    given both copies' findings, and admit printed every one twice."""
+    both = tmp_path / "both.yaml"
+    both.write_text(ZERO_SPLIT + "---\n" + ZERO_SPLIT, encoding="utf-8")
+    code, out, err = run_cli("admit", "-f", str(both), "--no-shipped-policies")
+    assert code == 1
+    lines = [ln for ln in out.splitlines() if "(SMI" in ln]
+    assert sorted(lines) == sorted(set(lines)), out
+    assert [ln.split(": ", 1)[0] for ln in lines if "(SMI2104)" in ln] == [
+        f"{both}:8",
+        f"{both}:19",
+    ]
+    assert sum("(SMI3008)" in ln for ln in lines) == 1
+    assert "1 warning" in err
