@@ -24,6 +24,7 @@ from smi.compiler.ir.matching import (
 )
 from smi.compiler.ir.model import HttpMatch
 from smi.errors import Diagnostic
+from smi.identity import identity_among
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,22 @@ def explain(
     probe: Probe,
     skipped: Sequence[Diagnostic] = (),
 ) -> Verdict:
+    td = index.policy.trust_domain
+    # As the proxy reads a caller (`proxy.peercert`): only a workload identity of this trust
+    # domain is one. A grant to any other SPIFFE ID an IdentityBinding names
+    # (`other.domain/boundary/x`) is in the MeshPolicy, but no caller is ever seen with it:
+    # answered ALLOW here, the same request got 403 `no-identity` from the proxy.
+    caller = source if identity_among((source,), trust_domain=td) is not None else None
     if probe.is_request:
         decision = authorize(
-            index, source, destination, probe.port, probe.method or "GET", probe.path or "/",
+            index, caller, destination, probe.port, probe.method or "GET", probe.path or "/",
             probe.headers, protocol="http",
         )  # fmt: skip
     else:  # "may it connect at all?": the L4 check, then the HTTP routes it may use
         protocol: Protocol = "tcp" if probe.protocol == "http" else probe.protocol
-        decision = authorize(index, source, destination, probe.port, protocol=protocol)
-    td = index.policy.trust_domain
+        decision = authorize(index, caller, destination, probe.port, protocol=protocol)
     dest = index.destination(destination)
-    view = dest.by_source.get(source) if dest is not None else None
+    view = dest.by_source.get(source) if dest is not None and caller is not None else None
     routes: tuple[str, ...] = ()
     if view is not None and not probe.is_request and probe.protocol == "http":
         routes = _routes(view, probe.port)
@@ -182,6 +188,12 @@ def _denied(
     td = index.policy.trust_domain
     src, dst = short(source, td), short(destination, td)
     dest = index.destination(destination)
+    if decision.reason == "no-identity":
+        return (
+            f"{src} is never a caller's identity: the proxies read only "
+            f"spiffe://{td}/ns/<namespace>/sa/<name> from a caller's certificate (the mesh "
+            "CA's), so a TrafficTarget's grant to it allows nothing in this mesh",
+        )
     if decision.reason == "no-traffic-target" or dest is None:
         return (f"no TrafficTarget has destination {dst}: default deny",)
     if decision.reason == "source-not-allowed":
