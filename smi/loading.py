@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -35,7 +35,7 @@ from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt
 from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
 from smi.ports import is_port, not_a_port
-from smi.resources import ContextObject, LoadResult, Resource, Source
+from smi.resources import ContextObject, LoadResult, Refused, Resource, Source
 from smi.schema_errors import json_type, schema_diagnostics
 from smi.sources import (
     EXTENSIONS,
@@ -557,6 +557,7 @@ class _SmiDocument:
             return
         if not self._layout_ok(flat=served.flat) or not self._metadata_ok():
             return
+        start = len(self.loader.out.diagnostics)
         typed = self._metadata_typed()  # reported, and the schema's problems with them
         try:
             obj = registry.parse_as(served, self._with_namespace())
@@ -566,17 +567,23 @@ class _SmiDocument:
                 self.loader.out.diagnostics.append(
                     d.located(file=self.loader.filename, line=self.line(d.path))
                 )
+            self._refused(source, start)
             return
         except LossyAnnotationCorrupt as exc:
             self.fail("SMI4004", str(exc), path="metadata.annotations")
+            self._refused(source, start)
             return
         except (ConversionNotPossible, LookupError, ValueError) as exc:
             self.fail("SMI2004", str(exc))
+            self._refused(source, start)
             return
         except RecursionError:
             self.fail("SMI1010", "document nested too deeply")
+            self._refused(source, start)
             return
-        if typed:
+        if not typed:
+            self._refused(source, start)
+        else:
             resource = Resource(
                 obj=obj,
                 api_version=self.api_version,
@@ -586,6 +593,23 @@ class _SmiDocument:
                 lines=self.lines,
             )
             self.loader.out.resources.append(resource)
+
+    def _refused(self, source: Source, start: int) -> None:
+        """The object named itself but did not load: its problems (those reported since
+        `start`) name it, and it is counted as a refused object. Without this, a file's
+        broken object was anonymous (`"object": ""`), `validate` counted "0 SMI objects" for
+        it, and `admit` a load error rather than an invalid object, as `/validate` calls it."""
+        meta = self.value.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if not isinstance(name, str) or not name:
+            return
+        namespace = meta.get("namespace") if isinstance(meta, dict) else None
+        if not isinstance(namespace, str) or not namespace:
+            namespace = self.loader.default_namespace
+        key = f"{self.kind}/{namespace}/{name}"
+        found = self.loader.out.diagnostics
+        found[start:] = [replace(d, object_ref=d.object_ref or key) for d in found[start:]]
+        self.loader.out.refused.append(Refused(key=key, source=source))
 
     def identity(self, source: Source) -> None:
         """The object as `load_identities` reads it: a served kind, and a name."""

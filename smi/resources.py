@@ -183,12 +183,22 @@ class ContextObject:
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True)
+class Refused:
+    """An SMI object that named itself but did not load (a schema or metadata error): its
+    problems carry `key` as their object, and the commands count it as an invalid object."""
+
+    key: str
+    source: Source
+
+
 @dataclass
 class LoadResult:
     resources: list[Resource] = field(default_factory=list)
     context: list[ContextObject] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -199,3 +209,4 @@ class LoadResult:
         self.context.extend(other.context)
         self.diagnostics.extend(other.diagnostics)
         self.files.extend(other.files)
+        self.refused.extend(other.refused)

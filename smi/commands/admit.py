@@ -222,11 +222,11 @@ def run(args: argparse.Namespace) -> int:
     for line in empty_policy_dirs(args.policies, policies.policies):
         print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
-    results, copies = admit_loaded(loaded, policies, strict=args.strict)
+    results, notes = admit_loaded(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
     report = AdmitReport(
         results=tuple(results),
-        load_diagnostics=(*loaded.diagnostics, *copies, *([] if empty is None else [empty])),
+        load_diagnostics=(*notes, *([] if empty is None else [empty])),
         policies=policies.policies,
     )
     text = render(report, args.format, quiet=args.quiet)

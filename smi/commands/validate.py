@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "valid": errors == 0,
         "errors": errors,
         "warnings": len(diagnostics) - errors,
-        "resources": len(loaded.resources),
+        "resources": len(loaded.resources) + len(loaded.refused),  # (those did not load)
         "context": len(loaded.context),
         "files": len(dict.fromkeys(loaded.files)),
     }

@@ -27,7 +27,7 @@ import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from smi.compiler.checks import validate, validate_subjects
 from smi.errors import (
@@ -49,6 +49,7 @@ from smi.policy.input import (
     namespaces_in,
 )
 from smi.policy.policyset import PolicyDecision, PolicySet
+from smi.resources import Refused
 
 AdmissionRequestLike = Mapping[str, Any]
 
@@ -180,10 +181,11 @@ def admit(
 def admit_loaded(
     load: LoadResult, policies: PolicySet, *, strict: bool = False, username: str = "smictl"
 ) -> tuple[list[AdmissionResult], list[Diagnostic]]:
-    """Decide every SMI object of loaded files, each as a CREATE against all the others; and
-    the warnings of the set's context objects (identical copies of a Service or a workload,
-    SMI3008, as `validate` gives them): no object is admitted for those, so they are notes
-    beside the results."""
+    """Decide every SMI object of loaded files, each as a CREATE against all the others, an
+    object that did not load (`load.refused`) as invalid with its load problems; and the
+    rest: the load's other problems and the warnings of the set's context objects (identical
+    copies of a Service or a workload, SMI3008, as `validate` gives them), which no object is
+    admitted for, so they are notes beside the results."""
     inventory = Inventory.of(load.resources, load.context)
     found = validate(load.resources, load.context, strict=strict)
     grouped: dict[tuple[str, str | None], list[Diagnostic]] = {}
@@ -202,10 +204,10 @@ def admit_loaded(
         results.append(
             _decide(request, policies, resource=r, found=mine, old_hub=None, inventory=inventory)
         )
+    notes = _refused_results(load, results)
     # What is left belongs to no SMI object: two different copies of a Service or a workload
     # (SMI3008), which `validate` refuses and `smictl apply` too. Dropped here, `admit` passed
     # a set whose MeshPolicy depends on the order of its files.
-    notes: list[Diagnostic] = []
     for ctx in load.context:
         mine = grouped.pop((ctx.key, ctx.source.file), [])  # (once per key and file)
         if errors_of(mine):
@@ -216,7 +218,33 @@ def admit_loaded(
     return results, notes
 
 
-def _copy_of(diag: Diagnostic, copies: Sequence[Resource]) -> Resource:
+_T = TypeVar("_T", Resource, Refused)  # what `_copy_of` chooses among
+
+
+def _refused_results(load: LoadResult, results: list[AdmissionResult]) -> list[Diagnostic]:
+    """An invalid result per object that did not load, with the load problems that name it
+    (appended to `results`); the load's other problems, returned. `admit` counted such an
+    object as a load error, not as an invalid object, and named no object for its problem,
+    where `/validate` answers the same object invalid."""
+    by_object: dict[tuple[str, str], list[Refused]] = {}
+    for refused in load.refused:
+        by_object.setdefault((refused.key, refused.source.file), []).append(refused)
+    mine: dict[int, list[Diagnostic]] = {id(r): [] for r in load.refused}
+    rest: list[Diagnostic] = []
+    for d in load.diagnostics:
+        copies = by_object.get((d.object_ref, d.file or "")) if d.object_ref else None
+        if copies is None:
+            rest.append(d)
+        else:
+            mine[id(_copy_of(d, copies))].append(d)
+    for refused in load.refused:
+        uid = _uid_of(refused.source, refused.key)
+        found = mine[id(refused)]
+        results.append(_invalid(uid, found, object_ref=refused.key, source=refused.source))
+    return rest
+
+
+def _copy_of(diag: Diagnostic, copies: Sequence[_T]) -> _T:
     """Which of the copies of one object in one file a diagnostic is about: the last that
     starts at or before its line (the first, for one without a line). Grouped by object and
     file alone, each copy was given the other's diagnostics too, and `admit` said every one
