@@ -26,12 +26,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TextIO
+from functools import cache
+from typing import Any, TextIO, get_args
 
 from pydantic import ValidationError
 
 from smi.apis import registry
-from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt
+from smi.apis.served import ConversionNotPossible, LossyAnnotationCorrupt, Served
 from smi.errors import Diagnostic
 from smi.gcpause import gc_paused
 from smi.ports import is_port, not_a_port
@@ -526,6 +527,9 @@ class _Loader:
         )
 
 
+_NOT_LOADED: Any = object()  # (`_SmiDocument._parse`: no hub object is this)
+
+
 class _SmiDocument:
     """One document of an SMI group: version and kind served, layout, schema, hub object."""
 
@@ -555,44 +559,44 @@ class _SmiDocument:
         if served is None:
             self._unserved()
             return
-        if not self._layout_ok(flat=served.flat) or not self._metadata_ok():
-            return
         start = len(self.loader.out.diagnostics)
+        if not self._layout_ok(served):
+            self._refused(source, start)
+            return
+        if not self._metadata_ok():
+            return
         typed = self._metadata_typed()  # reported, and the schema's problems with them
+        obj = self._parse(served)
+        if obj is _NOT_LOADED or not typed:
+            self._refused(source, start)
+            return
+        resource = Resource(
+            obj=obj,
+            api_version=self.api_version,
+            kind=self.kind,
+            source=source,
+            raw=self.value,
+            lines=self.lines,
+        )
+        self.loader.out.resources.append(resource)
+
+    def _parse(self, served: Served) -> Any:
+        """The hub object, or `_NOT_LOADED` with the reasons reported."""
         try:
-            obj = registry.parse_as(served, self._with_namespace())
+            return registry.parse_as(served, self._with_namespace())
         except ValidationError as exc:
             where = f"{self.api_version} {self.kind}"
             for d in schema_diagnostics(exc, where=where):
                 self.loader.out.diagnostics.append(
                     d.located(file=self.loader.filename, line=self.line(d.path))
                 )
-            self._refused(source, start)
-            return
         except LossyAnnotationCorrupt as exc:
             self.fail("SMI4004", str(exc), path="metadata.annotations")
-            self._refused(source, start)
-            return
         except (ConversionNotPossible, LookupError, ValueError) as exc:
             self.fail("SMI2004", str(exc))
-            self._refused(source, start)
-            return
         except RecursionError:
             self.fail("SMI1010", "document nested too deeply")
-            self._refused(source, start)
-            return
-        if not typed:
-            self._refused(source, start)
-        else:
-            resource = Resource(
-                obj=obj,
-                api_version=self.api_version,
-                kind=self.kind,
-                source=source,
-                raw=self.value,
-                lines=self.lines,
-            )
-            self.loader.out.resources.append(resource)
+        return _NOT_LOADED
 
     def _refused(self, source: Source, start: int) -> None:
         """The object named itself but did not load: its problems (those reported since
@@ -639,8 +643,8 @@ class _SmiDocument:
             "SMI1006", f"{self.api_version} is not a served SMI version{hint}", path="apiVersion"
         )
 
-    def _layout_ok(self, *, flat: bool) -> bool:
-        if flat:
+    def _layout_ok(self, served: Served) -> bool:
+        if served.flat:
             if "spec" in self.value and self.kind in _SPEC_FIELDS:
                 self.fail(
                     "SMI2005",
@@ -655,12 +659,27 @@ class _SmiDocument:
             return True
         misplaced = [k for k in self.value if k in spec_fields]
         for key in misplaced:
-            self.fail(
-                "SMI2005",
-                f"{self.api_version} {self.kind} expects '{key}' under 'spec' (at the object "
-                "root it is the flat layout of an older version, and would be pruned)",
-                path=key,
-            )
+            if key in spec_field_names(served):
+                message = (
+                    f"{self.api_version} {self.kind} expects '{key}' under 'spec' (at the "
+                    "object root it is the flat layout of an older version, and would be pruned)"
+                )
+            else:  # moved under `spec`, it would be "unknown field": say where it is one
+                having = [
+                    s.api_version
+                    for s in registry.served(served.group)
+                    if s.kind == self.kind and key in spec_field_names(s)
+                ]
+                message = (
+                    f"{self.api_version} {self.kind} has no '{key}' field, at the object root "
+                    "or under 'spec'"
+                    + (
+                        f" ({' and '.join(having)} {self.kind} has it, under 'spec')"
+                        if having
+                        else ""
+                    )
+                )
+            self.fail("SMI2005", message, path=key)
         return not misplaced
 
     def _metadata_ok(self) -> bool:
@@ -695,6 +714,19 @@ class _SmiDocument:
         if not isinstance(meta, dict) or meta.get("namespace"):
             return self.value
         return {**self.value, "metadata": {**meta, "namespace": self.loader.default_namespace}}
+
+
+@cache
+def spec_field_names(served: Served) -> frozenset[str]:
+    """The fields (by their names in documents) of `served`'s `spec`, none for a flat layout:
+    TCPRoute has `spec.matches` from specs v1alpha4 on only, so telling a v1alpha3 writer to
+    move a root `matches` under `spec` sent them to an "unknown field" error next."""
+    field = served.wire.model_fields.get("spec")
+    names: set[str] = set()
+    for model in get_args(field.annotation) or (field.annotation,) if field is not None else ():
+        for name, info in getattr(model, "model_fields", {}).items():
+            names.add(info.alias or name)
+    return frozenset(names)
 
 
 def service_port_problems(service: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:

@@ -77,3 +77,24 @@ def test_admit_counts_an_object_that_did_not_load_as_invalid(
         "invalid": 2,
         "load_errors": 0,
     }
+
+
+def test_a_root_field_no_spec_of_that_version_has_is_not_sent_under_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TCPRoute has `spec.matches` from specs v1alpha4 on: "expects 'matches' under 'spec'"
+    sent a v1alpha3 writer to an "unknown field" error next."""
+    path = tmp_path / "tcp.yaml"
+    path.write_text(
+        "apiVersion: specs.smi-spec.io/v1alpha3\nkind: TCPRoute\n"
+        "metadata: {name: db, namespace: shop}\nmatches: {ports: [5432]}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "validate", "-f", str(path))
+    assert code == 1
+    assert out == (
+        f"{path}:4: matches: specs.smi-spec.io/v1alpha3 TCPRoute has no 'matches' field, at the "
+        "object root or under 'spec' (specs.smi-spec.io/v1alpha4 TCPRoute has it, under "
+        "'spec') (SMI2005)\n"
+    )
+    assert err.strip().endswith("INVALID: 1 SMI object in 1 file; 1 error, 0 warnings")
