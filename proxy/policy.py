@@ -335,18 +335,25 @@ class ControlPlaneSource:
                 deadline=self.poll_timeout + 15.0,
             )
         except HttpClientError as exc:
-            raise PolicySourceError(f"control plane {self.url}: {exc}") from exc
+            raise self._unreachable(f"control plane {self.url}: {exc}") from exc
         if resp.status == 304:
             self.pause = _seconds(resp.headers.get("retry-after"))
             return False
         if resp.status != 200:
             why = _reason(resp.body)
-            raise PolicySourceError(
+            raise self._unreachable(
                 f"control plane {self.url} answered {resp.status}" + (f": {why}" if why else "")
             )
+        # A 200 whose document is refused is counted `rejected` by the holder, not also here.
         changed = await self.holder.install(resp.body)
         self.etag = _etag(resp.headers.get("etag"), self.holder.policy)
         return changed
+
+    def _unreachable(self, message: str) -> PolicySourceError:
+        """A poll that brought no document (no answer, or not a 200 or 304), counted once as
+        `unreachable` where it failed: each poll is counted under one result only."""
+        self.holder.metrics.policy_update("unreachable")
+        return PolicySourceError(message)
 
     def reload(self) -> None:
         """SIGHUP: ask again now, for the full policy."""
@@ -375,8 +382,7 @@ class ControlPlaneSource:
                 if not self._reloading:
                     raise
                 self._reloading = False
-            except PolicySourceError as exc:
-                self.holder.metrics.policy_update("unreachable")
+            except PolicySourceError as exc:  # (counted where it was raised)
                 self.failures += 1
                 delay = min(self.backoff[1], self.backoff[0] * 2 ** min(self.failures, 10))
                 kept = (

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
 
 import pytest
+from control_plane_fakes import control_plane, http_response
 
 from proxy.metrics import Metrics
-from proxy.policy import FileSource, PolicyHolder, PolicySourceError, parse_endpoints
+from proxy.policy import (
+    ControlPlaneSource,
+    FileSource,
+    PolicyHolder,
+    PolicySourceError,
+    parse_endpoints,
+)
 from smi.compiler.ir import AuthzRule, Endpoint, HttpMatch, MeshPolicy
 
 WEB = "spiffe://cluster.local/ns/shop/sa/web"
@@ -102,3 +111,26 @@ async def test_endpoints_file_source_updates_the_holder(tmp_path: Path) -> None:
     await FileSource(path, holder, kind="endpoints").load()
     assert holder.endpoints_of("shop/web") == (Endpoint("a", 1, WEB),)
     assert holder.endpoints_of("shop/none") is None
+
+
+async def test_each_poll_of_the_control_plane_is_counted_under_one_result() -> None:
+    # Before: a 200 whose document was refused counted `rejected` (the holder) and then
+    # `unreachable` too (the loop counted every failed poll), though the control plane answered.
+    answers = [
+        http_response(200, b"<html>oops</html>"),  # read, refused
+        http_response(500, b'{"error": "boom"}'),  # no document
+        http_response(200, _policy(1).to_json().encode()),
+    ]
+    holder = PolicyHolder(Metrics())
+    applied = asyncio.Event()
+    holder.on_change.append(lambda _index: applied.set())
+    async with control_plane(lambda n: answers[min(n, 2)]) as (url, _heads):
+        source = ControlPlaneSource(url, holder, backoff=(0.001, 0.002), min_interval=60.0)
+        task = asyncio.ensure_future(source.run())
+        try:
+            await asyncio.wait_for(applied.wait(), 5.0)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert holder.metrics.policy_updates == {"rejected": 1, "unreachable": 1, "applied": 1}
