@@ -64,6 +64,10 @@ class Listeners:
 
 
 class Proxy:
+    # How long the first policy (and endpoints) load may take before the proxy serves without
+    # it (unready); the source goes on trying in the background.
+    first_load_timeout = 5.0
+
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.metrics = Metrics()
@@ -307,10 +311,15 @@ class Proxy:
             if source is None:
                 continue
             try:
-                async with asyncio.timeout(5.0):
+                async with asyncio.timeout(self.first_load_timeout):
                     await source.load()
-            except (PolicySourceError, TimeoutError) as exc:
-                log.error("policy: %s (not ready until one loads)", exc or "timed out")
+            except TimeoutError:  # (prints as nothing: `exc or ...` took the exception itself)
+                log.error(
+                    "policy: timed out after %gs (not ready until one loads)",
+                    self.first_load_timeout,
+                )
+            except PolicySourceError as exc:
+                log.error("policy: %s (not ready until one loads)", exc)
 
     async def _refresh_certs(self, *, force: bool = False) -> bool:
         if isinstance(self.certs, CsrCertificates):

@@ -177,7 +177,13 @@ class _Relay(Pipe):
                 transport, protocol = await dial(Pipe, target, ctx)
         except (OSError, TimeoutError) as exc:
             self.stats.error("connect")
-            log.warning("tcp: cannot connect to %s:%d: %s", target.host, target.port, exc)
+            # (asyncio.timeout's TimeoutError, and some OSErrors, print as nothing at all.)
+            why = str(exc) or (
+                f"no connection within {self.timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else type(exc).__name__
+            )
+            log.warning("tcp: cannot connect to %s:%d: %s", target.host, target.port, why)
             self.close()
             return
         if target.identity is not None and peer_spiffe_id(transport) != target.identity:

@@ -4,10 +4,13 @@ allowed one's bytes all arrive — also when it closes before the app connection
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
+import pytest
 from proxy_fakes import FakeTransport
 
+from proxy import tcp
 from proxy.metrics import Metrics
 from proxy.policy import PolicyHolder
 from proxy.routing import InboundRouter, PeerIdentities
@@ -121,3 +124,24 @@ async def test_an_app_that_refuses_the_connection_closes_the_caller() -> None:
     await asyncio.wait_for(asyncio.gather(*state.tasks), 2)
     assert downstream.closed and downstream.writes == []
     assert relay.router.stats.errors.get("connect") == 1
+
+
+async def test_a_connection_to_the_app_that_times_out_says_so_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: asyncio.timeout's TimeoutError prints as nothing: "cannot connect to ...: ".
+    async def never(*args: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(tcp, "dial", never)
+    state = ServerState()
+    relay = InboundTcp(router=_router(5432, caller=WEB), state=state, timeout=0.05)
+    downstream = FakeTransport()
+    relay.connection_made(downstream)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="smictl.proxy"):
+        relay.data_received(b"hello")
+        await asyncio.wait_for(asyncio.gather(*state.tasks), 2)
+    assert downstream.closed
+    assert [r.getMessage() for r in caplog.records] == [
+        "tcp: cannot connect to 127.0.0.1:5432: no connection within 0.05s"
+    ]
