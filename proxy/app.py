@@ -342,7 +342,9 @@ class Proxy:
                 await self._refresh_certs(force=csr)
             except CertificateError as exc:
                 failures = min(failures + 1, 6)
-                if str(exc) != self.cert_error:  # (a file still missing: once, not every second)
+                # A file still missing, or one refused and tried again at every tick (not yet
+                # valid): said once, not every second.
+                if str(exc) != self.cert_error or exc.new_files:
                     self.cert_error = str(exc)
                     kept = "keeping the current one" if self.tls.ready else "none loaded: not ready"
                     log.error("certificate refresh failed: %s; %s", exc, kept)

@@ -56,6 +56,10 @@ log = logging.getLogger("smictl.proxy.tls")
 class CertificateError(Exception):
     """A certificate or key cannot be used (unreadable, wrong identity, expired, wrong CA)."""
 
+    # Files written since the last refusal were refused: worth a log line even when the reason
+    # is the last one's (a refusal repeated at every watch tick is logged once).
+    new_files = False
+
 
 # Renew two thirds into the lifetime (smi.pki.renewal_time's rule, on the decoded dates).
 _RENEW_AT = 2 / 3
@@ -162,8 +166,9 @@ class WorkloadTLS:
         own, which the injector hands to the proxy (SMI_PROXY_CONTROL_PLANE_CA_PEM)."""
         return self._control_plane
 
-    def install(self, cert_pem: bytes, key_pem: bytes) -> bool:
-        """Check and use a new certificate; False (and the old one kept) if it is the same."""
+    def install(self, cert_pem: bytes, key_pem: bytes, *, count: bool = True) -> bool:
+        """Check and use a new certificate; False (and the old one kept) if it is the same.
+        `count=False`: a refusal is not counted (the same files tried again)."""
         der = _leaf_der(cert_pem)
         if self.material is not None and der == self.material.der:
             return False
@@ -178,9 +183,10 @@ class WorkloadTLS:
             client.load_cert_chain(cert_file, key_file, password=b"")
             probe.load_cert_chain(cert_file, key_file, password=b"")
         except OSError as exc:  # ssl.SSLError is one
-            self.metrics.cert_renewal("rejected")
+            if count:
+                self.metrics.cert_renewal("rejected")
             raise CertificateError(f"certificate and key do not match: {exc}") from exc
-        decoded = self._check(probe)
+        decoded = self._check(probe, count=count)
         self.server.load_cert_chain(cert_file, key_file, password=b"")
         not_after = _cert_time(decoded["notAfter"])
         self._client = client
@@ -192,7 +198,7 @@ class WorkloadTLS:
         log.info("certificate for %s installed, expires %s", self.identity, iso_time(not_after))
         return True
 
-    def _check(self, candidate: ssl.SSLContext) -> dict[str, Any]:
+    def _check(self, candidate: ssl.SSLContext, *, count: bool = True) -> dict[str, Any]:
         """The decoded certificate of `candidate` (a server context holding it), as a peer
         trusting only the mesh CA sees it; CertificateError if that peer refuses it or it
         names another identity."""
@@ -212,7 +218,8 @@ class WorkloadTLS:
         if problem is None and identity_in(decoded) != self.identity:
             problem = f"certificate names {identity_in(decoded)}, not {self.identity}"
         if problem is not None:
-            self.metrics.cert_renewal("rejected")
+            if count:
+                self.metrics.cert_renewal("rejected")
             raise CertificateError(problem)
         return decoded
 
@@ -236,13 +243,20 @@ class WorkloadTLS:
 
 
 class FileCertificates:
-    """Certificate and key files written by someone else (a volume, `smictl certs issue`)."""
+    """Certificate and key files written by someone else (a volume, `smictl certs issue`).
+
+    Files that were refused are tried again at every look, not only once they change: a
+    certificate that is not valid yet (written ahead of its notBefore) becomes valid with no
+    change to the files, and one from a CA the bundle did not hold may be trusted after the CA
+    is reloaded. The refusal of the same files is counted once (`count`) and marked as not
+    new, so that the caller logs it once."""
 
     def __init__(
         self, tls: WorkloadTLS, *, cert: str | os.PathLike[str], key: str | os.PathLike[str]
     ) -> None:
         self.tls, self.cert, self.key = tls, os.fspath(cert), os.fspath(key)
-        self._sig: tuple[float, float] | None = None
+        self._sig: tuple[float, float] | None = None  # of the files taken (installed or same)
+        self._refused: tuple[float, float] | None = None  # of the files last refused
 
     def refresh(self, *, force: bool = False) -> bool:
         try:
@@ -252,8 +266,15 @@ class FileCertificates:
             cert_pem, key_pem = read_file(self.cert), read_file(self.key)
         except OSError as exc:
             raise CertificateError(f"cannot read certificate files: {exc}") from exc
-        self._sig = sig
-        return self.tls.install(cert_pem, key_pem)
+        again = sig == self._refused and not force
+        try:
+            changed = self.tls.install(cert_pem, key_pem, count=not again)
+        except CertificateError as exc:
+            exc.new_files = sig != self._refused
+            self._refused = sig
+            raise
+        self._sig, self._refused = sig, None
+        return changed
 
 
 class CsrCertificates:

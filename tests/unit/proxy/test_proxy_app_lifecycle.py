@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from proxy.app import Proxy
 from proxy.cli import register
 from proxy.config import from_args
+from smi import pki
 from smi.compiler.ir import MeshPolicy
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
@@ -68,3 +71,38 @@ async def test_a_first_policy_load_that_times_out_says_so(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == ["policy: timed out after 0.05s (not ready until one loads)"]
     assert proxy.tls.ready and proxy.holder.index is None
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_certificate_file_not_yet_valid_is_taken_once_it_is(
+    tmp_path: Path, ca: CertificateAuthority, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: refused at the first load, the files were never looked at again (until they
+    # changed, or SIGHUP), and the proxy stayed unready.
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pki, "_CLOCK_SKEW", timedelta(seconds=-1.5))  # notBefore 1.5 s from now
+        cert, key = ca.issue_workload(WEB)
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(key)
+    with caplog.at_level(logging.INFO, logger="smictl.proxy"):
+        await proxy._first_load()
+        assert not proxy.tls.ready
+        loop = asyncio.ensure_future(proxy._cert_loop())  # every 0.05 s
+        try:
+            for _ in range(100):
+                if proxy.tls.ready:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+    assert proxy.tls.ready and proxy.tls.material is not None
+    assert proxy.tls.material.cert_pem == cert
+    # Tried about 30 times before it was valid: said once.
+    assert len(_errors(caplog)) == 1
+    assert "certificate is not valid now" in _errors(caplog)[0]
+    assert proxy.metrics.cert_renewals == {"rejected": 1, "installed": 1}

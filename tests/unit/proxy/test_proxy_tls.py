@@ -24,6 +24,7 @@ from proxy.tls import (
     handshake_in_memory,
     server_context,
 )
+from smi import pki
 from smi.identity import Identity
 from smi.pki import CertificateAuthority
 
@@ -137,6 +138,39 @@ def test_file_certificates_are_reloaded_when_they_change(
     key_file.unlink()
     with pytest.raises(CertificateError, match="cannot read"):
         files.refresh(force=True)
+
+
+def _not_yet_valid(ca: CertificateAuthority, seconds: float) -> tuple[bytes, bytes]:
+    """A certificate for WEB valid from `seconds` from now (its notBefore is not back-dated
+    by the clock skew allowance but put ahead by this much)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pki, "_CLOCK_SKEW", timedelta(seconds=-seconds))
+        return ca.issue_workload(WEB)
+
+
+def test_files_refused_are_tried_again_until_their_certificate_is_valid(
+    ca: CertificateAuthority, tls: WorkloadTLS, tmp_path: Path
+) -> None:
+    # Before: the files were remembered as seen before the certificate was refused, and never
+    # looked at again unless they changed (or SIGHUP): the proxy stayed unready for good.
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    for f, data in zip((cert_file, key_file), _not_yet_valid(ca, 1.5), strict=True):
+        f.write_bytes(data)
+    files = FileCertificates(tls, cert=cert_file, key=key_file)
+    with pytest.raises(CertificateError, match="not valid now") as first:
+        files.refresh(force=True)
+    assert first.value.new_files
+    with pytest.raises(CertificateError, match="not valid now") as again:
+        files.refresh()  # tried again, the same files: not new, not counted again
+    assert not again.value.new_files
+    deadline = time.monotonic() + 5
+    while not tls.ready and time.monotonic() < deadline:
+        with contextlib.suppress(CertificateError):
+            files.refresh()
+        time.sleep(0.05)
+    assert tls.ready
+    assert tls.metrics.cert_renewals == {"rejected": 1, "installed": 1}
+    assert files.refresh() is False  # taken: not read again until the files change
 
 
 def test_control_plane_answers_are_read_as_json_or_pem() -> None:
