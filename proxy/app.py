@@ -1,9 +1,10 @@
 """One proxy process: listeners, policy and certificate sources, signals, draining.
 
-`Proxy(config).serve()` binds every listener (inbound mTLS per app port, outbound HTTP,
-outbound TCP per mapped service, admin), loads the first policy and certificate, and runs until
-SIGTERM/SIGINT. SIGHUP re-reads certificates and policy. On SIGTERM the mesh listeners stop
-accepting, `/ready` turns false, idle connections close, and requests in flight get up to
+`Proxy(config).serve()` loads the first policy and certificate, binds every listener (inbound
+mTLS per app port, outbound HTTP, outbound TCP per mapped service, admin), and runs until
+SIGTERM/SIGINT; one that comes during the first load cancels it, and no listener is opened.
+SIGHUP re-reads certificates and policy. On SIGTERM the mesh listeners stop accepting,
+`/ready` turns false, idle connections close, and requests in flight get up to
 `drain_timeout` seconds to finish. The admin listener stays up until the drain ends, so a
 readiness probe gets the 503 `draining` the docs promise (not a refused connection) and the
 drain can still be scraped; it closes last.
@@ -20,6 +21,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -380,8 +382,14 @@ class Proxy:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        await self._first_load()
+    async def start(self) -> bool:
+        """Load the first certificate and policy, then open the listeners and start the
+        sources. False, with no listener opened, when a stop signal came first: the first load
+        can take a while (a CSR may wait 15 s for a control plane that does not answer, a
+        policy 5 s more), and a proxy told to stop then has nothing to serve or drain."""
+        if not await self._unless_stopped(self._first_load()) or self.stopping.is_set():
+            log.info("stopped during start-up: no listener opened")
+            return False
         await self._start_listeners()
         self.state.start()
         self.state.spawn(self.policy_source.run())
@@ -397,6 +405,24 @@ class Proxy:
             self.listeners.ports,
             native.state(),
         )
+        return True
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` to its end, or until a stop signal, which cancels it; whether it ended."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            return False
+        task.result()  # (its exception, if it raised one)
+        return True
 
     def _register(self) -> None:
         cfg = self.config
@@ -454,8 +480,8 @@ class Proxy:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
-            await self.start()
-            await self.stopping.wait()
+            if await self.start():
+                await self.stopping.wait()
         finally:
             await self.shutdown()
 

@@ -49,13 +49,18 @@ def ca(tmp_path: Path) -> CertificateAuthority:
 def proxy(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Proxy]:
     made = Proxy(from_args(_config(tmp_path)))
     yield made
-    made.tls.cleanup()
+    with contextlib.suppress(FileNotFoundError):  # (shutdown did it)
+        made.tls.cleanup()
 
 
 class _Silent:
     """A policy source that never answers (a control plane that accepts and says nothing)."""
 
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+
     async def load(self) -> None:
+        self.asked.set()
         await asyncio.Event().wait()
 
 
@@ -106,3 +111,24 @@ async def test_a_certificate_file_not_yet_valid_is_taken_once_it_is(
     assert len(_errors(caplog)) == 1
     assert "certificate is not valid now" in _errors(caplog)[0]
     assert proxy.metrics.cert_renewals == {"rejected": 1, "installed": 1}
+
+
+async def test_a_stop_during_start_up_cancels_it_and_opens_no_listener(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: SIGTERM was only looked at once the first load had timed out (a CSR's 15 s and a
+    # policy's 5 s, whatever --drain-timeout said), and then the listeners were opened anyway.
+    silent = proxy.policy_source = _Silent()  # type: ignore[assignment]
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.INFO, logger="smictl.proxy"):
+        serving = asyncio.ensure_future(proxy.serve())
+        await asyncio.wait_for(silent.asked.wait(), 5)
+        asked_to_stop = loop.time()
+        proxy.stopping.set()  # what SIGTERM does
+        await asyncio.wait_for(serving, 5)
+    assert loop.time() - asked_to_stop < 1.0
+    assert proxy.listeners.servers == [] and proxy.listeners.admin is None
+    assert proxy.listeners.ports == {}
+    messages = [r.getMessage() for r in caplog.records]
+    assert "stopped during start-up: no listener opened" in messages
+    assert not any("listening" in m for m in messages)
