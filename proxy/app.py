@@ -82,6 +82,8 @@ class Proxy:
         self.token = BearerToken(config.token_file, config.token)
         self.tls = self._tls()
         self.cert_error = ""  # the certificate failure last logged (said once while it lasts)
+        self.ca_error = ""  # the same for the mesh CA file
+        self._ca_sig: tuple[int, int, int] | None = None  # of the --ca file last read
         self.pool = ConnectionPool(connect_timeout=config.connect_timeout, state=self.state)
         self.metrics.pool = self.pool
         self.access_log: AccessLog | None = None
@@ -244,10 +246,8 @@ class Proxy:
                 metrics=self.metrics,
                 peers=peers,
             )
-            factory = tlslayer.server_factory(
-                self.tls.server,
-                self._inbound_factory(router),
-                handshake_timeout=limits.header_timeout,
+            factory = self._tls_factory(
+                self._inbound_factory(router), handshake_timeout=limits.header_timeout
             )
             inbound[str(spec.app_port)] = await self._listen(factory, cfg.bind, spec.port)
         ports["inbound"] = inbound
@@ -282,6 +282,18 @@ class Proxy:
             ports["admin"] = await self._listen(
                 lambda: AdminProtocol(pages, bounds), cfg.admin_bind, cfg.admin, admin=True
             )
+
+    def _tls_factory(self, factory: Any, *, handshake_timeout: float) -> Any:
+        """`tlslayer.server_factory`, with the server context read for every connection: a
+        reloaded mesh CA replaces it (`WorkloadTLS.use_ca`)."""
+        tls = self.tls
+
+        def make() -> tlslayer.TlsLayer:
+            return tlslayer.TlsLayer(
+                tls.server, server_side=True, factory=factory, handshake_timeout=handshake_timeout
+            )
+
+        return make
 
     def _inbound_factory(self, router: InboundRouter) -> Any:
         cfg = self.config
@@ -368,10 +380,60 @@ class Proxy:
     def reload(self) -> None:
         """SIGHUP."""
         log.info("SIGHUP: reloading certificates and policy")
+        self._reload_ca(force=True)  # first: the certificate is checked against it
         self.policy_source.reload()
         if self.endpoints_source is not None:
             self.endpoints_source.reload()
         self.state.spawn(self._reload_certs())
+
+    def _reload_ca(self, *, force: bool = False) -> bool:
+        """Re-read the mesh CA bundle (`--ca`) if the file changed (or `force`: SIGHUP), and
+        trust the new one from now on; True when it changed. One that cannot be read or used
+        is refused with a log line, and the one in use stays."""
+        path = self.config.ca
+        if path is None:  # --ca-pem: nothing to re-read
+            return False
+        try:
+            st = os.stat(path)
+            sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if sig == self._ca_sig and not force:
+                return False
+            pem = read_file(path)
+        except OSError as exc:  # looked at again next time; said once (or on SIGHUP)
+            problem = f"cannot read it: {exc.strerror}"
+            if force or problem != self.ca_error:
+                log.error("mesh CA --ca %s: %s; keeping the current one", path, problem)
+            self.ca_error = problem
+            return False
+        self._ca_sig, self.ca_error = sig, ""
+        try:
+            changed = self.tls.use_ca(pem)
+        except CertificateError as exc:  # (read once per change of the file: said each time)
+            log.error("mesh CA --ca %s: %s; keeping the current one", path, exc)
+            return False
+        if changed:
+            log.info("mesh CA --ca %s reloaded: new connections trust this bundle", path)
+            self._follow_control_plane_context()
+        return changed
+
+    def _follow_control_plane_context(self) -> None:
+        """The control plane's clients take the control-plane context anew (it follows the
+        mesh CA when no CA of its own was given)."""
+        ctx = self.tls.control_plane_context()
+        # (None where the URL is http: nothing to verify.)
+        policy, certs, registrar = self.policy_source, self.certs, self.registrar
+        if isinstance(policy, ControlPlaneSource) and policy.ssl_context is not None:
+            policy.ssl_context = ctx
+        if isinstance(certs, CsrCertificates) and certs.ssl_context is not None:
+            certs.ssl_context = ctx
+        if registrar is not None and registrar.ssl_context is not None:
+            registrar.ssl_context = ctx
+
+    async def _ca_loop(self) -> None:
+        """The mesh CA file is looked at every watch interval, as certificate files are."""
+        while True:
+            await asyncio.sleep(self.config.watch_interval)
+            self._reload_ca()
 
     async def _reload_certs(self) -> None:
         try:
@@ -396,6 +458,8 @@ class Proxy:
         if self.endpoints_source is not None:
             self.state.spawn(self.endpoints_source.run())
         self.state.spawn(self._cert_loop())
+        if self.config.ca is not None:
+            self.state.spawn(self._ca_loop())
         self._register()
         if self.config.ports_file is not None:
             _write_atomically(self.config.ports_file, json.dumps(self.listeners.ports))

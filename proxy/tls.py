@@ -8,7 +8,9 @@ client context presents this workload's certificate and verifies the peer agains
 Rotation keeps open connections: the server context is updated in place (`load_cert_chain` on a
 live context affects only handshakes that start afterwards; established connections keep the
 certificate they were set up with), and a fresh client context replaces the old one for new
-upstream connections. A candidate certificate is checked first (matches its key, issued by the
+upstream connections. A new mesh CA bundle (`--ca` re-read) is used the same way: new
+contexts for the handshakes that start afterwards, open connections left alone. A candidate
+certificate is checked first (matches its key, issued by the
 mesh CA, names this identity, not expired); a bad one is refused and the current one stays.
 
 Certificates come from files (re-read when they change, or on SIGHUP) or from the control
@@ -128,6 +130,9 @@ class WorkloadTLS:
         self.ca_pem = ca_pem
         self.metrics = metrics
         self.handshake_errors = HandshakeErrors(metrics)
+        # The control plane's own CA, if one was given: else it is verified against the mesh
+        # CA, and its context follows the mesh CA when that is reloaded (`use_ca`).
+        self._control_plane_ca_pem = control_plane_ca_pem
         try:
             # Checked now, not at the first call: a bad one is a start-up error.
             self._control_plane = ssl.create_default_context(
@@ -136,10 +141,9 @@ class WorkloadTLS:
         except (ssl.SSLError, ValueError) as exc:
             where = "control plane CA" if control_plane_ca_pem else "mesh CA"
             raise CertificateError(f"{where}: cannot read certificate: {exc}") from exc
-        try:
-            self.server = server_context(ca_pem, observer=self.handshake_errors)
-        except (ssl.SSLError, ValueError) as exc:
-            raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
+        # The inbound listeners' context: read for every connection accepted, so that a new
+        # one (`use_ca`) takes over for the handshakes that start afterwards.
+        self.server = self._server_context(ca_pem)
         self._client: ssl.SSLContext | None = None
         self.material: Material | None = None
         self._dir = _private_dir("smictl-proxy-")
@@ -166,19 +170,77 @@ class WorkloadTLS:
         own, which the injector hands to the proxy (SMI_PROXY_CONTROL_PLANE_CA_PEM)."""
         return self._control_plane
 
+    def _server_context(self, ca_pem: bytes) -> MeshContext:
+        try:
+            return server_context(ca_pem, observer=self.handshake_errors)
+        except (ssl.SSLError, ValueError) as exc:
+            raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
+
+    def use_ca(self, ca_pem: bytes) -> bool:
+        """Trust the mesh CA bundle `ca_pem` from now on; False if it is the one in use.
+
+        A context's trust store can be added to but not taken from, so new server and client
+        contexts (and the control plane's, when it follows the mesh CA) are built with the
+        current certificate and replace the old ones: new connections use them, open ones
+        keep the contexts they were set up with, as with a certificate rotation. A bundle that
+        cannot be read raises CertificateError and the current one stays."""
+        if ca_pem == self.ca_pem:
+            return False
+        server = self._server_context(ca_pem)
+        control_plane = self._control_plane
+        if self._control_plane_ca_pem is None:
+            try:
+                control_plane = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+            except (ssl.SSLError, ValueError) as exc:
+                raise CertificateError(f"mesh CA: cannot read certificate: {exc}") from exc
+        client = None
+        if self.material is not None:
+            client = client_context(ca_pem, observer=self.handshake_errors)
+            pair = self.material.cert_pem, self.material.key_pem
+            try:
+                cert_file, key_file = self._write_pair(*pair)
+                server.load_cert_chain(cert_file, key_file, password=b"")
+                client.load_cert_chain(cert_file, key_file, password=b"")
+            except OSError as exc:  # ssl.SSLError is one
+                raise CertificateError(f"cannot use the certificate with it: {exc}") from exc
+            self._warn_if_untrusted(ca_pem, cert_file, key_file)
+        self.ca_pem, self.server, self._control_plane = ca_pem, server, control_plane
+        if client is not None:
+            self._client = client
+        return True
+
+    def _warn_if_untrusted(self, ca_pem: bytes, cert_file: str, key_file: str) -> None:
+        """The certificate in use is kept under a new bundle (peers may still trust it), but
+        one the bundle would refuse is said: peers with the same bundle refuse this workload."""
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        probe.load_cert_chain(cert_file, key_file, password=b"")
+        try:
+            _verified_by(probe, client_context(ca_pem))
+        except ssl.SSLError as exc:
+            log.warning(
+                "the certificate in use is not trusted by the new mesh CA bundle (%s): peers "
+                "with this bundle refuse it until it is replaced",
+                exc.verify_message if isinstance(exc, ssl.SSLCertVerificationError) else exc,
+            )
+
+    def _write_pair(self, cert_pem: bytes, key_pem: bytes) -> tuple[str, str]:
+        """The pair in this process's private files (OpenSSL loads a chain from files)."""
+        cert_file = os.path.join(self._dir, "cert.pem")
+        key_file = os.path.join(self._dir, "key.pem")
+        _write_private(cert_file, cert_pem)
+        _write_private(key_file, key_pem)
+        return cert_file, key_file
+
     def install(self, cert_pem: bytes, key_pem: bytes, *, count: bool = True) -> bool:
         """Check and use a new certificate; False (and the old one kept) if it is the same.
         `count=False`: a refusal is not counted (the same files tried again)."""
         der = _leaf_der(cert_pem)
         if self.material is not None and der == self.material.der:
             return False
-        cert_file = os.path.join(self._dir, "cert.pem")
-        key_file = os.path.join(self._dir, "key.pem")
         client = client_context(self.ca_pem, observer=self.handshake_errors)
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            _write_private(cert_file, cert_pem)
-            _write_private(key_file, key_pem)
+            cert_file, key_file = self._write_pair(cert_pem, key_pem)
             # password=b"": an encrypted key is refused, never prompted for on a terminal.
             client.load_cert_chain(cert_file, key_file, password=b"")
             probe.load_cert_chain(cert_file, key_file, password=b"")

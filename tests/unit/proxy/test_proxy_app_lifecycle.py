@@ -132,3 +132,35 @@ async def test_a_stop_during_start_up_cancels_it_and_opens_no_listener(
     messages = [r.getMessage() for r in caplog.records]
     assert "stopped during start-up: no listener opened" in messages
     assert not any("listening" in m for m in messages)
+
+
+def test_the_control_plane_clients_follow_a_reloaded_mesh_ca(tmp_path: Path) -> None:
+    # With no --control-plane-ca, the control plane is verified against the mesh CA: its
+    # policy polls and CSRs (made with contexts handed out at start) follow a new bundle too.
+    from proxy.policy import ControlPlaneSource
+    from proxy.tls import CsrCertificates
+
+    (tmp_path / "ca.pem").write_bytes(CertificateAuthority.create().cert_pem())
+    (tmp_path / "token").write_text("t0k\n")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    argv = ["proxy", "--identity", "shop/web", "--ca", str(tmp_path / "ca.pem"),
+            "--policy", "https://cp.example:8443/mesh/v1/policy",
+            "--token-file", str(tmp_path / "token"), "--outbound", "0"]  # fmt: skip
+    proxy = Proxy(from_args(parser.parse_args(argv)))
+    try:
+        assert isinstance(proxy.policy_source, ControlPlaneSource)
+        assert isinstance(proxy.certs, CsrCertificates)
+        before = proxy.tls.control_plane_context()
+        assert proxy._reload_ca(force=True) is False  # the same bundle
+        new = CertificateAuthority.create()
+        (tmp_path / "ca.pem").write_bytes(new.cert_pem())
+        assert proxy._reload_ca(force=True) is True
+        ctx = proxy.tls.control_plane_context()
+        assert ctx is not before
+        assert proxy.policy_source.ssl_context is ctx and proxy.certs.ssl_context is ctx
+        (tmp_path / "ca.pem").unlink()
+        assert proxy._reload_ca(force=True) is False  # unreadable: the one in use stays
+        assert proxy.tls.control_plane_context() is ctx and proxy.tls.ca_pem == new.cert_pem()
+    finally:
+        proxy.tls.cleanup()

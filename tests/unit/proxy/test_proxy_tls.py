@@ -339,3 +339,78 @@ def test_what_a_window_held_back_is_logged_when_it_ends(caplog: pytest.LogCaptur
         "1 more inbound TLS handshakes failed (timeout) since the last such line",
         "1 more outbound TLS handshakes failed (timeout) since the last such line",
     ]
+
+
+def _peer(tmp_path: Path, authority: CertificateAuthority, trusts: bytes) -> ssl.SSLContext:
+    """A peer proxy's client context: a certificate from `authority`, trusting `trusts`."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=trusts.decode())
+    _load_into(ctx, tmp_path, authority.issue_workload(Identity("shop", "front")))
+    return ctx
+
+
+def _accepts(tls: WorkloadTLS, peer: ssl.SSLContext) -> bool:
+    try:
+        handshake_in_memory(tls.server, peer)
+    except ssl.SSLError:
+        return False
+    return True
+
+
+def test_a_new_mesh_ca_bundle_is_trusted_from_then_on(
+    ca: CertificateAuthority,
+    tls: WorkloadTLS,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before: the bundle was read once, at start: a CA taken out of it stayed trusted and one
+    # added was never trusted.
+    tls.install(*ca.issue_workload(WEB))
+    new = CertificateAuthority.create()
+    old_peer = _peer(tmp_path, ca, ca.cert_pem())
+    new_peer = _peer(tmp_path, new, ca.cert_pem())
+    old_server, old_client = tls.server, tls.client_context
+    assert _accepts(tls, old_peer) and not _accepts(tls, new_peer)
+
+    assert tls.use_ca(ca.cert_pem() + new.cert_pem()) is True
+    assert _accepts(tls, old_peer) and _accepts(tls, new_peer)
+    assert tls.server is not old_server and tls.client_context is not old_client
+    assert tls.use_ca(ca.cert_pem() + new.cert_pem()) is False  # the one in use
+
+    with caplog.at_level(logging.WARNING, logger="smictl.proxy.tls"):
+        assert tls.use_ca(new.cert_pem()) is True
+    assert not _accepts(tls, old_peer) and _accepts(tls, new_peer)
+    # This workload's own certificate (from the old CA) is kept, and said to be untrusted.
+    assert "not trusted by the new mesh CA bundle" in caplog.text
+    # The control plane is verified against the mesh CA here: it follows.
+    trusted = tls.control_plane_context().get_ca_certs(binary_form=True)
+    assert trusted == [ssl.PEM_cert_to_DER_cert(new.cert_pem().decode())]
+
+
+@pytest.mark.parametrize("bundle", [b"", b"junk", b"-----BEGIN CERTIFICATE-----\nAA\n"])
+def test_a_mesh_ca_bundle_that_cannot_be_read_is_refused_and_the_current_one_kept(
+    ca: CertificateAuthority, tls: WorkloadTLS, tmp_path: Path, bundle: bytes
+) -> None:
+    tls.install(*ca.issue_workload(WEB))
+    server, control_plane = tls.server, tls.control_plane_context()
+    with pytest.raises(CertificateError, match="mesh CA"):
+        tls.use_ca(bundle)
+    assert tls.ca_pem == ca.cert_pem()
+    assert tls.server is server and tls.control_plane_context() is control_plane
+    assert _accepts(tls, _peer(tmp_path, ca, ca.cert_pem()))
+
+
+def test_a_control_plane_ca_of_its_own_does_not_follow_the_mesh_ca(
+    ca: CertificateAuthority,
+) -> None:
+    own = CertificateAuthority.create()
+    tls = WorkloadTLS(
+        identity=WEB, ca_pem=ca.cert_pem(), metrics=Metrics(), control_plane_ca_pem=own.cert_pem()
+    )
+    try:
+        before = tls.control_plane_context()
+        assert tls.use_ca(CertificateAuthority.create().cert_pem()) is True
+        assert tls.control_plane_context() is before
+    finally:
+        tls.cleanup()
