@@ -45,6 +45,7 @@ from proxy.tls import (
 from proxy.token import BearerToken
 from proxy.tunnels import TunnelChecks
 from proxy.upstream import ConnectionPool, Target
+from smi import atomicfile
 from smi.compiler.ir.index import PolicyIndex
 
 if TYPE_CHECKING:  # imported when configured: most sidecars use neither (memory)
@@ -602,8 +603,7 @@ def _bind(family: int, host: str, port: int, *, v6only: bool | None = None) -> s
 
 
 def _write_atomically(path: str, text: str) -> None:
-    """Readers of the ports file see the whole of it or none (a rename, not a rewrite)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Readers of the ports file see the whole of it or none (a rename, not a rewrite), and
+    the temporary file is a new one (smi.atomicfile): a predictable `FILE.tmp` was followed
+    if someone had made it a symlink, and written into if they had made it and held it."""
+    atomicfile.write_atomically(path, text.encode("utf-8"), mode=atomicfile.new_file_mode())

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from smi import atomicfile
 from smi.commands import flags
 from smi.errors import Diagnostic, SMIError
 from smi.identity import Identity, IdentityError
@@ -316,32 +317,24 @@ def _make_dir(directory: Path, *, flag: str) -> None:
 
 def _write_all(files: list[tuple[str, Path, bytes, bool]]) -> None:
     """Write every (flag, path, data, private) file, in order, or none of them: each to a
-    temporary file beside it first, then renamed over it. A reader sees the old or the new
-    file, never half of one; a target that cannot be written no longer leaves a new key
-    beside the old certificate (a pair that does not match) or a half-made CA directory."""
+    new temporary file beside it first (an unpredictable name, created exclusively:
+    smi.atomicfile), then renamed over it. A reader sees the old or the new file, never half
+    of one; a target that cannot be written no longer leaves a new key beside the old
+    certificate (a pair that does not match) or a half-made CA directory."""
     for flag, path, _, _ in files:
         if path.is_dir():  # renaming over it would fail only after the others were written
             raise SMIError(Diagnostic("SMI7003", f"{path}: is a directory", path=flag))
-    staged: list[Path] = []
+    staged: list[str] = []
     current = files[0]
     try:
         for current in files:
             _, path, data, private = current
-            tmp = path.with_name(path.name + ".tmp")
-            mode = 0o600 if private else 0o644
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            staged.append(tmp)
-            # (The mode of os.open applies only to a file it creates: a leftover .tmp would
-            # have passed its own mode on to the key.)
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            staged.append(atomicfile.stage(path, data, mode=0o600 if private else 0o644))
         for current, tmp in zip(files, staged, strict=True):
-            tmp.replace(current[1])
+            os.replace(tmp, current[1])  # noqa: PTH105 - staged names are str
     except OSError as exc:
         for tmp in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            atomicfile.discard(tmp)
         flag, path = current[:2]
         raise SMIError(
             Diagnostic("SMI7003", f"{path}: cannot write: {exc.strerror or exc}", path=flag)

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from smi import atomicfile
 from webhook.settings import Settings
 
 _settings = Settings.from_env()
@@ -105,9 +106,9 @@ def when_ready(server: Any) -> None:
     sys.stderr.flush()
     target = os.environ.get("SMI_WEBHOOK_ADDRESS_FILE")
     if target and addresses:
-        tmp = Path(target + ".tmp")
-        tmp.write_text(addresses[0] + "\n")
-        tmp.replace(target)
+        # A new temporary file, not a predictable `FILE.tmp` someone else could have made.
+        data = (addresses[0] + "\n").encode()
+        atomicfile.write_atomically(target, data, mode=atomicfile.new_file_mode())
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -13,14 +13,13 @@ only objects that are not SMI resources passes, with `0 objects` admitted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smi import atomicfile
 from smi.commands import flags
 from smi.commands.policy_cmd import empty_policy_dirs
 from smi.commands.validate import STRICT_HELP, plural, service_notes
@@ -276,21 +275,6 @@ def write_atomically(target: Path, data: bytes) -> None:
         with target.open("wb") as out:
             out.write(data)
         return
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        if target.exists():
-            tmp.chmod(stat.S_IMODE(target.stat().st_mode))
-        else:  # mkstemp made it 0600; a report is as readable as any file the user creates
-            umask = os.umask(0o022)
-            os.umask(umask)
-            tmp.chmod(0o666 & ~umask)
-        tmp.replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    # A new report is as readable as any file the user creates; a replaced one keeps its mode.
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else atomicfile.new_file_mode()
+    atomicfile.write_atomically(target, data, mode=mode)

@@ -164,3 +164,16 @@ def test_the_control_plane_clients_follow_a_reloaded_mesh_ca(tmp_path: Path) -> 
         assert proxy.tls.control_plane_context() is ctx and proxy.tls.ca_pem == new.cert_pem()
     finally:
         proxy.tls.cleanup()
+
+
+def test_the_ports_file_is_not_written_through_a_planted_symlink(tmp_path: Path) -> None:
+    """The ports file was staged in a predictable `FILE.tmp`, followed if it was a symlink
+    another user had put there: the proxy overwrote the file it pointed to."""
+    from proxy.app import _write_atomically
+
+    victim = tmp_path / "victim"
+    victim.write_text("important\n")
+    (tmp_path / "ports.json.tmp").symlink_to(victim)
+    _write_atomically(str(tmp_path / "ports.json"), '{"inbound": 15006}')
+    assert victim.read_text() == "important\n"
+    assert (tmp_path / "ports.json").read_text() == '{"inbound": 15006}'

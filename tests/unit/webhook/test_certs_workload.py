@@ -97,3 +97,44 @@ def test_a_bad_value_is_one_line_and_nothing_is_written(
     if "--identity" in message:
         assert lines[0].endswith("(SMI2006)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca"]
+
+
+def test_a_symlink_at_the_staging_name_is_not_followed(
+    ca_dir: Path, tmp_path: Path, capsys: Capsys
+) -> None:
+    """The key was staged in `<key>.tmp`, opened without O_EXCL or O_NOFOLLOW: in a directory
+    others can write to, a symlink made there first had smictl overwrite the file it named."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("important\n")
+    (shared / "web.key.tmp").symlink_to(victim)
+    code, _, err = run(
+        capsys, "certs", "workload", "--identity", "shop/web", "--dir", str(ca_dir),
+        "--cert-out", str(shared / "web.crt"), "--key-out", str(shared / "web.key"),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert victim.read_text() == "important\n"
+    assert b"PRIVATE KEY" in (shared / "web.key").read_bytes()
+
+
+def test_a_staging_file_made_and_held_by_someone_else_never_receives_the_key(
+    ca_dir: Path, tmp_path: Path, capsys: Capsys
+) -> None:
+    """A `<key>.tmp` created first and kept open by another user received the key (O_TRUNC
+    on the existing file), readable through their descriptor after the rename."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    planted = shared / "web.key.tmp"
+    planted.write_bytes(b"")
+    planted.chmod(0o666)
+    with planted.open("rb") as held:
+        code, _, err = run(
+            capsys, "certs", "workload", "--identity", "shop/web", "--dir", str(ca_dir),
+            "--cert-out", str(shared / "web.crt"), "--key-out", str(shared / "web.key"),
+        )  # fmt: skip
+        assert (code, err) == (0, "")
+        assert held.read() == b""
+    key = shared / "web.key"
+    assert b"PRIVATE KEY" in key.read_bytes() and key.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in shared.iterdir()) == ["web.crt", "web.key", "web.key.tmp"]

@@ -222,3 +222,27 @@ def test_socket_activation_skips_the_port_check(monkeypatch: pytest.MonkeyPatch)
         assert _listen_problem(bind) is not None
         monkeypatch.setenv("LISTEN_FDS", "1")
         assert _listen_problem(bind) is None
+
+
+def test_the_address_file_is_not_written_through_a_planted_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`when_ready` staged the address in a predictable `FILE.tmp`, followed if it was a
+    symlink another user had put there: the server overwrote the file it pointed to."""
+    import runpy
+    import socket
+    from types import SimpleNamespace
+
+    victim = tmp_path / "victim"
+    victim.write_text("important\n")
+    target = tmp_path / "address"
+    (tmp_path / "address.tmp").symlink_to(victim)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the config would make one
+    monkeypatch.setenv("SMI_WEBHOOK_ADDRESS_FILE", str(target))
+    conf = runpy.run_path(str(Path(webhook.__file__).with_name("gunicorn.conf.py")))
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        conf["when_ready"](SimpleNamespace(LISTENERS=[SimpleNamespace(sock=sock)]))
+        port = sock.getsockname()[1]
+    assert victim.read_text() == "important\n"
+    assert target.read_text() in (f"http://127.0.0.1:{port}\n", f"https://127.0.0.1:{port}\n")
+    capsys.readouterr()
