@@ -596,8 +596,10 @@ CODES: dict[str, Code] = dict(
             "(`foo.violation`); or a `*_test.rego` file has METADATA and defines `violation` "
             "(test files are never enforced); or a `data.json`/`data.yaml` lies beside the "
             "policies (not loaded: OPA bundles would load it, smictl reads data only from "
-            "--parameters); or the --parameters file cannot be read, is not a mapping, or "
-            "holds a number JSON has no form for (YAML's .inf or .nan, NaN in JSON).",
+            "--parameters); or the --parameters file cannot be read, is not a mapping (an "
+            "empty file, one of comments only or `null` included: write `{}` for no "
+            "parameters), or holds a number JSON has no form for (YAML's .inf or .nan, NaN in "
+            "JSON).",
             "Add `custom: {code: ..., enforcement: deny}` to the package METADATA.",
         ),
         _c(

@@ -247,8 +247,15 @@ def read_parameters(path: str | Path) -> dict[str, Any]:
             file=name,
             line=first.line,
         ) from exc
-    if not docs or docs[0].value is None:
-        return {}
+    if all(doc.value is None for doc in docs):
+        # It was taken as `{}`: a step that failed quietly and left the file empty had every
+        # policy fall back to its defaults. No parameters is no --parameters, or `{}`.
+        raise PolicyError.of(
+            "SMI5004",
+            "policy parameters must be a mapping, and the file holds none (it is empty, "
+            "comments only or null); for no parameters write {}",
+            file=name,
+        )
     doc = docs[0]
     if len(docs) > 1 or not isinstance(doc.value, dict):
         raise PolicyError.of("SMI5004", "policy parameters must be a mapping", file=name)

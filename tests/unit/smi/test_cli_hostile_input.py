@@ -187,11 +187,40 @@ def test_policy_parameters_still_read_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text("owners: [team-a]\nmax: 3\n")
     assert read_parameters(path) == {"owners": ["team-a"], "max": 3}
-    path.write_text("")
+    path.write_text("{}\n")  # no parameters, said so
     assert read_parameters(path) == {}
     path.write_text("- a\n")
     with pytest.raises(PolicyError):
         read_parameters(path)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "# generated\n---\n", "null\n", "~\n", "---\n---\n", "\ufeff\n"]
+)
+def test_policy_parameters_that_hold_nothing_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys, text: str
+) -> None:
+    """They were taken as `{}`: a step that failed quietly and left the file empty had every
+    policy fall back to its defaults (an empty allow-list, a wider canary step)."""
+    (tmp_path / "p.yaml").write_text(text)
+    (tmp_path / "split.yaml").write_text(SPLIT.replace("WEIGHT", "1"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["admit", "-f", "split.yaml", "--parameters", "p.yaml"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"p.yaml: {EMPTY_PARAMETERS} (SMI5004)\n")
+
+
+def test_policy_parameters_of_dev_null_are_refused() -> None:
+    with pytest.raises(PolicyError) as exc:
+        read_parameters("/dev/null")
+    [problem] = exc.value.diagnostics
+    assert problem.format() == f"/dev/null: {EMPTY_PARAMETERS} (SMI5004)"
+
+
+EMPTY_PARAMETERS = (
+    "policy parameters must be a mapping, and the file holds none (it is empty, comments only "
+    "or null); for no parameters write {}"
+)
 
 
 @pytest.mark.parametrize(

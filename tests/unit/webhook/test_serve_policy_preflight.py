@@ -132,8 +132,11 @@ def test_the_parameters_variable_is_checked_as_the_flag_is(
         "- a list\n- not a mapping\n",
         "a: 1\na: 2\n",  # a duplicate key
         "a: [1,\n",  # not YAML
+        "",  # empty: it was taken as {} (a generating step that failed quietly)
+        "# generated\n---\n",
+        "null\n",
     ],
-    ids=["missing", "not-a-mapping", "duplicate-key", "not-yaml"],
+    ids=["missing", "not-a-mapping", "duplicate-key", "not-yaml", "empty", "comments", "null"],
 )
 def test_bad_parameters_fail_as_smictl_admit_parameters_does(
     serve: Serve, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
