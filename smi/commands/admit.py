@@ -6,6 +6,9 @@ through built-in validation and the Rego policies (the shipped ones in policies/
 each --policies DIR). The report goes to standard output (or -o FILE) in the chosen format, a
 one-line summary to standard error. Exit 0 when every object is admitted (warnings allowed),
 1 when any object is denied or invalid or a file cannot be loaded, or a policy is broken.
+Policies or --parameters that cannot be loaded are said on standard error and still make a
+report (in every format but text on standard output, which would repeat the line): one that
+holds the error as a load error and admits no object, so a CI step never reads a stale one.
 An input that holds no object at all fails too (SMI1012, a load error in the report); one of
 only objects that are not SMI resources passes, with `0 objects` admitted.
 """
@@ -209,15 +212,18 @@ def run(args: argparse.Namespace) -> int:
     from smi.policy.policyset import PolicySet, read_parameters
     from smi.policy.report import AdmitReport, render
 
-    parameters = read_parameters(args.parameters) if args.parameters else {}
-    policies = PolicySet.load(
-        args.policies,
-        include_shipped=not args.no_shipped_policies,
-        parameters=parameters,
-        remote=args.opa_url,
-        remote_ca=_remote_ca(args),
-        remote_token=_remote_token(args),
-    )
+    try:
+        parameters = read_parameters(args.parameters) if args.parameters else {}
+        policies = PolicySet.load(
+            args.policies,
+            include_shipped=not args.no_shipped_policies,
+            parameters=parameters,
+            remote=args.opa_url,
+            remote_ca=_remote_ca(args),
+            remote_token=_remote_token(args),
+        )
+    except SMIError as exc:
+        return _report_unloaded(args, exc)
     for line in empty_policy_dirs(args.policies, policies.policies):
         print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
@@ -228,22 +234,45 @@ def run(args: argparse.Namespace) -> int:
         load_diagnostics=(*notes, *([] if empty is None else [empty])),
         policies=policies.policies,
     )
-    text = render(report, args.format, quiet=args.quiet)
-    if args.output:
-        try:
-            write_atomically(Path(args.output), text.encode("utf-8"))
-        except OSError as exc:
-            # One line, whatever the name holds (a newline, bytes that are not UTF-8).
-            where = escaped_line(f"{args.output}: cannot write the report: {exc.strerror}")
-            print(where, file=sys.stderr)
-            return 1
-    else:
-        sys.stdout.write(text)
+    if not _emit(args, render(report, args.format, quiet=args.quiet)):
+        return 1
     if args.strict:
         for note in service_notes(loaded.resources, loaded.context):
             print(note, file=sys.stderr)
     print(summary_line(report), file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _report_unloaded(args: argparse.Namespace, exc: SMIError) -> int:
+    """The policies or the parameters could not be loaded: the error on standard error, as
+    every command says it, and a report that holds it as a load error (no object admitted).
+    No report was written: a CI step that uploads `-o FILE` published the previous run's, and
+    a `--format json|junit|sarif|github` consumer read nothing. The text report on standard
+    output would only repeat the line, so it is left out."""
+    from smi.policy.report import AdmitReport, render
+
+    for d in exc.diagnostics:
+        print(d.format(), file=sys.stderr)
+    if args.output or args.format != "text":
+        report = AdmitReport(results=(), load_diagnostics=tuple(exc.diagnostics))
+        _emit(args, render(report, args.format, quiet=args.quiet))
+    return 1
+
+
+def _emit(args: argparse.Namespace, text: str) -> bool:
+    """The report to -o FILE or standard output; False (said on standard error) when the
+    file cannot be written."""
+    if not args.output:
+        sys.stdout.write(text)
+        return True
+    try:
+        write_atomically(Path(args.output), text.encode("utf-8"))
+    except OSError as exc:
+        # One line, whatever the name holds (a newline, bytes that are not UTF-8).
+        where = escaped_line(f"{args.output}: cannot write the report: {exc.strerror}")
+        print(where, file=sys.stderr)
+        return False
+    return True
 
 
 def summary_line(report: AdmitReport) -> str:

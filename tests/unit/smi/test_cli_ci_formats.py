@@ -280,3 +280,93 @@ def test_a_valid_object_in_an_undecodable_file_name_is_judged_not_a_crash(
         json.loads(out)
     else:
         ET.fromstring(out)
+
+
+# --- policies or parameters that cannot be loaded ---------------------------------------------
+
+BROKEN_POLICY = """# METADATA
+# title: broken
+# custom:
+#   code: B0001
+#   enforcement: deny
+package b.broken
+
+import rego.v1
+
+violation contains msg if {
+\tmsg := [1, 2
+}
+"""
+
+
+def check_unloaded(fmt: str, out: str, *, code: str, file: str) -> None:
+    """`out` is a whole report of `fmt` that holds one load error, `code` on `file`."""
+    if fmt == "json":
+        doc = json.loads(out)
+        assert (doc["ok"], doc["results"], doc["summary"]["load_errors"]) == (False, [], 1)
+        assert [(d["code"], d["severity"], d["file"]) for d in doc["load"]] == [
+            (code, "error", file)
+        ]
+    elif fmt == "junit":
+        root = ET.fromstring(out)
+        assert (root.get("tests"), root.get("failures")) == ("1", "1")
+        [case] = root.iter("testcase")
+        assert case.get("file") == file
+        failure = case.find("failure")
+        assert failure is not None and f"({code})" in (failure.text or "")
+    elif fmt == "sarif":
+        [result] = check_sarif(json.loads(out))
+        assert (result["ruleId"], result["level"]) == (code, "error")
+    else:
+        assert out.startswith(f"::error file={file}") and f"title={code}::" in out
+        assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit", "sarif", "github"])
+def test_parameters_that_cannot_be_read_still_make_a_report(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error went to standard error alone and standard output stayed empty: the CI step
+    that reads the report got nothing to parse (or upload)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("admit", "-f", str(DENIED), "--parameters", "missing.yaml",
+                         "--format", fmt, capsys=capsys)  # fmt: skip
+    assert code == 1
+    assert (
+        err == "missing.yaml: cannot read policy parameters: no such file or directory (SMI5004)\n"
+    )
+    check_unloaded(fmt, out, code="SMI5004", file="missing.yaml")
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit", "sarif", "github", "text"])
+def test_a_policy_that_does_not_load_replaces_the_previous_report_file(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-o FILE` was left as the previous run wrote it: a CI step that uploads it after a
+    failed run published stale results (an ok SARIF from yesterday)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "b" / "broken").mkdir(parents=True)
+    (tmp_path / "org" / "b" / "broken" / "policy.rego").write_text(BROKEN_POLICY)
+    report = tmp_path / f"smictl.{fmt}"
+    report.write_text("previous report\n")
+    code, out, err = run("admit", "-f", str(DENIED), "--policies", "org", "--format", fmt,
+                         "-o", str(report), capsys=capsys)  # fmt: skip
+    [line] = err.splitlines()
+    assert code == 1 and out == ""
+    assert line.startswith("org/b/broken/policy.rego:") and line.endswith("(SMI5001)")
+    if fmt == "text":
+        assert report.read_text() == line + "\n"
+    else:
+        check_unloaded(fmt, report.read_text(), code="SMI5001", file="org/b/broken/policy.rego")
+
+
+def test_text_on_standard_output_does_not_repeat_the_load_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("admit", "-f", str(DENIED), "--parameters", "missing.yaml",
+                         capsys=capsys)  # fmt: skip
+    assert (code, out) == (1, "")
+    assert (
+        err == "missing.yaml: cannot read policy parameters: no such file or directory (SMI5004)\n"
+    )
