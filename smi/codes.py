@@ -125,6 +125,17 @@ CODES: dict[str, Code] = dict(
             "would disagree about it.",
             "Move the item out of the list, or use a `kind: List`, whose items are of any type.",
         ),
+        _c(
+            "SMI1014",
+            "symbolic link to a directory not entered",
+            "A directory given with -f is read recursively, but a symbolic link in it that leads "
+            "to a directory is not followed, as `kubectl apply -R` and kubeconform do not follow "
+            "one (it may lead out of the tree, or back into it, without end). The manifests "
+            "under it are not read: a warning, so that they are not passed over in silence. A "
+            "symbolic link to a file is read.",
+            "Name the linked directory (or its target) with another -f to read it (`validate`, "
+            "`admit`, `compile`, `explain` and `access-matrix` then leave the warning out).",
+        ),
         # --- SMI20xx: generic schema checks ---------------------------------------------------
         _c(
             "SMI2001",

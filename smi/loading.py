@@ -40,6 +40,7 @@ from smi.resources import ContextObject, LoadResult, Refused, Resource, Source
 from smi.schema_errors import json_type, schema_diagnostics
 from smi.sources import (
     EXTENSIONS,
+    LINKED_DIRECTORY,
     STDIN,
     FileLines,
     LazyLines,
@@ -241,9 +242,15 @@ def load_paths(
     identically" at its own line, and every problem of the file was reported twice."""
     result = LoadResult()
     seen: set[str] = set()
+    # A symlinked directory that is also named itself is read: no warning that it is not.
+    named = {os.path.normpath(p) for p in paths if p != STDIN}
     with gc_paused():
         for path in paths:
             for name, text, problem in read_path(path, stdin=stdin):
+                if problem is not None and problem.code == LINKED_DIRECTORY:
+                    if os.path.normpath(name) not in named:
+                        result.diagnostics.append(problem)
+                    continue
                 if path != STDIN:
                     # By name, not resolved (a stat or realpath per file is what
                     # `manifests_under` avoids); `..` is kept, as after a symlink it may

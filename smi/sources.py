@@ -1,9 +1,9 @@
 """Reading manifest sources: files, directories, standard input; text -> raw documents.
 
 Directories are walked recursively in sorted order for `.yaml`, `.yml` and `.json` files (one
-so named that is not a regular file, a FIFO say, is reported and never opened). A file or a
-directory that cannot be read is a diagnostic (SMI1001), never an exception for the caller
-to catch, nor skipped;
+so named that is not a regular file, a FIFO say, is reported and never opened; a symlinked
+directory is not entered, with a warning, SMI1014). A file or a directory that cannot be read
+is a diagnostic (SMI1001), never an exception for the caller to catch, nor skipped;
 `read_documents` and `read_source` (used by `smictl convert`) raise `LoadError` instead.
 
 Line maps: building them costs more than reading the values, and a clean set never needs them.
@@ -40,6 +40,8 @@ from smi.yamlpos import (
 )
 
 EXTENSIONS = (".yaml", ".yml", ".json")
+# The warning for a symlinked directory a walk did not enter.
+LINKED_DIRECTORY = "SMI1014"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 STDIN = "-"
 
@@ -254,7 +256,7 @@ def _spelled(number: float, filename: str) -> str:
 def read_source(path: str, *, stdin: TextIO | None = None) -> tuple[str, str]:
     """(name, text) of one file or `-`; LoadError (SMI1001) when it cannot be read."""
     for name, text, problem in read_path(path, stdin=stdin):
-        if problem is not None:
+        if problem is not None and problem.is_error:
             raise LoadError(problem)
         if Path(path).is_dir():
             raise LoadError.of("SMI1001", "is a directory; give a file", file=path)
@@ -268,8 +270,8 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
         return
     p = Path(path)
     if p.is_dir():
-        files = manifests_under(str(p))
-        if not files:
+        files = manifests_under(str(p), linked_dirs=True)
+        if all(problem is not None and not problem.is_error for _, problem in files):
             yield (
                 path,
                 "",
@@ -286,14 +288,22 @@ def read_path(path: str, *, stdin: TextIO | None) -> Iterator[tuple[str, str, Di
 
 
 def manifests_under(
-    root: str, *, extensions: tuple[str, ...] = EXTENSIONS, fifo_hint: bool = True
+    root: str,
+    *,
+    extensions: tuple[str, ...] = EXTENSIONS,
+    fifo_hint: bool = True,
+    linked_dirs: bool = False,
 ) -> list[tuple[str, Diagnostic | None]]:
     """The `.yaml`, `.yml` and `.json` files (or those ending in one of `extensions`: `.rego`
     for the policies) under directory `root` (a normalised path, as `str(Path(...))` gives),
     recursively, sorted, named as `Path(root).rglob("*")` names them, each with None, or with
     the problem to report in its place (SMI1001; `fifo_hint`: say a FIFO is read with -f).
-    Same rules as rglob: symlinked directories are not entered, symlinked files are read; but
-    one `scandir` per directory and no `stat` per file (the directory entry says what it is).
+    Same rules as rglob: symlinked directories are not entered (as `kubectl apply -R` and
+    kubeconform do not: a link may lead out of the tree or back into it), symlinked files are
+    read; but one `scandir` per directory and no `stat` per file (the directory entry says
+    what it is; only a symlink is followed, to tell a linked directory from a linked file).
+    With `linked_dirs`, each symlinked directory is listed with a warning (SMI1014) saying it
+    was not entered: skipped in silence, the broken manifests in it passed the run.
     Departures, all so that no manifest is passed over in silence (a skipped TrafficTarget
     allows nothing, and a CI run would pass without it): a directory
     that cannot be listed (permissions) is reported, as `kubectl apply -R` fails on it; a
@@ -322,12 +332,33 @@ def manifests_under(
                     continue
             except OSError:
                 continue  # gone since the listing: Path.rglob does not name it either
+            if link and linked_dirs and _leads_to_directory(entry):
+                found.append((name, _linked_directory(name)))
+                continue
             if _suffix(entry.name).lower() in extensions:
                 listed = _listed(entry, name, link=link, fifo_hint=fifo_hint)
                 if listed is not None:
                     found.append(listed)
     found.sort(key=lambda f: f[0])
     return found
+
+
+def _leads_to_directory(entry: os.DirEntry[str]) -> bool:
+    """Whether the symlink `entry` leads to a directory (one `stat`, for links only). A link
+    that leads nowhere (dangling, looping) is not one: `_listed` lists it, to fail when read."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _linked_directory(name: str) -> Diagnostic:
+    return Diagnostic(
+        code=LINKED_DIRECTORY,
+        message="symbolic link to a directory, not entered (name it with -f to read it)",
+        file=name,
+        severity="warning",
+    )
 
 
 def _listed(

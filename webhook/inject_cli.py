@@ -342,6 +342,10 @@ def _documents(paths: Sequence[str]) -> list[tuple[str, bool, RawDocument]]:
     read: list[str] = []
     for path in paths:
         for name, text, problem in read_path(path, stdin=None):
+            if problem is not None and not problem.is_error:
+                # A symlinked directory not entered (SMI1014): said, not refused.
+                print(problem.format(), file=sys.stderr)
+                continue
             read.append(name)
             if problem is not None:
                 problems.append(problem)

@@ -98,8 +98,11 @@ def load_and_compile(args: argparse.Namespace) -> Compiled | None:
     from smi.compiler.build import compile as compile_policy
     from smi.compiler.checks import validate
     from smi.loading import load_paths, nothing_to_do
+    from smi.sources import LINKED_DIRECTORY
 
     loaded = load_paths(args.paths, default_namespace=args.namespace)
+    # Other load warnings (kinds skipped) are no news here; manifests not read at all are.
+    print_diagnostics([d for d in loaded.diagnostics if d.code == LINKED_DIRECTORY])
     empty = nothing_to_do(loaded, args.paths, smi_only=True, then=NOTHING_COMPILED)
     if empty is not None:
         print_diagnostics([empty])

@@ -127,7 +127,10 @@ def _read(paths: Sequence[str]) -> list[_File]:
     for path in paths:
         for name, text, problem in read_path(path, stdin=None):
             if problem is not None:
-                problems.append(problem)
+                if problem.is_error:
+                    problems.append(problem)
+                else:  # a symlinked directory not entered (SMI1014): said, not refused
+                    print(problem.format(), file=sys.stderr)
                 continue
             try:
                 files.append((name, text, read_documents(text, filename=name)))

@@ -315,7 +315,7 @@ def special_files(tmp_path: Path) -> Iterator[Path]:
     (root / "link.yml").symlink_to("rendered.yaml")
     os.mkfifo(root / "notes.txt")
     (tmp_path / "elsewhere").mkdir()
-    (root / "dir.yaml").symlink_to(tmp_path / "elsewhere")  # skipped, as rglob skips it
+    (root / "dir.yaml").symlink_to(tmp_path / "elsewhere")  # not entered: a warning (SMI1014)
     sock = socket.socket(socket.AF_UNIX)
     sock_path = root / "s.json"
     sock.bind(str(sock_path))
@@ -337,19 +337,22 @@ def test_a_fifo_in_a_directory_is_reported_never_opened(special_files: Path) -> 
     assert done.returncode == 1
     not_regular = "not a regular file (in a directory only regular files are read"
     assert done.stdout.splitlines() == [
+        f"{special_files}/dir.yaml: warning: symbolic link to a directory, not entered (name it "
+        "with -f to read it) (SMI1014)",
         f"{special_files}/link.yml: cannot read: a FIFO, {not_regular}; name it with -f to read "
         "it) (SMI1001)",
         f"{special_files}/rendered.yaml: cannot read: a FIFO, {not_regular}; name it with -f to "
         "read it) (SMI1001)",
         f"{special_files}/s.json: cannot read: a socket, {not_regular}) (SMI1001)",
     ]
-    assert done.stderr == "INVALID: 2 SMI objects in 1 file; 3 errors, 0 warnings\n"
+    assert done.stderr == "INVALID: 2 SMI objects in 1 file; 3 errors, 1 warning\n"
 
 
 def test_the_loader_lists_special_files_without_opening_them(special_files: Path) -> None:
     loaded = load_paths([str(special_files)])
     assert loaded.files == [f"{special_files}/tt.yaml"]
     assert [(d.file, d.code) for d in loaded.diagnostics] == [
+        (f"{special_files}/dir.yaml", "SMI1014"),
         (f"{special_files}/link.yml", "SMI1001"),
         (f"{special_files}/rendered.yaml", "SMI1001"),
         (f"{special_files}/s.json", "SMI1001"),

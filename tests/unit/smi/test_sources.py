@@ -95,3 +95,87 @@ def test_a_symlink_loop_named_like_a_manifest_is_read_and_fails(
         1,
         [f"{root}/tt.yaml: {LOOP} (SMI1001)"],
     )
+
+
+NEGATIVE_SPLIT = """\
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: s, namespace: shop}
+spec:
+  service: web
+  backends:
+  - {service: web-v1, weight: -1}
+"""
+NOT_ENTERED = "warning: symbolic link to a directory, not entered (name it with -f to read it)"
+
+
+@pytest.fixture
+def linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`apps/svc.yaml`, `apps/shared` a symlink to `real/` (which holds a broken split) and
+    `apps/one.yaml` a symlink to a file; run from `tmp_path`."""
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "apps" / "svc.yaml").write_text(SERVICE)
+    (tmp_path / "real" / "split.yaml").write_text(NEGATIVE_SPLIT)
+    (tmp_path / "apps" / "shared").symlink_to("../real")
+    (tmp_path / "apps" / "one.yaml").symlink_to("../real/split.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_symlinked_directory_is_not_entered_but_said_so(
+    linked: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not entered, as kubectl -R and kubeconform do not enter one; but its manifests went
+    unread without a word (exit 0, nothing on stderr) while a linked file beside it was read."""
+    loaded = load_paths(["apps"])
+    assert loaded.files == ["apps/one.yaml", "apps/svc.yaml"]
+    assert [d.format() for d in loaded.diagnostics if not d.is_error] == [
+        f"apps/shared: {NOT_ENTERED} (SMI1014)"
+    ]
+    (linked / "apps" / "one.yaml").unlink()
+    code = main(["validate", "-f", "apps"])
+    out, err = capsys.readouterr()
+    assert (code, out.splitlines()) == (0, [f"apps/shared: {NOT_ENTERED} (SMI1014)"])
+    assert err == "valid: 0 SMI objects in 1 file; 0 errors, 1 warning\n"
+
+
+@pytest.mark.parametrize("command", ["admit", "compile", "convert"])
+def test_every_command_says_so_and_passes(
+    linked: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    (linked / "apps" / "one.yaml").unlink()
+    (linked / "apps" / "tt.yaml").write_text(NEGATIVE_SPLIT.replace("-1", "1"))
+    extra = ["--to", "split.smi-spec.io/v1alpha3"] if command == "convert" else []
+    code = main([command, "-f", "apps", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert f"apps/shared: {NOT_ENTERED} (SMI1014)" in (out + err).splitlines()
+
+
+def test_naming_the_linked_directory_reads_it_without_the_warning(
+    linked: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (linked / "apps" / "one.yaml").unlink()
+    code = main(["validate", "-f", "apps", "-f", "apps/shared/"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "apps/shared/split.yaml:7: spec.backends[0].weight: must be an integer >= 0 (got -1) "
+        "(SMI2103)"
+    )
+    assert "SMI1014" not in out
+
+
+def test_a_directory_holding_only_a_linked_directory_holds_nothing(linked: Path) -> None:
+    (linked / "only").mkdir()
+    (linked / "only" / "shared").symlink_to("../real")
+    assert [d.format() for d in load_paths(["only"]).diagnostics] == [
+        "only: directory holds no .yaml, .yml or .json files (SMI1001)",
+        f"only/shared: {NOT_ENTERED} (SMI1014)",
+    ]
+
+
+def test_policy_directories_list_no_linked_directory(linked: Path) -> None:
+    """`smi.policy.modules` reads every listed problem as an error: it asks for none."""
+    assert manifests_under("apps") == [("apps/one.yaml", None), ("apps/svc.yaml", None)]

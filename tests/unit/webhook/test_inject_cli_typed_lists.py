@@ -137,3 +137,24 @@ def test_a_list_without_items_alone_is_no_object_as_for_every_command(
     assert next(yaml.safe_load_all(out)) == yaml.safe_load(
         "apiVersion: apps/v1\nkind: DeploymentList\n" + items
     )
+
+
+def test_a_symlinked_directory_is_not_entered_and_said_so(
+    ca_files: tuple[Path, Path], tmp_path: Path, capsys: Capsys
+) -> None:
+    """As `validate` says it (SMI1014, a warning): inject refused the whole run on it, or,
+    before the warning, passed over its Deployments without a word."""
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "apps" / "lists.yaml").write_text(DEPLOYMENTS, encoding="utf-8")
+    (tmp_path / "real" / "more.yaml").write_text(DEPLOYMENTS, encoding="utf-8")
+    (tmp_path / "apps" / "shared").symlink_to("../real")
+    code, _, err = inject(capsys, tmp_path / "apps", ca_files[0])
+    assert (code, err) == (
+        0,
+        [
+            f"{tmp_path}/apps/shared: warning: symbolic link to a directory, not entered (name "
+            "it with -f to read it) (SMI1014)",
+            "injected 2, skipped 0",
+        ],
+    )
