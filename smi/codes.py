@@ -81,11 +81,20 @@ CODES: dict[str, Code] = dict(
             "The object is neither an SMI resource nor a context object smictl uses "
             "(Service, ServiceAccount, Namespace, Pod and the kinds that run pods: "
             "Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, "
-            "CronJob); it is ignored.",
+            "CronJob); it is ignored. So is one of those kinds that has a `generateName` and "
+            "no name (a Helm hook Job): the API server makes its name up on create, and "
+            "nothing can be checked against a name it does not have yet.",
             "Nothing to do; pass only the manifests you want checked to silence this.",
         ),
         _c(
-            "SMI1009", "metadata.name missing", "Every object needs a name.", "Add `metadata.name`."
+            "SMI1009",
+            "metadata.name missing",
+            "Every object needs a name. SMI objects cannot use `generateName` in its place (the "
+            "API server would take it): they are referred to (a TrafficTarget's rules name "
+            "their routes), updated and deleted by name, and a name made up on each create would "
+            "make a new object of every apply. (A Service, Pod, Job or other non-SMI object "
+            "with only `generateName` is skipped with a warning, SMI1008.)",
+            "Add `metadata.name`.",
         ),
         _c(
             "SMI1010",

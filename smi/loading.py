@@ -9,6 +9,7 @@ single objects handed over by the webhook. Each document is dispatched on
     an SMI group            -> its version's wire model -> hub object   (a `Resource`)
     Service, ServiceAccount, Deployment, Pod, Namespace -> kept for cross-reference checks
     anything else           -> skipped with a warning (SMI1008), never an error
+    (a non-SMI object with `generateName` and no name is skipped so too; an SMI one is SMI1009)
 
 Nothing here raises for bad input: YAML, JSON and pydantic errors are mapped to `Diagnostic`s
 (SMI1xxx and SMI20xx) at this boundary; the semantic checks live in `smi.validation`. Input
@@ -224,6 +225,24 @@ def context_metadata_problems(meta: Any, *, typed: bool) -> Iterator[tuple[str, 
                 path = join_path(f"metadata.{field}", key)
                 yield path, "SMI2003", f"must be a string, not {json_type(entry)}"
     yield from metadata_type_problems(meta)
+
+
+def generated_name_only(meta: Any) -> bool:
+    """Whether `meta` asks the API server to make the name up (`generateName`, a non-empty
+    string) and gives none: Helm hook Jobs, Argo workflows' Pods, `kubectl create` of Pods."""
+    if not isinstance(meta, dict) or meta.get("name") not in (None, ""):
+        return False
+    prefix = meta.get("generateName")
+    return isinstance(prefix, str) and prefix != ""
+
+
+# An SMI object is referred to (a TrafficTarget's rules name its routes), updated and deleted by
+# its name: one the API server makes up on create (as it does, for custom resources too) could
+# be none of these, and a second apply would make a second object.
+GENERATED_SMI_NAME = (
+    "metadata.name missing: generateName is not supported for SMI objects, which are referred "
+    "to, updated and deleted by name"
+)
 
 
 # What a file (or standard input) that holds no object holds, in SMI1012's message.
@@ -507,6 +526,16 @@ class _Loader:
     ) -> None:
         meta = value.get("metadata")
         problems = list(context_metadata_problems(meta, typed=not self.identities))
+        if generated_name_only(meta):
+            if registry.is_smi_group(api_version):  # an SMI object's identity (`delete -f`)
+                problems = [
+                    (p, c, GENERATED_SMI_NAME if c == "SMI1009" else m) for p, c, m in problems
+                ]
+            else:
+                problems = [p for p in problems if p[1] != "SMI1009"]
+                if not problems:
+                    self._generated(api_version, kind, line=source.line, lines=lines)
+                    return
         for path, code, message in problems:
             self.problem(code, message, path=path, line=_line(lines, path, default=source.line))
         if problems:
@@ -531,6 +560,22 @@ class _Loader:
                 source=source,
                 lines=lines,
             )
+        )
+
+    def _generated(
+        self, api_version: str, kind: str, *, line: int | None, lines: Lines | None
+    ) -> None:
+        """Skip an object the API server names on create, as other objects smictl has no use
+        for are skipped: a context object is kept by its name, which this one does not have
+        yet. It was "metadata.name missing" (SMI1009), an error that failed every Helm chart
+        with a hook Job, which the API server takes as it is."""
+        self.problem(
+            "SMI1008",
+            f"skipped {api_version} {kind}: metadata.generateName without a name (the API "
+            "server makes the name up on create), so it is not used for cross-reference checks",
+            line=line,
+            lines=lines,
+            warning=True,
         )
 
 
@@ -701,7 +746,8 @@ class _SmiDocument:
             return False
         name = meta.get("name")
         if (name is None or name == "") and self.kind not in _NAMELESS_KINDS:
-            self.fail("SMI1009", "metadata.name missing", path="metadata.name")
+            message = GENERATED_SMI_NAME if generated_name_only(meta) else "metadata.name missing"
+            self.fail("SMI1009", message, path="metadata.name")
             return False
         return True
 
