@@ -44,6 +44,7 @@ from smi.sources import (
     LINKED_DIRECTORY,
     STDIN,
     FileLines,
+    JsonLines,
     LazyLines,
     Lines,
     RawDocument,
@@ -434,9 +435,9 @@ class _Loader:
                 code = "SMI1010" if exc.too_large else "SMI1002"
                 self.problem(code, exc.message, path=format_path(exc.path), line=exc.line)
             return strict
-        # An object is located by its fields' lines; anything else, only by where it starts.
-        line = None if isinstance(value, dict) else _first_line(text)
-        self.document(value, lines=LazyLines(FileLines(text), line=line), index=0)
+        # Located where it starts (its `{`), as a YAML document is, without the line map: a
+        # JSON object had no line (`"line": null`, JUnit's `line="0"`) while its fields had.
+        self.document(value, lines=JsonLines(FileLines(text)), index=0)
         return True
 
     def document(self, value: Any, *, lines: Lines | None, index: int) -> None:
@@ -805,11 +806,6 @@ def service_port_problems(service: Mapping[str, Any]) -> Iterator[tuple[str, str
                 yield path, "SMI2003", f"must be {what}, not {json_type(value)}{hint}"
             elif not is_port(value):
                 yield path, "SMI2301", not_a_port(value)
-
-
-def _first_line(text: str) -> int:
-    """The line on which a JSON text's value starts (after JSON's whitespace)."""
-    return text.count("\n", 0, len(text) - len(text.lstrip(" \t\r\n"))) + 1
 
 
 def typed_list(api_version: Any, kind: Any) -> bool:

@@ -172,7 +172,8 @@ class ContextObject:
     namespace: str
     raw: Mapping[str, Any]
     source: Source
-    # Where its fields were written; for JSON the only way to its line (`source.line` is None).
+    # Where its fields were written; for a JSON list's item the only way to its line (`source.line`
+    # is None).
     lines: Lines | None = field(default=None, compare=False, repr=False)
 
     def __hash__(self) -> int:

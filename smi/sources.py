@@ -522,8 +522,8 @@ class LazyLines:
     """Line map of one document, computed only when a diagnostic asks for a line: JSON is
     parsed by the much faster `json` module, plain block YAML by `smi.yamlblock`, and neither
     records lines. `line` is the line of the (sub)document's root where it is known without
-    the map (YAML documents: their first line, and the items of a `kind: List` in them);
-    always None for JSON, whose objects are located only by their fields' lines.
+    the map (YAML documents: their first line, and the items of a `kind: List` in them; a
+    JSON text: the line its value starts on, `JsonLines`).
 
     One per loaded document, so a plain class with slots (cheaper to build than a frozen
     dataclass); nothing assigns its attributes after `__init__`."""
@@ -560,3 +560,21 @@ class LazyLines:
             lines = sub._map()
             sub.line = None if lines is None else lines.line
         return sub
+
+
+class JsonLines(LazyLines):
+    """The root of a JSON text, whose `line` is where its value starts (its `{`, where the map
+    puts an object too): found by skipping the leading whitespace, where the map would cost a
+    second, far slower parse of every file. Its parts have no `line` until the map is asked
+    for one (the items of a `kind: List`: their lines are found only with the map, which a
+    clean set never needs)."""
+
+    __slots__ = ()
+
+    def __init__(self, file: FileLines) -> None:
+        blank = _BLANK.match(file.text)
+        super().__init__(file, line=file.text.count("\n", 0, blank.end() if blank else 0) + 1)
+
+    def sub(self, path: str | Sequence[PathPart]) -> LazyLines:
+        parts = tuple(path) if not isinstance(path, str) else parse_path(path)
+        return LazyLines(self.file, self.index, self.prefix + parts)

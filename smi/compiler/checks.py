@@ -498,9 +498,9 @@ def _where(resource: Resource | ContextObject) -> str:
 
 
 def _line(resource: Resource | ContextObject) -> int | None:
-    """The line an object starts on. A JSON file's objects have none in their `source` (its
-    line maps are computed only when asked): theirs is asked of their lines, or a copy in
-    JSON was "first at dupobj.json, again at dupobj.json"."""
+    """The line an object starts on. The items of a JSON `kind: List` have none in their
+    `source` (a JSON file's line maps are computed only when asked): theirs is asked of their
+    lines, or a copy in JSON was "first at dupobj.json, again at dupobj.json"."""
     if resource.source.line is not None or resource.lines is None:
         return resource.source.line
     return resource.lines.line_of(())
