@@ -140,19 +140,16 @@ def render_junit(report: AdmitReport) -> str:
     suites = ET.Element("testsuites", {"name": "smictl admit", **counts})
     suite = ET.SubElement(suites, "testsuite", {"name": "smictl admit", **counts, "skipped": "0"})
     for d in report.load_errors:
-        case = _element(
-            suite,
-            "testcase",
-            classname=d.file or "<input>",
-            name="load",
-            file=d.file or "",
-            line=str(d.line or 0),
-        )
+        # (No `line` where none is known: 0 is no line, and JUnit readers show it as one.)
+        where = {"file": d.file or ""} | ({"line": str(d.line)} if d.line is not None else {})
+        case = _element(suite, "testcase", classname=d.file or "<input>", name="load", **where)
         _element(case, "failure", d.format(), type="load", message=d.message)
     for r in report.results:
         attrs = {"classname": r.source.file if r.source else "<request>", "name": _case_name(r)}
         if r.source is not None:
-            attrs |= {"file": r.source.file, "line": str(r.source.line or 0)}
+            attrs["file"] = r.source.file
+            if r.source.line is not None:
+                attrs["line"] = str(r.source.line)
         case = _element(suite, "testcase", **attrs)
         if not r.allowed:
             body = "\n".join(d.format() for d in r.diagnostics if d.is_error)

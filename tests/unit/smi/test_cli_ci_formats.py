@@ -137,6 +137,23 @@ def test_junit_counts_load_errors_as_tests(
     assert len(list(root.iter("testcase"))) == 2 and code == 1
 
 
+def test_junit_gives_no_line_where_none_is_known(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that cannot be read has no line: the testcase said `line="0"`, which JUnit
+    readers show as a line of the file."""
+    (tmp_path / "ok.yaml").write_text(INVALID)
+    missing = tmp_path / "missing.yaml"
+    code, out, _ = run(
+        "admit", "-f", str(missing), "-f", str(tmp_path / "ok.yaml"), "--format", "junit",
+        capsys=capsys,
+    )  # fmt: skip
+    cases = {c.get("name"): c for c in ET.fromstring(out).iter("testcase")}
+    assert code == 1
+    assert cases["load"].get("file") == str(missing) and cases["load"].get("line") is None
+    assert all(c.get("line") != "0" for c in cases.values())
+
+
 @pytest.fixture
 def undecodable(tmp_path: Path) -> Path:
     """A directory with a file whose name is not UTF-8 (Linux allows any bytes). It does not
