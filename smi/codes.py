@@ -141,7 +141,8 @@ CODES: dict[str, Code] = dict(
             "to a directory is not followed, as `kubectl apply -R` and kubeconform do not follow "
             "one (it may lead out of the tree, or back into it, without end). The manifests "
             "under it are not read: a warning, so that they are not passed over in silence. A "
-            "symbolic link to a file is read.",
+            "symbolic link to a file is read. In a policy directory (--policies) it is an "
+            "error: a policy left out in silence would be a deny that never denies.",
             "Name the linked directory (or its target) with another -f to read it (`validate`, "
             "`admit`, `compile`, `explain` and `access-matrix` then leave the warning out).",
         ),

@@ -47,7 +47,7 @@ from smi.errors import Diagnostic, PolicyError
 from smi.loading import CONTEXT_KINDS, SMI_KIND_GROUPS
 from smi.policy import compat
 from smi.policy.coverage import blank_comments, blanked
-from smi.sources import manifests_under, read_file, special_kind
+from smi.sources import LINKED_DIRECTORY, manifests_under, read_file, special_kind
 
 METADATA_INVALID = "SMI5004"
 TEST_SUFFIX = "_test.rego"
@@ -159,8 +159,21 @@ def find_files(dirs: Iterable[Path | str]) -> list[Path]:
             continue
         if not p.is_dir():
             raise PolicyError.of(*_not_a_policy_path(p), file=str(d))
-        for found, problem in manifests_under(str(p), extensions=(".rego",), fifo_hint=False):
+        listed = manifests_under(str(p), extensions=(".rego",), fifo_hint=False, linked_dirs=True)
+        for found, problem in listed:
             f = Path(found)
+            if problem is not None and problem.code == LINKED_DIRECTORY:
+                # An error here, not the manifests' warning: a policy left out in silence is a
+                # deny that never denies.
+                raise PolicyError(
+                    replace(
+                        problem,
+                        severity="error",
+                        message="symbolic link to a directory, not entered: its policies would "
+                        "not be loaded (name it with --policies to load them)",
+                        file=_named_as_given(f),
+                    )
+                )
             if problem is not None:
                 raise PolicyError(replace(problem, file=_named_as_given(f)))
             seen.setdefault(f.resolve(), f)

@@ -61,6 +61,20 @@ def test_a_link_that_leads_nowhere_is_named_as_found(tmp_path: Path) -> None:
     assert _problem(root) == f"{root}/x.rego: cannot read: no such file or directory (SMI1001)"
 
 
+def test_a_linked_directory_among_the_policies_is_an_error(tmp_path: Path) -> None:
+    """Not entered (as in manifest directories), and not in silence: its deny policies were
+    left out and the run passed."""
+    root = tmp_path.resolve()
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "deny.rego").write_text("package x\n", encoding="utf-8")
+    (root / "policies").mkdir()
+    (root / "policies" / "shared").symlink_to(root / "elsewhere")
+    assert _problem(root / "policies") == (
+        f"{root}/policies/shared: symbolic link to a directory, not entered: its policies "
+        "would not be loaded (name it with --policies to load them) (SMI1014)"
+    )
+
+
 def test_a_module_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     root = tmp_path.resolve()
     with (root / "big.rego").open("wb") as f:
