@@ -31,6 +31,7 @@ from smi.policy.report import FORMATS
 
 if TYPE_CHECKING:
     from smi.policy.report import AdmitReport
+    from smi.resources import LoadResult
 
 
 def register(sub: Any) -> None:
@@ -227,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
     for line in empty_policy_dirs(args.policies, policies.policies):
         print(line, file=sys.stderr)
     loaded = load_paths(args.paths, default_namespace=args.namespace)
+    if args.output:
+        loaded = _without_file(loaded, args.output)
     results, notes = admit_loaded(loaded, policies, strict=args.strict)
     empty = nothing_to_do(loaded, args.paths)
     report = AdmitReport(
@@ -241,6 +244,31 @@ def run(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
     print(summary_line(report), file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _without_file(loaded: LoadResult, output: str | os.PathLike[str]) -> LoadResult:
+    """`loaded` less what it read from `output`, the report this run replaces: `admit -f .
+    --format json -o report.json` read the last run's report as a manifest the second time
+    (SMI1004/SMI1005, exit 1) in the same workspace."""
+    from smi.resources import LoadResult as Result
+
+    try:
+        report = os.path.realpath(output)
+    except (OSError, ValueError):
+        return loaded
+    if report not in {os.path.realpath(f) for f in loaded.files}:
+        return loaded
+
+    def other(file: str | None) -> bool:
+        return file is None or os.path.realpath(file) != report
+
+    return Result(
+        resources=[r for r in loaded.resources if other(r.source.file)],
+        context=[c for c in loaded.context if other(c.source.file)],
+        diagnostics=[d for d in loaded.diagnostics if other(d.file)],
+        files=[f for f in loaded.files if other(f)],
+        refused=[r for r in loaded.refused if other(r.source.file)],
+    )
 
 
 def _report_unloaded(args: argparse.Namespace, exc: SMIError) -> int:

@@ -387,3 +387,20 @@ def test_text_on_standard_output_does_not_repeat_the_load_error(
     assert (
         err == "missing.yaml: cannot read policy parameters: no such file or directory (SMI5004)\n"
     )
+
+
+def test_admit_does_not_read_the_report_it_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`admit -f . --format json -o report.json`, run twice in one workspace: the second run
+    read the first one's report as a manifest (SMI1004/SMI1005) and failed."""
+    (tmp_path / "split.yaml").write_text(INVALID.replace("weight: -5", "weight: 5"))
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, _, err = run(
+            "admit", "-f", ".", "--no-shipped-policies", "--format", "json", "-o", "report.json",
+            capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["summary"]["load_errors"] == 0 and report["summary"]["objects"] == 1
