@@ -91,10 +91,13 @@ class Headers(Mapping[str, str]):
         if self._dict is not None:
             return self._dict[key]
         want = _encoded(key)
-        values = [http1.field_value(value) for name, value in self._raw if name == want]
+        # Each line's value decoded on its own, then joined, as `_d` does: decoded after the
+        # join, `\x80` and `é\x80\x80` (E9 80 80, UTF-8 for `退`) read as ISO 8859-1 together, so
+        # a match read one value before the map was built and another after.
+        values = [http1.text(http1.field_value(value)) for name, value in self._raw if name == want]
         if not values:
             raise KeyError(key)
-        return http1.text(b",".join(values))
+        return values[0] if len(values) == 1 else ",".join(values)
 
     def __contains__(self, key: object) -> bool:
         if self._dict is not None or not isinstance(key, str):
